@@ -1,0 +1,175 @@
+//! Flussonic-compatible configuration: text → statements → typed model, and back.
+//!
+//! The pipeline, each stage in its own module:
+//! 1. [`source`]: the main file plus `FILE.d/*.conf` fragments, merged in name order.
+//! 2. [`lexer`] and [`syntax`]: nginx-like statements, bounded in size and depth.
+//! 3. [`schema`]: statements → [`model::Config`], driven by the [`directives`] registry.
+//! 4. [`check`]: whole-config checks (references, impossible combinations).
+//! 5. [`print`]: the canonical text, which parses back to the same model.
+//!
+//! Loading never panics on any input (property test and fuzz target) and reports every
+//! problem with file, line, column and the quoted line.
+
+pub mod check;
+pub mod diagnostic;
+pub mod directives;
+pub mod identity;
+pub mod lexer;
+pub mod model;
+pub mod print;
+pub mod schema;
+pub mod source;
+pub mod syntax;
+pub mod values;
+
+use std::path::Path;
+
+pub use diagnostic::{ConfigErrors, Diagnostic, Severity};
+pub use model::Config;
+pub use source::SourceMap;
+
+/// Largest config file accepted (main file or fragment): configs of thousands of streams
+/// are a few megabytes; anything bigger is a mistake (a video file passed as `-c`).
+pub const MAX_CONFIG_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Most fragments read from `FILE.d/`: far above any real deployment, and it bounds the
+/// work a misdirected directory can cause.
+pub const MAX_FRAGMENTS: usize = 1024;
+
+/// A configuration that loaded, with the warnings found on the way.
+#[derive(Debug, Clone)]
+pub struct LoadedConfig {
+    pub config: Config,
+    pub warnings: Vec<Diagnostic>,
+    pub sources: SourceMap,
+}
+
+impl LoadedConfig {
+    /// Warnings rendered one per line, for start-up logs.
+    pub fn warning_lines(&self) -> Vec<String> {
+        self.warnings.iter().map(|w| w.render_short(&self.sources)).collect()
+    }
+}
+
+/// Options that change how a config is checked.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions<'a> {
+    /// The name the node runs under, when it comes from outside the file.
+    pub runtime_hostname: Option<&'a str>,
+}
+
+/// Loads a config from text (no fragments). Used by tests, the fuzz target and the embedded
+/// default config.
+pub fn load_str(name: &str, text: &str) -> Result<LoadedConfig, ConfigErrors> {
+    let mut sources = SourceMap::default();
+    let id = sources.add(name, text);
+    load_sources(sources, vec![id], &LoadOptions::default())
+}
+
+/// Loads `path` and the fragments of `path.d/*.conf`.
+pub fn load_file(path: &Path, options: &LoadOptions<'_>) -> Result<LoadedConfig, ConfigErrors> {
+    let mut sources = SourceMap::default();
+    let fail = |sources: SourceMap, message: String| ConfigErrors {
+        diagnostics: vec![Diagnostic::global(message)],
+        sources,
+    };
+    let text = match read_bounded(path) {
+        Ok(text) => text,
+        Err(message) => return Err(fail(sources, message)),
+    };
+    let mut ids = vec![sources.add_path(path, text)];
+    let fragment_dir = source::fragment_dir(path);
+    if fragment_dir.is_dir() {
+        let fragments = match list_fragments(&fragment_dir) {
+            Ok(fragments) => fragments,
+            Err(message) => return Err(fail(sources, message)),
+        };
+        for fragment in fragments {
+            match read_bounded(&fragment) {
+                Ok(text) => ids.push(sources.add_path(&fragment, text)),
+                Err(message) => return Err(fail(sources, message)),
+            }
+        }
+    }
+    load_sources(sources, ids, options)
+}
+
+fn read_bounded(path: &Path) -> Result<String, String> {
+    let metadata = std::fs::metadata(path)
+        .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+    if metadata.len() > MAX_CONFIG_FILE_BYTES {
+        return Err(format!(
+            "config file {} is {} bytes; the limit is {MAX_CONFIG_FILE_BYTES}",
+            path.display(),
+            metadata.len()
+        ));
+    }
+    let bytes = std::fs::read(path)
+        .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+    String::from_utf8(bytes).map_err(|e| {
+        format!(
+            "config file {} is not UTF-8 text (bad byte at offset {})",
+            path.display(),
+            e.utf8_error().valid_up_to()
+        )
+    })
+}
+
+/// `*.conf` files of the fragment directory, in name order.
+fn list_fragments(dir: &Path) -> Result<Vec<std::path::PathBuf>, String> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| format!("cannot read config fragment directory {}: {e}", dir.display()))?;
+    let mut fragments = Vec::new();
+    for entry in entries {
+        let path = entry
+            .map_err(|e| format!("cannot read config fragment directory {}: {e}", dir.display()))?
+            .path();
+        if path.extension().is_some_and(|ext| ext == "conf") && path.is_file() {
+            fragments.push(path);
+            if fragments.len() > MAX_FRAGMENTS {
+                return Err(format!(
+                    "{} holds more than {MAX_FRAGMENTS} .conf fragments",
+                    dir.display()
+                ));
+            }
+        }
+    }
+    fragments.sort();
+    Ok(fragments)
+}
+
+fn load_sources(
+    sources: SourceMap,
+    ids: Vec<source::FileId>,
+    options: &LoadOptions<'_>,
+) -> Result<LoadedConfig, ConfigErrors> {
+    let mut reader = schema::Reader::default();
+    let mut config = Config::default();
+    for id in ids {
+        match syntax::parse(id, &sources.file(id).text) {
+            Ok(statements) => reader.read_global(&statements, &mut config),
+            Err(diagnostic) => reader.diagnostics.push(diagnostic),
+        }
+    }
+    check::check(&config, &mut reader, options.runtime_hostname);
+    let mut diagnostics = std::mem::take(&mut reader.diagnostics);
+    for (name, (span, uses)) in &reader.not_active {
+        let times = if *uses == 1 { String::new() } else { format!(" ({uses} uses)") };
+        diagnostics.push(Diagnostic::warning(
+            *span,
+            format!("directive `{name}` is parsed but not active yet: it has no effect{times}"),
+        ));
+    }
+    if diagnostics.iter().any(Diagnostic::is_error) {
+        diagnostics.sort_by_key(|d| (!d.is_error(), d.span.map(|s| (s.file.0, s.start))));
+        return Err(ConfigErrors { diagnostics, sources });
+    }
+    Ok(LoadedConfig {
+        config,
+        warnings: diagnostics,
+        sources,
+    })
+}
+
+#[cfg(test)]
+mod tests;

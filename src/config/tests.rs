@@ -1,0 +1,422 @@
+//! Tests of the whole loading pipeline: the spec's example configs, error reports, the
+//! registry's examples, fragments, and the round-trip and no-panic properties.
+
+use proptest::prelude::*;
+
+use super::directives::{Context, DIRECTIVES};
+use super::model::*;
+use super::*;
+
+fn load(text: &str) -> LoadedConfig {
+    match load_str("test.conf", text) {
+        Ok(loaded) => loaded,
+        Err(errors) => panic!("config did not load:\n{errors}"),
+    }
+}
+
+fn error_of(text: &str) -> String {
+    match load_str("test.conf", text) {
+        Ok(_) => panic!("config loaded but should not have:\n{text}"),
+        Err(errors) => errors.to_string(),
+    }
+}
+
+/// flussonic-spec.md §1.9, node A/B of a two-node cluster with cluster ingest.
+const SPEC_CLUSTER: &str = r#"
+# --- node A and node B of a 2-node peered cluster with cluster ingest (identical files) ---
+http 80 { api false; }            # public media port without API
+http 81;                          # admin/API port
+rtmp 1935;
+cluster_key s3cr3t;               # identical on every node
+edit_auth admin adminpass;
+view_auth viewer viewerpass;
+total_bandwidth 10G;
+
+peer node-a.lan { public_payload_url http://a.example.com; fetch_timeout 1000; stale_timeout 5000; }
+peer node-b.lan { public_payload_url http://b.example.com; fetch_timeout 1000; stale_timeout 5000; }
+
+stream cam01 { input rtsp://10.0.0.11/h264; cluster_ingest; }
+stream cam02 { input rtsp://10.0.0.12/h264; cluster_ingest capture_at=node-b.lan; }
+
+template live { prefix live; input publish://; cluster_ingest; }
+ondemand ch5 { input tshttp://10.0.4.5:9000/ch5; clients_timeout 30; retry_limit 3; }
+"#;
+
+const SPEC_BALANCER: &str = r#"
+# --- dedicated balancer node ---
+http 80;
+cluster_key s3cr3t;
+geoip /usr/share/GeoIP/GeoLite2-Country.mmdb;   # optional
+balancer tv {
+  mode usage;                     # clients | bitrate | usage | streams
+  server edge1.example.com max_bitrate=10G countries=DE,AT;
+  server edge2.example.com max_bitrate=10G countries_default=true;
+}
+"#;
+
+const SPEC_EDGE: &str = r#"
+# --- edge that restreams everything under live/* from two origins ---
+cluster_key s3cr3t;
+source origin1.lan { only live/*; segment_count 3; segment_duration 2; }
+source origin2.lan { only live/*; except live/test; cluster_key otherkey; }
+"#;
+
+const SEED_BALANCER: &str = "http 80;
+rtmp 1935;
+cluster_key clusterkey;
+edit_auth flussonic letmein1;
+balancer global {
+  mode clients;
+  server 192.168.1.10;
+  server 192.168.1.20;
+}
+";
+
+const SEED_INGEST: &str = "cluster_key abcd;
+peer streamer:8081 {
+  public streamer.public;
+}
+stream cam03 {
+  url tshttp://example.com/cam03;
+  cluster_ingest capture_at=streamer:8081;
+}
+";
+
+#[test]
+fn spec_cluster_example_loads_into_the_model() {
+    let config = load(SPEC_CLUSTER).config;
+    assert_eq!(config.http.len(), 2);
+    assert_eq!(config.http[0].api, Some(false));
+    assert!(config.http[1].serves_api());
+    assert_eq!(config.total_bandwidth.unwrap().bits_per_second, 10_000_000_000);
+    assert_eq!(config.peers[0].fetch_timeout.unwrap().millis, 1000);
+    assert_eq!(config.peers[1].public_payload_url.as_deref(), Some("http://b.example.com"));
+    let cam02 = &config.streams[1];
+    assert_eq!(
+        cam02.options.cluster_ingest.as_ref().unwrap().capture_at,
+        Some(HostPort { host: "node-b.lan".into(), port: None })
+    );
+    assert_eq!(config.templates[0].prefixes, vec!["live".to_string()]);
+    let ch5 = &config.streams[2];
+    assert!(ch5.ondemand);
+    assert_eq!(ch5.options.retry_limit, Some(3));
+}
+
+#[test]
+fn spec_balancer_and_edge_examples_load() {
+    let balancer = load(SPEC_BALANCER).config;
+    let tv = &balancer.balancers[0];
+    assert_eq!(tv.mode, Some(BalancerMode::Usage));
+    assert_eq!(tv.servers[0].countries, vec!["DE", "AT"]);
+    assert!(tv.servers[1].countries_default);
+    let edge = load(SPEC_EDGE).config;
+    assert_eq!(edge.sources[0].only, Some(vec!["live/*".to_string()]));
+    assert_eq!(edge.sources[1].except, vec!["live/test".to_string()]);
+    assert_eq!(edge.sources[0].options.segment_count, Some(3));
+}
+
+#[test]
+fn seed_configs_load_with_old_spellings() {
+    let balancer = load(SEED_BALANCER).config;
+    assert_eq!(balancer.balancers[0].servers.len(), 2);
+    assert_eq!(balancer.edit_auth.as_ref().unwrap().user, "flussonic");
+    let ingest = load(SEED_INGEST).config;
+    assert_eq!(ingest.peers[0].public_payload_url.as_deref(), Some("streamer.public"));
+    assert_eq!(ingest.streams[0].options.inputs[0].url, "tshttp://example.com/cam03");
+}
+
+#[test]
+fn old_and_new_spellings_give_the_same_model() {
+    let old = load(
+        "notify hooks { sink http://h/e; verbose debug; }
+         live chats { url publish://; }
+         file vod1 { path /storage; }
+         balancer b { peer h1 max_bitrate=1G; }
+         peer p1 { public http://p1; }
+         stream one http://x/one;",
+    )
+    .config;
+    let new = load(
+        "event_sink hooks { url http://h/e; level debug; }
+         template chats { prefix chats; input publish://; }
+         vod vod1 { path /storage; }
+         balancer b { server h1 max_bitrate=1G; }
+         peer p1 { public_payload_url http://p1; }
+         stream one { input http://x/one; }",
+    )
+    .config;
+    assert_eq!(old, new);
+}
+
+#[test]
+fn fetch_and_stale_timeouts_are_milliseconds_or_small_seconds() {
+    let config = load("peer a { fetch_timeout 1; stale_timeout 3; } peer b { fetch_timeout 1500; stale_timeout 4500; }").config;
+    assert_eq!(config.peers[0].fetch_timeout.unwrap().millis, 1000);
+    assert_eq!(config.peers[0].stale_timeout.unwrap().millis, 3000);
+    assert_eq!(config.peers[1].fetch_timeout.unwrap().millis, 1500);
+}
+
+#[test]
+fn input_options_in_both_forms() {
+    let config = load(
+        "stream s { url publish:// source_timeout 3; input tshttp://h/x priority=2 user_agent=\"VLC 3\" bind_ip=10.0.0.1; }",
+    )
+    .config;
+    let inputs = &config.streams[0].options.inputs;
+    assert_eq!(inputs[0].source_timeout, Some(values::Timeout::After(values::Seconds::from_secs(3))));
+    assert_eq!(inputs[1].priority, Some(2));
+    assert_eq!(inputs[1].user_agent.as_deref(), Some("VLC 3"));
+}
+
+#[test]
+fn negated_protocols_and_short_cidrs() {
+    let err = error_of("stream s { input publish://; protocols -hsl; }");
+    assert!(err.contains("unknown protocol `hsl`"), "{err}");
+    let config = load("api_allowed_from 10/8 192.168/16; stream s { input publish://; protocols -mpegts -hls; }").config;
+    assert_eq!(config.api_allowed_from[1].to_string(), "192.168.0.0/16");
+    assert!(!config.streams[0].options.protocols[0].allow);
+}
+
+#[test]
+fn errors_name_file_line_column_and_quote_the_line() {
+    let err = error_of("http 80;\nstream cam01 {\n  inptu tshttp://h/x;\n}\n");
+    assert!(err.contains("test.conf:3:3: error: unknown directive `inptu`"), "{err}");
+    assert!(err.contains("3 |   inptu tshttp://h/x;"), "{err}");
+    assert!(err.contains("  |   ^^^^^"), "{err}");
+    assert!(err.contains("did you mean `input`?"), "{err}");
+}
+
+#[test]
+fn a_directive_in_the_wrong_block_says_where_it_belongs() {
+    let err = error_of("input tshttp://h/x;");
+    assert!(err.contains("belongs in a stream/ondemand block"), "{err}");
+}
+
+#[test]
+fn every_error_is_reported_in_one_run() {
+    let err = error_of("strem a { input x://y; }\nhttp 99999;\nloglevel loud;\n");
+    assert!(err.contains("did you mean `stream`?"), "{err}");
+    assert!(err.contains("`99999` is not a listen address"), "{err}");
+    assert!(err.contains("unknown log level `loud`"), "{err}");
+}
+
+#[test]
+fn semantic_checks() {
+    let duplicate = error_of("stream a { input publish://; }\nondemand a { input publish://; }");
+    assert!(duplicate.contains("stream `a` is declared twice"), "{duplicate}");
+    assert!(duplicate.contains("test.conf:2:1"), "{duplicate}");
+
+    let capture = error_of("peer a.lan; stream s { input publish://; cluster_ingest capture_at=b.lan; }");
+    assert!(capture.contains("capture_at names `b.lan`, which is no known node"), "{capture}");
+    assert!(capture.contains("a.lan"), "{capture}");
+    load("hostname b.lan; stream s { input publish://; cluster_ingest capture_at=b.lan; }");
+
+    let usage = error_of("balancer b { mode usage; server h1; }");
+    assert!(usage.contains("without any capacity"), "{usage}");
+    load("balancer b { mode usage; server h1 max_bitrate=1G; }");
+    load("total_bandwidth 1G; balancer b { mode usage; server h1; }");
+
+    let mode = error_of("balancer b { mode clinets; server h1; }");
+    assert!(mode.contains("did you mean `clients`?"), "{mode}");
+
+    let timeouts = error_of("peer a { fetch_timeout 5000; stale_timeout 1000; }");
+    assert!(timeouts.contains("must be longer than fetch_timeout"), "{timeouts}");
+
+    let twice = error_of("cluster_key a; cluster_key b;");
+    assert!(twice.contains("`cluster_key` is given twice"), "{twice}");
+
+    let empty = error_of("balancer b { mode clients; }");
+    assert!(empty.contains("has no servers"), "{empty}");
+}
+
+#[test]
+fn not_active_directives_are_warned_once_by_name() {
+    let loaded = load("rtmp 1935; stream a { input publish://; } stream b { input publish://; }");
+    let lines = loaded.warning_lines();
+    assert!(lines.iter().any(|l| l.contains("`stream` is parsed but not active yet") && l.contains("(2 uses)")), "{lines:?}");
+    assert!(lines.iter().any(|l| l.contains("`rtmp`")), "{lines:?}");
+    assert!(!lines.iter().any(|l| l.contains("`http`")), "{lines:?}");
+}
+
+#[test]
+fn a_short_cluster_key_is_a_warning_not_an_error() {
+    let loaded = load("cluster_key abcd;");
+    assert!(loaded.warning_lines().iter().any(|l| l.contains("shorter than 16")));
+}
+
+/// Wraps a directive example in the smallest config that puts it in `context`.
+fn in_context(context: Context, example: &str) -> String {
+    match context {
+        Context::Global => example.to_string(),
+        Context::Http => format!("http 8080 {{ {example} }}"),
+        Context::Stream => format!("peer node-a; stream s {{ {example} }}"),
+        Context::Template => format!("peer node-a; template t {{ {example} }}"),
+        Context::Source => format!("source origin.lan {{ {example} }}"),
+        Context::Peer => format!("peer p.lan {{ {example} }}"),
+        Context::Balancer => format!("total_bandwidth 1G; balancer b {{ server h1; {example} }}"),
+        Context::Vod => format!("vod v {{ {example} }}"),
+        Context::EventSink => format!("event_sink e {{ {example} }}"),
+        Context::AuthBackend => format!("auth_backend a {{ {example} }}"),
+        Context::Dvr => format!("dvr d {{ {example} }}"),
+    }
+}
+
+#[test]
+fn every_registry_example_parses_and_round_trips() {
+    for info in DIRECTIVES {
+        let text = in_context(info.contexts[0], info.example);
+        let loaded = match load_str("example.conf", &text) {
+            Ok(loaded) => loaded,
+            Err(errors) => panic!("example of `{}` fails:\n{errors}", info.name),
+        };
+        let printed = print::print(&loaded.config);
+        let reloaded = load_str("printed.conf", &printed)
+            .unwrap_or_else(|e| panic!("printed `{}` fails:\n{printed}\n{e}", info.name));
+        assert_eq!(reloaded.config, loaded.config, "`{}` changed in print:\n{printed}", info.name);
+        assert_ne!(loaded.config, Config::default(), "`{}` example left no trace in the model", info.name);
+    }
+}
+
+#[test]
+fn fragments_merge_in_name_order() {
+    let dir = std::env::temp_dir().join(format!("flotilla-fragments-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("main.conf.d")).unwrap();
+    std::fs::write(dir.join("main.conf"), "http 8080;\n").unwrap();
+    std::fs::write(dir.join("main.conf.d/20-b.conf"), "stream b { input publish://; }\n").unwrap();
+    std::fs::write(dir.join("main.conf.d/10-a.conf"), "stream a { input publish://; }\n").unwrap();
+    std::fs::write(dir.join("main.conf.d/ignored.txt"), "garbage").unwrap();
+    let loaded = load_file(&dir.join("main.conf"), &LoadOptions::default()).unwrap();
+    let names: Vec<&str> = loaded.config.streams.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, vec!["a", "b"]);
+
+    std::fs::write(dir.join("main.conf.d/30-bad.conf"), "\n\nstream a { input publish://; }\n").unwrap();
+    let err = load_file(&dir.join("main.conf"), &LoadOptions::default()).unwrap_err().to_string();
+    assert!(err.contains("30-bad.conf:3:1"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn unreadable_and_oversized_files_are_one_clear_error() {
+    let err = load_file(std::path::Path::new("/nonexistent/flotilla.conf"), &LoadOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("error: cannot read config file /nonexistent/flotilla.conf"), "{err}");
+}
+
+#[test]
+fn docs_configuration_reference_is_generated_from_the_registry() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/configuration.md");
+    let doc = std::fs::read_to_string(&path).unwrap_or_default();
+    const BEGIN: &str = "<!-- BEGIN GENERATED DIRECTIVES -->";
+    const END: &str = "<!-- END GENERATED DIRECTIVES -->";
+    let generated = directives::reference_markdown();
+    let (Some(begin), Some(end)) = (doc.find(BEGIN), doc.find(END)) else {
+        panic!("docs/configuration.md lacks the generated-section markers");
+    };
+    let current = &doc[begin + BEGIN.len()..end];
+    if current.trim() != generated.trim() {
+        if std::env::var_os("FLOTILLA_UPDATE_DOCS").is_some() {
+            let updated = format!("{}{BEGIN}\n{}\n{}", &doc[..begin], generated.trim(), &doc[end..]);
+            std::fs::write(&path, updated).unwrap();
+        } else {
+            panic!("docs/configuration.md is stale: run `FLOTILLA_UPDATE_DOCS=1 cargo test docs_configuration`");
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Properties.
+
+/// Random configs built from the registry's examples plus random names and free text,
+/// so that every directive and the quoting rules are exercised.
+fn arbitrary_config_text() -> impl Strategy<Value = String> {
+    let global: Vec<&'static str> = DIRECTIVES
+        .iter()
+        .filter(|i| i.contexts[0] == Context::Global && i.name != "no_auto_token")
+        .map(|i| i.example)
+        .collect();
+    let stream_options: Vec<&'static str> = DIRECTIVES
+        .iter()
+        .filter(|i| i.contexts.contains(&Context::Stream) && i.name != "dvr")
+        .map(|i| i.example)
+        .chain(["dvr /storage 2d replicate=true;"])
+        .collect();
+    let name = "[a-z][a-z0-9_.-]{0,8}(/[a-z0-9]{1,4})?";
+    let free_text = "[ -~]{0,12}";
+    let stream = (
+        name,
+        any::<bool>(),
+        proptest::sample::subsequence(stream_options, 0..=12),
+        free_text,
+    )
+        .prop_map(|(name, ondemand, options, title)| {
+            let keyword = if ondemand { "ondemand" } else { "stream" };
+            let title = title.replace('\\', "\\\\").replace('"', "\\\"");
+            let options: Vec<&str> = options.into_iter().filter(|o| !o.starts_with("title")).collect();
+            format!("{keyword} {name} {{ {} title \"{title}\"; }}", options.join(" "))
+        });
+    (
+        proptest::sample::subsequence(global, 0..=20),
+        proptest::collection::vec(stream, 0..4),
+    )
+        .prop_map(|(globals, streams)| {
+            let mut text = String::from("peer node-a;\n");
+            for directive in globals {
+                if directive.starts_with("peer ") {
+                    continue;
+                }
+                text.push_str(directive);
+                text.push('\n');
+            }
+            let mut seen = std::collections::BTreeSet::new();
+            for stream in streams {
+                let name = stream.split_whitespace().nth(1).unwrap_or_default().to_string();
+                if seen.insert(name) {
+                    text.push_str(&stream);
+                    text.push('\n');
+                }
+            }
+            text
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn parse_print_parse_is_identity(text in arbitrary_config_text()) {
+        let first = match load_str("generated.conf", &text) {
+            Ok(loaded) => loaded.config,
+            Err(errors) => return Err(TestCaseError::fail(format!("generated config fails:\n{text}\n{errors}"))),
+        };
+        let printed = print::print(&first);
+        let second = load_str("printed.conf", &printed)
+            .map_err(|e| TestCaseError::fail(format!("printed config fails:\n{printed}\n{e}")))?
+            .config;
+        prop_assert_eq!(&first, &second);
+        prop_assert_eq!(print::print(&second), printed);
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let text = String::from_utf8_lossy(&bytes);
+        let _ = load_str("fuzz.conf", &text);
+    }
+
+    #[test]
+    fn token_soup_never_panics(tokens in proptest::collection::vec(
+        prop_oneof![
+            Just("{"), Just("}"), Just(";"), Just("\""), Just("stream"), Just("peer"), Just("http"),
+            Just("balancer"), Just("server"), Just("input"), Just("x=y"), Just("80"), Just("#"),
+            Just("\n"), Just("capture_at=a"), Just("cluster_ingest"), Just("template"), Just("'"),
+        ],
+        0..64,
+    )) {
+        let text = tokens.join(" ");
+        if let Err(errors) = load_str("soup.conf", &text) {
+            // Rendering must not panic either, whatever the spans.
+            let _ = errors.to_string();
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! The embedded default configuration and the defaults of individual directives.
+//!
+//! `flotilla run` without `-c` uses [`DEFAULT_CONFIG`], so a newcomer gets a working node
+//! with one command. Per-directive defaults live here, in one place, with their reasons.
+
+/// The configuration `flotilla run` uses when no `-c FILE` is given.
+pub const DEFAULT_CONFIG: &str = include_str!("default.conf");
+
+/// Name under which the embedded config appears in messages.
+pub const DEFAULT_CONFIG_NAME: &str = "<embedded default config>";
+
+/// Parameter that carries play tokens when `auth_token` is not set (Flussonic's default).
+pub const AUTH_TOKEN_PARAMETER: &str = "token";
+
+/// Peer exchange period when a peer sets no `fetch_timeout` (the spec's recommendation).
+pub const FETCH_TIMEOUT_MS: u64 = 3_000;
+
+/// A peer is dead after this long without a good exchange, unless `stale_timeout` says.
+pub const STALE_TIMEOUT_MS: u64 = 10_000;

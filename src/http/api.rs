@@ -1,0 +1,200 @@
+//! The node's HTTP API routes.
+//!
+//! Paths follow Flussonic's: `/streamer/api/v3/…` (also served under `/flussonic/api/v3/…`),
+//! plus flotilla's own `/flotilla/api/…`. Handlers read shared state only; none waits on an
+//! actor mailbox longer than the request deadline.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use flotilla_actors::rt::Runtime;
+use serde_json::{Value, json};
+
+use super::access::{Access, AccessPolicy, Refusal};
+use super::server::remote_addr;
+use crate::config::Config;
+use crate::config::identity::NodeIdentity;
+
+/// What API handlers share: immutable config and identity, plus the runtime.
+#[derive(Debug, Clone)]
+pub struct ApiState {
+    pub config: Arc<Config>,
+    pub identity: Arc<NodeIdentity>,
+    pub access: Arc<AccessPolicy>,
+    pub runtime: Runtime,
+}
+
+/// The router of a listener: API routes when `with_api`, and a JSON 404 for the rest.
+pub fn router(state: ApiState, with_api: bool) -> Router {
+    let mut router = Router::new();
+    if with_api {
+        // Health is for load balancers and orchestrators: no credentials, nothing secret.
+        router = router.route("/flotilla/api/health", get(health));
+        let protected = Router::new()
+            .route("/streamer/api/v3/config", get(config))
+            .route("/flussonic/api/v3/config", get(config))
+            .route_layer(middleware::from_fn_with_state(state.clone(), require_view));
+        router = router.merge(protected);
+    }
+    router.fallback(not_found).with_state(state)
+}
+
+async fn not_found(request: Request) -> Response {
+    error_response(StatusCode::NOT_FOUND, format!("no route for {}", request.uri().path()))
+}
+
+/// A JSON error body: `{"error": "..."}`.
+pub fn error_response(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({ "error": message.into() }))).into_response()
+}
+
+/// Access needed by a request: reading for GET/HEAD, editing for anything else.
+fn needed_access(request: &Request) -> Access {
+    match *request.method() {
+        axum::http::Method::GET | axum::http::Method::HEAD => Access::View,
+        _ => Access::Edit,
+    }
+}
+
+async fn require_view(State(state): State<ApiState>, mut request: Request, next: Next) -> Response {
+    let client = remote_addr(&request).map(|addr| addr.ip());
+    match state.access.check(client, request.headers(), needed_access(&request)) {
+        Ok(granted) => {
+            request.extensions_mut().insert(granted);
+            next.run(request).await
+        }
+        Err(Refusal::NetworkNotAllowed) => error_response(
+            StatusCode::FORBIDDEN,
+            "this address is not in api_allowed_from",
+        ),
+        Err(Refusal::ReadOnly) => error_response(
+            StatusCode::FORBIDDEN,
+            "view_auth credentials are read-only; this needs edit_auth",
+        ),
+        Err(Refusal::Unauthorized) => {
+            let mut response = error_response(StatusCode::UNAUTHORIZED, "credentials required");
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Basic realm=\"flotilla\""),
+            );
+            response
+        }
+    }
+}
+
+async fn health(State(state): State<ApiState>) -> Json<Value> {
+    Json(json!({
+        "status": "ok",
+        "hostname": state.identity.hostname,
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime": state.runtime.uptime().as_secs(),
+    }))
+}
+
+/// Fields that hold secrets anywhere in the config JSON.
+const SECRET_FIELDS: [&str; 2] = ["cluster_key", "password"];
+
+/// Replaces every secret field with `"***"`, at any depth.
+pub fn redact(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            for (key, field) in map.iter_mut() {
+                if SECRET_FIELDS.contains(&key.as_str()) && !field.is_null() {
+                    *field = Value::String("***".into());
+                } else {
+                    redact(field);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(redact),
+        _ => {}
+    }
+}
+
+async fn config(State(state): State<ApiState>, request: Request) -> Response {
+    let access = request.extensions().get::<Access>().copied().unwrap_or(Access::None);
+    let mut value = match serde_json::to_value(&*state.config) {
+        Ok(value) => value,
+        Err(error) => {
+            return error_response(StatusCode::INTERNAL_SERVER_ERROR, format!("config does not serialize: {error}"));
+        }
+    };
+    // Only an administrator sees secrets; with no edit_auth configured, nobody does.
+    if access != Access::Edit {
+        redact(&mut value);
+    }
+    Json(value).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::load_str;
+    use axum::body::Body;
+    use base64::Engine;
+    use tower::ServiceExt;
+
+    fn state(text: &str) -> ApiState {
+        let config = load_str("t", text).unwrap().config;
+        ApiState {
+            identity: Arc::new(NodeIdentity::resolve(&config, Some("node-a"), None)),
+            access: Arc::new(AccessPolicy::from_config(&config)),
+            config: Arc::new(config),
+            runtime: Runtime::deterministic(1, 0),
+        }
+    }
+
+    async fn get_json(router: Router, path: &str, auth: Option<&str>) -> (StatusCode, Value) {
+        let mut request = axum::http::Request::get(path);
+        if let Some(credentials) = auth {
+            let token = base64::engine::general_purpose::STANDARD.encode(credentials);
+            request = request.header(header::AUTHORIZATION, format!("Basic {token}"));
+        }
+        let mut request = request.body(Body::empty()).unwrap();
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from(([127, 0, 0, 1], 5555))));
+        let response = router.oneshot(request).await.unwrap();
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+    }
+
+    const CONFIG: &str = "http 80; cluster_key longlonglonglongkey; edit_auth admin pw1; view_auth viewer pw2;
+        stream cam { input tshttp://h/cam; password pub; }";
+
+    #[tokio::test]
+    async fn health_needs_no_credentials() {
+        let (status, body) = get_json(router(state(CONFIG), true), "/flotilla/api/health", None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["hostname"], "node-a");
+    }
+
+    #[tokio::test]
+    async fn config_is_protected_and_redacted_for_viewers() {
+        let (status, _) = get_json(router(state(CONFIG), true), "/streamer/api/v3/config", None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let (status, body) =
+            get_json(router(state(CONFIG), true), "/streamer/api/v3/config", Some("viewer:pw2")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["cluster_key"], "***");
+        assert_eq!(body["edit_auth"]["password"], "***");
+        assert_eq!(body["streams"][0]["password"], "***");
+        assert_eq!(body["streams"][0]["inputs"][0]["url"], "tshttp://h/cam");
+        let (_, body) = get_json(router(state(CONFIG), true), "/flussonic/api/v3/config", Some("admin:pw1")).await;
+        assert_eq!(body["cluster_key"], "longlonglonglongkey");
+    }
+
+    #[tokio::test]
+    async fn media_only_listener_has_no_api() {
+        let (status, body) = get_json(router(state(CONFIG), false), "/streamer/api/v3/config", Some("admin:pw1")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert!(body["error"].as_str().unwrap().contains("no route"));
+    }
+}

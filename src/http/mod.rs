@@ -1,0 +1,11 @@
+//! HTTP edge: listeners, the connection loop, and the routers they serve.
+//!
+//! Each `http` directive becomes one listener. A listener with `api false` serves media
+//! only; the others serve the API too. Connections are handled by hyper directly (not
+//! `axum::serve`) so that the header deadline and size limits below can be set.
+
+pub mod access;
+pub mod api;
+pub mod server;
+
+pub use server::{HttpLimits, serve};

@@ -1,0 +1,125 @@
+//! The accept loop of one HTTP listener, with graceful shutdown.
+//!
+//! Limits are explicit because every byte here comes from the internet:
+//! - the whole request head must arrive within [`HttpLimits::header_read_timeout`]
+//!   (a total deadline, not per read, so a slowloris client cannot trickle forever);
+//! - the head may not exceed [`HttpLimits::max_header_bytes`];
+//! - at most [`HttpLimits::max_connections`] connections are served at once; the next ones
+//!   wait in the kernel's backlog instead of exhausting memory.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::connect_info::ConnectInfo;
+use flotilla_actors::rt::Runtime;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tower::ServiceExt;
+
+/// Bounds of one HTTP listener.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpLimits {
+    /// Total time a client has to send its request head (slowloris defence).
+    pub header_read_timeout: Duration,
+    /// Largest request head accepted (hyper's read buffer; larger heads get 431).
+    pub max_header_bytes: usize,
+    /// Connections served at once by one listener.
+    pub max_connections: usize,
+    /// How long open connections get to finish after shutdown begins.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for HttpLimits {
+    fn default() -> HttpLimits {
+        HttpLimits {
+            // Players send their heads at once; 10 s covers a congested mobile link.
+            header_read_timeout: Duration::from_secs(10),
+            // Real heads are < 4 KiB; 64 KiB leaves room for long tokens and cookies.
+            max_header_bytes: 64 * 1024,
+            // ~10 KiB of buffers per idle connection: 20,000 is ~200 MiB at worst.
+            max_connections: 20_000,
+            // Long enough for a segment download in flight, short enough for a restart.
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Serves `router` on `listener` until `shutdown` turns true, then drains connections for
+/// at most `limits.shutdown_grace`.
+pub async fn serve(
+    runtime: Runtime,
+    listener: TcpListener,
+    router: Router,
+    limits: HttpLimits,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let graceful = GracefulShutdown::new();
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_header_bytes.max(8192));
+    builder.http2().max_header_list_size(limits.max_header_bytes as u32);
+    loop {
+        let permit = tokio::select! {
+            biased;
+            _ = stop_requested(&mut shutdown) => break,
+            permit = permits.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+        };
+        let (stream, remote) = tokio::select! {
+            biased;
+            _ = stop_requested(&mut shutdown) => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // EMFILE and friends: back off briefly instead of spinning.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let service = router
+            .clone()
+            .map_request(move |mut request: hyper::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(remote));
+                request
+            });
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service))
+            .into_owned();
+        let watched = graceful.watch(connection);
+        runtime.spawn("http-connection", async move {
+            if let Err(error) = watched.await {
+                tracing::debug!(%remote, %error, "http connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown()).await.is_err() {
+        tracing::warn!(grace = ?limits.shutdown_grace, "http connections still open after the shutdown grace period");
+    }
+}
+
+/// Resolves once `shutdown` is true (or its sender is gone, which also means stop).
+async fn stop_requested(shutdown: &mut watch::Receiver<bool>) {
+    // The guard `wait_for` returns is dropped here, before any other await.
+    let _ = shutdown.wait_for(|stop| *stop).await.map(|_| ());
+}
+
+/// The remote address of a request (set by [`serve`], or by tests).
+pub fn remote_addr(request: &axum::extract::Request) -> Option<SocketAddr> {
+    request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| *addr)
+}

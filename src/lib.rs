@@ -1,0 +1,15 @@
+//! flotilla: a clustered live-media server with Flussonic-compatible configuration, built
+//! like an Erlang/OTP system.
+//!
+//! This crate is the node: configuration, the CLI, and the IO edges (HTTP today; RTMP,
+//! QUIC and media codecs as they land). Actors and the sans-IO cluster logic live in
+//! `flotilla-actors`. See docs/ARCHITECTURE.md for the map.
+
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod defaults;
+pub mod error;
+pub mod http;
+pub mod logging;
+pub mod node;

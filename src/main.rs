@@ -1,0 +1,123 @@
+//! The `flotilla` command: run a node, check a config, make a cluster key.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use flotilla::config::identity::{HOSTNAME_ENV, NodeIdentity};
+use flotilla::config::{self, LoadOptions, LoadedConfig, print};
+use flotilla::defaults::{DEFAULT_CONFIG, DEFAULT_CONFIG_NAME};
+use flotilla::error::NodeError;
+use flotilla::node::{Node, termination_signal};
+use flotilla_actors::rt::Runtime;
+
+#[derive(Parser)]
+#[command(name = "flotilla", version, about = "A clustered live-media server")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a node.
+    Run {
+        /// Config file (fragments in FILE.d/*.conf are merged). Without it, the embedded
+        /// default config is used.
+        #[arg(short = 'c', long = "config")]
+        config: Option<PathBuf>,
+        /// This node's name (overrides FLOTILLA_HOSTNAME and the `hostname` directive).
+        #[arg(long)]
+        hostname: Option<String>,
+    },
+    /// Check a config file: print it in canonical form, or its errors (exit code 1).
+    CheckConfig {
+        file: PathBuf,
+        /// The node name to check `capture_at` references against.
+        #[arg(long)]
+        hostname: Option<String>,
+    },
+    /// Print a new random cluster key (32 random bytes, hex).
+    Keygen,
+}
+
+fn main() -> ExitCode {
+    // ring is the single rustls provider of the build; install it before any TLS use.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run { config, hostname } => run(config, hostname),
+        Command::CheckConfig { file, hostname } => check_config(&file, hostname.as_deref()),
+        Command::Keygen => {
+            let key = Runtime::production().random_bytes(32);
+            println!("{}", key.iter().map(|b| format!("{b:02x}")).collect::<String>());
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            match &error {
+                // Config errors are already multi-line reports with their own headers.
+                NodeError::Config(errors) => eprintln!("{errors}"),
+                other => eprintln!("flotilla: {} error: {other}", other.fault()),
+            }
+            ExitCode::from(error.exit_code())
+        }
+    }
+}
+
+fn env_hostname() -> Option<String> {
+    std::env::var(HOSTNAME_ENV).ok().filter(|name| !name.trim().is_empty())
+}
+
+fn load(path: Option<&std::path::Path>, hostname: Option<&str>) -> Result<LoadedConfig, NodeError> {
+    let options = LoadOptions {
+        runtime_hostname: hostname,
+    };
+    Ok(match path {
+        Some(path) => config::load_file(path, &options)?,
+        None => config::load_str(DEFAULT_CONFIG_NAME, DEFAULT_CONFIG)?,
+    })
+}
+
+fn check_config(file: &std::path::Path, hostname: Option<&str>) -> Result<(), NodeError> {
+    let loaded = load(Some(file), hostname)?;
+    for warning in &loaded.warnings {
+        eprintln!("{}\n", warning.render(&loaded.sources));
+    }
+    print!("{}", print::print(&loaded.config));
+    Ok(())
+}
+
+fn run(path: Option<PathBuf>, cli_hostname: Option<String>) -> Result<(), NodeError> {
+    let env_hostname = env_hostname();
+    let runtime_hostname = cli_hostname.as_deref().or(env_hostname.as_deref());
+    let loaded = load(path.as_deref(), runtime_hostname)?;
+    flotilla::logging::init(loaded.config.loglevel);
+    for line in loaded.warning_lines() {
+        tracing::warn!("{line}");
+    }
+    let identity = NodeIdentity::resolve(&loaded.config, cli_hostname.as_deref(), env_hostname.as_deref());
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| NodeError::Local {
+            context: "cannot start the async runtime".into(),
+            source,
+        })?;
+    tokio.block_on(async move {
+        let runtime = Runtime::production();
+        let node = Node::bind(&loaded, identity, runtime).await?;
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let signal = async {
+            match termination_signal().await {
+                Ok(name) => tracing::info!(signal = name, "shutting down"),
+                Err(error) => tracing::error!(%error, "cannot listen for signals; stop with SIGKILL"),
+            }
+            let _ = stop.send(true);
+        };
+        tokio::join!(node.run(stopped), signal);
+        Ok(())
+    })
+}
