@@ -17,3 +17,17 @@ pub const FETCH_TIMEOUT_MS: u64 = 3_000;
 
 /// A peer is dead after this long without a good exchange, unless `stale_timeout` says.
 pub const STALE_TIMEOUT_MS: u64 = 10_000;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_embedded_config_loads_without_errors() {
+        let loaded =
+            crate::config::load_str(super::DEFAULT_CONFIG_NAME, super::DEFAULT_CONFIG).unwrap();
+        assert!(
+            !loaded.config.http.is_empty(),
+            "the default config must listen somewhere"
+        );
+        assert!(loaded.config.http[0].serves_api());
+    }
+}

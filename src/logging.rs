@@ -17,7 +17,8 @@ pub fn filter_for(level: Option<LogLevel>) -> &'static str {
 
 /// Installs the global subscriber. Logs go to stderr; stdout stays for command output.
 pub fn init(level: Option<LogLevel>) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(filter_for(level)));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(filter_for(level)));
     // A second call (tests that start several nodes in one process) keeps the first.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -50,7 +50,10 @@ fn main() -> ExitCode {
         Command::CheckConfig { file, hostname } => check_config(&file, hostname.as_deref()),
         Command::Keygen => {
             let key = Runtime::production().random_bytes(32);
-            println!("{}", key.iter().map(|b| format!("{b:02x}")).collect::<String>());
+            println!(
+                "{}",
+                key.iter().map(|b| format!("{b:02x}")).collect::<String>()
+            );
             Ok(())
         }
     };
@@ -68,7 +71,9 @@ fn main() -> ExitCode {
 }
 
 fn env_hostname() -> Option<String> {
-    std::env::var(HOSTNAME_ENV).ok().filter(|name| !name.trim().is_empty())
+    std::env::var(HOSTNAME_ENV)
+        .ok()
+        .filter(|name| !name.trim().is_empty())
 }
 
 fn load(path: Option<&std::path::Path>, hostname: Option<&str>) -> Result<LoadedConfig, NodeError> {
@@ -98,7 +103,11 @@ fn run(path: Option<PathBuf>, cli_hostname: Option<String>) -> Result<(), NodeEr
     for line in loaded.warning_lines() {
         tracing::warn!("{line}");
     }
-    let identity = NodeIdentity::resolve(&loaded.config, cli_hostname.as_deref(), env_hostname.as_deref());
+    let identity = NodeIdentity::resolve(
+        &loaded.config,
+        cli_hostname.as_deref(),
+        env_hostname.as_deref(),
+    );
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -113,7 +122,9 @@ fn run(path: Option<PathBuf>, cli_hostname: Option<String>) -> Result<(), NodeEr
         let signal = async {
             match termination_signal().await {
                 Ok(name) => tracing::info!(signal = name, "shutting down"),
-                Err(error) => tracing::error!(%error, "cannot listen for signals; stop with SIGKILL"),
+                Err(error) => {
+                    tracing::error!(%error, "cannot listen for signals; stop with SIGKILL")
+                }
             }
             let _ = stop.send(true);
         };

@@ -25,7 +25,11 @@ pub struct Node {
 
 impl Node {
     /// Binds every listener of `loaded`. Fails with [`NodeError::Bind`] when a port is taken.
-    pub async fn bind(loaded: &LoadedConfig, identity: NodeIdentity, runtime: Runtime) -> Result<Node, NodeError> {
+    pub async fn bind(
+        loaded: &LoadedConfig,
+        identity: NodeIdentity,
+        runtime: Runtime,
+    ) -> Result<Node, NodeError> {
         let config = Arc::new(loaded.config.clone());
         let identity = Arc::new(identity);
         let access = Arc::new(AccessPolicy::from_config(&config));
@@ -38,18 +42,22 @@ impl Node {
         let mut listeners = Vec::new();
         for http in &config.http {
             let address = http.listen.socket_addr();
-            let listener = TcpListener::bind(address).await.map_err(|source| NodeError::Bind {
-                address,
-                purpose: "http",
-                source,
-            })?;
+            let listener = TcpListener::bind(address)
+                .await
+                .map_err(|source| NodeError::Bind {
+                    address,
+                    purpose: "http",
+                    source,
+                })?;
             listeners.push((listener, router(state.clone(), http.serves_api())));
         }
         if !config.https.is_empty() {
             tracing::warn!("https listeners are parsed but not served yet");
         }
         if access.is_open() && config.http.iter().any(|l| l.serves_api()) {
-            tracing::warn!("the HTTP API has no edit_auth/view_auth: anyone who reaches the port can read it");
+            tracing::warn!(
+                "the HTTP API has no edit_auth/view_auth: anyone who reaches the port can read it"
+            );
         }
         Ok(Node {
             runtime,
@@ -72,7 +80,13 @@ impl Node {
         tracing::info!(hostname = %self.identity.hostname, listeners = ?addrs, "node started");
         let mut tasks = Vec::new();
         for (listener, router) in self.listeners {
-            let task = serve(self.runtime.clone(), listener, router, HttpLimits::default(), shutdown.clone());
+            let task = serve(
+                self.runtime.clone(),
+                listener,
+                router,
+                HttpLimits::default(),
+                shutdown.clone(),
+            );
             tasks.push(self.runtime.spawn("http-listener", task));
         }
         for task in tasks {

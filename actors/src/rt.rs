@@ -127,7 +127,11 @@ impl Runtime {
     fn with_rng<T>(&self, draw: impl FnOnce(&mut StdRng) -> T) -> T {
         // A poisoned lock only means another thread panicked mid-draw; the generator state
         // is still a valid generator state.
-        let mut rng = self.inner.rng.lock().unwrap_or_else(|poison| poison.into_inner());
+        let mut rng = self
+            .inner
+            .rng
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
         draw(&mut rng)
     }
 
@@ -156,7 +160,10 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(90)).await;
         assert_eq!(a.wall_clock_ms(), 1_700_000_090_000);
         assert_eq!(a.uptime(), Duration::from_secs(90));
-        assert_ne!(Runtime::deterministic(43, 0).random_u64(), Runtime::deterministic(42, 0).random_u64());
+        assert_ne!(
+            Runtime::deterministic(43, 0).random_u64(),
+            Runtime::deterministic(42, 0).random_u64()
+        );
     }
 
     #[tokio::test]

@@ -30,15 +30,24 @@ fn check_capture_at(config: &Config, reader: &mut Reader, runtime_hostname: Opti
         .iter()
         .map(String::as_str)
         .chain(runtime_hostname)
-        .map(|host| HostPort { host: host.to_ascii_lowercase(), port: None })
+        .map(|host| HostPort {
+            host: host.to_ascii_lowercase(),
+            port: None,
+        })
         .collect();
     let refs = std::mem::take(&mut reader.capture_refs);
     for (node, span) in &refs {
-        let known = config.peers.iter().any(|peer| names_node(node, &peer.address))
+        let known = config
+            .peers
+            .iter()
+            .any(|peer| names_node(node, &peer.address))
             || own_names.iter().any(|own| names_node(node, own));
         if !known {
             let peers: Vec<String> = config.peers.iter().map(|p| p.address.to_string()).collect();
-            let diagnostic = Diagnostic::error(*span, format!("capture_at names `{node}`, which is no known node"));
+            let diagnostic = Diagnostic::error(
+                *span,
+                format!("capture_at names `{node}`, which is no known node"),
+            );
             let diagnostic = if peers.is_empty() {
                 diagnostic.help("declare every node of the cluster with `peer HOST[:PORT];` (or `hostname` for this one)")
             } else {
@@ -67,7 +76,10 @@ fn check_balancers(config: &Config, reader: &mut Reader) {
             );
         }
         let everyone_has_countries = !balancer.servers.is_empty()
-            && balancer.servers.iter().all(|s| !s.countries.is_empty() && !s.countries_default);
+            && balancer
+                .servers
+                .iter()
+                .all(|s| !s.countries.is_empty() && !s.countries_default);
         if everyone_has_countries {
             reader.diagnostics.push(Diagnostic::warning(
                 span,
@@ -88,10 +100,15 @@ fn check_cluster_key(config: &Config, reader: &mut Reader) {
         let message = format!(
             "cluster_key is shorter than {MIN_STRONG_CLUSTER_KEY_BYTES} characters and could be guessed"
         );
-        reader.diagnostics.push(match reader.cluster_key_span {
-            Some(span) => Diagnostic::warning(span, message),
-            None => Diagnostic { severity: super::diagnostic::Severity::Warning, ..Diagnostic::global(message) },
-        }
-        .help("`flotilla keygen` prints a strong random key"));
+        reader.diagnostics.push(
+            match reader.cluster_key_span {
+                Some(span) => Diagnostic::warning(span, message),
+                None => Diagnostic {
+                    severity: super::diagnostic::Severity::Warning,
+                    ..Diagnostic::global(message)
+                },
+            }
+            .help("`flotilla keygen` prints a strong random key"),
+        );
     }
 }

@@ -120,12 +120,6 @@ pub struct ConfigErrors {
     pub sources: SourceMap,
 }
 
-impl ConfigErrors {
-    pub fn errors(&self) -> impl Iterator<Item = &Diagnostic> {
-        self.diagnostics.iter().filter(|d| d.is_error())
-    }
-}
-
 impl fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let rendered: Vec<String> = self

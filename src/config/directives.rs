@@ -112,110 +112,726 @@ macro_rules! d {
 /// Every directive, grouped by context, in the order the docs list them.
 pub const DIRECTIVES: &[DirectiveInfo] = &[
     // Global: identity and listeners.
-    d!("hostname", [], &[G], Now, "hostname node-a;", "This node's name in the cluster (overridden by --hostname or FLOTILLA_HOSTNAME; default: the machine's host name). A `peer` naming this node is skipped, so one file can serve every node."),
-    d!("http", [], &[G], Now, "http 127.0.0.1:8080;", "HTTP listener: `PORT`, `IP:PORT` or `[IPv6]:PORT`; repeatable; a block may hold `api false;`."),
+    d!(
+        "hostname",
+        [],
+        &[G],
+        Now,
+        "hostname node-a;",
+        "This node's name in the cluster (overridden by --hostname or FLOTILLA_HOSTNAME; default: the machine's host name). A `peer` naming this node is skipped, so one file can serve every node."
+    ),
+    d!(
+        "http",
+        [],
+        &[G],
+        Now,
+        "http 127.0.0.1:8080;",
+        "HTTP listener: `PORT`, `IP:PORT` or `[IPv6]:PORT`; repeatable; a block may hold `api false;`."
+    ),
     d!("https", [], &[G], Later, "https 443;", "HTTPS listener."),
     d!("rtmp", [], &[G], Later, "rtmp 1935;", "RTMP listener."),
     d!("rtmps", [], &[G], Later, "rtmps 1443;", "RTMPS listener."),
     d!("rtsp", [], &[G], Later, "rtsp 554;", "RTSP listener."),
     d!("rtsps", [], &[G], Later, "rtsps 1554;", "RTSPS listener."),
-    d!("cluster_port", [], &[G], Later, "cluster_port 8443;", "UDP port of the QUIC cluster mesh (default: the first `http` port)."),
-    d!("loglevel", [], &[G], Now, "loglevel debug;", "Log verbosity: debug, info, notice, warning, error (RUST_LOG overrides it)."),
-    d!("logrequests", [], &[G], Later, "logrequests true;", "Write an access log of HTTP requests."),
-    d!("total_bandwidth", [], &[G], Later, "total_bandwidth 10G;", "Network capacity of this server; basis of `bandwidth_usage` and of the balancer's `usage` mode."),
+    d!(
+        "cluster_port",
+        [],
+        &[G],
+        Later,
+        "cluster_port 8443;",
+        "UDP port of the QUIC cluster mesh (default: the first `http` port)."
+    ),
+    d!(
+        "loglevel",
+        [],
+        &[G],
+        Now,
+        "loglevel debug;",
+        "Log verbosity: debug, info, notice, warning, error (RUST_LOG overrides it)."
+    ),
+    d!(
+        "logrequests",
+        [],
+        &[G],
+        Later,
+        "logrequests true;",
+        "Write an access log of HTTP requests."
+    ),
+    d!(
+        "total_bandwidth",
+        [],
+        &[G],
+        Later,
+        "total_bandwidth 10G;",
+        "Network capacity of this server; basis of `bandwidth_usage` and of the balancer's `usage` mode."
+    ),
     // Global: access control.
-    d!("cluster_key", [], &[G, P, Src], Later, "cluster_key s3cr3t;", "Shared secret that authenticates the nodes of a cluster to each other; never sent on the wire."),
-    d!("edit_auth", [], &[G], Now, "edit_auth admin adminpass;", "Administrator credentials for the HTTP API (HTTP Basic)."),
-    d!("view_auth", [], &[G], Now, "view_auth viewer viewerpass;", "Read-only credentials for the HTTP API (HTTP Basic)."),
-    d!("api_allowed_from", [], &[G], Now, "api_allowed_from 10/8 192.168/16 127.0.0.1;", "Networks allowed to use the HTTP API; short CIDRs are accepted."),
-    d!("auth_token", [], &[G], Later, "auth_token token;", "Name of the query-string parameter that carries play tokens (default `token`)."),
-    d!("auto_token", [], &[G], Later, "auto_token blank;", "Requests without a token: `uuid` generates one, `blank` accepts an empty one, `false` refuses them."),
-    d!("no_auto_token", [], &[G], Later, "no_auto_token;", "Refuse play requests that carry no token (same as `auto_token false`)."),
-    d!("max_sessions", [], &[G], Later, "max_sessions 1000;", "Cap on concurrent viewer sessions of this node."),
-    d!("auth_backend", [], &[G], Later, "auth_backend main { allow ip 10/8; deny country CN; backend http://auth.local/check; allow default; }", "Named authorization policy: allow/deny rules by token, ip, country or ua, then HTTP backends."),
+    d!(
+        "cluster_key",
+        [],
+        &[G, P, Src],
+        Later,
+        "cluster_key s3cr3t;",
+        "Shared secret that authenticates the nodes of a cluster to each other; never sent on the wire."
+    ),
+    d!(
+        "edit_auth",
+        [],
+        &[G],
+        Now,
+        "edit_auth admin adminpass;",
+        "Administrator credentials for the HTTP API (HTTP Basic)."
+    ),
+    d!(
+        "view_auth",
+        [],
+        &[G],
+        Now,
+        "view_auth viewer viewerpass;",
+        "Read-only credentials for the HTTP API (HTTP Basic)."
+    ),
+    d!(
+        "api_allowed_from",
+        [],
+        &[G],
+        Now,
+        "api_allowed_from 10/8 192.168/16 127.0.0.1;",
+        "Networks allowed to use the HTTP API; short CIDRs are accepted."
+    ),
+    d!(
+        "auth_token",
+        [],
+        &[G],
+        Later,
+        "auth_token token;",
+        "Name of the query-string parameter that carries play tokens (default `token`)."
+    ),
+    d!(
+        "auto_token",
+        [],
+        &[G],
+        Later,
+        "auto_token blank;",
+        "Requests without a token: `uuid` generates one, `blank` accepts an empty one, `false` refuses them."
+    ),
+    d!(
+        "no_auto_token",
+        [],
+        &[G],
+        Later,
+        "no_auto_token;",
+        "Refuse play requests that carry no token (same as `auto_token false`)."
+    ),
+    d!(
+        "max_sessions",
+        [],
+        &[G],
+        Later,
+        "max_sessions 1000;",
+        "Cap on concurrent viewer sessions of this node."
+    ),
+    d!(
+        "auth_backend",
+        [],
+        &[G],
+        Later,
+        "auth_backend main { allow ip 10/8; deny country CN; backend http://auth.local/check; allow default; }",
+        "Named authorization policy: allow/deny rules by token, ip, country or ua, then HTTP backends."
+    ),
     // Global: integration.
-    d!("event_sink", ["notify"], &[G], Later, "event_sink hooks { url http://hooks.local/events; level info; only event=stream_opened,stream_closed; }", "Where events are delivered (HTTP, Lua, log files)."),
-    d!("pulsedb", [], &[G], Later, "pulsedb /var/lib/flotilla/pulsedb;", "Directory of the statistics database."),
-    d!("session_log", [], &[G], Later, "session_log /var/lib/flotilla/sessions;", "Directory of the session history."),
-    d!("url_prefix", [], &[G, S, T, Src], Later, "url_prefix http://cdn.example.com;", "Prefix of segment URIs inside segment playlists."),
-    d!("geoip", [], &[G], Later, "geoip /usr/share/GeoIP/GeoLite2-Country.mmdb;", "MaxMind database used for country routing by balancers and auth rules."),
-    d!("nvidia_monitor", [], &[G], Later, "nvidia_monitor true;", "Report GPU statistics."),
+    d!(
+        "event_sink",
+        ["notify"],
+        &[G],
+        Later,
+        "event_sink hooks { url http://hooks.local/events; level info; only event=stream_opened,stream_closed; }",
+        "Where events are delivered (HTTP, Lua, log files)."
+    ),
+    d!(
+        "pulsedb",
+        [],
+        &[G],
+        Later,
+        "pulsedb /var/lib/flotilla/pulsedb;",
+        "Directory of the statistics database."
+    ),
+    d!(
+        "session_log",
+        [],
+        &[G],
+        Later,
+        "session_log /var/lib/flotilla/sessions;",
+        "Directory of the session history."
+    ),
+    d!(
+        "url_prefix",
+        [],
+        &[G, S, T, Src],
+        Later,
+        "url_prefix http://cdn.example.com;",
+        "Prefix of segment URIs inside segment playlists."
+    ),
+    d!(
+        "geoip",
+        [],
+        &[G],
+        Later,
+        "geoip /usr/share/GeoIP/GeoLite2-Country.mmdb;",
+        "MaxMind database used for country routing by balancers and auth rules."
+    ),
+    d!(
+        "nvidia_monitor",
+        [],
+        &[G],
+        Later,
+        "nvidia_monitor true;",
+        "Report GPU statistics."
+    ),
     // Global: cluster and media objects.
-    d!("peer", [], &[G], Later, "peer node-b.lan:8080 { fetch_timeout 1000; stale_timeout 5000; }", "A cluster peer (`HOST[:PORT]`); viewers are redirected to the peer that has their stream."),
-    d!("source", [], &[G], Later, "source origin.lan { only live/*; }", "Restream every stream of an origin (`HOST[:PORT][/PREFIX]`)."),
-    d!("balancer", [], &[G], Later, "balancer global { mode clients; server 192.168.1.10; }", "HTTP redirect balancer: `/NAME/STREAM/…` goes to the least loaded server."),
-    d!("stream", [], &[G], Later, "stream cam01 { input tshttp://10.0.0.11/cam01; }", "A static stream: always running. One-line form `stream NAME URL;`."),
-    d!("ondemand", [], &[G], Later, "ondemand ch5 { input tshttp://10.0.4.5:9000/ch5; }", "A stream started by its first viewer. One-line form `ondemand NAME URL;`."),
-    d!("template", ["live"], &[G], Later, "template published { prefix live; input publish://; }", "Options for published streams whose names start with a prefix (old form `live PREFIX { … }`)."),
-    d!("vod", ["file"], &[G], Later, "vod movies { path /storage/movies; }", "A video-on-demand location (old spelling `file`)."),
-    d!("cache", [], &[G, V], Later, "cache globalcache /var/cache/flotilla misses=4 2d 40G;", "Top level: a named cache (path, misses, age, size). In a vod: `cache PATH [SIZE] [misses=N]`."),
-    d!("dvr", [], &[G, S, T, Src], Later, "dvr central { root /storage; }", "Top level: a named DVR storage. In a stream: `dvr PATH|NAME [options]`, kept as written."),
+    d!(
+        "peer",
+        [],
+        &[G],
+        Later,
+        "peer node-b.lan:8080 { fetch_timeout 1000; stale_timeout 5000; }",
+        "A cluster peer (`HOST[:PORT]`); viewers are redirected to the peer that has their stream."
+    ),
+    d!(
+        "source",
+        [],
+        &[G],
+        Later,
+        "source origin.lan { only live/*; }",
+        "Restream every stream of an origin (`HOST[:PORT][/PREFIX]`)."
+    ),
+    d!(
+        "balancer",
+        [],
+        &[G],
+        Later,
+        "balancer global { mode clients; server 192.168.1.10; }",
+        "HTTP redirect balancer: `/NAME/STREAM/…` goes to the least loaded server."
+    ),
+    d!(
+        "stream",
+        [],
+        &[G],
+        Later,
+        "stream cam01 { input tshttp://10.0.0.11/cam01; }",
+        "A static stream: always running. One-line form `stream NAME URL;`."
+    ),
+    d!(
+        "ondemand",
+        [],
+        &[G],
+        Later,
+        "ondemand ch5 { input tshttp://10.0.4.5:9000/ch5; }",
+        "A stream started by its first viewer. One-line form `ondemand NAME URL;`."
+    ),
+    d!(
+        "template",
+        ["live"],
+        &[G],
+        Later,
+        "template published { prefix live; input publish://; }",
+        "Options for published streams whose names start with a prefix (old form `live PREFIX { … }`)."
+    ),
+    d!(
+        "vod",
+        ["file"],
+        &[G],
+        Later,
+        "vod movies { path /storage/movies; }",
+        "A video-on-demand location (old spelling `file`)."
+    ),
+    d!(
+        "cache",
+        [],
+        &[G, V],
+        Later,
+        "cache globalcache /var/cache/flotilla misses=4 2d 40G;",
+        "Top level: a named cache (path, misses, age, size). In a vod: `cache PATH [SIZE] [misses=N]`."
+    ),
+    d!(
+        "dvr",
+        [],
+        &[G, S, T, Src],
+        Later,
+        "dvr central { root /storage; }",
+        "Top level: a named DVR storage. In a stream: `dvr PATH|NAME [options]`, kept as written."
+    ),
     // http/https block.
-    d!("api", [], &[H], Now, "api false;", "`api false` serves media only on this listener (no API)."),
-    d!("read_timeout", [], &[H], Later, "read_timeout 30;", "Per-read timeout of the listener."),
-    d!("write_timeout", [], &[H], Later, "write_timeout 30;", "Per-write timeout of the listener."),
+    d!(
+        "api",
+        [],
+        &[H],
+        Now,
+        "api false;",
+        "`api false` serves media only on this listener (no API)."
+    ),
+    d!(
+        "read_timeout",
+        [],
+        &[H],
+        Later,
+        "read_timeout 30;",
+        "Per-read timeout of the listener."
+    ),
+    d!(
+        "write_timeout",
+        [],
+        &[H],
+        Later,
+        "write_timeout 30;",
+        "Per-write timeout of the listener."
+    ),
     // Stream-level options.
-    d!("input", ["url"], STREAM_TEMPLATE, Later, "input tshttp://10.0.0.11/cam01 priority=1 source_timeout=5 user_agent=\"VLC 3\";", "A source URL; repeat for backups. Options: priority, source_timeout, frames_timeout, timeout, cluster_key, max_bitrate, remote_dvr, user_agent, headers, bind_ip, via."),
-    d!("static", [], STREAM_TEMPLATE, Later, "static true;", "Keep running with no viewers and restart on failure (true for `stream`)."),
-    d!("disabled", [], STREAM_TEMPLATE, Later, "disabled false;", "Configured but not running."),
-    d!("clients_timeout", [], STREAMISH, Later, "clients_timeout 30;", "How long an on-demand stream outlives its last viewer (seconds, or false)."),
-    d!("retry_limit", [], STREAMISH, Later, "retry_limit 3;", "On-demand: give up after N failed source attempts until the next request."),
-    d!("source_timeout", [], STREAMISH, Later, "source_timeout 10;", "No frames for this long means the source is lost (seconds, or false)."),
-    d!("segment_duration", [], STREAMISH, Later, "segment_duration 4;", "Target HLS segment duration in seconds."),
-    d!("segment_count", [], STREAMISH, Later, "segment_count 4;", "Segments advertised in the live HLS window."),
-    d!("chunk_duration", [], STREAMISH, Later, "chunk_duration 200;", "LL-HLS part duration in milliseconds."),
-    d!("protocols", [], STREAMISH, Later, "protocols -rtmp -dash;", "Allowed play protocols; `-name` denies one (then all others are allowed)."),
-    d!("prepush", [], STREAMISH, Later, "prepush 10;", "Seconds of media kept to start players quickly."),
-    d!("on_play", [], STREAMISH, Later, "on_play http://auth.local/play;", "Authorization backend for playback."),
-    d!("on_publish", [], STREAM_TEMPLATE, Later, "on_publish http://auth.local/publish;", "Authorization backend for publishing."),
-    d!("auth", [], STREAMISH, Later, "auth auth://main;", "Authorization backend for every session type."),
-    d!("password", [], STREAM_TEMPLATE, Later, "password pubsecret;", "Password a publisher must present."),
-    d!("push", [], STREAM_TEMPLATE, Later, "push rtmp://cdn.example.com/live/%s;", "Push the stream to another server; repeatable."),
-    d!("transcoder", [], STREAMISH, Later, "transcoder vb=2048k ab=128k;", "Transcoding options, kept as written."),
-    d!("thumbnails", [], STREAMISH, Later, "thumbnails enabled=true;", "Thumbnail options, kept as written."),
-    d!("title", [], STREAM_TEMPLATE, Later, "title \"Camera 1\";", "Human-readable title."),
-    d!("comment", [], STREAM_TEMPLATE, Later, "comment \"north gate\";", "Free-form note."),
-    d!("cluster_ingest", [], STREAM_TEMPLATE, Later, "cluster_ingest capture_at=node-a;", "Capture on exactly one node of the cluster, preferring `capture_at=HOST`."),
-    d!("prefix", [], &[T, Src], Later, "prefix live;", "Template: names starting with `PREFIX/` use it. Source: prefix of the remote names."),
-    d!("prefixes", [], &[T], Later, "prefixes live tv;", "Several template prefixes at once."),
-    d!("only", [], &[Src, Sink], Later, "only live/*;", "Source: restream only these names or `prefix/*`. Event sink: deliver only matching events (`field=v1,v2`)."),
-    d!("except", [], &[Src, Sink], Later, "except live/test;", "Source: never restream these names. Event sink: drop matching events."),
+    d!(
+        "input",
+        ["url"],
+        STREAM_TEMPLATE,
+        Later,
+        "input tshttp://10.0.0.11/cam01 priority=1 source_timeout=5 user_agent=\"VLC 3\";",
+        "A source URL; repeat for backups. Options: priority, source_timeout, frames_timeout, timeout, cluster_key, max_bitrate, remote_dvr, user_agent, headers, bind_ip, via."
+    ),
+    d!(
+        "static",
+        [],
+        STREAM_TEMPLATE,
+        Later,
+        "static true;",
+        "Keep running with no viewers and restart on failure (true for `stream`)."
+    ),
+    d!(
+        "disabled",
+        [],
+        STREAM_TEMPLATE,
+        Later,
+        "disabled false;",
+        "Configured but not running."
+    ),
+    d!(
+        "clients_timeout",
+        [],
+        STREAMISH,
+        Later,
+        "clients_timeout 30;",
+        "How long an on-demand stream outlives its last viewer (seconds, or false)."
+    ),
+    d!(
+        "retry_limit",
+        [],
+        STREAMISH,
+        Later,
+        "retry_limit 3;",
+        "On-demand: give up after N failed source attempts until the next request."
+    ),
+    d!(
+        "source_timeout",
+        [],
+        STREAMISH,
+        Later,
+        "source_timeout 10;",
+        "No frames for this long means the source is lost (seconds, or false)."
+    ),
+    d!(
+        "segment_duration",
+        [],
+        STREAMISH,
+        Later,
+        "segment_duration 4;",
+        "Target HLS segment duration in seconds."
+    ),
+    d!(
+        "segment_count",
+        [],
+        STREAMISH,
+        Later,
+        "segment_count 4;",
+        "Segments advertised in the live HLS window."
+    ),
+    d!(
+        "chunk_duration",
+        [],
+        STREAMISH,
+        Later,
+        "chunk_duration 200;",
+        "LL-HLS part duration in milliseconds."
+    ),
+    d!(
+        "protocols",
+        [],
+        STREAMISH,
+        Later,
+        "protocols -rtmp -dash;",
+        "Allowed play protocols; `-name` denies one (then all others are allowed)."
+    ),
+    d!(
+        "prepush",
+        [],
+        STREAMISH,
+        Later,
+        "prepush 10;",
+        "Seconds of media kept to start players quickly."
+    ),
+    d!(
+        "on_play",
+        [],
+        STREAMISH,
+        Later,
+        "on_play http://auth.local/play;",
+        "Authorization backend for playback."
+    ),
+    d!(
+        "on_publish",
+        [],
+        STREAM_TEMPLATE,
+        Later,
+        "on_publish http://auth.local/publish;",
+        "Authorization backend for publishing."
+    ),
+    d!(
+        "auth",
+        [],
+        STREAMISH,
+        Later,
+        "auth auth://main;",
+        "Authorization backend for every session type."
+    ),
+    d!(
+        "password",
+        [],
+        STREAM_TEMPLATE,
+        Later,
+        "password pubsecret;",
+        "Password a publisher must present."
+    ),
+    d!(
+        "push",
+        [],
+        STREAM_TEMPLATE,
+        Later,
+        "push rtmp://cdn.example.com/live/%s;",
+        "Push the stream to another server; repeatable."
+    ),
+    d!(
+        "transcoder",
+        [],
+        STREAMISH,
+        Later,
+        "transcoder vb=2048k ab=128k;",
+        "Transcoding options, kept as written."
+    ),
+    d!(
+        "thumbnails",
+        [],
+        STREAMISH,
+        Later,
+        "thumbnails enabled=true;",
+        "Thumbnail options, kept as written."
+    ),
+    d!(
+        "title",
+        [],
+        STREAM_TEMPLATE,
+        Later,
+        "title \"Camera 1\";",
+        "Human-readable title."
+    ),
+    d!(
+        "comment",
+        [],
+        STREAM_TEMPLATE,
+        Later,
+        "comment \"north gate\";",
+        "Free-form note."
+    ),
+    d!(
+        "cluster_ingest",
+        [],
+        STREAM_TEMPLATE,
+        Later,
+        "cluster_ingest capture_at=node-a;",
+        "Capture on exactly one node of the cluster, preferring `capture_at=HOST`."
+    ),
+    d!(
+        "prefix",
+        [],
+        &[T, Src],
+        Later,
+        "prefix live;",
+        "Template: names starting with `PREFIX/` use it. Source: prefix of the remote names."
+    ),
+    d!(
+        "prefixes",
+        [],
+        &[T],
+        Later,
+        "prefixes live tv;",
+        "Several template prefixes at once."
+    ),
+    d!(
+        "only",
+        [],
+        &[Src, Sink],
+        Later,
+        "only live/*;",
+        "Source: restream only these names or `prefix/*`. Event sink: deliver only matching events (`field=v1,v2`)."
+    ),
+    d!(
+        "except",
+        [],
+        &[Src, Sink],
+        Later,
+        "except live/test;",
+        "Source: never restream these names. Event sink: drop matching events."
+    ),
     // peer block.
-    d!("api_url", [], &[P], Later, "api_url http://10.0.0.2:8081;", "URL for API calls between servers."),
-    d!("public_payload_url", ["public"], &[P], Later, "public_payload_url http://a.example.com;", "Public URL viewers are redirected to."),
-    d!("private_payload_url", [], &[P], Later, "private_payload_url http://10.0.0.2:8080;", "URL for media transfer inside the LAN."),
-    d!("fetch_timeout", [], &[P], Later, "fetch_timeout 1000;", "How often to exchange state with the peer, in ms (bare values below 100 are seconds)."),
-    d!("stale_timeout", [], &[P], Later, "stale_timeout 5000;", "The peer is dead after this long without a good exchange, in ms (bare values below 100 are seconds)."),
-    d!("channel_limit", [], &[P], Later, "channel_limit 100;", "Most streams cluster_ingest may place on the peer."),
-    d!("cpu_limit", [], &[P], Later, "cpu_limit 80%;", "CPU usage above which cluster_ingest places nothing more on the peer."),
-    d!("max_bitrate", [], &[P], Later, "max_bitrate 10G;", "Deprecated here: set `max_bitrate=` on balancer servers."),
+    d!(
+        "api_url",
+        [],
+        &[P],
+        Later,
+        "api_url http://10.0.0.2:8081;",
+        "URL for API calls between servers."
+    ),
+    d!(
+        "public_payload_url",
+        ["public"],
+        &[P],
+        Later,
+        "public_payload_url http://a.example.com;",
+        "Public URL viewers are redirected to."
+    ),
+    d!(
+        "private_payload_url",
+        [],
+        &[P],
+        Later,
+        "private_payload_url http://10.0.0.2:8080;",
+        "URL for media transfer inside the LAN."
+    ),
+    d!(
+        "fetch_timeout",
+        [],
+        &[P],
+        Later,
+        "fetch_timeout 1000;",
+        "How often to exchange state with the peer, in ms (bare values below 100 are seconds)."
+    ),
+    d!(
+        "stale_timeout",
+        [],
+        &[P],
+        Later,
+        "stale_timeout 5000;",
+        "The peer is dead after this long without a good exchange, in ms (bare values below 100 are seconds)."
+    ),
+    d!(
+        "channel_limit",
+        [],
+        &[P],
+        Later,
+        "channel_limit 100;",
+        "Most streams cluster_ingest may place on the peer."
+    ),
+    d!(
+        "cpu_limit",
+        [],
+        &[P],
+        Later,
+        "cpu_limit 80%;",
+        "CPU usage above which cluster_ingest places nothing more on the peer."
+    ),
+    d!(
+        "max_bitrate",
+        [],
+        &[P],
+        Later,
+        "max_bitrate 10G;",
+        "Deprecated here: set `max_bitrate=` on balancer servers."
+    ),
     // balancer block.
-    d!("mode", [], &[Bal], Later, "mode usage;", "clients, bitrate, usage or streams."),
-    d!("server", ["peer"], &[Bal], Later, "server edge1.example.com max_bitrate=10G countries=DE,AT countries_default=true;", "A server to balance to. Options: max_bitrate, countries, countries_default."),
+    d!(
+        "mode",
+        [],
+        &[Bal],
+        Later,
+        "mode usage;",
+        "clients, bitrate, usage or streams."
+    ),
+    d!(
+        "server",
+        ["peer"],
+        &[Bal],
+        Later,
+        "server edge1.example.com max_bitrate=10G countries=DE,AT countries_default=true;",
+        "A server to balance to. Options: max_bitrate, countries, countries_default."
+    ),
     // vod block.
-    d!("path", ["storage"], &[V], Later, "path /storage/movies;", "Directory or remote origin of the files."),
-    d!("paths", [], &[V], Later, "paths /mnt/a /mnt/b;", "Several directories."),
-    d!("download", [], &[V], Later, "download;", "Cache whole files from a remote origin."),
-    d!("segment_cache", [], &[V], Later, "segment_cache /ssd 20G 48h misses=2;", "Cache of segments: path, size, age, misses before caching."),
+    d!(
+        "path",
+        ["storage"],
+        &[V],
+        Later,
+        "path /storage/movies;",
+        "Directory or remote origin of the files."
+    ),
+    d!(
+        "paths",
+        [],
+        &[V],
+        Later,
+        "paths /mnt/a /mnt/b;",
+        "Several directories."
+    ),
+    d!(
+        "download",
+        [],
+        &[V],
+        Later,
+        "download;",
+        "Cache whole files from a remote origin."
+    ),
+    d!(
+        "segment_cache",
+        [],
+        &[V],
+        Later,
+        "segment_cache /ssd 20G 48h misses=2;",
+        "Cache of segments: path, size, age, misses before caching."
+    ),
     // event_sink block.
-    d!("url", ["sink"], &[Sink], Later, "url http://hooks.local/events;", "Destination: http(s) URL, Lua script path, log:// or jsonlog:// file; repeatable."),
-    d!("level", ["verbose"], &[Sink], Later, "level info;", "Least severe level delivered."),
-    d!("throttle_delay", [], &[Sink], Later, "throttle_delay 1;", "Seconds to batch events before delivery."),
-    d!("resend_limit", [], &[Sink], Later, "resend_limit 1000;", "Events kept for retry."),
-    d!("resend_timeout", [], &[Sink], Later, "resend_timeout 10;", "Seconds between retries."),
-    d!("max_size", [], &[Sink], Later, "max_size 100M;", "Log file size before rotation."),
-    d!("max_depth", [], &[Sink], Later, "max_depth 5;", "Rotated log files kept."),
-    d!("extra", [], &[Sink], Later, "extra region=eu;", "Extra key=value fields added to every event."),
+    d!(
+        "url",
+        ["sink"],
+        &[Sink],
+        Later,
+        "url http://hooks.local/events;",
+        "Destination: http(s) URL, Lua script path, log:// or jsonlog:// file; repeatable."
+    ),
+    d!(
+        "level",
+        ["verbose"],
+        &[Sink],
+        Later,
+        "level info;",
+        "Least severe level delivered."
+    ),
+    d!(
+        "throttle_delay",
+        [],
+        &[Sink],
+        Later,
+        "throttle_delay 1;",
+        "Seconds to batch events before delivery."
+    ),
+    d!(
+        "resend_limit",
+        [],
+        &[Sink],
+        Later,
+        "resend_limit 1000;",
+        "Events kept for retry."
+    ),
+    d!(
+        "resend_timeout",
+        [],
+        &[Sink],
+        Later,
+        "resend_timeout 10;",
+        "Seconds between retries."
+    ),
+    d!(
+        "max_size",
+        [],
+        &[Sink],
+        Later,
+        "max_size 100M;",
+        "Log file size before rotation."
+    ),
+    d!(
+        "max_depth",
+        [],
+        &[Sink],
+        Later,
+        "max_depth 5;",
+        "Rotated log files kept."
+    ),
+    d!(
+        "extra",
+        [],
+        &[Sink],
+        Later,
+        "extra region=eu;",
+        "Extra key=value fields added to every event."
+    ),
     // auth_backend block.
-    d!("allow", [], &[Auth], Later, "allow ip 10/8;", "Allow by token, ip, country or ua; `allow default;` allows what nothing else decided."),
-    d!("deny", [], &[Auth], Later, "deny ua \"BadBot/1.0\";", "Deny by token, ip, country or ua; `deny default;`."),
-    d!("backend", [], &[Auth], Later, "backend http://auth.local/check;", "HTTP authorization backend, asked in parallel."),
+    d!(
+        "allow",
+        [],
+        &[Auth],
+        Later,
+        "allow ip 10/8;",
+        "Allow by token, ip, country or ua; `allow default;` allows what nothing else decided."
+    ),
+    d!(
+        "deny",
+        [],
+        &[Auth],
+        Later,
+        "deny ua \"BadBot/1.0\";",
+        "Deny by token, ip, country or ua; `deny default;`."
+    ),
+    d!(
+        "backend",
+        [],
+        &[Auth],
+        Later,
+        "backend http://auth.local/check;",
+        "HTTP authorization backend, asked in parallel."
+    ),
     // dvr block.
-    d!("root", [], &[DvrC], Later, "root /storage;", "Directory of the archive."),
-    d!("disk_limit", [], &[DvrC], Later, "disk_limit 90%;", "Disk usage above which the oldest archive is deleted."),
-    d!("storage_limit", [], &[DvrC], Later, "storage_limit 4T;", "Archive size above which the oldest archive is deleted."),
-    d!("expiration", [], &[DvrC], Later, "expiration 7d;", "Archive depth."),
-    d!("copies", [], &[DvrC], Later, "copies 2;", "Copies of each segment across disks."),
+    d!(
+        "root",
+        [],
+        &[DvrC],
+        Later,
+        "root /storage;",
+        "Directory of the archive."
+    ),
+    d!(
+        "disk_limit",
+        [],
+        &[DvrC],
+        Later,
+        "disk_limit 90%;",
+        "Disk usage above which the oldest archive is deleted."
+    ),
+    d!(
+        "storage_limit",
+        [],
+        &[DvrC],
+        Later,
+        "storage_limit 4T;",
+        "Archive size above which the oldest archive is deleted."
+    ),
+    d!(
+        "expiration",
+        [],
+        &[DvrC],
+        Later,
+        "expiration 7d;",
+        "Archive depth."
+    ),
+    d!(
+        "copies",
+        [],
+        &[DvrC],
+        Later,
+        "copies 2;",
+        "Copies of each segment across disks."
+    ),
 ];
 
 /// The directive `name` (or one of its old spellings) allowed in `context`.

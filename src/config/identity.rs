@@ -27,7 +27,11 @@ pub struct NodeIdentity {
 impl NodeIdentity {
     /// Resolves the node name: `--hostname` wins, then `FLOTILLA_HOSTNAME`, then the
     /// config's `hostname`, then the machine's host name.
-    pub fn resolve(config: &Config, cli_hostname: Option<&str>, env_hostname: Option<&str>) -> NodeIdentity {
+    pub fn resolve(
+        config: &Config,
+        cli_hostname: Option<&str>,
+        env_hostname: Option<&str>,
+    ) -> NodeIdentity {
         let hostname = cli_hostname
             .or(env_hostname)
             .map(str::to_string)
@@ -36,7 +40,12 @@ impl NodeIdentity {
             .to_ascii_lowercase();
         NodeIdentity {
             hostname,
-            listens: config.http.iter().chain(&config.https).map(|l| l.listen).collect(),
+            listens: config
+                .http
+                .iter()
+                .chain(&config.https)
+                .map(|l| l.listen)
+                .collect(),
             cluster_port: config.cluster_port,
         }
     }
@@ -75,7 +84,11 @@ impl NodeIdentity {
 
     /// The configured peers minus this node itself.
     pub fn other_peers<'c>(&self, config: &'c Config) -> Vec<&'c Peer> {
-        config.peers.iter().filter(|p| !self.is_self(&p.address)).collect()
+        config
+            .peers
+            .iter()
+            .filter(|p| !self.is_self(&p.address))
+            .collect()
     }
 }
 
@@ -102,35 +115,69 @@ mod tests {
     #[test]
     fn precedence_cli_then_env_then_config() {
         let config = load_str("t", "hostname from-config;").unwrap().config;
-        assert_eq!(NodeIdentity::resolve(&config, Some("cli"), Some("env")).hostname, "cli");
-        assert_eq!(NodeIdentity::resolve(&config, None, Some("env")).hostname, "env");
-        assert_eq!(NodeIdentity::resolve(&config, None, None).hostname, "from-config");
+        assert_eq!(
+            NodeIdentity::resolve(&config, Some("cli"), Some("env")).hostname,
+            "cli"
+        );
+        assert_eq!(
+            NodeIdentity::resolve(&config, None, Some("env")).hostname,
+            "env"
+        );
+        assert_eq!(
+            NodeIdentity::resolve(&config, None, None).hostname,
+            "from-config"
+        );
     }
 
     #[test]
     fn a_shared_file_skips_the_node_itself() {
         let shared = "http 8081; peer a.lan:8081; peer b.lan:8081; peer c.lan;";
         let (a, config) = identity(shared, Some("a.lan"));
-        let others: Vec<String> = a.other_peers(&config).iter().map(|p| p.address.to_string()).collect();
+        let others: Vec<String> = a
+            .other_peers(&config)
+            .iter()
+            .map(|p| p.address.to_string())
+            .collect();
         assert_eq!(others, vec!["b.lan:8081", "c.lan"]);
     }
 
     #[test]
     fn a_peer_on_another_port_of_the_same_host_is_another_node() {
         let (node, _) = identity("http 8081;", Some("box"));
-        assert!(node.is_self(&HostPort { host: "box".into(), port: Some(8081) }));
-        assert!(!node.is_self(&HostPort { host: "box".into(), port: Some(8082) }));
+        assert!(node.is_self(&HostPort {
+            host: "box".into(),
+            port: Some(8081)
+        }));
+        assert!(!node.is_self(&HostPort {
+            host: "box".into(),
+            port: Some(8082)
+        }));
     }
 
     #[test]
     fn listen_addresses_identify_the_node() {
         let (node, _) = identity("http 127.0.0.2:8081; http 8090;", Some("n"));
-        let at = |host: &str, port| HostPort { host: host.into(), port: Some(port) };
+        let at = |host: &str, port| HostPort {
+            host: host.into(),
+            port: Some(port),
+        };
         assert!(node.is_self(&at("127.0.0.2", 8081)));
-        assert!(!node.is_self(&at("127.0.0.3", 8081)), "bound to one address only");
-        assert!(node.is_self(&at("127.0.0.1", 8090)), "wildcard listener owns loopback");
-        assert!(!node.is_self(&at("10.1.1.1", 8090)), "cannot prove a LAN address is ours");
+        assert!(
+            !node.is_self(&at("127.0.0.3", 8081)),
+            "bound to one address only"
+        );
+        assert!(
+            node.is_self(&at("127.0.0.1", 8090)),
+            "wildcard listener owns loopback"
+        );
+        assert!(
+            !node.is_self(&at("10.1.1.1", 8090)),
+            "cannot prove a LAN address is ours"
+        );
         assert!(node.is_self(&at("localhost", 8090)));
-        assert!(!node.is_self(&HostPort { host: "127.0.0.1".into(), port: None }));
+        assert!(!node.is_self(&HostPort {
+            host: "127.0.0.1".into(),
+            port: None
+        }));
     }
 }

@@ -16,7 +16,10 @@ pub enum TokenKind {
     /// A quoted string, unescaped.
     Quoted(String),
     /// `key="quoted value"`, joined by the lexer.
-    KeyQuoted { key: String, value: String },
+    KeyQuoted {
+        key: String,
+        value: String,
+    },
     Semicolon,
     OpenBrace,
     CloseBrace,
@@ -81,9 +84,8 @@ pub fn tokenize(file: FileId, text: &str) -> Result<Vec<Token>, Diagnostic> {
             chars.next();
         }
         let word = &text[start..end];
-        let joins_quote = word.ends_with('=')
-            && word.len() > 1
-            && matches!(chars.peek(), Some(&(_, '"' | '\'')));
+        let joins_quote =
+            word.ends_with('=') && word.len() > 1 && matches!(chars.peek(), Some(&(_, '"' | '\'')));
         if joins_quote {
             let (value, quote_end) = read_quoted(file, text, &mut chars)?;
             tokens.push(Token {
@@ -175,11 +177,10 @@ mod tests {
 
     #[test]
     fn hash_inside_a_word_is_not_a_comment() {
-        assert_eq!(kinds("input http://h/#x;"), vec![
-            word("input"),
-            word("http://h/#x"),
-            TokenKind::Semicolon
-        ]);
+        assert_eq!(
+            kinds("input http://h/#x;"),
+            vec![word("input"), word("http://h/#x"), TokenKind::Semicolon]
+        );
     }
 
     #[test]

@@ -47,7 +47,10 @@ pub struct LoadedConfig {
 impl LoadedConfig {
     /// Warnings rendered one per line, for start-up logs.
     pub fn warning_lines(&self) -> Vec<String> {
-        self.warnings.iter().map(|w| w.render_short(&self.sources)).collect()
+        self.warnings
+            .iter()
+            .map(|w| w.render_short(&self.sources))
+            .collect()
     }
 }
 
@@ -117,12 +120,21 @@ fn read_bounded(path: &Path) -> Result<String, String> {
 
 /// `*.conf` files of the fragment directory, in name order.
 fn list_fragments(dir: &Path) -> Result<Vec<std::path::PathBuf>, String> {
-    let entries = std::fs::read_dir(dir)
-        .map_err(|e| format!("cannot read config fragment directory {}: {e}", dir.display()))?;
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        format!(
+            "cannot read config fragment directory {}: {e}",
+            dir.display()
+        )
+    })?;
     let mut fragments = Vec::new();
     for entry in entries {
         let path = entry
-            .map_err(|e| format!("cannot read config fragment directory {}: {e}", dir.display()))?
+            .map_err(|e| {
+                format!(
+                    "cannot read config fragment directory {}: {e}",
+                    dir.display()
+                )
+            })?
             .path();
         if path.extension().is_some_and(|ext| ext == "conf") && path.is_file() {
             fragments.push(path);
@@ -154,7 +166,11 @@ fn load_sources(
     check::check(&config, &mut reader, options.runtime_hostname);
     let mut diagnostics = std::mem::take(&mut reader.diagnostics);
     for (name, (span, uses)) in &reader.not_active {
-        let times = if *uses == 1 { String::new() } else { format!(" ({uses} uses)") };
+        let times = if *uses == 1 {
+            String::new()
+        } else {
+            format!(" ({uses} uses)")
+        };
         diagnostics.push(Diagnostic::warning(
             *span,
             format!("directive `{name}` is parsed but not active yet: it has no effect{times}"),
@@ -162,7 +178,10 @@ fn load_sources(
     }
     if diagnostics.iter().any(Diagnostic::is_error) {
         diagnostics.sort_by_key(|d| (!d.is_error(), d.span.map(|s| (s.file.0, s.start))));
-        return Err(ConfigErrors { diagnostics, sources });
+        return Err(ConfigErrors {
+            diagnostics,
+            sources,
+        });
     }
     Ok(LoadedConfig {
         config,

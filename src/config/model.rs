@@ -100,7 +100,7 @@ impl HttpListener {
 }
 
 /// A host with an optional port, as peers and balancer servers are written.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize)]
 pub struct HostPort {
     pub host: String,
     pub port: Option<u16>,
@@ -167,15 +167,6 @@ pub struct Peer {
     pub cluster_key: Option<Secret>,
     /// Deprecated here (moved to balancer servers); still parsed.
     pub max_bitrate: Option<Bitrate>,
-}
-
-impl Default for HostPort {
-    fn default() -> HostPort {
-        HostPort {
-            host: String::new(),
-            port: None,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -304,8 +295,23 @@ pub struct ProtocolRule {
 /// Protocol names accepted by `protocols` (spec §1.5).
 /// `mpegts` is how the playback docs spell `tshttp` (`protocols -mpegts -hls;`).
 pub const PROTOCOL_NAMES: [&str; 17] = [
-    "hls", "dash", "player", "mss", "rtmp", "rtsp", "m4f", "m4s", "mseld", "tshttp", "mpegts",
-    "webrtc", "srt", "shoutcast", "mp4", "jpeg", "api",
+    "hls",
+    "dash",
+    "player",
+    "mss",
+    "rtmp",
+    "rtsp",
+    "m4f",
+    "m4s",
+    "mseld",
+    "tshttp",
+    "mpegts",
+    "webrtc",
+    "srt",
+    "shoutcast",
+    "mp4",
+    "jpeg",
+    "api",
 ];
 
 /// `push URL [key=value…];`

@@ -59,7 +59,10 @@ fn word(text: &str) -> String {
 
 /// `key=value`, with the value quoted when needed.
 fn option(key: &str, value: &str) -> String {
-    debug_assert!(is_option_key(key), "option key `{key}` would not parse back");
+    debug_assert!(
+        is_option_key(key),
+        "option key `{key}` would not parse back"
+    );
     if needs_quotes(value) && !value.is_empty() {
         format!("{key}={}", quoted(value))
     } else {
@@ -111,7 +114,12 @@ impl Printer {
         for listener in &c.https {
             self.http_listener("https", listener);
         }
-        for (name, list) in [("rtmp", &c.rtmp), ("rtmps", &c.rtmps), ("rtsp", &c.rtsp), ("rtsps", &c.rtsps)] {
+        for (name, list) in [
+            ("rtmp", &c.rtmp),
+            ("rtmps", &c.rtmps),
+            ("rtsp", &c.rtsp),
+            ("rtsps", &c.rtsps),
+        ] {
             for listen in list {
                 self.line(name, &[listen.to_string()]);
             }
@@ -125,7 +133,13 @@ impl Printer {
         self.value("cluster_key", &c.cluster_key);
         for (name, credentials) in [("edit_auth", &c.edit_auth), ("view_auth", &c.view_auth)] {
             if let Some(credentials) = credentials {
-                self.line(name, &[word(&credentials.user), word(&credentials.password.render())]);
+                self.line(
+                    name,
+                    &[
+                        word(&credentials.user),
+                        word(&credentials.password.render()),
+                    ],
+                );
             }
         }
         if !c.api_allowed_from.is_empty() {
@@ -179,7 +193,11 @@ impl Printer {
             self.close();
         }
         for stream in &c.streams {
-            let keyword = if stream.ondemand { "ondemand" } else { "stream" };
+            let keyword = if stream.ondemand {
+                "ondemand"
+            } else {
+                "stream"
+            };
             self.open(keyword, &[word(&stream.name)]);
             self.stream_options(&stream.options);
             self.close();
@@ -191,7 +209,10 @@ impl Printer {
 
     fn http_listener(&mut self, name: &str, listener: &HttpListener) {
         let args = [listener.listen.to_string()];
-        if listener.api.is_none() && listener.read_timeout.is_none() && listener.write_timeout.is_none() {
+        if listener.api.is_none()
+            && listener.read_timeout.is_none()
+            && listener.write_timeout.is_none()
+        {
             self.line(name, &args);
             return;
         }

@@ -63,7 +63,11 @@ impl Reader {
             None => {
                 let mut diagnostic = Diagnostic::error(
                     statement.name_span,
-                    format!("unknown directive `{}` in the {}", statement.name, context.title()),
+                    format!(
+                        "unknown directive `{}` in the {}",
+                        statement.name,
+                        context.title()
+                    ),
                 );
                 if let Some(best) = nearest(&statement.name, directives::names_in(context)) {
                     diagnostic = diagnostic.help(format!("did you mean `{best}`?"));
@@ -129,7 +133,12 @@ fn no_options(statement: &Statement) -> Result<()> {
 }
 
 /// Exactly `count` positional arguments and nothing else.
-fn positionals(statement: &Statement, min: usize, max: usize, what: &str) -> Result<Vec<(String, Span)>> {
+fn positionals(
+    statement: &Statement,
+    min: usize,
+    max: usize,
+    what: &str,
+) -> Result<Vec<(String, Span)>> {
     no_block(statement)?;
     no_options(statement)?;
     let found: Vec<(String, Span)> = statement
@@ -200,7 +209,10 @@ fn checked_options<'s>(
             return Err(diagnostic);
         };
         if out.iter().any(|(k, _, _)| k == known) {
-            return Err(Diagnostic::error(arg.span, format!("option `{key}` is given twice")));
+            return Err(Diagnostic::error(
+                arg.span,
+                format!("option `{key}` is given twice"),
+            ));
         }
         out.push((*known, value, arg.span));
     }
@@ -218,7 +230,7 @@ fn required_name(statement: &Statement, what: &str) -> Result<(String, Span)> {
     }
 }
 
-fn required_block<'s>(statement: &'s Statement) -> Result<&'s [Statement]> {
+fn required_block(statement: &Statement) -> Result<&[Statement]> {
     statement.block.as_deref().ok_or_else(|| {
         Diagnostic::error(
             statement.span,
@@ -257,7 +269,12 @@ pub fn parse_host_port(text: &str, span: Span) -> Result<HostPort> {
     }
     let port = match port {
         None => None,
-        Some(port) => Some(port.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(error)?),
+        Some(port) => Some(
+            port.parse::<u16>()
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(error)?,
+        ),
     };
     Ok(HostPort {
         host: host.to_ascii_lowercase(),
@@ -270,7 +287,12 @@ fn parse_listen(text: &str, span: Span) -> Result<ListenAddr> {
         Diagnostic::error(span, format!("`{text}` is not a listen address"))
             .expected("PORT, IP:PORT or [IPv6]:PORT")
     };
-    let port_of = |port: &str| port.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(error);
+    let port_of = |port: &str| {
+        port.parse::<u16>()
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(error)
+    };
     if text.bytes().all(|b| b.is_ascii_digit()) {
         return Ok(ListenAddr {
             ip: None,
@@ -296,7 +318,9 @@ fn check_stream_name(name: &str, span: Span) -> Result<()> {
         && !name.starts_with('/')
         && !name.ends_with('/')
         && !name.contains("//")
-        && name.split('/').all(|segment| segment != "." && segment != "..");
+        && name
+            .split('/')
+            .all(|segment| segment != "." && segment != "..");
     if valid_chars && valid_shape && name.len() <= MAX_STREAM_NAME_BYTES {
         Ok(())
     } else {
@@ -327,7 +351,10 @@ fn choose<T: Copy>(text: &str, span: Span, names: &[&str], values: &[T], what: &
 fn raw_args(statement: &Statement) -> Result<RawArgs> {
     no_block(statement)?;
     Ok(RawArgs {
-        words: statement.positionals().map(|(t, _)| t.to_string()).collect(),
+        words: statement
+            .positionals()
+            .map(|(t, _)| t.to_string())
+            .collect(),
         options: statement
             .options()
             .map(|(k, v, _)| (k.to_string(), v.to_string()))
@@ -357,14 +384,22 @@ fn read_global_statement(
         }
         "http" | "https" => {
             let listener = read_http_listener(reader, statement)?;
-            let taken = c.http.iter().chain(&c.https).any(|l| l.listen == listener.listen);
+            let taken = c
+                .http
+                .iter()
+                .chain(&c.https)
+                .any(|l| l.listen == listener.listen);
             if taken {
                 return Err(Diagnostic::error(
                     statement.span,
                     format!("`{}` is already a listener", listener.listen),
                 ));
             }
-            let list = if name == "http" { &mut c.http } else { &mut c.https };
+            let list = if name == "http" {
+                &mut c.http
+            } else {
+                &mut c.https
+            };
             list.push(listener);
             Ok(())
         }
@@ -382,19 +417,28 @@ fn read_global_statement(
         "cluster_port" => {
             let port: u16 = single(statement)?;
             if port == 0 {
-                return Err(Diagnostic::error(statement.span, "port 0 cannot be dialled by peers"));
+                return Err(Diagnostic::error(
+                    statement.span,
+                    "port 0 cannot be dialled by peers",
+                ));
             }
             set_once(&mut c.cluster_port, port, statement)
         }
         "loglevel" => {
             let (text, span) = positionals(statement, 1, 1, "a log level")?.remove(0);
-            let level = choose(&text, span, &LogLevel::NAMES, &[
-                LogLevel::Debug,
-                LogLevel::Info,
-                LogLevel::Notice,
-                LogLevel::Warning,
-                LogLevel::Error,
-            ], "log level")?;
+            let level = choose(
+                &text,
+                span,
+                &LogLevel::NAMES,
+                &[
+                    LogLevel::Debug,
+                    LogLevel::Info,
+                    LogLevel::Notice,
+                    LogLevel::Warning,
+                    LogLevel::Error,
+                ],
+                "log level",
+            )?;
             set_once(&mut c.loglevel, level, statement)
         }
         "logrequests" => set_once(&mut c.logrequests, flag(statement)?, statement),
@@ -404,11 +448,13 @@ fn read_global_statement(
         "max_sessions" => set_once(&mut c.max_sessions, single(statement)?, statement),
         "auto_token" => {
             let (text, span) = positionals(statement, 1, 1, "uuid, blank or false")?.remove(0);
-            let mode = choose(&text, span, &["uuid", "blank", "false"], &[
-                AutoToken::Uuid,
-                AutoToken::Blank,
-                AutoToken::Disabled,
-            ], "auto_token mode")?;
+            let mode = choose(
+                &text,
+                span,
+                &["uuid", "blank", "false"],
+                &[AutoToken::Uuid, AutoToken::Blank, AutoToken::Disabled],
+                "auto_token mode",
+            )?;
             set_once(&mut c.auto_token, mode, statement)
         }
         "no_auto_token" => {
@@ -425,7 +471,11 @@ fn read_global_statement(
                 user: args[0].0.clone(),
                 password: parse_at::<Secret>(&args[1].0, args[1].1)?,
             };
-            let slot = if name == "edit_auth" { &mut c.edit_auth } else { &mut c.view_auth };
+            let slot = if name == "edit_auth" {
+                &mut c.edit_auth
+            } else {
+                &mut c.view_auth
+            };
             set_once(slot, credentials, statement)
         }
         "api_allowed_from" => {
@@ -441,13 +491,25 @@ fn read_global_statement(
         "geoip" => set_once(&mut c.geoip, single(statement)?, statement),
         "event_sink" => {
             let sink = read_event_sink(reader, statement)?;
-            unique(&c.event_sinks, |k| k.name == sink.name, statement, "event_sink", &sink.name)?;
+            unique(
+                &c.event_sinks,
+                |k| k.name == sink.name,
+                statement,
+                "event_sink",
+                &sink.name,
+            )?;
             c.event_sinks.push(sink);
             Ok(())
         }
         "peer" => {
             let peer = read_peer(reader, statement)?;
-            unique(&c.peers, |p| p.address == peer.address, statement, "peer", &peer.address.to_string())?;
+            unique(
+                &c.peers,
+                |p| p.address == peer.address,
+                statement,
+                "peer",
+                &peer.address.to_string(),
+            )?;
             c.peers.push(peer);
             Ok(())
         }
@@ -458,20 +520,38 @@ fn read_global_statement(
         }
         "balancer" => {
             let balancer = read_balancer(reader, statement)?;
-            unique(&c.balancers, |b| b.name == balancer.name, statement, "balancer", &balancer.name)?;
+            unique(
+                &c.balancers,
+                |b| b.name == balancer.name,
+                statement,
+                "balancer",
+                &balancer.name,
+            )?;
             reader.balancer_spans.push(statement.span);
             c.balancers.push(balancer);
             Ok(())
         }
         "stream" | "ondemand" => {
             let stream = read_stream(reader, statement, name == "ondemand")?;
-            unique(&c.streams, |s| s.name == stream.name, statement, "stream", &stream.name)?;
+            unique(
+                &c.streams,
+                |s| s.name == stream.name,
+                statement,
+                "stream",
+                &stream.name,
+            )?;
             c.streams.push(stream);
             Ok(())
         }
         "template" => {
             let template = read_template(reader, statement)?;
-            unique(&c.templates, |t| t.name == template.name, statement, "template", &template.name)?;
+            unique(
+                &c.templates,
+                |t| t.name == template.name,
+                statement,
+                "template",
+                &template.name,
+            )?;
             if let Some(prefix) = template
                 .prefixes
                 .iter()
@@ -488,19 +568,37 @@ fn read_global_statement(
         }
         "vod" => {
             let vod = read_vod(reader, statement)?;
-            unique(&c.vods, |v| v.name == vod.name, statement, "vod location", &vod.name)?;
+            unique(
+                &c.vods,
+                |v| v.name == vod.name,
+                statement,
+                "vod location",
+                &vod.name,
+            )?;
             c.vods.push(vod);
             Ok(())
         }
         "cache" => {
             let cache = read_global_cache(statement)?;
-            unique(&c.caches, |k| k.name == cache.name, statement, "cache", &cache.name)?;
+            unique(
+                &c.caches,
+                |k| k.name == cache.name,
+                statement,
+                "cache",
+                &cache.name,
+            )?;
             c.caches.push(cache);
             Ok(())
         }
         "auth_backend" => {
             let backend = read_auth_backend(reader, statement)?;
-            unique(&c.auth_backends, |b| b.name == backend.name, statement, "auth_backend", &backend.name)?;
+            unique(
+                &c.auth_backends,
+                |b| b.name == backend.name,
+                statement,
+                "auth_backend",
+                &backend.name,
+            )?;
             c.auth_backends.push(backend);
             Ok(())
         }
@@ -510,7 +608,9 @@ fn read_global_statement(
             c.dvrs.push(dvr);
             Ok(())
         }
-        other => unreachable!("registry lists `{other}` at top level but the schema does not read it"),
+        other => {
+            unreachable!("registry lists `{other}` at top level but the schema does not read it")
+        }
     }
 }
 
@@ -524,10 +624,15 @@ fn unique<T>(
 ) -> Result<()> {
     if existing.iter().any(same) {
         return Err(Diagnostic::error(
-            statement.name_span.to(statement.positionals().next().map_or(statement.name_span, |(_, a)| a.span)),
+            statement.name_span.to(statement
+                .positionals()
+                .next()
+                .map_or(statement.name_span, |(_, a)| a.span)),
             format!("{kind} `{name}` is declared twice"),
         )
-        .help(format!("each {kind} name must be unique across the file and its fragments")));
+        .help(format!(
+            "each {kind} name must be unique across the file and its fragments"
+        )));
     }
     Ok(())
 }
@@ -552,12 +657,17 @@ fn read_http_listener(reader: &mut Reader, statement: &Statement) -> Result<Http
         write_timeout: None,
     };
     if let Some(block) = &statement.block {
-        reader.read_block(Context::Http, block, &mut listener, |_, name, s, l| match name {
-            "api" => set_once(&mut l.api, flag(s)?, s),
-            "read_timeout" => set_once(&mut l.read_timeout, single(s)?, s),
-            "write_timeout" => set_once(&mut l.write_timeout, single(s)?, s),
-            other => unreachable!("http block: {other}"),
-        });
+        reader.read_block(
+            Context::Http,
+            block,
+            &mut listener,
+            |_, name, s, l| match name {
+                "api" => set_once(&mut l.api, flag(s)?, s),
+                "read_timeout" => set_once(&mut l.read_timeout, single(s)?, s),
+                "write_timeout" => set_once(&mut l.write_timeout, single(s)?, s),
+                other => unreachable!("http block: {other}"),
+            },
+        );
     }
     Ok(listener)
 }
@@ -567,16 +677,28 @@ fn read_http_listener(reader: &mut Reader, statement: &Statement) -> Result<Http
 
 /// Options of `input URL …` (also accepted in the old `url URL source_timeout 3;` form).
 const INPUT_OPTIONS: [&str; 12] = [
-    "priority", "source_timeout", "frames_timeout", "timeout", "cluster_key", "max_bitrate",
-    "remote_dvr", "user_agent", "headers", "bind_ip", "via", "output_audio",
+    "priority",
+    "source_timeout",
+    "frames_timeout",
+    "timeout",
+    "cluster_key",
+    "max_bitrate",
+    "remote_dvr",
+    "user_agent",
+    "headers",
+    "bind_ip",
+    "via",
+    "output_audio",
 ];
 
 fn read_input(statement: &Statement) -> Result<Input> {
     no_block(statement)?;
     let mut words = statement.positionals();
     let Some((url, url_arg)) = words.next() else {
-        return Err(Diagnostic::error(statement.after_name(), "an input needs a URL")
-            .expected("a URL such as tshttp://host/path, udp://239.0.0.1:1234 or publish://"));
+        return Err(
+            Diagnostic::error(statement.after_name(), "an input needs a URL")
+                .expected("a URL such as tshttp://host/path, udp://239.0.0.1:1234 or publish://"),
+        );
     };
     check_url(url, url_arg)?;
     let mut pairs: Vec<(String, String, Span)> = statement
@@ -588,11 +710,18 @@ fn read_input(statement: &Statement) -> Result<Input> {
     for pair in rest.chunks(2) {
         match pair {
             [(key, key_arg), (value, value_arg)] if INPUT_OPTIONS.contains(key) => {
-                pairs.push((key.to_string(), value.to_string(), key_arg.span.to(value_arg.span)));
+                pairs.push((
+                    key.to_string(),
+                    value.to_string(),
+                    key_arg.span.to(value_arg.span),
+                ));
             }
             [(word, arg), ..] => {
-                return Err(Diagnostic::error(arg.span, format!("unexpected `{word}` after the input URL"))
-                    .expected("key=value options such as priority=2 or source_timeout=5"));
+                return Err(Diagnostic::error(
+                    arg.span,
+                    format!("unexpected `{word}` after the input URL"),
+                )
+                .expected("key=value options such as priority=2 or source_timeout=5"));
             }
             [] => {}
         }
@@ -604,7 +733,10 @@ fn read_input(statement: &Statement) -> Result<Input> {
     let mut seen: Vec<String> = Vec::new();
     for (key, value, span) in pairs {
         if seen.contains(&key) {
-            return Err(Diagnostic::error(span, format!("option `{key}` is given twice")));
+            return Err(Diagnostic::error(
+                span,
+                format!("option `{key}` is given twice"),
+            ));
         }
         seen.push(key.clone());
         match key.as_str() {
@@ -615,11 +747,13 @@ fn read_input(statement: &Statement) -> Result<Input> {
             "cluster_key" => input.cluster_key = Some(parse_at(&value, span)?),
             "max_bitrate" => input.max_bitrate = Some(parse_at(&value, span)?),
             "remote_dvr" => {
-                input.remote_dvr = Some(choose(&value, span, &RemoteDvr::NAMES, &[
-                    RemoteDvr::Chain,
-                    RemoteDvr::Nochain,
-                    RemoteDvr::None,
-                ], "remote_dvr mode")?)
+                input.remote_dvr = Some(choose(
+                    &value,
+                    span,
+                    &RemoteDvr::NAMES,
+                    &[RemoteDvr::Chain, RemoteDvr::Nochain, RemoteDvr::None],
+                    "remote_dvr mode",
+                )?)
             }
             "user_agent" => input.user_agent = Some(value),
             "headers" => input.headers = Some(value),
@@ -631,9 +765,14 @@ fn read_input(statement: &Statement) -> Result<Input> {
             "via" => input.via = Some(value),
             _ => {
                 let allowed: Vec<&str> = INPUT_OPTIONS[..11].to_vec();
-                return Err(Diagnostic::error(span, format!("inputs have no option `{key}`"))
-                    .maybe_help(nearest(&key, allowed.iter().copied()).map(|b| format!("did you mean `{b}=`?")))
-                    .expected(format!("one of: {}", allowed.join(", "))));
+                return Err(
+                    Diagnostic::error(span, format!("inputs have no option `{key}`"))
+                        .maybe_help(
+                            nearest(&key, allowed.iter().copied())
+                                .map(|b| format!("did you mean `{b}=`?")),
+                        )
+                        .expected(format!("one of: {}", allowed.join(", "))),
+                );
             }
         }
     }
@@ -645,9 +784,12 @@ fn read_input(statement: &Statement) -> Result<Input> {
 pub const MAX_URL_BYTES: usize = 4096;
 
 fn check_url(url: &str, arg: &Arg) -> Result<()> {
-    let scheme_ok = url
-        .split_once("://")
-        .is_some_and(|(scheme, _)| !scheme.is_empty() && scheme.chars().all(|c| c.is_ascii_alphanumeric() || c == '+'));
+    let scheme_ok = url.split_once("://").is_some_and(|(scheme, _)| {
+        !scheme.is_empty()
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '+')
+    });
     if scheme_ok && url.len() <= MAX_URL_BYTES {
         Ok(())
     } else {
@@ -676,7 +818,10 @@ fn read_stream_option(
         "segment_duration" => {
             let duration: Seconds = single(s)?;
             if !(1_000..=60_000).contains(&duration.millis) {
-                return Err(Diagnostic::error(s.span, "segment_duration must be from 1 to 60 seconds"));
+                return Err(Diagnostic::error(
+                    s.span,
+                    "segment_duration must be from 1 to 60 seconds",
+                ));
             }
             set_once(&mut o.segment_duration, duration, s)
         }
@@ -693,7 +838,12 @@ fn read_stream_option(
         "chunk_duration" => set_once(&mut o.chunk_duration, single(s)?, s),
         "url_prefix" => set_once(&mut o.url_prefix, single(s)?, s),
         "protocols" => {
-            let args = positionals(s, 1, PROTOCOL_NAMES.len(), "protocol names, `-name` to deny")?;
+            let args = positionals(
+                s,
+                1,
+                PROTOCOL_NAMES.len(),
+                "protocol names, `-name` to deny",
+            )?;
             if !o.protocols.is_empty() {
                 return Err(Diagnostic::error(s.name_span, "`protocols` is given twice"));
             }
@@ -702,7 +852,8 @@ fn read_stream_option(
                     Some(rest) => (false, rest),
                     None => (true, text.as_str()),
                 };
-                let protocol = choose(protocol, span, &PROTOCOL_NAMES, &PROTOCOL_NAMES, "protocol")?;
+                let protocol =
+                    choose(protocol, span, &PROTOCOL_NAMES, &PROTOCOL_NAMES, "protocol")?;
                 o.protocols.push(ProtocolRule {
                     protocol: protocol.to_string(),
                     allow,
@@ -720,12 +871,16 @@ fn read_stream_option(
             no_block(s)?;
             let args: Vec<(&str, &Arg)> = s.positionals().collect();
             let [(url, arg)] = args.as_slice() else {
-                return Err(Diagnostic::error(s.after_name(), "`push` takes one URL").expected("push URL [key=value…];"));
+                return Err(Diagnostic::error(s.after_name(), "`push` takes one URL")
+                    .expected("push URL [key=value…];"));
             };
             check_url(url, arg)?;
             o.pushes.push(Push {
                 url: url.to_string(),
-                options: s.options().map(|(k, v, _)| (k.to_string(), v.to_string())).collect(),
+                options: s
+                    .options()
+                    .map(|(k, v, _)| (k.to_string(), v.to_string()))
+                    .collect(),
             });
             Ok(())
         }
@@ -770,8 +925,14 @@ fn read_stream(reader: &mut Reader, statement: &Statement, ondemand: bool) -> Re
             });
         }
         (None, []) => {
-            return Err(Diagnostic::error(statement.span, format!("stream `{name}` has no body"))
-                .expected(format!("`{} {name} {{ input URL; }}` or `{} {name} URL;`", statement.name, statement.name)));
+            return Err(
+                Diagnostic::error(statement.span, format!("stream `{name}` has no body")).expected(
+                    format!(
+                        "`{} {name} {{ input URL; }}` or `{} {name} URL;`",
+                        statement.name, statement.name
+                    ),
+                ),
+            );
         }
         (_, [_, (word, arg), ..]) | (Some(_), [(word, arg), ..]) => {
             return Err(Diagnostic::error(arg.span, format!("unexpected `{word}`"))
@@ -790,7 +951,15 @@ fn read_stream(reader: &mut Reader, statement: &Statement, ondemand: bool) -> Re
 
 fn read_template(reader: &mut Reader, statement: &Statement) -> Result<Template> {
     let (name, name_span) = required_name(statement, "a template name")?;
-    positionals(&Statement { block: None, ..statement.clone() }, 1, 1, "a template name")?;
+    positionals(
+        &Statement {
+            block: None,
+            ..statement.clone()
+        },
+        1,
+        1,
+        "a template name",
+    )?;
     let block = required_block(statement)?;
     let legacy_live = statement.name == "live";
     if legacy_live {
@@ -798,31 +967,51 @@ fn read_template(reader: &mut Reader, statement: &Statement) -> Result<Template>
     }
     let mut template = Template {
         // `live PREFIX { … }` is a template for that prefix, named after it.
-        prefixes: if legacy_live { vec![name.clone()] } else { Vec::new() },
+        prefixes: if legacy_live {
+            vec![name.clone()]
+        } else {
+            Vec::new()
+        },
         name,
         options: StreamOptions::default(),
     };
-    reader.read_block(Context::Template, block, &mut template, |r, n, s, t| match n {
-        "prefix" | "prefixes" => {
-            let max = if n == "prefix" { 1 } else { usize::MAX };
-            for (text, span) in positionals(s, 1, max, "a name prefix")? {
-                if !text.is_empty() {
-                    check_stream_name(&text, span)?;
+    reader.read_block(
+        Context::Template,
+        block,
+        &mut template,
+        |r, n, s, t| match n {
+            "prefix" | "prefixes" => {
+                let max = if n == "prefix" { 1 } else { usize::MAX };
+                for (text, span) in positionals(s, 1, max, "a name prefix")? {
+                    if !text.is_empty() {
+                        check_stream_name(&text, span)?;
+                    }
+                    if t.prefixes.contains(&text) {
+                        return Err(Diagnostic::error(
+                            span,
+                            format!("prefix `{text}` is given twice"),
+                        ));
+                    }
+                    t.prefixes.push(text);
                 }
-                if t.prefixes.contains(&text) {
-                    return Err(Diagnostic::error(span, format!("prefix `{text}` is given twice")));
-                }
-                t.prefixes.push(text);
+                Ok(())
             }
-            Ok(())
-        }
-        _ => read_stream_option(r, n, s, &mut t.options),
-    });
+            _ => read_stream_option(r, n, s, &mut t.options),
+        },
+    );
     Ok(template)
 }
 
 fn read_source(reader: &mut Reader, statement: &Statement) -> Result<Source> {
-    let args = positionals(&Statement { block: None, ..statement.clone() }, 1, 1, "HOST[:PORT][/PREFIX]")?;
+    let args = positionals(
+        &Statement {
+            block: None,
+            ..statement.clone()
+        },
+        1,
+        1,
+        "HOST[:PORT][/PREFIX]",
+    )?;
     let (text, span) = &args[0];
     let (address, prefix) = match text.split_once('/') {
         Some((address, prefix)) => (address, Some(prefix.to_string())),
@@ -837,20 +1026,29 @@ fn read_source(reader: &mut Reader, statement: &Statement) -> Result<Source> {
         options: StreamOptions::default(),
     };
     if let Some(block) = &statement.block {
-        reader.read_block(Context::Source, block, &mut source, |r, n, s, src| match n {
-            "only" => {
-                let names = positionals(s, 0, usize::MAX, "names or prefix/*")?;
-                set_once(&mut src.only, names.into_iter().map(|(t, _)| t).collect(), s)
-            }
-            "except" => {
-                let names = positionals(s, 1, usize::MAX, "names or prefix/*")?;
-                src.except.extend(names.into_iter().map(|(t, _)| t));
-                Ok(())
-            }
-            "cluster_key" => set_once(&mut src.cluster_key, single(s)?, s),
-            "prefix" => set_once(&mut src.prefix, single(s)?, s),
-            _ => read_stream_option(r, n, s, &mut src.options),
-        });
+        reader.read_block(
+            Context::Source,
+            block,
+            &mut source,
+            |r, n, s, src| match n {
+                "only" => {
+                    let names = positionals(s, 0, usize::MAX, "names or prefix/*")?;
+                    set_once(
+                        &mut src.only,
+                        names.into_iter().map(|(t, _)| t).collect(),
+                        s,
+                    )
+                }
+                "except" => {
+                    let names = positionals(s, 1, usize::MAX, "names or prefix/*")?;
+                    src.except.extend(names.into_iter().map(|(t, _)| t));
+                    Ok(())
+                }
+                "cluster_key" => set_once(&mut src.cluster_key, single(s)?, s),
+                "prefix" => set_once(&mut src.prefix, single(s)?, s),
+                _ => read_stream_option(r, n, s, &mut src.options),
+            },
+        );
     }
     Ok(source)
 }
@@ -859,7 +1057,15 @@ fn read_source(reader: &mut Reader, statement: &Statement) -> Result<Source> {
 // Cluster objects.
 
 fn read_peer(reader: &mut Reader, statement: &Statement) -> Result<Peer> {
-    let args = positionals(&Statement { block: None, ..statement.clone() }, 1, 1, "HOST[:PORT]")?;
+    let args = positionals(
+        &Statement {
+            block: None,
+            ..statement.clone()
+        },
+        1,
+        1,
+        "HOST[:PORT]",
+    )?;
     let mut peer = Peer {
         address: parse_host_port(&args[0].0, args[0].1)?,
         ..Peer::default()
@@ -878,9 +1084,10 @@ fn read_peer(reader: &mut Reader, statement: &Statement) -> Result<Peer> {
             other => unreachable!("peer block: {other}"),
         });
     }
-    if let (Some(fetch), Some(stale)) = (peer.fetch_timeout, peer.stale_timeout) {
-        if stale.millis <= fetch.millis {
-            return Err(Diagnostic::error(
+    if let (Some(fetch), Some(stale)) = (peer.fetch_timeout, peer.stale_timeout)
+        && stale.millis <= fetch.millis
+    {
+        return Err(Diagnostic::error(
                 statement.span,
                 format!(
                     "peer `{}`: stale_timeout ({} ms) must be longer than fetch_timeout ({} ms)",
@@ -888,13 +1095,20 @@ fn read_peer(reader: &mut Reader, statement: &Statement) -> Result<Peer> {
                 ),
             )
             .help("a peer is dead only after several missed exchanges; try stale_timeout = 3 × fetch_timeout"));
-        }
     }
     Ok(peer)
 }
 
 fn read_balancer(reader: &mut Reader, statement: &Statement) -> Result<Balancer> {
-    let args = positionals(&Statement { block: None, ..statement.clone() }, 1, 1, "a balancer name")?;
+    let args = positionals(
+        &Statement {
+            block: None,
+            ..statement.clone()
+        },
+        1,
+        1,
+        "a balancer name",
+    )?;
     check_stream_name(&args[0].0, args[0].1)?;
     let block = required_block(statement)?;
     let mut balancer = Balancer {
@@ -902,27 +1116,45 @@ fn read_balancer(reader: &mut Reader, statement: &Statement) -> Result<Balancer>
         mode: None,
         servers: Vec::new(),
     };
-    reader.read_block(Context::Balancer, block, &mut balancer, |_, n, s, b| match n {
-        "mode" => {
-            let (text, span) = positionals(s, 1, 1, "clients, bitrate, usage or streams")?.remove(0);
-            let mode = choose(&text, span, &BalancerMode::NAMES, &[
-                BalancerMode::Clients,
-                BalancerMode::Bitrate,
-                BalancerMode::Usage,
-                BalancerMode::Streams,
-            ], "balancer mode")?;
-            set_once(&mut b.mode, mode, s)
-        }
-        "server" => {
-            let server = read_balancer_server(s)?;
-            if b.servers.iter().any(|other| other.address == server.address) {
-                return Err(Diagnostic::error(s.span, format!("server `{}` is listed twice", server.address)));
+    reader.read_block(
+        Context::Balancer,
+        block,
+        &mut balancer,
+        |_, n, s, b| match n {
+            "mode" => {
+                let (text, span) =
+                    positionals(s, 1, 1, "clients, bitrate, usage or streams")?.remove(0);
+                let mode = choose(
+                    &text,
+                    span,
+                    &BalancerMode::NAMES,
+                    &[
+                        BalancerMode::Clients,
+                        BalancerMode::Bitrate,
+                        BalancerMode::Usage,
+                        BalancerMode::Streams,
+                    ],
+                    "balancer mode",
+                )?;
+                set_once(&mut b.mode, mode, s)
             }
-            b.servers.push(server);
-            Ok(())
-        }
-        other => unreachable!("balancer block: {other}"),
-    });
+            "server" => {
+                let server = read_balancer_server(s)?;
+                if b.servers
+                    .iter()
+                    .any(|other| other.address == server.address)
+                {
+                    return Err(Diagnostic::error(
+                        s.span,
+                        format!("server `{}` is listed twice", server.address),
+                    ));
+                }
+                b.servers.push(server);
+                Ok(())
+            }
+            other => unreachable!("balancer block: {other}"),
+        },
+    );
     Ok(balancer)
 }
 
@@ -930,8 +1162,11 @@ fn read_balancer_server(s: &Statement) -> Result<BalancerServer> {
     no_block(s)?;
     let words: Vec<(&str, &Arg)> = s.positionals().collect();
     let [(host, arg)] = words.as_slice() else {
-        return Err(Diagnostic::error(s.after_name(), "a balancer server needs exactly one host")
-            .expected("server HOST[:PORT] [max_bitrate=B] [countries=CC,CC] [countries_default=true];"));
+        return Err(
+            Diagnostic::error(s.after_name(), "a balancer server needs exactly one host").expected(
+                "server HOST[:PORT] [max_bitrate=B] [countries=CC,CC] [countries_default=true];",
+            ),
+        );
     };
     let mut server = BalancerServer {
         address: parse_host_port(host, arg.span)?,
@@ -939,15 +1174,20 @@ fn read_balancer_server(s: &Statement) -> Result<BalancerServer> {
         countries: Vec::new(),
         countries_default: false,
     };
-    for (key, value, span) in checked_options(s, &["max_bitrate", "countries", "countries_default"])? {
+    for (key, value, span) in
+        checked_options(s, &["max_bitrate", "countries", "countries_default"])?
+    {
         match key {
             "max_bitrate" => server.max_bitrate = Some(parse_at(value, span)?),
             "countries_default" => server.countries_default = parse_at(value, span)?,
             _ => {
                 for code in parse_list::<String>(value).unwrap_or_default() {
                     if code.len() != 2 || !code.chars().all(|c| c.is_ascii_alphabetic()) {
-                        return Err(Diagnostic::error(span, format!("`{code}` is not a country code"))
-                            .expected("ISO 3166-1 alpha-2 codes such as RU,CN,DE"));
+                        return Err(Diagnostic::error(
+                            span,
+                            format!("`{code}` is not a country code"),
+                        )
+                        .expected("ISO 3166-1 alpha-2 codes such as RU,CN,DE"));
                     }
                     server.countries.push(code.to_ascii_uppercase());
                 }
@@ -961,7 +1201,15 @@ fn read_balancer_server(s: &Statement) -> Result<BalancerServer> {
 // Files, caches, events, auth, DVR.
 
 fn read_vod(reader: &mut Reader, statement: &Statement) -> Result<Vod> {
-    let args = positionals(&Statement { block: None, ..statement.clone() }, 1, 1, "a location name")?;
+    let args = positionals(
+        &Statement {
+            block: None,
+            ..statement.clone()
+        },
+        1,
+        1,
+        "a location name",
+    )?;
     check_stream_name(&args[0].0, args[0].1)?;
     let block = required_block(statement)?;
     let mut vod = Vod {
@@ -971,7 +1219,11 @@ fn read_vod(reader: &mut Reader, statement: &Statement) -> Result<Vod> {
     reader.read_block(Context::Vod, block, &mut vod, |_, n, s, v| match n {
         "path" | "paths" => {
             let max = if n == "path" { 1 } else { usize::MAX };
-            v.paths.extend(positionals(s, 1, max, "a directory or URL")?.into_iter().map(|(t, _)| t));
+            v.paths.extend(
+                positionals(s, 1, max, "a directory or URL")?
+                    .into_iter()
+                    .map(|(t, _)| t),
+            );
             Ok(())
         }
         "download" => set_once(&mut v.download, flag(s)?, s),
@@ -980,8 +1232,8 @@ fn read_vod(reader: &mut Reader, statement: &Statement) -> Result<Vod> {
             set_once(&mut v.cache, cache, s)
         }
         "segment_cache" => {
-            let (path, storage_limit, expiration, misses) = read_cache_args(s, 1)?;
-            set_once(&mut v.segment_cache, SegmentCache { path, storage_limit, expiration, misses }, s)
+            let cache = read_cache_args(s, 1)?;
+            set_once(&mut v.segment_cache, cache, s)
         }
         other => unreachable!("vod block: {other}"),
     });
@@ -989,51 +1241,85 @@ fn read_vod(reader: &mut Reader, statement: &Statement) -> Result<Vod> {
 }
 
 fn read_file_cache(s: &Statement) -> Result<FileCache> {
-    let (path, storage_limit, expiration, misses) = read_cache_args(s, 1)?;
+    let SegmentCache {
+        path,
+        storage_limit,
+        expiration,
+        misses,
+    } = read_cache_args(s, 1)?;
     if expiration.is_some() {
-        return Err(Diagnostic::error(s.span, "a file cache takes a size, not an age")
-            .expected("cache PATH [SIZE] [misses=N];"));
+        return Err(
+            Diagnostic::error(s.span, "a file cache takes a size, not an age")
+                .expected("cache PATH [SIZE] [misses=N];"),
+        );
     }
-    Ok(FileCache { path, storage_limit, misses })
+    Ok(FileCache {
+        path,
+        storage_limit,
+        misses,
+    })
 }
 
 /// `[NAME] PATH` then, in any order, a size (`40G`), an age (`2d`) and `misses=N`.
 /// Sizes and ages are told apart by their unit, as Flussonic's examples mix them freely.
-fn read_cache_args(
-    s: &Statement,
-    leading: usize,
-) -> Result<(String, Option<super::values::ByteSize>, Option<Seconds>, Option<u32>)> {
+/// The result has the shape of a [`SegmentCache`], the richest of the three cache forms.
+fn read_cache_args(s: &Statement, leading: usize) -> Result<SegmentCache> {
     no_block(s)?;
     let words: Vec<(&str, &Arg)> = s.positionals().collect();
     if words.len() < leading {
-        return Err(Diagnostic::error(s.after_name(), format!("`{}` needs a path", s.name))
-            .expected("PATH [SIZE] [AGE] [misses=N]"));
+        return Err(
+            Diagnostic::error(s.after_name(), format!("`{}` needs a path", s.name))
+                .expected("PATH [SIZE] [AGE] [misses=N]"),
+        );
     }
     let path = words[leading - 1].0.to_string();
     let (mut size, mut age) = (None, None);
     for (word, arg) in &words[leading..] {
-        let is_age = word.ends_with(['s', 'm', 'h', 'd']) && !word.ends_with("B");
+        // Sizes use upper-case units (`40G`, `512M`); ages end in s, m, h or d.
+        let is_age = word.ends_with(['s', 'm', 'h', 'd']);
         if is_age {
             set_once(&mut age, parse_at::<Seconds>(word, arg.span)?, s)?;
         } else {
-            set_once(&mut size, parse_at::<super::values::ByteSize>(word, arg.span)?, s)?;
+            set_once(
+                &mut size,
+                parse_at::<super::values::ByteSize>(word, arg.span)?,
+                s,
+            )?;
         }
     }
     let mut misses = None;
     for (_, value, span) in checked_options(s, &["misses"])? {
         misses = Some(parse_at(value, span)?);
     }
-    Ok((path, size, age, misses))
+    Ok(SegmentCache {
+        path,
+        storage_limit: size,
+        expiration: age,
+        misses,
+    })
 }
 
 fn read_global_cache(s: &Statement) -> Result<Cache> {
     let (name, _) = required_name(s, "a cache name")?;
     if s.positionals().count() < 2 {
-        return Err(Diagnostic::error(s.after_name(), "`cache` needs a name and a path")
-            .expected("cache NAME PATH [misses=N] [AGE] [SIZE];"));
+        return Err(
+            Diagnostic::error(s.after_name(), "`cache` needs a name and a path")
+                .expected("cache NAME PATH [misses=N] [AGE] [SIZE];"),
+        );
     }
-    let (path, storage_limit, expiration, misses) = read_cache_args(s, 2)?;
-    Ok(Cache { name, path, misses, expiration, storage_limit })
+    let SegmentCache {
+        path,
+        storage_limit,
+        expiration,
+        misses,
+    } = read_cache_args(s, 2)?;
+    Ok(Cache {
+        name,
+        path,
+        misses,
+        expiration,
+        storage_limit,
+    })
 }
 
 fn read_event_filter(s: &Statement) -> Result<EventFilter> {
@@ -1044,16 +1330,35 @@ fn read_event_filter(s: &Statement) -> Result<EventFilter> {
     }
     let conditions: Vec<(String, Vec<String>)> = s
         .options()
-        .map(|(k, v, _)| (k.to_string(), v.split(',').filter(|x| !x.is_empty()).map(str::to_string).collect()))
+        .map(|(k, v, _)| {
+            (
+                k.to_string(),
+                v.split(',')
+                    .filter(|x| !x.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+            )
+        })
         .collect();
     if conditions.is_empty() || conditions.iter().any(|(_, values)| values.is_empty()) {
-        return Err(Diagnostic::error(s.span, format!("`{}` needs at least one field=value condition", s.name)));
+        return Err(Diagnostic::error(
+            s.span,
+            format!("`{}` needs at least one field=value condition", s.name),
+        ));
     }
     Ok(EventFilter { conditions })
 }
 
 fn read_event_sink(reader: &mut Reader, statement: &Statement) -> Result<EventSink> {
-    let args = positionals(&Statement { block: None, ..statement.clone() }, 1, 1, "a sink name")?;
+    let args = positionals(
+        &Statement {
+            block: None,
+            ..statement.clone()
+        },
+        1,
+        1,
+        "a sink name",
+    )?;
     let block = required_block(statement)?;
     let mut sink = EventSink {
         name: args[0].0.clone(),
@@ -1067,15 +1372,21 @@ fn read_event_sink(reader: &mut Reader, statement: &Statement) -> Result<EventSi
         }
         "level" => {
             let (text, span) = positionals(s, 1, 1, "an event level")?.remove(0);
-            let level = choose(&text, span, &EventLevel::NAMES, &[
-                EventLevel::Debug,
-                EventLevel::Info,
-                EventLevel::Notice,
-                EventLevel::Warning,
-                EventLevel::Error,
-                EventLevel::Critical,
-                EventLevel::Alert,
-            ], "event level")?;
+            let level = choose(
+                &text,
+                span,
+                &EventLevel::NAMES,
+                &[
+                    EventLevel::Debug,
+                    EventLevel::Info,
+                    EventLevel::Notice,
+                    EventLevel::Warning,
+                    EventLevel::Error,
+                    EventLevel::Critical,
+                    EventLevel::Alert,
+                ],
+                "event level",
+            )?;
             set_once(&mut k.level, level, s)
         }
         "only" => {
@@ -1094,9 +1405,13 @@ fn read_event_sink(reader: &mut Reader, statement: &Statement) -> Result<EventSi
         "extra" => {
             no_block(s)?;
             if let Some((word, arg)) = s.positionals().next() {
-                return Err(Diagnostic::error(arg.span, format!("unexpected `{word}`")).expected("key=value pairs"));
+                return Err(Diagnostic::error(arg.span, format!("unexpected `{word}`"))
+                    .expected("key=value pairs"));
             }
-            k.extra.extend(s.options().map(|(key, v, _)| (key.to_string(), v.to_string())));
+            k.extra.extend(
+                s.options()
+                    .map(|(key, v, _)| (key.to_string(), v.to_string())),
+            );
             Ok(())
         }
         other => unreachable!("event_sink block: {other}"),
@@ -1105,51 +1420,86 @@ fn read_event_sink(reader: &mut Reader, statement: &Statement) -> Result<EventSi
 }
 
 fn read_auth_backend(reader: &mut Reader, statement: &Statement) -> Result<AuthBackend> {
-    let args = positionals(&Statement { block: None, ..statement.clone() }, 1, 1, "a backend name")?;
+    let args = positionals(
+        &Statement {
+            block: None,
+            ..statement.clone()
+        },
+        1,
+        1,
+        "a backend name",
+    )?;
     let block = required_block(statement)?;
     let mut backend = AuthBackend {
         name: args[0].0.clone(),
         ..AuthBackend::default()
     };
-    reader.read_block(Context::AuthBackend, block, &mut backend, |_, n, s, b| match n {
-        "allow" | "deny" => {
-            let words = positionals(s, 1, usize::MAX, "token|ip|country|ua VALUES…, or default")?;
-            let allow = n == "allow";
-            if words[0].0 == "default" {
-                if words.len() > 1 {
-                    return Err(Diagnostic::error(words[1].1, "`default` takes no values"));
+    reader.read_block(
+        Context::AuthBackend,
+        block,
+        &mut backend,
+        |_, n, s, b| match n {
+            "allow" | "deny" => {
+                let words =
+                    positionals(s, 1, usize::MAX, "token|ip|country|ua VALUES…, or default")?;
+                let allow = n == "allow";
+                if words[0].0 == "default" {
+                    if words.len() > 1 {
+                        return Err(Diagnostic::error(words[1].1, "`default` takes no values"));
+                    }
+                    return set_once(&mut b.default_allow, allow, s);
                 }
-                return set_once(&mut b.default_allow, allow, s);
-            }
-            let subject = choose(&words[0].0, words[0].1, &AuthSubject::NAMES, &[
-                AuthSubject::Token,
-                AuthSubject::Ip,
-                AuthSubject::Country,
-                AuthSubject::Ua,
-            ], "rule subject")?;
-            if words.len() < 2 {
-                return Err(Diagnostic::error(s.span, format!("`{n} {}` needs values", words[0].0)));
-            }
-            let values: Vec<String> = words[1..].iter().map(|(t, _)| t.clone()).collect();
-            if subject == AuthSubject::Ip {
-                for (text, span) in &words[1..] {
-                    parse_at::<Cidr>(text, *span)?;
+                let subject = choose(
+                    &words[0].0,
+                    words[0].1,
+                    &AuthSubject::NAMES,
+                    &[
+                        AuthSubject::Token,
+                        AuthSubject::Ip,
+                        AuthSubject::Country,
+                        AuthSubject::Ua,
+                    ],
+                    "rule subject",
+                )?;
+                if words.len() < 2 {
+                    return Err(Diagnostic::error(
+                        s.span,
+                        format!("`{n} {}` needs values", words[0].0),
+                    ));
                 }
+                let values: Vec<String> = words[1..].iter().map(|(t, _)| t.clone()).collect();
+                if subject == AuthSubject::Ip {
+                    for (text, span) in &words[1..] {
+                        parse_at::<Cidr>(text, *span)?;
+                    }
+                }
+                b.rules.push(AuthRule {
+                    allow,
+                    subject,
+                    values,
+                });
+                Ok(())
             }
-            b.rules.push(AuthRule { allow, subject, values });
-            Ok(())
-        }
-        "backend" => {
-            b.backends.push(single(s)?);
-            Ok(())
-        }
-        other => unreachable!("auth_backend block: {other}"),
-    });
+            "backend" => {
+                b.backends.push(single(s)?);
+                Ok(())
+            }
+            other => unreachable!("auth_backend block: {other}"),
+        },
+    );
     Ok(backend)
 }
 
 fn read_dvr(reader: &mut Reader, statement: &Statement) -> Result<Dvr> {
-    let args = positionals(&Statement { block: None, ..statement.clone() }, 1, 1, "a DVR name")?;
+    let args = positionals(
+        &Statement {
+            block: None,
+            ..statement.clone()
+        },
+        1,
+        1,
+        "a DVR name",
+    )?;
     let block = required_block(statement)?;
     let mut dvr = Dvr {
         name: args[0].0.clone(),

@@ -130,7 +130,12 @@ impl Parser {
         }
     }
 
-    fn statement(&mut self, name: String, name_span: Span, depth: usize) -> Result<Statement, Diagnostic> {
+    fn statement(
+        &mut self,
+        name: String,
+        name_span: Span,
+        depth: usize,
+    ) -> Result<Statement, Diagnostic> {
         let mut args = Vec::new();
         loop {
             let Some(token) = self.tokens.next() else {
@@ -240,7 +245,10 @@ mod tests {
         let block = balancer.block.as_ref().unwrap();
         assert_eq!(block[1].name, "server");
         let options: Vec<_> = block[1].options().map(|(k, v, _)| (k, v)).collect();
-        assert_eq!(options, vec![("max_bitrate", "60M"), ("countries", "RU,CN")]);
+        assert_eq!(
+            options,
+            vec![("max_bitrate", "60M"), ("countries", "RU,CN")]
+        );
     }
 
     #[test]
@@ -266,7 +274,12 @@ mod tests {
 
     #[test]
     fn stray_close_brace_is_reported() {
-        assert!(parse(FileId(0), "}").unwrap_err().message.contains("unexpected `}`"));
+        assert!(
+            parse(FileId(0), "}")
+                .unwrap_err()
+                .message
+                .contains("unexpected `}`")
+        );
     }
 
     #[test]

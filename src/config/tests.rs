@@ -88,13 +88,22 @@ fn spec_cluster_example_loads_into_the_model() {
     assert_eq!(config.http.len(), 2);
     assert_eq!(config.http[0].api, Some(false));
     assert!(config.http[1].serves_api());
-    assert_eq!(config.total_bandwidth.unwrap().bits_per_second, 10_000_000_000);
+    assert_eq!(
+        config.total_bandwidth.unwrap().bits_per_second,
+        10_000_000_000
+    );
     assert_eq!(config.peers[0].fetch_timeout.unwrap().millis, 1000);
-    assert_eq!(config.peers[1].public_payload_url.as_deref(), Some("http://b.example.com"));
+    assert_eq!(
+        config.peers[1].public_payload_url.as_deref(),
+        Some("http://b.example.com")
+    );
     let cam02 = &config.streams[1];
     assert_eq!(
         cam02.options.cluster_ingest.as_ref().unwrap().capture_at,
-        Some(HostPort { host: "node-b.lan".into(), port: None })
+        Some(HostPort {
+            host: "node-b.lan".into(),
+            port: None
+        })
     );
     assert_eq!(config.templates[0].prefixes, vec!["live".to_string()]);
     let ch5 = &config.streams[2];
@@ -121,8 +130,14 @@ fn seed_configs_load_with_old_spellings() {
     assert_eq!(balancer.balancers[0].servers.len(), 2);
     assert_eq!(balancer.edit_auth.as_ref().unwrap().user, "flussonic");
     let ingest = load(SEED_INGEST).config;
-    assert_eq!(ingest.peers[0].public_payload_url.as_deref(), Some("streamer.public"));
-    assert_eq!(ingest.streams[0].options.inputs[0].url, "tshttp://example.com/cam03");
+    assert_eq!(
+        ingest.peers[0].public_payload_url.as_deref(),
+        Some("streamer.public")
+    );
+    assert_eq!(
+        ingest.streams[0].options.inputs[0].url,
+        "tshttp://example.com/cam03"
+    );
 }
 
 #[test]
@@ -163,7 +178,10 @@ fn input_options_in_both_forms() {
     )
     .config;
     let inputs = &config.streams[0].options.inputs;
-    assert_eq!(inputs[0].source_timeout, Some(values::Timeout::After(values::Seconds::from_secs(3))));
+    assert_eq!(
+        inputs[0].source_timeout,
+        Some(values::Timeout::After(values::Seconds::from_secs(3)))
+    );
     assert_eq!(inputs[1].priority, Some(2));
     assert_eq!(inputs[1].user_agent.as_deref(), Some("VLC 3"));
 }
@@ -172,7 +190,10 @@ fn input_options_in_both_forms() {
 fn negated_protocols_and_short_cidrs() {
     let err = error_of("stream s { input publish://; protocols -hsl; }");
     assert!(err.contains("unknown protocol `hsl`"), "{err}");
-    let config = load("api_allowed_from 10/8 192.168/16; stream s { input publish://; protocols -mpegts -hls; }").config;
+    let config = load(
+        "api_allowed_from 10/8 192.168/16; stream s { input publish://; protocols -mpegts -hls; }",
+    )
+    .config;
     assert_eq!(config.api_allowed_from[1].to_string(), "192.168.0.0/16");
     assert!(!config.streams[0].options.protocols[0].allow);
 }
@@ -180,7 +201,10 @@ fn negated_protocols_and_short_cidrs() {
 #[test]
 fn errors_name_file_line_column_and_quote_the_line() {
     let err = error_of("http 80;\nstream cam01 {\n  inptu tshttp://h/x;\n}\n");
-    assert!(err.contains("test.conf:3:3: error: unknown directive `inptu`"), "{err}");
+    assert!(
+        err.contains("test.conf:3:3: error: unknown directive `inptu`"),
+        "{err}"
+    );
     assert!(err.contains("3 |   inptu tshttp://h/x;"), "{err}");
     assert!(err.contains("  |   ^^^^^"), "{err}");
     assert!(err.contains("did you mean `input`?"), "{err}");
@@ -203,11 +227,18 @@ fn every_error_is_reported_in_one_run() {
 #[test]
 fn semantic_checks() {
     let duplicate = error_of("stream a { input publish://; }\nondemand a { input publish://; }");
-    assert!(duplicate.contains("stream `a` is declared twice"), "{duplicate}");
+    assert!(
+        duplicate.contains("stream `a` is declared twice"),
+        "{duplicate}"
+    );
     assert!(duplicate.contains("test.conf:2:1"), "{duplicate}");
 
-    let capture = error_of("peer a.lan; stream s { input publish://; cluster_ingest capture_at=b.lan; }");
-    assert!(capture.contains("capture_at names `b.lan`, which is no known node"), "{capture}");
+    let capture =
+        error_of("peer a.lan; stream s { input publish://; cluster_ingest capture_at=b.lan; }");
+    assert!(
+        capture.contains("capture_at names `b.lan`, which is no known node"),
+        "{capture}"
+    );
     assert!(capture.contains("a.lan"), "{capture}");
     load("hostname b.lan; stream s { input publish://; cluster_ingest capture_at=b.lan; }");
 
@@ -220,7 +251,10 @@ fn semantic_checks() {
     assert!(mode.contains("did you mean `clients`?"), "{mode}");
 
     let timeouts = error_of("peer a { fetch_timeout 5000; stale_timeout 1000; }");
-    assert!(timeouts.contains("must be longer than fetch_timeout"), "{timeouts}");
+    assert!(
+        timeouts.contains("must be longer than fetch_timeout"),
+        "{timeouts}"
+    );
 
     let twice = error_of("cluster_key a; cluster_key b;");
     assert!(twice.contains("`cluster_key` is given twice"), "{twice}");
@@ -233,7 +267,12 @@ fn semantic_checks() {
 fn not_active_directives_are_warned_once_by_name() {
     let loaded = load("rtmp 1935; stream a { input publish://; } stream b { input publish://; }");
     let lines = loaded.warning_lines();
-    assert!(lines.iter().any(|l| l.contains("`stream` is parsed but not active yet") && l.contains("(2 uses)")), "{lines:?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("`stream` is parsed but not active yet") && l.contains("(2 uses)")),
+        "{lines:?}"
+    );
     assert!(lines.iter().any(|l| l.contains("`rtmp`")), "{lines:?}");
     assert!(!lines.iter().any(|l| l.contains("`http`")), "{lines:?}");
 }
@@ -241,7 +280,12 @@ fn not_active_directives_are_warned_once_by_name() {
 #[test]
 fn a_short_cluster_key_is_a_warning_not_an_error() {
     let loaded = load("cluster_key abcd;");
-    assert!(loaded.warning_lines().iter().any(|l| l.contains("shorter than 16")));
+    assert!(
+        loaded
+            .warning_lines()
+            .iter()
+            .any(|l| l.contains("shorter than 16"))
+    );
 }
 
 /// Wraps a directive example in the smallest config that puts it in `context`.
@@ -272,8 +316,17 @@ fn every_registry_example_parses_and_round_trips() {
         let printed = print::print(&loaded.config);
         let reloaded = load_str("printed.conf", &printed)
             .unwrap_or_else(|e| panic!("printed `{}` fails:\n{printed}\n{e}", info.name));
-        assert_eq!(reloaded.config, loaded.config, "`{}` changed in print:\n{printed}", info.name);
-        assert_ne!(loaded.config, Config::default(), "`{}` example left no trace in the model", info.name);
+        assert_eq!(
+            reloaded.config, loaded.config,
+            "`{}` changed in print:\n{printed}",
+            info.name
+        );
+        assert_ne!(
+            loaded.config,
+            Config::default(),
+            "`{}` example left no trace in the model",
+            info.name
+        );
     }
 }
 
@@ -283,25 +336,50 @@ fn fragments_merge_in_name_order() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("main.conf.d")).unwrap();
     std::fs::write(dir.join("main.conf"), "http 8080;\n").unwrap();
-    std::fs::write(dir.join("main.conf.d/20-b.conf"), "stream b { input publish://; }\n").unwrap();
-    std::fs::write(dir.join("main.conf.d/10-a.conf"), "stream a { input publish://; }\n").unwrap();
+    std::fs::write(
+        dir.join("main.conf.d/20-b.conf"),
+        "stream b { input publish://; }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("main.conf.d/10-a.conf"),
+        "stream a { input publish://; }\n",
+    )
+    .unwrap();
     std::fs::write(dir.join("main.conf.d/ignored.txt"), "garbage").unwrap();
     let loaded = load_file(&dir.join("main.conf"), &LoadOptions::default()).unwrap();
-    let names: Vec<&str> = loaded.config.streams.iter().map(|s| s.name.as_str()).collect();
+    let names: Vec<&str> = loaded
+        .config
+        .streams
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect();
     assert_eq!(names, vec!["a", "b"]);
 
-    std::fs::write(dir.join("main.conf.d/30-bad.conf"), "\n\nstream a { input publish://; }\n").unwrap();
-    let err = load_file(&dir.join("main.conf"), &LoadOptions::default()).unwrap_err().to_string();
+    std::fs::write(
+        dir.join("main.conf.d/30-bad.conf"),
+        "\n\nstream a { input publish://; }\n",
+    )
+    .unwrap();
+    let err = load_file(&dir.join("main.conf"), &LoadOptions::default())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("30-bad.conf:3:1"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn unreadable_and_oversized_files_are_one_clear_error() {
-    let err = load_file(std::path::Path::new("/nonexistent/flotilla.conf"), &LoadOptions::default())
-        .unwrap_err()
-        .to_string();
-    assert!(err.starts_with("error: cannot read config file /nonexistent/flotilla.conf"), "{err}");
+    let err = load_file(
+        std::path::Path::new("/nonexistent/flotilla.conf"),
+        &LoadOptions::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.starts_with("error: cannot read config file /nonexistent/flotilla.conf"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -317,10 +395,17 @@ fn docs_configuration_reference_is_generated_from_the_registry() {
     let current = &doc[begin + BEGIN.len()..end];
     if current.trim() != generated.trim() {
         if std::env::var_os("FLOTILLA_UPDATE_DOCS").is_some() {
-            let updated = format!("{}{BEGIN}\n{}\n{}", &doc[..begin], generated.trim(), &doc[end..]);
+            let updated = format!(
+                "{}{BEGIN}\n{}\n{}",
+                &doc[..begin],
+                generated.trim(),
+                &doc[end..]
+            );
             std::fs::write(&path, updated).unwrap();
         } else {
-            panic!("docs/configuration.md is stale: run `FLOTILLA_UPDATE_DOCS=1 cargo test docs_configuration`");
+            panic!(
+                "docs/configuration.md is stale: run `FLOTILLA_UPDATE_DOCS=1 cargo test docs_configuration`"
+            );
         }
     }
 }
@@ -353,8 +438,14 @@ fn arbitrary_config_text() -> impl Strategy<Value = String> {
         .prop_map(|(name, ondemand, options, title)| {
             let keyword = if ondemand { "ondemand" } else { "stream" };
             let title = title.replace('\\', "\\\\").replace('"', "\\\"");
-            let options: Vec<&str> = options.into_iter().filter(|o| !o.starts_with("title")).collect();
-            format!("{keyword} {name} {{ {} title \"{title}\"; }}", options.join(" "))
+            let options: Vec<&str> = options
+                .into_iter()
+                .filter(|o| !o.starts_with("title"))
+                .collect();
+            format!(
+                "{keyword} {name} {{ {} title \"{title}\"; }}",
+                options.join(" ")
+            )
         });
     (
         proptest::sample::subsequence(global, 0..=20),
@@ -371,7 +462,11 @@ fn arbitrary_config_text() -> impl Strategy<Value = String> {
             }
             let mut seen = std::collections::BTreeSet::new();
             for stream in streams {
-                let name = stream.split_whitespace().nth(1).unwrap_or_default().to_string();
+                let name = stream
+                    .split_whitespace()
+                    .nth(1)
+                    .unwrap_or_default()
+                    .to_string();
                 if seen.insert(name) {
                     text.push_str(&stream);
                     text.push('\n');

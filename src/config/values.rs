@@ -60,7 +60,7 @@ fn render_scaled(value: u64) -> String {
         (1_000_000, "M"),
         (1_000, "K"),
     ] {
-        if value != 0 && value % multiplier == 0 {
+        if value != 0 && value.is_multiple_of(multiplier) {
             return format!("{}{suffix}", value / multiplier);
         }
     }
@@ -147,8 +147,13 @@ fn render_duration_ms(millis: u64) -> String {
     if millis == 0 {
         return "0s".into();
     }
-    for (unit_ms, suffix) in [(86_400_000, "d"), (3_600_000, "h"), (60_000, "m"), (1_000, "s")] {
-        if millis % unit_ms == 0 {
+    for (unit_ms, suffix) in [
+        (86_400_000, "d"),
+        (3_600_000, "h"),
+        (60_000, "m"),
+        (1_000, "s"),
+    ] {
+        if millis.is_multiple_of(unit_ms) {
             return format!("{}{suffix}", millis / unit_ms);
         }
     }
@@ -374,7 +379,11 @@ pub fn parse_list<T: Value>(text: &str) -> Result<Vec<T>, String> {
 }
 
 pub fn render_list<T: Value>(items: &[T]) -> String {
-    items.iter().map(Value::render).collect::<Vec<_>>().join(",")
+    items
+        .iter()
+        .map(Value::render)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 #[cfg(test)]
@@ -384,10 +393,22 @@ mod tests {
 
     #[test]
     fn bitrates() {
-        assert_eq!(Bitrate::parse_value("40M").unwrap().bits_per_second, 40_000_000);
-        assert_eq!(Bitrate::parse_value("10G").unwrap().bits_per_second, 10_000_000_000);
-        assert_eq!(Bitrate::parse_value("2048k").unwrap().bits_per_second, 2_048_000);
-        assert_eq!(Bitrate::parse_value("40000000").unwrap().bits_per_second, 40_000_000);
+        assert_eq!(
+            Bitrate::parse_value("40M").unwrap().bits_per_second,
+            40_000_000
+        );
+        assert_eq!(
+            Bitrate::parse_value("10G").unwrap().bits_per_second,
+            10_000_000_000
+        );
+        assert_eq!(
+            Bitrate::parse_value("2048k").unwrap().bits_per_second,
+            2_048_000
+        );
+        assert_eq!(
+            Bitrate::parse_value("40000000").unwrap().bits_per_second,
+            40_000_000
+        );
         assert!(Bitrate::parse_value("40X").is_err());
         assert!(Bitrate::parse_value("M").is_err());
         assert!(Bitrate::parse_value("99999999999999999999G").is_err());
@@ -426,7 +447,11 @@ mod tests {
             ("10.1.2.3/8", "10.0.0.0/8"),
         ];
         for (input, canonical) in cases {
-            assert_eq!(Cidr::parse_value(input).unwrap().render(), canonical, "{input}");
+            assert_eq!(
+                Cidr::parse_value(input).unwrap().render(),
+                canonical,
+                "{input}"
+            );
         }
         for bad in ["10/33", "300/8", "a.b/8", "1.2.3.4.5/8", "/8"] {
             assert!(Cidr::parse_value(bad).is_err(), "{bad}");
@@ -439,7 +464,10 @@ mod tests {
         assert_eq!(Percent::parse_value("90").unwrap().percent, 90);
         assert!(Percent::parse_value("101%").is_err());
         assert_eq!(Timeout::parse_value("false").unwrap(), Timeout::Never);
-        assert_eq!(Timeout::parse_value("30").unwrap(), Timeout::After(Seconds::from_secs(30)));
+        assert_eq!(
+            Timeout::parse_value("30").unwrap(),
+            Timeout::After(Seconds::from_secs(30))
+        );
     }
 
     proptest! {

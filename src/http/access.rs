@@ -65,7 +65,12 @@ impl AccessPolicy {
     }
 
     /// The access a request from `client` with `headers` gets, or why it is refused.
-    pub fn check(&self, client: Option<IpAddr>, headers: &HeaderMap, needed: Access) -> Result<Access, Refusal> {
+    pub fn check(
+        &self,
+        client: Option<IpAddr>,
+        headers: &HeaderMap,
+        needed: Access,
+    ) -> Result<Access, Refusal> {
         if !self.allowed_from.is_empty() {
             let allowed = client.is_some_and(|ip| {
                 let ip = canonical_ip(ip);
@@ -129,7 +134,9 @@ fn presented_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     if !scheme.eq_ignore_ascii_case("basic") && !scheme.eq_ignore_ascii_case("bearer") {
         return None;
     }
-    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
     let decoded = String::from_utf8(decoded).ok()?;
     let (user, password) = decoded.split_once(':')?;
     Some((user.to_string(), password.to_string()))
@@ -147,7 +154,10 @@ mod tests {
     fn basic(user: &str, password: &str) -> HeaderMap {
         let mut headers = HeaderMap::new();
         let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-        headers.insert(header::AUTHORIZATION, format!("Basic {token}").parse().unwrap());
+        headers.insert(
+            header::AUTHORIZATION,
+            format!("Basic {token}").parse().unwrap(),
+        );
         headers
     }
 
@@ -156,33 +166,69 @@ mod tests {
     #[test]
     fn open_api_reads_but_never_edits() {
         let open = policy("http 80;");
-        assert_eq!(open.check(LOCAL, &HeaderMap::new(), Access::View), Ok(Access::View));
-        assert_eq!(open.check(LOCAL, &HeaderMap::new(), Access::Edit), Err(Refusal::Unauthorized));
+        assert_eq!(
+            open.check(LOCAL, &HeaderMap::new(), Access::View),
+            Ok(Access::View)
+        );
+        assert_eq!(
+            open.check(LOCAL, &HeaderMap::new(), Access::Edit),
+            Err(Refusal::Unauthorized)
+        );
     }
 
     #[test]
     fn credentials_grant_their_level() {
         let p = policy("edit_auth admin secret1; view_auth viewer secret2;");
-        assert_eq!(p.check(LOCAL, &HeaderMap::new(), Access::View), Err(Refusal::Unauthorized));
-        assert_eq!(p.check(LOCAL, &basic("viewer", "secret2"), Access::View), Ok(Access::View));
-        assert_eq!(p.check(LOCAL, &basic("viewer", "secret2"), Access::Edit), Err(Refusal::ReadOnly));
-        assert_eq!(p.check(LOCAL, &basic("admin", "secret1"), Access::Edit), Ok(Access::Edit));
-        assert_eq!(p.check(LOCAL, &basic("admin", "wrong"), Access::View), Err(Refusal::Unauthorized));
+        assert_eq!(
+            p.check(LOCAL, &HeaderMap::new(), Access::View),
+            Err(Refusal::Unauthorized)
+        );
+        assert_eq!(
+            p.check(LOCAL, &basic("viewer", "secret2"), Access::View),
+            Ok(Access::View)
+        );
+        assert_eq!(
+            p.check(LOCAL, &basic("viewer", "secret2"), Access::Edit),
+            Err(Refusal::ReadOnly)
+        );
+        assert_eq!(
+            p.check(LOCAL, &basic("admin", "secret1"), Access::Edit),
+            Ok(Access::Edit)
+        );
+        assert_eq!(
+            p.check(LOCAL, &basic("admin", "wrong"), Access::View),
+            Err(Refusal::Unauthorized)
+        );
         let mut bearer = HeaderMap::new();
         let token = base64::engine::general_purpose::STANDARD.encode("admin:secret1");
-        bearer.insert(header::AUTHORIZATION, format!("Bearer {token}").parse().unwrap());
+        bearer.insert(
+            header::AUTHORIZATION,
+            format!("Bearer {token}").parse().unwrap(),
+        );
         assert_eq!(p.check(LOCAL, &bearer, Access::Edit), Ok(Access::Edit));
     }
 
     #[test]
     fn networks_are_checked_before_credentials() {
         let p = policy("api_allowed_from 10/8; edit_auth admin secret1;");
-        assert_eq!(p.check(LOCAL, &basic("admin", "secret1"), Access::View), Err(Refusal::NetworkNotAllowed));
+        assert_eq!(
+            p.check(LOCAL, &basic("admin", "secret1"), Access::View),
+            Err(Refusal::NetworkNotAllowed)
+        );
         let inside = Some("10.2.3.4".parse().unwrap());
-        assert_eq!(p.check(inside, &basic("admin", "secret1"), Access::View), Ok(Access::Edit));
+        assert_eq!(
+            p.check(inside, &basic("admin", "secret1"), Access::View),
+            Ok(Access::Edit)
+        );
         let mapped = Some("::ffff:10.2.3.4".parse().unwrap());
-        assert_eq!(p.check(mapped, &basic("admin", "secret1"), Access::View), Ok(Access::Edit));
-        assert_eq!(p.check(None, &basic("admin", "secret1"), Access::View), Err(Refusal::NetworkNotAllowed));
+        assert_eq!(
+            p.check(mapped, &basic("admin", "secret1"), Access::View),
+            Ok(Access::Edit)
+        );
+        assert_eq!(
+            p.check(None, &basic("admin", "secret1"), Access::View),
+            Err(Refusal::NetworkNotAllowed)
+        );
     }
 
     #[test]
@@ -191,7 +237,11 @@ mod tests {
         for value in ["Basic", "Basic !!!", "Digest abc", "Basic YWRtaW4="] {
             let mut headers = HeaderMap::new();
             headers.insert(header::AUTHORIZATION, value.parse().unwrap());
-            assert_eq!(p.check(LOCAL, &headers, Access::View), Err(Refusal::Unauthorized), "{value}");
+            assert_eq!(
+                p.check(LOCAL, &headers, Access::View),
+                Err(Refusal::Unauthorized),
+                "{value}"
+            );
         }
     }
 }

@@ -46,7 +46,10 @@ pub fn router(state: ApiState, with_api: bool) -> Router {
 }
 
 async fn not_found(request: Request) -> Response {
-    error_response(StatusCode::NOT_FOUND, format!("no route for {}", request.uri().path()))
+    error_response(
+        StatusCode::NOT_FOUND,
+        format!("no route for {}", request.uri().path()),
+    )
 }
 
 /// A JSON error body: `{"error": "..."}`.
@@ -64,7 +67,10 @@ fn needed_access(request: &Request) -> Access {
 
 async fn require_view(State(state): State<ApiState>, mut request: Request, next: Next) -> Response {
     let client = remote_addr(&request).map(|addr| addr.ip());
-    match state.access.check(client, request.headers(), needed_access(&request)) {
+    match state
+        .access
+        .check(client, request.headers(), needed_access(&request))
+    {
         Ok(granted) => {
             request.extensions_mut().insert(granted);
             next.run(request).await
@@ -118,11 +124,18 @@ pub fn redact(value: &mut Value) {
 }
 
 async fn config(State(state): State<ApiState>, request: Request) -> Response {
-    let access = request.extensions().get::<Access>().copied().unwrap_or(Access::None);
+    let access = request
+        .extensions()
+        .get::<Access>()
+        .copied()
+        .unwrap_or(Access::None);
     let mut value = match serde_json::to_value(&*state.config) {
         Ok(value) => value,
         Err(error) => {
-            return error_response(StatusCode::INTERNAL_SERVER_ERROR, format!("config does not serialize: {error}"));
+            return error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("config does not serialize: {error}"),
+            );
         }
     };
     // Only an administrator sees secrets; with no edit_auth configured, nobody does.
@@ -159,41 +172,63 @@ mod tests {
         let mut request = request.body(Body::empty()).unwrap();
         request
             .extensions_mut()
-            .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from(([127, 0, 0, 1], 5555))));
+            .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+                [127, 0, 0, 1],
+                5555,
+            ))));
         let response = router.oneshot(request).await.unwrap();
         let status = response.status();
-        let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
         (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
     }
 
-    const CONFIG: &str = "http 80; cluster_key longlonglonglongkey; edit_auth admin pw1; view_auth viewer pw2;
+    const CONFIG: &str =
+        "http 80; cluster_key longlonglonglongkey; edit_auth admin pw1; view_auth viewer pw2;
         stream cam { input tshttp://h/cam; password pub; }";
 
     #[tokio::test]
     async fn health_needs_no_credentials() {
-        let (status, body) = get_json(router(state(CONFIG), true), "/flotilla/api/health", None).await;
+        let (status, body) =
+            get_json(router(state(CONFIG), true), "/flotilla/api/health", None).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(body["hostname"], "node-a");
     }
 
     #[tokio::test]
     async fn config_is_protected_and_redacted_for_viewers() {
-        let (status, _) = get_json(router(state(CONFIG), true), "/streamer/api/v3/config", None).await;
+        let (status, _) =
+            get_json(router(state(CONFIG), true), "/streamer/api/v3/config", None).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
-        let (status, body) =
-            get_json(router(state(CONFIG), true), "/streamer/api/v3/config", Some("viewer:pw2")).await;
+        let (status, body) = get_json(
+            router(state(CONFIG), true),
+            "/streamer/api/v3/config",
+            Some("viewer:pw2"),
+        )
+        .await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(body["cluster_key"], "***");
         assert_eq!(body["edit_auth"]["password"], "***");
         assert_eq!(body["streams"][0]["password"], "***");
         assert_eq!(body["streams"][0]["inputs"][0]["url"], "tshttp://h/cam");
-        let (_, body) = get_json(router(state(CONFIG), true), "/flussonic/api/v3/config", Some("admin:pw1")).await;
+        let (_, body) = get_json(
+            router(state(CONFIG), true),
+            "/flussonic/api/v3/config",
+            Some("admin:pw1"),
+        )
+        .await;
         assert_eq!(body["cluster_key"], "longlonglonglongkey");
     }
 
     #[tokio::test]
     async fn media_only_listener_has_no_api() {
-        let (status, body) = get_json(router(state(CONFIG), false), "/streamer/api/v3/config", Some("admin:pw1")).await;
+        let (status, body) = get_json(
+            router(state(CONFIG), false),
+            "/streamer/api/v3/config",
+            Some("admin:pw1"),
+        )
+        .await;
         assert_eq!(status, StatusCode::NOT_FOUND);
         assert!(body["error"].as_str().unwrap().contains("no route"));
     }

@@ -67,7 +67,9 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
         .max_buf_size(limits.max_header_bytes.max(8192));
-    builder.http2().max_header_list_size(limits.max_header_bytes as u32);
+    builder
+        .http2()
+        .max_header_list_size(limits.max_header_bytes as u32);
     loop {
         let permit = tokio::select! {
             biased;
@@ -88,12 +90,12 @@ pub async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
-        let service = router
-            .clone()
-            .map_request(move |mut request: hyper::Request<hyper::body::Incoming>| {
+        let service = router.clone().map_request(
+            move |mut request: hyper::Request<hyper::body::Incoming>| {
                 request.extensions_mut().insert(ConnectInfo(remote));
                 request
-            });
+            },
+        );
         let connection = builder
             .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service))
             .into_owned();
@@ -105,7 +107,10 @@ pub async fn serve(
             drop(permit);
         });
     }
-    if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!(grace = ?limits.shutdown_grace, "http connections still open after the shutdown grace period");
     }
 }

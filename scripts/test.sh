@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs flotilla's whole test suite. On a fresh machine it first installs what the tests
+# need from the system's package manager (nothing beyond Rust today), so this one command
+# is all the set-up a newcomer or CI needs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Tools the tests drive as real clients. Listed here, installed only when missing.
+needed_packages=()
+if ((${#needed_packages[@]})); then
+    if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+        apt-get update -qq && apt-get install -y -qq "${needed_packages[@]}"
+    else
+        echo "scripts/test.sh: please install: ${needed_packages[*]}" >&2
+        exit 1
+    fi
+fi
+
+cargo test --workspace --locked "$@"

@@ -1,0 +1,200 @@
+//! Helpers for tests that run real `flotilla` processes on loopback.
+//!
+//! Every wait is a bounded poll of something observable (a port answering, a process
+//! exiting); nothing sleeps for a fixed time and hopes.
+
+#![allow(dead_code, clippy::disallowed_methods)] // Real processes need the real clock.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a node may take to answer its first health check.
+pub const START_DEADLINE: Duration = Duration::from_secs(20);
+/// How long one HTTP exchange with a local node may take.
+pub const REQUEST_DEADLINE: Duration = Duration::from_secs(5);
+/// Pause between polls.
+const POLL_INTERVAL: Duration = Duration::from_millis(25);
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_flotilla")
+}
+
+/// A port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A fresh directory under the system temp dir, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(label: &str) -> TempDir {
+        let unique = format!(
+            "flotilla-test-{label}-{}-{}",
+            std::process::id(),
+            Instant::now().elapsed().as_nanos() ^ (free_port() as u128)
+        );
+        let path = std::env::temp_dir().join(unique);
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.0.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs `flotilla ARGS` to completion with a deadline; returns (status, stdout, stderr).
+pub fn run_to_end(args: &[&str], deadline: Duration) -> (ExitStatus, String, String) {
+    let mut child = Command::new(binary())
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = wait_with_deadline(&mut child, deadline).expect("flotilla did not finish in time");
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    (status, stdout, stderr)
+}
+
+pub fn wait_with_deadline(child: &mut Child, deadline: Duration) -> Option<ExitStatus> {
+    let start = Instant::now();
+    while start.elapsed() < deadline {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        std::thread::sleep(POLL_INTERVAL);
+    }
+    let _ = child.kill();
+    None
+}
+
+/// A running node process, killed on drop.
+pub struct Node {
+    pub child: Child,
+    pub dir: TempDir,
+}
+
+impl Node {
+    /// Starts `flotilla run -c CONFIG EXTRA…` and waits until `health` answers.
+    pub fn start(config: &str, health: SocketAddr, extra: &[&str], env: &[(&str, &str)]) -> Node {
+        let dir = TempDir::new("node");
+        let path = dir.write("flotilla.conf", config);
+        let mut command = Command::new(binary());
+        command
+            .arg("run")
+            .arg("-c")
+            .arg(&path)
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().unwrap();
+        let start = Instant::now();
+        loop {
+            if let Ok((200, _, _)) = http_get(health, "/flotilla/api/health", &[]) {
+                return Node { child, dir };
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                let mut stderr = String::new();
+                child
+                    .stderr
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut stderr)
+                    .unwrap();
+                panic!("node exited early with {status}: {stderr}");
+            }
+            assert!(
+                start.elapsed() < START_DEADLINE,
+                "node did not answer health in time"
+            );
+            std::thread::sleep(POLL_INTERVAL);
+        }
+    }
+
+    /// Sends a signal (by name, e.g. "TERM") to the node.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal HTTP/1.1 GET (Connection: close): returns (status, head, body).
+pub fn http_get(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> std::io::Result<(u16, String, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, REQUEST_DEADLINE)?;
+    stream.set_read_timeout(Some(REQUEST_DEADLINE))?;
+    let mut request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes())?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response)?;
+    let response = String::from_utf8_lossy(&response).to_string();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("no status line in {head:?}")))?;
+    Ok((status, head.to_string(), body.to_string()))
+}
+
+/// `Authorization: Basic …` for `user:password`.
+pub fn basic(user: &str, password: &str) -> String {
+    use base64::Engine;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
+}
