@@ -8,9 +8,14 @@
 //!   [`rt::Runtime`]; clippy's `disallowed-methods` (see `clippy.toml`) rejects the direct
 //!   calls everywhere else.
 //! - **No process-wide state.** Nothing node-scoped lives in a static or in ractor's global
-//!   registry or process groups: several nodes share one process in simulations.
+//!   registry or process groups: several nodes share one process in simulations. Each node
+//!   has a [`node::NodeContext`] with its own [`registry::Registry`].
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod node;
+pub mod registry;
 pub mod rt;
+pub mod supervisor;
+pub mod worker;
