@@ -48,21 +48,28 @@ pub enum NodeError {
         context: String,
         source: std::io::Error,
     },
+    /// The root supervisor could not start, or gave up (restart intensity exceeded at the top).
+    #[error("the actor tree failed: {0}")]
+    Tree(String),
 }
 
 impl NodeError {
     pub fn fault(&self) -> Fault {
         match self {
             NodeError::Config(_) => Fault::Config,
-            NodeError::Bind { .. } | NodeError::Local { .. } => Fault::Local,
+            NodeError::Bind { .. } | NodeError::Local { .. } | NodeError::Tree(_) => Fault::Local,
         }
     }
 
-    /// Process exit code: 1 for config errors, 3 for local ones (2 is clap's usage error).
+    /// Process exit code: 1 for config errors, 3 for local ones, 4 when the actor tree
+    /// gave up (2 is clap's usage error).
     pub fn exit_code(&self) -> u8 {
-        match self.fault() {
-            Fault::Config => 1,
-            Fault::Local | Fault::Peer | Fault::Transport => 3,
+        match self {
+            NodeError::Tree(_) => 4,
+            other => match other.fault() {
+                Fault::Config => 1,
+                Fault::Local | Fault::Peer | Fault::Transport => 3,
+            },
         }
     }
 }

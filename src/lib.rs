@@ -13,3 +13,4 @@ pub mod error;
 pub mod http;
 pub mod logging;
 pub mod node;
+pub mod plan;

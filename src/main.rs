@@ -117,9 +117,9 @@ fn run(path: Option<PathBuf>, cli_hostname: Option<String>) -> Result<(), NodeEr
         })?;
     tokio.block_on(async move {
         let runtime = Runtime::production();
-        let node = Node::bind(&loaded, identity, runtime).await?;
+        let node = Node::start(&loaded, identity, runtime.clone()).await?;
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        let signal = async {
+        runtime.spawn("signals", async move {
             match termination_signal().await {
                 Ok(name) => tracing::info!(signal = name, "shutting down"),
                 Err(error) => {
@@ -127,8 +127,7 @@ fn run(path: Option<PathBuf>, cli_hostname: Option<String>) -> Result<(), NodeEr
                 }
             }
             let _ = stop.send(true);
-        };
-        tokio::join!(node.run(stopped), signal);
-        Ok(())
+        });
+        node.run(stopped).await
     })
 }

@@ -1,13 +1,20 @@
 //! The composition root: from a loaded config to a running node, and back down.
 //!
 //! Start-up order: resolve identity → bind every listener (so a taken port fails before
-//! anything runs) → serve → on SIGINT/SIGTERM stop accepting, drain, exit 0.
+//! anything runs) → start the actor tree → serve. Shutdown (SIGINT/SIGTERM): stop
+//! accepting and drain HTTP, then stop the actor tree (children in reverse start order).
+//! If the root supervisor gives up on its own, the node shuts down and exits with 4.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
+use flotilla_actors::node::NodeContext;
 use flotilla_actors::rt::Runtime;
+use flotilla_actors::supervisor::{SupervisorMsg, start_root};
+use flotilla_actors::tree::node_spec;
+use ractor::ActorRef;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use crate::config::LoadedConfig;
 use crate::config::identity::NodeIdentity;
@@ -15,31 +22,27 @@ use crate::error::NodeError;
 use crate::http::access::AccessPolicy;
 use crate::http::api::{ApiState, router};
 use crate::http::{HttpLimits, serve};
+use crate::plan::node_plan;
 
-/// A node whose listeners are bound and which is ready to serve.
+/// A node whose listeners are bound and whose actor tree runs.
 pub struct Node {
-    runtime: Runtime,
-    identity: Arc<NodeIdentity>,
+    context: NodeContext,
     listeners: Vec<(TcpListener, axum::Router)>,
+    root: ActorRef<SupervisorMsg>,
+    root_task: JoinHandle<()>,
 }
 
 impl Node {
-    /// Binds every listener of `loaded`. Fails with [`NodeError::Bind`] when a port is taken.
-    pub async fn bind(
+    /// Binds every listener of `loaded` and starts the actor tree.
+    pub async fn start(
         loaded: &LoadedConfig,
         identity: NodeIdentity,
         runtime: Runtime,
     ) -> Result<Node, NodeError> {
         let config = Arc::new(loaded.config.clone());
-        let identity = Arc::new(identity);
+        let context = NodeContext::new(identity.hostname.clone(), runtime);
         let access = Arc::new(AccessPolicy::from_config(&config));
-        let state = ApiState {
-            config: config.clone(),
-            identity: identity.clone(),
-            access: access.clone(),
-            runtime: runtime.clone(),
-        };
-        let mut listeners = Vec::new();
+        let mut bound = Vec::new();
         for http in &config.http {
             let address = http.listen.socket_addr();
             let listener = TcpListener::bind(address)
@@ -49,8 +52,22 @@ impl Node {
                     purpose: "http",
                     source,
                 })?;
-            listeners.push((listener, router(state.clone(), http.serves_api())));
+            bound.push((listener, http.serves_api()));
         }
+        let plan = Arc::new(RwLock::new(node_plan(&config, &identity)));
+        let (root, root_task) = start_root(&context, node_spec(plan))
+            .await
+            .map_err(NodeError::Tree)?;
+        let state = ApiState {
+            config: config.clone(),
+            identity: Arc::new(identity),
+            access: access.clone(),
+            node: context.clone(),
+        };
+        let listeners = bound
+            .into_iter()
+            .map(|(listener, with_api)| (listener, router(state.clone(), with_api)))
+            .collect();
         if !config.https.is_empty() {
             tracing::warn!("https listeners are parsed but not served yet");
         }
@@ -60,9 +77,10 @@ impl Node {
             );
         }
         Ok(Node {
-            runtime,
-            identity,
+            context,
             listeners,
+            root,
+            root_task,
         })
     }
 
@@ -74,27 +92,48 @@ impl Node {
             .collect()
     }
 
-    /// Serves until `shutdown` turns true, then drains and returns.
-    pub async fn run(self, shutdown: watch::Receiver<bool>) {
-        let addrs = self.local_addrs();
-        tracing::info!(hostname = %self.identity.hostname, listeners = ?addrs, "node started");
-        let mut tasks = Vec::new();
+    /// The node's context (registry, runtime).
+    pub fn context(&self) -> &NodeContext {
+        &self.context
+    }
+
+    /// Serves until `shutdown` turns true (or the tree gives up), then stops everything.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<(), NodeError> {
+        let runtime = self.context.runtime.clone();
+        tracing::info!(hostname = %self.context.name, listeners = ?self.local_addrs(), actors = self.context.registry.len(), "node started");
+        let (stop_http, http_stopped) = watch::channel(false);
+        let mut http_tasks = Vec::new();
         for (listener, router) in self.listeners {
             let task = serve(
-                self.runtime.clone(),
+                runtime.clone(),
                 listener,
                 router,
                 HttpLimits::default(),
-                shutdown.clone(),
+                http_stopped.clone(),
             );
-            tasks.push(self.runtime.spawn("http-listener", task));
+            http_tasks.push(runtime.spawn("http-listener", task));
         }
-        for task in tasks {
+        let mut root_task = self.root_task;
+        let tree_failed = tokio::select! {
+            _ = shutdown.wait_for(|stop| *stop) => false,
+            _ = &mut root_task => true,
+        };
+        let _ = stop_http.send(true);
+        for task in http_tasks {
             if let Err(error) = task.await {
                 tracing::error!(%error, "an http listener task failed");
             }
         }
+        if tree_failed {
+            tracing::error!("the root supervisor gave up; the node stops");
+            return Err(NodeError::Tree(
+                "the root supervisor gave up (restart intensity exceeded)".into(),
+            ));
+        }
+        self.root.stop(Some("shutdown".into()));
+        let _ = root_task.await;
         tracing::info!("node stopped");
+        Ok(())
     }
 }
 

@@ -14,8 +14,13 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod balancer;
+pub mod ingest;
+pub mod mesh;
 pub mod node;
 pub mod registry;
 pub mod rt;
+pub mod stream;
 pub mod supervisor;
+pub mod tree;
 pub mod worker;

@@ -327,10 +327,21 @@ impl Registry {
         self.read().get(path).cloned()
     }
 
-    /// Removes `path` and everything below it.
+    /// Removes `path` and everything below it. Descendants sort in one contiguous range
+    /// (`path/` up to `path0`, `0` being the byte after `/`), so this costs O(k log n)
+    /// for k removed entries, not a scan of the node.
     pub fn remove_subtree(&self, path: &ActorPath) {
-        self.write()
-            .retain(|candidate, _| !candidate.is_within(path));
+        let mut entries = self.write();
+        entries.remove(path);
+        let start = ActorPath(format!("{}/", path.0));
+        let end = ActorPath(format!("{}0", path.0));
+        let below: Vec<ActorPath> = entries
+            .range(start..end)
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in below {
+            entries.remove(&key);
+        }
     }
 
     /// Number of registered actors.
@@ -410,8 +421,14 @@ mod tests {
         let names: Vec<&str> = tree.children.iter().map(|c| c.path.as_str()).collect();
         assert_eq!(names, vec!["node/mesh", "node/streams"]);
         assert_eq!(tree.children[1].children[0].path.as_str(), "node/streams/a");
+        registry.ensure(&root.child("streams-x"), "supervisor", Some(&root));
         registry.remove_subtree(&streams);
-        assert_eq!(registry.len(), 2);
+        let left: Vec<String> = registry
+            .list(0)
+            .iter()
+            .map(|i| i.path.to_string())
+            .collect();
+        assert_eq!(left, vec!["node", "node/mesh", "node/streams-x"]);
     }
 
     #[test]

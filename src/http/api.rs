@@ -13,7 +13,7 @@ use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use flotilla_actors::rt::Runtime;
+use flotilla_actors::node::NodeContext;
 use serde_json::{Value, json};
 
 use super::access::{Access, AccessPolicy, Refusal};
@@ -21,13 +21,14 @@ use super::server::remote_addr;
 use crate::config::Config;
 use crate::config::identity::NodeIdentity;
 
-/// What API handlers share: immutable config and identity, plus the runtime.
+/// What API handlers share: immutable config and identity, and the node's context
+/// (runtime and actor registry).
 #[derive(Debug, Clone)]
 pub struct ApiState {
     pub config: Arc<Config>,
     pub identity: Arc<NodeIdentity>,
     pub access: Arc<AccessPolicy>,
-    pub runtime: Runtime,
+    pub node: NodeContext,
 }
 
 /// The router of a listener: API routes when `with_api`, and a JSON 404 for the rest.
@@ -39,6 +40,11 @@ pub fn router(state: ApiState, with_api: bool) -> Router {
         let protected = Router::new()
             .route("/streamer/api/v3/config", get(config))
             .route("/flussonic/api/v3/config", get(config))
+            .route("/flotilla/api/actors", get(super::actors::tree))
+            .route(
+                "/flotilla/api/actors/{*path}",
+                get(super::actors::show).post(super::actors::kill),
+            )
             .route_layer(middleware::from_fn_with_state(state.clone(), require_view));
         router = router.merge(protected);
     }
@@ -99,7 +105,7 @@ async fn health(State(state): State<ApiState>) -> Json<Value> {
         "status": "ok",
         "hostname": state.identity.hostname,
         "version": env!("CARGO_PKG_VERSION"),
-        "uptime": state.runtime.uptime().as_secs(),
+        "uptime": state.node.runtime.uptime().as_secs(),
     }))
 }
 
@@ -159,7 +165,7 @@ mod tests {
             identity: Arc::new(NodeIdentity::resolve(&config, Some("node-a"), None)),
             access: Arc::new(AccessPolicy::from_config(&config)),
             config: Arc::new(config),
-            runtime: Runtime::deterministic(1, 0),
+            node: NodeContext::new("node-a", flotilla_actors::rt::Runtime::deterministic(1, 0)),
         }
     }
 

@@ -5,6 +5,7 @@
 //! `axum::serve`) so that the header deadline and size limits below can be set.
 
 pub mod access;
+pub mod actors;
 pub mod api;
 pub mod server;
 

@@ -190,6 +190,46 @@ pub fn http_get(
     Ok((status, head.to_string(), body.to_string()))
 }
 
+/// A minimal HTTP/1.1 POST with an empty body: returns (status, head, body).
+pub fn http_post(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> std::io::Result<(u16, String, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, REQUEST_DEADLINE)?;
+    stream.set_read_timeout(Some(REQUEST_DEADLINE))?;
+    let mut request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: 0\r\n"
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes())?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response)?;
+    let response = String::from_utf8_lossy(&response).to_string();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("no status line in {head:?}")))?;
+    Ok((status, head.to_string(), body.to_string()))
+}
+
+/// Polls `probe` until it returns `Some`, within `deadline`.
+pub fn poll_until<T>(deadline: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<T> {
+    let start = Instant::now();
+    while start.elapsed() < deadline {
+        if let Some(value) = probe() {
+            return Some(value);
+        }
+        std::thread::sleep(POLL_INTERVAL);
+    }
+    None
+}
+
 /// `Authorization: Basic …` for `user:password`.
 pub fn basic(user: &str, password: &str) -> String {
     use base64::Engine;

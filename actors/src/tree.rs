@@ -1,0 +1,247 @@
+//! The node's supervision tree, built from a plan derived from the config.
+//!
+//! ```text
+//! node                      one_for_one, 3 restarts / 5 s (top levels stay strict)
+//! ├── mesh                  one_for_one
+//! │   └── peers             simple_one_for_one, rebuilt from the plan's peers
+//! │       └── <peer>        peer link
+//! ├── streams               simple_one_for_one, rebuilt from the plan's streams
+//! │   └── <stream name>     stream actor (names may contain `/`)
+//! ├── sessions              simple_one_for_one, one child per viewer session
+//! ├── balancers             one_for_one
+//! │   └── <balancer name>   balancer instance
+//! └── ingest                the cluster_ingest coordinator
+//! ```
+//!
+//! The root is one_for_one: the subsystems find each other through the registry and
+//! shared state, not through pids captured at start, so one can restart alone.
+//! Dynamic supervisors read their children from the plan at every start: a restarted
+//! `streams` supervisor comes back with exactly the streams the node should run.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use crate::balancer::BalancerActor;
+use crate::ingest::IngestCoordinator;
+use crate::mesh::PeerLink;
+use crate::stream::StreamActor;
+use crate::supervisor::{ChildSource, Intensity, Strategy, SupervisorSpec, supervisor_child};
+use crate::worker::worker_child;
+
+/// A stream the node should run, as the tree needs to know it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamPlan {
+    /// The stream's name (may contain `/`).
+    pub name: String,
+    /// Started by the first viewer rather than always running.
+    pub ondemand: bool,
+    /// Inputs, in priority order.
+    pub inputs: Vec<String>,
+    /// Captured by exactly one node of the cluster.
+    pub cluster_ingest: bool,
+}
+
+/// A balancer instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BalancerPlan {
+    /// Its name (the first URL segment).
+    pub name: String,
+    /// Its mode.
+    pub mode: String,
+    /// Its servers.
+    pub servers: Vec<String>,
+}
+
+/// What the tree runs: derived from the config by the node crate.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodePlan {
+    /// Other nodes (this node's own `peer` entry already removed).
+    pub peers: Vec<String>,
+    /// Streams of this node's config.
+    pub streams: Vec<StreamPlan>,
+    /// Balancer instances.
+    pub balancers: Vec<BalancerPlan>,
+}
+
+/// The plan as dynamic supervisors read it at each start; replace it to change the tree.
+pub type SharedPlan = Arc<RwLock<NodePlan>>;
+
+/// Restart intensity of the upper levels: low, because restarts multiply down the tree.
+pub const UPPER_INTENSITY: Intensity = Intensity {
+    max_restarts: 3,
+    period: Duration::from_secs(5),
+};
+
+/// Restart intensity of supervisors of many independent leaves (streams, sessions):
+/// one misbehaving stream must not take its siblings down with it.
+pub const LEAF_INTENSITY: Intensity = Intensity {
+    max_restarts: 50,
+    period: Duration::from_secs(10),
+};
+
+fn read(plan: &SharedPlan) -> NodePlan {
+    plan.read()
+        .unwrap_or_else(|poison| poison.into_inner())
+        .clone()
+}
+
+/// The root supervisor's specification.
+pub fn node_spec(plan: SharedPlan) -> SupervisorSpec {
+    let peer_plan = plan.clone();
+    let peers: ChildSource = Arc::new(move || {
+        read(&peer_plan)
+            .peers
+            .into_iter()
+            .map(|peer| {
+                let args_peer = peer.clone();
+                worker_child(peer, PeerLink, move || args_peer.clone())
+            })
+            .collect()
+    });
+    let stream_plan = plan.clone();
+    let streams: ChildSource = Arc::new(move || {
+        read(&stream_plan)
+            .streams
+            .into_iter()
+            .map(|stream| {
+                let id = stream.name.clone();
+                worker_child(id, StreamActor, move || stream.clone())
+            })
+            .collect()
+    });
+    let balancers = read(&plan)
+        .balancers
+        .into_iter()
+        .map(|balancer| {
+            let id = balancer.name.clone();
+            worker_child(id, BalancerActor, move || balancer.clone())
+        })
+        .collect();
+    let ingest_plan = plan.clone();
+    let mesh = SupervisorSpec::new(
+        Strategy::OneForOne,
+        UPPER_INTENSITY,
+        vec![supervisor_child(
+            "peers",
+            SupervisorSpec::dynamic(LEAF_INTENSITY, Some(peers)),
+        )],
+    );
+    SupervisorSpec::new(
+        Strategy::OneForOne,
+        UPPER_INTENSITY,
+        vec![
+            supervisor_child("mesh", mesh),
+            supervisor_child(
+                "streams",
+                SupervisorSpec::dynamic(LEAF_INTENSITY, Some(streams)),
+            ),
+            supervisor_child("sessions", SupervisorSpec::dynamic(LEAF_INTENSITY, None)),
+            supervisor_child(
+                "balancers",
+                SupervisorSpec::new(Strategy::OneForOne, UPPER_INTENSITY, balancers),
+            ),
+            worker_child("ingest", IngestCoordinator, move || read(&ingest_plan)),
+        ],
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::NodeContext;
+    use crate::registry::ActorPath;
+    use crate::rt::Runtime;
+    use crate::supervisor::start_root;
+
+    fn plan() -> NodePlan {
+        NodePlan {
+            peers: vec!["b.lan:8080".into()],
+            streams: vec![
+                StreamPlan {
+                    name: "cam01".into(),
+                    ondemand: false,
+                    inputs: vec!["tshttp://10.0.0.1/cam01".into()],
+                    cluster_ingest: true,
+                },
+                StreamPlan {
+                    name: "live/news".into(),
+                    ondemand: true,
+                    inputs: vec![],
+                    cluster_ingest: false,
+                },
+            ],
+            balancers: vec![BalancerPlan {
+                name: "global".into(),
+                mode: "clients".into(),
+                servers: vec!["a".into(), "b".into()],
+            }],
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_tree_mirrors_the_plan() {
+        let node = NodeContext::new("a", Runtime::deterministic(1, 0));
+        let (_root, _) = start_root(&node, node_spec(Arc::new(RwLock::new(plan()))))
+            .await
+            .unwrap();
+        let paths: Vec<String> = node
+            .registry
+            .list(0)
+            .iter()
+            .map(|i| format!("{} {}", i.path, i.kind))
+            .collect();
+        assert_eq!(
+            paths,
+            vec![
+                "node supervisor",
+                "node/balancers supervisor",
+                "node/balancers/global balancer",
+                "node/ingest ingest_coordinator",
+                "node/mesh supervisor",
+                "node/mesh/peers supervisor",
+                "node/mesh/peers/b.lan:8080 peer_link",
+                "node/sessions supervisor",
+                "node/streams supervisor",
+                "node/streams/cam01 stream",
+                "node/streams/live/news stream",
+            ]
+        );
+        let cam = node
+            .registry
+            .get(&ActorPath::parse("node/streams/cam01").unwrap())
+            .unwrap();
+        assert_eq!(
+            cam.info(0).summary,
+            "static, 1 input(s), cluster_ingest, media plane not built yet"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_restarted_streams_supervisor_rebuilds_from_the_current_plan() {
+        let node = NodeContext::new("a", Runtime::deterministic(1, 0));
+        let shared = Arc::new(RwLock::new(plan()));
+        let (_root, _) = start_root(&node, node_spec(shared.clone())).await.unwrap();
+        shared.write().unwrap().streams.remove(0);
+        let streams = node
+            .registry
+            .get(&ActorPath::parse("node/streams").unwrap())
+            .unwrap();
+        assert!(streams.inject_failure("test".into()));
+        for _ in 0..1_000 {
+            if streams.restarts() == 1 && streams.cell().is_some() {
+                break;
+            }
+            tokio::task::yield_now().await;
+            tokio::time::advance(Duration::from_millis(1)).await;
+        }
+        assert_eq!(streams.restarts(), 1);
+        let names: Vec<String> = node
+            .registry
+            .list(0)
+            .into_iter()
+            .filter(|i| i.kind == "stream")
+            .map(|i| i.path.to_string())
+            .collect();
+        assert_eq!(names, vec!["node/streams/live/news"]);
+    }
+}

@@ -1,0 +1,79 @@
+//! From the config to the plan of the node's actor tree (`flotilla_actors::tree`).
+//!
+//! The actors crate does not know the config model; this is the one translation.
+
+use flotilla_actors::tree::{BalancerPlan, NodePlan, StreamPlan};
+
+use crate::config::Config;
+use crate::config::identity::NodeIdentity;
+use crate::config::model::BalancerMode;
+
+/// The tree this node runs for `config`.
+pub fn node_plan(config: &Config, identity: &NodeIdentity) -> NodePlan {
+    NodePlan {
+        peers: identity
+            .other_peers(config)
+            .into_iter()
+            .map(|peer| peer.address.to_string())
+            .collect(),
+        streams: config
+            .streams
+            .iter()
+            .filter(|stream| stream.options.disabled != Some(true))
+            .map(|stream| StreamPlan {
+                name: stream.name.clone(),
+                ondemand: stream.ondemand,
+                inputs: stream
+                    .options
+                    .inputs
+                    .iter()
+                    .map(|input| input.url.clone())
+                    .collect(),
+                cluster_ingest: stream.options.cluster_ingest.is_some(),
+            })
+            .collect(),
+        balancers: config
+            .balancers
+            .iter()
+            .map(|balancer| BalancerPlan {
+                name: balancer.name.clone(),
+                // Flussonic's API default mode.
+                mode: balancer
+                    .mode
+                    .unwrap_or(BalancerMode::Bitrate)
+                    .name()
+                    .to_string(),
+                servers: balancer
+                    .servers
+                    .iter()
+                    .map(|s| s.address.to_string())
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::load_str;
+
+    #[test]
+    fn the_plan_skips_this_node_and_disabled_streams() {
+        let config = load_str(
+            "t",
+            "http 8080; peer a.lan:8080; peer b.lan:8080;
+             stream on { input publish://; cluster_ingest; }
+             stream off { input publish://; disabled true; }
+             balancer lb { server x; }",
+        )
+        .unwrap()
+        .config;
+        let identity = NodeIdentity::resolve(&config, Some("a.lan"), None);
+        let plan = node_plan(&config, &identity);
+        assert_eq!(plan.peers, vec!["b.lan:8080"]);
+        assert_eq!(plan.streams.len(), 1);
+        assert!(plan.streams[0].cluster_ingest);
+        assert_eq!(plan.balancers[0].mode, "bitrate");
+    }
+}
