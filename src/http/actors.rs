@@ -30,15 +30,11 @@ pub async fn tree(State(state): State<ApiState>) -> Response {
     }
 }
 
-fn parse_path(raw: &str) -> Result<ActorPath, Response> {
-    ActorPath::parse(raw).ok_or_else(|| {
-        error_response(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "`{raw}` is not an actor path (paths start with `node`, e.g. node/streams/cam01)"
-            ),
-        )
-    })
+fn bad_path(raw: &str) -> Response {
+    error_response(
+        StatusCode::BAD_REQUEST,
+        format!("`{raw}` is not an actor path (paths start with `node`, e.g. node/streams/cam01)"),
+    )
 }
 
 pub async fn show(State(state): State<ApiState>, Path(raw): Path<String>) -> Response {
