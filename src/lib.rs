@@ -12,5 +12,6 @@ pub mod defaults;
 pub mod error;
 pub mod http;
 pub mod logging;
+pub mod media;
 pub mod node;
 pub mod plan;
