@@ -7,4 +7,8 @@
 pub mod frame;
 pub mod segmenter;
 pub mod timeline;
+pub mod ts;
 pub mod window;
+
+/// The built-in test clip (see assets/README.md): 4 s of H.264 + AAC in MPEG-TS.
+pub const TEST_CLIP_TS: &[u8] = include_bytes!("../../assets/testsrc.ts");

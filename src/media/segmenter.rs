@@ -2,9 +2,9 @@
 //!
 //! Pure logic: the packager feeds it each frame's muxed MPEG-TS bytes with the frame's
 //! timing, and it returns sealed segments. Rules:
-//! 1. A segment starts on a video keyframe (a player can start decoding there). Frames
-//!    before the first keyframe are dropped. Audio-only streams (no video frame within
-//!    [`AUDIO_ONLY_AFTER_TICKS`]) cut on any frame.
+//! 1. A segment starts on a random-access chunk: PAT/PMT then a video keyframe (or, for
+//!    audio-only programs, the muxer's periodic tables). Frames before the first one are
+//!    dropped.
 //! 2. A segment is sealed at the first keyframe at or after `target` duration, so real
 //!    durations are `target` rounded up to the GOP size.
 //! 3. A discontinuity (source switch, timestamp jump) seals the segment at the next
@@ -23,15 +23,11 @@ pub const MAX_SEGMENT_TICKS: u64 = 60 * CLOCK_HZ;
 /// Largest segment kept open: 64 MiB is a minute at 8 Mbit/s.
 pub const MAX_SEGMENT_BYTES: usize = 64 * 1024 * 1024;
 
-/// A stream with no video frame within this time (from its first frame) is audio-only.
-pub const AUDIO_ONLY_AFTER_TICKS: u64 = 2 * CLOCK_HZ;
-
 /// One frame, already muxed, as the segmenter sees it.
 #[derive(Debug, Clone)]
 pub struct Chunk {
     pub dts: u64,
-    pub is_video: bool,
-    /// A video keyframe (the muxed bytes then start with PAT/PMT).
+    /// The bytes start with PAT/PMT and a decodable frame (see `Muxed::random_access`).
     pub starts_gop: bool,
     pub discontinuity: bool,
     pub bytes: Bytes,
@@ -59,8 +55,6 @@ struct Open {
 pub struct Segmenter {
     target_ticks: u64,
     open: Option<Open>,
-    first_dts: Option<u64>,
-    seen_video: bool,
     /// A discontinuity was signalled and the segment must be cut at the next keyframe.
     cut_pending: bool,
 }
@@ -71,26 +65,14 @@ impl Segmenter {
         Segmenter {
             target_ticks: target_ms * (CLOCK_HZ / 1000),
             open: None,
-            first_dts: None,
-            seen_video: false,
             cut_pending: false,
         }
     }
 
-    fn audio_only(&self, dts: u64) -> bool {
-        !self.seen_video
-            && self
-                .first_dts
-                .is_some_and(|first| dts.saturating_sub(first) >= AUDIO_ONLY_AFTER_TICKS)
-    }
-
     /// Adds one chunk; returns the segment it sealed, if any.
     pub fn push(&mut self, chunk: Chunk) -> Option<Sealed> {
-        self.first_dts.get_or_insert(chunk.dts);
-        self.seen_video |= chunk.is_video;
         self.cut_pending |= chunk.discontinuity;
-        let audio_only = self.audio_only(chunk.dts);
-        let can_start = chunk.starts_gop || audio_only;
+        let can_start = chunk.starts_gop;
         let Some(open) = &mut self.open else {
             if can_start {
                 self.open_with(&chunk);
@@ -150,7 +132,6 @@ mod tests {
     fn video(index: u64, keyframe: bool) -> Chunk {
         Chunk {
             dts: index * FRAME,
-            is_video: true,
             starts_gop: keyframe,
             discontinuity: false,
             bytes: Bytes::from(vec![index as u8; 10]),
@@ -218,19 +199,5 @@ mod tests {
             .collect();
         assert_eq!(sealed.len(), 1);
         assert!(sealed[0].duration_ticks <= MAX_SEGMENT_TICKS);
-    }
-
-    #[test]
-    fn audio_only_streams_cut_on_any_frame() {
-        let mut segmenter = Segmenter::new(1_000);
-        let audio = |i: u64| Chunk {
-            dts: i * 1920,
-            is_video: false,
-            starts_gop: false,
-            discontinuity: false,
-            bytes: Bytes::from_static(b"a"),
-        };
-        let sealed: Vec<Sealed> = (0..500).filter_map(|i| segmenter.push(audio(i))).collect();
-        assert!(sealed.len() > 3, "{}", sealed.len());
     }
 }

@@ -1,0 +1,529 @@
+//! MPEG-TS → PES packets, for inputs we do not control (HTTP and UDP sources, files).
+//!
+//! Our own rather than the mpeg2ts crate's reader, because sources are hostile or just
+//! broken in ways that reader does not survive: it fails on packets of PIDs not yet
+//! announced (every stream joined mid-way), on PMT stream types it does not know (teletext,
+//! SCTE-35: common in IPTV), and it loses sync for good after one bad packet. Here:
+//! - sync is found and re-found on the 0x47 byte, one packet at a time;
+//! - unknown PIDs and stream types are skipped, PSI with a bad CRC is ignored;
+//! - a continuity-counter gap drops the PES being assembled (it would be corrupt);
+//! - every buffer is bounded ([`MAX_PES_BYTES`], [`MAX_ELEMENTARY_STREAMS`]).
+//!
+//! The demuxer is a push parser: feed any byte slices, in order, and collect PES packets.
+
+use std::collections::BTreeMap;
+
+use bytes::{Bytes, BytesMut};
+
+use super::{PACKET_BYTES, SYNC_BYTE};
+use crate::media::frame::MAX_FRAME_BYTES;
+
+/// Largest PES packet assembled; a larger one is dropped (see [`MAX_FRAME_BYTES`]).
+pub const MAX_PES_BYTES: usize = MAX_FRAME_BYTES;
+
+/// Most elementary streams tracked: a multi-program transport stream carries dozens; a
+/// PMT announcing more is broken or hostile.
+pub const MAX_ELEMENTARY_STREAMS: usize = 64;
+
+/// One reassembled PES packet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pes {
+    pub pid: u16,
+    /// The stream type the PMT gave this PID.
+    pub stream_type: u8,
+    /// 33-bit source timestamps, 90 kHz.
+    pub pts: Option<u64>,
+    pub dts: Option<u64>,
+    /// The first packet carried the random-access indicator.
+    pub random_access: bool,
+    pub data: Bytes,
+}
+
+/// What went wrong in the input so far (for stream statistics and logs).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DemuxStats {
+    pub packets: u64,
+    /// Times the sync byte was lost and searched for.
+    pub resyncs: u64,
+    /// PES packets dropped for a continuity gap, oversize or a malformed header.
+    pub dropped_pes: u64,
+    /// PSI sections ignored (bad CRC, malformed).
+    pub bad_tables: u64,
+}
+
+#[derive(Debug)]
+struct Assembly {
+    pts: Option<u64>,
+    dts: Option<u64>,
+    random_access: bool,
+    /// Expected payload size when the PES header gave one.
+    expected: Option<usize>,
+    data: BytesMut,
+}
+
+#[derive(Debug)]
+struct Elementary {
+    stream_type: u8,
+    last_counter: Option<u8>,
+    assembly: Option<Assembly>,
+}
+
+/// The demuxer state of one input.
+#[derive(Debug, Default)]
+pub struct Demuxer {
+    /// Bytes of an incomplete packet carried to the next push (< 188).
+    carry: Vec<u8>,
+    pmt_pids: Vec<u16>,
+    streams: BTreeMap<u16, Elementary>,
+    pub stats: DemuxStats,
+}
+
+fn timestamp(bytes: &[u8]) -> u64 {
+    (u64::from(bytes[0] >> 1) & 0x07) << 30
+        | u64::from(bytes[1]) << 22
+        | u64::from(bytes[2] >> 1) << 15
+        | u64::from(bytes[3]) << 7
+        | u64::from(bytes[4] >> 1)
+}
+
+/// CRC-32/MPEG-2 of a PSI section (polynomial 0x04C11DB7, no reflection).
+fn crc32_mpeg2(bytes: &[u8]) -> u32 {
+    let mut crc = 0xffff_ffffu32;
+    for byte in bytes {
+        crc ^= u32::from(*byte) << 24;
+        for _ in 0..8 {
+            crc = if crc & 0x8000_0000 != 0 {
+                (crc << 1) ^ 0x04c1_1db7
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc
+}
+
+/// The section of a PSI payload (after the pointer field), CRC-checked; `None` if invalid.
+fn psi_section(payload: &[u8], table_id: u8) -> Option<&[u8]> {
+    let pointer = *payload.first()? as usize;
+    let section = payload.get(1 + pointer..)?;
+    if *section.first()? != table_id || section.len() < 3 {
+        return None;
+    }
+    let length = (usize::from(section[1] & 0x0f) << 8) | usize::from(section[2]);
+    let whole = section.get(..3 + length)?;
+    if length < 9 || crc32_mpeg2(whole) != 0 {
+        return None;
+    }
+    // Header (8 bytes from table_id) … entries … CRC (4 bytes).
+    Some(&whole[8..whole.len() - 4])
+}
+
+impl Demuxer {
+    pub fn new() -> Demuxer {
+        Demuxer::default()
+    }
+
+    /// Feeds bytes; complete PES packets are appended to `out`.
+    pub fn push(&mut self, mut bytes: &[u8], out: &mut Vec<Pes>) {
+        if !self.carry.is_empty() {
+            let need = PACKET_BYTES - self.carry.len();
+            if bytes.len() < need {
+                self.carry.extend_from_slice(bytes);
+                return;
+            }
+            let mut packet = std::mem::take(&mut self.carry);
+            packet.extend_from_slice(&bytes[..need]);
+            bytes = &bytes[need..];
+            if packet[0] == SYNC_BYTE {
+                self.packet(&packet, out);
+            } else {
+                // The carried bytes were garbage: look for sync in them and the rest.
+                self.stats.resyncs += 1;
+                let mut joined = packet[1..].to_vec();
+                joined.extend_from_slice(bytes);
+                return self.push_aligned(&joined, out);
+            }
+        }
+        self.push_aligned(bytes, out);
+    }
+
+    fn push_aligned(&mut self, mut bytes: &[u8], out: &mut Vec<Pes>) {
+        loop {
+            match bytes.iter().position(|b| *b == SYNC_BYTE) {
+                None => return,
+                Some(0) => {}
+                Some(skip) => {
+                    self.stats.resyncs += 1;
+                    bytes = &bytes[skip..];
+                }
+            }
+            if bytes.len() < PACKET_BYTES {
+                self.carry.extend_from_slice(bytes);
+                return;
+            }
+            // A sync byte that is not followed by another one a packet later (when we can
+            // see it) is a 0x47 inside payload: skip it.
+            if bytes.len() > PACKET_BYTES && bytes[PACKET_BYTES] != SYNC_BYTE {
+                self.stats.resyncs += 1;
+                bytes = &bytes[1..];
+                continue;
+            }
+            self.packet(&bytes[..PACKET_BYTES], out);
+            bytes = &bytes[PACKET_BYTES..];
+        }
+    }
+
+    /// Ends the input: PES packets still being assembled are emitted if complete enough.
+    pub fn flush(&mut self, out: &mut Vec<Pes>) {
+        let pids: Vec<u16> = self.streams.keys().copied().collect();
+        for pid in pids {
+            self.finish(pid, out);
+        }
+        self.carry.clear();
+    }
+
+    fn packet(&mut self, packet: &[u8], out: &mut Vec<Pes>) {
+        debug_assert_eq!(packet.len(), PACKET_BYTES);
+        self.stats.packets += 1;
+        let transport_error = packet[1] & 0x80 != 0;
+        let unit_start = packet[1] & 0x40 != 0;
+        let pid = (u16::from(packet[1] & 0x1f) << 8) | u16::from(packet[2]);
+        let scrambled = packet[3] >> 6 != 0;
+        let adaptation = (packet[3] >> 4) & 0x03;
+        let counter = packet[3] & 0x0f;
+        if transport_error || scrambled || pid == 0x1fff {
+            return;
+        }
+        let mut payload_start = 4;
+        let mut random_access = false;
+        if adaptation & 0x02 != 0 {
+            let length = usize::from(packet[4]);
+            if length > 183 {
+                return;
+            }
+            if length > 0 {
+                random_access = packet[5] & 0x40 != 0;
+            }
+            payload_start = 5 + length;
+        }
+        if adaptation & 0x01 == 0 || payload_start >= PACKET_BYTES {
+            return;
+        }
+        let payload = &packet[payload_start..];
+        if pid == 0 {
+            if unit_start {
+                self.pat(payload);
+            }
+        } else if self.pmt_pids.contains(&pid) {
+            if unit_start {
+                self.pmt(payload);
+            }
+        } else if self.streams.contains_key(&pid) {
+            self.elementary(pid, unit_start, counter, random_access, payload, out);
+        }
+    }
+
+    fn pat(&mut self, payload: &[u8]) {
+        let Some(entries) = psi_section(payload, 0x00) else {
+            self.stats.bad_tables += 1;
+            return;
+        };
+        let pids: Vec<u16> = entries
+            .chunks_exact(4)
+            .filter(|entry| u16::from_be_bytes([entry[0], entry[1]]) != 0) // 0 is the NIT
+            .map(|entry| (u16::from(entry[2] & 0x1f) << 8) | u16::from(entry[3]))
+            .take(MAX_ELEMENTARY_STREAMS)
+            .collect();
+        self.pmt_pids = pids;
+    }
+
+    fn pmt(&mut self, payload: &[u8]) {
+        let Some(body) = psi_section(payload, 0x02) else {
+            self.stats.bad_tables += 1;
+            return;
+        };
+        if body.len() < 4 {
+            self.stats.bad_tables += 1;
+            return;
+        }
+        let info_length = (usize::from(body[2] & 0x0f) << 8) | usize::from(body[3]);
+        let mut rest = body.get(4 + info_length..).unwrap_or_default();
+        while rest.len() >= 5 {
+            let stream_type = rest[0];
+            let pid = (u16::from(rest[1] & 0x1f) << 8) | u16::from(rest[2]);
+            let es_info_length = (usize::from(rest[3] & 0x0f) << 8) | usize::from(rest[4]);
+            let known = self
+                .streams
+                .get(&pid)
+                .is_some_and(|s| s.stream_type == stream_type);
+            if !known && self.streams.len() < MAX_ELEMENTARY_STREAMS {
+                self.streams.insert(
+                    pid,
+                    Elementary {
+                        stream_type,
+                        last_counter: None,
+                        assembly: None,
+                    },
+                );
+            }
+            rest = rest.get(5 + es_info_length..).unwrap_or_default();
+        }
+    }
+
+    fn elementary(
+        &mut self,
+        pid: u16,
+        unit_start: bool,
+        counter: u8,
+        random_access: bool,
+        payload: &[u8],
+        out: &mut Vec<Pes>,
+    ) {
+        let stream = self.streams.get_mut(&pid).expect("caller checked");
+        let expected_counter = stream.last_counter.map(|last| (last + 1) & 0x0f);
+        let duplicate = stream.last_counter == Some(counter);
+        stream.last_counter = Some(counter);
+        if duplicate && !unit_start {
+            return; // A retransmitted packet (allowed once by the standard).
+        }
+        if expected_counter.is_some_and(|expected| expected != counter)
+            && stream.assembly.take().is_some()
+        {
+            self.stats.dropped_pes += 1;
+        }
+        if unit_start {
+            self.finish(pid, out);
+            self.start_pes(pid, random_access, payload, out);
+            return;
+        }
+        let stream = self.streams.get_mut(&pid).expect("caller checked");
+        if let Some(assembly) = &mut stream.assembly {
+            if assembly.data.len() + payload.len() > MAX_PES_BYTES {
+                stream.assembly = None;
+                self.stats.dropped_pes += 1;
+                return;
+            }
+            assembly.data.extend_from_slice(payload);
+            if assembly
+                .expected
+                .is_some_and(|expected| assembly.data.len() >= expected)
+            {
+                self.finish(pid, out);
+            }
+        }
+    }
+
+    fn start_pes(&mut self, pid: u16, random_access: bool, payload: &[u8], out: &mut Vec<Pes>) {
+        // 00 00 01, stream id, length (2), flags (2), header length (1).
+        if payload.len() < 9 || payload[..3] != [0, 0, 1] {
+            self.stats.dropped_pes += 1;
+            return;
+        }
+        let packet_length = usize::from(u16::from_be_bytes([payload[4], payload[5]]));
+        let flags = payload[7] >> 6;
+        let header_length = usize::from(payload[8]);
+        let Some(data) = payload.get(9 + header_length..) else {
+            self.stats.dropped_pes += 1;
+            return;
+        };
+        let pts = (flags & 0x02 != 0 && header_length >= 5).then(|| timestamp(&payload[9..14]));
+        let dts = (flags == 0x03 && header_length >= 10).then(|| timestamp(&payload[14..19]));
+        let expected =
+            (packet_length != 0).then(|| packet_length.saturating_sub(3 + header_length));
+        let mut buffer = BytesMut::with_capacity(expected.unwrap_or(4096).min(MAX_PES_BYTES));
+        buffer.extend_from_slice(data);
+        let complete = expected.is_some_and(|expected| buffer.len() >= expected);
+        let stream = self.streams.get_mut(&pid).expect("caller checked");
+        stream.assembly = Some(Assembly {
+            pts,
+            dts,
+            random_access,
+            expected,
+            data: buffer,
+        });
+        if complete {
+            self.finish(pid, out);
+        }
+    }
+
+    fn finish(&mut self, pid: u16, out: &mut Vec<Pes>) {
+        let Some(stream) = self.streams.get_mut(&pid) else {
+            return;
+        };
+        let Some(assembly) = stream.assembly.take() else {
+            return;
+        };
+        let mut data = assembly.data;
+        if let Some(expected) = assembly.expected {
+            if data.len() < expected {
+                self.stats.dropped_pes += 1;
+                return;
+            }
+            data.truncate(expected);
+        }
+        if data.is_empty() {
+            return;
+        }
+        out.push(Pes {
+            pid,
+            stream_type: stream.stream_type,
+            pts: assembly.pts,
+            dts: assembly.dts.or(assembly.pts),
+            random_access: assembly.random_access,
+            data: data.freeze(),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::frame::{Codec, Frame};
+    use crate::media::ts::mux::{Muxer, Tracks};
+    use crate::media::ts::{STREAM_TYPE_ADTS_AAC, STREAM_TYPE_H264};
+    use proptest::prelude::*;
+
+    fn frames() -> Vec<Frame> {
+        (0..50u64)
+            .map(|i| {
+                let video = i % 2 == 0;
+                Frame {
+                    codec: if video { Codec::H264 } else { Codec::Aac },
+                    dts: 90_000 + i * 1_800,
+                    pts: 90_000 + i * 1_800 + if video { 3_600 } else { 0 },
+                    keyframe: !video || i % 20 == 0,
+                    data: Bytes::from(vec![(i % 251) as u8; 100 + (i as usize * 997) % 70_000]),
+                }
+            })
+            .collect()
+    }
+
+    fn muxed(frames: &[Frame]) -> Vec<u8> {
+        let mut muxer = Muxer::new(Tracks {
+            video: true,
+            audio: true,
+        });
+        frames
+            .iter()
+            .flat_map(|f| muxer.mux(f).bytes.to_vec())
+            .collect()
+    }
+
+    #[test]
+    fn round_trips_our_own_muxer_in_any_chunking() {
+        let frames = frames();
+        let bytes = muxed(&frames);
+        for chunk_size in [1, 7, 188, 1316, bytes.len()] {
+            let mut demuxer = Demuxer::new();
+            let mut out = Vec::new();
+            for chunk in bytes.chunks(chunk_size) {
+                demuxer.push(chunk, &mut out);
+            }
+            demuxer.flush(&mut out);
+            // Frame 0 is a keyframe (tables first), so everything comes back. Unbounded
+            // (> 64 KiB) video PES end only at the next video PES, so compare per track.
+            assert_eq!(out.len(), frames.len(), "chunk size {chunk_size}");
+            let mut pairs = Vec::new();
+            for video in [true, false] {
+                let sent = frames.iter().filter(|f| f.codec.is_video() == video);
+                let got = out
+                    .iter()
+                    .filter(|p| (p.stream_type == STREAM_TYPE_H264) == video);
+                pairs.extend(got.zip(sent));
+            }
+            for (pes, frame) in pairs {
+                assert_eq!(pes.data, frame.data);
+                assert_eq!(pes.pts, Some(frame.pts));
+                assert_eq!(pes.dts, Some(frame.dts));
+                let expected_type = if frame.codec.is_video() {
+                    STREAM_TYPE_H264
+                } else {
+                    STREAM_TYPE_ADTS_AAC
+                };
+                assert_eq!(pes.stream_type, expected_type);
+            }
+            assert_eq!(demuxer.stats.dropped_pes, 0);
+        }
+    }
+
+    #[test]
+    fn survives_garbage_and_resynchronises() {
+        let frames = frames();
+        let mut bytes = vec![0x47, 1, 2, 3, 0x47];
+        bytes.extend(muxed(&frames));
+        let mut demuxer = Demuxer::new();
+        let mut out = Vec::new();
+        demuxer.push(&bytes, &mut out);
+        demuxer.flush(&mut out);
+        assert_eq!(out.len(), frames.len());
+        assert!(demuxer.stats.resyncs > 0);
+    }
+
+    #[test]
+    fn a_lost_packet_drops_only_the_pes_it_belonged_to() {
+        let frames = frames();
+        let mut bytes = muxed(&frames);
+        // Remove one continuation packet of a big frame in the middle.
+        let packet = bytes.len() / 188 / 2;
+        bytes.drain(packet * 188..(packet + 1) * 188);
+        let mut demuxer = Demuxer::new();
+        let mut out = Vec::new();
+        demuxer.push(&bytes, &mut out);
+        demuxer.flush(&mut out);
+        assert_eq!(out.len(), frames.len() - 1);
+        assert_eq!(demuxer.stats.dropped_pes, 1);
+    }
+
+    #[test]
+    fn the_embedded_test_clip_demuxes() {
+        let mut demuxer = Demuxer::new();
+        let mut out = Vec::new();
+        demuxer.push(crate::media::TEST_CLIP_TS, &mut out);
+        demuxer.flush(&mut out);
+        let video = out
+            .iter()
+            .filter(|p| p.stream_type == STREAM_TYPE_H264)
+            .count();
+        let audio = out
+            .iter()
+            .filter(|p| p.stream_type == STREAM_TYPE_ADTS_AAC)
+            .count();
+        assert_eq!(video, 100, "4 s at 25 fps");
+        assert!(
+            audio >= 10,
+            "ffmpeg packs several ADTS frames per PES: {audio}"
+        );
+        assert_eq!(
+            demuxer.stats,
+            DemuxStats {
+                packets: demuxer.stats.packets,
+                ..DemuxStats::default()
+            }
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..4096), split in 0usize..4096) {
+            let mut demuxer = Demuxer::new();
+            let mut out = Vec::new();
+            let split = split.min(bytes.len());
+            demuxer.push(&bytes[..split], &mut out);
+            demuxer.push(&bytes[split..], &mut out);
+            demuxer.flush(&mut out);
+        }
+
+        #[test]
+        fn corrupted_streams_never_panic(flips in proptest::collection::vec((0usize..20_000, any::<u8>()), 0..50)) {
+            let mut bytes = muxed(&frames()[..10]);
+            for (index, value) in flips {
+                let len = bytes.len();
+                bytes[index % len] = value;
+            }
+            let mut demuxer = Demuxer::new();
+            let mut out = Vec::new();
+            demuxer.push(&bytes, &mut out);
+            demuxer.flush(&mut out);
+        }
+    }
+}
