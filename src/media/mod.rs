@@ -4,8 +4,12 @@
 //! runs; the bytes flow from an input task through the packager into a stream's shared
 //! state, which HTTP and RTMP handlers read directly (never through a mailbox).
 
+pub mod aac;
 pub mod frame;
+pub mod h264;
+pub mod live;
 pub mod segmenter;
+pub mod source;
 pub mod timeline;
 pub mod ts;
 pub mod window;

@@ -3,8 +3,12 @@
 //! MPEG-TS timestamps are 33-bit and wrap every 26.5 hours; sources restart from zero,
 //! loop (files), or jump (a camera reboot). Viewers need one monotonic timeline that
 //! never goes back, so each input passes its timestamps through a `Timeline`:
-//! wraps are unwrapped, and a jump larger than [`MAX_JUMP_TICKS`] (or backwards) is
-//! treated as a discontinuity: the timeline continues one frame after the last output.
+//! wraps are unwrapped, and a jump larger than [`MAX_JUMP_TICKS`] forwards or
+//! [`MAX_BACKWARD_TICKS`] backwards is treated as a discontinuity: the timeline continues
+//! one frame after the last output. Small backward steps are normal — audio and video are
+//! interleaved with some skew and share one timeline, so their relative timing survives
+//! re-anchoring. A source that knows it restarted (a looping file) says so with
+//! [`Timeline::restart`].
 
 use super::frame::CLOCK_HZ;
 
@@ -13,6 +17,10 @@ pub const WRAP_TICKS: u64 = 1 << 33;
 
 /// A forward jump larger than this (10 s) is a discontinuity, not a gap.
 pub const MAX_JUMP_TICKS: u64 = 10 * CLOCK_HZ;
+
+/// A backward step larger than this (2 s) is a discontinuity; smaller ones are the skew
+/// between interleaved audio and video.
+pub const MAX_BACKWARD_TICKS: u64 = 2 * CLOCK_HZ;
 
 /// Assumed frame spacing when a discontinuity leaves nothing better: 40 ms (25 fps).
 pub const DEFAULT_FRAME_TICKS: u64 = CLOCK_HZ / 25;
@@ -26,6 +34,8 @@ pub struct Timeline {
     last_source: Option<u64>,
     /// Last timeline dts produced.
     last_output: Option<u64>,
+    /// Highest timeline dts produced (interleaved tracks make the last one not the highest).
+    highest_output: Option<u64>,
 }
 
 /// The result of mapping one timestamp.
@@ -47,6 +57,7 @@ impl Timeline {
             } else {
                 Some(start.saturating_sub(DEFAULT_FRAME_TICKS))
             },
+            highest_output: None,
         }
     }
 
@@ -75,12 +86,18 @@ impl Timeline {
         match (self.last_source, self.last_output) {
             (None, None) => self.offset = -(unwrapped as i128),
             (None, Some(last_out)) => {
+                let last_out = self.highest_output.unwrap_or(last_out).max(last_out);
                 self.offset = (last_out + DEFAULT_FRAME_TICKS) as i128 - unwrapped as i128;
                 discontinuity = true;
             }
             (Some(last), Some(last_out)) => {
-                let jumped = unwrapped < last || unwrapped - last > MAX_JUMP_TICKS;
+                let jumped = if unwrapped < last {
+                    last - unwrapped > MAX_BACKWARD_TICKS
+                } else {
+                    unwrapped - last > MAX_JUMP_TICKS
+                };
                 if jumped {
+                    let last_out = self.highest_output.unwrap_or(last_out).max(last_out);
                     self.offset = (last_out + DEFAULT_FRAME_TICKS) as i128 - unwrapped as i128;
                     discontinuity = true;
                 }
@@ -90,6 +107,7 @@ impl Timeline {
         self.last_source = Some(unwrapped);
         let dts = (unwrapped as i128 + self.offset).max(0) as u64;
         self.last_output = Some(dts);
+        self.highest_output = self.highest_output.max(Some(dts));
         Mapped { dts, discontinuity }
     }
 
@@ -98,6 +116,13 @@ impl Timeline {
         let delta = (source_pts % WRAP_TICKS).wrapping_sub(source_dts % WRAP_TICKS) % WRAP_TICKS;
         let delta = if delta > MAX_JUMP_TICKS { 0 } else { delta };
         mapped_dts + delta
+    }
+
+    /// The source restarted (a file loops): its next timestamp continues the timeline
+    /// one frame after the highest output so far.
+    pub fn restart(&mut self) {
+        self.last_source = None;
+        self.last_output = self.last_output.max(self.highest_output);
     }
 
     /// The last timeline dts produced.
@@ -130,12 +155,21 @@ mod tests {
     #[test]
     fn a_loop_or_jump_continues_one_frame_later() {
         let mut timeline = Timeline::starting_at(0);
-        timeline.map(90_000);
-        timeline.map(93_600);
-        let looped = timeline.map(90_000);
+        timeline.map(900_000);
+        timeline.map(903_600);
+        assert!(
+            !timeline.map(890_000).discontinuity,
+            "small backward steps are track skew"
+        );
+        timeline.restart();
+        let looped = timeline.map(900_000);
         assert!(looped.discontinuity);
         assert_eq!(looped.dts, 3_600 + DEFAULT_FRAME_TICKS);
-        let jumped = timeline.map(90_000 + 3_600 + 20 * CLOCK_HZ);
+        assert!(
+            timeline.map(900_000 - 3 * CLOCK_HZ).discontinuity,
+            "a big step back re-anchors"
+        );
+        let jumped = timeline.map(900_000 + 3_600 + 20 * CLOCK_HZ);
         assert!(jumped.discontinuity);
     }
 
@@ -149,13 +183,13 @@ mod tests {
 
     proptest! {
         #[test]
-        fn the_timeline_never_goes_back(steps in proptest::collection::vec(0u64..WRAP_TICKS, 1..200)) {
+        fn the_timeline_never_goes_back_more_than_the_skew(steps in proptest::collection::vec(0u64..WRAP_TICKS, 1..200)) {
             let mut timeline = Timeline::starting_at(0);
-            let mut last = 0;
+            let mut highest = 0;
             for source in steps {
                 let mapped = timeline.map(source);
-                prop_assert!(mapped.dts >= last, "{} < {}", mapped.dts, last);
-                last = mapped.dts;
+                prop_assert!(mapped.dts + MAX_BACKWARD_TICKS >= highest, "{} far below {}", mapped.dts, highest);
+                highest = highest.max(mapped.dts);
             }
         }
     }

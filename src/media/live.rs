@@ -1,0 +1,341 @@
+//! A live stream's shared state (the data plane), and the packager that fills it.
+//!
+//! One input task per stream pushes frames into its [`Packager`], which muxes each frame
+//! to MPEG-TS once and publishes the bytes three ways: into the HLS [`Window`], into the
+//! current-GOP cache (where a joining HTTP-MPEG-TS viewer starts), and onto a broadcast
+//! channel that live viewers follow. Viewers share the same `Bytes`; nothing is copied
+//! per viewer, and no request waits on an actor's mailbox.
+//!
+//! A viewer that falls [`VIEWER_QUEUE_CHUNKS`] behind is dropped (it sees `Lagged`),
+//! so a slow viewer never slows the stream or the other viewers.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use bytes::Bytes;
+use tokio::sync::broadcast;
+
+use super::aac;
+use super::frame::{CLOCK_HZ, Frame, ticks_to_ms};
+use super::h264;
+use super::segmenter::{Chunk, Segmenter};
+use super::ts::mux::{Muxer, Tracks};
+use super::window::{Rendition, Segment, Window};
+
+/// Chunks (one per frame) a live viewer may fall behind before it is dropped: ~20 s of a
+/// 25 fps stream with audio. Memory is shared, so the bound is about latency, not bytes.
+pub const VIEWER_QUEUE_CHUNKS: usize = 1024;
+
+/// Largest current-GOP cache: a stream with absurdly long GOPs stops caching (joining
+/// viewers then wait for the next keyframe) instead of growing without limit.
+pub const MAX_GOP_CACHE_BYTES: usize = 32 * 1024 * 1024;
+
+/// Window over which the input bitrate is measured.
+const BITRATE_WINDOW_MS: u64 = 5_000;
+
+/// How a stream is packaged (from its config).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Packaging {
+    pub segment_duration_ms: u64,
+    pub segment_count: usize,
+}
+
+impl Default for Packaging {
+    /// Flussonic's defaults: 5 s segments, 4 in the window.
+    fn default() -> Packaging {
+        Packaging {
+            segment_duration_ms: 5_000,
+            segment_count: 4,
+        }
+    }
+}
+
+/// Counters read by the API and the stats exchange.
+#[derive(Debug, Default)]
+pub struct LiveCounters {
+    pub frames_in: AtomicU64,
+    pub bytes_in: AtomicU64,
+    /// Unix ms of the last frame; 0 before the first.
+    pub last_frame_ms: AtomicU64,
+    /// Bytes sent to viewers (all protocols).
+    pub bytes_out: AtomicU64,
+    /// Viewers connected now (sessions).
+    pub clients: AtomicU64,
+    /// Input bitrate over the last window, bit/s.
+    pub input_bitrate: AtomicU64,
+}
+
+/// The shared state of one running stream.
+#[derive(Debug)]
+pub struct LiveStream {
+    pub name: String,
+    pub packaging: Packaging,
+    window: RwLock<Window>,
+    gop: RwLock<Vec<Bytes>>,
+    rendition: RwLock<Rendition>,
+    chunks: broadcast::Sender<Bytes>,
+    pub counters: LiveCounters,
+}
+
+impl LiveStream {
+    pub fn new(name: &str, packaging: Packaging) -> Arc<LiveStream> {
+        let (chunks, _) = broadcast::channel(VIEWER_QUEUE_CHUNKS);
+        Arc::new(LiveStream {
+            name: name.to_string(),
+            packaging,
+            window: RwLock::new(Window::new(packaging.segment_count)),
+            gop: RwLock::new(Vec::new()),
+            rendition: RwLock::new(Rendition::default()),
+            chunks,
+            counters: LiveCounters::default(),
+        })
+    }
+
+    /// The media playlist (see [`Window::media_playlist`]); `None` before the first segment.
+    pub fn media_playlist(&self, prefix: &str) -> Option<String> {
+        let window = self.window.read().unwrap_or_else(|p| p.into_inner());
+        (!window.is_empty()).then(|| window.media_playlist(prefix))
+    }
+
+    /// What the master playlist advertises.
+    pub fn rendition(&self) -> Rendition {
+        self.rendition
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// A segment by name.
+    pub fn segment(&self, name: &str) -> Option<Arc<Segment>> {
+        self.window
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .find(name)
+    }
+
+    /// Subscribes a live viewer: the current GOP (starting with PAT/PMT and a keyframe),
+    /// then every chunk after it. Atomic with respect to the packager: nothing is missed
+    /// or repeated between the two.
+    pub fn subscribe(&self) -> (Vec<Bytes>, broadcast::Receiver<Bytes>) {
+        let gop = self.gop.read().unwrap_or_else(|p| p.into_inner());
+        let receiver = self.chunks.subscribe();
+        (gop.clone(), receiver)
+    }
+
+    /// Whether a frame arrived within `within_ms` of `now_ms`.
+    pub fn is_alive(&self, now_ms: u64, within_ms: u64) -> bool {
+        let last = self.counters.last_frame_ms.load(Ordering::Relaxed);
+        last != 0 && now_ms.saturating_sub(last) <= within_ms
+    }
+}
+
+/// Turns frames into the shared state of a [`LiveStream`]. Owned by the input task.
+#[derive(Debug)]
+pub struct Packager {
+    live: Arc<LiveStream>,
+    muxer: Muxer,
+    segmenter: Segmenter,
+    /// (Unix ms, dts) of the first frame: maps stream time to wall time for PDT.
+    anchor: Option<(u64, u64)>,
+    /// Bytes received in the current bitrate window and when it started (dts).
+    window_bytes: u64,
+    window_start: Option<u64>,
+}
+
+impl Packager {
+    pub fn new(live: Arc<LiveStream>) -> Packager {
+        let segment_ms = live.packaging.segment_duration_ms;
+        Packager {
+            live,
+            muxer: Muxer::new(Tracks {
+                video: true,
+                audio: true,
+            }),
+            segmenter: Segmenter::new(segment_ms),
+            anchor: None,
+            window_bytes: 0,
+            window_start: None,
+        }
+    }
+
+    /// The stream being packaged.
+    pub fn live(&self) -> &Arc<LiveStream> {
+        &self.live
+    }
+
+    /// Sets which tracks the program carries (from the source's PMT or metadata).
+    pub fn set_tracks(&mut self, tracks: Tracks) {
+        self.muxer.set_tracks(tracks);
+    }
+
+    /// Packages one frame that arrived at `now_ms` (Unix). `discontinuity` marks a source
+    /// switch or a timestamp jump.
+    pub fn push(&mut self, frame: &Frame, discontinuity: bool, now_ms: u64) {
+        let counters = &self.live.counters;
+        counters.frames_in.fetch_add(1, Ordering::Relaxed);
+        counters
+            .bytes_in
+            .fetch_add(frame.data.len() as u64, Ordering::Relaxed);
+        counters.last_frame_ms.store(now_ms, Ordering::Relaxed);
+        self.measure_bitrate(frame);
+        if frame.starts_gop() {
+            self.learn_video(frame);
+        } else if !frame.codec.is_video() {
+            self.learn_audio(frame);
+        }
+        let (anchor_ms, anchor_dts) = *self.anchor.get_or_insert((now_ms, frame.dts));
+        let muxed = self.muxer.mux(frame);
+        if muxed.bytes.is_empty() {
+            return;
+        }
+        {
+            let mut gop = self.live.gop.write().unwrap_or_else(|p| p.into_inner());
+            if muxed.random_access {
+                gop.clear();
+            }
+            let cached: usize = gop.iter().map(Bytes::len).sum();
+            if (!gop.is_empty() || muxed.random_access)
+                && cached + muxed.bytes.len() <= MAX_GOP_CACHE_BYTES
+            {
+                gop.push(muxed.bytes.clone());
+            }
+            // Sent under the GOP lock so that `subscribe` sees each chunk exactly once.
+            let _ = self.live.chunks.send(muxed.bytes.clone());
+        }
+        let sealed = self.segmenter.push(Chunk {
+            dts: frame.dts,
+            starts_gop: muxed.random_access,
+            discontinuity,
+            bytes: muxed.bytes,
+        });
+        if let Some(sealed) = sealed {
+            let start_ms = anchor_ms + ticks_to_ms(sealed.start_dts.saturating_sub(anchor_dts));
+            let duration_ms = ticks_to_ms(sealed.duration_ticks).max(1);
+            let mut window = self.live.window.write().unwrap_or_else(|p| p.into_inner());
+            window.push(start_ms, duration_ms, sealed.discontinuity, sealed.bytes);
+        }
+    }
+
+    fn measure_bitrate(&mut self, frame: &Frame) {
+        let start = *self.window_start.get_or_insert(frame.dts);
+        self.window_bytes += frame.data.len() as u64;
+        let elapsed_ms = ticks_to_ms(frame.dts.saturating_sub(start));
+        if elapsed_ms >= BITRATE_WINDOW_MS {
+            let bitrate = self.window_bytes * 8 * 1000 / elapsed_ms;
+            self.live
+                .counters
+                .input_bitrate
+                .store(bitrate, Ordering::Relaxed);
+            let mut rendition = self
+                .live
+                .rendition
+                .write()
+                .unwrap_or_else(|p| p.into_inner());
+            // Advertise the peak-ish rate: 20 % above the average covers VBR peaks.
+            rendition.bandwidth_bps = bitrate * 6 / 5;
+            self.window_start = Some(frame.dts);
+            self.window_bytes = 0;
+        }
+    }
+
+    fn learn_video(&mut self, frame: &Frame) {
+        let Some(info) = h264::video_info(&frame.data) else {
+            return;
+        };
+        let mut rendition = self
+            .live
+            .rendition
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        rendition.width = Some(info.width);
+        rendition.height = Some(info.height);
+        if !rendition.codecs.iter().any(|c| c.starts_with("avc1")) {
+            rendition.codecs.insert(0, info.codec);
+        }
+    }
+
+    fn learn_audio(&mut self, frame: &Frame) {
+        let Some(header) = aac::parse_header(&frame.data) else {
+            return;
+        };
+        let mut rendition = self
+            .live
+            .rendition
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        if !rendition.codecs.iter().any(|c| c.starts_with("mp4a")) {
+            rendition.codecs.push(aac::codec_string(&header));
+        }
+    }
+}
+
+/// Ticks per millisecond, for callers converting wall time into stream time.
+pub const TICKS_PER_MS: u64 = CLOCK_HZ / 1000;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::source::ClipFrames;
+
+    /// Packages `seconds` of the test clip as if it arrived in real time.
+    fn package(seconds: u64) -> Arc<LiveStream> {
+        let live = LiveStream::new(
+            "test",
+            Packaging {
+                segment_duration_ms: 2_000,
+                segment_count: 3,
+            },
+        );
+        let mut packager = Packager::new(live.clone());
+        let mut clip = ClipFrames::new(crate::media::TEST_CLIP_TS).unwrap();
+        let start_ms = 1_700_000_000_000;
+        loop {
+            let (frame, discontinuity) = clip.next_frame();
+            if frame.dts > seconds * CLOCK_HZ {
+                break;
+            }
+            packager.push(&frame, discontinuity, start_ms + frame.dts / TICKS_PER_MS);
+        }
+        live
+    }
+
+    #[test]
+    fn the_test_clip_fills_a_window_of_two_second_segments() {
+        let live = package(20);
+        let playlist = live.media_playlist("").unwrap();
+        let parsed = m3u8_rs::parse_media_playlist_res(playlist.as_bytes()).unwrap();
+        assert_eq!(parsed.segments.len(), 3);
+        for segment in &parsed.segments {
+            assert!(
+                (segment.duration - 2.0).abs() < 0.05,
+                "{}",
+                segment.duration
+            );
+            let data = live.segment(&segment.uri).unwrap().data.clone();
+            assert_eq!(data.len() % 188, 0);
+            assert_eq!(data[0], 0x47);
+        }
+        let rendition = live.rendition();
+        assert_eq!((rendition.width, rendition.height), (Some(640), Some(360)));
+        assert_eq!(rendition.codecs.len(), 2, "{:?}", rendition.codecs);
+        assert!(
+            rendition.bandwidth_bps > 200_000 && rendition.bandwidth_bps < 800_000,
+            "{}",
+            rendition.bandwidth_bps
+        );
+        assert!(live.counters.input_bitrate.load(Ordering::Relaxed) > 0);
+    }
+
+    #[test]
+    fn a_subscriber_starts_with_the_current_gop() {
+        let live = package(3);
+        let (gop, _receiver) = live.subscribe();
+        assert!(!gop.is_empty());
+        // The GOP starts with the PAT (PID 0).
+        assert_eq!(gop[0][0], 0x47);
+        assert_eq!(
+            ((u16::from(gop[0][1]) & 0x1f) << 8) | u16::from(gop[0][2]),
+            0
+        );
+    }
+}
