@@ -7,9 +7,10 @@ cd "$(dirname "$0")/.."
 
 # Tools the tests drive as real clients. Listed here, installed only when missing.
 needed_packages=()
+command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || needed_packages+=(ffmpeg)
 if ((${#needed_packages[@]})); then
     if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
-        apt-get update -qq && apt-get install -y -qq "${needed_packages[@]}"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${needed_packages[@]}"
     else
         echo "scripts/test.sh: please install: ${needed_packages[*]}" >&2
         exit 1

@@ -18,6 +18,16 @@ pub const FETCH_TIMEOUT_MS: u64 = 3_000;
 /// A peer is dead after this long without a good exchange, unless `stale_timeout` says.
 pub const STALE_TIMEOUT_MS: u64 = 10_000;
 
+/// A source that sends no frame for this long is lost (`source_timeout`). Flussonic marks
+/// a stream dead after 12 s without frames; 10 s fails over a little before viewers notice.
+pub const SOURCE_TIMEOUT_MS: u64 = 10_000;
+
+/// HLS segment duration (`segment_duration`), Flussonic's default.
+pub const SEGMENT_DURATION_MS: u64 = 5_000;
+
+/// Segments in the live window (`segment_count`), Flussonic's default.
+pub const SEGMENT_COUNT: usize = 4;
+
 #[cfg(test)]
 mod tests {
     #[test]

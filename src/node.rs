@@ -22,6 +22,7 @@ use crate::error::NodeError;
 use crate::http::access::AccessPolicy;
 use crate::http::api::{ApiState, router};
 use crate::http::{HttpLimits, serve};
+use crate::media::service::{MediaService, as_stream_media};
 use crate::plan::node_plan;
 
 /// A node whose listeners are bound and whose actor tree runs.
@@ -55,7 +56,8 @@ impl Node {
             bound.push((listener, http.serves_api()));
         }
         let plan = Arc::new(RwLock::new(node_plan(&config, &identity)));
-        let (root, root_task) = start_root(&context, node_spec(plan))
+        let media = MediaService::new(context.runtime.clone());
+        let (root, root_task) = start_root(&context, node_spec(plan, as_stream_media(&media)))
             .await
             .map_err(NodeError::Tree)?;
         let state = ApiState {
@@ -63,6 +65,7 @@ impl Node {
             identity: Arc::new(identity),
             access: access.clone(),
             node: context.clone(),
+            directory: media.directory.clone(),
         };
         let listeners = bound
             .into_iter()

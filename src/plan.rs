@@ -2,11 +2,21 @@
 //!
 //! The actors crate does not know the config model; this is the one translation.
 
-use flotilla_actors::tree::{BalancerPlan, NodePlan, StreamPlan};
+use flotilla_actors::tree::{BalancerPlan, InputPlan, NodePlan, StreamPlan};
 
 use crate::config::Config;
 use crate::config::identity::NodeIdentity;
 use crate::config::model::BalancerMode;
+use crate::config::values::Timeout;
+use crate::defaults;
+
+/// `source_timeout false` means never: represented as the longest duration accepted.
+fn timeout_ms(timeout: Timeout) -> Option<u64> {
+    match timeout {
+        Timeout::After(seconds) => Some(seconds.millis),
+        Timeout::Never => Some(crate::config::values::MAX_DURATION_MS),
+    }
+}
 
 /// The tree this node runs for `config`.
 pub fn node_plan(config: &Config, identity: &NodeIdentity) -> NodePlan {
@@ -20,16 +30,31 @@ pub fn node_plan(config: &Config, identity: &NodeIdentity) -> NodePlan {
             .streams
             .iter()
             .filter(|stream| stream.options.disabled != Some(true))
-            .map(|stream| StreamPlan {
-                name: stream.name.clone(),
-                ondemand: stream.ondemand,
-                inputs: stream
-                    .options
-                    .inputs
-                    .iter()
-                    .map(|input| input.url.clone())
-                    .collect(),
-                cluster_ingest: stream.options.cluster_ingest.is_some(),
+            .map(|stream| {
+                let options = &stream.options;
+                StreamPlan {
+                    name: stream.name.clone(),
+                    ondemand: stream.ondemand,
+                    inputs: options
+                        .inputs
+                        .iter()
+                        .map(|input| InputPlan {
+                            url: input.url.clone(),
+                            source_timeout_ms: input.source_timeout.and_then(timeout_ms),
+                        })
+                        .collect(),
+                    cluster_ingest: options.cluster_ingest.is_some(),
+                    source_timeout_ms: options
+                        .source_timeout
+                        .and_then(timeout_ms)
+                        .unwrap_or(defaults::SOURCE_TIMEOUT_MS),
+                    segment_duration_ms: options
+                        .segment_duration
+                        .map_or(defaults::SEGMENT_DURATION_MS, |d| d.millis),
+                    segment_count: options
+                        .segment_count
+                        .map_or(defaults::SEGMENT_COUNT, |count| count as usize),
+                }
             })
             .collect(),
         balancers: config

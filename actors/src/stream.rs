@@ -1,24 +1,63 @@
 //! A stream actor: owns one stream's lifecycle on this node.
 //!
-//! The media plane (inputs, segmenting, outputs) lands with its own issue; today the actor
-//! holds the stream's plan and is supervised, restarted and inspectable like the real one.
+//! The actor is the control plane: it starts the stream's media (supplied by the node
+//! through [`StreamMedia`], since IO lives outside this crate), and turns a source failure
+//! into an actor failure, so the `streams` supervisor restarts it with backoff. The bytes
+//! never pass through the actor.
+
+use std::sync::Arc;
 
 use ractor::ActorProcessingErr;
+use tokio::task::JoinHandle;
 
+use crate::supervisor::BoxFuture;
 use crate::tree::StreamPlan;
 use crate::worker::{Handle, Worker};
 
-/// The stream behaviour.
-#[derive(Debug, Clone, Copy)]
-pub struct StreamActor;
+/// The media side of streams, implemented by the node.
+pub trait StreamMedia: Send + Sync + 'static {
+    /// Runs the stream's ingest until every input has failed, and returns why. Dropping
+    /// the future stops the ingest.
+    fn run(&self, stream: StreamPlan) -> BoxFuture<String>;
 
-/// Messages to a stream (none yet).
+    /// The stream left the node (stopped normally): release its shared state.
+    fn remove(&self, name: &str);
+}
+
+/// Media for nodes and tests without a media plane: sources never fail, nothing flows.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoMedia;
+
+impl StreamMedia for NoMedia {
+    fn run(&self, _stream: StreamPlan) -> BoxFuture<String> {
+        Box::pin(std::future::pending())
+    }
+    fn remove(&self, _name: &str) {}
+}
+
+/// The stream behaviour.
+#[derive(Clone)]
+pub struct StreamActor {
+    /// The node's media plane.
+    pub media: Arc<dyn StreamMedia>,
+}
+
+/// Messages to a stream.
 #[derive(Debug)]
-pub enum StreamMsg {}
+pub enum StreamMsg {
+    /// Every input failed; the stream fails so its supervisor restarts it.
+    SourceFailed(String),
+}
+
+/// What a stream actor holds.
+pub struct StreamState {
+    plan: StreamPlan,
+    ingest: JoinHandle<()>,
+}
 
 impl Worker for StreamActor {
     type Msg = StreamMsg;
-    type State = StreamPlan;
+    type State = StreamState;
     type Args = StreamPlan;
 
     fn kind(&self) -> &'static str {
@@ -27,31 +66,52 @@ impl Worker for StreamActor {
 
     async fn init(
         &self,
-        _me: &Handle<StreamMsg>,
+        me: &Handle<StreamMsg>,
         plan: StreamPlan,
-    ) -> Result<StreamPlan, ActorProcessingErr> {
-        Ok(plan)
+    ) -> Result<StreamState, ActorProcessingErr> {
+        let media = self.media.clone();
+        let reporter = me.clone();
+        let ingest = me.runtime().spawn("stream-ingest", {
+            let plan = plan.clone();
+            async move {
+                let reason = media.run(plan).await;
+                let _ = reporter.send(StreamMsg::SourceFailed(reason));
+            }
+        });
+        Ok(StreamState { plan, ingest })
     }
 
     async fn handle(
         &self,
         _me: &Handle<StreamMsg>,
         message: StreamMsg,
-        _state: &mut StreamPlan,
+        _state: &mut StreamState,
     ) -> Result<(), ActorProcessingErr> {
-        match message {}
+        match message {
+            StreamMsg::SourceFailed(reason) => Err(format!("source failed: {reason}").into()),
+        }
     }
 
-    fn summary(&self, plan: &StreamPlan) -> String {
+    async fn terminate(&self, state: &mut StreamState) {
+        state.ingest.abort();
+        self.media.remove(&state.plan.name);
+    }
+
+    fn summary(&self, state: &StreamState) -> String {
+        let plan = &state.plan;
         let kind = if plan.ondemand { "ondemand" } else { "static" };
         let ingest = if plan.cluster_ingest {
             ", cluster_ingest"
         } else {
             ""
         };
-        format!(
-            "{kind}, {} input(s){ingest}, media plane not built yet",
-            plan.inputs.len()
-        )
+        format!("{kind}, {} input(s){ingest}", plan.inputs.len())
+    }
+}
+
+impl Drop for StreamState {
+    fn drop(&mut self) {
+        // A failed or killed incarnation does not run `terminate`: its ingest must still stop.
+        self.ingest.abort();
     }
 }

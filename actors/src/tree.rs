@@ -24,8 +24,10 @@ use std::time::Duration;
 use crate::balancer::BalancerActor;
 use crate::ingest::IngestCoordinator;
 use crate::mesh::PeerLink;
-use crate::stream::StreamActor;
-use crate::supervisor::{ChildSource, Intensity, Strategy, SupervisorSpec, supervisor_child};
+use crate::stream::{StreamActor, StreamMedia};
+use crate::supervisor::{
+    Backoff, ChildSource, Intensity, Strategy, SupervisorSpec, supervisor_child,
+};
 use crate::worker::worker_child;
 
 /// A stream the node should run, as the tree needs to know it.
@@ -36,10 +38,33 @@ pub struct StreamPlan {
     /// Started by the first viewer rather than always running.
     pub ondemand: bool,
     /// Inputs, in priority order.
-    pub inputs: Vec<String>,
+    pub inputs: Vec<InputPlan>,
     /// Captured by exactly one node of the cluster.
     pub cluster_ingest: bool,
+    /// No frames for this long means the source is lost.
+    pub source_timeout_ms: u64,
+    /// HLS segment duration.
+    pub segment_duration_ms: u64,
+    /// Segments advertised in the HLS window.
+    pub segment_count: usize,
 }
+
+/// One input of a stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputPlan {
+    /// Its URL (`tshttp://…`, `udp://…`, `file://…`, `test://`, `publish://`).
+    pub url: String,
+    /// Overrides the stream's `source_timeout_ms` for this input.
+    pub source_timeout_ms: Option<u64>,
+}
+
+/// Restart backoff of stream actors: a failing camera is retried after 1 s, then 2, 4 …
+/// up to 30 s; a stream that ran for a minute starts again from 1 s.
+pub const STREAM_BACKOFF: Backoff = Backoff {
+    initial: Duration::from_secs(1),
+    max: Duration::from_secs(30),
+    reset_after: Duration::from_secs(60),
+};
 
 /// A balancer instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,8 +110,8 @@ fn read(plan: &SharedPlan) -> NodePlan {
         .clone()
 }
 
-/// The root supervisor's specification.
-pub fn node_spec(plan: SharedPlan) -> SupervisorSpec {
+/// The root supervisor's specification; `media` is the node's media plane.
+pub fn node_spec(plan: SharedPlan, media: Arc<dyn StreamMedia>) -> SupervisorSpec {
     let peer_plan = plan.clone();
     let peers: ChildSource = Arc::new(move || {
         read(&peer_plan)
@@ -105,7 +130,10 @@ pub fn node_spec(plan: SharedPlan) -> SupervisorSpec {
             .into_iter()
             .map(|stream| {
                 let id = stream.name.clone();
-                worker_child(id, StreamActor, move || stream.clone())
+                let actor = StreamActor {
+                    media: media.clone(),
+                };
+                worker_child(id, actor, move || stream.clone()).backoff(STREAM_BACKOFF)
             })
             .collect()
     });
@@ -160,14 +188,23 @@ mod tests {
                 StreamPlan {
                     name: "cam01".into(),
                     ondemand: false,
-                    inputs: vec!["tshttp://10.0.0.1/cam01".into()],
+                    inputs: vec![InputPlan {
+                        url: "tshttp://10.0.0.1/cam01".into(),
+                        source_timeout_ms: None,
+                    }],
                     cluster_ingest: true,
+                    source_timeout_ms: 10_000,
+                    segment_duration_ms: 5_000,
+                    segment_count: 4,
                 },
                 StreamPlan {
                     name: "live/news".into(),
                     ondemand: true,
                     inputs: vec![],
                     cluster_ingest: false,
+                    source_timeout_ms: 10_000,
+                    segment_duration_ms: 5_000,
+                    segment_count: 4,
                 },
             ],
             balancers: vec![BalancerPlan {
@@ -181,9 +218,15 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn the_tree_mirrors_the_plan() {
         let node = NodeContext::new("a", Runtime::deterministic(1, 0));
-        let (_root, _) = start_root(&node, node_spec(Arc::new(RwLock::new(plan()))))
-            .await
-            .unwrap();
+        let (_root, _) = start_root(
+            &node,
+            node_spec(
+                Arc::new(RwLock::new(plan())),
+                Arc::new(crate::stream::NoMedia),
+            ),
+        )
+        .await
+        .unwrap();
         let paths: Vec<String> = node
             .registry
             .list(0)
@@ -220,7 +263,12 @@ mod tests {
     async fn a_restarted_streams_supervisor_rebuilds_from_the_current_plan() {
         let node = NodeContext::new("a", Runtime::deterministic(1, 0));
         let shared = Arc::new(RwLock::new(plan()));
-        let (_root, _) = start_root(&node, node_spec(shared.clone())).await.unwrap();
+        let (_root, _) = start_root(
+            &node,
+            node_spec(shared.clone(), Arc::new(crate::stream::NoMedia)),
+        )
+        .await
+        .unwrap();
         shared.write().unwrap().streams.remove(0);
         let streams = node
             .registry

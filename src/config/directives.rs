@@ -316,7 +316,7 @@ pub const DIRECTIVES: &[DirectiveInfo] = &[
         "stream",
         [],
         &[G],
-        Later,
+        Now,
         "stream cam01 { input tshttp://10.0.0.11/cam01; }",
         "A static stream: always running. One-line form `stream NAME URL;`."
     ),
@@ -390,9 +390,9 @@ pub const DIRECTIVES: &[DirectiveInfo] = &[
         "input",
         ["url"],
         STREAM_TEMPLATE,
-        Later,
+        Now,
         "input tshttp://10.0.0.11/cam01 priority=1 source_timeout=5 user_agent=\"VLC 3\";",
-        "A source URL; repeat for backups. Options: priority, source_timeout, frames_timeout, timeout, cluster_key, max_bitrate, remote_dvr, user_agent, headers, bind_ip, via."
+        "A source URL; repeat for backups (tried in order). Active: `test://`, `file://PATH.ts`, `tshttp://`/`http://`, `udp://[iface@]group:port`; `publish://` is parsed but not active yet. Option `source_timeout` is active; priority, frames_timeout, timeout, cluster_key, max_bitrate, remote_dvr, user_agent, headers, bind_ip, via are parsed only."
     ),
     d!(
         "static",
@@ -406,7 +406,7 @@ pub const DIRECTIVES: &[DirectiveInfo] = &[
         "disabled",
         [],
         STREAM_TEMPLATE,
-        Later,
+        Now,
         "disabled false;",
         "Configured but not running."
     ),
@@ -430,7 +430,7 @@ pub const DIRECTIVES: &[DirectiveInfo] = &[
         "source_timeout",
         [],
         STREAMISH,
-        Later,
+        Now,
         "source_timeout 10;",
         "No frames for this long means the source is lost (seconds, or false)."
     ),
@@ -438,7 +438,7 @@ pub const DIRECTIVES: &[DirectiveInfo] = &[
         "segment_duration",
         [],
         STREAMISH,
-        Later,
+        Now,
         "segment_duration 4;",
         "Target HLS segment duration in seconds."
     ),
@@ -446,7 +446,7 @@ pub const DIRECTIVES: &[DirectiveInfo] = &[
         "segment_count",
         [],
         STREAMISH,
-        Later,
+        Now,
         "segment_count 4;",
         "Segments advertised in the live HLS window."
     ),

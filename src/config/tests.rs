@@ -265,12 +265,13 @@ fn semantic_checks() {
 
 #[test]
 fn not_active_directives_are_warned_once_by_name() {
-    let loaded = load("rtmp 1935; stream a { input publish://; } stream b { input publish://; }");
+    let loaded =
+        load("rtmp 1935; ondemand a { input publish://; } ondemand b { input publish://; }");
     let lines = loaded.warning_lines();
     assert!(
-        lines
-            .iter()
-            .any(|l| l.contains("`stream` is parsed but not active yet") && l.contains("(2 uses)")),
+        lines.iter().any(
+            |l| l.contains("`ondemand` is parsed but not active yet") && l.contains("(2 uses)")
+        ),
         "{lines:?}"
     );
     assert!(lines.iter().any(|l| l.contains("`rtmp`")), "{lines:?}");

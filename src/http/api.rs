@@ -20,6 +20,7 @@ use super::access::{Access, AccessPolicy, Refusal};
 use super::server::remote_addr;
 use crate::config::Config;
 use crate::config::identity::NodeIdentity;
+use crate::media::directory::Directory;
 
 /// What API handlers share: immutable config and identity, and the node's context
 /// (runtime and actor registry).
@@ -29,6 +30,8 @@ pub struct ApiState {
     pub identity: Arc<NodeIdentity>,
     pub access: Arc<AccessPolicy>,
     pub node: NodeContext,
+    /// The running streams' shared state (the data plane).
+    pub directory: Directory,
 }
 
 /// The router of a listener: API routes when `with_api`, and a JSON 404 for the rest.
@@ -48,13 +51,15 @@ pub fn router(state: ApiState, with_api: bool) -> Router {
             .route_layer(middleware::from_fn_with_state(state.clone(), require_view));
         router = router.merge(protected);
     }
-    router.fallback(not_found).with_state(state)
+    // Everything else is media: /NAME/index.m3u8, /NAME/mpegts, … on every listener.
+    router.fallback(super::media::serve).with_state(state)
 }
 
-async fn not_found(request: Request) -> Response {
+/// The 404 of a path that is neither an API route nor a stream.
+pub fn not_found(path: &str) -> Response {
     error_response(
         StatusCode::NOT_FOUND,
-        format!("no route for {}", request.uri().path()),
+        format!("no route or stream for {path}"),
     )
 }
 
@@ -166,6 +171,7 @@ mod tests {
             access: Arc::new(AccessPolicy::from_config(&config)),
             config: Arc::new(config),
             node: NodeContext::new("node-a", flotilla_actors::rt::Runtime::deterministic(1, 0)),
+            directory: Directory::default(),
         }
     }
 
@@ -236,6 +242,11 @@ mod tests {
         )
         .await;
         assert_eq!(status, StatusCode::NOT_FOUND);
-        assert!(body["error"].as_str().unwrap().contains("no route"));
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap()
+                .contains("no route or stream")
+        );
     }
 }

@@ -7,6 +7,7 @@
 pub mod access;
 pub mod actors;
 pub mod api;
+pub mod media;
 pub mod server;
 
 pub use server::{HttpLimits, serve};

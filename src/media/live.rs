@@ -63,6 +63,8 @@ pub struct LiveCounters {
     pub clients: AtomicU64,
     /// Input bitrate over the last window, bit/s.
     pub input_bitrate: AtomicU64,
+    /// The last frame's dts: where a restarted ingest continues the timeline.
+    pub last_dts: AtomicU64,
 }
 
 /// The shared state of one running stream.
@@ -177,6 +179,7 @@ impl Packager {
             .bytes_in
             .fetch_add(frame.data.len() as u64, Ordering::Relaxed);
         counters.last_frame_ms.store(now_ms, Ordering::Relaxed);
+        counters.last_dts.fetch_max(frame.dts, Ordering::Relaxed);
         self.measure_bitrate(frame);
         if frame.starts_gop() {
             self.learn_video(frame);

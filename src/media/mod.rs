@@ -5,10 +5,13 @@
 //! state, which HTTP and RTMP handlers read directly (never through a mailbox).
 
 pub mod aac;
+pub mod directory;
 pub mod frame;
 pub mod h264;
+pub mod input;
 pub mod live;
 pub mod segmenter;
+pub mod service;
 pub mod source;
 pub mod timeline;
 pub mod ts;

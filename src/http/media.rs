@@ -1,0 +1,190 @@
+//! Media over HTTP: HLS, HTTP-MPEG-TS and the player page, with Flussonic's URLs.
+//!
+//! | path | what |
+//! |---|---|
+//! | `/NAME/index.m3u8` (`playlist.m3u8`, `video.m3u8`) | master playlist |
+//! | `/NAME/tracks-v1a1/mono.m3u8` (`mono.m3u8`) | live media playlist |
+//! | `/NAME/[tracks-v1a1/]YYYY/MM/DD/HH/MM/SS-DDDDD.ts` | a segment |
+//! | `/NAME/mpegts` | continuous MPEG-TS, starting on a keyframe |
+//! | `/NAME/embed.html` | a minimal player page |
+//!
+//! Stream names may contain `/`; the longest running stream name that prefixes the path
+//! wins. Handlers read the stream's shared state only: no actor is asked anything.
+
+use std::sync::atomic::Ordering;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures_util::stream;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::api::{ApiState, error_response, not_found};
+use crate::media::live::LiveStream;
+use crate::media::window::master_playlist;
+
+/// Longest request path looked up (names are ≤ 256 bytes, segment names ~30).
+const MAX_MEDIA_PATH_BYTES: usize = 1024;
+
+/// The media playlist the master playlist points to.
+const MEDIA_PLAYLIST: &str = "tracks-v1a1/mono.m3u8";
+
+pub async fn serve(State(state): State<ApiState>, request: Request) -> Response {
+    let path = request.uri().path();
+    if !matches!(*request.method(), Method::GET | Method::HEAD) || path.len() > MAX_MEDIA_PATH_BYTES
+    {
+        return not_found(path);
+    }
+    let trimmed = path.trim_start_matches('/');
+    if trimmed
+        .split('/')
+        .any(|segment| segment == ".." || segment == ".")
+    {
+        return error_response(StatusCode::BAD_REQUEST, "path traversal is not allowed");
+    }
+    let Some((live, rest)) = state.directory.resolve(trimmed) else {
+        return not_found(path);
+    };
+    let rest = rest.to_string();
+    match rest.as_str() {
+        "index.m3u8" | "playlist.m3u8" | "video.m3u8" => master(&live),
+        "tracks-v1a1/mono.m3u8" | "mono.m3u8" => media_playlist(&live),
+        "mpegts" => mpegts(live),
+        "embed.html" => embed(&live),
+        other if other.ends_with(".ts") => segment(&live, other.trim_start_matches("tracks-v1a1/")),
+        _ => not_found(path),
+    }
+}
+
+fn with_type(body: impl Into<Body>, content_type: &'static str, cache: &'static str) -> Response {
+    let mut response = Response::new(body.into());
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    response
+}
+
+fn starting(live: &LiveStream) -> Response {
+    let mut response = error_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("stream {} has no media yet; retry shortly", live.name),
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}
+
+const PLAYLIST_TYPE: &str = "application/vnd.apple.mpegurl";
+
+fn master(live: &LiveStream) -> Response {
+    if live.media_playlist("").is_none() {
+        return starting(live);
+    }
+    let body = master_playlist(&live.rendition(), MEDIA_PLAYLIST);
+    with_type(body, PLAYLIST_TYPE, "no-cache")
+}
+
+fn media_playlist(live: &LiveStream) -> Response {
+    match live.media_playlist("") {
+        Some(body) => with_type(body, PLAYLIST_TYPE, "no-cache"),
+        None => starting(live),
+    }
+}
+
+fn segment(live: &LiveStream, name: &str) -> Response {
+    match live.segment(name) {
+        Some(segment) => {
+            live.counters
+                .bytes_out
+                .fetch_add(segment.data.len() as u64, Ordering::Relaxed);
+            // Segments never change once published: caches may keep them.
+            with_type(segment.data.clone(), "video/mp2t", "max-age=3600")
+        }
+        None => error_response(
+            StatusCode::NOT_FOUND,
+            format!("segment {name} is not in the window of {}", live.name),
+        ),
+    }
+}
+
+/// Decrements the viewer count when the response body is dropped (viewer gone).
+struct ViewerGuard(std::sync::Arc<LiveStream>);
+
+impl Drop for ViewerGuard {
+    fn drop(&mut self) {
+        self.0.counters.clients.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn mpegts(live: std::sync::Arc<LiveStream>) -> Response {
+    let (gop, receiver) = live.subscribe();
+    if gop.is_empty() {
+        return starting(&live);
+    }
+    live.counters.clients.fetch_add(1, Ordering::Relaxed);
+    let guard = ViewerGuard(live);
+    let backlog = gop.into_iter();
+    let body = stream::unfold(
+        (backlog, receiver, guard),
+        |(mut backlog, mut receiver, guard)| async move {
+            let chunk: Bytes = match backlog.next() {
+                Some(chunk) => chunk,
+                None => match receiver.recv().await {
+                    Ok(chunk) => chunk,
+                    // A viewer this far behind would only fall further: drop it.
+                    Err(RecvError::Lagged(missed)) => {
+                        tracing::info!(stream = %guard.0.name, missed, "slow HTTP-MPEG-TS viewer dropped");
+                        return None;
+                    }
+                    Err(RecvError::Closed) => return None,
+                },
+            };
+            guard
+                .0
+                .counters
+                .bytes_out
+                .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            Some((
+                Ok::<Bytes, std::io::Error>(chunk),
+                (backlog, receiver, guard),
+            ))
+        },
+    );
+    with_type(Body::from_stream(body), "video/mp2t", "no-cache")
+}
+
+fn embed(live: &LiveStream) -> Response {
+    let name = html_escape(&live.name);
+    let page = format!(
+        r#"<!doctype html>
+<html><head><meta charset="utf-8"><title>{name}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>html,body{{margin:0;height:100%;background:#000}}video{{width:100%;height:100%}}</style>
+</head><body>
+<video id="player" controls autoplay muted playsinline></video>
+<script src="https://cdn.jsdelivr.net/npm/hls.js@1/dist/hls.min.js"></script>
+<script>
+  const video = document.getElementById('player');
+  const source = 'index.m3u8' + window.location.search;
+  if (video.canPlayType('application/vnd.apple.mpegurl')) {{ video.src = source; }}
+  else if (window.Hls && Hls.isSupported()) {{ const hls = new Hls(); hls.loadSource(source); hls.attachMedia(video); }}
+</script>
+</body></html>
+"#
+    );
+    with_type(page, "text/html; charset=utf-8", "no-cache").into_response()
+}
+
+fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}

@@ -1,0 +1,395 @@
+//! Inputs: where a stream's frames come from.
+//!
+//! | URL | what |
+//! |---|---|
+//! | `test://` | the built-in test clip, looped in real time |
+//! | `file:///path.ts` | an MPEG-TS file, looped in real time with continuous timestamps |
+//! | `tshttp://host[:port]/path` (also `http://`) | MPEG-TS pulled over HTTP |
+//! | `udp://[source@]group:port` | MPEG-TS over UDP, unicast or multicast |
+//!
+//! Every input is bounded: connection and first-byte deadlines, datagram and file sizes.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpStream, UdpSocket};
+
+use super::frame::{CLOCK_HZ, Frame};
+use super::source::{ClipFrames, TsFrames};
+use super::ts::mux::Tracks;
+use flotilla_actors::rt::{Instant, Runtime};
+
+/// Largest file a `file://` input loops (it is held in memory, shared by every loop).
+pub const MAX_FILE_INPUT_BYTES: u64 = 512 * 1024 * 1024;
+
+/// Time to connect to an HTTP source and receive its response head.
+pub const HTTP_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Largest UDP datagram read (the IPv4 maximum).
+pub const MAX_DATAGRAM_BYTES: usize = 65_536;
+
+/// Why an input stopped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InputError {
+    #[error("unsupported input URL `{0}`")]
+    Unsupported(String),
+    #[error("cannot open {url}: {reason}")]
+    Open { url: String, reason: String },
+    #[error("{url}: {reason}")]
+    Failed { url: String, reason: String },
+    #[error("{url}: no frames for {seconds} s")]
+    Timeout { url: String, seconds: u64 },
+}
+
+/// A parsed input URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InputUrl {
+    Test,
+    File(String),
+    Http {
+        authority: String,
+        path: String,
+    },
+    Udp {
+        group: SocketAddr,
+        source: Option<IpAddr>,
+    },
+    Publish,
+}
+
+impl InputUrl {
+    pub fn parse(url: &str) -> Result<InputUrl, InputError> {
+        let unsupported = || InputError::Unsupported(url.to_string());
+        let (scheme, rest) = url.split_once("://").ok_or_else(unsupported)?;
+        match scheme {
+            "test" => Ok(InputUrl::Test),
+            "publish" => Ok(InputUrl::Publish),
+            "file" => Ok(InputUrl::File(rest.to_string())),
+            "tshttp" | "http" => {
+                let (authority, path) = match rest.find('/') {
+                    Some(slash) => (&rest[..slash], &rest[slash..]),
+                    None => (rest, "/"),
+                };
+                if authority.is_empty() {
+                    return Err(unsupported());
+                }
+                Ok(InputUrl::Http {
+                    authority: authority.to_string(),
+                    path: path.to_string(),
+                })
+            }
+            "udp" => {
+                let address = rest.trim_end_matches('/');
+                let (source, group) = match address.split_once('@') {
+                    Some((source, group)) => {
+                        (Some(source.parse().map_err(|_| unsupported())?), group)
+                    }
+                    None => (None, address),
+                };
+                let group = group.parse().map_err(|_| unsupported())?;
+                Ok(InputUrl::Udp { group, source })
+            }
+            _ => Err(unsupported()),
+        }
+    }
+}
+
+/// Releases frames no faster than real time (for inputs that are files).
+#[derive(Debug)]
+pub struct Pacer {
+    origin: Option<(Instant, u64)>,
+}
+
+impl Pacer {
+    async fn wait(&mut self, runtime: &Runtime, dts: u64) {
+        let (start, first_dts) = *self.origin.get_or_insert((runtime.now(), dts));
+        let due =
+            start + Duration::from_micros(dts.saturating_sub(first_dts) * 1_000_000 / CLOCK_HZ);
+        tokio::time::sleep_until(due).await;
+    }
+}
+
+/// An open input.
+pub enum Input {
+    Clip {
+        clip: ClipFrames,
+        pacer: Pacer,
+    },
+    Http {
+        url: String,
+        body: hyper::body::Incoming,
+        frames: TsFrames,
+    },
+    Udp {
+        url: String,
+        socket: UdpSocket,
+        frames: TsFrames,
+        buffer: Vec<u8>,
+    },
+}
+
+impl std::fmt::Debug for Input {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Input::Clip { .. } => "Input::Clip",
+            Input::Http { .. } => "Input::Http",
+            Input::Udp { .. } => "Input::Udp",
+        })
+    }
+}
+
+impl Input {
+    /// Opens `url`; the stream's timeline continues at `start_dts`.
+    pub async fn open(runtime: &Runtime, url: &str, start_dts: u64) -> Result<Input, InputError> {
+        let open_error = |reason: String| InputError::Open {
+            url: url.to_string(),
+            reason,
+        };
+        match InputUrl::parse(url)? {
+            InputUrl::Test => Ok(Input::Clip {
+                clip: ClipFrames::new(super::TEST_CLIP_TS)
+                    .map_err(|e| open_error(e.to_string()))?,
+                pacer: Pacer { origin: None },
+            }),
+            InputUrl::File(path) => {
+                let metadata = tokio::fs::metadata(&path)
+                    .await
+                    .map_err(|e| open_error(e.to_string()))?;
+                if metadata.len() > MAX_FILE_INPUT_BYTES {
+                    return Err(open_error(format!(
+                        "{} bytes; the limit is {MAX_FILE_INPUT_BYTES}",
+                        metadata.len()
+                    )));
+                }
+                let bytes = tokio::fs::read(&path)
+                    .await
+                    .map_err(|e| open_error(e.to_string()))?;
+                let clip = ClipFrames::new(&bytes).map_err(|e| open_error(e.to_string()))?;
+                Ok(Input::Clip {
+                    clip,
+                    pacer: Pacer { origin: None },
+                })
+            }
+            InputUrl::Http { authority, path } => {
+                let body = tokio::time::timeout(
+                    HTTP_CONNECT_TIMEOUT,
+                    http_get(runtime, &authority, &path),
+                )
+                .await
+                .map_err(|_| open_error(format!("no response within {HTTP_CONNECT_TIMEOUT:?}")))?
+                .map_err(open_error)?;
+                Ok(Input::Http {
+                    url: url.to_string(),
+                    body,
+                    frames: TsFrames::new(start_dts),
+                })
+            }
+            InputUrl::Udp { group, source } => {
+                let socket = udp_socket(group, source)
+                    .await
+                    .map_err(|e| open_error(e.to_string()))?;
+                Ok(Input::Udp {
+                    url: url.to_string(),
+                    socket,
+                    frames: TsFrames::new(start_dts),
+                    buffer: vec![0; MAX_DATAGRAM_BYTES],
+                })
+            }
+            InputUrl::Publish => Err(InputError::Unsupported(format!(
+                "{url} (RTMP publishing is not built yet)"
+            ))),
+        }
+    }
+
+    /// Tracks the input carries, as far as known.
+    pub fn tracks(&self) -> Tracks {
+        match self {
+            Input::Clip { clip, .. } => clip.tracks(),
+            Input::Http { frames, .. } | Input::Udp { frames, .. } => frames.tracks(),
+        }
+    }
+
+    /// The next frame and whether it follows a discontinuity. Clips pace to real time.
+    pub async fn next(&mut self, runtime: &Runtime) -> Result<(Frame, bool), InputError> {
+        match self {
+            Input::Clip { clip, pacer } => {
+                let (frame, discontinuity) = clip.next_frame();
+                pacer.wait(runtime, frame.dts).await;
+                Ok((frame, discontinuity))
+            }
+            Input::Http { url, body, frames } => loop {
+                if let Some(frame) = frames.pop() {
+                    return Ok(frame);
+                }
+                let chunk: Bytes = match body.frame().await {
+                    Some(Ok(frame)) => match frame.into_data() {
+                        Ok(data) => data,
+                        Err(_) => continue,
+                    },
+                    Some(Err(error)) => {
+                        return Err(InputError::Failed {
+                            url: url.clone(),
+                            reason: error.to_string(),
+                        });
+                    }
+                    None => {
+                        return Err(InputError::Failed {
+                            url: url.clone(),
+                            reason: "the server closed the stream".into(),
+                        });
+                    }
+                };
+                frames.push(&chunk);
+            },
+            Input::Udp {
+                url,
+                socket,
+                frames,
+                buffer,
+            } => loop {
+                if let Some(frame) = frames.pop() {
+                    return Ok(frame);
+                }
+                let length = socket
+                    .recv(buffer)
+                    .await
+                    .map_err(|error| InputError::Failed {
+                        url: url.clone(),
+                        reason: error.to_string(),
+                    })?;
+                frames.push(&buffer[..length]);
+            },
+        }
+    }
+}
+
+async fn http_get(
+    runtime: &Runtime,
+    authority: &str,
+    path: &str,
+) -> Result<hyper::body::Incoming, String> {
+    let address = if authority.contains(':') {
+        authority.to_string()
+    } else {
+        format!("{authority}:80")
+    };
+    let stream = TcpStream::connect(&address)
+        .await
+        .map_err(|e| e.to_string())?;
+    let _ = stream.set_nodelay(true);
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| e.to_string())?;
+    runtime.spawn("tshttp-connection", async move {
+        let _ = connection.await;
+    });
+    let request = hyper::Request::get(path)
+        .header(hyper::header::HOST, authority)
+        .header(
+            hyper::header::USER_AGENT,
+            concat!("flotilla/", env!("CARGO_PKG_VERSION")),
+        )
+        .body(http_body_util::Empty::<Bytes>::new())
+        .map_err(|e| e.to_string())?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| e.to_string())?;
+    if !response.status().is_success() {
+        return Err(format!("HTTP {}", response.status()));
+    }
+    Ok(response.into_body())
+}
+
+async fn udp_socket(group: SocketAddr, source: Option<IpAddr>) -> std::io::Result<UdpSocket> {
+    match group.ip() {
+        IpAddr::V4(ip) if ip.is_multicast() => {
+            let socket = UdpSocket::bind(SocketAddr::new(
+                IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                group.port(),
+            ))
+            .await?;
+            let interface = match source {
+                Some(IpAddr::V4(interface)) => interface,
+                _ => Ipv4Addr::UNSPECIFIED,
+            };
+            socket.join_multicast_v4(ip, interface)?;
+            Ok(socket)
+        }
+        IpAddr::V6(ip) if ip.is_multicast() => {
+            let socket = UdpSocket::bind(SocketAddr::new(
+                IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+                group.port(),
+            ))
+            .await?;
+            socket.join_multicast_v6(&ip, 0)?;
+            Ok(socket)
+        }
+        _ => UdpSocket::bind(group).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_input_urls() {
+        assert_eq!(InputUrl::parse("test://").unwrap(), InputUrl::Test);
+        assert_eq!(
+            InputUrl::parse("tshttp://10.0.0.1:9000/ch5").unwrap(),
+            InputUrl::Http {
+                authority: "10.0.0.1:9000".into(),
+                path: "/ch5".into()
+            }
+        );
+        assert_eq!(
+            InputUrl::parse("udp://239.0.0.5:1234").unwrap(),
+            InputUrl::Udp {
+                group: "239.0.0.5:1234".parse().unwrap(),
+                source: None
+            }
+        );
+        assert!(matches!(
+            InputUrl::parse("udp://10.0.0.2@239.0.0.5:1234").unwrap(),
+            InputUrl::Udp {
+                source: Some(_),
+                ..
+            }
+        ));
+        assert_eq!(
+            InputUrl::parse("file:///a.ts").unwrap(),
+            InputUrl::File("/a.ts".into())
+        );
+        assert!(InputUrl::parse("rtsp://cam/h264").is_err());
+        assert!(InputUrl::parse("udp://nonsense").is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_test_input_runs_in_real_time() {
+        let runtime = Runtime::deterministic(1, 0);
+        let mut input = Input::open(&runtime, "test://", 0).await.unwrap();
+        let start = runtime.now();
+        let mut last_dts = 0;
+        while last_dts < 10 * CLOCK_HZ {
+            last_dts = input.next(&runtime).await.unwrap().0.dts;
+        }
+        let elapsed = runtime.now().duration_since(start);
+        assert!(
+            elapsed >= Duration::from_millis(9_900) && elapsed <= Duration::from_millis(10_100),
+            "{elapsed:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_missing_file_is_an_open_error() {
+        let runtime = Runtime::production();
+        let error = Input::open(&runtime, "file:///nonexistent/clip.ts", 0)
+            .await
+            .unwrap_err();
+        assert!(matches!(error, InputError::Open { .. }), "{error}");
+    }
+}

@@ -1,0 +1,114 @@
+//! The node's media plane as the stream actors see it ([`StreamMedia`]).
+//!
+//! `run` is one incarnation of a stream's ingest: inputs are tried in priority order;
+//! each runs until it fails or sends nothing for its source timeout, then the next one
+//! takes over (the segment after the switch is marked as a discontinuity). When every
+//! input has failed, `run` returns the reasons and the stream actor fails: its
+//! supervisor restarts it with backoff, starting again from the first input.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use flotilla_actors::rt::Runtime;
+use flotilla_actors::stream::StreamMedia;
+use flotilla_actors::supervisor::BoxFuture;
+use flotilla_actors::tree::StreamPlan;
+
+use super::directory::Directory;
+use super::input::{Input, InputError};
+use super::live::{Packager, Packaging};
+
+/// The media plane of one node.
+#[derive(Debug, Clone)]
+pub struct MediaService {
+    pub directory: Directory,
+    pub runtime: Runtime,
+}
+
+impl MediaService {
+    pub fn new(runtime: Runtime) -> MediaService {
+        MediaService {
+            directory: Directory::default(),
+            runtime,
+        }
+    }
+
+    async fn run_stream(self, plan: StreamPlan) -> String {
+        if plan.ondemand {
+            // On-demand streams start with their first viewer; that trigger is not built
+            // yet, so they stay idle rather than run as static streams.
+            return std::future::pending().await;
+        }
+        let packaging = Packaging {
+            segment_duration_ms: plan.segment_duration_ms,
+            segment_count: plan.segment_count,
+        };
+        let live = self.directory.get_or_create(&plan.name, packaging);
+        let mut packager = Packager::new(live.clone());
+        let mut failures = Vec::new();
+        for (index, input) in plan.inputs.iter().enumerate() {
+            let timeout_ms = input.source_timeout_ms.unwrap_or(plan.source_timeout_ms);
+            let error = self
+                .run_input(&mut packager, &input.url, timeout_ms, index > 0)
+                .await;
+            tracing::warn!(stream = %plan.name, input = %input.url, %error, "input failed");
+            failures.push(error.to_string());
+        }
+        if failures.is_empty() {
+            return "the stream has no inputs".into();
+        }
+        failures.join("; ")
+    }
+
+    /// Runs one input until it fails.
+    async fn run_input(
+        &self,
+        packager: &mut Packager,
+        url: &str,
+        timeout_ms: u64,
+        switched: bool,
+    ) -> InputError {
+        let start_dts = packager.live().counters.last_dts.load(Ordering::Relaxed);
+        let mut input = match Input::open(&self.runtime, url, start_dts).await {
+            Ok(input) => input,
+            Err(error) => return error,
+        };
+        tracing::info!(stream = %packager.live().name, input = %url, "input opened");
+        let timeout = Duration::from_millis(timeout_ms);
+        let mut first = true;
+        loop {
+            let (frame, discontinuity) =
+                match tokio::time::timeout(timeout, input.next(&self.runtime)).await {
+                    Ok(Ok(next)) => next,
+                    Ok(Err(error)) => return error,
+                    Err(_) => {
+                        return InputError::Timeout {
+                            url: url.to_string(),
+                            seconds: timeout_ms / 1000,
+                        };
+                    }
+                };
+            packager.set_tracks(input.tracks());
+            // The first frame of a backup input, or of a restarted stream, is a switch.
+            let switch = discontinuity || (first && (switched || start_dts > 0));
+            first = false;
+            packager.push(&frame, switch, self.runtime.wall_clock_ms());
+        }
+    }
+}
+
+impl StreamMedia for MediaService {
+    fn run(&self, stream: StreamPlan) -> BoxFuture<String> {
+        Box::pin(self.clone().run_stream(stream))
+    }
+
+    fn remove(&self, name: &str) {
+        self.directory.remove(name);
+    }
+}
+
+/// The media service as the actor tree takes it.
+pub fn as_stream_media(service: &MediaService) -> Arc<dyn StreamMedia> {
+    Arc::new(service.clone())
+}

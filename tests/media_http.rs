@@ -1,0 +1,269 @@
+//! The media plane end to end on a real node: the built-in test source served over HLS
+//! and HTTP-MPEG-TS, checked with our own TS parser and with ffprobe/ffmpeg as real
+//! clients.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use flotilla::media::ts::demux::Demuxer;
+use flotilla::media::ts::{STREAM_TYPE_ADTS_AAC, STREAM_TYPE_H264};
+
+fn addr(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+fn test_node() -> (Node, SocketAddr) {
+    let port = free_port();
+    let config = format!(
+        "http 127.0.0.1:{port};\nstream test {{ input test://; segment_duration 1; segment_count 3; }}\n\
+         stream live/cam {{ input file://{}; segment_duration 1; }}\n",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/assets/testsrc.ts")
+    );
+    let node = Node::start(&config, addr(port), &[], &[]);
+    (node, addr(port))
+}
+
+/// Waits until the stream has published enough segments.
+fn wait_for_playlist(at: SocketAddr, path: &str, segments: usize) -> m3u8_rs::MediaPlaylist {
+    poll_until(Duration::from_secs(20), || {
+        let (status, _, body) = http_get(at, path, &[]).ok()?;
+        if status != 200 {
+            return None;
+        }
+        let playlist = m3u8_rs::parse_media_playlist_res(body.as_bytes()).ok()?;
+        (playlist.segments.len() >= segments).then_some(playlist)
+    })
+    .expect("the stream did not publish segments in time")
+}
+
+fn get_bytes(at: SocketAddr, path: &str) -> (u16, Vec<u8>) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(at).unwrap();
+    stream.set_read_timeout(Some(REQUEST_DEADLINE)).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let split = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&response[..split]).to_string();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, response[split + 4..].to_vec())
+}
+
+#[test]
+fn hls_serves_a_valid_live_window_of_the_test_source() {
+    let (_node, at) = test_node();
+    let media = wait_for_playlist(at, "/test/tracks-v1a1/mono.m3u8", 3);
+    assert_eq!(media.segments.len(), 3, "segment_count");
+    assert!(media.target_duration >= 1 && media.target_duration <= 2);
+    for segment in &media.segments {
+        assert!(segment.program_date_time.is_some());
+        assert!((segment.duration - 1.0).abs() < 0.1, "{}", segment.duration);
+    }
+
+    let (status, _, master) = http_get(at, "/test/index.m3u8", &[]).unwrap();
+    assert_eq!(status, 200);
+    let master = match m3u8_rs::parse_playlist_res(master.as_bytes()).unwrap() {
+        m3u8_rs::Playlist::MasterPlaylist(master) => master,
+        other => panic!("index.m3u8 is not a master playlist: {other:?}"),
+    };
+    let variant = &master.variants[0];
+    assert_eq!(variant.uri, "tracks-v1a1/mono.m3u8");
+    assert_eq!(
+        variant.resolution.map(|r| (r.width, r.height)),
+        Some((640, 360))
+    );
+    assert!(
+        variant.codecs.as_deref().unwrap().contains("avc1.42"),
+        "{variant:?}"
+    );
+
+    // Every advertised segment starts with PAT/PMT and a keyframe, and carries both tracks.
+    for segment in &media.segments {
+        let (status, bytes) = get_bytes(at, &format!("/test/tracks-v1a1/{}", segment.uri));
+        assert_eq!(status, 200);
+        assert_eq!(bytes.len() % 188, 0);
+        let mut demuxer = Demuxer::new();
+        let mut packets = Vec::new();
+        demuxer.push(&bytes, &mut packets);
+        demuxer.flush(&mut packets);
+        let first_video = packets
+            .iter()
+            .find(|p| p.stream_type == STREAM_TYPE_H264)
+            .unwrap();
+        assert!(flotilla::media::h264::is_keyframe(&first_video.data));
+        assert!(
+            packets
+                .iter()
+                .any(|p| p.stream_type == STREAM_TYPE_ADTS_AAC)
+        );
+        assert_eq!(demuxer.stats.dropped_pes, 0);
+    }
+}
+
+#[test]
+fn http_mpegts_starts_on_a_keyframe() {
+    let (_node, at) = test_node();
+    wait_for_playlist(at, "/test/mono.m3u8", 1);
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(at).unwrap();
+    stream.set_read_timeout(Some(REQUEST_DEADLINE)).unwrap();
+    write!(stream, "GET /test/mpegts HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 65536];
+    while received.len() < 300_000 {
+        let n = stream.read(&mut buffer).unwrap();
+        assert!(n > 0, "the stream ended");
+        received.extend_from_slice(&buffer[..n]);
+    }
+    let split = received.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&received[..split]).to_string();
+    assert!(
+        head.contains("200 OK") && head.contains("video/mp2t"),
+        "{head}"
+    );
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
+        "{head}"
+    );
+    let body = dechunk(&received[split + 4..]);
+    assert_eq!(body[0], 0x47);
+    let mut demuxer = Demuxer::new();
+    let mut packets = Vec::new();
+    demuxer.push(&body, &mut packets);
+    assert_eq!(demuxer.stats.resyncs, 0, "the body is whole TS packets");
+    let first_video = packets
+        .iter()
+        .find(|p| p.stream_type == STREAM_TYPE_H264)
+        .expect("video");
+    assert!(
+        flotilla::media::h264::is_keyframe(&first_video.data),
+        "viewers start on a keyframe"
+    );
+}
+
+/// Removes HTTP/1.1 chunked framing (complete chunks only).
+fn dechunk(mut body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(line_end) = body.windows(2).position(|w| w == b"\r\n") {
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&body[..line_end]).unwrap().trim(), 16)
+                .unwrap();
+        let start = line_end + 2;
+        if size == 0 || body.len() < start + size + 2 {
+            break;
+        }
+        out.extend_from_slice(&body[start..start + size]);
+        body = &body[start + size + 2..];
+    }
+    out
+}
+
+#[test]
+fn unknown_streams_and_traversal_are_refused() {
+    let (_node, at) = test_node();
+    let (status, _, _) = http_get(at, "/nothing/index.m3u8", &[]).unwrap();
+    assert_eq!(status, 404);
+    let (status, _, _) = http_get(at, "/test/../../etc/passwd", &[]).unwrap();
+    assert!(status == 400 || status == 404, "{status}");
+    let (status, _, _) = http_get(at, "/test/2020/01/01/00/00/00-01000.ts", &[]).unwrap();
+    assert_eq!(status, 404);
+    let (status, _, page) = http_get(at, "/live/cam/embed.html", &[]).unwrap();
+    assert_eq!(status, 200);
+    assert!(page.contains("index.m3u8"));
+}
+
+fn ffprobe(args: &[&str]) -> String {
+    let output = Command::new("ffprobe")
+        .args(args)
+        .output()
+        .expect("ffprobe is installed by scripts/test.sh");
+    assert!(
+        output.status.success(),
+        "ffprobe failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).to_string()
+}
+
+#[test]
+fn ffmpeg_plays_hls_and_mpegts_with_monotonic_timestamps() {
+    let (_node, at) = test_node();
+    wait_for_playlist(at, "/live/cam/mono.m3u8", 3);
+    let streams = ffprobe(&[
+        "-v",
+        "error",
+        "-show_entries",
+        "stream=codec_name,width,height",
+        "-of",
+        "compact",
+        &format!("http://{at}/live/cam/index.m3u8"),
+    ]);
+    assert!(
+        streams.contains("codec_name=h264|width=640|height=360"),
+        "{streams}"
+    );
+    assert!(streams.contains("codec_name=aac"), "{streams}");
+
+    // Record 4 s of HLS with ffmpeg (a real player's fetch loop), then check every dts.
+    let dir = TempDir::new("ffmpeg");
+    let recorded = dir.0.join("hls.ts");
+    let status = Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-y",
+            "-i",
+            &format!("http://{at}/test/index.m3u8"),
+            "-t",
+            "4",
+            "-c",
+            "copy",
+        ])
+        .arg(&recorded)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let dts = ffprobe(&[
+        "-v",
+        "error",
+        "-select_streams",
+        "v",
+        "-show_entries",
+        "packet=dts",
+        "-of",
+        "csv=p=0",
+        recorded.to_str().unwrap(),
+    ]);
+    let values: Vec<i64> = dts
+        .lines()
+        .filter_map(|l| l.trim().trim_end_matches(',').parse().ok())
+        .collect();
+    assert!(values.len() >= 75, "4 s at 25 fps: {}", values.len());
+    assert!(
+        values.windows(2).all(|w| w[1] > w[0]),
+        "video dts must increase: {values:?}"
+    );
+
+    let live = ffprobe(&[
+        "-v",
+        "error",
+        "-show_entries",
+        "stream=codec_name,width,height",
+        "-of",
+        "compact",
+        &format!("http://{at}/test/mpegts"),
+    ]);
+    assert!(
+        live.contains("codec_name=h264|width=640|height=360"),
+        "{live}"
+    );
+}
