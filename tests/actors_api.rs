@@ -17,7 +17,7 @@ fn the_tree_mirrors_the_config_and_a_kill_is_followed_by_a_restart() {
     let config = format!(
         "http 127.0.0.1:{port};\nedit_auth admin pw1;\nview_auth viewer pw2;\n\
          peer a.lan:{port};\npeer b.lan:{port};\n\
-         stream cam01 {{ input tshttp://10.0.0.1/cam01; cluster_ingest; }}\n\
+         stream cam01 {{ input test://; cluster_ingest; }}\n\
          stream live/news {{ input publish://; }}\n\
          balancer global {{ mode clients; server a.lan; server b.lan; }}\n"
     );

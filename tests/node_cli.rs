@@ -37,7 +37,7 @@ fn check_config_prints_the_canonical_form() {
         "{stdout}"
     );
     assert!(
-        stderr.contains("directive `stream` is parsed but not active yet"),
+        stderr.contains("directive `cluster_ingest` is parsed but not active yet"),
         "{stderr}"
     );
     // The printed form is itself a valid config that prints the same.
@@ -85,7 +85,7 @@ fn check_config_of_a_missing_file_is_one_line() {
 fn run_serves_health_and_a_protected_redacted_config() {
     let port = free_port();
     let config = format!(
-        "http 127.0.0.1:{port};\ncluster_key 0123456789abcdef0123;\nedit_auth admin pw1;\nview_auth viewer pw2;\nstream cam01 {{ input tshttp://10.0.0.1/cam01; }}\n"
+        "http 127.0.0.1:{port};\ncluster_key 0123456789abcdef0123;\nedit_auth admin pw1;\nview_auth viewer pw2;\nstream cam01 {{ input tshttp://127.0.0.1:9/cam01; }}\n"
     );
     let _node = Node::start(&config, addr(port), &["--hostname", "node-a"], &[]);
 
@@ -110,7 +110,7 @@ fn run_serves_health_and_a_protected_redacted_config() {
     .unwrap();
     assert_eq!(status, 200);
     assert!(body.contains("\"cluster_key\":\"***\""), "{body}");
-    assert!(body.contains("tshttp://10.0.0.1/cam01"), "{body}");
+    assert!(body.contains("tshttp://127.0.0.1:9/cam01"), "{body}");
 
     let admin = basic("admin", "pw1");
     let (_, _, body) = http_get(
