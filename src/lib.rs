@@ -15,3 +15,4 @@ pub mod logging;
 pub mod media;
 pub mod node;
 pub mod plan;
+pub mod stats;

@@ -66,6 +66,12 @@ impl Node {
             access: access.clone(),
             node: context.clone(),
             directory: media.directory.clone(),
+            stats: crate::stats::start(
+                &context.runtime,
+                media.directory.clone(),
+                context.name.to_string(),
+                config.total_bandwidth.map_or(0, |b| b.bits_per_second),
+            ),
         };
         let listeners = bound
             .into_iter()

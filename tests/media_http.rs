@@ -267,3 +267,44 @@ fn ffmpeg_plays_hls_and_mpegts_with_monotonic_timestamps() {
         "{live}"
     );
 }
+
+#[test]
+fn the_streams_and_stats_apis_report_live_streams() {
+    let (_node, at) = test_node();
+    wait_for_playlist(at, "/test/mono.m3u8", 1);
+    let streams = poll_until(Duration::from_secs(20), || {
+        let (_, _, body) = http_get(at, "/streamer/api/v3/streams", &[]).ok()?;
+        let value: serde_json::Value = serde_json::from_str(&body).ok()?;
+        let test = value["streams"]
+            .as_array()?
+            .iter()
+            .find(|s| s["name"] == "test")?
+            .clone();
+        (test["stats"]["alive"] == true && test["stats"]["input_bitrate"].as_u64()? > 0)
+            .then_some(value)
+    })
+    .expect("the test stream never showed alive with a bitrate");
+    let test = streams["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "test")
+        .unwrap();
+    assert_eq!(test["stats"]["status"], "running");
+    assert_eq!(test["stats"]["running_on"].as_array().unwrap().len(), 1);
+    let bitrate = test["stats"]["input_bitrate"].as_u64().unwrap();
+    assert!(
+        (150..800).contains(&bitrate),
+        "~300 kbit/s test clip, got {bitrate}"
+    );
+
+    let stats = poll_until(Duration::from_secs(20), || {
+        let (_, _, body) = http_get(at, "/streamer/api/v3/config/stats", &[]).ok()?;
+        let value: serde_json::Value = serde_json::from_str(&body).ok()?;
+        (value["online_streams"] == 2 && value["input_kbit"].as_u64()? > 100).then_some(value)
+    })
+    .expect("config/stats never showed both streams online");
+    assert_eq!(stats["total_streams"], 2);
+    assert!(stats["input_kbit"].as_u64().unwrap() > 100, "{stats}");
+    assert!(stats["memory_usage"].as_f64().unwrap() > 0.0, "{stats}");
+}

@@ -21,6 +21,7 @@ use super::server::remote_addr;
 use crate::config::Config;
 use crate::config::identity::NodeIdentity;
 use crate::media::directory::Directory;
+use crate::stats::StatsBoard;
 
 /// What API handlers share: immutable config and identity, and the node's context
 /// (runtime and actor registry).
@@ -32,6 +33,8 @@ pub struct ApiState {
     pub node: NodeContext,
     /// The running streams' shared state (the data plane).
     pub directory: Directory,
+    /// Node statistics, refreshed by the sampler.
+    pub stats: StatsBoard,
 }
 
 /// The router of a listener: API routes when `with_api`, and a JSON 404 for the rest.
@@ -43,6 +46,16 @@ pub fn router(state: ApiState, with_api: bool) -> Router {
         let protected = Router::new()
             .route("/streamer/api/v3/config", get(config))
             .route("/flussonic/api/v3/config", get(config))
+            .route(
+                "/streamer/api/v3/config/stats",
+                get(super::streams::node_stats),
+            )
+            .route(
+                "/flussonic/api/v3/config/stats",
+                get(super::streams::node_stats),
+            )
+            .route("/streamer/api/v3/streams", get(super::streams::list))
+            .route("/flussonic/api/v3/streams", get(super::streams::list))
             .route("/flotilla/api/actors", get(super::actors::tree))
             .route(
                 "/flotilla/api/actors/{*path}",
@@ -172,6 +185,12 @@ mod tests {
             config: Arc::new(config),
             node: NodeContext::new("node-a", flotilla_actors::rt::Runtime::deterministic(1, 0)),
             directory: Directory::default(),
+            stats: crate::stats::start(
+                &flotilla_actors::rt::Runtime::deterministic(1, 0),
+                Directory::default(),
+                "node-a".into(),
+                0,
+            ),
         }
     }
 

@@ -9,5 +9,6 @@ pub mod actors;
 pub mod api;
 pub mod media;
 pub mod server;
+pub mod streams;
 
 pub use server::{HttpLimits, serve};

@@ -31,7 +31,7 @@ pub const VIEWER_QUEUE_CHUNKS: usize = 1024;
 pub const MAX_GOP_CACHE_BYTES: usize = 32 * 1024 * 1024;
 
 /// Window over which the input bitrate is measured.
-const BITRATE_WINDOW_MS: u64 = 5_000;
+const BITRATE_WINDOW_MS: u64 = 2_000;
 
 /// How a stream is packaged (from its config).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

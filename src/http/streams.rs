@@ -1,0 +1,55 @@
+//! `GET /streamer/api/v3/streams` and `GET /streamer/api/v3/config/stats`: what runs here
+//! and how loaded the node is, in Flussonic's field names (bitrates in kbit/s).
+
+use std::sync::atomic::Ordering;
+
+use axum::Json;
+use axum::extract::State;
+use serde_json::{Value, json};
+
+use super::api::ApiState;
+use crate::stats::ALIVE_WITHIN_MS;
+
+pub async fn node_stats(State(state): State<ApiState>) -> Json<Value> {
+    Json(serde_json::to_value(state.stats.snapshot()).unwrap_or(Value::Null))
+}
+
+pub async fn list(State(state): State<ApiState>) -> Json<Value> {
+    let now_ms = state.node.runtime.wall_clock_ms();
+    let streams: Vec<Value> = state
+        .config
+        .streams
+        .iter()
+        .map(|stream| {
+            let live = state.directory.get(&stream.name);
+            let alive = live.as_ref().is_some_and(|l| l.is_alive(now_ms, ALIVE_WITHIN_MS));
+            let counter = |read: &dyn Fn(&crate::media::live::LiveCounters) -> u64| {
+                live.as_ref().map_or(0, |l| read(&l.counters))
+            };
+            let last_frame_ms = counter(&|c| c.last_frame_ms.load(Ordering::Relaxed));
+            let status = match (alive, stream.options.disabled == Some(true)) {
+                (_, true) => "disabled",
+                (true, _) => "running",
+                (false, _) if last_frame_ms == 0 => "waiting",
+                (false, _) => "error",
+            };
+            json!({
+                "name": stream.name,
+                "static": !stream.ondemand,
+                "inputs": stream.options.inputs.iter().map(|i| json!({ "url": i.url })).collect::<Vec<_>>(),
+                "stats": {
+                    "alive": alive,
+                    "status": status,
+                    "input_bitrate": counter(&|c| c.input_bitrate.load(Ordering::Relaxed)) / 1000,
+                    "online_clients": counter(&|c| c.clients.load(Ordering::Relaxed)),
+                    "bytes_in": counter(&|c| c.bytes_in.load(Ordering::Relaxed)),
+                    "bytes_out": counter(&|c| c.bytes_out.load(Ordering::Relaxed)),
+                    "last_frame_at": (last_frame_ms != 0).then_some(last_frame_ms),
+                    "running_on": if alive { vec![state.identity.hostname.clone()] } else { vec![] },
+                },
+            })
+        })
+        .collect();
+    let count = streams.len();
+    Json(json!({ "streams": streams, "estimated_count": count }))
+}
