@@ -81,11 +81,9 @@ pub fn compute(
         .filter(|s| s.is_alive(now_ms, ALIVE_WITHIN_MS))
         .map(|s| s.counters.input_bitrate.load(Ordering::Relaxed))
         .sum();
-    let output_bps = if elapsed_ms == 0 {
-        0
-    } else {
-        bytes_out_delta * 8 * 1000 / elapsed_ms
-    };
+    let output_bps = (bytes_out_delta * 8 * 1000)
+        .checked_div(elapsed_ms)
+        .unwrap_or(0);
     (
         streams.len() as u64,
         online,

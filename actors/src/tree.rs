@@ -253,10 +253,7 @@ mod tests {
             .registry
             .get(&ActorPath::parse("node/streams/cam01").unwrap())
             .unwrap();
-        assert_eq!(
-            cam.info(0).summary,
-            "static, 1 input(s), cluster_ingest, media plane not built yet"
-        );
+        assert_eq!(cam.info(0).summary, "static, 1 input(s), cluster_ingest");
     }
 
     #[tokio::test(start_paused = true)]
