@@ -15,4 +15,5 @@ pub mod logging;
 pub mod media;
 pub mod node;
 pub mod plan;
+pub mod rtmp;
 pub mod stats;

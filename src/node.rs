@@ -24,11 +24,14 @@ use crate::http::api::{ApiState, router};
 use crate::http::{HttpLimits, serve};
 use crate::media::service::{MediaService, as_stream_media};
 use crate::plan::node_plan;
+use crate::rtmp::server::RtmpContext;
 
 /// A node whose listeners are bound and whose actor tree runs.
 pub struct Node {
     context: NodeContext,
     listeners: Vec<(TcpListener, axum::Router)>,
+    rtmp: Vec<TcpListener>,
+    rtmp_context: RtmpContext,
     root: ActorRef<SupervisorMsg>,
     root_task: JoinHandle<()>,
 }
@@ -55,8 +58,26 @@ impl Node {
                 })?;
             bound.push((listener, http.serves_api()));
         }
+        let mut rtmp = Vec::new();
+        for listen in &config.rtmp {
+            let address = listen.socket_addr();
+            let listener = TcpListener::bind(address)
+                .await
+                .map_err(|source| NodeError::Bind {
+                    address,
+                    purpose: "rtmp",
+                    source,
+                })?;
+            rtmp.push(listener);
+        }
         let plan = Arc::new(RwLock::new(node_plan(&config, &identity)));
         let media = MediaService::new(context.runtime.clone());
+        let rtmp_context = RtmpContext {
+            node: context.clone(),
+            directory: media.directory.clone(),
+            media: as_stream_media(&media),
+            templates: Arc::new(config.templates.clone()),
+        };
         let (root, root_task) = start_root(&context, node_spec(plan, as_stream_media(&media)))
             .await
             .map_err(NodeError::Tree)?;
@@ -88,6 +109,8 @@ impl Node {
         Ok(Node {
             context,
             listeners,
+            rtmp,
+            rtmp_context,
             root,
             root_task,
         })
@@ -121,6 +144,14 @@ impl Node {
                 http_stopped.clone(),
             );
             http_tasks.push(runtime.spawn("http-listener", task));
+        }
+        for listener in self.rtmp {
+            let task = crate::rtmp::server::serve(
+                self.rtmp_context.clone(),
+                listener,
+                http_stopped.clone(),
+            );
+            http_tasks.push(runtime.spawn("rtmp-listener", task));
         }
         let mut root_task = self.root_task;
         let tree_failed = tokio::select! {

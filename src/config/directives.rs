@@ -129,7 +129,14 @@ pub const DIRECTIVES: &[DirectiveInfo] = &[
         "HTTP listener: `PORT`, `IP:PORT` or `[IPv6]:PORT`; repeatable; a block may hold `api false;`."
     ),
     d!("https", [], &[G], Later, "https 443;", "HTTPS listener."),
-    d!("rtmp", [], &[G], Later, "rtmp 1935;", "RTMP listener."),
+    d!(
+        "rtmp",
+        [],
+        &[G],
+        Now,
+        "rtmp 1935;",
+        "RTMP listener: publish (`rtmp://HOST/APP/KEY` → stream `APP/KEY`, app `static` dropped) and play (`rtmp://HOST/static/NAME`)."
+    ),
     d!("rtmps", [], &[G], Later, "rtmps 1443;", "RTMPS listener."),
     d!("rtsp", [], &[G], Later, "rtsp 554;", "RTSP listener."),
     d!("rtsps", [], &[G], Later, "rtsps 1554;", "RTSPS listener."),
@@ -332,7 +339,7 @@ pub const DIRECTIVES: &[DirectiveInfo] = &[
         "template",
         ["live"],
         &[G],
-        Later,
+        Now,
         "template published { prefix live; input publish://; }",
         "Options for published streams whose names start with a prefix (old form `live PREFIX { … }`)."
     ),
@@ -392,7 +399,7 @@ pub const DIRECTIVES: &[DirectiveInfo] = &[
         STREAM_TEMPLATE,
         Now,
         "input tshttp://10.0.0.11/cam01 priority=1 source_timeout=5 user_agent=\"VLC 3\";",
-        "A source URL; repeat for backups (tried in order). Active: `test://`, `file://PATH.ts`, `tshttp://`/`http://`, `udp://[iface@]group:port`; `publish://` is parsed but not active yet. Option `source_timeout` is active; priority, frames_timeout, timeout, cluster_key, max_bitrate, remote_dvr, user_agent, headers, bind_ip, via are parsed only."
+        "A source URL; repeat for backups (tried in order). Active: `test://`, `file://PATH.ts`, `tshttp://`/`http://`, `udp://[iface@]group:port`, `publish://` (RTMP publishing). Option `source_timeout` is active; priority, frames_timeout, timeout, cluster_key, max_bitrate, remote_dvr, user_agent, headers, bind_ip, via are parsed only."
     ),
     d!(
         "static",
@@ -558,7 +565,7 @@ pub const DIRECTIVES: &[DirectiveInfo] = &[
         "prefix",
         [],
         &[T, Src],
-        Later,
+        Now,
         "prefix live;",
         "Template: names starting with `PREFIX/` use it. Source: prefix of the remote names."
     ),
@@ -566,7 +573,7 @@ pub const DIRECTIVES: &[DirectiveInfo] = &[
         "prefixes",
         [],
         &[T],
-        Later,
+        Now,
         "prefixes live tv;",
         "Several template prefixes at once."
     ),

@@ -266,7 +266,7 @@ fn semantic_checks() {
 #[test]
 fn not_active_directives_are_warned_once_by_name() {
     let loaded =
-        load("rtmp 1935; ondemand a { input publish://; } ondemand b { input publish://; }");
+        load("https 443; ondemand a { input publish://; } ondemand b { input publish://; }");
     let lines = loaded.warning_lines();
     assert!(
         lines.iter().any(
@@ -274,7 +274,7 @@ fn not_active_directives_are_warned_once_by_name() {
         ),
         "{lines:?}"
     );
-    assert!(lines.iter().any(|l| l.contains("`rtmp`")), "{lines:?}");
+    assert!(lines.iter().any(|l| l.contains("`https`")), "{lines:?}");
     assert!(!lines.iter().any(|l| l.contains("`http`")), "{lines:?}");
 }
 

@@ -2,14 +2,60 @@
 //! state without asking any actor.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
+use tokio::sync::mpsc;
+
+use super::frame::Frame;
 use super::live::{LiveStream, Packaging};
+
+/// Frames a publisher may queue ahead of its stream's ingest task (~10 s of video and
+/// audio); a publisher that outruns its stream by more loses frames, not the node memory.
+pub const PUBLISH_QUEUE_FRAMES: usize = 1024;
+
+/// What a publisher sends to its stream's ingest.
+#[derive(Debug)]
+pub enum Published {
+    Frame(Frame),
+    /// The publisher left.
+    End(String),
+}
+
+/// Where a stream with a `publish://` input waits for its publisher.
+#[derive(Debug, Clone)]
+struct PublishPoint {
+    sender: mpsc::Sender<Published>,
+    busy: Arc<AtomicBool>,
+}
+
+/// A publisher's hold on a publish point; frees it when dropped.
+#[derive(Debug)]
+pub struct Publisher {
+    pub sender: mpsc::Sender<Published>,
+    busy: Arc<AtomicBool>,
+}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        self.busy.store(false, Ordering::Release);
+    }
+}
+
+/// Why a publisher could not attach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttachError {
+    /// No stream with a `publish://` input is waiting under that name.
+    NoSuchStream,
+    /// Another publisher holds it.
+    Busy,
+}
 
 /// Name → live stream. Cheap to clone (shared).
 #[derive(Debug, Clone, Default)]
 pub struct Directory {
     streams: Arc<RwLock<BTreeMap<String, Arc<LiveStream>>>>,
+    publish_points: Arc<RwLock<BTreeMap<String, PublishPoint>>>,
 }
 
 impl Directory {
@@ -44,6 +90,43 @@ impl Directory {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .remove(name);
+        self.publish_points
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
+    }
+
+    /// Opens (or reopens) the publish point of `name`; the ingest reads from the receiver.
+    pub fn open_publish_point(&self, name: &str) -> mpsc::Receiver<Published> {
+        let (sender, receiver) = mpsc::channel(PUBLISH_QUEUE_FRAMES);
+        let point = PublishPoint {
+            sender,
+            busy: Arc::new(AtomicBool::new(false)),
+        };
+        self.publish_points
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_string(), point);
+        receiver
+    }
+
+    /// Attaches a publisher to the publish point of `name`.
+    pub fn attach_publisher(&self, name: &str) -> Result<Publisher, AttachError> {
+        let points = self
+            .publish_points
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
+        let point = points.get(name).ok_or(AttachError::NoSuchStream)?;
+        if point.sender.is_closed() {
+            return Err(AttachError::NoSuchStream);
+        }
+        if point.busy.swap(true, Ordering::AcqRel) {
+            return Err(AttachError::Busy);
+        }
+        Ok(Publisher {
+            sender: point.sender.clone(),
+            busy: point.busy.clone(),
+        })
     }
 
     /// Every stream, in name order.

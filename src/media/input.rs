@@ -129,6 +129,14 @@ pub enum Input {
         frames: TsFrames,
         buffer: Vec<u8>,
     },
+    /// Frames from an RTMP publisher, through the stream's publish point.
+    Publish {
+        receiver: tokio::sync::mpsc::Receiver<super::directory::Published>,
+        timeline: super::timeline::Timeline,
+        tracks: Tracks,
+        /// No publisher has sent anything yet: the source timeout does not run.
+        waiting: bool,
+    },
 }
 
 impl std::fmt::Debug for Input {
@@ -137,6 +145,7 @@ impl std::fmt::Debug for Input {
             Input::Clip { .. } => "Input::Clip",
             Input::Http { .. } => "Input::Http",
             Input::Udp { .. } => "Input::Udp",
+            Input::Publish { .. } => "Input::Publish",
         })
     }
 }
@@ -199,9 +208,24 @@ impl Input {
                 })
             }
             InputUrl::Publish => Err(InputError::Unsupported(format!(
-                "{url} (RTMP publishing is not built yet)"
+                "{url} needs the stream's name: open it with Input::publish"
             ))),
         }
+    }
+
+    /// Opens the publish point of stream `name` (a `publish://` input).
+    pub fn publish(directory: &super::directory::Directory, name: &str, start_dts: u64) -> Input {
+        Input::Publish {
+            receiver: directory.open_publish_point(name),
+            timeline: super::timeline::Timeline::starting_at(start_dts),
+            tracks: Tracks::default(),
+            waiting: true,
+        }
+    }
+
+    /// Whether the input waits for a publisher (the source timeout does not apply yet).
+    pub fn is_waiting(&self) -> bool {
+        matches!(self, Input::Publish { waiting: true, .. })
     }
 
     /// Tracks the input carries, as far as known.
@@ -209,6 +233,7 @@ impl Input {
         match self {
             Input::Clip { clip, .. } => clip.tracks(),
             Input::Http { frames, .. } | Input::Udp { frames, .. } => frames.tracks(),
+            Input::Publish { tracks, .. } => *tracks,
         }
     }
 
@@ -220,6 +245,31 @@ impl Input {
                 pacer.wait(runtime, frame.dts).await;
                 Ok((frame, discontinuity))
             }
+            Input::Publish {
+                receiver,
+                timeline,
+                tracks,
+                waiting,
+            } => match receiver.recv().await {
+                Some(super::directory::Published::Frame(mut frame)) => {
+                    *waiting = false;
+                    tracks.video |= frame.codec.is_video();
+                    tracks.audio |= !frame.codec.is_video();
+                    let source_dts = frame.dts;
+                    let mapped = timeline.map(source_dts);
+                    frame.pts = mapped.dts + frame.pts.saturating_sub(source_dts);
+                    frame.dts = mapped.dts;
+                    Ok((frame, mapped.discontinuity))
+                }
+                Some(super::directory::Published::End(reason)) => Err(InputError::Failed {
+                    url: "publish://".into(),
+                    reason,
+                }),
+                None => Err(InputError::Failed {
+                    url: "publish://".into(),
+                    reason: "the publish point closed".into(),
+                }),
+            },
             Input::Http { url, body, frames } => loop {
                 if let Some(frame) = frames.pop() {
                     return Ok(frame);

@@ -76,12 +76,18 @@ pub struct LiveStream {
     gop: RwLock<Vec<Bytes>>,
     rendition: RwLock<Rendition>,
     chunks: broadcast::Sender<Bytes>,
+    /// The frames of the current GOP and the live frames, for RTMP players.
+    gop_frames: RwLock<Vec<Frame>>,
+    frames: broadcast::Sender<Frame>,
+    /// The latest audio frame, for the AAC sequence header of joining RTMP players.
+    last_audio: RwLock<Option<Frame>>,
     pub counters: LiveCounters,
 }
 
 impl LiveStream {
     pub fn new(name: &str, packaging: Packaging) -> Arc<LiveStream> {
         let (chunks, _) = broadcast::channel(VIEWER_QUEUE_CHUNKS);
+        let (frames, _) = broadcast::channel(VIEWER_QUEUE_CHUNKS);
         Arc::new(LiveStream {
             name: name.to_string(),
             packaging,
@@ -89,6 +95,9 @@ impl LiveStream {
             gop: RwLock::new(Vec::new()),
             rendition: RwLock::new(Rendition::default()),
             chunks,
+            gop_frames: RwLock::new(Vec::new()),
+            frames,
+            last_audio: RwLock::new(None),
             counters: LiveCounters::default(),
         })
     }
@@ -122,6 +131,19 @@ impl LiveStream {
         let gop = self.gop.read().unwrap_or_else(|p| p.into_inner());
         let receiver = self.chunks.subscribe();
         (gop.clone(), receiver)
+    }
+
+    /// Subscribes an RTMP player: the current GOP's frames, the latest audio frame (for
+    /// its codec configuration), then every frame after them.
+    pub fn subscribe_frames(&self) -> (Vec<Frame>, Option<Frame>, broadcast::Receiver<Frame>) {
+        let gop = self.gop_frames.read().unwrap_or_else(|p| p.into_inner());
+        let receiver = self.frames.subscribe();
+        let audio = self
+            .last_audio
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        (gop.clone(), audio, receiver)
     }
 
     /// Whether a frame arrived within `within_ms` of `now_ms`.
@@ -204,6 +226,30 @@ impl Packager {
             }
             // Sent under the GOP lock so that `subscribe` sees each chunk exactly once.
             let _ = self.live.chunks.send(muxed.bytes.clone());
+        }
+        {
+            let mut gop = self
+                .live
+                .gop_frames
+                .write()
+                .unwrap_or_else(|p| p.into_inner());
+            if frame.starts_gop() {
+                gop.clear();
+            }
+            let cached: usize = gop.iter().map(|f| f.data.len()).sum();
+            if (!gop.is_empty() || frame.starts_gop())
+                && cached + frame.data.len() <= MAX_GOP_CACHE_BYTES
+            {
+                gop.push(frame.clone());
+            }
+            let _ = self.live.frames.send(frame.clone());
+        }
+        if !frame.codec.is_video() {
+            *self
+                .live
+                .last_audio
+                .write()
+                .unwrap_or_else(|p| p.into_inner()) = Some(frame.clone());
         }
         let sealed = self.segmenter.push(Chunk {
             dts: frame.dts,

@@ -70,7 +70,15 @@ impl MediaService {
         switched: bool,
     ) -> InputError {
         let start_dts = packager.live().counters.last_dts.load(Ordering::Relaxed);
-        let mut input = match Input::open(&self.runtime, url, start_dts).await {
+        let opened = match super::input::InputUrl::parse(url) {
+            Ok(super::input::InputUrl::Publish) => Ok(Input::publish(
+                &self.directory,
+                &packager.live().name,
+                start_dts,
+            )),
+            _ => Input::open(&self.runtime, url, start_dts).await,
+        };
+        let mut input = match opened {
             Ok(input) => input,
             Err(error) => return error,
         };

@@ -1,0 +1,655 @@
+//! The RTMP listener: publishing (ffmpeg, OBS) and playing, on rml_rtmp's sans-IO sessions.
+//!
+//! Per connection: the handshake must finish within [`HANDSHAKE_TIMEOUT`]; every inbound
+//! byte then passes the [`ChunkGuard`] limits before rml_rtmp parses it (rml_rtmp also runs
+//! under `catch_unwind`: a known malformed `@setDataFrame` panics inside it).
+//!
+//! Names follow Flussonic (spec §6): the app and the stream key are joined (`live` +
+//! `news` → `live/news`), the reserved app `static` is dropped (`static` + `cam` → `cam`),
+//! and a `?query` on the key is not part of the name.
+//!
+//! Publishing goes to a stream's publish point: a configured stream with a `publish://`
+//! input, or a new stream started under `node/streams` when the name matches a template
+//! prefix (removed when the publisher leaves). Playing follows the stream's live frames,
+//! starting with the current GOP; a player that falls behind is dropped.
+
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use flotilla_actors::node::NodeContext;
+use flotilla_actors::registry::ActorPath;
+use flotilla_actors::stream::{StreamActor, StreamMedia};
+use flotilla_actors::supervisor::{Restart, SupervisorMsg};
+use flotilla_actors::tree::{InputPlan, StreamPlan};
+use flotilla_actors::worker::worker_child;
+use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
+use rml_rtmp::sessions::{
+    ServerSession, ServerSessionConfig, ServerSessionEvent, ServerSessionResult, StreamMetadata,
+};
+use rml_rtmp::time::RtmpTimestamp;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, broadcast, watch};
+
+use super::flv::{self, Depacketizer, Inbound};
+use super::guard::ChunkGuard;
+use crate::config::model::Template;
+use crate::media::directory::{AttachError, Directory, Published, Publisher};
+use crate::media::frame::Frame;
+use crate::media::live::LiveStream;
+
+/// Time a client has to complete the RTMP handshake.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A connection that neither publishes, plays nor sends anything for this long is closed.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// A write to a player that takes longer than this drops the player.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections served at once by one listener.
+pub const MAX_CONNECTIONS: usize = 10_000;
+/// Time a template stream gets to open its publish point after being started.
+const TEMPLATE_START_TIMEOUT: Duration = Duration::from_secs(5);
+/// Size of one socket read.
+const READ_BUFFER_BYTES: usize = 64 * 1024;
+
+/// What every RTMP connection of a node shares.
+#[derive(Clone)]
+pub struct RtmpContext {
+    pub node: NodeContext,
+    pub directory: Directory,
+    pub media: Arc<dyn StreamMedia>,
+    pub templates: Arc<Vec<Template>>,
+}
+
+/// The stream name for an RTMP app and stream key (spec §6).
+pub fn stream_name(app: &str, key: &str) -> String {
+    let key = key.split('?').next().unwrap_or_default();
+    let app = app.trim_matches('/');
+    // `static` is reserved and dropped, also as the first part of a longer app (players
+    // split `rtmp://host/static/live/news` as app `static/live`, key `news`).
+    let app = app.strip_prefix("static/").unwrap_or(app);
+    let joined = match app {
+        "" | "static" => key.to_string(),
+        app => format!("{app}/{key}"),
+    };
+    joined.trim_matches('/').to_string()
+}
+
+/// Serves RTMP on `listener` until `shutdown` turns true.
+pub async fn serve(
+    context: RtmpContext,
+    listener: TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let permit = tokio::select! {
+            biased;
+            _ = shutdown.wait_for(|stop| *stop) => return,
+            permit = permits.clone().acquire_owned() => permit.expect("never closed"),
+        };
+        let accepted = tokio::select! {
+            biased;
+            _ = shutdown.wait_for(|stop| *stop) => return,
+            accepted = listener.accept() => accepted,
+        };
+        let Ok((socket, remote)) = accepted else {
+            continue;
+        };
+        let _ = socket.set_nodelay(true);
+        let context = context.clone();
+        let runtime = context.node.runtime.clone();
+        runtime.spawn("rtmp-connection", async move {
+            if let Err(reason) = Connection::run(context, socket, remote).await {
+                tracing::info!(%remote, %reason, "rtmp connection closed");
+            }
+            drop(permit);
+        });
+    }
+}
+
+/// What woke a playing connection.
+enum Next {
+    Read(std::io::Result<usize>),
+    Frame(Result<Frame, broadcast::error::RecvError>),
+}
+
+/// What a connection is doing.
+enum Role {
+    Idle,
+    Publishing {
+        name: String,
+        publisher: Publisher,
+        depacketizer: Depacketizer,
+        /// Started for this publisher from a template; stopped when it leaves.
+        dynamic: bool,
+    },
+    Playing {
+        stream_id: u32,
+        live: Arc<LiveStream>,
+        frames: broadcast::Receiver<Frame>,
+        base_dts: Option<u64>,
+        last_ms: [u32; 2],
+    },
+}
+
+struct Connection {
+    context: RtmpContext,
+    socket: TcpStream,
+    session: ServerSession,
+    guard: ChunkGuard,
+    role: Role,
+}
+
+impl Connection {
+    async fn run(
+        context: RtmpContext,
+        mut socket: TcpStream,
+        remote: SocketAddr,
+    ) -> Result<(), String> {
+        let remaining = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(&mut socket))
+            .await
+            .map_err(|_| format!("handshake not completed within {HANDSHAKE_TIMEOUT:?}"))??;
+        let mut config = ServerSessionConfig::new();
+        config.chunk_size = 4096;
+        let (session, initial) =
+            ServerSession::new(config).map_err(|e| format!("session: {e:?}"))?;
+        let mut connection = Connection {
+            context,
+            socket,
+            session,
+            guard: ChunkGuard::default(),
+            role: Role::Idle,
+        };
+        connection.handle_results(initial).await?;
+        let result = connection.serve(remaining, remote).await;
+        connection.leave().await;
+        result
+    }
+
+    async fn serve(&mut self, first: Vec<u8>, remote: SocketAddr) -> Result<(), String> {
+        self.input(&first).await?;
+        let mut buffer = vec![0u8; READ_BUFFER_BYTES];
+        loop {
+            if let Role::Playing { frames, .. } = &mut self.role {
+                let next = tokio::select! {
+                    read = self.socket.read(&mut buffer) => Next::Read(read),
+                    frame = frames.recv() => Next::Frame(frame),
+                };
+                match next {
+                    Next::Read(read) => {
+                        let length = read.map_err(|e| e.to_string())?;
+                        if length == 0 {
+                            return Ok(());
+                        }
+                        self.input(&buffer[..length]).await?;
+                    }
+                    Next::Frame(Ok(frame)) => self.play_frame(&frame).await?,
+                    Next::Frame(Err(broadcast::error::RecvError::Lagged(missed))) => {
+                        return Err(format!(
+                            "player {remote} fell {missed} frames behind; dropped"
+                        ));
+                    }
+                    Next::Frame(Err(broadcast::error::RecvError::Closed)) => return Ok(()),
+                }
+                continue;
+            }
+            let idle = matches!(self.role, Role::Idle);
+            let read = if idle {
+                tokio::time::timeout(IDLE_TIMEOUT, self.socket.read(&mut buffer))
+                    .await
+                    .map_err(|_| format!("nothing received for {IDLE_TIMEOUT:?}"))?
+            } else {
+                self.socket.read(&mut buffer).await
+            };
+            let length = read.map_err(|e| e.to_string())?;
+            if length == 0 {
+                return Ok(());
+            }
+            self.input(&buffer[..length]).await?;
+        }
+    }
+
+    async fn input(&mut self, bytes: &[u8]) -> Result<(), String> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        self.guard.feed(bytes).map_err(|e| e.to_string())?;
+        let session = &mut self.session;
+        let results = std::panic::catch_unwind(AssertUnwindSafe(|| session.handle_input(bytes)))
+            .map_err(|_| "malformed RTMP message (the parser refused it)".to_string())?
+            .map_err(|e| format!("protocol error: {e:?}"))?;
+        self.handle_results(results).await
+    }
+
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), String> {
+        tokio::time::timeout(WRITE_TIMEOUT, self.socket.write_all(bytes))
+            .await
+            .map_err(|_| format!("write blocked for {WRITE_TIMEOUT:?}"))?
+            .map_err(|e| e.to_string())
+    }
+
+    async fn handle_results(&mut self, results: Vec<ServerSessionResult>) -> Result<(), String> {
+        for result in results {
+            match result {
+                ServerSessionResult::OutboundResponse(packet) => self.write(&packet.bytes).await?,
+                ServerSessionResult::RaisedEvent(event) => Box::pin(self.event(event)).await?,
+                ServerSessionResult::UnhandleableMessageReceived(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn accept(&mut self, request_id: u32) -> Result<Vec<ServerSessionResult>, String> {
+        self.session
+            .accept_request(request_id)
+            .map_err(|e| format!("accept: {e:?}"))
+    }
+
+    /// Refuses a request; the connection stays open (a client may try another name, and
+    /// closing at once could reset the connection before the client reads the answer).
+    async fn reject(
+        &mut self,
+        request_id: u32,
+        code: &str,
+        description: &str,
+    ) -> Result<(), String> {
+        tracing::info!(%code, %description, "rtmp request refused");
+        let results = self
+            .session
+            .reject_request(request_id, code, description)
+            .map_err(|e| format!("reject: {e:?}"))?;
+        self.handle_results(results).await
+    }
+
+    async fn event(&mut self, event: ServerSessionEvent) -> Result<(), String> {
+        match event {
+            ServerSessionEvent::ConnectionRequested { request_id, .. } => {
+                let results = self.accept(request_id)?;
+                self.handle_results(results).await
+            }
+            ServerSessionEvent::PublishStreamRequested {
+                request_id,
+                app_name,
+                stream_key,
+                ..
+            } => {
+                self.start_publishing(request_id, stream_name(&app_name, &stream_key))
+                    .await
+            }
+            ServerSessionEvent::PlayStreamRequested {
+                request_id,
+                app_name,
+                stream_key,
+                stream_id,
+                ..
+            } => {
+                self.start_playing(request_id, stream_name(&app_name, &stream_key), stream_id)
+                    .await
+            }
+            ServerSessionEvent::VideoDataReceived {
+                data, timestamp, ..
+            } => self.published(data, timestamp, true).await,
+            ServerSessionEvent::AudioDataReceived {
+                data, timestamp, ..
+            } => self.published(data, timestamp, false).await,
+            ServerSessionEvent::PublishStreamFinished { .. }
+            | ServerSessionEvent::PlayStreamFinished { .. } => {
+                self.leave().await;
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    async fn start_publishing(&mut self, request_id: u32, name: String) -> Result<(), String> {
+        if !matches!(self.role, Role::Idle) {
+            return self
+                .reject(
+                    request_id,
+                    "NetStream.Publish.BadName",
+                    "this connection is busy",
+                )
+                .await;
+        }
+        let mut dynamic = false;
+        let mut attached = self.context.directory.attach_publisher(&name);
+        if attached.as_ref().err() == Some(&AttachError::NoSuchStream)
+            && let Some(template) = self.template_for(&name)
+        {
+            self.start_template_stream(&name, &template).await;
+            dynamic = true;
+            attached = self.wait_for_publish_point(&name).await;
+        }
+        let publisher = match attached {
+            Ok(publisher) => publisher,
+            Err(AttachError::Busy) => {
+                return self
+                    .reject(
+                        request_id,
+                        "NetStream.Publish.BadName",
+                        "another publisher holds this stream",
+                    )
+                    .await;
+            }
+            Err(AttachError::NoSuchStream) => {
+                let description = format!(
+                    "no stream `{name}` accepts publishing (input publish:// or a template prefix)"
+                );
+                return self
+                    .reject(request_id, "NetStream.Publish.BadName", &description)
+                    .await;
+            }
+        };
+        tracing::info!(stream = %name, "rtmp publisher attached");
+        self.role = Role::Publishing {
+            name,
+            publisher,
+            depacketizer: Depacketizer::new(),
+            dynamic,
+        };
+        let results = self.accept(request_id)?;
+        self.handle_results(results).await
+    }
+
+    fn template_for(&self, name: &str) -> Option<Template> {
+        self.context
+            .templates
+            .iter()
+            .find(|t| {
+                t.prefixes
+                    .iter()
+                    .any(|p| p.is_empty() || name.starts_with(&format!("{p}/")))
+            })
+            .cloned()
+    }
+
+    async fn start_template_stream(&self, name: &str, template: &Template) {
+        let Some(streams) = self
+            .context
+            .node
+            .registry
+            .get(&ActorPath::root().child("streams"))
+            .and_then(|e| e.cell())
+        else {
+            return;
+        };
+        let supervisor: ractor::ActorRef<SupervisorMsg> = ractor::ActorRef::from(streams);
+        let options = &template.options;
+        let plan = StreamPlan {
+            name: name.to_string(),
+            ondemand: false,
+            inputs: vec![InputPlan {
+                url: "publish://".into(),
+                source_timeout_ms: None,
+            }],
+            cluster_ingest: false,
+            source_timeout_ms: crate::defaults::SOURCE_TIMEOUT_MS,
+            segment_duration_ms: options
+                .segment_duration
+                .map_or(crate::defaults::SEGMENT_DURATION_MS, |d| d.millis),
+            segment_count: options
+                .segment_count
+                .map_or(crate::defaults::SEGMENT_COUNT, |c| c as usize),
+        };
+        let actor = StreamActor {
+            media: self.context.media.clone(),
+        };
+        let spec = worker_child(name, actor, move || plan.clone()).restart(Restart::Temporary);
+        match ractor::call!(supervisor, SupervisorMsg::StartChild, spec) {
+            Ok(Ok(())) => {
+                tracing::info!(stream = %name, template = %template.name, "published stream started")
+            }
+            Ok(Err(error)) => {
+                tracing::warn!(stream = %name, %error, "published stream not started")
+            }
+            Err(error) => tracing::warn!(stream = %name, %error, "streams supervisor unreachable"),
+        }
+    }
+
+    async fn wait_for_publish_point(&self, name: &str) -> Result<Publisher, AttachError> {
+        let deadline = self.context.node.runtime.now() + TEMPLATE_START_TIMEOUT;
+        loop {
+            match self.context.directory.attach_publisher(name) {
+                Err(AttachError::NoSuchStream) if self.context.node.runtime.now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn published(
+        &mut self,
+        data: Bytes,
+        timestamp: RtmpTimestamp,
+        video: bool,
+    ) -> Result<(), String> {
+        let Role::Publishing {
+            name,
+            publisher,
+            depacketizer,
+            ..
+        } = &mut self.role
+        else {
+            return Ok(());
+        };
+        let inbound = if video {
+            depacketizer.video(&data, timestamp.value)
+        } else {
+            depacketizer.audio(&data, timestamp.value)
+        }
+        .map_err(|e| format!("publisher of {name}: {e}"))?;
+        if let Inbound::Frame(frame) = inbound
+            && publisher.sender.try_send(Published::Frame(frame)).is_err()
+        {
+            if publisher.sender.is_closed() {
+                return Err(format!("stream {name} stopped taking frames"));
+            }
+            tracing::warn!(stream = %name, "publisher outruns its stream; frame dropped");
+        }
+        Ok(())
+    }
+
+    async fn start_playing(
+        &mut self,
+        request_id: u32,
+        name: String,
+        stream_id: u32,
+    ) -> Result<(), String> {
+        let Some(live) = self.context.directory.get(&name) else {
+            return self
+                .reject(
+                    request_id,
+                    "NetStream.Play.StreamNotFound",
+                    &format!("no stream `{name}`"),
+                )
+                .await;
+        };
+        let (gop, audio, frames) = live.subscribe_frames();
+        if gop.is_empty() {
+            return self
+                .reject(
+                    request_id,
+                    "NetStream.Play.StreamNotFound",
+                    &format!("`{name}` has no media yet"),
+                )
+                .await;
+        }
+        let results = self.accept(request_id)?;
+        self.handle_results(results).await?;
+        let rendition = live.rendition();
+        let mut metadata = StreamMetadata::new();
+        metadata.video_width = rendition.width;
+        metadata.video_height = rendition.height;
+        metadata.video_codec_id = Some(7);
+        metadata.audio_codec_id = audio.as_ref().map(|_| 10);
+        let packet = self
+            .session
+            .send_metadata(stream_id, &metadata)
+            .map_err(|e| format!("{e:?}"))?;
+        self.write(&packet.bytes).await?;
+        let (video_header, audio_header) = flv::sequence_headers(gop.first(), audio.as_ref());
+        if let Some(header) = video_header {
+            let packet = self
+                .session
+                .send_video_data(stream_id, header, RtmpTimestamp::new(0), false)
+                .map_err(|e| format!("{e:?}"))?;
+            self.write(&packet.bytes).await?;
+        }
+        if let Some(header) = audio_header {
+            let packet = self
+                .session
+                .send_audio_data(stream_id, header, RtmpTimestamp::new(0), false)
+                .map_err(|e| format!("{e:?}"))?;
+            self.write(&packet.bytes).await?;
+        }
+        live.counters
+            .clients
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::info!(stream = %name, "rtmp player attached");
+        self.role = Role::Playing {
+            stream_id,
+            live,
+            frames,
+            base_dts: None,
+            last_ms: [0, 0],
+        };
+        for frame in gop {
+            self.play_frame(&frame).await?;
+        }
+        Ok(())
+    }
+
+    async fn play_frame(&mut self, frame: &Frame) -> Result<(), String> {
+        let Role::Playing {
+            stream_id,
+            live,
+            base_dts,
+            last_ms,
+            ..
+        } = &mut self.role
+        else {
+            return Ok(());
+        };
+        let base = *base_dts.get_or_insert(frame.dts);
+        let track = usize::from(!frame.codec.is_video());
+        let mut packets = Vec::new();
+        for (body, offset_ms) in flv::packetize(frame) {
+            // Timestamps never go back per track: rml_rtmp sends wrapping deltas.
+            let ms =
+                (((frame.dts.saturating_sub(base)) / 90) as u32 + offset_ms).max(last_ms[track]);
+            last_ms[track] = ms;
+            let timestamp = RtmpTimestamp::new(ms);
+            let length = body.len() as u64;
+            let packet = if frame.codec.is_video() {
+                self.session
+                    .send_video_data(*stream_id, body, timestamp, !frame.keyframe)
+            } else {
+                self.session
+                    .send_audio_data(*stream_id, body, timestamp, false)
+            }
+            .map_err(|e| format!("{e:?}"))?;
+            live.counters
+                .bytes_out
+                .fetch_add(length, std::sync::atomic::Ordering::Relaxed);
+            packets.push(packet.bytes);
+        }
+        for bytes in packets {
+            self.write(&bytes).await?;
+        }
+        Ok(())
+    }
+
+    /// Ends the current role: a publisher's stream hears it left, a player is uncounted.
+    async fn leave(&mut self) {
+        match std::mem::replace(&mut self.role, Role::Idle) {
+            Role::Idle => {}
+            Role::Publishing {
+                name,
+                publisher,
+                dynamic,
+                ..
+            } => {
+                tracing::info!(stream = %name, "rtmp publisher left");
+                if dynamic {
+                    self.stop_template_stream(&name).await;
+                } else {
+                    let _ = publisher
+                        .sender
+                        .try_send(Published::End("the publisher left".into()));
+                }
+            }
+            Role::Playing { live, .. } => {
+                live.counters
+                    .clients
+                    .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
+
+    async fn stop_template_stream(&self, name: &str) {
+        let Some(streams) = self
+            .context
+            .node
+            .registry
+            .get(&ActorPath::root().child("streams"))
+            .and_then(|e| e.cell())
+        else {
+            return;
+        };
+        let supervisor: ractor::ActorRef<SupervisorMsg> = ractor::ActorRef::from(streams);
+        let _ = ractor::call!(supervisor, SupervisorMsg::TerminateChild, name.to_string());
+    }
+}
+
+/// Runs the server side of the handshake; returns the bytes that followed it.
+async fn handshake(socket: &mut TcpStream) -> Result<Vec<u8>, String> {
+    let mut handshake = Handshake::new(PeerType::Server);
+    let mut buffer = [0u8; 4096];
+    loop {
+        let length = socket.read(&mut buffer).await.map_err(|e| e.to_string())?;
+        if length == 0 {
+            return Err("closed during the handshake".into());
+        }
+        match handshake
+            .process_bytes(&buffer[..length])
+            .map_err(|e| format!("handshake: {e:?}"))?
+        {
+            HandshakeProcessResult::InProgress { response_bytes } => {
+                socket
+                    .write_all(&response_bytes)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            HandshakeProcessResult::Completed {
+                response_bytes,
+                remaining_bytes,
+            } => {
+                socket
+                    .write_all(&response_bytes)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                return Ok(remaining_bytes);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_join_app_and_key_like_flussonic() {
+        assert_eq!(stream_name("static", "cam01"), "cam01");
+        assert_eq!(stream_name("live", "news"), "live/news");
+        assert_eq!(stream_name("chats/my", "chat-15"), "chats/my/chat-15");
+        assert_eq!(stream_name("chats", "my/chat-15"), "chats/my/chat-15");
+        assert_eq!(stream_name("live", "news?token=abc"), "live/news");
+        assert_eq!(stream_name("", "solo"), "solo");
+        assert_eq!(stream_name("static/live", "news"), "live/news");
+    }
+}
