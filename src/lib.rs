@@ -16,4 +16,5 @@ pub mod media;
 pub mod node;
 pub mod plan;
 pub mod rtmp;
+pub mod sessions;
 pub mod stats;

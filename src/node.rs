@@ -25,6 +25,7 @@ use crate::http::{HttpLimits, serve};
 use crate::media::service::{MediaService, as_stream_media};
 use crate::plan::node_plan;
 use crate::rtmp::server::RtmpContext;
+use crate::sessions::SessionTable;
 
 /// A node whose listeners are bound and whose actor tree runs.
 pub struct Node {
@@ -72,9 +73,11 @@ impl Node {
         }
         let plan = Arc::new(RwLock::new(node_plan(&config, &identity)));
         let media = MediaService::new(context.runtime.clone());
+        let sessions = SessionTable::new(&config, context.clone(), media.directory.clone());
         let rtmp_context = RtmpContext {
             node: context.clone(),
             directory: media.directory.clone(),
+            sessions: sessions.clone(),
             media: as_stream_media(&media),
             templates: Arc::new(config.templates.clone()),
         };
@@ -87,6 +90,7 @@ impl Node {
             access: access.clone(),
             node: context.clone(),
             directory: media.directory.clone(),
+            sessions: sessions.clone(),
             stats: crate::stats::start(
                 &context.runtime,
                 media.directory.clone(),

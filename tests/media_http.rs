@@ -308,3 +308,39 @@ fn the_streams_and_stats_apis_report_live_streams() {
     assert!(stats["input_kbit"].as_u64().unwrap() > 100, "{stats}");
     assert!(stats["memory_usage"].as_f64().unwrap() > 0.0, "{stats}");
 }
+
+#[test]
+fn tokens_and_max_sessions_are_enforced_and_sessions_are_actors() {
+    let port = free_port();
+    let config = format!(
+        "http 127.0.0.1:{port};\nno_auto_token;\nmax_sessions 1;\n\
+         stream test {{ input test://; segment_duration 1; }}\n"
+    );
+    let _node = Node::start(&config, addr(port), &[], &[]);
+    let at = addr(port);
+    let playlist = poll_until(Duration::from_secs(20), || {
+        let (status, _, body) = http_get(at, "/test/mono.m3u8?token=alice", &[]).ok()?;
+        (status == 200).then_some(body)
+    })
+    .expect("the token holder plays");
+    assert!(playlist.contains("#EXTINF"));
+
+    let (status, _, body) = http_get(at, "/test/index.m3u8", &[]).unwrap();
+    assert_eq!(status, 403);
+    assert!(body.contains("a play token is required"), "{body}");
+
+    let (status, _, body) = http_get(at, "/test/index.m3u8?token=bob", &[]).unwrap();
+    assert_eq!(status, 403);
+    assert!(body.contains("max_sessions (1) reached"), "{body}");
+
+    // Alice's requests share one session, which is an actor under node/sessions.
+    let (status, _, _) = http_get(at, "/test/index.m3u8?token=alice", &[]).unwrap();
+    assert_eq!(status, 200);
+    let tree = poll_until(Duration::from_secs(5), || {
+        let (_, _, tree) = http_get(at, "/flotilla/api/actors/node/sessions", &[]).ok()?;
+        tree.contains("\"kind\":\"session\"").then_some(tree)
+    })
+    .expect("the session shows in the tree");
+    assert_eq!(tree.matches("\"kind\":\"session\"").count(), 1, "{tree}");
+    assert!(tree.contains("Hls test from 127.0.0.1"), "{tree}");
+}

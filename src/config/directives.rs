@@ -209,7 +209,7 @@ pub const DIRECTIVES: &[DirectiveInfo] = &[
         "auth_token",
         [],
         &[G],
-        Later,
+        Now,
         "auth_token token;",
         "Name of the query-string parameter that carries play tokens (default `token`)."
     ),
@@ -217,7 +217,7 @@ pub const DIRECTIVES: &[DirectiveInfo] = &[
         "auto_token",
         [],
         &[G],
-        Later,
+        Now,
         "auto_token blank;",
         "Requests without a token: `uuid` generates one, `blank` accepts an empty one, `false` refuses them."
     ),
@@ -225,7 +225,7 @@ pub const DIRECTIVES: &[DirectiveInfo] = &[
         "no_auto_token",
         [],
         &[G],
-        Later,
+        Now,
         "no_auto_token;",
         "Refuse play requests that carry no token (same as `auto_token false`)."
     ),
@@ -233,7 +233,7 @@ pub const DIRECTIVES: &[DirectiveInfo] = &[
         "max_sessions",
         [],
         &[G],
-        Later,
+        Now,
         "max_sessions 1000;",
         "Cap on concurrent viewer sessions of this node."
     ),

@@ -21,6 +21,7 @@ use super::server::remote_addr;
 use crate::config::Config;
 use crate::config::identity::NodeIdentity;
 use crate::media::directory::Directory;
+use crate::sessions::SessionTable;
 use crate::stats::StatsBoard;
 
 /// What API handlers share: immutable config and identity, and the node's context
@@ -35,6 +36,8 @@ pub struct ApiState {
     pub directory: Directory,
     /// Node statistics, refreshed by the sampler.
     pub stats: StatsBoard,
+    /// Viewer sessions.
+    pub sessions: SessionTable,
 }
 
 /// The router of a listener: API routes when `with_api`, and a JSON 404 for the rest.
@@ -179,18 +182,16 @@ mod tests {
 
     fn state(text: &str) -> ApiState {
         let config = load_str("t", text).unwrap().config;
+        let node = NodeContext::new("node-a", flotilla_actors::rt::Runtime::deterministic(1, 0));
+        let directory = Directory::default();
         ApiState {
             identity: Arc::new(NodeIdentity::resolve(&config, Some("node-a"), None)),
             access: Arc::new(AccessPolicy::from_config(&config)),
+            sessions: SessionTable::new(&config, node.clone(), directory.clone()),
+            stats: crate::stats::start(&node.runtime, directory.clone(), "node-a".into(), 0),
             config: Arc::new(config),
-            node: NodeContext::new("node-a", flotilla_actors::rt::Runtime::deterministic(1, 0)),
-            directory: Directory::default(),
-            stats: crate::stats::start(
-                &flotilla_actors::rt::Runtime::deterministic(1, 0),
-                Directory::default(),
-                "node-a".into(),
-                0,
-            ),
+            node,
+            directory,
         }
     }
 

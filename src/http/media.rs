@@ -22,8 +22,11 @@ use futures_util::stream;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::api::{ApiState, error_response, not_found};
+use super::server::remote_addr;
 use crate::media::live::LiveStream;
 use crate::media::window::master_playlist;
+use crate::sessions::{Protocol, Session, SessionTable, Viewer};
+use axum::body::HttpBody as _;
 
 /// Longest request path looked up (names are ≤ 256 bytes, segment names ~30).
 const MAX_MEDIA_PATH_BYTES: usize = 1024;
@@ -48,14 +51,41 @@ pub async fn serve(State(state): State<ApiState>, request: Request) -> Response 
         return not_found(path);
     };
     let rest = rest.to_string();
-    match rest.as_str() {
+    let protocol = match rest.as_str() {
+        "embed.html" => return embed(&live),
+        "mpegts" => Protocol::Mpegts,
+        "index.m3u8" | "playlist.m3u8" | "video.m3u8" | "tracks-v1a1/mono.m3u8" | "mono.m3u8" => {
+            Protocol::Hls
+        }
+        other if other.ends_with(".ts") => Protocol::Hls,
+        _ => return not_found(path),
+    };
+    let user_agent = request
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    let viewer = Viewer {
+        stream: &live.name,
+        protocol,
+        ip: remote_addr(&request).map(|addr| addr.ip()),
+        user_agent,
+        query: request.uri().query(),
+    };
+    let session = match state.sessions.admit(&viewer) {
+        Ok(session) => session,
+        Err(refused) => return error_response(StatusCode::FORBIDDEN, refused.to_string()),
+    };
+    let now_ms = state.node.runtime.wall_clock_ms();
+    let response = match rest.as_str() {
         "index.m3u8" | "playlist.m3u8" | "video.m3u8" => master(&live),
         "tracks-v1a1/mono.m3u8" | "mono.m3u8" => media_playlist(&live),
-        "mpegts" => mpegts(live),
-        "embed.html" => embed(&live),
-        other if other.ends_with(".ts") => segment(&live, other.trim_start_matches("tracks-v1a1/")),
-        _ => not_found(path),
-    }
+        "mpegts" => return mpegts(live, state.sessions.clone(), session),
+        other => segment(&live, other.trim_start_matches("tracks-v1a1/")),
+    };
+    let bytes = response.body().size_hint().exact().unwrap_or(0);
+    session.touch(now_ms, bytes);
+    response
 }
 
 fn with_type(body: impl Into<Body>, content_type: &'static str, cache: &'static str) -> Response {
@@ -114,22 +144,34 @@ fn segment(live: &LiveStream, name: &str) -> Response {
     }
 }
 
-/// Decrements the viewer count when the response body is dropped (viewer gone).
-struct ViewerGuard(std::sync::Arc<LiveStream>);
+/// Closes the viewer's session when the response body is dropped (viewer gone).
+struct ViewerGuard {
+    live: std::sync::Arc<LiveStream>,
+    sessions: SessionTable,
+    session: std::sync::Arc<Session>,
+}
 
 impl Drop for ViewerGuard {
     fn drop(&mut self) {
-        self.0.counters.clients.fetch_sub(1, Ordering::Relaxed);
+        self.sessions.close(&self.session);
     }
 }
 
-fn mpegts(live: std::sync::Arc<LiveStream>) -> Response {
+fn mpegts(
+    live: std::sync::Arc<LiveStream>,
+    sessions: SessionTable,
+    session: std::sync::Arc<Session>,
+) -> Response {
     let (gop, receiver) = live.subscribe();
     if gop.is_empty() {
+        sessions.close(&session);
         return starting(&live);
     }
-    live.counters.clients.fetch_add(1, Ordering::Relaxed);
-    let guard = ViewerGuard(live);
+    let guard = ViewerGuard {
+        live,
+        sessions,
+        session,
+    };
     let backlog = gop.into_iter();
     let body = stream::unfold(
         (backlog, receiver, guard),
@@ -140,16 +182,20 @@ fn mpegts(live: std::sync::Arc<LiveStream>) -> Response {
                     Ok(chunk) => chunk,
                     // A viewer this far behind would only fall further: drop it.
                     Err(RecvError::Lagged(missed)) => {
-                        tracing::info!(stream = %guard.0.name, missed, "slow HTTP-MPEG-TS viewer dropped");
+                        tracing::info!(stream = %guard.live.name, missed, "slow HTTP-MPEG-TS viewer dropped");
                         return None;
                     }
                     Err(RecvError::Closed) => return None,
                 },
             };
             guard
-                .0
+                .live
                 .counters
                 .bytes_out
+                .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            guard
+                .session
+                .bytes
                 .fetch_add(chunk.len() as u64, Ordering::Relaxed);
             Some((
                 Ok::<Bytes, std::io::Error>(chunk),

@@ -40,6 +40,7 @@ use crate::config::model::Template;
 use crate::media::directory::{AttachError, Directory, Published, Publisher};
 use crate::media::frame::Frame;
 use crate::media::live::LiveStream;
+use crate::sessions::{Protocol, Session, SessionTable, Viewer};
 
 /// Time a client has to complete the RTMP handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -61,6 +62,7 @@ pub struct RtmpContext {
     pub directory: Directory,
     pub media: Arc<dyn StreamMedia>,
     pub templates: Arc<Vec<Template>>,
+    pub sessions: SessionTable,
 }
 
 /// The stream name for an RTMP app and stream key (spec §6).
@@ -129,6 +131,7 @@ enum Role {
     Playing {
         stream_id: u32,
         live: Arc<LiveStream>,
+        session: Arc<Session>,
         frames: broadcast::Receiver<Frame>,
         base_dts: Option<u64>,
         last_ms: [u32; 2],
@@ -286,7 +289,7 @@ impl Connection {
                 stream_id,
                 ..
             } => {
-                self.start_playing(request_id, stream_name(&app_name, &stream_key), stream_id)
+                self.start_playing(request_id, &app_name, &stream_key, stream_id)
                     .await
             }
             ServerSessionEvent::VideoDataReceived {
@@ -456,9 +459,11 @@ impl Connection {
     async fn start_playing(
         &mut self,
         request_id: u32,
-        name: String,
+        app: &str,
+        key: &str,
         stream_id: u32,
     ) -> Result<(), String> {
+        let name = stream_name(app, key);
         let Some(live) = self.context.directory.get(&name) else {
             return self
                 .reject(
@@ -467,6 +472,22 @@ impl Connection {
                     &format!("no stream `{name}`"),
                 )
                 .await;
+        };
+        let viewer = Viewer {
+            stream: &name,
+            protocol: Protocol::Rtmp,
+            ip: self.socket.peer_addr().ok().map(|addr| addr.ip()),
+            user_agent: "rtmp",
+            query: key.split_once('?').map(|(_, query)| query),
+        };
+        let session = match self.context.sessions.admit(&viewer) {
+            Ok(session) => session,
+            Err(refused) => {
+                let reason = refused.to_string();
+                return self
+                    .reject(request_id, "NetStream.Play.Failed", &reason)
+                    .await;
+            }
         };
         let (gop, audio, frames) = live.subscribe_frames();
         if gop.is_empty() {
@@ -506,13 +527,11 @@ impl Connection {
                 .map_err(|e| format!("{e:?}"))?;
             self.write(&packet.bytes).await?;
         }
-        live.counters
-            .clients
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tracing::info!(stream = %name, "rtmp player attached");
         self.role = Role::Playing {
             stream_id,
             live,
+            session,
             frames,
             base_dts: None,
             last_ms: [0, 0],
@@ -527,6 +546,7 @@ impl Connection {
         let Role::Playing {
             stream_id,
             live,
+            session,
             base_dts,
             last_ms,
             ..
@@ -555,6 +575,9 @@ impl Connection {
             live.counters
                 .bytes_out
                 .fetch_add(length, std::sync::atomic::Ordering::Relaxed);
+            session
+                .bytes
+                .fetch_add(length, std::sync::atomic::Ordering::Relaxed);
             packets.push(packet.bytes);
         }
         for bytes in packets {
@@ -582,11 +605,7 @@ impl Connection {
                         .try_send(Published::End("the publisher left".into()));
                 }
             }
-            Role::Playing { live, .. } => {
-                live.counters
-                    .clients
-                    .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-            }
+            Role::Playing { session, .. } => self.context.sessions.close(&session),
         }
     }
 

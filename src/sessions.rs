@@ -1,0 +1,423 @@
+//! Viewer sessions: who watches what, for how long, how many bytes; `max_sessions` and
+//! play tokens (`auth_token`, `auto_token`, `no_auto_token`, spec §7.3).
+//!
+//! The decision to admit a viewer is taken on the request path from shared state (the
+//! session table), never by asking an actor. Each admitted session also gets an actor
+//! under `node/sessions/<id>` (started fire-and-forget), so the supervision tree and the
+//! shell show every viewer; an HLS session's actor closes it after
+//! [`HLS_SESSION_TIMEOUT_MS`] without requests.
+//!
+//! Keys: a session with a token is (stream, token); without one, HLS requests are
+//! grouped by (stream, IP, user agent), while an HTTP-MPEG-TS or RTMP connection is a
+//! session of its own.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use flotilla_actors::node::NodeContext;
+use flotilla_actors::registry::ActorPath;
+use flotilla_actors::supervisor::{Restart, SupervisorMsg};
+use flotilla_actors::worker::{Handle, Worker, worker_child};
+use ractor::ActorProcessingErr;
+
+use crate::config::Config;
+use crate::config::model::AutoToken;
+use crate::media::directory::Directory;
+
+/// An HLS session without a request for this long is over.
+pub const HLS_SESSION_TIMEOUT_MS: u64 = 30_000;
+/// How often a session actor checks its session (and refreshes its summary).
+const SESSION_TICK: Duration = Duration::from_secs(5);
+/// Longest token accepted (real tokens are < 100 bytes).
+pub const MAX_TOKEN_BYTES: usize = 512;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Hls,
+    Mpegts,
+    Rtmp,
+}
+
+/// One viewer session.
+#[derive(Debug)]
+pub struct Session {
+    pub id: String,
+    pub stream: String,
+    pub protocol: Protocol,
+    pub ip: Option<IpAddr>,
+    pub user_agent: String,
+    pub token: Option<String>,
+    pub opened_ms: u64,
+    pub last_seen_ms: AtomicU64,
+    pub bytes: AtomicU64,
+}
+
+impl Session {
+    /// Records activity of `bytes` at `now_ms`.
+    pub fn touch(&self, now_ms: u64, bytes: u64) {
+        self.last_seen_ms.fetch_max(now_ms, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    fn summary(&self, now_ms: u64) -> String {
+        format!(
+            "{:?} {} from {}, {} s, {} bytes",
+            self.protocol,
+            self.stream,
+            self.ip.map_or_else(|| "?".into(), |ip| ip.to_string()),
+            now_ms.saturating_sub(self.opened_ms) / 1000,
+            self.bytes.load(Ordering::Relaxed)
+        )
+    }
+}
+
+/// Why a viewer was refused (each is a 403 with this text).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error("a play token is required (`{0}` query parameter)")]
+    TokenRequired(String),
+    #[error("the token is malformed")]
+    BadToken,
+    #[error("max_sessions ({0}) reached on this server")]
+    MaxSessions(u32),
+}
+
+/// What a viewer presented.
+#[derive(Debug, Clone)]
+pub struct Viewer<'a> {
+    pub stream: &'a str,
+    pub protocol: Protocol,
+    pub ip: Option<IpAddr>,
+    pub user_agent: &'a str,
+    /// The raw query string, where the token is.
+    pub query: Option<&'a str>,
+}
+
+type Key = (String, String);
+
+/// The node's sessions.
+#[derive(Clone)]
+pub struct SessionTable {
+    inner: Arc<RwLock<HashMap<Key, Arc<Session>>>>,
+    node: NodeContext,
+    directory: Directory,
+    token_parameter: String,
+    auto_token: AutoToken,
+    max_sessions: Option<u32>,
+}
+
+impl std::fmt::Debug for SessionTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SessionTable({} sessions)", self.len())
+    }
+}
+
+fn query_value<'q>(query: Option<&'q str>, name: &str) -> Option<&'q str> {
+    query?
+        .split('&')
+        .find_map(|pair| match pair.split_once('=') {
+            Some((key, value)) if key == name => Some(value),
+            _ => None,
+        })
+}
+
+impl SessionTable {
+    pub fn new(config: &Config, node: NodeContext, directory: Directory) -> SessionTable {
+        SessionTable {
+            inner: Arc::default(),
+            node,
+            directory,
+            token_parameter: config
+                .auth_token
+                .clone()
+                .unwrap_or_else(|| crate::defaults::AUTH_TOKEN_PARAMETER.into()),
+            // Flussonic's configuration reference makes `blank` the default.
+            auto_token: config.auto_token.unwrap_or(AutoToken::Blank),
+            max_sessions: config.max_sessions,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.inner.read().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every session, for the API.
+    pub fn all(&self) -> Vec<Arc<Session>> {
+        self.inner
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Admits a viewer: its existing session (HLS) or a new one, or a refusal.
+    pub fn admit(&self, viewer: &Viewer<'_>) -> Result<Arc<Session>, Refused> {
+        let now_ms = self.node.runtime.wall_clock_ms();
+        let presented = query_value(viewer.query, &self.token_parameter).filter(|t| !t.is_empty());
+        if presented.is_some_and(|t| t.len() > MAX_TOKEN_BYTES) {
+            return Err(Refused::BadToken);
+        }
+        let token = match (presented, self.auto_token) {
+            (Some(token), _) => Some(token.to_string()),
+            (None, AutoToken::Disabled) => {
+                return Err(Refused::TokenRequired(self.token_parameter.clone()));
+            }
+            (None, AutoToken::Uuid) => Some(format!(
+                "{:032x}",
+                u128::from(self.node.runtime.random_u64()) << 64
+                    | u128::from(self.node.runtime.random_u64())
+            )),
+            (None, AutoToken::Blank) => None,
+        };
+        // A presented token names the session; a generated one cannot (the player does not
+        // know it), so HLS requests then group by client, and connections stand alone.
+        let key: Key = match (presented, viewer.protocol) {
+            (Some(token), _) => (viewer.stream.into(), format!("t:{token}")),
+            (None, Protocol::Hls) => (
+                viewer.stream.into(),
+                format!(
+                    "c:{}|{}",
+                    viewer.ip.map_or_else(String::new, |ip| ip.to_string()),
+                    viewer.user_agent
+                ),
+            ),
+            (None, _) => (
+                viewer.stream.into(),
+                format!("x:{}", self.node.runtime.random_u64()),
+            ),
+        };
+        if let Some(existing) = self
+            .inner
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
+            existing.touch(now_ms, 0);
+            return Ok(existing.clone());
+        }
+        let mut sessions = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(existing) = sessions.get(&key) {
+            return Ok(existing.clone());
+        }
+        if let Some(max) = self.max_sessions
+            && sessions.len() >= max as usize
+        {
+            return Err(Refused::MaxSessions(max));
+        }
+        let session = Arc::new(Session {
+            id: format!("{:016x}", self.node.runtime.random_u64()),
+            stream: viewer.stream.to_string(),
+            protocol: viewer.protocol,
+            ip: viewer.ip,
+            user_agent: viewer.user_agent.chars().take(256).collect(),
+            token,
+            opened_ms: now_ms,
+            last_seen_ms: AtomicU64::new(now_ms),
+            bytes: AtomicU64::new(0),
+        });
+        sessions.insert(key.clone(), session.clone());
+        drop(sessions);
+        if let Some(live) = self.directory.get(viewer.stream) {
+            live.counters.clients.fetch_add(1, Ordering::Relaxed);
+        }
+        self.start_actor(key, session.clone());
+        Ok(session)
+    }
+
+    /// Ends a session (its connection closed).
+    pub fn close(&self, session: &Session) {
+        let removed = {
+            let mut sessions = self.inner.write().unwrap_or_else(|p| p.into_inner());
+            let key = sessions
+                .iter()
+                .find(|(_, s)| s.id == session.id)
+                .map(|(k, _)| k.clone());
+            key.and_then(|key| sessions.remove(&key))
+        };
+        if removed.is_some() {
+            if let Some(live) = self.directory.get(&session.stream) {
+                live.counters.clients.fetch_sub(1, Ordering::Relaxed);
+            }
+            self.stop_actor(&session.id);
+        }
+    }
+
+    fn sessions_supervisor(&self) -> Option<ractor::ActorRef<SupervisorMsg>> {
+        let cell = self
+            .node
+            .registry
+            .get(&ActorPath::root().child("sessions"))?
+            .cell()?;
+        Some(ractor::ActorRef::from(cell))
+    }
+
+    /// Starts the session's actor without waiting for it (the request goes on).
+    fn start_actor(&self, key: Key, session: Arc<Session>) {
+        let Some(supervisor) = self.sessions_supervisor() else {
+            return;
+        };
+        let actor = SessionActor {
+            table: self.clone(),
+        };
+        let id = session.id.clone();
+        let args = (key, session);
+        let spec = worker_child(id, actor, move || args.clone()).restart(Restart::Temporary);
+        let (reply, _ignored) = ractor::concurrency::oneshot();
+        let _ = supervisor.cast(SupervisorMsg::StartChild(spec, reply.into()));
+    }
+
+    fn stop_actor(&self, id: &str) {
+        if let Some(supervisor) = self.sessions_supervisor() {
+            let (reply, _ignored) = ractor::concurrency::oneshot();
+            let _ = supervisor.cast(SupervisorMsg::TerminateChild(id.to_string(), reply.into()));
+        }
+    }
+}
+
+/// The actor of one session: shows it in the tree and ends idle HLS sessions.
+#[derive(Clone)]
+pub struct SessionActor {
+    table: SessionTable,
+}
+
+/// Session actor messages.
+pub enum SessionMsg {
+    Tick,
+}
+
+impl Worker for SessionActor {
+    type Msg = SessionMsg;
+    type State = (Key, Arc<Session>);
+    type Args = (Key, Arc<Session>);
+
+    fn kind(&self) -> &'static str {
+        "session"
+    }
+
+    async fn init(
+        &self,
+        me: &Handle<SessionMsg>,
+        args: Self::Args,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        me.send_interval(SESSION_TICK, || SessionMsg::Tick);
+        Ok(args)
+    }
+
+    async fn handle(
+        &self,
+        me: &Handle<SessionMsg>,
+        _message: SessionMsg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        let session = &state.1;
+        let now_ms = me.runtime().wall_clock_ms();
+        let idle_ms = now_ms.saturating_sub(session.last_seen_ms.load(Ordering::Relaxed));
+        if session.protocol == Protocol::Hls && idle_ms > HLS_SESSION_TIMEOUT_MS {
+            self.table.close(session);
+            me.stop(Some("normal".into()));
+        }
+        Ok(())
+    }
+
+    fn summary(&self, state: &Self::State) -> String {
+        state.1.summary(self.table.node.runtime.wall_clock_ms())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::load_str;
+    use flotilla_actors::rt::Runtime;
+
+    fn table(config: &str) -> SessionTable {
+        let config = load_str("t", config).unwrap().config;
+        SessionTable::new(
+            &config,
+            NodeContext::new("n", Runtime::deterministic(3, 1_000)),
+            Directory::default(),
+        )
+    }
+
+    fn hls<'a>(query: Option<&'a str>, agent: &'a str) -> Viewer<'a> {
+        Viewer {
+            stream: "cam",
+            protocol: Protocol::Hls,
+            ip: Some("127.0.0.1".parse().unwrap()),
+            user_agent: agent,
+            query,
+        }
+    }
+
+    #[test]
+    fn hls_requests_group_into_one_session_per_viewer() {
+        let table = table("http 80;");
+        let a = table.admit(&hls(None, "vlc")).unwrap();
+        let again = table.admit(&hls(None, "vlc")).unwrap();
+        assert_eq!(a.id, again.id);
+        let other = table.admit(&hls(None, "safari")).unwrap();
+        assert_ne!(a.id, other.id);
+        let by_token = table.admit(&hls(Some("token=abc"), "vlc")).unwrap();
+        assert_ne!(by_token.id, a.id);
+        assert_eq!(
+            table
+                .admit(&hls(Some("x=1&token=abc"), "other"))
+                .unwrap()
+                .id,
+            by_token.id
+        );
+        assert_eq!(table.len(), 3);
+        table.close(&a);
+        assert_eq!(table.len(), 2);
+    }
+
+    #[test]
+    fn no_auto_token_requires_a_token() {
+        let table = table("no_auto_token; auth_token key;");
+        assert_eq!(
+            table.admit(&hls(None, "vlc")).unwrap_err(),
+            Refused::TokenRequired("key".into())
+        );
+        assert_eq!(
+            table.admit(&hls(Some("token=abc"), "vlc")).unwrap_err(),
+            Refused::TokenRequired("key".into())
+        );
+        assert!(table.admit(&hls(Some("key=abc"), "vlc")).is_ok());
+        let long = format!("key={}", "x".repeat(MAX_TOKEN_BYTES + 1));
+        assert_eq!(
+            table.admit(&hls(Some(&long), "vlc")).unwrap_err(),
+            Refused::BadToken
+        );
+    }
+
+    #[test]
+    fn max_sessions_caps_new_viewers_only() {
+        let table = table("max_sessions 2;");
+        table.admit(&hls(None, "a")).unwrap();
+        table.admit(&hls(None, "b")).unwrap();
+        assert_eq!(
+            table.admit(&hls(None, "c")).unwrap_err(),
+            Refused::MaxSessions(2)
+        );
+        assert!(
+            table.admit(&hls(None, "a")).is_ok(),
+            "an existing session continues"
+        );
+    }
+
+    #[test]
+    fn auto_token_uuid_gives_each_connection_a_token() {
+        let table = table("auto_token uuid;");
+        let session = table.admit(&hls(None, "vlc")).unwrap();
+        assert_eq!(session.token.as_ref().map(String::len), Some(32));
+    }
+}
