@@ -25,6 +25,12 @@ pub const SOURCE_TIMEOUT_MS: u64 = 10_000;
 /// HLS segment duration (`segment_duration`), Flussonic's default.
 pub const SEGMENT_DURATION_MS: u64 = 5_000;
 
+/// An on-demand stream outlives its last viewer by this long (`clients_timeout`).
+pub const CLIENTS_TIMEOUT_MS: u64 = 30_000;
+
+/// How long a viewer's first request waits for a starting stream's first segment.
+pub const STREAM_START_WAIT_MS: u64 = 20_000;
+
 /// Segments in the live window (`segment_count`), Flussonic's default.
 pub const SEGMENT_COUNT: usize = 4;
 

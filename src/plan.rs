@@ -54,6 +54,12 @@ pub fn node_plan(config: &Config, identity: &NodeIdentity) -> NodePlan {
                     segment_count: options
                         .segment_count
                         .map_or(defaults::SEGMENT_COUNT, |count| count as usize),
+                    clients_timeout_ms: match options.clients_timeout {
+                        None => Some(defaults::CLIENTS_TIMEOUT_MS),
+                        Some(Timeout::After(seconds)) => Some(seconds.millis),
+                        Some(Timeout::Never) => None,
+                    },
+                    retry_limit: options.retry_limit,
                 }
             })
             .collect(),

@@ -344,3 +344,35 @@ fn tokens_and_max_sessions_are_enforced_and_sessions_are_actors() {
     assert_eq!(tree.matches("\"kind\":\"session\"").count(), 1, "{tree}");
     assert!(tree.contains("Hls test from 127.0.0.1"), "{tree}");
 }
+
+#[test]
+fn an_ondemand_stream_starts_with_its_first_viewer_and_stops_after_the_last() {
+    let port = free_port();
+    let config = format!(
+        "http 127.0.0.1:{port};\nondemand od {{ input test://; segment_duration 1; clients_timeout 2; }}\n"
+    );
+    let _node = Node::start(&config, addr(port), &[], &[]);
+    let at = addr(port);
+    let alive = |at| {
+        let (_, _, body) = http_get(at, "/streamer/api/v3/streams", &[]).unwrap();
+        let value: serde_json::Value = serde_json::from_str(&body).unwrap();
+        value["streams"][0]["stats"]["alive"] == true
+    };
+    assert!(!alive(at), "an on-demand stream is idle until asked");
+    // The first request waits for the first segment and gets a playlist.
+    let (status, _, body) = http_get(at, "/od/index.m3u8", &[]).unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("tracks-v1a1/mono.m3u8"));
+    assert!(alive(at));
+    // Nobody asks any more: the HLS session expires after 30 s without requests, then the
+    // 2 s clients_timeout runs out and the stream goes idle.
+    let stopped = poll_until(Duration::from_secs(60), || {
+        let (_, _, body) = http_get(at, "/streamer/api/v3/streams", &[]).ok()?;
+        let value: serde_json::Value = serde_json::from_str(&body).ok()?;
+        (value["streams"][0]["stats"]["alive"] == false).then_some(())
+    });
+    assert!(
+        stopped.is_some(),
+        "the stream stops after its viewers are gone"
+    );
+}

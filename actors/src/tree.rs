@@ -47,6 +47,11 @@ pub struct StreamPlan {
     pub segment_duration_ms: u64,
     /// Segments advertised in the HLS window.
     pub segment_count: usize,
+    /// On-demand: how long the stream outlives its last viewer (`None`: forever).
+    pub clients_timeout_ms: Option<u64>,
+    /// On-demand: failed starts before the stream waits for the next viewer (`None`:
+    /// retry forever).
+    pub retry_limit: Option<u32>,
 }
 
 /// One input of a stream.
@@ -196,6 +201,8 @@ mod tests {
                     source_timeout_ms: 10_000,
                     segment_duration_ms: 5_000,
                     segment_count: 4,
+                    clients_timeout_ms: Some(30_000),
+                    retry_limit: None,
                 },
                 StreamPlan {
                     name: "live/news".into(),
@@ -205,6 +212,8 @@ mod tests {
                     source_timeout_ms: 10_000,
                     segment_duration_ms: 5_000,
                     segment_count: 4,
+                    clients_timeout_ms: Some(30_000),
+                    retry_limit: None,
                 },
             ],
             balancers: vec![BalancerPlan {

@@ -331,7 +331,7 @@ pub const DIRECTIVES: &[DirectiveInfo] = &[
         "ondemand",
         [],
         &[G],
-        Later,
+        Now,
         "ondemand ch5 { input tshttp://10.0.4.5:9000/ch5; }",
         "A stream started by its first viewer. One-line form `ondemand NAME URL;`."
     ),
@@ -421,7 +421,7 @@ pub const DIRECTIVES: &[DirectiveInfo] = &[
         "clients_timeout",
         [],
         STREAMISH,
-        Later,
+        Now,
         "clients_timeout 30;",
         "How long an on-demand stream outlives its last viewer (seconds, or false)."
     ),
@@ -429,7 +429,7 @@ pub const DIRECTIVES: &[DirectiveInfo] = &[
         "retry_limit",
         [],
         STREAMISH,
-        Later,
+        Now,
         "retry_limit 3;",
         "On-demand: give up after N failed source attempts until the next request."
     ),

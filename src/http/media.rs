@@ -23,10 +23,12 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::api::{ApiState, error_response, not_found};
 use super::server::remote_addr;
+use crate::defaults::STREAM_START_WAIT_MS;
 use crate::media::live::LiveStream;
 use crate::media::window::master_playlist;
 use crate::sessions::{Protocol, Session, SessionTable, Viewer};
 use axum::body::HttpBody as _;
+use std::time::Duration;
 
 /// Longest request path looked up (names are ≤ 256 bytes, segment names ~30).
 const MAX_MEDIA_PATH_BYTES: usize = 1024;
@@ -77,6 +79,13 @@ pub async fn serve(State(state): State<ApiState>, request: Request) -> Response 
         Err(refused) => return error_response(StatusCode::FORBIDDEN, refused.to_string()),
     };
     let now_ms = state.node.runtime.wall_clock_ms();
+    live.request(now_ms);
+    let needs_media = !rest.ends_with(".ts");
+    if needs_media && live.media_playlist("").is_none() {
+        // A starting (or on-demand) stream: wait for its first segment, bounded.
+        live.wait_ready(Duration::from_millis(STREAM_START_WAIT_MS))
+            .await;
+    }
     let response = match rest.as_str() {
         "index.m3u8" | "playlist.m3u8" | "video.m3u8" => master(&live),
         "tracks-v1a1/mono.m3u8" | "mono.m3u8" => media_playlist(&live),

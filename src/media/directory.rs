@@ -77,6 +77,16 @@ impl Directory {
         live.clone()
     }
 
+    /// Replaces the state of `name` with a fresh one (a stopped on-demand stream).
+    pub fn reset(&self, name: &str, packaging: Packaging) -> Arc<LiveStream> {
+        let fresh = LiveStream::new(name, packaging);
+        self.streams
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_string(), fresh.clone());
+        fresh
+    }
+
     pub fn get(&self, name: &str) -> Option<Arc<LiveStream>> {
         self.streams
             .read()

@@ -65,6 +65,8 @@ pub struct LiveCounters {
     pub input_bitrate: AtomicU64,
     /// The last frame's dts: where a restarted ingest continues the timeline.
     pub last_dts: AtomicU64,
+    /// Unix ms of the last viewer request (on-demand streams stop when it gets old).
+    pub last_access_ms: AtomicU64,
 }
 
 /// The shared state of one running stream.
@@ -81,6 +83,10 @@ pub struct LiveStream {
     frames: broadcast::Sender<Frame>,
     /// The latest audio frame, for the AAC sequence header of joining RTMP players.
     last_audio: RwLock<Option<Frame>>,
+    /// Segments published so far: viewers of a starting stream wait on it.
+    published: tokio::sync::watch::Sender<u64>,
+    /// Asks an idle on-demand stream to start.
+    demand: tokio::sync::Notify,
     pub counters: LiveCounters,
 }
 
@@ -98,8 +104,31 @@ impl LiveStream {
             gop_frames: RwLock::new(Vec::new()),
             frames,
             last_audio: RwLock::new(None),
+            published: tokio::sync::watch::channel(0).0,
+            demand: tokio::sync::Notify::new(),
             counters: LiveCounters::default(),
         })
+    }
+
+    /// Notes a viewer's request at `now_ms`, and asks an idle on-demand stream to start.
+    pub fn request(&self, now_ms: u64) {
+        self.counters
+            .last_access_ms
+            .fetch_max(now_ms, Ordering::Relaxed);
+        self.demand.notify_one();
+    }
+
+    /// Resolves when a viewer asks for this stream (for on-demand streams).
+    pub async fn demanded(&self) {
+        self.demand.notified().await;
+    }
+
+    /// Waits (at most `limit`) until the stream has published a segment; false on timeout.
+    pub async fn wait_ready(&self, limit: std::time::Duration) -> bool {
+        let mut published = self.published.subscribe();
+        tokio::time::timeout(limit, published.wait_for(|count| *count > 0))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 
     /// The media playlist (see [`Window::media_playlist`]); `None` before the first segment.
@@ -262,6 +291,8 @@ impl Packager {
             let duration_ms = ticks_to_ms(sealed.duration_ticks).max(1);
             let mut window = self.live.window.write().unwrap_or_else(|p| p.into_inner());
             window.push(start_ms, duration_ms, sealed.discontinuity, sealed.bytes);
+            drop(window);
+            self.live.published.send_modify(|count| *count += 1);
         }
     }
 

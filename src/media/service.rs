@@ -35,22 +35,25 @@ impl MediaService {
     }
 
     async fn run_stream(self, plan: StreamPlan) -> String {
-        if plan.ondemand {
-            // On-demand streams start with their first viewer; that trigger is not built
-            // yet, so they stay idle rather than run as static streams.
-            return std::future::pending().await;
-        }
         let packaging = Packaging {
             segment_duration_ms: plan.segment_duration_ms,
             segment_count: plan.segment_count,
         };
         let live = self.directory.get_or_create(&plan.name, packaging);
-        let mut packager = Packager::new(live.clone());
+        if plan.ondemand {
+            return self.run_ondemand(plan, live).await;
+        }
+        let mut packager = Packager::new(live);
+        self.run_inputs(&plan, &mut packager).await
+    }
+
+    /// Tries every input in order; returns why they all failed.
+    async fn run_inputs(&self, plan: &StreamPlan, packager: &mut Packager) -> String {
         let mut failures = Vec::new();
         for (index, input) in plan.inputs.iter().enumerate() {
             let timeout_ms = input.source_timeout_ms.unwrap_or(plan.source_timeout_ms);
             let error = self
-                .run_input(&mut packager, &input.url, timeout_ms, index > 0)
+                .run_input(packager, &input.url, timeout_ms, index > 0)
                 .await;
             tracing::warn!(stream = %plan.name, input = %input.url, %error, "input failed");
             failures.push(error.to_string());
@@ -59,6 +62,62 @@ impl MediaService {
             return "the stream has no inputs".into();
         }
         failures.join("; ")
+    }
+
+    /// An on-demand stream: idle until a viewer asks, running while viewers come, idle
+    /// again `clients_timeout` after the last one. After `retry_limit` failed starts in a
+    /// row it waits for the next viewer instead of retrying. It never fails its actor:
+    /// idle is the normal state of an on-demand stream.
+    async fn run_ondemand(
+        self,
+        plan: StreamPlan,
+        mut live: std::sync::Arc<super::live::LiveStream>,
+    ) -> String {
+        let mut failed_starts = 0u32;
+        loop {
+            live.demanded().await;
+            tracing::info!(stream = %plan.name, "on-demand stream starting for a viewer");
+            let mut packager = Packager::new(live.clone());
+            let failure = tokio::select! {
+                reason = self.run_inputs(&plan, &mut packager) => Some(reason),
+                () = self.idle(&live, plan.clients_timeout_ms) => None,
+            };
+            drop(packager);
+            // The next start begins with an empty window, not with stale segments.
+            live = self.directory.reset(&plan.name, live.packaging);
+            let Some(reason) = failure else {
+                failed_starts = 0;
+                tracing::info!(stream = %plan.name, "on-demand stream stopped: no viewers");
+                continue;
+            };
+            failed_starts += 1;
+            tracing::warn!(stream = %plan.name, %reason, failed_starts, "on-demand stream failed to start");
+            if plan.retry_limit.is_none_or(|limit| failed_starts < limit) {
+                // Try again after a pause, as if the viewer were still asking.
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                live.request(self.runtime.wall_clock_ms());
+            } else {
+                tracing::warn!(stream = %plan.name, "retry_limit reached: waiting for the next viewer");
+                failed_starts = 0;
+            }
+        }
+    }
+
+    /// Resolves once nobody has asked for `live` for `clients_timeout_ms` (never for `None`).
+    async fn idle(&self, live: &super::live::LiveStream, clients_timeout_ms: Option<u64>) {
+        let Some(timeout_ms) = clients_timeout_ms else {
+            return std::future::pending().await;
+        };
+        loop {
+            tokio::time::sleep(Duration::from_millis(timeout_ms.clamp(100, 1_000))).await;
+            let now_ms = self.runtime.wall_clock_ms();
+            let last = live.counters.last_access_ms.load(Ordering::Relaxed);
+            // Connected viewers (HTTP-MPEG-TS, RTMP, HLS sessions not yet expired) keep it up.
+            let watching = live.counters.clients.load(Ordering::Relaxed) > 0;
+            if !watching && now_ms.saturating_sub(last) >= timeout_ms {
+                return;
+            }
+        }
     }
 
     /// Runs one input until it fails.

@@ -396,6 +396,8 @@ impl Connection {
             segment_count: options
                 .segment_count
                 .map_or(crate::defaults::SEGMENT_COUNT, |c| c as usize),
+            clients_timeout_ms: None,
+            retry_limit: None,
         };
         let actor = StreamActor {
             media: self.context.media.clone(),
