@@ -266,16 +266,21 @@ fn semantic_checks() {
 #[test]
 fn not_active_directives_are_warned_once_by_name() {
     let loaded =
-        load("https 443; ondemand a { input publish://; } ondemand b { input publish://; }");
+        load("https 443; dvr a { root /a; } dvr b { root /b; } stream s { input test://; }");
     let lines = loaded.warning_lines();
     assert!(
-        lines.iter().any(
-            |l| l.contains("`ondemand` is parsed but not active yet") && l.contains("(2 uses)")
-        ),
+        lines
+            .iter()
+            .any(|l| l.contains("`dvr` is parsed but not active yet") && l.contains("(2 uses)")),
         "{lines:?}"
     );
     assert!(lines.iter().any(|l| l.contains("`https`")), "{lines:?}");
-    assert!(!lines.iter().any(|l| l.contains("`http`")), "{lines:?}");
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.contains("`http`") || l.contains("`stream`")),
+        "{lines:?}"
+    );
 }
 
 #[test]
