@@ -18,7 +18,19 @@ const CLIP: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/testsrc.ts");
 /// ffmpeg sending the test clip, looped in real time, to `output` in `format`.
 fn ffmpeg_source(extra: &[&str], output: &str) -> KillOnDrop {
     let child = Command::new("ffmpeg")
-        .args(["-v", "error", "-re", "-stream_loop", "-1", "-i", CLIP, "-c", "copy", "-f", "mpegts"])
+        .args([
+            "-v",
+            "error",
+            "-re",
+            "-stream_loop",
+            "-1",
+            "-i",
+            CLIP,
+            "-c",
+            "copy",
+            "-f",
+            "mpegts",
+        ])
         .args(extra)
         .arg(output)
         .stdout(Stdio::null())
@@ -47,13 +59,19 @@ fn playlist_with_segments(at: SocketAddr, stream: &str, wanted: usize) -> Option
 #[test]
 fn mpegts_pulled_over_http_from_ffmpeg() {
     let source_port = free_port();
-    let _source = ffmpeg_source(&["-listen", "1"], &format!("http://127.0.0.1:{source_port}/cam"));
+    let _source = ffmpeg_source(
+        &["-listen", "1"],
+        &format!("http://127.0.0.1:{source_port}/cam"),
+    );
     let port = free_port();
     let config = format!(
         "http 127.0.0.1:{port};\nstream cam {{ input tshttp://127.0.0.1:{source_port}/cam; segment_duration 1; }}\n"
     );
     let _node = Node::start(&config, addr(port), &[], &[]);
-    assert!(playlist_with_segments(addr(port), "cam", 3).is_some(), "no segments from the HTTP source");
+    assert!(
+        playlist_with_segments(addr(port), "cam", 3).is_some(),
+        "no segments from the HTTP source"
+    );
 }
 
 #[test]
@@ -65,7 +83,10 @@ fn mpegts_over_udp_from_ffmpeg() {
     );
     let _node = Node::start(&config, addr(port), &[], &[]);
     let _source = ffmpeg_source(&[], &format!("udp://127.0.0.1:{source_port}?pkt_size=1316"));
-    assert!(playlist_with_segments(addr(port), "u", 3).is_some(), "no segments from the UDP source");
+    assert!(
+        playlist_with_segments(addr(port), "u", 3).is_some(),
+        "no segments from the UDP source"
+    );
 }
 
 #[test]
@@ -76,5 +97,8 @@ fn a_silent_input_fails_over_to_the_backup() {
         "http 127.0.0.1:{port};\nstream f {{ input udp://127.0.0.1:{silent} source_timeout=1; input test://; segment_duration 1; }}\n"
     );
     let _node = Node::start(&config, addr(port), &[], &[]);
-    assert!(playlist_with_segments(addr(port), "f", 2).is_some(), "the backup input never took over");
+    assert!(
+        playlist_with_segments(addr(port), "f", 2).is_some(),
+        "the backup input never took over"
+    );
 }

@@ -418,4 +418,21 @@ mod tests {
             0
         );
     }
+
+    #[test]
+    fn a_viewer_that_stops_reading_is_lagged_out_not_waited_for() {
+        let live = LiveStream::new("slow", Packaging::default());
+        let mut packager = Packager::new(live.clone());
+        let (_, mut slow) = live.subscribe();
+        let mut clip = ClipFrames::new(crate::media::TEST_CLIP_TS).unwrap();
+        // The packager never blocks on the viewer: it keeps publishing.
+        for _ in 0..VIEWER_QUEUE_CHUNKS + 10 {
+            let (frame, _) = clip.next_frame();
+            packager.push(&frame, false, 1_700_000_000_000 + frame.dts / TICKS_PER_MS);
+        }
+        match slow.try_recv() {
+            Err(broadcast::error::TryRecvError::Lagged(missed)) => assert!(missed >= 10),
+            other => panic!("the slow viewer should have lagged out, got {other:?}"),
+        }
+    }
 }
