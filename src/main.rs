@@ -39,6 +39,30 @@ enum Command {
     },
     /// Print a new random cluster key (32 random bytes, hex).
     Keygen,
+    /// Benchmark: a node and N simulated viewers in one process, on loopback.
+    Bench {
+        /// Which protocol the viewers use.
+        #[arg(long, value_enum, default_value = "hls")]
+        protocol: flotilla::bench::Protocol,
+        /// How many viewers.
+        #[arg(long, default_value_t = 1000)]
+        viewers: usize,
+        /// How long to run, in seconds.
+        #[arg(long, default_value_t = 60)]
+        duration: u64,
+        /// Viewers join evenly over this many seconds.
+        #[arg(long, default_value_t = 10)]
+        ramp: u64,
+        /// Load a running node instead of one in this process: its HTTP address.
+        #[arg(long)]
+        http: Option<std::net::SocketAddr>,
+        /// With --http: the node's RTMP port.
+        #[arg(long, default_value_t = 1935)]
+        rtmp_port: u16,
+        /// With --http: the node's pid, to report its CPU and memory.
+        #[arg(long)]
+        pid: Option<u32>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -48,6 +72,27 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run { config, hostname } => run(config, hostname),
         Command::CheckConfig { file, hostname } => check_config(&file, hostname.as_deref()),
+        Command::Bench {
+            protocol,
+            viewers,
+            duration,
+            ramp,
+            http,
+            rtmp_port,
+            pid,
+        } => flotilla::bench::run(
+            protocol,
+            viewers,
+            duration,
+            ramp,
+            flotilla::bench::Target {
+                external: http.map(|http| (http, rtmp_port, pid.unwrap_or(0))),
+            },
+        )
+        .map_err(|reason| NodeError::Local {
+            context: "benchmark".into(),
+            source: std::io::Error::other(reason),
+        }),
         Command::Keygen => {
             let key = Runtime::production().random_bytes(32);
             println!(

@@ -1,0 +1,343 @@
+//! `flotilla bench`: a node and its load generator in one process, on loopback.
+//!
+//! Starts a node serving the built-in test stream (~300 kbit/s, 2 s segments), then N
+//! simulated viewers of one protocol:
+//! - `hls`: each viewer keeps one HTTP/1.1 connection, fetches the media playlist, then
+//!   every new segment, at real-time pace (one playlist refresh per target duration);
+//!   segment latency is the time from request to the last byte;
+//! - `mpegts`: each viewer reads `/test/mpegts` continuously;
+//! - `rtmp`: each viewer plays `rtmp://…/static/test` with flotilla's own client.
+//!
+//! Reports viewers held to the end, p50/p99/max segment latency (HLS), bytes delivered,
+//! process CPU and peak RSS (node and load generator together: a conservative figure).
+
+#![allow(clippy::disallowed_methods)] // A benchmark measures real time.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use crate::config;
+use crate::config::identity::NodeIdentity;
+use crate::node::Node;
+use flotilla_actors::rt::Runtime;
+
+/// What to measure.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Protocol {
+    Hls,
+    Mpegts,
+    Rtmp,
+}
+
+#[derive(Default)]
+struct Totals {
+    segments: AtomicU64,
+    bytes: AtomicU64,
+    errors: AtomicU64,
+    viewers_running: AtomicU64,
+}
+
+fn rss_bytes(pid: &str) -> u64 {
+    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).unwrap_or_default();
+    statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse::<u64>().ok())
+        .unwrap_or(0)
+        * 4096
+}
+
+/// User + system CPU seconds of process `pid` (`self` for this one).
+fn cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = fields.get(11).and_then(|t| t.parse().ok()).unwrap_or(0)
+        + fields.get(12).and_then(|t| t.parse().ok()).unwrap_or(0);
+    ticks as f64 / 100.0
+}
+
+/// Where the viewers go.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// A running node (`HOST:HTTP_PORT`, `HOST:RTMP_PORT`, its pid for CPU and RSS);
+    /// `None` starts one in this process.
+    pub external: Option<(SocketAddr, u16, u32)>,
+}
+
+/// Runs the benchmark and prints its report.
+pub fn run(
+    protocol: Protocol,
+    viewers: usize,
+    duration_s: u64,
+    ramp_s: u64,
+    target: Target,
+) -> Result<(), String> {
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    tokio.block_on(async move {
+        let (http, rtmp_port, node_pid, stop, node_task) = match target.external {
+            Some((http, rtmp_port, pid)) => (http, rtmp_port, pid.to_string(), None, None),
+            None => {
+                let http_port = free_port()?;
+                let rtmp_port = free_port()?;
+                let text = format!(
+                    "http 127.0.0.1:{http_port};\nrtmp 127.0.0.1:{rtmp_port};\nloglevel error;\n\
+                     stream test {{ input test://; segment_duration 2; segment_count 4; }}\n"
+                );
+                let loaded = config::load_str("<bench>", &text).map_err(|e| e.to_string())?;
+                let identity = NodeIdentity::resolve(&loaded.config, Some("bench"), None);
+                let node = Node::start(&loaded, identity, Runtime::production()).await.map_err(|e| e.to_string())?;
+                let (stop, stopped) = tokio::sync::watch::channel(false);
+                let task = tokio::spawn(node.run(stopped));
+                let http: SocketAddr = ([127, 0, 0, 1], http_port).into();
+                (http, rtmp_port, "self".to_string(), Some(stop), Some(task))
+            }
+        };
+        wait_until_ready(http).await?;
+
+        let totals = Arc::new(Totals::default());
+        let latencies = Arc::new(std::sync::Mutex::new(Vec::<u32>::with_capacity(viewers * 16)));
+        let started = Instant::now();
+        let cpu_start = cpu_seconds(&node_pid);
+        let generator_cpu_start = cpu_seconds("self");
+        let deadline = started + Duration::from_secs(duration_s);
+        let mut tasks = Vec::with_capacity(viewers);
+        for index in 0..viewers {
+            let delay = Duration::from_millis(ramp_s * 1000 * index as u64 / viewers.max(1) as u64);
+            let (totals, latencies) = (totals.clone(), latencies.clone());
+            tasks.push(tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                totals.viewers_running.fetch_add(1, Ordering::Relaxed);
+                let result = match protocol {
+                    Protocol::Hls => hls_viewer(http, index, deadline, &totals, &latencies).await,
+                    Protocol::Mpegts => mpegts_viewer(http, deadline, &totals).await,
+                    Protocol::Rtmp => rtmp_viewer(rtmp_port, deadline, &totals).await,
+                };
+                totals.viewers_running.fetch_sub(1, Ordering::Relaxed);
+                if result.is_err() {
+                    totals.errors.fetch_add(1, Ordering::Relaxed);
+                }
+                result.is_ok()
+            }));
+        }
+        let mut peak_rss = 0;
+        let mut peak_concurrent = 0;
+        while Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            peak_rss = peak_rss.max(rss_bytes(&node_pid));
+            peak_concurrent = peak_concurrent.max(totals.viewers_running.load(Ordering::Relaxed));
+        }
+        let mut completed = 0;
+        for task in tasks {
+            completed += usize::from(task.await.unwrap_or(false));
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        let cpu = (cpu_seconds(&node_pid) - cpu_start) / elapsed * 100.0;
+        let generator_cpu = (cpu_seconds("self") - generator_cpu_start) / elapsed * 100.0;
+        let mut latencies = std::mem::take(&mut *latencies.lock().unwrap_or_else(|p| p.into_inner()));
+        latencies.sort_unstable();
+        let percentile = |p: f64| latencies.get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1))).copied().unwrap_or(0);
+        println!(
+            "protocol={protocol:?} viewers={viewers} duration={duration_s}s ramp={ramp_s}s peak_concurrent={peak_concurrent} held_to_the_end={completed} errors={}",
+            totals.errors.load(Ordering::Relaxed)
+        );
+        println!(
+            "segments={} delivered={:.1}MB throughput={:.1}Mbit/s",
+            totals.segments.load(Ordering::Relaxed),
+            totals.bytes.load(Ordering::Relaxed) as f64 / 1e6,
+            totals.bytes.load(Ordering::Relaxed) as f64 * 8.0 / elapsed / 1e6
+        );
+        if !latencies.is_empty() {
+            println!(
+                "segment_latency p50={:.1}ms p99={:.1}ms max={:.1}ms",
+                percentile(0.50) as f64 / 1000.0,
+                percentile(0.99) as f64 / 1000.0,
+                *latencies.last().unwrap_or(&0) as f64 / 1000.0
+            );
+        }
+        let whose = if node_pid == "self" { "node+generator" } else { "node" };
+        println!(
+            "{whose}: cpu={cpu:.0}% (100% = one core) peak_rss={:.0}MiB; generator cpu={generator_cpu:.0}%",
+            peak_rss as f64 / 1048576.0
+        );
+        if let (Some(stop), Some(task)) = (stop, node_task) {
+            let _ = stop.send(true);
+            let _ = task.await;
+        }
+        Ok(())
+    })
+}
+
+fn free_port() -> Result<u16, String> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| e.to_string())
+}
+
+async fn wait_until_ready(http: SocketAddr) -> Result<(), String> {
+    for _ in 0..300 {
+        if let Ok(mut connection) = Connection::open(http).await
+            && let Ok((200, _)) = connection.get("/test/mono.m3u8").await
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err("the test stream never became ready".into())
+}
+
+/// One keep-alive HTTP/1.1 connection.
+struct Connection {
+    sender: hyper::client::conn::http1::SendRequest<Empty<Bytes>>,
+}
+
+impl Connection {
+    async fn open(at: SocketAddr) -> Result<Connection, String> {
+        let stream = TcpStream::connect(at).await.map_err(|e| e.to_string())?;
+        let _ = stream.set_nodelay(true);
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(Connection { sender })
+    }
+
+    /// GET `path`: the status and the body (kept only when `keep`, else just counted).
+    async fn get_body(&mut self, path: &str, keep: bool) -> Result<(u16, Bytes, u64), String> {
+        self.sender.ready().await.map_err(|e| e.to_string())?;
+        let request = hyper::Request::get(path)
+            .header(hyper::header::HOST, "bench")
+            .header(hyper::header::USER_AGENT, "flotilla-bench")
+            .body(Empty::new())
+            .map_err(|e| e.to_string())?;
+        let response = self
+            .sender
+            .send_request(request)
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = response.status().as_u16();
+        let mut body = response.into_body();
+        let mut kept = bytes::BytesMut::new();
+        let mut length = 0u64;
+        while let Some(frame) = body.frame().await {
+            if let Ok(data) = frame.map_err(|e| e.to_string())?.into_data() {
+                length += data.len() as u64;
+                if keep {
+                    kept.extend_from_slice(&data);
+                }
+            }
+        }
+        Ok((status, kept.freeze(), length))
+    }
+
+    async fn get(&mut self, path: &str) -> Result<(u16, Bytes), String> {
+        self.get_body(path, true)
+            .await
+            .map(|(status, body, _)| (status, body))
+    }
+}
+
+async fn hls_viewer(
+    http: SocketAddr,
+    index: usize,
+    deadline: Instant,
+    totals: &Totals,
+    latencies: &std::sync::Mutex<Vec<u32>>,
+) -> Result<(), String> {
+    let mut connection = Connection::open(http).await?;
+    let mut fetched: Option<u64> = None;
+    let mut mine = Vec::new();
+    // Each viewer has its own token, so it is its own session (and session actor).
+    let playlist_path = format!("/test/tracks-v1a1/mono.m3u8?token=viewer{index}");
+    while Instant::now() < deadline {
+        let (status, body) = connection.get(&playlist_path).await?;
+        if status != 200 {
+            return Err(format!("playlist status {status}"));
+        }
+        let playlist =
+            m3u8_rs::parse_media_playlist_res(&body).map_err(|_| "bad playlist".to_string())?;
+        let first = playlist.media_sequence;
+        for (offset, segment) in playlist.segments.iter().enumerate() {
+            let sequence = first + offset as u64;
+            // A new viewer starts at the live edge, like players do.
+            let wanted = fetched.is_none_or(|last| sequence > last)
+                && (fetched.is_some() || offset + 1 == playlist.segments.len());
+            if !wanted {
+                continue;
+            }
+            let started = Instant::now();
+            let path = format!("/test/tracks-v1a1/{}?token=viewer{index}", segment.uri);
+            let (status, _, length) = connection.get_body(&path, false).await?;
+            if status != 200 {
+                return Err(format!("segment status {status}"));
+            }
+            mine.push(started.elapsed().as_micros() as u32);
+            totals.segments.fetch_add(1, Ordering::Relaxed);
+            totals.bytes.fetch_add(length, Ordering::Relaxed);
+            fetched = Some(sequence);
+        }
+        tokio::time::sleep(Duration::from_secs(playlist.target_duration.max(1))).await;
+    }
+    latencies
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .extend(mine);
+    Ok(())
+}
+
+async fn mpegts_viewer(http: SocketAddr, deadline: Instant, totals: &Totals) -> Result<(), String> {
+    let mut connection = Connection::open(http).await?;
+    connection.sender.ready().await.map_err(|e| e.to_string())?;
+    let request = hyper::Request::get("/test/mpegts")
+        .header(hyper::header::HOST, "bench")
+        .body(Empty::new())
+        .map_err(|e| e.to_string())?;
+    let response = connection
+        .sender
+        .send_request(request)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut body = response.into_body();
+    while Instant::now() < deadline {
+        match tokio::time::timeout(Duration::from_secs(5), body.frame()).await {
+            Ok(Some(Ok(frame))) => {
+                if let Ok(data) = frame.into_data() {
+                    totals.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+                }
+            }
+            _ => return Err("the stream stopped".into()),
+        }
+    }
+    Ok(())
+}
+
+async fn rtmp_viewer(port: u16, deadline: Instant, totals: &Totals) -> Result<(), String> {
+    let mut client =
+        crate::rtmp::client::RtmpClient::connect(&format!("127.0.0.1:{port}"), "static").await?;
+    client.play("test").await?;
+    let mut depacketizer = crate::rtmp::flv::Depacketizer::new();
+    while Instant::now() < deadline {
+        let frame = client.next_frame(&mut depacketizer).await?;
+        totals
+            .bytes
+            .fetch_add(frame.data.len() as u64, Ordering::Relaxed);
+    }
+    Ok(())
+}
