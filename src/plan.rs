@@ -41,6 +41,7 @@ pub fn node_plan(config: &Config, identity: &NodeIdentity) -> NodePlan {
                         .map(|input| InputPlan {
                             url: input.url.clone(),
                             source_timeout_ms: input.source_timeout.and_then(timeout_ms),
+                            priority: input.priority,
                         })
                         .collect(),
                     cluster_ingest: options.cluster_ingest.is_some(),

@@ -102,3 +102,44 @@ fn a_silent_input_fails_over_to_the_backup() {
         "the backup input never took over"
     );
 }
+
+fn active_input(at: SocketAddr, stream: &str) -> Option<String> {
+    let (_, _, body) = http_get(at, "/streamer/api/v3/streams", &[]).ok()?;
+    let value: serde_json::Value = serde_json::from_str(&body).ok()?;
+    let found = value["streams"]
+        .as_array()?
+        .iter()
+        .find(|s| s["name"] == stream)?
+        .clone();
+    found["stats"]["active_input"].as_str().map(str::to_string)
+}
+
+#[test]
+fn the_stream_returns_to_its_primary_input_when_it_is_back() {
+    let primary = free_port();
+    let port = free_port();
+    let primary_url = format!("udp://127.0.0.1:{primary}");
+    let config = format!(
+        "http 127.0.0.1:{port};\nstream r {{ input {primary_url} source_timeout=1; input test://; segment_duration 1; }}\n"
+    );
+    let _node = Node::start(&config, addr(port), &[], &[]);
+    let at = addr(port);
+    let on_backup = poll_until(Duration::from_secs(20), || {
+        (active_input(at, "r")? == "test://").then_some(())
+    });
+    assert!(
+        on_backup.is_some(),
+        "the silent primary hands over to the backup"
+    );
+    let _source = ffmpeg_source(&[], &format!("{primary_url}?pkt_size=1316"));
+    let back = poll_until(Duration::from_secs(30), || {
+        (active_input(at, "r")? == primary_url).then_some(())
+    });
+    assert!(
+        back.is_some(),
+        "the stream returns to the primary once it sends again"
+    );
+    // The switches are marked for players, and the window keeps growing.
+    let playlist = playlist_with_segments(at, "r", 3).unwrap();
+    assert!(playlist.contains("#EXTINF"));
+}

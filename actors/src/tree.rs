@@ -61,6 +61,8 @@ pub struct InputPlan {
     pub url: String,
     /// Overrides the stream's `source_timeout_ms` for this input.
     pub source_timeout_ms: Option<u64>,
+    /// `priority=N`: lower runs first; inputs without one follow, in config order.
+    pub priority: Option<u32>,
 }
 
 /// Restart backoff of stream actors: a failing camera is retried after 1 s, then 2, 4 …
@@ -196,6 +198,7 @@ mod tests {
                     inputs: vec![InputPlan {
                         url: "tshttp://10.0.0.1/cam01".into(),
                         source_timeout_ms: None,
+                        priority: None,
                     }],
                     cluster_ingest: true,
                     source_timeout_ms: 10_000,

@@ -46,6 +46,7 @@ pub async fn list(State(state): State<ApiState>) -> Json<Value> {
                     "bytes_out": counter(&|c| c.bytes_out.load(Ordering::Relaxed)),
                     "last_frame_at": (last_frame_ms != 0).then_some(last_frame_ms),
                     "running_on": if alive { vec![state.identity.hostname.clone()] } else { vec![] },
+                    "active_input": live.as_ref().and_then(|l| l.active_input()),
                 },
             })
         })

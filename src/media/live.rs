@@ -87,6 +87,8 @@ pub struct LiveStream {
     published: tokio::sync::watch::Sender<u64>,
     /// Asks an idle on-demand stream to start.
     demand: tokio::sync::Notify,
+    /// The URL of the input feeding the stream now.
+    active_input: RwLock<Option<String>>,
     pub counters: LiveCounters,
 }
 
@@ -106,6 +108,7 @@ impl LiveStream {
             last_audio: RwLock::new(None),
             published: tokio::sync::watch::channel(0).0,
             demand: tokio::sync::Notify::new(),
+            active_input: RwLock::new(None),
             counters: LiveCounters::default(),
         })
     }
@@ -116,6 +119,19 @@ impl LiveStream {
             .last_access_ms
             .fetch_max(now_ms, Ordering::Relaxed);
         self.demand.notify_one();
+    }
+
+    /// Records which input feeds the stream.
+    pub fn set_active_input(&self, url: Option<&str>) {
+        *self.active_input.write().unwrap_or_else(|p| p.into_inner()) = url.map(str::to_string);
+    }
+
+    /// The input feeding the stream now.
+    pub fn active_input(&self) -> Option<String> {
+        self.active_input
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Resolves when a viewer asks for this stream (for on-demand streams).
@@ -193,6 +209,10 @@ pub struct Packager {
     /// Bytes received in the current bitrate window and when it started (dts).
     window_bytes: u64,
     window_start: Option<u64>,
+    /// Added to every timestamp since the last switch, so that a new source never starts
+    /// behind what viewers already have.
+    shift: u64,
+    highest_dts: Option<u64>,
 }
 
 impl Packager {
@@ -208,6 +228,8 @@ impl Packager {
             anchor: None,
             window_bytes: 0,
             window_start: None,
+            shift: 0,
+            highest_dts: None,
         }
     }
 
@@ -224,6 +246,26 @@ impl Packager {
     /// Packages one frame that arrived at `now_ms` (Unix). `discontinuity` marks a source
     /// switch or a timestamp jump.
     pub fn push(&mut self, frame: &Frame, discontinuity: bool, now_ms: u64) {
+        if discontinuity {
+            // One frame (40 ms) after the newest timestamp already out, or no shift if the
+            // new source is ahead anyway.
+            let floor = self
+                .highest_dts
+                .map_or(0, |highest| highest + CLOCK_HZ / 25);
+            self.shift = floor.saturating_sub(frame.dts);
+        }
+        let shifted;
+        let frame = if self.shift == 0 {
+            frame
+        } else {
+            shifted = Frame {
+                dts: frame.dts + self.shift,
+                pts: frame.pts + self.shift,
+                ..frame.clone()
+            };
+            &shifted
+        };
+        self.highest_dts = self.highest_dts.max(Some(frame.dts));
         let counters = &self.live.counters;
         counters.frames_in.fetch_add(1, Ordering::Relaxed);
         counters

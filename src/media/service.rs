@@ -16,8 +16,39 @@ use flotilla_actors::supervisor::BoxFuture;
 use flotilla_actors::tree::StreamPlan;
 
 use super::directory::Directory;
+use super::frame::Frame;
 use super::input::{Input, InputError};
 use super::live::{Packager, Packaging};
+use flotilla_actors::tree::InputPlan;
+
+/// While a backup input runs, higher-priority inputs are probed this often.
+pub const PROBE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// A probed input must deliver a keyframe within this long to take over.
+pub const PROBE_KEYFRAME_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How one input's run ended.
+enum Ended {
+    Failed(InputError),
+    /// A higher-priority input is back, opened and positioned at a keyframe.
+    Preempted {
+        index: usize,
+        input: Box<Input>,
+        first: Frame,
+    },
+}
+
+/// A running probe of the higher-priority inputs.
+type Probe<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Option<(usize, Input, Frame)>> + Send + 'a>>;
+
+/// Inputs in priority order: explicit `priority=N` first (lowest N first), then the
+/// others in config order.
+fn by_priority(inputs: &[InputPlan]) -> Vec<InputPlan> {
+    let mut ordered = inputs.to_vec();
+    ordered.sort_by_key(|input| input.priority.unwrap_or(u32::MAX));
+    ordered
+}
 
 /// The media plane of one node.
 #[derive(Debug, Clone)]
@@ -47,19 +78,38 @@ impl MediaService {
         self.run_inputs(&plan, &mut packager).await
     }
 
-    /// Tries every input in order; returns why they all failed.
+    /// Runs the inputs by priority: each until it fails, then the next. While a backup
+    /// runs, the higher-priority inputs are probed every [`PROBE_INTERVAL`]; one that is
+    /// back and has sent a keyframe takes over at that keyframe. Returns why all failed.
     async fn run_inputs(&self, plan: &StreamPlan, packager: &mut Packager) -> String {
-        let mut failures = Vec::new();
-        for (index, input) in plan.inputs.iter().enumerate() {
-            let timeout_ms = input.source_timeout_ms.unwrap_or(plan.source_timeout_ms);
-            let error = self
-                .run_input(packager, &input.url, timeout_ms, index > 0)
-                .await;
-            tracing::warn!(stream = %plan.name, input = %input.url, %error, "input failed");
-            failures.push(error.to_string());
-        }
-        if failures.is_empty() {
+        let inputs = by_priority(&plan.inputs);
+        if inputs.is_empty() {
             return "the stream has no inputs".into();
+        }
+        let mut failures = Vec::new();
+        let mut index = 0;
+        let mut ready = None;
+        while index < inputs.len() {
+            match self
+                .run_input(plan, &inputs, index, packager, ready.take())
+                .await
+            {
+                Ended::Failed(error) => {
+                    tracing::warn!(stream = %plan.name, input = %inputs[index].url, %error, "input failed");
+                    failures.push(error.to_string());
+                    index += 1;
+                }
+                Ended::Preempted {
+                    index: higher,
+                    input,
+                    first,
+                } => {
+                    tracing::info!(stream = %plan.name, input = %inputs[higher].url, "higher-priority input is back");
+                    failures.clear();
+                    index = higher;
+                    ready = Some((*input, first));
+                }
+            }
         }
         failures.join("; ")
     }
@@ -120,48 +170,125 @@ impl MediaService {
         }
     }
 
-    /// Runs one input until it fails.
+    /// Runs input `index` (or the already opened `ready` one) until it fails, or until a
+    /// higher-priority input is back.
     async fn run_input(
         &self,
+        plan: &StreamPlan,
+        inputs: &[InputPlan],
+        index: usize,
         packager: &mut Packager,
-        url: &str,
-        timeout_ms: u64,
-        switched: bool,
-    ) -> InputError {
+        ready: Option<(Input, Frame)>,
+    ) -> Ended {
+        let url = inputs[index].url.as_str();
+        let timeout_ms = inputs[index]
+            .source_timeout_ms
+            .unwrap_or(plan.source_timeout_ms);
         let start_dts = packager.live().counters.last_dts.load(Ordering::Relaxed);
-        let opened = match super::input::InputUrl::parse(url) {
-            Ok(super::input::InputUrl::Publish) => Ok(Input::publish(
-                &self.directory,
-                &packager.live().name,
-                start_dts,
-            )),
-            _ => Input::open(&self.runtime, url, start_dts).await,
-        };
-        let mut input = match opened {
-            Ok(input) => input,
-            Err(error) => return error,
+        let (mut input, mut pending) = match ready {
+            Some((input, first)) => (input, Some((first, true))),
+            None => match self.open(url, &packager.live().name, start_dts).await {
+                Ok(input) => (input, None),
+                Err(error) => return Ended::Failed(error),
+            },
         };
         tracing::info!(stream = %packager.live().name, input = %url, "input opened");
+        packager.live().set_active_input(Some(url));
         let timeout = Duration::from_millis(timeout_ms);
+        // Publish points cannot be probed (a publisher comes when it comes).
+        let higher: Vec<(usize, String)> = inputs[..index]
+            .iter()
+            .enumerate()
+            .filter(|(_, input)| !input.url.starts_with("publish://"))
+            .map(|(position, input)| (position, input.url.clone()))
+            .collect();
+        let mut probe: Option<Probe<'_>> = None;
+        let mut next_probe = self.runtime.now() + PROBE_INTERVAL;
         let mut first = true;
         loop {
-            let (frame, discontinuity) =
-                match tokio::time::timeout(timeout, input.next(&self.runtime)).await {
-                    Ok(Ok(next)) => next,
-                    Ok(Err(error)) => return error,
-                    Err(_) => {
-                        return InputError::Timeout {
-                            url: url.to_string(),
-                            seconds: timeout_ms / 1000,
-                        };
+            if probe.is_none() && !higher.is_empty() && self.runtime.now() >= next_probe {
+                probe = Some(Box::pin(self.probe(higher.clone(), start_dts)));
+            }
+            let (frame, discontinuity) = if let Some(next) = pending.take() {
+                next
+            } else {
+                // A publish point waits for its publisher as long as it takes.
+                let limit = if input.is_waiting() {
+                    Duration::MAX
+                } else {
+                    timeout
+                };
+                let probing = async {
+                    match probe.as_mut() {
+                        Some(running) => running.await,
+                        None => std::future::pending().await,
                     }
                 };
+                tokio::select! {
+                    biased;
+                    found = probing => {
+                        probe = None;
+                        next_probe = self.runtime.now() + PROBE_INTERVAL;
+                        if let Some((position, input, first)) = found {
+                            return Ended::Preempted { index: position, input: Box::new(input), first };
+                        }
+                        continue;
+                    }
+                    next = tokio::time::timeout(limit, input.next(&self.runtime)) => match next {
+                        Ok(Ok(next)) => next,
+                        Ok(Err(error)) => return Ended::Failed(error),
+                        Err(_) => {
+                            return Ended::Failed(InputError::Timeout {
+                                url: url.to_string(),
+                                seconds: timeout_ms / 1000,
+                            });
+                        }
+                    },
+                }
+            };
             packager.set_tracks(input.tracks());
-            // The first frame of a backup input, or of a restarted stream, is a switch.
-            let switch = discontinuity || (first && (switched || start_dts > 0));
+            // The first frame of a switched-to input, or of a restarted stream, is a switch.
+            let switch = discontinuity || (first && (index > 0 || start_dts > 0));
             first = false;
             packager.push(&frame, switch, self.runtime.wall_clock_ms());
         }
+    }
+
+    async fn open(&self, url: &str, name: &str, start_dts: u64) -> Result<Input, InputError> {
+        match super::input::InputUrl::parse(url) {
+            Ok(super::input::InputUrl::Publish) => {
+                Ok(Input::publish(&self.directory, name, start_dts))
+            }
+            _ => Input::open(&self.runtime, url, start_dts).await,
+        }
+    }
+
+    /// Tries the higher-priority inputs in order; the first that opens and delivers a
+    /// keyframe within [`PROBE_KEYFRAME_TIMEOUT`] is returned, positioned at that keyframe.
+    async fn probe(
+        &self,
+        higher: Vec<(usize, String)>,
+        start_dts: u64,
+    ) -> Option<(usize, Input, Frame)> {
+        for (position, url) in higher {
+            let attempt = async {
+                let mut input = self.open(&url, "", start_dts).await.ok()?;
+                loop {
+                    let (frame, _) = input.next(&self.runtime).await.ok()?;
+                    let decodable =
+                        frame.starts_gop() || (!input.tracks().video && !frame.codec.is_video());
+                    if decodable {
+                        return Some((input, frame));
+                    }
+                }
+            };
+            if let Ok(Some((input, frame))) =
+                tokio::time::timeout(PROBE_KEYFRAME_TIMEOUT, attempt).await
+            {
+                return Some((position, input, frame));
+            }
+        }
+        None
     }
 }
 

@@ -387,6 +387,7 @@ impl Connection {
             inputs: vec![InputPlan {
                 url: "publish://".into(),
                 source_timeout_ms: None,
+                priority: None,
             }],
             cluster_ingest: false,
             source_timeout_ms: crate::defaults::SOURCE_TIMEOUT_MS,
