@@ -14,6 +14,7 @@ pub mod error;
 pub mod http;
 pub mod logging;
 pub mod media;
+pub mod mesh;
 pub mod node;
 pub mod plan;
 pub mod rtmp;

@@ -1,0 +1,291 @@
+//! Cluster authentication: mutual TLS with certificates derived from the cluster key.
+//!
+//! Every node derives the same Ed25519 key pair and self-signed certificate from a
+//! cluster key (HKDF-SHA256, then a deterministic certificate: Ed25519 signatures are
+//! deterministic), and pins it as the only trusted root, both ways. So only holders of
+//! the key can complete a QUIC handshake, and the key itself never crosses the wire.
+//! rustls has no external TLS 1.3 PSK (crates.md §2); this is the equivalent.
+//!
+//! A per-peer `cluster_key` override is a second derived identity. The client names the
+//! identity it expects through SNI (a name derived from the key, not the key), and the
+//! server answers with the matching certificate; its client verifier trusts every
+//! configured identity.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+use rustls::crypto::CryptoProvider;
+use rustls::server::ResolvesServerCertUsingSni;
+use rustls::sign::CertifiedKey;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+/// ALPN of node-to-node mesh connections.
+pub const MESH_ALPN: &[u8] = b"flotilla-mesh/1";
+/// ALPN of remote shell connections.
+pub const SHELL_ALPN: &[u8] = b"flotilla-shell/1";
+
+/// Time a peer has to complete the QUIC and TLS handshake.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// A connection with no traffic for this long is closed (keep-alives prevent it).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Keep-alive period, well under the idle timeout.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(5);
+/// Receive window of a whole connection (quinn's default is unbounded).
+pub const CONNECTION_RECEIVE_WINDOW: u32 = 8 * 1024 * 1024;
+/// Receive window of one stream: a state frame is at most 1 MiB.
+pub const STREAM_RECEIVE_WINDOW: u32 = 2 * 1024 * 1024;
+/// Streams a peer may open at once (a link uses a handful).
+pub const MAX_CONCURRENT_STREAMS: u32 = 16;
+
+/// Why an identity could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("cannot derive the cluster identity: {0}")]
+    Derive(String),
+    #[error("cannot build the TLS configuration: {0}")]
+    Tls(String),
+}
+
+/// The identity derived from one cluster key.
+#[derive(Clone)]
+pub struct ClusterIdentity {
+    /// The SNI name that selects this identity (derived from the key, not revealing it).
+    pub server_name: String,
+    pub certificate: CertificateDer<'static>,
+    /// PKCS#8 DER of the private key.
+    key: Arc<Vec<u8>>,
+}
+
+impl std::fmt::Debug for ClusterIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ClusterIdentity({})", self.server_name)
+    }
+}
+
+/// PKCS#8 v1 header of an Ed25519 private key (RFC 8410), before the 32-byte seed.
+const ED25519_PKCS8_PREFIX: [u8; 16] = [
+    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+];
+
+fn hkdf(cluster_key: &str, purpose: &[u8], out: &mut [u8]) -> Result<(), AuthError> {
+    let salt = ring::hkdf::Salt::new(ring::hkdf::HKDF_SHA256, b"flotilla-cluster-v1");
+    let prk = salt.extract(cluster_key.as_bytes());
+    let info = [purpose];
+    let okm = prk
+        .expand(&info, Length(out.len()))
+        .map_err(|_| AuthError::Derive("HKDF expand".into()))?;
+    okm.fill(out)
+        .map_err(|_| AuthError::Derive("HKDF fill".into()))
+}
+
+/// HKDF output length marker.
+struct Length(usize);
+
+impl ring::hkdf::KeyType for Length {
+    fn len(&self) -> usize {
+        self.0
+    }
+}
+
+impl ClusterIdentity {
+    /// Derives the identity of `cluster_key`. Deterministic: every node gets the same.
+    pub fn derive(cluster_key: &str) -> Result<ClusterIdentity, AuthError> {
+        let mut seed = [0u8; 32];
+        hkdf(cluster_key, b"node-auth-ed25519", &mut seed)?;
+        let mut name_bytes = [0u8; 8];
+        hkdf(cluster_key, b"sni", &mut name_bytes)?;
+        let server_name = format!(
+            "c{}.flotilla.invalid",
+            name_bytes
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        );
+        let mut pkcs8 = ED25519_PKCS8_PREFIX.to_vec();
+        pkcs8.extend_from_slice(&seed);
+        let key_pair = rcgen::KeyPair::try_from(pkcs8.as_slice())
+            .map_err(|e| AuthError::Derive(e.to_string()))?;
+        let mut params = rcgen::CertificateParams::new(vec![server_name.clone()])
+            .map_err(|e| AuthError::Derive(e.to_string()))?;
+        // Fixed fields: the certificate must be byte-identical on every node.
+        params.not_before = time::OffsetDateTime::from_unix_timestamp(1_700_000_000)
+            .map_err(|e| AuthError::Derive(e.to_string()))?;
+        params.not_after = time::OffsetDateTime::from_unix_timestamp(4_100_000_000)
+            .map_err(|e| AuthError::Derive(e.to_string()))?;
+        params.serial_number = Some(rcgen::SerialNumber::from(1u64));
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "flotilla cluster");
+        let certificate = params
+            .self_signed(&key_pair)
+            .map_err(|e| AuthError::Derive(e.to_string()))?;
+        Ok(ClusterIdentity {
+            server_name,
+            certificate: certificate.der().clone(),
+            key: Arc::new(key_pair.serialize_der()),
+        })
+    }
+
+    fn private_key(&self) -> PrivateKeyDer<'static> {
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.key.as_ref().clone()))
+    }
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// quinn transport limits for mesh connections (both sides).
+pub fn transport() -> Arc<quinn::TransportConfig> {
+    let mut transport = quinn::TransportConfig::default();
+    transport
+        .receive_window(quinn::VarInt::from_u32(CONNECTION_RECEIVE_WINDOW))
+        .stream_receive_window(quinn::VarInt::from_u32(STREAM_RECEIVE_WINDOW))
+        .max_concurrent_bidi_streams(quinn::VarInt::from_u32(MAX_CONCURRENT_STREAMS))
+        .max_concurrent_uni_streams(quinn::VarInt::from_u32(MAX_CONCURRENT_STREAMS))
+        .keep_alive_interval(Some(KEEP_ALIVE))
+        .max_idle_timeout(Some(
+            IDLE_TIMEOUT
+                .try_into()
+                .expect("30 s is a valid idle timeout"),
+        ));
+    Arc::new(transport)
+}
+
+/// The server side: answers with the identity the client names, trusts all of them.
+pub fn server_config(
+    identities: &[ClusterIdentity],
+    alpn: &[u8],
+) -> Result<quinn::ServerConfig, AuthError> {
+    let tls = |e: rustls::Error| AuthError::Tls(e.to_string());
+    let mut roots = rustls::RootCertStore::empty();
+    let mut resolver = ResolvesServerCertUsingSni::new();
+    for identity in identities {
+        roots.add(identity.certificate.clone()).map_err(tls)?;
+        let signing = provider()
+            .key_provider
+            .load_private_key(identity.private_key())
+            .map_err(tls)?;
+        let certified = CertifiedKey::new(vec![identity.certificate.clone()], signing);
+        resolver
+            .add(&identity.server_name, certified)
+            .map_err(tls)?;
+    }
+    let verifier =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+            .build()
+            .map_err(|e| AuthError::Tls(e.to_string()))?;
+    let mut crypto = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(tls)?
+        .with_client_cert_verifier(verifier)
+        .with_cert_resolver(Arc::new(resolver));
+    crypto.alpn_protocols = vec![alpn.to_vec()];
+    let quic = QuicServerConfig::try_from(crypto).map_err(|e| AuthError::Tls(e.to_string()))?;
+    let mut config = quinn::ServerConfig::with_crypto(Arc::new(quic));
+    config.transport_config(transport());
+    Ok(config)
+}
+
+/// The client side for one identity (the cluster key, or a peer's override).
+pub fn client_config(
+    identity: &ClusterIdentity,
+    alpn: &[u8],
+) -> Result<quinn::ClientConfig, AuthError> {
+    let tls = |e: rustls::Error| AuthError::Tls(e.to_string());
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(identity.certificate.clone()).map_err(tls)?;
+    let mut crypto = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(tls)?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(vec![identity.certificate.clone()], identity.private_key())
+        .map_err(tls)?;
+    crypto.alpn_protocols = vec![alpn.to_vec()];
+    let quic = QuicClientConfig::try_from(crypto).map_err(|e| AuthError::Tls(e.to_string()))?;
+    let mut config = quinn::ClientConfig::new(Arc::new(quic));
+    config.transport_config(transport());
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::SocketAddr;
+
+    #[test]
+    fn derivation_is_deterministic_and_key_specific() {
+        let a = ClusterIdentity::derive("correct horse battery staple").unwrap();
+        let again = ClusterIdentity::derive("correct horse battery staple").unwrap();
+        let b = ClusterIdentity::derive("another key entirely").unwrap();
+        assert_eq!(a.certificate, again.certificate);
+        assert_eq!(a.server_name, again.server_name);
+        assert_ne!(a.certificate, b.certificate);
+        assert_ne!(a.server_name, b.server_name);
+        assert!(!a.server_name.contains("horse"));
+    }
+
+    /// Connects a client holding `client_key` to a server trusting `server_keys`.
+    async fn handshake(server_keys: &[&str], client_key: &str) -> Result<(), String> {
+        let identities: Vec<ClusterIdentity> = server_keys
+            .iter()
+            .map(|k| ClusterIdentity::derive(k).unwrap())
+            .collect();
+        let server = quinn::Endpoint::server(
+            server_config(&identities, MESH_ALPN).unwrap(),
+            "127.0.0.1:0".parse().unwrap(),
+        )
+        .map_err(|e| e.to_string())?;
+        let address: SocketAddr = server.local_addr().map_err(|e| e.to_string())?;
+        let accepting = server.clone();
+        #[allow(clippy::disallowed_methods)] // A test-local accept task.
+        let accept = tokio::spawn(async move {
+            if let Some(incoming) = accepting.accept().await {
+                let _ = incoming.await;
+            }
+        });
+        let identity = ClusterIdentity::derive(client_key).unwrap();
+        let mut client =
+            quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).map_err(|e| e.to_string())?;
+        client.set_default_client_config(client_config(&identity, MESH_ALPN).unwrap());
+        let connecting = client
+            .connect(address, &identity.server_name)
+            .map_err(|e| e.to_string())?;
+        let result = tokio::time::timeout(HANDSHAKE_TIMEOUT, connecting)
+            .await
+            .map_err(|_| "handshake timed out".to_string())?
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+        accept.abort();
+        result
+    }
+
+    #[tokio::test]
+    async fn only_holders_of_the_key_connect() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        assert_eq!(
+            handshake(
+                &["cluster-key-one-0123456789"],
+                "cluster-key-one-0123456789"
+            )
+            .await,
+            Ok(())
+        );
+        let refused = handshake(
+            &["cluster-key-one-0123456789"],
+            "a-different-key-0123456789",
+        )
+        .await;
+        assert!(refused.is_err(), "a node with another key must be refused");
+    }
+
+    #[tokio::test]
+    async fn a_per_peer_key_override_is_served_by_name() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let keys = ["cluster-key-one-0123456789", "override-for-peer-b-98765"];
+        assert_eq!(handshake(&keys, "override-for-peer-b-98765").await, Ok(()));
+        assert_eq!(handshake(&keys, "cluster-key-one-0123456789").await, Ok(()));
+    }
+}

@@ -1,0 +1,285 @@
+//! The mesh wire protocol: the one module that encodes and decodes what nodes say to each
+//! other.
+//!
+//! A frame is `[length: u32 BE][version: u16 BE][bincode payload]`. The length is checked
+//! against [`MAX_FRAME_BYTES`] before anything is allocated; an unknown version is refused
+//! by number (so a mixed-version cluster says so instead of misreading); after decoding,
+//! every count and string is checked against its limit. bincode is pinned to 2.0.1
+//! (crates.md §4) and used only here, so it can be swapped without touching the mesh.
+
+use serde::{Deserialize, Serialize};
+
+/// The protocol version this node speaks.
+pub const WIRE_VERSION: u16 = 1;
+/// Largest frame: 1,000 streams take ~60 KiB; 1 MiB leaves room for 10,000.
+pub const MAX_FRAME_BYTES: usize = 1024 * 1024;
+/// Most streams in one state message.
+pub const MAX_STREAMS: usize = 10_000;
+/// Most peers one node tells about.
+pub const MAX_PEERS: usize = 256;
+/// Longest name or URL carried.
+pub const MAX_TEXT_BYTES: usize = 1024;
+
+/// A node's load, as the cluster overview and the balancer read it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NodeLoad {
+    pub cpu_usage: f32,
+    pub memory_usage: f32,
+    pub total_clients: u64,
+    pub online_streams: u64,
+    pub input_kbit: u64,
+    pub output_kbit: u64,
+    pub bandwidth_usage: f32,
+    pub total_bandwidth: u64,
+    pub uptime: u64,
+}
+
+/// One stream as a peer advertises it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamEntry {
+    pub name: String,
+    pub alive: bool,
+    pub ondemand: bool,
+    pub clients: u64,
+    pub bitrate_kbit: u64,
+    /// Capture epoch of a cluster_ingest stream (0 otherwise).
+    pub epoch: u64,
+}
+
+/// How to reach a node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeAddress {
+    pub hostname: String,
+    /// `host:port` of its mesh endpoint.
+    pub mesh: String,
+    /// Where viewers are redirected (`http://host:port`).
+    pub public_url: String,
+}
+
+/// Messages between nodes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Message {
+    /// The first message on a link, both ways.
+    Hello { node: NodeAddress, incarnation: u64 },
+    /// A node's state: load, streams (a delta unless `full`) and the nodes it knows.
+    /// `version` grows with every change within an incarnation, so a receiver never
+    /// applies an older state over a newer one.
+    State {
+        incarnation: u64,
+        version: u64,
+        load: NodeLoad,
+        full: bool,
+        upserts: Vec<StreamEntry>,
+        removals: Vec<String>,
+        peers: Vec<NodeAddress>,
+    },
+}
+
+/// Why a frame was refused. The peer is at fault for every one of them.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    #[error("frame of {0} bytes exceeds the {MAX_FRAME_BYTES}-byte limit")]
+    TooLarge(usize),
+    #[error("frame shorter than its header")]
+    Truncated,
+    #[error("peer speaks mesh protocol version {0}; this node speaks {WIRE_VERSION}")]
+    UnsupportedVersion(u16),
+    #[error("malformed message: {0}")]
+    Malformed(String),
+    #[error("message exceeds a limit: {0}")]
+    Limit(&'static str),
+}
+
+fn config() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<MAX_FRAME_BYTES>()
+}
+
+/// Encodes a message as one frame (length, version, payload).
+pub fn encode(message: &Message) -> Result<Vec<u8>, WireError> {
+    validate(message)?;
+    let payload = bincode::serde::encode_to_vec(message, config())
+        .map_err(|e| WireError::Malformed(e.to_string()))?;
+    let length = payload.len() + 2;
+    if length > MAX_FRAME_BYTES {
+        return Err(WireError::TooLarge(length));
+    }
+    let mut frame = Vec::with_capacity(4 + length);
+    frame.extend_from_slice(&(length as u32).to_be_bytes());
+    frame.extend_from_slice(&WIRE_VERSION.to_be_bytes());
+    frame.extend_from_slice(&payload);
+    Ok(frame)
+}
+
+/// The body length announced by a frame header, checked before reading the body.
+pub fn body_length(header: [u8; 4]) -> Result<usize, WireError> {
+    let length = u32::from_be_bytes(header) as usize;
+    if length > MAX_FRAME_BYTES {
+        return Err(WireError::TooLarge(length));
+    }
+    if length < 2 {
+        return Err(WireError::Truncated);
+    }
+    Ok(length)
+}
+
+/// Decodes a frame body (version and payload, without the length).
+pub fn decode_body(body: &[u8]) -> Result<Message, WireError> {
+    let [high, low, payload @ ..] = body else {
+        return Err(WireError::Truncated);
+    };
+    let version = u16::from_be_bytes([*high, *low]);
+    if version != WIRE_VERSION {
+        return Err(WireError::UnsupportedVersion(version));
+    }
+    let (message, used): (Message, usize) = bincode::serde::decode_from_slice(payload, config())
+        .map_err(|e| WireError::Malformed(e.to_string()))?;
+    if used != payload.len() {
+        return Err(WireError::Malformed(format!(
+            "{} trailing bytes",
+            payload.len() - used
+        )));
+    }
+    validate(&message)?;
+    Ok(message)
+}
+
+/// Decodes one whole frame (length included).
+pub fn decode(frame: &[u8]) -> Result<Message, WireError> {
+    let header: [u8; 4] = frame
+        .get(..4)
+        .ok_or(WireError::Truncated)?
+        .try_into()
+        .expect("4 bytes");
+    let length = body_length(header)?;
+    let body = frame.get(4..4 + length).ok_or(WireError::Truncated)?;
+    decode_body(body)
+}
+
+fn text(value: &str) -> Result<(), WireError> {
+    if value.len() > MAX_TEXT_BYTES {
+        return Err(WireError::Limit("a name or URL is too long"));
+    }
+    Ok(())
+}
+
+fn address(node: &NodeAddress) -> Result<(), WireError> {
+    text(&node.hostname)?;
+    text(&node.mesh)?;
+    text(&node.public_url)
+}
+
+fn validate(message: &Message) -> Result<(), WireError> {
+    match message {
+        Message::Hello { node, .. } => address(node),
+        Message::State {
+            upserts,
+            removals,
+            peers,
+            ..
+        } => {
+            if upserts.len() + removals.len() > MAX_STREAMS {
+                return Err(WireError::Limit("too many streams"));
+            }
+            if peers.len() > MAX_PEERS {
+                return Err(WireError::Limit("too many peers"));
+            }
+            upserts.iter().try_for_each(|s| text(&s.name))?;
+            removals.iter().try_for_each(|s| text(s))?;
+            peers.iter().try_for_each(address)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn state(streams: usize) -> Message {
+        Message::State {
+            incarnation: 7,
+            version: 42,
+            load: NodeLoad {
+                cpu_usage: 12.5,
+                total_clients: 3,
+                ..NodeLoad::default()
+            },
+            full: true,
+            upserts: (0..streams)
+                .map(|i| StreamEntry {
+                    name: format!("cam{i:04}"),
+                    alive: i % 2 == 0,
+                    ondemand: false,
+                    clients: i as u64,
+                    bitrate_kbit: 300,
+                    epoch: 0,
+                })
+                .collect(),
+            removals: vec!["old".into()],
+            peers: vec![NodeAddress {
+                hostname: "b".into(),
+                mesh: "127.0.0.1:8081".into(),
+                public_url: "http://127.0.0.1:8081".into(),
+            }],
+        }
+    }
+
+    #[test]
+    fn round_trips_and_stays_small() {
+        let message = state(1_000);
+        let frame = encode(&message).unwrap();
+        assert_eq!(decode(&frame).unwrap(), message);
+        assert!(
+            frame.len() < 64 * 1024,
+            "1,000 streams take {} bytes",
+            frame.len()
+        );
+    }
+
+    #[test]
+    fn refuses_oversized_frames_before_reading_them() {
+        assert_eq!(
+            body_length(u32::MAX.to_be_bytes()),
+            Err(WireError::TooLarge(u32::MAX as usize))
+        );
+        assert!(matches!(
+            encode(&state(MAX_STREAMS + 1)),
+            Err(WireError::Limit(_))
+        ));
+    }
+
+    #[test]
+    fn refuses_other_versions_by_number() {
+        let mut frame = encode(&state(1)).unwrap();
+        frame[4..6].copy_from_slice(&2u16.to_be_bytes());
+        assert_eq!(decode(&frame), Err(WireError::UnsupportedVersion(2)));
+    }
+
+    #[test]
+    fn refuses_truncated_and_trailing_bytes() {
+        let frame = encode(&state(3)).unwrap();
+        assert!(decode(&frame[..frame.len() - 1]).is_err());
+        let mut longer = frame.clone();
+        longer.push(0);
+        let length = (longer.len() - 4) as u32;
+        longer[..4].copy_from_slice(&length.to_be_bytes());
+        assert!(matches!(decode(&longer), Err(WireError::Malformed(_))));
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            let _ = decode(&bytes);
+            if bytes.len() >= 2 {
+                let _ = decode_body(&bytes);
+            }
+        }
+
+        #[test]
+        fn encode_then_decode_is_identity(streams in 0usize..50, incarnation in any::<u64>(), version in any::<u64>()) {
+            let Message::State { load, full, upserts, removals, peers, .. } = state(streams) else { unreachable!() };
+            let message = Message::State { incarnation, version, load, full, upserts, removals, peers };
+            prop_assert_eq!(decode(&encode(&message).unwrap()).unwrap(), message);
+        }
+    }
+}
