@@ -1,5 +1,6 @@
-//! The cluster mesh: one peer link per other node.
+//! The cluster mesh: one peer link per other node, and the cluster view they maintain.
 
 mod peer_link;
+pub mod view;
 
 pub use peer_link::PeerLink;

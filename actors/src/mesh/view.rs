@@ -1,0 +1,367 @@
+//! The cluster view: what this node knows about its peers. Sans-IO: every input carries
+//! `now_ms`, nothing here reads a clock, sends a byte or spawns a task, so the same code
+//! runs in the node and in the deterministic simulator.
+//!
+//! Rules:
+//! 1. A peer is `Alive` while its last good exchange is younger than its
+//!    `stale_timeout_ms`, then `Stale`. `Unauthorized` (another cluster key) and
+//!    `Connecting` (never heard from) are never alive.
+//! 2. State is versioned by (incarnation, version). A restarted peer has a higher
+//!    incarnation and replaces everything; within an incarnation a state with a version
+//!    not above the last applied one is ignored, so gossip never goes backwards.
+//! 3. A stream's location is the alive peers that advertise it alive (or on-demand),
+//!    in name order: deterministic for every node with the same view.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+/// A peer's state as this node sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PeerState {
+    /// Configured or learnt, never heard from.
+    Connecting,
+    /// A good exchange within `stale_timeout`.
+    Alive,
+    /// Heard from, but not within `stale_timeout`.
+    Stale,
+    /// It answered with another cluster key.
+    Unauthorized,
+}
+
+/// What a peer advertises about one of its streams.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RemoteStream {
+    /// Frames are arriving there now.
+    pub alive: bool,
+    /// Configured on-demand there (startable by a viewer).
+    pub ondemand: bool,
+    /// Viewers there.
+    pub clients: u64,
+    /// Input bitrate there, kbit/s.
+    pub bitrate_kbit: u64,
+    /// cluster_ingest capture epoch (0 for other streams).
+    pub epoch: u64,
+}
+
+/// A peer's load (the cluster overview's numbers).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct PeerLoad {
+    /// Host CPU, percent.
+    pub cpu_usage: f32,
+    /// Host memory, percent.
+    pub memory_usage: f32,
+    /// Viewers on the node.
+    pub total_clients: u64,
+    /// Streams with frames arriving.
+    pub online_streams: u64,
+    /// Output bitrate, kbit/s.
+    pub output_kbit: u64,
+    /// Output against `total_bandwidth`, percent.
+    pub bandwidth_usage: f32,
+    /// `total_bandwidth`, bit/s (0: not configured).
+    pub total_bandwidth: u64,
+    /// Seconds since the node started.
+    pub uptime: u64,
+}
+
+/// Everything known about one peer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PeerRecord {
+    /// Its hostname.
+    pub name: String,
+    /// Where viewers are sent.
+    pub public_url: String,
+    /// Exchange period.
+    pub fetch_timeout_ms: u64,
+    /// Silence after which it is stale.
+    pub stale_timeout_ms: u64,
+    /// Unix ms of the last good exchange (0: never).
+    pub last_seen_ms: u64,
+    /// Its last answer used another cluster key.
+    pub unauthorized: bool,
+    /// Its incarnation (bumped by every restart).
+    pub incarnation: u64,
+    /// The last applied state version within the incarnation.
+    pub version: u64,
+    /// Its load.
+    pub load: PeerLoad,
+    /// Its streams.
+    pub streams: BTreeMap<String, RemoteStream>,
+    /// Why the last exchange failed, if it did.
+    pub last_error: Option<String>,
+}
+
+impl PeerRecord {
+    /// The peer's state at `now_ms`.
+    pub fn state(&self, now_ms: u64) -> PeerState {
+        if self.unauthorized {
+            PeerState::Unauthorized
+        } else if self.last_seen_ms == 0 {
+            PeerState::Connecting
+        } else if now_ms.saturating_sub(self.last_seen_ms) < self.stale_timeout_ms {
+            PeerState::Alive
+        } else {
+            PeerState::Stale
+        }
+    }
+}
+
+/// A state a peer sent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeerUpdate {
+    /// The sender's incarnation.
+    pub incarnation: u64,
+    /// The last applied state version within the incarnation.
+    pub version: u64,
+    /// Its load.
+    pub load: PeerLoad,
+    /// The whole stream list (`true`) or changes since the last version.
+    pub full: bool,
+    /// Streams added or changed.
+    pub upserts: Vec<(String, RemoteStream)>,
+    /// Streams gone.
+    pub removals: Vec<String>,
+}
+
+/// What applying an update did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// New state applied (the peer also counts as seen).
+    Changed,
+    /// An old or repeated version: only the liveness was refreshed.
+    Stale,
+}
+
+/// The cluster as this node sees it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ClusterView {
+    peers: BTreeMap<String, PeerRecord>,
+}
+
+impl ClusterView {
+    /// Adds a peer (configured or learnt); an existing one keeps its state.
+    pub fn add_peer(
+        &mut self,
+        name: &str,
+        public_url: &str,
+        fetch_timeout_ms: u64,
+        stale_timeout_ms: u64,
+    ) {
+        assert!(stale_timeout_ms > 0, "stale_timeout must be positive");
+        self.peers
+            .entry(name.to_string())
+            .or_insert_with(|| PeerRecord {
+                name: name.to_string(),
+                public_url: public_url.to_string(),
+                fetch_timeout_ms,
+                stale_timeout_ms,
+                last_seen_ms: 0,
+                unauthorized: false,
+                incarnation: 0,
+                version: 0,
+                load: PeerLoad::default(),
+                streams: BTreeMap::new(),
+                last_error: None,
+            });
+    }
+
+    /// Whether `name` is known.
+    pub fn knows(&self, name: &str) -> bool {
+        self.peers.contains_key(name)
+    }
+
+    /// Applies a state received from `name` at `now_ms`.
+    pub fn apply(&mut self, name: &str, update: PeerUpdate, now_ms: u64) -> Applied {
+        let Some(peer) = self.peers.get_mut(name) else {
+            return Applied::Stale;
+        };
+        peer.last_seen_ms = peer.last_seen_ms.max(now_ms);
+        peer.unauthorized = false;
+        peer.last_error = None;
+        let newer_incarnation = update.incarnation > peer.incarnation;
+        let newer_version = update.incarnation == peer.incarnation && update.version > peer.version;
+        if !newer_incarnation && !newer_version {
+            return Applied::Stale;
+        }
+        if newer_incarnation || update.full {
+            peer.streams.clear();
+        }
+        for name in &update.removals {
+            peer.streams.remove(name);
+        }
+        for (name, stream) in update.upserts {
+            peer.streams.insert(name, stream);
+        }
+        debug_assert!(update.incarnation > peer.incarnation || update.version > peer.version);
+        peer.incarnation = update.incarnation;
+        peer.version = update.version;
+        peer.load = update.load;
+        Applied::Changed
+    }
+
+    /// Records a failed exchange (the peer goes stale on its own when time passes).
+    pub fn failed(&mut self, name: &str, error: &str, unauthorized: bool) {
+        if let Some(peer) = self.peers.get_mut(name) {
+            peer.last_error = Some(error.chars().take(200).collect());
+            peer.unauthorized = unauthorized;
+        }
+    }
+
+    /// Every peer with its state at `now_ms`, in name order.
+    pub fn peers(&self, now_ms: u64) -> impl Iterator<Item = (&PeerRecord, PeerState)> {
+        self.peers
+            .values()
+            .map(move |peer| (peer, peer.state(now_ms)))
+    }
+
+    /// The alive peers that can serve `stream` now (alive there, or on-demand there).
+    pub fn locate(&self, stream: &str, now_ms: u64) -> Vec<&PeerRecord> {
+        self.peers
+            .values()
+            .filter(|peer| peer.state(now_ms) == PeerState::Alive)
+            .filter(|peer| {
+                peer.streams
+                    .get(stream)
+                    .is_some_and(|s| s.alive || s.ondemand)
+            })
+            .collect()
+    }
+
+    /// Names of the alive peers.
+    pub fn alive(&self, now_ms: u64) -> Vec<&str> {
+        self.peers
+            .values()
+            .filter(|peer| peer.state(now_ms) == PeerState::Alive)
+            .map(|peer| peer.name.as_str())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn stream(alive: bool) -> RemoteStream {
+        RemoteStream {
+            alive,
+            ondemand: false,
+            clients: 0,
+            bitrate_kbit: 300,
+            epoch: 0,
+        }
+    }
+
+    fn update(
+        incarnation: u64,
+        version: u64,
+        full: bool,
+        upserts: &[(&str, bool)],
+        removals: &[&str],
+    ) -> PeerUpdate {
+        PeerUpdate {
+            incarnation,
+            version,
+            load: PeerLoad::default(),
+            full,
+            upserts: upserts
+                .iter()
+                .map(|(n, a)| (n.to_string(), stream(*a)))
+                .collect(),
+            removals: removals.iter().map(|n| n.to_string()).collect(),
+        }
+    }
+
+    fn view() -> ClusterView {
+        let mut view = ClusterView::default();
+        view.add_peer("b", "http://b:8080", 1_000, 3_000);
+        view
+    }
+
+    #[test]
+    fn liveness_follows_the_stale_timeout() {
+        let mut view = view();
+        assert_eq!(view.peers(0).next().unwrap().1, PeerState::Connecting);
+        view.apply("b", update(1, 1, true, &[], &[]), 10_000);
+        assert_eq!(view.peers(12_999).next().unwrap().1, PeerState::Alive);
+        assert_eq!(view.peers(13_000).next().unwrap().1, PeerState::Stale);
+        view.failed("b", "bad certificate", true);
+        assert_eq!(
+            view.peers(10_001).next().unwrap().1,
+            PeerState::Unauthorized
+        );
+    }
+
+    #[test]
+    fn versions_never_go_backwards_and_restarts_replace_state() {
+        let mut view = view();
+        assert_eq!(
+            view.apply(
+                "b",
+                update(1, 5, true, &[("cam", true), ("tv", true)], &[]),
+                1
+            ),
+            Applied::Changed
+        );
+        assert_eq!(
+            view.apply("b", update(1, 4, false, &[("old", true)], &["cam"]), 2),
+            Applied::Stale
+        );
+        assert_eq!(
+            view.apply("b", update(1, 6, false, &[], &["tv"]), 3),
+            Applied::Changed
+        );
+        assert_eq!(view.locate("cam", 3).len(), 1);
+        assert!(view.locate("tv", 3).is_empty());
+        // A restarted peer (new incarnation) starts from its own version 1 again.
+        assert_eq!(
+            view.apply("b", update(2, 1, false, &[("new", true)], &[]), 4),
+            Applied::Changed
+        );
+        assert!(
+            view.locate("cam", 4).is_empty(),
+            "the old incarnation's streams are gone"
+        );
+        assert_eq!(view.locate("new", 4).len(), 1);
+    }
+
+    #[test]
+    fn only_alive_peers_with_the_stream_alive_are_located() {
+        let mut view = view();
+        view.add_peer("c", "http://c:8080", 1_000, 3_000);
+        view.apply(
+            "b",
+            update(1, 1, true, &[("cam", true), ("dead", false)], &[]),
+            1_000,
+        );
+        view.apply("c", update(1, 1, true, &[("cam", true)], &[]), 1_000);
+        let names: Vec<&str> = view
+            .locate("cam", 2_000)
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect();
+        assert_eq!(names, vec!["b", "c"]);
+        assert!(view.locate("dead", 2_000).is_empty());
+        assert!(
+            view.locate("cam", 5_000).is_empty(),
+            "stale peers are never chosen"
+        );
+    }
+
+    proptest! {
+        /// Whatever order updates arrive in, the view ends at the highest (incarnation, version).
+        #[test]
+        fn gossip_is_monotonic(updates in proptest::collection::vec((1u64..4, 1u64..20), 1..40)) {
+            let mut view = view();
+            let mut best = (0, 0);
+            for (now, (incarnation, version)) in updates.into_iter().enumerate() {
+                view.apply("b", update(incarnation, version, true, &[], &[]), now as u64 + 1);
+                best = best.max((incarnation, version));
+                let record = view.peers(0).next().unwrap().0;
+                prop_assert_eq!((record.incarnation, record.version), best);
+            }
+        }
+    }
+}
