@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use flotilla_actors::node::NodeContext;
 use flotilla_actors::registry::ActorPath;
-use flotilla_actors::supervisor::{Restart, SupervisorMsg};
+use flotilla_actors::supervisor::{Restart, SupervisorMsg, supervisor_at};
 use flotilla_actors::worker::{Handle, Worker, worker_child};
 use ractor::ActorProcessingErr;
 
@@ -252,12 +252,7 @@ impl SessionTable {
     }
 
     fn sessions_supervisor(&self) -> Option<ractor::ActorRef<SupervisorMsg>> {
-        let cell = self
-            .node
-            .registry
-            .get(&ActorPath::root().child("sessions"))?
-            .cell()?;
-        Some(ractor::ActorRef::from(cell))
+        supervisor_at(&self.node, &ActorPath::root().child("sessions"))
     }
 
     /// Starts the session's actor without waiting for it (the request goes on).

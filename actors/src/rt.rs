@@ -157,7 +157,7 @@ mod tests {
         let b = Runtime::deterministic(42, 1_700_000_000_000);
         assert_eq!(a.random_u64(), b.random_u64());
         assert_eq!(a.random_bytes(8), b.random_bytes(8));
-        tokio::time::sleep(Duration::from_secs(90)).await;
+        tokio::time::advance(Duration::from_secs(90)).await;
         assert_eq!(a.wall_clock_ms(), 1_700_000_090_000);
         assert_eq!(a.uptime(), Duration::from_secs(90));
         assert_ne!(

@@ -33,7 +33,7 @@ fn seam_trace(seed: u64) -> u64 {
         let runtime = Runtime::deterministic(seed, 0);
         let mut hash = 0xcbf2_9ce4_8422_2325u64;
         for _ in 0..16 {
-            tokio::time::sleep(std::time::Duration::from_millis(
+            tokio::time::advance(std::time::Duration::from_millis(
                 runtime.random_index(1000) as u64
             ))
             .await;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
+use rml_rtmp::handshake::PeerType;
 use rml_rtmp::sessions::{
     ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult, PublishRequestType,
 };
@@ -37,9 +37,12 @@ impl RtmpClient {
             .map_err(|_| "connect timed out".to_string())?
             .map_err(|e| e.to_string())?;
         let _ = socket.set_nodelay(true);
-        let remaining = tokio::time::timeout(STEP_TIMEOUT, handshake(&mut socket))
-            .await
-            .map_err(|_| "handshake timed out".to_string())??;
+        let remaining = tokio::time::timeout(
+            STEP_TIMEOUT,
+            super::handshake::run(&mut socket, PeerType::Client),
+        )
+        .await
+        .map_err(|_| "handshake timed out".to_string())??;
         let (session, initial) =
             ClientSession::new(ClientSessionConfig::new()).map_err(describe)?;
         let mut client = RtmpClient {
@@ -251,39 +254,5 @@ fn rejection_of(event: &ClientSessionEvent) -> Option<String> {
             _ => None,
         }),
         _ => None,
-    }
-}
-
-async fn handshake(socket: &mut TcpStream) -> Result<Vec<u8>, String> {
-    let mut handshake = Handshake::new(PeerType::Client);
-    let c0c1 = handshake.generate_outbound_p0_and_p1().map_err(describe)?;
-    socket.write_all(&c0c1).await.map_err(|e| e.to_string())?;
-    let mut buffer = [0u8; 4096];
-    loop {
-        let length = socket.read(&mut buffer).await.map_err(|e| e.to_string())?;
-        if length == 0 {
-            return Err("closed during the handshake".into());
-        }
-        match handshake
-            .process_bytes(&buffer[..length])
-            .map_err(describe)?
-        {
-            HandshakeProcessResult::InProgress { response_bytes } => {
-                socket
-                    .write_all(&response_bytes)
-                    .await
-                    .map_err(|e| e.to_string())?;
-            }
-            HandshakeProcessResult::Completed {
-                response_bytes,
-                remaining_bytes,
-            } => {
-                socket
-                    .write_all(&response_bytes)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                return Ok(remaining_bytes);
-            }
-        }
     }
 }

@@ -3,4 +3,5 @@
 pub mod client;
 pub mod flv;
 pub mod guard;
+pub mod handshake;
 pub mod server;

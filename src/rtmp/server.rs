@@ -22,10 +22,10 @@ use bytes::Bytes;
 use flotilla_actors::node::NodeContext;
 use flotilla_actors::registry::ActorPath;
 use flotilla_actors::stream::{StreamActor, StreamMedia};
-use flotilla_actors::supervisor::{Restart, SupervisorMsg};
+use flotilla_actors::supervisor::{Restart, SupervisorMsg, supervisor_at};
 use flotilla_actors::tree::{InputPlan, StreamPlan};
 use flotilla_actors::worker::worker_child;
-use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
+use rml_rtmp::handshake::PeerType;
 use rml_rtmp::sessions::{
     ServerSession, ServerSessionConfig, ServerSessionEvent, ServerSessionResult, StreamMetadata,
 };
@@ -152,9 +152,12 @@ impl Connection {
         mut socket: TcpStream,
         remote: SocketAddr,
     ) -> Result<(), String> {
-        let remaining = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(&mut socket))
-            .await
-            .map_err(|_| format!("handshake not completed within {HANDSHAKE_TIMEOUT:?}"))??;
+        let remaining = tokio::time::timeout(
+            HANDSHAKE_TIMEOUT,
+            super::handshake::run(&mut socket, PeerType::Server),
+        )
+        .await
+        .map_err(|_| format!("handshake not completed within {HANDSHAKE_TIMEOUT:?}"))??;
         let mut config = ServerSessionConfig::new();
         config.chunk_size = 4096;
         let (session, initial) =
@@ -370,16 +373,11 @@ impl Connection {
     }
 
     async fn start_template_stream(&self, name: &str, template: &Template) {
-        let Some(streams) = self
-            .context
-            .node
-            .registry
-            .get(&ActorPath::root().child("streams"))
-            .and_then(|e| e.cell())
+        let Some(supervisor) =
+            supervisor_at(&self.context.node, &ActorPath::root().child("streams"))
         else {
             return;
         };
-        let supervisor: ractor::ActorRef<SupervisorMsg> = ractor::ActorRef::from(streams);
         let options = &template.options;
         let plan = StreamPlan {
             name: name.to_string(),
@@ -613,50 +611,12 @@ impl Connection {
     }
 
     async fn stop_template_stream(&self, name: &str) {
-        let Some(streams) = self
-            .context
-            .node
-            .registry
-            .get(&ActorPath::root().child("streams"))
-            .and_then(|e| e.cell())
+        let Some(supervisor) =
+            supervisor_at(&self.context.node, &ActorPath::root().child("streams"))
         else {
             return;
         };
-        let supervisor: ractor::ActorRef<SupervisorMsg> = ractor::ActorRef::from(streams);
         let _ = ractor::call!(supervisor, SupervisorMsg::TerminateChild, name.to_string());
-    }
-}
-
-/// Runs the server side of the handshake; returns the bytes that followed it.
-async fn handshake(socket: &mut TcpStream) -> Result<Vec<u8>, String> {
-    let mut handshake = Handshake::new(PeerType::Server);
-    let mut buffer = [0u8; 4096];
-    loop {
-        let length = socket.read(&mut buffer).await.map_err(|e| e.to_string())?;
-        if length == 0 {
-            return Err("closed during the handshake".into());
-        }
-        match handshake
-            .process_bytes(&buffer[..length])
-            .map_err(|e| format!("handshake: {e:?}"))?
-        {
-            HandshakeProcessResult::InProgress { response_bytes } => {
-                socket
-                    .write_all(&response_bytes)
-                    .await
-                    .map_err(|e| e.to_string())?;
-            }
-            HandshakeProcessResult::Completed {
-                response_bytes,
-                remaining_bytes,
-            } => {
-                socket
-                    .write_all(&response_bytes)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                return Ok(remaining_bytes);
-            }
-        }
     }
 }
 

@@ -164,15 +164,19 @@ impl Drop for Node {
     }
 }
 
-/// A minimal HTTP/1.1 GET (Connection: close): returns (status, head, body).
-pub fn http_get(
+/// A minimal HTTP/1.1 request with an empty body (Connection: close): (status, head, body).
+fn http_request(
+    method: &str,
     addr: SocketAddr,
     path: &str,
     headers: &[(&str, &str)],
 ) -> std::io::Result<(u16, String, String)> {
     let mut stream = TcpStream::connect_timeout(&addr, REQUEST_DEADLINE)?;
     stream.set_read_timeout(Some(REQUEST_DEADLINE))?;
-    let mut request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if method != "GET" {
+        request.push_str("Content-Length: 0\r\n");
+    }
     for (name, value) in headers {
         request.push_str(&format!("{name}: {value}\r\n"));
     }
@@ -190,32 +194,22 @@ pub fn http_get(
     Ok((status, head.to_string(), body.to_string()))
 }
 
-/// A minimal HTTP/1.1 POST with an empty body: returns (status, head, body).
+/// GET: (status, head, body).
+pub fn http_get(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> std::io::Result<(u16, String, String)> {
+    http_request("GET", addr, path, headers)
+}
+
+/// POST with an empty body: (status, head, body).
 pub fn http_post(
     addr: SocketAddr,
     path: &str,
     headers: &[(&str, &str)],
 ) -> std::io::Result<(u16, String, String)> {
-    let mut stream = TcpStream::connect_timeout(&addr, REQUEST_DEADLINE)?;
-    stream.set_read_timeout(Some(REQUEST_DEADLINE))?;
-    let mut request = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: 0\r\n"
-    );
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str("\r\n");
-    stream.write_all(request.as_bytes())?;
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response)?;
-    let response = String::from_utf8_lossy(&response).to_string();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("no status line in {head:?}")))?;
-    Ok((status, head.to_string(), body.to_string()))
+    http_request("POST", addr, path, headers)
 }
 
 /// Polls `probe` until it returns `Some`, within `deadline`.

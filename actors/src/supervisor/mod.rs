@@ -50,6 +50,15 @@ pub fn supervisor_child(id: impl Into<String>, spec: SupervisorSpec) -> ChildSpe
     }
 }
 
+/// The supervisor running at `path` in `node`'s tree (e.g. `node/streams`), if running.
+pub fn supervisor_at(node: &NodeContext, path: &ActorPath) -> Option<ActorRef<SupervisorMsg>> {
+    let entry = node.registry.get(path)?;
+    (entry.kind == "supervisor")
+        .then(|| entry.cell())
+        .flatten()
+        .map(ActorRef::from)
+}
+
 /// Starts the root supervisor of a node at `node`, unlinked (nothing above it).
 pub async fn start_root(
     node: &NodeContext,
