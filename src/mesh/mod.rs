@@ -4,4 +4,6 @@
 //! peer links that use them land next.
 
 pub mod auth;
+pub mod exchange;
+pub mod service;
 pub mod wire;

@@ -59,8 +59,14 @@ pub struct NodeAddress {
 /// Messages between nodes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Message {
-    /// The first message on a link, both ways.
-    Hello { node: NodeAddress, incarnation: u64 },
+    /// Opens an exchange, both ways: who is talking, and which of the other side's
+    /// states it already has (so that the other side can send only the difference).
+    Hello {
+        node: NodeAddress,
+        incarnation: u64,
+        known_incarnation: u64,
+        known_version: u64,
+    },
     /// A node's state: load, streams (a delta unless `full`) and the nodes it knows.
     /// `version` grows with every change within an incarnation, so a receiver never
     /// applies an older state over a newer one.

@@ -69,8 +69,10 @@ pub struct PeerLoad {
 /// Everything known about one peer.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PeerRecord {
-    /// Its hostname.
+    /// Its key: the address it is configured or learnt under (`host:port`).
     pub name: String,
+    /// The hostname it gave itself (empty until its first exchange).
+    pub hostname: String,
     /// Where viewers are sent.
     pub public_url: String,
     /// Exchange period.
@@ -111,6 +113,10 @@ impl PeerRecord {
 /// A state a peer sent.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PeerUpdate {
+    /// The hostname the peer gave itself.
+    pub hostname: String,
+    /// Where the peer says viewers should go (used when the config names none).
+    pub public_url: String,
     /// The sender's incarnation.
     pub incarnation: u64,
     /// The last applied state version within the incarnation.
@@ -154,6 +160,7 @@ impl ClusterView {
             .entry(name.to_string())
             .or_insert_with(|| PeerRecord {
                 name: name.to_string(),
+                hostname: String::new(),
                 public_url: public_url.to_string(),
                 fetch_timeout_ms,
                 stale_timeout_ms,
@@ -165,6 +172,13 @@ impl ClusterView {
                 streams: BTreeMap::new(),
                 last_error: None,
             });
+    }
+
+    /// The (incarnation, version) of `name`'s state this node has.
+    pub fn known(&self, name: &str) -> (u64, u64) {
+        self.peers
+            .get(name)
+            .map_or((0, 0), |peer| (peer.incarnation, peer.version))
     }
 
     /// Whether `name` is known.
@@ -180,6 +194,10 @@ impl ClusterView {
         peer.last_seen_ms = peer.last_seen_ms.max(now_ms);
         peer.unauthorized = false;
         peer.last_error = None;
+        peer.hostname.clone_from(&update.hostname);
+        if peer.public_url.is_empty() {
+            peer.public_url.clone_from(&update.public_url);
+        }
         let newer_incarnation = update.incarnation > peer.incarnation;
         let newer_version = update.incarnation == peer.incarnation && update.version > peer.version;
         if !newer_incarnation && !newer_version {
@@ -262,6 +280,8 @@ mod tests {
         removals: &[&str],
     ) -> PeerUpdate {
         PeerUpdate {
+            hostname: "b".into(),
+            public_url: String::new(),
             incarnation,
             version,
             load: PeerLoad::default(),

@@ -1,0 +1,492 @@
+//! The node's side of the mesh: one QUIC endpoint (server and client on one UDP socket),
+//! the answering half of exchanges, the dialing half used by peer link actors, and the
+//! cluster view both halves feed.
+//!
+//! State deltas: each side remembers, per peer, the last stream list it sent and under
+//! which version. A `Hello` says which version of the other side's state the sender has;
+//! when that matches what was last sent, only the difference goes out, otherwise the
+//! whole list. Versions grow with every change, so a receiver never goes backwards.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use flotilla_actors::mesh::view::{ClusterView, PeerLoad, PeerUpdate, RemoteStream};
+use flotilla_actors::rt::Runtime;
+
+use super::auth::{self, ClusterIdentity, MESH_ALPN};
+use super::exchange::{self, ExchangeError};
+use super::wire::{Message, NodeAddress, NodeLoad, StreamEntry};
+
+/// What this node advertises, read fresh for every exchange.
+pub type LocalState = Arc<dyn Fn() -> (NodeLoad, Vec<StreamEntry>) + Send + Sync>;
+
+/// How to reach a configured or learnt peer.
+#[derive(Debug, Clone)]
+pub struct PeerTarget {
+    /// The view's key: `host:port` of its mesh endpoint.
+    pub key: String,
+    pub address: SocketAddr,
+    pub identity: ClusterIdentity,
+}
+
+/// The last state sent to one peer: (incarnation it was sent for, version, streams).
+type Sent = (u64, BTreeMap<String, StreamEntry>);
+
+struct Inner {
+    endpoint: quinn::Endpoint,
+    runtime: Runtime,
+    me: NodeAddress,
+    incarnation: u64,
+    version: AtomicU64,
+    last_state: Mutex<Option<(NodeLoad, Vec<StreamEntry>)>>,
+    local: LocalState,
+    view: Arc<RwLock<ClusterView>>,
+    sent: Mutex<HashMap<String, Sent>>,
+    clients: HashMap<Vec<u8>, quinn::ClientConfig>,
+}
+
+/// The mesh of one node. Cheap to clone.
+#[derive(Clone)]
+pub struct MeshService {
+    inner: Arc<Inner>,
+}
+
+/// Why the mesh could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum MeshError {
+    #[error(transparent)]
+    Auth(#[from] auth::AuthError),
+    #[error("cannot open the mesh endpoint on UDP {0}: {1}")]
+    Bind(SocketAddr, std::io::Error),
+}
+
+fn to_remote(entry: &StreamEntry) -> RemoteStream {
+    RemoteStream {
+        alive: entry.alive,
+        ondemand: entry.ondemand,
+        clients: entry.clients,
+        bitrate_kbit: entry.bitrate_kbit,
+        epoch: entry.epoch,
+    }
+}
+
+fn to_load(load: &NodeLoad) -> PeerLoad {
+    PeerLoad {
+        cpu_usage: load.cpu_usage,
+        memory_usage: load.memory_usage,
+        total_clients: load.total_clients,
+        online_streams: load.online_streams,
+        output_kbit: load.output_kbit,
+        bandwidth_usage: load.bandwidth_usage,
+        total_bandwidth: load.total_bandwidth,
+        uptime: load.uptime,
+    }
+}
+
+impl MeshService {
+    /// Binds the endpoint on `bind` (UDP), trusting every identity in `identities` (the
+    /// first is this node's own cluster key).
+    pub fn start(
+        runtime: Runtime,
+        bind: SocketAddr,
+        me: NodeAddress,
+        identities: Vec<ClusterIdentity>,
+        local: LocalState,
+        view: Arc<RwLock<ClusterView>>,
+    ) -> Result<MeshService, MeshError> {
+        let server = auth::server_config(&identities, MESH_ALPN)?;
+        let endpoint =
+            quinn::Endpoint::server(server, bind).map_err(|e| MeshError::Bind(bind, e))?;
+        let mut clients = HashMap::new();
+        for identity in &identities {
+            clients.insert(
+                identity.certificate.to_vec(),
+                auth::client_config(identity, MESH_ALPN)?,
+            );
+        }
+        let service = MeshService {
+            inner: Arc::new(Inner {
+                endpoint,
+                incarnation: runtime.wall_clock_ms(),
+                runtime,
+                me,
+                version: AtomicU64::new(0),
+                last_state: Mutex::new(None),
+                local,
+                view,
+                sent: Mutex::default(),
+                clients,
+            }),
+        };
+        let accepting = service.clone();
+        service
+            .inner
+            .runtime
+            .spawn("mesh-accept", async move { accepting.accept_loop().await });
+        Ok(service)
+    }
+
+    /// The UDP address the endpoint is bound to.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.inner.endpoint.local_addr().ok()
+    }
+
+    /// The shared cluster view.
+    pub fn view(&self) -> &Arc<RwLock<ClusterView>> {
+        &self.inner.view
+    }
+
+    /// This node's incarnation (its start time in Unix ms).
+    pub fn incarnation(&self) -> u64 {
+        self.inner.incarnation
+    }
+
+    async fn accept_loop(self) {
+        while let Some(incoming) = self.inner.endpoint.accept().await {
+            let service = self.clone();
+            self.inner.runtime.spawn("mesh-connection", async move {
+                let connection = match tokio::time::timeout(auth::HANDSHAKE_TIMEOUT, incoming).await {
+                    Ok(Ok(connection)) => connection,
+                    Ok(Err(error)) => {
+                        tracing::warn!(%error, "mesh connection refused (another cluster key, or not a flotilla node)");
+                        return;
+                    }
+                    Err(_) => return,
+                };
+                let remote = connection.remote_address();
+                while let Ok((send, receive)) = connection.accept_bi().await {
+                    if let Err(error) = service.answer(send, receive).await {
+                        tracing::debug!(%remote, %error, "mesh exchange failed");
+                    }
+                }
+            });
+        }
+    }
+
+    /// The current local state, with its version (bumped when anything changed).
+    fn current_state(&self) -> (u64, NodeLoad, Vec<StreamEntry>) {
+        let (load, mut streams) = (self.inner.local)();
+        streams.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut last = self
+            .inner
+            .last_state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let changed = last
+            .as_ref()
+            .is_none_or(|(l, s)| *l != load || *s != streams);
+        if changed {
+            self.inner.version.fetch_add(1, Ordering::Relaxed);
+            *last = Some((load.clone(), streams.clone()));
+        }
+        (self.inner.version.load(Ordering::Relaxed), load, streams)
+    }
+
+    fn hello(&self, peer_key: &str) -> Message {
+        let view = self.inner.view.read().unwrap_or_else(|p| p.into_inner());
+        let (known_incarnation, known_version) = view.known(peer_key);
+        Message::Hello {
+            node: self.inner.me.clone(),
+            incarnation: self.inner.incarnation,
+            known_incarnation,
+            known_version,
+        }
+    }
+
+    /// Our state for `peer_key`, as a delta when the peer has what we last sent it.
+    fn state_for(&self, peer_key: &str, peer_has: (u64, u64)) -> Message {
+        let (version, load, streams) = self.current_state();
+        let current: BTreeMap<String, StreamEntry> =
+            streams.into_iter().map(|s| (s.name.clone(), s)).collect();
+        let mut sent = self.inner.sent.lock().unwrap_or_else(|p| p.into_inner());
+        let previous = sent.get(peer_key);
+        let delta_base = previous
+            .filter(|(sent_version, _)| peer_has == (self.inner.incarnation, *sent_version));
+        let (full, upserts, removals) = match delta_base {
+            Some((_, before)) => (
+                false,
+                current
+                    .values()
+                    .filter(|s| before.get(&s.name) != Some(s))
+                    .cloned()
+                    .collect(),
+                before
+                    .keys()
+                    .filter(|name| !current.contains_key(*name))
+                    .cloned()
+                    .collect(),
+            ),
+            None => (true, current.values().cloned().collect(), Vec::new()),
+        };
+        sent.insert(peer_key.to_string(), (version, current));
+        let peers = self.alive_addresses();
+        Message::State {
+            incarnation: self.inner.incarnation,
+            version,
+            load,
+            full,
+            upserts,
+            removals,
+            peers,
+        }
+    }
+
+    /// Alive peers' addresses, so that others learn them (peers of peers).
+    fn alive_addresses(&self) -> Vec<NodeAddress> {
+        let now_ms = self.inner.runtime.wall_clock_ms();
+        let view = self.inner.view.read().unwrap_or_else(|p| p.into_inner());
+        view.peers(now_ms)
+            .filter(|(_, state)| *state == flotilla_actors::mesh::view::PeerState::Alive)
+            .map(|(peer, _)| NodeAddress {
+                hostname: peer.hostname.clone(),
+                mesh: peer.name.clone(),
+                public_url: peer.public_url.clone(),
+            })
+            .take(super::wire::MAX_PEERS)
+            .collect()
+    }
+
+    /// Applies a received hello + state to the view; returns the addresses it taught us.
+    fn absorb(&self, key: &str, hello: Message, state: Message) -> Vec<NodeAddress> {
+        let (
+            Message::Hello { node, .. },
+            Message::State {
+                incarnation,
+                version,
+                load,
+                full,
+                upserts,
+                removals,
+                peers,
+            },
+        ) = (hello, state)
+        else {
+            return Vec::new();
+        };
+        let update = PeerUpdate {
+            hostname: node.hostname.clone(),
+            public_url: node.public_url.clone(),
+            incarnation,
+            version,
+            load: to_load(&load),
+            full,
+            upserts: upserts
+                .iter()
+                .map(|s| (s.name.clone(), to_remote(s)))
+                .collect(),
+            removals,
+        };
+        let now_ms = self.inner.runtime.wall_clock_ms();
+        self.inner
+            .view
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .apply(key, update, now_ms);
+        peers
+    }
+
+    /// The answering half: read the caller's hello, answer with ours and our state, then
+    /// read its state.
+    async fn answer(
+        &self,
+        mut send: quinn::SendStream,
+        mut receive: quinn::RecvStream,
+    ) -> Result<(), ExchangeError> {
+        let hello = exchange::receive(&mut receive).await?;
+        let Message::Hello {
+            node,
+            known_incarnation,
+            known_version,
+            ..
+        } = &hello
+        else {
+            return Err(ExchangeError::Unexpected("a state", "hello"));
+        };
+        let key = node.mesh.clone();
+        {
+            let mut view = self.inner.view.write().unwrap_or_else(|p| p.into_inner());
+            if !view.knows(&key) {
+                tracing::info!(peer = %key, hostname = %node.hostname, "peer learnt from its call");
+                view.add_peer(
+                    &key,
+                    &node.public_url,
+                    crate::defaults::FETCH_TIMEOUT_MS,
+                    crate::defaults::STALE_TIMEOUT_MS,
+                );
+            }
+        }
+        let peer_has = (*known_incarnation, *known_version);
+        exchange::send(&mut send, &self.hello(&key)).await?;
+        exchange::send(&mut send, &self.state_for(&key, peer_has)).await?;
+        let state = exchange::receive(&mut receive).await?;
+        self.absorb(&key, hello, state);
+        let _ = send.finish();
+        Ok(())
+    }
+
+    /// The dialing half: one exchange with `target` over `connection`. Returns the peer
+    /// addresses it told us about.
+    pub async fn call(
+        &self,
+        target: &PeerTarget,
+        connection: &quinn::Connection,
+    ) -> Result<Vec<NodeAddress>, ExchangeError> {
+        let (mut send, mut receive) = connection
+            .open_bi()
+            .await
+            .map_err(|e| ExchangeError::Transport(e.to_string()))?;
+        exchange::send(&mut send, &self.hello(&target.key)).await?;
+        let (hello, state) = exchange::receive_pair(&mut receive).await?;
+        let Message::Hello {
+            known_incarnation,
+            known_version,
+            ..
+        } = &hello
+        else {
+            unreachable!("receive_pair checked it");
+        };
+        let peer_has = (*known_incarnation, *known_version);
+        exchange::send(&mut send, &self.state_for(&target.key, peer_has)).await?;
+        let _ = send.finish();
+        Ok(self.absorb(&target.key, hello, state))
+    }
+
+    /// Connects to `target` with its identity.
+    pub async fn connect(&self, target: &PeerTarget) -> Result<quinn::Connection, String> {
+        let config = self
+            .inner
+            .clients
+            .get(target.identity.certificate.as_ref())
+            .cloned()
+            .ok_or_else(|| "no client configuration for this peer's key".to_string())?;
+        let connecting = self
+            .inner
+            .endpoint
+            .connect_with(config, target.address, &target.identity.server_name)
+            .map_err(|e| e.to_string())?;
+        tokio::time::timeout(auth::HANDSHAKE_TIMEOUT, connecting)
+            .await
+            .map_err(|_| format!("no handshake within {:?}", auth::HANDSHAKE_TIMEOUT))?
+            .map_err(|e| e.to_string())
+    }
+
+    /// Stops accepting and closes every connection.
+    pub fn close(&self) {
+        self.inner.endpoint.close(0u32.into(), b"node stopping");
+    }
+}
+
+/// Whether a connection error means the peer holds another cluster key.
+pub fn is_unauthorized(error: &str) -> bool {
+    let error = error.to_ascii_lowercase();
+    [
+        "certificate",
+        "signature",
+        "handshake failure",
+        "unknown ca",
+        "issuer",
+        "alert",
+    ]
+    .iter()
+    .any(|marker| error.contains(marker))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(name: &str, key: &str, streams: Vec<StreamEntry>) -> MeshService {
+        let runtime = Runtime::production();
+        let me = NodeAddress {
+            hostname: name.into(),
+            mesh: String::new(),
+            public_url: format!("http://{name}"),
+        };
+        let local: LocalState = Arc::new(move || (NodeLoad::default(), streams.clone()));
+        MeshService::start(
+            runtime,
+            "127.0.0.1:0".parse().unwrap(),
+            me,
+            vec![ClusterIdentity::derive(key).unwrap()],
+            local,
+            Arc::default(),
+        )
+        .unwrap()
+    }
+
+    fn stream(name: &str) -> StreamEntry {
+        StreamEntry {
+            name: name.into(),
+            alive: true,
+            ondemand: false,
+            clients: 0,
+            bitrate_kbit: 300,
+            epoch: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_exchange_informs_both_sides_and_then_sends_deltas() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let key = "mesh-test-key-0123456789";
+        let a = node("a", key, vec![stream("cam")]);
+        let b = node("b", key, vec![stream("tv"), stream("radio")]);
+        let b_key = b.local_addr().unwrap().to_string();
+        a.view().write().unwrap().add_peer(&b_key, "", 1_000, 3_000);
+        let target = PeerTarget {
+            key: b_key.clone(),
+            address: b.local_addr().unwrap(),
+            identity: ClusterIdentity::derive(key).unwrap(),
+        };
+        let connection = a.connect(&target).await.unwrap();
+        a.call(&target, &connection).await.unwrap();
+        let now = Runtime::production().wall_clock_ms();
+        assert_eq!(a.view().read().unwrap().locate("tv", now).len(), 1);
+        // B learnt A from its call (keyed by A's advertised mesh address, empty here);
+        // B absorbs A's state once A's last frame arrives, asynchronously.
+        for _ in 0..200 {
+            if !b.view().read().unwrap().locate("cam", now).is_empty() {
+                break;
+            }
+            tokio::task::yield_now().await;
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        assert_eq!(b.view().read().unwrap().locate("cam", now).len(), 1);
+        // B's next state for A, with nothing changed, is an empty delta (A is keyed by
+        // its advertised mesh address, empty in this test).
+        let a_has_of_b = a.view().read().unwrap().known(&b_key);
+        match b.state_for("", a_has_of_b) {
+            Message::State {
+                full,
+                upserts,
+                removals,
+                ..
+            } => {
+                assert!(!full, "A has B's last state: a delta");
+                assert!(upserts.is_empty() && removals.is_empty(), "nothing changed");
+            }
+            other => panic!("not a state: {other:?}"),
+        }
+        // A peer that lost track (unknown version) gets everything again.
+        match b.state_for("", (0, 0)) {
+            Message::State { full, upserts, .. } => assert!(full && upserts.len() == 2),
+            other => panic!("not a state: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_node_with_another_key_is_refused() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let a = node("a", "mesh-test-key-0123456789", vec![]);
+        let b = node("b", "another-cluster-key-9876", vec![]);
+        let target = PeerTarget {
+            key: b.local_addr().unwrap().to_string(),
+            address: b.local_addr().unwrap(),
+            identity: ClusterIdentity::derive("mesh-test-key-0123456789").unwrap(),
+        };
+        let error = a.connect(&target).await.unwrap_err();
+        assert!(is_unauthorized(&error), "{error}");
+    }
+}
