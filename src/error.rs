@@ -51,13 +51,19 @@ pub enum NodeError {
     /// The root supervisor could not start, or gave up (restart intensity exceeded at the top).
     #[error("the actor tree failed: {0}")]
     Tree(String),
+    /// The cluster mesh could not start (UDP port taken, key unusable).
+    #[error("{0}")]
+    Mesh(String),
 }
 
 impl NodeError {
     pub fn fault(&self) -> Fault {
         match self {
             NodeError::Config(_) => Fault::Config,
-            NodeError::Bind { .. } | NodeError::Local { .. } | NodeError::Tree(_) => Fault::Local,
+            NodeError::Bind { .. }
+            | NodeError::Local { .. }
+            | NodeError::Tree(_)
+            | NodeError::Mesh(_) => Fault::Local,
         }
     }
 

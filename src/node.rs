@@ -10,7 +10,7 @@ use std::sync::{Arc, RwLock};
 use flotilla_actors::node::NodeContext;
 use flotilla_actors::rt::Runtime;
 use flotilla_actors::supervisor::{SupervisorMsg, start_root};
-use flotilla_actors::tree::node_spec;
+use flotilla_actors::tree::{NodeIo, node_spec};
 use ractor::ActorRef;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -81,7 +81,29 @@ impl Node {
             media: as_stream_media(&media),
             templates: Arc::new(config.templates.clone()),
         };
-        let (root, root_task) = start_root(&context, node_spec(plan, as_stream_media(&media)))
+        let stats = crate::stats::start(
+            &context.runtime,
+            media.directory.clone(),
+            context.name.to_string(),
+            config.total_bandwidth.map_or(0, |b| b.bits_per_second),
+        );
+        let mesh = crate::mesh::node::start(
+            &config,
+            &identity,
+            &context,
+            stats.clone(),
+            media.directory.clone(),
+        )
+        .map_err(|error| NodeError::Mesh(error.to_string()))?;
+        let peers: Arc<dyn flotilla_actors::mesh::PeerIo> = match &mesh {
+            Some(mesh) => Arc::new(mesh.links.clone()),
+            None => Arc::new(flotilla_actors::mesh::NoMesh),
+        };
+        let io = NodeIo {
+            media: as_stream_media(&media),
+            peers,
+        };
+        let (root, root_task) = start_root(&context, node_spec(plan, io))
             .await
             .map_err(NodeError::Tree)?;
         let state = ApiState {
@@ -91,12 +113,8 @@ impl Node {
             node: context.clone(),
             directory: media.directory.clone(),
             sessions: sessions.clone(),
-            stats: crate::stats::start(
-                &context.runtime,
-                media.directory.clone(),
-                context.name.to_string(),
-                config.total_bandwidth.map_or(0, |b| b.bits_per_second),
-            ),
+            stats,
+            mesh: mesh.map(|mesh| mesh.service),
         };
         let listeners = bound
             .into_iter()

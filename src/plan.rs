@@ -24,7 +24,7 @@ pub fn node_plan(config: &Config, identity: &NodeIdentity) -> NodePlan {
         peers: identity
             .other_peers(config)
             .into_iter()
-            .map(|peer| peer.address.to_string())
+            .map(|peer| crate::mesh::node::peer_key(&peer.address))
             .collect(),
         streams: config
             .streams

@@ -117,8 +117,29 @@ fn read(plan: &SharedPlan) -> NodePlan {
         .clone()
 }
 
-/// The root supervisor's specification; `media` is the node's media plane.
-pub fn node_spec(plan: SharedPlan, media: Arc<dyn StreamMedia>) -> SupervisorSpec {
+/// What the tree's leaves use to reach the world, supplied by the node.
+#[derive(Clone)]
+pub struct NodeIo {
+    /// The media plane (stream actors).
+    pub media: Arc<dyn StreamMedia>,
+    /// The mesh (peer links).
+    pub peers: Arc<dyn crate::mesh::PeerIo>,
+}
+
+impl NodeIo {
+    /// No media, no mesh: for tests of the tree itself.
+    pub fn none() -> NodeIo {
+        NodeIo {
+            media: Arc::new(crate::stream::NoMedia),
+            peers: Arc::new(crate::mesh::NoMesh),
+        }
+    }
+}
+
+/// The root supervisor's specification; `io` is how the leaves reach the world.
+pub fn node_spec(plan: SharedPlan, io: NodeIo) -> SupervisorSpec {
+    let media = io.media.clone();
+    let peer_io = io.peers.clone();
     let peer_plan = plan.clone();
     let peers: ChildSource = Arc::new(move || {
         read(&peer_plan)
@@ -126,7 +147,10 @@ pub fn node_spec(plan: SharedPlan, media: Arc<dyn StreamMedia>) -> SupervisorSpe
             .into_iter()
             .map(|peer| {
                 let args_peer = peer.clone();
-                worker_child(peer, PeerLink, move || args_peer.clone())
+                let link = PeerLink {
+                    io: peer_io.clone(),
+                };
+                worker_child(peer, link, move || args_peer.clone())
             })
             .collect()
     });
@@ -232,10 +256,7 @@ mod tests {
         let node = NodeContext::new("a", Runtime::deterministic(1, 0));
         let (_root, _) = start_root(
             &node,
-            node_spec(
-                Arc::new(RwLock::new(plan())),
-                Arc::new(crate::stream::NoMedia),
-            ),
+            node_spec(Arc::new(RwLock::new(plan())), NodeIo::none()),
         )
         .await
         .unwrap();
@@ -272,12 +293,9 @@ mod tests {
     async fn a_restarted_streams_supervisor_rebuilds_from_the_current_plan() {
         let node = NodeContext::new("a", Runtime::deterministic(1, 0));
         let shared = Arc::new(RwLock::new(plan()));
-        let (_root, _) = start_root(
-            &node,
-            node_spec(shared.clone(), Arc::new(crate::stream::NoMedia)),
-        )
-        .await
-        .unwrap();
+        let (_root, _) = start_root(&node, node_spec(shared.clone(), NodeIo::none()))
+            .await
+            .unwrap();
         shared.write().unwrap().streams.remove(0);
         let streams = node
             .registry

@@ -144,7 +144,7 @@ pub const DIRECTIVES: &[DirectiveInfo] = &[
         "cluster_port",
         [],
         &[G],
-        Later,
+        Now,
         "cluster_port 8443;",
         "UDP port of the QUIC cluster mesh (default: the first `http` port)."
     ),
@@ -177,7 +177,7 @@ pub const DIRECTIVES: &[DirectiveInfo] = &[
         "cluster_key",
         [],
         &[G, P, Src],
-        Later,
+        Now,
         "cluster_key s3cr3t;",
         "Shared secret that authenticates the nodes of a cluster to each other; never sent on the wire."
     ),
@@ -299,7 +299,7 @@ pub const DIRECTIVES: &[DirectiveInfo] = &[
         "peer",
         [],
         &[G],
-        Later,
+        Now,
         "peer node-b.lan:8080 { fetch_timeout 1000; stale_timeout 5000; }",
         "A cluster peer (`HOST[:PORT]`); viewers are redirected to the peer that has their stream."
     ),
@@ -606,7 +606,7 @@ pub const DIRECTIVES: &[DirectiveInfo] = &[
         "public_payload_url",
         ["public"],
         &[P],
-        Later,
+        Now,
         "public_payload_url http://a.example.com;",
         "Public URL viewers are redirected to."
     ),
@@ -622,7 +622,7 @@ pub const DIRECTIVES: &[DirectiveInfo] = &[
         "fetch_timeout",
         [],
         &[P],
-        Later,
+        Now,
         "fetch_timeout 1000;",
         "How often to exchange state with the peer, in ms (bare values below 100 are seconds)."
     ),
@@ -630,7 +630,7 @@ pub const DIRECTIVES: &[DirectiveInfo] = &[
         "stale_timeout",
         [],
         &[P],
-        Later,
+        Now,
         "stale_timeout 5000;",
         "The peer is dead after this long without a good exchange, in ms (bare values below 100 are seconds)."
     ),

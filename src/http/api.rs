@@ -38,6 +38,8 @@ pub struct ApiState {
     pub stats: StatsBoard,
     /// Viewer sessions.
     pub sessions: SessionTable,
+    /// The cluster mesh, when the node has a cluster key.
+    pub mesh: Option<crate::mesh::service::MeshService>,
 }
 
 /// The router of a listener: API routes when `with_api`, and a JSON 404 for the rest.
@@ -58,6 +60,11 @@ pub fn router(state: ApiState, with_api: bool) -> Router {
                 get(super::streams::node_stats),
             )
             .route("/streamer/api/v3/streams", get(super::streams::list))
+            .route("/streamer/api/v3/cluster/peers", get(super::cluster::peers))
+            .route(
+                "/flussonic/api/v3/cluster/peers",
+                get(super::cluster::peers),
+            )
             .route("/flussonic/api/v3/streams", get(super::streams::list))
             .route("/flotilla/api/actors", get(super::actors::tree))
             .route(
@@ -192,6 +199,7 @@ mod tests {
             config: Arc::new(config),
             node,
             directory,
+            mesh: None,
         }
     }
 

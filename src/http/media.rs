@@ -50,7 +50,8 @@ pub async fn serve(State(state): State<ApiState>, request: Request) -> Response 
         return error_response(StatusCode::BAD_REQUEST, "path traversal is not allowed");
     }
     let Some((live, rest)) = state.directory.resolve(trimmed) else {
-        return not_found(path);
+        return redirect_to_peer(&state, path, request.uri().query())
+            .unwrap_or_else(|| not_found(path));
     };
     let rest = rest.to_string();
     let protocol = match rest.as_str() {
@@ -95,6 +96,50 @@ pub async fn serve(State(state): State<ApiState>, request: Request) -> Response 
     let bytes = response.body().size_hint().exact().unwrap_or(0);
     session.touch(now_ms, bytes);
     response
+}
+
+/// Query parameter marking a request this cluster already redirected once: it is served
+/// or refused where it lands, never sent on again (no bouncing between nodes).
+pub const HOP_PARAMETER: &str = "flotilla_hop";
+
+/// A 302 to an alive peer that has the stream (the longest name that prefixes the path),
+/// keeping the path and query; `None` when no alive peer has it or the request has
+/// already been redirected once.
+fn redirect_to_peer(state: &ApiState, path: &str, query: Option<&str>) -> Option<Response> {
+    let mesh = state.mesh.as_ref()?;
+    if query.is_some_and(|q| {
+        q.split('&')
+            .any(|pair| pair.split('=').next() == Some(HOP_PARAMETER))
+    }) {
+        return None;
+    }
+    let name_path = path.trim_start_matches('/');
+    let now_ms = state.node.runtime.wall_clock_ms();
+    let view = mesh.view().read().unwrap_or_else(|p| p.into_inner());
+    let mut end = name_path.len();
+    let peer = loop {
+        let candidate = &name_path[..end];
+        if let Some(peer) = view.locate(candidate, now_ms).into_iter().next() {
+            break peer;
+        }
+        end = candidate.rfind('/')?;
+    };
+    let base = if peer.public_url.is_empty() {
+        format!("http://{}", peer.name)
+    } else {
+        peer.public_url.trim_end_matches('/').to_string()
+    };
+    let location = match query {
+        Some(query) if !query.is_empty() => format!("{base}{path}?{query}&{HOP_PARAMETER}=1"),
+        _ => format!("{base}{path}?{HOP_PARAMETER}=1"),
+    };
+    tracing::debug!(%path, peer = %peer.name, "viewer redirected to the peer that has the stream");
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = StatusCode::FOUND;
+    response
+        .headers_mut()
+        .insert(header::LOCATION, HeaderValue::from_str(&location).ok()?);
+    Some(response)
 }
 
 fn with_type(body: impl Into<Body>, content_type: &'static str, cache: &'static str) -> Response {

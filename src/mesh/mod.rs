@@ -1,9 +1,11 @@
 //! The cluster mesh: QUIC between nodes, authenticated by the cluster key.
 //!
-//! Being built (issue 5): the wire protocol and the key-derived mutual TLS are here; the
-//! peer links that use them land next.
+//! `wire` encodes, `auth` authenticates, `exchange` and `service` run exchanges over one
+//! quinn endpoint, `links` is what peer link actors drive, `node` wires it into a node.
 
 pub mod auth;
 pub mod exchange;
+pub mod links;
+pub mod node;
 pub mod service;
 pub mod wire;

@@ -53,6 +53,12 @@ pub struct MeshService {
     inner: Arc<Inner>,
 }
 
+impl std::fmt::Debug for MeshService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MeshService({:?})", self.local_addr())
+    }
+}
+
 /// Why the mesh could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum MeshError {

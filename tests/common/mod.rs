@@ -146,6 +146,55 @@ impl Node {
         }
     }
 
+    /// Starts `flotilla run -c FILE EXTRA…` with an existing config file.
+    pub fn start_with_file(
+        path: &std::path::Path,
+        health: SocketAddr,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Node {
+        let dir = TempDir::new("node");
+        let mut command = Command::new(binary());
+        command
+            .arg("run")
+            .arg("-c")
+            .arg(path)
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let child = command.spawn().unwrap();
+        let mut node = Node { child, dir };
+        node.wait_for_health(health);
+        node
+    }
+
+    fn wait_for_health(&mut self, health: SocketAddr) {
+        let start = Instant::now();
+        loop {
+            if let Ok((200, _, _)) = http_get(health, "/flotilla/api/health", &[]) {
+                return;
+            }
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let mut stderr = String::new();
+                self.child
+                    .stderr
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut stderr)
+                    .unwrap();
+                panic!("node exited early with {status}: {stderr}");
+            }
+            assert!(
+                start.elapsed() < START_DEADLINE,
+                "node did not answer health in time"
+            );
+            std::thread::sleep(POLL_INTERVAL);
+        }
+    }
+
     /// Sends a signal (by name, e.g. "TERM") to the node.
     pub fn signal(&self, name: &str) {
         let status = Command::new("kill")

@@ -3,4 +3,4 @@
 mod peer_link;
 pub mod view;
 
-pub use peer_link::PeerLink;
+pub use peer_link::{NoMesh, PeerIo, PeerLink, PeerLinkMsg};

@@ -1,25 +1,49 @@
-//! A peer link: this node's view of one other node.
+//! A peer link: this node's exchanges with one other node, every `fetch_timeout`.
 //!
-//! The QUIC transport and the state exchange land with the mesh issue; until then the
-//! link holds the peer's address and reports itself as not connected.
+//! The link is control plane only: the exchange itself (QUIC, encoding) is done by the
+//! node through [`PeerIo`], which also records the outcome in the cluster view. A failed
+//! exchange is not an actor failure — an unreachable peer is a state of the cluster, shown
+//! as stale in the view — so the link keeps its rhythm and retries at the next tick.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use ractor::ActorProcessingErr;
 
+use crate::supervisor::BoxFuture;
 use crate::worker::{Handle, Worker};
 
+/// The node's side of peer links.
+pub trait PeerIo: Send + Sync + 'static {
+    /// One exchange with `peer` (connecting first if needed). The outcome goes into the
+    /// cluster view; the error string is for the link's summary.
+    fn exchange(&self, peer: &str) -> BoxFuture<Result<(), String>>;
+    /// How often to exchange with `peer` (its `fetch_timeout`).
+    fn fetch_interval(&self, peer: &str) -> Duration;
+}
+
 /// The peer link behaviour.
-#[derive(Debug, Clone, Copy)]
-pub struct PeerLink;
+#[derive(Clone)]
+pub struct PeerLink {
+    /// The node's mesh.
+    pub io: Arc<dyn PeerIo>,
+}
 
 /// What a peer link knows.
 #[derive(Debug)]
 pub struct PeerLinkState {
     address: String,
+    exchanges: u64,
+    failures_in_a_row: u64,
+    last_error: Option<String>,
 }
 
-/// Messages to a peer link (none yet: the exchange protocol lands with the mesh).
+/// Messages to a peer link.
 #[derive(Debug)]
-pub enum PeerLinkMsg {}
+pub enum PeerLinkMsg {
+    /// Time for an exchange.
+    Tick,
+}
 
 impl Worker for PeerLink {
     type Msg = PeerLinkMsg;
@@ -32,22 +56,62 @@ impl Worker for PeerLink {
 
     async fn init(
         &self,
-        _me: &Handle<PeerLinkMsg>,
+        me: &Handle<PeerLinkMsg>,
         address: String,
     ) -> Result<PeerLinkState, ActorProcessingErr> {
-        Ok(PeerLinkState { address })
+        // The first exchange right away, then one per fetch_timeout.
+        let _ = me.send(PeerLinkMsg::Tick);
+        me.send_interval(self.io.fetch_interval(&address), || PeerLinkMsg::Tick);
+        Ok(PeerLinkState {
+            address,
+            exchanges: 0,
+            failures_in_a_row: 0,
+            last_error: None,
+        })
     }
 
     async fn handle(
         &self,
         _me: &Handle<PeerLinkMsg>,
         message: PeerLinkMsg,
-        _state: &mut PeerLinkState,
+        state: &mut PeerLinkState,
     ) -> Result<(), ActorProcessingErr> {
-        match message {}
+        match message {
+            PeerLinkMsg::Tick => match self.io.exchange(&state.address).await {
+                Ok(()) => {
+                    state.exchanges += 1;
+                    state.failures_in_a_row = 0;
+                    state.last_error = None;
+                }
+                Err(error) => {
+                    state.failures_in_a_row += 1;
+                    state.last_error = Some(error);
+                }
+            },
+        }
+        Ok(())
     }
 
     fn summary(&self, state: &PeerLinkState) -> String {
-        format!("{}: not connected (no transport yet)", state.address)
+        match &state.last_error {
+            None => format!("{}: {} exchanges", state.address, state.exchanges),
+            Some(error) => format!(
+                "{}: {} failed in a row: {error}",
+                state.address, state.failures_in_a_row
+            ),
+        }
+    }
+}
+
+/// Peer io for nodes without a mesh (no cluster key): every exchange fails, saying why.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoMesh;
+
+impl PeerIo for NoMesh {
+    fn exchange(&self, _peer: &str) -> BoxFuture<Result<(), String>> {
+        Box::pin(async { Err("no cluster_key: the mesh is off".to_string()) })
+    }
+    fn fetch_interval(&self, _peer: &str) -> Duration {
+        Duration::from_secs(3)
     }
 }

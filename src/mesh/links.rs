@@ -1,0 +1,226 @@
+//! The node's [`PeerIo`]: what a peer link actor's tick does — keep a QUIC connection to
+//! the peer, run one exchange, record the outcome in the cluster view, and start links
+//! to peers learnt from it (a node configured with one seed peer joins the whole mesh).
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use flotilla_actors::mesh::{PeerIo, PeerLink};
+use flotilla_actors::node::NodeContext;
+use flotilla_actors::registry::ActorPath;
+use flotilla_actors::supervisor::{BoxFuture, SupervisorMsg, supervisor_at};
+use flotilla_actors::worker::worker_child;
+
+use super::auth::ClusterIdentity;
+use super::service::{MeshService, PeerTarget, is_unauthorized};
+
+/// Timeouts of a peer.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerTimeouts {
+    pub fetch_ms: u64,
+    pub stale_ms: u64,
+}
+
+/// Most peers one node links to (configured and learnt): bounds what gossip can make a
+/// node do.
+pub const MAX_LINKS: usize = 256;
+
+struct Links {
+    targets: HashMap<String, PeerTarget>,
+    connections: HashMap<String, quinn::Connection>,
+}
+
+/// The mesh as peer links use it.
+#[derive(Clone)]
+pub struct MeshLinks {
+    mesh: MeshService,
+    node: NodeContext,
+    default_identity: ClusterIdentity,
+    default_timeouts: PeerTimeouts,
+    /// This node's own mesh address, never linked to.
+    own_address: String,
+    links: Arc<Mutex<Links>>,
+    timeouts: Arc<Mutex<HashMap<String, PeerTimeouts>>>,
+}
+
+/// Resolves `host:port` (names through the system resolver; loopback in tests).
+fn resolve(key: &str) -> Option<SocketAddr> {
+    key.to_socket_addrs().ok()?.next()
+}
+
+impl MeshLinks {
+    pub fn new(
+        mesh: MeshService,
+        node: NodeContext,
+        default_identity: ClusterIdentity,
+        default_timeouts: PeerTimeouts,
+        own_address: String,
+    ) -> MeshLinks {
+        MeshLinks {
+            mesh,
+            node,
+            default_identity,
+            default_timeouts,
+            own_address,
+            links: Arc::new(Mutex::new(Links {
+                targets: HashMap::new(),
+                connections: HashMap::new(),
+            })),
+            timeouts: Arc::default(),
+        }
+    }
+
+    /// Registers a configured peer (its key is `host:port`).
+    pub fn add_peer(
+        &self,
+        key: &str,
+        identity: ClusterIdentity,
+        timeouts: PeerTimeouts,
+        public_url: &str,
+    ) {
+        self.timeouts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key.to_string(), timeouts);
+        self.mesh
+            .view()
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .add_peer(key, public_url, timeouts.fetch_ms, timeouts.stale_ms);
+        if let Some(address) = resolve(key) {
+            self.links
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .targets
+                .insert(
+                    key.to_string(),
+                    PeerTarget {
+                        key: key.to_string(),
+                        address,
+                        identity,
+                    },
+                );
+        }
+    }
+
+    fn target(&self, key: &str) -> Option<PeerTarget> {
+        let mut links = self.links.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(target) = links.targets.get(key) {
+            return Some(target.clone());
+        }
+        // A learnt peer: the cluster key, resolved now.
+        let target = PeerTarget {
+            key: key.to_string(),
+            address: resolve(key)?,
+            identity: self.default_identity.clone(),
+        };
+        links.targets.insert(key.to_string(), target.clone());
+        Some(target)
+    }
+
+    async fn run_exchange(self, key: String) -> Result<(), String> {
+        let target = self
+            .target(&key)
+            .ok_or_else(|| format!("cannot resolve {key}"))?;
+        let cached = self
+            .links
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .connections
+            .get(&key)
+            .cloned();
+        let connection = match cached.filter(|c| c.close_reason().is_none()) {
+            Some(connection) => connection,
+            None => match self.mesh.connect(&target).await {
+                Ok(connection) => {
+                    self.links
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .connections
+                        .insert(key.clone(), connection.clone());
+                    connection
+                }
+                Err(error) => {
+                    let unauthorized = is_unauthorized(&error);
+                    if unauthorized {
+                        tracing::warn!(peer = %key, %error, "peer refused: it holds another cluster key");
+                    }
+                    self.record_failure(&key, &error, unauthorized);
+                    return Err(error);
+                }
+            },
+        };
+        match self.mesh.call(&target, &connection).await {
+            Ok(learnt) => {
+                for address in learnt {
+                    self.learn(&address.mesh, &address.public_url);
+                }
+                Ok(())
+            }
+            Err(error) => {
+                let error = error.to_string();
+                self.links
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .connections
+                    .remove(&key);
+                self.record_failure(&key, &error, false);
+                Err(error)
+            }
+        }
+    }
+
+    fn record_failure(&self, key: &str, error: &str, unauthorized: bool) {
+        self.mesh
+            .view()
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .failed(key, error, unauthorized);
+    }
+
+    /// A peer someone told us about: add it and start its link.
+    fn learn(&self, key: &str, public_url: &str) {
+        if key.is_empty() || key == self.own_address {
+            return;
+        }
+        {
+            let mut view = self.mesh.view().write().unwrap_or_else(|p| p.into_inner());
+            if view.knows(key) || view.peers(0).count() >= MAX_LINKS {
+                return;
+            }
+            let timeouts = self.default_timeouts;
+            view.add_peer(key, public_url, timeouts.fetch_ms, timeouts.stale_ms);
+        }
+        tracing::info!(peer = %key, "peer learnt from the mesh; linking to it");
+        let Some(supervisor) =
+            supervisor_at(&self.node, &ActorPath::root().child("mesh").child("peers"))
+        else {
+            return;
+        };
+        let link = PeerLink {
+            io: Arc::new(self.clone()),
+        };
+        let address = key.to_string();
+        let spec = worker_child(key, link, move || address.clone());
+        let (reply, _ignored) = ractor::concurrency::oneshot();
+        let _ = supervisor.cast(SupervisorMsg::StartChild(spec, reply.into()));
+    }
+}
+
+impl PeerIo for MeshLinks {
+    fn exchange(&self, peer: &str) -> BoxFuture<Result<(), String>> {
+        Box::pin(self.clone().run_exchange(peer.to_string()))
+    }
+
+    fn fetch_interval(&self, peer: &str) -> Duration {
+        let timeouts = self.timeouts.lock().unwrap_or_else(|p| p.into_inner());
+        Duration::from_millis(
+            timeouts
+                .get(peer)
+                .unwrap_or(&self.default_timeouts)
+                .fetch_ms,
+        )
+    }
+}

@@ -1,0 +1,152 @@
+//! Wiring the mesh into a node: where it listens, how it names itself and its peers,
+//! which keys it trusts, and what it advertises.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use flotilla_actors::node::NodeContext;
+
+use super::auth::ClusterIdentity;
+use super::links::{MeshLinks, PeerTimeouts};
+use super::service::{LocalState, MeshError, MeshService};
+use super::wire::{NodeAddress, NodeLoad, StreamEntry};
+use crate::config::Config;
+use crate::config::identity::NodeIdentity;
+use crate::config::model::HostPort;
+use crate::defaults::{FETCH_TIMEOUT_MS, STALE_TIMEOUT_MS};
+use crate::media::directory::Directory;
+use crate::stats::{ALIVE_WITHIN_MS, StatsBoard};
+
+/// A peer's key in the view and the tree: `host:port`, port 80 when the config gives none
+/// (Flussonic's default HTTP port, which is also the mesh port).
+pub fn peer_key(address: &HostPort) -> String {
+    HostPort {
+        host: address.host.clone(),
+        port: Some(address.port.unwrap_or(80)),
+    }
+    .to_string()
+}
+
+/// The mesh of a node, when it has a `cluster_key` and an HTTP listener.
+pub struct NodeMesh {
+    pub service: MeshService,
+    pub links: MeshLinks,
+}
+
+/// Starts the mesh for `config`, or returns `None` when the node has no cluster key.
+pub fn start(
+    config: &Config,
+    identity: &NodeIdentity,
+    node: &NodeContext,
+    stats: StatsBoard,
+    directory: Directory,
+) -> Result<Option<NodeMesh>, MeshError> {
+    let (Some(key), Some(http)) = (&config.cluster_key, config.http.first()) else {
+        return Ok(None);
+    };
+    let port = config.cluster_port.unwrap_or(http.listen.port);
+    let ip = http.listen.ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let bind = SocketAddr::new(ip, port);
+    let advertised_host = match http.listen.ip {
+        Some(ip) if !ip.is_unspecified() => ip.to_string(),
+        _ => identity.hostname.clone(),
+    };
+    let own = HostPort {
+        host: advertised_host.clone(),
+        port: Some(port),
+    }
+    .to_string();
+    let me = NodeAddress {
+        hostname: identity.hostname.clone(),
+        mesh: own.clone(),
+        public_url: format!(
+            "http://{}",
+            HostPort {
+                host: advertised_host,
+                port: Some(http.listen.port)
+            }
+        ),
+    };
+    let main_identity = ClusterIdentity::derive(&key.0)?;
+    let mut identities = vec![main_identity.clone()];
+    for peer in &config.peers {
+        if let Some(override_key) = &peer.cluster_key {
+            identities.push(ClusterIdentity::derive(&override_key.0)?);
+        }
+    }
+    let ondemand: Vec<(String, bool)> = config
+        .streams
+        .iter()
+        .filter(|s| s.options.disabled != Some(true))
+        .map(|s| (s.name.clone(), s.ondemand))
+        .collect();
+    let clock = node.runtime.clone();
+    let local: LocalState = Arc::new(move || {
+        let snapshot = stats.snapshot();
+        let load = NodeLoad {
+            cpu_usage: snapshot.cpu_usage,
+            memory_usage: snapshot.memory_usage,
+            total_clients: snapshot.total_clients,
+            online_streams: snapshot.online_streams,
+            input_kbit: snapshot.input_kbit,
+            output_kbit: snapshot.output_kbit,
+            bandwidth_usage: snapshot.bandwidth_usage,
+            total_bandwidth: snapshot.total_bandwidth,
+            uptime: snapshot.uptime,
+        };
+        let now_ms = clock.wall_clock_ms();
+        let mut streams: Vec<StreamEntry> = directory
+            .all()
+            .iter()
+            .map(|live| StreamEntry {
+                name: live.name.clone(),
+                alive: live.is_alive(now_ms, ALIVE_WITHIN_MS),
+                ondemand: ondemand.iter().any(|(name, od)| *name == live.name && *od),
+                clients: live.counters.clients.load(Ordering::Relaxed),
+                bitrate_kbit: live.counters.input_bitrate.load(Ordering::Relaxed) / 1000,
+                epoch: 0,
+            })
+            .collect();
+        streams.truncate(super::wire::MAX_STREAMS);
+        (load, streams)
+    });
+    let service = MeshService::start(
+        node.runtime.clone(),
+        bind,
+        me,
+        identities,
+        local,
+        Arc::default(),
+    )?;
+    let defaults = PeerTimeouts {
+        fetch_ms: FETCH_TIMEOUT_MS,
+        stale_ms: STALE_TIMEOUT_MS,
+    };
+    let links = MeshLinks::new(
+        service.clone(),
+        node.clone(),
+        main_identity.clone(),
+        defaults,
+        own,
+    );
+    for peer in identity.other_peers(config) {
+        let peer_identity = match &peer.cluster_key {
+            Some(override_key) => ClusterIdentity::derive(&override_key.0)?,
+            None => main_identity.clone(),
+        };
+        let timeouts = PeerTimeouts {
+            fetch_ms: peer.fetch_timeout.map_or(FETCH_TIMEOUT_MS, |t| t.millis),
+            stale_ms: peer.stale_timeout.map_or(STALE_TIMEOUT_MS, |t| t.millis),
+        };
+        let public = peer.public_payload_url.clone().unwrap_or_default();
+        let public = match public.as_str() {
+            "" => String::new(),
+            url if url.contains("://") => url.to_string(),
+            host => format!("http://{host}"),
+        };
+        links.add_peer(&peer_key(&peer.address), peer_identity, timeouts, &public);
+    }
+    tracing::info!(%bind, "cluster mesh listening (QUIC)");
+    Ok(Some(NodeMesh { service, links }))
+}

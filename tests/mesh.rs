@@ -1,0 +1,180 @@
+//! The cluster mesh with real nodes on loopback: three nodes run one shared config file
+//! (each with its own hostname and, in its fragment directory, its own listen address),
+//! redirect viewers to the node that has a stream, notice a dead node within
+//! stale_timeout, refuse a node with another key, and learn peers from a seed.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const KEY: &str = "shared-cluster-key-for-tests-0123456789";
+
+/// A node of the shared config: `127.0.0.N:port`, hostname `name`.
+struct Member {
+    node: Option<Node>,
+    http: SocketAddr,
+    rtmp: String,
+    _dir: TempDir,
+}
+
+fn shared_config(port: u16, key: &str, peers: &[u8]) -> String {
+    let mut text =
+        format!("cluster_key {key};\ntemplate live {{ prefix live; segment_duration 1; }}\n");
+    for peer in peers {
+        text.push_str(&format!(
+            "peer 127.0.0.{peer}:{port} {{ fetch_timeout 300; stale_timeout 1500; }}\n"
+        ));
+    }
+    text
+}
+
+/// Starts node `127.0.0.{index}` with the shared `config` and its own listeners.
+fn member(index: u8, name: &str, port: u16, rtmp_port: u16, config: &str) -> Member {
+    let dir = TempDir::new(name);
+    let main = dir.write("flotilla.conf", config);
+    dir.write(
+        "flotilla.conf.d/listen.conf",
+        &format!("http 127.0.0.{index}:{port};\nrtmp 127.0.0.{index}:{rtmp_port};\n"),
+    );
+    let http: SocketAddr = format!("127.0.0.{index}:{port}").parse().unwrap();
+    let node = Node::start_with_file(&main, http, &["--hostname", name], &[]);
+    Member {
+        node: Some(node),
+        http,
+        rtmp: format!("127.0.0.{index}:{rtmp_port}"),
+        _dir: dir,
+    }
+}
+
+fn peers_of(at: SocketAddr) -> serde_json::Value {
+    let (_, _, body) = http_get(at, "/streamer/api/v3/cluster/peers", &[]).unwrap();
+    serde_json::from_str(&body).unwrap()
+}
+
+fn state_of(at: SocketAddr, hostname_or_address: &str) -> Option<String> {
+    let peers = peers_of(at);
+    peers["peers"]
+        .as_array()?
+        .iter()
+        .find(|p| p["hostname"] == hostname_or_address || p["address"] == hostname_or_address)
+        .map(|p| p["state"].as_str().unwrap_or_default().to_string())
+}
+
+fn publish(to: &str, name: &str) -> std::process::Child {
+    Command::new("ffmpeg")
+        .args(["-v", "error", "-re", "-stream_loop", "-1", "-i"])
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/testsrc.ts"))
+        .args(["-c", "copy", "-f", "flv"])
+        .arg(format!("rtmp://{to}/live/{name}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("ffmpeg is installed by scripts/test.sh")
+}
+
+#[test]
+#[allow(clippy::disallowed_methods)] // Measures a real detection time.
+fn three_nodes_redirect_viewers_and_notice_a_dead_peer() {
+    let (port, rtmp) = (free_port(), free_port());
+    let config = shared_config(port, KEY, &[1, 2, 3]);
+    let a = member(1, "a", port, rtmp, &config);
+    let mut b = member(2, "b", port, rtmp, &config);
+    let _c = member(3, "c", port, rtmp, &config);
+    let alive = poll_until(Duration::from_secs(20), || {
+        (state_of(a.http, "b")? == "alive" && state_of(a.http, "c")? == "alive").then_some(())
+    });
+    assert!(
+        alive.is_some(),
+        "a sees b and c alive: {}",
+        peers_of(a.http)
+    );
+
+    // A stream on B only; A redirects to B, keeping the query.
+    let mut publisher = publish(&b.rtmp, "news");
+    let redirect = poll_until(Duration::from_secs(20), || {
+        let (status, head, _) = http_get(a.http, "/live/news/index.m3u8?token=abc", &[]).ok()?;
+        (status == 302).then_some(head)
+    })
+    .expect("a never redirected to b");
+    let location = redirect
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("location:"))
+        .unwrap()
+        .to_string();
+    assert!(
+        location.contains(&format!("http://{}/live/news/index.m3u8?token=abc", b.http)),
+        "{location}"
+    );
+    // ffprobe follows the redirect and plays.
+    let output = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name,width",
+            "-of",
+            "compact",
+        ])
+        .arg(format!("http://{}/live/news/index.m3u8?token=abc", a.http))
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&output.stdout).contains("codec_name=h264|width=640"));
+    // A redirected request is never sent on again.
+    let (status, _, _) = http_get(a.http, "/live/nothing/index.m3u8?flotilla_hop=1", &[]).unwrap();
+    assert_eq!(status, 404);
+
+    // B dies: A calls it stale within stale_timeout (plus one exchange) and stops redirecting.
+    let _ = publisher.kill();
+    drop(b.node.take());
+    let killed = Instant::now();
+    let stale = poll_until(Duration::from_secs(10), || {
+        (state_of(a.http, "b")? == "stale").then_some(())
+    });
+    let detection = killed.elapsed();
+    assert!(stale.is_some(), "b never went stale on a");
+    assert!(
+        detection < Duration::from_millis(1500 + 300 + 1000),
+        "stale after {detection:?}"
+    );
+    let (status, _, _) = http_get(a.http, "/live/news/index.m3u8", &[]).unwrap();
+    assert_eq!(status, 404, "never redirect to a stale peer");
+    println!("dead-peer detection: {detection:?} with stale_timeout 1500 ms, fetch_timeout 300 ms");
+    let _ = publisher.wait();
+}
+
+#[test]
+fn a_node_with_another_key_is_refused_and_a_seed_peer_teaches_the_rest() {
+    let (port, rtmp) = (free_port(), free_port());
+    let config = shared_config(port, KEY, &[1, 2]);
+    let a = member(1, "a", port, rtmp, &config);
+    let _b = member(2, "b", port, rtmp, &config);
+    // C knows only A (a seed) and learns B from it.
+    let seed_only = shared_config(port, KEY, &[1]);
+    let c = member(3, "c", port, rtmp, &seed_only);
+    let learnt = poll_until(Duration::from_secs(20), || {
+        (state_of(c.http, "b")? == "alive").then_some(())
+    });
+    assert!(
+        learnt.is_some(),
+        "c learnt b through a: {}",
+        peers_of(c.http)
+    );
+
+    // D holds another key: it never becomes alive, and A says why.
+    let wrong = shared_config(port, "a-completely-different-key-987654", &[1, 4]);
+    let d = member(4, "d", port, rtmp, &wrong);
+    let a_address = format!("127.0.0.1:{port}");
+    let refused = poll_until(Duration::from_secs(20), || {
+        (state_of(d.http, &a_address)? == "unauthorized").then_some(())
+    });
+    assert!(
+        refused.is_some(),
+        "d sees a as unauthorized: {}",
+        peers_of(d.http)
+    );
+    assert_ne!(state_of(a.http, "d").as_deref(), Some("alive"));
+}
