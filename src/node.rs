@@ -74,13 +74,6 @@ impl Node {
         let plan = Arc::new(RwLock::new(node_plan(&config, &identity)));
         let media = MediaService::new(context.runtime.clone());
         let sessions = SessionTable::new(&config, context.clone(), media.directory.clone());
-        let rtmp_context = RtmpContext {
-            node: context.clone(),
-            directory: media.directory.clone(),
-            sessions: sessions.clone(),
-            media: as_stream_media(&media),
-            templates: Arc::new(config.templates.clone()),
-        };
         let stats = crate::stats::start(
             &context.runtime,
             media.directory.clone(),
@@ -95,6 +88,14 @@ impl Node {
             media.directory.clone(),
         )
         .map_err(|error| NodeError::Mesh(error.to_string()))?;
+        let rtmp_context = RtmpContext {
+            node: context.clone(),
+            directory: media.directory.clone(),
+            sessions: sessions.clone(),
+            media: as_stream_media(&media),
+            templates: Arc::new(config.templates.clone()),
+            mesh: mesh.as_ref().map(|mesh| mesh.service.clone()),
+        };
         let peers: Arc<dyn flotilla_actors::mesh::PeerIo> = match &mesh {
             Some(mesh) => Arc::new(mesh.links.clone()),
             None => Arc::new(flotilla_actors::mesh::NoMesh),

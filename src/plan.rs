@@ -61,6 +61,7 @@ pub fn node_plan(config: &Config, identity: &NodeIdentity) -> NodePlan {
                         Some(Timeout::Never) => None,
                     },
                     retry_limit: options.retry_limit,
+                    ephemeral: false,
                 }
             })
             .collect(),

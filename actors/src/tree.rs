@@ -52,6 +52,9 @@ pub struct StreamPlan {
     /// On-demand: failed starts before the stream waits for the next viewer (`None`:
     /// retry forever).
     pub retry_limit: Option<u32>,
+    /// Not from the config (a template's published stream, a relay): its shared state
+    /// goes with its actor, even when the actor fails.
+    pub ephemeral: bool,
 }
 
 /// One input of a stream.
@@ -230,6 +233,7 @@ mod tests {
                     segment_count: 4,
                     clients_timeout_ms: Some(30_000),
                     retry_limit: None,
+                    ephemeral: false,
                 },
                 StreamPlan {
                     name: "live/news".into(),
@@ -241,6 +245,7 @@ mod tests {
                     segment_count: 4,
                     clients_timeout_ms: Some(30_000),
                     retry_limit: None,
+                    ephemeral: false,
                 },
             ],
             balancers: vec![BalancerPlan {

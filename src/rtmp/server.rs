@@ -63,6 +63,8 @@ pub struct RtmpContext {
     pub media: Arc<dyn StreamMedia>,
     pub templates: Arc<Vec<Template>>,
     pub sessions: SessionTable,
+    /// The cluster mesh: a stream another node has is relayed from it.
+    pub mesh: Option<crate::mesh::service::MeshService>,
 }
 
 /// The stream name for an RTMP app and stream key (spec §6).
@@ -132,6 +134,8 @@ enum Role {
         stream_id: u32,
         live: Arc<LiveStream>,
         session: Arc<Session>,
+        /// The stream is a relay of a peer's, started for this player.
+        relayed: bool,
         frames: broadcast::Receiver<Frame>,
         base_dts: Option<u64>,
         last_ms: [u32; 2],
@@ -397,6 +401,7 @@ impl Connection {
                 .map_or(crate::defaults::SEGMENT_COUNT, |c| c as usize),
             clients_timeout_ms: None,
             retry_limit: None,
+            ephemeral: true,
         };
         let actor = StreamActor {
             media: self.context.media.clone(),
@@ -465,7 +470,12 @@ impl Connection {
         stream_id: u32,
     ) -> Result<(), String> {
         let name = stream_name(app, key);
-        let Some(live) = self.context.directory.get(&name) else {
+        let mut found = self.context.directory.get(&name);
+        let relayed = found.is_none();
+        if relayed {
+            found = self.relay_from_peer(&name).await;
+        }
+        let Some(live) = found else {
             return self
                 .reject(
                     request_id,
@@ -533,6 +543,7 @@ impl Connection {
             stream_id,
             live,
             session,
+            relayed,
             frames,
             base_dts: None,
             last_ms: [0, 0],
@@ -606,7 +617,84 @@ impl Connection {
                         .try_send(Published::End("the publisher left".into()));
                 }
             }
-            Role::Playing { session, .. } => self.context.sessions.close(&session),
+            Role::Playing {
+                session,
+                live,
+                relayed,
+                ..
+            } => {
+                self.context.sessions.close(&session);
+                let watched = live
+                    .counters
+                    .clients
+                    .load(std::sync::atomic::Ordering::Relaxed)
+                    > 0;
+                if relayed && !watched {
+                    self.stop_template_stream(&live.name).await;
+                }
+            }
+        }
+    }
+
+    /// RTMP players cannot follow an HTTP redirect, so a stream that only a peer has is
+    /// relayed: a temporary local stream pulls the peer's HTTP-MPEG-TS (marked as already
+    /// redirected, so it is never sent on) and the player plays it here. `None` when no
+    /// alive peer has it, or the relay produced no media in time.
+    async fn relay_from_peer(&self, name: &str) -> Option<Arc<LiveStream>> {
+        let mesh = self.context.mesh.as_ref()?;
+        let peer_url = {
+            let now_ms = self.context.node.runtime.wall_clock_ms();
+            let view = mesh.view().read().unwrap_or_else(|p| p.into_inner());
+            let peer = view.locate(name, now_ms).into_iter().next()?;
+            let base = if peer.public_url.is_empty() {
+                format!("http://{}", peer.name)
+            } else {
+                peer.public_url.trim_end_matches('/').to_string()
+            };
+            let authority = base
+                .split_once("://")
+                .map_or(base.as_str(), |(_, rest)| rest)
+                .to_string();
+            format!(
+                "tshttp://{authority}/{name}/mpegts?{}=1",
+                crate::http::media::HOP_PARAMETER
+            )
+        };
+        let supervisor = supervisor_at(&self.context.node, &ActorPath::root().child("streams"))?;
+        // The relay runs while its players watch: the last one to leave stops it.
+        let plan = StreamPlan {
+            name: name.to_string(),
+            ondemand: false,
+            inputs: vec![InputPlan {
+                url: peer_url.clone(),
+                source_timeout_ms: None,
+                priority: None,
+            }],
+            cluster_ingest: false,
+            source_timeout_ms: crate::defaults::SOURCE_TIMEOUT_MS,
+            segment_duration_ms: crate::defaults::SEGMENT_DURATION_MS,
+            segment_count: crate::defaults::SEGMENT_COUNT,
+            clients_timeout_ms: None,
+            retry_limit: None,
+            ephemeral: true,
+        };
+        let actor = StreamActor {
+            media: self.context.media.clone(),
+        };
+        let spec = worker_child(name, actor, move || plan.clone()).restart(Restart::Temporary);
+        let started = ractor::call!(supervisor, SupervisorMsg::StartChild, spec);
+        tracing::info!(stream = %name, relay = %peer_url, ok = matches!(started, Ok(Ok(()))), "relaying a peer's stream for an RTMP player");
+        let deadline = self.context.node.runtime.now()
+            + Duration::from_millis(crate::defaults::STREAM_START_WAIT_MS);
+        loop {
+            if let Some(live) = self.context.directory.get(name) {
+                let remaining = deadline.saturating_duration_since(self.context.node.runtime.now());
+                return live.wait_ready(remaining).await.then_some(live);
+            }
+            if self.context.node.runtime.now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
