@@ -399,7 +399,7 @@ pub const DIRECTIVES: &[DirectiveInfo] = &[
         STREAM_TEMPLATE,
         Now,
         "input tshttp://10.0.0.11/cam01 priority=1 source_timeout=5 user_agent=\"VLC 3\";",
-        "A source URL; repeat for backups (tried in order). Active: `test://`, `file://PATH.ts`, `tshttp://`/`http://`, `udp://[iface@]group:port`, `publish://` (RTMP publishing). Option `source_timeout` is active; priority, frames_timeout, timeout, cluster_key, max_bitrate, remote_dvr, user_agent, headers, bind_ip, via are parsed only."
+        "A source URL; repeat for backups (tried in order). Active: `test://`, `file://PATH.ts`, `tshttp://`/`http://`, `udp://[iface@]group:port`, `publish://` (RTMP publishing). Options `source_timeout` and `priority` are active; frames_timeout, timeout, cluster_key, max_bitrate, remote_dvr, user_agent, headers, bind_ip, via are parsed only."
     ),
     d!(
         "static",
