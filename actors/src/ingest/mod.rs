@@ -1,5 +1,8 @@
 //! The cluster_ingest coordinator: decides which cluster_ingest streams this node
-//! captures. The ownership logic lands with the cluster_ingest issue; today it counts them.
+//! captures. The placement rule is [`placement`] (pure); the coordinator that applies it
+//! on every view change lands with the cluster_ingest issue; today it counts the streams.
+
+pub mod placement;
 
 use ractor::ActorProcessingErr;
 

@@ -1,0 +1,247 @@
+//! Where each cluster_ingest stream is captured: a pure function of the streams, the
+//! nodes that may capture them, and `now`. Every node computes it from its own view;
+//! with the same view they all agree.
+//!
+//! Rules (flussonic-spec.md §4, reliability.md §A4):
+//! 1. Only eligible nodes capture: alive, and under their `channel_limit` and `cpu_limit`.
+//! 2. `capture_at` wins while that node is eligible and has been healthy for the hold
+//!    time — so a returning or flapping node does not drag its streams back at once.
+//! 3. Other streams go by rendezvous hashing with bounded loads: each stream ranks the
+//!    nodes by a hash of (stream, node) and takes the first one whose load is under
+//!    `ceil(LOAD_FACTOR × average)`. Streams spread evenly, and a membership change moves
+//!    little more than the streams of the node that left or came.
+//! 4. Streams are placed in name order, `capture_at` streams first, so the result does
+//!    not depend on the order of the inputs.
+
+use std::collections::BTreeMap;
+
+/// How far above the average a node's load may go (bounded-load consistent hashing).
+pub const LOAD_FACTOR: f64 = 1.25;
+
+/// A node that may capture streams.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    /// Its name (the same on every node's view).
+    pub name: String,
+    /// Unix ms since which it has been alive without interruption.
+    pub healthy_since_ms: u64,
+    /// `channel_limit`: most streams it may capture.
+    pub channel_limit: Option<u32>,
+    /// It is over its `cpu_limit`: it keeps what it has but takes nothing new.
+    pub over_cpu_limit: bool,
+}
+
+/// A stream to place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngestStream {
+    /// The stream's name.
+    pub name: String,
+    /// `capture_at=HOST`, already resolved to a candidate name.
+    pub capture_at: Option<String>,
+}
+
+/// Why a stream is where it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// Its `capture_at` node.
+    Preferred,
+    /// Rendezvous hashing (its preferred node, if any, is down or still on hold).
+    Hashed,
+}
+
+/// 64-bit FNV-1a over the bytes, then a SplitMix64 finaliser: stable across nodes,
+/// builds and platforms (never `std`'s randomised hasher).
+fn stable_hash(stream: &str, node: &str) -> u64 {
+    let mut hash = 0xcbf2_9ce4_8422_2325u64;
+    for byte in stream
+        .bytes()
+        .chain(std::iter::once(0xff))
+        .chain(node.bytes())
+    {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash ^= hash >> 30;
+    hash = hash.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    hash ^= hash >> 27;
+    hash = hash.wrapping_mul(0x94d0_49bb_1331_11eb);
+    hash ^ (hash >> 31)
+}
+
+/// Places every stream it can; a stream missing from the result has no eligible node.
+pub fn place(
+    streams: &[IngestStream],
+    nodes: &[Candidate],
+    now_ms: u64,
+    hold_ms: u64,
+) -> BTreeMap<String, (String, Reason)> {
+    let mut eligible: Vec<&Candidate> = nodes.iter().filter(|n| !n.over_cpu_limit).collect();
+    eligible.sort_by(|a, b| a.name.cmp(&b.name));
+    eligible.dedup_by(|a, b| a.name == b.name);
+    let mut load: BTreeMap<&str, u32> = eligible.iter().map(|n| (n.name.as_str(), 0)).collect();
+    let has_room = |node: &Candidate, load: &BTreeMap<&str, u32>| {
+        node.channel_limit
+            .is_none_or(|limit| load[node.name.as_str()] < limit)
+    };
+    let mut ordered: Vec<&IngestStream> = streams.iter().collect();
+    ordered
+        .sort_by(|a, b| (a.capture_at.is_none(), &a.name).cmp(&(b.capture_at.is_none(), &b.name)));
+    ordered.dedup_by(|a, b| a.name == b.name);
+    let bound = if eligible.is_empty() {
+        0
+    } else {
+        ((ordered.len() as f64 / eligible.len() as f64) * LOAD_FACTOR)
+            .ceil()
+            .max(1.0) as u32
+    };
+    let mut placement = BTreeMap::new();
+    for stream in ordered {
+        let preferred = stream.capture_at.as_deref().and_then(|name| {
+            eligible.iter().find(|n| {
+                n.name == name
+                    && now_ms.saturating_sub(n.healthy_since_ms) >= hold_ms
+                    && has_room(n, &load)
+            })
+        });
+        let (node, reason) = match preferred {
+            Some(node) => (*node, Reason::Preferred),
+            None => {
+                let mut ranked: Vec<&Candidate> = eligible
+                    .iter()
+                    .copied()
+                    .filter(|n| has_room(n, &load))
+                    .collect();
+                ranked.sort_by_key(|n| std::cmp::Reverse(stable_hash(&stream.name, &n.name)));
+                let Some(node) = ranked
+                    .iter()
+                    .find(|n| load[n.name.as_str()] < bound)
+                    .or_else(|| ranked.first())
+                else {
+                    continue;
+                };
+                (*node, Reason::Hashed)
+            }
+        };
+        *load
+            .get_mut(node.name.as_str())
+            .expect("eligible nodes have a load entry") += 1;
+        placement.insert(stream.name.clone(), (node.name.clone(), reason));
+    }
+    placement
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn node(name: &str) -> Candidate {
+        Candidate {
+            name: name.into(),
+            healthy_since_ms: 0,
+            channel_limit: None,
+            over_cpu_limit: false,
+        }
+    }
+
+    fn streams(count: usize) -> Vec<IngestStream> {
+        (0..count)
+            .map(|i| IngestStream {
+                name: format!("cam{i:03}"),
+                capture_at: None,
+            })
+            .collect()
+    }
+
+    fn loads(placement: &BTreeMap<String, (String, Reason)>) -> BTreeMap<String, usize> {
+        let mut loads = BTreeMap::new();
+        for (node, _) in placement.values() {
+            *loads.entry(node.clone()).or_default() += 1;
+        }
+        loads
+    }
+
+    #[test]
+    fn streams_spread_evenly() {
+        let nodes: Vec<Candidate> = ["a", "b", "c", "d"].iter().map(|n| node(n)).collect();
+        let placement = place(&streams(100), &nodes, 10_000, 5_000);
+        assert_eq!(placement.len(), 100);
+        for (node, count) in loads(&placement) {
+            // The bound caps the top at ceil(1.25 × 25); hashing keeps the bottom near it.
+            assert!((15..=32).contains(&count), "{node} has {count}");
+        }
+    }
+
+    #[test]
+    fn capture_at_wins_once_its_node_has_been_healthy_for_the_hold_time() {
+        let mut nodes: Vec<Candidate> = ["a", "b", "c"].iter().map(|n| node(n)).collect();
+        let stream = vec![IngestStream {
+            name: "cam".into(),
+            capture_at: Some("c".into()),
+        }];
+        assert_eq!(
+            place(&stream, &nodes, 10_000, 5_000)["cam"],
+            ("c".to_string(), Reason::Preferred)
+        );
+        // c just came back: the stream stays hashed until c has been healthy for 5 s.
+        nodes[2].healthy_since_ms = 8_000;
+        assert_eq!(
+            place(&stream, &nodes, 10_000, 5_000)["cam"].1,
+            Reason::Hashed
+        );
+        assert_eq!(
+            place(&stream, &nodes, 13_000, 5_000)["cam"],
+            ("c".to_string(), Reason::Preferred)
+        );
+    }
+
+    #[test]
+    fn limits_are_honoured() {
+        let mut nodes: Vec<Candidate> = ["a", "b"].iter().map(|n| node(n)).collect();
+        nodes[0].channel_limit = Some(3);
+        nodes[1].over_cpu_limit = true;
+        let placement = place(&streams(5), &nodes, 0, 0);
+        assert_eq!(placement.len(), 3, "a takes 3, b is over its CPU limit");
+        assert!(placement.values().all(|(n, _)| n == "a"));
+    }
+
+    proptest! {
+        #[test]
+        fn placement_ignores_input_order(seed in any::<u64>(), count in 1usize..60) {
+            let nodes: Vec<Candidate> = ["a", "b", "c", "d", "e"].iter().map(|n| node(n)).collect();
+            let list = streams(count);
+            let mut shuffled_nodes = nodes.clone();
+            let mut shuffled = list.clone();
+            shuffled_nodes.rotate_left((seed % 5) as usize);
+            shuffled.rotate_left((seed as usize) % count);
+            shuffled.reverse();
+            prop_assert_eq!(place(&list, &nodes, 0, 0), place(&shuffled, &shuffled_nodes, 0, 0));
+        }
+
+        #[test]
+        fn a_node_leaving_moves_mostly_its_own_streams(count in 20usize..200, gone in 0usize..5) {
+            let names = ["a", "b", "c", "d", "e"];
+            let nodes: Vec<Candidate> = names.iter().map(|n| node(n)).collect();
+            let before = place(&streams(count), &nodes, 0, 0);
+            let remaining: Vec<Candidate> = nodes.iter().filter(|n| n.name != names[gone]).cloned().collect();
+            let after = place(&streams(count), &remaining, 0, 0);
+            prop_assert_eq!(after.len(), count, "every stream finds a node");
+            let moved_others = before
+                .iter()
+                .filter(|(stream, (node, _))| node != names[gone] && after[*stream].0 != *node)
+                .count();
+            // Bounded loads may shift a few more than the departed node's own streams.
+            prop_assert!(moved_others <= count / 4, "{moved_others} of {count} moved needlessly");
+        }
+
+        #[test]
+        fn no_node_goes_far_above_the_average(count in 1usize..300, nodes_count in 1usize..8) {
+            let nodes: Vec<Candidate> = (0..nodes_count).map(|i| node(&format!("n{i}"))).collect();
+            let placement = place(&streams(count), &nodes, 0, 0);
+            let bound = ((count as f64 / nodes_count as f64) * LOAD_FACTOR).ceil() as usize;
+            for (_, load) in loads(&placement) {
+                prop_assert!(load <= bound.max(1), "{load} > {bound}");
+            }
+        }
+    }
+}
