@@ -110,36 +110,11 @@ fn three_nodes_redirect_viewers_and_notice_a_dead_peer() {
         "{location}"
     );
     // ffprobe follows the redirect and plays.
-    let output = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "stream=codec_name,width",
-            "-of",
-            "compact",
-        ])
-        .arg(format!("http://{}/live/news/index.m3u8?token=abc", a.http))
-        .output()
-        .unwrap();
-    assert!(String::from_utf8_lossy(&output.stdout).contains("codec_name=h264|width=640"));
+    let output = ffprobe_streams(&format!("http://{}/live/news/index.m3u8?token=abc", a.http));
+    assert!(output.contains("codec_name=h264|width=640"));
     // RTMP players cannot follow an HTTP redirect: A relays B's stream to them.
-    let output = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "stream=codec_name,width",
-            "-of",
-            "compact",
-        ])
-        .arg(format!("rtmp://{}/static/live/news", a.rtmp))
-        .output()
-        .unwrap();
-    assert!(
-        String::from_utf8_lossy(&output.stdout).contains("codec_name=h264|width=640"),
-        "rtmp relay"
-    );
+    let output = ffprobe_streams(&format!("rtmp://{}/static/live/news", a.rtmp));
+    assert!(output.contains("codec_name=h264|width=640"), "rtmp relay");
     // A redirected request is never sent on again.
     let (status, _, _) = http_get(a.http, "/live/nothing/index.m3u8?flotilla_hop=1", &[]).unwrap();
     assert_eq!(status, 404);

@@ -243,38 +243,15 @@ fn ffmpeg_publishes_and_ffprobe_plays_over_rtmp() {
         .expect("ffmpeg is installed by scripts/test.sh");
     let segments = segments_of(node.http, "live/ffmpeg", 2);
     assert!(!segments.is_empty());
-    let output = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "stream=codec_name,width,height",
-            "-of",
-            "compact",
-        ])
-        .arg(format!("rtmp://{}/static/live/ffmpeg", node.rtmp))
-        .output()
-        .unwrap();
+    let streams = ffprobe_streams(&format!("rtmp://{}/static/live/ffmpeg", node.rtmp));
     let _ = ffmpeg.kill();
     let _ = ffmpeg.wait();
-    let streams = String::from_utf8_lossy(&output.stdout);
     assert!(
         streams.contains("codec_name=h264|width=640|height=360"),
         "{streams}"
     );
     assert!(streams.contains("codec_name=aac"), "{streams}");
     // The built-in test stream plays over RTMP too.
-    let output = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "stream=codec_name,width",
-            "-of",
-            "compact",
-        ])
-        .arg(format!("rtmp://{}/static/clip", node.rtmp))
-        .output()
-        .unwrap();
-    assert!(String::from_utf8_lossy(&output.stdout).contains("codec_name=h264|width=640"));
+    let output = ffprobe_streams(&format!("rtmp://{}/static/clip", node.rtmp));
+    assert!(output.contains("codec_name=h264|width=640"));
 }

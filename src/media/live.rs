@@ -284,37 +284,20 @@ impl Packager {
         if muxed.bytes.is_empty() {
             return;
         }
-        {
-            let mut gop = self.live.gop.write().unwrap_or_else(|p| p.into_inner());
-            if muxed.random_access {
-                gop.clear();
-            }
-            let cached: usize = gop.iter().map(Bytes::len).sum();
-            if (!gop.is_empty() || muxed.random_access)
-                && cached + muxed.bytes.len() <= MAX_GOP_CACHE_BYTES
-            {
-                gop.push(muxed.bytes.clone());
-            }
-            // Sent under the GOP lock so that `subscribe` sees each chunk exactly once.
-            let _ = self.live.chunks.send(muxed.bytes.clone());
-        }
-        {
-            let mut gop = self
-                .live
-                .gop_frames
-                .write()
-                .unwrap_or_else(|p| p.into_inner());
-            if frame.starts_gop() {
-                gop.clear();
-            }
-            let cached: usize = gop.iter().map(|f| f.data.len()).sum();
-            if (!gop.is_empty() || frame.starts_gop())
-                && cached + frame.data.len() <= MAX_GOP_CACHE_BYTES
-            {
-                gop.push(frame.clone());
-            }
-            let _ = self.live.frames.send(frame.clone());
-        }
+        publish(
+            &self.live.gop,
+            &self.live.chunks,
+            muxed.bytes.clone(),
+            muxed.random_access,
+            Bytes::len,
+        );
+        publish(
+            &self.live.gop_frames,
+            &self.live.frames,
+            frame.clone(),
+            frame.starts_gop(),
+            |f: &Frame| f.data.len(),
+        );
         if !frame.codec.is_video() {
             *self
                 .live
@@ -389,6 +372,28 @@ impl Packager {
             rendition.codecs.push(aac::codec_string(&header));
         }
     }
+}
+
+/// Publishes one item to live followers and to the current-GOP cache they join from: the
+/// cache restarts at every random-access item and stops growing past
+/// [`MAX_GOP_CACHE_BYTES`]. The send happens under the cache's lock, so that a subscriber
+/// (which takes the cache and subscribes under the same lock) sees each item exactly once.
+fn publish<T: Clone>(
+    cache: &RwLock<Vec<T>>,
+    followers: &broadcast::Sender<T>,
+    item: T,
+    random_access: bool,
+    size: impl Fn(&T) -> usize,
+) {
+    let mut gop = cache.write().unwrap_or_else(|p| p.into_inner());
+    if random_access {
+        gop.clear();
+    }
+    let cached: usize = gop.iter().map(&size).sum();
+    if (!gop.is_empty() || random_access) && cached + size(&item) <= MAX_GOP_CACHE_BYTES {
+        gop.push(item.clone());
+    }
+    let _ = followers.send(item);
 }
 
 /// Ticks per millisecond, for callers converting wall time into stream time.

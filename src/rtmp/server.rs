@@ -376,29 +376,29 @@ impl Connection {
             .cloned()
     }
 
-    async fn start_template_stream(&self, name: &str, template: &Template) {
-        let Some(supervisor) =
-            supervisor_at(&self.context.node, &ActorPath::root().child("streams"))
-        else {
-            return;
-        };
-        let options = &template.options;
+    /// Starts a stream that is not in the config (a template's published stream, a
+    /// relay) as a temporary child of `node/streams`; `Err` says why it did not start.
+    async fn start_ephemeral_stream(
+        &self,
+        name: &str,
+        input: &str,
+        segment_duration_ms: u64,
+        segment_count: usize,
+    ) -> Result<(), String> {
+        let supervisor = supervisor_at(&self.context.node, &ActorPath::root().child("streams"))
+            .ok_or_else(|| "the streams supervisor is not running".to_string())?;
         let plan = StreamPlan {
             name: name.to_string(),
             ondemand: false,
             inputs: vec![InputPlan {
-                url: "publish://".into(),
+                url: input.to_string(),
                 source_timeout_ms: None,
                 priority: None,
             }],
             cluster_ingest: false,
             source_timeout_ms: crate::defaults::SOURCE_TIMEOUT_MS,
-            segment_duration_ms: options
-                .segment_duration
-                .map_or(crate::defaults::SEGMENT_DURATION_MS, |d| d.millis),
-            segment_count: options
-                .segment_count
-                .map_or(crate::defaults::SEGMENT_COUNT, |c| c as usize),
+            segment_duration_ms,
+            segment_count,
             clients_timeout_ms: None,
             retry_limit: None,
             ephemeral: true,
@@ -408,13 +408,28 @@ impl Connection {
         };
         let spec = worker_child(name, actor, move || plan.clone()).restart(Restart::Temporary);
         match ractor::call!(supervisor, SupervisorMsg::StartChild, spec) {
-            Ok(Ok(())) => {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(error.to_string()),
+            Err(error) => Err(format!("streams supervisor unreachable: {error}")),
+        }
+    }
+
+    async fn start_template_stream(&self, name: &str, template: &Template) {
+        let options = &template.options;
+        let segment_duration_ms = options
+            .segment_duration
+            .map_or(crate::defaults::SEGMENT_DURATION_MS, |d| d.millis);
+        let segment_count = options
+            .segment_count
+            .map_or(crate::defaults::SEGMENT_COUNT, |c| c as usize);
+        match self
+            .start_ephemeral_stream(name, "publish://", segment_duration_ms, segment_count)
+            .await
+        {
+            Ok(()) => {
                 tracing::info!(stream = %name, template = %template.name, "published stream started")
             }
-            Ok(Err(error)) => {
-                tracing::warn!(stream = %name, %error, "published stream not started")
-            }
-            Err(error) => tracing::warn!(stream = %name, %error, "streams supervisor unreachable"),
+            Err(error) => tracing::warn!(stream = %name, %error, "published stream not started"),
         }
     }
 
@@ -660,30 +675,17 @@ impl Connection {
                 crate::http::media::HOP_PARAMETER
             )
         };
-        let supervisor = supervisor_at(&self.context.node, &ActorPath::root().child("streams"))?;
         // The relay runs while its players watch: the last one to leave stops it.
-        let plan = StreamPlan {
-            name: name.to_string(),
-            ondemand: false,
-            inputs: vec![InputPlan {
-                url: peer_url.clone(),
-                source_timeout_ms: None,
-                priority: None,
-            }],
-            cluster_ingest: false,
-            source_timeout_ms: crate::defaults::SOURCE_TIMEOUT_MS,
-            segment_duration_ms: crate::defaults::SEGMENT_DURATION_MS,
-            segment_count: crate::defaults::SEGMENT_COUNT,
-            clients_timeout_ms: None,
-            retry_limit: None,
-            ephemeral: true,
-        };
-        let actor = StreamActor {
-            media: self.context.media.clone(),
-        };
-        let spec = worker_child(name, actor, move || plan.clone()).restart(Restart::Temporary);
-        let started = ractor::call!(supervisor, SupervisorMsg::StartChild, spec);
-        tracing::info!(stream = %name, relay = %peer_url, ok = matches!(started, Ok(Ok(()))), "relaying a peer's stream for an RTMP player");
+        let started = self
+            .start_ephemeral_stream(
+                name,
+                &peer_url,
+                crate::defaults::SEGMENT_DURATION_MS,
+                crate::defaults::SEGMENT_COUNT,
+            )
+            .await;
+        tracing::info!(stream = %name, relay = %peer_url, ok = started.is_ok(), "relaying a peer's stream for an RTMP player");
+        // Even when this start lost a race to another player's, the stream may appear.
         let deadline = self.context.node.runtime.now()
             + Duration::from_millis(crate::defaults::STREAM_START_WAIT_MS);
         loop {

@@ -122,28 +122,10 @@ impl Node {
         for (key, value) in env {
             command.env(key, value);
         }
-        let mut child = command.spawn().unwrap();
-        let start = Instant::now();
-        loop {
-            if let Ok((200, _, _)) = http_get(health, "/flotilla/api/health", &[]) {
-                return Node { child, dir };
-            }
-            if let Some(status) = child.try_wait().unwrap() {
-                let mut stderr = String::new();
-                child
-                    .stderr
-                    .take()
-                    .unwrap()
-                    .read_to_string(&mut stderr)
-                    .unwrap();
-                panic!("node exited early with {status}: {stderr}");
-            }
-            assert!(
-                start.elapsed() < START_DEADLINE,
-                "node did not answer health in time"
-            );
-            std::thread::sleep(POLL_INTERVAL);
-        }
+        let child = command.spawn().unwrap();
+        let mut node = Node { child, dir };
+        node.wait_for_health(health);
+        node
     }
 
     /// Starts `flotilla run -c FILE EXTRA…` with an existing config file.
@@ -271,6 +253,24 @@ pub fn poll_until<T>(deadline: Duration, mut probe: impl FnMut() -> Option<T>) -
         std::thread::sleep(POLL_INTERVAL);
     }
     None
+}
+
+/// `ffprobe` of a URL's streams (`codec_name,width,height`, compact): what a real player
+/// sees there.
+pub fn ffprobe_streams(url: &str) -> String {
+    let output = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name,width,height",
+            "-of",
+            "compact",
+        ])
+        .arg(url)
+        .output()
+        .expect("ffprobe is installed by scripts/test.sh");
+    String::from_utf8_lossy(&output.stdout).to_string()
 }
 
 /// `Authorization: Basic …` for `user:password`.
