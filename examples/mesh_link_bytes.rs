@@ -24,6 +24,7 @@ fn service(name: &str, streams: usize, key: &str) -> MeshService {
             clients: 0,
             bitrate_kbit: 2_000,
             epoch: 0,
+            ingest: flotilla_actors::mesh::view::IngestRole::None,
         })
         .collect();
     let local: LocalState = Arc::new(move || (NodeLoad::default(), entries.clone()));

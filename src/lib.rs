@@ -12,6 +12,7 @@ pub mod config;
 pub mod defaults;
 pub mod error;
 pub mod http;
+pub mod ingest;
 pub mod logging;
 pub mod media;
 pub mod mesh;

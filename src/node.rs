@@ -7,6 +7,7 @@
 
 use std::sync::{Arc, RwLock};
 
+use flotilla_actors::ingest::board::IngestBoard;
 use flotilla_actors::node::NodeContext;
 use flotilla_actors::rt::Runtime;
 use flotilla_actors::supervisor::{SupervisorMsg, start_root};
@@ -22,6 +23,7 @@ use crate::error::NodeError;
 use crate::http::access::AccessPolicy;
 use crate::http::api::{ApiState, router};
 use crate::http::{HttpLimits, serve};
+use crate::ingest::NodeIngestIo;
 use crate::media::service::{MediaService, as_stream_media};
 use crate::plan::node_plan;
 use crate::rtmp::server::RtmpContext;
@@ -80,12 +82,14 @@ impl Node {
             context.name.to_string(),
             config.total_bandwidth.map_or(0, |b| b.bits_per_second),
         );
+        let board = IngestBoard::default();
         let mesh = crate::mesh::node::start(
             &config,
             &identity,
             &context,
             stats.clone(),
             media.directory.clone(),
+            board.clone(),
         )
         .map_err(|error| NodeError::Mesh(error.to_string()))?;
         let rtmp_context = RtmpContext {
@@ -100,9 +104,17 @@ impl Node {
             Some(mesh) => Arc::new(mesh.links.clone()),
             None => Arc::new(flotilla_actors::mesh::NoMesh),
         };
+        let ingest = NodeIngestIo {
+            view: mesh.as_ref().map(|mesh| mesh.service.view().clone()),
+            stats: stats.clone(),
+            directory: media.directory.clone(),
+            runtime: context.runtime.clone(),
+        };
         let io = NodeIo {
             media: as_stream_media(&media),
             peers,
+            ingest: Arc::new(ingest),
+            board: board.clone(),
         };
         let (root, root_task) = start_root(&context, node_spec(plan, io))
             .await
@@ -116,6 +128,7 @@ impl Node {
             sessions: sessions.clone(),
             stats,
             mesh: mesh.map(|mesh| mesh.service),
+            ingest: board,
         };
         let listeners = bound
             .into_iter()

@@ -2,11 +2,14 @@
 //!
 //! The actors crate does not know the config model; this is the one translation.
 
+use std::collections::BTreeMap;
+
+use flotilla_actors::ingest::{IngestLimits, IngestPlan};
 use flotilla_actors::tree::{BalancerPlan, InputPlan, NodePlan, StreamPlan};
 
 use crate::config::Config;
 use crate::config::identity::NodeIdentity;
-use crate::config::model::BalancerMode;
+use crate::config::model::{BalancerMode, Peer};
 use crate::config::values::Timeout;
 use crate::defaults;
 
@@ -17,6 +20,56 @@ fn timeout_ms(timeout: Timeout) -> Option<u64> {
         Timeout::Never => Some(crate::config::values::MAX_DURATION_MS),
     }
 }
+
+fn limits(peer: &Peer) -> IngestLimits {
+    IngestLimits {
+        channel_limit: peer.channel_limit,
+        cpu_limit_percent: peer.cpu_limit.map(|limit| u32::from(limit.percent)),
+    }
+}
+
+/// The cluster_ingest coordinator's settings. Fail-back waits two stale timeouts (a
+/// returning node must prove itself for longer than it takes to be declared dead); a
+/// booting node waits one stale timeout for its peers before it takes anything over.
+fn ingest_plan(config: &Config, identity: &NodeIdentity) -> IngestPlan {
+    let stale_ms = config
+        .peers
+        .iter()
+        .filter_map(|peer| peer.stale_timeout.map(|t| t.millis))
+        .max()
+        .unwrap_or(defaults::STALE_TIMEOUT_MS);
+    let fetch_ms = config
+        .peers
+        .iter()
+        .filter_map(|peer| peer.fetch_timeout.map(|t| t.millis))
+        .min()
+        .unwrap_or(defaults::FETCH_TIMEOUT_MS);
+    let mut peer_limits = BTreeMap::new();
+    let mut own = IngestLimits::default();
+    for peer in &config.peers {
+        if identity.is_self(&peer.address) {
+            own = limits(peer);
+            continue;
+        }
+        peer_limits.insert(crate::mesh::node::peer_key(&peer.address), limits(peer));
+        peer_limits.insert(peer.address.host.clone(), limits(peer));
+    }
+    IngestPlan {
+        me: identity.hostname.clone(),
+        aliases: Vec::new(),
+        limits: own,
+        peer_limits,
+        failback_hold_ms: 2 * stale_ms,
+        settle_ms: stale_ms,
+        tick_ms: (fetch_ms / 4).clamp(INGEST_TICK_MIN_MS, INGEST_TICK_MAX_MS),
+        minority_restraint: config.cluster_ingest_minority_restraint == Some(true),
+    }
+}
+
+/// Bounds of the ingest coordinator's tick: often enough to act within a fraction of
+/// `fetch_timeout`, never so often that 1,000 streams cost more than a little CPU.
+const INGEST_TICK_MIN_MS: u64 = 100;
+const INGEST_TICK_MAX_MS: u64 = 1_000;
 
 /// The tree this node runs for `config`.
 pub fn node_plan(config: &Config, identity: &NodeIdentity) -> NodePlan {
@@ -45,6 +98,18 @@ pub fn node_plan(config: &Config, identity: &NodeIdentity) -> NodePlan {
                         })
                         .collect(),
                     cluster_ingest: options.cluster_ingest.is_some(),
+                    // This node by its hostname; a peer by what the config calls it.
+                    capture_at: options
+                        .cluster_ingest
+                        .as_ref()
+                        .and_then(|ingest| ingest.capture_at.as_ref())
+                        .map(|node| {
+                            if identity.is_self(node) {
+                                identity.hostname.clone()
+                            } else {
+                                node.to_string()
+                            }
+                        }),
                     source_timeout_ms: options
                         .source_timeout
                         .and_then(timeout_ms)
@@ -83,6 +148,7 @@ pub fn node_plan(config: &Config, identity: &NodeIdentity) -> NodePlan {
                     .collect(),
             })
             .collect(),
+        ingest: ingest_plan(config, identity),
     }
 }
 

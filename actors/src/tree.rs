@@ -22,11 +22,12 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use crate::balancer::BalancerActor;
-use crate::ingest::IngestCoordinator;
+use crate::ingest::board::IngestBoard;
+use crate::ingest::{IngestCoordinator, IngestIo, IngestPlan, NoIngestIo};
 use crate::mesh::PeerLink;
 use crate::stream::{StreamActor, StreamMedia};
 use crate::supervisor::{
-    Backoff, ChildSource, Intensity, Strategy, SupervisorSpec, supervisor_child,
+    Backoff, ChildSource, ChildSpec, Intensity, Strategy, SupervisorSpec, supervisor_child,
 };
 use crate::worker::worker_child;
 
@@ -41,6 +42,8 @@ pub struct StreamPlan {
     pub inputs: Vec<InputPlan>,
     /// Captured by exactly one node of the cluster.
     pub cluster_ingest: bool,
+    /// cluster_ingest: the preferred node (`capture_at=HOST`, as written).
+    pub capture_at: Option<String>,
     /// No frames for this long means the source is lost.
     pub source_timeout_ms: u64,
     /// HLS segment duration.
@@ -96,10 +99,20 @@ pub struct NodePlan {
     pub streams: Vec<StreamPlan>,
     /// Balancer instances.
     pub balancers: Vec<BalancerPlan>,
+    /// cluster_ingest settings.
+    pub ingest: IngestPlan,
 }
 
 /// The plan as dynamic supervisors read it at each start; replace it to change the tree.
 pub type SharedPlan = Arc<RwLock<NodePlan>>;
+
+/// The child spec of a stream actor: how the `streams` supervisor and the ingest
+/// coordinator both start one.
+pub fn stream_child(stream: StreamPlan, media: Arc<dyn StreamMedia>) -> ChildSpec {
+    let id = stream.name.clone();
+    let actor = StreamActor { media };
+    worker_child(id, actor, move || stream.clone()).backoff(STREAM_BACKOFF)
+}
 
 /// Restart intensity of the upper levels: low, because restarts multiply down the tree.
 pub const UPPER_INTENSITY: Intensity = Intensity {
@@ -127,6 +140,11 @@ pub struct NodeIo {
     pub media: Arc<dyn StreamMedia>,
     /// The mesh (peer links).
     pub peers: Arc<dyn crate::mesh::PeerIo>,
+    /// What the ingest coordinator reads.
+    pub ingest: Arc<dyn IngestIo>,
+    /// Where the ingest coordinator publishes; cluster_ingest streams run here when the
+    /// board says this node captures them.
+    pub board: IngestBoard,
 }
 
 impl NodeIo {
@@ -135,6 +153,8 @@ impl NodeIo {
         NodeIo {
             media: Arc::new(crate::stream::NoMedia),
             peers: Arc::new(crate::mesh::NoMesh),
+            ingest: Arc::new(NoIngestIo),
+            board: IngestBoard::default(),
         }
     }
 }
@@ -158,17 +178,14 @@ pub fn node_spec(plan: SharedPlan, io: NodeIo) -> SupervisorSpec {
             .collect()
     });
     let stream_plan = plan.clone();
+    let board = io.board.clone();
     let streams: ChildSource = Arc::new(move || {
         read(&stream_plan)
             .streams
             .into_iter()
-            .map(|stream| {
-                let id = stream.name.clone();
-                let actor = StreamActor {
-                    media: media.clone(),
-                };
-                worker_child(id, actor, move || stream.clone()).backoff(STREAM_BACKOFF)
-            })
+            // A cluster_ingest stream runs here only while this node captures it.
+            .filter(|stream| !stream.cluster_ingest || board.captures(&stream.name))
+            .map(|stream| stream_child(stream, media.clone()))
             .collect()
     });
     let balancers = read(&plan)
@@ -180,6 +197,11 @@ pub fn node_spec(plan: SharedPlan, io: NodeIo) -> SupervisorSpec {
         })
         .collect();
     let ingest_plan = plan.clone();
+    let coordinator = IngestCoordinator {
+        io: io.ingest.clone(),
+        media: io.media.clone(),
+        board: io.board.clone(),
+    };
     let mesh = SupervisorSpec::new(
         Strategy::OneForOne,
         UPPER_INTENSITY,
@@ -202,7 +224,7 @@ pub fn node_spec(plan: SharedPlan, io: NodeIo) -> SupervisorSpec {
                 "balancers",
                 SupervisorSpec::new(Strategy::OneForOne, UPPER_INTENSITY, balancers),
             ),
-            worker_child("ingest", IngestCoordinator, move || read(&ingest_plan)),
+            worker_child("ingest", coordinator, move || read(&ingest_plan)),
         ],
     )
 }
@@ -228,6 +250,7 @@ mod tests {
                         priority: None,
                     }],
                     cluster_ingest: true,
+                    capture_at: None,
                     source_timeout_ms: 10_000,
                     segment_duration_ms: 5_000,
                     segment_count: 4,
@@ -240,6 +263,7 @@ mod tests {
                     ondemand: true,
                     inputs: vec![],
                     cluster_ingest: false,
+                    capture_at: None,
                     source_timeout_ms: 10_000,
                     segment_duration_ms: 5_000,
                     segment_count: 4,
@@ -253,6 +277,7 @@ mod tests {
                 mode: "clients".into(),
                 servers: vec!["a".into(), "b".into()],
             }],
+            ingest: IngestPlan::default(),
         }
     }
 
@@ -265,6 +290,15 @@ mod tests {
         )
         .await
         .unwrap();
+        // The cluster_ingest stream is started by the coordinator (alone, it owns it).
+        let cam = ActorPath::parse("node/streams/cam01").unwrap();
+        for _ in 0..100 {
+            if node.registry.get(&cam).is_some_and(|e| e.cell().is_some()) {
+                break;
+            }
+            tokio::task::yield_now().await;
+            tokio::time::advance(Duration::from_millis(10)).await;
+        }
         let paths: Vec<String> = node
             .registry
             .list(0)

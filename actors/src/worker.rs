@@ -69,7 +69,7 @@ pub enum Envelope<M> {
 pub struct Handle<M> {
     actor: ActorRef<Envelope<M>>,
     counters: Arc<Counters>,
-    runtime: Runtime,
+    node: NodeContext,
 }
 
 impl<M> Clone for Handle<M> {
@@ -77,7 +77,7 @@ impl<M> Clone for Handle<M> {
         Handle {
             actor: self.actor.clone(),
             counters: self.counters.clone(),
-            runtime: self.runtime.clone(),
+            node: self.node.clone(),
         }
     }
 }
@@ -134,7 +134,12 @@ impl<M: Send + 'static> Handle<M> {
 
     /// The node's runtime seam.
     pub fn runtime(&self) -> &Runtime {
-        &self.runtime
+        &self.node.runtime
+    }
+
+    /// The node this worker belongs to (its registry, name and runtime).
+    pub fn node(&self) -> &NodeContext {
+        &self.node
     }
 }
 
@@ -163,7 +168,7 @@ impl<W: Worker> Actor for Managed<W> {
         let me = Handle {
             actor: myself.clone(),
             counters: entry.counters.clone(),
-            runtime: node.runtime.clone(),
+            node: node.clone(),
         };
         let inner = self.worker.init(&me, args).await?;
         entry.set_handle(Arc::new(me.clone()));

@@ -149,6 +149,14 @@ pub const DIRECTIVES: &[DirectiveInfo] = &[
         "UDP port of the QUIC cluster mesh (default: the first `http` port)."
     ),
     d!(
+        "cluster_ingest_minority_restraint",
+        [],
+        &[G],
+        Now,
+        "cluster_ingest_minority_restraint true;",
+        "flotilla: a node that sees fewer than half of the cluster keeps its cluster_ingest streams but takes over nobody else's (default false: survivors take everything over, as Flussonic does)."
+    ),
+    d!(
         "loglevel",
         [],
         &[G],
@@ -638,7 +646,7 @@ pub const DIRECTIVES: &[DirectiveInfo] = &[
         "channel_limit",
         [],
         &[P],
-        Later,
+        Now,
         "channel_limit 100;",
         "Most streams cluster_ingest may place on the peer."
     ),
@@ -646,7 +654,7 @@ pub const DIRECTIVES: &[DirectiveInfo] = &[
         "cpu_limit",
         [],
         &[P],
-        Later,
+        Now,
         "cpu_limit 80%;",
         "CPU usage above which cluster_ingest places nothing more on the peer."
     ),

@@ -125,6 +125,10 @@ impl Printer {
             }
         }
         self.value("cluster_port", &c.cluster_port);
+        self.value(
+            "cluster_ingest_minority_restraint",
+            &c.cluster_ingest_minority_restraint,
+        );
         if let Some(level) = c.loglevel {
             self.line("loglevel", &[level.name().to_string()]);
         }

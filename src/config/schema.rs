@@ -424,6 +424,11 @@ fn read_global_statement(
             }
             set_once(&mut c.cluster_port, port, statement)
         }
+        "cluster_ingest_minority_restraint" => set_once(
+            &mut c.cluster_ingest_minority_restraint,
+            flag(statement)?,
+            statement,
+        ),
         "loglevel" => {
             let (text, span) = positionals(statement, 1, 1, "a log level")?.remove(0);
             let level = choose(

@@ -40,6 +40,8 @@ pub struct ApiState {
     pub sessions: SessionTable,
     /// The cluster mesh, when the node has a cluster key.
     pub mesh: Option<crate::mesh::service::MeshService>,
+    /// What the cluster_ingest coordinator decided.
+    pub ingest: flotilla_actors::ingest::board::IngestBoard,
 }
 
 /// The router of a listener: API routes when `with_api`, and a JSON 404 for the rest.
@@ -61,6 +63,14 @@ pub fn router(state: ApiState, with_api: bool) -> Router {
             )
             .route("/streamer/api/v3/streams", get(super::streams::list))
             .route("/streamer/api/v3/cluster/peers", get(super::cluster::peers))
+            .route(
+                "/streamer/api/v3/cluster/ingest",
+                get(super::cluster::ingest),
+            )
+            .route(
+                "/flussonic/api/v3/cluster/ingest",
+                get(super::cluster::ingest),
+            )
             .route(
                 "/flussonic/api/v3/cluster/peers",
                 get(super::cluster::peers),
@@ -200,6 +210,7 @@ mod tests {
             node,
             directory,
             mesh: None,
+            ingest: Default::default(),
         }
     }
 

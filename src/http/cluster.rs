@@ -1,5 +1,6 @@
 //! `GET /streamer/api/v3/cluster/peers`: the cluster overview — every peer with its state
-//! and load, as this node sees it.
+//! and load, as this node sees it. `GET /streamer/api/v3/cluster/ingest`: the
+//! cluster_ingest ownership table as this node computes it.
 
 use axum::Json;
 use axum::extract::State;
@@ -40,4 +41,30 @@ pub async fn peers(State(state): State<ApiState>) -> Json<Value> {
         })
         .collect();
     Json(json!({ "peers": peers, "incarnation": mesh.incarnation() }))
+}
+
+pub async fn ingest(State(state): State<ApiState>) -> Json<Value> {
+    let board = state.ingest.snapshot();
+    let streams: Vec<Value> = board
+        .rows
+        .iter()
+        .map(|row| {
+            json!({
+                "stream": row.stream,
+                "owner": row.owner,
+                "capture_at": row.capture_at,
+                "reason": row.reason,
+                "since": row.since_ms,
+                "running_on": row.capturer,
+                "epoch": row.epoch,
+                "local": row.local,
+            })
+        })
+        .collect();
+    Json(json!({
+        "hostname": state.identity.hostname,
+        "settled": board.settled,
+        "restrained": board.restrained,
+        "streams": streams,
+    }))
 }

@@ -53,6 +53,18 @@ pub async fn serve(State(state): State<ApiState>, request: Request) -> Response 
         return redirect_to_peer(&state, path, request.uri().query())
             .unwrap_or_else(|| not_found(path));
     };
+    // A cluster_ingest stream is served by its current capturer only (highest epoch).
+    let now_ms = state.node.runtime.wall_clock_ms();
+    if crate::ingest::superseded(
+        &state.ingest,
+        state.mesh.as_ref().map(|mesh| mesh.view()),
+        &live.name,
+        now_ms,
+        &state.identity.hostname,
+    ) && let Some(redirect) = redirect_to_peer(&state, path, request.uri().query())
+    {
+        return redirect;
+    }
     let rest = rest.to_string();
     let protocol = match rest.as_str() {
         "embed.html" => return embed(&live),
@@ -79,7 +91,6 @@ pub async fn serve(State(state): State<ApiState>, request: Request) -> Response 
         Ok(session) => session,
         Err(refused) => return error_response(StatusCode::FORBIDDEN, refused.to_string()),
     };
-    let now_ms = state.node.runtime.wall_clock_ms();
     live.request(now_ms);
     let needs_media = !rest.ends_with(".ts");
     if needs_media && live.media_playlist("").is_none() {

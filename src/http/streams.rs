@@ -45,7 +45,8 @@ pub async fn list(State(state): State<ApiState>) -> Json<Value> {
                     "bytes_in": counter(&|c| c.bytes_in.load(Ordering::Relaxed)),
                     "bytes_out": counter(&|c| c.bytes_out.load(Ordering::Relaxed)),
                     "last_frame_at": (last_frame_ms != 0).then_some(last_frame_ms),
-                    "running_on": if alive { vec![state.identity.hostname.clone()] } else { vec![] },
+                    "running_on": running_on(&state, &stream.name, alive),
+                    "epoch": state.ingest.row(&stream.name).map(|row| row.epoch),
                     "active_input": live.as_ref().and_then(|l| l.active_input()),
                 },
             })
@@ -53,4 +54,17 @@ pub async fn list(State(state): State<ApiState>) -> Json<Value> {
         .collect();
     let count = streams.len();
     Json(json!({ "streams": streams, "estimated_count": count }))
+}
+
+/// Hostnames running `stream`: this node when frames flow here; for a cluster_ingest
+/// stream, its current capturer wherever it is.
+fn running_on(state: &ApiState, stream: &str, alive_here: bool) -> Vec<String> {
+    if let Some(row) = state.ingest.row(stream) {
+        return row.capturer.into_iter().collect();
+    }
+    if alive_here {
+        vec![state.identity.hostname.clone()]
+    } else {
+        Vec::new()
+    }
 }

@@ -5,6 +5,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use flotilla_actors::ingest::board::IngestBoard;
+use flotilla_actors::mesh::view::IngestRole;
 use flotilla_actors::node::NodeContext;
 
 use super::auth::ClusterIdentity;
@@ -41,6 +43,7 @@ pub fn start(
     node: &NodeContext,
     stats: StatsBoard,
     directory: Directory,
+    board: IngestBoard,
 ) -> Result<Option<NodeMesh>, MeshError> {
     let (Some(key), Some(http)) = (&config.cluster_key, config.http.first()) else {
         return Ok(None);
@@ -96,18 +99,37 @@ pub fn start(
             uptime: snapshot.uptime,
         };
         let now_ms = clock.wall_clock_ms();
+        let mut parts = board.local_parts();
         let mut streams: Vec<StreamEntry> = directory
             .all()
             .iter()
-            .map(|live| StreamEntry {
-                name: live.name.clone(),
-                alive: live.is_alive(now_ms, ALIVE_WITHIN_MS),
-                ondemand: ondemand.iter().any(|(name, od)| *name == live.name && *od),
-                clients: live.counters.clients.load(Ordering::Relaxed),
-                bitrate_kbit: live.counters.input_bitrate.load(Ordering::Relaxed) / 1000,
-                epoch: 0,
+            .map(|live| {
+                let part = parts.remove(&live.name);
+                let (ingest, epoch) = part.map_or((IngestRole::None, 0), |p| (p.role, p.epoch));
+                // A cluster_ingest stream this node no longer captures is never offered.
+                let offered = matches!(ingest, IngestRole::None | IngestRole::Capturing);
+                StreamEntry {
+                    name: live.name.clone(),
+                    alive: offered && live.is_alive(now_ms, ALIVE_WITHIN_MS),
+                    ondemand: offered
+                        && ondemand.iter().any(|(name, od)| *name == live.name && *od),
+                    clients: live.counters.clients.load(Ordering::Relaxed),
+                    bitrate_kbit: live.counters.input_bitrate.load(Ordering::Relaxed) / 1000,
+                    epoch,
+                    ingest,
+                }
             })
             .collect();
+        // cluster_ingest streams not running here: standby (able to take them) or failed.
+        streams.extend(parts.into_iter().map(|(name, part)| StreamEntry {
+            name,
+            alive: false,
+            ondemand: false,
+            clients: 0,
+            bitrate_kbit: 0,
+            epoch: part.epoch,
+            ingest: part.role,
+        }));
         streams.truncate(super::wire::MAX_STREAMS);
         (load, streams)
     });

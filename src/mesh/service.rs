@@ -75,6 +75,7 @@ fn to_remote(entry: &StreamEntry) -> RemoteStream {
         clients: entry.clients,
         bitrate_kbit: entry.bitrate_kbit,
         epoch: entry.epoch,
+        ingest: entry.ingest,
     }
 }
 
@@ -430,6 +431,7 @@ mod tests {
             clients: 0,
             bitrate_kbit: 300,
             epoch: 0,
+            ingest: flotilla_actors::mesh::view::IngestRole::None,
         }
     }
 

@@ -7,10 +7,11 @@
 //! every count and string is checked against its limit. bincode is pinned to 2.0.1
 //! (crates.md §4) and used only here, so it can be swapped without touching the mesh.
 
+use flotilla_actors::mesh::view::IngestRole;
 use serde::{Deserialize, Serialize};
 
 /// The protocol version this node speaks.
-pub const WIRE_VERSION: u16 = 1;
+pub const WIRE_VERSION: u16 = 2;
 /// Largest frame: 1,000 streams take ~60 KiB; 1 MiB leaves room for 10,000.
 pub const MAX_FRAME_BYTES: usize = 1024 * 1024;
 /// Most streams in one state message.
@@ -44,6 +45,8 @@ pub struct StreamEntry {
     pub bitrate_kbit: u64,
     /// Capture epoch of a cluster_ingest stream (0 otherwise).
     pub epoch: u64,
+    /// The sender's part in a cluster_ingest stream.
+    pub ingest: IngestRole,
 }
 
 /// How to reach a node.
@@ -219,6 +222,7 @@ mod tests {
                     clients: i as u64,
                     bitrate_kbit: 300,
                     epoch: 0,
+                    ingest: IngestRole::None,
                 })
                 .collect(),
             removals: vec!["old".into()],
@@ -257,8 +261,9 @@ mod tests {
     #[test]
     fn refuses_other_versions_by_number() {
         let mut frame = encode(&state(1)).unwrap();
-        frame[4..6].copy_from_slice(&2u16.to_be_bytes());
-        assert_eq!(decode(&frame), Err(WireError::UnsupportedVersion(2)));
+        let other = WIRE_VERSION + 1;
+        frame[4..6].copy_from_slice(&other.to_be_bytes());
+        assert_eq!(decode(&frame), Err(WireError::UnsupportedVersion(other)));
     }
 
     #[test]

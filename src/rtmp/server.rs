@@ -396,6 +396,7 @@ impl Connection {
                 priority: None,
             }],
             cluster_ingest: false,
+            capture_at: None,
             source_timeout_ms: crate::defaults::SOURCE_TIMEOUT_MS,
             segment_duration_ms,
             segment_count,

@@ -1,27 +1,264 @@
 //! The cluster_ingest coordinator: decides which cluster_ingest streams this node
-//! captures. The placement rule is [`placement`] (pure); the coordinator that applies it
-//! on every view change lands with the cluster_ingest issue; today it counts the streams.
+//! captures, and makes it so through the `streams` supervisor.
+//!
+//! Every tick it reads the cluster view and the health of its captures, runs one step of
+//! the [`book`] (pure: [`placement`] plus make-before-break, epochs, failure marks and
+//! restraint), then applies the actions: taking a stream over is the `streams`
+//! supervisor starting its stream actor; giving it up is the supervisor stopping it. The
+//! [`board`] carries the result to the rest of the node (mesh advertisement, HTTP API,
+//! the `streams` supervisor's own rebuild after a restart).
 
+pub mod board;
+pub mod book;
 pub mod placement;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use ractor::ActorProcessingErr;
 
-use crate::tree::NodePlan;
+use self::board::{BoardState, IngestBoard, LocalPart};
+use self::book::{Action, Advertised, BookSettings, Configured, Health, IngestBook, Member};
+use crate::mesh::view::{ClusterView, IngestRole, PeerState};
+use crate::registry::ActorPath;
+use crate::stream::StreamMedia;
+use crate::supervisor::{SupervisorError, SupervisorMsg, supervisor_at};
+use crate::tree::{NodePlan, StreamPlan, stream_child};
 use crate::worker::{Handle, Worker};
 
+/// A node's limits for cluster_ingest (`channel_limit`, `cpu_limit` of its `peer` entry).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IngestLimits {
+    /// Most streams it captures.
+    pub channel_limit: Option<u32>,
+    /// CPU percent from which it takes nothing new.
+    pub cpu_limit_percent: Option<u32>,
+}
+
+/// The coordinator's settings, from the config.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IngestPlan {
+    /// This node's hostname (the name placement uses).
+    pub me: String,
+    /// Other names `capture_at` may use for this node.
+    pub aliases: Vec<String>,
+    /// This node's limits.
+    pub limits: IngestLimits,
+    /// Peers' limits, by any of their names (`host`, `host:port`, hostname).
+    pub peer_limits: BTreeMap<String, IngestLimits>,
+    /// How long a returning `capture_at` node must be alive before fail-back.
+    pub failback_hold_ms: u64,
+    /// At start, how long to wait for unheard peers before taking streams over.
+    pub settle_ms: u64,
+    /// How often the coordinator looks at the cluster.
+    pub tick_ms: u64,
+    /// Minority restraint (off by default: survivors take everything over).
+    pub minority_restraint: bool,
+}
+
+/// What the coordinator reads from the node.
+pub trait IngestIo: Send + Sync + 'static {
+    /// The cluster view (`None` without a mesh: this node is the whole cluster).
+    fn view(&self) -> Option<Arc<RwLock<ClusterView>>>;
+    /// This host's CPU usage, percent.
+    fn cpu_usage(&self) -> f32;
+    /// Whether frames of `stream` are flowing here.
+    fn stream_alive(&self, stream: &str) -> bool;
+}
+
+/// Ingest io for tests of the tree: no mesh, idle CPU, no frames.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoIngestIo;
+
+impl IngestIo for NoIngestIo {
+    fn view(&self) -> Option<Arc<RwLock<ClusterView>>> {
+        None
+    }
+    fn cpu_usage(&self) -> f32 {
+        0.0
+    }
+    fn stream_alive(&self, _stream: &str) -> bool {
+        false
+    }
+}
+
 /// The coordinator behaviour.
-#[derive(Debug, Clone, Copy)]
-pub struct IngestCoordinator;
+#[derive(Clone)]
+pub struct IngestCoordinator {
+    /// The node's side.
+    pub io: Arc<dyn IngestIo>,
+    /// The media plane, for the stream actors it starts.
+    pub media: Arc<dyn StreamMedia>,
+    /// Where decisions are published.
+    pub board: IngestBoard,
+}
 
-/// Messages to the coordinator (none yet).
+/// Messages to the coordinator.
 #[derive(Debug)]
-pub enum IngestMsg {}
+pub enum IngestMsg {
+    /// Time to look at the cluster again.
+    Tick,
+}
 
-/// What the coordinator knows.
-#[derive(Debug)]
+/// What the coordinator holds.
 pub struct IngestState {
-    cluster_streams: usize,
-    peers: usize,
+    plan: IngestPlan,
+    streams: BTreeMap<String, StreamPlan>,
+    configured: Vec<Configured>,
+    book: IngestBook,
+    last_action: Option<String>,
+}
+
+fn limits_of<'a>(plan: &'a IngestPlan, names: &[&str]) -> Option<&'a IngestLimits> {
+    names.iter().find_map(|name| plan.peer_limits.get(*name))
+}
+
+/// The members of the cluster this node sees alive: itself first, then the peers.
+fn members(
+    plan: &IngestPlan,
+    io: &dyn IngestIo,
+    started_ms: u64,
+    now_ms: u64,
+) -> (Member, Vec<Member>, usize, usize) {
+    let me = Member {
+        name: plan.me.clone(),
+        aliases: plan.aliases.clone(),
+        alive_since_ms: started_ms,
+        returns_ms: Vec::new(),
+        channel_limit: plan.limits.channel_limit,
+        over_cpu_limit: plan
+            .limits
+            .cpu_limit_percent
+            .is_some_and(|limit| io.cpu_usage() >= limit as f32),
+        streams: BTreeMap::new(),
+    };
+    let Some(view) = io.view() else {
+        return (me, Vec::new(), 1, 0);
+    };
+    let view = view.read().unwrap_or_else(|p| p.into_inner());
+    let mut peers = Vec::new();
+    let mut size = 1;
+    let mut unheard = 0;
+    for (record, state) in view.peers(now_ms) {
+        size += 1;
+        match state {
+            PeerState::Connecting => unheard += 1,
+            PeerState::Alive if !record.hostname.is_empty() => {
+                let host = record
+                    .name
+                    .rsplit_once(':')
+                    .map_or(record.name.as_str(), |(host, _)| host);
+                let limits = limits_of(plan, &[&record.name, host, &record.hostname])
+                    .copied()
+                    .unwrap_or_default();
+                peers.push(Member {
+                    name: record.hostname.clone(),
+                    aliases: vec![record.name.clone(), host.to_string()],
+                    alive_since_ms: record.alive_since_ms,
+                    returns_ms: record.returns_ms.clone(),
+                    channel_limit: limits.channel_limit,
+                    over_cpu_limit: limits
+                        .cpu_limit_percent
+                        .is_some_and(|limit| record.load.cpu_usage >= limit as f32),
+                    streams: record
+                        .streams
+                        .iter()
+                        .filter(|(_, s)| s.ingest != IngestRole::None)
+                        .map(|(name, s)| {
+                            (
+                                name.clone(),
+                                Advertised {
+                                    role: s.ingest,
+                                    alive: s.alive,
+                                    epoch: s.epoch,
+                                },
+                            )
+                        })
+                        .collect(),
+                });
+            }
+            _ => {}
+        }
+    }
+    (me, peers, size, unheard)
+}
+
+impl IngestCoordinator {
+    async fn apply(&self, me: &Handle<IngestMsg>, state: &mut IngestState, action: Action) {
+        let streams_path = ActorPath::root().child("streams");
+        let supervisor = supervisor_at(me.node(), &streams_path);
+        let now_ms = me.runtime().wall_clock_ms();
+        match action {
+            Action::Start { stream, epoch } => {
+                tracing::info!(%stream, epoch, "cluster_ingest: capturing here");
+                self.board.set_local(
+                    &stream,
+                    LocalPart {
+                        role: IngestRole::Capturing,
+                        epoch,
+                    },
+                );
+                let Some(plan) = state.streams.get(&stream).cloned() else {
+                    return;
+                };
+                let result = match supervisor {
+                    Some(supervisor) => ractor::call!(
+                        supervisor,
+                        SupervisorMsg::StartChild,
+                        stream_child(plan, self.media.clone())
+                    )
+                    .map_err(|error| error.to_string())
+                    .and_then(|started| match started {
+                        Ok(()) | Err(SupervisorError::DuplicateId(_)) => Ok(()),
+                        Err(error) => Err(error.to_string()),
+                    }),
+                    None => Err("the streams supervisor is not running".to_string()),
+                };
+                state.last_action = Some(format!("start {stream} (epoch {epoch})"));
+                if let Err(error) = result {
+                    tracing::warn!(%stream, %error, "cluster_ingest: could not start the capture");
+                    state.book.start_failed(&stream, now_ms);
+                }
+            }
+            Action::Stop { stream, reason } => {
+                tracing::info!(%stream, %reason, "cluster_ingest: capture stops here");
+                let (role, epoch) = state.book.advertised(&stream, now_ms);
+                self.board.set_local(&stream, LocalPart { role, epoch });
+                if let Some(supervisor) = supervisor {
+                    let _ = ractor::call!(
+                        supervisor,
+                        SupervisorMsg::TerminateChild,
+                        stream.clone()
+                    );
+                }
+                state.last_action = Some(format!("stop {stream}: {reason}"));
+            }
+        }
+    }
+
+    fn health(&self, me: &Handle<IngestMsg>, state: &IngestState) -> BTreeMap<String, Health> {
+        let streams_path = ActorPath::root().child("streams");
+        state
+            .book
+            .captures()
+            .keys()
+            .map(|name| {
+                let restarts = me
+                    .node()
+                    .registry
+                    .get(&streams_path.child(name))
+                    .map_or(0, |entry| entry.restarts());
+                let health = Health {
+                    alive: self.io.stream_alive(name),
+                    restarts,
+                };
+                (name.clone(), health)
+            })
+            .collect()
+    }
 }
 
 impl Worker for IngestCoordinator {
@@ -35,28 +272,114 @@ impl Worker for IngestCoordinator {
 
     async fn init(
         &self,
-        _me: &Handle<IngestMsg>,
+        me: &Handle<IngestMsg>,
         plan: NodePlan,
     ) -> Result<IngestState, ActorProcessingErr> {
+        let now_ms = me.runtime().wall_clock_ms();
+        let streams: BTreeMap<String, StreamPlan> = plan
+            .streams
+            .iter()
+            .filter(|stream| stream.cluster_ingest)
+            .map(|stream| (stream.name.clone(), stream.clone()))
+            .collect();
+        let configured = streams
+            .values()
+            .map(|stream| Configured {
+                name: stream.name.clone(),
+                capture_at: stream.capture_at.clone(),
+            })
+            .collect();
+        let settings = BookSettings {
+            failback_hold_ms: plan.ingest.failback_hold_ms,
+            settle_ms: plan.ingest.settle_ms,
+            minority_restraint: plan.ingest.minority_restraint,
+        };
+        // A restarted coordinator picks up the captures still running under `streams`.
+        let mut book = IngestBook::new(settings, now_ms);
+        let previous = self.board.snapshot();
+        for (name, part) in &previous.local {
+            if part.role == IngestRole::Capturing && streams.contains_key(name) {
+                book.adopt(name, part.epoch, now_ms);
+            }
+        }
+        if !streams.is_empty() {
+            let _ = me.send(IngestMsg::Tick);
+            me.send_interval(Duration::from_millis(plan.ingest.tick_ms.max(10)), || {
+                IngestMsg::Tick
+            });
+        }
         Ok(IngestState {
-            cluster_streams: plan.streams.iter().filter(|s| s.cluster_ingest).count(),
-            peers: plan.peers.len(),
+            plan: plan.ingest,
+            streams,
+            configured,
+            book,
+            last_action: None,
         })
     }
 
     async fn handle(
         &self,
-        _me: &Handle<IngestMsg>,
+        me: &Handle<IngestMsg>,
         message: IngestMsg,
-        _state: &mut IngestState,
+        state: &mut IngestState,
     ) -> Result<(), ActorProcessingErr> {
-        match message {}
+        match message {
+            IngestMsg::Tick => {
+                let now_ms = me.runtime().wall_clock_ms();
+                // This node has been alive since it started.
+                let uptime_ms = u64::try_from(me.runtime().uptime().as_millis()).unwrap_or(0);
+                let started_ms = now_ms.saturating_sub(uptime_ms);
+                let (member, peers, cluster_size, peers_unheard) =
+                    members(&state.plan, self.io.as_ref(), started_ms, now_ms);
+                let health = self.health(me, state);
+                let input = book::StepInput {
+                    me: &member,
+                    peers: &peers,
+                    cluster_size,
+                    peers_unheard,
+                    streams: &state.configured,
+                    health: &health,
+                    now_ms,
+                };
+                let (actions, rows) = state.book.step(&input);
+                for action in actions {
+                    self.apply(me, state, action).await;
+                }
+                let local = state
+                    .configured
+                    .iter()
+                    .map(|stream| {
+                        let (role, epoch) = state.book.advertised(&stream.name, now_ms);
+                        (stream.name.clone(), LocalPart { role, epoch })
+                    })
+                    .collect();
+                self.board.publish(BoardState {
+                    local,
+                    rows,
+                    restrained: state.book.restrained(),
+                    settled: state.book.settled(),
+                });
+            }
+        }
+        Ok(())
     }
 
     fn summary(&self, state: &IngestState) -> String {
-        format!(
-            "{} cluster_ingest stream(s), {} peer(s); placement not built yet",
-            state.cluster_streams, state.peers
-        )
+        let mut summary = format!(
+            "{} cluster_ingest stream(s), capturing {}",
+            state.configured.len(),
+            state.book.captures().len()
+        );
+        if !state.book.settled() && !state.configured.is_empty() {
+            summary.push_str(", settling");
+        }
+        if state.book.restrained() {
+            summary.push_str(", restrained (sees a minority)");
+        }
+        if let Some(action) = &state.last_action {
+            summary.push_str("; last: ");
+            summary.push_str(action);
+        }
+        summary
     }
 }

@@ -38,6 +38,9 @@ pub struct IngestStream {
     pub name: String,
     /// `capture_at=HOST`, already resolved to a candidate name.
     pub capture_at: Option<String>,
+    /// Candidates that may not capture this stream (its source failed there, or the
+    /// stream is not configured there).
+    pub excluded: Vec<String>,
 }
 
 /// Why a stream is where it is.
@@ -96,9 +99,11 @@ pub fn place(
     };
     let mut placement = BTreeMap::new();
     for stream in ordered {
+        let allowed = |node: &Candidate| !stream.excluded.contains(&node.name);
         let preferred = stream.capture_at.as_deref().and_then(|name| {
             eligible.iter().find(|n| {
                 n.name == name
+                    && allowed(n)
                     && now_ms.saturating_sub(n.healthy_since_ms) >= hold_ms
                     && has_room(n, &load)
             })
@@ -109,7 +114,7 @@ pub fn place(
                 let mut ranked: Vec<&Candidate> = eligible
                     .iter()
                     .copied()
-                    .filter(|n| has_room(n, &load))
+                    .filter(|n| allowed(n) && has_room(n, &load))
                     .collect();
                 ranked.sort_by_key(|n| std::cmp::Reverse(stable_hash(&stream.name, &n.name)));
                 let Some(node) = ranked
@@ -149,6 +154,7 @@ mod tests {
             .map(|i| IngestStream {
                 name: format!("cam{i:03}"),
                 capture_at: None,
+                excluded: Vec::new(),
             })
             .collect()
     }
@@ -178,6 +184,7 @@ mod tests {
         let stream = vec![IngestStream {
             name: "cam".into(),
             capture_at: Some("c".into()),
+            excluded: Vec::new(),
         }];
         assert_eq!(
             place(&stream, &nodes, 10_000, 5_000)["cam"],
@@ -192,6 +199,20 @@ mod tests {
         assert_eq!(
             place(&stream, &nodes, 13_000, 5_000)["cam"],
             ("c".to_string(), Reason::Preferred)
+        );
+    }
+
+    #[test]
+    fn an_excluded_node_never_gets_the_stream_even_when_preferred() {
+        let nodes: Vec<Candidate> = ["a", "b", "c"].iter().map(|n| node(n)).collect();
+        let stream = vec![IngestStream {
+            name: "cam".into(),
+            capture_at: Some("c".into()),
+            excluded: vec!["c".into(), "a".into()],
+        }];
+        assert_eq!(
+            place(&stream, &nodes, 10_000, 0)["cam"],
+            ("b".to_string(), Reason::Hashed)
         );
     }
 

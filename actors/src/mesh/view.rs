@@ -14,7 +14,11 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+/// How many recent returns (stale → alive, or a restart) are kept per peer: enough to
+/// see a node flapping, bounded whatever it does.
+pub const RETURNS_KEPT: usize = 8;
 
 /// A peer's state as this node sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -30,6 +34,21 @@ pub enum PeerState {
     Unauthorized,
 }
 
+/// A node's part in a cluster_ingest stream, as it advertises it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IngestRole {
+    /// Not a cluster_ingest stream there.
+    #[default]
+    None,
+    /// Configured there and able to capture it, not capturing.
+    Standby,
+    /// Capturing it there (frames may not flow yet: see `alive`).
+    Capturing,
+    /// Its source kept failing there: that node is out of the running for a while.
+    Failed,
+}
+
 /// What a peer advertises about one of its streams.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RemoteStream {
@@ -43,6 +62,8 @@ pub struct RemoteStream {
     pub bitrate_kbit: u64,
     /// cluster_ingest capture epoch (0 for other streams).
     pub epoch: u64,
+    /// Its cluster_ingest role there.
+    pub ingest: IngestRole,
 }
 
 /// A peer's load (the cluster overview's numbers).
@@ -81,6 +102,11 @@ pub struct PeerRecord {
     pub stale_timeout_ms: u64,
     /// Unix ms of the last good exchange (0: never).
     pub last_seen_ms: u64,
+    /// Unix ms since which it has been alive without interruption (or since its restart).
+    pub alive_since_ms: u64,
+    /// Unix ms of its recent returns (stale or unknown → alive, or a restart), oldest
+    /// first, at most [`RETURNS_KEPT`].
+    pub returns_ms: Vec<u64>,
     /// Its last answer used another cluster key.
     pub unauthorized: bool,
     /// Its incarnation (bumped by every restart).
@@ -165,6 +191,8 @@ impl ClusterView {
                 fetch_timeout_ms,
                 stale_timeout_ms,
                 last_seen_ms: 0,
+                alive_since_ms: 0,
+                returns_ms: Vec::new(),
                 unauthorized: false,
                 incarnation: 0,
                 version: 0,
@@ -191,6 +219,14 @@ impl ClusterView {
         let Some(peer) = self.peers.get_mut(name) else {
             return Applied::Stale;
         };
+        let restarted = peer.incarnation != 0 && update.incarnation > peer.incarnation;
+        if peer.state(now_ms) != PeerState::Alive || restarted {
+            peer.alive_since_ms = now_ms;
+            if peer.returns_ms.len() == RETURNS_KEPT {
+                peer.returns_ms.remove(0);
+            }
+            peer.returns_ms.push(now_ms);
+        }
         peer.last_seen_ms = peer.last_seen_ms.max(now_ms);
         peer.unauthorized = false;
         peer.last_error = None;
@@ -234,17 +270,41 @@ impl ClusterView {
             .map(move |peer| (peer, peer.state(now_ms)))
     }
 
-    /// The alive peers that can serve `stream` now (alive there, or on-demand there).
+    /// The alive peers that can serve `stream` now (alive there, or on-demand there),
+    /// highest capture epoch first, then in name order: a cluster_ingest stream's
+    /// current capturer comes first, and a stale capturer (lower epoch) after it.
     pub fn locate(&self, stream: &str, now_ms: u64) -> Vec<&PeerRecord> {
+        let mut found: Vec<(&PeerRecord, u64)> = self
+            .peers
+            .values()
+            .filter(|peer| peer.state(now_ms) == PeerState::Alive)
+            .filter_map(|peer| {
+                let remote = peer.streams.get(stream)?;
+                (remote.alive || remote.ondemand).then_some((peer, remote.epoch))
+            })
+            .collect();
+        found.sort_by(|(a, a_epoch), (b, b_epoch)| {
+            b_epoch.cmp(a_epoch).then_with(|| a.name.cmp(&b.name))
+        });
+        found.into_iter().map(|(peer, _)| peer).collect()
+    }
+
+    /// The highest capture of `stream` among alive peers that capture it with frames
+    /// flowing: (epoch, peer). Captures are ordered by (epoch, hostname), the order every
+    /// node uses, so two captures started with the same epoch in a partition still have
+    /// one winner.
+    pub fn best_capture(&self, stream: &str, now_ms: u64) -> Option<(u64, &PeerRecord)> {
         self.peers
             .values()
             .filter(|peer| peer.state(now_ms) == PeerState::Alive)
-            .filter(|peer| {
-                peer.streams
-                    .get(stream)
-                    .is_some_and(|s| s.alive || s.ondemand)
+            .filter_map(|peer| {
+                let remote = peer.streams.get(stream)?;
+                (remote.ingest == IngestRole::Capturing && remote.alive)
+                    .then_some((remote.epoch, peer))
             })
-            .collect()
+            .max_by(|(a_epoch, a), (b_epoch, b)| {
+                (a_epoch, &a.hostname).cmp(&(b_epoch, &b.hostname))
+            })
     }
 
     /// Names of the alive peers.
@@ -269,6 +329,7 @@ mod tests {
             clients: 0,
             bitrate_kbit: 300,
             epoch: 0,
+            ingest: IngestRole::None,
         }
     }
 

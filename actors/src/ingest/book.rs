@@ -1,0 +1,540 @@
+//! The cluster_ingest coordinator's bookkeeping, as a sans-IO state machine: every step
+//! takes the cluster as this node sees it and `now`, and returns what to start and stop.
+//! Nothing here reads a clock or touches an actor, so the node, the tests and the
+//! simulator drive the very same decisions.
+//!
+//! Rules, on top of [`placement`](super::placement):
+//! 1. **Take over**: a stream placed on this node and not captured here starts, with an
+//!    epoch above every epoch this node has seen for it. Not before the start-up settle
+//!    (a booting node first hears its peers, so it does not grab everything), and never
+//!    while restrained (minority restraint, when switched on).
+//! 2. **Make before break**: a stream captured here but placed elsewhere keeps running
+//!    until its new owner advertises it captured with frames flowing, or until the
+//!    hand-over deadline, whichever comes first.
+//! 3. **Failed here**: a capture that restarts too often, or never gets frames by its
+//!    start deadline, is stopped and this node is out of the running for that stream for
+//!    [`FAILED_HOLD_MS`]; it advertises the mark, so every node places the stream
+//!    elsewhere (a camera reachable from some nodes only still gets captured).
+//! 4. **Fail-back with hysteresis**: a returning `capture_at` node gets its stream back
+//!    only after a hold time; a node that keeps coming back within [`FLAP_WINDOW_MS`]
+//!    waits [`FLAP_HOLD_FACTOR`] times longer.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use super::placement::{Candidate, IngestStream, Reason, place};
+use crate::mesh::view::IngestRole;
+
+/// Restarts of one capture within [`FAILURE_WINDOW_MS`] after which it counts as failed
+/// on this node (the capture's own restart intensity; the supervisor's backoff spaces
+/// them 1, 2, 4 s apart).
+pub const MAX_CAPTURE_RESTARTS: usize = 3;
+/// The window [`MAX_CAPTURE_RESTARTS`] is counted over.
+pub const FAILURE_WINDOW_MS: u64 = 60_000;
+/// A capture without a single frame this long after its start has failed here.
+pub const CAPTURE_START_DEADLINE_MS: u64 = 20_000;
+/// How long a node stays out of the running for a stream that failed there.
+pub const FAILED_HOLD_MS: u64 = 120_000;
+/// Longest a capture placed elsewhere keeps running while its new owner starts. Above
+/// [`CAPTURE_START_DEADLINE_MS`], so a new owner that cannot reach the source marks
+/// itself failed (and the stream comes back) before the old capture gives up.
+pub const HANDOVER_DEADLINE_MS: u64 = 30_000;
+/// Returns within this window that make a node "flapping".
+pub const FLAP_WINDOW_MS: u64 = 600_000;
+/// Returns within [`FLAP_WINDOW_MS`] from which a node counts as flapping.
+pub const FLAP_RETURNS: usize = 3;
+/// A flapping node's fail-back hold is this many times the normal one.
+pub const FLAP_HOLD_FACTOR: u64 = 4;
+
+/// What a node advertises about one cluster_ingest stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Advertised {
+    /// Its role there.
+    pub role: IngestRole,
+    /// Frames flowing there.
+    pub alive: bool,
+    /// Its capture epoch there (the last one, when standby).
+    pub epoch: u64,
+}
+
+/// A node of the cluster as this node sees it (itself included).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Member {
+    /// Its hostname: the name placement and epochs use.
+    pub name: String,
+    /// Other names `capture_at` may use for it (`host`, `host:port`).
+    pub aliases: Vec<String>,
+    /// Unix ms since which it has been alive without interruption.
+    pub alive_since_ms: u64,
+    /// Unix ms of its recent returns (see the cluster view).
+    pub returns_ms: Vec<u64>,
+    /// `channel_limit`.
+    pub channel_limit: Option<u32>,
+    /// Over its `cpu_limit`.
+    pub over_cpu_limit: bool,
+    /// What it advertises about cluster_ingest streams (empty for this node itself).
+    pub streams: BTreeMap<String, Advertised>,
+}
+
+/// A cluster_ingest stream configured on this node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Configured {
+    /// Its name.
+    pub name: String,
+    /// Its `capture_at`, as written in the config.
+    pub capture_at: Option<String>,
+}
+
+/// The health of a capture running here.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Health {
+    /// Frames are flowing.
+    pub alive: bool,
+    /// Restarts of its actor so far (a counter that only grows).
+    pub restarts: u64,
+}
+
+/// One step's inputs.
+#[derive(Debug, Clone)]
+pub struct StepInput<'a> {
+    /// This node.
+    pub me: &'a Member,
+    /// The alive peers.
+    pub peers: &'a [Member],
+    /// Nodes of the cluster this node knows of, itself included (alive or not).
+    pub cluster_size: usize,
+    /// Known peers never heard from yet.
+    pub peers_unheard: usize,
+    /// The cluster_ingest streams configured here.
+    pub streams: &'a [Configured],
+    /// Health of the captures running here.
+    pub health: &'a BTreeMap<String, Health>,
+    /// Unix ms now.
+    pub now_ms: u64,
+}
+
+/// Settings of the rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BookSettings {
+    /// How long a returning `capture_at` node must be alive before fail-back.
+    pub failback_hold_ms: u64,
+    /// At start, how long to wait for unheard peers before taking streams over.
+    pub settle_ms: u64,
+    /// Minority restraint: a node seeing fewer than half of the cluster takes nothing over.
+    pub minority_restraint: bool,
+}
+
+/// What the coordinator must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Start capturing `stream` here with `epoch`.
+    Start {
+        /// The stream.
+        stream: String,
+        /// Its new capture epoch.
+        epoch: u64,
+    },
+    /// Stop capturing `stream` here.
+    Stop {
+        /// The stream.
+        stream: String,
+        /// Why, for the log and the table.
+        reason: String,
+    },
+}
+
+/// A capture running on this node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Capture {
+    /// Its epoch.
+    pub epoch: u64,
+    /// Unix ms it started.
+    pub started_ms: u64,
+    /// Frames have flowed at least once.
+    pub ever_alive: bool,
+    /// Restart count of its actor when it started, and the times of later restarts.
+    restarts_seen: Option<u64>,
+    restart_times_ms: Vec<u64>,
+    /// Since when it is placed elsewhere and waits for the new owner.
+    pub handover_since_ms: Option<u64>,
+}
+
+/// Why a stream is owned where it is, for the ownership table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OwnerReason {
+    /// Its `capture_at` node.
+    Preferred,
+    /// Rendezvous hashing.
+    Hashed,
+    /// No node may capture it (every candidate failed it, is full, or is down).
+    NoCandidate,
+}
+
+/// One row of the ownership table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Row {
+    /// The stream.
+    pub stream: String,
+    /// Where placement puts it.
+    pub owner: Option<String>,
+    /// Its `capture_at`, as configured.
+    pub capture_at: Option<String>,
+    /// Why there.
+    pub reason: OwnerReason,
+    /// Unix ms since the owner is what it is (as seen by this node).
+    pub since_ms: u64,
+    /// The node whose capture is current (highest epoch with frames flowing).
+    pub capturer: Option<String>,
+    /// The current capture's epoch (0: none yet).
+    pub epoch: u64,
+    /// This node's part: standby, capturing or failed.
+    pub local: IngestRole,
+}
+
+/// The coordinator's memory between steps.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IngestBook {
+    settings: Option<BookSettings>,
+    started_ms: u64,
+    captures: BTreeMap<String, Capture>,
+    failed_until_ms: BTreeMap<String, u64>,
+    epochs: BTreeMap<String, u64>,
+    owners: BTreeMap<String, (Option<String>, u64)>,
+    restrained: bool,
+    settled: bool,
+}
+
+impl IngestBook {
+    /// A book for a coordinator started at `started_ms`.
+    pub fn new(settings: BookSettings, started_ms: u64) -> IngestBook {
+        IngestBook {
+            settings: Some(settings),
+            started_ms,
+            ..IngestBook::default()
+        }
+    }
+
+    fn settings(&self) -> BookSettings {
+        self.settings.unwrap_or(BookSettings {
+            failback_hold_ms: 0,
+            settle_ms: 0,
+            minority_restraint: false,
+        })
+    }
+
+    /// The captures running here.
+    pub fn captures(&self) -> &BTreeMap<String, Capture> {
+        &self.captures
+    }
+
+    /// Whether the source of `stream` is marked failed here at `now_ms`.
+    pub fn failed_here(&self, stream: &str, now_ms: u64) -> bool {
+        self.failed_until_ms
+            .get(stream)
+            .is_some_and(|until| *until > now_ms)
+    }
+
+    /// The highest epoch this node has seen or used for `stream`.
+    pub fn epoch(&self, stream: &str) -> u64 {
+        self.epochs.get(stream).copied().unwrap_or(0)
+    }
+
+    /// This node sees fewer than half of the cluster and minority restraint is on.
+    pub fn restrained(&self) -> bool {
+        self.restrained
+    }
+
+    /// Start-up settle done: this node takes streams over.
+    pub fn settled(&self) -> bool {
+        self.settled
+    }
+
+    /// What this node advertises about `stream`.
+    pub fn advertised(&self, stream: &str, now_ms: u64) -> (IngestRole, u64) {
+        if let Some(capture) = self.captures.get(stream) {
+            (IngestRole::Capturing, capture.epoch)
+        } else if self.failed_here(stream, now_ms) {
+            (IngestRole::Failed, self.epoch(stream))
+        } else {
+            (IngestRole::Standby, self.epoch(stream))
+        }
+    }
+
+    /// Takes in a capture that runs already (the coordinator restarted under it).
+    pub fn adopt(&mut self, stream: &str, epoch: u64, now_ms: u64) {
+        let known = self.epochs.entry(stream.to_string()).or_default();
+        *known = (*known).max(epoch);
+        self.captures.insert(
+            stream.to_string(),
+            Capture {
+                epoch,
+                started_ms: now_ms,
+                ever_alive: true,
+                restarts_seen: None,
+                restart_times_ms: Vec::new(),
+                handover_since_ms: None,
+            },
+        );
+    }
+
+    /// A start the book asked for did not happen: forget the capture.
+    pub fn start_failed(&mut self, stream: &str, now_ms: u64) {
+        if self.captures.remove(stream).is_some() {
+            self.failed_until_ms
+                .insert(stream.to_string(), now_ms + FAILED_HOLD_MS);
+        }
+    }
+
+    fn hold_for(&self, member: &Member, now_ms: u64) -> u64 {
+        let hold = self.settings().failback_hold_ms;
+        let recent = member
+            .returns_ms
+            .iter()
+            .filter(|at| now_ms.saturating_sub(**at) < FLAP_WINDOW_MS)
+            .count();
+        if recent >= FLAP_RETURNS {
+            hold * FLAP_HOLD_FACTOR
+        } else {
+            hold
+        }
+    }
+
+    /// One step: update the book from `input` and say what to start and stop. Returns
+    /// the actions and the ownership table.
+    pub fn step(&mut self, input: &StepInput<'_>) -> (Vec<Action>, Vec<Row>) {
+        let now_ms = input.now_ms;
+        let settings = self.settings();
+        let mut actions = Vec::new();
+        self.failed_until_ms.retain(|_, until| *until > now_ms);
+        self.settled = self.settled
+            || input.peers_unheard == 0
+            || now_ms.saturating_sub(self.started_ms) >= settings.settle_ms;
+        let seen = input.peers.len() + 1;
+        self.restrained = settings.minority_restraint && seen * 2 < input.cluster_size;
+
+        // Epochs only grow: take in every epoch the peers advertise.
+        for peer in input.peers {
+            for (name, advertised) in &peer.streams {
+                let epoch = self.epochs.entry(name.clone()).or_default();
+                *epoch = (*epoch).max(advertised.epoch);
+            }
+        }
+
+        // Rule 3: captures whose source keeps failing here.
+        for (name, capture) in &mut self.captures {
+            let health = input.health.get(name).copied().unwrap_or_default();
+            capture.ever_alive |= health.alive;
+            match capture.restarts_seen {
+                Some(seen) if health.restarts > seen => capture.restart_times_ms.push(now_ms),
+                _ => {}
+            }
+            capture.restarts_seen = Some(health.restarts);
+            capture
+                .restart_times_ms
+                .retain(|at| now_ms.saturating_sub(*at) < FAILURE_WINDOW_MS);
+            let restarting = capture.restart_times_ms.len() >= MAX_CAPTURE_RESTARTS;
+            let silent = !capture.ever_alive
+                && now_ms.saturating_sub(capture.started_ms) >= CAPTURE_START_DEADLINE_MS;
+            if restarting || silent {
+                let why = if restarting {
+                    format!(
+                        "source failed here: {} restarts within {} s",
+                        capture.restart_times_ms.len(),
+                        FAILURE_WINDOW_MS / 1000
+                    )
+                } else {
+                    format!(
+                        "source failed here: no frames within {} s",
+                        CAPTURE_START_DEADLINE_MS / 1000
+                    )
+                };
+                self.failed_until_ms
+                    .insert(name.clone(), now_ms + FAILED_HOLD_MS);
+                actions.push(Action::Stop {
+                    stream: name.clone(),
+                    reason: why,
+                });
+            }
+        }
+        for action in &actions {
+            if let Action::Stop { stream, .. } = action {
+                self.captures.remove(stream);
+            }
+        }
+
+        // Placement over this node and the alive peers.
+        let mut members: Vec<&Member> = input.peers.iter().collect();
+        members.push(input.me);
+        let candidates: Vec<Candidate> = members
+            .iter()
+            .map(|member| {
+                let hold = self.hold_for(member, now_ms);
+                Candidate {
+                    name: member.name.clone(),
+                    // Shifting the start by the extra hold makes a flapping node wait longer.
+                    healthy_since_ms: member
+                        .alive_since_ms
+                        .saturating_add(hold - settings.failback_hold_ms),
+                    channel_limit: member.channel_limit,
+                    over_cpu_limit: member.over_cpu_limit,
+                }
+            })
+            .collect();
+        let resolve = |capture_at: &str| -> Option<String> {
+            members
+                .iter()
+                .find(|m| m.name == capture_at || m.aliases.iter().any(|a| a == capture_at))
+                .map(|m| m.name.clone())
+        };
+        let placed_streams: Vec<IngestStream> = input
+            .streams
+            .iter()
+            .map(|stream| {
+                let mut excluded: Vec<String> = input
+                    .peers
+                    .iter()
+                    .filter(|peer| {
+                        peer.streams.get(&stream.name).is_none_or(|advertised| {
+                            matches!(advertised.role, IngestRole::None | IngestRole::Failed)
+                        })
+                    })
+                    .map(|peer| peer.name.clone())
+                    .collect();
+                if self.failed_here(&stream.name, now_ms) {
+                    excluded.push(input.me.name.clone());
+                }
+                IngestStream {
+                    name: stream.name.clone(),
+                    // An unresolvable capture_at (that node is down) is simply no preference.
+                    capture_at: stream.capture_at.as_deref().and_then(resolve),
+                    excluded,
+                }
+            })
+            .collect();
+        let placement = place(
+            &placed_streams,
+            &candidates,
+            now_ms,
+            settings.failback_hold_ms,
+        );
+
+        let mut rows = Vec::with_capacity(input.streams.len());
+        for stream in input.streams {
+            let name = &stream.name;
+            let owner = placement.get(name).map(|(node, _)| node.clone());
+            let reason = match placement.get(name) {
+                Some((_, Reason::Preferred)) => OwnerReason::Preferred,
+                Some((_, Reason::Hashed)) => OwnerReason::Hashed,
+                None => OwnerReason::NoCandidate,
+            };
+            let since = match self.owners.get(name) {
+                Some((previous, since)) if *previous == owner => *since,
+                _ => now_ms,
+            };
+            self.owners.insert(name.clone(), (owner.clone(), since));
+            let owner_is_me = owner.as_deref() == Some(input.me.name.as_str());
+            let owner_captures = owner.as_deref().is_some_and(|owner| {
+                input.peers.iter().any(|peer| {
+                    peer.name == owner
+                        && peer.streams.get(name).is_some_and(|advertised| {
+                            advertised.role == IngestRole::Capturing && advertised.alive
+                        })
+                })
+            });
+            match self.captures.get_mut(name) {
+                None if owner_is_me && self.settled && !self.restrained => {
+                    // Rule 1: a new capture, above every epoch seen.
+                    let epoch = self.epochs.get(name).copied().unwrap_or(0) + 1;
+                    self.epochs.insert(name.clone(), epoch);
+                    self.captures.insert(
+                        name.clone(),
+                        Capture {
+                            epoch,
+                            started_ms: now_ms,
+                            ever_alive: false,
+                            restarts_seen: input.health.get(name).map(|h| h.restarts),
+                            restart_times_ms: Vec::new(),
+                            handover_since_ms: None,
+                        },
+                    );
+                    actions.push(Action::Start {
+                        stream: name.clone(),
+                        epoch,
+                    });
+                }
+                None => {}
+                Some(capture) if owner_is_me => capture.handover_since_ms = None,
+                Some(capture) => {
+                    // Rule 2: make before break.
+                    let Some(owner) = owner.as_deref() else {
+                        // Nobody else may take it: keep it.
+                        capture.handover_since_ms = None;
+                        continue;
+                    };
+                    let since = *capture.handover_since_ms.get_or_insert(now_ms);
+                    let reason = if owner_captures {
+                        Some(format!("handed over to {owner}"))
+                    } else if now_ms.saturating_sub(since) >= HANDOVER_DEADLINE_MS {
+                        Some(format!(
+                            "hand-over deadline: {owner} did not report it captured within {} s",
+                            HANDOVER_DEADLINE_MS / 1000
+                        ))
+                    } else {
+                        None
+                    };
+                    if let Some(reason) = reason {
+                        self.captures.remove(name);
+                        actions.push(Action::Stop {
+                            stream: name.clone(),
+                            reason,
+                        });
+                    }
+                }
+            }
+            let local = self.advertised(name, now_ms).0;
+            let mine = self
+                .captures
+                .get(name)
+                .filter(|_| input.health.get(name).is_some_and(|h| h.alive))
+                .map(|capture| (capture.epoch, input.me.name.clone()));
+            let theirs = input
+                .peers
+                .iter()
+                .filter_map(|peer| {
+                    let advertised = peer.streams.get(name)?;
+                    (advertised.role == IngestRole::Capturing && advertised.alive)
+                        .then(|| (advertised.epoch, peer.name.clone()))
+                })
+                .max();
+            let current = mine.max(theirs);
+            rows.push(Row {
+                stream: name.clone(),
+                owner,
+                capture_at: stream.capture_at.clone(),
+                reason,
+                since_ms: since,
+                capturer: current.as_ref().map(|(_, node)| node.clone()),
+                epoch: current.map_or(0, |(epoch, _)| epoch),
+                local,
+            });
+        }
+        // Streams no longer configured here stop.
+        let configured: BTreeSet<&str> = input.streams.iter().map(|s| s.name.as_str()).collect();
+        let unconfigured: Vec<String> = self
+            .captures
+            .keys()
+            .filter(|name| !configured.contains(name.as_str()))
+            .cloned()
+            .collect();
+        for name in unconfigured {
+            self.captures.remove(&name);
+            actions.push(Action::Stop {
+                stream: name,
+                reason: "no longer configured here".into(),
+            });
+        }
+        (actions, rows)
+    }
+}

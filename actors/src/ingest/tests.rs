@@ -1,0 +1,546 @@
+//! Tests of the coordinator's bookkeeping: single steps, and small clusters of books
+//! that see each other perfectly (the simulator adds the faults).
+
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+
+use super::book::*;
+use crate::mesh::view::IngestRole;
+
+const SETTINGS: BookSettings = BookSettings {
+    failback_hold_ms: 6_000,
+    settle_ms: 3_000,
+    minority_restraint: false,
+};
+
+fn member(name: &str) -> Member {
+    Member {
+        name: name.into(),
+        aliases: vec![format!("{name}.lan")],
+        alive_since_ms: 0,
+        returns_ms: Vec::new(),
+        channel_limit: None,
+        over_cpu_limit: false,
+        streams: BTreeMap::new(),
+    }
+}
+
+fn configured(count: usize) -> Vec<Configured> {
+    (0..count)
+        .map(|i| Configured {
+            name: format!("cam{i}"),
+            capture_at: None,
+        })
+        .collect()
+}
+
+/// A node of a perfectly connected test cluster.
+struct TestNode {
+    me: Member,
+    book: IngestBook,
+    /// Streams whose frames flow here.
+    alive: BTreeMap<String, bool>,
+    restarts: BTreeMap<String, u64>,
+    up: bool,
+}
+
+impl TestNode {
+    fn new(name: &str, now_ms: u64) -> TestNode {
+        let mut me = member(name);
+        me.alive_since_ms = now_ms;
+        TestNode {
+            me,
+            book: IngestBook::new(SETTINGS, now_ms),
+            alive: BTreeMap::new(),
+            restarts: BTreeMap::new(),
+            up: true,
+        }
+    }
+
+    /// How the others see this node.
+    fn as_peer(&self, streams: &[Configured], now_ms: u64) -> Member {
+        let mut seen = self.me.clone();
+        seen.streams = streams
+            .iter()
+            .map(|s| {
+                let (role, epoch) = self.book.advertised(&s.name, now_ms);
+                let alive = role == IngestRole::Capturing
+                    && self.alive.get(&s.name).copied().unwrap_or(false);
+                (s.name.clone(), Advertised { role, alive, epoch })
+            })
+            .collect();
+        seen
+    }
+}
+
+/// One round: every up node steps with the others' current advertisement; a started
+/// capture gets frames at the next round unless its source is unreachable from there.
+fn round(
+    nodes: &mut [TestNode],
+    streams: &[Configured],
+    now_ms: u64,
+    unreachable: &dyn Fn(&str, &str) -> bool,
+) -> Vec<(String, Action)> {
+    let seen: Vec<Option<Member>> = nodes
+        .iter()
+        .map(|n| n.up.then(|| n.as_peer(streams, now_ms)))
+        .collect();
+    let size = nodes.len();
+    let mut all = Vec::new();
+    for (i, node) in nodes.iter_mut().enumerate() {
+        if !node.up {
+            continue;
+        }
+        let peers: Vec<Member> = seen
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .filter_map(|(_, m)| m.clone())
+            .collect();
+        let health: BTreeMap<String, Health> = node
+            .book
+            .captures()
+            .keys()
+            .map(|name| {
+                let alive = node.alive.get(name).copied().unwrap_or(false);
+                let restarts = node.restarts.get(name).copied().unwrap_or(0);
+                (name.clone(), Health { alive, restarts })
+            })
+            .collect();
+        let input = StepInput {
+            me: &node.me,
+            peers: &peers,
+            cluster_size: size,
+            peers_unheard: 0,
+            streams,
+            health: &health,
+            now_ms,
+        };
+        let (actions, _) = node.book.step(&input);
+        for action in &actions {
+            match action {
+                Action::Start { stream, .. } => {
+                    let reachable = !unreachable(&node.me.name, stream);
+                    node.alive.insert(stream.clone(), reachable);
+                }
+                Action::Stop { stream, .. } => {
+                    node.alive.remove(stream);
+                }
+            }
+            all.push((node.me.name.clone(), action.clone()));
+        }
+        // A capture whose source is unreachable keeps restarting (the supervisor's backoff).
+        for name in node.book.captures().keys() {
+            if unreachable(&node.me.name, name) {
+                *node.restarts.entry(name.clone()).or_default() += 1;
+            }
+        }
+    }
+    all
+}
+
+fn capturers(nodes: &[TestNode], stream: &str) -> Vec<String> {
+    nodes
+        .iter()
+        .filter(|n| n.up && n.book.captures().contains_key(stream))
+        .map(|n| n.me.name.clone())
+        .collect()
+}
+
+fn never(_: &str, _: &str) -> bool {
+    false
+}
+
+#[test]
+fn a_lone_node_captures_everything_at_once() {
+    let mut book = IngestBook::new(SETTINGS, 0);
+    let me = member("a");
+    let streams = configured(3);
+    let input = StepInput {
+        me: &me,
+        peers: &[],
+        cluster_size: 1,
+        peers_unheard: 0,
+        streams: &streams,
+        health: &BTreeMap::new(),
+        now_ms: 10,
+    };
+    let (actions, rows) = book.step(&input);
+    assert_eq!(actions.len(), 3);
+    assert!(actions
+        .iter()
+        .all(|a| matches!(a, Action::Start { epoch: 1, .. })));
+    assert!(rows.iter().all(|r| r.owner.as_deref() == Some("a")));
+}
+
+#[test]
+fn a_booting_node_waits_for_unheard_peers_until_the_settle_time() {
+    let mut book = IngestBook::new(SETTINGS, 0);
+    let me = member("a");
+    let streams = configured(2);
+    let step = |book: &mut IngestBook, now_ms| {
+        book.step(&StepInput {
+            me: &me,
+            peers: &[],
+            cluster_size: 3,
+            peers_unheard: 2,
+            streams: &streams,
+            health: &BTreeMap::new(),
+            now_ms,
+        })
+        .0
+    };
+    assert!(step(&mut book, 2_999).is_empty(), "still settling");
+    assert_eq!(step(&mut book, 3_000).len(), 2, "settled: takes everything");
+}
+
+#[test]
+fn a_new_capture_takes_an_epoch_above_every_one_seen() {
+    let mut book = IngestBook::new(SETTINGS, 0);
+    let me = member("a");
+    let mut peer = member("b");
+    peer.streams.insert(
+        "cam0".into(),
+        Advertised {
+            role: IngestRole::Failed,
+            alive: false,
+            epoch: 41,
+        },
+    );
+    let streams = configured(1);
+    let (actions, _) = book.step(&StepInput {
+        me: &me,
+        peers: std::slice::from_ref(&peer),
+        cluster_size: 2,
+        peers_unheard: 0,
+        streams: &streams,
+        health: &BTreeMap::new(),
+        now_ms: 5,
+    });
+    assert_eq!(
+        actions,
+        vec![Action::Start {
+            stream: "cam0".into(),
+            epoch: 42
+        }]
+    );
+}
+
+#[test]
+fn three_nodes_capture_every_stream_exactly_once_then_stay_put() {
+    let streams = configured(9);
+    let mut nodes: Vec<TestNode> = ["a", "b", "c"].iter().map(|n| TestNode::new(n, 0)).collect();
+    for t in 1..10 {
+        round(&mut nodes, &streams, t * 1_000, &never);
+    }
+    for stream in &streams {
+        assert_eq!(capturers(&nodes, &stream.name).len(), 1, "{}", stream.name);
+    }
+    let per_node: Vec<usize> = nodes.iter().map(|n| n.book.captures().len()).collect();
+    assert!(per_node.iter().all(|c| (2..=4).contains(c)), "{per_node:?}");
+    for t in 10..30 {
+        assert!(
+            round(&mut nodes, &streams, t * 1_000, &never).is_empty(),
+            "no churn while stable"
+        );
+    }
+}
+
+#[test]
+fn a_stream_moves_only_once_its_new_owner_captures_it() {
+    let streams = configured(1);
+    let mut old = IngestBook::new(SETTINGS, 0);
+    let a = member("a");
+    old.step(&StepInput {
+        me: &a,
+        peers: &[],
+        cluster_size: 1,
+        peers_unheard: 0,
+        streams: &streams,
+        health: &BTreeMap::new(),
+        now_ms: 0,
+    });
+    // A node that hashes above `a` for cam0 joins.
+    let owner_name = ["b", "c", "d", "e", "f"]
+        .into_iter()
+        .find(|n| {
+            let placed = super::placement::place(
+                &[super::placement::IngestStream {
+                    name: "cam0".into(),
+                    capture_at: None,
+                    excluded: vec![],
+                }],
+                &[
+                    super::placement::Candidate {
+                        name: "a".into(),
+                        healthy_since_ms: 0,
+                        channel_limit: None,
+                        over_cpu_limit: false,
+                    },
+                    super::placement::Candidate {
+                        name: (*n).into(),
+                        healthy_since_ms: 0,
+                        channel_limit: None,
+                        over_cpu_limit: false,
+                    },
+                ],
+                0,
+                0,
+            );
+            placed["cam0"].0 == *n
+        })
+        .unwrap();
+    let mut newcomer = member(owner_name);
+    let health: BTreeMap<String, Health> = [(
+        "cam0".to_string(),
+        Health {
+            alive: true,
+            restarts: 0,
+        },
+    )]
+    .into();
+    let step = |book: &mut IngestBook, peer: &Member, now_ms| {
+        book.step(&StepInput {
+            me: &a,
+            peers: std::slice::from_ref(peer),
+            cluster_size: 2,
+            peers_unheard: 0,
+            streams: &streams,
+            health: &health,
+            now_ms,
+        })
+        .0
+    };
+    newcomer.streams.insert(
+        "cam0".into(),
+        Advertised {
+            role: IngestRole::Capturing,
+            alive: false,
+            epoch: 2,
+        },
+    );
+    assert!(step(&mut old, &newcomer, 1_000).is_empty(), "not alive there yet");
+    newcomer.streams.get_mut("cam0").unwrap().alive = true;
+    let actions = step(&mut old, &newcomer, 2_000);
+    assert!(
+        matches!(&actions[..], [Action::Stop { reason, .. }] if reason.contains("handed over")),
+        "{actions:?}"
+    );
+}
+
+#[test]
+fn a_handover_that_never_completes_ends_at_the_deadline() {
+    let streams = vec![Configured {
+        name: "cam0".into(),
+        capture_at: Some("b.lan".into()),
+    }];
+    let a = member("a");
+    let b = member("b");
+    let mut book = IngestBook::new(SETTINGS, 0);
+    book.adopt("cam0", 3, 0);
+    let step = |book: &mut IngestBook, now_ms| {
+        book.step(&StepInput {
+            me: &a,
+            peers: std::slice::from_ref(&b),
+            cluster_size: 2,
+            peers_unheard: 0,
+            streams: &streams,
+            health: &BTreeMap::new(),
+            now_ms,
+        })
+        .0
+    };
+    // b is preferred (healthy since 0, hold 6 s) but never advertises the stream.
+    // It is excluded as a candidate (it does not advertise the stream), so a keeps it.
+    assert!(step(&mut book, 10_000).is_empty());
+    assert!(book.captures().contains_key("cam0"));
+}
+
+#[test]
+fn a_stream_failing_on_one_node_moves_to_a_node_that_reaches_its_source() {
+    let streams = configured(6);
+    let mut nodes: Vec<TestNode> = ["a", "b", "c"].iter().map(|n| TestNode::new(n, 0)).collect();
+    // cam0..cam5's sources are unreachable from `a`.
+    let unreachable = |node: &str, _stream: &str| node == "a";
+    let mut t = 1;
+    while t < 120 {
+        round(&mut nodes, &streams, t * 1_000, &unreachable);
+        t += 1;
+    }
+    for stream in &streams {
+        let who = capturers(&nodes, &stream.name);
+        assert_eq!(who.len(), 1, "{}: {who:?}", stream.name);
+        assert_ne!(who[0], "a", "{} stays off the node that cannot reach it", stream.name);
+    }
+    assert!(nodes[0].book.failed_here("cam0", t * 1_000) || nodes[0].book.captures().is_empty());
+}
+
+#[test]
+fn a_capture_without_frames_fails_at_its_start_deadline() {
+    let mut book = IngestBook::new(SETTINGS, 0);
+    let me = member("a");
+    let streams = configured(1);
+    let silent: BTreeMap<String, Health> = [("cam0".to_string(), Health::default())].into();
+    let step = |book: &mut IngestBook, now_ms| {
+        book.step(&StepInput {
+            me: &me,
+            peers: &[],
+            cluster_size: 1,
+            peers_unheard: 0,
+            streams: &streams,
+            health: &silent,
+            now_ms,
+        })
+        .0
+    };
+    assert_eq!(step(&mut book, 0).len(), 1, "started");
+    assert!(step(&mut book, CAPTURE_START_DEADLINE_MS - 1).is_empty());
+    let actions = step(&mut book, CAPTURE_START_DEADLINE_MS);
+    assert!(
+        matches!(&actions[..], [Action::Stop { reason, .. }] if reason.contains("no frames")),
+        "{actions:?}"
+    );
+    assert_eq!(
+        book.advertised("cam0", CAPTURE_START_DEADLINE_MS).0,
+        IngestRole::Failed
+    );
+    // Alone, it is retried once the failure hold is over.
+    assert!(step(&mut book, CAPTURE_START_DEADLINE_MS + 1_000).is_empty());
+    assert_eq!(
+        step(&mut book, CAPTURE_START_DEADLINE_MS + FAILED_HOLD_MS).len(),
+        1
+    );
+}
+
+#[test]
+fn minority_restraint_keeps_what_it_has_and_takes_nothing_new() {
+    let settings = BookSettings {
+        minority_restraint: true,
+        ..SETTINGS
+    };
+    let mut book = IngestBook::new(settings, 0);
+    book.adopt("cam0", 1, 0);
+    let me = member("a");
+    let streams = configured(4);
+    let (actions, _) = book.step(&StepInput {
+        me: &me,
+        peers: &[],
+        cluster_size: 5,
+        peers_unheard: 0,
+        streams: &streams,
+        health: &BTreeMap::new(),
+        now_ms: 60_000,
+    });
+    assert!(actions.is_empty(), "{actions:?}");
+    assert!(book.restrained());
+    assert_eq!(book.captures().len(), 1);
+    // The same node without the switch takes everything over.
+    let mut bold = IngestBook::new(SETTINGS, 0);
+    let (actions, _) = bold.step(&StepInput {
+        me: &me,
+        peers: &[],
+        cluster_size: 5,
+        peers_unheard: 0,
+        streams: &streams,
+        health: &BTreeMap::new(),
+        now_ms: 60_000,
+    });
+    assert_eq!(actions.len(), 4);
+}
+
+#[test]
+fn capture_at_returns_after_the_hold_and_a_flapping_node_waits_longer() {
+    let streams = vec![Configured {
+        name: "cam0".into(),
+        capture_at: Some("b.lan".into()),
+    }];
+    let run = |returns: Vec<u64>| {
+        let mut b = member("b");
+        b.alive_since_ms = 100_000;
+        b.returns_ms = returns;
+        b.streams.insert(
+            "cam0".into(),
+            Advertised {
+                role: IngestRole::Standby,
+                alive: false,
+                epoch: 1,
+            },
+        );
+        let a = member("a");
+        let mut book = IngestBook::new(SETTINGS, 0);
+        let flowing: BTreeMap<String, Health> = [(
+            "cam0".to_string(),
+            Health {
+                alive: true,
+                restarts: 0,
+            },
+        )]
+        .into();
+        (0..60)
+            .map(|s| 100_000 + s * 1_000)
+            .find(|now_ms| {
+                let (_, rows) = book.step(&StepInput {
+                    me: &a,
+                    peers: std::slice::from_ref(&b),
+                    cluster_size: 2,
+                    peers_unheard: 0,
+                    streams: &streams,
+                    health: &flowing,
+                    now_ms: *now_ms,
+                });
+                rows[0].owner.as_deref() == Some("b")
+            })
+            .map(|now_ms| now_ms - 100_000)
+    };
+    assert_eq!(run(vec![100_000]), Some(SETTINGS.failback_hold_ms));
+    assert_eq!(
+        run(vec![20_000, 60_000, 100_000]),
+        Some(SETTINGS.failback_hold_ms * FLAP_HOLD_FACTOR)
+    );
+}
+
+proptest! {
+    /// Whatever membership changes happen, once the cluster is stable again every stream
+    /// has exactly one capturer, the capturers' epochs only grew, and nothing moves.
+    #[test]
+    fn a_stable_cluster_converges_to_one_capturer_per_stream(
+        count in 1usize..25,
+        events in proptest::collection::vec((0usize..4, any::<bool>()), 0..6),
+    ) {
+        let streams = configured(count);
+        let mut nodes: Vec<TestNode> =
+            ["a", "b", "c", "d"].iter().map(|n| TestNode::new(n, 0)).collect();
+        let mut t = 1u64;
+        let mut epochs: BTreeMap<String, u64> = BTreeMap::new();
+        for (node, up) in events {
+            if !up && nodes.iter().filter(|n| n.up).count() > 1 {
+                nodes[node].up = false;
+                nodes[node].alive.clear();
+            } else if up && !nodes[node].up {
+                let fresh = TestNode::new(&nodes[node].me.name.clone(), t * 1_000);
+                nodes[node] = fresh;
+            }
+            for _ in 0..5 {
+                for (_, action) in round(&mut nodes, &streams, t * 1_000, &never) {
+                    if let Action::Start { stream, epoch } = action {
+                        let last = epochs.insert(stream.clone(), epoch).unwrap_or(0);
+                        prop_assert!(epoch > last, "{stream}: epoch {epoch} after {last}");
+                    }
+                }
+                t += 1;
+            }
+        }
+        for _ in 0..60 {
+            round(&mut nodes, &streams, t * 1_000, &never);
+            t += 1;
+        }
+        for stream in &streams {
+            prop_assert_eq!(capturers(&nodes, &stream.name).len(), 1);
+        }
+        for _ in 0..10 {
+            prop_assert!(round(&mut nodes, &streams, t * 1_000, &never).is_empty());
+            t += 1;
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! The node's side of cluster_ingest: what the coordinator (in the actors crate) reads
+//! from this node — the mesh's cluster view, the host's CPU, and whether a stream's
+//! frames flow here — and the epoch check viewers' requests make.
+
+use std::sync::{Arc, RwLock};
+
+use flotilla_actors::ingest::IngestIo;
+use flotilla_actors::ingest::board::IngestBoard;
+use flotilla_actors::mesh::view::{ClusterView, IngestRole};
+use flotilla_actors::rt::Runtime;
+
+use crate::media::directory::Directory;
+use crate::stats::{ALIVE_WITHIN_MS, StatsBoard};
+
+/// The coordinator's view of this node.
+pub struct NodeIngestIo {
+    pub view: Option<Arc<RwLock<ClusterView>>>,
+    pub stats: StatsBoard,
+    pub directory: Directory,
+    pub runtime: Runtime,
+}
+
+impl IngestIo for NodeIngestIo {
+    fn view(&self) -> Option<Arc<RwLock<ClusterView>>> {
+        self.view.clone()
+    }
+
+    fn cpu_usage(&self) -> f32 {
+        self.stats.snapshot().cpu_usage
+    }
+
+    fn stream_alive(&self, stream: &str) -> bool {
+        let now_ms = self.runtime.wall_clock_ms();
+        self.directory
+            .get(stream)
+            .is_some_and(|live| live.is_alive(now_ms, ALIVE_WITHIN_MS))
+    }
+}
+
+/// Whether this node's copy of cluster_ingest stream `stream` must not be served: this
+/// node does not capture it (any more), or an alive peer captures it under a higher
+/// epoch (a stale capturer after a partition heals). Other streams are never superseded.
+pub fn superseded(
+    board: &IngestBoard,
+    view: Option<&Arc<RwLock<ClusterView>>>,
+    stream: &str,
+    now_ms: u64,
+    hostname: &str,
+) -> bool {
+    let Some(part) = board.local(stream) else {
+        return false;
+    };
+    if part.role != IngestRole::Capturing {
+        return true;
+    }
+    let Some(view) = view else {
+        return false;
+    };
+    let view = view.read().unwrap_or_else(|p| p.into_inner());
+    view.best_capture(stream, now_ms)
+        .is_some_and(|(epoch, peer)| (epoch, peer.hostname.as_str()) > (part.epoch, hostname))
+}
