@@ -13,43 +13,6 @@ use common::*;
 
 const KEY: &str = "shared-cluster-key-for-tests-0123456789";
 
-/// A node of the shared config: `127.0.0.N:port`, hostname `name`.
-struct Member {
-    node: Option<Node>,
-    http: SocketAddr,
-    rtmp: String,
-    _dir: TempDir,
-}
-
-fn shared_config(port: u16, key: &str, peers: &[u8]) -> String {
-    let mut text =
-        format!("cluster_key {key};\ntemplate live {{ prefix live; segment_duration 1; }}\n");
-    for peer in peers {
-        text.push_str(&format!(
-            "peer 127.0.0.{peer}:{port} {{ fetch_timeout 300; stale_timeout 1500; }}\n"
-        ));
-    }
-    text
-}
-
-/// Starts node `127.0.0.{index}` with the shared `config` and its own listeners.
-fn member(index: u8, name: &str, port: u16, rtmp_port: u16, config: &str) -> Member {
-    let dir = TempDir::new(name);
-    let main = dir.write("flotilla.conf", config);
-    dir.write(
-        "flotilla.conf.d/listen.conf",
-        &format!("http 127.0.0.{index}:{port};\nrtmp 127.0.0.{index}:{rtmp_port};\n"),
-    );
-    let http: SocketAddr = format!("127.0.0.{index}:{port}").parse().unwrap();
-    let node = Node::start_with_file(&main, http, &["--hostname", name], &[]);
-    Member {
-        node: Some(node),
-        http,
-        rtmp: format!("127.0.0.{index}:{rtmp_port}"),
-        _dir: dir,
-    }
-}
-
 fn peers_of(at: SocketAddr) -> serde_json::Value {
     let (_, _, body) = http_get(at, "/streamer/api/v3/cluster/peers", &[]).unwrap();
     serde_json::from_str(&body).unwrap()

@@ -281,3 +281,56 @@ pub fn basic(user: &str, password: &str) -> String {
         base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
     )
 }
+
+/// A node of a cluster sharing one config file: `127.0.0.N:port`, hostname `name`.
+pub struct Member {
+    pub node: Option<Node>,
+    pub http: SocketAddr,
+    pub rtmp: String,
+    pub dir: TempDir,
+}
+
+/// The mesh tests' shared config: `cluster_key`, a `live` template, and every node of
+/// `peers` as `127.0.0.N:port` with fast timeouts.
+pub fn shared_config(port: u16, key: &str, peers: &[u8]) -> String {
+    let mut text =
+        format!("cluster_key {key};\ntemplate live {{ prefix live; segment_duration 1; }}\n");
+    for peer in peers {
+        text.push_str(&format!(
+            "peer 127.0.0.{peer}:{port} {{ fetch_timeout 300; stale_timeout 1500; }}\n"
+        ));
+    }
+    text
+}
+
+/// Starts node `127.0.0.{index}` with the shared `config` and its own listeners (in its
+/// `flotilla.conf.d/listen.conf` fragment), named `name`.
+pub fn member(index: u8, name: &str, port: u16, rtmp_port: u16, config: &str) -> Member {
+    let dir = TempDir::new(name);
+    let main = dir.write("flotilla.conf", config);
+    dir.write(
+        "flotilla.conf.d/listen.conf",
+        &format!("http 127.0.0.{index}:{port};\nrtmp 127.0.0.{index}:{rtmp_port};\n"),
+    );
+    let http: SocketAddr = format!("127.0.0.{index}:{port}").parse().unwrap();
+    let node = Node::start_with_file(&main, http, &["--hostname", name], &[]);
+    Member {
+        node: Some(node),
+        http,
+        rtmp: format!("127.0.0.{index}:{rtmp_port}"),
+        dir,
+    }
+}
+
+impl Member {
+    /// Starts this member's node again (same config, same addresses).
+    pub fn restart(&mut self, name: &str) {
+        let main = self.dir.0.join("flotilla.conf");
+        self.node = Some(Node::start_with_file(
+            &main,
+            self.http,
+            &["--hostname", name],
+            &[],
+        ));
+    }
+}

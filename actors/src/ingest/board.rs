@@ -42,10 +42,7 @@ pub struct IngestBoard {
 impl IngestBoard {
     /// A copy of the whole board.
     pub fn snapshot(&self) -> BoardState {
-        self.state
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.state.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// This node's part in `stream`, if it is a cluster_ingest stream configured here.

@@ -16,7 +16,7 @@
 //!    [`FAILED_HOLD_MS`]; it advertises the mark, so every node places the stream
 //!    elsewhere (a camera reachable from some nodes only still gets captured).
 //! 4. **Fail-back with hysteresis**: a returning `capture_at` node gets its stream back
-//!    only after a hold time; a node that keeps coming back within [`FLAP_WINDOW_MS`]
+//!    from the node capturing it meanwhile only after a hold time; a node that keeps coming back within [`FLAP_WINDOW_MS`]
 //!    waits [`FLAP_HOLD_FACTOR`] times longer.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -191,6 +191,29 @@ pub struct Row {
     pub epoch: u64,
     /// This node's part: standby, capturing or failed.
     pub local: IngestRole,
+}
+
+/// The current capture of `stream`: the highest (epoch, node) among the captures with
+/// frames flowing, here or at an alive peer.
+fn current_capture(
+    input: &StepInput<'_>,
+    captures: &BTreeMap<String, Capture>,
+    stream: &str,
+) -> Option<(u64, String)> {
+    let mine = captures
+        .get(stream)
+        .filter(|_| input.health.get(stream).is_some_and(|h| h.alive))
+        .map(|capture| (capture.epoch, input.me.name.clone()));
+    let theirs = input
+        .peers
+        .iter()
+        .filter_map(|peer| {
+            let advertised = peer.streams.get(stream)?;
+            (advertised.role == IngestRole::Capturing && advertised.alive)
+                .then(|| (advertised.epoch, peer.name.clone()))
+        })
+        .max();
+    mine.max(theirs)
 }
 
 /// The coordinator's memory between steps.
@@ -405,11 +428,14 @@ impl IngestBook {
                 if self.failed_here(&stream.name, now_ms) {
                     excluded.push(input.me.name.clone());
                 }
+                let captured_by =
+                    current_capture(input, &self.captures, &stream.name).map(|(_, node)| node);
                 IngestStream {
                     name: stream.name.clone(),
                     // An unresolvable capture_at (that node is down) is simply no preference.
                     capture_at: stream.capture_at.as_deref().and_then(resolve),
                     excluded,
+                    captured_by,
                 }
             })
             .collect();
@@ -494,21 +520,7 @@ impl IngestBook {
                 }
             }
             let local = self.advertised(name, now_ms).0;
-            let mine = self
-                .captures
-                .get(name)
-                .filter(|_| input.health.get(name).is_some_and(|h| h.alive))
-                .map(|capture| (capture.epoch, input.me.name.clone()));
-            let theirs = input
-                .peers
-                .iter()
-                .filter_map(|peer| {
-                    let advertised = peer.streams.get(name)?;
-                    (advertised.role == IngestRole::Capturing && advertised.alive)
-                        .then(|| (advertised.epoch, peer.name.clone()))
-                })
-                .max();
-            let current = mine.max(theirs);
+            let current = current_capture(input, &self.captures, name);
             rows.push(Row {
                 stream: name.clone(),
                 owner,

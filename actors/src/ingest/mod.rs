@@ -228,11 +228,8 @@ impl IngestCoordinator {
                 let (role, epoch) = state.book.advertised(&stream, now_ms);
                 self.board.set_local(&stream, LocalPart { role, epoch });
                 if let Some(supervisor) = supervisor {
-                    let _ = ractor::call!(
-                        supervisor,
-                        SupervisorMsg::TerminateChild,
-                        stream.clone()
-                    );
+                    let _ =
+                        ractor::call!(supervisor, SupervisorMsg::TerminateChild, stream.clone());
                 }
                 state.last_action = Some(format!("stop {stream}: {reason}"));
             }

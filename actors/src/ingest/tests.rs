@@ -168,9 +168,11 @@ fn a_lone_node_captures_everything_at_once() {
     };
     let (actions, rows) = book.step(&input);
     assert_eq!(actions.len(), 3);
-    assert!(actions
-        .iter()
-        .all(|a| matches!(a, Action::Start { epoch: 1, .. })));
+    assert!(
+        actions
+            .iter()
+            .all(|a| matches!(a, Action::Start { epoch: 1, .. }))
+    );
     assert!(rows.iter().all(|r| r.owner.as_deref() == Some("a")));
 }
 
@@ -230,7 +232,10 @@ fn a_new_capture_takes_an_epoch_above_every_one_seen() {
 #[test]
 fn three_nodes_capture_every_stream_exactly_once_then_stay_put() {
     let streams = configured(9);
-    let mut nodes: Vec<TestNode> = ["a", "b", "c"].iter().map(|n| TestNode::new(n, 0)).collect();
+    let mut nodes: Vec<TestNode> = ["a", "b", "c"]
+        .iter()
+        .map(|n| TestNode::new(n, 0))
+        .collect();
     for t in 1..10 {
         round(&mut nodes, &streams, t * 1_000, &never);
     }
@@ -270,6 +275,7 @@ fn a_stream_moves_only_once_its_new_owner_captures_it() {
                     name: "cam0".into(),
                     capture_at: None,
                     excluded: vec![],
+                    captured_by: None,
                 }],
                 &[
                     super::placement::Candidate {
@@ -320,7 +326,10 @@ fn a_stream_moves_only_once_its_new_owner_captures_it() {
             epoch: 2,
         },
     );
-    assert!(step(&mut old, &newcomer, 1_000).is_empty(), "not alive there yet");
+    assert!(
+        step(&mut old, &newcomer, 1_000).is_empty(),
+        "not alive there yet"
+    );
     newcomer.streams.get_mut("cam0").unwrap().alive = true;
     let actions = step(&mut old, &newcomer, 2_000);
     assert!(
@@ -360,7 +369,10 @@ fn a_handover_that_never_completes_ends_at_the_deadline() {
 #[test]
 fn a_stream_failing_on_one_node_moves_to_a_node_that_reaches_its_source() {
     let streams = configured(6);
-    let mut nodes: Vec<TestNode> = ["a", "b", "c"].iter().map(|n| TestNode::new(n, 0)).collect();
+    let mut nodes: Vec<TestNode> = ["a", "b", "c"]
+        .iter()
+        .map(|n| TestNode::new(n, 0))
+        .collect();
     // cam0..cam5's sources are unreachable from `a`.
     let unreachable = |node: &str, _stream: &str| node == "a";
     let mut t = 1;
@@ -371,7 +383,11 @@ fn a_stream_failing_on_one_node_moves_to_a_node_that_reaches_its_source() {
     for stream in &streams {
         let who = capturers(&nodes, &stream.name);
         assert_eq!(who.len(), 1, "{}: {who:?}", stream.name);
-        assert_ne!(who[0], "a", "{} stays off the node that cannot reach it", stream.name);
+        assert_ne!(
+            who[0], "a",
+            "{} stays off the node that cannot reach it",
+            stream.name
+        );
     }
     assert!(nodes[0].book.failed_here("cam0", t * 1_000) || nodes[0].book.captures().is_empty());
 }
@@ -468,7 +484,9 @@ fn capture_at_returns_after_the_hold_and_a_flapping_node_waits_longer() {
             },
         );
         let a = member("a");
+        // a captures the stream meanwhile (b was away).
         let mut book = IngestBook::new(SETTINGS, 0);
+        book.adopt("cam0", 1, 0);
         let flowing: BTreeMap<String, Health> = [(
             "cam0".to_string(),
             Health {

@@ -1,0 +1,204 @@
+//! cluster_ingest with real nodes on loopback: three nodes share one config with nine
+//! cluster_ingest streams (the built-in test source), one of them `capture_at` node b.
+//! Every stream is captured exactly once; `kill -9` of b moves its streams to the
+//! others within stale_timeout + fetch_timeout + start time; b's return brings its
+//! streams back — and nothing else moves.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const KEY: &str = "shared-cluster-key-for-tests-0123456789";
+const NAMES: [&str; 3] = ["a", "b", "c"];
+/// The figures the issue asks for: fetch every second, dead after three.
+const FETCH_TIMEOUT_MS: u64 = 1_000;
+const STALE_TIMEOUT_MS: u64 = 3_000;
+/// A test:// capture's first segment (segment_duration 1) with room for a loaded host.
+const START_ALLOWANCE_MS: u64 = 6_000;
+
+fn config(port: u16) -> String {
+    let mut text = format!("cluster_key {KEY};\n");
+    for index in 1..=3 {
+        text.push_str(&format!(
+            "peer 127.0.0.{index}:{port} {{ fetch_timeout {FETCH_TIMEOUT_MS}; stale_timeout {STALE_TIMEOUT_MS}; }}\n"
+        ));
+    }
+    text.push_str(&format!(
+        "stream cam0 {{ input test://; segment_duration 1; cluster_ingest capture_at=127.0.0.2:{port}; }}\n"
+    ));
+    for i in 1..9 {
+        text.push_str(&format!(
+            "stream cam{i} {{ input test://; segment_duration 1; cluster_ingest; }}\n"
+        ));
+    }
+    text
+}
+
+fn get_json(at: SocketAddr, path: &str) -> Option<serde_json::Value> {
+    let (status, _, body) = http_get(at, path, &[]).ok()?;
+    (status == 200).then(|| serde_json::from_str(&body).ok())?
+}
+
+/// Streams a node captures with frames flowing.
+fn captured_by(at: SocketAddr) -> Option<Vec<String>> {
+    let table = get_json(at, "/streamer/api/v3/cluster/ingest")?;
+    let streams = get_json(at, "/streamer/api/v3/streams")?;
+    let alive = |name: &str| {
+        streams["streams"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|s| s["name"] == name && s["stats"]["alive"] == true)
+    };
+    Some(
+        table["streams"]
+            .as_array()?
+            .iter()
+            .filter(|row| row["local"] == "capturing")
+            .filter_map(|row| row["stream"].as_str())
+            .filter(|name| alive(name))
+            .map(str::to_string)
+            .collect(),
+    )
+}
+
+/// stream → the nodes capturing it with frames flowing, over the running members.
+fn capturers(members: &[&Member]) -> Option<BTreeMap<String, Vec<String>>> {
+    let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (member, name) in members.iter().zip(NAMES) {
+        if member.node.is_none() {
+            continue;
+        }
+        for stream in captured_by(member.http)? {
+            map.entry(stream).or_default().push(name.to_string());
+        }
+    }
+    Some(map)
+}
+
+/// The placement once every stream has exactly one capturer (stream → node) and every
+/// running node's ownership table agrees with it: the cluster is at rest.
+fn exactly_once(members: &[&Member]) -> Option<BTreeMap<String, String>> {
+    let map = capturers(members)?;
+    if map.len() != 9 || map.values().any(|nodes| nodes.len() != 1) {
+        return None;
+    }
+    let placement: BTreeMap<String, String> =
+        map.into_iter().map(|(s, n)| (s, n[0].clone())).collect();
+    for member in members.iter().filter(|m| m.node.is_some()) {
+        let table = get_json(member.http, "/streamer/api/v3/cluster/ingest")?;
+        for row in table["streams"].as_array()? {
+            let stream = row["stream"].as_str()?;
+            if row["owner"].as_str() != Some(placement[stream].as_str())
+                || row["running_on"].as_str() != Some(placement[stream].as_str())
+            {
+                return None;
+            }
+        }
+    }
+    Some(placement)
+}
+
+#[test]
+#[allow(clippy::disallowed_methods)] // Measures real failover and fail-back times.
+fn nine_streams_over_three_nodes_fail_over_and_come_back() {
+    let (port, rtmp) = (free_port(), free_port());
+    let shared = config(port);
+    let a = member(1, "a", port, rtmp, &shared);
+    let mut b = member(2, "b", port, rtmp, &shared);
+    let c = member(3, "c", port, rtmp, &shared);
+
+    let initial = poll_until(Duration::from_secs(40), || exactly_once(&[&a, &b, &c]))
+        .unwrap_or_else(|| {
+            panic!(
+                "never captured exactly once: {:?}",
+                capturers(&[&a, &b, &c])
+            )
+        });
+    println!("initial placement: {initial:?}");
+    assert_eq!(
+        initial["cam0"],
+        "b",
+        "capture_at wins: {}",
+        get_json(a.http, "/streamer/api/v3/cluster/ingest").unwrap()
+    );
+    for node in NAMES {
+        let count = initial.values().filter(|n| *n == node).count();
+        assert!(
+            (2..=4).contains(&count),
+            "{node} captures {count}: {initial:?}"
+        );
+    }
+    // Every node agrees on the owners, and any node sends a viewer to the capturer.
+    for member in [&a, &b, &c] {
+        let table = get_json(member.http, "/streamer/api/v3/cluster/ingest").unwrap();
+        for row in table["streams"].as_array().unwrap() {
+            let stream = row["stream"].as_str().unwrap();
+            assert_eq!(row["owner"], initial[stream].as_str(), "{table}");
+            assert!(row["epoch"].as_u64().unwrap() >= 1);
+        }
+    }
+    let (on_a, elsewhere) = initial.iter().partition::<Vec<_>, _>(|(_, n)| *n == "a");
+    let (stream, owner) = elsewhere[0];
+    let (status, head, _) = http_get(a.http, &format!("/{stream}/index.m3u8?k=v"), &[]).unwrap();
+    assert_eq!(status, 302, "{head}");
+    let owner_http = [&a, &b, &c][NAMES.iter().position(|n| n == owner).unwrap()].http;
+    assert!(
+        head.contains(&format!("http://{owner_http}/{stream}/index.m3u8?k=v")),
+        "{head}"
+    );
+    assert!(!on_a.is_empty());
+
+    // kill -9 of b: its streams start on a and c.
+    let b_streams: Vec<String> = initial
+        .iter()
+        .filter(|(_, n)| *n == "b")
+        .map(|(s, _)| s.clone())
+        .collect();
+    drop(b.node.take());
+    let killed = Instant::now();
+    let after = poll_until(Duration::from_secs(40), || exactly_once(&[&a, &b, &c]))
+        .unwrap_or_else(|| panic!("b's streams never moved: {:?}", capturers(&[&a, &c])));
+    let failover = killed.elapsed();
+    println!("failover (kill -9 to every stream of b alive elsewhere): {failover:?}");
+    let bound = Duration::from_millis(STALE_TIMEOUT_MS + FETCH_TIMEOUT_MS + START_ALLOWANCE_MS);
+    assert!(
+        failover < bound,
+        "failover took {failover:?} (bound {bound:?})"
+    );
+    let moved: Vec<&String> = initial
+        .keys()
+        .filter(|s| after[*s] != initial[*s])
+        .collect();
+    println!(
+        "moved on leave: {} (minimum {})",
+        moved.len(),
+        b_streams.len()
+    );
+    assert_eq!(
+        moved.len(),
+        b_streams.len(),
+        "only b's streams move: {after:?}"
+    );
+
+    // b returns: after its hold, its streams come back; nothing else moves.
+    b.restart("b");
+    let returned = Instant::now();
+    let back = poll_until(Duration::from_secs(60), || {
+        exactly_once(&[&a, &b, &c]).filter(|now| *now == initial)
+    });
+    println!(
+        "fail-back (restart to the initial placement): {:?}",
+        returned.elapsed()
+    );
+    assert_eq!(
+        back.as_ref(),
+        Some(&initial),
+        "after b's return: {:?}",
+        capturers(&[&a, &b, &c])
+    );
+}
