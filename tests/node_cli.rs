@@ -19,7 +19,7 @@ fn check_config_prints_the_canonical_form() {
     let dir = TempDir::new("check");
     let path = dir.write(
         "seed.conf",
-        "cluster_key abcd;\npeer streamer:8081 {\n  public streamer.public;\n}\nstream cam03 {\n  url tshttp://example.com/cam03;\n  cluster_ingest capture_at=streamer:8081;\n}\n",
+        "cluster_key abcd;\npeer streamer:8081 {\n  public streamer.public;\n}\nstream cam03 {\n  url tshttp://example.com/cam03;\n  cluster_ingest capture_at=streamer:8081;\n  dvr /storage 3d;\n}\n",
     );
     let (status, stdout, stderr) =
         run_to_end(&["check-config", path.to_str().unwrap()], CHECK_DEADLINE);
@@ -37,7 +37,7 @@ fn check_config_prints_the_canonical_form() {
         "{stdout}"
     );
     assert!(
-        stderr.contains("directive `cluster_ingest` is parsed but not active yet"),
+        stderr.contains("directive `dvr` is parsed but not active yet"),
         "{stderr}"
     );
     // The printed form is itself a valid config that prints the same.

@@ -359,3 +359,99 @@ mod tests {
         assert_eq!(names, vec!["node/streams/live/news"]);
     }
 }
+
+#[cfg(test)]
+mod ingest_tests {
+    //! The coordinator as a shell around the book: real supervisors, paused time.
+
+    use super::*;
+    use crate::ingest::board::IngestBoard;
+    use crate::mesh::view::IngestRole;
+    use crate::node::NodeContext;
+    use crate::registry::ActorPath;
+    use crate::rt::Runtime;
+    use crate::supervisor::{BoxFuture, start_root};
+
+    /// Media whose sources are all unreachable: every run fails at once.
+    struct Unreachable;
+
+    impl crate::stream::StreamMedia for Unreachable {
+        fn run(&self, _stream: StreamPlan) -> BoxFuture<String> {
+            Box::pin(async { "connection refused".to_string() })
+        }
+        fn remove(&self, _name: &str) {}
+    }
+
+    fn camera() -> NodePlan {
+        NodePlan {
+            streams: vec![StreamPlan {
+                name: "cam".into(),
+                ondemand: false,
+                inputs: vec![],
+                cluster_ingest: true,
+                capture_at: None,
+                source_timeout_ms: 10_000,
+                segment_duration_ms: 1_000,
+                segment_count: 4,
+                clients_timeout_ms: None,
+                retry_limit: None,
+                ephemeral: false,
+            }],
+            ingest: IngestPlan {
+                me: "a".into(),
+                tick_ms: 100,
+                ..IngestPlan::default()
+            },
+            ..NodePlan::default()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_capture_that_keeps_failing_is_marked_failed_instead_of_restarting_forever() {
+        let node = NodeContext::new("a", Runtime::deterministic(1, 0));
+        let board = IngestBoard::default();
+        let io = NodeIo {
+            media: Arc::new(Unreachable),
+            board: board.clone(),
+            ..NodeIo::none()
+        };
+        let (_root, _) = start_root(&node, node_spec(Arc::new(RwLock::new(camera())), io))
+            .await
+            .unwrap();
+        let cam = ActorPath::parse("node/streams/cam").unwrap();
+        let mut restarts_seen = 0;
+        for _ in 0..600 {
+            if board.local("cam").map(|p| p.role) == Some(IngestRole::Failed) {
+                break;
+            }
+            restarts_seen = node
+                .registry
+                .get(&cam)
+                .map_or(restarts_seen, |e| e.restarts());
+            tokio::task::yield_now().await;
+            tokio::time::advance(Duration::from_millis(100)).await;
+        }
+        assert_eq!(
+            board.local("cam").map(|p| p.role),
+            Some(IngestRole::Failed),
+            "marked failed here"
+        );
+        // Sampled between ticks, the last restart before the mark may go unseen here.
+        let limit = crate::ingest::book::MAX_CAPTURE_RESTARTS as u64;
+        assert!(
+            (limit - 1..=limit + 1).contains(&restarts_seen),
+            "a bounded number of restarts: {restarts_seen}"
+        );
+        // The capture is gone from the tree, and not restarted while the mark holds.
+        for _ in 0..50 {
+            tokio::task::yield_now().await;
+            tokio::time::advance(Duration::from_millis(100)).await;
+        }
+        assert!(node.registry.get(&cam).is_none_or(|e| e.cell().is_none()));
+        let row = board.row("cam").unwrap();
+        assert_eq!(
+            row.owner, None,
+            "alone and failed here: nobody may capture it"
+        );
+    }
+}

@@ -565,9 +565,9 @@ pub const DIRECTIVES: &[DirectiveInfo] = &[
         "cluster_ingest",
         [],
         STREAM_TEMPLATE,
-        Later,
+        Now,
         "cluster_ingest capture_at=node-a;",
-        "Capture on exactly one node of the cluster, preferring `capture_at=HOST`."
+        "Capture on exactly one node of the cluster, preferring `capture_at=HOST`; moves when that node dies and returns after a hold (see runtime-semantics). In a template it has no effect: a published stream lives where its publisher connects."
     ),
     d!(
         "prefix",

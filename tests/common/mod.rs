@@ -100,6 +100,20 @@ pub fn wait_with_deadline(child: &mut Child, deadline: Duration) -> Option<ExitS
     None
 }
 
+/// Where a node's log goes: a pipe (read if it exits early), or with
+/// `FLOTILLA_TEST_LOGS=DIR` a file per node start in DIR, for debugging a failed test.
+fn node_log(extra: &[&str]) -> Stdio {
+    let Some(dir) = std::env::var_os("FLOTILLA_TEST_LOGS") else {
+        return Stdio::piped();
+    };
+    let label = extra.join("-").replace(['/', ' '], "_");
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    let path = std::path::Path::new(&dir).join(format!("node{label}-{stamp}.log"));
+    std::fs::File::create(path).map_or_else(|_| Stdio::piped(), Stdio::from)
+}
+
 /// A running node process, killed on drop.
 pub struct Node {
     pub child: Child,
@@ -143,7 +157,7 @@ impl Node {
             .arg(path)
             .args(extra)
             .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+            .stderr(node_log(extra));
         for (key, value) in env {
             command.env(key, value);
         }
@@ -161,12 +175,9 @@ impl Node {
             }
             if let Some(status) = self.child.try_wait().unwrap() {
                 let mut stderr = String::new();
-                self.child
-                    .stderr
-                    .take()
-                    .unwrap()
-                    .read_to_string(&mut stderr)
-                    .unwrap();
+                if let Some(mut pipe) = self.child.stderr.take() {
+                    let _ = pipe.read_to_string(&mut stderr);
+                }
                 panic!("node exited early with {status}: {stderr}");
             }
             assert!(

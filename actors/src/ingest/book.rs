@@ -166,6 +166,8 @@ pub struct Capture {
 pub enum OwnerReason {
     /// Its `capture_at` node.
     Preferred,
+    /// Its current capturer keeps it.
+    Kept,
     /// Rendezvous hashing.
     Hashed,
     /// No node may capture it (every candidate failed it, is full, or is down).
@@ -452,6 +454,7 @@ impl IngestBook {
             let owner = placement.get(name).map(|(node, _)| node.clone());
             let reason = match placement.get(name) {
                 Some((_, Reason::Preferred)) => OwnerReason::Preferred,
+                Some((_, Reason::Kept)) => OwnerReason::Kept,
                 Some((_, Reason::Hashed)) => OwnerReason::Hashed,
                 None => OwnerReason::NoCandidate,
             };

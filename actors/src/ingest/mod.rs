@@ -154,10 +154,18 @@ fn members(
                 let limits = limits_of(plan, &[&record.name, host, &record.hostname])
                     .copied()
                     .unwrap_or_default();
+                // A node that has itself been up for less than the hold has seen every
+                // peer only "just now": it goes by the peers' own uptimes instead, so a
+                // restarted node does not take the running cluster for a starting one.
+                let alive_since_ms = if now_ms.saturating_sub(started_ms) < plan.failback_hold_ms {
+                    now_ms.saturating_sub(record.load.uptime.saturating_mul(1_000))
+                } else {
+                    record.alive_since_ms
+                };
                 peers.push(Member {
                     name: record.hostname.clone(),
                     aliases: vec![record.name.clone(), host.to_string()],
-                    alive_since_ms: record.alive_since_ms,
+                    alive_since_ms,
                     returns_ms: record.returns_ms.clone(),
                     channel_limit: limits.channel_limit,
                     over_cpu_limit: limits
