@@ -34,6 +34,9 @@ pub const MAX_CAPTURE_RESTARTS: usize = 3;
 pub const FAILURE_WINDOW_MS: u64 = 60_000;
 /// A capture without a single frame this long after its start has failed here.
 pub const CAPTURE_START_DEADLINE_MS: u64 = 20_000;
+/// A capture that had frames and has none for this long has failed here (a source
+/// that went quiet without the stream actor failing, e.g. `source_timeout false`).
+pub const CAPTURE_SILENCE_MS: u64 = 30_000;
 /// How long a node stays out of the running for a stream that failed there.
 pub const FAILED_HOLD_MS: u64 = 120_000;
 /// Longest a capture placed elsewhere keeps running while its new owner starts. Above
@@ -153,6 +156,8 @@ pub struct Capture {
     pub started_ms: u64,
     /// Frames have flowed at least once.
     pub ever_alive: bool,
+    /// Unix ms frames were last seen flowing (0: never).
+    pub last_alive_ms: u64,
     /// Restart count of its actor when it started, and the times of later restarts.
     restarts_seen: Option<u64>,
     restart_times_ms: Vec<u64>,
@@ -216,6 +221,29 @@ fn current_capture(
         })
         .max();
     mine.max(theirs)
+}
+
+/// Who holds `stream` for placement's stickiness: the highest (epoch, node) capturing it,
+/// here or at an alive peer, frames flowing or not (a source gap or an actor restart
+/// does not make a stream homeless).
+fn capture_holder(
+    input: &StepInput<'_>,
+    captures: &BTreeMap<String, Capture>,
+    stream: &str,
+) -> Option<String> {
+    let mine = captures
+        .get(stream)
+        .map(|capture| (capture.epoch, input.me.name.clone()));
+    let theirs = input
+        .peers
+        .iter()
+        .filter_map(|peer| {
+            let advertised = peer.streams.get(stream)?;
+            (advertised.role == IngestRole::Capturing)
+                .then(|| (advertised.epoch, peer.name.clone()))
+        })
+        .max();
+    mine.max(theirs).map(|(_, node)| node)
 }
 
 /// The coordinator's memory between steps.
@@ -297,11 +325,23 @@ impl IngestBook {
                 epoch,
                 started_ms: now_ms,
                 ever_alive: true,
+                last_alive_ms: now_ms,
                 restarts_seen: None,
                 restart_times_ms: Vec::new(),
                 handover_since_ms: None,
             },
         );
+    }
+
+    /// Takes in what the previous incarnation of the coordinator knew about a stream it
+    /// did not capture: the epoch it had seen, and whether it was failed here.
+    pub fn remember(&mut self, stream: &str, epoch: u64, failed: bool, now_ms: u64) {
+        let known = self.epochs.entry(stream.to_string()).or_default();
+        *known = (*known).max(epoch);
+        if failed {
+            self.failed_until_ms
+                .insert(stream.to_string(), now_ms + FAILED_HOLD_MS);
+        }
     }
 
     /// A start the book asked for did not happen: forget the capture.
@@ -351,6 +391,9 @@ impl IngestBook {
         for (name, capture) in &mut self.captures {
             let health = input.health.get(name).copied().unwrap_or_default();
             capture.ever_alive |= health.alive;
+            if health.alive {
+                capture.last_alive_ms = now_ms;
+            }
             match capture.restarts_seen {
                 Some(seen) if health.restarts > seen => capture.restart_times_ms.push(now_ms),
                 _ => {}
@@ -360,14 +403,22 @@ impl IngestBook {
                 .restart_times_ms
                 .retain(|at| now_ms.saturating_sub(*at) < FAILURE_WINDOW_MS);
             let restarting = capture.restart_times_ms.len() >= MAX_CAPTURE_RESTARTS;
-            let silent = !capture.ever_alive
-                && now_ms.saturating_sub(capture.started_ms) >= CAPTURE_START_DEADLINE_MS;
+            let silent = if capture.ever_alive {
+                now_ms.saturating_sub(capture.last_alive_ms) >= CAPTURE_SILENCE_MS
+            } else {
+                now_ms.saturating_sub(capture.started_ms) >= CAPTURE_START_DEADLINE_MS
+            };
             if restarting || silent {
                 let why = if restarting {
                     format!(
                         "source failed here: {} restarts within {} s",
                         capture.restart_times_ms.len(),
                         FAILURE_WINDOW_MS / 1000
+                    )
+                } else if capture.ever_alive {
+                    format!(
+                        "source failed here: no frames for {} s",
+                        CAPTURE_SILENCE_MS / 1000
                     )
                 } else {
                     format!(
@@ -407,10 +458,19 @@ impl IngestBook {
                 }
             })
             .collect();
+        // `capture_at` as written: a hostname or an address, any case, with or without a
+        // port (a node is one host; its ports do not make it another node).
         let resolve = |capture_at: &str| -> Option<String> {
+            let host = |name: &str| -> String {
+                name.rsplit_once(':')
+                    .filter(|(_, port)| port.parse::<u16>().is_ok())
+                    .map_or(name, |(host, _)| host)
+                    .to_ascii_lowercase()
+            };
+            let wanted = host(capture_at);
             members
                 .iter()
-                .find(|m| m.name == capture_at || m.aliases.iter().any(|a| a == capture_at))
+                .find(|m| host(&m.name) == wanted || m.aliases.iter().any(|a| host(a) == wanted))
                 .map(|m| m.name.clone())
         };
         let placed_streams: Vec<IngestStream> = input
@@ -430,8 +490,7 @@ impl IngestBook {
                 if self.failed_here(&stream.name, now_ms) {
                     excluded.push(input.me.name.clone());
                 }
-                let captured_by =
-                    current_capture(input, &self.captures, &stream.name).map(|(_, node)| node);
+                let captured_by = capture_holder(input, &self.captures, &stream.name);
                 IngestStream {
                     name: stream.name.clone(),
                     // An unresolvable capture_at (that node is down) is simply no preference.
@@ -475,7 +534,12 @@ impl IngestBook {
             match self.captures.get_mut(name) {
                 None if owner_is_me && self.settled && !self.restrained => {
                     // Rule 1: a new capture, above every epoch seen.
-                    let epoch = self.epochs.get(name).copied().unwrap_or(0) + 1;
+                    let epoch = self
+                        .epochs
+                        .get(name)
+                        .copied()
+                        .unwrap_or(0)
+                        .saturating_add(1);
                     self.epochs.insert(name.clone(), epoch);
                     self.captures.insert(
                         name.clone(),
@@ -483,6 +547,7 @@ impl IngestBook {
                             epoch,
                             started_ms: now_ms,
                             ever_alive: false,
+                            last_alive_ms: 0,
                             restarts_seen: input.health.get(name).map(|h| h.restarts),
                             restart_times_ms: Vec::new(),
                             handover_since_ms: None,
@@ -494,20 +559,39 @@ impl IngestBook {
                     });
                 }
                 None => {}
-                Some(capture) if owner_is_me => capture.handover_since_ms = None,
+                Some(capture) if owner_is_me => {
+                    capture.handover_since_ms = None;
+                    // Fencing: a capture elsewhere above ours (a partition healed) must not
+                    // stay the current one while we own the stream: we take a new epoch.
+                    let ours = (capture.epoch, input.me.name.clone());
+                    if let Some(higher) = current_capture(input, &BTreeMap::new(), name)
+                        .filter(|theirs| *theirs > ours)
+                    {
+                        capture.epoch = higher.0.saturating_add(1);
+                        self.epochs.insert(name.clone(), capture.epoch);
+                    }
+                }
+                Some(capture) if owner.is_none() => {
+                    // Nobody else may take it: keep it.
+                    capture.handover_since_ms = None;
+                }
                 Some(capture) => {
                     // Rule 2: make before break.
-                    let Some(owner) = owner.as_deref() else {
-                        // Nobody else may take it: keep it.
-                        capture.handover_since_ms = None;
-                        continue;
-                    };
+                    let owner = owner.as_deref().unwrap_or_default();
+                    let owner_started = input.peers.iter().any(|peer| {
+                        peer.name == owner
+                            && peer
+                                .streams
+                                .get(name)
+                                .is_some_and(|advertised| advertised.role == IngestRole::Capturing)
+                    });
                     let since = *capture.handover_since_ms.get_or_insert(now_ms);
                     let reason = if owner_captures {
                         Some(format!("handed over to {owner}"))
-                    } else if now_ms.saturating_sub(since) >= HANDOVER_DEADLINE_MS {
+                    } else if owner_started && now_ms.saturating_sub(since) >= HANDOVER_DEADLINE_MS
+                    {
                         Some(format!(
-                            "hand-over deadline: {owner} did not report it captured within {} s",
+                            "hand-over deadline: {owner} started it but had no frames within {} s",
                             HANDOVER_DEADLINE_MS / 1000
                         ))
                     } else {

@@ -146,7 +146,11 @@ fn members(
         size += 1;
         match state {
             PeerState::Connecting => unheard += 1,
-            PeerState::Alive if !record.hostname.is_empty() => {
+            PeerState::Alive
+                if !record.hostname.is_empty()
+                    && record.hostname != plan.me
+                    && !peers.iter().any(|p: &Member| p.name == record.hostname) =>
+            {
                 let host = record
                     .name
                     .rsplit_once(':')
@@ -303,8 +307,12 @@ impl Worker for IngestCoordinator {
         let mut book = IngestBook::new(settings, now_ms);
         let previous = self.board.snapshot();
         for (name, part) in &previous.local {
-            if part.role == IngestRole::Capturing && streams.contains_key(name) {
-                book.adopt(name, part.epoch, now_ms);
+            if !streams.contains_key(name) {
+                continue;
+            }
+            match part.role {
+                IngestRole::Capturing => book.adopt(name, part.epoch, now_ms),
+                role => book.remember(name, part.epoch, role == IngestRole::Failed, now_ms),
             }
         }
         if !streams.is_empty() {

@@ -88,7 +88,8 @@ pub fn place(
     now_ms: u64,
     hold_ms: u64,
 ) -> BTreeMap<String, (String, Reason)> {
-    let mut eligible: Vec<&Candidate> = nodes.iter().filter(|n| !n.over_cpu_limit).collect();
+    // Every candidate may keep what it captures; one over its CPU limit takes nothing new.
+    let mut eligible: Vec<&Candidate> = nodes.iter().collect();
     eligible.sort_by(|a, b| a.name.cmp(&b.name));
     eligible.dedup_by(|a, b| a.name == b.name);
     let healthy = |node: &Candidate| now_ms.saturating_sub(node.healthy_since_ms) >= hold_ms;
@@ -96,14 +97,15 @@ pub fn place(
     // node waits — fail-back with hysteresis). When none is yet (a young cluster), the
     // earliest ones, within a quarter of the hold: nodes started together share at once,
     // and one restarted a little later still waits its turn.
-    let mut takers: Vec<&Candidate> = eligible.iter().copied().filter(|n| healthy(n)).collect();
+    let fit: Vec<&Candidate> = eligible
+        .iter()
+        .copied()
+        .filter(|n| !n.over_cpu_limit)
+        .collect();
+    let mut takers: Vec<&Candidate> = fit.iter().copied().filter(|n| healthy(n)).collect();
     if takers.is_empty() {
-        let earliest = eligible
-            .iter()
-            .map(|n| n.healthy_since_ms)
-            .min()
-            .unwrap_or(0);
-        takers = eligible
+        let earliest = fit.iter().map(|n| n.healthy_since_ms).min().unwrap_or(0);
+        takers = fit
             .iter()
             .copied()
             .filter(|n| n.healthy_since_ms <= earliest.saturating_add(hold_ms / 4))
@@ -147,7 +149,7 @@ pub fn place(
     // 1. capture_at: its node wins (after the hold when that takes it from another).
     for stream in ordered {
         let preferred = stream.capture_at.as_deref().and_then(|name| {
-            eligible.iter().find(|n| {
+            fit.iter().find(|n| {
                 n.name == name
                     && allowed(stream, n)
                     && (stream.captured_by.as_deref().is_none_or(|by| by == n.name) || healthy(n))
@@ -314,6 +316,17 @@ mod tests {
         let placement = place(&streams(5), &nodes, 0, 0);
         assert_eq!(placement.len(), 3, "a takes 3, b is over its CPU limit");
         assert!(placement.values().all(|(n, _)| n == "a"));
+    }
+
+    #[test]
+    fn a_node_over_its_cpu_limit_keeps_what_it_has_and_takes_nothing_new() {
+        let mut nodes: Vec<Candidate> = ["a", "b"].iter().map(|n| node(n)).collect();
+        nodes[1].over_cpu_limit = true;
+        let mut list = streams(4);
+        list[0].captured_by = Some("b".into());
+        let placement = place(&list, &nodes, 0, 0);
+        assert_eq!(placement[&list[0].name], ("b".to_string(), Reason::Kept));
+        assert!(list[1..].iter().all(|s| placement[&s.name].0 == "a"));
     }
 
     proptest! {

@@ -436,16 +436,24 @@ fn minority_restraint_keeps_what_it_has_and_takes_nothing_new() {
         ..SETTINGS
     };
     let mut book = IngestBook::new(settings, 0);
-    book.adopt("cam0", 1, 0);
+    book.adopt("cam0", 1, 59_000);
     let me = member("a");
     let streams = configured(4);
+    let flowing: BTreeMap<String, Health> = [(
+        "cam0".to_string(),
+        Health {
+            alive: true,
+            restarts: 0,
+        },
+    )]
+    .into();
     let (actions, _) = book.step(&StepInput {
         me: &me,
         peers: &[],
         cluster_size: 5,
         peers_unheard: 0,
         streams: &streams,
-        health: &BTreeMap::new(),
+        health: &flowing,
         now_ms: 60_000,
     });
     assert!(actions.is_empty(), "{actions:?}");
@@ -561,4 +569,78 @@ proptest! {
             t += 1;
         }
     }
+}
+
+#[test]
+fn a_capture_whose_frames_stop_fails_after_the_silence_deadline() {
+    let mut book = IngestBook::new(SETTINGS, 0);
+    let me = member("a");
+    let streams = configured(1);
+    let step = |book: &mut IngestBook, alive: bool, now_ms| {
+        let health: BTreeMap<String, Health> =
+            [("cam0".to_string(), Health { alive, restarts: 0 })].into();
+        book.step(&StepInput {
+            me: &me,
+            peers: &[],
+            cluster_size: 1,
+            peers_unheard: 0,
+            streams: &streams,
+            health: &health,
+            now_ms,
+        })
+        .0
+    };
+    assert_eq!(step(&mut book, false, 0).len(), 1, "started");
+    assert!(step(&mut book, true, 1_000).is_empty(), "frames flow");
+    assert!(step(&mut book, false, CAPTURE_SILENCE_MS).is_empty());
+    let actions = step(&mut book, false, 1_000 + CAPTURE_SILENCE_MS);
+    assert!(
+        matches!(&actions[..], [Action::Stop { reason, .. }] if reason.contains("no frames for")),
+        "{actions:?}"
+    );
+}
+
+#[test]
+fn an_owner_fences_a_higher_capture_left_over_from_a_partition() {
+    let mut book = IngestBook::new(SETTINGS, 0);
+    book.adopt("cam0", 5, 0);
+    let me = member("a");
+    // b captured cam0 at epoch 6 while cut off; a is its owner (capture_at).
+    let mut b = member("b");
+    b.streams.insert(
+        "cam0".into(),
+        Advertised {
+            role: IngestRole::Capturing,
+            alive: true,
+            epoch: 6,
+        },
+    );
+    let streams = vec![Configured {
+        name: "cam0".into(),
+        capture_at: Some("A".into()),
+    }];
+    let flowing: BTreeMap<String, Health> = [(
+        "cam0".to_string(),
+        Health {
+            alive: true,
+            restarts: 0,
+        },
+    )]
+    .into();
+    let (_, rows) = book.step(&StepInput {
+        me: &me,
+        peers: std::slice::from_ref(&b),
+        cluster_size: 2,
+        peers_unheard: 0,
+        streams: &streams,
+        health: &flowing,
+        now_ms: 100_000,
+    });
+    assert_eq!(
+        rows[0].owner.as_deref(),
+        Some("a"),
+        "capture_at is case-blind"
+    );
+    assert_eq!(book.advertised("cam0", 100_000), (IngestRole::Capturing, 7));
+    assert_eq!(rows[0].capturer.as_deref(), Some("a"));
 }

@@ -283,8 +283,9 @@ impl ClusterView {
                 (remote.alive || remote.ondemand).then_some((peer, remote.epoch))
             })
             .collect();
+        // The order of captures everywhere: (epoch, hostname), highest first.
         found.sort_by(|(a, a_epoch), (b, b_epoch)| {
-            b_epoch.cmp(a_epoch).then_with(|| a.name.cmp(&b.name))
+            (b_epoch, &b.hostname).cmp(&(a_epoch, &a.hostname))
         });
         found.into_iter().map(|(peer, _)| peer).collect()
     }
