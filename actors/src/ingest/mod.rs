@@ -103,9 +103,35 @@ pub enum IngestMsg {
     Tick,
 }
 
+/// This node's own connection to the cluster, measured the way its peers measure it:
+/// a node cut off from every peer, when it comes back, is "returning" for itself too,
+/// so it waits the fail-back hold like the others expect.
+#[derive(Debug, Clone, Default)]
+struct Connectivity {
+    isolated: bool,
+    connected_since_ms: u64,
+    returns_ms: Vec<u64>,
+}
+
+impl Connectivity {
+    fn observe(&mut self, alive_peers: usize, cluster_size: usize, now_ms: u64) {
+        if cluster_size > 1 && alive_peers == 0 {
+            self.isolated = true;
+        } else if self.isolated {
+            self.isolated = false;
+            self.connected_since_ms = now_ms;
+            if self.returns_ms.len() == crate::mesh::view::RETURNS_KEPT {
+                self.returns_ms.remove(0);
+            }
+            self.returns_ms.push(now_ms);
+        }
+    }
+}
+
 /// What the coordinator holds.
 pub struct IngestState {
     plan: IngestPlan,
+    connectivity: Connectivity,
     streams: BTreeMap<String, StreamPlan>,
     configured: Vec<Configured>,
     book: IngestBook,
@@ -158,11 +184,16 @@ fn members(
                 let limits = limits_of(plan, &[&record.name, host, &record.hostname])
                     .copied()
                     .unwrap_or_default();
-                // A node that has itself been up for less than the hold has seen every
-                // peer only "just now": it goes by the peers' own uptimes instead, so a
+                // A peer first seen alive while this node was starting was up before we
+                // came: its own uptime says since when (our view says "just now"), so a
                 // restarted node does not take the running cluster for a starting one.
-                let alive_since_ms = if now_ms.saturating_sub(started_ms) < plan.failback_hold_ms {
-                    now_ms.saturating_sub(record.load.uptime.saturating_mul(1_000))
+                // A peer that came back while we were watching waits its hold.
+                let seen_at_our_start =
+                    record.alive_since_ms <= started_ms.saturating_add(plan.settle_ms);
+                let alive_since_ms = if seen_at_our_start {
+                    record
+                        .alive_since_ms
+                        .min(now_ms.saturating_sub(record.load.uptime.saturating_mul(1_000)))
                 } else {
                     record.alive_since_ms
                 };
@@ -201,7 +232,6 @@ fn members(
 impl IngestCoordinator {
     async fn apply(&self, me: &Handle<IngestMsg>, state: &mut IngestState, action: Action) {
         let streams_path = ActorPath::root().child("streams");
-        let supervisor = supervisor_at(me.node(), &streams_path);
         let now_ms = me.runtime().wall_clock_ms();
         match action {
             Action::Start { stream, epoch } => {
@@ -216,7 +246,7 @@ impl IngestCoordinator {
                 let Some(plan) = state.streams.get(&stream).cloned() else {
                     return;
                 };
-                let result = match supervisor {
+                let result = match supervisor_at(me.node(), &streams_path) {
                     Some(supervisor) => ractor::call!(
                         supervisor,
                         SupervisorMsg::StartChild,
@@ -239,11 +269,47 @@ impl IngestCoordinator {
                 tracing::info!(%stream, %reason, "cluster_ingest: capture stops here");
                 let (role, epoch) = state.book.advertised(&stream, now_ms);
                 self.board.set_local(&stream, LocalPart { role, epoch });
-                if let Some(supervisor) = supervisor {
+                if let Some(supervisor) = supervisor_at(me.node(), &streams_path) {
                     let _ =
                         ractor::call!(supervisor, SupervisorMsg::TerminateChild, stream.clone());
                 }
                 state.last_action = Some(format!("stop {stream}: {reason}"));
+            }
+        }
+    }
+
+    /// Makes the `streams` supervisor's cluster_ingest children match the book's
+    /// captures: a start or stop that raced with a restart of that supervisor is
+    /// repaired at the next tick, never left running untracked or missing.
+    async fn reconcile(&self, me: &Handle<IngestMsg>, state: &mut IngestState) {
+        let streams_path = ActorPath::root().child("streams");
+        let Some(supervisor) = supervisor_at(me.node(), &streams_path) else {
+            return;
+        };
+        let Ok(children) = ractor::call!(supervisor, SupervisorMsg::Children) else {
+            return;
+        };
+        let now_ms = me.runtime().wall_clock_ms();
+        let running: std::collections::BTreeSet<&str> =
+            children.iter().map(|child| child.id.as_str()).collect();
+        for name in state.streams.keys() {
+            let captured = state.book.captures().contains_key(name);
+            let present = running.contains(name.as_str());
+            if present && !captured {
+                tracing::warn!(stream = %name, "cluster_ingest: stopping a capture this node does not own");
+                let _ = ractor::call!(supervisor, SupervisorMsg::TerminateChild, name.clone());
+            } else if captured && !present {
+                let epoch = state.book.advertised(name, now_ms).1;
+                tracing::warn!(stream = %name, epoch, "cluster_ingest: restarting a capture missing from the streams supervisor");
+                self.board.set_local(
+                    name,
+                    LocalPart {
+                        role: IngestRole::Capturing,
+                        epoch,
+                    },
+                );
+                let spec = stream_child(state.streams[name].clone(), self.media.clone());
+                let _ = ractor::call!(supervisor, SupervisorMsg::StartChild, spec);
             }
         }
     }
@@ -326,6 +392,11 @@ impl Worker for IngestCoordinator {
             streams,
             configured,
             book,
+            connectivity: Connectivity {
+                // Until it hears a peer, a node with peers is cut off.
+                isolated: true,
+                ..Connectivity::default()
+            },
             last_action: None,
         })
     }
@@ -342,8 +413,16 @@ impl Worker for IngestCoordinator {
                 // This node has been alive since it started.
                 let uptime_ms = u64::try_from(me.runtime().uptime().as_millis()).unwrap_or(0);
                 let started_ms = now_ms.saturating_sub(uptime_ms);
-                let (member, peers, cluster_size, peers_unheard) =
+                let (mut member, peers, cluster_size, peers_unheard) =
                     members(&state.plan, self.io.as_ref(), started_ms, now_ms);
+                state
+                    .connectivity
+                    .observe(peers.len(), cluster_size, now_ms);
+                member.alive_since_ms = member
+                    .alive_since_ms
+                    .max(state.connectivity.connected_since_ms);
+                member.returns_ms.clone_from(&state.connectivity.returns_ms);
+                self.reconcile(me, state).await;
                 let health = self.health(me, state);
                 let input = book::StepInput {
                     me: &member,
