@@ -1,6 +1,9 @@
 //! A balancer instance: picks the server a viewer is redirected to.
 //!
-//! The decision logic lands with the balancer issue; today the instance holds its plan.
+//! The decision is [`choose`] (pure, property-tested); the instance that feeds it the
+//! mesh's load and serves redirects lands with the balancer issue; today it holds its plan.
+
+pub mod choose;
 
 use ractor::ActorProcessingErr;
 

@@ -1,0 +1,359 @@
+//! Which server a balancer sends a viewer to: a pure function of the servers' configured
+//! limits, their load as the mesh last reported it, the redirects issued since, the
+//! viewer's country and one random draw (from the runtime seam, so simulations replay).
+//!
+//! Rules (flussonic-spec.md §2):
+//! 1. Only servers that are up (alive in the mesh, or this node itself) and not full
+//!    (output at or over `max_bitrate`) are candidates.
+//! 2. GeoIP: the servers listing the viewer's country; else those with
+//!    `countries_default=true`; else all. Without a country, all.
+//! 3. The mode's metric, lowest wins: `clients` (viewers), `bitrate` (output kbit/s),
+//!    `usage` (output ÷ `max_bitrate`, or ÷ `total_bandwidth` without one), `streams`
+//!    (online streams). Redirects issued since the server's last report count as viewers
+//!    of the average bitrate, so a burst does not all land on one server.
+//! 4. Ties: a server already carrying the stream first, then a random one.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+/// Estimated bitrate of a redirected viewer on a server that reports no viewers yet,
+/// kbit/s (a typical HD rendition).
+pub const DEFAULT_VIEWER_KBIT: u64 = 2_500;
+
+/// A balancing mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Fewest viewers.
+    Clients,
+    /// Least output bitrate.
+    Bitrate,
+    /// Least output against capacity.
+    Usage,
+    /// Fewest online streams.
+    Streams,
+}
+
+impl Mode {
+    /// The mode called `name` (the config's spelling).
+    pub fn parse(name: &str) -> Option<Mode> {
+        match name {
+            "clients" => Some(Mode::Clients),
+            "bitrate" => Some(Mode::Bitrate),
+            "usage" => Some(Mode::Usage),
+            "streams" => Some(Mode::Streams),
+            _ => None,
+        }
+    }
+}
+
+/// A server as the balancer sees it now.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Server {
+    /// Its name (as configured).
+    pub name: String,
+    /// Alive in the mesh (or this node itself).
+    pub up: bool,
+    /// `max_bitrate=`, kbit/s.
+    pub max_bitrate_kbit: Option<u64>,
+    /// `countries=`, upper case.
+    pub countries: Vec<String>,
+    /// `countries_default=true`.
+    pub countries_default: bool,
+    /// Viewers it reported.
+    pub clients: u64,
+    /// Output bitrate it reported, kbit/s.
+    pub output_kbit: u64,
+    /// Online streams it reported.
+    pub online_streams: u64,
+    /// Its `total_bandwidth`, kbit/s (0: unknown).
+    pub total_bandwidth_kbit: u64,
+    /// It carries the requested stream already.
+    pub has_stream: bool,
+}
+
+/// Why no server was chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoServer {
+    /// Every server is down (stale, unauthorized or never heard from).
+    AllDown,
+    /// Every server that is up is at its `max_bitrate`.
+    AllFull,
+}
+
+impl Server {
+    /// Average output per viewer, the cost of one more.
+    fn viewer_kbit(&self) -> u64 {
+        self.output_kbit
+            .checked_div(self.clients)
+            .filter(|kbit| *kbit > 0)
+            .unwrap_or(DEFAULT_VIEWER_KBIT)
+    }
+
+    /// Output including the redirects sent since its last report.
+    fn expected_output_kbit(&self, pending: u64) -> u64 {
+        self.output_kbit
+            .saturating_add(pending.saturating_mul(self.viewer_kbit()))
+    }
+
+    fn full(&self, pending: u64) -> bool {
+        self.max_bitrate_kbit
+            .is_some_and(|max| self.expected_output_kbit(pending) >= max)
+    }
+
+    /// The mode's metric (lower is better). `usage` is in millionths.
+    pub fn metric(&self, mode: Mode, pending: u64) -> u64 {
+        match mode {
+            Mode::Clients => self.clients.saturating_add(pending),
+            Mode::Bitrate => self.expected_output_kbit(pending),
+            Mode::Usage => {
+                let capacity = self
+                    .max_bitrate_kbit
+                    .filter(|max| *max > 0)
+                    .unwrap_or(self.total_bandwidth_kbit);
+                if capacity == 0 {
+                    return u64::MAX;
+                }
+                let used = u128::from(self.expected_output_kbit(pending)) * 1_000_000;
+                u64::try_from(used / u128::from(capacity)).unwrap_or(u64::MAX)
+            }
+            Mode::Streams => self.online_streams,
+        }
+    }
+}
+
+/// The servers GeoIP allows for a viewer from `country` (indices into `servers`).
+pub fn by_country(servers: &[Server], country: Option<&str>) -> Vec<usize> {
+    let all: Vec<usize> = (0..servers.len()).collect();
+    let Some(country) = country else {
+        return all;
+    };
+    let listing: Vec<usize> = all
+        .iter()
+        .copied()
+        .filter(|i| {
+            servers[*i]
+                .countries
+                .iter()
+                .any(|c| c.eq_ignore_ascii_case(country))
+        })
+        .collect();
+    if !listing.is_empty() {
+        return listing;
+    }
+    let defaults: Vec<usize> = all
+        .iter()
+        .copied()
+        .filter(|i| servers[*i].countries_default)
+        .collect();
+    if defaults.is_empty() { all } else { defaults }
+}
+
+/// Chooses a server for one viewer: its index in `servers`. `pending` holds the redirects
+/// sent to each server since its last report; `random` is one draw for the tie-break.
+pub fn choose(
+    servers: &[Server],
+    mode: Mode,
+    country: Option<&str>,
+    pending: &BTreeMap<String, u64>,
+    random: u64,
+) -> Result<usize, NoServer> {
+    let pending_of = |server: &Server| pending.get(&server.name).copied().unwrap_or(0);
+    let allowed = by_country(servers, country);
+    let up: Vec<usize> = allowed.into_iter().filter(|i| servers[*i].up).collect();
+    if up.is_empty() {
+        return Err(NoServer::AllDown);
+    }
+    let open: Vec<usize> = up
+        .into_iter()
+        .filter(|i| !servers[*i].full(pending_of(&servers[*i])))
+        .collect();
+    let best = open
+        .iter()
+        .map(|i| servers[*i].metric(mode, pending_of(&servers[*i])))
+        .min()
+        .ok_or(NoServer::AllFull)?;
+    let tied: Vec<usize> = open
+        .into_iter()
+        .filter(|i| servers[*i].metric(mode, pending_of(&servers[*i])) == best)
+        .collect();
+    let carrying: Vec<usize> = tied
+        .iter()
+        .copied()
+        .filter(|i| servers[*i].has_stream)
+        .collect();
+    let pool = if carrying.is_empty() { tied } else { carrying };
+    Ok(pool[(random % pool.len() as u64) as usize])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn server(name: &str) -> Server {
+        Server {
+            name: name.into(),
+            up: true,
+            max_bitrate_kbit: None,
+            countries: Vec::new(),
+            countries_default: false,
+            clients: 0,
+            output_kbit: 0,
+            online_streams: 0,
+            total_bandwidth_kbit: 0,
+            has_stream: false,
+        }
+    }
+
+    fn pick(servers: &[Server], mode: Mode) -> &str {
+        &servers[choose(servers, mode, None, &BTreeMap::new(), 0).unwrap()].name
+    }
+
+    #[test]
+    fn each_mode_picks_its_least_loaded_server() {
+        let mut a = server("a");
+        let mut b = server("b");
+        a.clients = 10;
+        b.clients = 20;
+        a.output_kbit = 50_000;
+        b.output_kbit = 20_000;
+        a.online_streams = 3;
+        b.online_streams = 5;
+        a.max_bitrate_kbit = Some(100_000);
+        b.max_bitrate_kbit = Some(25_000);
+        let servers = [a, b];
+        assert_eq!(pick(&servers, Mode::Clients), "a");
+        assert_eq!(pick(&servers, Mode::Bitrate), "b");
+        assert_eq!(pick(&servers, Mode::Usage), "a", "50% beats 80%");
+        assert_eq!(pick(&servers, Mode::Streams), "a");
+    }
+
+    #[test]
+    fn usage_falls_back_to_total_bandwidth() {
+        let mut a = server("a");
+        let mut b = server("b");
+        a.output_kbit = 400_000;
+        a.total_bandwidth_kbit = 1_000_000;
+        b.output_kbit = 300_000;
+        b.total_bandwidth_kbit = 500_000;
+        assert_eq!(pick(&[a, b], Mode::Usage), "a", "40% beats 60%");
+    }
+
+    #[test]
+    fn full_and_down_servers_are_never_chosen() {
+        let mut a = server("a");
+        let mut b = server("b");
+        let mut c = server("c");
+        a.max_bitrate_kbit = Some(10_000);
+        a.output_kbit = 10_000;
+        b.up = false;
+        c.clients = 1_000;
+        let servers = [a, b, c];
+        assert_eq!(pick(&servers, Mode::Clients), "c");
+        let mut none = servers.clone();
+        none[2].up = false;
+        assert_eq!(
+            choose(&none, Mode::Clients, None, &BTreeMap::new(), 0),
+            Err(NoServer::AllFull)
+        );
+        none[0].up = false;
+        assert_eq!(
+            choose(&none, Mode::Clients, None, &BTreeMap::new(), 0),
+            Err(NoServer::AllDown)
+        );
+    }
+
+    #[test]
+    fn redirects_since_the_last_report_spread_a_burst() {
+        let servers = [server("a"), server("b"), server("c")];
+        let mut pending: BTreeMap<String, u64> = BTreeMap::new();
+        for draw in 0..30u64 {
+            let chosen = choose(&servers, Mode::Clients, None, &pending, draw).unwrap();
+            *pending.entry(servers[chosen].name.clone()).or_default() += 1;
+        }
+        assert!(pending.values().all(|count| *count == 10), "{pending:?}");
+    }
+
+    #[test]
+    fn a_tie_prefers_the_server_that_carries_the_stream() {
+        let mut servers = [server("a"), server("b"), server("c")];
+        servers[2].has_stream = true;
+        for draw in 0..10 {
+            assert_eq!(
+                choose(&servers, Mode::Clients, None, &BTreeMap::new(), draw),
+                Ok(2)
+            );
+        }
+    }
+
+    /// The seed's example: p1 RU; p2 RU,CN; p3 CN + default; p4 default.
+    #[test]
+    fn geoip_follows_the_seed_example() {
+        let mut p1 = server("p1");
+        p1.countries = vec!["RU".into()];
+        let mut p2 = server("p2");
+        p2.countries = vec!["RU".into(), "CN".into()];
+        let mut p3 = server("p3");
+        p3.countries = vec!["CN".into()];
+        p3.countries_default = true;
+        let mut p4 = server("p4");
+        p4.countries_default = true;
+        let servers = [p1, p2, p3, p4];
+        let names = |country: Option<&str>| -> Vec<&str> {
+            by_country(&servers, country)
+                .into_iter()
+                .map(|i| servers[i].name.as_str())
+                .collect()
+        };
+        assert_eq!(names(Some("CN")), vec!["p2", "p3"]);
+        assert_eq!(names(Some("ru")), vec!["p1", "p2"]);
+        assert_eq!(names(Some("BR")), vec!["p3", "p4"]);
+        assert_eq!(names(None), vec!["p1", "p2", "p3", "p4"]);
+        // And the choice stays within them whatever the draw.
+        for draw in 0..20 {
+            let chosen = choose(&servers, Mode::Clients, Some("CN"), &BTreeMap::new(), draw);
+            assert!(matches!(chosen, Ok(1 | 2)), "{chosen:?}");
+        }
+    }
+
+    proptest! {
+        /// Whatever the loads, the chosen server is up, not full, allowed for the
+        /// country, and no open candidate has a strictly lower metric.
+        #[test]
+        fn the_choice_is_a_least_loaded_allowed_open_server(
+            loads in proptest::collection::vec(
+                (any::<bool>(), 0u64..100, 0u64..100_000, proptest::option::of(1u64..100_000)),
+                1..8,
+            ),
+            mode in 0usize..4,
+            draw in any::<u64>(),
+        ) {
+            let mode = [Mode::Clients, Mode::Bitrate, Mode::Usage, Mode::Streams][mode];
+            let servers: Vec<Server> = loads
+                .iter()
+                .enumerate()
+                .map(|(i, (up, clients, output, max))| Server {
+                    up: *up,
+                    clients: *clients,
+                    output_kbit: *output,
+                    max_bitrate_kbit: *max,
+                    total_bandwidth_kbit: 1_000_000,
+                    online_streams: *clients % 7,
+                    ..server(&format!("s{i}"))
+                })
+                .collect();
+            if let Ok(chosen) = choose(&servers, mode, None, &BTreeMap::new(), draw) {
+                let winner = &servers[chosen];
+                prop_assert!(winner.up && !winner.full(0));
+                for other in servers.iter().filter(|s| s.up && !s.full(0)) {
+                    prop_assert!(winner.metric(mode, 0) <= other.metric(mode, 0));
+                }
+            } else {
+                prop_assert!(servers.iter().all(|s| !s.up || s.full(0)));
+            }
+        }
+    }
+}
