@@ -119,6 +119,24 @@ impl Node {
         let (root, root_task) = start_root(&context, node_spec(plan, io))
             .await
             .map_err(NodeError::Tree)?;
+        if config
+            .balancers
+            .iter()
+            .flat_map(|b| &b.servers)
+            .any(|s| !s.countries.is_empty() || s.countries_default)
+        {
+            tracing::warn!(
+                "balancer country lists are ignored: GeoIP routing is not built yet (every listed server is a candidate for every viewer)"
+            );
+        }
+        let balancers = crate::balancer::Balancers::new(
+            &config,
+            &identity,
+            mesh.as_ref().map(|mesh| mesh.service.view().clone()),
+            stats.clone(),
+            media.directory.clone(),
+            context.runtime.clone(),
+        );
         let state = ApiState {
             config: config.clone(),
             identity: Arc::new(identity),
@@ -129,6 +147,7 @@ impl Node {
             stats,
             mesh: mesh.map(|mesh| mesh.service),
             ingest: board,
+            balancers,
         };
         let listeners = bound
             .into_iter()

@@ -323,7 +323,7 @@ pub const DIRECTIVES: &[DirectiveInfo] = &[
         "balancer",
         [],
         &[G],
-        Later,
+        Now,
         "balancer global { mode clients; server 192.168.1.10; }",
         "HTTP redirect balancer: `/NAME/STREAM/…` goes to the least loaded server."
     ),
@@ -671,7 +671,7 @@ pub const DIRECTIVES: &[DirectiveInfo] = &[
         "mode",
         [],
         &[Bal],
-        Later,
+        Now,
         "mode usage;",
         "clients, bitrate, usage or streams."
     ),
@@ -679,7 +679,7 @@ pub const DIRECTIVES: &[DirectiveInfo] = &[
         "server",
         ["peer"],
         &[Bal],
-        Later,
+        Now,
         "server edge1.example.com max_bitrate=10G countries=DE,AT countries_default=true;",
         "A server to balance to. Options: max_bitrate, countries, countries_default."
     ),

@@ -42,6 +42,8 @@ pub struct ApiState {
     pub mesh: Option<crate::mesh::service::MeshService>,
     /// What the cluster_ingest coordinator decided.
     pub ingest: flotilla_actors::ingest::board::IngestBoard,
+    /// The node's balancers (`/NAME/STREAM/...`).
+    pub balancers: crate::balancer::Balancers,
 }
 
 /// The router of a listener: API routes when `with_api`, and a JSON 404 for the rest.
@@ -66,6 +68,10 @@ pub fn router(state: ApiState, with_api: bool) -> Router {
             .route(
                 "/streamer/api/v3/cluster/ingest",
                 get(super::cluster::ingest),
+            )
+            .route(
+                "/streamer/api/v3/cluster/balancers/{name}",
+                get(super::cluster::balancer),
             )
             .route(
                 "/flussonic/api/v3/cluster/ingest",
@@ -201,6 +207,14 @@ mod tests {
         let config = load_str("t", text).unwrap().config;
         let node = NodeContext::new("node-a", flotilla_actors::rt::Runtime::deterministic(1, 0));
         let directory = Directory::default();
+        let balancers = crate::balancer::Balancers::new(
+            &config,
+            &NodeIdentity::resolve(&config, Some("node-a"), None),
+            None,
+            crate::stats::start(&node.runtime, directory.clone(), "node-a".into(), 0),
+            directory.clone(),
+            node.runtime.clone(),
+        );
         ApiState {
             identity: Arc::new(NodeIdentity::resolve(&config, Some("node-a"), None)),
             access: Arc::new(AccessPolicy::from_config(&config)),
@@ -211,6 +225,7 @@ mod tests {
             directory,
             mesh: None,
             ingest: Default::default(),
+            balancers,
         }
     }
 

@@ -3,7 +3,9 @@
 //! cluster_ingest ownership table as this node computes it.
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::api::ApiState;
@@ -67,4 +69,13 @@ pub async fn ingest(State(state): State<ApiState>) -> Json<Value> {
         "restrained": board.restrained,
         "streams": streams,
     }))
+}
+
+/// `GET /streamer/api/v3/cluster/balancers/NAME`: every server's state and metric, and
+/// the recent decisions.
+pub async fn balancer(State(state): State<ApiState>, Path(name): Path<String>) -> Response {
+    match state.balancers.report(&name) {
+        Some(report) => Json(report).into_response(),
+        None => super::api::error_response(StatusCode::NOT_FOUND, format!("no balancer {name}")),
+    }
 }

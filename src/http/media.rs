@@ -23,6 +23,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::api::{ApiState, error_response, not_found};
 use super::server::remote_addr;
+use crate::balancer::Routed;
 use crate::defaults::STREAM_START_WAIT_MS;
 use crate::media::live::LiveStream;
 use crate::media::window::master_playlist;
@@ -38,8 +39,75 @@ const MEDIA_PLAYLIST: &str = "tracks-v1a1/mono.m3u8";
 
 pub async fn serve(State(state): State<ApiState>, request: Request) -> Response {
     let path = request.uri().path();
-    if !matches!(*request.method(), Method::GET | Method::HEAD) || path.len() > MAX_MEDIA_PATH_BYTES
-    {
+    if path.len() > MAX_MEDIA_PATH_BYTES {
+        return not_found(path);
+    }
+    // `/BALANCER/STREAM/...`: a redirect to the chosen server, or served here.
+    let post = *request.method() == Method::POST;
+    let local = match state.balancers.route(post, path, request.uri().query()) {
+        Routed::Pass => path.to_string(),
+        Routed::Local(stream_path) => stream_path,
+        Routed::Redirect(status, location) => return redirect(status, &location),
+        Routed::Unavailable(why) => return no_server(why),
+    };
+    let info = RequestInfo {
+        method: request.method().clone(),
+        query: request.uri().query().map(str::to_string),
+        user_agent: request
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default()
+            .chars()
+            .take(MAX_USER_AGENT_CHARS)
+            .collect(),
+        ip: remote_addr(&request).map(|addr| addr.ip()),
+    };
+    drop(request);
+    serve_path(&state, info, &local).await
+}
+
+/// Longest user agent kept for a session (the header itself is bounded by the server).
+const MAX_USER_AGENT_CHARS: usize = 256;
+
+/// What a media request needs of the HTTP request, taken before any wait.
+struct RequestInfo {
+    method: Method,
+    query: Option<String>,
+    user_agent: String,
+    ip: Option<std::net::IpAddr>,
+}
+
+fn redirect(status: u16, location: &str) -> Response {
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::FOUND);
+    if let Ok(value) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
+}
+
+fn no_server(why: flotilla_actors::balancer::choose::NoServer) -> Response {
+    let reason = match why {
+        flotilla_actors::balancer::choose::NoServer::AllDown => "every server is down",
+        flotilla_actors::balancer::choose::NoServer::AllFull => {
+            "every server is at its max_bitrate"
+        }
+    };
+    let mut response = error_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("no server can take this viewer now: {reason}"),
+    );
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(crate::balancer::RETRY_AFTER_SECONDS),
+    );
+    response
+}
+
+async fn serve_path(state: &ApiState, request: RequestInfo, path: &str) -> Response {
+    let state = state.clone();
+    if !matches!(request.method, Method::GET | Method::HEAD) {
         return not_found(path);
     }
     let trimmed = path.trim_start_matches('/');
@@ -50,7 +118,7 @@ pub async fn serve(State(state): State<ApiState>, request: Request) -> Response 
         return error_response(StatusCode::BAD_REQUEST, "path traversal is not allowed");
     }
     let Some((live, rest)) = state.directory.resolve(trimmed) else {
-        return redirect_to_peer(&state, path, request.uri().query())
+        return redirect_to_peer(&state, path, request.query.as_deref())
             .unwrap_or_else(|| not_found(path));
     };
     // A cluster_ingest stream is served by its current capturer only (highest epoch).
@@ -61,7 +129,7 @@ pub async fn serve(State(state): State<ApiState>, request: Request) -> Response 
         &live.name,
         now_ms,
         &state.identity.hostname,
-    ) && let Some(redirect) = redirect_to_peer(&state, path, request.uri().query())
+    ) && let Some(redirect) = redirect_to_peer(&state, path, request.query.as_deref())
     {
         return redirect;
     }
@@ -75,17 +143,13 @@ pub async fn serve(State(state): State<ApiState>, request: Request) -> Response 
         other if other.ends_with(".ts") => Protocol::Hls,
         _ => return not_found(path),
     };
-    let user_agent = request
-        .headers()
-        .get(header::USER_AGENT)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or_default();
+    let user_agent = request.user_agent.as_str();
     let viewer = Viewer {
         stream: &live.name,
         protocol,
-        ip: remote_addr(&request).map(|addr| addr.ip()),
+        ip: request.ip,
         user_agent,
-        query: request.uri().query(),
+        query: request.query.as_deref(),
     };
     let session = match state.sessions.admit(&viewer) {
         Ok(session) => session,
