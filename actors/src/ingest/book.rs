@@ -200,50 +200,57 @@ pub struct Row {
     pub local: IngestRole,
 }
 
-/// The current capture of `stream`: the highest (epoch, node) among the captures with
-/// frames flowing, here or at an alive peer.
-fn current_capture(
+/// Which captures count when looking for the highest one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Counting {
+    /// Only captures with frames flowing: the current capture, which viewers are sent to.
+    Flowing,
+    /// Every capture, frames or not: who holds the stream for placement's stickiness (a
+    /// source gap or an actor restart does not make a stream homeless).
+    Any,
+}
+
+/// The highest (epoch, node) capturing `stream`, here or at an alive peer.
+fn highest_capture(
     input: &StepInput<'_>,
     captures: &BTreeMap<String, Capture>,
     stream: &str,
+    counting: Counting,
 ) -> Option<(u64, String)> {
+    let flowing_here = input.health.get(stream).is_some_and(|h| h.alive);
     let mine = captures
         .get(stream)
-        .filter(|_| input.health.get(stream).is_some_and(|h| h.alive))
+        .filter(|_| counting == Counting::Any || flowing_here)
         .map(|capture| (capture.epoch, input.me.name.clone()));
     let theirs = input
         .peers
         .iter()
         .filter_map(|peer| {
             let advertised = peer.streams.get(stream)?;
-            (advertised.role == IngestRole::Capturing && advertised.alive)
+            (advertised.role == IngestRole::Capturing
+                && (counting == Counting::Any || advertised.alive))
                 .then(|| (advertised.epoch, peer.name.clone()))
         })
         .max();
     mine.max(theirs)
 }
 
-/// Who holds `stream` for placement's stickiness: the highest (epoch, node) capturing it,
-/// here or at an alive peer, frames flowing or not (a source gap or an actor restart
-/// does not make a stream homeless).
+/// The current capture of `stream`: the highest with frames flowing.
+fn current_capture(
+    input: &StepInput<'_>,
+    captures: &BTreeMap<String, Capture>,
+    stream: &str,
+) -> Option<(u64, String)> {
+    highest_capture(input, captures, stream, Counting::Flowing)
+}
+
+/// Who holds `stream` for placement's stickiness.
 fn capture_holder(
     input: &StepInput<'_>,
     captures: &BTreeMap<String, Capture>,
     stream: &str,
 ) -> Option<String> {
-    let mine = captures
-        .get(stream)
-        .map(|capture| (capture.epoch, input.me.name.clone()));
-    let theirs = input
-        .peers
-        .iter()
-        .filter_map(|peer| {
-            let advertised = peer.streams.get(stream)?;
-            (advertised.role == IngestRole::Capturing)
-                .then(|| (advertised.epoch, peer.name.clone()))
-        })
-        .max();
-    mine.max(theirs).map(|(_, node)| node)
+    highest_capture(input, captures, stream, Counting::Any).map(|(_, node)| node)
 }
 
 /// The coordinator's memory between steps.

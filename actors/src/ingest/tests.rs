@@ -26,6 +26,18 @@ fn member(name: &str) -> Member {
     }
 }
 
+/// Health of one capture with frames flowing.
+fn flowing(stream: &str) -> BTreeMap<String, Health> {
+    [(
+        stream.to_string(),
+        Health {
+            alive: true,
+            restarts: 0,
+        },
+    )]
+    .into()
+}
+
 fn configured(count: usize) -> Vec<Configured> {
     (0..count)
         .map(|i| Configured {
@@ -298,14 +310,7 @@ fn a_stream_moves_only_once_its_new_owner_captures_it() {
         })
         .unwrap();
     let mut newcomer = member(owner_name);
-    let health: BTreeMap<String, Health> = [(
-        "cam0".to_string(),
-        Health {
-            alive: true,
-            restarts: 0,
-        },
-    )]
-    .into();
+    let health = flowing("cam0");
     let step = |book: &mut IngestBook, peer: &Member, now_ms| {
         book.step(&StepInput {
             me: &a,
@@ -439,14 +444,7 @@ fn minority_restraint_keeps_what_it_has_and_takes_nothing_new() {
     book.adopt("cam0", 1, 59_000);
     let me = member("a");
     let streams = configured(4);
-    let flowing: BTreeMap<String, Health> = [(
-        "cam0".to_string(),
-        Health {
-            alive: true,
-            restarts: 0,
-        },
-    )]
-    .into();
+    let flowing = flowing("cam0");
     let (actions, _) = book.step(&StepInput {
         me: &me,
         peers: &[],
@@ -495,14 +493,7 @@ fn capture_at_returns_after_the_hold_and_a_flapping_node_waits_longer() {
         // a captures the stream meanwhile (b was away).
         let mut book = IngestBook::new(SETTINGS, 0);
         book.adopt("cam0", 1, 0);
-        let flowing: BTreeMap<String, Health> = [(
-            "cam0".to_string(),
-            Health {
-                alive: true,
-                restarts: 0,
-            },
-        )]
-        .into();
+        let flowing = flowing("cam0");
         (0..60)
             .map(|s| 100_000 + s * 1_000)
             .find(|now_ms| {
@@ -619,14 +610,7 @@ fn an_owner_fences_a_higher_capture_left_over_from_a_partition() {
         name: "cam0".into(),
         capture_at: Some("A".into()),
     }];
-    let flowing: BTreeMap<String, Health> = [(
-        "cam0".to_string(),
-        Health {
-            alive: true,
-            restarts: 0,
-        },
-    )]
-    .into();
+    let flowing = flowing("cam0");
     let (_, rows) = book.step(&StepInput {
         me: &me,
         peers: std::slice::from_ref(&b),
