@@ -125,21 +125,7 @@ impl Node {
     pub fn start(config: &str, health: SocketAddr, extra: &[&str], env: &[(&str, &str)]) -> Node {
         let dir = TempDir::new("node");
         let path = dir.write("flotilla.conf", config);
-        let mut command = Command::new(binary());
-        command
-            .arg("run")
-            .arg("-c")
-            .arg(&path)
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        for (key, value) in env {
-            command.env(key, value);
-        }
-        let child = command.spawn().unwrap();
-        let mut node = Node { child, dir };
-        node.wait_for_health(health);
-        node
+        Node::spawn(dir, &path, health, extra, env)
     }
 
     /// Starts `flotilla run -c FILE EXTRA…` with an existing config file.
@@ -149,7 +135,16 @@ impl Node {
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> Node {
-        let dir = TempDir::new("node");
+        Node::spawn(TempDir::new("node"), path, health, extra, env)
+    }
+
+    fn spawn(
+        dir: TempDir,
+        path: &std::path::Path,
+        health: SocketAddr,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Node {
         let mut command = Command::new(binary());
         command
             .arg("run")
