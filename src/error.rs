@@ -54,6 +54,9 @@ pub enum NodeError {
     /// The cluster mesh could not start (UDP port taken, key unusable).
     #[error("{0}")]
     Mesh(String),
+    /// The `geoip` database is missing, too large or broken.
+    #[error("{0}")]
+    GeoIp(String),
 }
 
 impl NodeError {
@@ -63,7 +66,8 @@ impl NodeError {
             NodeError::Bind { .. }
             | NodeError::Local { .. }
             | NodeError::Tree(_)
-            | NodeError::Mesh(_) => Fault::Local,
+            | NodeError::Mesh(_)
+            | NodeError::GeoIp(_) => Fault::Local,
         }
     }
 

@@ -12,6 +12,7 @@ pub mod bench;
 pub mod config;
 pub mod defaults;
 pub mod error;
+pub mod geoip;
 pub mod http;
 pub mod ingest;
 pub mod logging;

@@ -110,31 +110,31 @@ impl Node {
             directory: media.directory.clone(),
             runtime: context.runtime.clone(),
         };
-        let io = NodeIo {
-            media: as_stream_media(&media),
-            peers,
-            ingest: Arc::new(ingest),
-            board: board.clone(),
-        };
-        let (root, root_task) = start_root(&context, node_spec(plan, io))
-            .await
-            .map_err(NodeError::Tree)?;
-        if config
-            .balancers
-            .iter()
-            .flat_map(|b| &b.servers)
-            .any(|s| !s.countries.is_empty() || s.countries_default)
-        {
-            tracing::warn!(
-                "balancer country lists are ignored: GeoIP routing is not built yet (every listed server is a candidate for every viewer)"
-            );
-        }
-        let balancers = crate::balancer::Balancers::new(
+        let geoip = open_geoip(&config)?;
+        let balancer_io = Arc::new(crate::balancer::NodeBalancerIo::new(
             &config,
             &identity,
             mesh.as_ref().map(|mesh| mesh.service.view().clone()),
             stats.clone(),
             media.directory.clone(),
+        ));
+        let balancer_board = flotilla_actors::balancer::BalancerBoard::default();
+        let io = NodeIo {
+            media: as_stream_media(&media),
+            peers,
+            ingest: Arc::new(ingest),
+            board: board.clone(),
+            balancer: balancer_io.clone(),
+            balancer_board: balancer_board.clone(),
+        };
+        let (root, root_task) = start_root(&context, node_spec(plan, io))
+            .await
+            .map_err(NodeError::Tree)?;
+        let balancers = crate::balancer::Balancers::new(
+            &config,
+            balancer_io,
+            balancer_board,
+            geoip,
             context.runtime.clone(),
         );
         let state = ApiState {
@@ -241,4 +241,28 @@ pub async fn termination_signal() -> std::io::Result<&'static str> {
         _ = terminate.recv() => "SIGTERM",
         _ = interrupt.recv() => "SIGINT",
     })
+}
+
+/// The GeoIP database of `geoip PATH;`, read once. Without one, balancer country lists
+/// are ignored, and the operator is told so.
+fn open_geoip(
+    config: &crate::config::Config,
+) -> Result<Option<Arc<crate::geoip::GeoIp>>, NodeError> {
+    let lists_countries = config
+        .balancers
+        .iter()
+        .flat_map(|b| &b.servers)
+        .any(|s| !s.countries.is_empty() || s.countries_default);
+    let Some(path) = &config.geoip else {
+        if lists_countries {
+            tracing::warn!(
+                "balancer country lists are ignored: no `geoip PATH;` database is configured (every listed server is a candidate for every viewer)"
+            );
+        }
+        return Ok(None);
+    };
+    let geoip = crate::geoip::GeoIp::open(std::path::Path::new(path))
+        .map_err(|error| NodeError::GeoIp(error.to_string()))?;
+    tracing::info!(path = %path, database = %geoip.database_type, "geoip database loaded");
+    Ok(Some(Arc::new(geoip)))
 }

@@ -73,6 +73,7 @@ const INGEST_TICK_MAX_MS: u64 = 1_000;
 
 /// The tree this node runs for `config`.
 pub fn node_plan(config: &Config, identity: &NodeIdentity) -> NodePlan {
+    let ingest = ingest_plan(config, identity);
     NodePlan {
         peers: identity
             .other_peers(config)
@@ -146,9 +147,12 @@ pub fn node_plan(config: &Config, identity: &NodeIdentity) -> NodePlan {
                     .iter()
                     .map(|s| s.address.to_string())
                     .collect(),
+                // The mesh's reports arrive every fetch_timeout: a balancer reads them as
+                // often as the ingest coordinator does.
+                refresh_ms: ingest.tick_ms,
             })
             .collect(),
-        ingest: ingest_plan(config, identity),
+        ingest,
     }
 }
 

@@ -21,7 +21,7 @@
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use crate::balancer::BalancerActor;
+use crate::balancer::{BalancerActor, BalancerBoard, BalancerIo, NoBalancerIo};
 use crate::ingest::board::IngestBoard;
 use crate::ingest::{IngestCoordinator, IngestIo, IngestPlan, NoIngestIo};
 use crate::mesh::PeerLink;
@@ -88,6 +88,8 @@ pub struct BalancerPlan {
     pub mode: String,
     /// Its servers.
     pub servers: Vec<String>,
+    /// How often its load table is refreshed, ms.
+    pub refresh_ms: u64,
 }
 
 /// What the tree runs: derived from the config by the node crate.
@@ -145,6 +147,10 @@ pub struct NodeIo {
     /// Where the ingest coordinator publishes; cluster_ingest streams run here when the
     /// board says this node captures them.
     pub board: IngestBoard,
+    /// What balancers read.
+    pub balancer: Arc<dyn BalancerIo>,
+    /// Where balancers publish their load tables for the request path.
+    pub balancer_board: BalancerBoard,
 }
 
 impl NodeIo {
@@ -155,6 +161,8 @@ impl NodeIo {
             peers: Arc::new(crate::mesh::NoMesh),
             ingest: Arc::new(NoIngestIo),
             board: IngestBoard::default(),
+            balancer: Arc::new(NoBalancerIo),
+            balancer_board: BalancerBoard::default(),
         }
     }
 }
@@ -193,7 +201,11 @@ pub fn node_spec(plan: SharedPlan, io: NodeIo) -> SupervisorSpec {
         .into_iter()
         .map(|balancer| {
             let id = balancer.name.clone();
-            worker_child(id, BalancerActor, move || balancer.clone())
+            let actor = BalancerActor {
+                io: io.balancer.clone(),
+                board: io.balancer_board.clone(),
+            };
+            worker_child(id, actor, move || balancer.clone())
         })
         .collect();
     let ingest_plan = plan.clone();
@@ -276,6 +288,7 @@ mod tests {
                 name: "global".into(),
                 mode: "clients".into(),
                 servers: vec!["a".into(), "b".into()],
+                refresh_ms: 250,
             }],
             ingest: IngestPlan::default(),
         }

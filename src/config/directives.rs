@@ -290,9 +290,17 @@ pub const DIRECTIVES: &[DirectiveInfo] = &[
         "geoip",
         [],
         &[G],
-        Later,
+        Now,
         "geoip /usr/share/GeoIP/GeoLite2-Country.mmdb;",
-        "MaxMind database used for country routing by balancers and auth rules."
+        "MaxMind (GeoIP2/GeoLite2 Country or City) or ip-location-db database used for balancer country routing; read once at start, a missing or broken file stops the start. No database is bundled: without one, country lists are ignored with a start-up warning."
+    ),
+    d!(
+        "trusted_proxies",
+        [],
+        &[G],
+        Now,
+        "trusted_proxies 127.0.0.1 10/8;",
+        "flotilla: proxies whose X-Forwarded-For is believed. The client is the rightmost address not in these networks; from anyone else the header is ignored (default: ignored from everyone)."
     ),
     d!(
         "nvidia_monitor",

@@ -150,6 +150,10 @@ impl Printer {
             let nets: Vec<String> = c.api_allowed_from.iter().map(Value::render).collect();
             self.line("api_allowed_from", &nets);
         }
+        if !c.trusted_proxies.is_empty() {
+            let nets: Vec<String> = c.trusted_proxies.iter().map(Value::render).collect();
+            self.line("trusted_proxies", &nets);
+        }
         self.value("auth_token", &c.auth_token);
         match c.auto_token {
             None => {}

@@ -490,6 +490,13 @@ fn read_global_statement(
             }
             Ok(())
         }
+        "trusted_proxies" => {
+            let args = positionals(statement, 1, usize::MAX, Cidr::EXPECTED)?;
+            for (text, span) in args {
+                c.trusted_proxies.push(parse_at(&text, span)?);
+            }
+            Ok(())
+        }
         "pulsedb" => set_once(&mut c.pulsedb, single(statement)?, statement),
         "session_log" => set_once(&mut c.session_log, single(statement)?, statement),
         "url_prefix" => set_once(&mut c.url_prefix, single(statement)?, statement),

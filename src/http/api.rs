@@ -207,12 +207,18 @@ mod tests {
         let config = load_str("t", text).unwrap().config;
         let node = NodeContext::new("node-a", flotilla_actors::rt::Runtime::deterministic(1, 0));
         let directory = Directory::default();
-        let balancers = crate::balancer::Balancers::new(
+        let io = crate::balancer::NodeBalancerIo::new(
             &config,
             &NodeIdentity::resolve(&config, Some("node-a"), None),
             None,
             crate::stats::start(&node.runtime, directory.clone(), "node-a".into(), 0),
             directory.clone(),
+        );
+        let balancers = crate::balancer::Balancers::new(
+            &config,
+            Arc::new(io),
+            flotilla_actors::balancer::BalancerBoard::default(),
+            None,
             node.runtime.clone(),
         );
         ApiState {

@@ -22,8 +22,9 @@ use futures_util::stream;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::api::{ApiState, error_response, not_found};
+use super::client_ip::client_ip;
 use super::server::remote_addr;
-use crate::balancer::Routed;
+use crate::balancer::{BalancerRequest, Routed};
 use crate::defaults::STREAM_START_WAIT_MS;
 use crate::media::live::LiveStream;
 use crate::media::window::master_playlist;
@@ -34,6 +35,9 @@ use std::time::Duration;
 /// Longest request path looked up (names are ≤ 256 bytes, segment names ~30).
 const MAX_MEDIA_PATH_BYTES: usize = 1024;
 
+/// The header proxies name the client in (de facto standard).
+const X_FORWARDED_FOR: &str = "x-forwarded-for";
+
 /// The media playlist the master playlist points to.
 const MEDIA_PLAYLIST: &str = "tracks-v1a1/mono.m3u8";
 
@@ -42,9 +46,26 @@ pub async fn serve(State(state): State<ApiState>, request: Request) -> Response 
     if path.len() > MAX_MEDIA_PATH_BYTES {
         return not_found(path);
     }
+    // The client behind trusted proxies, for GeoIP and the session.
+    let client = remote_addr(&request).map(|addr| {
+        client_ip(
+            addr.ip(),
+            request
+                .headers()
+                .get_all(X_FORWARDED_FOR)
+                .iter()
+                .filter_map(|value| value.to_str().ok()),
+            &state.config.trusted_proxies,
+        )
+    });
     // `/BALANCER/STREAM/...`: a redirect to the chosen server, or served here.
-    let post = *request.method() == Method::POST;
-    let local = match state.balancers.route(post, path, request.uri().query()) {
+    let balancer_request = BalancerRequest {
+        post: *request.method() == Method::POST,
+        path,
+        query: request.uri().query(),
+        client,
+    };
+    let local = match state.balancers.route(balancer_request) {
         Routed::Pass => path.to_string(),
         Routed::Local(stream_path) => stream_path,
         Routed::Redirect(status, location) => return redirect(status, &location),
@@ -61,7 +82,7 @@ pub async fn serve(State(state): State<ApiState>, request: Request) -> Response 
             .chars()
             .take(MAX_USER_AGENT_CHARS)
             .collect(),
-        ip: remote_addr(&request).map(|addr| addr.ip()),
+        ip: client,
     };
     drop(request);
     serve_path(&state, info, &local).await

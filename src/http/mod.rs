@@ -7,6 +7,7 @@
 pub mod access;
 pub mod actors;
 pub mod api;
+pub mod client_ip;
 pub mod cluster;
 pub mod media;
 pub mod server;

@@ -6,7 +6,8 @@
 //! 1. Only servers that are up (alive in the mesh, or this node itself) and not full
 //!    (output at or over `max_bitrate`) are candidates.
 //! 2. GeoIP: the servers listing the viewer's country; else those with
-//!    `countries_default=true`; else all. Without a country, all.
+//!    `countries_default=true`; else all. An address the database does not know is one
+//!    of "the others"; without a database the lists are ignored.
 //! 3. The mode's metric, lowest wins: `clients` (viewers), `bitrate` (output kbit/s),
 //!    `usage` (output ÷ `max_bitrate`, or ÷ `total_bandwidth` without one), `streams`
 //!    (online streams). Redirects issued since the server's last report count as viewers
@@ -124,20 +125,35 @@ impl Server {
     }
 }
 
-/// The servers GeoIP allows for a viewer from `country` (indices into `servers`).
-pub fn by_country(servers: &[Server], country: Option<&str>) -> Vec<usize> {
+/// What GeoIP says about a viewer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Geo<'a> {
+    /// No GeoIP here (no database, or no server lists countries): lists are ignored.
+    Off,
+    /// The database does not know the viewer's address: one of "the others".
+    Unknown,
+    /// The viewer's country (ISO 3166-1 alpha-2, any case).
+    Country(&'a str),
+}
+
+/// The servers GeoIP allows for a viewer (indices into `servers`).
+pub fn by_country(servers: &[Server], geo: Geo<'_>) -> Vec<usize> {
     let all: Vec<usize> = (0..servers.len()).collect();
-    let Some(country) = country else {
-        return all;
+    let country = match geo {
+        Geo::Off => return all,
+        Geo::Unknown => None,
+        Geo::Country(country) => Some(country),
     };
     let listing: Vec<usize> = all
         .iter()
         .copied()
         .filter(|i| {
-            servers[*i]
-                .countries
-                .iter()
-                .any(|c| c.eq_ignore_ascii_case(country))
+            country.is_some_and(|country| {
+                servers[*i]
+                    .countries
+                    .iter()
+                    .any(|c| c.eq_ignore_ascii_case(country))
+            })
         })
         .collect();
     if !listing.is_empty() {
@@ -156,12 +172,12 @@ pub fn by_country(servers: &[Server], country: Option<&str>) -> Vec<usize> {
 pub fn choose(
     servers: &[Server],
     mode: Mode,
-    country: Option<&str>,
+    geo: Geo<'_>,
     pending: &BTreeMap<String, u64>,
     random: u64,
 ) -> Result<usize, NoServer> {
     let pending_of = |server: &Server| pending.get(&server.name).copied().unwrap_or(0);
-    let allowed = by_country(servers, country);
+    let allowed = by_country(servers, geo);
     let up: Vec<usize> = allowed.into_iter().filter(|i| servers[*i].up).collect();
     if up.is_empty() {
         return Err(NoServer::AllDown);
@@ -209,7 +225,7 @@ mod tests {
     }
 
     fn pick(servers: &[Server], mode: Mode) -> &str {
-        &servers[choose(servers, mode, None, &BTreeMap::new(), 0).unwrap()].name
+        &servers[choose(servers, mode, Geo::Off, &BTreeMap::new(), 0).unwrap()].name
     }
 
     #[test]
@@ -256,12 +272,12 @@ mod tests {
         let mut none = servers.clone();
         none[2].up = false;
         assert_eq!(
-            choose(&none, Mode::Clients, None, &BTreeMap::new(), 0),
+            choose(&none, Mode::Clients, Geo::Off, &BTreeMap::new(), 0),
             Err(NoServer::AllFull)
         );
         none[0].up = false;
         assert_eq!(
-            choose(&none, Mode::Clients, None, &BTreeMap::new(), 0),
+            choose(&none, Mode::Clients, Geo::Off, &BTreeMap::new(), 0),
             Err(NoServer::AllDown)
         );
     }
@@ -271,7 +287,7 @@ mod tests {
         let servers = [server("a"), server("b"), server("c")];
         let mut pending: BTreeMap<String, u64> = BTreeMap::new();
         for draw in 0..30u64 {
-            let chosen = choose(&servers, Mode::Clients, None, &pending, draw).unwrap();
+            let chosen = choose(&servers, Mode::Clients, Geo::Off, &pending, draw).unwrap();
             *pending.entry(servers[chosen].name.clone()).or_default() += 1;
         }
         assert!(pending.values().all(|count| *count == 10), "{pending:?}");
@@ -283,7 +299,7 @@ mod tests {
         servers[2].has_stream = true;
         for draw in 0..10 {
             assert_eq!(
-                choose(&servers, Mode::Clients, None, &BTreeMap::new(), draw),
+                choose(&servers, Mode::Clients, Geo::Off, &BTreeMap::new(), draw),
                 Ok(2)
             );
         }
@@ -302,19 +318,30 @@ mod tests {
         let mut p4 = server("p4");
         p4.countries_default = true;
         let servers = [p1, p2, p3, p4];
-        let names = |country: Option<&str>| -> Vec<&str> {
-            by_country(&servers, country)
+        let names = |geo: Geo<'_>| -> Vec<&str> {
+            by_country(&servers, geo)
                 .into_iter()
                 .map(|i| servers[i].name.as_str())
                 .collect()
         };
-        assert_eq!(names(Some("CN")), vec!["p2", "p3"]);
-        assert_eq!(names(Some("ru")), vec!["p1", "p2"]);
-        assert_eq!(names(Some("BR")), vec!["p3", "p4"]);
-        assert_eq!(names(None), vec!["p1", "p2", "p3", "p4"]);
+        assert_eq!(names(Geo::Country("CN")), vec!["p2", "p3"]);
+        assert_eq!(names(Geo::Country("ru")), vec!["p1", "p2"]);
+        assert_eq!(names(Geo::Country("BR")), vec!["p3", "p4"]);
+        assert_eq!(
+            names(Geo::Unknown),
+            vec!["p3", "p4"],
+            "an unknown address is one of the others"
+        );
+        assert_eq!(names(Geo::Off), vec!["p1", "p2", "p3", "p4"]);
         // And the choice stays within them whatever the draw.
         for draw in 0..20 {
-            let chosen = choose(&servers, Mode::Clients, Some("CN"), &BTreeMap::new(), draw);
+            let chosen = choose(
+                &servers,
+                Mode::Clients,
+                Geo::Country("CN"),
+                &BTreeMap::new(),
+                draw,
+            );
             assert!(matches!(chosen, Ok(1 | 2)), "{chosen:?}");
         }
     }
@@ -345,7 +372,7 @@ mod tests {
                     ..server(&format!("s{i}"))
                 })
                 .collect();
-            if let Ok(chosen) = choose(&servers, mode, None, &BTreeMap::new(), draw) {
+            if let Ok(chosen) = choose(&servers, mode, Geo::Off, &BTreeMap::new(), draw) {
                 let winner = &servers[chosen];
                 prop_assert!(winner.up && !winner.full(0));
                 for other in servers.iter().filter(|s| s.up && !s.full(0)) {

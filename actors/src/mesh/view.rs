@@ -270,6 +270,11 @@ impl ClusterView {
             .map(move |peer| (peer, peer.state(now_ms)))
     }
 
+    /// The peer called `name` (`host:port`) with its state at `now_ms`.
+    pub fn peer(&self, name: &str, now_ms: u64) -> Option<(&PeerRecord, PeerState)> {
+        self.peers.get(name).map(|peer| (peer, peer.state(now_ms)))
+    }
+
     /// The alive peers that can serve `stream` now (alive there, or on-demand there),
     /// highest capture epoch first, then in name order: a cluster_ingest stream's
     /// current capturer comes first, and a stale capturer (lower epoch) after it.

@@ -3,43 +3,33 @@
 //! here when the choice is this node, or refused with 503 and `Retry-After` when no server
 //! can take the viewer.
 //!
-//! The decision is `flotilla_actors::balancer::choose` (pure); this module feeds it the
-//! servers' load as the mesh last reported it (no polling of its own), this node's own
-//! figures, and the redirects issued since each server's last report. It reads shared
-//! state only: a request never waits on an actor.
+//! The decision is `flotilla_actors::balancer::choose` (pure). It runs on the load table
+//! the balancer's actor (node/balancers/NAME) published last — the mesh's reports and
+//! this node's own figures, see [`load`] — plus the redirects issued since each server's
+//! last report and the viewer's country (GeoIP, when a database is configured and the
+//! balancer lists countries). A request never waits on the actor: when its table is not
+//! fresh (the actor is restarting) the request reads the load itself.
+
+pub mod load;
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, Mutex, RwLock};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 
-use flotilla_actors::balancer::choose::{Mode, NoServer, Server, choose};
-use flotilla_actors::mesh::view::{ClusterView, PeerState};
+use flotilla_actors::balancer::choose::{Geo, Mode, NoServer, choose};
+use flotilla_actors::balancer::{BalancerBoard, BalancerIo, LoadTable, StateVersion};
 use flotilla_actors::rt::Runtime;
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::config::identity::NodeIdentity;
-use crate::media::directory::Directory;
-use crate::stats::{ALIVE_WITHIN_MS, StatsBoard};
+use crate::geoip::{Country, GeoIp};
+pub use load::NodeBalancerIo;
 
 /// Decisions kept per balancer for the API (the most recent ones).
 pub const RECENT_DECISIONS: usize = 32;
 /// `Retry-After` of a 503 when every server is down or full, seconds: about one
 /// exchange period, after which the mesh may know better.
 pub const RETRY_AFTER_SECONDS: u64 = 3;
-
-/// A server of a balancer, from the config.
-#[derive(Debug, Clone)]
-struct ServerPlan {
-    /// As configured (`host[:port]`).
-    name: String,
-    /// Its key in the cluster view (`host:port`).
-    key: String,
-    /// It is this node.
-    is_self: bool,
-    max_bitrate_kbit: Option<u64>,
-    countries: Vec<String>,
-    countries_default: bool,
-}
 
 /// One decision, for the API.
 #[derive(Debug, Clone, Serialize)]
@@ -48,28 +38,33 @@ pub struct Decision {
     pub at_ms: u64,
     /// The stream asked for.
     pub stream: String,
+    /// The viewer's country, when GeoIP was consulted and knew it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
     /// The server chosen, or why none.
     pub outcome: String,
 }
 
-/// A server's state version: (incarnation, version) for a peer, the sampler's tick for
-/// this node. A new one means new figures, which already include earlier redirects.
-type StateVersion = (u64, u64);
-
-/// The servers with their load now, the state version of each figure, and where to send
-/// viewers (`None`: this node).
-type ServerSnapshot = (
-    Vec<Server>,
-    BTreeMap<String, StateVersion>,
-    Vec<Option<String>>,
-);
-
 struct Instance {
     mode: Mode,
-    servers: Vec<ServerPlan>,
+    /// Some server lists countries: GeoIP is consulted (when a database is loaded).
+    by_country: bool,
     /// Per server: the state version its count belongs to, and redirects sent since.
     pending: Mutex<BTreeMap<String, (StateVersion, u64)>>,
     decisions: Mutex<VecDeque<Decision>>,
+}
+
+/// A request as a balancer needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct BalancerRequest<'a> {
+    /// A `POST` (WHIP/WHEP publish or play): answered 307 so the body is sent again.
+    pub post: bool,
+    /// `/NAME/STREAM/...`.
+    pub path: &'a str,
+    /// The query string, kept in the redirect.
+    pub query: Option<&'a str>,
+    /// The client's address (after trusted proxies), for GeoIP.
+    pub client: Option<IpAddr>,
 }
 
 /// Where a request goes.
@@ -89,9 +84,9 @@ pub enum Routed {
 #[derive(Clone)]
 pub struct Balancers {
     instances: Arc<BTreeMap<String, Instance>>,
-    view: Option<Arc<RwLock<ClusterView>>>,
-    stats: StatsBoard,
-    directory: Directory,
+    io: Arc<NodeBalancerIo>,
+    board: BalancerBoard,
+    geoip: Option<Arc<GeoIp>>,
     runtime: Runtime,
 }
 
@@ -102,38 +97,29 @@ impl std::fmt::Debug for Balancers {
 }
 
 impl Balancers {
-    /// The balancers of `config`, fed by `view` (the mesh) and this node's own figures.
+    /// The balancers of `config`: load through `io`, tables from `board` (where the
+    /// balancer actors publish), countries from `geoip`.
     pub fn new(
         config: &Config,
-        identity: &NodeIdentity,
-        view: Option<Arc<RwLock<ClusterView>>>,
-        stats: StatsBoard,
-        directory: Directory,
+        io: Arc<NodeBalancerIo>,
+        board: BalancerBoard,
+        geoip: Option<Arc<GeoIp>>,
         runtime: Runtime,
     ) -> Balancers {
         let instances = config
             .balancers
             .iter()
             .map(|balancer| {
-                let servers = balancer
-                    .servers
-                    .iter()
-                    .map(|server| ServerPlan {
-                        name: server.address.to_string(),
-                        key: crate::mesh::node::peer_key(&server.address),
-                        is_self: identity.is_self(&server.address),
-                        max_bitrate_kbit: server.max_bitrate.map(|b| b.bits_per_second / 1000),
-                        countries: server.countries.clone(),
-                        countries_default: server.countries_default,
-                    })
-                    .collect();
                 let mode = balancer
                     .mode
                     .and_then(|mode| Mode::parse(mode.name()))
                     .unwrap_or(Mode::Bitrate);
                 let instance = Instance {
                     mode,
-                    servers,
+                    by_country: balancer
+                        .servers
+                        .iter()
+                        .any(|s| !s.countries.is_empty() || s.countries_default),
                     pending: Mutex::default(),
                     decisions: Mutex::default(),
                 };
@@ -142,16 +128,24 @@ impl Balancers {
             .collect();
         Balancers {
             instances: Arc::new(instances),
-            view,
-            stats,
-            directory,
+            io,
+            board,
+            geoip,
             runtime,
         }
     }
 
-    /// Routes a request for `path` (`/NAME/STREAM/...`) with `query`.
-    pub fn route(&self, post: bool, path: &str, query: Option<&str>) -> Routed {
-        let trimmed = path.trim_start_matches('/');
+    /// The newest load table of balancer `name`: the actor's while fresh, else read now.
+    fn table(&self, name: &str, now_ms: u64) -> Option<Arc<LoadTable>> {
+        match self.board.table(name) {
+            Some(table) if table.fresh(now_ms) => Some(table),
+            _ => self.io.load(name, now_ms).map(Arc::new),
+        }
+    }
+
+    /// Routes one request.
+    pub fn route(&self, request: BalancerRequest<'_>) -> Routed {
+        let trimmed = request.path.trim_start_matches('/');
         let Some((name, rest)) = trimmed.split_once('/') else {
             return Routed::Pass;
         };
@@ -161,10 +155,29 @@ impl Balancers {
         let stream_path = format!("/{rest}");
         let stream = rest.split('/').next().unwrap_or_default().to_string();
         let now_ms = self.runtime.wall_clock_ms();
-        let (servers, versions, urls) = self.servers(instance, &stream, now_ms);
+        let Some(table) = self.table(name, now_ms) else {
+            return Routed::Pass;
+        };
+        let mut servers = table.servers.clone();
+        self.io.mark_carriers(name, &stream, &mut servers, now_ms);
+        let country: Option<Country> = match (&self.geoip, request.client) {
+            (Some(geoip), Some(client)) if instance.by_country => geoip.country(client),
+            _ => None,
+        };
+        let geo = match (&country, self.geoip.is_some() && instance.by_country) {
+            (Some(country), _) => Geo::Country(country.as_str()),
+            (None, true) => Geo::Unknown,
+            (None, false) => Geo::Off,
+        };
         let mut pending = instance.pending.lock().unwrap_or_else(|p| p.into_inner());
         // A new report from a server supersedes the redirects counted against it.
-        pending.retain(|name, (version, _)| versions.get(name) == Some(version));
+        pending.retain(|server, (version, _)| {
+            table
+                .servers
+                .iter()
+                .position(|s| &s.name == server)
+                .is_some_and(|i| table.versions[i] == *version)
+        });
         let counts: BTreeMap<String, u64> = pending
             .iter()
             .map(|(name, (_, count))| (name.clone(), *count))
@@ -172,7 +185,7 @@ impl Balancers {
         let outcome = choose(
             &servers,
             instance.mode,
-            None,
+            geo,
             &counts,
             self.runtime.random_u64(),
         );
@@ -182,21 +195,20 @@ impl Balancers {
                 Routed::Unavailable(why)
             }
             Ok(chosen) => {
-                let server = &servers[chosen];
                 let entry = pending
-                    .entry(server.name.clone())
-                    .or_insert((versions.get(&server.name).copied().unwrap_or_default(), 0));
+                    .entry(servers[chosen].name.clone())
+                    .or_insert((table.versions[chosen], 0));
                 entry.1 += 1;
-                match &urls[chosen] {
+                match &table.urls[chosen] {
                     None => Routed::Local(stream_path.clone()),
                     Some(base) => {
-                        let location = match query {
+                        let location = match request.query {
                             Some(query) if !query.is_empty() => {
                                 format!("{base}{stream_path}?{query}")
                             }
                             _ => format!("{base}{stream_path}"),
                         };
-                        Routed::Redirect(if post { 307 } else { 302 }, location)
+                        Routed::Redirect(if request.post { 307 } else { 302 }, location)
                     }
                 }
             }
@@ -215,91 +227,22 @@ impl Balancers {
         decisions.push_back(Decision {
             at_ms: now_ms,
             stream,
+            country: country.map(|c| c.to_string()),
             outcome,
         });
         routed
-    }
-
-    /// The servers of `instance` with their load now, the state version each figure
-    /// comes from, and where to send viewers (`None`: this node).
-    fn servers(&self, instance: &Instance, stream: &str, now_ms: u64) -> ServerSnapshot {
-        let view = self
-            .view
-            .as_ref()
-            .map(|view| view.read().unwrap_or_else(|p| p.into_inner()));
-        let mut servers = Vec::with_capacity(instance.servers.len());
-        let mut versions = BTreeMap::new();
-        let mut urls = Vec::with_capacity(instance.servers.len());
-        for plan in &instance.servers {
-            let mut server = Server {
-                name: plan.name.clone(),
-                up: false,
-                max_bitrate_kbit: plan.max_bitrate_kbit,
-                countries: plan.countries.clone(),
-                countries_default: plan.countries_default,
-                clients: 0,
-                output_kbit: 0,
-                online_streams: 0,
-                total_bandwidth_kbit: 0,
-                has_stream: false,
-            };
-            if plan.is_self {
-                let own = self.stats.snapshot();
-                server.up = true;
-                server.clients = own.total_clients;
-                server.output_kbit = own.output_kbit;
-                server.online_streams = own.online_streams;
-                server.total_bandwidth_kbit = own.total_bandwidth / 1000;
-                server.has_stream = self
-                    .directory
-                    .get(stream)
-                    .is_some_and(|live| live.is_alive(now_ms, ALIVE_WITHIN_MS));
-                // Our own figures refresh with the stats sampler: its counter is the version.
-                let sampled = own.uptime;
-                versions.insert(plan.name.clone(), (0, sampled));
-                urls.push(None);
-            } else {
-                let record = view.as_ref().and_then(|view| {
-                    view.peers(now_ms)
-                        .find(|(peer, _)| peer.name == plan.key)
-                        .map(|(peer, state)| (peer.clone(), state))
-                });
-                match record {
-                    Some((peer, state)) => {
-                        server.up = state == PeerState::Alive;
-                        server.clients = peer.load.total_clients;
-                        server.output_kbit = peer.load.output_kbit;
-                        server.online_streams = peer.load.online_streams;
-                        server.total_bandwidth_kbit = peer.load.total_bandwidth / 1000;
-                        server.has_stream = peer
-                            .streams
-                            .get(stream)
-                            .is_some_and(|s| s.alive || s.ondemand);
-                        versions.insert(plan.name.clone(), (peer.incarnation, peer.version));
-                        let base = if peer.public_url.is_empty() {
-                            format!("http://{}", peer.name)
-                        } else {
-                            peer.public_url.trim_end_matches('/').to_string()
-                        };
-                        urls.push(Some(base));
-                    }
-                    None => urls.push(Some(format!("http://{}", plan.key))),
-                }
-            }
-            servers.push(server);
-        }
-        (servers, versions, urls)
     }
 
     /// A balancer's servers with their state and metric, and its recent decisions.
     pub fn report(&self, name: &str) -> Option<serde_json::Value> {
         let instance = self.instances.get(name)?;
         let now_ms = self.runtime.wall_clock_ms();
-        let (servers, _, urls) = self.servers(instance, "", now_ms);
+        let table = self.table(name, now_ms)?;
         let pending = instance.pending.lock().unwrap_or_else(|p| p.into_inner());
-        let rows: Vec<serde_json::Value> = servers
+        let rows: Vec<serde_json::Value> = table
+            .servers
             .iter()
-            .zip(&urls)
+            .zip(&table.urls)
             .map(|(server, url)| {
                 let sent = pending.get(&server.name).map_or(0, |(_, count)| *count);
                 serde_json::json!({
@@ -328,6 +271,8 @@ impl Balancers {
         Some(serde_json::json!({
             "name": name,
             "mode": instance.mode,
+            "geoip": instance.by_country && self.geoip.is_some(),
+            "table_age_ms": now_ms.saturating_sub(table.taken_ms),
             "servers": rows,
             "recent_decisions": decisions,
         }))
@@ -337,8 +282,11 @@ impl Balancers {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::identity::NodeIdentity;
     use crate::config::load_str;
-    use flotilla_actors::mesh::view::{PeerLoad, PeerUpdate};
+    use crate::media::directory::Directory;
+    use flotilla_actors::mesh::view::{ClusterView, PeerLoad, PeerUpdate};
+    use std::sync::RwLock;
 
     const CONFIG: &str = "http 8080;
         balancer lb { mode clients; server 127.0.0.1:8080; server b.lan:8080; server c.lan:8080; }
@@ -375,19 +323,37 @@ mod tests {
         );
     }
 
-    fn balancers(view: Arc<RwLock<ClusterView>>, runtime: &Runtime) -> Balancers {
-        let config = load_str("t", CONFIG).unwrap().config;
+    fn balancers_of(
+        text: &str,
+        view: Arc<RwLock<ClusterView>>,
+        geoip: Option<Arc<GeoIp>>,
+        runtime: &Runtime,
+    ) -> Balancers {
+        let config = load_str("t", text).unwrap().config;
         let identity = NodeIdentity::resolve(&config, Some("a"), None);
         let directory = Directory::default();
         let stats = crate::stats::start(runtime, directory.clone(), "a".into(), 0);
+        let io = NodeBalancerIo::new(&config, &identity, Some(view), stats, directory);
         Balancers::new(
             &config,
-            &identity,
-            Some(view),
-            stats,
-            directory,
+            Arc::new(io),
+            BalancerBoard::default(),
+            geoip,
             runtime.clone(),
         )
+    }
+
+    fn balancers(view: Arc<RwLock<ClusterView>>, runtime: &Runtime) -> Balancers {
+        balancers_of(CONFIG, view, None, runtime)
+    }
+
+    fn get<'a>(path: &'a str, query: Option<&'a str>) -> BalancerRequest<'a> {
+        BalancerRequest {
+            post: false,
+            path,
+            query,
+            client: None,
+        }
     }
 
     #[tokio::test(start_paused = true)]
@@ -403,15 +369,15 @@ mod tests {
         report(&view, "c.lan:8080", 1, load(9, 10_000), now_ms);
         let lb = balancers(view.clone(), &runtime);
         assert_eq!(
-            lb.route(false, "/lb/news/index.m3u8", Some("token=x")),
+            lb.route(get("/lb/news/index.m3u8", Some("token=x"))),
             Routed::Local("/news/index.m3u8".into())
         );
-        assert_eq!(lb.route(false, "/news/index.m3u8", None), Routed::Pass);
+        assert_eq!(lb.route(get("/news/index.m3u8", None)), Routed::Pass);
         // Redirects since the last report count: after five to this node, b (5) ties, and
         // further ones spread between this node and b; c (9) waits until they pass 9.
         let mut to_b = 0;
         for _ in 0..8 {
-            match lb.route(false, "/lb/news/index.m3u8", Some("token=x")) {
+            match lb.route(get("/lb/news/index.m3u8", Some("token=x"))) {
                 Routed::Redirect(302, location) => {
                     assert_eq!(location, "http://b.lan:8080/news/index.m3u8?token=x");
                     to_b += 1;
@@ -426,7 +392,10 @@ mod tests {
         report(&view, "c.lan:8080", 2, load(0, 0), now_ms);
         let mut saw_307 = false;
         for _ in 0..20 {
-            if let Routed::Redirect(status, _) = lb.route(true, "/lb/news/whip", None) {
+            if let Routed::Redirect(status, _) = lb.route(BalancerRequest {
+                post: true,
+                ..get("/lb/news/whip", None)
+            }) {
                 assert_eq!(status, 307);
                 saw_307 = true;
             }
@@ -446,27 +415,118 @@ mod tests {
             .add_peer("c.lan:8080", "", 1_000, 3_000);
         let lb = balancers(view.clone(), &runtime);
         assert_eq!(
-            lb.route(false, "/far/news/mpegts", None),
+            lb.route(get("/far/news/mpegts", None)),
             Routed::Unavailable(NoServer::AllDown),
             "c never heard from"
         );
         let now_ms = runtime.wall_clock_ms();
         report(&view, "c.lan:8080", 1, load(3, 10_000), now_ms);
         assert_eq!(
-            lb.route(false, "/far/news/mpegts", None),
+            lb.route(get("/far/news/mpegts", None)),
             Routed::Unavailable(NoServer::AllFull),
             "c is at its max_bitrate (10 Mbit/s)"
         );
         report(&view, "c.lan:8080", 2, load(3, 5_000), now_ms);
         assert!(matches!(
-            lb.route(false, "/far/news/mpegts", None),
+            lb.route(get("/far/news/mpegts", None)),
             Routed::Redirect(302, _)
         ));
         // c goes stale: no longer chosen.
         tokio::time::advance(std::time::Duration::from_secs(4)).await;
         assert_eq!(
-            lb.route(false, "/far/news/mpegts", None),
+            lb.route(get("/far/news/mpegts", None)),
             Routed::Unavailable(NoServer::AllDown)
+        );
+    }
+
+    /// The seed's example (flussonic-spec.md §2.4) through the request path: p1 RU;
+    /// p2 RU,CN; p3 CN + default; p4 default.
+    #[tokio::test(start_paused = true)]
+    async fn viewers_are_routed_by_the_country_of_their_address() {
+        #[derive(serde::Serialize)]
+        struct Iso<'a> {
+            iso_code: &'a str,
+        }
+        #[derive(serde::Serialize)]
+        struct Record<'a> {
+            country: Iso<'a>,
+        }
+        let mut writer = mmdb_writer::Writer::new("GeoIP2-Country");
+        for (net, code) in [
+            ("192.0.2.0/24", "RU"),
+            ("198.51.100.0/24", "CN"),
+            ("203.0.113.0/24", "BR"),
+        ] {
+            let record = Record {
+                country: Iso { iso_code: code },
+            };
+            writer
+                .insert(net.parse::<ipnet::IpNet>().unwrap(), &record)
+                .unwrap();
+        }
+        let geoip = Arc::new(GeoIp::from_bytes(writer.to_bytes().unwrap()).unwrap());
+        let runtime = Runtime::deterministic(11, 1_000_000);
+        let view: Arc<RwLock<ClusterView>> = Arc::default();
+        let peers = ["p1:80", "p2:80", "p3:80", "p4:80"];
+        for peer in peers {
+            view.write().unwrap().add_peer(peer, "", 1_000, 3_000);
+            report(&view, peer, 1, load(0, 0), runtime.wall_clock_ms());
+        }
+        let lb = balancers_of(
+            "http 8080; balancer geo { mode clients;
+                server p1:80 countries=RU; server p2:80 countries=RU,CN;
+                server p3:80 countries=CN countries_default=true; server p4:80 countries_default=true; }",
+            view,
+            Some(geoip),
+            &runtime,
+        );
+        for (client, allowed) in [
+            ("198.51.100.7", ["p2", "p3"]),
+            ("192.0.2.7", ["p1", "p2"]),
+            ("203.0.113.7", ["p3", "p4"]),
+            ("8.8.8.8", ["p3", "p4"]),
+        ] {
+            let mut seen = std::collections::BTreeSet::new();
+            for _ in 0..40 {
+                let request = BalancerRequest {
+                    client: Some(client.parse().unwrap()),
+                    ..get("/geo/news/index.m3u8", None)
+                };
+                match lb.route(request) {
+                    Routed::Redirect(302, location) => {
+                        let host = location
+                            .trim_start_matches("http://")
+                            .split(':')
+                            .next()
+                            .unwrap()
+                            .to_string();
+                        seen.insert(host);
+                    }
+                    other => panic!("{other:?}"),
+                }
+            }
+            let expected: std::collections::BTreeSet<String> =
+                allowed.iter().map(|s| s.to_string()).collect();
+            assert_eq!(seen, expected, "viewers from {client}");
+        }
+        let api = lb.report("geo").unwrap();
+        assert_eq!(api["geoip"], true);
+        assert_eq!(
+            api["recent_decisions"][31]["country"],
+            serde_json::Value::Null,
+            "8.8.8.8 is unknown"
+        );
+        assert_eq!(
+            api["recent_decisions"][0]["country"],
+            serde_json::Value::Null
+        );
+        lb.route(BalancerRequest {
+            client: Some("203.0.113.1".parse().unwrap()),
+            ..get("/geo/news/index.m3u8", None)
+        });
+        assert_eq!(
+            lb.report("geo").unwrap()["recent_decisions"][31]["country"],
+            "BR"
         );
     }
 }
