@@ -3,16 +3,17 @@
 //! viewer's country and one random draw (from the runtime seam, so simulations replay).
 //!
 //! Rules (flussonic-spec.md §2):
-//! 1. Only servers that are up (alive in the mesh, or this node itself) and not full
-//!    (output at or over `max_bitrate`) are candidates.
-//! 2. GeoIP: the servers listing the viewer's country; else those with
+//! 1. Only servers that are up (alive in the mesh, or this node itself) are candidates.
+//! 2. GeoIP, among those: the servers listing the viewer's country; else those with
 //!    `countries_default=true`; else all. An address the database does not know is one
 //!    of "the others"; without a database the lists are ignored.
-//! 3. The mode's metric, lowest wins: `clients` (viewers), `bitrate` (output kbit/s),
+//! 3. Of those, servers that are full (output at or over `max_bitrate`) are skipped; if
+//!    none is left, the viewer is refused (no spill to other countries' servers).
+//! 4. The mode's metric, lowest wins: `clients` (viewers), `bitrate` (output kbit/s),
 //!    `usage` (output ÷ `max_bitrate`, or ÷ `total_bandwidth` without one), `streams`
 //!    (online streams). Redirects issued since the server's last report count as viewers
 //!    of the average bitrate, so a burst does not all land on one server.
-//! 4. Ties: a server already carrying the stream first, then a random one.
+//! 5. Ties: a server already carrying the stream first, then a random one.
 
 use std::collections::BTreeMap;
 
@@ -139,6 +140,11 @@ pub enum Geo<'a> {
 /// The servers GeoIP allows for a viewer (indices into `servers`).
 pub fn by_country(servers: &[Server], geo: Geo<'_>) -> Vec<usize> {
     let all: Vec<usize> = (0..servers.len()).collect();
+    by_country_among(servers, all, geo)
+}
+
+/// The servers among `all` (indices into `servers`) GeoIP allows for a viewer.
+fn by_country_among(servers: &[Server], all: Vec<usize>, geo: Geo<'_>) -> Vec<usize> {
     let country = match geo {
         Geo::Off => return all,
         Geo::Unknown => None,
@@ -177,12 +183,14 @@ pub fn choose(
     random: u64,
 ) -> Result<usize, NoServer> {
     let pending_of = |server: &Server| pending.get(&server.name).copied().unwrap_or(0);
-    let allowed = by_country(servers, geo);
-    let up: Vec<usize> = allowed.into_iter().filter(|i| servers[*i].up).collect();
+    // Countries choose among the servers that are up (flussonic-spec.md §2.5a): when the
+    // servers listing a country are all down, its viewers go to the default ones.
+    let up: Vec<usize> = (0..servers.len()).filter(|i| servers[*i].up).collect();
     if up.is_empty() {
         return Err(NoServer::AllDown);
     }
-    let open: Vec<usize> = up
+    let allowed = by_country_among(servers, up, geo);
+    let open: Vec<usize> = allowed
         .into_iter()
         .filter(|i| !servers[*i].full(pending_of(&servers[*i])))
         .collect();
@@ -344,6 +352,36 @@ mod tests {
             );
             assert!(matches!(chosen, Ok(1 | 2)), "{chosen:?}");
         }
+        // Both Russian servers down: Russian viewers go to the default ones.
+        let mut down = servers.clone();
+        down[0].up = false;
+        down[1].up = false;
+        for draw in 0..20 {
+            let chosen = choose(
+                &down,
+                Mode::Clients,
+                Geo::Country("RU"),
+                &BTreeMap::new(),
+                draw,
+            );
+            assert!(matches!(chosen, Ok(2 | 3)), "{chosen:?}");
+        }
+        // A full country server does not spill over: the viewer is refused.
+        let mut full = servers.clone();
+        full[0].max_bitrate_kbit = Some(1);
+        full[0].output_kbit = 5;
+        full[1].max_bitrate_kbit = Some(1);
+        full[1].output_kbit = 5;
+        assert_eq!(
+            choose(
+                &full,
+                Mode::Clients,
+                Geo::Country("RU"),
+                &BTreeMap::new(),
+                0
+            ),
+            Err(NoServer::AllFull)
+        );
     }
 
     proptest! {
