@@ -19,13 +19,13 @@ use crate::stats::{ALIVE_WITHIN_MS, StatsBoard};
 #[derive(Debug, Clone)]
 struct ServerPlan {
     /// As configured (`host[:port]`).
-    pub name: String,
+    pub name: Arc<str>,
     /// Its key in the cluster view (`host:port`).
     pub key: String,
     /// It is this node.
     pub is_self: bool,
     pub max_bitrate_kbit: Option<u64>,
-    pub countries: Vec<String>,
+    pub countries: Arc<[String]>,
     pub countries_default: bool,
 }
 
@@ -54,7 +54,7 @@ impl NodeBalancerIo {
                     .servers
                     .iter()
                     .map(|server| ServerPlan {
-                        name: server.address.to_string(),
+                        name: server.address.to_string().into(),
                         key: crate::mesh::node::peer_key(&server.address),
                         is_self: identity.is_self(&server.address),
                         max_bitrate_kbit: server.max_bitrate.map(|b| b.bits_per_second / 1000),
@@ -62,7 +62,8 @@ impl NodeBalancerIo {
                             .countries
                             .iter()
                             .map(|c| c.to_ascii_uppercase())
-                            .collect(),
+                            .collect::<Vec<_>>()
+                            .into(),
                         countries_default: server.countries_default,
                     })
                     .collect();

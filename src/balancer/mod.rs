@@ -27,6 +27,9 @@ pub use load::NodeBalancerIo;
 
 /// Decisions kept per balancer for the API (the most recent ones).
 pub const RECENT_DECISIONS: usize = 32;
+/// Servers per balancer whose pending redirects are counted on the stack; servers past
+/// it (an unusual config) are judged on their reports alone.
+const MAX_COUNTED_SERVERS: usize = 64;
 /// `Retry-After` of a 503 when every server is down or full, seconds: about one
 /// exchange period, after which the mesh may know better.
 pub const RETRY_AFTER_SECONDS: u64 = 3;
@@ -49,8 +52,9 @@ struct Instance {
     mode: Mode,
     /// Some server lists countries: GeoIP is consulted (when a database is loaded).
     by_country: bool,
-    /// Per server: the state version its count belongs to, and redirects sent since.
-    pending: Mutex<BTreeMap<String, (StateVersion, u64)>>,
+    /// Per server (config order): the state version its count belongs to, and the
+    /// redirects sent there since.
+    pending: Mutex<Vec<(StateVersion, u64)>>,
     decisions: Mutex<VecDeque<Decision>>,
 }
 
@@ -170,23 +174,24 @@ impl Balancers {
             (None, false) => Geo::Off,
         };
         let mut pending = instance.pending.lock().unwrap_or_else(|p| p.into_inner());
+        pending.resize(table.versions.len(), ((0, 0), 0));
         // A new report from a server supersedes the redirects counted against it.
-        pending.retain(|server, (version, _)| {
-            table
-                .servers
-                .iter()
-                .position(|s| &s.name == server)
-                .is_some_and(|i| table.versions[i] == *version)
-        });
-        let counts: BTreeMap<String, u64> = pending
-            .iter()
-            .map(|(name, (_, count))| (name.clone(), *count))
-            .collect();
+        let mut counts = [0u64; MAX_COUNTED_SERVERS];
+        for (i, (version, count)) in pending.iter_mut().enumerate() {
+            if *version != table.versions[i] {
+                *version = table.versions[i];
+                *count = 0;
+            }
+            if let Some(slot) = counts.get_mut(i) {
+                *slot = *count;
+            }
+        }
+        let counts = &counts[..pending.len().min(MAX_COUNTED_SERVERS)];
         let outcome = choose(
             &servers,
             instance.mode,
             geo,
-            &counts,
+            counts,
             self.runtime.random_u64(),
         );
         let routed = match outcome {
@@ -195,10 +200,7 @@ impl Balancers {
                 Routed::Unavailable(why)
             }
             Ok(chosen) => {
-                let entry = pending
-                    .entry(servers[chosen].name.clone())
-                    .or_insert((table.versions[chosen], 0));
-                entry.1 += 1;
+                pending[chosen].1 += 1;
                 match &table.urls[chosen] {
                     None => Routed::Local(stream_path.clone()),
                     Some(base) => {
@@ -243,17 +245,21 @@ impl Balancers {
             .servers
             .iter()
             .zip(&table.urls)
-            .map(|(server, url)| {
-                let sent = pending.get(&server.name).map_or(0, |(_, count)| *count);
+            .enumerate()
+            .map(|(i, (server, url))| {
+                let sent = pending
+                    .get(i)
+                    .filter(|(version, _)| *version == table.versions[i])
+                    .map_or(0, |(_, count)| *count);
                 serde_json::json!({
-                    "server": server.name,
+                    "server": &*server.name,
                     "state": if server.up { "up" } else { "down" },
                     "url": url.clone().unwrap_or_else(|| "this node".into()),
                     "clients": server.clients,
                     "output_kbit": server.output_kbit,
                     "online_streams": server.online_streams,
                     "max_bitrate_kbit": server.max_bitrate_kbit,
-                    "countries": server.countries,
+                    "countries": &*server.countries,
                     "countries_default": server.countries_default,
                     "redirects_since_report": sent,
                     "metric": server.metric(instance.mode, sent),

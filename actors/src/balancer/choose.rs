@@ -15,7 +15,7 @@
 //!    of the average bitrate, so a burst does not all land on one server.
 //! 5. Ties: a server already carrying the stream first, then a random one.
 
-use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -51,16 +51,16 @@ impl Mode {
 }
 
 /// A server as the balancer sees it now.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Server {
-    /// Its name (as configured).
-    pub name: String,
+    /// Its name (as configured). Shared: requests copy the table's servers.
+    pub name: Arc<str>,
     /// Alive in the mesh (or this node itself).
     pub up: bool,
     /// `max_bitrate=`, kbit/s.
     pub max_bitrate_kbit: Option<u64>,
     /// `countries=`, upper case.
-    pub countries: Vec<String>,
+    pub countries: Arc<[String]>,
     /// `countries_default=true`.
     pub countries_default: bool,
     /// Viewers it reported.
@@ -173,16 +173,17 @@ fn by_country_among(servers: &[Server], all: Vec<usize>, geo: Geo<'_>) -> Vec<us
     if defaults.is_empty() { all } else { defaults }
 }
 
-/// Chooses a server for one viewer: its index in `servers`. `pending` holds the redirects
-/// sent to each server since its last report; `random` is one draw for the tie-break.
+/// Chooses a server for one viewer: its index in `servers`. `pending[i]` holds the
+/// redirects sent to server `i` since its last report (missing: none); `random` is one
+/// draw for the tie-break.
 pub fn choose(
     servers: &[Server],
     mode: Mode,
     geo: Geo<'_>,
-    pending: &BTreeMap<String, u64>,
+    pending: &[u64],
     random: u64,
 ) -> Result<usize, NoServer> {
-    let pending_of = |server: &Server| pending.get(&server.name).copied().unwrap_or(0);
+    let pending_of = |i: usize| pending.get(i).copied().unwrap_or(0);
     // Countries choose among the servers that are up (flussonic-spec.md §2.5a): when the
     // servers listing a country are all down, its viewers go to the default ones.
     let up: Vec<usize> = (0..servers.len()).filter(|i| servers[*i].up).collect();
@@ -192,16 +193,16 @@ pub fn choose(
     let allowed = by_country_among(servers, up, geo);
     let open: Vec<usize> = allowed
         .into_iter()
-        .filter(|i| !servers[*i].full(pending_of(&servers[*i])))
+        .filter(|i| !servers[*i].full(pending_of(*i)))
         .collect();
     let best = open
         .iter()
-        .map(|i| servers[*i].metric(mode, pending_of(&servers[*i])))
+        .map(|i| servers[*i].metric(mode, pending_of(*i)))
         .min()
         .ok_or(NoServer::AllFull)?;
     let tied: Vec<usize> = open
         .into_iter()
-        .filter(|i| servers[*i].metric(mode, pending_of(&servers[*i])) == best)
+        .filter(|i| servers[*i].metric(mode, pending_of(*i)) == best)
         .collect();
     let carrying: Vec<usize> = tied
         .iter()
@@ -222,7 +223,7 @@ mod tests {
             name: name.into(),
             up: true,
             max_bitrate_kbit: None,
-            countries: Vec::new(),
+            countries: Arc::default(),
             countries_default: false,
             clients: 0,
             output_kbit: 0,
@@ -233,7 +234,7 @@ mod tests {
     }
 
     fn pick(servers: &[Server], mode: Mode) -> &str {
-        &servers[choose(servers, mode, Geo::Off, &BTreeMap::new(), 0).unwrap()].name
+        &servers[choose(servers, mode, Geo::Off, &[], 0).unwrap()].name
     }
 
     #[test]
@@ -280,12 +281,12 @@ mod tests {
         let mut none = servers.clone();
         none[2].up = false;
         assert_eq!(
-            choose(&none, Mode::Clients, Geo::Off, &BTreeMap::new(), 0),
+            choose(&none, Mode::Clients, Geo::Off, &[], 0),
             Err(NoServer::AllFull)
         );
         none[0].up = false;
         assert_eq!(
-            choose(&none, Mode::Clients, Geo::Off, &BTreeMap::new(), 0),
+            choose(&none, Mode::Clients, Geo::Off, &[], 0),
             Err(NoServer::AllDown)
         );
     }
@@ -293,12 +294,12 @@ mod tests {
     #[test]
     fn redirects_since_the_last_report_spread_a_burst() {
         let servers = [server("a"), server("b"), server("c")];
-        let mut pending: BTreeMap<String, u64> = BTreeMap::new();
+        let mut pending = vec![0u64; servers.len()];
         for draw in 0..30u64 {
             let chosen = choose(&servers, Mode::Clients, Geo::Off, &pending, draw).unwrap();
-            *pending.entry(servers[chosen].name.clone()).or_default() += 1;
+            pending[chosen] += 1;
         }
-        assert!(pending.values().all(|count| *count == 10), "{pending:?}");
+        assert!(pending.iter().all(|count| *count == 10), "{pending:?}");
     }
 
     #[test]
@@ -306,10 +307,7 @@ mod tests {
         let mut servers = [server("a"), server("b"), server("c")];
         servers[2].has_stream = true;
         for draw in 0..10 {
-            assert_eq!(
-                choose(&servers, Mode::Clients, Geo::Off, &BTreeMap::new(), draw),
-                Ok(2)
-            );
+            assert_eq!(choose(&servers, Mode::Clients, Geo::Off, &[], draw), Ok(2));
         }
     }
 
@@ -317,11 +315,11 @@ mod tests {
     #[test]
     fn geoip_follows_the_seed_example() {
         let mut p1 = server("p1");
-        p1.countries = vec!["RU".into()];
+        p1.countries = ["RU".to_string()].into();
         let mut p2 = server("p2");
-        p2.countries = vec!["RU".into(), "CN".into()];
+        p2.countries = ["RU".to_string(), "CN".to_string()].into();
         let mut p3 = server("p3");
-        p3.countries = vec!["CN".into()];
+        p3.countries = ["CN".to_string()].into();
         p3.countries_default = true;
         let mut p4 = server("p4");
         p4.countries_default = true;
@@ -329,7 +327,7 @@ mod tests {
         let names = |geo: Geo<'_>| -> Vec<&str> {
             by_country(&servers, geo)
                 .into_iter()
-                .map(|i| servers[i].name.as_str())
+                .map(|i| &*servers[i].name)
                 .collect()
         };
         assert_eq!(names(Geo::Country("CN")), vec!["p2", "p3"]);
@@ -343,13 +341,7 @@ mod tests {
         assert_eq!(names(Geo::Off), vec!["p1", "p2", "p3", "p4"]);
         // And the choice stays within them whatever the draw.
         for draw in 0..20 {
-            let chosen = choose(
-                &servers,
-                Mode::Clients,
-                Geo::Country("CN"),
-                &BTreeMap::new(),
-                draw,
-            );
+            let chosen = choose(&servers, Mode::Clients, Geo::Country("CN"), &[], draw);
             assert!(matches!(chosen, Ok(1 | 2)), "{chosen:?}");
         }
         // Both Russian servers down: Russian viewers go to the default ones.
@@ -357,13 +349,7 @@ mod tests {
         down[0].up = false;
         down[1].up = false;
         for draw in 0..20 {
-            let chosen = choose(
-                &down,
-                Mode::Clients,
-                Geo::Country("RU"),
-                &BTreeMap::new(),
-                draw,
-            );
+            let chosen = choose(&down, Mode::Clients, Geo::Country("RU"), &[], draw);
             assert!(matches!(chosen, Ok(2 | 3)), "{chosen:?}");
         }
         // A full country server does not spill over: the viewer is refused.
@@ -373,13 +359,7 @@ mod tests {
         full[1].max_bitrate_kbit = Some(1);
         full[1].output_kbit = 5;
         assert_eq!(
-            choose(
-                &full,
-                Mode::Clients,
-                Geo::Country("RU"),
-                &BTreeMap::new(),
-                0
-            ),
+            choose(&full, Mode::Clients, Geo::Country("RU"), &[], 0),
             Err(NoServer::AllFull)
         );
     }
@@ -410,7 +390,7 @@ mod tests {
                     ..server(&format!("s{i}"))
                 })
                 .collect();
-            if let Ok(chosen) = choose(&servers, mode, Geo::Off, &BTreeMap::new(), draw) {
+            if let Ok(chosen) = choose(&servers, mode, Geo::Off, &[], draw) {
                 let winner = &servers[chosen];
                 prop_assert!(winner.up && !winner.full(0));
                 for other in servers.iter().filter(|s| s.up && !s.full(0)) {

@@ -29,7 +29,7 @@ impl BalancerIo for Flipping {
             name: name.into(),
             up,
             max_bitrate_kbit: None,
-            countries: vec![],
+            countries: Arc::default(),
             countries_default: false,
             clients: 0,
             output_kbit: 0,
