@@ -22,4 +22,5 @@ pub mod node;
 pub mod plan;
 pub mod rtmp;
 pub mod sessions;
+pub mod shell;
 pub mod stats;

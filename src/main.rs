@@ -39,6 +39,25 @@ enum Command {
     },
     /// Print a new random cluster key (32 random bytes, hex).
     Keygen,
+    /// Inspect a running node (and, with @NODE, its peers): actors, streams, peers,
+    /// ingest, balancers; kill an actor to see its supervisor restart it.
+    Shell {
+        /// The node's mesh address, HOST:PORT (its first http port unless cluster_port).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        node: String,
+        /// Run one command and exit (status 1 if it failed).
+        #[arg(short = 'c', long = "command")]
+        command: Option<String>,
+        /// Print replies as JSON lines.
+        #[arg(long)]
+        json: bool,
+        /// The cluster key (else FLOTILLA_CLUSTER_KEY, else --config's cluster_key).
+        #[arg(long)]
+        key: Option<String>,
+        /// A config file to take the cluster key from.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Benchmark: a node and N simulated viewers in one process, on loopback.
     Bench {
         /// Which protocol the viewers use.
@@ -93,6 +112,28 @@ fn main() -> ExitCode {
             context: "benchmark".into(),
             source: std::io::Error::other(reason),
         }),
+        Command::Shell {
+            node,
+            command,
+            json,
+            key,
+            config,
+        } => {
+            let options = flotilla::shell::client::ShellOptions {
+                node,
+                command,
+                json,
+                key,
+                config,
+            };
+            return match flotilla::shell::client::main(options) {
+                Ok(code) => ExitCode::from(code),
+                Err(error) => {
+                    eprintln!("flotilla shell: {error}");
+                    ExitCode::from(error.exit_code())
+                }
+            };
+        }
         Command::Keygen => {
             let key = Runtime::production().random_bytes(32);
             println!(

@@ -149,6 +149,16 @@ impl Node {
             ingest: board,
             balancers,
         };
+        // The shell answers through the API (every route), over the mesh endpoint.
+        if let Some(mesh) = &state.mesh {
+            let shell = crate::shell::server::ShellServer::new(
+                context.runtime.clone(),
+                router(state.clone(), true),
+                mesh.clone(),
+                config.shell_allowed_from.clone(),
+            );
+            mesh.set_shell(Arc::new(shell));
+        }
         let listeners = bound
             .into_iter()
             .map(|(listener, with_api)| (listener, router(state.clone(), with_api)))

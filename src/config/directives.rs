@@ -295,6 +295,14 @@ pub const DIRECTIVES: &[DirectiveInfo] = &[
         "MaxMind (GeoIP2/GeoLite2 Country or City) or ip-location-db database used for balancer country routing; read once at start, a missing or broken file stops the start. No database is bundled: without one, country lists are ignored with a start-up warning."
     ),
     d!(
+        "shell_allowed_from",
+        [],
+        &[G],
+        Now,
+        "shell_allowed_from 10.0.0.0/8;",
+        "flotilla: networks besides loopback that may open `flotilla shell` connections (they also need the cluster key). Default: loopback only."
+    ),
+    d!(
         "trusted_proxies",
         [],
         &[G],

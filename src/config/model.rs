@@ -41,6 +41,8 @@ pub struct Config {
     pub view_auth: Option<Credentials>,
     pub edit_auth: Option<Credentials>,
     pub api_allowed_from: Vec<Cidr>,
+    /// Networks besides loopback that may open shell connections.
+    pub shell_allowed_from: Vec<Cidr>,
     /// Proxies whose X-Forwarded-For names the client.
     pub trusted_proxies: Vec<Cidr>,
     pub pulsedb: Option<String>,

@@ -150,6 +150,10 @@ impl Printer {
             let nets: Vec<String> = c.api_allowed_from.iter().map(Value::render).collect();
             self.line("api_allowed_from", &nets);
         }
+        if !c.shell_allowed_from.is_empty() {
+            let nets: Vec<String> = c.shell_allowed_from.iter().map(Value::render).collect();
+            self.line("shell_allowed_from", &nets);
+        }
         if !c.trusted_proxies.is_empty() {
             let nets: Vec<String> = c.trusted_proxies.iter().map(Value::render).collect();
             self.line("trusted_proxies", &nets);

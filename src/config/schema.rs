@@ -490,6 +490,13 @@ fn read_global_statement(
             }
             Ok(())
         }
+        "shell_allowed_from" => {
+            let args = positionals(statement, 1, usize::MAX, Cidr::EXPECTED)?;
+            for (text, span) in args {
+                c.shell_allowed_from.push(parse_at(&text, span)?);
+            }
+            Ok(())
+        }
         "trusted_proxies" => {
             let args = positionals(statement, 1, usize::MAX, Cidr::EXPECTED)?;
             for (text, span) in args {

@@ -68,3 +68,30 @@ fn running_on(state: &ApiState, stream: &str, alive_here: bool) -> Vec<String> {
         Vec::new()
     }
 }
+
+/// Most sessions listed (the newest first); the total is reported beside them.
+const MAX_LISTED_SESSIONS: usize = 1_000;
+
+/// `GET /streamer/api/v3/sessions`: viewer sessions, newest first, bounded.
+pub async fn sessions(State(state): State<ApiState>) -> Json<Value> {
+    let mut all = state.sessions.all();
+    let total = all.len();
+    all.sort_by_key(|session| std::cmp::Reverse(session.opened_ms));
+    let sessions: Vec<Value> = all
+        .iter()
+        .take(MAX_LISTED_SESSIONS)
+        .map(|session| {
+            json!({
+                "id": session.id,
+                "stream": session.stream,
+                "protocol": session.protocol,
+                "ip": session.ip.map(|ip| ip.to_string()),
+                "user_agent": session.user_agent,
+                "opened_at": session.opened_ms,
+                "last_seen_at": session.last_seen_ms.load(Ordering::Relaxed),
+                "bytes": session.bytes.load(Ordering::Relaxed),
+            })
+        })
+        .collect();
+    Json(json!({ "sessions": sessions, "estimated_count": total }))
+}

@@ -157,7 +157,7 @@ pub fn transport() -> Arc<quinn::TransportConfig> {
 /// The server side: answers with the identity the client names, trusts all of them.
 pub fn server_config(
     identities: &[ClusterIdentity],
-    alpn: &[u8],
+    alpns: &[&[u8]],
 ) -> Result<quinn::ServerConfig, AuthError> {
     let tls = |e: rustls::Error| AuthError::Tls(e.to_string());
     let mut roots = rustls::RootCertStore::empty();
@@ -182,7 +182,7 @@ pub fn server_config(
         .map_err(tls)?
         .with_client_cert_verifier(verifier)
         .with_cert_resolver(Arc::new(resolver));
-    crypto.alpn_protocols = vec![alpn.to_vec()];
+    crypto.alpn_protocols = alpns.iter().map(|alpn| alpn.to_vec()).collect();
     let quic = QuicServerConfig::try_from(crypto).map_err(|e| AuthError::Tls(e.to_string()))?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(quic));
     config.transport_config(transport());
@@ -234,7 +234,7 @@ mod tests {
             .map(|k| ClusterIdentity::derive(k).unwrap())
             .collect();
         let server = quinn::Endpoint::server(
-            server_config(&identities, MESH_ALPN).unwrap(),
+            server_config(&identities, &[MESH_ALPN]).unwrap(),
             "127.0.0.1:0".parse().unwrap(),
         )
         .map_err(|e| e.to_string())?;

@@ -15,12 +15,19 @@ use std::sync::{Arc, Mutex, RwLock};
 use flotilla_actors::mesh::view::{ClusterView, PeerLoad, PeerUpdate, RemoteStream};
 use flotilla_actors::rt::Runtime;
 
-use super::auth::{self, ClusterIdentity, MESH_ALPN};
+use super::auth::{self, ClusterIdentity, MESH_ALPN, SHELL_ALPN};
 use super::exchange::{self, ExchangeError};
 use super::wire::{Message, NodeAddress, NodeLoad, StreamEntry};
 
 /// What this node advertises, read fresh for every exchange.
 pub type LocalState = Arc<dyn Fn() -> (NodeLoad, Vec<StreamEntry>) + Send + Sync>;
+
+/// Serves shell connections (the shell module implements it; set once the node's API
+/// exists).
+pub trait ShellAcceptor: Send + Sync + 'static {
+    /// Serves one authenticated shell connection until it closes.
+    fn serve(&self, connection: quinn::Connection) -> futures_util::future::BoxFuture<'static, ()>;
+}
 
 /// How to reach a configured or learnt peer.
 #[derive(Debug, Clone)]
@@ -45,6 +52,10 @@ struct Inner {
     view: Arc<RwLock<ClusterView>>,
     sent: Mutex<HashMap<String, Sent>>,
     clients: HashMap<Vec<u8>, quinn::ClientConfig>,
+    /// Dials other nodes' shells (`@NODE`) with this node's cluster key.
+    shell_client: quinn::ClientConfig,
+    shell: std::sync::OnceLock<Arc<dyn ShellAcceptor>>,
+    identity: ClusterIdentity,
 }
 
 /// The mesh of one node. Cheap to clone.
@@ -103,7 +114,12 @@ impl MeshService {
         local: LocalState,
         view: Arc<RwLock<ClusterView>>,
     ) -> Result<MeshService, MeshError> {
-        let server = auth::server_config(&identities, MESH_ALPN)?;
+        let server = auth::server_config(&identities, &[MESH_ALPN, SHELL_ALPN])?;
+        let identity = identities
+            .first()
+            .cloned()
+            .ok_or_else(|| auth::AuthError::Tls("no cluster identity".into()))?;
+        let shell_client = auth::client_config(&identity, SHELL_ALPN)?;
         let endpoint =
             quinn::Endpoint::server(server, bind).map_err(|e| MeshError::Bind(bind, e))?;
         let mut clients = HashMap::new();
@@ -125,6 +141,9 @@ impl MeshService {
                 view,
                 sent: Mutex::default(),
                 clients,
+                shell_client,
+                shell: std::sync::OnceLock::new(),
+                identity,
             }),
         };
         let accepting = service.clone();
@@ -163,6 +182,17 @@ impl MeshService {
                     Err(_) => return,
                 };
                 let remote = connection.remote_address();
+                let alpn = connection
+                    .handshake_data()
+                    .and_then(|data| data.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
+                    .and_then(|data| data.protocol);
+                if alpn.as_deref() == Some(SHELL_ALPN) {
+                    match service.inner.shell.get() {
+                        Some(shell) => shell.serve(connection).await,
+                        None => connection.close(1u32.into(), b"the shell is not ready yet"),
+                    }
+                    return;
+                }
                 while let Ok((send, receive)) = connection.accept_bi().await {
                     if let Err(error) = service.answer(send, receive).await {
                         tracing::debug!(%remote, %error, "mesh exchange failed");
@@ -372,6 +402,28 @@ impl MeshService {
             .inner
             .endpoint
             .connect_with(config, target.address, &target.identity.server_name)
+            .map_err(|e| e.to_string())?;
+        tokio::time::timeout(auth::HANDSHAKE_TIMEOUT, connecting)
+            .await
+            .map_err(|_| format!("no handshake within {:?}", auth::HANDSHAKE_TIMEOUT))?
+            .map_err(|e| e.to_string())
+    }
+
+    /// Serves shell connections with `shell` from now on.
+    pub fn set_shell(&self, shell: Arc<dyn ShellAcceptor>) {
+        let _ = self.inner.shell.set(shell);
+    }
+
+    /// Connects to the shell of the node at `address` (for `@NODE`).
+    pub async fn connect_shell(&self, address: SocketAddr) -> Result<quinn::Connection, String> {
+        let connecting = self
+            .inner
+            .endpoint
+            .connect_with(
+                self.inner.shell_client.clone(),
+                address,
+                &self.inner.identity.server_name,
+            )
             .map_err(|e| e.to_string())?;
         tokio::time::timeout(auth::HANDSHAKE_TIMEOUT, connecting)
             .await

@@ -1,0 +1,264 @@
+//! The operator's side of `flotilla shell`: dial a node with the cluster key's identity,
+//! run one command (`-c`) or an interactive session (history, completion), print tables
+//! or `--json`.
+//!
+//! Exit status: 0 every command succeeded; 1 a command failed (bad command, no such
+//! actor, refused); 3 the node could not be reached or refused the connection (wrong
+//! key, not allowed from this address).
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use super::commands::{self, COMMANDS};
+use super::render::{Style, render};
+use super::server::ask;
+use super::wire::Reply;
+use crate::mesh::auth::{self, ClusterIdentity, SHELL_ALPN};
+
+/// Where the key comes from when `--key` is absent.
+pub const KEY_ENV: &str = "FLOTILLA_CLUSTER_KEY";
+/// Lines of interactive history kept.
+pub const HISTORY_LINES: usize = 1_000;
+
+/// What `flotilla shell` was asked.
+#[derive(Debug, Clone)]
+pub struct ShellOptions {
+    /// `HOST:PORT` of the node (its mesh port: the first `http` port unless
+    /// `cluster_port`).
+    pub node: String,
+    /// `-c`: one command, then exit.
+    pub command: Option<String>,
+    /// Machine-readable output.
+    pub json: bool,
+    /// `--key`.
+    pub key: Option<String>,
+    /// `--config`: take the key from this config file.
+    pub config: Option<PathBuf>,
+}
+
+/// Why the shell could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ShellError {
+    #[error("config: {0}")]
+    Config(String),
+    #[error("transport: {0}")]
+    Transport(String),
+    #[error("refused: {0}")]
+    Refused(String),
+}
+
+impl ShellError {
+    /// The process exit status.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ShellError::Config(_) => 1,
+            ShellError::Transport(_) | ShellError::Refused(_) => 3,
+        }
+    }
+}
+
+fn cluster_key(options: &ShellOptions) -> Result<String, ShellError> {
+    if let Some(key) = &options.key {
+        return Ok(key.clone());
+    }
+    if let Ok(key) = std::env::var(KEY_ENV)
+        && !key.trim().is_empty()
+    {
+        return Ok(key);
+    }
+    if let Some(path) = &options.config {
+        let loaded = crate::config::load_file(path, &crate::config::LoadOptions::default())
+            .map_err(|errors| ShellError::Config(errors.to_string()))?;
+        return loaded
+            .config
+            .cluster_key
+            .map(|secret| secret.0)
+            .ok_or_else(|| ShellError::Config(format!("{} has no cluster_key", path.display())));
+    }
+    Err(ShellError::Config(format!(
+        "no cluster key: give --key KEY, {KEY_ENV}, or -c FILE with a cluster_key"
+    )))
+}
+
+/// A connection to one node's shell.
+pub struct Session {
+    endpoint: quinn::Endpoint,
+    connection: quinn::Connection,
+}
+
+impl Session {
+    /// Dials `node` with `identity`.
+    pub async fn connect(node: &str, identity: &ClusterIdentity) -> Result<Session, ShellError> {
+        let address: SocketAddr = tokio::net::lookup_host(node)
+            .await
+            .map_err(|e| ShellError::Transport(format!("cannot resolve {node}: {e}")))?
+            .next()
+            .ok_or_else(|| ShellError::Transport(format!("{node} resolves to nothing")))?;
+        let bind: SocketAddr = if address.is_ipv6() {
+            "[::]:0".parse().expect("valid")
+        } else {
+            "0.0.0.0:0".parse().expect("valid")
+        };
+        let mut endpoint = quinn::Endpoint::client(bind)
+            .map_err(|e| ShellError::Transport(format!("cannot open a UDP socket: {e}")))?;
+        let config = auth::client_config(identity, SHELL_ALPN)
+            .map_err(|e| ShellError::Config(e.to_string()))?;
+        endpoint.set_default_client_config(config);
+        let connecting = endpoint
+            .connect(address, &identity.server_name)
+            .map_err(|e| ShellError::Transport(e.to_string()))?;
+        let connection = tokio::time::timeout(auth::HANDSHAKE_TIMEOUT, connecting)
+            .await
+            .map_err(|_| {
+                ShellError::Transport(format!(
+                    "{node} did not answer within {:?} (is it running, is this its http/cluster_port?)",
+                    auth::HANDSHAKE_TIMEOUT
+                ))
+            })?
+            .map_err(|e| {
+                let text = e.to_string();
+                if crate::mesh::service::is_unauthorized(&text) {
+                    ShellError::Refused(format!("{node} holds another cluster key ({text})"))
+                } else {
+                    ShellError::Transport(format!("{node}: {text}"))
+                }
+            })?;
+        Ok(Session {
+            endpoint,
+            connection,
+        })
+    }
+
+    /// Runs one command line.
+    pub async fn run(&self, line: &str) -> Result<Reply, ShellError> {
+        ask(&self.connection, line)
+            .await
+            .map_err(|error| match self.connection.close_reason() {
+                Some(quinn::ConnectionError::ApplicationClosed(close)) => {
+                    ShellError::Refused(String::from_utf8_lossy(&close.reason).to_string())
+                }
+                _ => ShellError::Transport(error),
+            })
+    }
+
+    /// Closes the connection politely.
+    pub async fn close(self) {
+        self.connection.close(0u32.into(), b"bye");
+        self.endpoint.wait_idle().await;
+    }
+}
+
+/// Prints one reply; returns whether the command succeeded.
+fn print(line: &str, reply: &Reply, json: bool, style: Style) -> bool {
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "status": reply.status, "body": reply.body })
+        );
+    } else {
+        // The node parsed the same line, so this parse succeeds when the reply is data.
+        match commands::parse(line) {
+            Ok(command) => print!("{}", render(&command, reply, style)),
+            Err(_) => println!(
+                "error ({}): {}",
+                reply.status,
+                reply.error_message().unwrap_or_default()
+            ),
+        }
+    }
+    reply.status < 400
+}
+
+/// Completes command words.
+struct Completion;
+
+impl rustyline::completion::Completer for Completion {
+    type Candidate = String;
+    fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        _: &rustyline::Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<String>)> {
+        let before = &line[..pos];
+        if before.contains(char::is_whitespace) {
+            return Ok((pos, Vec::new()));
+        }
+        let words = COMMANDS
+            .iter()
+            .filter_map(|(usage, _)| usage.split_whitespace().next())
+            .filter(|word| word.starts_with(before) && !word.starts_with('@'))
+            .map(str::to_string)
+            .collect();
+        Ok((0, words))
+    }
+}
+impl rustyline::hint::Hinter for Completion {
+    type Hint = String;
+}
+impl rustyline::highlight::Highlighter for Completion {}
+impl rustyline::validate::Validator for Completion {}
+impl rustyline::Helper for Completion {}
+
+fn history_path() -> Option<PathBuf> {
+    std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".flotilla_shell_history"))
+}
+
+/// Runs `flotilla shell`; returns the exit status.
+pub fn main(options: ShellOptions) -> Result<u8, ShellError> {
+    let key = cluster_key(&options)?;
+    let identity = ClusterIdentity::derive(&key).map_err(|e| ShellError::Config(e.to_string()))?;
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| ShellError::Transport(format!("cannot start the async runtime: {e}")))?;
+    let session = tokio.block_on(Session::connect(&options.node, &identity))?;
+    let style = Style {
+        colour: !options.json && std::io::stdout().is_terminal(),
+    };
+    if let Some(line) = &options.command {
+        let reply = tokio.block_on(session.run(line))?;
+        let ok = print(line, &reply, options.json, style);
+        tokio.block_on(session.close());
+        return Ok(if ok { 0 } else { 1 });
+    }
+    let config = rustyline::Config::builder()
+        .max_history_size(HISTORY_LINES)
+        .map_err(|e| ShellError::Config(e.to_string()))?
+        .auto_add_history(true)
+        .build();
+    let mut editor: rustyline::Editor<Completion, rustyline::history::DefaultHistory> =
+        rustyline::Editor::with_config(config).map_err(|e| ShellError::Config(e.to_string()))?;
+    editor.set_helper(Some(Completion));
+    let history = history_path();
+    if let Some(path) = &history {
+        let _ = editor.load_history(path);
+    }
+    println!(
+        "connected to {} (`help` lists commands, Ctrl-D leaves)",
+        options.node
+    );
+    let prompt = format!("{}> ", options.node);
+    let mut failed = false;
+    loop {
+        match editor.readline(&prompt) {
+            Ok(line) if line.trim().is_empty() => continue,
+            Ok(line) if matches!(line.trim(), "exit" | "quit") => break,
+            Ok(line) => match tokio.block_on(session.run(line.trim())) {
+                Ok(reply) => failed |= !print(line.trim(), &reply, options.json, style),
+                Err(error) => {
+                    eprintln!("{error}");
+                    return Ok(3);
+                }
+            },
+            Err(rustyline::error::ReadlineError::Interrupted) => continue,
+            Err(_) => break,
+        }
+    }
+    if let Some(path) = &history {
+        let _ = editor.save_history(path);
+    }
+    tokio.block_on(session.close());
+    Ok(if failed { 1 } else { 0 })
+}

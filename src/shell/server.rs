@@ -1,0 +1,284 @@
+//! The node's side of the shell: authenticated QUIC connections (the mesh endpoint,
+//! shell ALPN, the cluster key's mutual TLS) from allowed addresses only; one command per
+//! bidirectional stream, answered through the node's own HTTP API in-process with edit
+//! rights (holding the cluster key is holding the cluster), or forwarded to a peer once
+//! for `@NODE`.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{Method, Request};
+use futures_util::future::BoxFuture;
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use super::commands::{self, COMMANDS, Command, TopKey};
+use super::wire::{self, MAX_REPLY_BYTES, MAX_REQUEST_BYTES, Reply, Request as ShellRequest};
+use crate::config::values::Cidr;
+use crate::mesh::service::{MeshService, ShellAcceptor};
+use flotilla_actors::rt::Runtime;
+
+/// Time a command may take, end to end (a forwarded one included).
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
+/// Commands one connection may have in flight; more wait for QUIC flow control.
+pub const MAX_STREAMS_PER_CONNECTION: usize = 4;
+
+/// Marks a request the shell makes to the node's API: it carries edit rights.
+#[derive(Debug, Clone, Copy)]
+pub struct ShellCaller;
+
+/// Serves shell connections. Cheap to clone.
+#[derive(Clone)]
+pub struct ShellServer {
+    runtime: Runtime,
+    router: Router,
+    mesh: MeshService,
+    allowed_from: Arc<Vec<Cidr>>,
+}
+
+impl ShellServer {
+    /// Commands run through `router` (the node's API); `@NODE` goes through `mesh`;
+    /// connections from loopback or `allowed_from` only.
+    pub fn new(
+        runtime: Runtime,
+        router: Router,
+        mesh: MeshService,
+        allowed_from: Vec<Cidr>,
+    ) -> ShellServer {
+        ShellServer {
+            runtime,
+            router,
+            mesh,
+            allowed_from: Arc::new(allowed_from),
+        }
+    }
+
+    fn allows(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        ip.is_loopback() || self.allowed_from.iter().any(|net| net.0.contains(&ip))
+    }
+
+    async fn serve_connection(self, connection: quinn::Connection) {
+        let remote = connection.remote_address();
+        if !self.allows(remote.ip()) {
+            tracing::warn!(%remote, "shell connection refused: not loopback nor in shell_allowed_from");
+            connection.close(
+                2u32.into(),
+                b"shell connections are accepted from loopback or shell_allowed_from only",
+            );
+            return;
+        }
+        tracing::info!(%remote, "shell connected");
+        let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_STREAMS_PER_CONNECTION));
+        while let Ok((mut send, mut receive)) = connection.accept_bi().await {
+            let Ok(permit) = in_flight.clone().acquire_owned().await else {
+                break;
+            };
+            let server = self.clone();
+            self.runtime.spawn("shell-command", async move {
+                let reply = match tokio::time::timeout(
+                    COMMAND_TIMEOUT,
+                    wire::read::<ShellRequest>(&mut receive, MAX_REQUEST_BYTES),
+                )
+                .await
+                {
+                    Ok(Ok(request)) => {
+                        tracing::info!(%remote, command = %request.line, "shell command");
+                        tokio::time::timeout(COMMAND_TIMEOUT, server.answer(&request.line, remote))
+                            .await
+                            .unwrap_or_else(|_| {
+                                Reply::error(504, format!("no answer within {COMMAND_TIMEOUT:?}"))
+                            })
+                    }
+                    Ok(Err(error)) => Reply::error(400, format!("bad request frame: {error}")),
+                    Err(_) => Reply::error(408, "no command arrived in time"),
+                };
+                let reply = match wire::write(&mut send, &reply, MAX_REPLY_BYTES).await {
+                    Err(wire::FrameError::TooLarge(size, _)) => {
+                        Reply::error(507, format!("the answer ({size} bytes) is over the shell's limit; narrow the command"))
+                    }
+                    _ => {
+                        let _ = send.finish();
+                        drop(permit);
+                        return;
+                    }
+                };
+                let _ = wire::write(&mut send, &reply, MAX_REPLY_BYTES).await;
+                let _ = send.finish();
+                drop(permit);
+            });
+        }
+        tracing::info!(%remote, "shell disconnected");
+    }
+
+    /// Runs one command line.
+    pub async fn answer(&self, line: &str, remote: SocketAddr) -> Reply {
+        let command = match commands::parse(line) {
+            Ok(command) => command,
+            Err(error) => return Reply::error(400, error.0),
+        };
+        match &command {
+            Command::Help => Reply {
+                status: 200,
+                body: json!({
+                    "commands": COMMANDS
+                        .iter()
+                        .map(|(usage, what)| json!({"command": usage, "does": what}))
+                        .collect::<Vec<_>>()
+                }),
+            },
+            Command::On { node, .. } => {
+                let rest = line
+                    .trim_start()
+                    .split_once(char::is_whitespace)
+                    .map_or("", |(_, rest)| rest.trim());
+                self.forward(node, rest).await
+            }
+            Command::Nodes => self.nodes(remote).await,
+            Command::Ps(limit) => self.listed(remote, None, *limit).await,
+            Command::Top(key, limit) => self.listed(remote, Some(*key), *limit).await,
+            other => match commands::api_call(other) {
+                Some((post, path)) => self.call_api(post, &path, remote).await,
+                None => Reply::error(400, "nothing to do"),
+            },
+        }
+    }
+
+    /// Calls the node's API in-process with edit rights.
+    async fn call_api(&self, post: bool, path: &str, remote: SocketAddr) -> Reply {
+        let mut request = match Request::builder()
+            .method(if post { Method::POST } else { Method::GET })
+            .uri(path)
+            .body(Body::empty())
+        {
+            Ok(request) => request,
+            Err(error) => return Reply::error(400, format!("bad path {path}: {error}")),
+        };
+        request.extensions_mut().insert(ShellCaller);
+        request.extensions_mut().insert(ConnectInfo(remote));
+        let response = match self.router.clone().oneshot(request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        };
+        let status = response.status().as_u16();
+        let body = match http_body_util::Limited::new(response.into_body(), MAX_REPLY_BYTES)
+            .collect()
+            .await
+        {
+            Ok(collected) => collected.to_bytes(),
+            Err(error) => return Reply::error(507, format!("answer too large: {error}")),
+        };
+        let body: Value = serde_json::from_slice(&body).unwrap_or_else(|_| {
+            json!({ "error": String::from_utf8_lossy(&body).chars().take(500).collect::<String>() })
+        });
+        Reply { status, body }
+    }
+
+    /// This node (health) and its peers.
+    async fn nodes(&self, remote: SocketAddr) -> Reply {
+        let me = self.call_api(false, "/flotilla/api/health", remote).await;
+        let peers = self
+            .call_api(false, "/streamer/api/v3/cluster/peers", remote)
+            .await;
+        if peers.status >= 400 {
+            return peers;
+        }
+        Reply {
+            status: 200,
+            body: json!({ "self": me.body, "peers": peers.body["peers"] }),
+        }
+    }
+
+    /// `ps` (tree order) or `top KEY` (most first), bounded to `limit` rows.
+    async fn listed(&self, remote: SocketAddr, key: Option<TopKey>, limit: usize) -> Reply {
+        let tree = self.call_api(false, "/flotilla/api/actors", remote).await;
+        if tree.status >= 400 {
+            return tree;
+        }
+        let mut actors = Vec::new();
+        flatten(&tree.body, &mut actors);
+        let total = actors.len();
+        if let Some(key) = key {
+            let field = key.field();
+            actors.sort_by_key(|actor| std::cmp::Reverse(actor[field].as_u64().unwrap_or(0)));
+        }
+        actors.truncate(limit);
+        Reply {
+            status: 200,
+            body: json!({ "actors": actors, "total": total, "sorted_by": key.map(TopKey::field) }),
+        }
+    }
+
+    /// Runs `line` on peer `node` (hostname or `host:port`) through the mesh.
+    async fn forward(&self, node: &str, line: &str) -> Reply {
+        let now_ms = self.runtime.wall_clock_ms();
+        let address = {
+            let view = self.mesh.view().read().unwrap_or_else(|p| p.into_inner());
+            view.peers(now_ms)
+                .find(|(peer, _)| peer.hostname == node || peer.name == node)
+                .map(|(peer, _)| peer.name.clone())
+        };
+        let Some(key) = address else {
+            return Reply::error(404, format!("no peer called {node} (see `nodes`)"));
+        };
+        let Some(address) = resolve(&key).await else {
+            return Reply::error(502, format!("cannot resolve {key}"));
+        };
+        let connection = match self.mesh.connect_shell(address).await {
+            Ok(connection) => connection,
+            Err(error) => return Reply::error(502, format!("{node}: {error}")),
+        };
+        let reply = ask(&connection, line).await;
+        connection.close(0u32.into(), b"done");
+        match reply {
+            Ok(reply) => reply,
+            Err(error) => Reply::error(502, format!("{node}: {error}")),
+        }
+    }
+}
+
+/// Sends one command on `connection` and reads the answer.
+pub async fn ask(connection: &quinn::Connection, line: &str) -> Result<Reply, String> {
+    let (mut send, mut receive) = connection.open_bi().await.map_err(|e| e.to_string())?;
+    let request = ShellRequest {
+        line: line.to_string(),
+    };
+    wire::write(&mut send, &request, MAX_REQUEST_BYTES)
+        .await
+        .map_err(|e| e.to_string())?;
+    let _ = send.finish();
+    tokio::time::timeout(
+        COMMAND_TIMEOUT + Duration::from_secs(1),
+        wire::read::<Reply>(&mut receive, MAX_REPLY_BYTES),
+    )
+    .await
+    .map_err(|_| format!("no answer within {COMMAND_TIMEOUT:?}"))?
+    .map_err(|e| e.to_string())
+}
+
+async fn resolve(key: &str) -> Option<SocketAddr> {
+    tokio::net::lookup_host(key).await.ok()?.next()
+}
+
+/// The actors of a registry tree, depth first, without their children.
+fn flatten(node: &Value, out: &mut Vec<Value>) {
+    let mut row = node.clone();
+    if let Some(object) = row.as_object_mut() {
+        object.remove("children");
+    }
+    out.push(row);
+    for child in node["children"].as_array().into_iter().flatten() {
+        flatten(child, out);
+    }
+}
+
+impl ShellAcceptor for ShellServer {
+    fn serve(&self, connection: quinn::Connection) -> BoxFuture<'static, ()> {
+        Box::pin(self.clone().serve_connection(connection))
+    }
+}

@@ -1,0 +1,149 @@
+//! `flotilla shell` against real nodes on loopback: one-shot commands (tables and JSON),
+//! `kill` followed by `tree` showing the supervisor's restart, a wrong key refused with a
+//! clear message, `@NODE` reaching a peer through the mesh, and an interactive session
+//! driven through a pseudo-terminal (`script` allocates it).
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+const KEY: &str = "shared-cluster-key-for-tests-0123456789";
+
+fn shell(node: &str, key: &str, args: &[&str]) -> (i32, String, String) {
+    let output = Command::new(binary())
+        .args(["shell", "--node", node, "--key", key])
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).to_string(),
+        String::from_utf8_lossy(&output.stderr).to_string(),
+    )
+}
+
+#[test]
+fn shell_commands_kill_and_restart_wrong_key_and_a_peer() {
+    let (port, rtmp) = (free_port(), free_port());
+    let mut config = shared_config(port, KEY, &[1, 2]);
+    config.push_str("stream news { input test://; segment_duration 1; }\n");
+    let a = member(1, "a", port, rtmp, &config);
+    let _b = member(2, "b", port, rtmp, &config);
+    let node = a.http.to_string();
+
+    let (code, out, err) = shell(&node, KEY, &["-c", "tree"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("streams  [supervisor]") && out.contains("news  [stream] running"),
+        "{out}"
+    );
+
+    // --json is one parseable object per command.
+    let (code, out, _) = shell(&node, KEY, &["--json", "-c", "streams"]);
+    assert_eq!(code, 0);
+    let reply: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(reply["status"], 200);
+    assert_eq!(reply["body"]["streams"][0]["name"], "news");
+
+    // kill → the supervisor restarts the stream, and tree/info show it.
+    let (code, out, err) = shell(
+        &node,
+        KEY,
+        &["-c", "kill node/streams/news checking restarts"],
+    );
+    assert_eq!(code, 0, "{out} {err}");
+    assert!(out.contains("killed (checking restarts)"), "{out}");
+    let restarted = poll_until(Duration::from_secs(10), || {
+        let (_, out, _) = shell(&node, KEY, &["-c", "tree node/streams"]);
+        out.contains("news  [stream] running  restarts=1")
+            .then_some(out)
+    });
+    assert!(restarted.is_some(), "tree shows the restart");
+    let (_, out, _) = shell(&node, KEY, &["-c", "info node/streams/news"]);
+    assert!(out.contains("failure injected: checking restarts"), "{out}");
+    let (_, out, _) = shell(&node, KEY, &["-c", "top restarts 1"]);
+    assert!(
+        out.contains("node/streams/news") && out.contains("1 of "),
+        "{out}"
+    );
+
+    // Mistakes: a bad command exits 1 with the reason; a missing actor says so.
+    let (code, out, _) = shell(&node, KEY, &["-c", "frobnicate"]);
+    assert_eq!(code, 1);
+    assert!(out.contains("unknown command `frobnicate`"), "{out}");
+    let (code, out, _) = shell(&node, KEY, &["-c", "info node/nothing"]);
+    assert_eq!(code, 1);
+    assert!(out.contains("error (404)"), "{out}");
+
+    // Another key is refused at the handshake, and the operator is told why.
+    let (code, _, err) = shell(
+        &node,
+        "another-key-entirely-0123456789abcdef",
+        &["-c", "tree"],
+    );
+    assert_eq!(code, 3);
+    assert!(err.contains("holds another cluster key"), "{err}");
+
+    // @NODE: b answers through a, once the mesh knows b.
+    let reached = poll_until(Duration::from_secs(15), || {
+        let (code, out, _) = shell(&node, KEY, &["-c", "@b nodes"]);
+        (code == 0 && out.contains("self: b")).then_some(out)
+    });
+    assert!(reached.is_some(), "@b reaches b");
+    let (code, out, _) = shell(&node, KEY, &["-c", "@nobody tree"]);
+    assert_eq!(code, 1);
+    assert!(out.contains("no peer called nobody"), "{out}");
+}
+
+#[test]
+fn an_interactive_session_through_a_pseudo_terminal() {
+    let port = free_port();
+    let config = format!(
+        "http 127.0.0.1:{port};\ncluster_key {KEY};\nstream news {{ input test://; segment_duration 1; }}\n"
+    );
+    let health = format!("127.0.0.1:{port}").parse().unwrap();
+    let _node = Node::start(&config, health, &[], &[]);
+    let home = TempDir::new("shell-home");
+    // `script` gives the shell a real pty; keystrokes arrive on it as typed.
+    let command = format!("{} shell --node 127.0.0.1:{port} --key {KEY}", binary());
+    let mut child = Command::new("script")
+        .args(["-qfec", &command, "/dev/null"])
+        .env("HOME", &home.0)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script (util-linux) is installed");
+    let mut stdin = child.stdin.take().unwrap();
+    // Typed slowly enough for the editor to read each line on its own.
+    for line in [
+        "help\n",
+        "tree node/streams\n",
+        "top restarts 2\n",
+        "exit\n",
+    ] {
+        std::thread::sleep(Duration::from_millis(300));
+        stdin.write_all(line.as_bytes()).unwrap();
+        stdin.flush().unwrap();
+    }
+    let status = wait_with_deadline(&mut child, Duration::from_secs(20)).expect("the shell exits");
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
+    assert!(status.success(), "{out}");
+    assert!(out.contains("connected to 127.0.0.1"), "{out}");
+    assert!(
+        out.contains("kill PATH [REASON]"),
+        "help lists commands: {out}"
+    );
+    assert!(out.contains("news  [stream]"), "tree: {out}");
+    assert!(out.contains("2 of "), "top: {out}");
+    // On a terminal, status words are coloured.
+    assert!(out.contains("\x1b[32mrunning"), "colour on a TTY: {out:?}");
+    // History was saved for the next session.
+    let history = std::fs::read_to_string(home.0.join(".flotilla_shell_history")).unwrap();
+    assert!(history.contains("tree node/streams"), "{history}");
+}
