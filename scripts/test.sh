@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 # Tools the tests drive as real clients. Listed here, installed only when missing.
 needed_packages=()
 command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || needed_packages+=(ffmpeg)
+# `script` gives the shell test a pseudo-terminal.
+command -v script >/dev/null || needed_packages+=(util-linux)
 if ((${#needed_packages[@]})); then
     if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${needed_packages[@]}"
