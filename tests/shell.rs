@@ -71,6 +71,42 @@ fn shell_commands_kill_and_restart_wrong_key_and_a_peer() {
         "{out}"
     );
 
+    // trace follows the stream actor live while it is killed and restarted.
+    let mut tracer = Command::new(binary())
+        .args([
+            "shell",
+            "--node",
+            &node,
+            "--key",
+            KEY,
+            "-c",
+            "trace node/streams/news 5",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Kill until the tracer has seen its five events (it may subscribe after the first).
+    let finished = poll_until(Duration::from_secs(20), || {
+        if let Some(status) = tracer.try_wait().unwrap() {
+            return Some(status);
+        }
+        shell(&node, KEY, &["-c", "kill node/streams/news traced"]);
+        None
+    });
+    if finished.is_none() {
+        let _ = tracer.kill();
+    }
+    let traced = tracer.wait_with_output().unwrap();
+    let out = String::from_utf8_lossy(&traced.stdout).to_string();
+    assert!(traced.status.success(), "{out}");
+    for event in [
+        "failed    failure injected: traced",
+        "status    restarting",
+        "started",
+    ] {
+        assert!(out.contains(event), "{event}: {out}");
+    }
+
     // Mistakes: a bad command exits 1 with the reason; a missing actor says so.
     let (code, out, _) = shell(&node, KEY, &["-c", "frobnicate"]);
     assert_eq!(code, 1);

@@ -80,6 +80,38 @@ pub enum ActorStatus {
     Stopping,
 }
 
+/// Events a traced actor reports, in order (the shell's `trace PATH`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum TraceEvent {
+    /// A new incarnation runs.
+    Started,
+    /// The incarnation failed.
+    Failed {
+        /// Why, one line.
+        reason: String,
+    },
+    /// Its supervisor changed its status.
+    Status {
+        /// The new status.
+        status: ActorStatus,
+    },
+    /// It handled a message.
+    Handled {
+        /// Messages handled so far (all incarnations).
+        handled: u64,
+    },
+    /// Its one-line summary changed.
+    Summary {
+        /// The new summary.
+        summary: String,
+    },
+}
+
+/// Events buffered per tracer; a tracer that falls further behind is told how many it
+/// missed instead of slowing the actor.
+pub const TRACE_BUFFER_EVENTS: usize = 256;
+
 /// Sends a failure into an actor, so that its supervisor acts (the kill API).
 pub type FailureInjector = Arc<dyn Fn(String) -> bool + Send + Sync>;
 
@@ -115,6 +147,9 @@ pub struct Entry {
     restarts: AtomicU64,
     started_at_ms: AtomicU64,
     state: Mutex<EntryState>,
+    /// Someone traces this actor: events are sent (a relaxed load on the message path
+    /// otherwise).
+    traced: std::sync::atomic::AtomicBool,
 }
 
 struct EntryState {
@@ -125,6 +160,8 @@ struct EntryState {
     injector: Option<FailureInjector>,
     /// A typed handle to the actor (`Handle<M>`), for lookups by path.
     handle: Option<Arc<dyn Any + Send + Sync>>,
+    /// The tracers' channel, created by the first one.
+    tracers: Option<tokio::sync::broadcast::Sender<TraceEvent>>,
 }
 
 /// Longest summary or failure reason kept: the shell shows one line of each.
@@ -149,12 +186,51 @@ impl Entry {
             .unwrap_or_else(|poison| poison.into_inner())
     }
 
+    /// Sends `event` to the tracers, if any (with the state locked by the caller).
+    fn emit(&self, state: &mut EntryState, event: impl FnOnce() -> TraceEvent) {
+        if !self.traced.load(Ordering::Relaxed) {
+            return;
+        }
+        if let Some(tracers) = &state.tracers
+            && tracers.send(event()).is_err()
+        {
+            // The last tracer left.
+            state.tracers = None;
+            self.traced.store(false, Ordering::Relaxed);
+        }
+    }
+
+    /// Follows this actor's events from now on.
+    pub fn trace(&self) -> tokio::sync::broadcast::Receiver<TraceEvent> {
+        let mut state = self.state();
+        let receiver = match &state.tracers {
+            Some(tracers) => tracers.subscribe(),
+            None => {
+                let (tracers, receiver) = tokio::sync::broadcast::channel(TRACE_BUFFER_EVENTS);
+                state.tracers = Some(tracers);
+                receiver
+            }
+        };
+        self.traced.store(true, Ordering::Relaxed);
+        receiver
+    }
+
+    /// Records a handled message (the message path: cheap unless traced).
+    pub fn mark_handled(&self) {
+        let handled = self.counters.handled.fetch_add(1, Ordering::Relaxed) + 1;
+        if self.traced.load(Ordering::Relaxed) {
+            let mut state = self.state();
+            self.emit(&mut state, || TraceEvent::Handled { handled });
+        }
+    }
+
     /// Records a (re)start: the cell, the time and the status.
     pub fn mark_started(&self, cell: ActorCell, now_ms: u64) {
         self.started_at_ms.store(now_ms, Ordering::Relaxed);
         let mut state = self.state();
         state.cell = Some(cell);
         state.status = ActorStatus::Running;
+        self.emit(&mut state, || TraceEvent::Started);
     }
 
     /// Records a failure reason (kept until the next failure).
@@ -162,6 +238,9 @@ impl Entry {
         let mut state = self.state();
         state.last_failure = Some(one_line(reason));
         state.cell = None;
+        self.emit(&mut state, || TraceEvent::Failed {
+            reason: one_line(reason),
+        });
     }
 
     /// Counts one restart by the supervisor.
@@ -171,7 +250,9 @@ impl Entry {
 
     /// Sets the lifecycle status.
     pub fn set_status(&self, status: ActorStatus) {
-        self.state().status = status;
+        let mut state = self.state();
+        state.status = status;
+        self.emit(&mut state, || TraceEvent::Status { status });
     }
 
     /// Sets the one-line summary of the actor's state.
@@ -179,6 +260,8 @@ impl Entry {
         let mut state = self.state();
         if state.summary != summary {
             state.summary = one_line(summary);
+            let line = state.summary.clone();
+            self.emit(&mut state, || TraceEvent::Summary { summary: line });
         }
     }
 
@@ -316,7 +399,9 @@ impl Registry {
                         summary: String::new(),
                         injector: None,
                         handle: None,
+                        tracers: None,
                     }),
+                    traced: std::sync::atomic::AtomicBool::new(false),
                 })
             })
             .clone()

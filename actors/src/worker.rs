@@ -195,7 +195,7 @@ impl<W: Worker> Actor for Managed<W> {
             }
             Envelope::Fail(reason) => Err(format!("failure injected: {reason}").into()),
         };
-        state.entry.counters.handled.fetch_add(1, Ordering::Relaxed);
+        state.entry.mark_handled();
         state.entry.set_summary(&self.worker.summary(&state.inner));
         result
     }

@@ -2,6 +2,8 @@
 //!
 //! - `GET /flotilla/api/actors`: the whole supervision tree, nested.
 //! - `GET /flotilla/api/actors/{path}`: one actor and its subtree (`node/streams/cam01`).
+//! - `GET /flotilla/api/actors/{path}/trace[?count=N&seconds=S]`: a bounded live feed of
+//!   its events, newline-delimited JSON (see `trace.rs`).
 //! - `POST /flotilla/api/actors/{path}/kill[?reason=…]`: injects a failure into the actor so
 //!   that its supervisor acts (edit_auth). A chaos and teaching tool: the tree shows the
 //!   restart right after.
@@ -37,7 +39,17 @@ fn bad_path(raw: &str) -> Response {
     )
 }
 
-pub async fn show(State(state): State<ApiState>, Path(raw): Path<String>) -> Response {
+pub async fn show(
+    State(state): State<ApiState>,
+    Path(raw): Path<String>,
+    Query(trace): Query<super::trace::TraceQuery>,
+) -> Response {
+    if let Some(raw) = raw.strip_suffix("/trace") {
+        let Some(path) = ActorPath::parse(raw) else {
+            return bad_path(raw);
+        };
+        return super::trace::trace(state, path, trace).await;
+    }
     let Some(path) = ActorPath::parse(&raw) else {
         return bad_path(&raw);
     };

@@ -12,5 +12,6 @@ pub mod cluster;
 pub mod media;
 pub mod server;
 pub mod streams;
+pub mod trace;
 
 pub use server::{HttpLimits, serve};

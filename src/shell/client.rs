@@ -142,6 +142,56 @@ impl Session {
             })
     }
 
+    /// Runs a `trace` line: prints each event as it arrives until the trace ends or the
+    /// operator presses Ctrl-C. Returns whether it ran (not refused).
+    pub async fn trace(&self, line: &str, json: bool, style: Style) -> Result<bool, ShellError> {
+        let transport = |e: String| ShellError::Transport(e);
+        let (mut send, mut receive) = self
+            .connection
+            .open_bi()
+            .await
+            .map_err(|e| transport(e.to_string()))?;
+        let request = super::wire::Request {
+            line: line.to_string(),
+        };
+        super::wire::write(&mut send, &request, super::wire::MAX_REQUEST_BYTES)
+            .await
+            .map_err(|e| transport(e.to_string()))?;
+        let _ = send.finish();
+        let interrupted = tokio::signal::ctrl_c();
+        tokio::pin!(interrupted);
+        loop {
+            let frame = tokio::select! {
+                frame = super::wire::read::<Reply>(&mut receive, super::wire::MAX_REPLY_BYTES) => frame,
+                _ = &mut interrupted => {
+                    let _ = receive.stop(0u32.into());
+                    println!("trace stopped");
+                    return Ok(true);
+                }
+            };
+            let Ok(reply) = frame else {
+                // The node finished the stream.
+                return Ok(true);
+            };
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "status": reply.status, "body": reply.body })
+                );
+            } else if let Some(error) = reply.error_message() {
+                println!("error ({}): {error}", reply.status);
+            } else {
+                print!("{}", super::render::trace_line(&reply.body, style));
+            }
+            if reply.status >= 400 {
+                return Ok(false);
+            }
+            if reply.body["event"] == "end" {
+                return Ok(true);
+            }
+        }
+    }
+
     /// Closes the connection politely.
     pub async fn close(self) {
         self.connection.close(0u32.into(), b"bye");
@@ -168,6 +218,20 @@ fn print(line: &str, reply: &Reply, json: bool, style: Style) -> bool {
         }
     }
     reply.status < 400
+}
+
+/// Runs one line and prints its outcome; returns whether it succeeded.
+async fn run_line(
+    session: &Session,
+    line: &str,
+    json: bool,
+    style: Style,
+) -> Result<bool, ShellError> {
+    if let Ok(commands::Command::Trace { .. }) = commands::parse(line) {
+        return session.trace(line, json, style).await;
+    }
+    let reply = session.run(line).await?;
+    Ok(print(line, &reply, json, style))
 }
 
 /// Completes command words.
@@ -218,8 +282,7 @@ pub fn main(options: ShellOptions) -> Result<u8, ShellError> {
         colour: !options.json && std::io::stdout().is_terminal(),
     };
     if let Some(line) = &options.command {
-        let reply = tokio.block_on(session.run(line))?;
-        let ok = print(line, &reply, options.json, style);
+        let ok = tokio.block_on(run_line(&session, line, options.json, style))?;
         tokio.block_on(session.close());
         return Ok(if ok { 0 } else { 1 });
     }
@@ -245,13 +308,15 @@ pub fn main(options: ShellOptions) -> Result<u8, ShellError> {
         match editor.readline(&prompt) {
             Ok(line) if line.trim().is_empty() => continue,
             Ok(line) if matches!(line.trim(), "exit" | "quit") => break,
-            Ok(line) => match tokio.block_on(session.run(line.trim())) {
-                Ok(reply) => failed |= !print(line.trim(), &reply, options.json, style),
-                Err(error) => {
-                    eprintln!("{error}");
-                    return Ok(3);
+            Ok(line) => {
+                match tokio.block_on(run_line(&session, line.trim(), options.json, style)) {
+                    Ok(ok) => failed |= !ok,
+                    Err(error) => {
+                        eprintln!("{error}");
+                        return Ok(3);
+                    }
                 }
-            },
+            }
             Err(rustyline::error::ReadlineError::Interrupted) => continue,
             Err(_) => break,
         }

@@ -8,6 +8,8 @@ use std::fmt;
 pub const DEFAULT_ROWS: usize = 20;
 /// Largest `top N` / `ps N` accepted.
 pub const MAX_ROWS: usize = 1_000;
+/// How long a shell trace may run, seconds (the API's maximum).
+pub const TRACE_SECONDS: u64 = 600;
 /// Longest `@NODE` chain: a command is forwarded once, never bounced on.
 pub const MAX_FORWARDS: usize = 1;
 
@@ -54,6 +56,11 @@ pub enum Command {
     Ingest,
     Balancer(String),
     Config,
+    /// Follow an actor's events live, up to a count (Ctrl-C ends it sooner).
+    Trace {
+        path: String,
+        count: usize,
+    },
     /// Fail an actor on purpose: its supervisor restarts it.
     Kill {
         path: String,
@@ -188,6 +195,13 @@ fn parse_at_depth(line: &str, forwards: usize) -> Result<Command, ParseError> {
         "ingest" => no_args(Command::Ingest),
         "balancer" => Ok(Command::Balancer(one("NAME")?)),
         "config" => no_args(Command::Config),
+        "trace" => match args.as_slice() {
+            [path] | [path, _] => Ok(Command::Trace {
+                path: (*path).to_string(),
+                count: rows(args.get(1).copied())?,
+            }),
+            _ => Err(ParseError("trace PATH [N]".into())),
+        },
         "kill" => match args.as_slice() {
             [] => Err(ParseError("kill PATH [REASON]".into())),
             [path, reason @ ..] => Ok(Command::Kill {
@@ -246,6 +260,11 @@ pub fn api_call(command: &Command) -> Option<ApiCall> {
             encode(name)
         )),
         Command::Config => get("/streamer/api/v3/config"),
+        Command::Trace { path, count } => get(&format!(
+            "/flotilla/api/actors/{}/trace?count={count}&seconds={}",
+            path.trim_matches('/'),
+            TRACE_SECONDS
+        )),
         Command::Kill { path, reason } => {
             let mut call = format!("/flotilla/api/actors/{}/kill", path.trim_matches('/'));
             if let Some(reason) = reason {
@@ -278,6 +297,10 @@ mod tests {
         );
         assert_eq!(parse("top 7").unwrap(), Command::Top(TopKey::Mailbox, 7));
         assert_eq!(parse("ps 3").unwrap(), Command::Ps(3));
+        assert_eq!(
+            api_call(&parse("trace node/ingest 5").unwrap()).unwrap().1,
+            "/flotilla/api/actors/node/ingest/trace?count=5&seconds=600"
+        );
         assert_eq!(
             api_call(&parse("kill node/streams/cam01 testing the restart").unwrap()).unwrap(),
             (

@@ -150,6 +150,24 @@ fn tree(node: &Value, depth: usize, lines: &mut Vec<String>, total: &mut usize, 
     }
 }
 
+/// One event of a trace: `at_ms  event  details`.
+pub fn trace_line(event: &Value, style: Style) -> String {
+    let kind = cell(&event["event"]);
+    let detail = match kind.as_str() {
+        "failed" => paint(&cell(&event["reason"]), "31", style),
+        "status" => cell(&event["status"]),
+        "handled" => format!("message #{}", cell(&event["handled"])),
+        "summary" => cell(&event["summary"]),
+        "dropped" => format!(
+            "{} events missed (the actor was faster than this terminal)",
+            cell(&event["missed"])
+        ),
+        "end" => format!("trace ended: {}", cell(&event["reason"])),
+        _ => String::new(),
+    };
+    format!("{:>13}  {kind:<8}  {detail}\n", cell(&event["at_ms"]))
+}
+
 fn key_values(value: &Value) -> String {
     let mut out = String::new();
     if let Some(object) = value.as_object() {
@@ -309,6 +327,7 @@ pub fn render(command: &Command, reply: &Reply, style: Style) -> String {
             ));
             out
         }
+        Command::Trace { .. } => trace_line(body, style),
         Command::Kill { path, .. } => format!(
             "{path}: killed ({}); its supervisor restarts it\n",
             cell(&body["reason"])

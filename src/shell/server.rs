@@ -25,6 +25,8 @@ use flotilla_actors::rt::Runtime;
 
 /// Time a command may take, end to end (a forwarded one included).
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest trace event line (events are one-line summaries and reasons).
+const MAX_TRACE_LINE_BYTES: usize = 16 * 1024;
 /// Commands one connection may have in flight; more wait for QUIC flow control.
 pub const MAX_STREAMS_PER_CONNECTION: usize = 4;
 
@@ -87,6 +89,15 @@ impl ShellServer {
                 )
                 .await
                 {
+                    Ok(Ok(request)) if matches!(commands::parse(&request.line), Ok(Command::Trace { .. })) => {
+                        tracing::info!(%remote, command = %request.line, "shell trace");
+                        if let Ok(Command::Trace { path, count }) = commands::parse(&request.line) {
+                            server.stream_trace(&path, count, remote, &mut send).await;
+                        }
+                        let _ = send.finish();
+                        drop(permit);
+                        return;
+                    }
                     Ok(Ok(request)) => {
                         tracing::info!(%remote, command = %request.line, "shell command");
                         tokio::time::timeout(COMMAND_TIMEOUT, server.answer(&request.line, remote))
@@ -132,6 +143,12 @@ impl ShellServer {
                         .collect::<Vec<_>>()
                 }),
             },
+            Command::On { command, .. } if matches!(**command, Command::Trace { .. }) => {
+                Reply::error(
+                    400,
+                    "trace follows the node you are connected to: connect to that node with --node",
+                )
+            }
             Command::On { node, .. } => {
                 let rest = line
                     .trim_start()
@@ -177,6 +194,78 @@ impl ShellServer {
             json!({ "error": String::from_utf8_lossy(&body).chars().take(500).collect::<String>() })
         });
         Reply { status, body }
+    }
+
+    /// Streams an actor's events, one reply frame per event, until the API's feed ends or
+    /// the operator goes away.
+    async fn stream_trace(
+        &self,
+        path: &str,
+        count: usize,
+        remote: SocketAddr,
+        send: &mut quinn::SendStream,
+    ) {
+        let Some((_, call)) = commands::api_call(&Command::Trace {
+            path: path.to_string(),
+            count,
+        }) else {
+            return;
+        };
+        let mut request = match Request::builder().uri(&call).body(Body::empty()) {
+            Ok(request) => request,
+            Err(error) => {
+                let reply = Reply::error(400, format!("bad path {path}: {error}"));
+                let _ = wire::write(send, &reply, MAX_REPLY_BYTES).await;
+                return;
+            }
+        };
+        request.extensions_mut().insert(ShellCaller);
+        request.extensions_mut().insert(ConnectInfo(remote));
+        let response = match self.router.clone().oneshot(request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        };
+        let status = response.status().as_u16();
+        let mut body = response.into_body();
+        if status != 200 {
+            let bytes = http_body_util::Limited::new(body, MAX_TRACE_LINE_BYTES)
+                .collect()
+                .await
+                .map(|c| c.to_bytes())
+                .unwrap_or_default();
+            let body = serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| json!({"error": "trace refused"}));
+            let _ = wire::write(send, &Reply { status, body }, MAX_REPLY_BYTES).await;
+            return;
+        }
+        let mut pending: Vec<u8> = Vec::new();
+        while let Some(Ok(frame)) = body.frame().await {
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            pending.extend_from_slice(&data);
+            while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=end).collect();
+                let event: Value = serde_json::from_slice(&line).unwrap_or(Value::Null);
+                if wire::write(
+                    send,
+                    &Reply {
+                        status: 200,
+                        body: event,
+                    },
+                    MAX_REPLY_BYTES,
+                )
+                .await
+                .is_err()
+                {
+                    // The operator left (Ctrl-C): dropping the body ends the trace.
+                    return;
+                }
+            }
+            if pending.len() > MAX_TRACE_LINE_BYTES {
+                return;
+            }
+        }
     }
 
     /// This node (health) and its peers.
