@@ -125,17 +125,32 @@ impl GeoIp {
     }
 }
 
+/// A database of `(network, country)` entries in MaxMind's shape, for unit tests.
+#[cfg(test)]
+pub(crate) fn test_database(entries: &[(&str, &str)]) -> GeoIp {
+    let mut writer = mmdb_writer::Writer::new("GeoIP2-Country");
+    for (net, code) in entries {
+        let record = tests::MaxMindRecord {
+            country: tests::Iso { iso_code: code },
+        };
+        writer
+            .insert(net.parse::<ipnet::IpNet>().expect("a network"), &record)
+            .expect("insertable");
+    }
+    GeoIp::from_bytes(writer.to_bytes().expect("writable")).expect("readable")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[derive(serde::Serialize)]
-    struct Iso<'a> {
-        iso_code: &'a str,
+    pub(super) struct Iso<'a> {
+        pub(super) iso_code: &'a str,
     }
     #[derive(serde::Serialize)]
-    struct MaxMindRecord<'a> {
-        country: Iso<'a>,
+    pub(super) struct MaxMindRecord<'a> {
+        pub(super) country: Iso<'a>,
     }
     #[derive(serde::Serialize)]
     struct IpLocationRecord<'a> {

@@ -258,11 +258,7 @@ pub async fn termination_signal() -> std::io::Result<&'static str> {
 fn open_geoip(
     config: &crate::config::Config,
 ) -> Result<Option<Arc<crate::geoip::GeoIp>>, NodeError> {
-    let lists_countries = config
-        .balancers
-        .iter()
-        .flat_map(|b| &b.servers)
-        .any(|s| !s.countries.is_empty() || s.countries_default);
+    let lists_countries = config.balancers.iter().any(|b| b.routes_by_country());
     let Some(path) = &config.geoip else {
         if lists_countries {
             tracing::warn!(

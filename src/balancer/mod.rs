@@ -120,10 +120,7 @@ impl Balancers {
                     .unwrap_or(Mode::Bitrate);
                 let instance = Instance {
                     mode,
-                    by_country: balancer
-                        .servers
-                        .iter()
-                        .any(|s| !s.countries.is_empty() || s.countries_default),
+                    by_country: balancer.routes_by_country(),
                     pending: Mutex::default(),
                     decisions: Mutex::default(),
                 };
@@ -449,28 +446,11 @@ mod tests {
     /// p2 RU,CN; p3 CN + default; p4 default.
     #[tokio::test(start_paused = true)]
     async fn viewers_are_routed_by_the_country_of_their_address() {
-        #[derive(serde::Serialize)]
-        struct Iso<'a> {
-            iso_code: &'a str,
-        }
-        #[derive(serde::Serialize)]
-        struct Record<'a> {
-            country: Iso<'a>,
-        }
-        let mut writer = mmdb_writer::Writer::new("GeoIP2-Country");
-        for (net, code) in [
+        let geoip = Arc::new(crate::geoip::test_database(&[
             ("192.0.2.0/24", "RU"),
             ("198.51.100.0/24", "CN"),
             ("203.0.113.0/24", "BR"),
-        ] {
-            let record = Record {
-                country: Iso { iso_code: code },
-            };
-            writer
-                .insert(net.parse::<ipnet::IpNet>().unwrap(), &record)
-                .unwrap();
-        }
-        let geoip = Arc::new(GeoIp::from_bytes(writer.to_bytes().unwrap()).unwrap());
+        ]));
         let runtime = Runtime::deterministic(11, 1_000_000);
         let view: Arc<RwLock<ClusterView>> = Arc::default();
         let peers = ["p1:80", "p2:80", "p3:80", "p4:80"];

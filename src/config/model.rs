@@ -199,6 +199,15 @@ pub struct Balancer {
     pub servers: Vec<BalancerServer>,
 }
 
+impl Balancer {
+    /// Some server routes by country (a `countries=` list or `countries_default=true`).
+    pub fn routes_by_country(&self) -> bool {
+        self.servers
+            .iter()
+            .any(|s| !s.countries.is_empty() || s.countries_default)
+    }
+}
+
 /// `server HOST [max_bitrate=B] [countries=CC,CC] [countries_default=true];`
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BalancerServer {

@@ -145,19 +145,9 @@ impl Session {
     /// Runs a `trace` line: prints each event as it arrives until the trace ends or the
     /// operator presses Ctrl-C. Returns whether it ran (not refused).
     pub async fn trace(&self, line: &str, json: bool, style: Style) -> Result<bool, ShellError> {
-        let transport = |e: String| ShellError::Transport(e);
-        let (mut send, mut receive) = self
-            .connection
-            .open_bi()
+        let mut receive = super::server::send_command(&self.connection, line)
             .await
-            .map_err(|e| transport(e.to_string()))?;
-        let request = super::wire::Request {
-            line: line.to_string(),
-        };
-        super::wire::write(&mut send, &request, super::wire::MAX_REQUEST_BYTES)
-            .await
-            .map_err(|e| transport(e.to_string()))?;
-        let _ = send.finish();
+            .map_err(ShellError::Transport)?;
         let interrupted = tokio::signal::ctrl_c();
         tokio::pin!(interrupted);
         loop {

@@ -77,54 +77,57 @@ impl ShellServer {
         }
         tracing::info!(%remote, "shell connected");
         let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_STREAMS_PER_CONNECTION));
-        while let Ok((mut send, mut receive)) = connection.accept_bi().await {
+        while let Ok((send, receive)) = connection.accept_bi().await {
             let Ok(permit) = in_flight.clone().acquire_owned().await else {
                 break;
             };
             let server = self.clone();
             self.runtime.spawn("shell-command", async move {
-                let reply = match tokio::time::timeout(
-                    COMMAND_TIMEOUT,
-                    wire::read::<ShellRequest>(&mut receive, MAX_REQUEST_BYTES),
-                )
-                .await
-                {
-                    Ok(Ok(request)) if matches!(commands::parse(&request.line), Ok(Command::Trace { .. })) => {
-                        tracing::info!(%remote, command = %request.line, "shell trace");
-                        if let Ok(Command::Trace { path, count }) = commands::parse(&request.line) {
-                            server.stream_trace(&path, count, remote, &mut send).await;
-                        }
-                        let _ = send.finish();
-                        drop(permit);
-                        return;
-                    }
-                    Ok(Ok(request)) => {
-                        tracing::info!(%remote, command = %request.line, "shell command");
-                        tokio::time::timeout(COMMAND_TIMEOUT, server.answer(&request.line, remote))
-                            .await
-                            .unwrap_or_else(|_| {
-                                Reply::error(504, format!("no answer within {COMMAND_TIMEOUT:?}"))
-                            })
-                    }
-                    Ok(Err(error)) => Reply::error(400, format!("bad request frame: {error}")),
-                    Err(_) => Reply::error(408, "no command arrived in time"),
-                };
-                let reply = match wire::write(&mut send, &reply, MAX_REPLY_BYTES).await {
-                    Err(wire::FrameError::TooLarge(size, _)) => {
-                        Reply::error(507, format!("the answer ({size} bytes) is over the shell's limit; narrow the command"))
-                    }
-                    _ => {
-                        let _ = send.finish();
-                        drop(permit);
-                        return;
-                    }
-                };
-                let _ = wire::write(&mut send, &reply, MAX_REPLY_BYTES).await;
-                let _ = send.finish();
+                server.serve_stream(send, receive, remote).await;
                 drop(permit);
             });
         }
         tracing::info!(%remote, "shell disconnected");
+    }
+
+    /// One command on one stream: a reply, or a trace's stream of replies.
+    async fn serve_stream(
+        &self,
+        mut send: quinn::SendStream,
+        mut receive: quinn::RecvStream,
+        remote: SocketAddr,
+    ) {
+        let read = tokio::time::timeout(
+            COMMAND_TIMEOUT,
+            wire::read::<ShellRequest>(&mut receive, MAX_REQUEST_BYTES),
+        );
+        let reply = match read.await {
+            Ok(Ok(request)) => {
+                tracing::info!(%remote, command = %request.line, "shell command");
+                if let Ok(Command::Trace { path, count }) = commands::parse(&request.line) {
+                    self.stream_trace(&path, count, remote, &mut send).await;
+                    let _ = send.finish();
+                    return;
+                }
+                tokio::time::timeout(COMMAND_TIMEOUT, self.answer(&request.line, remote))
+                    .await
+                    .unwrap_or_else(|_| {
+                        Reply::error(504, format!("no answer within {COMMAND_TIMEOUT:?}"))
+                    })
+            }
+            Ok(Err(error)) => Reply::error(400, format!("bad request frame: {error}")),
+            Err(_) => Reply::error(408, "no command arrived in time"),
+        };
+        if let Err(wire::FrameError::TooLarge(size, _)) =
+            wire::write(&mut send, &reply, MAX_REPLY_BYTES).await
+        {
+            let too_large = Reply::error(
+                507,
+                format!("the answer ({size} bytes) is over the shell's limit; narrow the command"),
+            );
+            let _ = wire::write(&mut send, &too_large, MAX_REPLY_BYTES).await;
+        }
+        let _ = send.finish();
     }
 
     /// Runs one command line.
@@ -168,19 +171,9 @@ impl ShellServer {
 
     /// Calls the node's API in-process with edit rights.
     async fn call_api(&self, post: bool, path: &str, remote: SocketAddr) -> Reply {
-        let mut request = match Request::builder()
-            .method(if post { Method::POST } else { Method::GET })
-            .uri(path)
-            .body(Body::empty())
-        {
-            Ok(request) => request,
-            Err(error) => return Reply::error(400, format!("bad path {path}: {error}")),
-        };
-        request.extensions_mut().insert(ShellCaller);
-        request.extensions_mut().insert(ConnectInfo(remote));
-        let response = match self.router.clone().oneshot(request).await {
+        let response = match self.api_response(post, path, remote).await {
             Ok(response) => response,
-            Err(never) => match never {},
+            Err(reply) => return reply,
         };
         let status = response.status().as_u16();
         let body = match http_body_util::Limited::new(response.into_body(), MAX_REPLY_BYTES)
@@ -194,6 +187,26 @@ impl ShellServer {
             json!({ "error": String::from_utf8_lossy(&body).chars().take(500).collect::<String>() })
         });
         Reply { status, body }
+    }
+
+    /// The node's API answer to `path`, asked in-process with the shell's rights.
+    async fn api_response(
+        &self,
+        post: bool,
+        path: &str,
+        remote: SocketAddr,
+    ) -> Result<axum::response::Response, Reply> {
+        let mut request = Request::builder()
+            .method(if post { Method::POST } else { Method::GET })
+            .uri(path)
+            .body(Body::empty())
+            .map_err(|error| Reply::error(400, format!("bad path {path}: {error}")))?;
+        request.extensions_mut().insert(ShellCaller);
+        request.extensions_mut().insert(ConnectInfo(remote));
+        match self.router.clone().oneshot(request).await {
+            Ok(response) => Ok(response),
+            Err(never) => match never {},
+        }
     }
 
     /// Streams an actor's events, one reply frame per event, until the API's feed ends or
@@ -211,19 +224,12 @@ impl ShellServer {
         }) else {
             return;
         };
-        let mut request = match Request::builder().uri(&call).body(Body::empty()) {
-            Ok(request) => request,
-            Err(error) => {
-                let reply = Reply::error(400, format!("bad path {path}: {error}"));
+        let response = match self.api_response(false, &call, remote).await {
+            Ok(response) => response,
+            Err(reply) => {
                 let _ = wire::write(send, &reply, MAX_REPLY_BYTES).await;
                 return;
             }
-        };
-        request.extensions_mut().insert(ShellCaller);
-        request.extensions_mut().insert(ConnectInfo(remote));
-        let response = match self.router.clone().oneshot(request).await {
-            Ok(response) => response,
-            Err(never) => match never {},
         };
         let status = response.status().as_u16();
         let mut body = response.into_body();
@@ -333,14 +339,7 @@ impl ShellServer {
 
 /// Sends one command on `connection` and reads the answer.
 pub async fn ask(connection: &quinn::Connection, line: &str) -> Result<Reply, String> {
-    let (mut send, mut receive) = connection.open_bi().await.map_err(|e| e.to_string())?;
-    let request = ShellRequest {
-        line: line.to_string(),
-    };
-    wire::write(&mut send, &request, MAX_REQUEST_BYTES)
-        .await
-        .map_err(|e| e.to_string())?;
-    let _ = send.finish();
+    let mut receive = send_command(connection, line).await?;
     tokio::time::timeout(
         COMMAND_TIMEOUT + Duration::from_secs(1),
         wire::read::<Reply>(&mut receive, MAX_REPLY_BYTES),
@@ -348,6 +347,22 @@ pub async fn ask(connection: &quinn::Connection, line: &str) -> Result<Reply, St
     .await
     .map_err(|_| format!("no answer within {COMMAND_TIMEOUT:?}"))?
     .map_err(|e| e.to_string())
+}
+
+/// Opens a stream on `connection` and sends `line`; the replies come on the returned half.
+pub async fn send_command(
+    connection: &quinn::Connection,
+    line: &str,
+) -> Result<quinn::RecvStream, String> {
+    let (mut send, receive) = connection.open_bi().await.map_err(|e| e.to_string())?;
+    let request = ShellRequest {
+        line: line.to_string(),
+    };
+    wire::write(&mut send, &request, MAX_REQUEST_BYTES)
+        .await
+        .map_err(|e| e.to_string())?;
+    let _ = send.finish();
+    Ok(receive)
 }
 
 async fn resolve(key: &str) -> Option<SocketAddr> {
