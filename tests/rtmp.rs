@@ -78,31 +78,40 @@ async fn publish(
     Ok(client)
 }
 
+/// The body of `GET path` when it answers 200.
+fn fetch_ok(at: SocketAddr, path: &str) -> Option<Vec<u8>> {
+    use std::io::{Read, Write};
+    let mut socket = std::net::TcpStream::connect(at).ok()?;
+    write!(
+        socket,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = Vec::new();
+    socket.read_to_end(&mut response).ok()?;
+    let split = response.windows(4).position(|w| w == b"\r\n\r\n")?;
+    response
+        .starts_with(b"HTTP/1.1 200")
+        .then(|| response[split + 4..].to_vec())
+}
+
+/// At least `wanted` segments of one playlist, every one fetched. The window may slide
+/// between reading the playlist and fetching (a loaded host still muxing the burst), so a
+/// snapshot whose oldest segment was already dropped is read again.
 fn segments_of(at: SocketAddr, stream: &str, wanted: usize) -> Vec<Vec<u8>> {
-    let playlist = poll_until(Duration::from_secs(20), || {
+    poll_until(Duration::from_secs(20), || {
         let (status, _, body) = http_get(at, &format!("/{stream}/mono.m3u8"), &[]).ok()?;
         let playlist = m3u8_rs::parse_media_playlist_res(body.as_bytes()).ok()?;
-        (status == 200 && playlist.segments.len() >= wanted).then_some(playlist)
+        if status != 200 || playlist.segments.len() < wanted {
+            return None;
+        }
+        playlist
+            .segments
+            .iter()
+            .map(|segment| fetch_ok(at, &format!("/{stream}/{}", segment.uri)))
+            .collect::<Option<Vec<_>>>()
     })
-    .unwrap_or_else(|| panic!("{stream} published no HLS segments"));
-    playlist
-        .segments
-        .iter()
-        .map(|segment| {
-            use std::io::{Read, Write};
-            let mut socket = std::net::TcpStream::connect(at).unwrap();
-            write!(
-                socket,
-                "GET /{stream}/{} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-                segment.uri
-            )
-            .unwrap();
-            let mut response = Vec::new();
-            socket.read_to_end(&mut response).unwrap();
-            let split = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-            response[split + 4..].to_vec()
-        })
-        .collect()
+    .unwrap_or_else(|| panic!("{stream} published no fetchable HLS segments"))
 }
 
 #[test]
