@@ -32,6 +32,7 @@ fn service(name: &str, streams: usize, key: &str) -> MeshService {
         hostname: name.into(),
         mesh: format!("{name}:0"),
         public_url: format!("http://{name}"),
+        rtmp_url: String::new(),
     };
     let identity = ClusterIdentity::derive(key).unwrap();
     MeshService::start(

@@ -99,6 +99,7 @@ impl Node {
             media: as_stream_media(&media),
             templates: Arc::new(config.templates.clone()),
             mesh: mesh.as_ref().map(|mesh| mesh.service.clone()),
+            redirect_players: config.rtmp_redirect == Some(true),
         };
         let peers: Arc<dyn flotilla_actors::mesh::PeerIo> = match &mesh {
             Some(mesh) => Arc::new(mesh.links.clone()),

@@ -10,6 +10,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
+use flotilla::rtmp::client::RtmpClient;
+use flotilla::rtmp::flv::Depacketizer;
 
 const KEY: &str = "shared-cluster-key-for-tests-0123456789";
 
@@ -46,7 +48,8 @@ fn three_nodes_redirect_viewers_and_notice_a_dead_peer() {
     let config = shared_config(port, KEY, &[1, 2, 3]);
     let a = member(1, "a", port, rtmp, &config);
     let mut b = member(2, "b", port, rtmp, &config);
-    let _c = member(3, "c", port, rtmp, &config);
+    // C sends RTMP players the RTMP 302 instead of relaying.
+    let c = member_with(3, "c", port, rtmp, &config, "rtmp_redirect true;\n");
     let alive = poll_until(Duration::from_secs(20), || {
         (state_of(a.http, "b")? == "alive" && state_of(a.http, "c")? == "alive").then_some(())
     });
@@ -78,6 +81,26 @@ fn three_nodes_redirect_viewers_and_notice_a_dead_peer() {
     // RTMP players cannot follow an HTTP redirect: A relays B's stream to them.
     let output = ffprobe_streams(&format!("rtmp://{}/static/live/news", a.rtmp));
     assert!(output.contains("codec_name=h264|width=640"), "rtmp relay");
+    // C answers the play with the RTMP 302 to B; the player follows it and plays there.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut player = RtmpClient::connect(&c.rtmp, "live").await.unwrap();
+        player.play("news").await.expect("the redirect is followed");
+        assert_eq!(
+            player.server(),
+            b.rtmp,
+            "played on the node that has the stream"
+        );
+        let mut depacketizer = Depacketizer::new();
+        let frame = player.next_frame(&mut depacketizer).await.unwrap();
+        assert!(
+            frame.dts > 0 || frame.keyframe,
+            "media arrives after the redirect"
+        );
+    });
     // A redirected request is never sent on again.
     let (status, _, _) = http_get(a.http, "/live/nothing/index.m3u8?flotilla_hop=1", &[]).unwrap();
     assert_eq!(status, 404);

@@ -315,6 +315,7 @@ mod tests {
             PeerUpdate {
                 hostname: peer.split(':').next().unwrap().into(),
                 public_url: format!("http://{peer}"),
+                rtmp_url: String::new(),
                 incarnation: 1,
                 version,
                 load,

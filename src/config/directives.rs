@@ -303,6 +303,14 @@ pub const DIRECTIVES: &[DirectiveInfo] = &[
         "flotilla: networks besides loopback that may open `flotilla shell` connections (they also need the cluster key). Default: loopback only."
     ),
     d!(
+        "rtmp_redirect",
+        [],
+        &[G],
+        Now,
+        "rtmp_redirect true;",
+        "flotilla: an RTMP player asking for a stream that only a peer has gets the de-facto RTMP 302 (onStatus NetConnection.Connect.Rejected with ex.code 302, ex.redirect = the peer's tcUrl, ex.redirect2 = the full URL) instead of a relay through this node. Off by default: ffmpeg's own RTMP client (checked with 5.1) does not follow it and fails, while a relay plays everywhere."
+    ),
+    d!(
         "trusted_proxies",
         [],
         &[G],

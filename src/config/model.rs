@@ -29,6 +29,8 @@ pub struct Config {
     pub rtsps: Vec<ListenAddr>,
     /// UDP port of the QUIC mesh; defaults to the first `http` listener's port.
     pub cluster_port: Option<u16>,
+    /// RTMP players of a peer's stream get the RTMP 302 instead of a relay.
+    pub rtmp_redirect: Option<bool>,
     /// cluster_ingest: a node seeing a minority of the cluster takes nothing over.
     pub cluster_ingest_minority_restraint: Option<bool>,
     pub loglevel: Option<LogLevel>,

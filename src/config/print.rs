@@ -171,6 +171,7 @@ impl Printer {
         self.value("url_prefix", &c.url_prefix);
         self.value("geoip", &c.geoip);
         self.value("nvidia_monitor", &c.nvidia_monitor);
+        self.value("rtmp_redirect", &c.rtmp_redirect);
         for backend in &c.auth_backends {
             self.auth_backend(backend);
         }

@@ -448,6 +448,7 @@ fn read_global_statement(
         }
         "logrequests" => set_once(&mut c.logrequests, flag(statement)?, statement),
         "nvidia_monitor" => set_once(&mut c.nvidia_monitor, flag(statement)?, statement),
+        "rtmp_redirect" => set_once(&mut c.rtmp_redirect, flag(statement)?, statement),
         "total_bandwidth" => set_once(&mut c.total_bandwidth, single(statement)?, statement),
         "auth_token" => set_once(&mut c.auth_token, single(statement)?, statement),
         "max_sessions" => set_once(&mut c.max_sessions, single(statement)?, statement),

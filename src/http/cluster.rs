@@ -28,6 +28,7 @@ pub async fn peers(State(state): State<ApiState>) -> Json<Value> {
                 "fetch_timeout": peer.fetch_timeout_ms,
                 "stale_timeout": peer.stale_timeout_ms,
                 "public_payload_url": peer.public_url,
+                "rtmp_url": peer.rtmp_url,
                 "error": peer.last_error,
                 "stats": {
                     "cpu_usage": peer.load.cpu_usage,

@@ -70,6 +70,23 @@ pub fn start(
                 port: Some(http.listen.port)
             }
         ),
+        rtmp_url: config
+            .rtmp
+            .first()
+            .map(|rtmp| {
+                let host = match rtmp.ip {
+                    Some(ip) if !ip.is_unspecified() => ip.to_string(),
+                    _ => identity.hostname.clone(),
+                };
+                format!(
+                    "rtmp://{}",
+                    HostPort {
+                        host,
+                        port: Some(rtmp.port)
+                    }
+                )
+            })
+            .unwrap_or_default(),
     };
     let main_identity = ClusterIdentity::derive(&key.0)?;
     let mut identities = vec![main_identity.clone()];

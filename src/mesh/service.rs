@@ -280,6 +280,7 @@ impl MeshService {
                 hostname: peer.hostname.clone(),
                 mesh: peer.name.clone(),
                 public_url: peer.public_url.clone(),
+                rtmp_url: peer.rtmp_url.clone(),
             })
             .take(super::wire::MAX_PEERS)
             .collect()
@@ -305,6 +306,7 @@ impl MeshService {
         let update = PeerUpdate {
             hostname: node.hostname.clone(),
             public_url: node.public_url.clone(),
+            rtmp_url: node.rtmp_url.clone(),
             incarnation,
             version,
             load: to_load(&load),
@@ -462,6 +464,7 @@ mod tests {
             hostname: name.into(),
             mesh: String::new(),
             public_url: format!("http://{name}"),
+            rtmp_url: String::new(),
         };
         let local: LocalState = Arc::new(move || (NodeLoad::default(), streams.clone()));
         MeshService::start(

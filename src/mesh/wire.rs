@@ -11,7 +11,7 @@ use flotilla_actors::mesh::view::IngestRole;
 use serde::{Deserialize, Serialize};
 
 /// The protocol version this node speaks.
-pub const WIRE_VERSION: u16 = 2;
+pub const WIRE_VERSION: u16 = 3;
 /// Largest frame: 1,000 streams take ~60 KiB; 1 MiB leaves room for 10,000.
 pub const MAX_FRAME_BYTES: usize = 1024 * 1024;
 /// Most streams in one state message.
@@ -57,6 +57,8 @@ pub struct NodeAddress {
     pub mesh: String,
     /// Where viewers are redirected (`http://host:port`).
     pub public_url: String,
+    /// Where RTMP players are redirected (`rtmp://host:port`; empty without RTMP).
+    pub rtmp_url: String,
 }
 
 /// Messages between nodes.
@@ -174,7 +176,8 @@ fn text(value: &str) -> Result<(), WireError> {
 fn address(node: &NodeAddress) -> Result<(), WireError> {
     text(&node.hostname)?;
     text(&node.mesh)?;
-    text(&node.public_url)
+    text(&node.public_url)?;
+    text(&node.rtmp_url)
 }
 
 fn validate(message: &Message) -> Result<(), WireError> {
@@ -230,6 +233,7 @@ mod tests {
                 hostname: "b".into(),
                 mesh: "127.0.0.1:8081".into(),
                 public_url: "http://127.0.0.1:8081".into(),
+                rtmp_url: "rtmp://127.0.0.1:1935".into(),
             }],
         }
     }

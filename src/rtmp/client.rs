@@ -1,9 +1,17 @@
 //! flotilla's own RTMP client (rml_rtmp's client session over tokio): publishes frames or
 //! plays a stream. Used by the self-contained tests (no ffmpeg needed) and the benchmark.
+//!
+//! A player follows the de-facto RTMP 302 (an error `onStatus` whose `ex.redirect` names
+//! another tcUrl; see `server::redirect_status`) once: rml_rtmp's session reports only the
+//! status code, so until playing starts the same bytes also pass a second chunk decoder
+//! that reads the `ex` object.
 
 use std::time::Duration;
 
+use rml_rtmp::chunk_io::ChunkDeserializer;
 use rml_rtmp::handshake::PeerType;
+use rml_rtmp::messages::RtmpMessage;
+use rml_rtmp::rml_amf0::Amf0Value;
 use rml_rtmp::sessions::{
     ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult, PublishRequestType,
 };
@@ -16,6 +24,10 @@ use crate::media::frame::Frame;
 
 /// Deadline of each step of connecting (handshake, connect, publish/play).
 pub const STEP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Redirects a player follows: one, so that a viewer is never bounced between servers.
+pub const MAX_REDIRECTS: usize = 1;
+/// Longest redirect URL accepted from a server.
+const MAX_REDIRECT_URL_BYTES: usize = 1024;
 
 /// A connected RTMP client.
 pub struct RtmpClient {
@@ -23,6 +35,12 @@ pub struct RtmpClient {
     session: ClientSession,
     buffer: Vec<u8>,
     events: Vec<ClientSessionEvent>,
+    /// `host:port` this client is connected to.
+    server: String,
+    /// Reads the server's commands for a redirect, until playing or publishing starts.
+    watch: Option<ChunkDeserializer>,
+    /// The tcUrl a server redirected this client to.
+    redirected_to: Option<String>,
 }
 
 fn describe<E: std::fmt::Debug>(error: E) -> String {
@@ -50,6 +68,9 @@ impl RtmpClient {
             session,
             buffer: vec![0; 64 * 1024],
             events: Vec::new(),
+            server: address.to_string(),
+            watch: Some(ChunkDeserializer::new()),
+            redirected_to: None,
         };
         client.send_results(initial).await?;
         client.feed(&remaining).await?;
@@ -84,8 +105,36 @@ impl RtmpClient {
         if bytes.is_empty() {
             return Ok(());
         }
+        self.watch_for_redirect(bytes)?;
         let results = self.session.handle_input(bytes).map_err(describe)?;
         self.send_results(results).await
+    }
+
+    /// Passes `bytes` through the second decoder while it runs, noting a redirect.
+    fn watch_for_redirect(&mut self, bytes: &[u8]) -> Result<(), String> {
+        let Some(watch) = self.watch.as_mut() else {
+            return Ok(());
+        };
+        let mut input = bytes;
+        while let Some(payload) = watch.get_next_message(input).map_err(describe)? {
+            input = &[];
+            match payload.to_rtmp_message() {
+                Ok(RtmpMessage::SetChunkSize { size }) => {
+                    watch.set_max_chunk_size(size as usize).map_err(describe)?;
+                }
+                Ok(RtmpMessage::Amf0Command {
+                    command_name,
+                    additional_arguments,
+                    ..
+                }) if command_name == "onStatus" => {
+                    if let Some(url) = additional_arguments.iter().find_map(redirect_of) {
+                        self.redirected_to = Some(url);
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     async fn read_some(&mut self) -> Result<(), String> {
@@ -111,6 +160,9 @@ impl RtmpClient {
                 if let Some(index) = self.events.iter().position(&wanted) {
                     return Ok(self.events.remove(index));
                 }
+                if let Some(url) = &self.redirected_to {
+                    return Err(format!("redirected to {url}"));
+                }
                 if let Some(rejection) = self.events.iter().find_map(rejection_of) {
                     return Err(format!("rejected: {rejection}"));
                 }
@@ -130,8 +182,9 @@ impl RtmpClient {
             .map_err(describe)?;
         self.send_results(vec![request]).await?;
         self.wait_for(|event| matches!(event, ClientSessionEvent::PublishRequestAccepted))
-            .await
-            .map(|_| ())
+            .await?;
+        self.watch = None;
+        Ok(())
     }
 
     /// Publishes the codec configuration taken from a keyframe and an audio frame.
@@ -173,16 +226,43 @@ impl RtmpClient {
         Ok(())
     }
 
-    /// Asks to play `key`; returns once the server accepted.
+    /// Asks to play `key`; returns once a server accepted, following at most
+    /// [`MAX_REDIRECTS`] redirects (the same key is played at the new tcUrl).
     pub async fn play(&mut self, key: &str) -> Result<(), String> {
-        let request = self
-            .session
-            .request_playback(key.to_string())
-            .map_err(describe)?;
-        self.send_results(vec![request]).await?;
-        self.wait_for(|event| matches!(event, ClientSessionEvent::PlaybackRequestAccepted))
-            .await
-            .map(|_| ())
+        let mut redirects = 0;
+        loop {
+            let request = self
+                .session
+                .request_playback(key.to_string())
+                .map_err(describe)?;
+            self.send_results(vec![request]).await?;
+            let refused = match self
+                .wait_for(|event| matches!(event, ClientSessionEvent::PlaybackRequestAccepted))
+                .await
+            {
+                Ok(_) => {
+                    self.watch = None;
+                    return Ok(());
+                }
+                Err(refused) => refused,
+            };
+            let Some(tc_url) = self.redirected_to.take() else {
+                return Err(refused);
+            };
+            if redirects == MAX_REDIRECTS {
+                return Err(format!(
+                    "{refused} after {MAX_REDIRECTS} redirect(s); not following another"
+                ));
+            }
+            redirects += 1;
+            let (address, app) = split_tc_url(&tc_url)?;
+            *self = RtmpClient::connect(&address, &app).await?;
+        }
+    }
+
+    /// The `host:port` this client is connected to (after any redirect).
+    pub fn server(&self) -> &str {
+        &self.server
     }
 
     /// The next frame a playing client receives.
@@ -233,6 +313,47 @@ impl RtmpClient {
     }
 }
 
+/// The tcUrl of an RTMP 302 status object (`ex.code` 302 with a string `ex.redirect`).
+fn redirect_of(status: &Amf0Value) -> Option<String> {
+    let Amf0Value::Object(properties) = status else {
+        return None;
+    };
+    let Some(Amf0Value::Object(ex)) = properties.get("ex") else {
+        return None;
+    };
+    match (ex.get("code"), ex.get("redirect")) {
+        (Some(Amf0Value::Number(code)), Some(Amf0Value::Utf8String(url)))
+            if *code == 302.0 && url.len() <= MAX_REDIRECT_URL_BYTES =>
+        {
+            Some(url.clone())
+        }
+        _ => None,
+    }
+}
+
+/// `rtmp://host[:port]/app[?query]` → (`host:port`, `app[?query]`); port 1935 by default.
+pub fn split_tc_url(tc_url: &str) -> Result<(String, String), String> {
+    let rest = tc_url
+        .strip_prefix("rtmp://")
+        .ok_or_else(|| format!("redirect `{tc_url}` is not an rtmp:// URL"))?;
+    let (authority, app) = rest.split_once('/').unwrap_or((rest, ""));
+    if authority.is_empty() {
+        return Err(format!("redirect `{tc_url}` names no host"));
+    }
+    let has_port = match authority.rsplit_once(':') {
+        Some((host, port)) => {
+            port.parse::<u16>().is_ok() && (!host.contains(':') || host.ends_with(']'))
+        }
+        None => false,
+    };
+    let address = if has_port {
+        authority.to_string()
+    } else {
+        format!("{authority}:1935")
+    };
+    Ok((address, app.to_string()))
+}
+
 /// The rejection an event carries, if any: a refused connect, an error status, or an
 /// `_error` answer (how rml_rtmp's server refuses publish and play requests).
 fn rejection_of(event: &ClientSessionEvent) -> Option<String> {
@@ -254,5 +375,45 @@ fn rejection_of(event: &ClientSessionEvent) -> Option<String> {
             _ => None,
         }),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_redirect_the_server_sends() {
+        let status = super::super::server::redirect_status(
+            "rtmp://127.0.0.2:1935/live?flotilla_hop=1",
+            "news",
+        );
+        assert_eq!(
+            redirect_of(&status).as_deref(),
+            Some("rtmp://127.0.0.2:1935/live?flotilla_hop=1")
+        );
+        assert_eq!(redirect_of(&Amf0Value::Null), None);
+    }
+
+    #[test]
+    fn splits_tc_urls() {
+        assert_eq!(
+            split_tc_url("rtmp://127.0.0.2:1936/live?flotilla_hop=1").unwrap(),
+            ("127.0.0.2:1936".into(), "live?flotilla_hop=1".into())
+        );
+        assert_eq!(
+            split_tc_url("rtmp://b.example/static").unwrap(),
+            ("b.example:1935".into(), "static".into())
+        );
+        assert_eq!(
+            split_tc_url("rtmp://[::1]:1940/live").unwrap(),
+            ("[::1]:1940".into(), "live".into())
+        );
+        assert_eq!(
+            split_tc_url("rtmp://[::1]/live").unwrap(),
+            ("[::1]:1935".into(), "live".into())
+        );
+        assert!(split_tc_url("http://b/live").is_err());
+        assert!(split_tc_url("rtmp:///live").is_err());
     }
 }

@@ -12,6 +12,11 @@
 //! input, or a new stream started under `node/streams` when the name matches a template
 //! prefix (removed when the publisher leaves). Playing follows the stream's live frames,
 //! starting with the current GOP; a player that falls behind is dropped.
+//!
+//! A player asking for a stream that only a peer has is relayed through this node, or,
+//! with `rtmp_redirect true;`, sent the de-facto RTMP 302 (see [`redirect_status`]). RTMP
+//! names the stream only in `play`, so that is where the redirect is answered; the
+//! target's tcUrl carries a hop marker so the viewer is never sent on again.
 
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
@@ -54,6 +59,11 @@ pub const MAX_CONNECTIONS: usize = 10_000;
 const TEMPLATE_START_TIMEOUT: Duration = Duration::from_secs(5);
 /// Size of one socket read.
 const READ_BUFFER_BYTES: usize = 64 * 1024;
+/// Outbound chunk size this server announces (rml_rtmp sends Set Chunk Size at start).
+const CHUNK_SIZE_BYTES: u32 = 4096;
+/// After a redirect the connection waits this long for the player to leave (closing at
+/// once could reset the connection before the player reads the redirect).
+const REDIRECT_LINGER: Duration = Duration::from_secs(5);
 
 /// What every RTMP connection of a node shares.
 #[derive(Clone)]
@@ -65,12 +75,58 @@ pub struct RtmpContext {
     pub sessions: SessionTable,
     /// The cluster mesh: a stream another node has is relayed from it.
     pub mesh: Option<crate::mesh::service::MeshService>,
+    /// Players of a peer's stream are redirected to it rather than relayed
+    /// (`rtmp_redirect`).
+    pub redirect_players: bool,
+}
+
+/// Whether an RTMP app or stream key carries the hop marker of a redirect already made.
+fn is_redirected(app: &str, key: &str) -> bool {
+    [app, key].iter().any(|part| {
+        part.split_once('?').is_some_and(|(_, query)| {
+            query
+                .split('&')
+                .any(|pair| pair.split('=').next() == Some(crate::http::media::HOP_PARAMETER))
+        })
+    })
+}
+
+/// The de-facto "RTMP 302" (SRS origin clusters, Flash-era players): an error `onStatus`
+/// with code NetConnection.Connect.Rejected whose `ex` object holds `code` 302,
+/// `redirect` (the tcUrl to connect to; the player then plays the same key there) and
+/// `redirect2` (the full URL with the key).
+pub fn redirect_status(tc_url: &str, key: &str) -> rml_rtmp::rml_amf0::Amf0Value {
+    use rml_rtmp::rml_amf0::Amf0Value;
+    use std::collections::HashMap;
+    let ex = HashMap::from([
+        ("code".to_string(), Amf0Value::Number(302.0)),
+        (
+            "redirect".to_string(),
+            Amf0Value::Utf8String(tc_url.to_string()),
+        ),
+        (
+            "redirect2".to_string(),
+            Amf0Value::Utf8String(format!("{tc_url}/{key}")),
+        ),
+    ]);
+    Amf0Value::Object(HashMap::from([
+        ("level".to_string(), Amf0Value::Utf8String("error".into())),
+        (
+            "code".to_string(),
+            Amf0Value::Utf8String("NetConnection.Connect.Rejected".into()),
+        ),
+        (
+            "description".to_string(),
+            Amf0Value::Utf8String("RTMP 302 Redirect".into()),
+        ),
+        ("ex".to_string(), Amf0Value::Object(ex)),
+    ]))
 }
 
 /// The stream name for an RTMP app and stream key (spec §6).
 pub fn stream_name(app: &str, key: &str) -> String {
     let key = key.split('?').next().unwrap_or_default();
-    let app = app.trim_matches('/');
+    let app = app.split('?').next().unwrap_or_default().trim_matches('/');
     // `static` is reserved and dropped, also as the first part of a longer app (players
     // split `rtmp://host/static/live/news` as app `static/live`, key `news`).
     let app = app.strip_prefix("static/").unwrap_or(app);
@@ -123,6 +179,8 @@ enum Next {
 /// What a connection is doing.
 enum Role {
     Idle,
+    /// Sent elsewhere; waiting for the player to leave.
+    Redirected,
     Publishing {
         name: String,
         publisher: Publisher,
@@ -163,7 +221,7 @@ impl Connection {
         .await
         .map_err(|_| format!("handshake not completed within {HANDSHAKE_TIMEOUT:?}"))??;
         let mut config = ServerSessionConfig::new();
-        config.chunk_size = 4096;
+        config.chunk_size = CHUNK_SIZE_BYTES;
         let (session, initial) =
             ServerSession::new(config).map_err(|e| format!("session: {e:?}"))?;
         let mut connection = Connection {
@@ -205,6 +263,14 @@ impl Connection {
                     Next::Frame(Err(broadcast::error::RecvError::Closed)) => return Ok(()),
                 }
                 continue;
+            }
+            if matches!(self.role, Role::Redirected) {
+                let read =
+                    tokio::time::timeout(REDIRECT_LINGER, self.socket.read(&mut buffer)).await;
+                match read {
+                    Ok(Ok(length)) if length > 0 => continue,
+                    _ => return Ok(()),
+                }
             }
             let idle = matches!(self.role, Role::Idle);
             let read = if idle {
@@ -488,6 +554,13 @@ impl Connection {
         let name = stream_name(app, key);
         let mut found = self.context.directory.get(&name);
         let relayed = found.is_none();
+        if relayed
+            && self.context.redirect_players
+            && !is_redirected(app, key)
+            && let Some(tc_url) = self.redirect_target(&name, app)
+        {
+            return self.redirect(stream_id, &name, &tc_url, key).await;
+        }
         if relayed {
             found = self.relay_from_peer(&name).await;
         }
@@ -617,7 +690,7 @@ impl Connection {
     /// Ends the current role: a publisher's stream hears it left, a player is uncounted.
     async fn leave(&mut self) {
         match std::mem::replace(&mut self.role, Role::Idle) {
-            Role::Idle => {}
+            Role::Idle | Role::Redirected => {}
             Role::Publishing {
                 name,
                 publisher,
@@ -650,6 +723,59 @@ impl Connection {
                 }
             }
         }
+    }
+
+    /// The tcUrl of an alive peer that has `name` and listens for RTMP, with the hop
+    /// marker; `None` when there is none.
+    fn redirect_target(&self, name: &str, app: &str) -> Option<String> {
+        let mesh = self.context.mesh.as_ref()?;
+        let now_ms = self.context.node.runtime.wall_clock_ms();
+        let view = mesh.view().read().unwrap_or_else(|p| p.into_inner());
+        let peer = view
+            .locate(name, now_ms)
+            .into_iter()
+            .find(|peer| !peer.rtmp_url.is_empty())?;
+        let app = app.split('?').next().unwrap_or_default().trim_matches('/');
+        Some(format!(
+            "{}/{app}?{}=1",
+            peer.rtmp_url.trim_end_matches('/'),
+            crate::http::media::HOP_PARAMETER
+        ))
+    }
+
+    /// Sends the RTMP 302 for the play on `stream_id`, then lingers until the player
+    /// leaves. The status goes out through its own chunk serializer (rml_rtmp's session
+    /// has no call for a custom `onStatus`): a type-0 chunk needs no earlier header, and
+    /// nothing else is sent on this connection afterwards.
+    async fn redirect(
+        &mut self,
+        stream_id: u32,
+        name: &str,
+        tc_url: &str,
+        key: &str,
+    ) -> Result<(), String> {
+        use rml_rtmp::chunk_io::ChunkSerializer;
+        use rml_rtmp::messages::RtmpMessage;
+        let message = RtmpMessage::Amf0Command {
+            command_name: "onStatus".into(),
+            transaction_id: 0.0,
+            command_object: rml_rtmp::rml_amf0::Amf0Value::Null,
+            additional_arguments: vec![redirect_status(tc_url, key)],
+        };
+        let payload = message
+            .into_message_payload(RtmpTimestamp::new(0), stream_id)
+            .map_err(|e| format!("redirect: {e:?}"))?;
+        let mut serializer = ChunkSerializer::new();
+        serializer
+            .set_max_chunk_size(CHUNK_SIZE_BYTES, RtmpTimestamp::new(0))
+            .map_err(|e| format!("redirect: {e:?}"))?;
+        let packet = serializer
+            .serialize(&payload, true, false)
+            .map_err(|e| format!("redirect: {e:?}"))?;
+        self.write(&packet.bytes).await?;
+        tracing::info!(stream = %name, to = %tc_url, "rtmp player redirected to a peer");
+        self.role = Role::Redirected;
+        Ok(())
     }
 
     /// RTMP players cannot follow an HTTP redirect, so a stream that only a peer has is
@@ -724,5 +850,14 @@ mod tests {
         assert_eq!(stream_name("live", "news?token=abc"), "live/news");
         assert_eq!(stream_name("", "solo"), "solo");
         assert_eq!(stream_name("static/live", "news"), "live/news");
+        assert_eq!(stream_name("live?flotilla_hop=1", "news"), "live/news");
+    }
+
+    #[test]
+    fn a_hop_marker_in_the_app_or_the_key_means_already_redirected() {
+        assert!(is_redirected("live?flotilla_hop=1", "news"));
+        assert!(is_redirected("live", "news?token=a&flotilla_hop=1"));
+        assert!(!is_redirected("live", "news?token=a"));
+        assert!(!is_redirected("flotilla_hop", "news"));
     }
 }

@@ -312,11 +312,23 @@ pub fn shared_config(port: u16, key: &str, peers: &[u8]) -> String {
 /// Starts node `127.0.0.{index}` with the shared `config` and its own listeners (in its
 /// `flotilla.conf.d/listen.conf` fragment), named `name`.
 pub fn member(index: u8, name: &str, port: u16, rtmp_port: u16, config: &str) -> Member {
+    member_with(index, name, port, rtmp_port, config, "")
+}
+
+/// A member whose own fragment adds `extra` directives to the shared config.
+pub fn member_with(
+    index: u8,
+    name: &str,
+    port: u16,
+    rtmp_port: u16,
+    config: &str,
+    extra: &str,
+) -> Member {
     let dir = TempDir::new(name);
     let main = dir.write("flotilla.conf", config);
     dir.write(
         "flotilla.conf.d/listen.conf",
-        &format!("http 127.0.0.{index}:{port};\nrtmp 127.0.0.{index}:{rtmp_port};\n"),
+        &format!("http 127.0.0.{index}:{port};\nrtmp 127.0.0.{index}:{rtmp_port};\n{extra}"),
     );
     let http: SocketAddr = format!("127.0.0.{index}:{port}").parse().unwrap();
     let node = Node::start_with_file(&main, http, &["--hostname", name], &[]);

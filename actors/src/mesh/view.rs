@@ -96,6 +96,8 @@ pub struct PeerRecord {
     pub hostname: String,
     /// Where viewers are sent.
     pub public_url: String,
+    /// Its RTMP listener (`rtmp://host:port`; empty when it has none), for RTMP redirects.
+    pub rtmp_url: String,
     /// Exchange period.
     pub fetch_timeout_ms: u64,
     /// Silence after which it is stale.
@@ -143,6 +145,8 @@ pub struct PeerUpdate {
     pub hostname: String,
     /// Where the peer says viewers should go (used when the config names none).
     pub public_url: String,
+    /// Its RTMP listener (`rtmp://host:port`; empty when it has none).
+    pub rtmp_url: String,
     /// The sender's incarnation.
     pub incarnation: u64,
     /// The last applied state version within the incarnation.
@@ -188,6 +192,7 @@ impl ClusterView {
                 name: name.to_string(),
                 hostname: String::new(),
                 public_url: public_url.to_string(),
+                rtmp_url: String::new(),
                 fetch_timeout_ms,
                 stale_timeout_ms,
                 last_seen_ms: 0,
@@ -234,6 +239,7 @@ impl ClusterView {
         if peer.public_url.is_empty() {
             peer.public_url.clone_from(&update.public_url);
         }
+        peer.rtmp_url.clone_from(&update.rtmp_url);
         let newer_incarnation = update.incarnation > peer.incarnation;
         let newer_version = update.incarnation == peer.incarnation && update.version > peer.version;
         if !newer_incarnation && !newer_version {
@@ -349,6 +355,7 @@ mod tests {
         PeerUpdate {
             hostname: "b".into(),
             public_url: String::new(),
+            rtmp_url: String::new(),
             incarnation,
             version,
             load: PeerLoad::default(),
