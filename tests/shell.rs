@@ -42,6 +42,20 @@ fn shell_commands_kill_and_restart_wrong_key_and_a_peer() {
         "{out}"
     );
 
+    // top memory: the stream reports the media it holds (its segment window and GOP),
+    // and leads the list once segments are cut; actors that report nothing show `-`.
+    let held = poll_until(Duration::from_secs(10), || {
+        let (_, out, _) = shell(&node, KEY, &["--json", "-c", "top memory 3"]);
+        let reply: serde_json::Value = serde_json::from_str(out.trim()).ok()?;
+        let first = reply["body"]["actors"][0].clone();
+        (first["path"] == "node/streams/news" && first["memory_bytes"].as_u64()? > 10_000)
+            .then_some(first)
+    });
+    assert!(held.is_some(), "the stream leads top memory");
+    let (code, out, _) = shell(&node, KEY, &["-c", "top memory 3"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("MEMORY") && out.contains("KiB"), "{out}");
+
     // --json is one parseable object per command.
     let (code, out, _) = shell(&node, KEY, &["--json", "-c", "streams"]);
     assert_eq!(code, 0);

@@ -115,6 +115,12 @@ pub const TRACE_BUFFER_EVENTS: usize = 256;
 /// Sends a failure into an actor, so that its supervisor acts (the kill API).
 pub type FailureInjector = Arc<dyn Fn(String) -> bool + Send + Sync>;
 
+/// Reports the bytes an actor holds now (its buffers: a stream's segment window and GOP,
+/// a peer link's copy of the peer's state). Read when someone asks (`top memory`), never
+/// on the message path. Rust has no per-process heap like the BEAM: this is what the
+/// actor owns on purpose, not every allocation made on its behalf.
+pub type MemoryProbe = Arc<dyn Fn() -> u64 + Send + Sync>;
+
 /// Counters updated on the message path without locks.
 #[derive(Debug, Default)]
 pub struct Counters {
@@ -158,6 +164,7 @@ struct EntryState {
     last_failure: Option<String>,
     summary: String,
     injector: Option<FailureInjector>,
+    memory: Option<MemoryProbe>,
     /// A typed handle to the actor (`Handle<M>`), for lookups by path.
     handle: Option<Arc<dyn Any + Send + Sync>>,
     /// The tracers' channel, created by the first one.
@@ -270,6 +277,11 @@ impl Entry {
         self.state().injector = Some(injector);
     }
 
+    /// Installs (or, with `None`, removes) how the current incarnation reports its memory.
+    pub fn set_memory_probe(&self, probe: Option<MemoryProbe>) {
+        self.state().memory = probe;
+    }
+
     /// Installs the typed handle of the current incarnation.
     pub fn set_handle(&self, handle: Arc<dyn Any + Send + Sync>) {
         self.state().handle = Some(handle);
@@ -300,7 +312,8 @@ impl Entry {
     pub fn info(&self, now_ms: u64) -> ActorInfo {
         let state = self.state();
         let started_at_ms = self.started_at_ms.load(Ordering::Relaxed);
-        ActorInfo {
+        let probe = state.memory.clone();
+        let mut info = ActorInfo {
             path: self.path.clone(),
             kind: self.kind,
             parent: self.parent.clone(),
@@ -313,7 +326,12 @@ impl Entry {
             last_failure: state.last_failure.clone(),
             summary: state.summary.clone(),
             children: Vec::new(),
-        }
+            memory_bytes: None,
+        };
+        // The probe reads the actor's buffers: never with this entry locked.
+        drop(state);
+        info.memory_bytes = probe.map(|probe| probe());
+        info
     }
 }
 
@@ -338,6 +356,8 @@ pub struct ActorInfo {
     pub messages_handled: u64,
     /// Messages waiting.
     pub mailbox_depth: u64,
+    /// Bytes the actor holds, for actors that report it (see [`MemoryProbe`]).
+    pub memory_bytes: Option<u64>,
     /// The last failure reason, one line.
     pub last_failure: Option<String>,
     /// One line about its state.
@@ -398,6 +418,7 @@ impl Registry {
                         last_failure: None,
                         summary: String::new(),
                         injector: None,
+                        memory: None,
                         handle: None,
                         tracers: None,
                     }),

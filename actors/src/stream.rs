@@ -22,6 +22,11 @@ pub trait StreamMedia: Send + Sync + 'static {
 
     /// The stream left the node (stopped normally): release its shared state.
     fn remove(&self, name: &str);
+
+    /// Bytes of media the stream holds for its viewers (segment window, current GOP).
+    fn held_bytes(&self, _name: &str) -> u64 {
+        0
+    }
 }
 
 /// Media for nodes and tests without a media plane: sources never fail, nothing flows.
@@ -106,6 +111,12 @@ impl Worker for StreamActor {
             ""
         };
         format!("{kind}, {} input(s){ingest}", plan.inputs.len())
+    }
+
+    fn memory_probe(&self, state: &StreamState) -> Option<crate::registry::MemoryProbe> {
+        let media = self.media.clone();
+        let name = state.plan.name.clone();
+        Some(Arc::new(move || media.held_bytes(&name)))
     }
 }
 

@@ -55,6 +55,11 @@ pub trait Worker: Send + Sync + 'static {
     fn summary(&self, _state: &Self::State) -> String {
         String::new()
     }
+
+    /// How this incarnation reports the bytes it holds (`None`: it does not).
+    fn memory_probe(&self, _state: &Self::State) -> Option<crate::registry::MemoryProbe> {
+        None
+    }
 }
 
 /// What a managed worker's mailbox carries.
@@ -178,6 +183,7 @@ impl<W: Worker> Actor for Managed<W> {
             target.actor.send_message(Envelope::Fail(reason)).is_ok()
         }));
         entry.set_summary(&self.worker.summary(&inner));
+        entry.set_memory_probe(self.worker.memory_probe(&inner));
         Ok(ManagedState { inner, me, entry })
     }
 

@@ -154,6 +154,38 @@ impl LiveStream {
     }
 
     /// What the master playlist advertises.
+    /// Bytes of media held for viewers: the segment window, the current GOP (as
+    /// MPEG-TS chunks and as frames) and the last audio frame. The viewers' queues share
+    /// these buffers and are not counted again.
+    pub fn held_bytes(&self) -> u64 {
+        let window = self
+            .window
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .held_bytes();
+        let chunks: usize = self
+            .gop
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(Bytes::len)
+            .sum();
+        let frames: usize = self
+            .gop_frames
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|frame| frame.data.len())
+            .sum();
+        let audio = self
+            .last_audio
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map_or(0, |frame| frame.data.len());
+        window + (chunks + frames + audio) as u64
+    }
+
     pub fn rendition(&self) -> Rendition {
         self.rendition
             .read()

@@ -300,6 +300,10 @@ impl StreamMedia for MediaService {
     fn remove(&self, name: &str) {
         self.directory.remove(name);
     }
+
+    fn held_bytes(&self, name: &str) -> u64 {
+        self.directory.get(name).map_or(0, |live| live.held_bytes())
+    }
 }
 
 /// The media service as the actor tree takes it.

@@ -61,6 +61,11 @@ fn utc_path(unix_ms: u64) -> String {
 }
 
 impl Window {
+    /// Bytes of the segments kept.
+    pub fn held_bytes(&self) -> u64 {
+        self.segments.iter().map(|s| s.data.len() as u64).sum()
+    }
+
     pub fn new(segment_count: usize) -> Window {
         assert!(
             segment_count >= 1,

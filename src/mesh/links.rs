@@ -223,4 +223,10 @@ impl PeerIo for MeshLinks {
                 .fetch_ms,
         )
     }
+
+    fn held_bytes(&self, peer: &str) -> u64 {
+        let view = self.mesh.view().read().unwrap_or_else(|p| p.into_inner());
+        view.peer(peer, 0)
+            .map_or(0, |(record, _)| record.held_bytes())
+    }
 }

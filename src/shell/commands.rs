@@ -22,6 +22,8 @@ pub enum TopKey {
     Messages,
     /// Restarts by the supervisor.
     Restarts,
+    /// Bytes held, for actors that report it.
+    Memory,
 }
 
 impl TopKey {
@@ -31,6 +33,7 @@ impl TopKey {
             TopKey::Mailbox => "mailbox_depth",
             TopKey::Messages => "messages_handled",
             TopKey::Restarts => "restarts",
+            TopKey::Memory => "memory_bytes",
         }
     }
 }
@@ -82,7 +85,7 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ),
     ("ps [N]", "actors, one line each (first N, default 20)"),
     (
-        "top [mailbox|messages|restarts] [N]",
+        "top [mailbox|messages|restarts|memory] [N]",
         "the N actors with the most of it",
     ),
     ("info PATH", "one actor in full"),
@@ -184,7 +187,11 @@ fn parse_at_depth(line: &str, forwards: usize) -> Result<Command, ParseError> {
                 [word] if word.parse::<usize>().is_ok() => (TopKey::Mailbox, Some(*word)),
                 [key] => (top_key(key)?, None),
                 [key, count] => (top_key(key)?, Some(*count)),
-                _ => return Err(ParseError("top [mailbox|messages|restarts] [N]".into())),
+                _ => {
+                    return Err(ParseError(
+                        "top [mailbox|messages|restarts|memory] [N]".into(),
+                    ));
+                }
             };
             Ok(Command::Top(key, rows(count)?))
         }
@@ -220,8 +227,9 @@ fn top_key(word: &str) -> Result<TopKey, ParseError> {
         "mailbox" => Ok(TopKey::Mailbox),
         "messages" => Ok(TopKey::Messages),
         "restarts" => Ok(TopKey::Restarts),
+        "memory" => Ok(TopKey::Memory),
         other => Err(ParseError(format!(
-            "top sorts by mailbox, messages or restarts, not `{other}`"
+            "top sorts by mailbox, messages, restarts or memory, not `{other}`"
         ))),
     }
 }
@@ -296,6 +304,10 @@ mod tests {
             Command::Top(TopKey::Restarts, 5)
         );
         assert_eq!(parse("top 7").unwrap(), Command::Top(TopKey::Mailbox, 7));
+        assert_eq!(
+            parse("top memory 3").unwrap(),
+            Command::Top(TopKey::Memory, 3)
+        );
         assert_eq!(parse("ps 3").unwrap(), Command::Ps(3));
         assert_eq!(
             api_call(&parse("trace node/ingest 5").unwrap()).unwrap().1,
@@ -327,7 +339,10 @@ mod tests {
         for (line, says) in [
             ("", "empty command"),
             ("frobnicate", "unknown command `frobnicate`"),
-            ("top memory", "top sorts by mailbox, messages or restarts"),
+            (
+                "top heap",
+                "top sorts by mailbox, messages, restarts or memory",
+            ),
             ("ps 0", "a count from 1 to 1000"),
             ("ps 100000", "a count from 1 to 1000"),
             ("info", "info takes one PATH"),

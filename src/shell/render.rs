@@ -108,8 +108,38 @@ const ACTOR_COLUMNS: &[(&str, &str)] = &[
     ("RESTARTS", "/restarts"),
     ("MAILBOX", "/mailbox_depth"),
     ("MESSAGES", "/messages_handled"),
+    ("MEMORY", "/memory"),
     ("SUMMARY", "/summary"),
 ];
+
+/// `bytes` for people: `812 B`, `4.0 KiB`, `1.5 MiB`, `2.3 GiB`.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// Actor rows with `memory` as text (`-` for actors that do not report it).
+fn with_memory_text(rows: Vec<Value>) -> Vec<Value> {
+    rows.into_iter()
+        .map(|mut row| {
+            let text = row["memory_bytes"].as_u64().map(human_bytes);
+            if let Value::Object(fields) = &mut row {
+                fields.insert("memory".into(), text.map_or(Value::Null, Value::String));
+            }
+            row
+        })
+        .collect()
+}
 
 fn tree(node: &Value, depth: usize, lines: &mut Vec<String>, total: &mut usize, style: Style) {
     *total += 1;
@@ -216,7 +246,7 @@ pub fn render(command: &Command, reply: &Reply, style: Style) -> String {
             out
         }
         Command::Ps(_) | Command::Top(..) => {
-            let mut out = table(&rows("/actors"), ACTOR_COLUMNS, style);
+            let mut out = table(&with_memory_text(rows("/actors")), ACTOR_COLUMNS, style);
             out.push_str(&format!(
                 "{} of {} actors\n",
                 rows("/actors").len(),
@@ -365,6 +395,22 @@ mod tests {
         assert!(lines[1].ends_with('-'), "missing values print as -");
         assert!(!text.contains('\x1b'), "no colour off a TTY");
         assert!(table(&rows, &[("A", "/a")], Style { colour: true }).contains('\x1b'));
+    }
+
+    #[test]
+    fn memory_reads_as_people_write_it() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1023), "1023 B");
+        assert_eq!(human_bytes(4096), "4.0 KiB");
+        assert_eq!(human_bytes(1_572_864), "1.5 MiB");
+        assert_eq!(human_bytes(u64::MAX), "17179869184.0 GiB");
+        let rows = with_memory_text(vec![
+            serde_json::json!({"path": "node/streams/a", "memory_bytes": 2048}),
+            serde_json::json!({"path": "node", "memory_bytes": null}),
+        ]);
+        let out = table(&rows, ACTOR_COLUMNS, Style { colour: false });
+        assert!(out.contains("2.0 KiB"), "{out}");
+        assert!(out.lines().nth(2).unwrap().contains(" - "), "{out}");
     }
 
     #[test]

@@ -20,6 +20,10 @@ pub trait PeerIo: Send + Sync + 'static {
     fn exchange(&self, peer: &str) -> BoxFuture<Result<(), String>>;
     /// How often to exchange with `peer` (its `fetch_timeout`).
     fn fetch_interval(&self, peer: &str) -> Duration;
+    /// Bytes this node holds about `peer` (its copy of the peer's state).
+    fn held_bytes(&self, _peer: &str) -> u64 {
+        0
+    }
 }
 
 /// The peer link behaviour.
@@ -100,6 +104,12 @@ impl Worker for PeerLink {
                 state.address, state.failures_in_a_row
             ),
         }
+    }
+
+    fn memory_probe(&self, state: &PeerLinkState) -> Option<crate::registry::MemoryProbe> {
+        let io = self.io.clone();
+        let peer = state.address.clone();
+        Some(Arc::new(move || io.held_bytes(&peer)))
     }
 }
 

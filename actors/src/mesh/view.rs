@@ -124,6 +124,28 @@ pub struct PeerRecord {
 }
 
 impl PeerRecord {
+    /// Bytes this record holds: itself, its texts and its stream list (map nodes are
+    /// counted as their key and value; the allocator's overhead is not).
+    pub fn held_bytes(&self) -> u64 {
+        let texts = [&self.name, &self.hostname, &self.public_url, &self.rtmp_url]
+            .iter()
+            .map(|text| text.capacity())
+            .sum::<usize>();
+        let streams = self
+            .streams
+            .keys()
+            .map(|name| {
+                name.capacity()
+                    + std::mem::size_of::<String>()
+                    + std::mem::size_of::<RemoteStream>()
+            })
+            .sum::<usize>();
+        (std::mem::size_of::<PeerRecord>()
+            + texts
+            + streams
+            + self.returns_ms.capacity() * std::mem::size_of::<u64>()) as u64
+    }
+
     /// The peer's state at `now_ms`.
     pub fn state(&self, now_ms: u64) -> PeerState {
         if self.unauthorized {
