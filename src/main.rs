@@ -57,6 +57,13 @@ enum Command {
         /// A config file to take the cluster key from.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Log in with edit_auth/view_auth credentials instead of the cluster key (the
+        /// password from FLOTILLA_SHELL_PASSWORD or --password-file).
+        #[arg(long, conflicts_with_all = ["key", "config"])]
+        user: Option<String>,
+        /// A file holding the login password (first line).
+        #[arg(long, requires = "user")]
+        password_file: Option<PathBuf>,
     },
     /// Benchmark: a node and N simulated viewers in one process, on loopback.
     Bench {
@@ -118,6 +125,8 @@ fn main() -> ExitCode {
             json,
             key,
             config,
+            user,
+            password_file,
         } => {
             let options = flotilla::shell::client::ShellOptions {
                 node,
@@ -125,6 +134,8 @@ fn main() -> ExitCode {
                 json,
                 key,
                 config,
+                user,
+                password_file,
             };
             return match flotilla::shell::client::main(options) {
                 Ok(code) => ExitCode::from(code),

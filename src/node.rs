@@ -157,6 +157,8 @@ impl Node {
                 router(state.clone(), true),
                 mesh.clone(),
                 config.shell_allowed_from.clone(),
+                config.edit_auth.clone(),
+                config.view_auth.clone(),
             );
             mesh.set_shell(Arc::new(shell));
         }

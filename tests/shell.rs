@@ -197,3 +197,68 @@ fn an_interactive_session_through_a_pseudo_terminal() {
     let history = std::fs::read_to_string(home.0.join(".flotilla_shell_history")).unwrap();
     assert!(history.contains("tree node/streams"), "{history}");
 }
+
+fn login(node: &str, user: &str, password: &str, args: &[&str]) -> (i32, String, String) {
+    let output = Command::new(binary())
+        .args(["shell", "--node", node, "--user", user])
+        .args(args)
+        .env("FLOTILLA_SHELL_PASSWORD", password)
+        .env_remove("FLOTILLA_CLUSTER_KEY")
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).to_string(),
+        String::from_utf8_lossy(&output.stderr).to_string(),
+    )
+}
+
+#[test]
+fn logging_in_with_edit_auth_or_view_auth_instead_of_the_key() {
+    let port = free_port();
+    let config = format!(
+        "http 127.0.0.1:{port};\ncluster_key {KEY};\nedit_auth admin admin-pass;\n\
+         view_auth viewer view-pass;\nstream news {{ input test://; segment_duration 1; }}\n"
+    );
+    let health = format!("127.0.0.1:{port}").parse().unwrap();
+    let _node = Node::start(&config, health, &[], &[]);
+    let node = format!("127.0.0.1:{port}");
+
+    // edit_auth: everything, kill included.
+    let (code, out, err) = login(&node, "admin", "admin-pass", &["-c", "tree node/streams"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("news  [stream] running"), "{out}");
+    let (code, out, err) = login(
+        &node,
+        "admin",
+        "admin-pass",
+        &["-c", "kill node/streams/news"],
+    );
+    assert_eq!(code, 0, "{out} {err}");
+
+    // view_auth: reading only; a kill is refused and says how to get the right.
+    let (code, out, _) = login(&node, "viewer", "view-pass", &["-c", "streams"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("news"), "{out}");
+    let (code, out, err) = login(
+        &node,
+        "viewer",
+        "view-pass",
+        &["-c", "kill node/streams/news"],
+    );
+    assert_eq!(code, 1);
+    assert!(
+        format!("{out}{err}").contains("log in with edit_auth or the cluster key"),
+        "{out} {err}"
+    );
+
+    // A wrong password or user is refused before any command, with exit status 3.
+    for (user, password) in [("admin", "guess"), ("nobody", "admin-pass")] {
+        let (code, _, err) = login(&node, user, password, &["-c", "tree"]);
+        assert_eq!(code, 3, "{err}");
+        assert!(
+            err.contains("refused the login: wrong user or password"),
+            "{err}"
+        );
+    }
+}

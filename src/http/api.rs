@@ -117,15 +117,19 @@ fn needed_access(request: &Request) -> Access {
 }
 
 async fn require_view(State(state): State<ApiState>, mut request: Request, next: Next) -> Response {
-    // The shell's in-process calls: its connection proved the cluster key.
-    if request
+    // The shell's in-process calls carry the rights their connection proved.
+    if let Some(crate::shell::server::ShellCaller(granted)) = request
         .extensions()
         .get::<crate::shell::server::ShellCaller>()
-        .is_some()
+        .copied()
     {
-        request
-            .extensions_mut()
-            .insert(crate::http::access::Access::Edit);
+        if granted < needed_access(&request) {
+            return error_response(
+                StatusCode::FORBIDDEN,
+                "this changes the node: log in with edit_auth or the cluster key",
+            );
+        }
+        request.extensions_mut().insert(granted);
         return next.run(request).await;
     }
     let client = remote_addr(&request).map(|addr| addr.ip());

@@ -10,6 +10,14 @@
 //! identity it expects through SNI (a name derived from the key, not the key), and the
 //! server answers with the matching certificate; its client verifier trusts every
 //! configured identity.
+//!
+//! One exception, for the shell only: an operator may log in with `edit_auth` or
+//! `view_auth` credentials instead of the key. Such a client presents no certificate (the
+//! server's verifier allows that; the mesh refuses every connection without one) and
+//! cannot check the server's certificate, so it accepts any certificate that signs the
+//! handshake, and both sides then prove the password over a TLS exporter value
+//! (`shell::login`): a server without the password cannot answer, and a relay between two
+//! TLS sessions holds different exporter values on each side.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -173,18 +181,130 @@ pub fn server_config(
             .add(&identity.server_name, certified)
             .map_err(tls)?;
     }
+    let main = identities
+        .first()
+        .ok_or_else(|| AuthError::Tls("no cluster identity".into()))?;
+    let fallback = Arc::new(CertifiedKey::new(
+        vec![main.certificate.clone()],
+        provider()
+            .key_provider
+            .load_private_key(main.private_key())
+            .map_err(tls)?,
+    ));
+    // A certificate, when presented, must be a cluster identity; connections without one
+    // are for shell logins only (the mesh and key shells check `peer_identity`).
     let verifier =
         rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+            .allow_unauthenticated()
             .build()
             .map_err(|e| AuthError::Tls(e.to_string()))?;
     let mut crypto = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(tls)?
         .with_client_cert_verifier(verifier)
-        .with_cert_resolver(Arc::new(resolver));
+        .with_cert_resolver(Arc::new(NamedOrMain {
+            by_name: resolver,
+            main: fallback,
+        }));
     crypto.alpn_protocols = alpns.iter().map(|alpn| alpn.to_vec()).collect();
     let quic = QuicServerConfig::try_from(crypto).map_err(|e| AuthError::Tls(e.to_string()))?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(quic));
+    config.transport_config(transport());
+    Ok(config)
+}
+
+/// Answers with the identity the client names by SNI, else with the main one (a login
+/// client cannot know the derived names).
+#[derive(Debug)]
+struct NamedOrMain {
+    by_name: ResolvesServerCertUsingSni,
+    main: Arc<CertifiedKey>,
+}
+
+impl rustls::server::ResolvesServerCert for NamedOrMain {
+    fn resolve(&self, hello: rustls::server::ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let named = hello.server_name().is_some();
+        let found = if named {
+            self.by_name.resolve(hello)
+        } else {
+            None
+        };
+        Some(found.unwrap_or_else(|| self.main.clone()))
+    }
+}
+
+/// Whether the client of `connection` proved a cluster key (presented a certificate the
+/// verifier accepted); `false` for shell logins.
+pub fn holds_cluster_key(connection: &quinn::Connection) -> bool {
+    connection
+        .peer_identity()
+        .and_then(|identity| identity.downcast::<Vec<CertificateDer<'static>>>().ok())
+        .is_some_and(|chain| !chain.is_empty())
+}
+
+/// Accepts any server certificate that signs the handshake. Used only by shell logins,
+/// which authenticate the server afterwards by its proof of the password, bound to this
+/// very TLS session (see the module header).
+#[derive(Debug)]
+struct ProvenByPassword(Arc<CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for ProvenByPassword {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &rustls_pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// The client side of a shell login: no certificate, the server proven by the password.
+pub fn login_client_config(alpn: &[u8]) -> Result<quinn::ClientConfig, AuthError> {
+    let tls = |e: rustls::Error| AuthError::Tls(e.to_string());
+    let mut crypto = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(tls)?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(ProvenByPassword(provider())))
+        .with_no_client_auth();
+    crypto.alpn_protocols = vec![alpn.to_vec()];
+    let quic = QuicClientConfig::try_from(crypto).map_err(|e| AuthError::Tls(e.to_string()))?;
+    let mut config = quinn::ClientConfig::new(Arc::new(quic));
     config.transport_config(transport());
     Ok(config)
 }
@@ -279,6 +399,36 @@ mod tests {
         )
         .await;
         assert!(refused.is_err(), "a node with another key must be refused");
+    }
+
+    #[tokio::test]
+    async fn a_login_client_connects_without_a_certificate_and_is_marked_so() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let identity = ClusterIdentity::derive("cluster-key-one-0123456789").unwrap();
+        let server = quinn::Endpoint::server(
+            server_config(std::slice::from_ref(&identity), &[SHELL_ALPN]).unwrap(),
+            "127.0.0.1:0".parse().unwrap(),
+        )
+        .unwrap();
+        let address = server.local_addr().unwrap();
+        let mut client = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+        client.set_default_client_config(login_client_config(SHELL_ALPN).unwrap());
+        let connecting = client.connect(address, "flotilla-shell").unwrap();
+        let (server_side, client_side) = tokio::join!(
+            async { server.accept().await.unwrap().await.unwrap() },
+            connecting
+        );
+        let client_side = client_side.unwrap();
+        assert!(!holds_cluster_key(&server_side), "no certificate: no key");
+        // Both ends derive the same exporter value: what the login proofs are bound to.
+        let (mut ours, mut theirs) = ([0u8; 32], [0u8; 32]);
+        server_side
+            .export_keying_material(&mut ours, b"test", b"")
+            .unwrap();
+        client_side
+            .export_keying_material(&mut theirs, b"test", b"")
+            .unwrap();
+        assert_eq!(ours, theirs);
     }
 
     #[tokio::test]

@@ -186,6 +186,11 @@ impl MeshService {
                     .handshake_data()
                     .and_then(|data| data.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
                     .and_then(|data| data.protocol);
+                if alpn.as_deref() != Some(SHELL_ALPN) && !auth::holds_cluster_key(&connection) {
+                    tracing::warn!(%remote, "mesh connection refused: no cluster certificate");
+                    connection.close(2u32.into(), b"the mesh needs the cluster key");
+                    return;
+                }
                 if alpn.as_deref() == Some(SHELL_ALPN) {
                     match service.inner.shell.get() {
                         Some(shell) => shell.serve(connection).await,
@@ -488,6 +493,30 @@ mod tests {
             epoch: 0,
             ingest: flotilla_actors::mesh::view::IngestRole::None,
         }
+    }
+
+    #[tokio::test]
+    async fn a_client_without_the_key_gets_no_mesh_exchange() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let b = node("b", "mesh-test-key-0123456789", vec![stream("tv")]);
+        // A shell-login client (no certificate) asking for the mesh ALPN: TLS completes,
+        // then the node closes the connection before any exchange.
+        let mut client = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+        client.set_default_client_config(auth::login_client_config(MESH_ALPN).unwrap());
+        let connection = client
+            .connect(b.local_addr().unwrap(), "flotilla-shell")
+            .unwrap()
+            .await
+            .unwrap();
+        let closed = tokio::time::timeout(std::time::Duration::from_secs(5), connection.closed())
+            .await
+            .expect("the node closes it");
+        assert!(
+            closed
+                .to_string()
+                .contains("the mesh needs the cluster key"),
+            "{closed}"
+        );
     }
 
     #[tokio::test]

@@ -1,5 +1,6 @@
-//! The operator's side of `flotilla shell`: dial a node with the cluster key's identity,
-//! run one command (`-c`) or an interactive session (history, completion), print tables
+//! The operator's side of `flotilla shell`: dial a node with the cluster key's identity
+//! (or log in with `--user` and the password from FLOTILLA_SHELL_PASSWORD or
+//! `--password-file`, see `login`), run one command (`-c`) or an interactive session (history, completion), print tables
 //! or `--json`.
 //!
 //! Exit status: 0 every command succeeded; 1 a command failed (bad command, no such
@@ -18,6 +19,13 @@ use crate::mesh::auth::{self, ClusterIdentity, SHELL_ALPN};
 
 /// Where the key comes from when `--key` is absent.
 pub const KEY_ENV: &str = "FLOTILLA_CLUSTER_KEY";
+/// Where the login password comes from when `--password-file` is absent.
+pub const PASSWORD_ENV: &str = "FLOTILLA_SHELL_PASSWORD";
+/// Longest password file read.
+const MAX_PASSWORD_FILE_BYTES: u64 = 4096;
+/// Server name a login client asks for (the node answers with its main certificate).
+const LOGIN_SERVER_NAME: &str = "flotilla-shell";
+
 /// Lines of interactive history kept.
 pub const HISTORY_LINES: usize = 1_000;
 
@@ -35,6 +43,48 @@ pub struct ShellOptions {
     pub key: Option<String>,
     /// `--config`: take the key from this config file.
     pub config: Option<PathBuf>,
+    /// `--user`: log in with edit_auth/view_auth credentials instead of the key.
+    pub user: Option<String>,
+    /// `--password-file`: the login password (else FLOTILLA_SHELL_PASSWORD).
+    pub password_file: Option<PathBuf>,
+}
+
+/// How the shell proves who it is.
+pub enum ShellAuth {
+    /// The cluster key's certificate: edit rights.
+    Key(ClusterIdentity),
+    /// edit_auth or view_auth credentials: their rights.
+    Login { user: String, password: String },
+}
+
+fn password(options: &ShellOptions) -> Result<String, ShellError> {
+    if let Some(path) = &options.password_file {
+        use std::io::Read;
+        let mut text = String::new();
+        std::fs::File::open(path)
+            .and_then(|file| file.take(MAX_PASSWORD_FILE_BYTES).read_to_string(&mut text))
+            .map_err(|e| ShellError::Config(format!("{}: {e}", path.display())))?;
+        return Ok(text.trim_end_matches(['\n', '\r']).to_string());
+    }
+    match std::env::var(PASSWORD_ENV) {
+        Ok(password) if !password.is_empty() => Ok(password),
+        _ => Err(ShellError::Config(format!(
+            "--user needs a password: set {PASSWORD_ENV} or give --password-file FILE"
+        ))),
+    }
+}
+
+fn shell_auth(options: &ShellOptions) -> Result<ShellAuth, ShellError> {
+    if let Some(user) = &options.user {
+        return Ok(ShellAuth::Login {
+            user: user.clone(),
+            password: password(options)?,
+        });
+    }
+    let key = cluster_key(options)?;
+    ClusterIdentity::derive(&key)
+        .map(ShellAuth::Key)
+        .map_err(|e| ShellError::Config(e.to_string()))
 }
 
 /// Why the shell could not run.
@@ -88,8 +138,8 @@ pub struct Session {
 }
 
 impl Session {
-    /// Dials `node` with `identity`.
-    pub async fn connect(node: &str, identity: &ClusterIdentity) -> Result<Session, ShellError> {
+    /// Dials `node` and proves who this is with `credential`.
+    pub async fn connect(node: &str, credential: &ShellAuth) -> Result<Session, ShellError> {
         let address: SocketAddr = tokio::net::lookup_host(node)
             .await
             .map_err(|e| ShellError::Transport(format!("cannot resolve {node}: {e}")))?
@@ -102,11 +152,17 @@ impl Session {
         };
         let mut endpoint = quinn::Endpoint::client(bind)
             .map_err(|e| ShellError::Transport(format!("cannot open a UDP socket: {e}")))?;
-        let config = auth::client_config(identity, SHELL_ALPN)
-            .map_err(|e| ShellError::Config(e.to_string()))?;
+        let (config, server_name) = match credential {
+            ShellAuth::Key(identity) => (
+                auth::client_config(identity, SHELL_ALPN),
+                identity.server_name.as_str(),
+            ),
+            ShellAuth::Login { .. } => (auth::login_client_config(SHELL_ALPN), LOGIN_SERVER_NAME),
+        };
+        let config = config.map_err(|e| ShellError::Config(e.to_string()))?;
         endpoint.set_default_client_config(config);
         let connecting = endpoint
-            .connect(address, &identity.server_name)
+            .connect(address, server_name)
             .map_err(|e| ShellError::Transport(e.to_string()))?;
         let connection = tokio::time::timeout(auth::HANDSHAKE_TIMEOUT, connecting)
             .await
@@ -124,6 +180,9 @@ impl Session {
                     ShellError::Transport(format!("{node}: {text}"))
                 }
             })?;
+        if let ShellAuth::Login { user, password } = credential {
+            log_in(&connection, node, user, password).await?;
+        }
         Ok(Session {
             endpoint,
             connection,
@@ -190,6 +249,54 @@ impl Session {
 }
 
 /// Prints one reply; returns whether the command succeeded.
+/// Proves the password on the connection's first stream and checks the node's proof;
+/// nothing else is sent before the node has proven it knows the password too.
+async fn log_in(
+    connection: &quinn::Connection,
+    node: &str,
+    user: &str,
+    password: &str,
+) -> Result<(), ShellError> {
+    use super::login::{LoginRequest, Side, binding, proof, verify};
+    use super::wire::{self, MAX_REPLY_BYTES, MAX_REQUEST_BYTES};
+    let transport = |e: String| ShellError::Transport(format!("{node}: login: {e}"));
+    let binding = binding(connection).map_err(transport)?;
+    let exchange = async {
+        let (mut send, mut receive) = connection.open_bi().await.map_err(|e| e.to_string())?;
+        let request = LoginRequest {
+            user: user.to_string(),
+            proof: proof(password, Side::Client, &binding),
+        };
+        wire::write(&mut send, &request, MAX_REQUEST_BYTES)
+            .await
+            .map_err(|e| e.to_string())?;
+        let _ = send.finish();
+        wire::read::<Reply>(&mut receive, MAX_REPLY_BYTES)
+            .await
+            .map_err(|e| e.to_string())
+    };
+    let reply = tokio::time::timeout(super::server::LOGIN_TIMEOUT, exchange)
+        .await
+        .map_err(|_| transport("no answer in time".into()))?
+        .map_err(transport)?;
+    if let Some(error) = reply.error_message() {
+        return Err(ShellError::Refused(format!(
+            "{node} refused the login: {error}"
+        )));
+    }
+    let proven = reply.body["proof"]
+        .as_str()
+        .is_some_and(|theirs| verify(password, Side::Server, &binding, theirs));
+    if !proven {
+        connection.close(3u32.into(), b"node not proven");
+        return Err(ShellError::Refused(format!(
+            "{node} accepted the login but did not prove it knows the password: \
+             it is not the node you meant, or something sits in between"
+        )));
+    }
+    Ok(())
+}
+
 fn print(line: &str, reply: &Reply, json: bool, style: Style) -> bool {
     if json {
         println!(
@@ -261,13 +368,12 @@ fn history_path() -> Option<PathBuf> {
 
 /// Runs `flotilla shell`; returns the exit status.
 pub fn main(options: ShellOptions) -> Result<u8, ShellError> {
-    let key = cluster_key(&options)?;
-    let identity = ClusterIdentity::derive(&key).map_err(|e| ShellError::Config(e.to_string()))?;
+    let credential = shell_auth(&options)?;
     let tokio = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| ShellError::Transport(format!("cannot start the async runtime: {e}")))?;
-    let session = tokio.block_on(Session::connect(&options.node, &identity))?;
+    let session = tokio.block_on(Session::connect(&options.node, &credential))?;
     let style = Style {
         colour: !options.json && std::io::stdout().is_terminal(),
     };

@@ -1,8 +1,9 @@
 //! The node's side of the shell: authenticated QUIC connections (the mesh endpoint,
-//! shell ALPN, the cluster key's mutual TLS) from allowed addresses only; one command per
-//! bidirectional stream, answered through the node's own HTTP API in-process with edit
-//! rights (holding the cluster key is holding the cluster), or forwarded to a peer once
-//! for `@NODE`.
+//! shell ALPN) from allowed addresses only; one command per bidirectional stream,
+//! answered through the node's own HTTP API in-process, or forwarded to a peer once for
+//! `@NODE`. A connection proves the cluster key (mutual TLS: edit rights, since holding
+//! the key is holding the cluster) or logs in with `edit_auth`/`view_auth` credentials
+//! on its first stream (`login`: the rights those credentials have over HTTP).
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -18,8 +19,11 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 
 use super::commands::{self, COMMANDS, Command, TopKey};
+use super::login::{self, LoginRequest, Side, binding};
 use super::wire::{self, MAX_REPLY_BYTES, MAX_REQUEST_BYTES, Reply, Request as ShellRequest};
+use crate::config::model::Credentials;
 use crate::config::values::Cidr;
+use crate::http::access::Access;
 use crate::mesh::service::{MeshService, ShellAcceptor};
 use flotilla_actors::rt::Runtime;
 
@@ -29,10 +33,31 @@ pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_TRACE_LINE_BYTES: usize = 16 * 1024;
 /// Commands one connection may have in flight; more wait for QUIC flow control.
 pub const MAX_STREAMS_PER_CONNECTION: usize = 4;
+/// Time a connection without the cluster key has to log in.
+pub const LOGIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time given to a refused login's answer to reach the client before the connection
+/// closes.
+const REFUSAL_LINGER: Duration = Duration::from_secs(1);
 
-/// Marks a request the shell makes to the node's API: it carries edit rights.
+/// Marks a request the shell makes to the node's API, with the rights its connection
+/// proved: edit for the cluster key, else what the login's credentials grant.
 #[derive(Debug, Clone, Copy)]
-pub struct ShellCaller;
+pub struct ShellCaller(pub Access);
+
+/// Who runs a command: where from, with which rights.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller {
+    pub remote: SocketAddr,
+    pub access: Access,
+}
+
+/// Whether `command` changes something (a POST through the API), here or on a peer.
+fn needs_edit(command: &Command) -> bool {
+    match command {
+        Command::On { command, .. } => needs_edit(command),
+        other => commands::api_call(other).is_some_and(|(post, _)| post),
+    }
+}
 
 /// Serves shell connections. Cheap to clone.
 #[derive(Clone)]
@@ -41,6 +66,8 @@ pub struct ShellServer {
     router: Router,
     mesh: MeshService,
     allowed_from: Arc<Vec<Cidr>>,
+    /// `edit_auth` and `view_auth`, for logins without the cluster key.
+    credentials: Arc<(Option<Credentials>, Option<Credentials>)>,
 }
 
 impl ShellServer {
@@ -51,13 +78,69 @@ impl ShellServer {
         router: Router,
         mesh: MeshService,
         allowed_from: Vec<Cidr>,
+        edit_auth: Option<Credentials>,
+        view_auth: Option<Credentials>,
     ) -> ShellServer {
         ShellServer {
             runtime,
             router,
             mesh,
             allowed_from: Arc::new(allowed_from),
+            credentials: Arc::new((edit_auth, view_auth)),
         }
+    }
+
+    /// Runs the login of a connection without the cluster key: the rights granted, or
+    /// `None` (refused, told why, closed).
+    async fn login(&self, connection: &quinn::Connection) -> Option<Access> {
+        let remote = connection.remote_address();
+        let attempt = async {
+            let (send, mut receive) = connection.accept_bi().await.ok()?;
+            let request = wire::read::<LoginRequest>(&mut receive, MAX_REQUEST_BYTES).await;
+            Some((request, send))
+        };
+        let Ok(Some((request, mut send))) = tokio::time::timeout(LOGIN_TIMEOUT, attempt).await
+        else {
+            connection.close(3u32.into(), b"no login in time");
+            return None;
+        };
+        let (edit, view) = (&self.credentials.0, &self.credentials.1);
+        let refusal = match (&request, binding(connection)) {
+            _ if edit.is_none() && view.is_none() => {
+                "this node has no edit_auth or view_auth: use the cluster key".to_string()
+            }
+            (Err(error), _) => format!("bad login frame: {error}"),
+            (_, Err(error)) => error,
+            (Ok(request), Ok(binding)) => {
+                match login::check(request, &binding, edit.as_ref(), view.as_ref()) {
+                    Some((access, credentials)) => {
+                        let reply = Reply {
+                            status: 200,
+                            body: json!({
+                                "access": if access == Access::Edit { "edit" } else { "view" },
+                                "proof": login::proof(&credentials.password.0, Side::Server, &binding),
+                            }),
+                        };
+                        if wire::write(&mut send, &reply, MAX_REPLY_BYTES)
+                            .await
+                            .is_err()
+                        {
+                            return None;
+                        }
+                        let _ = send.finish();
+                        tracing::info!(%remote, user = %request.user, ?access, "shell login");
+                        return Some(access);
+                    }
+                    None => "wrong user or password".to_string(),
+                }
+            }
+        };
+        tracing::warn!(%remote, reason = %refusal, "shell login refused");
+        let _ = wire::write(&mut send, &Reply::error(401, refusal), MAX_REPLY_BYTES).await;
+        let _ = send.finish();
+        let _ = tokio::time::timeout(REFUSAL_LINGER, send.stopped()).await;
+        connection.close(3u32.into(), b"login refused");
+        None
     }
 
     fn allows(&self, ip: IpAddr) -> bool {
@@ -75,7 +158,16 @@ impl ShellServer {
             );
             return;
         }
-        tracing::info!(%remote, "shell connected");
+        let access = if crate::mesh::auth::holds_cluster_key(&connection) {
+            Access::Edit
+        } else {
+            match self.login(&connection).await {
+                Some(access) => access,
+                None => return,
+            }
+        };
+        let caller = Caller { remote, access };
+        tracing::info!(%remote, ?access, "shell connected");
         let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_STREAMS_PER_CONNECTION));
         while let Ok((send, receive)) = connection.accept_bi().await {
             let Ok(permit) = in_flight.clone().acquire_owned().await else {
@@ -83,7 +175,7 @@ impl ShellServer {
             };
             let server = self.clone();
             self.runtime.spawn("shell-command", async move {
-                server.serve_stream(send, receive, remote).await;
+                server.serve_stream(send, receive, caller).await;
                 drop(permit);
             });
         }
@@ -95,7 +187,7 @@ impl ShellServer {
         &self,
         mut send: quinn::SendStream,
         mut receive: quinn::RecvStream,
-        remote: SocketAddr,
+        caller: Caller,
     ) {
         let read = tokio::time::timeout(
             COMMAND_TIMEOUT,
@@ -103,13 +195,13 @@ impl ShellServer {
         );
         let reply = match read.await {
             Ok(Ok(request)) => {
-                tracing::info!(%remote, command = %request.line, "shell command");
+                tracing::info!(remote = %caller.remote, command = %request.line, "shell command");
                 if let Ok(Command::Trace { path, count }) = commands::parse(&request.line) {
-                    self.stream_trace(&path, count, remote, &mut send).await;
+                    self.stream_trace(&path, count, caller, &mut send).await;
                     let _ = send.finish();
                     return;
                 }
-                tokio::time::timeout(COMMAND_TIMEOUT, self.answer(&request.line, remote))
+                tokio::time::timeout(COMMAND_TIMEOUT, self.answer(&request.line, caller))
                     .await
                     .unwrap_or_else(|_| {
                         Reply::error(504, format!("no answer within {COMMAND_TIMEOUT:?}"))
@@ -131,11 +223,17 @@ impl ShellServer {
     }
 
     /// Runs one command line.
-    pub async fn answer(&self, line: &str, remote: SocketAddr) -> Reply {
+    pub async fn answer(&self, line: &str, caller: Caller) -> Reply {
         let command = match commands::parse(line) {
             Ok(command) => command,
             Err(error) => return Reply::error(400, error.0),
         };
+        if caller.access < Access::Edit && needs_edit(&command) {
+            return Reply::error(
+                403,
+                "this changes the node: log in with edit_auth or the cluster key",
+            );
+        }
         match &command {
             Command::Help => Reply {
                 status: 200,
@@ -159,19 +257,19 @@ impl ShellServer {
                     .map_or("", |(_, rest)| rest.trim());
                 self.forward(node, rest).await
             }
-            Command::Nodes => self.nodes(remote).await,
-            Command::Ps(limit) => self.listed(remote, None, *limit).await,
-            Command::Top(key, limit) => self.listed(remote, Some(*key), *limit).await,
+            Command::Nodes => self.nodes(caller).await,
+            Command::Ps(limit) => self.listed(caller, None, *limit).await,
+            Command::Top(key, limit) => self.listed(caller, Some(*key), *limit).await,
             other => match commands::api_call(other) {
-                Some((post, path)) => self.call_api(post, &path, remote).await,
+                Some((post, path)) => self.call_api(post, &path, caller).await,
                 None => Reply::error(400, "nothing to do"),
             },
         }
     }
 
     /// Calls the node's API in-process with edit rights.
-    async fn call_api(&self, post: bool, path: &str, remote: SocketAddr) -> Reply {
-        let response = match self.api_response(post, path, remote).await {
+    async fn call_api(&self, post: bool, path: &str, caller: Caller) -> Reply {
+        let response = match self.api_response(post, path, caller).await {
             Ok(response) => response,
             Err(reply) => return reply,
         };
@@ -194,15 +292,15 @@ impl ShellServer {
         &self,
         post: bool,
         path: &str,
-        remote: SocketAddr,
+        caller: Caller,
     ) -> Result<axum::response::Response, Reply> {
         let mut request = Request::builder()
             .method(if post { Method::POST } else { Method::GET })
             .uri(path)
             .body(Body::empty())
             .map_err(|error| Reply::error(400, format!("bad path {path}: {error}")))?;
-        request.extensions_mut().insert(ShellCaller);
-        request.extensions_mut().insert(ConnectInfo(remote));
+        request.extensions_mut().insert(ShellCaller(caller.access));
+        request.extensions_mut().insert(ConnectInfo(caller.remote));
         match self.router.clone().oneshot(request).await {
             Ok(response) => Ok(response),
             Err(never) => match never {},
@@ -215,7 +313,7 @@ impl ShellServer {
         &self,
         path: &str,
         count: usize,
-        remote: SocketAddr,
+        caller: Caller,
         send: &mut quinn::SendStream,
     ) {
         let Some((_, call)) = commands::api_call(&Command::Trace {
@@ -224,7 +322,7 @@ impl ShellServer {
         }) else {
             return;
         };
-        let response = match self.api_response(false, &call, remote).await {
+        let response = match self.api_response(false, &call, caller).await {
             Ok(response) => response,
             Err(reply) => {
                 let _ = wire::write(send, &reply, MAX_REPLY_BYTES).await;
@@ -275,10 +373,10 @@ impl ShellServer {
     }
 
     /// This node (health) and its peers.
-    async fn nodes(&self, remote: SocketAddr) -> Reply {
-        let me = self.call_api(false, "/flotilla/api/health", remote).await;
+    async fn nodes(&self, caller: Caller) -> Reply {
+        let me = self.call_api(false, "/flotilla/api/health", caller).await;
         let peers = self
-            .call_api(false, "/streamer/api/v3/cluster/peers", remote)
+            .call_api(false, "/streamer/api/v3/cluster/peers", caller)
             .await;
         if peers.status >= 400 {
             return peers;
@@ -290,8 +388,8 @@ impl ShellServer {
     }
 
     /// `ps` (tree order) or `top KEY` (most first), bounded to `limit` rows.
-    async fn listed(&self, remote: SocketAddr, key: Option<TopKey>, limit: usize) -> Reply {
-        let tree = self.call_api(false, "/flotilla/api/actors", remote).await;
+    async fn listed(&self, caller: Caller, key: Option<TopKey>, limit: usize) -> Reply {
+        let tree = self.call_api(false, "/flotilla/api/actors", caller).await;
         if tree.status >= 400 {
             return tree;
         }
