@@ -35,6 +35,11 @@ const MAX_TRACE_LINE_BYTES: usize = 16 * 1024;
 pub const MAX_STREAMS_PER_CONNECTION: usize = 4;
 /// Time a connection without the cluster key has to log in.
 pub const LOGIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Logins checked at once on a node; more wait (with [`FAILED_LOGIN_DELAY`], this
+/// bounds password guessing to a few per second whatever the number of connections).
+pub const MAX_CONCURRENT_LOGINS: usize = 4;
+/// A refused login is answered only after this delay.
+pub const FAILED_LOGIN_DELAY: Duration = Duration::from_secs(1);
 /// Time given to a refused login's answer to reach the client before the connection
 /// closes.
 const REFUSAL_LINGER: Duration = Duration::from_secs(1);
@@ -68,6 +73,8 @@ pub struct ShellServer {
     allowed_from: Arc<Vec<Cidr>>,
     /// `edit_auth` and `view_auth`, for logins without the cluster key.
     credentials: Arc<(Option<Credentials>, Option<Credentials>)>,
+    /// Permits for logins being checked ([`MAX_CONCURRENT_LOGINS`]).
+    logins: Arc<tokio::sync::Semaphore>,
 }
 
 impl ShellServer {
@@ -87,6 +94,7 @@ impl ShellServer {
             mesh,
             allowed_from: Arc::new(allowed_from),
             credentials: Arc::new((edit_auth, view_auth)),
+            logins: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_LOGINS)),
         }
     }
 
@@ -104,6 +112,8 @@ impl ShellServer {
             connection.close(3u32.into(), b"no login in time");
             return None;
         };
+        // Checking (and a refusal's delay) holds a permit; waiting for the frame does not.
+        let _permit = self.logins.acquire().await.ok()?;
         let (edit, view) = (&self.credentials.0, &self.credentials.1);
         let refusal = match (&request, binding(connection)) {
             _ if edit.is_none() && view.is_none() => {
@@ -136,6 +146,7 @@ impl ShellServer {
             }
         };
         tracing::warn!(%remote, reason = %refusal, "shell login refused");
+        tokio::time::sleep(FAILED_LOGIN_DELAY).await;
         let _ = wire::write(&mut send, &Reply::error(401, refusal), MAX_REPLY_BYTES).await;
         let _ = send.finish();
         let _ = tokio::time::timeout(REFUSAL_LINGER, send.stopped()).await;
