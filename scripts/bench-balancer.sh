@@ -88,6 +88,10 @@ run() {
     echo "== $label"
     local before after out requests
     before=$(cpu_ticks "$pid")
+    # PERF_OUT=FILE records a profile of flotilla's run (perf record, call graphs).
+    if [ -n "${PERF_OUT:-}" ] && [ "$pid" = "$BALANCER_PID" ]; then
+        perf record -q -F 999 -g -p "$pid" -o "$PERF_OUT" -- sleep "$DURATION" 2>/dev/null &
+    fi
     out=$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency "$@" "$url")
     after=$(cpu_ticks "$pid")
     echo "$out" | grep -E "Requests/sec|Latency|99%|Non-2xx|requests in"

@@ -33,6 +33,8 @@ use crate::sessions::SessionTable;
 pub struct Node {
     context: NodeContext,
     listeners: Vec<(TcpListener, axum::Router)>,
+    /// Balancer redirects answered before the router (none without balancers).
+    fast_path: Option<crate::http::fast_path::FastPath>,
     rtmp: Vec<TcpListener>,
     rtmp_context: RtmpContext,
     root: ActorRef<SupervisorMsg>,
@@ -162,6 +164,10 @@ impl Node {
             );
             mesh.set_shell(Arc::new(shell));
         }
+        let fast_path = crate::http::fast_path::FastPath::new(
+            state.balancers.clone(),
+            config.trusted_proxies.clone(),
+        );
         let listeners = bound
             .into_iter()
             .map(|(listener, with_api)| (listener, router(state.clone(), with_api)))
@@ -177,6 +183,7 @@ impl Node {
         Ok(Node {
             context,
             listeners,
+            fast_path,
             rtmp,
             rtmp_context,
             root,
@@ -208,6 +215,7 @@ impl Node {
                 runtime.clone(),
                 listener,
                 router,
+                self.fast_path.clone(),
                 HttpLimits::default(),
                 http_stopped.clone(),
             );

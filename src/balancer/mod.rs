@@ -144,6 +144,18 @@ impl Balancers {
         }
     }
 
+    /// Whether the node has no balancer.
+    pub fn is_empty(&self) -> bool {
+        self.instances.is_empty()
+    }
+
+    /// Whether `path` names a balancer (`/NAME/...`): cheap, no allocation.
+    pub fn claims(&self, path: &str) -> bool {
+        path.trim_start_matches('/')
+            .split_once('/')
+            .is_some_and(|(name, _)| self.instances.contains_key(name))
+    }
+
     /// Routes one request.
     pub fn route(&self, request: BalancerRequest<'_>) -> Routed {
         let trimmed = request.path.trim_start_matches('/');

@@ -22,7 +22,7 @@ use futures_util::stream;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::api::{ApiState, error_response, not_found};
-use super::client_ip::client_ip;
+use super::fast_path::{Decided, client_of};
 use super::server::remote_addr;
 use crate::balancer::{BalancerRequest, Routed};
 use crate::defaults::STREAM_START_WAIT_MS;
@@ -35,9 +35,6 @@ use std::time::Duration;
 /// Longest request path looked up (names are ≤ 256 bytes, segment names ~30).
 const MAX_MEDIA_PATH_BYTES: usize = 1024;
 
-/// The header proxies name the client in (de facto standard).
-const X_FORWARDED_FOR: &str = "x-forwarded-for";
-
 /// The media playlist the master playlist points to.
 const MEDIA_PLAYLIST: &str = "tracks-v1a1/mono.m3u8";
 
@@ -47,29 +44,23 @@ pub async fn serve(State(state): State<ApiState>, request: Request) -> Response 
         return not_found(path);
     }
     // The client behind trusted proxies, for GeoIP and the session.
-    let client = remote_addr(&request).map(|addr| {
-        client_ip(
-            addr.ip(),
-            request
-                .headers()
-                .get_all(X_FORWARDED_FOR)
-                .iter()
-                .filter_map(|value| value.to_str().ok()),
-            &state.config.trusted_proxies,
-        )
-    });
-    // `/BALANCER/STREAM/...`: a redirect to the chosen server, or served here.
-    let balancer_request = BalancerRequest {
-        post: *request.method() == Method::POST,
-        path,
-        query: request.uri().query(),
-        client,
-    };
-    let local = match state.balancers.route(balancer_request) {
-        Routed::Pass => path.to_string(),
-        Routed::Local(stream_path) => stream_path,
-        Routed::Redirect(status, location) => return redirect(status, &location),
-        Routed::Unavailable(why) => return no_server(why),
+    let client = remote_addr(&request)
+        .map(|addr| client_of(addr, request.headers(), &state.config.trusted_proxies));
+    // `/BALANCER/STREAM/...`: a redirect to the chosen server, or served here (decided by
+    // the listener's fast path already, or now for requests that did not pass it).
+    let local = match request.extensions().get::<Decided>() {
+        Some(Decided(stream_path)) => stream_path.clone(),
+        None => match state.balancers.route(BalancerRequest {
+            post: *request.method() == Method::POST,
+            path,
+            query: request.uri().query(),
+            client,
+        }) {
+            Routed::Pass => path.to_string(),
+            Routed::Local(stream_path) => stream_path,
+            Routed::Redirect(status, location) => return redirect(status, &location),
+            Routed::Unavailable(why) => return no_server(why),
+        },
     };
     let info = RequestInfo {
         method: request.method().clone(),
@@ -99,7 +90,7 @@ struct RequestInfo {
     ip: Option<std::net::IpAddr>,
 }
 
-fn redirect(status: u16, location: &str) -> Response {
+pub(crate) fn redirect(status: u16, location: &str) -> Response {
     let mut response = Response::new(Body::empty());
     *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::FOUND);
     if let Ok(value) = HeaderValue::from_str(location) {
@@ -108,7 +99,7 @@ fn redirect(status: u16, location: &str) -> Response {
     response
 }
 
-fn no_server(why: flotilla_actors::balancer::choose::NoServer) -> Response {
+pub(crate) fn no_server(why: flotilla_actors::balancer::choose::NoServer) -> Response {
     let reason = match why {
         flotilla_actors::balancer::choose::NoServer::AllDown => "every server is down",
         flotilla_actors::balancer::choose::NoServer::AllFull => {

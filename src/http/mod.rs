@@ -9,6 +9,7 @@ pub mod actors;
 pub mod api;
 pub mod client_ip;
 pub mod cluster;
+pub mod fast_path;
 pub mod media;
 pub mod server;
 pub mod streams;

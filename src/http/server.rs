@@ -14,13 +14,15 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::connect_info::ConnectInfo;
 use flotilla_actors::rt::Runtime;
+use futures_util::future::Either;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tower::ServiceExt;
+
+use super::fast_path::FastPath;
 
 /// Bounds of one HTTP listener.
 #[derive(Debug, Clone, Copy)]
@@ -51,11 +53,12 @@ impl Default for HttpLimits {
 }
 
 /// Serves `router` on `listener` until `shutdown` turns true, then drains connections for
-/// at most `limits.shutdown_grace`.
+/// at most `limits.shutdown_grace`. `fast` answers balancer redirects before the router.
 pub async fn serve(
     runtime: Runtime,
     listener: TcpListener,
     router: Router,
+    fast: Option<FastPath>,
     limits: HttpLimits,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -90,14 +93,24 @@ pub async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
-        let service = router.clone().map_request(
+        let router = router.clone();
+        let fast = fast.clone();
+        let service = hyper::service::service_fn(
             move |mut request: hyper::Request<hyper::body::Incoming>| {
-                request.extensions_mut().insert(ConnectInfo(remote));
-                request
+                let early = fast
+                    .as_ref()
+                    .and_then(|fast| fast.answer(&mut request, remote));
+                match early {
+                    Some(response) => Either::Left(std::future::ready(Ok(response))),
+                    None => {
+                        request.extensions_mut().insert(ConnectInfo(remote));
+                        Either::Right(router.clone().oneshot(request))
+                    }
+                }
             },
         );
         let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service))
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
             .into_owned();
         let watched = graceful.watch(connection);
         runtime.spawn("http-connection", async move {
