@@ -13,10 +13,13 @@ use common::*;
 
 const KEY: &str = "shared-cluster-key-for-tests-0123456789";
 
-fn shell(node: &str, key: &str, args: &[&str]) -> (i32, String, String) {
+/// Runs `flotilla shell` with `args`; (exit status, stdout, stderr).
+fn run_shell(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let output = Command::new(binary())
-        .args(["shell", "--node", node, "--key", key])
+        .arg("shell")
         .args(args)
+        .envs(env.iter().copied())
+        .env_remove("FLOTILLA_CLUSTER_KEY")
         .output()
         .unwrap();
     (
@@ -24,6 +27,14 @@ fn shell(node: &str, key: &str, args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&output.stdout).to_string(),
         String::from_utf8_lossy(&output.stderr).to_string(),
     )
+}
+
+fn shell(node: &str, key: &str, args: &[&str]) -> (i32, String, String) {
+    let all: Vec<&str> = ["--node", node, "--key", key]
+        .into_iter()
+        .chain(args.iter().copied())
+        .collect();
+    run_shell(&all, &[])
 }
 
 #[test]
@@ -199,18 +210,11 @@ fn an_interactive_session_through_a_pseudo_terminal() {
 }
 
 fn login(node: &str, user: &str, password: &str, args: &[&str]) -> (i32, String, String) {
-    let output = Command::new(binary())
-        .args(["shell", "--node", node, "--user", user])
-        .args(args)
-        .env("FLOTILLA_SHELL_PASSWORD", password)
-        .env_remove("FLOTILLA_CLUSTER_KEY")
-        .output()
-        .unwrap();
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).to_string(),
-        String::from_utf8_lossy(&output.stderr).to_string(),
-    )
+    let all: Vec<&str> = ["--node", node, "--user", user]
+        .into_iter()
+        .chain(args.iter().copied())
+        .collect();
+    run_shell(&all, &[("FLOTILLA_SHELL_PASSWORD", password)])
 }
 
 #[test]
