@@ -152,12 +152,10 @@ impl BalancerIo for NodeBalancerIo {
                         server.output_kbit = peer.load.output_kbit;
                         server.online_streams = peer.load.online_streams;
                         server.total_bandwidth_kbit = peer.load.total_bandwidth / 1000;
-                        let base = if peer.public_url.is_empty() {
-                            format!("http://{}", peer.name)
-                        } else {
-                            peer.public_url.trim_end_matches('/').to_string()
-                        };
-                        ((peer.incarnation, peer.version), Some(base))
+                        (
+                            (peer.incarnation, peer.version),
+                            Some(peer.viewer_base_url()),
+                        )
                     }
                     None => ((0, 0), Some(format!("http://{}", plan.key))),
                 }

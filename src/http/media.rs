@@ -211,11 +211,7 @@ fn redirect_to_peer(state: &ApiState, path: &str, query: Option<&str>) -> Option
         }
         end = candidate.rfind('/')?;
     };
-    let base = if peer.public_url.is_empty() {
-        format!("http://{}", peer.name)
-    } else {
-        peer.public_url.trim_end_matches('/').to_string()
-    };
+    let base = peer.viewer_base_url();
     let location = match query {
         Some(query) if !query.is_empty() => format!("{base}{path}?{query}&{HOP_PARAMETER}=1"),
         _ => format!("{base}{path}?{HOP_PARAMETER}=1"),

@@ -123,10 +123,15 @@ pub fn redirect_status(tc_url: &str, key: &str) -> rml_rtmp::rml_amf0::Amf0Value
     ]))
 }
 
+/// An RTMP app without its query and surrounding slashes.
+fn bare_app(app: &str) -> &str {
+    app.split('?').next().unwrap_or_default().trim_matches('/')
+}
+
 /// The stream name for an RTMP app and stream key (spec §6).
 pub fn stream_name(app: &str, key: &str) -> String {
     let key = key.split('?').next().unwrap_or_default();
-    let app = app.split('?').next().unwrap_or_default().trim_matches('/');
+    let app = bare_app(app);
     // `static` is reserved and dropped, also as the first part of a longer app (players
     // split `rtmp://host/static/live/news` as app `static/live`, key `news`).
     let app = app.strip_prefix("static/").unwrap_or(app);
@@ -735,7 +740,7 @@ impl Connection {
             .locate(name, now_ms)
             .into_iter()
             .find(|peer| !peer.rtmp_url.is_empty())?;
-        let app = app.split('?').next().unwrap_or_default().trim_matches('/');
+        let app = bare_app(app);
         Some(format!(
             "{}/{app}?{}=1",
             peer.rtmp_url.trim_end_matches('/'),
@@ -788,11 +793,7 @@ impl Connection {
             let now_ms = self.context.node.runtime.wall_clock_ms();
             let view = mesh.view().read().unwrap_or_else(|p| p.into_inner());
             let peer = view.locate(name, now_ms).into_iter().next()?;
-            let base = if peer.public_url.is_empty() {
-                format!("http://{}", peer.name)
-            } else {
-                peer.public_url.trim_end_matches('/').to_string()
-            };
+            let base = peer.viewer_base_url();
             let authority = base
                 .split_once("://")
                 .map_or(base.as_str(), |(_, rest)| rest)

@@ -124,6 +124,16 @@ pub struct PeerRecord {
 }
 
 impl PeerRecord {
+    /// Where viewers are sent, without a trailing slash: its `public_url`, else
+    /// `http://` and the address it is known by.
+    pub fn viewer_base_url(&self) -> String {
+        if self.public_url.is_empty() {
+            format!("http://{}", self.name)
+        } else {
+            self.public_url.trim_end_matches('/').to_string()
+        }
+    }
+
     /// Bytes this record holds: itself, its texts and its stream list (map nodes are
     /// counted as their key and value; the allocator's overhead is not).
     pub fn held_bytes(&self) -> u64 {
