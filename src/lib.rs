@@ -19,6 +19,7 @@ pub mod logging;
 pub mod media;
 pub mod mesh;
 pub mod node;
+pub mod node_core;
 pub mod plan;
 pub mod rtmp;
 pub mod sessions;

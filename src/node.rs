@@ -1,17 +1,16 @@
 //! The composition root: from a loaded config to a running node, and back down.
 //!
 //! Start-up order: resolve identity → bind every listener (so a taken port fails before
-//! anything runs) → start the actor tree → serve. Shutdown (SIGINT/SIGTERM): stop
+//! anything runs) → start the core (actor tree, mesh, media: [`crate::node_core`]) →
+//! serve. Shutdown (SIGINT/SIGTERM): stop
 //! accepting and drain HTTP, then stop the actor tree (children in reverse start order).
 //! If the root supervisor gives up on its own, the node shuts down and exits with 4.
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
-use flotilla_actors::ingest::board::IngestBoard;
 use flotilla_actors::node::NodeContext;
 use flotilla_actors::rt::Runtime;
-use flotilla_actors::supervisor::{SupervisorMsg, start_root};
-use flotilla_actors::tree::{NodeIo, node_spec};
+use flotilla_actors::supervisor::SupervisorMsg;
 use ractor::ActorRef;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -21,13 +20,10 @@ use crate::config::LoadedConfig;
 use crate::config::identity::NodeIdentity;
 use crate::error::NodeError;
 use crate::http::access::AccessPolicy;
-use crate::http::api::{ApiState, router};
+use crate::http::api::router;
 use crate::http::{HttpLimits, serve};
-use crate::ingest::NodeIngestIo;
-use crate::media::service::{MediaService, as_stream_media};
-use crate::plan::node_plan;
+use crate::node_core::{NodeCore, NodeEnv};
 use crate::rtmp::server::RtmpContext;
-use crate::sessions::SessionTable;
 
 /// A node whose listeners are bound and whose actor tree runs.
 pub struct Node {
@@ -48,9 +44,8 @@ impl Node {
         identity: NodeIdentity,
         runtime: Runtime,
     ) -> Result<Node, NodeError> {
-        let config = Arc::new(loaded.config.clone());
-        let context = NodeContext::new(identity.hostname.clone(), runtime);
-        let access = Arc::new(AccessPolicy::from_config(&config));
+        let config = &loaded.config;
+        let access = AccessPolicy::from_config(config);
         let mut bound = Vec::new();
         for http in &config.http {
             let address = http.listen.socket_addr();
@@ -75,83 +70,14 @@ impl Node {
                 })?;
             rtmp.push(listener);
         }
-        let plan = Arc::new(RwLock::new(node_plan(&config, &identity)));
-        let media = MediaService::new(context.runtime.clone());
-        let sessions = SessionTable::new(&config, context.clone(), media.directory.clone());
-        let stats = crate::stats::start(
-            &context.runtime,
-            media.directory.clone(),
-            context.name.to_string(),
-            config.total_bandwidth.map_or(0, |b| b.bits_per_second),
-        );
-        let board = IngestBoard::default();
-        let mesh = crate::mesh::node::start(
-            &config,
-            &identity,
-            &context,
-            stats.clone(),
-            media.directory.clone(),
-            board.clone(),
-        )
-        .map_err(|error| NodeError::Mesh(error.to_string()))?;
-        let rtmp_context = RtmpContext {
-            node: context.clone(),
-            directory: media.directory.clone(),
-            sessions: sessions.clone(),
-            media: as_stream_media(&media),
-            templates: Arc::new(config.templates.clone()),
-            mesh: mesh.as_ref().map(|mesh| mesh.service.clone()),
-            redirect_players: config.rtmp_redirect == Some(true),
-        };
-        let peers: Arc<dyn flotilla_actors::mesh::PeerIo> = match &mesh {
-            Some(mesh) => Arc::new(mesh.links.clone()),
-            None => Arc::new(flotilla_actors::mesh::NoMesh),
-        };
-        let ingest = NodeIngestIo {
-            view: mesh.as_ref().map(|mesh| mesh.service.view().clone()),
-            stats: stats.clone(),
-            directory: media.directory.clone(),
-            runtime: context.runtime.clone(),
-        };
-        let geoip = open_geoip(&config)?;
-        let balancer_io = Arc::new(crate::balancer::NodeBalancerIo::new(
-            &config,
-            &identity,
-            mesh.as_ref().map(|mesh| mesh.service.view().clone()),
-            stats.clone(),
-            media.directory.clone(),
-        ));
-        let balancer_board = flotilla_actors::balancer::BalancerBoard::default();
-        let io = NodeIo {
-            media: as_stream_media(&media),
-            peers,
-            ingest: Arc::new(ingest),
-            board: board.clone(),
-            balancer: balancer_io.clone(),
-            balancer_board: balancer_board.clone(),
-        };
-        let (root, root_task) = start_root(&context, node_spec(plan, io))
-            .await
-            .map_err(NodeError::Tree)?;
-        let balancers = crate::balancer::Balancers::new(
-            &config,
-            balancer_io,
-            balancer_board,
-            geoip,
-            context.runtime.clone(),
-        );
-        let state = ApiState {
-            config: config.clone(),
-            identity: Arc::new(identity),
-            access: access.clone(),
-            node: context.clone(),
-            directory: media.directory.clone(),
-            sessions: sessions.clone(),
-            stats,
-            mesh: mesh.map(|mesh| mesh.service),
-            ingest: board,
-            balancers,
-        };
+        let core = NodeCore::start(loaded, identity, runtime, NodeEnv::system()).await?;
+        let NodeCore {
+            state,
+            rtmp: rtmp_context,
+            root,
+            root_task,
+        } = core;
+        let context = state.node.clone();
         // The shell answers through the API (every route), over the mesh endpoint.
         if let Some(mesh) = &state.mesh {
             let shell = crate::shell::server::ShellServer::new(
@@ -262,24 +188,4 @@ pub async fn termination_signal() -> std::io::Result<&'static str> {
         _ = terminate.recv() => "SIGTERM",
         _ = interrupt.recv() => "SIGINT",
     })
-}
-
-/// The GeoIP database of `geoip PATH;`, read once. Without one, balancer country lists
-/// are ignored, and the operator is told so.
-fn open_geoip(
-    config: &crate::config::Config,
-) -> Result<Option<Arc<crate::geoip::GeoIp>>, NodeError> {
-    let lists_countries = config.balancers.iter().any(|b| b.routes_by_country());
-    let Some(path) = &config.geoip else {
-        if lists_countries {
-            tracing::warn!(
-                "balancer country lists are ignored: no `geoip PATH;` database is configured (every listed server is a candidate for every viewer)"
-            );
-        }
-        return Ok(None);
-    };
-    let geoip = crate::geoip::GeoIp::open(std::path::Path::new(path))
-        .map_err(|error| NodeError::GeoIp(error.to_string()))?;
-    tracing::info!(path = %path, database = %geoip.database_type, "geoip database loaded");
-    Ok(Some(Arc::new(geoip)))
 }

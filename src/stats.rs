@@ -100,6 +100,19 @@ pub fn start(
     hostname: String,
     total_bandwidth_bps: u64,
 ) -> StatsBoard {
+    start_with(runtime, directory, hostname, total_bandwidth_bps, true)
+}
+
+/// [`start`], choosing whether the host's CPU and memory are read (`sample_host`): a
+/// simulated node shares its host with its whole cluster, so it reports 0 instead of a
+/// figure that would make runs differ.
+pub fn start_with(
+    runtime: &Runtime,
+    directory: Directory,
+    hostname: String,
+    total_bandwidth_bps: u64,
+    sample_host: bool,
+) -> StatsBoard {
     let started_at = runtime.wall_clock_ms();
     let board = StatsBoard {
         snapshot: Arc::new(RwLock::new(NodeStats {
@@ -116,9 +129,10 @@ pub fn start(
         let specifics = RefreshKind::nothing()
             .with_cpu(CpuRefreshKind::nothing().with_usage())
             .with_memory(MemoryRefreshKind::nothing().with_ram());
-        let mut system = match System::new_with_specifics(specifics) {
-            Ok(system) => Some(system),
-            Err(error) => {
+        let mut system = match sample_host.then(|| System::new_with_specifics(specifics)) {
+            None => None,
+            Some(Ok(system)) => Some(system),
+            Some(Err(error)) => {
                 tracing::warn!(%error, "host CPU and memory usage cannot be read; reporting 0");
                 None
             }

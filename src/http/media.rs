@@ -203,14 +203,7 @@ fn redirect_to_peer(state: &ApiState, path: &str, query: Option<&str>) -> Option
     let name_path = path.trim_start_matches('/');
     let now_ms = state.node.runtime.wall_clock_ms();
     let view = mesh.view().read().unwrap_or_else(|p| p.into_inner());
-    let mut end = name_path.len();
-    let peer = loop {
-        let candidate = &name_path[..end];
-        if let Some(peer) = view.locate(candidate, now_ms).into_iter().next() {
-            break peer;
-        }
-        end = candidate.rfind('/')?;
-    };
+    let peer = view.redirect_target(name_path, now_ms)?;
     let base = peer.viewer_base_url();
     let location = match query {
         Some(query) if !query.is_empty() => format!("{base}{path}?{query}&{HOP_PARAMETER}=1"),

@@ -3,7 +3,6 @@
 //! to peers learnt from it (a node configured with one seed peer joins the whole mesh).
 
 use std::collections::HashMap;
-use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -45,11 +44,6 @@ pub struct MeshLinks {
     timeouts: Arc<Mutex<HashMap<String, PeerTimeouts>>>,
 }
 
-/// Resolves `host:port` (names through the system resolver; loopback in tests).
-fn resolve(key: &str) -> Option<SocketAddr> {
-    key.to_socket_addrs().ok()?.next()
-}
-
 impl MeshLinks {
     pub fn new(
         mesh: MeshService,
@@ -89,7 +83,7 @@ impl MeshLinks {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .add_peer(key, public_url, timeouts.fetch_ms, timeouts.stale_ms);
-        if let Some(address) = resolve(key) {
+        if let Some(address) = self.mesh.resolve(key) {
             self.links
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
@@ -113,7 +107,7 @@ impl MeshLinks {
         // A learnt peer: the cluster key, resolved now.
         let target = PeerTarget {
             key: key.to_string(),
-            address: resolve(key)?,
+            address: self.mesh.resolve(key)?,
             identity: self.default_identity.clone(),
         };
         links.targets.insert(key.to_string(), target.clone());

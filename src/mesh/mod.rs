@@ -1,11 +1,13 @@
 //! The cluster mesh: QUIC between nodes, authenticated by the cluster key.
 //!
 //! `wire` encodes, `auth` authenticates, `exchange` and `service` run exchanges over one
-//! quinn endpoint, `links` is what peer link actors drive, `node` wires it into a node.
+//! quinn endpoint, `links` is what peer link actors drive, `net` is the socket seam the simulator
+//! replaces, `node` wires it into a node.
 
 pub mod auth;
 pub mod exchange;
 pub mod links;
+pub mod net;
 pub mod node;
 pub mod service;
 pub mod wire;

@@ -11,6 +11,7 @@ use flotilla_actors::node::NodeContext;
 
 use super::auth::ClusterIdentity;
 use super::links::{MeshLinks, PeerTimeouts};
+use super::net::MeshNet;
 use super::service::{LocalState, MeshError, MeshService};
 use super::wire::{NodeAddress, NodeLoad, StreamEntry};
 use crate::config::Config;
@@ -41,6 +42,7 @@ pub fn start(
     config: &Config,
     identity: &NodeIdentity,
     node: &NodeContext,
+    net: Arc<dyn MeshNet>,
     stats: StatsBoard,
     directory: Directory,
     board: IngestBoard,
@@ -152,6 +154,7 @@ pub fn start(
     });
     let service = MeshService::start(
         node.runtime.clone(),
+        net,
         bind,
         me,
         identities,

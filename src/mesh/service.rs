@@ -17,6 +17,7 @@ use flotilla_actors::rt::Runtime;
 
 use super::auth::{self, ClusterIdentity, MESH_ALPN, SHELL_ALPN};
 use super::exchange::{self, ExchangeError};
+use super::net::MeshNet;
 use super::wire::{Message, NodeAddress, NodeLoad, StreamEntry};
 
 /// What this node advertises, read fresh for every exchange.
@@ -43,6 +44,8 @@ type Sent = (u64, BTreeMap<String, StreamEntry>);
 
 struct Inner {
     endpoint: quinn::Endpoint,
+    /// Where the endpoint came from; resolves peers too.
+    net: Arc<dyn MeshNet>,
     runtime: Runtime,
     me: NodeAddress,
     incarnation: u64,
@@ -108,6 +111,7 @@ impl MeshService {
     /// first is this node's own cluster key).
     pub fn start(
         runtime: Runtime,
+        net: Arc<dyn MeshNet>,
         bind: SocketAddr,
         me: NodeAddress,
         identities: Vec<ClusterIdentity>,
@@ -120,8 +124,9 @@ impl MeshService {
             .cloned()
             .ok_or_else(|| auth::AuthError::Tls("no cluster identity".into()))?;
         let shell_client = auth::client_config(&identity, SHELL_ALPN)?;
-        let endpoint =
-            quinn::Endpoint::server(server, bind).map_err(|e| MeshError::Bind(bind, e))?;
+        let endpoint = net
+            .endpoint(server, bind)
+            .map_err(|e| MeshError::Bind(bind, e))?;
         let mut clients = HashMap::new();
         for identity in &identities {
             clients.insert(
@@ -132,6 +137,7 @@ impl MeshService {
         let service = MeshService {
             inner: Arc::new(Inner {
                 endpoint,
+                net,
                 incarnation: runtime.wall_clock_ms(),
                 runtime,
                 me,
@@ -157,6 +163,11 @@ impl MeshService {
     /// The UDP address the endpoint is bound to.
     pub fn local_addr(&self) -> Option<SocketAddr> {
         self.inner.endpoint.local_addr().ok()
+    }
+
+    /// The address of a peer's `host:port`, through the node's network.
+    pub fn resolve(&self, key: &str) -> Option<SocketAddr> {
+        self.inner.net.resolve(key)
     }
 
     /// The shared cluster view.
@@ -474,6 +485,7 @@ mod tests {
         let local: LocalState = Arc::new(move || (NodeLoad::default(), streams.clone()));
         MeshService::start(
             runtime,
+            Arc::new(crate::mesh::net::SystemNet),
             "127.0.0.1:0".parse().unwrap(),
             me,
             vec![ClusterIdentity::derive(key).unwrap()],

@@ -24,6 +24,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use super::placement::{Candidate, IngestStream, Reason, place};
+use super::sabotage::Sabotage;
 use crate::mesh::view::IngestRole;
 
 /// Restarts of one capture within [`FAILURE_WINDOW_MS`] after which it counts as failed
@@ -126,6 +127,8 @@ pub struct BookSettings {
     pub settle_ms: u64,
     /// Minority restraint: a node seeing fewer than half of the cluster takes nothing over.
     pub minority_restraint: bool,
+    /// A rule broken on purpose (the simulator's checks of its checks).
+    pub sabotage: Option<Sabotage>,
 }
 
 /// What the coordinator must do.
@@ -281,6 +284,7 @@ impl IngestBook {
             failback_hold_ms: 0,
             settle_ms: 0,
             minority_restraint: false,
+            sabotage: None,
         })
     }
 
@@ -498,10 +502,16 @@ impl IngestBook {
                     excluded.push(input.me.name.clone());
                 }
                 let captured_by = capture_holder(input, &self.captures, &stream.name);
+                let no_failback = settings.sabotage == Some(Sabotage::NoFailback)
+                    && captured_by.is_some();
                 IngestStream {
                     name: stream.name.clone(),
                     // An unresolvable capture_at (that node is down) is simply no preference.
-                    capture_at: stream.capture_at.as_deref().and_then(resolve),
+                    capture_at: stream
+                        .capture_at
+                        .as_deref()
+                        .and_then(resolve)
+                        .filter(|_| !no_failback),
                     excluded,
                     captured_by,
                 }
@@ -529,7 +539,17 @@ impl IngestBook {
                 _ => now_ms,
             };
             self.owners.insert(name.clone(), (owner.clone(), since));
-            let owner_is_me = owner.as_deref() == Some(input.me.name.as_str());
+            let second_choice = || {
+                members
+                    .iter()
+                    .map(|member| member.name.as_str())
+                    .filter(|name| Some(*name) != owner.as_deref())
+                    .min()
+            };
+            let owner_is_me = owner.as_deref() == Some(input.me.name.as_str())
+                || (settings.sabotage == Some(Sabotage::DoubleCapture)
+                    && owner.is_some()
+                    && second_choice() == Some(input.me.name.as_str()));
             let owner_captures = owner.as_deref().is_some_and(|owner| {
                 input.peers.iter().any(|peer| {
                     peer.name == owner

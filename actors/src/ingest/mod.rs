@@ -11,6 +11,7 @@
 pub mod board;
 pub mod book;
 pub mod placement;
+pub mod sabotage;
 #[cfg(test)]
 mod tests;
 
@@ -57,6 +58,8 @@ pub struct IngestPlan {
     pub tick_ms: u64,
     /// Minority restraint (off by default: survivors take everything over).
     pub minority_restraint: bool,
+    /// A rule broken on purpose (simulator only; see [`sabotage`]).
+    pub sabotage: Option<sabotage::Sabotage>,
 }
 
 /// What the coordinator reads from the node.
@@ -172,8 +175,10 @@ fn members(
         size += 1;
         match state {
             PeerState::Connecting => unheard += 1,
-            PeerState::Alive
-                if !record.hostname.is_empty()
+            PeerState::Alive | PeerState::Stale
+                if (state == PeerState::Alive
+                    || plan.sabotage == Some(sabotage::Sabotage::IgnoreStale))
+                    && !record.hostname.is_empty()
                     && record.hostname != plan.me
                     && !peers.iter().any(|p: &Member| p.name == record.hostname) =>
             {
@@ -368,6 +373,7 @@ impl Worker for IngestCoordinator {
             failback_hold_ms: plan.ingest.failback_hold_ms,
             settle_ms: plan.ingest.settle_ms,
             minority_restraint: plan.ingest.minority_restraint,
+            sabotage: plan.ingest.sabotage,
         };
         // A restarted coordinator picks up the captures still running under `streams`.
         let mut book = IngestBook::new(settings, now_ms);

@@ -12,6 +12,7 @@ const SETTINGS: BookSettings = BookSettings {
     failback_hold_ms: 6_000,
     settle_ms: 3_000,
     minority_restraint: false,
+    sabotage: None,
 };
 
 fn member(name: &str) -> Member {

@@ -333,6 +333,20 @@ impl ClusterView {
         found.into_iter().map(|(peer, _)| peer).collect()
     }
 
+    /// Where a viewer asking for `path` (a stream name, possibly followed by `/file`) is
+    /// sent: the first peer [`ClusterView::locate`] gives for the longest stream name
+    /// that prefixes the path. Every redirect of a node is this answer.
+    pub fn redirect_target(&self, path: &str, now_ms: u64) -> Option<&PeerRecord> {
+        let mut end = path.len();
+        loop {
+            let candidate = &path[..end];
+            if let Some(peer) = self.locate(candidate, now_ms).into_iter().next() {
+                return Some(peer);
+            }
+            end = candidate.rfind('/')?;
+        }
+    }
+
     /// The highest capture of `stream` among alive peers that capture it with frames
     /// flowing: (epoch, peer). Captures are ordered by (epoch, hostname), the order every
     /// node uses, so two captures started with the same epoch in a partition still have

@@ -1,0 +1,199 @@
+//! The node without its listeners: configuration in, running actor tree, mesh, media
+//! plane and the state every edge serves from out.
+//!
+//! [`crate::node::Node`] adds the HTTP and RTMP listeners of the config to this; the
+//! deterministic simulator (crate `flotilla-sim`) runs many of these in one process with
+//! its own [`NodeEnv`]: a simulated network under the mesh, fake media sources, no host
+//! sampling. Keeping one composition for both is what makes the simulation test the code
+//! that ships.
+
+use std::sync::{Arc, RwLock};
+
+use flotilla_actors::ingest::board::IngestBoard;
+use flotilla_actors::ingest::sabotage::Sabotage;
+use flotilla_actors::node::NodeContext;
+use flotilla_actors::rt::Runtime;
+use flotilla_actors::stream::StreamMedia;
+use flotilla_actors::supervisor::{SupervisorMsg, start_root};
+use flotilla_actors::tree::{NodeIo, node_spec};
+use ractor::ActorRef;
+use tokio::task::JoinHandle;
+
+use crate::config::LoadedConfig;
+use crate::config::identity::NodeIdentity;
+use crate::error::NodeError;
+use crate::http::access::AccessPolicy;
+use crate::http::api::ApiState;
+use crate::ingest::NodeIngestIo;
+use crate::media::directory::Directory;
+use crate::media::service::{MediaService, as_stream_media};
+use crate::mesh::net::{MeshNet, SystemNet};
+use crate::plan::node_plan;
+use crate::rtmp::server::RtmpContext;
+use crate::sessions::SessionTable;
+
+/// Builds the media a node's streams run: given the node's directory and runtime.
+pub type MediaFactory = Arc<dyn Fn(Directory, Runtime) -> Arc<dyn StreamMedia> + Send + Sync>;
+
+/// What a node takes from its environment.
+#[derive(Clone)]
+pub struct NodeEnv {
+    /// The mesh's sockets and resolver.
+    pub mesh_net: Arc<dyn MeshNet>,
+    /// The media of streams; `None` runs the real inputs and packaging.
+    pub media: Option<MediaFactory>,
+    /// Read the host's CPU and memory for the stats and the mesh's load figures.
+    pub sample_host: bool,
+    /// A cluster_ingest rule broken on purpose (the simulator's `--sabotage`; never set
+    /// for a real node).
+    pub sabotage: Option<Sabotage>,
+}
+
+impl NodeEnv {
+    /// A real node's environment: the OS network, real media, host sampling.
+    pub fn system() -> NodeEnv {
+        NodeEnv {
+            mesh_net: Arc::new(SystemNet),
+            media: None,
+            sample_host: true,
+            sabotage: None,
+        }
+    }
+}
+
+/// A running node core.
+pub struct NodeCore {
+    /// What HTTP handlers, the shell and the simulator read.
+    pub state: ApiState,
+    /// What RTMP connections use.
+    pub rtmp: RtmpContext,
+    /// The root supervisor.
+    pub root: ActorRef<SupervisorMsg>,
+    /// Ends when the root supervisor stops (given up, or stopped).
+    pub root_task: JoinHandle<()>,
+}
+
+impl NodeCore {
+    /// Starts the actor tree, the mesh and the media plane of `loaded` for `identity`.
+    pub async fn start(
+        loaded: &LoadedConfig,
+        identity: NodeIdentity,
+        runtime: Runtime,
+        env: NodeEnv,
+    ) -> Result<NodeCore, NodeError> {
+        let config = Arc::new(loaded.config.clone());
+        let context = NodeContext::new(identity.hostname.clone(), runtime);
+        let access = Arc::new(AccessPolicy::from_config(&config));
+        let mut plan = node_plan(&config, &identity);
+        plan.ingest.sabotage = env.sabotage;
+        let plan = Arc::new(RwLock::new(plan));
+        let service = MediaService::new(context.runtime.clone());
+        let media = match &env.media {
+            Some(factory) => factory(service.directory.clone(), context.runtime.clone()),
+            None => as_stream_media(&service),
+        };
+        let sessions = SessionTable::new(&config, context.clone(), service.directory.clone());
+        let stats = crate::stats::start_with(
+            &context.runtime,
+            service.directory.clone(),
+            context.name.to_string(),
+            config.total_bandwidth.map_or(0, |b| b.bits_per_second),
+            env.sample_host,
+        );
+        let board = IngestBoard::default();
+        let mesh = crate::mesh::node::start(
+            &config,
+            &identity,
+            &context,
+            env.mesh_net.clone(),
+            stats.clone(),
+            service.directory.clone(),
+            board.clone(),
+        )
+        .map_err(|error| NodeError::Mesh(error.to_string()))?;
+        let rtmp = RtmpContext {
+            node: context.clone(),
+            directory: service.directory.clone(),
+            sessions: sessions.clone(),
+            media: media.clone(),
+            templates: Arc::new(config.templates.clone()),
+            mesh: mesh.as_ref().map(|mesh| mesh.service.clone()),
+            redirect_players: config.rtmp_redirect == Some(true),
+        };
+        let peers: Arc<dyn flotilla_actors::mesh::PeerIo> = match &mesh {
+            Some(mesh) => Arc::new(mesh.links.clone()),
+            None => Arc::new(flotilla_actors::mesh::NoMesh),
+        };
+        let ingest = NodeIngestIo {
+            view: mesh.as_ref().map(|mesh| mesh.service.view().clone()),
+            stats: stats.clone(),
+            directory: service.directory.clone(),
+            runtime: context.runtime.clone(),
+        };
+        let geoip = open_geoip(&config)?;
+        let balancer_io = Arc::new(crate::balancer::NodeBalancerIo::new(
+            &config,
+            &identity,
+            mesh.as_ref().map(|mesh| mesh.service.view().clone()),
+            stats.clone(),
+            service.directory.clone(),
+        ));
+        let balancer_board = flotilla_actors::balancer::BalancerBoard::default();
+        let io = NodeIo {
+            media,
+            peers,
+            ingest: Arc::new(ingest),
+            board: board.clone(),
+            balancer: balancer_io.clone(),
+            balancer_board: balancer_board.clone(),
+        };
+        let (root, root_task) = start_root(&context, node_spec(plan, io))
+            .await
+            .map_err(NodeError::Tree)?;
+        let balancers = crate::balancer::Balancers::new(
+            &config,
+            balancer_io,
+            balancer_board,
+            geoip,
+            context.runtime.clone(),
+        );
+        let state = ApiState {
+            config,
+            identity: Arc::new(identity),
+            access,
+            node: context,
+            directory: service.directory.clone(),
+            sessions,
+            stats,
+            mesh: mesh.map(|mesh| mesh.service),
+            ingest: board,
+            balancers,
+        };
+        Ok(NodeCore {
+            state,
+            rtmp,
+            root,
+            root_task,
+        })
+    }
+}
+
+/// The GeoIP database of `geoip PATH;`, read once. Without one, balancer country lists
+/// are ignored, and the operator is told so.
+fn open_geoip(
+    config: &crate::config::Config,
+) -> Result<Option<Arc<crate::geoip::GeoIp>>, NodeError> {
+    let lists_countries = config.balancers.iter().any(|b| b.routes_by_country());
+    let Some(path) = &config.geoip else {
+        if lists_countries {
+            tracing::warn!(
+                "balancer country lists are ignored: no `geoip PATH;` database is configured (every listed server is a candidate for every viewer)"
+            );
+        }
+        return Ok(None);
+    };
+    let geoip = crate::geoip::GeoIp::open(std::path::Path::new(path))
+        .map_err(|error| NodeError::GeoIp(error.to_string()))?;
+    tracing::info!(path = %path, database = %geoip.database_type, "geoip database loaded");
+    Ok(Some(Arc::new(geoip)))
+}
