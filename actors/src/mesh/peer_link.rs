@@ -107,9 +107,14 @@ impl Worker for PeerLink {
     }
 
     fn memory_probe(&self, state: &PeerLinkState) -> Option<crate::registry::MemoryProbe> {
-        let io = self.io.clone();
+        // Weak: the mesh io holds the node's context, whose registry holds this probe; a
+        // strong reference would be a cycle that outlives the node (a restarted node in
+        // the simulator found its mesh port still taken).
+        let io = Arc::downgrade(&self.io);
         let peer = state.address.clone();
-        Some(Arc::new(move || io.held_bytes(&peer)))
+        Some(Arc::new(move || {
+            io.upgrade().map_or(0, |io| io.held_bytes(&peer))
+        }))
     }
 }
 

@@ -1,0 +1,413 @@
+//! The invariants a run must keep (reliability.md §A4, I1–I10), plus: every redirect
+//! points at a live capturer, and no actor or capture outlives its purpose.
+//!
+//! The checker is fed one [`Observation`] of the whole cluster every
+//! [`OBSERVE_PERIOD_MS`]; safety properties are checked at every observation, liveness
+//! properties against bounds derived from the cluster's timeouts. The first violation
+//! ends the run.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use flotilla_actors::ingest::book::MAX_CAPTURE_RESTARTS;
+
+use crate::cluster::{FETCH_TIMEOUT_MS, STALE_TIMEOUT_MS};
+
+/// How often the cluster is observed, simulated ms.
+pub const OBSERVE_PERIOD_MS: u64 = 250;
+
+/// A capture that lost its owner is replaced within this (I2): the peer goes stale, one
+/// more exchange, the new owner's start and first frame, and a margin of two ticks.
+pub const FAILOVER_MS: u64 = STALE_TIMEOUT_MS + 2 * FETCH_TIMEOUT_MS + 2_000;
+
+/// Per node that cannot reach a camera, the time to find out (connect timeouts and
+/// restarts until the capture is marked failed there), added to [`FAILOVER_MS`] for
+/// cameras only some nodes reach.
+pub const UNREACHABLE_NODE_MS: u64 = 30_000;
+
+/// After the heal, duplicates from the chaos end within this (I3): links reconnect and
+/// exchange, and the losers stop.
+pub const DUPLICATES_END_MS: u64 = STALE_TIMEOUT_MS + 3 * FETCH_TIMEOUT_MS;
+
+/// A hand-over (make before break) overlaps two captures at most this long (I3).
+pub const HANDOVER_OVERLAP_MS: u64 = 3 * FETCH_TIMEOUT_MS + 2_000;
+
+/// After the heal, the cluster is at rest within this: restarted nodes settle, a
+/// returning preferred node waits its fail-back hold (×4 for a flapping one), and the
+/// hand-over completes.
+pub const AT_REST_MS: u64 = STALE_TIMEOUT_MS + 4 * 2 * STALE_TIMEOUT_MS + HANDOVER_OVERLAP_MS + 4_000;
+
+/// Two nodes whose views differ may disagree on an owner until their views converge:
+/// one exchange round each way and a tick (I6).
+pub const VIEWS_CONVERGE_MS: u64 = 2 * FETCH_TIMEOUT_MS + 1_000;
+
+/// Capture starts of one stream on one node within [`RESTART_WINDOW_MS`] (I9): the first
+/// start and the restarts the ingest book tolerates before it marks the source failed.
+pub const MAX_STARTS_IN_WINDOW: usize = MAX_CAPTURE_RESTARTS + 2;
+
+/// The window of [`MAX_STARTS_IN_WINDOW`].
+pub const RESTART_WINDOW_MS: u64 = 60_000;
+
+/// A node as observed.
+#[derive(Debug, Clone, Default)]
+pub struct NodeObservation {
+    /// Its incarnation (start, simulated ms).
+    pub incarnation_ms: u64,
+    /// Owner per stream in its ingest table.
+    pub owners: BTreeMap<String, Option<String>>,
+    /// Streams it captures by its board, with epochs.
+    pub capturing: BTreeMap<String, u64>,
+    /// (incarnation, version) of each peer in its view, by peer key.
+    pub versions: BTreeMap<String, (u64, u64)>,
+    /// Alive peers' hostnames in its view.
+    pub alive_peers: BTreeSet<String>,
+    /// Where it sends a viewer of each stream: itself (`Some(me)`), a peer's hostname,
+    /// or nowhere (`None`).
+    pub viewer_goes_to: BTreeMap<String, Option<String>>,
+    /// Stream actors under its `streams` supervisor.
+    pub stream_actors: BTreeSet<String>,
+    /// Minority restraint holds it back.
+    pub restrained: bool,
+}
+
+/// The cluster at one instant.
+#[derive(Debug, Clone, Default)]
+pub struct Observation {
+    pub at_ms: u64,
+    /// Running nodes, by hostname.
+    pub nodes: BTreeMap<String, NodeObservation>,
+    /// Captures with frames flowing: stream → nodes.
+    pub running: BTreeMap<String, BTreeSet<String>>,
+    /// Streams some running node reaches the camera of, with how many running nodes
+    /// cannot.
+    pub coverable: BTreeMap<String, usize>,
+    /// Preferred (capture_at) node per stream.
+    pub preferred: BTreeMap<String, String>,
+    /// Nodes that reach each stream's camera.
+    pub reachers: BTreeMap<String, BTreeSet<String>>,
+    /// No fault active since this simulated ms (`None`: a fault is active now).
+    pub calm_since_ms: Option<u64>,
+    /// Simulated ms of the heal (`None` during chaos).
+    pub healed_at_ms: Option<u64>,
+    /// Nodes isolated now, with the streams they captured when isolated.
+    pub isolated: BTreeMap<String, BTreeSet<String>>,
+}
+
+/// A broken invariant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// Its short name (`I1` … `I10`, `redirect`, `leak`).
+    pub invariant: &'static str,
+    pub at_ms: u64,
+    pub detail: String,
+}
+
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} violated at {}.{:03}: {}",
+            self.invariant,
+            self.at_ms / 1000,
+            self.at_ms % 1000,
+            self.detail
+        )
+    }
+}
+
+/// State kept between observations.
+#[derive(Debug, Default)]
+pub struct Checker {
+    /// Per (observer, its incarnation, peer): the highest (incarnation, version) seen.
+    versions: BTreeMap<(String, u64, String), (u64, u64)>,
+    /// Per (node, incarnation, stream): the epoch of its last capture, and whether that
+    /// capture is still on.
+    epochs: BTreeMap<(String, u64, String), (u64, bool)>,
+    /// Since when each stream has had no capture, simulated ms.
+    uncovered_since_ms: BTreeMap<String, u64>,
+    /// Since when each stream has had two or more captures.
+    duplicated_since_ms: BTreeMap<String, u64>,
+    /// Capture starts, per (node, stream), simulated ms.
+    starts: BTreeMap<(String, String), Vec<u64>>,
+    /// Capture sets at the last observation (for I5).
+    last_running: BTreeMap<String, BTreeSet<String>>,
+    /// Since when nodes have disagreed on each stream's owner.
+    disagreeing_since_ms: BTreeMap<String, u64>,
+}
+
+fn violation(invariant: &'static str, at_ms: u64, detail: String) -> Result<(), Violation> {
+    Err(Violation {
+        invariant,
+        at_ms,
+        detail,
+    })
+}
+
+impl Checker {
+    /// Records that `node` started capturing `stream` at `at_ms` (from the ledger).
+    pub fn started(&mut self, node: &str, stream: &str, at_ms: u64) -> Result<(), Violation> {
+        let starts = self
+            .starts
+            .entry((node.to_string(), stream.to_string()))
+            .or_default();
+        starts.push(at_ms);
+        starts.retain(|at| at_ms.saturating_sub(*at) < RESTART_WINDOW_MS);
+        if starts.len() > MAX_STARTS_IN_WINDOW {
+            return violation(
+                "I9",
+                at_ms,
+                format!(
+                    "{node} started {stream} {} times within {} s (bound {MAX_STARTS_IN_WINDOW})",
+                    starts.len(),
+                    RESTART_WINDOW_MS / 1000
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    /// Checks one observation.
+    pub fn observe(&mut self, o: &Observation) -> Result<(), Violation> {
+        self.gossip_monotonic(o)?;
+        self.epochs_grow(o)?;
+        self.restraint(o)?;
+        self.coverage(o)?;
+        self.duplicates(o)?;
+        if let Some(healed_ms) = o.healed_at_ms
+            && o.at_ms >= healed_ms + AT_REST_MS
+        {
+            self.at_rest(o)?;
+        }
+        self.last_running.clone_from(&o.running);
+        Ok(())
+    }
+
+    /// I10: no view ever goes back to an older state of a peer.
+    fn gossip_monotonic(&mut self, o: &Observation) -> Result<(), Violation> {
+        for (node, seen) in &o.nodes {
+            for (peer, version) in &seen.versions {
+                let key = (node.clone(), seen.incarnation_ms, peer.clone());
+                let highest = self.versions.entry(key).or_default();
+                if version < highest {
+                    return violation(
+                        "I10",
+                        o.at_ms,
+                        format!("{node}'s view of {peer} went back from {highest:?} to {version:?}"),
+                    );
+                }
+                *highest = *version;
+            }
+        }
+        Ok(())
+    }
+
+    /// I8: each new capture of a stream by a node takes an epoch above its previous one.
+    fn epochs_grow(&mut self, o: &Observation) -> Result<(), Violation> {
+        for (node, seen) in &o.nodes {
+            for (key, (_, on)) in self.epochs.iter_mut() {
+                if key.0 == *node && key.1 == seen.incarnation_ms && !seen.capturing.contains_key(&key.2) {
+                    *on = false;
+                }
+            }
+            for (stream, epoch) in &seen.capturing {
+                let key = (node.clone(), seen.incarnation_ms, stream.clone());
+                match self.epochs.get(&key) {
+                    Some((previous, false)) if epoch <= previous => {
+                        return violation(
+                            "I8",
+                            o.at_ms,
+                            format!("{node} captures {stream} again with epoch {epoch}, not above its previous {previous}"),
+                        );
+                    }
+                    Some((previous, true)) if epoch < previous => {
+                        return violation(
+                            "I8",
+                            o.at_ms,
+                            format!("{node}'s epoch of {stream} went back from {previous} to {epoch}"),
+                        );
+                    }
+                    _ => {}
+                }
+                self.epochs.insert(key, (*epoch, true));
+            }
+        }
+        Ok(())
+    }
+
+    /// I7: an isolated node with minority restraint takes nothing new.
+    fn restraint(&self, o: &Observation) -> Result<(), Violation> {
+        for (node, before) in &o.isolated {
+            let Some(seen) = o.nodes.get(node) else {
+                continue;
+            };
+            if let Some(stream) = seen.capturing.keys().find(|s| !before.contains(*s)) {
+                return violation(
+                    "I7",
+                    o.at_ms,
+                    format!("isolated {node} took {stream} over (it had {before:?})"),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// I2: a stream some node can capture is captured again within the failover bound
+    /// once the cluster is calm.
+    fn coverage(&mut self, o: &Observation) -> Result<(), Violation> {
+        for (stream, unreachable_from) in &o.coverable {
+            if o.running.get(stream).is_some_and(|nodes| !nodes.is_empty()) {
+                self.uncovered_since_ms.remove(stream);
+                continue;
+            }
+            let since = *self.uncovered_since_ms.entry(stream.clone()).or_insert(o.at_ms);
+            let Some(calm_since) = o.calm_since_ms else {
+                continue;
+            };
+            let bound = FAILOVER_MS + *unreachable_from as u64 * UNREACHABLE_NODE_MS;
+            let from = since.max(calm_since);
+            if o.at_ms.saturating_sub(from) > bound {
+                return violation(
+                    "I2",
+                    o.at_ms,
+                    format!(
+                        "{stream} has had no capture for {} ms of calm (bound {bound} ms)",
+                        o.at_ms - from
+                    ),
+                );
+            }
+        }
+        self.uncovered_since_ms
+            .retain(|stream, _| o.coverable.contains_key(stream));
+        Ok(())
+    }
+
+    /// I3: after the heal, duplicates end within the bound, and a hand-over overlaps
+    /// captures only briefly.
+    fn duplicates(&mut self, o: &Observation) -> Result<(), Violation> {
+        for (stream, nodes) in &o.running {
+            if nodes.len() < 2 {
+                self.duplicated_since_ms.remove(stream);
+                continue;
+            }
+            let since = *self.duplicated_since_ms.entry(stream.clone()).or_insert(o.at_ms);
+            let Some(healed_ms) = o.healed_at_ms else {
+                continue;
+            };
+            let from = since.max(healed_ms + DUPLICATES_END_MS);
+            if o.at_ms >= healed_ms + DUPLICATES_END_MS
+                && o.at_ms.saturating_sub(from) > HANDOVER_OVERLAP_MS
+            {
+                return violation(
+                    "I3",
+                    o.at_ms,
+                    format!("{stream} captured by {nodes:?} since {} ms", since),
+                );
+            }
+        }
+        self.duplicated_since_ms
+            .retain(|stream, _| o.running.get(stream).is_some_and(|n| n.len() >= 2));
+        Ok(())
+    }
+
+    /// I1, I4, I5, I6 and redirects, once the healed cluster is at rest.
+    fn at_rest(&mut self, o: &Observation) -> Result<(), Violation> {
+        let live: BTreeSet<&String> = o.nodes.keys().collect();
+        for (stream, reachers) in &o.reachers {
+            let capturers = o.running.get(stream).cloned().unwrap_or_default();
+            // I6: every node computes the same owner, up to one exchange round.
+            let owners: BTreeSet<&Option<String>> =
+                o.nodes.values().filter_map(|n| n.owners.get(stream)).collect();
+            if owners.len() > 1 {
+                let since = *self.disagreeing_since_ms.entry(stream.clone()).or_insert(o.at_ms);
+                if o.at_ms.saturating_sub(since) > VIEWS_CONVERGE_MS {
+                    let by_node: Vec<String> = o
+                        .nodes
+                        .iter()
+                        .map(|(node, seen)| format!("{node}→{:?}", seen.owners.get(stream).cloned().flatten()))
+                        .collect();
+                    return violation(
+                        "I6",
+                        o.at_ms,
+                        format!("nodes disagree on the owner of {stream} for {} ms: {}", o.at_ms - since, by_node.join(" ")),
+                    );
+                }
+                continue;
+            }
+            self.disagreeing_since_ms.remove(stream);
+            let owner = owners.into_iter().next().cloned().flatten();
+            if !reachers.iter().any(|n| live.contains(n)) {
+                continue;
+            }
+            // I1: exactly one capturer, one that reaches the camera, and the owner unless
+            // the owner cannot reach it (it is probing the camera again after its failure
+            // mark expired, while the capturer keeps the stream: make before break).
+            let owner_reaches = owner.as_ref().is_some_and(|owner| reachers.contains(owner));
+            let capturer_ok = capturers.len() == 1
+                && capturers.iter().all(|c| reachers.contains(c))
+                && (!owner_reaches || owner.as_ref() == capturers.iter().next());
+            if !capturer_ok {
+                return violation(
+                    "I1",
+                    o.at_ms,
+                    format!("{stream} at rest is captured by {capturers:?}, owner {owner:?}"),
+                );
+            }
+            let capturer = capturers.iter().next().cloned().unwrap_or_default();
+            // I4: a live preferred node that reaches the camera has its stream back.
+            if let Some(preferred) = o.preferred.get(stream)
+                && live.contains(preferred)
+                && reachers.contains(preferred)
+                && capturer != *preferred
+            {
+                return violation(
+                    "I4",
+                    o.at_ms,
+                    format!("{stream} is still captured by {capturer}, not by its capture_at node {preferred}"),
+                );
+            }
+            // I5: no ownership change while stable.
+            if self.last_running.get(stream) != o.running.get(stream) {
+                return violation(
+                    "I5",
+                    o.at_ms,
+                    format!("{stream} moved at rest: {:?} → {capturers:?}", self.last_running.get(stream)),
+                );
+            }
+            // Every node sends viewers to the capturer.
+            for (node, seen) in &o.nodes {
+                let goes_to = seen.viewer_goes_to.get(stream).cloned().flatten();
+                if goes_to.as_ref() != Some(&capturer) {
+                    return violation(
+                        "redirect",
+                        o.at_ms,
+                        format!("{node} sends viewers of {stream} to {goes_to:?}, the capturer is {capturer}"),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// At the end: stream actors match captures, and no capture runs without its actor.
+    pub fn no_leaks(&self, o: &Observation) -> Result<(), Violation> {
+        for (node, seen) in &o.nodes {
+            let captured: BTreeSet<String> = seen.capturing.keys().cloned().collect();
+            if seen.stream_actors != captured {
+                return violation(
+                    "leak",
+                    o.at_ms,
+                    format!("{node} runs stream actors {:?} but captures {captured:?}", seen.stream_actors),
+                );
+            }
+            for (stream, nodes) in &o.running {
+                if nodes.contains(node) && !seen.stream_actors.contains(stream) {
+                    return violation(
+                        "leak",
+                        o.at_ms,
+                        format!("{node} still pulls {stream}'s camera without a stream actor"),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,512 @@
+//! One simulated run: build the cluster, form it, inject the chaos schedule while
+//! checking safety, heal everything, check liveness and rest, and hash the trace.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use flotilla_actors::ingest::sabotage::Sabotage;
+use flotilla_actors::mesh::view::{IngestRole, PeerState};
+use flotilla_actors::registry::ActorPath;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::cluster::{EPOCH_MS, HostSpec, config_text, node_name, preferred_node, run_host, stream_name};
+use crate::invariants::{Checker, NodeObservation, OBSERVE_PERIOD_MS, Observation, Violation};
+use crate::profile::{Fault, FaultKind, Profile, Scheduled, schedule};
+use crate::udp::DatagramFaults;
+use crate::world::World;
+
+/// turmoil's step: every host runs this much simulated time per step.
+pub const TICK_MS: u64 = 5;
+
+/// Link latency bounds when no delay fault is on.
+const MIN_LATENCY_MS: u64 = 1;
+const MAX_LATENCY_MS: u64 = 20;
+
+/// The cluster forms undisturbed for this long before the first fault.
+pub const FORMATION_MS: u64 = 15_000;
+
+/// A crashed or given-up node is brought back (as a process supervisor would) after this.
+const RESPAWN_AFTER_MS: u64 = 5_000;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub seed: u64,
+    pub nodes: usize,
+    pub streams: usize,
+    pub chaos_ms: u64,
+    pub heal_ms: u64,
+    pub sabotage: Option<Sabotage>,
+}
+
+impl Options {
+    /// The default run of `seed`: 5 nodes, 20 streams, 90 s of chaos, 80 s of heal.
+    pub fn seed(seed: u64) -> Options {
+        Options {
+            seed,
+            nodes: 5,
+            streams: 20,
+            chaos_ms: 90_000,
+            heal_ms: 80_000,
+            sabotage: None,
+        }
+    }
+}
+
+/// What a run produced.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub seed: u64,
+    /// `SEED=… profile`.
+    pub header: String,
+    /// One line per event.
+    pub trace: Vec<String>,
+    /// FNV-1a of the header and every trace line.
+    pub hash: u64,
+    pub violation: Option<Violation>,
+    /// Simulated ms run.
+    pub simulated_ms: u64,
+}
+
+/// FNV-1a over lines (with their newlines).
+pub fn trace_hash<'a>(lines: impl IntoIterator<Item = &'a str>) -> u64 {
+    let mut hash = 0xcbf2_9ce4_8422_2325u64;
+    for line in lines {
+        for byte in line.bytes().chain(std::iter::once(b'\n')) {
+            hash = (hash ^ byte as u64).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    hash
+}
+
+/// A primitive step of the schedule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Step {
+    Crash(usize),
+    Bounce(usize),
+    Hold(usize),
+    Release(usize),
+    Cut(Vec<usize>, bool),
+    Mend(Vec<usize>, bool),
+    CutOneWay(usize, usize),
+    MendOneWay(usize, usize),
+    Loss(u32),
+    Delay(u64),
+    SourceDown(usize, bool),
+    Isolated(usize, bool),
+}
+
+fn expand(faults: &[Scheduled]) -> Vec<(u64, Step)> {
+    let mut steps = Vec::new();
+    for Scheduled { at_ms, lasts_ms, fault } in faults {
+        let end = at_ms + lasts_ms;
+        let mut pair = |start: Step, stop: Step| {
+            steps.push((*at_ms, start));
+            steps.push((end, stop));
+        };
+        match fault {
+            Fault::Crash(n) => pair(Step::Crash(*n), Step::Bounce(*n)),
+            Fault::Pause(n) => pair(Step::Hold(*n), Step::Release(*n)),
+            Fault::Restart(n) => steps.push((*at_ms, Step::Bounce(*n))),
+            Fault::Partition(side) => pair(Step::Cut(side.clone(), false), Step::Mend(side.clone(), false)),
+            Fault::OneWay(a, b) => pair(Step::CutOneWay(*a, *b), Step::MendOneWay(*a, *b)),
+            Fault::Isolate(n) => {
+                pair(Step::Isolated(*n, true), Step::Isolated(*n, false));
+                pair(Step::Cut(vec![*n], true), Step::Mend(vec![*n], true));
+            }
+            Fault::Loss(ppm) => pair(Step::Loss(*ppm), Step::Loss(0)),
+            Fault::Delay(ms) => pair(Step::Delay(*ms), Step::Delay(0)),
+            Fault::SourceDown(s) => pair(Step::SourceDown(*s, true), Step::SourceDown(*s, false)),
+            Fault::RestartStorm(nodes) => {
+                for (i, n) in nodes.iter().enumerate() {
+                    steps.push((at_ms + i as u64 * 500, Step::Bounce(*n)));
+                }
+            }
+            Fault::Flap { node, times, period_ms } => {
+                for i in 0..*times as u64 {
+                    steps.push((at_ms + i * period_ms, Step::Crash(*node)));
+                    steps.push((at_ms + i * period_ms + period_ms / 2, Step::Bounce(*node)));
+                }
+            }
+        }
+    }
+    // Stable: steps at the same ms keep their schedule order.
+    steps.sort_by_key(|(at, _)| *at);
+    steps
+}
+
+/// Runs `options` and returns what happened.
+pub fn run(options: &Options) -> Outcome {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut profile = Profile::draw(
+        options.seed,
+        options.nodes,
+        options.streams,
+        options.chaos_ms,
+        options.heal_ms,
+    );
+    // A sabotage needs a node to go away to show.
+    if matches!(options.sabotage, Some(Sabotage::NoFailback | Sabotage::IgnoreStale))
+        && !profile.has(FaultKind::Crash)
+    {
+        profile.kinds.push(FaultKind::Crash);
+    }
+    let mut header = format!("SEED={} {profile}", options.seed);
+    if let Some(sabotage) = options.sabotage {
+        header.push_str(&format!(" sabotage={sabotage}"));
+    }
+    let world = World::default();
+    let mut rng = StdRng::seed_from_u64(options.seed ^ 0x50_75_c3);
+    // Cameras only some nodes reach: each cut from a random non-empty strict subset.
+    let mut reachers: BTreeMap<String, BTreeSet<String>> = (0..profile.streams)
+        .map(|s| (stream_name(s), (0..profile.nodes).map(node_name).collect()))
+        .collect();
+    for s in 0..profile.partial_sources.min(profile.streams) {
+        let stream = stream_name(rng.random_range(0..profile.streams));
+        let cut = rng.random_range(1..profile.nodes.max(2));
+        for _ in 0..cut {
+            let node = node_name(rng.random_range(0..profile.nodes));
+            let set = reachers.entry(stream.clone()).or_default();
+            if set.len() > 1 && set.remove(&node) {
+                world.with(|w| {
+                    w.log(0, format!("camera of {stream} unreachable from {node}"));
+                    w.sources_cut.insert((node.clone(), stream.clone()))
+                });
+            }
+        }
+        let _ = s;
+    }
+    let preferred: BTreeMap<String, String> = (0..profile.streams)
+        .filter_map(|s| preferred_node(&profile, s).map(|n| (stream_name(s), node_name(n))))
+        .collect();
+
+    let mut sim = turmoil::Builder::new()
+        .rng_seed(options.seed)
+        .tick_duration(Duration::from_millis(TICK_MS))
+        .min_message_latency(Duration::from_millis(MIN_LATENCY_MS))
+        .max_message_latency(Duration::from_millis(MAX_LATENCY_MS))
+        .simulation_duration(Duration::from_secs(24 * 3600))
+        .build();
+    let config: Arc<str> = config_text(&profile).into();
+    let names: Vec<String> = (0..profile.nodes).map(node_name).collect();
+    for (index, name) in names.iter().enumerate() {
+        let spec = HostSpec {
+            world: world.clone(),
+            name: name.clone(),
+            seed: options.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ index as u64,
+            config: config.clone(),
+            faults: DatagramFaults {
+                duplicate_ppm: profile.duplicate_ppm,
+                replay_ppm: profile.replay_ppm,
+            },
+            sabotage: options.sabotage,
+        };
+        sim.host(name.as_str(), move || run_host(spec.clone()));
+    }
+
+    let faults = schedule(options.seed, &profile, FORMATION_MS);
+    let windows: Vec<(u64, u64)> = faults.iter().map(|f| (f.at_ms, f.at_ms + f.lasts_ms.max(3_000))).collect();
+    for fault in &faults {
+        world.with(|w| w.log(fault.at_ms, format!("fault {:?} for {} ms", fault.fault, fault.lasts_ms)));
+    }
+    let mut steps = expand(&faults).into_iter().peekable();
+    let mut checker = Checker::default();
+    let mut crashed: BTreeMap<usize, u64> = BTreeMap::new();
+    let mut isolated: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut starts_seen = 0;
+    let mut next_observation = OBSERVE_PERIOD_MS;
+    let mut healed_at_ms = None;
+    let end_ms = profile.chaos_ms + profile.heal_ms;
+    let mut violation = None;
+    let mut now_ms = 0;
+    while now_ms < end_ms {
+        while let Some((at, _)) = steps.peek() {
+            if *at > now_ms || healed_at_ms.is_some() {
+                break;
+            }
+            let (_, step) = steps.next().expect("peeked");
+            apply(&mut sim, &world, &names, &profile, &step, now_ms, &mut crashed, &mut isolated);
+        }
+        if healed_at_ms.is_none() && now_ms >= profile.chaos_ms {
+            heal(&mut sim, &world, &names, now_ms, &mut crashed, &mut isolated);
+            healed_at_ms = Some(now_ms);
+        }
+        // A node whose tree gave up is restarted, as systemd would.
+        for (index, name) in names.iter().enumerate() {
+            if !crashed.contains_key(&index) && !sim.is_host_running(name.as_str()) {
+                crashed.insert(index, now_ms + RESPAWN_AFTER_MS);
+            }
+        }
+        let due: Vec<usize> = crashed.iter().filter(|(_, at)| **at <= now_ms).map(|(i, _)| *i).collect();
+        for index in due {
+            if healed_at_ms.is_some() || !sim.is_host_running(names[index].as_str()) {
+                crashed.remove(&index);
+                if !sim.is_host_running(names[index].as_str()) {
+                    world.with(|w| w.log(now_ms, format!("{} respawned", names[index])));
+                    sim.bounce(names[index].as_str());
+                }
+            }
+        }
+        if let Err(error) = sim.step() {
+            violation = Some(Violation {
+                invariant: "host",
+                at_ms: now_ms,
+                detail: format!("a host failed: {error}"),
+            });
+            break;
+        }
+        now_ms = sim.elapsed().as_millis() as u64;
+        let new_starts: Vec<(String, String, u64)> = world.with(|w| w.starts[starts_seen..].to_vec());
+        starts_seen += new_starts.len();
+        if let Some(error) = new_starts
+            .iter()
+            .find_map(|(node, stream, at)| checker.started(node, stream, *at).err())
+        {
+            violation = Some(error);
+            break;
+        }
+        if now_ms >= next_observation {
+            next_observation += OBSERVE_PERIOD_MS;
+            let calm_since_ms = calm_since(&windows, now_ms, healed_at_ms);
+            let observation = observe(&world, &reachers, &preferred, now_ms, calm_since_ms, healed_at_ms, &isolated);
+            if let Err(error) = checker.observe(&observation) {
+                violation = Some(error);
+                break;
+            }
+        }
+    }
+    if violation.is_none() {
+        let observation = observe(&world, &reachers, &preferred, now_ms, Some(0), healed_at_ms, &isolated);
+        violation = checker.no_leaks(&observation).err();
+    }
+    if let Some(error) = &violation {
+        world.with(|w| w.log(error.at_ms, format!("VIOLATION {error}")));
+    }
+    let trace = world.with(|w| std::mem::take(&mut w.trace));
+    drop(sim);
+    let hash = trace_hash(std::iter::once(header.as_str()).chain(trace.iter().map(String::as_str)));
+    Outcome {
+        seed: options.seed,
+        header,
+        trace,
+        hash,
+        violation,
+        simulated_ms: now_ms,
+    }
+}
+
+/// Since when no fault window is open (`None` while one is).
+fn calm_since(windows: &[(u64, u64)], now_ms: u64, healed_at_ms: Option<u64>) -> Option<u64> {
+    if let Some(healed) = healed_at_ms {
+        return Some(healed);
+    }
+    if windows.iter().any(|(start, end)| *start <= now_ms && now_ms < *end) {
+        return None;
+    }
+    Some(windows.iter().filter(|(_, end)| *end <= now_ms).map(|(_, end)| *end).max().unwrap_or(0))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn apply(
+    sim: &mut turmoil::Sim<'_>,
+    world: &World,
+    names: &[String],
+    profile: &Profile,
+    step: &Step,
+    now_ms: u64,
+    crashed: &mut BTreeMap<usize, u64>,
+    isolated: &mut BTreeMap<String, BTreeSet<String>>,
+) {
+    world.with(|w| w.log(now_ms, format!("apply {step:?}")));
+    let others = |side: &[usize]| -> Vec<usize> { (0..names.len()).filter(|n| !side.contains(n)).collect() };
+    match step {
+        Step::Crash(n) => {
+            if sim.is_host_running(names[*n].as_str()) {
+                sim.crash(names[*n].as_str());
+            }
+            world.with(|w| w.nodes.remove(&names[*n]));
+            crashed.insert(*n, u64::MAX);
+        }
+        Step::Bounce(n) => {
+            world.with(|w| w.nodes.remove(&names[*n]));
+            crashed.remove(n);
+            sim.bounce(names[*n].as_str());
+        }
+        Step::Hold(n) => {
+            for other in others(&[*n]) {
+                sim.hold(names[*n].as_str(), names[other].as_str());
+            }
+        }
+        Step::Release(n) => {
+            for other in others(&[*n]) {
+                sim.release(names[*n].as_str(), names[other].as_str());
+            }
+        }
+        Step::Cut(side, _) => {
+            for a in side {
+                for b in others(side) {
+                    sim.partition(names[*a].as_str(), names[b].as_str());
+                }
+            }
+        }
+        Step::Mend(side, _) => {
+            for a in side {
+                for b in others(side) {
+                    sim.repair(names[*a].as_str(), names[b].as_str());
+                }
+            }
+        }
+        Step::CutOneWay(a, b) => sim.partition_oneway(names[*a].as_str(), names[*b].as_str()),
+        Step::MendOneWay(a, b) => sim.repair_oneway(names[*a].as_str(), names[*b].as_str()),
+        Step::Loss(ppm) => sim.set_fail_rate(*ppm as f64 / 1_000_000.0),
+        Step::Delay(ms) => sim.set_max_message_latency(Duration::from_millis(MAX_LATENCY_MS + ms)),
+        Step::SourceDown(s, down) => {
+            let stream = stream_name(*s % profile.streams.max(1));
+            world.with(|w| {
+                if *down {
+                    w.sources_down.insert(stream);
+                } else {
+                    w.sources_down.remove(&stream);
+                }
+            });
+        }
+        Step::Isolated(n, on) => {
+            let name = names[*n].clone();
+            if *on && profile.minority_restraint {
+                let had: BTreeSet<String> = world.with(|w| {
+                    w.nodes.get(&name).map_or_else(BTreeSet::new, |node| {
+                        node.board
+                            .local_parts()
+                            .into_iter()
+                            .filter(|(_, part)| part.role == IngestRole::Capturing)
+                            .map(|(stream, _)| stream)
+                            .collect()
+                    })
+                });
+                isolated.insert(name, had);
+            } else {
+                isolated.remove(&name);
+            }
+        }
+    }
+}
+
+/// Ends every fault: links mended and released, loss and delay off, cameras back, dead
+/// nodes started.
+fn heal(
+    sim: &mut turmoil::Sim<'_>,
+    world: &World,
+    names: &[String],
+    now_ms: u64,
+    crashed: &mut BTreeMap<usize, u64>,
+    isolated: &mut BTreeMap<String, BTreeSet<String>>,
+) {
+    world.with(|w| {
+        w.log(now_ms, "heal");
+        w.sources_down.clear();
+    });
+    for a in names {
+        for b in names {
+            if a < b {
+                sim.repair(a.as_str(), b.as_str());
+                sim.release(a.as_str(), b.as_str());
+            }
+        }
+    }
+    sim.set_fail_rate(0.0);
+    sim.set_max_message_latency(Duration::from_millis(MAX_LATENCY_MS));
+    isolated.clear();
+    for (index, name) in names.iter().enumerate() {
+        if !sim.is_host_running(name.as_str()) {
+            world.with(|w| w.nodes.remove(name));
+            sim.bounce(name.as_str());
+        }
+        crashed.remove(&index);
+    }
+}
+
+/// The whole cluster at `now_ms`.
+fn observe(
+    world: &World,
+    reachers: &BTreeMap<String, BTreeSet<String>>,
+    preferred: &BTreeMap<String, String>,
+    now_ms: u64,
+    calm_since_ms: Option<u64>,
+    healed_at_ms: Option<u64>,
+    isolated: &BTreeMap<String, BTreeSet<String>>,
+) -> Observation {
+    let wall_ms = EPOCH_MS + now_ms;
+    world.with(|w| {
+        let mut nodes = BTreeMap::new();
+        for (name, handle) in &w.nodes {
+            let board = handle.board.snapshot();
+            let view = handle.view.read().unwrap_or_else(|p| p.into_inner());
+            let mut seen = NodeObservation {
+                incarnation_ms: handle.started_ms,
+                owners: board.rows.iter().map(|row| (row.stream.clone(), row.owner.clone())).collect(),
+                capturing: board
+                    .local
+                    .iter()
+                    .filter(|(_, part)| part.role == IngestRole::Capturing)
+                    .map(|(stream, part)| (stream.clone(), part.epoch))
+                    .collect(),
+                restrained: board.restrained,
+                ..NodeObservation::default()
+            };
+            for (record, state) in view.peers(wall_ms) {
+                seen.versions.insert(record.name.clone(), (record.incarnation, record.version));
+                if state == PeerState::Alive {
+                    seen.alive_peers.insert(record.hostname.clone());
+                }
+            }
+            for stream in reachers.keys() {
+                let here = handle.directory.resolve(stream).is_some_and(|(live, _)| {
+                    !flotilla::ingest::superseded(&handle.board, Some(&handle.view), &live.name, wall_ms, name)
+                });
+                let goes_to = if here {
+                    Some(name.clone())
+                } else {
+                    view.redirect_target(stream, wall_ms).map(|peer| peer.hostname.clone())
+                };
+                seen.viewer_goes_to.insert(stream.clone(), goes_to);
+            }
+            if let Some(tree) = handle.context.registry.tree(&ActorPath::root().child("streams"), wall_ms) {
+                seen.stream_actors = tree
+                    .children
+                    .iter()
+                    .map(|child| child.path.as_str().rsplit_once("/streams/").map_or(String::new(), |(_, n)| n.to_string()))
+                    .collect();
+            }
+            drop(view);
+            nodes.insert(name.clone(), seen);
+        }
+        let running: BTreeMap<String, BTreeSet<String>> = w
+            .running
+            .iter()
+            .map(|(stream, on)| (stream.clone(), on.keys().cloned().collect()))
+            .collect();
+        let live_reachers: BTreeMap<String, BTreeSet<String>> = reachers
+            .iter()
+            .filter(|(stream, _)| !w.sources_down.contains(*stream))
+            .map(|(stream, set)| (stream.clone(), set.iter().filter(|n| nodes.contains_key(*n)).cloned().collect()))
+            .collect();
+        let coverable = live_reachers
+            .iter()
+            .filter(|(_, set): &(&String, &BTreeSet<String>)| !set.is_empty())
+            .map(|(stream, set)| (stream.clone(), nodes.len() - set.len()))
+            .collect();
+        Observation {
+            at_ms: now_ms,
+            nodes,
+            running,
+            coverable,
+            preferred: preferred.clone(),
+            reachers: live_reachers,
+            calm_since_ms,
+            healed_at_ms,
+            isolated: isolated.clone(),
+        }
+    })
+}
