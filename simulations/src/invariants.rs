@@ -31,10 +31,12 @@ pub const DUPLICATES_END_MS: u64 = STALE_TIMEOUT_MS + 3 * FETCH_TIMEOUT_MS;
 /// A hand-over (make before break) overlaps two captures at most this long (I3).
 pub const HANDOVER_OVERLAP_MS: u64 = 3 * FETCH_TIMEOUT_MS + 2_000;
 
-/// After the heal, the cluster is at rest within this: restarted nodes settle, a
-/// returning preferred node waits its fail-back hold (×4 for a flapping one), and the
-/// hand-over completes.
-pub const AT_REST_MS: u64 = STALE_TIMEOUT_MS + 4 * 2 * STALE_TIMEOUT_MS + HANDOVER_OVERLAP_MS + 4_000;
+/// After the heal, the cluster is at rest within this: links reconnect and restarted
+/// nodes settle, a returning node waits its fail-back hold (×4 for a node that flapped,
+/// counted from its last return, which the heal itself can be), then hands over (make
+/// before break), with a margin for exchange rounds on the way.
+pub const AT_REST_MS: u64 =
+    DUPLICATES_END_MS + 4 * 2 * STALE_TIMEOUT_MS + HANDOVER_OVERLAP_MS + 15 * FETCH_TIMEOUT_MS;
 
 /// Two nodes whose views differ may disagree on an owner until their views converge:
 /// one exchange round each way and a tick (I6).
@@ -280,7 +282,8 @@ impl Checker {
         Ok(())
     }
 
-    /// I3: after the heal, duplicates end within the bound, and a hand-over overlaps
+    /// I3: once the network is calm (after the heal, or between network faults),
+    /// duplicates from a partition end within the bound, and a hand-over overlaps two
     /// captures only briefly.
     fn duplicates(&mut self, o: &Observation) -> Result<(), Violation> {
         for (stream, nodes) in &o.running {
@@ -289,17 +292,17 @@ impl Checker {
                 continue;
             }
             let since = *self.duplicated_since_ms.entry(stream.clone()).or_insert(o.at_ms);
-            let Some(healed_ms) = o.healed_at_ms else {
+            let Some(calm_since) = o.calm_since_ms else {
                 continue;
             };
-            let from = since.max(healed_ms + DUPLICATES_END_MS);
-            if o.at_ms >= healed_ms + DUPLICATES_END_MS
+            let from = since.max(calm_since + DUPLICATES_END_MS);
+            if o.at_ms >= calm_since + DUPLICATES_END_MS
                 && o.at_ms.saturating_sub(from) > HANDOVER_OVERLAP_MS
             {
                 return violation(
                     "I3",
                     o.at_ms,
-                    format!("{stream} captured by {nodes:?} since {} ms", since),
+                    format!("{stream} captured by {nodes:?} since {since} ms (calm since {calm_since} ms)"),
                 );
             }
         }

@@ -45,7 +45,7 @@ struct Args {
     #[arg(long, default_value_t = 90)]
     chaos_secs: u64,
     /// Seconds of heal.
-    #[arg(long, default_value_t = 80)]
+    #[arg(long, default_value_t = 100)]
     heal_secs: u64,
     /// Print the whole trace of each run.
     #[arg(long)]
@@ -134,6 +134,9 @@ fn report(outcome: &Outcome) -> bool {
         Some(violation) => {
             println!("{} FAILED hash={:016x}", outcome.header, outcome.hash);
             println!("  {violation}");
+            for other in outcome.violations.iter().skip(1) {
+                println!("  then: {other}");
+            }
             println!("  replay: cargo run -p flotilla-sim --release -- --seed {} --trace", outcome.seed);
             let from = outcome.trace.len().saturating_sub(TAIL_LINES);
             for line in &outcome.trace[from..] {
