@@ -37,6 +37,7 @@ fn service(name: &str, streams: usize, key: &str) -> MeshService {
     let identity = ClusterIdentity::derive(key).unwrap();
     MeshService::start(
         Runtime::production(),
+        Arc::new(flotilla::mesh::net::SystemNet),
         "127.0.0.1:0".parse().unwrap(),
         me,
         vec![identity],

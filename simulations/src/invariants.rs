@@ -193,7 +193,9 @@ impl Checker {
                     return violation(
                         "I10",
                         o.at_ms,
-                        format!("{node}'s view of {peer} went back from {highest:?} to {version:?}"),
+                        format!(
+                            "{node}'s view of {peer} went back from {highest:?} to {version:?}"
+                        ),
                     );
                 }
                 *highest = *version;
@@ -206,7 +208,10 @@ impl Checker {
     fn epochs_grow(&mut self, o: &Observation) -> Result<(), Violation> {
         for (node, seen) in &o.nodes {
             for (key, (_, on)) in self.epochs.iter_mut() {
-                if key.0 == *node && key.1 == seen.incarnation_ms && !seen.capturing.contains_key(&key.2) {
+                if key.0 == *node
+                    && key.1 == seen.incarnation_ms
+                    && !seen.capturing.contains_key(&key.2)
+                {
                     *on = false;
                 }
             }
@@ -217,14 +222,18 @@ impl Checker {
                         return violation(
                             "I8",
                             o.at_ms,
-                            format!("{node} captures {stream} again with epoch {epoch}, not above its previous {previous}"),
+                            format!(
+                                "{node} captures {stream} again with epoch {epoch}, not above its previous {previous}"
+                            ),
                         );
                     }
                     Some((previous, true)) if epoch < previous => {
                         return violation(
                             "I8",
                             o.at_ms,
-                            format!("{node}'s epoch of {stream} went back from {previous} to {epoch}"),
+                            format!(
+                                "{node}'s epoch of {stream} went back from {previous} to {epoch}"
+                            ),
                         );
                     }
                     _ => {}
@@ -260,7 +269,10 @@ impl Checker {
                 self.uncovered_since_ms.remove(stream);
                 continue;
             }
-            let since = *self.uncovered_since_ms.entry(stream.clone()).or_insert(o.at_ms);
+            let since = *self
+                .uncovered_since_ms
+                .entry(stream.clone())
+                .or_insert(o.at_ms);
             let Some(calm_since) = o.calm_since_ms else {
                 continue;
             };
@@ -291,7 +303,10 @@ impl Checker {
                 self.duplicated_since_ms.remove(stream);
                 continue;
             }
-            let since = *self.duplicated_since_ms.entry(stream.clone()).or_insert(o.at_ms);
+            let since = *self
+                .duplicated_since_ms
+                .entry(stream.clone())
+                .or_insert(o.at_ms);
             let Some(calm_since) = o.calm_since_ms else {
                 continue;
             };
@@ -302,7 +317,9 @@ impl Checker {
                 return violation(
                     "I3",
                     o.at_ms,
-                    format!("{stream} captured by {nodes:?} since {since} ms (calm since {calm_since} ms)"),
+                    format!(
+                        "{stream} captured by {nodes:?} since {since} ms (calm since {calm_since} ms)"
+                    ),
                 );
             }
         }
@@ -317,20 +334,32 @@ impl Checker {
         for (stream, reachers) in &o.reachers {
             let capturers = o.running.get(stream).cloned().unwrap_or_default();
             // I6: every node computes the same owner, up to one exchange round.
-            let owners: BTreeSet<&Option<String>> =
-                o.nodes.values().filter_map(|n| n.owners.get(stream)).collect();
+            let owners: BTreeSet<&Option<String>> = o
+                .nodes
+                .values()
+                .filter_map(|n| n.owners.get(stream))
+                .collect();
             if owners.len() > 1 {
-                let since = *self.disagreeing_since_ms.entry(stream.clone()).or_insert(o.at_ms);
+                let since = *self
+                    .disagreeing_since_ms
+                    .entry(stream.clone())
+                    .or_insert(o.at_ms);
                 if o.at_ms.saturating_sub(since) > VIEWS_CONVERGE_MS {
                     let by_node: Vec<String> = o
                         .nodes
                         .iter()
-                        .map(|(node, seen)| format!("{node}→{:?}", seen.owners.get(stream).cloned().flatten()))
+                        .map(|(node, seen)| {
+                            format!("{node}→{:?}", seen.owners.get(stream).cloned().flatten())
+                        })
                         .collect();
                     return violation(
                         "I6",
                         o.at_ms,
-                        format!("nodes disagree on the owner of {stream} for {} ms: {}", o.at_ms - since, by_node.join(" ")),
+                        format!(
+                            "nodes disagree on the owner of {stream} for {} ms: {}",
+                            o.at_ms - since,
+                            by_node.join(" ")
+                        ),
                     );
                 }
                 continue;
@@ -364,7 +393,9 @@ impl Checker {
                 return violation(
                     "I4",
                     o.at_ms,
-                    format!("{stream} is still captured by {capturer}, not by its capture_at node {preferred}"),
+                    format!(
+                        "{stream} is still captured by {capturer}, not by its capture_at node {preferred}"
+                    ),
                 );
             }
             // I5: no ownership change while stable.
@@ -372,7 +403,10 @@ impl Checker {
                 return violation(
                     "I5",
                     o.at_ms,
-                    format!("{stream} moved at rest: {:?} → {capturers:?}", self.last_running.get(stream)),
+                    format!(
+                        "{stream} moved at rest: {:?} → {capturers:?}",
+                        self.last_running.get(stream)
+                    ),
                 );
             }
             // Every node sends viewers to the capturer.
@@ -382,7 +416,9 @@ impl Checker {
                     return violation(
                         "redirect",
                         o.at_ms,
-                        format!("{node} sends viewers of {stream} to {goes_to:?}, the capturer is {capturer}"),
+                        format!(
+                            "{node} sends viewers of {stream} to {goes_to:?}, the capturer is {capturer}"
+                        ),
                     );
                 }
             }
@@ -398,7 +434,10 @@ impl Checker {
                 return violation(
                     "leak",
                     o.at_ms,
-                    format!("{node} runs stream actors {:?} but captures {captured:?}", seen.stream_actors),
+                    format!(
+                        "{node} runs stream actors {:?} but captures {captured:?}",
+                        seen.stream_actors
+                    ),
                 );
             }
             for (stream, nodes) in &o.running {

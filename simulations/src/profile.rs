@@ -97,7 +97,7 @@ pub struct Profile {
 impl Profile {
     /// The profile of `seed` for a cluster of `nodes` nodes and `streams` streams.
     pub fn draw(seed: u64, nodes: usize, streams: usize, chaos_ms: u64, heal_ms: u64) -> Profile {
-        let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed_0f_fa_0175);
+        let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed_0ffa_0175);
         let mut kinds: Vec<FaultKind> = FaultKind::ALL
             .into_iter()
             .filter(|_| rng.random_bool(0.5))
@@ -110,12 +110,24 @@ impl Profile {
             nodes,
             streams,
             preferred_streams: streams / 2,
-            partial_sources: if streams >= 4 { rng.random_range(0..=streams / 4) } else { 0 },
+            partial_sources: if streams >= 4 {
+                rng.random_range(0..=streams / 4)
+            } else {
+                0
+            },
             kinds,
             mean_gap_ms: rng.random_range(3_000..15_000),
             max_fault_ms: rng.random_range(5_000..40_000),
-            duplicate_ppm: if datagram_faults { rng.random_range(0..50_000) } else { 0 },
-            replay_ppm: if datagram_faults { rng.random_range(0..20_000) } else { 0 },
+            duplicate_ppm: if datagram_faults {
+                rng.random_range(0..50_000)
+            } else {
+                0
+            },
+            replay_ppm: if datagram_faults {
+                rng.random_range(0..20_000)
+            } else {
+                0
+            },
             minority_restraint: rng.random_bool(0.3),
             chaos_ms,
             heal_ms,
@@ -174,7 +186,11 @@ pub enum Fault {
     SourceDown(usize),
     RestartStorm(Vec<usize>),
     /// The node goes down and up this many times, `period_ms` apart.
-    Flap { node: usize, times: u32, period_ms: u64 },
+    Flap {
+        node: usize,
+        times: u32,
+        period_ms: u64,
+    },
 }
 
 /// The chaos schedule of `profile`, from `seed`. Faults start after `start_ms` (the

@@ -11,7 +11,9 @@ use flotilla_actors::registry::ActorPath;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::cluster::{EPOCH_MS, HostSpec, config_text, node_name, preferred_node, run_host, stream_name};
+use crate::cluster::{
+    EPOCH_MS, HostSpec, config_text, node_name, preferred_node, run_host, stream_name,
+};
 use crate::invariants::{Checker, NodeObservation, OBSERVE_PERIOD_MS, Observation, Violation};
 use crate::profile::{Fault, FaultKind, Profile, Scheduled, schedule};
 use crate::udp::DatagramFaults;
@@ -104,7 +106,12 @@ enum Step {
 
 fn expand(faults: &[Scheduled]) -> Vec<(u64, Step)> {
     let mut steps = Vec::new();
-    for Scheduled { at_ms, lasts_ms, fault } in faults {
+    for Scheduled {
+        at_ms,
+        lasts_ms,
+        fault,
+    } in faults
+    {
         let end = at_ms + lasts_ms;
         let mut pair = |start: Step, stop: Step| {
             steps.push((*at_ms, start));
@@ -114,7 +121,10 @@ fn expand(faults: &[Scheduled]) -> Vec<(u64, Step)> {
             Fault::Crash(n) => pair(Step::Crash(*n), Step::Bounce(*n)),
             Fault::Pause(n) => pair(Step::Hold(*n), Step::Release(*n)),
             Fault::Restart(n) => steps.push((*at_ms, Step::Bounce(*n))),
-            Fault::Partition(side) => pair(Step::Cut(side.clone(), false), Step::Mend(side.clone(), false)),
+            Fault::Partition(side) => pair(
+                Step::Cut(side.clone(), false),
+                Step::Mend(side.clone(), false),
+            ),
             Fault::OneWay(a, b) => pair(Step::CutOneWay(*a, *b), Step::MendOneWay(*a, *b)),
             Fault::Isolate(n) => {
                 pair(Step::Isolated(*n, true), Step::Isolated(*n, false));
@@ -128,7 +138,11 @@ fn expand(faults: &[Scheduled]) -> Vec<(u64, Step)> {
                     steps.push((at_ms + i as u64 * 500, Step::Bounce(*n)));
                 }
             }
-            Fault::Flap { node, times, period_ms } => {
+            Fault::Flap {
+                node,
+                times,
+                period_ms,
+            } => {
                 for i in 0..*times as u64 {
                     steps.push((at_ms + i * period_ms, Step::Crash(*node)));
                     steps.push((at_ms + i * period_ms + period_ms / 2, Step::Bounce(*node)));
@@ -152,8 +166,10 @@ pub fn run(options: &Options) -> Outcome {
         options.heal_ms,
     );
     // A sabotage needs a node to go away to show.
-    if matches!(options.sabotage, Some(Sabotage::NoFailback | Sabotage::IgnoreStale))
-        && !profile.has(FaultKind::Crash)
+    if matches!(
+        options.sabotage,
+        Some(Sabotage::NoFailback | Sabotage::IgnoreStale)
+    ) && !profile.has(FaultKind::Crash)
     {
         profile.kinds.push(FaultKind::Crash);
     }
@@ -230,7 +246,12 @@ pub fn run(options: &Options) -> Outcome {
         .map(|f| (f.at_ms, f.at_ms + f.lasts_ms))
         .collect();
     for fault in &faults {
-        world.with(|w| w.log(fault.at_ms, format!("fault {:?} for {} ms", fault.fault, fault.lasts_ms)));
+        world.with(|w| {
+            w.log(
+                fault.at_ms,
+                format!("fault {:?} for {} ms", fault.fault, fault.lasts_ms),
+            )
+        });
     }
     let mut steps = expand(&faults).into_iter().peekable();
     let mut checker = Checker::default();
@@ -254,10 +275,26 @@ pub fn run(options: &Options) -> Outcome {
                 break;
             }
             let (_, step) = steps.next().expect("peeked");
-            apply(&mut sim, &world, &names, &profile, &step, now_ms, &mut crashed, &mut isolated);
+            apply(
+                &mut sim,
+                &world,
+                &names,
+                &profile,
+                &step,
+                now_ms,
+                &mut crashed,
+                &mut isolated,
+            );
         }
         if healed_at_ms.is_none() && now_ms >= profile.chaos_ms {
-            heal(&mut sim, &world, &names, now_ms, &mut crashed, &mut isolated);
+            heal(
+                &mut sim,
+                &world,
+                &names,
+                now_ms,
+                &mut crashed,
+                &mut isolated,
+            );
             healed_at_ms = Some(now_ms);
         }
         // A node whose tree gave up is restarted, as systemd would.
@@ -266,7 +303,11 @@ pub fn run(options: &Options) -> Outcome {
                 crashed.insert(index, now_ms + RESPAWN_AFTER_MS);
             }
         }
-        let due: Vec<usize> = crashed.iter().filter(|(_, at)| **at <= now_ms).map(|(i, _)| *i).collect();
+        let due: Vec<usize> = crashed
+            .iter()
+            .filter(|(_, at)| **at <= now_ms)
+            .map(|(i, _)| *i)
+            .collect();
         for index in due {
             if healed_at_ms.is_some() || !sim.is_host_running(names[index].as_str()) {
                 crashed.remove(&index);
@@ -286,7 +327,8 @@ pub fn run(options: &Options) -> Outcome {
             break;
         }
         now_ms = sim.elapsed().as_millis() as u64;
-        let new_starts: Vec<(String, String, u64)> = world.with(|w| w.starts[starts_seen..].to_vec());
+        let new_starts: Vec<(String, String, u64)> =
+            world.with(|w| w.starts[starts_seen..].to_vec());
         starts_seen += new_starts.len();
         for (node, stream, at) in &new_starts {
             if let Err(found) = checker.started(node, stream, *at) {
@@ -296,13 +338,29 @@ pub fn run(options: &Options) -> Outcome {
         if now_ms >= next_observation {
             next_observation += OBSERVE_PERIOD_MS;
             let calm_since_ms = calm_since(&windows, now_ms, healed_at_ms);
-            let observation = observe(&world, &reachers, &preferred, now_ms, calm_since_ms, healed_at_ms, &isolated);
+            let observation = observe(
+                &world,
+                &reachers,
+                &preferred,
+                now_ms,
+                calm_since_ms,
+                healed_at_ms,
+                &isolated,
+            );
             if let Err(found) = checker.observe(&observation) {
                 note(found, &mut violations);
             }
         }
     }
-    let observation = observe(&world, &reachers, &preferred, now_ms, Some(0), healed_at_ms, &isolated);
+    let observation = observe(
+        &world,
+        &reachers,
+        &preferred,
+        now_ms,
+        Some(0),
+        healed_at_ms,
+        &isolated,
+    );
     if let Err(found) = checker.no_leaks(&observation) {
         note(found, &mut violations);
     }
@@ -330,10 +388,20 @@ fn calm_since(windows: &[(u64, u64)], now_ms: u64, healed_at_ms: Option<u64>) ->
     if let Some(healed) = healed_at_ms {
         return Some(healed);
     }
-    if windows.iter().any(|(start, end)| *start <= now_ms && now_ms < *end) {
+    if windows
+        .iter()
+        .any(|(start, end)| *start <= now_ms && now_ms < *end)
+    {
         return None;
     }
-    Some(windows.iter().filter(|(_, end)| *end <= now_ms).map(|(_, end)| *end).max().unwrap_or(0))
+    Some(
+        windows
+            .iter()
+            .filter(|(_, end)| *end <= now_ms)
+            .map(|(_, end)| *end)
+            .max()
+            .unwrap_or(0),
+    )
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -348,7 +416,8 @@ fn apply(
     isolated: &mut BTreeMap<String, BTreeSet<String>>,
 ) {
     world.with(|w| w.log(now_ms, format!("apply {step:?}")));
-    let others = |side: &[usize]| -> Vec<usize> { (0..names.len()).filter(|n| !side.contains(n)).collect() };
+    let others =
+        |side: &[usize]| -> Vec<usize> { (0..names.len()).filter(|n| !side.contains(n)).collect() };
     match step {
         Step::Crash(n) => {
             if sim.is_host_running(names[*n].as_str()) {
@@ -473,7 +542,11 @@ fn observe(
             let view = handle.view.read().unwrap_or_else(|p| p.into_inner());
             let mut seen = NodeObservation {
                 incarnation_ms: handle.started_ms,
-                owners: board.rows.iter().map(|row| (row.stream.clone(), row.owner.clone())).collect(),
+                owners: board
+                    .rows
+                    .iter()
+                    .map(|row| (row.stream.clone(), row.owner.clone()))
+                    .collect(),
                 capturing: board
                     .local
                     .iter()
@@ -484,27 +557,45 @@ fn observe(
                 ..NodeObservation::default()
             };
             for (record, state) in view.peers(wall_ms) {
-                seen.versions.insert(record.name.clone(), (record.incarnation, record.version));
+                seen.versions
+                    .insert(record.name.clone(), (record.incarnation, record.version));
                 if state == PeerState::Alive {
                     seen.alive_peers.insert(record.hostname.clone());
                 }
             }
             for stream in reachers.keys() {
                 let here = handle.directory.resolve(stream).is_some_and(|(live, _)| {
-                    !flotilla::ingest::superseded(&handle.board, Some(&handle.view), &live.name, wall_ms, name)
+                    !flotilla::ingest::superseded(
+                        &handle.board,
+                        Some(&handle.view),
+                        &live.name,
+                        wall_ms,
+                        name,
+                    )
                 });
                 let goes_to = if here {
                     Some(name.clone())
                 } else {
-                    view.redirect_target(stream, wall_ms).map(|peer| peer.hostname.clone())
+                    view.redirect_target(stream, wall_ms)
+                        .map(|peer| peer.hostname.clone())
                 };
                 seen.viewer_goes_to.insert(stream.clone(), goes_to);
             }
-            if let Some(tree) = handle.context.registry.tree(&ActorPath::root().child("streams"), wall_ms) {
+            if let Some(tree) = handle
+                .context
+                .registry
+                .tree(&ActorPath::root().child("streams"), wall_ms)
+            {
                 seen.stream_actors = tree
                     .children
                     .iter()
-                    .map(|child| child.path.as_str().rsplit_once("/streams/").map_or(String::new(), |(_, n)| n.to_string()))
+                    .map(|child| {
+                        child
+                            .path
+                            .as_str()
+                            .rsplit_once("/streams/")
+                            .map_or(String::new(), |(_, n)| n.to_string())
+                    })
                     .collect();
             }
             drop(view);
@@ -518,7 +609,15 @@ fn observe(
         let live_reachers: BTreeMap<String, BTreeSet<String>> = reachers
             .iter()
             .filter(|(stream, _)| !w.sources_down.contains(*stream))
-            .map(|(stream, set)| (stream.clone(), set.iter().filter(|n| nodes.contains_key(*n)).cloned().collect()))
+            .map(|(stream, set)| {
+                (
+                    stream.clone(),
+                    set.iter()
+                        .filter(|n| nodes.contains_key(*n))
+                        .cloned()
+                        .collect(),
+                )
+            })
             .collect();
         let coverable = live_reachers
             .iter()

@@ -69,6 +69,9 @@ impl SimUdp {
         let local = socket.local_addr()?;
         let (queue, received) = mpsc::channel(RECEIVE_QUEUE_DATAGRAMS);
         let reader = socket.clone();
+        // The socket belongs to the simulated host, below the node and its runtime seam;
+        // its reader lives and dies with the host's tokio runtime.
+        #[allow(clippy::disallowed_methods)]
         tokio::spawn(async move {
             let mut buffer = vec![0u8; MAX_DATAGRAM_BYTES];
             while let Ok((length, from)) = reader.recv_from(&mut buffer).await {
@@ -126,7 +129,11 @@ impl AsyncUdpSocket for SimUdp {
         let to = transmit.destination;
         self.send(transmit.contents, to);
         let mut sender = self.sender.lock().unwrap_or_else(|p| p.into_inner());
-        let Sender { faults, rng, recent } = &mut *sender;
+        let Sender {
+            faults,
+            rng,
+            recent,
+        } = &mut *sender;
         if faults.duplicate_ppm > 0 && rng.random_range(0..1_000_000) < faults.duplicate_ppm {
             self.send(transmit.contents, to);
         }

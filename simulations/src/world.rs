@@ -67,8 +67,12 @@ impl WorldState {
 
     /// Adds a trace line stamped with the simulated time.
     pub fn log(&mut self, at_ms: u64, line: impl AsRef<str>) {
-        self.trace
-            .push(format!("{:>4}.{:03} {}", at_ms / 1000, at_ms % 1000, line.as_ref()));
+        self.trace.push(format!(
+            "{:>4}.{:03} {}",
+            at_ms / 1000,
+            at_ms % 1000,
+            line.as_ref()
+        ));
     }
 }
 
@@ -128,7 +132,10 @@ impl Drop for CaptureGuard {
                     state.running.remove(&self.stream);
                 }
             }
-            state.log(now_ms, format!("{} capture stop {}", self.node, self.stream));
+            state.log(
+                now_ms,
+                format!("{} capture stop {}", self.node, self.stream),
+            );
         });
     }
 }

@@ -502,8 +502,8 @@ impl IngestBook {
                     excluded.push(input.me.name.clone());
                 }
                 let captured_by = capture_holder(input, &self.captures, &stream.name);
-                let no_failback = settings.sabotage == Some(Sabotage::NoFailback)
-                    && captured_by.is_some();
+                let no_failback =
+                    settings.sabotage == Some(Sabotage::NoFailback) && captured_by.is_some();
                 IngestStream {
                     name: stream.name.clone(),
                     // An unresolvable capture_at (that node is down) is simply no preference.
