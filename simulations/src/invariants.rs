@@ -60,15 +60,11 @@ pub struct NodeObservation {
     pub capturing: BTreeMap<String, u64>,
     /// (incarnation, version) of each peer in its view, by peer key.
     pub versions: BTreeMap<String, (u64, u64)>,
-    /// Alive peers' hostnames in its view.
-    pub alive_peers: BTreeSet<String>,
     /// Where it sends a viewer of each stream: itself (`Some(me)`), a peer's hostname,
     /// or nowhere (`None`).
     pub viewer_goes_to: BTreeMap<String, Option<String>>,
     /// Stream actors under its `streams` supervisor.
     pub stream_actors: BTreeSet<String>,
-    /// Minority restraint holds it back.
-    pub restrained: bool,
 }
 
 /// The cluster at one instant.

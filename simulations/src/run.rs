@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use flotilla_actors::ingest::sabotage::Sabotage;
-use flotilla_actors::mesh::view::{IngestRole, PeerState};
+use flotilla_actors::mesh::view::IngestRole;
 use flotilla_actors::registry::ActorPath;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -94,8 +94,8 @@ enum Step {
     Bounce(usize),
     Hold(usize),
     Release(usize),
-    Cut(Vec<usize>, bool),
-    Mend(Vec<usize>, bool),
+    Cut(Vec<usize>),
+    Mend(Vec<usize>),
     CutOneWay(usize, usize),
     MendOneWay(usize, usize),
     Loss(u32),
@@ -121,14 +121,11 @@ fn expand(faults: &[Scheduled]) -> Vec<(u64, Step)> {
             Fault::Crash(n) => pair(Step::Crash(*n), Step::Bounce(*n)),
             Fault::Pause(n) => pair(Step::Hold(*n), Step::Release(*n)),
             Fault::Restart(n) => steps.push((*at_ms, Step::Bounce(*n))),
-            Fault::Partition(side) => pair(
-                Step::Cut(side.clone(), false),
-                Step::Mend(side.clone(), false),
-            ),
+            Fault::Partition(side) => pair(Step::Cut(side.clone()), Step::Mend(side.clone())),
             Fault::OneWay(a, b) => pair(Step::CutOneWay(*a, *b), Step::MendOneWay(*a, *b)),
             Fault::Isolate(n) => {
                 pair(Step::Isolated(*n, true), Step::Isolated(*n, false));
-                pair(Step::Cut(vec![*n], true), Step::Mend(vec![*n], true));
+                pair(Step::Cut(vec![*n]), Step::Mend(vec![*n]));
             }
             Fault::Loss(ppm) => pair(Step::Loss(*ppm), Step::Loss(0)),
             Fault::Delay(ms) => pair(Step::Delay(*ms), Step::Delay(0)),
@@ -183,7 +180,7 @@ pub fn run(options: &Options) -> Outcome {
     let mut reachers: BTreeMap<String, BTreeSet<String>> = (0..profile.streams)
         .map(|s| (stream_name(s), (0..profile.nodes).map(node_name).collect()))
         .collect();
-    for s in 0..profile.partial_sources.min(profile.streams) {
+    for _ in 0..profile.partial_sources.min(profile.streams) {
         let stream = stream_name(rng.random_range(0..profile.streams));
         let cut = rng.random_range(1..profile.nodes.max(2));
         for _ in 0..cut {
@@ -196,7 +193,6 @@ pub fn run(options: &Options) -> Outcome {
                 });
             }
         }
-        let _ = s;
     }
     let preferred: BTreeMap<String, String> = (0..profile.streams)
         .filter_map(|s| preferred_node(&profile, s).map(|n| (stream_name(s), node_name(n))))
@@ -441,14 +437,14 @@ fn apply(
                 sim.release(names[*n].as_str(), names[other].as_str());
             }
         }
-        Step::Cut(side, _) => {
+        Step::Cut(side) => {
             for a in side {
                 for b in others(side) {
                     sim.partition(names[*a].as_str(), names[b].as_str());
                 }
             }
         }
-        Step::Mend(side, _) => {
+        Step::Mend(side) => {
             for a in side {
                 for b in others(side) {
                     sim.repair(names[*a].as_str(), names[b].as_str());
@@ -553,15 +549,11 @@ fn observe(
                     .filter(|(_, part)| part.role == IngestRole::Capturing)
                     .map(|(stream, part)| (stream.clone(), part.epoch))
                     .collect(),
-                restrained: board.restrained,
                 ..NodeObservation::default()
             };
-            for (record, state) in view.peers(wall_ms) {
+            for (record, _) in view.peers(wall_ms) {
                 seen.versions
                     .insert(record.name.clone(), (record.incarnation, record.version));
-                if state == PeerState::Alive {
-                    seen.alive_peers.insert(record.hostname.clone());
-                }
             }
             for stream in reachers.keys() {
                 let here = handle.directory.resolve(stream).is_some_and(|(live, _)| {
