@@ -19,7 +19,7 @@
 //!    from the node capturing it meanwhile only after a hold time; a node that keeps coming back within [`FLAP_WINDOW_MS`]
 //!    waits [`FLAP_HOLD_FACTOR`] times longer.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Serialize;
 
@@ -213,47 +213,78 @@ enum Counting {
     Any,
 }
 
-/// The highest (epoch, node) capturing `stream`, here or at an alive peer.
-fn highest_capture(
-    input: &StepInput<'_>,
-    captures: &BTreeMap<String, Capture>,
-    stream: &str,
+/// What every alive peer advertises about every configured stream, gathered once per
+/// step: the rules ask it several times per stream, and a lookup by name in each peer's
+/// map for each question made a step cost O(streams × peers × log streams) string
+/// comparisons (the top of the profile with 100 streams).
+struct PeerAdverts {
+    /// `[stream × peers + peer]`, streams in `input.streams` order, peers in
+    /// `input.peers` order.
+    table: Vec<Option<Advertised>>,
+    peers: usize,
+}
+
+impl PeerAdverts {
+    fn gather(input: &StepInput<'_>) -> PeerAdverts {
+        let position: HashMap<&str, usize> = input
+            .streams
+            .iter()
+            .enumerate()
+            .map(|(index, stream)| (stream.name.as_str(), index))
+            .collect();
+        let peers = input.peers.len();
+        let mut table = vec![None; input.streams.len() * peers];
+        for (peer_index, peer) in input.peers.iter().enumerate() {
+            for (name, advertised) in &peer.streams {
+                if let Some(stream_index) = position.get(name.as_str()) {
+                    table[stream_index * peers + peer_index] = Some(*advertised);
+                }
+            }
+        }
+        PeerAdverts { table, peers }
+    }
+
+    /// What each peer advertises about the stream at `stream_index`, in peer order.
+    fn of(&self, stream_index: usize) -> &[Option<Advertised>] {
+        &self.table[stream_index * self.peers..(stream_index + 1) * self.peers]
+    }
+}
+
+/// The highest (epoch, node) capturing a stream, here (`mine`: this node's capture
+/// epoch, when it counts) or at an alive peer (`adverts`, in `input.peers` order).
+fn highest_capture<'a>(
+    input: &StepInput<'a>,
+    mine: Option<u64>,
+    adverts: &[Option<Advertised>],
     counting: Counting,
-) -> Option<(u64, String)> {
-    let flowing_here = input.health.get(stream).is_some_and(|h| h.alive);
-    let mine = captures
-        .get(stream)
-        .filter(|_| counting == Counting::Any || flowing_here)
-        .map(|capture| (capture.epoch, input.me.name.clone()));
+) -> Option<(u64, &'a str)> {
+    let mine = mine.map(|epoch| (epoch, input.me.name.as_str()));
     let theirs = input
         .peers
         .iter()
-        .filter_map(|peer| {
-            let advertised = peer.streams.get(stream)?;
+        .zip(adverts)
+        .filter_map(|(peer, advertised)| {
+            let advertised = advertised.as_ref()?;
             (advertised.role == IngestRole::Capturing
                 && (counting == Counting::Any || advertised.alive))
-                .then(|| (advertised.epoch, peer.name.clone()))
+                .then_some((advertised.epoch, peer.name.as_str()))
         })
         .max();
     mine.max(theirs)
 }
 
-/// The current capture of `stream`: the highest with frames flowing.
-fn current_capture(
+/// This node's capture epoch of `stream` if it counts as `counting` asks.
+fn my_capture(
     input: &StepInput<'_>,
     captures: &BTreeMap<String, Capture>,
     stream: &str,
-) -> Option<(u64, String)> {
-    highest_capture(input, captures, stream, Counting::Flowing)
-}
-
-/// Who holds `stream` for placement's stickiness.
-fn capture_holder(
-    input: &StepInput<'_>,
-    captures: &BTreeMap<String, Capture>,
-    stream: &str,
-) -> Option<String> {
-    highest_capture(input, captures, stream, Counting::Any).map(|(_, node)| node)
+    counting: Counting,
+) -> Option<u64> {
+    let flowing_here = || input.health.get(stream).is_some_and(|h| h.alive);
+    captures
+        .get(stream)
+        .filter(|_| counting == Counting::Any || flowing_here())
+        .map(|capture| capture.epoch)
 }
 
 /// The coordinator's memory between steps.
@@ -393,10 +424,15 @@ impl IngestBook {
         // Epochs only grow: take in every epoch the peers advertise.
         for peer in input.peers {
             for (name, advertised) in &peer.streams {
-                let epoch = self.epochs.entry(name.clone()).or_default();
-                *epoch = (*epoch).max(advertised.epoch);
+                match self.epochs.get_mut(name) {
+                    Some(epoch) => *epoch = (*epoch).max(advertised.epoch),
+                    None => {
+                        self.epochs.insert(name.clone(), advertised.epoch);
+                    }
+                }
             }
         }
+        let adverts = PeerAdverts::gather(input);
 
         // Rule 3: captures whose source keeps failing here.
         for (name, capture) in &mut self.captures {
@@ -471,37 +507,56 @@ impl IngestBook {
             .collect();
         // `capture_at` as written: a hostname or an address, any case, with or without a
         // port (a node is one host; its ports do not make it another node).
+        let host = |name: &str| -> String {
+            name.rsplit_once(':')
+                .filter(|(_, port)| port.parse::<u16>().is_ok())
+                .map_or(name, |(host, _)| host)
+                .to_ascii_lowercase()
+        };
+        let member_hosts: Vec<(&str, Vec<String>)> = members
+            .iter()
+            .map(|member| {
+                let hosts = std::iter::once(&member.name)
+                    .chain(&member.aliases)
+                    .map(|name| host(name))
+                    .collect();
+                (member.name.as_str(), hosts)
+            })
+            .collect();
         let resolve = |capture_at: &str| -> Option<String> {
-            let host = |name: &str| -> String {
-                name.rsplit_once(':')
-                    .filter(|(_, port)| port.parse::<u16>().is_ok())
-                    .map_or(name, |(host, _)| host)
-                    .to_ascii_lowercase()
-            };
             let wanted = host(capture_at);
-            members
+            member_hosts
                 .iter()
-                .find(|m| host(&m.name) == wanted || m.aliases.iter().any(|a| host(a) == wanted))
-                .map(|m| m.name.clone())
+                .find(|(_, hosts)| hosts.contains(&wanted))
+                .map(|(name, _)| name.to_string())
         };
         let placed_streams: Vec<IngestStream> = input
             .streams
             .iter()
-            .map(|stream| {
+            .enumerate()
+            .map(|(index, stream)| {
                 let mut excluded: Vec<String> = input
                     .peers
                     .iter()
-                    .filter(|peer| {
-                        peer.streams.get(&stream.name).is_none_or(|advertised| {
+                    .zip(adverts.of(index))
+                    .filter(|(_, advertised)| {
+                        advertised.is_none_or(|advertised| {
                             matches!(advertised.role, IngestRole::None | IngestRole::Failed)
                         })
                     })
-                    .map(|peer| peer.name.clone())
+                    .map(|(peer, _)| peer.name.clone())
                     .collect();
                 if self.failed_here(&stream.name, now_ms) {
                     excluded.push(input.me.name.clone());
                 }
-                let captured_by = capture_holder(input, &self.captures, &stream.name);
+                // Who holds the stream, for placement's stickiness.
+                let captured_by = highest_capture(
+                    input,
+                    my_capture(input, &self.captures, &stream.name, Counting::Any),
+                    adverts.of(index),
+                    Counting::Any,
+                )
+                .map(|(_, node)| node.to_string());
                 let no_failback =
                     settings.sabotage == Some(Sabotage::NoFailback) && captured_by.is_some();
                 IngestStream {
@@ -525,20 +580,36 @@ impl IngestBook {
         );
 
         let mut rows = Vec::with_capacity(input.streams.len());
-        for stream in input.streams {
+        for (index, stream) in input.streams.iter().enumerate() {
             let name = &stream.name;
+            let peer_adverts = adverts.of(index);
             let owner = placement.get(name).map(|(node, _)| node.clone());
+            // What the owner, when it is a peer, advertises about this stream.
+            let owner_advert = owner.as_deref().and_then(|owner| {
+                input
+                    .peers
+                    .iter()
+                    .zip(peer_adverts)
+                    .find(|(peer, _)| peer.name == owner)
+                    .and_then(|(_, advertised)| *advertised)
+            });
             let reason = match placement.get(name) {
                 Some((_, Reason::Preferred)) => OwnerReason::Preferred,
                 Some((_, Reason::Kept)) => OwnerReason::Kept,
                 Some((_, Reason::Hashed)) => OwnerReason::Hashed,
                 None => OwnerReason::NoCandidate,
             };
-            let since = match self.owners.get(name) {
+            let since = match self.owners.get_mut(name) {
                 Some((previous, since)) if *previous == owner => *since,
-                _ => now_ms,
+                Some(entry) => {
+                    *entry = (owner.clone(), now_ms);
+                    now_ms
+                }
+                None => {
+                    self.owners.insert(name.clone(), (owner.clone(), now_ms));
+                    now_ms
+                }
             };
-            self.owners.insert(name.clone(), (owner.clone(), since));
             let second_choice = || {
                 members
                     .iter()
@@ -550,13 +621,8 @@ impl IngestBook {
                 || (settings.sabotage == Some(Sabotage::DoubleCapture)
                     && owner.is_some()
                     && second_choice() == Some(input.me.name.as_str()));
-            let owner_captures = owner.as_deref().is_some_and(|owner| {
-                input.peers.iter().any(|peer| {
-                    peer.name == owner
-                        && peer.streams.get(name).is_some_and(|advertised| {
-                            advertised.role == IngestRole::Capturing && advertised.alive
-                        })
-                })
+            let owner_captures = owner_advert.is_some_and(|advertised| {
+                advertised.role == IngestRole::Capturing && advertised.alive
             });
             match self.captures.get_mut(name) {
                 None if owner_is_me && self.settled && !self.restrained => {
@@ -590,9 +656,10 @@ impl IngestBook {
                     capture.handover_since_ms = None;
                     // Fencing: a capture elsewhere above ours (a partition healed) must not
                     // stay the current one while we own the stream: we take a new epoch.
-                    let ours = (capture.epoch, input.me.name.clone());
-                    if let Some(higher) = current_capture(input, &BTreeMap::new(), name)
-                        .filter(|theirs| *theirs > ours)
+                    let ours = (capture.epoch, input.me.name.as_str());
+                    if let Some(higher) =
+                        highest_capture(input, None, peer_adverts, Counting::Flowing)
+                            .filter(|theirs| *theirs > ours)
                     {
                         capture.epoch = higher.0.saturating_add(1);
                         self.epochs.insert(name.clone(), capture.epoch);
@@ -605,13 +672,8 @@ impl IngestBook {
                 Some(capture) => {
                     // Rule 2: make before break.
                     let owner = owner.as_deref().unwrap_or_default();
-                    let owner_started = input.peers.iter().any(|peer| {
-                        peer.name == owner
-                            && peer
-                                .streams
-                                .get(name)
-                                .is_some_and(|advertised| advertised.role == IngestRole::Capturing)
-                    });
+                    let owner_started = owner_advert
+                        .is_some_and(|advertised| advertised.role == IngestRole::Capturing);
                     let since = *capture.handover_since_ms.get_or_insert(now_ms);
                     let reason = if owner_captures {
                         Some(format!("handed over to {owner}"))
@@ -634,14 +696,19 @@ impl IngestBook {
                 }
             }
             let local = self.advertised(name, now_ms).0;
-            let current = current_capture(input, &self.captures, name);
+            let current = highest_capture(
+                input,
+                my_capture(input, &self.captures, name, Counting::Flowing),
+                peer_adverts,
+                Counting::Flowing,
+            );
             rows.push(Row {
                 stream: name.clone(),
                 owner,
                 capture_at: stream.capture_at.clone(),
                 reason,
                 since_ms: since,
-                capturer: current.as_ref().map(|(_, node)| node.clone()),
+                capturer: current.map(|(_, node)| node.to_string()),
                 epoch: current.map_or(0, |(epoch, _)| epoch),
                 local,
             });
