@@ -15,6 +15,7 @@
 #![deny(missing_docs)]
 
 pub mod balancer;
+pub mod core_workers;
 pub mod ingest;
 pub mod mesh;
 pub mod node;

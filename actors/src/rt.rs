@@ -16,6 +16,8 @@ use std::sync::{Arc, Mutex};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::task::JoinHandle;
+
+pub use crate::core_workers::CoreWorkers;
 pub use tokio::time::Instant;
 
 /// Where wall-clock (Unix) time comes from.
@@ -133,6 +135,12 @@ impl Runtime {
             .lock()
             .unwrap_or_else(|poison| poison.into_inner());
         draw(&mut rng)
+    }
+
+    /// Starts `count` connection workers (threads with single-threaded runtimes) named
+    /// `{name}-{index}`: the place client connections are served ([`CoreWorkers`]).
+    pub fn core_workers(&self, name: &str, count: usize) -> std::io::Result<CoreWorkers> {
+        CoreWorkers::start(name, count)
     }
 
     /// Spawns a task on the current tokio runtime. `name` is for diagnostics.

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::connect_info::ConnectInfo;
-use flotilla_actors::rt::Runtime;
+use flotilla_actors::rt::CoreWorkers;
 use futures_util::future::Either;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
@@ -54,8 +54,9 @@ impl Default for HttpLimits {
 
 /// Serves `router` on `listener` until `shutdown` turns true, then drains connections for
 /// at most `limits.shutdown_grace`. `fast` answers balancer redirects before the router.
+/// Each accepted connection is served on one of `connections` until it closes.
 pub async fn serve(
-    runtime: Runtime,
+    connections: Arc<CoreWorkers>,
     listener: TcpListener,
     router: Router,
     fast: Option<FastPath>,
@@ -93,28 +94,43 @@ pub async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
+        // The socket moves to its worker's own I/O driver: left registered with the
+        // listener's runtime, every readiness event would cross threads to reach it.
+        let stream = match stream.into_std() {
+            Ok(stream) => stream,
+            Err(error) => {
+                tracing::debug!(%remote, %error, "accepted connection unusable");
+                continue;
+            }
+        };
         let router = router.clone();
         let fast = fast.clone();
-        let service = hyper::service::service_fn(
-            move |mut request: hyper::Request<hyper::body::Incoming>| {
-                let early = fast
-                    .as_ref()
-                    .and_then(|fast| fast.answer(&mut request, remote));
-                match early {
-                    Some(response) => Either::Left(std::future::ready(Ok(response))),
-                    None => {
-                        request.extensions_mut().insert(ConnectInfo(remote));
-                        Either::Right(router.clone().oneshot(request))
-                    }
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        connections.spawn("http-connection", async move {
+            let stream = match tokio::net::TcpStream::from_std(stream) {
+                Ok(stream) => stream,
+                Err(error) => {
+                    tracing::debug!(%remote, %error, "cannot register the connection");
+                    return;
                 }
-            },
-        );
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
-        let watched = graceful.watch(connection);
-        runtime.spawn("http-connection", async move {
-            if let Err(error) = watched.await {
+            };
+            let service = hyper::service::service_fn(
+                move |mut request: hyper::Request<hyper::body::Incoming>| {
+                    let early = fast
+                        .as_ref()
+                        .and_then(|fast| fast.answer(&mut request, remote));
+                    match early {
+                        Some(response) => Either::Left(std::future::ready(Ok(response))),
+                        None => {
+                            request.extensions_mut().insert(ConnectInfo(remote));
+                            Either::Right(router.clone().oneshot(request))
+                        }
+                    }
+                },
+            );
+            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            if let Err(error) = watcher.watch(connection).await {
                 tracing::debug!(%remote, %error, "http connection ended with an error");
             }
             drop(permit);
