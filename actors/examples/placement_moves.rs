@@ -25,6 +25,7 @@ fn streams(count: usize) -> Vec<IngestStream> {
             capture_at: None,
             excluded: Vec::new(),
             captured_by: None,
+            flowing_at: None,
         })
         .collect()
 }
@@ -37,6 +38,7 @@ fn captured(
     list.iter()
         .map(|s| IngestStream {
             captured_by: placement.get(&s.name).map(|(n, _)| n.clone()),
+            flowing_at: placement.get(&s.name).map(|(n, _)| n.clone()),
             ..s.clone()
         })
         .collect()

@@ -38,6 +38,17 @@ pub const HANDOVER_OVERLAP_MS: u64 = 3 * FETCH_TIMEOUT_MS + 2_000;
 pub const AT_REST_MS: u64 =
     DUPLICATES_END_MS + 4 * 2 * STALE_TIMEOUT_MS + HANDOVER_OVERLAP_MS + 15 * FETCH_TIMEOUT_MS;
 
+/// A camera that comes back is captured again within this, counted from its return
+/// (I2), when the node holding the stream kept it through the outage (nothing to fail
+/// over): the loss is noticed at the next frame, the input waits out `source_timeout`,
+/// the stream actor's first restart comes after the supervisor's initial backoff, and the
+/// observation comes up to one period later. Longer outages end sooner: their restarts
+/// ran during the outage, and a failed mark hands the stream on within [`FAILOVER_MS`].
+pub const SOURCE_RECOVERY_MS: u64 = crate::media::FRAME_PERIOD_MS
+    + flotilla::defaults::SOURCE_TIMEOUT_MS
+    + flotilla_actors::tree::STREAM_BACKOFF.initial.as_millis() as u64
+    + OBSERVE_PERIOD_MS;
+
 /// Two nodes whose views differ may disagree on an owner until their views converge:
 /// one exchange round each way and a tick (I6).
 pub const VIEWS_CONVERGE_MS: u64 = 2 * FETCH_TIMEOUT_MS + 1_000;
@@ -88,6 +99,8 @@ pub struct Observation {
     pub healed_at_ms: Option<u64>,
     /// Nodes isolated now, with the streams they captured when isolated.
     pub isolated: BTreeMap<String, BTreeSet<String>>,
+    /// When each stream's camera last came back after being down for everyone.
+    pub source_back_ms: BTreeMap<String, u64>,
 }
 
 /// A broken invariant.
@@ -124,8 +137,11 @@ pub struct Checker {
     uncovered_since_ms: BTreeMap<String, u64>,
     /// Since when each stream has had two or more captures.
     duplicated_since_ms: BTreeMap<String, u64>,
-    /// Capture starts, per (node, stream), simulated ms.
-    starts: BTreeMap<(String, String), Vec<u64>>,
+    /// Capture starts, per (node, its incarnation, stream), simulated ms.
+    starts: BTreeMap<(String, u64, String), Vec<u64>>,
+    /// The last capture start of each stream, simulated ms (a capture may start and end
+    /// between two observations: it still ended the stream's time without one).
+    last_start_ms: BTreeMap<String, u64>,
     /// Capture sets at the last observation (for I5).
     last_running: BTreeMap<String, BTreeSet<String>>,
     /// Since when nodes have disagreed on each stream's owner.
@@ -141,11 +157,21 @@ fn violation(invariant: &'static str, at_ms: u64, detail: String) -> Result<(), 
 }
 
 impl Checker {
-    /// Records that `node` started capturing `stream` at `at_ms` (from the ledger).
-    pub fn started(&mut self, node: &str, stream: &str, at_ms: u64) -> Result<(), Violation> {
+    /// Records that `node` (the incarnation started at `incarnation_ms`) started capturing
+    /// `stream` at `at_ms` (from the ledger). Restarts are counted per incarnation: the
+    /// book bounds the restarts of one capture; a node that restarts itself (a fault) and
+    /// takes its stream back at once is a recovery, not a capture restarting.
+    pub fn started(
+        &mut self,
+        node: &str,
+        incarnation_ms: u64,
+        stream: &str,
+        at_ms: u64,
+    ) -> Result<(), Violation> {
+        self.last_start_ms.insert(stream.to_string(), at_ms);
         let starts = self
             .starts
-            .entry((node.to_string(), stream.to_string()))
+            .entry((node.to_string(), incarnation_ms, stream.to_string()))
             .or_default();
         starts.push(at_ms);
         starts.retain(|at| at_ms.saturating_sub(*at) < RESTART_WINDOW_MS);
@@ -163,20 +189,25 @@ impl Checker {
         Ok(())
     }
 
-    /// Checks one observation.
-    pub fn observe(&mut self, o: &Observation) -> Result<(), Violation> {
-        self.gossip_monotonic(o)?;
-        self.epochs_grow(o)?;
-        self.restraint(o)?;
-        self.coverage(o)?;
-        self.duplicates(o)?;
+    /// Checks one observation; returns what it breaks (the first break of each check).
+    /// Every check runs whatever the others find, and the capture sets I5 compares
+    /// against are always this observation's: a violation must not freeze the baseline
+    /// of the next observation.
+    pub fn observe(&mut self, o: &Observation) -> Vec<Violation> {
+        let mut results = vec![
+            self.gossip_monotonic(o),
+            self.epochs_grow(o),
+            self.restraint(o),
+            self.coverage(o),
+            self.duplicates(o),
+        ];
         if let Some(healed_ms) = o.healed_at_ms
             && o.at_ms >= healed_ms + AT_REST_MS
         {
-            self.at_rest(o)?;
+            results.push(self.at_rest(o));
         }
         self.last_running.clone_from(&o.running);
-        Ok(())
+        results.into_iter().filter_map(Result::err).collect()
     }
 
     /// I10: no view ever goes back to an older state of a peer.
@@ -269,10 +300,20 @@ impl Checker {
                 .uncovered_since_ms
                 .entry(stream.clone())
                 .or_insert(o.at_ms);
+            let since = since.max(self.last_start_ms.get(stream).copied().unwrap_or(0));
             let Some(calm_since) = o.calm_since_ms else {
                 continue;
             };
-            let bound = FAILOVER_MS + *unreachable_from as u64 * UNREACHABLE_NODE_MS;
+            let recovering = o
+                .source_back_ms
+                .get(stream)
+                .is_some_and(|back| since <= back + SOURCE_RECOVERY_MS);
+            let failover = if recovering {
+                SOURCE_RECOVERY_MS.max(FAILOVER_MS)
+            } else {
+                FAILOVER_MS
+            };
+            let bound = failover + *unreachable_from as u64 * UNREACHABLE_NODE_MS;
             let from = since.max(calm_since);
             if o.at_ms.saturating_sub(from) > bound {
                 return violation(

@@ -323,11 +323,11 @@ pub fn run(options: &Options) -> Outcome {
             break;
         }
         now_ms = sim.elapsed().as_millis() as u64;
-        let new_starts: Vec<(String, String, u64)> =
+        let new_starts: Vec<(String, u64, String, u64)> =
             world.with(|w| w.starts[starts_seen..].to_vec());
         starts_seen += new_starts.len();
-        for (node, stream, at) in &new_starts {
-            if let Err(found) = checker.started(node, stream, *at) {
+        for (node, incarnation_ms, stream, at) in &new_starts {
+            if let Err(found) = checker.started(node, *incarnation_ms, stream, *at) {
                 note(found, &mut violations);
             }
         }
@@ -343,7 +343,7 @@ pub fn run(options: &Options) -> Outcome {
                 healed_at_ms,
                 &isolated,
             );
-            if let Err(found) = checker.observe(&observation) {
+            for found in checker.observe(&observation) {
                 note(found, &mut violations);
             }
         }
@@ -460,8 +460,8 @@ fn apply(
             world.with(|w| {
                 if *down {
                     w.sources_down.insert(stream);
-                } else {
-                    w.sources_down.remove(&stream);
+                } else if w.sources_down.remove(&stream) {
+                    w.sources_back_ms.insert(stream, now_ms);
                 }
             });
         }
@@ -498,7 +498,9 @@ fn heal(
 ) {
     world.with(|w| {
         w.log(now_ms, "heal");
-        w.sources_down.clear();
+        for stream in std::mem::take(&mut w.sources_down) {
+            w.sources_back_ms.insert(stream, now_ms);
+        }
     });
     for a in names {
         for b in names {
@@ -626,6 +628,7 @@ fn observe(
             calm_since_ms,
             healed_at_ms,
             isolated: isolated.clone(),
+            source_back_ms: w.sources_back_ms.clone(),
         }
     })
 }

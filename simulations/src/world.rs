@@ -48,8 +48,10 @@ pub struct WorldState {
     pub sources_cut: BTreeSet<(String, String)>,
     /// Captures running now: stream → node → run.
     pub running: BTreeMap<String, BTreeMap<String, Running>>,
-    /// Every capture start: (node, stream, simulated ms).
-    pub starts: Vec<(String, String, u64)>,
+    /// Every capture start: (node, its incarnation, stream, simulated ms).
+    pub starts: Vec<(String, u64, String, u64)>,
+    /// When each stream's camera last came back after being down for everyone.
+    pub sources_back_ms: BTreeMap<String, u64>,
     /// Running nodes, by hostname.
     pub nodes: BTreeMap<String, NodeHandle>,
     /// The trace: one line per event.
@@ -111,7 +113,7 @@ impl CaptureGuard {
             );
             state
                 .starts
-                .push((node.to_string(), stream.to_string(), now_ms));
+                .push((node.to_string(), incarnation_ms, stream.to_string(), now_ms));
             state.log(now_ms, format!("{node} capture start {stream}"));
         });
         CaptureGuard {

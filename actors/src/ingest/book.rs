@@ -9,8 +9,9 @@
 //!    (a booting node first hears its peers, so it does not grab everything), and never
 //!    while restrained (minority restraint, when switched on).
 //! 2. **Make before break**: a stream captured here but placed elsewhere keeps running
-//!    until its new owner advertises it captured with frames flowing, or until the
-//!    hand-over deadline, whichever comes first.
+//!    until a capture above it (by epoch, then node name) has frames flowing — normally its
+//!    new owner's, which starts above every epoch it has seen — or until the hand-over
+//!    deadline, whichever comes first.
 //! 3. **Failed here**: a capture that restarts too often, or never gets frames by its
 //!    start deadline, is stopped and this node is out of the running for that stream for
 //!    [`FAILED_HOLD_MS`]; it advertises the mark, so every node places the stream
@@ -110,6 +111,9 @@ pub struct StepInput<'a> {
     pub cluster_size: usize,
     /// Known peers never heard from yet.
     pub peers_unheard: usize,
+    /// Of `peers`, those not heard for long enough that they may be cut off already
+    /// (see `members` in the coordinator): alive, but not counted for the quorum.
+    pub peers_fading: usize,
     /// The cluster_ingest streams configured here.
     pub streams: &'a [Configured],
     /// Health of the captures running here.
@@ -217,15 +221,17 @@ enum Counting {
 /// step: the rules ask it several times per stream, and a lookup by name in each peer's
 /// map for each question made a step cost O(streams × peers × log streams) string
 /// comparisons (the top of the profile with 100 streams).
-struct PeerAdverts {
+struct PeerAdverts<'a> {
     /// `[stream × peers + peer]`, streams in `input.streams` order, peers in
     /// `input.peers` order.
     table: Vec<Option<Advertised>>,
     peers: usize,
+    /// Index of each configured stream in `input.streams`.
+    position: HashMap<&'a str, usize>,
 }
 
-impl PeerAdverts {
-    fn gather(input: &StepInput<'_>) -> PeerAdverts {
+impl<'a> PeerAdverts<'a> {
+    fn gather(input: &StepInput<'a>) -> PeerAdverts<'a> {
         let position: HashMap<&str, usize> = input
             .streams
             .iter()
@@ -241,7 +247,20 @@ impl PeerAdverts {
                 }
             }
         }
-        PeerAdverts { table, peers }
+        PeerAdverts {
+            table,
+            peers,
+            position,
+        }
+    }
+
+    /// Whether some alive peer has frames of `stream` flowing.
+    fn flowing_elsewhere(&self, stream: &str) -> bool {
+        self.position.get(stream).is_some_and(|index| {
+            self.of(*index).iter().flatten().any(|advertised| {
+                advertised.role == IngestRole::Capturing && advertised.alive
+            })
+        })
     }
 
     /// What each peer advertises about the stream at `stream_index`, in peer order.
@@ -294,6 +313,9 @@ pub struct IngestBook {
     started_ms: u64,
     captures: BTreeMap<String, Capture>,
     failed_until_ms: BTreeMap<String, u64>,
+    /// Failed marks taken while no other node had frames either: the source may have
+    /// been down for everyone rather than unreachable from here.
+    failed_while_down: BTreeSet<String>,
     epochs: BTreeMap<String, u64>,
     owners: BTreeMap<String, (Option<String>, u64)>,
     restrained: bool,
@@ -418,8 +440,12 @@ impl IngestBook {
         self.settled = self.settled
             || input.peers_unheard == 0
             || now_ms.saturating_sub(self.started_ms) >= settings.settle_ms;
-        let seen = input.peers.len() + 1;
-        self.restrained = settings.minority_restraint && seen * 2 < input.cluster_size;
+        // Minority restraint counts only the peers heard recently: cut off from the rest,
+        // a node sees its peers go stale one by one, up to a fetch interval apart, and
+        // must not take over while it still counts the last ones.
+        let heard = input.peers.len().saturating_sub(input.peers_fading) + 1;
+        self.restrained = settings.minority_restraint && heard * 2 < input.cluster_size;
+        let heard_majority = heard * 2 > input.cluster_size;
 
         // Epochs only grow: take in every epoch the peers advertise.
         for peer in input.peers {
@@ -433,6 +459,22 @@ impl IngestBook {
             }
         }
         let adverts = PeerAdverts::gather(input);
+        // A mark taken while the source was down for everyone ends once another node has
+        // frames again: this node is a candidate again (its capture_at preference comes
+        // back). A source really unreachable from here is marked again after one probe,
+        // now with frames elsewhere, for the full hold.
+        let back: Vec<String> = self
+            .failed_while_down
+            .iter()
+            .filter(|stream| adverts.flowing_elsewhere(stream))
+            .cloned()
+            .collect();
+        for stream in back {
+            self.failed_until_ms.remove(&stream);
+            self.failed_while_down.remove(&stream);
+        }
+        self.failed_while_down
+            .retain(|stream| self.failed_until_ms.contains_key(stream));
 
         // Rule 3: captures whose source keeps failing here.
         for (name, capture) in &mut self.captures {
@@ -475,6 +517,11 @@ impl IngestBook {
                 };
                 self.failed_until_ms
                     .insert(name.clone(), now_ms + FAILED_HOLD_MS);
+                if adverts.flowing_elsewhere(name) {
+                    self.failed_while_down.remove(name);
+                } else {
+                    self.failed_while_down.insert(name.clone());
+                }
                 actions.push(Action::Stop {
                     stream: name.clone(),
                     reason: why,
@@ -557,6 +604,14 @@ impl IngestBook {
                     Counting::Any,
                 )
                 .map(|(_, node)| node.to_string());
+                // Whose capture has frames now, for placement's shares.
+                let flowing_at = highest_capture(
+                    input,
+                    my_capture(input, &self.captures, &stream.name, Counting::Flowing),
+                    adverts.of(index),
+                    Counting::Flowing,
+                )
+                .map(|(_, node)| node.to_string());
                 let no_failback =
                     settings.sabotage == Some(Sabotage::NoFailback) && captured_by.is_some();
                 IngestStream {
@@ -569,6 +624,7 @@ impl IngestBook {
                         .filter(|_| !no_failback),
                     excluded,
                     captured_by,
+                    flowing_at,
                 }
             })
             .collect();
@@ -621,11 +677,15 @@ impl IngestBook {
                 || (settings.sabotage == Some(Sabotage::DoubleCapture)
                     && owner.is_some()
                     && second_choice() == Some(input.me.name.as_str()));
-            let owner_captures = owner_advert.is_some_and(|advertised| {
-                advertised.role == IngestRole::Capturing && advertised.alive
-            });
+            // A node still settling after a start may already take a stream that prefers
+            // it and that no peer it hears captures, once it hears a majority: its peers
+            // place such a stream on it at once, so waiting would leave it uncaptured (and
+            // a node restarting faster than the settle time would hold it hostage).
+            let unclaimed_preference = matches!(placement.get(name), Some((_, Reason::Preferred)))
+                && highest_capture(input, None, peer_adverts, Counting::Any).is_none();
+            let may_take = self.settled || (heard_majority && unclaimed_preference);
             match self.captures.get_mut(name) {
-                None if owner_is_me && self.settled && !self.restrained => {
+                None if owner_is_me && may_take && !self.restrained => {
                     // Rule 1: a new capture, above every epoch seen.
                     let epoch = self
                         .epochs
@@ -670,21 +730,30 @@ impl IngestBook {
                     capture.handover_since_ms = None;
                 }
                 Some(capture) => {
-                    // Rule 2: make before break.
+                    // Rule 2: make before break. Captures are ordered by (epoch, node): ours
+                    // ends once a capture above it has frames flowing, whoever holds it (views
+                    // may disagree on the owner for a while; waiting for "our" owner could
+                    // keep two captures running until they agree). The highest flowing capture
+                    // never ends here, so the stream is never left without one.
                     let owner = owner.as_deref().unwrap_or_default();
+                    let ours = (capture.epoch, input.me.name.as_str());
+                    let above = highest_capture(input, None, peer_adverts, Counting::Flowing)
+                        .filter(|theirs| *theirs > ours);
                     let owner_started = owner_advert
                         .is_some_and(|advertised| advertised.role == IngestRole::Capturing);
                     let since = *capture.handover_since_ms.get_or_insert(now_ms);
-                    let reason = if owner_captures {
-                        Some(format!("handed over to {owner}"))
-                    } else if owner_started && now_ms.saturating_sub(since) >= HANDOVER_DEADLINE_MS
-                    {
-                        Some(format!(
-                            "hand-over deadline: {owner} started it but had no frames within {} s",
-                            HANDOVER_DEADLINE_MS / 1000
-                        ))
-                    } else {
-                        None
+                    let reason = match above {
+                        Some((_, by)) if by == owner => Some(format!("handed over to {owner}")),
+                        Some((_, by)) => Some(format!("superseded by {by}'s capture")),
+                        None if owner_started
+                            && now_ms.saturating_sub(since) >= HANDOVER_DEADLINE_MS =>
+                        {
+                            Some(format!(
+                                "hand-over deadline: {owner} started it but had no frames within {} s",
+                                HANDOVER_DEADLINE_MS / 1000
+                            ))
+                        }
+                        None => None,
                     };
                     if let Some(reason) = reason {
                         self.captures.remove(name);

@@ -23,7 +23,7 @@ use ractor::ActorProcessingErr;
 
 use self::board::{BoardState, IngestBoard, LocalPart};
 use self::book::{Action, Advertised, BookSettings, Configured, Health, IngestBook, Member};
-use crate::mesh::view::{ClusterView, IngestRole, PeerState};
+use crate::mesh::view::{ClusterView, IngestRole, PeerRecord, PeerState};
 use crate::registry::ActorPath;
 use crate::stream::StreamMedia;
 use crate::supervisor::{SupervisorError, SupervisorMsg, supervisor_at};
@@ -145,13 +145,34 @@ fn limits_of<'a>(plan: &'a IngestPlan, names: &[&str]) -> Option<&'a IngestLimit
     names.iter().find_map(|name| plan.peer_limits.get(*name))
 }
 
+/// A peer heard this long ago may be cut off already: its stale timeout, less the fetch
+/// interval (the peers of a node cut off were last heard up to one interval apart, so
+/// when the first goes stale the others are at least this old) and one coordinator tick
+/// of margin. Never below one interval and a tick, so a connected peer always counts.
+fn fading_after_ms(record: &PeerRecord, tick_ms: u64) -> u64 {
+    record
+        .stale_timeout_ms
+        .saturating_sub(record.fetch_timeout_ms)
+        .saturating_sub(tick_ms)
+        .max(record.fetch_timeout_ms + tick_ms)
+}
+
+/// What the coordinator sees of the cluster.
+struct Members {
+    /// This node.
+    me: Member,
+    /// The alive peers.
+    peers: Vec<Member>,
+    /// Every known node, this one included.
+    cluster_size: usize,
+    /// Known peers never heard from.
+    unheard: usize,
+    /// Alive peers not heard for [`fading_after_ms`].
+    fading: usize,
+}
+
 /// The members of the cluster this node sees alive: itself first, then the peers.
-fn members(
-    plan: &IngestPlan,
-    io: &dyn IngestIo,
-    started_ms: u64,
-    now_ms: u64,
-) -> (Member, Vec<Member>, usize, usize) {
+fn members(plan: &IngestPlan, io: &dyn IngestIo, started_ms: u64, now_ms: u64) -> Members {
     let me = Member {
         name: plan.me.clone(),
         aliases: plan.aliases.clone(),
@@ -165,12 +186,19 @@ fn members(
         streams: BTreeMap::new(),
     };
     let Some(view) = io.view() else {
-        return (me, Vec::new(), 1, 0);
+        return Members {
+            me,
+            peers: Vec::new(),
+            cluster_size: 1,
+            unheard: 0,
+            fading: 0,
+        };
     };
     let view = view.read().unwrap_or_else(|p| p.into_inner());
     let mut peers = Vec::new();
     let mut size = 1;
     let mut unheard = 0;
+    let mut fading = 0;
     for (record, state) in view.peers(now_ms) {
         size += 1;
         match state {
@@ -202,6 +230,11 @@ fn members(
                 } else {
                     record.alive_since_ms
                 };
+                if now_ms.saturating_sub(record.last_seen_ms)
+                    >= fading_after_ms(record, plan.tick_ms)
+                {
+                    fading += 1;
+                }
                 peers.push(Member {
                     name: record.hostname.clone(),
                     aliases: vec![record.name.clone(), host.to_string()],
@@ -231,7 +264,13 @@ fn members(
             _ => {}
         }
     }
-    (me, peers, size, unheard)
+    Members {
+        me,
+        peers,
+        cluster_size: size,
+        unheard,
+        fading,
+    }
 }
 
 impl IngestCoordinator {
@@ -419,8 +458,13 @@ impl Worker for IngestCoordinator {
                 // This node has been alive since it started.
                 let uptime_ms = u64::try_from(me.runtime().uptime().as_millis()).unwrap_or(0);
                 let started_ms = now_ms.saturating_sub(uptime_ms);
-                let (mut member, peers, cluster_size, peers_unheard) =
-                    members(&state.plan, self.io.as_ref(), started_ms, now_ms);
+                let Members {
+                    me: mut member,
+                    peers,
+                    cluster_size,
+                    unheard: peers_unheard,
+                    fading: peers_fading,
+                } = members(&state.plan, self.io.as_ref(), started_ms, now_ms);
                 state
                     .connectivity
                     .observe(peers.len(), cluster_size, now_ms);
@@ -435,6 +479,7 @@ impl Worker for IngestCoordinator {
                     peers: &peers,
                     cluster_size,
                     peers_unheard,
+                    peers_fading,
                     streams: &state.configured,
                     health: &health,
                     now_ms,

@@ -49,6 +49,12 @@ pub struct IngestStream {
     /// for the hold time; a stream nobody captures (cluster start, its capturer died)
     /// goes to it at once, and one it captures already stays.
     pub captured_by: Option<String>,
+    /// The node whose capture has frames flowing now (the current capture), if any.
+    /// Until the `capture_at` node has frames, the stream counts against this node's
+    /// share, not the preferred one's: a node re-probing a camera it may not reach (a
+    /// failed mark expired) then moves none of its other streams, and nothing moves back
+    /// when the probe fails. Loads follow captures, not intentions.
+    pub flowing_at: Option<String>,
 }
 
 /// Why a stream is where it is.
@@ -130,13 +136,15 @@ pub fn place(
         held < floor || (held == floor && extra > 0)
     };
     let mut placement = BTreeMap::new();
+    // `charged` is the node whose share the stream counts against (see `flowing_at`).
     let mut assign = |stream: &IngestStream,
                       node: &Candidate,
+                      charged: &str,
                       reason: Reason,
                       load: &mut BTreeMap<&str, u32>,
                       extra: &mut usize| {
         let held = load
-            .get_mut(node.name.as_str())
+            .get_mut(charged)
             .expect("eligible nodes have a load entry");
         if *held >= floor {
             *extra = extra.saturating_sub(1);
@@ -157,7 +165,25 @@ pub fn place(
             })
         });
         match preferred {
-            Some(node) => assign(stream, node, Reason::Preferred, &mut load, &mut extra),
+            Some(node) => {
+                let charged = stream
+                    .flowing_at
+                    .as_deref()
+                    .filter(|by| {
+                        *by != node.name
+                            && eligible.iter().any(|n| n.name == *by)
+                            && !stream.excluded.iter().any(|excluded| excluded == by)
+                    })
+                    .unwrap_or(node.name.as_str());
+                assign(
+                    stream,
+                    node,
+                    charged,
+                    Reason::Preferred,
+                    &mut load,
+                    &mut extra,
+                )
+            }
             None => rest.push(stream),
         }
     }
@@ -174,7 +200,7 @@ pub fn place(
             })
         });
         match keeper {
-            Some(node) => assign(stream, node, Reason::Kept, &mut load, &mut extra),
+            Some(node) => assign(stream, node, &node.name, Reason::Kept, &mut load, &mut extra),
             None => homeless.push(stream),
         }
     }
@@ -193,7 +219,14 @@ pub fn place(
         else {
             continue;
         };
-        assign(stream, node, Reason::Hashed, &mut load, &mut extra);
+        assign(
+            stream,
+            node,
+            &node.name,
+            Reason::Hashed,
+            &mut load,
+            &mut extra,
+        );
     }
     placement
 }
@@ -219,6 +252,7 @@ mod tests {
                 capture_at: None,
                 excluded: Vec::new(),
                 captured_by: Some("a".into()),
+                flowing_at: None,
             })
             .collect()
     }
@@ -267,6 +301,7 @@ mod tests {
             capture_at: Some("c".into()),
             excluded: Vec::new(),
             captured_by: Some("a".into()),
+            flowing_at: None,
         }];
         assert_eq!(
             place(&stream, &nodes, 10_000, 5_000)["cam"],
@@ -301,11 +336,51 @@ mod tests {
             capture_at: Some("c".into()),
             excluded: vec!["c".into(), "a".into()],
             captured_by: Some("a".into()),
+            flowing_at: None,
         }];
         assert_eq!(
             place(&stream, &nodes, 10_000, 0)["cam"],
             ("b".to_string(), Reason::Hashed)
         );
+    }
+
+    #[test]
+    fn a_preferred_node_without_frames_yet_moves_none_of_its_other_streams() {
+        let nodes: Vec<Candidate> = ["a", "b", "c"].iter().map(|n| node(n)).collect();
+        let held = |name: &str, by: &str| IngestStream {
+            name: name.into(),
+            capture_at: None,
+            excluded: Vec::new(),
+            captured_by: Some(by.into()),
+            flowing_at: Some(by.into()),
+        };
+        // Six streams on three nodes: two each. `p` prefers c, which probes it (a failed
+        // mark expired) while a still has the frames.
+        let mut list = vec![
+            held("x1", "c"),
+            held("x2", "c"),
+            held("y1", "a"),
+            held("z1", "b"),
+            held("z2", "b"),
+        ];
+        list.push(IngestStream {
+            capture_at: Some("c".into()),
+            ..held("p", "a")
+        });
+        let probing = place(&list, &nodes, 10_000, 0);
+        assert_eq!(probing["p"], ("c".to_string(), Reason::Preferred));
+        for kept in ["x1", "x2"] {
+            assert_eq!(probing[kept], ("c".to_string(), Reason::Kept), "{kept}");
+        }
+        // Once c has the frames, the stream counts against c, and c's share is full: one
+        // of its other streams makes room.
+        let last = list.len() - 1;
+        list[last].captured_by = Some("c".into());
+        list[last].flowing_at = Some("c".into());
+        let handed_over = place(&list, &nodes, 10_000, 0);
+        assert_eq!(handed_over["p"].0, "c");
+        let on_c = handed_over.values().filter(|(n, _)| n == "c").count();
+        assert_eq!(on_c, 2);
     }
 
     #[test]

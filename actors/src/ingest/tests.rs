@@ -126,6 +126,7 @@ fn round(
             peers: &peers,
             cluster_size: size,
             peers_unheard: 0,
+            peers_fading: 0,
             streams,
             health: &health,
             now_ms,
@@ -175,6 +176,7 @@ fn a_lone_node_captures_everything_at_once() {
         peers: &[],
         cluster_size: 1,
         peers_unheard: 0,
+        peers_fading: 0,
         streams: &streams,
         health: &BTreeMap::new(),
         now_ms: 10,
@@ -200,6 +202,7 @@ fn a_booting_node_waits_for_unheard_peers_until_the_settle_time() {
             peers: &[],
             cluster_size: 3,
             peers_unheard: 2,
+            peers_fading: 0,
             streams: &streams,
             health: &BTreeMap::new(),
             now_ms,
@@ -229,6 +232,7 @@ fn a_new_capture_takes_an_epoch_above_every_one_seen() {
         peers: std::slice::from_ref(&peer),
         cluster_size: 2,
         peers_unheard: 0,
+        peers_fading: 0,
         streams: &streams,
         health: &BTreeMap::new(),
         now_ms: 5,
@@ -275,6 +279,7 @@ fn a_stream_moves_only_once_its_new_owner_captures_it() {
         peers: &[],
         cluster_size: 1,
         peers_unheard: 0,
+        peers_fading: 0,
         streams: &streams,
         health: &BTreeMap::new(),
         now_ms: 0,
@@ -289,6 +294,7 @@ fn a_stream_moves_only_once_its_new_owner_captures_it() {
                     capture_at: None,
                     excluded: vec![],
                     captured_by: None,
+                    flowing_at: None,
                 }],
                 &[
                     super::placement::Candidate {
@@ -318,6 +324,7 @@ fn a_stream_moves_only_once_its_new_owner_captures_it() {
             peers: std::slice::from_ref(peer),
             cluster_size: 2,
             peers_unheard: 0,
+            peers_fading: 0,
             streams: &streams,
             health: &health,
             now_ms,
@@ -360,6 +367,7 @@ fn a_handover_that_never_completes_ends_at_the_deadline() {
             peers: std::slice::from_ref(&b),
             cluster_size: 2,
             peers_unheard: 0,
+            peers_fading: 0,
             streams: &streams,
             health: &BTreeMap::new(),
             now_ms,
@@ -410,6 +418,7 @@ fn a_capture_without_frames_fails_at_its_start_deadline() {
             peers: &[],
             cluster_size: 1,
             peers_unheard: 0,
+            peers_fading: 0,
             streams: &streams,
             health: &silent,
             now_ms,
@@ -451,6 +460,7 @@ fn minority_restraint_keeps_what_it_has_and_takes_nothing_new() {
         peers: &[],
         cluster_size: 5,
         peers_unheard: 0,
+        peers_fading: 0,
         streams: &streams,
         health: &flowing,
         now_ms: 60_000,
@@ -465,6 +475,7 @@ fn minority_restraint_keeps_what_it_has_and_takes_nothing_new() {
         peers: &[],
         cluster_size: 5,
         peers_unheard: 0,
+        peers_fading: 0,
         streams: &streams,
         health: &BTreeMap::new(),
         now_ms: 60_000,
@@ -503,6 +514,7 @@ fn capture_at_returns_after_the_hold_and_a_flapping_node_waits_longer() {
                     peers: std::slice::from_ref(&b),
                     cluster_size: 2,
                     peers_unheard: 0,
+                    peers_fading: 0,
                     streams: &streams,
                     health: &flowing,
                     now_ms: *now_ms,
@@ -576,6 +588,7 @@ fn a_capture_whose_frames_stop_fails_after_the_silence_deadline() {
             peers: &[],
             cluster_size: 1,
             peers_unheard: 0,
+            peers_fading: 0,
             streams: &streams,
             health: &health,
             now_ms,
@@ -617,6 +630,7 @@ fn an_owner_fences_a_higher_capture_left_over_from_a_partition() {
         peers: std::slice::from_ref(&b),
         cluster_size: 2,
         peers_unheard: 0,
+        peers_fading: 0,
         streams: &streams,
         health: &flowing,
         now_ms: 100_000,
@@ -628,4 +642,143 @@ fn an_owner_fences_a_higher_capture_left_over_from_a_partition() {
     );
     assert_eq!(book.advertised("cam0", 100_000), (IngestRole::Capturing, 7));
     assert_eq!(rows[0].capturer.as_deref(), Some("a"));
+}
+
+fn advertised(role: IngestRole, alive: bool, epoch: u64) -> Advertised {
+    Advertised { role, alive, epoch }
+}
+
+fn preferring(stream: &str, node: &str) -> Vec<Configured> {
+    vec![Configured {
+        name: stream.into(),
+        capture_at: Some(node.into()),
+    }]
+}
+
+#[test]
+fn a_capture_placed_elsewhere_ends_under_a_higher_flowing_capture_whoever_holds_it() {
+    let streams = preferring("cam0", "c");
+    let a = member("a");
+    let mut book = IngestBook::new(SETTINGS, 0);
+    book.adopt("cam0", 1, 0);
+    // c owns cam0 in a's view but has not started; b, whose view differs, captures it
+    // above a's epoch with frames flowing.
+    let mut b = member("b");
+    b.streams.insert(
+        "cam0".into(),
+        advertised(IngestRole::Capturing, true, 5),
+    );
+    let mut c = member("c");
+    c.streams.insert("cam0".into(), advertised(IngestRole::Standby, false, 1));
+    let (actions, rows) = book.step(&StepInput {
+        me: &a,
+        peers: &[b, c],
+        cluster_size: 3,
+        peers_unheard: 0,
+        peers_fading: 0,
+        streams: &streams,
+        health: &flowing("cam0"),
+        now_ms: 60_000,
+    });
+    assert_eq!(rows[0].owner.as_deref(), Some("c"));
+    assert!(
+        matches!(&actions[..], [Action::Stop { stream, reason }] if stream == "cam0" && reason.contains("superseded by b")),
+        "{actions:?}"
+    );
+}
+
+#[test]
+fn a_failed_mark_taken_while_the_source_was_down_everywhere_ends_once_a_peer_has_frames() {
+    let streams = preferring("cam0", "a");
+    let a = member("a");
+    let idle = |name: &str| {
+        let mut peer = member(name);
+        peer.streams
+            .insert("cam0".into(), advertised(IngestRole::Standby, false, 0));
+        peer
+    };
+    let mut book = IngestBook::new(SETTINGS, 0);
+    let step = |book: &mut IngestBook, peer: &Member, now_ms: u64| {
+        book.step(&StepInput {
+            me: &a,
+            peers: std::slice::from_ref(peer),
+            cluster_size: 2,
+            peers_unheard: 0,
+            peers_fading: 0,
+            streams: &streams,
+            health: &BTreeMap::new(),
+            now_ms,
+        })
+        .0
+    };
+    let b = idle("b");
+    assert!(matches!(&step(&mut book, &b, 1_000)[..], [Action::Start { .. }]));
+    // No frame within the start deadline, and nobody else has any: marked failed here.
+    let deadline = 1_000 + CAPTURE_START_DEADLINE_MS;
+    assert!(matches!(&step(&mut book, &b, deadline)[..], [Action::Stop { .. }]));
+    assert!(book.failed_here("cam0", deadline + 1));
+    // The camera comes back and b captures it: a is a candidate again at once.
+    let mut b_captures = idle("b");
+    b_captures.streams.insert(
+        "cam0".into(),
+        advertised(IngestRole::Capturing, true, 2),
+    );
+    step(&mut book, &b_captures, deadline + 1_000);
+    assert!(!book.failed_here("cam0", deadline + 1_000));
+
+    // A mark taken while another node had frames is a local failure: it holds.
+    let mut local = IngestBook::new(SETTINGS, 0);
+    step(&mut local, &b, 1_000);
+    step(&mut local, &b_captures, deadline);
+    step(&mut local, &b_captures, deadline + 1_000);
+    assert!(local.failed_here("cam0", deadline + 1_000));
+}
+
+#[test]
+fn minority_restraint_does_not_count_peers_that_may_be_cut_off_already() {
+    let settings = BookSettings {
+        minority_restraint: true,
+        ..SETTINGS
+    };
+    let streams = configured(1);
+    let a = member("a");
+    let peers = [member("b"), member("c")];
+    let restrained = |fading: usize| {
+        let mut book = IngestBook::new(settings, 0);
+        book.step(&StepInput {
+            me: &a,
+            peers: &peers,
+            cluster_size: 5,
+            peers_unheard: 0,
+            peers_fading: fading,
+            streams: &streams,
+            health: &BTreeMap::new(),
+            now_ms: 10_000,
+        });
+        book.restrained()
+    };
+    assert!(!restrained(0), "3 of 5 heard: a majority");
+    assert!(restrained(1), "one of them fading: 2 of 5");
+}
+
+#[test]
+fn a_settling_node_takes_a_stream_that_prefers_it_and_nobody_captures() {
+    let streams = preferring("cam0", "a");
+    let a = member("a");
+    let mut book = IngestBook::new(SETTINGS, 0);
+    let b = member("b");
+    let c = member("c");
+    // Two of four peers heard (a majority with a), two still unheard: before the settle
+    // time, only the unclaimed preferred stream starts.
+    let (actions, _) = book.step(&StepInput {
+        me: &a,
+        peers: &[b, c],
+        cluster_size: 5,
+        peers_unheard: 2,
+        peers_fading: 0,
+        streams: &streams,
+        health: &BTreeMap::new(),
+        now_ms: 500,
+    });
+    assert!(matches!(&actions[..], [Action::Start { stream, .. }] if stream == "cam0"));
 }
