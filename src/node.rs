@@ -137,12 +137,13 @@ impl Node {
         let (stop_http, http_stopped) = watch::channel(false);
         // One connection worker per core (see flotilla_actors::core_workers).
         let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get());
-        let connections = std::sync::Arc::new(runtime.core_workers("http", cores).map_err(
-            |source| NodeError::Local {
-                context: "cannot start the http connection workers".into(),
-                source,
-            },
-        )?);
+        let connections =
+            std::sync::Arc::new(runtime.core_workers("http", cores).map_err(|source| {
+                NodeError::Local {
+                    context: "cannot start the http connection workers".into(),
+                    source,
+                }
+            })?);
         let mut http_tasks = Vec::new();
         for (listener, router) in self.listeners {
             let task = serve(

@@ -134,7 +134,12 @@ mod tests {
         }
         assert_eq!(
             threads,
-            ["test-worker-0", "test-worker-1", "test-worker-0", "test-worker-1"]
+            [
+                "test-worker-0",
+                "test-worker-1",
+                "test-worker-0",
+                "test-worker-1"
+            ]
         );
     }
 

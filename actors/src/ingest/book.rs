@@ -6,8 +6,10 @@
 //! Rules, on top of [`placement`](super::placement):
 //! 1. **Take over**: a stream placed on this node and not captured here starts, with an
 //!    epoch above every epoch this node has seen for it. Not before the start-up settle
-//!    (a booting node first hears its peers, so it does not grab everything), and never
-//!    while restrained (minority restraint, when switched on).
+//!    (a booting node first hears its peers, so it does not grab everything) — except a
+//!    stream that prefers this node and that no peer captures, once a majority is heard
+//!    (peers already place it here) — and never while restrained (minority restraint,
+//!    when switched on, counting only peers heard recently).
 //! 2. **Make before break**: a stream captured here but placed elsewhere keeps running
 //!    until a capture above it (by epoch, then node name) has frames flowing — normally its
 //!    new owner's, which starts above every epoch it has seen — or until the hand-over
@@ -15,7 +17,9 @@
 //! 3. **Failed here**: a capture that restarts too often, or never gets frames by its
 //!    start deadline, is stopped and this node is out of the running for that stream for
 //!    [`FAILED_HOLD_MS`]; it advertises the mark, so every node places the stream
-//!    elsewhere (a camera reachable from some nodes only still gets captured).
+//!    elsewhere (a camera reachable from some nodes only still gets captured). A mark
+//!    taken while no other node had frames either (the camera may have been down for
+//!    everyone) ends as soon as a peer has frames again.
 //! 4. **Fail-back with hysteresis**: a returning `capture_at` node gets its stream back
 //!    from the node capturing it meanwhile only after a hold time; a node that keeps coming back within [`FLAP_WINDOW_MS`]
 //!    waits [`FLAP_HOLD_FACTOR`] times longer.
@@ -257,9 +261,10 @@ impl<'a> PeerAdverts<'a> {
     /// Whether some alive peer has frames of `stream` flowing.
     fn flowing_elsewhere(&self, stream: &str) -> bool {
         self.position.get(stream).is_some_and(|index| {
-            self.of(*index).iter().flatten().any(|advertised| {
-                advertised.role == IngestRole::Capturing && advertised.alive
-            })
+            self.of(*index)
+                .iter()
+                .flatten()
+                .any(|advertised| advertised.role == IngestRole::Capturing && advertised.alive)
         })
     }
 

@@ -200,7 +200,14 @@ pub fn place(
             })
         });
         match keeper {
-            Some(node) => assign(stream, node, &node.name, Reason::Kept, &mut load, &mut extra),
+            Some(node) => assign(
+                stream,
+                node,
+                &node.name,
+                Reason::Kept,
+                &mut load,
+                &mut extra,
+            ),
             None => homeless.push(stream),
         }
     }

@@ -664,12 +664,11 @@ fn a_capture_placed_elsewhere_ends_under_a_higher_flowing_capture_whoever_holds_
     // c owns cam0 in a's view but has not started; b, whose view differs, captures it
     // above a's epoch with frames flowing.
     let mut b = member("b");
-    b.streams.insert(
-        "cam0".into(),
-        advertised(IngestRole::Capturing, true, 5),
-    );
+    b.streams
+        .insert("cam0".into(), advertised(IngestRole::Capturing, true, 5));
     let mut c = member("c");
-    c.streams.insert("cam0".into(), advertised(IngestRole::Standby, false, 1));
+    c.streams
+        .insert("cam0".into(), advertised(IngestRole::Standby, false, 1));
     let (actions, rows) = book.step(&StepInput {
         me: &a,
         peers: &[b, c],
@@ -712,17 +711,22 @@ fn a_failed_mark_taken_while_the_source_was_down_everywhere_ends_once_a_peer_has
         .0
     };
     let b = idle("b");
-    assert!(matches!(&step(&mut book, &b, 1_000)[..], [Action::Start { .. }]));
+    assert!(matches!(
+        &step(&mut book, &b, 1_000)[..],
+        [Action::Start { .. }]
+    ));
     // No frame within the start deadline, and nobody else has any: marked failed here.
     let deadline = 1_000 + CAPTURE_START_DEADLINE_MS;
-    assert!(matches!(&step(&mut book, &b, deadline)[..], [Action::Stop { .. }]));
+    assert!(matches!(
+        &step(&mut book, &b, deadline)[..],
+        [Action::Stop { .. }]
+    ));
     assert!(book.failed_here("cam0", deadline + 1));
     // The camera comes back and b captures it: a is a candidate again at once.
     let mut b_captures = idle("b");
-    b_captures.streams.insert(
-        "cam0".into(),
-        advertised(IngestRole::Capturing, true, 2),
-    );
+    b_captures
+        .streams
+        .insert("cam0".into(), advertised(IngestRole::Capturing, true, 2));
     step(&mut book, &b_captures, deadline + 1_000);
     assert!(!book.failed_here("cam0", deadline + 1_000));
 
