@@ -172,8 +172,12 @@ pub struct Capture {
     /// Restart count of its actor when it started, and the times of later restarts.
     restarts_seen: Option<u64>,
     restart_times_ms: Vec<u64>,
-    /// Since when it is placed elsewhere and waits for the new owner.
-    pub handover_since_ms: Option<u64>,
+    /// The owner it is placed with elsewhere, and since when that owner has advertised
+    /// its capture started: the hand-over deadline runs from there. Counting from the
+    /// moment this node first placed the stream elsewhere would let the deadline expire
+    /// before an owner that started late (views agreeing late) had its start deadline
+    /// to get frames, leaving the stream without a capture.
+    pub handover: Option<(String, u64)>,
 }
 
 /// Why a stream is owned where it is, for the ownership table.
@@ -397,7 +401,7 @@ impl IngestBook {
                 last_alive_ms: now_ms,
                 restarts_seen: None,
                 restart_times_ms: Vec::new(),
-                handover_since_ms: None,
+                handover: None,
             },
         );
     }
@@ -708,7 +712,7 @@ impl IngestBook {
                             last_alive_ms: 0,
                             restarts_seen: input.health.get(name).map(|h| h.restarts),
                             restart_times_ms: Vec::new(),
-                            handover_since_ms: None,
+                            handover: None,
                         },
                     );
                     actions.push(Action::Start {
@@ -718,7 +722,7 @@ impl IngestBook {
                 }
                 None => {}
                 Some(capture) if owner_is_me => {
-                    capture.handover_since_ms = None;
+                    capture.handover = None;
                     // Fencing: a capture elsewhere above ours (a partition healed) must not
                     // stay the current one while we own the stream: we take a new epoch.
                     let ours = (capture.epoch, input.me.name.as_str());
@@ -732,7 +736,7 @@ impl IngestBook {
                 }
                 Some(capture) if owner.is_none() => {
                     // Nobody else may take it: keep it.
-                    capture.handover_since_ms = None;
+                    capture.handover = None;
                 }
                 Some(capture) => {
                     // Rule 2: make before break. Captures are ordered by (epoch, node): ours
@@ -746,12 +750,23 @@ impl IngestBook {
                         .filter(|theirs| *theirs > ours);
                     let owner_started = owner_advert
                         .is_some_and(|advertised| advertised.role == IngestRole::Capturing);
-                    let since = *capture.handover_since_ms.get_or_insert(now_ms);
+                    let since = match &capture.handover {
+                        Some((to, since)) if owner_started && to == owner => Some(*since),
+                        _ if owner_started => {
+                            capture.handover = Some((owner.to_string(), now_ms));
+                            Some(now_ms)
+                        }
+                        _ => {
+                            capture.handover = None;
+                            None
+                        }
+                    };
                     let reason = match above {
                         Some((_, by)) if by == owner => Some(format!("handed over to {owner}")),
                         Some((_, by)) => Some(format!("superseded by {by}'s capture")),
-                        None if owner_started
-                            && now_ms.saturating_sub(since) >= HANDOVER_DEADLINE_MS =>
+                        None if since.is_some_and(|since| {
+                            now_ms.saturating_sub(since) >= HANDOVER_DEADLINE_MS
+                        }) =>
                         {
                             Some(format!(
                                 "hand-over deadline: {owner} started it but had no frames within {} s",

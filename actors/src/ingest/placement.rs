@@ -50,11 +50,21 @@ pub struct IngestStream {
     /// goes to it at once, and one it captures already stays.
     pub captured_by: Option<String>,
     /// The node whose capture has frames flowing now (the current capture), if any.
-    /// Until the `capture_at` node has frames, the stream counts against this node's
-    /// share, not the preferred one's: a node re-probing a camera it may not reach (a
-    /// failed mark expired) then moves none of its other streams, and nothing moves back
-    /// when the probe fails. Loads follow captures, not intentions.
+    /// A stream placed on its `capture_at` node while its frames still flow elsewhere
+    /// counts against nobody's share until the hand-over is done: a node re-probing a
+    /// camera it may not reach (a failed mark expired) then pushes none of its other
+    /// streams away, and nothing moves back when the probe fails; a node returning
+    /// after a crash takes its share once, not its share and then one more.
     pub flowing_at: Option<String>,
+}
+
+/// What placement has put on one node so far.
+#[derive(Debug, Clone, Copy, Default)]
+struct Load {
+    /// Streams placed on it.
+    placed: u32,
+    /// Of those, the ones counted against its share of the even spread.
+    share: u32,
 }
 
 /// Why a stream is where it is.
@@ -117,10 +127,15 @@ pub fn place(
             .filter(|n| n.healthy_since_ms <= earliest.saturating_add(hold_ms / 4))
             .collect();
     }
-    let mut load: BTreeMap<&str, u32> = eligible.iter().map(|n| (n.name.as_str(), 0)).collect();
-    let has_room = |node: &Candidate, load: &BTreeMap<&str, u32>| {
+    // Per node: the streams placed on it (for `channel_limit`), and those counted
+    // against its share of the spread (all but hand-overs in progress, see `flowing_at`).
+    let mut load: BTreeMap<&str, Load> = eligible
+        .iter()
+        .map(|n| (n.name.as_str(), Load::default()))
+        .collect();
+    let has_room = |node: &Candidate, load: &BTreeMap<&str, Load>| {
         node.channel_limit
-            .is_none_or(|limit| load[node.name.as_str()] < limit)
+            .is_none_or(|limit| load[node.name.as_str()].placed < limit)
     };
     let mut ordered: Vec<&IngestStream> = streams.iter().collect();
     ordered
@@ -131,25 +146,28 @@ pub fn place(
     // (step 2) is what keeps movement minimal, not slack in the quota.
     let floor = ordered.len().checked_div(takers.len()).unwrap_or(0) as u32;
     let mut extra = ordered.len().checked_rem(takers.len()).unwrap_or(0);
-    let under_quota = |node: &Candidate, load: &BTreeMap<&str, u32>, extra: usize| {
-        let held = load[node.name.as_str()];
+    let under_quota = |node: &Candidate, load: &BTreeMap<&str, Load>, extra: usize| {
+        let held = load[node.name.as_str()].share;
         held < floor || (held == floor && extra > 0)
     };
     let mut placement = BTreeMap::new();
-    // `charged` is the node whose share the stream counts against (see `flowing_at`).
+    // `charged`: whether the stream counts against the node's share (see `flowing_at`).
     let mut assign = |stream: &IngestStream,
                       node: &Candidate,
-                      charged: &str,
+                      charged: bool,
                       reason: Reason,
-                      load: &mut BTreeMap<&str, u32>,
+                      load: &mut BTreeMap<&str, Load>,
                       extra: &mut usize| {
         let held = load
-            .get_mut(charged)
+            .get_mut(node.name.as_str())
             .expect("eligible nodes have a load entry");
-        if *held >= floor {
-            *extra = extra.saturating_sub(1);
+        held.placed += 1;
+        if charged {
+            if held.share >= floor {
+                *extra = extra.saturating_sub(1);
+            }
+            held.share += 1;
         }
-        *held += 1;
         placement.insert(stream.name.clone(), (node.name.clone(), reason));
     };
     let allowed = |stream: &IngestStream, node: &Candidate| !stream.excluded.contains(&node.name);
@@ -166,19 +184,14 @@ pub fn place(
         });
         match preferred {
             Some(node) => {
-                let charged = stream
+                let handing_over = stream
                     .flowing_at
                     .as_deref()
-                    .filter(|by| {
-                        *by != node.name
-                            && eligible.iter().any(|n| n.name == *by)
-                            && !stream.excluded.iter().any(|excluded| excluded == by)
-                    })
-                    .unwrap_or(node.name.as_str());
+                    .is_some_and(|by| by != node.name);
                 assign(
                     stream,
                     node,
-                    charged,
+                    !handing_over,
                     Reason::Preferred,
                     &mut load,
                     &mut extra,
@@ -200,14 +213,7 @@ pub fn place(
             })
         });
         match keeper {
-            Some(node) => assign(
-                stream,
-                node,
-                &node.name,
-                Reason::Kept,
-                &mut load,
-                &mut extra,
-            ),
+            Some(node) => assign(stream, node, true, Reason::Kept, &mut load, &mut extra),
             None => homeless.push(stream),
         }
     }
@@ -226,14 +232,7 @@ pub fn place(
         else {
             continue;
         };
-        assign(
-            stream,
-            node,
-            &node.name,
-            Reason::Hashed,
-            &mut load,
-            &mut extra,
-        );
+        assign(stream, node, true, Reason::Hashed, &mut load, &mut extra);
     }
     placement
 }
@@ -388,6 +387,22 @@ mod tests {
         assert_eq!(handed_over["p"].0, "c");
         let on_c = handed_over.values().filter(|(n, _)| n == "c").count();
         assert_eq!(on_c, 2);
+        // A node returning empty-handed takes its share once: the preferred stream it
+        // will get does not make it take one more hashed stream in the meantime.
+        let returning: Vec<IngestStream> = vec![
+            held("x1", "a"),
+            held("x2", "a"),
+            held("y1", "a"),
+            held("z1", "b"),
+            held("z2", "b"),
+            IngestStream {
+                capture_at: Some("c".into()),
+                ..held("p", "b")
+            },
+        ];
+        let back = place(&returning, &nodes, 10_000, 0);
+        let to_c = back.values().filter(|(n, _)| n == "c").count();
+        assert_eq!(to_c, 2, "p and one hashed stream: {back:?}");
     }
 
     #[test]
