@@ -135,6 +135,10 @@ pub struct Checker {
     epochs: BTreeMap<(String, u64, String), (u64, bool)>,
     /// Since when each stream has had no capture, simulated ms.
     uncovered_since_ms: BTreeMap<String, u64>,
+    /// The nodes (with their incarnation) seen running without reaching the camera while
+    /// the stream had no capture: each may have spent its probe time on it before it
+    /// crashed, and a restarted one forgets its mark and may probe again.
+    unreachable_during_gap: BTreeMap<String, BTreeSet<(String, u64)>>,
     /// Since when each stream has had two or more captures.
     duplicated_since_ms: BTreeMap<String, u64>,
     /// Capture starts, per (node, its incarnation, stream), simulated ms.
@@ -291,11 +295,22 @@ impl Checker {
     /// I2: a stream some node can capture is captured again within the failover bound
     /// once the cluster is calm.
     fn coverage(&mut self, o: &Observation) -> Result<(), Violation> {
-        for (stream, unreachable_from) in &o.coverable {
+        for stream in o.coverable.keys() {
             if o.running.get(stream).is_some_and(|nodes| !nodes.is_empty()) {
                 self.uncovered_since_ms.remove(stream);
+                self.unreachable_during_gap.remove(stream);
                 continue;
             }
+            let unreachable = self
+                .unreachable_during_gap
+                .entry(stream.clone())
+                .or_default();
+            for (node, seen) in &o.nodes {
+                if !o.reachers.get(stream).is_some_and(|r| r.contains(node)) {
+                    unreachable.insert((node.clone(), seen.incarnation_ms));
+                }
+            }
+            let unreachable_from = unreachable.len();
             let since = *self
                 .uncovered_since_ms
                 .entry(stream.clone())
@@ -313,7 +328,7 @@ impl Checker {
             } else {
                 FAILOVER_MS
             };
-            let bound = failover + *unreachable_from as u64 * UNREACHABLE_NODE_MS;
+            let bound = failover + unreachable_from as u64 * UNREACHABLE_NODE_MS;
             let from = since.max(calm_since);
             if o.at_ms.saturating_sub(from) > bound {
                 return violation(
@@ -327,6 +342,8 @@ impl Checker {
             }
         }
         self.uncovered_since_ms
+            .retain(|stream, _| o.coverable.contains_key(stream));
+        self.unreachable_during_gap
             .retain(|stream, _| o.coverable.contains_key(stream));
         Ok(())
     }

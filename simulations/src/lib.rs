@@ -9,6 +9,7 @@
 
 pub mod cluster;
 pub mod invariants;
+pub mod links;
 pub mod media;
 pub mod net;
 pub mod profile;

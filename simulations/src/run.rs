@@ -15,6 +15,7 @@ use crate::cluster::{
     EPOCH_MS, HostSpec, config_text, node_name, preferred_node, run_host, stream_name,
 };
 use crate::invariants::{Checker, NodeObservation, OBSERVE_PERIOD_MS, Observation, Violation};
+use crate::links::Links;
 use crate::profile::{Fault, FaultKind, Profile, Scheduled, schedule};
 use crate::udp::DatagramFaults;
 use crate::world::World;
@@ -251,6 +252,7 @@ pub fn run(options: &Options) -> Outcome {
     }
     let mut steps = expand(&faults).into_iter().peekable();
     let mut checker = Checker::default();
+    let mut links = Links::default();
     let mut crashed: BTreeMap<usize, u64> = BTreeMap::new();
     let mut isolated: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut starts_seen = 0;
@@ -273,6 +275,7 @@ pub fn run(options: &Options) -> Outcome {
             let (_, step) = steps.next().expect("peeked");
             apply(
                 &mut sim,
+                &mut links,
                 &world,
                 &names,
                 &profile,
@@ -291,6 +294,7 @@ pub fn run(options: &Options) -> Outcome {
                 &mut crashed,
                 &mut isolated,
             );
+            links.clear();
             healed_at_ms = Some(now_ms);
         }
         // A node whose tree gave up is restarted, as systemd would.
@@ -403,6 +407,7 @@ fn calm_since(windows: &[(u64, u64)], now_ms: u64, healed_at_ms: Option<u64>) ->
 #[allow(clippy::too_many_arguments)]
 fn apply(
     sim: &mut turmoil::Sim<'_>,
+    links: &mut Links,
     world: &World,
     names: &[String],
     profile: &Profile,
@@ -429,30 +434,30 @@ fn apply(
         }
         Step::Hold(n) => {
             for other in others(&[*n]) {
-                sim.hold(names[*n].as_str(), names[other].as_str());
+                links.hold(sim, names, *n, other);
             }
         }
         Step::Release(n) => {
             for other in others(&[*n]) {
-                sim.release(names[*n].as_str(), names[other].as_str());
+                links.release(sim, names, *n, other);
             }
         }
         Step::Cut(side) => {
             for a in side {
                 for b in others(side) {
-                    sim.partition(names[*a].as_str(), names[b].as_str());
+                    links.cut(sim, names, *a, b);
                 }
             }
         }
         Step::Mend(side) => {
             for a in side {
                 for b in others(side) {
-                    sim.repair(names[*a].as_str(), names[b].as_str());
+                    links.mend(sim, names, *a, b);
                 }
             }
         }
-        Step::CutOneWay(a, b) => sim.partition_oneway(names[*a].as_str(), names[*b].as_str()),
-        Step::MendOneWay(a, b) => sim.repair_oneway(names[*a].as_str(), names[*b].as_str()),
+        Step::CutOneWay(a, b) => links.cut_one_way(sim, names, *a, *b),
+        Step::MendOneWay(a, b) => links.mend_one_way(sim, names, *a, *b),
         Step::Loss(ppm) => sim.set_fail_rate(*ppm as f64 / 1_000_000.0),
         Step::Delay(ms) => sim.set_max_message_latency(Duration::from_millis(MAX_LATENCY_MS + ms)),
         Step::SourceDown(s, down) => {
