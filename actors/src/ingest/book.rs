@@ -301,18 +301,21 @@ fn highest_capture<'a>(
     mine.max(theirs)
 }
 
-/// This node's capture epoch of `stream` if it counts as `counting` asks.
-fn my_capture(
-    input: &StepInput<'_>,
+/// The highest capture of `stream` here or at an alive peer (`adverts`), counting as
+/// `counting` asks.
+fn top_capture<'a>(
+    input: &StepInput<'a>,
     captures: &BTreeMap<String, Capture>,
     stream: &str,
+    adverts: &[Option<Advertised>],
     counting: Counting,
-) -> Option<u64> {
+) -> Option<(u64, &'a str)> {
     let flowing_here = || input.health.get(stream).is_some_and(|h| h.alive);
-    captures
+    let mine = captures
         .get(stream)
         .filter(|_| counting == Counting::Any || flowing_here())
-        .map(|capture| capture.epoch)
+        .map(|capture| capture.epoch);
+    highest_capture(input, mine, adverts, counting)
 }
 
 /// The coordinator's memory between steps.
@@ -606,17 +609,19 @@ impl IngestBook {
                     excluded.push(input.me.name.clone());
                 }
                 // Who holds the stream, for placement's stickiness.
-                let captured_by = highest_capture(
+                let captured_by = top_capture(
                     input,
-                    my_capture(input, &self.captures, &stream.name, Counting::Any),
+                    &self.captures,
+                    &stream.name,
                     adverts.of(index),
                     Counting::Any,
                 )
                 .map(|(_, node)| node.to_string());
                 // Whose capture has frames now, for placement's shares.
-                let flowing_at = highest_capture(
+                let flowing_at = top_capture(
                     input,
-                    my_capture(input, &self.captures, &stream.name, Counting::Flowing),
+                    &self.captures,
+                    &stream.name,
                     adverts.of(index),
                     Counting::Flowing,
                 )
@@ -785,12 +790,7 @@ impl IngestBook {
                 }
             }
             let local = self.advertised(name, now_ms).0;
-            let current = highest_capture(
-                input,
-                my_capture(input, &self.captures, name, Counting::Flowing),
-                peer_adverts,
-                Counting::Flowing,
-            );
+            let current = top_capture(input, &self.captures, name, peer_adverts, Counting::Flowing);
             rows.push(Row {
                 stream: name.clone(),
                 owner,
