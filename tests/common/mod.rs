@@ -22,13 +22,32 @@ pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_flotilla")
 }
 
-/// A port that was free a moment ago on 127.0.0.1.
+/// Ports handed to test nodes come from below Linux's ephemeral range (32768–60999 by
+/// default): a port the kernel picked for us could be handed out again, between our
+/// check and the node's bind, to any outgoing connection (ffmpeg, another test's client),
+/// and the node would fail with "address in use".
+const TEST_PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// The next port to try; tests of one binary run in parallel threads and share it. Each
+/// test binary starts at its own offset (by process id) so binaries run one after the
+/// other do not reuse a port whose old sockets are still closing.
+static NEXT_PORT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// A port free on 127.0.0.1 for both TCP and UDP (HTTP and the mesh share a number).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::Ordering;
+    let span = u32::from(TEST_PORTS.end - TEST_PORTS.start);
+    let offset = std::process::id() % 50 * 200;
+    for _ in 0..span {
+        let step = NEXT_PORT.fetch_add(1, Ordering::Relaxed);
+        let port = TEST_PORTS.start + ((offset + step) % span) as u16;
+        let tcp = TcpListener::bind(("127.0.0.1", port));
+        let udp = std::net::UdpSocket::bind(("127.0.0.1", port));
+        if tcp.is_ok() && udp.is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {TEST_PORTS:?} on 127.0.0.1");
 }
 
 /// A fresh directory under the system temp dir, removed on drop.
