@@ -3,7 +3,12 @@
 # HAProxy answering a plain `http-request redirect`, with the same wrk command.
 #
 #   apt-get install -y wrk haproxy      # Debian packages
-#   scripts/bench-balancer.sh [DURATION_S] [CONNECTIONS]
+#   scripts/bench-balancer.sh [DURATION_S] [CONNECTIONS] [ROUNDS]
+#
+# wrk shares the two cores with the server under test, so one run of each swings by
+# ±15 % with whatever else the machine does. The runs are therefore paired: each round
+# measures both servers back to back (in alternating order), and the summary is the
+# median of the per-round ratios.
 #
 # Four flotilla nodes on loopback (a balancer on 127.0.0.1 and three servers, meshed),
 # HAProxy on 127.0.0.1 too; wrk with 2 threads. Both answer every request with a 302.
@@ -11,6 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION="${1:-15}"
 CONNECTIONS="${2:-64}"
+ROUNDS="${3:-1}"
 PORT=18480
 HAPROXY_PORT=18499
 WORK="$(mktemp -d)"
@@ -100,9 +106,29 @@ run() {
     echo "   server CPU: $(( (after - before) * 10 )) ms for $requests requests = $(( (after - before) * 10000000 / requests )) ns/request"
     echo "   RSS after: $(awk '/VmRSS/ {print $2 " kB"}' "/proc/$pid/status")"
 }
-run "flotilla balancer (GeoIP + clients mode + 302)" \
-    "http://127.0.0.1:$PORT/lb/news/index.m3u8?token=t" "$BALANCER_PID" \
-    -H "X-Forwarded-For: 198.51.100.7"
-run "haproxy http-request redirect" \
-    "http://127.0.0.1:$HAPROXY_PORT/lb/news/index.m3u8?token=t" "$HAPROXY_PID" \
-    -H "X-Forwarded-For: 198.51.100.7"
+RATIOS=()
+rps() { echo "$1" | awk '/Requests\/sec/ {print $2}'; }
+for round in $(seq 1 "$ROUNDS"); do
+    flotilla() {
+        run "flotilla balancer (GeoIP + clients mode + 302), round $round" \
+            "http://127.0.0.1:$PORT/lb/news/index.m3u8?token=t" "$BALANCER_PID" \
+            -H "X-Forwarded-For: 198.51.100.7"
+    }
+    haproxy() {
+        run "haproxy http-request redirect, round $round" \
+            "http://127.0.0.1:$HAPROXY_PORT/lb/news/index.m3u8?token=t" "$HAPROXY_PID" \
+            -H "X-Forwarded-For: 198.51.100.7"
+    }
+    if [ $((round % 2)) = 1 ]; then
+        ours=$(flotilla); theirs=$(haproxy)
+    else
+        theirs=$(haproxy); ours=$(flotilla)
+    fi
+    echo "$ours"
+    echo "$theirs"
+    ratio=$(awk -v a="$(rps "$ours")" -v b="$(rps "$theirs")" 'BEGIN {printf "%.3f", a / b}')
+    echo "-- round $round: flotilla / haproxy = $ratio"
+    RATIOS+=("$ratio")
+done
+median=$(printf '%s\n' "${RATIOS[@]}" | sort -n | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}')
+echo "== ratios: ${RATIOS[*]}; median $median"

@@ -144,6 +144,11 @@ impl Balancers {
         }
     }
 
+    /// Unix ms now, from the node's runtime.
+    pub fn wall_clock_ms(&self) -> u64 {
+        self.runtime.wall_clock_ms()
+    }
+
     /// Whether the node has no balancer.
     pub fn is_empty(&self) -> bool {
         self.instances.is_empty()

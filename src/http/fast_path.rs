@@ -59,16 +59,21 @@ impl FastPath {
         request: &mut Request<B>,
         remote: SocketAddr,
     ) -> Option<Response<Body>> {
-        if !self.balancers.claims(request.uri().path()) {
+        if !self.claims(request.uri().path()) {
             return None;
         }
-        let client = client_of(remote, request.headers(), &self.trusted_proxies);
-        let routed = self.balancers.route(BalancerRequest {
-            post: *request.method() == Method::POST,
-            path: request.uri().path(),
-            query: request.uri().query(),
-            client: Some(client),
-        });
+        let forwarded = request
+            .headers()
+            .get_all(X_FORWARDED_FOR)
+            .iter()
+            .filter_map(|value| value.to_str().ok());
+        let routed = self.route(
+            *request.method() == Method::POST,
+            request.uri().path(),
+            request.uri().query(),
+            remote,
+            forwarded,
+        );
         match routed {
             Routed::Pass => None,
             Routed::Local(stream_path) => {
@@ -78,5 +83,35 @@ impl FastPath {
             Routed::Redirect(status, location) => Some(super::media::redirect(status, &location)),
             Routed::Unavailable(why) => Some(super::media::no_server(why)),
         }
+    }
+
+    /// Whether `path` is a balancer's (`/NAME/...`): cheap, no allocation.
+    pub fn claims(&self, path: &str) -> bool {
+        self.balancers.claims(path)
+    }
+
+    /// One balancer decision for a request from `remote` whose `X-Forwarded-For` values
+    /// are `forwarded` (in header order): the client behind trusted proxies, its country,
+    /// the mode's choice.
+    pub fn route<'a>(
+        &self,
+        post: bool,
+        path: &str,
+        query: Option<&str>,
+        remote: SocketAddr,
+        forwarded: impl DoubleEndedIterator<Item = &'a str>,
+    ) -> Routed {
+        let client = client_ip(remote.ip(), forwarded, &self.trusted_proxies);
+        self.balancers.route(BalancerRequest {
+            post,
+            path,
+            query,
+            client: Some(client),
+        })
+    }
+
+    /// Unix ms now, from the node's runtime (the `Date` of answers written by hand).
+    pub fn wall_clock_ms(&self) -> u64 {
+        self.balancers.wall_clock_ms()
     }
 }

@@ -7,10 +7,12 @@
 pub mod access;
 pub mod actors;
 pub mod api;
+pub mod balancer_lane;
 pub mod client_ip;
 pub mod cluster;
 pub mod fast_path;
 pub mod media;
+pub mod rewind;
 pub mod server;
 pub mod streams;
 pub mod trace;

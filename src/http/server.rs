@@ -22,7 +22,10 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tower::ServiceExt;
 
+use super::balancer_lane::{LaneEnd, serve_lane};
 use super::fast_path::FastPath;
+use super::rewind::Rewound;
+use bytes::Bytes;
 
 /// Bounds of one HTTP listener.
 #[derive(Debug, Clone, Copy)]
@@ -106,20 +109,40 @@ pub async fn serve(
         let router = router.clone();
         let fast = fast.clone();
         let builder = builder.clone();
+        // Held until the connection ends: the shutdown drain waits for it, lane included.
         let watcher = graceful.watcher();
+        let mut stop = shutdown.clone();
         connections.spawn("http-connection", async move {
-            let stream = match tokio::net::TcpStream::from_std(stream) {
+            let mut stream = match tokio::net::TcpStream::from_std(stream) {
                 Ok(stream) => stream,
                 Err(error) => {
                     tracing::debug!(%remote, %error, "cannot register the connection");
                     return;
                 }
             };
+            // On a balancing node, redirects are answered in the lane; hyper takes over
+            // at the first request the lane does not answer.
+            let (prefix, decided) = match &fast {
+                Some(fast) => match serve_lane(&mut stream, fast, remote, &limits, &mut stop).await {
+                    LaneEnd::Closed => return,
+                    LaneEnd::HandOver { prefix, decided } => (prefix, decided),
+                },
+                None => (Bytes::new(), None),
+            };
+            // The lane's decision to serve the first request here, taken once.
+            let decided = std::sync::Mutex::new(decided);
             let service = hyper::service::service_fn(
                 move |mut request: hyper::Request<hyper::body::Incoming>| {
-                    let early = fast
-                        .as_ref()
-                        .and_then(|fast| fast.answer(&mut request, remote));
+                    let taken = decided.lock().unwrap_or_else(|p| p.into_inner()).take();
+                    let early = match taken {
+                        Some(decision) => {
+                            request.extensions_mut().insert(decision);
+                            None
+                        }
+                        None => fast
+                            .as_ref()
+                            .and_then(|fast| fast.answer(&mut request, remote)),
+                    };
                     match early {
                         Some(response) => Either::Left(std::future::ready(Ok(response))),
                         None => {
@@ -129,7 +152,8 @@ pub async fn serve(
                     }
                 },
             );
-            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            let io = TokioIo::new(Rewound::new(prefix, stream));
+            let connection = builder.serve_connection_with_upgrades(io, service);
             if let Err(error) = watcher.watch(connection).await {
                 tracing::debug!(%remote, %error, "http connection ended with an error");
             }
@@ -145,7 +169,7 @@ pub async fn serve(
 }
 
 /// Resolves once `shutdown` is true (or its sender is gone, which also means stop).
-async fn stop_requested(shutdown: &mut watch::Receiver<bool>) {
+pub(crate) async fn stop_requested(shutdown: &mut watch::Receiver<bool>) {
     // The guard `wait_for` returns is dropped here, before any other await.
     let _ = shutdown.wait_for(|stop| *stop).await.map(|_| ());
 }

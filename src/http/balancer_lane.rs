@@ -1,0 +1,380 @@
+//! The balancer lane: redirects answered straight off the socket.
+//!
+//! A balancer's whole job is a flood of small `GET /NAME/STREAM/...` requests, each
+//! answered with a 302. Through hyper and its service stack each one cost ~3× the CPU of
+//! HAProxy's redirect (docs/benchmarks.md); most of that is generic machinery a
+//! bodyless redirect never uses. So on a node with balancers every connection starts
+//! here:
+//!
+//! - a request head is parsed with `httparse` (the parser hyper itself uses);
+//! - a bodyless `GET`/`HEAD` for a balancer path, HTTP/1.0 or 1.1, with a plain
+//!   origin-form target, is routed and answered by writing the response bytes directly
+//!   (pipelined requests are answered in order, in one write);
+//! - anything else — another path, another method, a body, an upgrade, HTTP/2, a head
+//!   the lane does not fully understand, a balancer that chose this node — ends the
+//!   lane: hyper takes the connection over with the unanswered bytes put back in front
+//!   ([`super::rewind::Rewound`]), so it parses that request as if it had read it itself.
+//!
+//! The lane keeps the listener's limits: each request head must arrive whole within the
+//! header deadline (counted from when the lane starts waiting for it), and a head larger
+//! than the header limit goes to hyper, which refuses it with 431. On shutdown an idle
+//! connection closes; one mid-request is answered first.
+
+use std::net::SocketAddr;
+use std::time::{Duration, UNIX_EPOCH};
+
+use bytes::{Buf, Bytes, BytesMut};
+use flotilla_actors::balancer::choose::NoServer;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::watch;
+
+use super::fast_path::{Decided, FastPath, X_FORWARDED_FOR};
+use super::server::HttpLimits;
+use crate::balancer::{RETRY_AFTER_SECONDS, Routed};
+
+/// Most header lines the lane parses in one head; a head with more goes to hyper, whose
+/// own limits decide (real players send 5–15).
+pub const MAX_LANE_HEADERS: usize = 32;
+
+/// Read buffer a connection starts with; it grows up to the header limit only for a
+/// head that needs it.
+const READ_BUFFER_BYTES: usize = 4096;
+
+/// What the lane makes of the bytes at the front of the buffer.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Head<'b> {
+    /// Not a whole head yet.
+    Partial,
+    /// Not for the lane: hyper serves this request and the rest of the connection.
+    Other,
+    /// A request the lane answers.
+    Simple(SimpleHead<'b>),
+}
+
+/// A bodyless `GET`/`HEAD` for a balancer path.
+#[derive(Debug, PartialEq, Eq)]
+pub struct SimpleHead<'b> {
+    /// Bytes of the head, blank line included (the request ends there: it has no body).
+    pub len: usize,
+    /// `HEAD`: the answer has no body.
+    pub head_only: bool,
+    /// The path of the target.
+    pub path: &'b str,
+    /// The query of the target, without `?`.
+    pub query: Option<&'b str>,
+    /// The `X-Forwarded-For` values, in header order (at most [`MAX_LANE_HEADERS`]).
+    pub forwarded: Vec<&'b str>,
+    /// How the connection goes on after the answer.
+    pub persistence: Persistence,
+}
+
+/// What happens to the connection after an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Persistence {
+    /// HTTP/1.1 default: stays open.
+    KeepAlive,
+    /// HTTP/1.0 asking for keep-alive: stays open, and the answer says so.
+    KeepAliveAnnounced,
+    /// `Connection: close`, or HTTP/1.0 without keep-alive: closes after the answer.
+    Close,
+}
+
+/// Characters of an origin-form target the lane takes as they are (RFC 3986 `pchar`,
+/// `/` and `?`): anything else — a fragment, a space, raw non-ASCII — goes to hyper,
+/// so the lane never accepts a target hyper would refuse.
+fn plain_target_byte(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?%".contains(&byte)
+}
+
+/// Whether a comma-separated header value lists `token` (case-insensitive).
+fn lists(value: &[u8], token: &str) -> bool {
+    value.split(|b| *b == b',').any(|item| {
+        std::str::from_utf8(item).is_ok_and(|item| item.trim().eq_ignore_ascii_case(token))
+    })
+}
+
+/// Classifies the head at the front of `buffer`; `claims` says whether a path is a
+/// balancer's. Cheap: one `httparse` pass, no allocation unless there are
+/// `X-Forwarded-For` headers.
+pub fn classify<'b>(buffer: &'b [u8], claims: impl Fn(&str) -> bool) -> Head<'b> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_LANE_HEADERS];
+    let mut request = httparse::Request::new(&mut headers);
+    let len = match request.parse(buffer) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => {
+            // Known not to be ours as soon as the request line is: hand over early.
+            return match (request.method, request.path) {
+                (Some(method), Some(target))
+                    if !matches!(method, "GET" | "HEAD")
+                        || !claims(target.split('?').next().unwrap_or(target)) =>
+                {
+                    Head::Other
+                }
+                _ => Head::Partial,
+            };
+        }
+        // Malformed, too many headers, HTTP/2's preface: hyper's to answer.
+        Err(_) => return Head::Other,
+    };
+    let (Some(method), Some(target), Some(version)) =
+        (request.method, request.path, request.version)
+    else {
+        return Head::Other;
+    };
+    let head_only = match method {
+        "GET" => false,
+        "HEAD" => true,
+        _ => return Head::Other,
+    };
+    if !target.starts_with('/') || !target.bytes().all(plain_target_byte) {
+        return Head::Other;
+    }
+    let (path, query) = match target.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (target, None),
+    };
+    if !claims(path) {
+        return Head::Other;
+    }
+    let mut close = false;
+    let mut keep_alive = false;
+    let mut forwarded = Vec::new();
+    for header in request.headers.iter() {
+        let name = header.name;
+        if name.eq_ignore_ascii_case("connection") {
+            if lists(header.value, "upgrade") {
+                return Head::Other;
+            }
+            close |= lists(header.value, "close");
+            keep_alive |= lists(header.value, "keep-alive");
+        } else if name.eq_ignore_ascii_case("content-length") {
+            if header.value.trim_ascii() != b"0" {
+                return Head::Other;
+            }
+        } else if name.eq_ignore_ascii_case("transfer-encoding")
+            || name.eq_ignore_ascii_case("upgrade")
+            || name.eq_ignore_ascii_case("expect")
+        {
+            return Head::Other;
+        } else if name.eq_ignore_ascii_case(X_FORWARDED_FOR) {
+            match std::str::from_utf8(header.value) {
+                Ok(value) => forwarded.push(value),
+                // hyper would drop it the same way (`to_str` fails): not a hop to trust.
+                Err(_) => continue,
+            }
+        }
+    }
+    let persistence = match (version, close, keep_alive) {
+        (_, true, _) => Persistence::Close,
+        (1, false, _) => Persistence::KeepAlive,
+        (_, false, true) => Persistence::KeepAliveAnnounced,
+        (_, false, false) => Persistence::Close,
+    };
+    Head::Simple(SimpleHead {
+        len,
+        head_only,
+        path,
+        query,
+        forwarded,
+        persistence,
+    })
+}
+
+/// The `Date` header's value, formatted once per second.
+#[derive(Debug, Default)]
+struct DateCache {
+    second: u64,
+    text: String,
+}
+
+impl DateCache {
+    fn at(&mut self, now_ms: u64) -> &str {
+        let second = now_ms / 1_000;
+        if self.text.is_empty() || second != self.second {
+            self.second = second;
+            self.text = httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(second));
+        }
+        &self.text
+    }
+}
+
+/// A header value the lane may write: no control characters (a location built from a
+/// parsed target and a configured URL has none, but it is checked, as hyper would).
+fn writable_value(value: &str) -> bool {
+    value.bytes().all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f))
+}
+
+/// Appends the answer to `out`: a redirect (`Some(location)` with its status) or a 503.
+pub fn encode(
+    out: &mut Vec<u8>,
+    answer: &Routed,
+    head_only: bool,
+    persistence: Persistence,
+    date: &str,
+) {
+    let reason;
+    let (status_line, location, body): (&[u8], Option<&str>, &[u8]) = match answer {
+        Routed::Redirect(307, location) => (
+            b"HTTP/1.1 307 Temporary Redirect\r\n",
+            Some(location.as_str()),
+            b"",
+        ),
+        Routed::Redirect(_, location) => (b"HTTP/1.1 302 Found\r\n", Some(location.as_str()), b""),
+        Routed::Unavailable(why) => {
+            let why = match why {
+                NoServer::AllDown => "every server is down",
+                NoServer::AllFull => "every server is at its max_bitrate",
+            };
+            reason = serde_json::json!({
+                "error": format!("no server can take this viewer now: {why}")
+            })
+            .to_string();
+            (b"HTTP/1.1 503 Service Unavailable\r\n", None, reason.as_bytes())
+        }
+        Routed::Pass | Routed::Local(_) => return,
+    };
+    out.extend_from_slice(status_line);
+    if let Some(location) = location.filter(|location| writable_value(location)) {
+        out.extend_from_slice(b"location: ");
+        out.extend_from_slice(location.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if !body.is_empty() {
+        out.extend_from_slice(b"content-type: application/json\r\nretry-after: ");
+        out.extend_from_slice(RETRY_AFTER_SECONDS.to_string().as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"content-length: ");
+    out.extend_from_slice(body.len().to_string().as_bytes());
+    out.extend_from_slice(b"\r\n");
+    match persistence {
+        Persistence::KeepAlive => {}
+        Persistence::KeepAliveAnnounced => out.extend_from_slice(b"connection: keep-alive\r\n"),
+        Persistence::Close => out.extend_from_slice(b"connection: close\r\n"),
+    }
+    out.extend_from_slice(b"date: ");
+    out.extend_from_slice(date.as_bytes());
+    out.extend_from_slice(b"\r\n\r\n");
+    if !head_only {
+        out.extend_from_slice(body);
+    }
+}
+
+/// How the lane ended.
+#[derive(Debug)]
+pub enum LaneEnd {
+    /// The connection is done (closed by the client, `Connection: close`, the header
+    /// deadline, shutdown, an I/O error).
+    Closed,
+    /// hyper serves the rest: `prefix` is what the lane read and did not answer, and
+    /// `decided` the balancer's choice of this node for the first request, if it made one.
+    HandOver {
+        /// Bytes to replay before the socket's.
+        prefix: Bytes,
+        /// The first request's decision (serve here), so it is not taken twice.
+        decided: Option<Decided>,
+    },
+}
+
+/// Serves `stream` from `remote` in the lane until it closes or hyper must take over.
+pub async fn serve_lane<S>(
+    stream: &mut S,
+    fast: &FastPath,
+    remote: SocketAddr,
+    limits: &HttpLimits,
+    shutdown: &mut watch::Receiver<bool>,
+) -> LaneEnd
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut input = BytesMut::with_capacity(READ_BUFFER_BYTES);
+    let mut output: Vec<u8> = Vec::with_capacity(512);
+    let mut date = DateCache::default();
+    // The deadline of the head being waited for (none while answering).
+    let mut deadline: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
+    loop {
+        let answered = match classify(&input, |path| fast.claims(path)) {
+            Head::Partial => None,
+            Head::Other => Some((None, 0, Persistence::KeepAlive)),
+            Head::Simple(head) => {
+                let routed = fast.route(
+                    false,
+                    head.path,
+                    head.query,
+                    remote,
+                    head.forwarded.iter().copied(),
+                );
+                match routed {
+                    Routed::Redirect(..) | Routed::Unavailable(_) => {
+                        let now_ms = fast.wall_clock_ms();
+                        encode(
+                            &mut output,
+                            &routed,
+                            head.head_only,
+                            head.persistence,
+                            date.at(now_ms),
+                        );
+                        Some((Some(None), head.len, head.persistence))
+                    }
+                    Routed::Local(path) => Some((Some(Some(Decided(path))), 0, head.persistence)),
+                    // The balancer has no table yet: hyper's router answers.
+                    Routed::Pass => Some((None, 0, Persistence::KeepAlive)),
+                }
+            }
+        };
+        match answered {
+            // Answered here: on to the next request in the buffer.
+            Some((Some(None), len, persistence)) => {
+                input.advance(len);
+                deadline = None;
+                if persistence == Persistence::Close {
+                    if stream.write_all(&output).await.is_ok() {
+                        let _ = stream.shutdown().await;
+                    }
+                    return LaneEnd::Closed;
+                }
+                continue;
+            }
+            // hyper's: flush what was answered before it, then hand over.
+            Some((decided, _, _)) => {
+                if !output.is_empty() && stream.write_all(&output).await.is_err() {
+                    return LaneEnd::Closed;
+                }
+                return LaneEnd::HandOver {
+                    prefix: input.freeze(),
+                    decided: decided.flatten(),
+                };
+            }
+            None => {}
+        }
+        // Every whole request is answered: send the answers, then wait for more bytes.
+        if !output.is_empty() {
+            if stream.write_all(&output).await.is_err() {
+                return LaneEnd::Closed;
+            }
+            output.clear();
+        }
+        if input.len() >= limits.max_header_bytes {
+            // hyper refuses the oversized head (431).
+            return LaneEnd::HandOver {
+                prefix: input.freeze(),
+                decided: None,
+            };
+        }
+        let sleep = deadline
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limits.header_read_timeout)));
+        let idle = input.is_empty();
+        tokio::select! {
+            biased;
+            read = stream.read_buf(&mut input) => match read {
+                Ok(0) | Err(_) => return LaneEnd::Closed,
+                Ok(_) => {}
+            },
+            _ = sleep.as_mut() => return LaneEnd::Closed,
+            _ = super::server::stop_requested(shutdown), if idle => return LaneEnd::Closed,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
