@@ -14,7 +14,10 @@
 //! 4. Other streams go by rendezvous hashing with bounded loads over the nodes healthy
 //!    for the hold time: each stream ranks them by a hash of (stream, node) and takes the
 //!    first one within its quota. A returning node takes streams only after the hold, so a
-//!    flapping node does not pull streams back and forth.
+//!    flapping node does not pull streams back and forth. A node still carrying a stream
+//!    it hands over to that stream's `capture_at` node counts it here. When every node
+//!    allowed is full, the stream stays where its frames flow (a move between full nodes
+//!    gains nothing), else first in the ranking.
 //! 5. Streams are placed in name order, `capture_at` streams first, so the result does
 //!    not depend on the order of the inputs. Every input is part of the cluster view
 //!    (current captures included), so nodes with the same view agree.
@@ -65,6 +68,10 @@ struct Load {
     placed: u32,
     /// Of those, the ones counted against its share of the even spread.
     share: u32,
+    /// Streams whose frames still flow here while they are handed over to their
+    /// `capture_at` node: counted against its share of the spread. This node still
+    /// carries them, so it takes no new stream for them until the hand-over is done.
+    outgoing: u32,
 }
 
 /// Why a stream is where it is.
@@ -150,6 +157,14 @@ pub fn place(
         let held = load[node.name.as_str()].share;
         held < floor || (held == floor && extra > 0)
     };
+    // Taking a homeless stream counts what a node still carries for others: a node
+    // whose preferred stream is being probed elsewhere (the probe may fail) would
+    // otherwise take a stream from a full node, then give it back when the probe fails.
+    let has_room_for_new = |node: &Candidate, load: &BTreeMap<&str, Load>, extra: usize| {
+        let entry = load[node.name.as_str()];
+        let held = entry.share + entry.outgoing;
+        held < floor || (held == floor && extra > 0)
+    };
     let mut placement = BTreeMap::new();
     // `charged`: whether the stream counts against the node's share (see `flowing_at`).
     let mut assign = |stream: &IngestStream,
@@ -188,6 +203,14 @@ pub fn place(
                     .flowing_at
                     .as_deref()
                     .is_some_and(|by| by != node.name);
+                if let Some(carrier) = stream
+                    .flowing_at
+                    .as_deref()
+                    .filter(|_| handing_over)
+                    .and_then(|by| load.get_mut(by))
+                {
+                    carrier.outgoing += 1;
+                }
                 assign(
                     stream,
                     node,
@@ -225,9 +248,14 @@ pub fn place(
             .filter(|n| allowed(stream, n) && has_room(n, &load))
             .collect();
         ranked.sort_by_key(|n| std::cmp::Reverse(stable_hash(&stream.name, &n.name)));
+        // Every node allowed is full: moving the stream between full nodes gains
+        // nothing, so it stays where its frames flow, else with its capturer.
+        let stays = |at: Option<&str>| ranked.iter().find(|n| Some(n.name.as_str()) == at);
         let Some(node) = ranked
             .iter()
-            .find(|n| under_quota(n, &load, extra))
+            .find(|n| has_room_for_new(n, &load, extra))
+            .or_else(|| stays(stream.flowing_at.as_deref()))
+            .or_else(|| stays(stream.captured_by.as_deref()))
             .or_else(|| ranked.first())
         else {
             continue;
@@ -353,13 +381,6 @@ mod tests {
     #[test]
     fn a_preferred_node_without_frames_yet_moves_none_of_its_other_streams() {
         let nodes: Vec<Candidate> = ["a", "b", "c"].iter().map(|n| node(n)).collect();
-        let held = |name: &str, by: &str| IngestStream {
-            name: name.into(),
-            capture_at: None,
-            excluded: Vec::new(),
-            captured_by: Some(by.into()),
-            flowing_at: Some(by.into()),
-        };
         // Six streams on three nodes: two each. `p` prefers c, which probes it (a failed
         // mark expired) while a still has the frames.
         let mut list = vec![
@@ -403,6 +424,87 @@ mod tests {
         let back = place(&returning, &nodes, 10_000, 0);
         let to_c = back.values().filter(|(n, _)| n == "c").count();
         assert_eq!(to_c, 2, "p and one hashed stream: {back:?}");
+    }
+
+    /// A stream name for which `first` outranks `second` in rendezvous hashing.
+    fn name_ranking(first: &str, second: &str) -> String {
+        (0..)
+            .map(|i| format!("x{i}"))
+            .find(|name| stable_hash(name, first) > stable_hash(name, second))
+            .expect("some name ranks them so")
+    }
+
+    fn held(name: &str, by: &str) -> IngestStream {
+        IngestStream {
+            name: name.into(),
+            capture_at: None,
+            excluded: Vec::new(),
+            captured_by: Some(by.into()),
+            flowing_at: Some(by.into()),
+        }
+    }
+
+    #[test]
+    fn with_every_node_full_a_stream_stays_where_its_frames_flow() {
+        // (Simulator seed 103.) Six streams on three nodes, two each; `x` is excluded on b,
+        // and on a while a's failed mark lasts, so c carries it over its share. When a's
+        // mark expires, a is allowed again but as full as c: moving `x` there gains
+        // nothing, and a probe from a would push one of its own streams away.
+        let nodes: Vec<Candidate> = ["a", "b", "c"].iter().map(|n| node(n)).collect();
+        let x = name_ranking("a", "c");
+        let mut list = vec![
+            held("a1", "a"),
+            held("a2", "a"),
+            held("b1", "b"),
+            held("c1", "c"),
+            held("c2", "c"),
+            IngestStream {
+                excluded: vec!["a".into(), "b".into()],
+                ..held(&x, "c")
+            },
+        ];
+        assert_eq!(place(&list, &nodes, 10_000, 0)[&x].0, "c");
+        list[5].excluded = vec!["b".into()];
+        let after = place(&list, &nodes, 10_000, 0);
+        assert_eq!(after[&x].0, "c", "{after:?}");
+        for (stream, by) in [("a1", "a"), ("a2", "a"), ("b1", "b"), ("c1", "c"), ("c2", "c")] {
+            assert_eq!(after[stream].0, by, "{stream}");
+        }
+    }
+
+    #[test]
+    fn a_node_handing_a_stream_over_takes_no_new_one_until_it_is_done() {
+        // (Simulator seed 114.) `p` prefers a, which was failed for it, so c captures it;
+        // `h` is excluded on a and sits on b over its share (everyone allowed was full).
+        // When a's mark expires, a probes `p`: until a has the frames, c still carries
+        // `p`, so c has no room for `h` (taking it would move `h`, then move it back when
+        // the probe fails).
+        let nodes: Vec<Candidate> = ["a", "b", "c"].iter().map(|n| node(n)).collect();
+        let h = name_ranking("b", "c");
+        let preferred = |excluded: Vec<String>| IngestStream {
+            capture_at: Some("a".into()),
+            excluded,
+            ..held("p", "c")
+        };
+        let mut list = vec![
+            held("a1", "a"),
+            held("b1", "b"),
+            held("b2", "b"),
+            held("c1", "c"),
+            preferred(vec!["a".into()]),
+            IngestStream {
+                excluded: vec!["a".into()],
+                ..held(&h, "b")
+            },
+        ];
+        let at_rest = place(&list, &nodes, 10_000, 0);
+        assert_eq!(at_rest[&h].0, "b");
+        assert_eq!(at_rest["p"].0, "c");
+        list[4] = preferred(Vec::new());
+        let probing = place(&list, &nodes, 10_000, 0);
+        assert_eq!(probing["p"], ("a".to_string(), Reason::Preferred));
+        assert_eq!(probing[&h].0, "b", "{probing:?}");
+        assert_eq!(probing["c1"].0, "c");
     }
 
     #[test]
