@@ -97,8 +97,8 @@ pub struct Observation {
     pub calm_since_ms: Option<u64>,
     /// Simulated ms of the heal (`None` during chaos).
     pub healed_at_ms: Option<u64>,
-    /// Nodes isolated now, with the streams they captured when isolated.
-    pub isolated: BTreeMap<String, BTreeSet<String>>,
+    /// Nodes isolated now.
+    pub isolated: BTreeMap<String, Isolation>,
     /// When each stream's camera last came back after being down for everyone.
     pub source_back_ms: BTreeMap<String, u64>,
 }
@@ -125,6 +125,25 @@ impl std::fmt::Display for Violation {
     }
 }
 
+/// A node cut off from every peer (I7's subject).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Isolation {
+    /// When the cut began, simulated ms.
+    pub since_ms: u64,
+    /// The longest a message sent before the cut could still take to arrive, ms.
+    pub latency_ms: u64,
+    /// The streams it captured when cut off.
+    pub had: BTreeSet<String>,
+}
+
+/// How long after its cut an isolated node may still act on what it heard before: it
+/// counts a peer towards the quorum until that peer has not been heard for the stale
+/// timeout less a fetch interval and a tick (`fading_after_ms` in the coordinator), and
+/// decides at its next tick, 250 ms later. Until then it may still fail over a peer that
+/// died before the cut, like every other node; messages in flight at the cut add their
+/// latency on top ([`Isolation::latency_ms`]).
+pub const RESTRAINT_GRACE_MS: u64 = STALE_TIMEOUT_MS - FETCH_TIMEOUT_MS;
+
 /// State kept between observations.
 #[derive(Debug, Default)]
 pub struct Checker {
@@ -150,6 +169,9 @@ pub struct Checker {
     last_running: BTreeMap<String, BTreeSet<String>>,
     /// Since when nodes have disagreed on each stream's owner.
     disagreeing_since_ms: BTreeMap<String, u64>,
+    /// Per isolated node: what it may capture (what it had, and what it took within
+    /// [`RESTRAINT_GRACE_MS`] of its cut).
+    restraint_base: BTreeMap<String, BTreeSet<String>>,
 }
 
 fn violation(invariant: &'static str, at_ms: u64, detail: String) -> Result<(), Violation> {
@@ -276,16 +298,29 @@ impl Checker {
     }
 
     /// I7: an isolated node with minority restraint takes nothing new.
-    fn restraint(&self, o: &Observation) -> Result<(), Violation> {
-        for (node, before) in &o.isolated {
+    fn restraint(&mut self, o: &Observation) -> Result<(), Violation> {
+        self.restraint_base
+            .retain(|node, _| o.isolated.contains_key(node));
+        for (node, cut) in &o.isolated {
             let Some(seen) = o.nodes.get(node) else {
                 continue;
             };
-            if let Some(stream) = seen.capturing.keys().find(|s| !before.contains(*s)) {
+            let base = self
+                .restraint_base
+                .entry(node.clone())
+                .or_insert_with(|| cut.had.clone());
+            if o.at_ms < cut.since_ms + RESTRAINT_GRACE_MS + cut.latency_ms {
+                base.extend(seen.capturing.keys().cloned());
+                continue;
+            }
+            if let Some(stream) = seen.capturing.keys().find(|s| !base.contains(*s)) {
                 return violation(
                     "I7",
                     o.at_ms,
-                    format!("isolated {node} took {stream} over (it had {before:?})"),
+                    format!(
+                        "isolated {node} took {stream} over {} ms after its cut (it had {base:?})",
+                        o.at_ms - cut.since_ms
+                    ),
                 );
             }
         }

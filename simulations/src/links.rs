@@ -23,6 +23,8 @@ pub struct Links {
     holds: BTreeMap<(usize, usize), u32>,
     /// One-way cuts per (from, to).
     one_way: BTreeMap<(usize, usize), u32>,
+    /// Extra latency of the delay fault in force, ms (0: none).
+    pub delay_ms: u64,
 }
 
 fn add(counts: &mut BTreeMap<(usize, usize), u32>, key: (usize, usize)) {

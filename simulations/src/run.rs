@@ -14,7 +14,9 @@ use rand::{Rng, SeedableRng};
 use crate::cluster::{
     EPOCH_MS, HostSpec, config_text, node_name, preferred_node, run_host, stream_name,
 };
-use crate::invariants::{Checker, NodeObservation, OBSERVE_PERIOD_MS, Observation, Violation};
+use crate::invariants::{
+    Checker, Isolation, NodeObservation, OBSERVE_PERIOD_MS, Observation, Violation,
+};
 use crate::links::Links;
 use crate::profile::{Fault, FaultKind, Profile, Scheduled, schedule};
 use crate::udp::DatagramFaults;
@@ -254,7 +256,7 @@ pub fn run(options: &Options) -> Outcome {
     let mut checker = Checker::default();
     let mut links = Links::default();
     let mut crashed: BTreeMap<usize, u64> = BTreeMap::new();
-    let mut isolated: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut isolated: BTreeMap<String, Isolation> = BTreeMap::new();
     let mut starts_seen = 0;
     let mut next_observation = OBSERVE_PERIOD_MS;
     let mut healed_at_ms = None;
@@ -414,7 +416,7 @@ fn apply(
     step: &Step,
     now_ms: u64,
     crashed: &mut BTreeMap<usize, u64>,
-    isolated: &mut BTreeMap<String, BTreeSet<String>>,
+    isolated: &mut BTreeMap<String, Isolation>,
 ) {
     world.with(|w| w.log(now_ms, format!("apply {step:?}")));
     let others =
@@ -459,7 +461,10 @@ fn apply(
         Step::CutOneWay(a, b) => links.cut_one_way(sim, names, *a, *b),
         Step::MendOneWay(a, b) => links.mend_one_way(sim, names, *a, *b),
         Step::Loss(ppm) => sim.set_fail_rate(*ppm as f64 / 1_000_000.0),
-        Step::Delay(ms) => sim.set_max_message_latency(Duration::from_millis(MAX_LATENCY_MS + ms)),
+        Step::Delay(ms) => {
+            links.delay_ms = *ms;
+            sim.set_max_message_latency(Duration::from_millis(MAX_LATENCY_MS + ms))
+        }
         Step::SourceDown(s, down) => {
             let stream = stream_name(*s % profile.streams.max(1));
             world.with(|w| {
@@ -483,7 +488,14 @@ fn apply(
                             .collect()
                     })
                 });
-                isolated.insert(name, had);
+                isolated.insert(
+                    name,
+                    Isolation {
+                        since_ms: now_ms,
+                        latency_ms: MAX_LATENCY_MS + links.delay_ms,
+                        had,
+                    },
+                );
             } else {
                 isolated.remove(&name);
             }
@@ -499,7 +511,7 @@ fn heal(
     names: &[String],
     now_ms: u64,
     crashed: &mut BTreeMap<usize, u64>,
-    isolated: &mut BTreeMap<String, BTreeSet<String>>,
+    isolated: &mut BTreeMap<String, Isolation>,
 ) {
     world.with(|w| {
         w.log(now_ms, "heal");
@@ -535,7 +547,7 @@ fn observe(
     now_ms: u64,
     calm_since_ms: Option<u64>,
     healed_at_ms: Option<u64>,
-    isolated: &BTreeMap<String, BTreeSet<String>>,
+    isolated: &BTreeMap<String, Isolation>,
 ) -> Observation {
     let wall_ms = EPOCH_MS + now_ms;
     world.with(|w| {

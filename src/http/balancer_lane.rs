@@ -201,7 +201,9 @@ impl DateCache {
 /// A header value the lane may write: no control characters (a location built from a
 /// parsed target and a configured URL has none, but it is checked, as hyper would).
 fn writable_value(value: &str) -> bool {
-    value.bytes().all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f))
+    value
+        .bytes()
+        .all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f))
 }
 
 /// Appends the answer to `out`: a redirect (`Some(location)` with its status) or a 503.
@@ -229,7 +231,11 @@ pub fn encode(
                 "error": format!("no server can take this viewer now: {why}")
             })
             .to_string();
-            (b"HTTP/1.1 503 Service Unavailable\r\n", None, reason.as_bytes())
+            (
+                b"HTTP/1.1 503 Service Unavailable\r\n",
+                None,
+                reason.as_bytes(),
+            )
         }
         Routed::Pass | Routed::Local(_) => return,
     };

@@ -123,7 +123,8 @@ pub async fn serve(
             // On a balancing node, redirects are answered in the lane; hyper takes over
             // at the first request the lane does not answer.
             let (prefix, decided) = match &fast {
-                Some(fast) => match serve_lane(&mut stream, fast, remote, &limits, &mut stop).await {
+                Some(fast) => match serve_lane(&mut stream, fast, remote, &limits, &mut stop).await
+                {
                     LaneEnd::Closed => return,
                     LaneEnd::HandOver { prefix, decided } => (prefix, decided),
                 },

@@ -97,11 +97,12 @@ pub fn start(
             identities.push(ClusterIdentity::derive(&override_key.0)?);
         }
     }
-    let ondemand: Vec<(String, bool)> = config
+    // Looked up once per advertised stream per exchange: a set, not a scan.
+    let ondemand: std::collections::HashSet<String> = config
         .streams
         .iter()
-        .filter(|s| s.options.disabled != Some(true))
-        .map(|s| (s.name.clone(), s.ondemand))
+        .filter(|s| s.options.disabled != Some(true) && s.ondemand)
+        .map(|s| s.name.clone())
         .collect();
     let clock = node.runtime.clone();
     let local: LocalState = Arc::new(move || {
@@ -130,8 +131,7 @@ pub fn start(
                 StreamEntry {
                     name: live.name.clone(),
                     alive: offered && live.is_alive(now_ms, ALIVE_WITHIN_MS),
-                    ondemand: offered
-                        && ondemand.iter().any(|(name, od)| *name == live.name && *od),
+                    ondemand: offered && ondemand.contains(&live.name),
                     clients: live.counters.clients.load(Ordering::Relaxed),
                     bitrate_kbit: live.counters.input_bitrate.load(Ordering::Relaxed) / 1000,
                     epoch,

@@ -7,7 +7,7 @@
 //! when that matches what was last sent, only the difference goes out, otherwise the
 //! whole list. Versions grow with every change, so a receiver never goes backwards.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -39,8 +39,12 @@ pub struct PeerTarget {
     pub identity: ClusterIdentity,
 }
 
-/// The last state sent to one peer: (incarnation it was sent for, version, streams).
-type Sent = (u64, BTreeMap<String, StreamEntry>);
+/// This node's stream list as advertised, sorted by name, shared between the current
+/// state and what was last sent to each peer (no copy per peer per exchange).
+type Streams = Arc<Vec<StreamEntry>>;
+
+/// The last state sent to one peer: (version, streams).
+type Sent = (u64, Streams);
 
 struct Inner {
     endpoint: quinn::Endpoint,
@@ -50,7 +54,7 @@ struct Inner {
     me: NodeAddress,
     incarnation: u64,
     version: AtomicU64,
-    last_state: Mutex<Option<(NodeLoad, Vec<StreamEntry>)>>,
+    last_state: Mutex<Option<(NodeLoad, Streams)>>,
     local: LocalState,
     view: Arc<RwLock<ClusterView>>,
     sent: Mutex<HashMap<String, Sent>>,
@@ -219,22 +223,25 @@ impl MeshService {
     }
 
     /// The current local state, with its version (bumped when anything changed).
-    fn current_state(&self) -> (u64, NodeLoad, Vec<StreamEntry>) {
+    fn current_state(&self) -> (u64, NodeLoad, Streams) {
         let (load, mut streams) = (self.inner.local)();
         streams.sort_by(|a, b| a.name.cmp(&b.name));
+        streams.dedup_by(|a, b| a.name == b.name);
         let mut last = self
             .inner
             .last_state
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        let changed = last
-            .as_ref()
-            .is_none_or(|(l, s)| *l != load || *s != streams);
-        if changed {
-            self.inner.version.fetch_add(1, Ordering::Relaxed);
-            *last = Some((load.clone(), streams.clone()));
-        }
-        (self.inner.version.load(Ordering::Relaxed), load, streams)
+        let shared = match last.as_ref() {
+            Some((l, s)) if *l == load && **s == streams => s.clone(),
+            _ => {
+                self.inner.version.fetch_add(1, Ordering::Relaxed);
+                let shared = Arc::new(streams);
+                *last = Some((load.clone(), shared.clone()));
+                shared
+            }
+        };
+        (self.inner.version.load(Ordering::Relaxed), load, shared)
     }
 
     fn hello(&self, peer_key: &str) -> Message {
@@ -250,30 +257,26 @@ impl MeshService {
 
     /// Our state for `peer_key`, as a delta when the peer has what we last sent it.
     fn state_for(&self, peer_key: &str, peer_has: (u64, u64)) -> Message {
-        let (version, load, streams) = self.current_state();
-        let current: BTreeMap<String, StreamEntry> =
-            streams.into_iter().map(|s| (s.name.clone(), s)).collect();
+        let (version, load, current) = self.current_state();
         let mut sent = self.inner.sent.lock().unwrap_or_else(|p| p.into_inner());
-        let previous = sent.get(peer_key);
-        let delta_base = previous
+        let delta_base = sent
+            .get(peer_key)
             .filter(|(sent_version, _)| peer_has == (self.inner.incarnation, *sent_version));
         let (full, upserts, removals) = match delta_base {
-            Some((_, before)) => (
-                false,
-                current
-                    .values()
-                    .filter(|s| before.get(&s.name) != Some(s))
-                    .cloned()
-                    .collect(),
-                before
-                    .keys()
-                    .filter(|name| !current.contains_key(*name))
-                    .cloned()
-                    .collect(),
-            ),
-            None => (true, current.values().cloned().collect(), Vec::new()),
+            Some((_, before)) if Arc::ptr_eq(before, &current) => (false, Vec::new(), Vec::new()),
+            Some((_, before)) => {
+                let (upserts, removals) = delta(before, &current);
+                (false, upserts, removals)
+            }
+            None => (true, current.to_vec(), Vec::new()),
         };
-        sent.insert(peer_key.to_string(), (version, current));
+        match sent.get_mut(peer_key) {
+            Some(entry) => *entry = (version, current),
+            None => {
+                sent.insert(peer_key.to_string(), (version, current));
+            }
+        }
+        drop(sent);
         let peers = self.alive_addresses();
         Message::State {
             incarnation: self.inner.incarnation,
@@ -470,9 +473,75 @@ pub fn is_unauthorized(error: &str) -> bool {
     .any(|marker| error.contains(marker))
 }
 
+/// What changed from `before` to `after` (both sorted by name, names unique): the
+/// entries new or different in `after`, and the names gone from it, each in name order.
+fn delta(before: &[StreamEntry], after: &[StreamEntry]) -> (Vec<StreamEntry>, Vec<String>) {
+    let (mut upserts, mut removals) = (Vec::new(), Vec::new());
+    let (mut old, mut new) = (before.iter().peekable(), after.iter().peekable());
+    loop {
+        match (old.peek(), new.peek()) {
+            (None, None) => break,
+            (Some(gone), None) => {
+                removals.push(gone.name.clone());
+                old.next();
+            }
+            (None, Some(added)) => {
+                upserts.push((*added).clone());
+                new.next();
+            }
+            (Some(was), Some(is)) => match was.name.cmp(&is.name) {
+                std::cmp::Ordering::Less => {
+                    removals.push(was.name.clone());
+                    old.next();
+                }
+                std::cmp::Ordering::Greater => {
+                    upserts.push((*is).clone());
+                    new.next();
+                }
+                std::cmp::Ordering::Equal => {
+                    if was != is {
+                        upserts.push((*is).clone());
+                    }
+                    old.next();
+                    new.next();
+                }
+            },
+        }
+    }
+    (upserts, removals)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    proptest! {
+        /// The merge walk gives what comparing name maps gives (the definition).
+        #[test]
+        fn the_delta_is_the_difference_of_the_name_maps(
+            before in proptest::collection::btree_map("[a-f]{1,2}", 0u64..3, 0..12),
+            after in proptest::collection::btree_map("[a-f]{1,2}", 0u64..3, 0..12),
+        ) {
+            let entries = |map: &BTreeMap<String, u64>| -> Vec<StreamEntry> {
+                map.iter()
+                    .map(|(name, clients)| StreamEntry { clients: *clients, ..stream(name) })
+                    .collect()
+            };
+            let (old, new) = (entries(&before), entries(&after));
+            let (upserts, removals) = delta(&old, &new);
+            let expected_upserts: Vec<StreamEntry> = new
+                .iter()
+                .filter(|s| old.iter().find(|o| o.name == s.name) != Some(*s))
+                .cloned()
+                .collect();
+            let expected_removals: Vec<String> =
+                before.keys().filter(|name| !after.contains_key(*name)).cloned().collect();
+            prop_assert_eq!(upserts, expected_upserts);
+            prop_assert_eq!(removals, expected_removals);
+        }
+    }
 
     fn node(name: &str, key: &str, streams: Vec<StreamEntry>) -> MeshService {
         let runtime = Runtime::production();

@@ -25,6 +25,7 @@
 //!    waits [`FLAP_HOLD_FACTOR`] times longer.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -83,7 +84,8 @@ pub struct Member {
     /// Over its `cpu_limit`.
     pub over_cpu_limit: bool,
     /// What it advertises about cluster_ingest streams (empty for this node itself).
-    pub streams: BTreeMap<String, Advertised>,
+    /// Shared: the coordinator rebuilds a peer's map only when its state version moves.
+    pub streams: Arc<BTreeMap<String, Advertised>>,
 }
 
 /// A cluster_ingest stream configured on this node.
@@ -169,9 +171,11 @@ pub struct Capture {
     pub ever_alive: bool,
     /// Unix ms frames were last seen flowing (0: never).
     pub last_alive_ms: u64,
-    /// Restart count of its actor when it started, and the times of later restarts.
+    /// Restart count of its actor when it started, and the times of later restarts,
+    /// each with whether another node had frames at that moment (a restart while the
+    /// source was down for everyone says nothing about this node's reach).
     restarts_seen: Option<u64>,
-    restart_times_ms: Vec<u64>,
+    restart_times_ms: Vec<(u64, bool)>,
     /// The owner it is placed with elsewhere, and since when that owner has advertised
     /// its capture started: the hand-over deadline runs from there. Counting from the
     /// moment this node first placed the stream elsewhere would let the deadline expire
@@ -249,7 +253,7 @@ impl<'a> PeerAdverts<'a> {
         let peers = input.peers.len();
         let mut table = vec![None; input.streams.len() * peers];
         for (peer_index, peer) in input.peers.iter().enumerate() {
-            for (name, advertised) in &peer.streams {
+            for (name, advertised) in peer.streams.iter() {
                 if let Some(stream_index) = position.get(name.as_str()) {
                     table[stream_index * peers + peer_index] = Some(*advertised);
                 }
@@ -461,7 +465,7 @@ impl IngestBook {
 
         // Epochs only grow: take in every epoch the peers advertise.
         for peer in input.peers {
-            for (name, advertised) in &peer.streams {
+            for (name, advertised) in peer.streams.iter() {
                 match self.epochs.get_mut(name) {
                     Some(epoch) => *epoch = (*epoch).max(advertised.epoch),
                     None => {
@@ -496,13 +500,15 @@ impl IngestBook {
                 capture.last_alive_ms = now_ms;
             }
             match capture.restarts_seen {
-                Some(seen) if health.restarts > seen => capture.restart_times_ms.push(now_ms),
+                Some(seen) if health.restarts > seen => capture
+                    .restart_times_ms
+                    .push((now_ms, adverts.flowing_elsewhere(name))),
                 _ => {}
             }
             capture.restarts_seen = Some(health.restarts);
             capture
                 .restart_times_ms
-                .retain(|at| now_ms.saturating_sub(*at) < FAILURE_WINDOW_MS);
+                .retain(|(at, _)| now_ms.saturating_sub(*at) < FAILURE_WINDOW_MS);
             let restarting = capture.restart_times_ms.len() >= MAX_CAPTURE_RESTARTS;
             let silent = if capture.ever_alive {
                 now_ms.saturating_sub(capture.last_alive_ms) >= CAPTURE_SILENCE_MS
@@ -529,7 +535,18 @@ impl IngestBook {
                 };
                 self.failed_until_ms
                     .insert(name.clone(), now_ms + FAILED_HOLD_MS);
-                if adverts.flowing_elsewhere(name) {
+                // Failed here only if the failures happened while another node had
+                // frames: restarts while the source was down for everyone (its last one
+                // may land just as a peer gets frames back) say nothing about this node.
+                let failed_locally = if restarting {
+                    capture
+                        .restart_times_ms
+                        .iter()
+                        .all(|(_, flowing_elsewhere)| *flowing_elsewhere)
+                } else {
+                    adverts.flowing_elsewhere(name)
+                };
+                if failed_locally {
                     self.failed_while_down.remove(name);
                 } else {
                     self.failed_while_down.insert(name.clone());

@@ -139,6 +139,7 @@ pub struct IngestState {
     configured: Vec<Configured>,
     book: IngestBook,
     last_action: Option<String>,
+    adverts: AdvertCache,
 }
 
 fn limits_of<'a>(plan: &'a IngestPlan, names: &[&str]) -> Option<&'a IngestLimits> {
@@ -171,8 +172,19 @@ struct Members {
     fading: usize,
 }
 
+/// What each peer advertises about cluster_ingest streams, by peer name, with the
+/// (incarnation, version) of the state it was read from: a peer's streams change only
+/// with its state version, so an unchanged peer costs no copy per tick.
+type AdvertCache = BTreeMap<String, ((u64, u64), Arc<BTreeMap<String, Advertised>>)>;
+
 /// The members of the cluster this node sees alive: itself first, then the peers.
-fn members(plan: &IngestPlan, io: &dyn IngestIo, started_ms: u64, now_ms: u64) -> Members {
+fn members(
+    plan: &IngestPlan,
+    io: &dyn IngestIo,
+    started_ms: u64,
+    now_ms: u64,
+    cache: &mut AdvertCache,
+) -> Members {
     let me = Member {
         name: plan.me.clone(),
         aliases: plan.aliases.clone(),
@@ -183,7 +195,7 @@ fn members(plan: &IngestPlan, io: &dyn IngestIo, started_ms: u64, now_ms: u64) -
             .limits
             .cpu_limit_percent
             .is_some_and(|limit| io.cpu_usage() >= limit as f32),
-        streams: BTreeMap::new(),
+        streams: Arc::default(),
     };
     let Some(view) = io.view() else {
         return Members {
@@ -195,6 +207,7 @@ fn members(plan: &IngestPlan, io: &dyn IngestIo, started_ms: u64, now_ms: u64) -
         };
     };
     let view = view.read().unwrap_or_else(|p| p.into_inner());
+    let mut used = AdvertCache::new();
     let mut peers = Vec::new();
     let mut size = 1;
     let mut unheard = 0;
@@ -235,6 +248,28 @@ fn members(plan: &IngestPlan, io: &dyn IngestIo, started_ms: u64, now_ms: u64) -
                 {
                     fading += 1;
                 }
+                let state = (record.incarnation, record.version);
+                let streams = match cache.remove(&record.name) {
+                    Some((read_from, streams)) if read_from == state => streams,
+                    _ => Arc::new(
+                        record
+                            .streams
+                            .iter()
+                            .filter(|(_, s)| s.ingest != IngestRole::None)
+                            .map(|(name, s)| {
+                                (
+                                    name.clone(),
+                                    Advertised {
+                                        role: s.ingest,
+                                        alive: s.alive,
+                                        epoch: s.epoch,
+                                    },
+                                )
+                            })
+                            .collect(),
+                    ),
+                };
+                used.insert(record.name.clone(), (state, streams.clone()));
                 peers.push(Member {
                     name: record.hostname.clone(),
                     aliases: vec![record.name.clone(), host.to_string()],
@@ -244,26 +279,13 @@ fn members(plan: &IngestPlan, io: &dyn IngestIo, started_ms: u64, now_ms: u64) -
                     over_cpu_limit: limits
                         .cpu_limit_percent
                         .is_some_and(|limit| record.load.cpu_usage >= limit as f32),
-                    streams: record
-                        .streams
-                        .iter()
-                        .filter(|(_, s)| s.ingest != IngestRole::None)
-                        .map(|(name, s)| {
-                            (
-                                name.clone(),
-                                Advertised {
-                                    role: s.ingest,
-                                    alive: s.alive,
-                                    epoch: s.epoch,
-                                },
-                            )
-                        })
-                        .collect(),
+                    streams,
                 });
             }
             _ => {}
         }
     }
+    *cache = used;
     Members {
         me,
         peers,
@@ -443,6 +465,7 @@ impl Worker for IngestCoordinator {
                 ..Connectivity::default()
             },
             last_action: None,
+            adverts: AdvertCache::new(),
         })
     }
 
@@ -464,7 +487,13 @@ impl Worker for IngestCoordinator {
                     cluster_size,
                     unheard: peers_unheard,
                     fading: peers_fading,
-                } = members(&state.plan, self.io.as_ref(), started_ms, now_ms);
+                } = members(
+                    &state.plan,
+                    self.io.as_ref(),
+                    started_ms,
+                    now_ms,
+                    &mut state.adverts,
+                );
                 state
                     .connectivity
                     .observe(peers.len(), cluster_size, now_ms);

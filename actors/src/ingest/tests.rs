@@ -2,6 +2,7 @@
 //! that see each other perfectly (the simulator adds the faults).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use proptest::prelude::*;
 
@@ -23,7 +24,7 @@ fn member(name: &str) -> Member {
         returns_ms: Vec::new(),
         channel_limit: None,
         over_cpu_limit: false,
-        streams: BTreeMap::new(),
+        streams: Arc::default(),
     }
 }
 
@@ -74,15 +75,17 @@ impl TestNode {
     /// How the others see this node.
     fn as_peer(&self, streams: &[Configured], now_ms: u64) -> Member {
         let mut seen = self.me.clone();
-        seen.streams = streams
-            .iter()
-            .map(|s| {
-                let (role, epoch) = self.book.advertised(&s.name, now_ms);
-                let alive = role == IngestRole::Capturing
-                    && self.alive.get(&s.name).copied().unwrap_or(false);
-                (s.name.clone(), Advertised { role, alive, epoch })
-            })
-            .collect();
+        seen.streams = Arc::new(
+            streams
+                .iter()
+                .map(|s| {
+                    let (role, epoch) = self.book.advertised(&s.name, now_ms);
+                    let alive = role == IngestRole::Capturing
+                        && self.alive.get(&s.name).copied().unwrap_or(false);
+                    (s.name.clone(), Advertised { role, alive, epoch })
+                })
+                .collect(),
+        );
         seen
     }
 }
@@ -218,7 +221,7 @@ fn a_new_capture_takes_an_epoch_above_every_one_seen() {
     let mut book = IngestBook::new(SETTINGS, 0);
     let me = member("a");
     let mut peer = member("b");
-    peer.streams.insert(
+    Arc::make_mut(&mut peer.streams).insert(
         "cam0".into(),
         Advertised {
             role: IngestRole::Failed,
@@ -331,7 +334,7 @@ fn a_stream_moves_only_once_its_new_owner_captures_it() {
         })
         .0
     };
-    newcomer.streams.insert(
+    Arc::make_mut(&mut newcomer.streams).insert(
         "cam0".into(),
         Advertised {
             role: IngestRole::Capturing,
@@ -343,7 +346,10 @@ fn a_stream_moves_only_once_its_new_owner_captures_it() {
         step(&mut old, &newcomer, 1_000).is_empty(),
         "not alive there yet"
     );
-    newcomer.streams.get_mut("cam0").unwrap().alive = true;
+    Arc::make_mut(&mut newcomer.streams)
+        .get_mut("cam0")
+        .unwrap()
+        .alive = true;
     let actions = step(&mut old, &newcomer, 2_000);
     assert!(
         matches!(&actions[..], [Action::Stop { reason, .. }] if reason.contains("handed over")),
@@ -493,7 +499,7 @@ fn capture_at_returns_after_the_hold_and_a_flapping_node_waits_longer() {
         let mut b = member("b");
         b.alive_since_ms = 100_000;
         b.returns_ms = returns;
-        b.streams.insert(
+        Arc::make_mut(&mut b.streams).insert(
             "cam0".into(),
             Advertised {
                 role: IngestRole::Standby,
@@ -612,7 +618,7 @@ fn an_owner_fences_a_higher_capture_left_over_from_a_partition() {
     let me = member("a");
     // b captured cam0 at epoch 6 while cut off; a is its owner (capture_at).
     let mut b = member("b");
-    b.streams.insert(
+    Arc::make_mut(&mut b.streams).insert(
         "cam0".into(),
         Advertised {
             role: IngestRole::Capturing,
@@ -664,11 +670,9 @@ fn a_capture_placed_elsewhere_ends_under_a_higher_flowing_capture_whoever_holds_
     // c owns cam0 in a's view but has not started; b, whose view differs, captures it
     // above a's epoch with frames flowing.
     let mut b = member("b");
-    b.streams
-        .insert("cam0".into(), advertised(IngestRole::Capturing, true, 5));
+    Arc::make_mut(&mut b.streams).insert("cam0".into(), advertised(IngestRole::Capturing, true, 5));
     let mut c = member("c");
-    c.streams
-        .insert("cam0".into(), advertised(IngestRole::Standby, false, 1));
+    Arc::make_mut(&mut c.streams).insert("cam0".into(), advertised(IngestRole::Standby, false, 1));
     let (actions, rows) = book.step(&StepInput {
         me: &a,
         peers: &[b, c],
@@ -692,7 +696,7 @@ fn a_failed_mark_taken_while_the_source_was_down_everywhere_ends_once_a_peer_has
     let a = member("a");
     let idle = |name: &str| {
         let mut peer = member(name);
-        peer.streams
+        Arc::make_mut(&mut peer.streams)
             .insert("cam0".into(), advertised(IngestRole::Standby, false, 0));
         peer
     };
@@ -724,8 +728,7 @@ fn a_failed_mark_taken_while_the_source_was_down_everywhere_ends_once_a_peer_has
     assert!(book.failed_here("cam0", deadline + 1));
     // The camera comes back and b captures it: a is a candidate again at once.
     let mut b_captures = idle("b");
-    b_captures
-        .streams
+    Arc::make_mut(&mut b_captures.streams)
         .insert("cam0".into(), advertised(IngestRole::Capturing, true, 2));
     step(&mut book, &b_captures, deadline + 1_000);
     assert!(!book.failed_here("cam0", deadline + 1_000));
@@ -736,6 +739,68 @@ fn a_failed_mark_taken_while_the_source_was_down_everywhere_ends_once_a_peer_has
     step(&mut local, &b_captures, deadline);
     step(&mut local, &b_captures, deadline + 1_000);
     assert!(local.failed_here("cam0", deadline + 1_000));
+}
+
+#[test]
+fn restarts_while_the_source_was_down_everywhere_do_not_mark_a_local_failure() {
+    // (Simulator seed 185.) a's capture restarts three times while the camera is down for
+    // everyone; by the third, b has frames again. The failures say nothing about a's
+    // reach: a stays a candidate for the stream it prefers.
+    let streams = preferring("cam0", "a");
+    let a = member("a");
+    let with = |role: IngestRole, alive: bool| {
+        let mut peer = member("b");
+        Arc::make_mut(&mut peer.streams).insert("cam0".into(), advertised(role, alive, 1));
+        peer
+    };
+    let step = |book: &mut IngestBook, peer: &Member, restarts: u64, now_ms: u64| {
+        let health: BTreeMap<String, Health> = [(
+            "cam0".to_string(),
+            Health {
+                alive: false,
+                restarts,
+            },
+        )]
+        .into();
+        book.step(&StepInput {
+            me: &a,
+            peers: std::slice::from_ref(peer),
+            cluster_size: 2,
+            peers_unheard: 0,
+            peers_fading: 0,
+            streams: &streams,
+            health: &health,
+            now_ms,
+        })
+        .0
+    };
+    let (standby, flowing) = (
+        with(IngestRole::Standby, false),
+        with(IngestRole::Capturing, true),
+    );
+    let mut book = IngestBook::new(SETTINGS, 0);
+    assert!(matches!(
+        &step(&mut book, &standby, 0, 1_000)[..],
+        [Action::Start { .. }]
+    ));
+    step(&mut book, &standby, 1, 2_000);
+    step(&mut book, &standby, 2, 4_000);
+    let third = step(&mut book, &flowing, 3, 8_000);
+    assert!(matches!(&third[..], [Action::Stop { .. }]), "{third:?}");
+    step(&mut book, &flowing, 3, 8_250);
+    assert!(
+        !book.failed_here("cam0", 8_250),
+        "the mark ends with b's frames"
+    );
+
+    // The same restarts while b had frames all along: a cannot reach the camera.
+    let mut local = IngestBook::new(SETTINGS, 0);
+    step(&mut local, &standby, 0, 1_000);
+    step(&mut local, &flowing, 1, 2_000);
+    step(&mut local, &flowing, 2, 4_000);
+    step(&mut local, &flowing, 3, 8_000);
+    step(&mut local, &flowing, 3, 8_250);
+    assert!(local.failed_here("cam0", 8_250));
 }
 
 #[test]

@@ -340,11 +340,35 @@ impl ClusterView {
         let mut end = path.len();
         loop {
             let candidate = &path[..end];
-            if let Some(peer) = self.locate(candidate, now_ms).into_iter().next() {
+            if let Some(peer) = self.first_located(candidate, now_ms) {
                 return Some(peer);
             }
             end = candidate.rfind('/')?;
         }
+    }
+
+    /// The first peer [`ClusterView::locate`] gives, without collecting the others (every
+    /// redirect asks this; ties keep name order, as `locate`'s stable sort does).
+    fn first_located(&self, stream: &str, now_ms: u64) -> Option<&PeerRecord> {
+        let mut best: Option<(&PeerRecord, u64)> = None;
+        for peer in self.peers.values() {
+            if peer.state(now_ms) != PeerState::Alive {
+                continue;
+            }
+            let Some(remote) = peer.streams.get(stream) else {
+                continue;
+            };
+            if !(remote.alive || remote.ondemand) {
+                continue;
+            }
+            let above = best.is_none_or(|(held, held_epoch)| {
+                (remote.epoch, &peer.hostname) > (held_epoch, &held.hostname)
+            });
+            if above {
+                best = Some((peer, remote.epoch));
+            }
+        }
+        best.map(|(peer, _)| peer)
     }
 
     /// The highest capture of `stream` among alive peers that capture it with frames

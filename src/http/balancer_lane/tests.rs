@@ -7,10 +7,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 
 use super::*;
 use crate::balancer::{Balancers, NodeBalancerIo};
-use flotilla_actors::balancer::BalancerBoard;
 use crate::config::identity::NodeIdentity;
 use crate::config::load_str;
 use crate::media::directory::Directory;
+use flotilla_actors::balancer::BalancerBoard;
 
 fn ours(path: &str) -> bool {
     path.starts_with("/lb/")
@@ -45,7 +45,10 @@ fn the_connection_header_and_version_decide_what_follows_the_answer() {
         persistence("GET /lb/s HTTP/1.1\r\nConnection: Close\r\n\r\n"),
         Persistence::Close
     );
-    assert_eq!(persistence("GET /lb/s HTTP/1.0\r\n\r\n"), Persistence::Close);
+    assert_eq!(
+        persistence("GET /lb/s HTTP/1.0\r\n\r\n"),
+        Persistence::Close
+    );
     assert_eq!(
         persistence("GET /lb/s HTTP/1.0\r\nConnection: TE, keep-alive\r\n\r\n"),
         Persistence::KeepAliveAnnounced
@@ -77,7 +80,11 @@ fn everything_the_lane_does_not_fully_understand_goes_to_hyper() {
         "GET /lb/s HTTP/1.1\r\nBad Header\r\n\r\n",
         "\u{1}\u{2}\u{3}",
     ] {
-        assert_eq!(classify(request.as_bytes(), ours), Head::Other, "{request:?}");
+        assert_eq!(
+            classify(request.as_bytes(), ours),
+            Head::Other,
+            "{request:?}"
+        );
     }
     // Too many headers for the lane: hyper decides with its own limits.
     let many: String = (0..=MAX_LANE_HEADERS)
@@ -89,7 +96,10 @@ fn everything_the_lane_does_not_fully_understand_goes_to_hyper() {
 
 #[test]
 fn a_partial_head_waits_unless_its_request_line_already_says_it_is_not_ours() {
-    assert_eq!(classify(b"GET /lb/s HTTP/1.1\r\nHost:", ours), Head::Partial);
+    assert_eq!(
+        classify(b"GET /lb/s HTTP/1.1\r\nHost:", ours),
+        Head::Partial
+    );
     assert_eq!(classify(b"GE", ours), Head::Partial);
     assert_eq!(classify(b"", ours), Head::Partial);
     assert_eq!(classify(b"GET /api/x HTTP/1.1\r\nHo", ours), Head::Other);
@@ -121,7 +131,10 @@ fn answers_are_written_as_hyper_would_write_them() {
         "D",
     );
     let text = String::from_utf8(out.clone()).unwrap();
-    assert!(text.starts_with("HTTP/1.1 307 Temporary Redirect\r\n"), "{text}");
+    assert!(
+        text.starts_with("HTTP/1.1 307 Temporary Redirect\r\n"),
+        "{text}"
+    );
     assert!(text.contains("connection: close\r\n"), "{text}");
     out.clear();
     encode(
@@ -133,12 +146,20 @@ fn answers_are_written_as_hyper_would_write_them() {
     );
     let text = String::from_utf8(out.clone()).unwrap();
     let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    assert!(head.starts_with("HTTP/1.1 503 Service Unavailable\r\n"), "{head}");
+    assert!(
+        head.starts_with("HTTP/1.1 503 Service Unavailable\r\n"),
+        "{head}"
+    );
     assert!(head.contains(&format!("retry-after: {RETRY_AFTER_SECONDS}\r\n")));
     assert!(head.contains("connection: keep-alive\r\n"));
     assert!(head.contains(&format!("content-length: {}\r\n", body.len())));
     let body: serde_json::Value = serde_json::from_str(body).unwrap();
-    assert!(body["error"].as_str().unwrap().contains("every server is down"));
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("every server is down")
+    );
     // HEAD: the same head, no body.
     out.clear();
     encode(
@@ -148,7 +169,11 @@ fn answers_are_written_as_hyper_would_write_them() {
         Persistence::KeepAlive,
         "D",
     );
-    assert!(String::from_utf8(out.clone()).unwrap().ends_with("\r\n\r\n"));
+    assert!(
+        String::from_utf8(out.clone())
+            .unwrap()
+            .ends_with("\r\n\r\n")
+    );
     // A location that could split the response is left out, as hyper would refuse it.
     out.clear();
     encode(
@@ -269,12 +294,17 @@ async fn pipelined_redirects_are_answered_in_order_then_hyper_gets_the_rest() {
     let end = with_lane(fast_path(&runtime, true), shutdown, |mut far| async move {
         let both = "GET /lb/s1/index.m3u8?t=1 HTTP/1.1\r\nHost: a\r\n\r\n\
                     HEAD /lb/s2/index.m3u8 HTTP/1.1\r\nHost: a\r\n\r\n";
-        far.write_all(format!("{both}{rest}").as_bytes()).await.unwrap();
+        far.write_all(format!("{both}{rest}").as_bytes())
+            .await
+            .unwrap();
         let answers = read_all(&mut far).await;
         let (first, second) = answers.split_once("\r\n\r\n").unwrap();
         assert!(first.starts_with("HTTP/1.1 302 Found\r\n"), "{answers}");
         assert!(first.contains("location: http://b.lan:8080/s1/index.m3u8?t=1\r\n"));
-        assert!(first.contains("date: Sat, 21 Nov 2026 10:00:00 GMT"), "{first}");
+        assert!(
+            first.contains("date: Sat, 21 Nov 2026 10:00:00 GMT"),
+            "{first}"
+        );
         assert!(second.starts_with("HTTP/1.1 302 Found\r\n"), "{answers}");
         assert!(second.contains("location: http://b.lan:8080/s2/index.m3u8\r\n"));
     })
@@ -295,13 +325,20 @@ async fn a_request_the_balancer_serves_here_goes_to_hyper_with_its_decision() {
     let request = "GET /here/s1/index.m3u8 HTTP/1.1\r\nHost: a\r\n\r\n";
     let end = with_lane(fast_path(&runtime, true), shutdown, |mut far| async move {
         far.write_all(request.as_bytes()).await.unwrap();
-        assert_eq!(read_all(&mut far).await, "", "nothing is answered by the lane");
+        assert_eq!(
+            read_all(&mut far).await,
+            "",
+            "nothing is answered by the lane"
+        );
     })
     .await;
     match end {
         LaneEnd::HandOver { prefix, decided } => {
             assert_eq!(&prefix[..], request.as_bytes());
-            assert_eq!(decided.map(|Decided(path)| path).as_deref(), Some("/s1/index.m3u8"));
+            assert_eq!(
+                decided.map(|Decided(path)| path).as_deref(),
+                Some("/s1/index.m3u8")
+            );
         }
         LaneEnd::Closed => panic!("hyper should have got the request"),
     }
@@ -316,7 +353,10 @@ async fn no_server_is_a_503_and_connection_close_ends_the_connection() {
             .await
             .unwrap();
         let answer = read_all(&mut far).await;
-        assert!(answer.starts_with("HTTP/1.1 503 Service Unavailable\r\n"), "{answer}");
+        assert!(
+            answer.starts_with("HTTP/1.1 503 Service Unavailable\r\n"),
+            "{answer}"
+        );
         assert!(answer.contains("connection: close\r\n"), "{answer}");
         assert!(answer.contains("retry-after: "), "{answer}");
     })
@@ -355,7 +395,9 @@ async fn shutdown_closes_an_idle_connection() {
     let runtime = runtime();
     let (stop, shutdown) = watch::channel(false);
     let end = with_lane(fast_path(&runtime, true), shutdown, |mut far| async move {
-        far.write_all(b"GET /lb/s1/x HTTP/1.1\r\nHost: a\r\n\r\n").await.unwrap();
+        far.write_all(b"GET /lb/s1/x HTTP/1.1\r\nHost: a\r\n\r\n")
+            .await
+            .unwrap();
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         stop.send(true).unwrap();
         let answer = read_all(&mut far).await;
