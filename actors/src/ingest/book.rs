@@ -171,11 +171,9 @@ pub struct Capture {
     pub ever_alive: bool,
     /// Unix ms frames were last seen flowing (0: never).
     pub last_alive_ms: u64,
-    /// Restart count of its actor when it started, and the times of later restarts,
-    /// each with whether another node had frames at that moment (a restart while the
-    /// source was down for everyone says nothing about this node's reach).
+    /// Restart count of its actor when it started, and the times of later restarts.
     restarts_seen: Option<u64>,
-    restart_times_ms: Vec<(u64, bool)>,
+    restart_times_ms: Vec<u64>,
     /// The owner it is placed with elsewhere, and since when that owner has advertised
     /// its capture started: the hand-over deadline runs from there. Counting from the
     /// moment this node first placed the stream elsewhere would let the deadline expire
@@ -500,15 +498,13 @@ impl IngestBook {
                 capture.last_alive_ms = now_ms;
             }
             match capture.restarts_seen {
-                Some(seen) if health.restarts > seen => capture
-                    .restart_times_ms
-                    .push((now_ms, adverts.flowing_elsewhere(name))),
+                Some(seen) if health.restarts > seen => capture.restart_times_ms.push(now_ms),
                 _ => {}
             }
             capture.restarts_seen = Some(health.restarts);
             capture
                 .restart_times_ms
-                .retain(|(at, _)| now_ms.saturating_sub(*at) < FAILURE_WINDOW_MS);
+                .retain(|at| now_ms.saturating_sub(*at) < FAILURE_WINDOW_MS);
             let restarting = capture.restart_times_ms.len() >= MAX_CAPTURE_RESTARTS;
             let silent = if capture.ever_alive {
                 now_ms.saturating_sub(capture.last_alive_ms) >= CAPTURE_SILENCE_MS
@@ -535,18 +531,7 @@ impl IngestBook {
                 };
                 self.failed_until_ms
                     .insert(name.clone(), now_ms + FAILED_HOLD_MS);
-                // Failed here only if the failures happened while another node had
-                // frames: restarts while the source was down for everyone (its last one
-                // may land just as a peer gets frames back) say nothing about this node.
-                let failed_locally = if restarting {
-                    capture
-                        .restart_times_ms
-                        .iter()
-                        .all(|(_, flowing_elsewhere)| *flowing_elsewhere)
-                } else {
-                    adverts.flowing_elsewhere(name)
-                };
-                if failed_locally {
+                if adverts.flowing_elsewhere(name) {
                     self.failed_while_down.remove(name);
                 } else {
                     self.failed_while_down.insert(name.clone());

@@ -151,15 +151,8 @@ pub fn place(
     // An even spread: every node holds `floor(streams / takers)`, and `streams mod
     // takers` of them one more (nine streams on three nodes are three each). Stickiness
     // (step 2) is what keeps movement minimal, not slack in the quota.
-    //
-    // The spread counts every node that may take streams, on hold or not: the hold is
-    // judged from each observer's own memory of a node's returns (a node that restarted
-    // missed some), so counting only the healthy ones would give views different
-    // quotas, and each view could name the other's choice forever (sim seed 179). A
-    // node on hold takes nothing meanwhile; what the others cannot fit stays where its
-    // frames flow.
-    let floor = ordered.len().checked_div(fit.len()).unwrap_or(0) as u32;
-    let mut extra = ordered.len().checked_rem(fit.len()).unwrap_or(0);
+    let floor = ordered.len().checked_div(takers.len()).unwrap_or(0) as u32;
+    let mut extra = ordered.len().checked_rem(takers.len()).unwrap_or(0);
     let under_quota = |node: &Candidate, load: &BTreeMap<&str, Load>, extra: usize| {
         let held = load[node.name.as_str()].share;
         held < floor || (held == floor && extra > 0)

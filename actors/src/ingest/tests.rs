@@ -742,68 +742,6 @@ fn a_failed_mark_taken_while_the_source_was_down_everywhere_ends_once_a_peer_has
 }
 
 #[test]
-fn restarts_while_the_source_was_down_everywhere_do_not_mark_a_local_failure() {
-    // (Simulator seed 185.) a's capture restarts three times while the camera is down for
-    // everyone; by the third, b has frames again. The failures say nothing about a's
-    // reach: a stays a candidate for the stream it prefers.
-    let streams = preferring("cam0", "a");
-    let a = member("a");
-    let with = |role: IngestRole, alive: bool| {
-        let mut peer = member("b");
-        Arc::make_mut(&mut peer.streams).insert("cam0".into(), advertised(role, alive, 1));
-        peer
-    };
-    let step = |book: &mut IngestBook, peer: &Member, restarts: u64, now_ms: u64| {
-        let health: BTreeMap<String, Health> = [(
-            "cam0".to_string(),
-            Health {
-                alive: false,
-                restarts,
-            },
-        )]
-        .into();
-        book.step(&StepInput {
-            me: &a,
-            peers: std::slice::from_ref(peer),
-            cluster_size: 2,
-            peers_unheard: 0,
-            peers_fading: 0,
-            streams: &streams,
-            health: &health,
-            now_ms,
-        })
-        .0
-    };
-    let (standby, flowing) = (
-        with(IngestRole::Standby, false),
-        with(IngestRole::Capturing, true),
-    );
-    let mut book = IngestBook::new(SETTINGS, 0);
-    assert!(matches!(
-        &step(&mut book, &standby, 0, 1_000)[..],
-        [Action::Start { .. }]
-    ));
-    step(&mut book, &standby, 1, 2_000);
-    step(&mut book, &standby, 2, 4_000);
-    let third = step(&mut book, &flowing, 3, 8_000);
-    assert!(matches!(&third[..], [Action::Stop { .. }]), "{third:?}");
-    step(&mut book, &flowing, 3, 8_250);
-    assert!(
-        !book.failed_here("cam0", 8_250),
-        "the mark ends with b's frames"
-    );
-
-    // The same restarts while b had frames all along: a cannot reach the camera.
-    let mut local = IngestBook::new(SETTINGS, 0);
-    step(&mut local, &standby, 0, 1_000);
-    step(&mut local, &flowing, 1, 2_000);
-    step(&mut local, &flowing, 2, 4_000);
-    step(&mut local, &flowing, 3, 8_000);
-    step(&mut local, &flowing, 3, 8_250);
-    assert!(local.failed_here("cam0", 8_250));
-}
-
-#[test]
 fn minority_restraint_does_not_count_peers_that_may_be_cut_off_already() {
     let settings = BookSettings {
         minority_restraint: true,
