@@ -133,9 +133,36 @@ fn node_log(extra: &[&str]) -> Stdio {
     std::fs::File::create(path).map_or_else(|_| Stdio::piped(), Stdio::from)
 }
 
+/// Lines of a node's stderr kept for a failure message (the newest).
+const LOG_TAIL_LINES: usize = 200;
+
+/// Drains a node's piped stderr on a thread, keeping the last [`LOG_TAIL_LINES`]: a
+/// pipe nobody reads fills after 64 KiB, and the node then blocks on its next log line.
+fn drain(
+    child: &mut Child,
+) -> std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<String>>> {
+    let tail = std::sync::Arc::new(std::sync::Mutex::new(std::collections::VecDeque::new()));
+    if let Some(pipe) = child.stderr.take() {
+        let kept = tail.clone();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
+                let mut kept = kept.lock().unwrap_or_else(|p| p.into_inner());
+                if kept.len() == LOG_TAIL_LINES {
+                    kept.pop_front();
+                }
+                kept.push_back(line);
+            }
+        });
+    }
+    tail
+}
+
 /// A running node process, killed on drop.
 pub struct Node {
     pub child: Child,
+    /// The tail of its stderr (when not written to `FLOTILLA_TEST_LOGS`).
+    pub log: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<String>>>,
     pub dir: TempDir,
 }
 
@@ -175,8 +202,9 @@ impl Node {
         for (key, value) in env {
             command.env(key, value);
         }
-        let child = command.spawn().unwrap();
-        let mut node = Node { child, dir };
+        let mut child = command.spawn().unwrap();
+        let log = drain(&mut child);
+        let mut node = Node { child, log, dir };
         node.wait_for_health(health);
         node
     }
@@ -188,15 +216,14 @@ impl Node {
                 return;
             }
             if let Some(status) = self.child.try_wait().unwrap() {
-                let mut stderr = String::new();
-                if let Some(mut pipe) = self.child.stderr.take() {
-                    let _ = pipe.read_to_string(&mut stderr);
-                }
-                panic!("node exited early with {status}: {stderr}");
+                // Let the drain thread take in the last lines.
+                std::thread::sleep(Duration::from_millis(100));
+                panic!("node exited early with {status}: {}", self.log_tail());
             }
             assert!(
                 start.elapsed() < START_DEADLINE,
-                "node did not answer health in time"
+                "node did not answer health in time; its log ends:\n{}",
+                self.log_tail()
             );
             std::thread::sleep(POLL_INTERVAL);
         }
@@ -210,6 +237,14 @@ impl Node {
             .status()
             .unwrap();
         assert!(status.success());
+    }
+}
+
+impl Node {
+    /// The last lines the node wrote to stderr.
+    pub fn log_tail(&self) -> String {
+        let kept = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        kept.iter().cloned().collect::<Vec<_>>().join("\n")
     }
 }
 
