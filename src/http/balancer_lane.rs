@@ -299,9 +299,13 @@ where
     // The deadline of the head being waited for (none while answering).
     let mut deadline: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
     loop {
-        let answered = match classify(&input, |path| fast.claims(path)) {
-            Head::Partial => None,
-            Head::Other => Some((None, 0, Persistence::KeepAlive)),
+        let next = match classify(&input, |path| fast.claims(path)) {
+            Head::Partial if input.len() >= limits.max_header_bytes => {
+                // hyper refuses the oversized head (431).
+                Next::HandOver(None)
+            }
+            Head::Partial => Next::NeedMore,
+            Head::Other => Next::HandOver(None),
             Head::Simple(head) => {
                 let routed = fast.route(
                     false,
@@ -312,60 +316,45 @@ where
                 );
                 match routed {
                     Routed::Redirect(..) | Routed::Unavailable(_) => {
-                        let now_ms = fast.wall_clock_ms();
-                        encode(
-                            &mut output,
-                            &routed,
-                            head.head_only,
-                            head.persistence,
-                            date.at(now_ms),
-                        );
-                        Some((Some(None), head.len, head.persistence))
+                        let date = date.at(fast.wall_clock_ms());
+                        encode(&mut output, &routed, head.head_only, head.persistence, date);
+                        Next::Answered(head.len, head.persistence)
                     }
-                    Routed::Local(path) => Some((Some(Some(Decided(path))), 0, head.persistence)),
+                    Routed::Local(path) => Next::HandOver(Some(Decided(path))),
                     // The balancer has no table yet: hyper's router answers.
-                    Routed::Pass => Some((None, 0, Persistence::KeepAlive)),
+                    Routed::Pass => Next::HandOver(None),
                 }
             }
         };
-        match answered {
-            // Answered here: on to the next request in the buffer.
-            Some((Some(None), len, persistence)) => {
-                input.advance(len);
-                deadline = None;
-                if persistence == Persistence::Close {
-                    if stream.write_all(&output).await.is_ok() {
-                        let _ = stream.shutdown().await;
-                    }
-                    return LaneEnd::Closed;
-                }
-                continue;
-            }
-            // hyper's: flush what was answered before it, then hand over.
-            Some((decided, _, _)) => {
-                if !output.is_empty() && stream.write_all(&output).await.is_err() {
-                    return LaneEnd::Closed;
-                }
-                return LaneEnd::HandOver {
-                    prefix: input.freeze(),
-                    decided: decided.flatten(),
-                };
-            }
-            None => {}
-        }
-        // Every whole request is answered: send the answers, then wait for more bytes.
-        if !output.is_empty() {
+        // What was answered goes out before anything else happens to the connection.
+        let flush = !matches!(
+            next,
+            Next::Answered(_, Persistence::KeepAlive | Persistence::KeepAliveAnnounced)
+        );
+        if flush && !output.is_empty() {
             if stream.write_all(&output).await.is_err() {
                 return LaneEnd::Closed;
             }
             output.clear();
         }
-        if input.len() >= limits.max_header_bytes {
-            // hyper refuses the oversized head (431).
-            return LaneEnd::HandOver {
-                prefix: input.freeze(),
-                decided: None,
-            };
+        match next {
+            Next::Answered(_, Persistence::Close) => {
+                let _ = stream.shutdown().await;
+                return LaneEnd::Closed;
+            }
+            // On to the next request in the buffer.
+            Next::Answered(len, _) => {
+                input.advance(len);
+                deadline = None;
+                continue;
+            }
+            Next::HandOver(decided) => {
+                return LaneEnd::HandOver {
+                    prefix: input.freeze(),
+                    decided,
+                };
+            }
+            Next::NeedMore => {}
         }
         let sleep = deadline
             .get_or_insert_with(|| Box::pin(tokio::time::sleep(limits.header_read_timeout)));
@@ -380,6 +369,16 @@ where
             _ = super::server::stop_requested(shutdown), if idle => return LaneEnd::Closed,
         }
     }
+}
+
+/// What the lane does after looking at the front of its buffer.
+enum Next {
+    /// A request of this many bytes was answered (its answer is in the output buffer).
+    Answered(usize, Persistence),
+    /// hyper serves the rest, with the balancer's decision for the first request if taken.
+    HandOver(Option<Decided>),
+    /// No whole head yet: read more.
+    NeedMore,
 }
 
 #[cfg(test)]

@@ -138,11 +138,9 @@ const LOG_TAIL_LINES: usize = 200;
 
 /// Drains a node's piped stderr on a thread, keeping the last [`LOG_TAIL_LINES`]: a
 /// pipe nobody reads fills after 64 KiB, and the node then blocks on its next log line.
-fn drain(
-    child: &mut Child,
-) -> std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<String>>> {
-    let tail = std::sync::Arc::new(std::sync::Mutex::new(std::collections::VecDeque::new()));
-    if let Some(pipe) = child.stderr.take() {
+fn drain(child: &mut Child) -> (LogTail, Option<std::thread::JoinHandle<()>>) {
+    let tail = LogTail::default();
+    let reader = child.stderr.take().map(|pipe| {
         let kept = tail.clone();
         std::thread::spawn(move || {
             use std::io::BufRead;
@@ -153,16 +151,21 @@ fn drain(
                 }
                 kept.push_back(line);
             }
-        });
-    }
-    tail
+        })
+    });
+    (tail, reader)
 }
+
+/// The newest lines of a node's stderr.
+type LogTail = std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<String>>>;
 
 /// A running node process, killed on drop.
 pub struct Node {
     pub child: Child,
     /// The tail of its stderr (when not written to `FLOTILLA_TEST_LOGS`).
-    pub log: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<String>>>,
+    pub log: LogTail,
+    /// The thread draining stderr (ends when the node's stderr closes).
+    log_reader: Option<std::thread::JoinHandle<()>>,
     pub dir: TempDir,
 }
 
@@ -203,8 +206,13 @@ impl Node {
             command.env(key, value);
         }
         let mut child = command.spawn().unwrap();
-        let log = drain(&mut child);
-        let mut node = Node { child, log, dir };
+        let (log, log_reader) = drain(&mut child);
+        let mut node = Node {
+            child,
+            log,
+            log_reader,
+            dir,
+        };
         node.wait_for_health(health);
         node
     }
@@ -216,8 +224,10 @@ impl Node {
                 return;
             }
             if let Some(status) = self.child.try_wait().unwrap() {
-                // Let the drain thread take in the last lines.
-                std::thread::sleep(Duration::from_millis(100));
+                // The node is gone, so its stderr is closed: the drain ends with its last line.
+                if let Some(reader) = self.log_reader.take() {
+                    let _ = reader.join();
+                }
                 panic!("node exited early with {status}: {}", self.log_tail());
             }
             assert!(
