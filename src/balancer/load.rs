@@ -78,33 +78,24 @@ impl NodeBalancerIo {
         }
     }
 
-    /// Marks the servers of `table` (balancer `name`) that carry `stream` already.
-    pub(super) fn mark_carriers(
-        &self,
-        name: &str,
-        stream: &str,
-        servers: &mut [Server],
-        now_ms: u64,
-    ) {
-        let Some(plans) = self.plans.get(name) else {
-            return;
+    /// Whether server `index` of balancer `name` (config order) carries `stream` now.
+    pub(super) fn carries(&self, name: &str, index: usize, stream: &str, now_ms: u64) -> bool {
+        let Some(plan) = self.plans.get(name).and_then(|plans| plans.get(index)) else {
+            return false;
         };
-        let view = self
-            .view
-            .as_ref()
-            .map(|view| view.read().unwrap_or_else(|p| p.into_inner()));
-        for (server, plan) in servers.iter_mut().zip(plans) {
-            server.has_stream = if plan.is_self {
-                self.directory
-                    .get(stream)
-                    .is_some_and(|live| live.is_alive(now_ms, ALIVE_WITHIN_MS))
-            } else {
-                view.as_ref()
-                    .and_then(|view| view.peer(&plan.key, now_ms))
-                    .and_then(|(peer, _)| peer.streams.get(stream))
-                    .is_some_and(|entry| entry.alive || entry.ondemand)
-            };
+        if plan.is_self {
+            return self
+                .directory
+                .get(stream)
+                .is_some_and(|live| live.is_alive(now_ms, ALIVE_WITHIN_MS));
         }
+        let Some(view) = self.view.as_ref() else {
+            return false;
+        };
+        let view = view.read().unwrap_or_else(|p| p.into_inner());
+        view.peer(&plan.key, now_ms)
+            .and_then(|(peer, _)| peer.streams.get(stream))
+            .is_some_and(|entry| entry.alive || entry.ondemand)
     }
 }
 
@@ -133,7 +124,6 @@ impl BalancerIo for NodeBalancerIo {
                 output_kbit: 0,
                 online_streams: 0,
                 total_bandwidth_kbit: 0,
-                has_stream: false,
             };
             let (version, url) = if plan.is_self {
                 let own = self.stats.snapshot();

@@ -35,7 +35,7 @@ const MAX_COUNTED_SERVERS: usize = 64;
 pub const RETRY_AFTER_SECONDS: u64 = 3;
 
 /// One decision, for the API.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Decision {
     /// Unix ms.
     pub at_ms: u64,
@@ -43,7 +43,7 @@ pub struct Decision {
     pub stream: String,
     /// The viewer's country, when GeoIP was consulted and knew it.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub country: Option<String>,
+    pub country: Option<Country>,
     /// The server chosen, or why none.
     pub outcome: String,
 }
@@ -52,10 +52,61 @@ struct Instance {
     mode: Mode,
     /// Some server lists countries: GeoIP is consulted (when a database is loaded).
     by_country: bool,
+    /// What requests leave behind; one lock per request.
+    ledger: Mutex<Ledger>,
+}
+
+/// A balancer's memory of its own redirects.
+#[derive(Default)]
+struct Ledger {
     /// Per server (config order): the state version its count belongs to, and the
     /// redirects sent there since.
-    pending: Mutex<Vec<(StateVersion, u64)>>,
-    decisions: Mutex<VecDeque<Decision>>,
+    pending: Vec<(StateVersion, u64)>,
+    /// The most recent decisions, oldest first (at most [`RECENT_DECISIONS`]).
+    decisions: VecDeque<Decision>,
+}
+
+impl Ledger {
+    /// The redirects counted against each server of a table with these `versions`: a
+    /// new report from a server supersedes the redirects counted against it.
+    fn pending_counts(&mut self, versions: &[StateVersion]) -> [u64; MAX_COUNTED_SERVERS] {
+        self.pending.resize(versions.len(), ((0, 0), 0));
+        let mut counts = [0u64; MAX_COUNTED_SERVERS];
+        for (i, (version, count)) in self.pending.iter_mut().enumerate() {
+            if *version != versions[i] {
+                *version = versions[i];
+                *count = 0;
+            }
+            if let Some(slot) = counts.get_mut(i) {
+                *slot = *count;
+            }
+        }
+        counts
+    }
+
+    /// Remembers a decision, in the buffers of the oldest one once the list is full.
+    fn record(&mut self, at_ms: u64, stream: &str, country: Option<Country>, routed: &Routed) {
+        let mut decision = if self.decisions.len() >= RECENT_DECISIONS {
+            self.decisions.pop_front().unwrap_or_default()
+        } else {
+            Decision::default()
+        };
+        decision.at_ms = at_ms;
+        decision.stream.clear();
+        decision.stream.push_str(stream);
+        decision.country = country;
+        decision.outcome.clear();
+        match routed {
+            Routed::Local(_) => decision.outcome.push_str("this node"),
+            Routed::Redirect(_, location) => decision.outcome.push_str(location),
+            Routed::Unavailable(why) => {
+                use std::fmt::Write;
+                let _ = write!(decision.outcome, "{why:?}");
+            }
+            Routed::Pass => {}
+        }
+        self.decisions.push_back(decision);
+    }
 }
 
 /// A request as a balancer needs it.
@@ -121,8 +172,7 @@ impl Balancers {
                 let instance = Instance {
                     mode,
                     by_country: balancer.routes_by_country(),
-                    pending: Mutex::default(),
-                    decisions: Mutex::default(),
+                    ledger: Mutex::default(),
                 };
                 (balancer.name.clone(), instance)
             })
@@ -144,6 +194,11 @@ impl Balancers {
         }
     }
 
+    /// Monotonic now, from the node's runtime.
+    pub fn now(&self) -> tokio::time::Instant {
+        self.runtime.now()
+    }
+
     /// Unix ms now, from the node's runtime.
     pub fn wall_clock_ms(&self) -> u64 {
         self.runtime.wall_clock_ms()
@@ -161,7 +216,10 @@ impl Balancers {
             .is_some_and(|(name, _)| self.instances.contains_key(name))
     }
 
-    /// Routes one request.
+    /// Routes one request. On the path of every redirect, so it allocates only the
+    /// location it answers with: the stream is a slice of the path, the choice works on
+    /// the published table in place, and a decision reuses the buffers of the one it
+    /// pushes out of the recent list.
     pub fn route(&self, request: BalancerRequest<'_>) -> Routed {
         let trimmed = request.path.trim_start_matches('/');
         let Some((name, rest)) = trimmed.split_once('/') else {
@@ -170,14 +228,13 @@ impl Balancers {
         let Some(instance) = self.instances.get(name) else {
             return Routed::Pass;
         };
-        let stream_path = format!("/{rest}");
-        let stream = rest.split('/').next().unwrap_or_default().to_string();
+        // `/rest`: the path after `/NAME` (`rest` follows a `/` of the path).
+        let stream_path = &request.path[request.path.len() - rest.len() - 1..];
+        let stream = rest.split('/').next().unwrap_or_default();
         let now_ms = self.runtime.wall_clock_ms();
         let Some(table) = self.table(name, now_ms) else {
             return Routed::Pass;
         };
-        let mut servers = table.servers.clone();
-        self.io.mark_carriers(name, &stream, &mut servers, now_ms);
         let country: Option<Country> = match (&self.geoip, request.client) {
             (Some(geoip), Some(client)) if instance.by_country => geoip.country(client),
             _ => None,
@@ -187,25 +244,14 @@ impl Balancers {
             (None, true) => Geo::Unknown,
             (None, false) => Geo::Off,
         };
-        let mut pending = instance.pending.lock().unwrap_or_else(|p| p.into_inner());
-        pending.resize(table.versions.len(), ((0, 0), 0));
-        // A new report from a server supersedes the redirects counted against it.
-        let mut counts = [0u64; MAX_COUNTED_SERVERS];
-        for (i, (version, count)) in pending.iter_mut().enumerate() {
-            if *version != table.versions[i] {
-                *version = table.versions[i];
-                *count = 0;
-            }
-            if let Some(slot) = counts.get_mut(i) {
-                *slot = *count;
-            }
-        }
-        let counts = &counts[..pending.len().min(MAX_COUNTED_SERVERS)];
+        let mut ledger = instance.ledger.lock().unwrap_or_else(|p| p.into_inner());
+        let counts = ledger.pending_counts(&table.versions);
         let outcome = choose(
-            &servers,
+            &table.servers,
             instance.mode,
             geo,
-            counts,
+            &counts[..table.versions.len().min(MAX_COUNTED_SERVERS)],
+            |index| self.io.carries(name, index, stream, now_ms),
             self.runtime.random_u64(),
         );
         let routed = match outcome {
@@ -214,38 +260,26 @@ impl Balancers {
                 Routed::Unavailable(why)
             }
             Ok(chosen) => {
-                pending[chosen].1 += 1;
+                ledger.pending[chosen].1 += 1;
                 match &table.urls[chosen] {
-                    None => Routed::Local(stream_path.clone()),
+                    None => Routed::Local(stream_path.to_string()),
                     Some(base) => {
-                        let location = match request.query {
-                            Some(query) if !query.is_empty() => {
-                                format!("{base}{stream_path}?{query}")
-                            }
-                            _ => format!("{base}{stream_path}"),
-                        };
+                        let query = request.query.filter(|query| !query.is_empty());
+                        let mut location = String::with_capacity(
+                            base.len() + stream_path.len() + query.map_or(0, |q| q.len() + 1),
+                        );
+                        location.push_str(base);
+                        location.push_str(stream_path);
+                        if let Some(query) = query {
+                            location.push('?');
+                            location.push_str(query);
+                        }
                         Routed::Redirect(if request.post { 307 } else { 302 }, location)
                     }
                 }
             }
         };
-        drop(pending);
-        let outcome = match &routed {
-            Routed::Local(_) => "this node".to_string(),
-            Routed::Redirect(_, location) => location.clone(),
-            Routed::Unavailable(why) => format!("{why:?}"),
-            Routed::Pass => String::new(),
-        };
-        let mut decisions = instance.decisions.lock().unwrap_or_else(|p| p.into_inner());
-        if decisions.len() == RECENT_DECISIONS {
-            decisions.pop_front();
-        }
-        decisions.push_back(Decision {
-            at_ms: now_ms,
-            stream,
-            country: country.map(|c| c.to_string()),
-            outcome,
-        });
+        ledger.record(now_ms, stream, country, &routed);
         routed
     }
 
@@ -254,14 +288,15 @@ impl Balancers {
         let instance = self.instances.get(name)?;
         let now_ms = self.runtime.wall_clock_ms();
         let table = self.table(name, now_ms)?;
-        let pending = instance.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let ledger = instance.ledger.lock().unwrap_or_else(|p| p.into_inner());
         let rows: Vec<serde_json::Value> = table
             .servers
             .iter()
             .zip(&table.urls)
             .enumerate()
             .map(|(i, (server, url))| {
-                let sent = pending
+                let sent = ledger
+                    .pending
                     .get(i)
                     .filter(|(version, _)| *version == table.versions[i])
                     .map_or(0, |(_, count)| *count);
@@ -280,14 +315,8 @@ impl Balancers {
                 })
             })
             .collect();
-        drop(pending);
-        let decisions: Vec<Decision> = instance
-            .decisions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .cloned()
-            .collect();
+        let decisions: Vec<Decision> = ledger.decisions.iter().cloned().collect();
+        drop(ledger);
         Some(serde_json::json!({
             "name": name,
             "mode": instance.mode,

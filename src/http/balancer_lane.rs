@@ -36,6 +36,10 @@ use crate::balancer::{RETRY_AFTER_SECONDS, Routed};
 /// own limits decide (real players send 5–15).
 pub const MAX_LANE_HEADERS: usize = 32;
 
+/// Most `X-Forwarded-For` headers the lane reads in one head (each may list several
+/// hops); a head with more goes to hyper, which reads them all.
+pub const MAX_LANE_FORWARDED: usize = 4;
+
 /// Read buffer a connection starts with; it grows up to the header limit only for a
 /// head that needs it.
 const READ_BUFFER_BYTES: usize = 4096;
@@ -62,10 +66,35 @@ pub struct SimpleHead<'b> {
     pub path: &'b str,
     /// The query of the target, without `?`.
     pub query: Option<&'b str>,
-    /// The `X-Forwarded-For` values, in header order (at most [`MAX_LANE_HEADERS`]).
-    pub forwarded: Vec<&'b str>,
+    /// The `X-Forwarded-For` values, in header order.
+    pub forwarded: Forwarded<'b>,
     /// How the connection goes on after the answer.
     pub persistence: Persistence,
+}
+
+/// The `X-Forwarded-For` values of a head, kept on the stack (at most
+/// [`MAX_LANE_FORWARDED`]).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Forwarded<'b> {
+    values: [&'b str; MAX_LANE_FORWARDED],
+    len: usize,
+}
+
+impl<'b> Forwarded<'b> {
+    /// Adds a value; `false` when [`MAX_LANE_FORWARDED`] are kept already.
+    fn push(&mut self, value: &'b str) -> bool {
+        let Some(slot) = self.values.get_mut(self.len) else {
+            return false;
+        };
+        *slot = value;
+        self.len += 1;
+        true
+    }
+
+    /// The values in header order.
+    pub fn as_slice(&self) -> &[&'b str] {
+        &self.values[..self.len]
+    }
 }
 
 /// What happens to the connection after an answer.
@@ -94,8 +123,7 @@ fn lists(value: &[u8], token: &str) -> bool {
 }
 
 /// Classifies the head at the front of `buffer`; `claims` says whether a path is a
-/// balancer's. Cheap: one `httparse` pass, no allocation unless there are
-/// `X-Forwarded-For` headers.
+/// balancer's. Cheap: one `httparse` pass, no allocation.
 pub fn classify<'b>(buffer: &'b [u8], claims: impl Fn(&str) -> bool) -> Head<'b> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_LANE_HEADERS];
     let mut request = httparse::Request::new(&mut headers);
@@ -138,7 +166,7 @@ pub fn classify<'b>(buffer: &'b [u8], claims: impl Fn(&str) -> bool) -> Head<'b>
     }
     let mut close = false;
     let mut keep_alive = false;
-    let mut forwarded = Vec::new();
+    let mut forwarded = Forwarded::default();
     for header in request.headers.iter() {
         let name = header.name;
         if name.eq_ignore_ascii_case("connection") {
@@ -158,7 +186,8 @@ pub fn classify<'b>(buffer: &'b [u8], claims: impl Fn(&str) -> bool) -> Head<'b>
             return Head::Other;
         } else if name.eq_ignore_ascii_case(X_FORWARDED_FOR) {
             match std::str::from_utf8(header.value) {
-                Ok(value) => forwarded.push(value),
+                Ok(value) if !forwarded.push(value) => return Head::Other,
+                Ok(_) => {}
                 // hyper would drop it the same way (`to_str` fails): not a hop to trust.
                 Err(_) => continue,
             }
@@ -296,8 +325,9 @@ where
     let mut input = BytesMut::with_capacity(READ_BUFFER_BYTES);
     let mut output: Vec<u8> = Vec::with_capacity(512);
     let mut date = DateCache::default();
-    // The deadline of the head being waited for (none while answering).
-    let mut deadline: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
+    let mut deadline = HeadDeadline::new(limits.header_read_timeout);
+    let stop = super::server::stop_requested(shutdown);
+    tokio::pin!(stop);
     loop {
         let next = match classify(&input, |path| fast.claims(path)) {
             Head::Partial if input.len() >= limits.max_header_bytes => {
@@ -312,7 +342,7 @@ where
                     head.path,
                     head.query,
                     remote,
-                    head.forwarded.iter().copied(),
+                    head.forwarded.as_slice().iter().copied(),
                 );
                 match routed {
                     Routed::Redirect(..) | Routed::Unavailable(_) => {
@@ -345,7 +375,7 @@ where
             // On to the next request in the buffer.
             Next::Answered(len, _) => {
                 input.advance(len);
-                deadline = None;
+                deadline.answered();
                 continue;
             }
             Next::HandOver(decided) => {
@@ -356,8 +386,7 @@ where
             }
             Next::NeedMore => {}
         }
-        let sleep = deadline
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limits.header_read_timeout)));
+        deadline.waiting(|| fast.now());
         let idle = input.is_empty();
         tokio::select! {
             biased;
@@ -365,9 +394,59 @@ where
                 Ok(0) | Err(_) => return LaneEnd::Closed,
                 Ok(_) => {}
             },
-            _ = sleep.as_mut() => return LaneEnd::Closed,
-            _ = super::server::stop_requested(shutdown), if idle => return LaneEnd::Closed,
+            () = deadline.timer.as_mut() => {
+                if deadline.passed(fast.now()) {
+                    return LaneEnd::Closed;
+                }
+            }
+            () = &mut stop, if idle => return LaneEnd::Closed,
         }
+    }
+}
+
+/// The header deadline of the head being waited for, on one timer per connection.
+///
+/// Re-arming a timer for every request of a keep-alive flood costs more than answering
+/// it, so the timer is armed lazily: it is set once, and when it fires for a head that
+/// was answered meanwhile it is moved to the deadline of the head waited for now. It
+/// never fires late: its deadline is never after the current head's.
+struct HeadDeadline {
+    timeout: Duration,
+    timer: std::pin::Pin<Box<tokio::time::Sleep>>,
+    /// When the lane started waiting for the current head (none while answering).
+    waiting_since: Option<tokio::time::Instant>,
+}
+
+impl HeadDeadline {
+    fn new(timeout: Duration) -> HeadDeadline {
+        HeadDeadline {
+            timeout,
+            timer: Box::pin(tokio::time::sleep(timeout)),
+            waiting_since: None,
+        }
+    }
+
+    /// The lane waits for a head: its clock starts now unless it started already.
+    fn waiting(&mut self, now: impl FnOnce() -> tokio::time::Instant) {
+        if self.waiting_since.is_none() {
+            self.waiting_since = Some(now());
+        }
+    }
+
+    /// The head waited for was answered.
+    fn answered(&mut self) {
+        self.waiting_since = None;
+    }
+
+    /// The timer fired at `now`: whether the current head is late; if not, the timer
+    /// moves to its deadline.
+    fn passed(&mut self, now: tokio::time::Instant) -> bool {
+        let due = self.waiting_since.unwrap_or(now) + self.timeout;
+        if now >= due {
+            return true;
+        }
+        self.timer.as_mut().reset(due);
+        false
     }
 }
 

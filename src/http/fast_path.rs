@@ -110,6 +110,11 @@ impl FastPath {
         })
     }
 
+    /// Monotonic now, from the node's runtime (the lane's header deadline).
+    pub fn now(&self) -> tokio::time::Instant {
+        self.balancers.now()
+    }
+
     /// Unix ms now, from the node's runtime (the `Date` of answers written by hand).
     pub fn wall_clock_ms(&self) -> u64 {
         self.balancers.wall_clock_ms()

@@ -71,8 +71,6 @@ pub struct Server {
     pub online_streams: u64,
     /// Its `total_bandwidth`, kbit/s (0: unknown).
     pub total_bandwidth_kbit: u64,
-    /// It carries the requested stream already.
-    pub has_stream: bool,
 }
 
 /// Why no server was chosen.
@@ -137,80 +135,109 @@ pub enum Geo<'a> {
     Country(&'a str),
 }
 
-/// The servers GeoIP allows for a viewer (indices into `servers`).
-pub fn by_country(servers: &[Server], geo: Geo<'_>) -> Vec<usize> {
-    let all: Vec<usize> = (0..servers.len()).collect();
-    by_country_among(servers, all, geo)
+/// The servers rule 2 lets a viewer use, as a test on one server (so a choice needs no
+/// list of indices: it runs on every request of a balancer's flood).
+#[derive(Debug, Clone, Copy)]
+enum Allowed<'a> {
+    /// Every server (GeoIP off, or nobody lists the country and nobody is a default).
+    All,
+    /// The servers listing this country.
+    Listing(&'a str),
+    /// The servers with `countries_default=true`.
+    Defaults,
 }
 
-/// The servers among `all` (indices into `servers`) GeoIP allows for a viewer.
-fn by_country_among(servers: &[Server], all: Vec<usize>, geo: Geo<'_>) -> Vec<usize> {
-    let country = match geo {
-        Geo::Off => return all,
-        Geo::Unknown => None,
-        Geo::Country(country) => Some(country),
-    };
-    let listing: Vec<usize> = all
-        .iter()
-        .copied()
-        .filter(|i| {
-            country.is_some_and(|country| {
-                servers[*i]
-                    .countries
-                    .iter()
-                    .any(|c| c.eq_ignore_ascii_case(country))
-            })
-        })
-        .collect();
-    if !listing.is_empty() {
-        return listing;
+impl<'a> Allowed<'a> {
+    /// The rule for a viewer from `geo`, judged among the servers `among` admits.
+    fn for_viewer(servers: &[Server], among: impl Fn(&Server) -> bool, geo: Geo<'a>) -> Self {
+        let country = match geo {
+            Geo::Off => return Allowed::All,
+            Geo::Unknown => None,
+            Geo::Country(country) => Some(country),
+        };
+        let candidates = || servers.iter().filter(|server| among(server));
+        if let Some(country) = country
+            && candidates().any(|server| server.lists(country))
+        {
+            return Allowed::Listing(country);
+        }
+        if candidates().any(|server| server.countries_default) {
+            Allowed::Defaults
+        } else {
+            Allowed::All
+        }
     }
-    let defaults: Vec<usize> = all
-        .iter()
-        .copied()
-        .filter(|i| servers[*i].countries_default)
-        .collect();
-    if defaults.is_empty() { all } else { defaults }
+
+    fn admits(self, server: &Server) -> bool {
+        match self {
+            Allowed::All => true,
+            Allowed::Listing(country) => server.lists(country),
+            Allowed::Defaults => server.countries_default,
+        }
+    }
+}
+
+impl Server {
+    /// Lists `country` (any case) in `countries=`.
+    fn lists(&self, country: &str) -> bool {
+        self.countries
+            .iter()
+            .any(|listed| listed.eq_ignore_ascii_case(country))
+    }
+}
+
+/// The servers GeoIP allows for a viewer (indices into `servers`).
+pub fn by_country(servers: &[Server], geo: Geo<'_>) -> Vec<usize> {
+    let allowed = Allowed::for_viewer(servers, |_| true, geo);
+    (0..servers.len())
+        .filter(|i| allowed.admits(&servers[*i]))
+        .collect()
 }
 
 /// Chooses a server for one viewer: its index in `servers`. `pending[i]` holds the
-/// redirects sent to server `i` since its last report (missing: none); `random` is one
-/// draw for the tie-break.
+/// redirects sent to server `i` since its last report (missing: none); `carries(i)`
+/// says whether server `i` carries the stream already (asked of tied servers only);
+/// `random` is one draw for the tie-break. Allocation-free: it runs on every redirect.
 pub fn choose(
     servers: &[Server],
     mode: Mode,
     geo: Geo<'_>,
     pending: &[u64],
+    carries: impl Fn(usize) -> bool,
     random: u64,
 ) -> Result<usize, NoServer> {
     let pending_of = |i: usize| pending.get(i).copied().unwrap_or(0);
     // Countries choose among the servers that are up (flussonic-spec.md §2.5a): when the
     // servers listing a country are all down, its viewers go to the default ones.
-    let up: Vec<usize> = (0..servers.len()).filter(|i| servers[*i].up).collect();
-    if up.is_empty() {
+    if !servers.iter().any(|server| server.up) {
         return Err(NoServer::AllDown);
     }
-    let allowed = by_country_among(servers, up, geo);
-    let open: Vec<usize> = allowed
-        .into_iter()
-        .filter(|i| !servers[*i].full(pending_of(*i)))
-        .collect();
-    let best = open
-        .iter()
-        .map(|i| servers[*i].metric(mode, pending_of(*i)))
+    let allowed = Allowed::for_viewer(servers, |server| server.up, geo);
+    let open = |i: usize| {
+        let server = &servers[i];
+        server.up && allowed.admits(server) && !server.full(pending_of(i))
+    };
+    let metric = |i: usize| servers[i].metric(mode, pending_of(i));
+    let best = (0..servers.len())
+        .filter(|i| open(*i))
+        .map(metric)
         .min()
         .ok_or(NoServer::AllFull)?;
-    let tied: Vec<usize> = open
-        .into_iter()
-        .filter(|i| servers[*i].metric(mode, pending_of(*i)) == best)
-        .collect();
-    let carrying: Vec<usize> = tied
-        .iter()
-        .copied()
-        .filter(|i| servers[*i].has_stream)
-        .collect();
-    let pool = if carrying.is_empty() { tied } else { carrying };
-    Ok(pool[(random % pool.len() as u64) as usize])
+    let tied = |i: usize| open(i) && metric(i) == best;
+    let carrying = |i: usize| tied(i) && carries(i);
+    let carriers = (0..servers.len()).filter(|i| carrying(*i)).count();
+    let pick = |in_pool: &dyn Fn(usize) -> bool, size: usize| {
+        (0..servers.len())
+            .filter(|i| in_pool(*i))
+            .nth((random % size as u64) as usize)
+            .ok_or(NoServer::AllFull)
+    };
+    if carriers > 0 {
+        pick(&carrying, carriers)
+    } else {
+        let size = (0..servers.len()).filter(|i| tied(*i)).count();
+        pick(&tied, size)
+    }
 }
 
 #[cfg(test)]
@@ -229,12 +256,11 @@ mod tests {
             output_kbit: 0,
             online_streams: 0,
             total_bandwidth_kbit: 0,
-            has_stream: false,
         }
     }
 
     fn pick(servers: &[Server], mode: Mode) -> &str {
-        &servers[choose(servers, mode, Geo::Off, &[], 0).unwrap()].name
+        &servers[choose(servers, mode, Geo::Off, &[], |_| false, 0).unwrap()].name
     }
 
     #[test]
@@ -281,12 +307,12 @@ mod tests {
         let mut none = servers.clone();
         none[2].up = false;
         assert_eq!(
-            choose(&none, Mode::Clients, Geo::Off, &[], 0),
+            choose(&none, Mode::Clients, Geo::Off, &[], |_| false, 0),
             Err(NoServer::AllFull)
         );
         none[0].up = false;
         assert_eq!(
-            choose(&none, Mode::Clients, Geo::Off, &[], 0),
+            choose(&none, Mode::Clients, Geo::Off, &[], |_| false, 0),
             Err(NoServer::AllDown)
         );
     }
@@ -296,7 +322,8 @@ mod tests {
         let servers = [server("a"), server("b"), server("c")];
         let mut pending = vec![0u64; servers.len()];
         for draw in 0..30u64 {
-            let chosen = choose(&servers, Mode::Clients, Geo::Off, &pending, draw).unwrap();
+            let chosen =
+                choose(&servers, Mode::Clients, Geo::Off, &pending, |_| false, draw).unwrap();
             pending[chosen] += 1;
         }
         assert!(pending.iter().all(|count| *count == 10), "{pending:?}");
@@ -304,10 +331,12 @@ mod tests {
 
     #[test]
     fn a_tie_prefers_the_server_that_carries_the_stream() {
-        let mut servers = [server("a"), server("b"), server("c")];
-        servers[2].has_stream = true;
+        let servers = [server("a"), server("b"), server("c")];
         for draw in 0..10 {
-            assert_eq!(choose(&servers, Mode::Clients, Geo::Off, &[], draw), Ok(2));
+            assert_eq!(
+                choose(&servers, Mode::Clients, Geo::Off, &[], |i| i == 2, draw),
+                Ok(2)
+            );
         }
     }
 
@@ -341,7 +370,14 @@ mod tests {
         assert_eq!(names(Geo::Off), vec!["p1", "p2", "p3", "p4"]);
         // And the choice stays within them whatever the draw.
         for draw in 0..20 {
-            let chosen = choose(&servers, Mode::Clients, Geo::Country("CN"), &[], draw);
+            let chosen = choose(
+                &servers,
+                Mode::Clients,
+                Geo::Country("CN"),
+                &[],
+                |_| false,
+                draw,
+            );
             assert!(matches!(chosen, Ok(1 | 2)), "{chosen:?}");
         }
         // Both Russian servers down: Russian viewers go to the default ones.
@@ -349,7 +385,14 @@ mod tests {
         down[0].up = false;
         down[1].up = false;
         for draw in 0..20 {
-            let chosen = choose(&down, Mode::Clients, Geo::Country("RU"), &[], draw);
+            let chosen = choose(
+                &down,
+                Mode::Clients,
+                Geo::Country("RU"),
+                &[],
+                |_| false,
+                draw,
+            );
             assert!(matches!(chosen, Ok(2 | 3)), "{chosen:?}");
         }
         // A full country server does not spill over: the viewer is refused.
@@ -359,9 +402,97 @@ mod tests {
         full[1].max_bitrate_kbit = Some(1);
         full[1].output_kbit = 5;
         assert_eq!(
-            choose(&full, Mode::Clients, Geo::Country("RU"), &[], 0),
+            choose(&full, Mode::Clients, Geo::Country("RU"), &[], |_| false, 0),
             Err(NoServer::AllFull)
         );
+    }
+
+    /// The rules written the long way, with a list per step: the choice must be the same
+    /// server for the same draw.
+    fn choose_by_lists(
+        servers: &[Server],
+        mode: Mode,
+        geo: Geo<'_>,
+        carries: impl Fn(usize) -> bool,
+        random: u64,
+    ) -> Result<usize, NoServer> {
+        let up: Vec<usize> = (0..servers.len()).filter(|i| servers[*i].up).collect();
+        if up.is_empty() {
+            return Err(NoServer::AllDown);
+        }
+        let listing: Vec<usize> = match geo {
+            Geo::Country(country) => up
+                .iter()
+                .copied()
+                .filter(|i| servers[*i].lists(country))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let defaults: Vec<usize> = up
+            .iter()
+            .copied()
+            .filter(|i| servers[*i].countries_default)
+            .collect();
+        let allowed = match geo {
+            Geo::Off => up,
+            _ if !listing.is_empty() => listing,
+            _ if !defaults.is_empty() => defaults,
+            _ => up,
+        };
+        let open: Vec<usize> = allowed
+            .into_iter()
+            .filter(|i| !servers[*i].full(0))
+            .collect();
+        let best = open
+            .iter()
+            .map(|i| servers[*i].metric(mode, 0))
+            .min()
+            .ok_or(NoServer::AllFull)?;
+        let tied: Vec<usize> = open
+            .into_iter()
+            .filter(|i| servers[*i].metric(mode, 0) == best)
+            .collect();
+        let carrying: Vec<usize> = tied.iter().copied().filter(|i| carries(*i)).collect();
+        let pool = if carrying.is_empty() { tied } else { carrying };
+        Ok(pool[(random % pool.len() as u64) as usize])
+    }
+
+    proptest! {
+        /// The allocation-free choice picks what the rules written with lists pick.
+        #[test]
+        fn the_choice_matches_the_rules_written_with_lists(
+            loads in proptest::collection::vec(
+                (any::<bool>(), 0u64..4, proptest::option::of(1u64..4), 0usize..4, any::<bool>(), any::<bool>()),
+                1..8,
+            ),
+            mode in 0usize..4,
+            geo in 0usize..5,
+            draw in any::<u64>(),
+        ) {
+            let mode = [Mode::Clients, Mode::Bitrate, Mode::Usage, Mode::Streams][mode];
+            let lists = [&[][..], &["RU"][..], &["CN"][..], &["RU", "CN"][..]];
+            let servers: Vec<Server> = loads
+                .iter()
+                .enumerate()
+                .map(|(i, (up, clients, max, countries, default, _))| Server {
+                    up: *up,
+                    clients: *clients,
+                    output_kbit: clients * 2,
+                    max_bitrate_kbit: *max,
+                    total_bandwidth_kbit: 10,
+                    online_streams: *clients % 2,
+                    countries: lists[*countries].iter().map(|c| c.to_string()).collect(),
+                    countries_default: *default,
+                    ..server(&format!("s{i}"))
+                })
+                .collect();
+            let geo = [Geo::Off, Geo::Unknown, Geo::Country("ru"), Geo::Country("CN"), Geo::Country("BR")][geo];
+            let carries = |i: usize| loads[i].5;
+            prop_assert_eq!(
+                choose(&servers, mode, geo, &[], carries, draw),
+                choose_by_lists(&servers, mode, geo, carries, draw)
+            );
+        }
     }
 
     proptest! {
@@ -390,7 +521,7 @@ mod tests {
                     ..server(&format!("s{i}"))
                 })
                 .collect();
-            if let Ok(chosen) = choose(&servers, mode, Geo::Off, &[], draw) {
+            if let Ok(chosen) = choose(&servers, mode, Geo::Off, &[], |_| false, draw) {
                 let winner = &servers[chosen];
                 prop_assert!(winner.up && !winner.full(0));
                 for other in servers.iter().filter(|s| s.up && !s.full(0)) {

@@ -21,7 +21,7 @@ pub struct LoadTable {
     /// Requests may use it until then; after, they read the load themselves (the actor
     /// is restarting or stuck).
     pub fresh_until_ms: u64,
-    /// The servers with their load (`has_stream` is filled per request).
+    /// The servers with their load.
     pub servers: Vec<Server>,
     /// The state version each server's figures come from.
     pub versions: Vec<StateVersion>,

@@ -35,7 +35,6 @@ impl BalancerIo for Flipping {
             output_kbit: 0,
             online_streams: 0,
             total_bandwidth_kbit: 0,
-            has_stream: false,
         };
         Some(LoadTable {
             taken_ms: now_ms,

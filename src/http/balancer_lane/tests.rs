@@ -31,7 +31,10 @@ fn a_balancer_get_is_the_lanes_with_its_query_and_forwarded_hops() {
     assert_eq!(head.len, request.len());
     assert_eq!(head.path, "/lb/news/index.m3u8");
     assert_eq!(head.query, Some("token=a%20b"));
-    assert_eq!(head.forwarded, vec!["10.0.0.1", "198.51.100.7, 10.0.0.2"]);
+    assert_eq!(
+        head.forwarded.as_slice(),
+        ["10.0.0.1", "198.51.100.7, 10.0.0.2"]
+    );
     assert!(!head.head_only);
     assert_eq!(head.persistence, Persistence::KeepAlive);
     assert!(simple("HEAD /lb/s/x HTTP/1.1\r\n\r\n").head_only);
@@ -385,6 +388,29 @@ async fn a_head_not_finished_within_the_header_deadline_closes_the_connection() 
         assert!((4..=5).contains(&trickled), "cut after {trickled} bytes");
         let answer = read_all(&mut far).await;
         assert_eq!(answer.matches("HTTP/1.1 302").count(), 1, "{answer}");
+    })
+    .await;
+    assert!(matches!(end, LaneEnd::Closed));
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_head_gets_the_whole_deadline_from_when_the_lane_waits_for_it() {
+    let runtime = runtime();
+    let (_stop, shutdown) = watch::channel(false);
+    let request = b"GET /lb/s1/x HTTP/1.1\r\nHost: a\r\n\r\n";
+    let started = runtime.now();
+    let end = with_lane(fast_path(&runtime, true), shutdown, |mut far| async move {
+        // Answered at 0 s, 8 s and 17 s: the third head was waited for from 8 s, so the
+        // 10 s deadline of the connection's first head must not cut it.
+        for at_s in [0, 8, 17] {
+            tokio::time::sleep_until(started + std::time::Duration::from_secs(at_s)).await;
+            far.write_all(request).await.unwrap();
+        }
+        // (The fixture's servers go stale meanwhile: the later answers are 503s.)
+        let answers = read_all(&mut far).await;
+        assert_eq!(answers.matches("HTTP/1.1 ").count(), 3, "{answers}");
+        // Idle after the last answer: closed one deadline later, not sooner.
+        assert_eq!(started.elapsed(), std::time::Duration::from_secs(27));
     })
     .await;
     assert!(matches!(end, LaneEnd::Closed));
