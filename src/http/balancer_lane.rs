@@ -112,8 +112,26 @@ pub enum Persistence {
 /// `/` and `?`): anything else — a fragment, a space, raw non-ASCII — goes to hyper,
 /// so the lane never accepts a target hyper would refuse.
 fn plain_target_byte(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?%".contains(&byte)
+    PLAIN_TARGET_BYTES[usize::from(byte)]
 }
+
+/// [`plain_target_byte`] as a table: every byte of every target is looked up.
+const PLAIN_TARGET_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let b = byte as u8;
+        table[byte] = b.is_ascii_alphanumeric();
+        byte += 1;
+    }
+    let others = b"-._~!$&'()*+,;=:@/?%";
+    let mut i = 0;
+    while i < others.len() {
+        table[others[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
 
 /// Whether a comma-separated header value lists `token` (case-insensitive).
 fn lists(value: &[u8], token: &str) -> bool {

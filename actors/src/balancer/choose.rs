@@ -224,20 +224,27 @@ pub fn choose(
         .min()
         .ok_or(NoServer::AllFull)?;
     let tied = |i: usize| open(i) && metric(i) == best;
-    let carrying = |i: usize| tied(i) && carries(i);
-    let carriers = (0..servers.len()).filter(|i| carrying(*i)).count();
-    let pick = |in_pool: &dyn Fn(usize) -> bool, size: usize| {
-        (0..servers.len())
-            .filter(|i| in_pool(*i))
-            .nth((random % size as u64) as usize)
-            .ok_or(NoServer::AllFull)
-    };
-    if carriers > 0 {
-        pick(&carrying, carriers)
-    } else {
-        let size = (0..servers.len()).filter(|i| tied(*i)).count();
-        pick(&tied, size)
+    // One pass counts the tied servers and those carrying the stream (asked once each);
+    // a second finds the drawn one in the pool.
+    let (mut tied_count, mut carriers) = (0u64, 0u64);
+    let mut first_carrier = servers.len();
+    for i in (0..servers.len()).filter(|i| tied(*i)) {
+        tied_count += 1;
+        if carries(i) {
+            carriers += 1;
+            first_carrier = first_carrier.min(i);
+        }
     }
+    let (size, in_pool): (u64, &dyn Fn(usize) -> bool) = match carriers {
+        0 => (tied_count, &tied),
+        // The usual case: one server carries it.
+        1 => return Ok(first_carrier),
+        _ => (carriers, &|i| tied(i) && carries(i)),
+    };
+    (0..servers.len())
+        .filter(|i| in_pool(*i))
+        .nth((random % size.max(1)) as usize)
+        .ok_or(NoServer::AllFull)
 }
 
 #[cfg(test)]

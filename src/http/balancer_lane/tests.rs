@@ -451,3 +451,11 @@ async fn an_oversized_head_goes_to_hyper_which_refuses_it() {
         LaneEnd::Closed => panic!("hyper answers an oversized head"),
     }
 }
+
+#[test]
+fn the_target_byte_table_is_pchar_slash_and_question_mark() {
+    for byte in 0..=255u8 {
+        let defined = byte.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?%".contains(&byte);
+        assert_eq!(plain_target_byte(byte), defined, "byte {byte:#04x}");
+    }
+}
