@@ -8,6 +8,7 @@
 //! [`run`] drives chaos then heal and checks the [`invariants`] as it goes.
 
 pub mod cluster;
+pub mod crypto;
 pub mod invariants;
 pub mod links;
 pub mod media;

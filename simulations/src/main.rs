@@ -92,6 +92,16 @@ fn parse_seeds(text: &str) -> Result<SeedList, String> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    // FLOTILLA_SIM_LOG=<filter> logs the nodes' tracing events to stderr, without
+    // wall-clock times, so the logs of two runs of one seed can be diffed line by line.
+    if let Ok(filter) = std::env::var("FLOTILLA_SIM_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .without_time()
+            .with_ansi(false)
+            .with_writer(std::io::stderr)
+            .init();
+    }
     if !(2..=32).contains(&args.nodes) || !(1..=1_000).contains(&args.streams) {
         eprintln!("flotilla-sim: --nodes must be 2..=32 and --streams 1..=1000");
         return ExitCode::from(2);

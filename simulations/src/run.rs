@@ -158,6 +158,7 @@ fn expand(faults: &[Scheduled]) -> Vec<(u64, Step)> {
 /// Runs `options` and returns what happened.
 pub fn run(options: &Options) -> Outcome {
     let _ = rustls::crypto::ring::default_provider().install_default();
+    crate::crypto::reseed(options.seed);
     let mut profile = Profile::draw(
         options.seed,
         options.nodes,

@@ -141,8 +141,29 @@ impl ClusterIdentity {
     }
 }
 
-fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+/// The cryptography of the mesh's TLS and QUIC, and where its randomness comes from.
+///
+/// A node uses ring with the operating system's randomness. The simulator passes a
+/// provider whose randomness (TLS randoms, key shares, session ids) and token key come
+/// from the run's seed: ciphertext then replays byte for byte, and so does everything
+/// that depends on it — a stray packet a restarted endpoint misreads as a connection
+/// attempt takes the same path in every run of the seed.
+#[derive(Debug, Clone)]
+pub struct MeshCrypto {
+    /// TLS primitives and randomness.
+    pub provider: Arc<CryptoProvider>,
+    /// Key of quinn's address-validation tokens; `None`: drawn at random.
+    pub token_key: Option<[u8; 32]>,
+}
+
+impl MeshCrypto {
+    /// ring with the operating system's randomness.
+    pub fn system() -> MeshCrypto {
+        MeshCrypto {
+            provider: Arc::new(rustls::crypto::ring::default_provider()),
+            token_key: None,
+        }
+    }
 }
 
 /// quinn transport limits for mesh connections (both sides).
@@ -166,8 +187,10 @@ pub fn transport() -> Arc<quinn::TransportConfig> {
 pub fn server_config(
     identities: &[ClusterIdentity],
     alpns: &[&[u8]],
+    crypto: &MeshCrypto,
 ) -> Result<quinn::ServerConfig, AuthError> {
     let tls = |e: rustls::Error| AuthError::Tls(e.to_string());
+    let provider = || crypto.provider.clone();
     let mut roots = rustls::RootCertStore::empty();
     let mut resolver = ResolvesServerCertUsingSni::new();
     for identity in identities {
@@ -198,7 +221,7 @@ pub fn server_config(
             .allow_unauthenticated()
             .build()
             .map_err(|e| AuthError::Tls(e.to_string()))?;
-    let mut crypto = rustls::ServerConfig::builder_with_provider(provider())
+    let mut tls_config = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(tls)?
         .with_client_cert_verifier(verifier)
@@ -206,9 +229,15 @@ pub fn server_config(
             by_name: resolver,
             main: fallback,
         }));
-    crypto.alpn_protocols = alpns.iter().map(|alpn| alpn.to_vec()).collect();
-    let quic = QuicServerConfig::try_from(crypto).map_err(|e| AuthError::Tls(e.to_string()))?;
-    let mut config = quinn::ServerConfig::with_crypto(Arc::new(quic));
+    tls_config.alpn_protocols = alpns.iter().map(|alpn| alpn.to_vec()).collect();
+    let quic = QuicServerConfig::try_from(tls_config).map_err(|e| AuthError::Tls(e.to_string()))?;
+    let mut config = match crypto.token_key {
+        Some(key) => quinn::ServerConfig::new(
+            Arc::new(quic),
+            Arc::new(ring::hkdf::Salt::new(ring::hkdf::HKDF_SHA256, &[]).extract(&key)),
+        ),
+        None => quinn::ServerConfig::with_crypto(Arc::new(quic)),
+    };
     config.transport_config(transport());
     Ok(config)
 }
@@ -294,16 +323,20 @@ impl rustls::client::danger::ServerCertVerifier for ProvenByPassword {
 }
 
 /// The client side of a shell login: no certificate, the server proven by the password.
-pub fn login_client_config(alpn: &[u8]) -> Result<quinn::ClientConfig, AuthError> {
+pub fn login_client_config(
+    alpn: &[u8],
+    crypto: &MeshCrypto,
+) -> Result<quinn::ClientConfig, AuthError> {
     let tls = |e: rustls::Error| AuthError::Tls(e.to_string());
-    let mut crypto = rustls::ClientConfig::builder_with_provider(provider())
+    let provider = || crypto.provider.clone();
+    let mut tls_config = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(tls)?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(ProvenByPassword(provider())))
         .with_no_client_auth();
-    crypto.alpn_protocols = vec![alpn.to_vec()];
-    let quic = QuicClientConfig::try_from(crypto).map_err(|e| AuthError::Tls(e.to_string()))?;
+    tls_config.alpn_protocols = vec![alpn.to_vec()];
+    let quic = QuicClientConfig::try_from(tls_config).map_err(|e| AuthError::Tls(e.to_string()))?;
     let mut config = quinn::ClientConfig::new(Arc::new(quic));
     config.transport_config(transport());
     Ok(config)
@@ -313,18 +346,20 @@ pub fn login_client_config(alpn: &[u8]) -> Result<quinn::ClientConfig, AuthError
 pub fn client_config(
     identity: &ClusterIdentity,
     alpn: &[u8],
+    crypto: &MeshCrypto,
 ) -> Result<quinn::ClientConfig, AuthError> {
     let tls = |e: rustls::Error| AuthError::Tls(e.to_string());
+    let provider = || crypto.provider.clone();
     let mut roots = rustls::RootCertStore::empty();
     roots.add(identity.certificate.clone()).map_err(tls)?;
-    let mut crypto = rustls::ClientConfig::builder_with_provider(provider())
+    let mut tls_config = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(tls)?
         .with_root_certificates(roots)
         .with_client_auth_cert(vec![identity.certificate.clone()], identity.private_key())
         .map_err(tls)?;
-    crypto.alpn_protocols = vec![alpn.to_vec()];
-    let quic = QuicClientConfig::try_from(crypto).map_err(|e| AuthError::Tls(e.to_string()))?;
+    tls_config.alpn_protocols = vec![alpn.to_vec()];
+    let quic = QuicClientConfig::try_from(tls_config).map_err(|e| AuthError::Tls(e.to_string()))?;
     let mut config = quinn::ClientConfig::new(Arc::new(quic));
     config.transport_config(transport());
     Ok(config)
@@ -354,7 +389,7 @@ mod tests {
             .map(|k| ClusterIdentity::derive(k).unwrap())
             .collect();
         let server = quinn::Endpoint::server(
-            server_config(&identities, &[MESH_ALPN]).unwrap(),
+            server_config(&identities, &[MESH_ALPN], &MeshCrypto::system()).unwrap(),
             "127.0.0.1:0".parse().unwrap(),
         )
         .map_err(|e| e.to_string())?;
@@ -369,7 +404,9 @@ mod tests {
         let identity = ClusterIdentity::derive(client_key).unwrap();
         let mut client =
             quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).map_err(|e| e.to_string())?;
-        client.set_default_client_config(client_config(&identity, MESH_ALPN).unwrap());
+        client.set_default_client_config(
+            client_config(&identity, MESH_ALPN, &MeshCrypto::system()).unwrap(),
+        );
         let connecting = client
             .connect(address, &identity.server_name)
             .map_err(|e| e.to_string())?;
@@ -406,13 +443,20 @@ mod tests {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let identity = ClusterIdentity::derive("cluster-key-one-0123456789").unwrap();
         let server = quinn::Endpoint::server(
-            server_config(std::slice::from_ref(&identity), &[SHELL_ALPN]).unwrap(),
+            server_config(
+                std::slice::from_ref(&identity),
+                &[SHELL_ALPN],
+                &MeshCrypto::system(),
+            )
+            .unwrap(),
             "127.0.0.1:0".parse().unwrap(),
         )
         .unwrap();
         let address = server.local_addr().unwrap();
         let mut client = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-        client.set_default_client_config(login_client_config(SHELL_ALPN).unwrap());
+        client.set_default_client_config(
+            login_client_config(SHELL_ALPN, &MeshCrypto::system()).unwrap(),
+        );
         let connecting = client.connect(address, "flotilla-shell").unwrap();
         let (server_side, client_side) = tokio::join!(
             async { server.accept().await.unwrap().await.unwrap() },

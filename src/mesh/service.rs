@@ -122,12 +122,13 @@ impl MeshService {
         local: LocalState,
         view: Arc<RwLock<ClusterView>>,
     ) -> Result<MeshService, MeshError> {
-        let server = auth::server_config(&identities, &[MESH_ALPN, SHELL_ALPN])?;
+        let crypto = net.crypto();
+        let server = auth::server_config(&identities, &[MESH_ALPN, SHELL_ALPN], &crypto)?;
         let identity = identities
             .first()
             .cloned()
             .ok_or_else(|| auth::AuthError::Tls("no cluster identity".into()))?;
-        let shell_client = auth::client_config(&identity, SHELL_ALPN)?;
+        let shell_client = auth::client_config(&identity, SHELL_ALPN, &crypto)?;
         let endpoint = net
             .endpoint(server, bind)
             .map_err(|e| MeshError::Bind(bind, e))?;
@@ -135,7 +136,7 @@ impl MeshService {
         for identity in &identities {
             clients.insert(
                 identity.certificate.to_vec(),
-                auth::client_config(identity, MESH_ALPN)?,
+                auth::client_config(identity, MESH_ALPN, &crypto)?,
             );
         }
         let service = MeshService {
@@ -583,7 +584,9 @@ mod tests {
         // A shell-login client (no certificate) asking for the mesh ALPN: TLS completes,
         // then the node closes the connection before any exchange.
         let mut client = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-        client.set_default_client_config(auth::login_client_config(MESH_ALPN).unwrap());
+        client.set_default_client_config(
+            auth::login_client_config(MESH_ALPN, &auth::MeshCrypto::system()).unwrap(),
+        );
         let connection = client
             .connect(b.local_addr().unwrap(), "flotilla-shell")
             .unwrap()

@@ -154,10 +154,13 @@ impl Session {
             .map_err(|e| ShellError::Transport(format!("cannot open a UDP socket: {e}")))?;
         let (config, server_name) = match credential {
             ShellAuth::Key(identity) => (
-                auth::client_config(identity, SHELL_ALPN),
+                auth::client_config(identity, SHELL_ALPN, &auth::MeshCrypto::system()),
                 identity.server_name.as_str(),
             ),
-            ShellAuth::Login { .. } => (auth::login_client_config(SHELL_ALPN), LOGIN_SERVER_NAME),
+            ShellAuth::Login { .. } => (
+                auth::login_client_config(SHELL_ALPN, &auth::MeshCrypto::system()),
+                LOGIN_SERVER_NAME,
+            ),
         };
         let config = config.map_err(|e| ShellError::Config(e.to_string()))?;
         endpoint.set_default_client_config(config);

@@ -1,0 +1,208 @@
+//! Seeded cryptography for the simulated mesh.
+//!
+//! A QUIC connection draws randomness in places the run's seed did not reach: quinn's
+//! connection ids, rustls's randoms and session ids, its key shares (ring generates them
+//! from the OS), and quinn's token and reset keys. The bytes themselves change nothing a node decides,
+//! but the ciphertext built from them does reach decisions: a stray packet of a dead
+//! connection that a restarted endpoint reads as a new connection attempt decodes to
+//! garbage that is *sometimes* dropped (reserved bits) and sometimes answered (failed
+//! authentication), and which one depends on those bytes. Runs of one seed then part
+//! ways (docs/simulation.md, determinism). So in a simulation every such byte comes from
+//! the seed:
+//!
+//! - rustls's [`SecureRandom`] and X25519 key shares read the world's generator, which
+//!   [`reseed`] sets at the start of each run. rustls wants these as `'static`, so the
+//!   generator lives in a thread-local: a simulated world runs on one thread (every
+//!   host, every handshake), one world at a time per thread, and each run reseeds it
+//!   first — tests that run worlds on parallel threads do not share it.
+//! - quinn's connection ids (its generator reads the thread's OS-seeded generator), token
+//!   key and stateless-reset key derive from each node's own seed.
+//!
+//! None of this is secure, and it never leaves the simulator: a node uses
+//! [`MeshCrypto::system`].
+
+use std::cell::RefCell;
+use std::sync::Arc;
+
+use flotilla::mesh::auth::MeshCrypto;
+use rand::rngs::StdRng;
+use rand::{RngCore, SeedableRng};
+use rustls::crypto::{
+    ActiveKeyExchange, CryptoProvider, GetRandomFailed, SecureRandom, SharedSecret,
+    SupportedKxGroup,
+};
+use rustls::{Error, NamedGroup, PeerMisbehaved};
+
+thread_local! {
+    /// The world's generator: the TLS randomness of every node of the world this thread
+    /// runs.
+    static WORLD: RefCell<Option<StdRng>> = const { RefCell::new(None) };
+}
+
+/// Starts the TLS randomness of a new run of `seed` on this thread.
+pub fn reseed(seed: u64) {
+    WORLD.with_borrow_mut(|world| {
+        *world = Some(StdRng::seed_from_u64(seed ^ 0x7153_6372_7970_746f));
+    });
+}
+
+/// Fills `out` from the world's generator; fails (and the handshake with it) when no run
+/// seeded it on this thread.
+fn draw(out: &mut [u8]) -> Result<(), GetRandomFailed> {
+    WORLD.with_borrow_mut(|world| {
+        let rng = world.as_mut().ok_or(GetRandomFailed)?;
+        rng.fill_bytes(out);
+        Ok(())
+    })
+}
+
+/// rustls's randomness, from the world's generator.
+#[derive(Debug)]
+struct WorldRandom;
+
+impl SecureRandom for WorldRandom {
+    fn fill(&self, buf: &mut [u8]) -> Result<(), GetRandomFailed> {
+        draw(buf)
+    }
+}
+
+/// X25519 with private keys from the world's generator.
+#[derive(Debug)]
+struct WorldX25519;
+
+impl SupportedKxGroup for WorldX25519 {
+    fn start(&self) -> Result<Box<dyn ActiveKeyExchange>, Error> {
+        let mut private = [0u8; 32];
+        draw(&mut private).map_err(|_| Error::FailedToGetRandomBytes)?;
+        let secret = x25519_dalek::StaticSecret::from(private);
+        let public = x25519_dalek::PublicKey::from(&secret);
+        Ok(Box::new(X25519Share { secret, public }))
+    }
+
+    fn name(&self) -> NamedGroup {
+        NamedGroup::X25519
+    }
+}
+
+/// One side's X25519 share of a handshake.
+struct X25519Share {
+    secret: x25519_dalek::StaticSecret,
+    public: x25519_dalek::PublicKey,
+}
+
+impl ActiveKeyExchange for X25519Share {
+    fn complete(self: Box<Self>, peer: &[u8]) -> Result<SharedSecret, Error> {
+        let peer: [u8; 32] = peer
+            .try_into()
+            .map_err(|_| Error::from(PeerMisbehaved::InvalidKeyShare))?;
+        let shared = self
+            .secret
+            .diffie_hellman(&x25519_dalek::PublicKey::from(peer));
+        if !shared.was_contributory() {
+            return Err(PeerMisbehaved::InvalidKeyShare.into());
+        }
+        Ok(SharedSecret::from(&shared.as_bytes()[..]))
+    }
+
+    fn pub_key(&self) -> &[u8] {
+        self.public.as_bytes()
+    }
+
+    fn group(&self) -> NamedGroup {
+        NamedGroup::X25519
+    }
+}
+
+static WORLD_RANDOM: WorldRandom = WorldRandom;
+static WORLD_X25519: WorldX25519 = WorldX25519;
+
+/// The mesh cryptography of a simulated node seeded with `node_seed`.
+pub fn seeded(node_seed: u64) -> MeshCrypto {
+    let provider = CryptoProvider {
+        secure_random: &WORLD_RANDOM,
+        kx_groups: vec![&WORLD_X25519],
+        ..rustls::crypto::ring::default_provider()
+    };
+    MeshCrypto {
+        provider: Arc::new(provider),
+        token_key: Some(key_of(node_seed, 0x746f_6b65_6e00)),
+    }
+}
+
+/// quinn's stateless-reset key of a node seeded with `node_seed`.
+pub fn reset_key(node_seed: u64) -> Arc<ring::hmac::Key> {
+    Arc::new(ring::hmac::Key::new(
+        ring::hmac::HMAC_SHA256,
+        &key_of(node_seed, 0x7265_7365_7400),
+    ))
+}
+
+/// Length of the connection ids a simulated endpoint issues (quinn's default).
+const CID_BYTES: usize = 8;
+
+/// Connection ids from a node's seed. quinn's own generator reads the thread's OS-seeded
+/// generator, and a connection id is what a QUIC endpoint derives a packet's initial
+/// keys from: a stray packet would decode differently in every run.
+pub struct SeededCids {
+    rng: StdRng,
+}
+
+impl SeededCids {
+    /// The generator of a node seeded with `node_seed`.
+    pub fn new(node_seed: u64) -> SeededCids {
+        SeededCids {
+            rng: StdRng::seed_from_u64(node_seed ^ 0x6369_6473_0000),
+        }
+    }
+}
+
+impl quinn::ConnectionIdGenerator for SeededCids {
+    fn generate_cid(&mut self) -> quinn::ConnectionId {
+        let mut bytes = [0u8; CID_BYTES];
+        self.rng.fill_bytes(&mut bytes);
+        quinn::ConnectionId::new(&bytes)
+    }
+
+    fn cid_len(&self) -> usize {
+        CID_BYTES
+    }
+
+    fn cid_lifetime(&self) -> Option<std::time::Duration> {
+        None
+    }
+}
+
+/// 32 bytes drawn from `node_seed` for one `purpose`.
+fn key_of(node_seed: u64, purpose: u64) -> [u8; 32] {
+    let mut key = [0u8; 32];
+    StdRng::seed_from_u64(node_seed ^ purpose).fill_bytes(&mut key);
+    key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reseeded_world_draws_the_same_bytes_and_key_shares_agree() {
+        reseed(7);
+        let mut first = [0u8; 16];
+        draw(&mut first).unwrap();
+        let client = WORLD_X25519.start().unwrap();
+        let server = WORLD_X25519.start().unwrap();
+        let client_pub = client.pub_key().to_vec();
+        let server_pub = server.pub_key().to_vec();
+        reseed(7);
+        let mut again = [0u8; 16];
+        draw(&mut again).unwrap();
+        assert_eq!(first, again);
+        assert_eq!(WORLD_X25519.start().unwrap().pub_key(), &client_pub[..]);
+        let a = client.complete(&server_pub).unwrap();
+        let b = server.complete(&client_pub).unwrap();
+        assert_eq!(a.secret_bytes(), b.secret_bytes());
+        assert!(
+            WORLD_X25519.start().unwrap().complete(&[0u8; 32]).is_err(),
+            "a non-contributory share is refused"
+        );
+    }
+}
