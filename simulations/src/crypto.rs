@@ -15,14 +15,15 @@
 //!   generator lives in a thread-local: a simulated world runs on one thread (every
 //!   host, every handshake), one world at a time per thread, and each run reseeds it
 //!   first — tests that run worlds on parallel threads do not share it.
-//! - quinn's connection ids (its generator reads the thread's OS-seeded generator), token
-//!   key and stateless-reset key derive from each node's own seed.
+//! - quinn's connection ids — those an endpoint issues and a client's initial
+//!   destination ids, both drawn from the thread's OS-seeded generator by default — and
+//!   its token and stateless-reset keys derive from each node's own seed.
 //!
 //! None of this is secure, and it never leaves the simulator: a node uses
 //! [`MeshCrypto::system`].
 
 use std::cell::RefCell;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use flotilla::mesh::auth::MeshCrypto;
 use rand::rngs::StdRng;
@@ -123,11 +124,24 @@ pub fn seeded(node_seed: u64) -> MeshCrypto {
         kx_groups: vec![&WORLD_X25519],
         ..rustls::crypto::ring::default_provider()
     };
+    let initial = Mutex::new(StdRng::seed_from_u64(node_seed ^ 0x6463_6964_0000));
     MeshCrypto {
         provider: Arc::new(provider),
         token_key: Some(key_of(node_seed, 0x746f_6b65_6e00)),
+        initial_cids: Some(Arc::new(move || {
+            let mut bytes = [0u8; INITIAL_CID_BYTES];
+            initial
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .fill_bytes(&mut bytes);
+            quinn::ConnectionId::new(&bytes)
+        })),
     }
 }
+
+/// Length of a client's initial destination connection id (quinn's default: the most
+/// QUIC allows).
+const INITIAL_CID_BYTES: usize = 20;
 
 /// quinn's stateless-reset key of a node seeded with `node_seed`.
 pub fn reset_key(node_seed: u64) -> Arc<ring::hmac::Key> {

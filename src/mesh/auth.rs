@@ -148,12 +148,31 @@ impl ClusterIdentity {
 /// from the run's seed: ciphertext then replays byte for byte, and so does everything
 /// that depends on it — a stray packet a restarted endpoint misreads as a connection
 /// attempt takes the same path in every run of the seed.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct MeshCrypto {
     /// TLS primitives and randomness.
     pub provider: Arc<CryptoProvider>,
     /// Key of quinn's address-validation tokens; `None`: drawn at random.
     pub token_key: Option<[u8; 32]>,
+    /// Destination connection ids of this node's first packets to a peer (the initial
+    /// keys derive from them); `None`: quinn draws them at random.
+    pub initial_cids: Option<InitialCids>,
+}
+
+/// Where a client's initial destination connection ids come from.
+pub type InitialCids = Arc<dyn Fn() -> quinn::ConnectionId + Send + Sync>;
+
+impl std::fmt::Debug for MeshCrypto {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MeshCrypto")
+            .field("provider", &self.provider)
+            .field("token_key", &self.token_key.map(|_| "seeded"))
+            .field(
+                "initial_cids",
+                &self.initial_cids.as_ref().map(|_| "seeded"),
+            )
+            .finish()
+    }
 }
 
 impl MeshCrypto {
@@ -162,6 +181,7 @@ impl MeshCrypto {
         MeshCrypto {
             provider: Arc::new(rustls::crypto::ring::default_provider()),
             token_key: None,
+            initial_cids: None,
         }
     }
 }
@@ -339,6 +359,9 @@ pub fn login_client_config(
     let quic = QuicClientConfig::try_from(tls_config).map_err(|e| AuthError::Tls(e.to_string()))?;
     let mut config = quinn::ClientConfig::new(Arc::new(quic));
     config.transport_config(transport());
+    if let Some(cids) = &crypto.initial_cids {
+        config.initial_dst_cid_provider(cids.clone());
+    }
     Ok(config)
 }
 
@@ -362,6 +385,9 @@ pub fn client_config(
     let quic = QuicClientConfig::try_from(tls_config).map_err(|e| AuthError::Tls(e.to_string()))?;
     let mut config = quinn::ClientConfig::new(Arc::new(quic));
     config.transport_config(transport());
+    if let Some(cids) = &crypto.initial_cids {
+        config.initial_dst_cid_provider(cids.clone());
+    }
     Ok(config)
 }
 

@@ -331,6 +331,11 @@ pub struct IngestBook {
     /// been down for everyone rather than unreachable from here.
     failed_while_down: BTreeSet<String>,
     epochs: BTreeMap<String, u64>,
+    /// The peers' advertisement maps already taken into `epochs` (last step's). A map is
+    /// shared until its peer's state version moves, and taking one in again changes
+    /// nothing (epochs only grow), so an unchanged map is skipped: with many streams the
+    /// fold was a string-keyed lookup per stream per peer per tick.
+    epochs_folded: Vec<Arc<BTreeMap<String, Advertised>>>,
     owners: BTreeMap<String, (Option<String>, u64)>,
     restrained: bool,
     settled: bool,
@@ -461,17 +466,26 @@ impl IngestBook {
         self.restrained = settings.minority_restraint && heard * 2 < input.cluster_size;
         let heard_majority = heard * 2 > input.cluster_size;
 
-        // Epochs only grow: take in every epoch the peers advertise.
+        // Epochs only grow: take in every epoch the peers advertise (each map once).
+        let mut folded = Vec::with_capacity(input.peers.len());
         for peer in input.peers {
-            for (name, advertised) in peer.streams.iter() {
-                match self.epochs.get_mut(name) {
-                    Some(epoch) => *epoch = (*epoch).max(advertised.epoch),
-                    None => {
-                        self.epochs.insert(name.clone(), advertised.epoch);
+            let seen = self
+                .epochs_folded
+                .iter()
+                .any(|map| Arc::ptr_eq(map, &peer.streams));
+            if !seen {
+                for (name, advertised) in peer.streams.iter() {
+                    match self.epochs.get_mut(name) {
+                        Some(epoch) => *epoch = (*epoch).max(advertised.epoch),
+                        None => {
+                            self.epochs.insert(name.clone(), advertised.epoch);
+                        }
                     }
                 }
             }
+            folded.push(peer.streams.clone());
         }
+        self.epochs_folded = folded;
         let adverts = PeerAdverts::gather(input);
         // A mark taken while the source was down for everyone ends once another node has
         // frames again: this node is a candidate again (its capture_at preference comes
