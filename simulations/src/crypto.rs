@@ -219,4 +219,26 @@ mod tests {
             "a non-contributory share is refused"
         );
     }
+
+    #[test]
+    fn a_nodes_connection_ids_and_keys_follow_its_seed() {
+        use quinn::ConnectionIdGenerator;
+        let ids = |seed| {
+            let mut cids = SeededCids::new(seed);
+            let initial = seeded(seed).initial_cids.expect("seeded initial ids");
+            (
+                cids.generate_cid(),
+                cids.generate_cid(),
+                initial(),
+                initial(),
+            )
+        };
+        assert_eq!(ids(5), ids(5));
+        assert_ne!(ids(5), ids(6));
+        let (first, second, initial, _) = ids(5);
+        assert_ne!(first, second, "each id is a new draw");
+        assert_eq!(initial.len(), INITIAL_CID_BYTES);
+        assert_eq!(seeded(5).token_key, seeded(5).token_key);
+        assert_ne!(seeded(5).token_key, seeded(6).token_key);
+    }
 }
