@@ -26,6 +26,7 @@ use std::cell::RefCell;
 use std::sync::{Arc, Mutex};
 
 use flotilla::mesh::auth::MeshCrypto;
+use quinn::ConnectionIdGenerator;
 use rand::rngs::StdRng;
 use rand::{RngCore, SeedableRng};
 use rustls::crypto::{
@@ -124,24 +125,18 @@ pub fn seeded(node_seed: u64) -> MeshCrypto {
         kx_groups: vec![&WORLD_X25519],
         ..rustls::crypto::ring::default_provider()
     };
-    let initial = Mutex::new(StdRng::seed_from_u64(node_seed ^ 0x6463_6964_0000));
+    let initial = Mutex::new(SeededCids::initial(node_seed));
     MeshCrypto {
         provider: Arc::new(provider),
         token_key: Some(key_of(node_seed, 0x746f_6b65_6e00)),
         initial_cids: Some(Arc::new(move || {
-            let mut bytes = [0u8; INITIAL_CID_BYTES];
             initial
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .fill_bytes(&mut bytes);
-            quinn::ConnectionId::new(&bytes)
+                .generate_cid()
         })),
     }
 }
-
-/// Length of a client's initial destination connection id (quinn's default: the most
-/// QUIC allows).
-const INITIAL_CID_BYTES: usize = 20;
 
 /// quinn's stateless-reset key of a node seeded with `node_seed`.
 pub fn reset_key(node_seed: u64) -> Arc<ring::hmac::Key> {
@@ -153,32 +148,45 @@ pub fn reset_key(node_seed: u64) -> Arc<ring::hmac::Key> {
 
 /// Length of the connection ids a simulated endpoint issues (quinn's default).
 const CID_BYTES: usize = 8;
+/// Length of a client's initial destination connection id (quinn's default: the most
+/// QUIC allows).
+const INITIAL_CID_BYTES: usize = 20;
 
-/// Connection ids from a node's seed. quinn's own generator reads the thread's OS-seeded
-/// generator, and a connection id is what a QUIC endpoint derives a packet's initial
-/// keys from: a stray packet would decode differently in every run.
+/// Connection ids from a node's seed. quinn's own generators read the thread's
+/// OS-seeded generator, and a connection id is what a QUIC endpoint derives a packet's
+/// initial keys from: a stray packet would decode differently in every run.
 pub struct SeededCids {
     rng: StdRng,
+    len: usize,
 }
 
 impl SeededCids {
-    /// The generator of a node seeded with `node_seed`.
-    pub fn new(node_seed: u64) -> SeededCids {
+    /// The ids the endpoint of a node seeded with `node_seed` issues.
+    pub fn issued(node_seed: u64) -> SeededCids {
         SeededCids {
             rng: StdRng::seed_from_u64(node_seed ^ 0x6369_6473_0000),
+            len: CID_BYTES,
+        }
+    }
+
+    /// The initial destination ids of that node's connection attempts.
+    pub fn initial(node_seed: u64) -> SeededCids {
+        SeededCids {
+            rng: StdRng::seed_from_u64(node_seed ^ 0x6463_6964_0000),
+            len: INITIAL_CID_BYTES,
         }
     }
 }
 
 impl quinn::ConnectionIdGenerator for SeededCids {
     fn generate_cid(&mut self) -> quinn::ConnectionId {
-        let mut bytes = [0u8; CID_BYTES];
-        self.rng.fill_bytes(&mut bytes);
-        quinn::ConnectionId::new(&bytes)
+        let mut bytes = [0u8; INITIAL_CID_BYTES];
+        self.rng.fill_bytes(&mut bytes[..self.len]);
+        quinn::ConnectionId::new(&bytes[..self.len])
     }
 
     fn cid_len(&self) -> usize {
-        CID_BYTES
+        self.len
     }
 
     fn cid_lifetime(&self) -> Option<std::time::Duration> {
@@ -222,9 +230,8 @@ mod tests {
 
     #[test]
     fn a_nodes_connection_ids_and_keys_follow_its_seed() {
-        use quinn::ConnectionIdGenerator;
         let ids = |seed| {
-            let mut cids = SeededCids::new(seed);
+            let mut cids = SeededCids::issued(seed);
             let initial = seeded(seed).initial_cids.expect("seeded initial ids");
             (
                 cids.generate_cid(),

@@ -29,7 +29,7 @@ impl MeshNet for SimNet {
         let socket = SimUdp::bind(bind.port(), self.faults, self.seed)?;
         let node_seed = self.seed;
         let mut config = quinn::EndpointConfig::new(crate::crypto::reset_key(node_seed));
-        config.cid_generator(move || Box::new(crate::crypto::SeededCids::new(node_seed)));
+        config.cid_generator(move || Box::new(crate::crypto::SeededCids::issued(node_seed)));
         let mut endpoint_seed = [0u8; 32];
         endpoint_seed[..8].copy_from_slice(&node_seed.to_le_bytes());
         config.rng_seed(Some(endpoint_seed));

@@ -26,14 +26,16 @@ pub struct Decided(pub String);
 /// The client of a request: the connection's address, or the client behind
 /// `trusted_proxies` named by X-Forwarded-For.
 pub fn client_of(remote: SocketAddr, headers: &HeaderMap, trusted: &[Cidr]) -> std::net::IpAddr {
-    client_ip(
-        remote.ip(),
-        headers
-            .get_all(X_FORWARDED_FOR)
-            .iter()
-            .filter_map(|value| value.to_str().ok()),
-        trusted,
-    )
+    client_ip(remote.ip(), forwarded_for(headers), trusted)
+}
+
+/// The `X-Forwarded-For` values of `headers`, in header order (a value that is not text
+/// is no hop to trust).
+fn forwarded_for(headers: &HeaderMap) -> impl DoubleEndedIterator<Item = &str> {
+    headers
+        .get_all(X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
 }
 
 /// What the listener asks before the router.
@@ -62,17 +64,12 @@ impl FastPath {
         if !self.claims(request.uri().path()) {
             return None;
         }
-        let forwarded = request
-            .headers()
-            .get_all(X_FORWARDED_FOR)
-            .iter()
-            .filter_map(|value| value.to_str().ok());
         let routed = self.route(
             *request.method() == Method::POST,
             request.uri().path(),
             request.uri().query(),
             remote,
-            forwarded,
+            forwarded_for(request.headers()),
         );
         match routed {
             Routed::Pass => None,
