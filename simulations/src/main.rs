@@ -21,6 +21,18 @@ use flotilla_sim::run::{Options, Outcome, run};
 /// Trace lines printed before a violation.
 const TAIL_LINES: usize = 40;
 
+/// Prints a line to stdout; a reader that went away (`flotilla-sim … | head`) ends the
+/// program quietly, with the status a shell gives a process killed by SIGPIPE, instead
+/// of a panic.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if writeln!(std::io::stdout().lock(), $($arg)*).is_err() {
+            std::process::exit(141);
+        }
+    }};
+}
+
 #[derive(Parser)]
 #[command(
     name = "flotilla-sim",
@@ -130,9 +142,9 @@ fn main() -> ExitCode {
         let outcome = run(&options);
         simulated_ms += outcome.simulated_ms;
         if args.trace {
-            println!("{}", outcome.header);
+            say!("{}", outcome.header);
             for line in &outcome.trace {
-                println!("{line}");
+                say!("{line}");
             }
         }
         let mut failed = report(&outcome);
@@ -144,9 +156,10 @@ fn main() -> ExitCode {
             if again.hash != outcome.hash {
                 failed = true;
                 hard = true;
-                println!(
+                say!(
                     "SEED={seed} NOT DETERMINISTIC: trace hashes {:016x} and {:016x}",
-                    outcome.hash, again.hash
+                    outcome.hash,
+                    again.hash
                 );
                 print_divergence(&outcome, &again);
             }
@@ -155,7 +168,7 @@ fn main() -> ExitCode {
         broken += u32::from(hard);
     }
     let wall = started.elapsed().as_secs_f64();
-    println!(
+    say!(
         "{runs} run(s), {failures} failed; {:.0} simulated s in {wall:.1} s of wall clock ({:.0}× real time)",
         simulated_ms as f64 / 1000.0,
         simulated_ms as f64 / 1000.0 / wall.max(1e-9)
@@ -171,22 +184,22 @@ fn main() -> ExitCode {
 fn report(outcome: &Outcome) -> bool {
     match &outcome.violation {
         None => {
-            println!("{} ok hash={:016x}", outcome.header, outcome.hash);
+            say!("{} ok hash={:016x}", outcome.header, outcome.hash);
             false
         }
         Some(violation) => {
-            println!("{} FAILED hash={:016x}", outcome.header, outcome.hash);
-            println!("  {violation}");
+            say!("{} FAILED hash={:016x}", outcome.header, outcome.hash);
+            say!("  {violation}");
             for other in outcome.violations.iter().skip(1) {
-                println!("  then: {other}");
+                say!("  then: {other}");
             }
-            println!(
+            say!(
                 "  replay: cargo run -p flotilla-sim --release -- --seed {} --trace",
                 outcome.seed
             );
             let from = outcome.trace.len().saturating_sub(TAIL_LINES);
             for line in &outcome.trace[from..] {
-                println!("  | {line}");
+                say!("  | {line}");
             }
             true
         }
@@ -201,7 +214,7 @@ fn print_divergence(a: &Outcome, b: &Outcome) {
         .zip(&b.trace)
         .position(|(x, y)| x != y)
         .unwrap_or(a.trace.len().min(b.trace.len()));
-    println!("  first difference at trace line {first}:");
-    println!("  | {}", a.trace.get(first).map_or("<end>", String::as_str));
-    println!("  | {}", b.trace.get(first).map_or("<end>", String::as_str));
+    say!("  first difference at trace line {first}:");
+    say!("  | {}", a.trace.get(first).map_or("<end>", String::as_str));
+    say!("  | {}", b.trace.get(first).map_or("<end>", String::as_str));
 }

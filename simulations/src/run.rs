@@ -15,7 +15,7 @@ use crate::cluster::{
     EPOCH_MS, HostSpec, config_text, node_name, preferred_node, run_host, stream_name,
 };
 use crate::invariants::{
-    Checker, Isolation, NodeObservation, OBSERVE_PERIOD_MS, Observation, Violation,
+    Checker, Detail, Isolation, NodeObservation, OBSERVE_PERIOD_MS, Observation, Violation, at_rest,
 };
 use crate::links::Links;
 use crate::profile::{Fault, FaultKind, Profile, Scheduled, schedule};
@@ -341,6 +341,10 @@ pub fn run(options: &Options) -> Outcome {
         if now_ms >= next_observation {
             next_observation += OBSERVE_PERIOD_MS;
             let calm_since_ms = calm_since(&windows, now_ms, healed_at_ms);
+            let detail = Detail {
+                at_rest: at_rest(healed_at_ms, now_ms),
+                actors: false,
+            };
             let observation = observe(
                 &world,
                 &reachers,
@@ -349,6 +353,7 @@ pub fn run(options: &Options) -> Outcome {
                 calm_since_ms,
                 healed_at_ms,
                 &isolated,
+                detail,
             );
             for found in checker.observe(&observation) {
                 note(found, &mut violations);
@@ -363,6 +368,10 @@ pub fn run(options: &Options) -> Outcome {
         Some(0),
         healed_at_ms,
         &isolated,
+        Detail {
+            at_rest: true,
+            actors: true,
+        },
     );
     if let Err(found) = checker.no_leaks(&observation) {
         note(found, &mut violations);
@@ -540,7 +549,8 @@ fn heal(
     }
 }
 
-/// The whole cluster at `now_ms`.
+/// The whole cluster at `now_ms`, with the `detail` the checks need then.
+#[allow(clippy::too_many_arguments)]
 fn observe(
     world: &World,
     reachers: &BTreeMap<String, BTreeSet<String>>,
@@ -549,6 +559,7 @@ fn observe(
     calm_since_ms: Option<u64>,
     healed_at_ms: Option<u64>,
     isolated: &BTreeMap<String, Isolation>,
+    detail: Detail,
 ) -> Observation {
     let wall_ms = EPOCH_MS + now_ms;
     world.with(|w| {
@@ -558,11 +569,6 @@ fn observe(
             let view = handle.view.read().unwrap_or_else(|p| p.into_inner());
             let mut seen = NodeObservation {
                 incarnation_ms: handle.started_ms,
-                owners: board
-                    .rows
-                    .iter()
-                    .map(|row| (row.stream.clone(), row.owner.clone()))
-                    .collect(),
                 capturing: board
                     .local
                     .iter()
@@ -575,28 +581,36 @@ fn observe(
                 seen.versions
                     .insert(record.name.clone(), (record.incarnation, record.version));
             }
-            for stream in reachers.keys() {
-                let here = handle.directory.resolve(stream).is_some_and(|(live, _)| {
-                    !flotilla::ingest::superseded(
-                        &handle.board,
-                        Some(&handle.view),
-                        &live.name,
-                        wall_ms,
-                        name,
-                    )
-                });
-                let goes_to = if here {
-                    Some(name.clone())
-                } else {
-                    view.redirect_target(stream, wall_ms)
-                        .map(|peer| peer.hostname.clone())
-                };
-                seen.viewer_goes_to.insert(stream.clone(), goes_to);
+            if detail.at_rest {
+                seen.owners = board
+                    .rows
+                    .iter()
+                    .map(|row| (row.stream.clone(), row.owner.clone()))
+                    .collect();
+                for stream in reachers.keys() {
+                    let here = handle.directory.resolve(stream).is_some_and(|(live, _)| {
+                        !flotilla::ingest::superseded(
+                            &handle.board,
+                            Some(&handle.view),
+                            &live.name,
+                            wall_ms,
+                            name,
+                        )
+                    });
+                    let goes_to = if here {
+                        Some(name.clone())
+                    } else {
+                        view.redirect_target(stream, wall_ms)
+                            .map(|peer| peer.hostname.clone())
+                    };
+                    seen.viewer_goes_to.insert(stream.clone(), goes_to);
+                }
             }
-            if let Some(tree) = handle
-                .context
-                .registry
-                .tree(&ActorPath::root().child("streams"), wall_ms)
+            if detail.actors
+                && let Some(tree) = handle
+                    .context
+                    .registry
+                    .tree(&ActorPath::root().child("streams"), wall_ms)
             {
                 seen.stream_actors = tree
                     .children

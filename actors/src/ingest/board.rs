@@ -34,14 +34,18 @@ pub struct BoardState {
 }
 
 /// The shared board. Cheap to clone.
+///
+/// The state is published whole and read as a shared snapshot: a reader (the HTTP API,
+/// the simulator's checker several times a second) takes a reference, never a copy of
+/// every row, and a rare in-place update copies only while a snapshot is held.
 #[derive(Debug, Clone, Default)]
 pub struct IngestBoard {
-    state: Arc<RwLock<BoardState>>,
+    state: Arc<RwLock<Arc<BoardState>>>,
 }
 
 impl IngestBoard {
-    /// A copy of the whole board.
-    pub fn snapshot(&self) -> BoardState {
+    /// The whole board as last published.
+    pub fn snapshot(&self) -> Arc<BoardState> {
         self.state.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
@@ -83,15 +87,14 @@ impl IngestBoard {
 
     /// Replaces the board (the coordinator, after each step).
     pub fn publish(&self, state: BoardState) {
-        *self.state.write().unwrap_or_else(|p| p.into_inner()) = state;
+        *self.state.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(state);
     }
 
     /// Updates this node's part in one stream at once (a start or a stop being applied),
     /// so that a restarting `streams` supervisor never sees a stale answer.
     pub fn set_local(&self, stream: &str, part: LocalPart) {
-        self.state
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
+        let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
+        Arc::make_mut(&mut state)
             .local
             .insert(stream.to_string(), part);
     }

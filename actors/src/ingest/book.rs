@@ -237,33 +237,10 @@ struct PeerAdverts<'a> {
     table: Vec<Option<Advertised>>,
     peers: usize,
     /// Index of each configured stream in `input.streams`.
-    position: HashMap<&'a str, usize>,
+    position: &'a HashMap<String, usize>,
 }
 
-impl<'a> PeerAdverts<'a> {
-    fn gather(input: &StepInput<'a>) -> PeerAdverts<'a> {
-        let position: HashMap<&str, usize> = input
-            .streams
-            .iter()
-            .enumerate()
-            .map(|(index, stream)| (stream.name.as_str(), index))
-            .collect();
-        let peers = input.peers.len();
-        let mut table = vec![None; input.streams.len() * peers];
-        for (peer_index, peer) in input.peers.iter().enumerate() {
-            for (name, advertised) in peer.streams.iter() {
-                if let Some(stream_index) = position.get(name.as_str()) {
-                    table[stream_index * peers + peer_index] = Some(*advertised);
-                }
-            }
-        }
-        PeerAdverts {
-            table,
-            peers,
-            position,
-        }
-    }
-
+impl PeerAdverts<'_> {
     /// Whether some alive peer has frames of `stream` flowing.
     fn flowing_elsewhere(&self, stream: &str) -> bool {
         self.position.get(stream).is_some_and(|index| {
@@ -277,6 +254,47 @@ impl<'a> PeerAdverts<'a> {
     /// What each peer advertises about the stream at `stream_index`, in peer order.
     fn of(&self, stream_index: usize) -> &[Option<Advertised>] {
         &self.table[stream_index * self.peers..(stream_index + 1) * self.peers]
+    }
+}
+
+/// A peer's advertisement map as the book last took it in: shared until that peer's
+/// state version moves, so a map seen before (same allocation) is neither folded into
+/// the epochs again (epochs only grow: it would change nothing) nor looked up again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PeerColumn {
+    map: Arc<BTreeMap<String, Advertised>>,
+    /// The map's entry for each configured stream, in configured order.
+    column: Vec<Option<Advertised>>,
+}
+
+/// What the book keeps between steps to read the peers' adverts without a string-keyed
+/// lookup per stream per peer per tick (with many streams that was the step's cost).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct AdvertIndex {
+    /// The configured streams the positions are for, in order.
+    names: Vec<String>,
+    /// Index of each configured stream in `names`.
+    position: HashMap<String, usize>,
+    /// The last step's peers' maps, with their columns.
+    columns: Vec<PeerColumn>,
+}
+
+impl AdvertIndex {
+    /// Follows the configured streams (a step's streams differ from the last one's only
+    /// when the configuration does).
+    fn configure(&mut self, streams: &[Configured]) {
+        let same = self.names.len() == streams.len()
+            && self.names.iter().zip(streams).all(|(a, b)| *a == b.name);
+        if !same {
+            self.names = streams.iter().map(|stream| stream.name.clone()).collect();
+            self.position = self
+                .names
+                .iter()
+                .enumerate()
+                .map(|(index, name)| (name.clone(), index))
+                .collect();
+            self.columns.clear();
+        }
     }
 }
 
@@ -320,6 +338,14 @@ fn top_capture<'a>(
     highest_capture(input, mine, adverts, counting)
 }
 
+/// The host part of a node name as `capture_at` may write it (`host`, `host:port`): a
+/// node is one host, its ports do not make it another node. Compared ignoring ASCII case.
+fn host_of(name: &str) -> &str {
+    name.rsplit_once(':')
+        .filter(|(_, port)| port.parse::<u16>().is_ok())
+        .map_or(name, |(host, _)| host)
+}
+
 /// The coordinator's memory between steps.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IngestBook {
@@ -331,11 +357,8 @@ pub struct IngestBook {
     /// been down for everyone rather than unreachable from here.
     failed_while_down: BTreeSet<String>,
     epochs: BTreeMap<String, u64>,
-    /// The peers' advertisement maps already taken into `epochs` (last step's). A map is
-    /// shared until its peer's state version moves, and taking one in again changes
-    /// nothing (epochs only grow), so an unchanged map is skipped: with many streams the
-    /// fold was a string-keyed lookup per stream per peer per tick.
-    epochs_folded: Vec<Arc<BTreeMap<String, Advertised>>>,
+    /// The peers' maps taken in at the last step, indexed by configured stream.
+    adverts: AdvertIndex,
     owners: BTreeMap<String, (Option<String>, u64)>,
     restrained: bool,
     settled: bool,
@@ -466,27 +489,51 @@ impl IngestBook {
         self.restrained = settings.minority_restraint && heard * 2 < input.cluster_size;
         let heard_majority = heard * 2 > input.cluster_size;
 
-        // Epochs only grow: take in every epoch the peers advertise (each map once).
-        let mut folded = Vec::with_capacity(input.peers.len());
+        // Epochs only grow: take in every epoch the peers advertise (each map once), and
+        // index what each peer advertises by configured stream.
+        self.adverts.configure(input.streams);
+        let mut columns = Vec::with_capacity(input.peers.len());
         for peer in input.peers {
-            let seen = self
-                .epochs_folded
+            let known = self
+                .adverts
+                .columns
                 .iter()
-                .any(|map| Arc::ptr_eq(map, &peer.streams));
-            if !seen {
-                for (name, advertised) in peer.streams.iter() {
-                    match self.epochs.get_mut(name) {
-                        Some(epoch) => *epoch = (*epoch).max(advertised.epoch),
-                        None => {
-                            self.epochs.insert(name.clone(), advertised.epoch);
+                .position(|seen| Arc::ptr_eq(&seen.map, &peer.streams));
+            let column = match known {
+                Some(index) => self.adverts.columns.swap_remove(index),
+                None => {
+                    let mut column = vec![None; self.adverts.names.len()];
+                    for (name, advertised) in peer.streams.iter() {
+                        match self.epochs.get_mut(name) {
+                            Some(epoch) => *epoch = (*epoch).max(advertised.epoch),
+                            None => {
+                                self.epochs.insert(name.clone(), advertised.epoch);
+                            }
+                        }
+                        if let Some(index) = self.adverts.position.get(name) {
+                            column[*index] = Some(*advertised);
                         }
                     }
+                    PeerColumn {
+                        map: peer.streams.clone(),
+                        column,
+                    }
                 }
-            }
-            folded.push(peer.streams.clone());
+            };
+            columns.push(column);
         }
-        self.epochs_folded = folded;
-        let adverts = PeerAdverts::gather(input);
+        let mut table = vec![None; input.streams.len() * columns.len()];
+        for (peer_index, peer) in columns.iter().enumerate() {
+            for (stream_index, advertised) in peer.column.iter().enumerate() {
+                table[stream_index * columns.len() + peer_index] = *advertised;
+            }
+        }
+        self.adverts.columns = columns;
+        let adverts = PeerAdverts {
+            table,
+            peers: input.peers.len(),
+            position: &self.adverts.position,
+        };
         // A mark taken while the source was down for everyone ends once another node has
         // frames again: this node is a candidate again (its capture_at preference comes
         // back). A source really unreachable from here is marked again after one probe,
@@ -582,27 +629,21 @@ impl IngestBook {
             .collect();
         // `capture_at` as written: a hostname or an address, any case, with or without a
         // port (a node is one host; its ports do not make it another node).
-        let host = |name: &str| -> String {
-            name.rsplit_once(':')
-                .filter(|(_, port)| port.parse::<u16>().is_ok())
-                .map_or(name, |(host, _)| host)
-                .to_ascii_lowercase()
-        };
-        let member_hosts: Vec<(&str, Vec<String>)> = members
+        let member_hosts: Vec<(&str, Vec<&str>)> = members
             .iter()
             .map(|member| {
                 let hosts = std::iter::once(&member.name)
                     .chain(&member.aliases)
-                    .map(|name| host(name))
+                    .map(|name| host_of(name))
                     .collect();
                 (member.name.as_str(), hosts)
             })
             .collect();
         let resolve = |capture_at: &str| -> Option<String> {
-            let wanted = host(capture_at);
+            let wanted = host_of(capture_at);
             member_hosts
                 .iter()
-                .find(|(_, hosts)| hosts.contains(&wanted))
+                .find(|(_, hosts)| hosts.iter().any(|host| host.eq_ignore_ascii_case(wanted)))
                 .map(|(name, _)| name.to_string())
         };
         let placed_streams: Vec<IngestStream> = input
