@@ -2,6 +2,7 @@
 //! from this node — the mesh's cluster view, the host's CPU, and whether a stream's
 //! frames flow here — and the epoch check viewers' requests make.
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 
 use flotilla_actors::ingest::IngestIo;
@@ -27,6 +28,13 @@ impl IngestIo for NodeIngestIo {
 
     fn cpu_usage(&self) -> f32 {
         self.stats.snapshot().cpu_usage
+    }
+
+    fn last_frame_ms(&self, stream: &str) -> Option<u64> {
+        self.directory
+            .get(stream)
+            .map(|live| live.counters.last_frame_ms.load(Ordering::Relaxed))
+            .filter(|frame_ms| *frame_ms != 0)
     }
 
     fn stream_alive(&self, stream: &str) -> bool {

@@ -297,6 +297,11 @@ impl Entry {
         self.state().cell.clone()
     }
 
+    /// When the current (or last) incarnation started, Unix ms (0: never).
+    pub fn started_at_ms(&self) -> u64 {
+        self.started_at_ms.load(Ordering::Relaxed)
+    }
+
     /// Restarts so far.
     pub fn restarts(&self) -> u64 {
         self.restarts.load(Ordering::Relaxed)

@@ -19,7 +19,10 @@
 //!    [`FAILED_HOLD_MS`]; it advertises the mark, so every node places the stream
 //!    elsewhere (a camera reachable from some nodes only still gets captured). A mark
 //!    taken while no other node had frames either (the camera may have been down for
-//!    everyone) ends as soon as a peer has frames again.
+//!    everyone) ends as soon as a peer has frames again, and after
+//!    [`FAILED_WHILE_DOWN_HOLD_MS`] at the latest: where only this node reaches the
+//!    camera, nobody else ever has frames, and the stream would stay dark for the whole
+//!    hold after the camera came back.
 //! 4. **Fail-back with hysteresis**: a returning `capture_at` node gets its stream back
 //!    from the node capturing it meanwhile only after a hold time; a node that keeps coming back within [`FLAP_WINDOW_MS`]
 //!    waits [`FLAP_HOLD_FACTOR`] times longer.
@@ -46,6 +49,11 @@ pub const CAPTURE_START_DEADLINE_MS: u64 = 20_000;
 pub const CAPTURE_SILENCE_MS: u64 = 30_000;
 /// How long a node stays out of the running for a stream that failed there.
 pub const FAILED_HOLD_MS: u64 = 120_000;
+/// How long a mark taken while no other node had frames lasts (the camera may be down
+/// for everyone): then this node probes the camera again. One probe per failure window,
+/// so a node probing a dead camera stays within its restart bound (a probe is a start
+/// and at most [`MAX_CAPTURE_RESTARTS`] restarts within [`FAILURE_WINDOW_MS`]).
+pub const FAILED_WHILE_DOWN_HOLD_MS: u64 = FAILURE_WINDOW_MS;
 /// Longest a capture placed elsewhere keeps running while its new owner starts. Above
 /// [`CAPTURE_START_DEADLINE_MS`], so a new owner that cannot reach the source marks
 /// itself failed (and the stream comes back) before the old capture gives up.
@@ -104,6 +112,9 @@ pub struct Health {
     pub alive: bool,
     /// Restarts of its actor so far (a counter that only grows).
     pub restarts: u64,
+    /// Frames came in since its actor's current incarnation started: the last restart
+    /// reached the source.
+    pub frames_since_start: bool,
 }
 
 /// One step's inputs.
@@ -566,7 +577,12 @@ impl IngestBook {
             capture
                 .restart_times_ms
                 .retain(|at| now_ms.saturating_sub(*at) < FAILURE_WINDOW_MS);
-            let restarting = capture.restart_times_ms.len() >= MAX_CAPTURE_RESTARTS;
+            // Restarts count against the source only while the current incarnation has
+            // no frames: a restart that reached the source (a camera back after an
+            // outage, just as the restart bound was reached) is a recovery, and a mark
+            // taken then would keep the stream from the one node that reaches it.
+            let restarting = capture.restart_times_ms.len() >= MAX_CAPTURE_RESTARTS
+                && !health.frames_since_start;
             let silent = if capture.ever_alive {
                 now_ms.saturating_sub(capture.last_alive_ms) >= CAPTURE_SILENCE_MS
             } else {
@@ -590,13 +606,14 @@ impl IngestBook {
                         CAPTURE_START_DEADLINE_MS / 1000
                     )
                 };
-                self.failed_until_ms
-                    .insert(name.clone(), now_ms + FAILED_HOLD_MS);
-                if adverts.flowing_elsewhere(name) {
+                let hold_ms = if adverts.flowing_elsewhere(name) {
                     self.failed_while_down.remove(name);
+                    FAILED_HOLD_MS
                 } else {
                     self.failed_while_down.insert(name.clone());
-                }
+                    FAILED_WHILE_DOWN_HOLD_MS
+                };
+                self.failed_until_ms.insert(name.clone(), now_ms + hold_ms);
                 actions.push(Action::Stop {
                     stream: name.clone(),
                     reason: why,

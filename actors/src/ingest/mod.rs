@@ -70,6 +70,8 @@ pub trait IngestIo: Send + Sync + 'static {
     fn cpu_usage(&self) -> f32;
     /// Whether frames of `stream` are flowing here.
     fn stream_alive(&self, stream: &str) -> bool;
+    /// Unix ms of the last frame of `stream` here (`None`: none yet).
+    fn last_frame_ms(&self, stream: &str) -> Option<u64>;
 }
 
 /// Ingest io for tests of the tree: no mesh, idle CPU, no frames.
@@ -85,6 +87,9 @@ impl IngestIo for NoIngestIo {
     }
     fn stream_alive(&self, _stream: &str) -> bool {
         false
+    }
+    fn last_frame_ms(&self, _stream: &str) -> Option<u64> {
+        None
     }
 }
 
@@ -387,14 +392,17 @@ impl IngestCoordinator {
             .captures()
             .keys()
             .map(|name| {
-                let restarts = me
-                    .node()
-                    .registry
-                    .get(&streams_path.child(name))
-                    .map_or(0, |entry| entry.restarts());
+                let entry = me.node().registry.get(&streams_path.child(name));
+                let restarts = entry.as_ref().map_or(0, |entry| entry.restarts());
+                let started_at_ms = entry.as_ref().map_or(0, |entry| entry.started_at_ms());
                 let health = Health {
                     alive: self.io.stream_alive(name),
                     restarts,
+                    frames_since_start: started_at_ms != 0
+                        && self
+                            .io
+                            .last_frame_ms(name)
+                            .is_some_and(|frame_ms| frame_ms >= started_at_ms),
                 };
                 (name.clone(), health)
             })

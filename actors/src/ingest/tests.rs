@@ -35,6 +35,7 @@ fn flowing(stream: &str) -> BTreeMap<String, Health> {
         Health {
             alive: true,
             restarts: 0,
+            frames_since_start: true,
         },
     )]
     .into()
@@ -121,7 +122,14 @@ fn round(
             .map(|name| {
                 let alive = node.alive.get(name).copied().unwrap_or(false);
                 let restarts = node.restarts.get(name).copied().unwrap_or(0);
-                (name.clone(), Health { alive, restarts })
+                (
+                    name.clone(),
+                    Health {
+                        alive,
+                        restarts,
+                        frames_since_start: false,
+                    },
+                )
             })
             .collect();
         let input = StepInput {
@@ -442,12 +450,74 @@ fn a_capture_without_frames_fails_at_its_start_deadline() {
         book.advertised("cam0", CAPTURE_START_DEADLINE_MS).0,
         IngestRole::Failed
     );
-    // Alone, it is retried once the failure hold is over.
+    // Alone, nobody else had frames either (the camera may be down for everyone): it is
+    // probed again after the shorter hold, not the full one.
     assert!(step(&mut book, CAPTURE_START_DEADLINE_MS + 1_000).is_empty());
+    assert!(
+        step(
+            &mut book,
+            CAPTURE_START_DEADLINE_MS + FAILED_WHILE_DOWN_HOLD_MS - 1
+        )
+        .is_empty()
+    );
     assert_eq!(
-        step(&mut book, CAPTURE_START_DEADLINE_MS + FAILED_HOLD_MS).len(),
+        step(
+            &mut book,
+            CAPTURE_START_DEADLINE_MS + FAILED_WHILE_DOWN_HOLD_MS
+        )
+        .len(),
         1
     );
+}
+
+/// The restart bound counts against the source only while the current incarnation has
+/// no frames: a restart that reached the camera (back after an outage) is a recovery.
+#[test]
+fn a_restart_that_reaches_the_source_is_not_a_failure() {
+    let me = member("a");
+    let streams = configured(1);
+    let step = |book: &mut IngestBook, now_ms, health: Health| {
+        book.step(&StepInput {
+            me: &me,
+            peers: &[],
+            cluster_size: 1,
+            peers_unheard: 0,
+            peers_fading: 0,
+            streams: &streams,
+            health: &[("cam0".to_string(), health)].into(),
+            now_ms,
+        })
+        .0
+    };
+    let restarted = |restarts, frames_since_start| Health {
+        alive: frames_since_start,
+        restarts,
+        frames_since_start,
+    };
+    for recovered in [true, false] {
+        let mut book = IngestBook::new(SETTINGS, 0);
+        assert_eq!(step(&mut book, 0, restarted(0, false)).len(), 1, "started");
+        for restart in 1..MAX_CAPTURE_RESTARTS as u64 {
+            assert!(step(&mut book, restart * 1_000, restarted(restart, false)).is_empty());
+        }
+        let bound = MAX_CAPTURE_RESTARTS as u64;
+        let actions = step(&mut book, bound * 1_000, restarted(bound, recovered));
+        if recovered {
+            assert!(actions.is_empty(), "{actions:?}");
+            assert!(book.captures().contains_key("cam0"));
+            // It fails again: now the restarts count.
+            let actions = step(&mut book, 10_000, restarted(bound + 1, false));
+            assert!(
+                matches!(&actions[..], [Action::Stop { reason, .. }] if reason.contains("restarts")),
+                "{actions:?}"
+            );
+        } else {
+            assert!(
+                matches!(&actions[..], [Action::Stop { reason, .. }] if reason.contains("restarts")),
+                "{actions:?}"
+            );
+        }
+    }
 }
 
 #[test]
@@ -587,8 +657,15 @@ fn a_capture_whose_frames_stop_fails_after_the_silence_deadline() {
     let me = member("a");
     let streams = configured(1);
     let step = |book: &mut IngestBook, alive: bool, now_ms| {
-        let health: BTreeMap<String, Health> =
-            [("cam0".to_string(), Health { alive, restarts: 0 })].into();
+        let health: BTreeMap<String, Health> = [(
+            "cam0".to_string(),
+            Health {
+                alive,
+                restarts: 0,
+                frames_since_start: alive,
+            },
+        )]
+        .into();
         book.step(&StepInput {
             me: &me,
             peers: &[],
