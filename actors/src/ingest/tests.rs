@@ -420,25 +420,34 @@ fn a_stream_failing_on_one_node_moves_to_a_node_that_reaches_its_source() {
     assert!(nodes[0].book.failed_here("cam0", t * 1_000) || nodes[0].book.captures().is_empty());
 }
 
+/// One step of `book` for a node alone in its cluster, with `health` for stream `cam0`.
+fn step_alone(
+    book: &mut IngestBook,
+    me: &Member,
+    streams: &[Configured],
+    health: Health,
+    now_ms: u64,
+) -> Vec<Action> {
+    book.step(&StepInput {
+        me,
+        peers: &[],
+        cluster_size: 1,
+        peers_unheard: 0,
+        peers_fading: 0,
+        streams,
+        health: &[("cam0".to_string(), health)].into(),
+        now_ms,
+    })
+    .0
+}
+
 #[test]
 fn a_capture_without_frames_fails_at_its_start_deadline() {
     let mut book = IngestBook::new(SETTINGS, 0);
     let me = member("a");
     let streams = configured(1);
-    let silent: BTreeMap<String, Health> = [("cam0".to_string(), Health::default())].into();
-    let step = |book: &mut IngestBook, now_ms| {
-        book.step(&StepInput {
-            me: &me,
-            peers: &[],
-            cluster_size: 1,
-            peers_unheard: 0,
-            peers_fading: 0,
-            streams: &streams,
-            health: &silent,
-            now_ms,
-        })
-        .0
-    };
+    let step =
+        |book: &mut IngestBook, now_ms| step_alone(book, &me, &streams, Health::default(), now_ms);
     assert_eq!(step(&mut book, 0).len(), 1, "started");
     assert!(step(&mut book, CAPTURE_START_DEADLINE_MS - 1).is_empty());
     let actions = step(&mut book, CAPTURE_START_DEADLINE_MS);
@@ -477,17 +486,7 @@ fn a_restart_that_reaches_the_source_is_not_a_failure() {
     let me = member("a");
     let streams = configured(1);
     let step = |book: &mut IngestBook, now_ms, health: Health| {
-        book.step(&StepInput {
-            me: &me,
-            peers: &[],
-            cluster_size: 1,
-            peers_unheard: 0,
-            peers_fading: 0,
-            streams: &streams,
-            health: &[("cam0".to_string(), health)].into(),
-            now_ms,
-        })
-        .0
+        step_alone(book, &me, &streams, health, now_ms)
     };
     let restarted = |restarts, frames_since_start| Health {
         alive: frames_since_start,
