@@ -53,14 +53,19 @@ pub fn free_port() -> u16 {
 /// A fresh directory under the system temp dir, removed on drop.
 pub struct TempDir(pub PathBuf);
 
+/// The next directory number; tests of one binary run in parallel threads and share it.
+/// A name built from a clock and a port once let two parallel tests draw the same
+/// directory, so two nodes read one config file (CI, stop 18): a counter cannot repeat.
+static NEXT_DIR: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
 impl TempDir {
     pub fn new(label: &str) -> TempDir {
-        let unique = format!(
-            "flotilla-test-{label}-{}-{}",
-            std::process::id(),
-            Instant::now().elapsed().as_nanos() ^ (free_port() as u128)
-        );
+        use std::sync::atomic::Ordering;
+        let number = NEXT_DIR.fetch_add(1, Ordering::Relaxed);
+        let unique = format!("flotilla-test-{label}-{}-{number}", std::process::id());
         let path = std::env::temp_dir().join(unique);
+        // A directory left by an earlier process with the same id is stale: start clean.
+        let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path).unwrap();
         TempDir(path)
     }
