@@ -504,13 +504,20 @@ impl Checker {
                     ),
                 );
             }
-            // I5: no ownership change while stable.
-            if self.last_running.get(stream) != o.running.get(stream) {
+            // I5: no ownership change while stable: no capture starts at rest. A
+            // hand-over (or a duplicate) begun before rest may still end at rest, the
+            // capture set shrinking to its owner: that moves nothing.
+            let rest_began_ms = o.healed_at_ms.unwrap_or(0) + AT_REST_MS;
+            if let Some(at_ms) = self
+                .last_start_ms
+                .get(stream)
+                .filter(|at_ms| **at_ms >= rest_began_ms)
+            {
                 return violation(
                     "I5",
                     o.at_ms,
                     format!(
-                        "{stream} moved at rest: {:?} → {capturers:?}",
+                        "{stream} moved at rest: a capture started at {at_ms} ms ({:?} → {capturers:?})",
                         self.last_running.get(stream)
                     ),
                 );

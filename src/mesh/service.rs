@@ -139,11 +139,16 @@ impl MeshService {
                 auth::client_config(identity, MESH_ALPN, &crypto)?,
             );
         }
+        // The incarnation is this node's start, which its peers place in their clocks.
+        let incarnation = runtime.wall_clock_ms();
+        view.write()
+            .unwrap_or_else(|p| p.into_inner())
+            .set_own_start(incarnation);
         let service = MeshService {
             inner: Arc::new(Inner {
                 endpoint,
                 net,
-                incarnation: runtime.wall_clock_ms(),
+                incarnation,
                 runtime,
                 me,
                 version: AtomicU64::new(0),
@@ -246,6 +251,7 @@ impl MeshService {
     }
 
     fn hello(&self, peer_key: &str) -> Message {
+        let now_ms = self.inner.runtime.wall_clock_ms();
         let view = self.inner.view.read().unwrap_or_else(|p| p.into_inner());
         let (known_incarnation, known_version) = view.known(peer_key);
         Message::Hello {
@@ -253,6 +259,12 @@ impl MeshService {
             incarnation: self.inner.incarnation,
             known_incarnation,
             known_version,
+            uptime_ms: now_ms.saturating_sub(self.inner.incarnation),
+            returns_ms: view.own().returns_ms().to_vec(),
+            your_restarts_ms: view
+                .peer(peer_key, now_ms)
+                .map(|(peer, _)| peer.history.restarts_seen().to_vec())
+                .unwrap_or_default(),
         }
     }
 
@@ -309,7 +321,13 @@ impl MeshService {
     /// Applies a received hello + state to the view; returns the addresses it taught us.
     fn absorb(&self, key: &str, hello: Message, state: Message) -> Vec<NodeAddress> {
         let (
-            Message::Hello { node, .. },
+            Message::Hello {
+                node,
+                uptime_ms,
+                returns_ms,
+                your_restarts_ms,
+                ..
+            },
             Message::State {
                 incarnation,
                 version,
@@ -330,6 +348,9 @@ impl MeshService {
             incarnation,
             version,
             load: to_load(&load),
+            uptime_ms,
+            returns_ms,
+            your_restarts_ms,
             full,
             upserts: upserts
                 .iter()

@@ -11,7 +11,7 @@ use flotilla_actors::mesh::view::IngestRole;
 use serde::{Deserialize, Serialize};
 
 /// The protocol version this node speaks.
-pub const WIRE_VERSION: u16 = 3;
+pub const WIRE_VERSION: u16 = 4;
 /// Largest frame: 1,000 streams take ~60 KiB; 1 MiB leaves room for 10,000.
 pub const MAX_FRAME_BYTES: usize = 1024 * 1024;
 /// Most streams in one state message.
@@ -20,6 +20,8 @@ pub const MAX_STREAMS: usize = 10_000;
 pub const MAX_PEERS: usize = 256;
 /// Longest name or URL carried.
 pub const MAX_TEXT_BYTES: usize = 1024;
+/// Most return times in a hello (each list): a node keeps no more.
+pub const MAX_RETURNS: usize = flotilla_actors::mesh::history::RETURNS_KEPT;
 
 /// A node's load, as the cluster overview and the balancer read it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -66,11 +68,19 @@ pub struct NodeAddress {
 pub enum Message {
     /// Opens an exchange, both ways: who is talking, and which of the other side's
     /// states it already has (so that the other side can send only the difference).
+    ///
+    /// It also carries the sender's own history, which changes rarely but is read at
+    /// every exchange (mesh::history): how long it has been up, when it restarted or
+    /// rejoined the cluster (its clock), and which of the receiver's restarts it saw
+    /// (the receiver's clock), so a node learns its own restarts.
     Hello {
         node: NodeAddress,
         incarnation: u64,
         known_incarnation: u64,
         known_version: u64,
+        uptime_ms: u64,
+        returns_ms: Vec<u64>,
+        your_restarts_ms: Vec<u64>,
     },
     /// A node's state: load, streams (a delta unless `full`) and the nodes it knows.
     /// `version` grows with every change within an incarnation, so a receiver never
@@ -182,7 +192,17 @@ fn address(node: &NodeAddress) -> Result<(), WireError> {
 
 fn validate(message: &Message) -> Result<(), WireError> {
     match message {
-        Message::Hello { node, .. } => address(node),
+        Message::Hello {
+            node,
+            returns_ms,
+            your_restarts_ms,
+            ..
+        } => {
+            if returns_ms.len() > MAX_RETURNS || your_restarts_ms.len() > MAX_RETURNS {
+                return Err(WireError::Limit("too many return times"));
+            }
+            address(node)
+        }
         Message::State {
             upserts,
             removals,
@@ -260,6 +280,40 @@ mod tests {
             encode(&state(MAX_STREAMS + 1)),
             Err(WireError::Limit(_))
         ));
+    }
+
+    fn hello(returns: usize) -> Message {
+        Message::Hello {
+            node: NodeAddress {
+                hostname: "a".into(),
+                mesh: "10.0.0.1:4443".into(),
+                public_url: "http://10.0.0.1".into(),
+                rtmp_url: String::new(),
+            },
+            incarnation: 1_700_000_000_000,
+            known_incarnation: 0,
+            known_version: 0,
+            uptime_ms: 5_000,
+            returns_ms: (0..returns as u64).collect(),
+            your_restarts_ms: vec![1_699_999_000_000],
+        }
+    }
+
+    #[test]
+    fn a_hello_carries_a_bounded_history() {
+        let message = hello(MAX_RETURNS);
+        assert_eq!(decode(&encode(&message).unwrap()).unwrap(), message);
+        let too_many = hello(MAX_RETURNS + 1);
+        assert!(matches!(encode(&too_many), Err(WireError::Limit(_))));
+        // A peer that sends more anyway is refused on arrival.
+        let payload = bincode::serde::encode_to_vec(&too_many, config()).unwrap();
+        let mut frame = ((payload.len() + 2) as u32).to_be_bytes().to_vec();
+        frame.extend_from_slice(&WIRE_VERSION.to_be_bytes());
+        frame.extend_from_slice(&payload);
+        assert_eq!(
+            decode(&frame),
+            Err(WireError::Limit("too many return times"))
+        );
     }
 
     #[test]

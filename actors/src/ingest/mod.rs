@@ -111,35 +111,9 @@ pub enum IngestMsg {
     Tick,
 }
 
-/// This node's own connection to the cluster, measured the way its peers measure it:
-/// a node cut off from every peer, when it comes back, is "returning" for itself too,
-/// so it waits the fail-back hold like the others expect.
-#[derive(Debug, Clone, Default)]
-struct Connectivity {
-    isolated: bool,
-    connected_since_ms: u64,
-    returns_ms: Vec<u64>,
-}
-
-impl Connectivity {
-    fn observe(&mut self, alive_peers: usize, cluster_size: usize, now_ms: u64) {
-        if cluster_size > 1 && alive_peers == 0 {
-            self.isolated = true;
-        } else if self.isolated {
-            self.isolated = false;
-            self.connected_since_ms = now_ms;
-            if self.returns_ms.len() == crate::mesh::view::RETURNS_KEPT {
-                self.returns_ms.remove(0);
-            }
-            self.returns_ms.push(now_ms);
-        }
-    }
-}
-
 /// What the coordinator holds.
 pub struct IngestState {
     plan: IngestPlan,
-    connectivity: Connectivity,
     streams: BTreeMap<String, StreamPlan>,
     configured: Vec<Configured>,
     book: IngestBook,
@@ -212,6 +186,13 @@ fn members(
         };
     };
     let view = view.read().unwrap_or_else(|p| p.into_inner());
+    // This node as its peers see it: since its start or its last rejoin, with the
+    // restarts they told it about (mesh::history).
+    let me = Member {
+        alive_since_ms: me.alive_since_ms.max(view.own().healthy_since_ms()),
+        returns_ms: view.own().returns_ms().to_vec(),
+        ..me
+    };
     let mut used = AdvertCache::new();
     let mut peers = Vec::new();
     let mut size = 1;
@@ -235,19 +216,6 @@ fn members(
                 let limits = limits_of(plan, &[&record.name, host, &record.hostname])
                     .copied()
                     .unwrap_or_default();
-                // A peer first seen alive while this node was starting was up before we
-                // came: its own uptime says since when (our view says "just now"), so a
-                // restarted node does not take the running cluster for a starting one.
-                // A peer that came back while we were watching waits its hold.
-                let seen_at_our_start =
-                    record.alive_since_ms <= started_ms.saturating_add(plan.settle_ms);
-                let alive_since_ms = if seen_at_our_start {
-                    record
-                        .alive_since_ms
-                        .min(now_ms.saturating_sub(record.load.uptime.saturating_mul(1_000)))
-                } else {
-                    record.alive_since_ms
-                };
                 if now_ms.saturating_sub(record.last_seen_ms)
                     >= fading_after_ms(record, plan.tick_ms)
                 {
@@ -278,8 +246,9 @@ fn members(
                 peers.push(Member {
                     name: record.hostname.clone(),
                     aliases: vec![record.name.clone(), host.to_string()],
-                    alive_since_ms,
-                    returns_ms: record.returns_ms.clone(),
+                    // What the peer publishes, so every node counts the same returns.
+                    alive_since_ms: record.history.healthy_since_ms,
+                    returns_ms: record.history.returns_ms.clone(),
                     channel_limit: limits.channel_limit,
                     over_cpu_limit: limits
                         .cpu_limit_percent
@@ -467,11 +436,6 @@ impl Worker for IngestCoordinator {
             streams,
             configured,
             book,
-            connectivity: Connectivity {
-                // Until it hears a peer, a node with peers is cut off.
-                isolated: true,
-                ..Connectivity::default()
-            },
             last_action: None,
             adverts: AdvertCache::new(),
         })
@@ -490,7 +454,7 @@ impl Worker for IngestCoordinator {
                 let uptime_ms = u64::try_from(me.runtime().uptime().as_millis()).unwrap_or(0);
                 let started_ms = now_ms.saturating_sub(uptime_ms);
                 let Members {
-                    me: mut member,
+                    me: member,
                     peers,
                     cluster_size,
                     unheard: peers_unheard,
@@ -502,13 +466,6 @@ impl Worker for IngestCoordinator {
                     now_ms,
                     &mut state.adverts,
                 );
-                state
-                    .connectivity
-                    .observe(peers.len(), cluster_size, now_ms);
-                member.alive_since_ms = member
-                    .alive_since_ms
-                    .max(state.connectivity.connected_since_ms);
-                member.returns_ms.clone_from(&state.connectivity.returns_ms);
                 self.reconcile(me, state).await;
                 let health = self.health(me, state);
                 let input = book::StepInput {

@@ -14,7 +14,9 @@
 //! 4. Other streams go by rendezvous hashing with bounded loads over the nodes healthy
 //!    for the hold time: each stream ranks them by a hash of (stream, node) and takes the
 //!    first one within its quota. A returning node takes streams only after the hold, so a
-//!    flapping node does not pull streams back and forth. A node still carrying a stream
+//!    flapping node does not pull streams back and forth — but a stream nobody captures
+//!    whose only allowed nodes are on hold goes to one of them at once (there is nothing
+//!    to pull back, and waiting leaves it dark). A node still carrying a stream
 //!    it hands over to that stream's `capture_at` node counts it here. When every node
 //!    allowed is full, the stream stays where its frames flow (a move between full nodes
 //!    gains nothing), else first in the ranking.
@@ -247,6 +249,16 @@ pub fn place(
             .copied()
             .filter(|n| allowed(stream, n) && has_room(n, &load))
             .collect();
+        // A stream nobody captures whose only allowed nodes are still on hold goes to
+        // one of them at once: the hold keeps a returning node from pulling streams
+        // back, and here there is nothing to pull (as for `capture_at`, step 1).
+        if ranked.is_empty() && stream.captured_by.is_none() {
+            ranked = fit
+                .iter()
+                .copied()
+                .filter(|n| allowed(stream, n) && has_room(n, &load))
+                .collect();
+        }
         ranked.sort_by_key(|n| std::cmp::Reverse(stable_hash(&stream.name, &n.name)));
         // Every node allowed is full: moving the stream between full nodes gains
         // nothing, so it stays where its frames flow, else with its capturer.
@@ -308,6 +320,31 @@ mod tests {
             *loads.entry(node.clone()).or_default() += 1;
         }
         loads
+    }
+
+    #[test]
+    fn a_stream_only_a_returning_node_may_take_goes_there_at_once() {
+        let mut returning = node("b");
+        returning.healthy_since_ms = 9_000;
+        let nodes = vec![node("a"), returning];
+        let orphan = IngestStream {
+            name: "cam".into(),
+            capture_at: None,
+            // Its camera failed on a.
+            excluded: vec!["a".into()],
+            captured_by: None,
+            flowing_at: None,
+        };
+        let placement = place(std::slice::from_ref(&orphan), &nodes, 10_000, 5_000);
+        assert_eq!(placement["cam"], ("b".to_string(), Reason::Hashed));
+        // Captured elsewhere, it is not pulled to the returning node before its hold.
+        let captured = IngestStream {
+            excluded: Vec::new(),
+            captured_by: Some("a".into()),
+            ..orphan
+        };
+        let placement = place(&[captured], &nodes, 10_000, 5_000);
+        assert_eq!(placement["cam"], ("a".to_string(), Reason::Kept));
     }
 
     #[test]

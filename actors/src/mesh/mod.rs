@@ -1,5 +1,6 @@
 //! The cluster mesh: one peer link per other node, and the cluster view they maintain.
 
+pub mod history;
 mod peer_link;
 pub mod view;
 

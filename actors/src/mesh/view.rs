@@ -16,9 +16,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// How many recent returns (stale → alive, or a restart) are kept per peer: enough to
-/// see a node flapping, bounded whatever it does.
-pub const RETURNS_KEPT: usize = 8;
+pub use super::history::RETURNS_KEPT;
+use super::history::{OwnHistory, PeerHistory};
 
 /// A peer's state as this node sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -104,11 +103,12 @@ pub struct PeerRecord {
     pub stale_timeout_ms: u64,
     /// Unix ms of the last good exchange (0: never).
     pub last_seen_ms: u64,
-    /// Unix ms since which it has been alive without interruption (or since its restart).
+    /// Unix ms since which this node has heard it without interruption (this node's
+    /// own observation; a broken link between the two counts).
     pub alive_since_ms: u64,
-    /// Unix ms of its recent returns (stale or unknown → alive, or a restart), oldest
-    /// first, at most [`RETURNS_KEPT`].
-    pub returns_ms: Vec<u64>,
+    /// Its start and returns as it publishes them (agreed by every node: see
+    /// [`history`](super::history)).
+    pub history: PeerHistory,
     /// Its last answer used another cluster key.
     pub unauthorized: bool,
     /// Its incarnation (bumped by every restart).
@@ -153,7 +153,7 @@ impl PeerRecord {
         (std::mem::size_of::<PeerRecord>()
             + texts
             + streams
-            + self.returns_ms.capacity() * std::mem::size_of::<u64>()) as u64
+            + self.history.returns_ms.capacity() * 3 * std::mem::size_of::<u64>()) as u64
     }
 
     /// The peer's state at `now_ms`.
@@ -185,6 +185,12 @@ pub struct PeerUpdate {
     pub version: u64,
     /// Its load.
     pub load: PeerLoad,
+    /// Milliseconds since its start (its clock).
+    pub uptime_ms: u64,
+    /// Its recent returns, as it publishes them (its clock).
+    pub returns_ms: Vec<u64>,
+    /// This node's restarts as the peer saw them (this node's clock).
+    pub your_restarts_ms: Vec<u64>,
     /// The whole stream list (`true`) or changes since the last version.
     pub full: bool,
     /// Streams added or changed.
@@ -206,6 +212,8 @@ pub enum Applied {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ClusterView {
     peers: BTreeMap<String, PeerRecord>,
+    /// This node's own history, published to its peers.
+    own: OwnHistory,
 }
 
 impl ClusterView {
@@ -229,7 +237,7 @@ impl ClusterView {
                 stale_timeout_ms,
                 last_seen_ms: 0,
                 alive_since_ms: 0,
-                returns_ms: Vec::new(),
+                history: PeerHistory::default(),
                 unauthorized: false,
                 incarnation: 0,
                 version: 0,
@@ -253,17 +261,47 @@ impl ClusterView {
 
     /// Applies a state received from `name` at `now_ms`.
     pub fn apply(&mut self, name: &str, update: PeerUpdate, now_ms: u64) -> Applied {
+        // Whether this node was cut off is judged before the news, which may be the
+        // first it hears after a pause or a partition.
+        self.observe_own(now_ms);
+        let applied = self.apply_to_peer(name, update, now_ms);
+        self.observe_own(now_ms);
+        applied
+    }
+
+    /// This node's own history (its start, rejoins and restarts).
+    pub fn own(&self) -> &OwnHistory {
+        &self.own
+    }
+
+    /// Sets this node's start (its incarnation); a restart is a new view.
+    pub fn set_own_start(&mut self, started_ms: u64) {
+        self.own = OwnHistory::new(started_ms);
+    }
+
+    fn observe_own(&mut self, now_ms: u64) {
+        let heard = 1 + self
+            .peers
+            .values()
+            .filter(|peer| peer.state(now_ms) == PeerState::Alive)
+            .count();
+        self.own.observe(heard, self.peers.len() + 1, now_ms);
+    }
+
+    fn apply_to_peer(&mut self, name: &str, update: PeerUpdate, now_ms: u64) -> Applied {
+        self.own.learn_restarts(&update.your_restarts_ms);
         let Some(peer) = self.peers.get_mut(name) else {
             return Applied::Stale;
         };
-        let restarted = peer.incarnation != 0 && update.incarnation > peer.incarnation;
-        if peer.state(now_ms) != PeerState::Alive || restarted {
+        if peer.state(now_ms) != PeerState::Alive || update.incarnation > peer.incarnation {
             peer.alive_since_ms = now_ms;
-            if peer.returns_ms.len() == RETURNS_KEPT {
-                peer.returns_ms.remove(0);
-            }
-            peer.returns_ms.push(now_ms);
         }
+        peer.history.heard(
+            update.incarnation,
+            update.uptime_ms,
+            &update.returns_ms,
+            now_ms,
+        );
         peer.last_seen_ms = peer.last_seen_ms.max(now_ms);
         peer.unauthorized = false;
         peer.last_error = None;
@@ -429,6 +467,9 @@ mod tests {
             incarnation,
             version,
             load: PeerLoad::default(),
+            uptime_ms: 0,
+            returns_ms: Vec::new(),
+            your_restarts_ms: Vec::new(),
             full,
             upserts: upserts
                 .iter()
@@ -512,6 +553,61 @@ mod tests {
             view.locate("cam", 5_000).is_empty(),
             "stale peers are never chosen"
         );
+    }
+
+    /// A hello of peer `b` of incarnation `started` heard at `now`, up since its start.
+    fn heard_at(started: u64, now: u64, returns: &[u64], your_restarts: &[u64]) -> PeerUpdate {
+        PeerUpdate {
+            uptime_ms: now - started,
+            returns_ms: returns.to_vec(),
+            your_restarts_ms: your_restarts.to_vec(),
+            ..update(started, now, true, &[], &[])
+        }
+    }
+
+    #[test]
+    fn a_broken_link_is_not_a_return_but_a_published_rejoin_is() {
+        let mut view = view();
+        view.set_own_start(1_000);
+        view.apply("b", heard_at(500, 2_000, &[], &[]), 2_000);
+        let b = |view: &ClusterView| view.peer("b", 0).unwrap().0.history.clone();
+        assert_eq!(b(&view).healthy_since_ms, 500);
+        // Our link to b broke for 10 s: b went stale here and came back, but nothing
+        // happened to b, and b says so.
+        view.apply("b", heard_at(500, 14_000, &[], &[]), 14_000);
+        assert_eq!(view.peer("b", 14_000).unwrap().0.alive_since_ms, 14_000);
+        assert_eq!(b(&view).healthy_since_ms, 500, "every node agrees on b");
+        assert!(b(&view).returns_ms.is_empty());
+        // b was cut off from its majority and rejoined at 20 s: it publishes that.
+        view.apply("b", heard_at(500, 21_000, &[20_000], &[]), 21_000);
+        assert_eq!(b(&view).healthy_since_ms, 20_000);
+        assert_eq!(b(&view).returns_ms, [20_000]);
+    }
+
+    #[test]
+    fn a_node_cut_off_from_its_majority_rejoins_at_the_first_news() {
+        let mut view = view();
+        view.add_peer("c", "http://c:8080", 1_000, 3_000);
+        view.set_own_start(1_000);
+        view.apply("b", heard_at(500, 2_000, &[], &[]), 2_000);
+        view.apply("c", heard_at(500, 2_000, &[], &[]), 2_000);
+        assert!(view.own().returns_ms().is_empty());
+        // Paused for 10 s: the first exchange after finds both peers stale first.
+        view.apply("b", heard_at(500, 12_000, &[], &[]), 12_000);
+        assert_eq!(view.own().returns_ms(), [12_000]);
+        assert_eq!(view.own().healthy_since_ms(), 12_000);
+    }
+
+    #[test]
+    fn restarts_seen_are_told_back_and_learnt() {
+        let mut view = view();
+        view.set_own_start(50_000);
+        view.apply("b", heard_at(500, 2_000, &[], &[]), 2_000);
+        view.apply("b", heard_at(3_500, 4_000, &[], &[40_000]), 4_000);
+        let (b, _) = view.peer("b", 4_000).unwrap();
+        assert_eq!(b.history.restarts_seen(), [3_500], "b restarted");
+        assert_eq!(b.history.returns_ms, [3_500]);
+        assert_eq!(view.own().returns_ms(), [40_000], "b saw us restart");
     }
 
     proptest! {
