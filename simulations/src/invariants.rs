@@ -184,8 +184,6 @@ pub struct Checker {
     /// The last capture start of each stream, simulated ms (a capture may start and end
     /// between two observations: it still ended the stream's time without one).
     last_start_ms: BTreeMap<String, u64>,
-    /// Capture sets at the last observation (for I5).
-    last_running: BTreeMap<String, BTreeSet<String>>,
     /// Since when nodes have disagreed on each stream's owner.
     disagreeing_since_ms: BTreeMap<String, u64>,
     /// Per isolated node: what it may capture (what it had, and what it took within
@@ -235,9 +233,7 @@ impl Checker {
     }
 
     /// Checks one observation; returns what it breaks (the first break of each check).
-    /// Every check runs whatever the others find, and the capture sets I5 compares
-    /// against are always this observation's: a violation must not freeze the baseline
-    /// of the next observation.
+    /// Every check runs whatever the others find.
     pub fn observe(&mut self, o: &Observation) -> Vec<Violation> {
         let mut results = vec![
             self.gossip_monotonic(o),
@@ -249,7 +245,6 @@ impl Checker {
         if at_rest(o.healed_at_ms, o.at_ms) {
             results.push(self.at_rest(o));
         }
-        self.last_running.clone_from(&o.running);
         results.into_iter().filter_map(Result::err).collect()
     }
 
@@ -517,8 +512,7 @@ impl Checker {
                     "I5",
                     o.at_ms,
                     format!(
-                        "{stream} moved at rest: a capture started at {at_ms} ms ({:?} → {capturers:?})",
-                        self.last_running.get(stream)
+                        "{stream} moved at rest: a capture started at {at_ms} ms, captured by {capturers:?}"
                     ),
                 );
             }

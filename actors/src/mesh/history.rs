@@ -149,6 +149,12 @@ impl PeerHistory {
             .map_or(self.started_ms, |last| self.started_ms.max(*last));
     }
 
+    /// Bytes its lists hold (the allocator's overhead is not counted).
+    pub fn held_bytes(&self) -> usize {
+        (self.restarts_seen.capacity() + self.published.capacity() + self.returns_ms.capacity())
+            * std::mem::size_of::<u64>()
+    }
+
     /// The peer's restarts this node saw (the peer's clock), to tell it.
     pub fn restarts_seen(&self) -> &[u64] {
         &self.restarts_seen

@@ -103,9 +103,6 @@ pub struct PeerRecord {
     pub stale_timeout_ms: u64,
     /// Unix ms of the last good exchange (0: never).
     pub last_seen_ms: u64,
-    /// Unix ms since which this node has heard it without interruption (this node's
-    /// own observation; a broken link between the two counts).
-    pub alive_since_ms: u64,
     /// Its start and returns as it publishes them (agreed by every node: see
     /// [`history`](super::history)).
     pub history: PeerHistory,
@@ -150,10 +147,7 @@ impl PeerRecord {
                     + std::mem::size_of::<RemoteStream>()
             })
             .sum::<usize>();
-        (std::mem::size_of::<PeerRecord>()
-            + texts
-            + streams
-            + self.history.returns_ms.capacity() * 3 * std::mem::size_of::<u64>()) as u64
+        (std::mem::size_of::<PeerRecord>() + texts + streams + self.history.held_bytes()) as u64
     }
 
     /// The peer's state at `now_ms`.
@@ -236,7 +230,6 @@ impl ClusterView {
                 fetch_timeout_ms,
                 stale_timeout_ms,
                 last_seen_ms: 0,
-                alive_since_ms: 0,
                 history: PeerHistory::default(),
                 unauthorized: false,
                 incarnation: 0,
@@ -289,13 +282,10 @@ impl ClusterView {
     }
 
     fn apply_to_peer(&mut self, name: &str, update: PeerUpdate, now_ms: u64) -> Applied {
-        self.own.learn_restarts(&update.your_restarts_ms);
         let Some(peer) = self.peers.get_mut(name) else {
             return Applied::Stale;
         };
-        if peer.state(now_ms) != PeerState::Alive || update.incarnation > peer.incarnation {
-            peer.alive_since_ms = now_ms;
-        }
+        self.own.learn_restarts(&update.your_restarts_ms);
         peer.history.heard(
             update.incarnation,
             update.uptime_ms,
@@ -575,7 +565,6 @@ mod tests {
         // Our link to b broke for 10 s: b went stale here and came back, but nothing
         // happened to b, and b says so.
         view.apply("b", heard_at(500, 14_000, &[], &[]), 14_000);
-        assert_eq!(view.peer("b", 14_000).unwrap().0.alive_since_ms, 14_000);
         assert_eq!(b(&view).healthy_since_ms, 500, "every node agrees on b");
         assert!(b(&view).returns_ms.is_empty());
         // b was cut off from its majority and rejoined at 20 s: it publishes that.
