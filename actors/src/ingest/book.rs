@@ -33,6 +33,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::placement::{Candidate, IngestStream, Reason, place};
+use super::quiet::{QuietWatch, Wake};
 use super::sabotage::Sabotage;
 use crate::mesh::view::IngestRole;
 
@@ -77,7 +78,7 @@ pub struct Advertised {
 }
 
 /// A node of the cluster as this node sees it (itself included).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {
     /// Its hostname: the name placement and epochs use.
     pub name: String,
@@ -373,6 +374,8 @@ pub struct IngestBook {
     owners: BTreeMap<String, (Option<String>, u64)>,
     restrained: bool,
     settled: bool,
+    /// Lets unchanged ticks pass ([`IngestBook::step_if_changed`]).
+    quiet: QuietWatch,
 }
 
 impl IngestBook {
@@ -434,6 +437,7 @@ impl IngestBook {
 
     /// Takes in a capture that runs already (the coordinator restarted under it).
     pub fn adopt(&mut self, stream: &str, epoch: u64, now_ms: u64) {
+        self.quiet.reset();
         let known = self.epochs.entry(stream.to_string()).or_default();
         *known = (*known).max(epoch);
         self.captures.insert(
@@ -453,6 +457,7 @@ impl IngestBook {
     /// Takes in what the previous incarnation of the coordinator knew about a stream it
     /// did not capture: the epoch it had seen, and whether it was failed here.
     pub fn remember(&mut self, stream: &str, epoch: u64, failed: bool, now_ms: u64) {
+        self.quiet.reset();
         let known = self.epochs.entry(stream.to_string()).or_default();
         *known = (*known).max(epoch);
         if failed {
@@ -463,18 +468,22 @@ impl IngestBook {
 
     /// A start the book asked for did not happen: forget the capture.
     pub fn start_failed(&mut self, stream: &str, now_ms: u64) {
+        self.quiet.reset();
         if self.captures.remove(stream).is_some() {
             self.failed_until_ms
                 .insert(stream.to_string(), now_ms + FAILED_HOLD_MS);
         }
     }
 
-    fn hold_for(&self, member: &Member, now_ms: u64) -> u64 {
+    fn hold_for(&self, member: &Member, now_ms: u64, wake: &mut Wake) -> u64 {
         let hold = self.settings().failback_hold_ms;
         let recent = member
             .returns_ms
             .iter()
-            .filter(|at| now_ms.saturating_sub(**at) < FLAP_WINDOW_MS)
+            .filter(|at| {
+                wake.at(at.saturating_add(FLAP_WINDOW_MS));
+                now_ms.saturating_sub(**at) < FLAP_WINDOW_MS
+            })
             .count();
         if recent >= FLAP_RETURNS {
             hold * FLAP_HOLD_FACTOR
@@ -483,13 +492,48 @@ impl IngestBook {
         }
     }
 
+    /// A step on `input`, unless the last steps saw the same input and nothing can have
+    /// changed since (see [`quiet`](super::quiet)): then `None`, and the last actions
+    /// and table still stand.
+    pub fn step_if_changed(&mut self, input: &StepInput<'_>) -> Option<(Vec<Action>, Vec<Row>)> {
+        if self.quiet.holds(input) {
+            self.idle(input);
+            return None;
+        }
+        Some(self.step(input))
+    }
+
+    /// A tick let pass: what a step would still have done, captures with frames flowing
+    /// were seen alive now.
+    fn idle(&mut self, input: &StepInput<'_>) {
+        for (name, capture) in &mut self.captures {
+            if input.health.get(name).is_some_and(|health| health.alive) {
+                capture.last_alive_ms = input.now_ms;
+            }
+        }
+    }
+
     /// One step: update the book from `input` and say what to start and stop. Returns
     /// the actions and the ownership table.
     pub fn step(&mut self, input: &StepInput<'_>) -> (Vec<Action>, Vec<Row>) {
+        let mut wake = Wake::after(input.now_ms);
+        let (actions, rows) = self.step_noting(input, &mut wake);
+        self.quiet.stepped(input, actions.is_empty(), wake);
+        (actions, rows)
+    }
+
+    /// [`IngestBook::step`], noting in `wake` every moment a time rule compares `now` with.
+    fn step_noting(&mut self, input: &StepInput<'_>, wake: &mut Wake) -> (Vec<Action>, Vec<Row>) {
         let now_ms = input.now_ms;
         let settings = self.settings();
         let mut actions = Vec::new();
-        self.failed_until_ms.retain(|_, until| *until > now_ms);
+        self.failed_until_ms.retain(|_, until| {
+            wake.at(*until);
+            *until > now_ms
+        });
+        if !self.settled && input.peers_unheard != 0 {
+            wake.at(self.started_ms.saturating_add(settings.settle_ms));
+        }
         self.settled = self.settled
             || input.peers_unheard == 0
             || now_ms.saturating_sub(self.started_ms) >= settings.settle_ms;
@@ -574,20 +618,23 @@ impl IngestBook {
                 _ => {}
             }
             capture.restarts_seen = Some(health.restarts);
-            capture
-                .restart_times_ms
-                .retain(|at| now_ms.saturating_sub(*at) < FAILURE_WINDOW_MS);
+            capture.restart_times_ms.retain(|at| {
+                wake.at(at.saturating_add(FAILURE_WINDOW_MS));
+                now_ms.saturating_sub(*at) < FAILURE_WINDOW_MS
+            });
             // Restarts count against the source only while the current incarnation has
             // no frames: a restart that reached the source (a camera back after an
             // outage, just as the restart bound was reached) is a recovery, and a mark
             // taken then would keep the stream from the one node that reaches it.
             let restarting = capture.restart_times_ms.len() >= MAX_CAPTURE_RESTARTS
                 && !health.frames_since_start;
-            let silent = if capture.ever_alive {
-                now_ms.saturating_sub(capture.last_alive_ms) >= CAPTURE_SILENCE_MS
+            let silent_from_ms = if capture.ever_alive {
+                capture.last_alive_ms.saturating_add(CAPTURE_SILENCE_MS)
             } else {
-                now_ms.saturating_sub(capture.started_ms) >= CAPTURE_START_DEADLINE_MS
+                capture.started_ms.saturating_add(CAPTURE_START_DEADLINE_MS)
             };
+            wake.at(silent_from_ms);
+            let silent = now_ms >= silent_from_ms;
             if restarting || silent {
                 let why = if restarting {
                     format!(
@@ -632,13 +679,16 @@ impl IngestBook {
         let candidates: Vec<Candidate> = members
             .iter()
             .map(|member| {
-                let hold = self.hold_for(member, now_ms);
+                let hold = self.hold_for(member, now_ms, wake);
+                // Shifting the start by the extra hold makes a flapping node wait longer.
+                let healthy_since_ms = member
+                    .alive_since_ms
+                    .saturating_add(hold - settings.failback_hold_ms);
+                // Placement's one time rule: healthy for the hold.
+                wake.at(healthy_since_ms.saturating_add(settings.failback_hold_ms));
                 Candidate {
                     name: member.name.clone(),
-                    // Shifting the start by the extra hold makes a flapping node wait longer.
-                    healthy_since_ms: member
-                        .alive_since_ms
-                        .saturating_add(hold - settings.failback_hold_ms),
+                    healthy_since_ms,
                     channel_limit: member.channel_limit,
                     over_cpu_limit: member.over_cpu_limit,
                 }
@@ -840,6 +890,9 @@ impl IngestBook {
                             None
                         }
                     };
+                    if let Some(since) = since {
+                        wake.at(since.saturating_add(HANDOVER_DEADLINE_MS));
+                    }
                     let reason = match above {
                         Some((_, by)) if by == owner => Some(format!("handed over to {owner}")),
                         Some((_, by)) => Some(format!("superseded by {by}'s capture")),

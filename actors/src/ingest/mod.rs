@@ -11,6 +11,7 @@
 pub mod board;
 pub mod book;
 pub mod placement;
+mod quiet;
 pub mod sabotage;
 #[cfg(test)]
 mod tests;
@@ -224,8 +225,8 @@ fn members(
                 let state = (record.incarnation, record.version);
                 let streams = match cache.remove(&record.name) {
                     Some((read_from, streams)) if read_from == state => streams,
-                    _ => Arc::new(
-                        record
+                    cached => {
+                        let streams: BTreeMap<String, Advertised> = record
                             .streams
                             .iter()
                             .filter(|(_, s)| s.ingest != IngestRole::None)
@@ -239,8 +240,15 @@ fn members(
                                     },
                                 )
                             })
-                            .collect(),
-                    ),
+                            .collect();
+                        // Most new versions change nothing of cluster_ingest (another
+                        // stream, the load): the old map is kept, so the book sees an
+                        // unchanged peer (see `quiet`).
+                        match cached {
+                            Some((_, old)) if *old == streams => old,
+                            _ => Arc::new(streams),
+                        }
+                    }
                 };
                 used.insert(record.name.clone(), (state, streams.clone()));
                 peers.push(Member {
@@ -478,7 +486,10 @@ impl Worker for IngestCoordinator {
                     health: &health,
                     now_ms,
                 };
-                let (actions, rows) = state.book.step(&input);
+                // An unchanged cluster (most ticks) decides nothing new: the board stands.
+                let Some((actions, rows)) = state.book.step_if_changed(&input) else {
+                    return Ok(());
+                };
                 for action in actions {
                     self.apply(me, state, action).await;
                 }

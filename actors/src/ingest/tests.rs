@@ -1,7 +1,7 @@
 //! Tests of the coordinator's bookkeeping: single steps, and small clusters of books
 //! that see each other perfectly (the simulator adds the faults).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use proptest::prelude::*;
@@ -58,6 +58,19 @@ struct TestNode {
     alive: BTreeMap<String, bool>,
     restarts: BTreeMap<String, u64>,
     up: bool,
+    /// Steps every round, or lets unchanged rounds pass.
+    stepping: Stepping,
+    /// The ownership table as last stepped.
+    rows: Vec<Row>,
+}
+
+/// How a test node's book is driven.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stepping {
+    /// A full step every round.
+    Always,
+    /// [`IngestBook::step_if_changed`], as the coordinator does.
+    IfChanged,
 }
 
 impl TestNode {
@@ -70,6 +83,8 @@ impl TestNode {
             alive: BTreeMap::new(),
             restarts: BTreeMap::new(),
             up: true,
+            stepping: Stepping::Always,
+            rows: Vec::new(),
         }
     }
 
@@ -142,7 +157,20 @@ fn round(
             health: &health,
             now_ms,
         };
-        let (actions, _) = node.book.step(&input);
+        let actions = match node.stepping {
+            Stepping::Always => {
+                let (actions, rows) = node.book.step(&input);
+                node.rows = rows;
+                actions
+            }
+            Stepping::IfChanged => match node.book.step_if_changed(&input) {
+                Some((actions, rows)) => {
+                    node.rows = rows;
+                    actions
+                }
+                None => Vec::new(),
+            },
+        };
         for action in &actions {
             match action {
                 Action::Start { stream, .. } => {
@@ -222,6 +250,48 @@ fn a_booting_node_waits_for_unheard_peers_until_the_settle_time() {
     };
     assert!(step(&mut book, 2_999).is_empty(), "still settling");
     assert_eq!(step(&mut book, 3_000).len(), 2, "settled: takes everything");
+}
+
+#[test]
+fn unchanged_ticks_pass_until_the_settle_time_and_any_change_steps() {
+    let mut book = IngestBook::new(SETTINGS, 0);
+    let me = member("a");
+    let streams = configured(2);
+    let tick = |book: &mut IngestBook, unheard: usize, now_ms| {
+        book.step_if_changed(&StepInput {
+            me: &me,
+            peers: &[],
+            cluster_size: 3,
+            peers_unheard: unheard,
+            peers_fading: 0,
+            streams: &streams,
+            health: &BTreeMap::new(),
+            now_ms,
+        })
+        .map(|(actions, _)| actions.len())
+    };
+    assert_eq!(tick(&mut book, 2, 0), Some(0), "a first input steps");
+    assert_eq!(tick(&mut book, 2, 250), Some(0), "and once more, to settle");
+    assert_eq!(tick(&mut book, 2, 500), None, "then the same input passes");
+    assert_eq!(tick(&mut book, 2, 2_999), None);
+    assert_eq!(
+        tick(&mut book, 2, 3_000),
+        Some(2),
+        "the settle time steps: takes over"
+    );
+    assert_eq!(
+        tick(&mut book, 2, 3_250),
+        Some(0),
+        "a step that acted is stepped again"
+    );
+    assert_eq!(tick(&mut book, 2, 3_500), None);
+    assert_eq!(tick(&mut book, 1, 3_750), Some(0), "a changed input steps");
+    book.start_failed("cam0", 4_000);
+    assert_eq!(
+        tick(&mut book, 1, 4_000),
+        Some(0),
+        "so does a change from outside"
+    );
 }
 
 #[test]
@@ -646,6 +716,90 @@ proptest! {
         for _ in 0..10 {
             prop_assert!(round(&mut nodes, &streams, t * 1_000, &never).is_empty());
             t += 1;
+        }
+    }
+}
+
+proptest! {
+    /// Letting unchanged ticks pass is exact: a cluster whose books skip them makes the
+    /// very same starts and stops in the same rounds, with the same tables and adverts,
+    /// as one whose books step every tick — across crashes, returns (flapping
+    /// `capture_at` nodes), sources unreachable from some nodes, and time steps short
+    /// and long against every hold and deadline.
+    #[test]
+    fn letting_unchanged_ticks_pass_changes_no_decision(
+        count in 1usize..10,
+        events in proptest::collection::vec((0usize..5, 0usize..4, 0usize..10, 0usize..7), 1..30),
+    ) {
+        const NAMES: [&str; 4] = ["a", "b", "c", "d"];
+        // From a coordinator tick to beyond every hold and deadline.
+        const STEPS_MS: [u64; 7] = [100, 250, 1_000, 3_000, 7_000, 21_000, 61_000];
+        let streams: Vec<Configured> = (0..count)
+            .map(|i| Configured {
+                name: format!("cam{i}"),
+                capture_at: (i % 3 == 0).then(|| format!("{}.lan", NAMES[i % 4])),
+            })
+            .collect();
+        let cluster = |stepping| -> Vec<TestNode> {
+            NAMES
+                .iter()
+                .map(|name| TestNode { stepping, ..TestNode::new(name, 0) })
+                .collect()
+        };
+        let mut always = cluster(Stepping::Always);
+        let mut skipping = cluster(Stepping::IfChanged);
+        let mut unreachable: BTreeSet<(String, String)> = BTreeSet::new();
+        let mut now_ms = 1_000;
+        for (kind, node, stream, step) in events {
+            let stream = streams[stream % count].name.clone();
+            let pair = (NAMES[node].to_string(), stream.clone());
+            if kind == 2 && !unreachable.remove(&pair) {
+                unreachable.insert(pair.clone());
+            }
+            for nodes in [&mut always, &mut skipping] {
+                match kind {
+                    0 if nodes.iter().filter(|n| n.up).count() > 1 => {
+                        nodes[node].up = false;
+                        nodes[node].alive.clear();
+                    }
+                    1 if !nodes[node].up => {
+                        let mut returns = nodes[node].me.returns_ms.clone();
+                        returns.push(now_ms);
+                        let stepping = nodes[node].stepping;
+                        nodes[node] = TestNode { stepping, ..TestNode::new(NAMES[node], now_ms) };
+                        nodes[node].me.returns_ms = returns;
+                    }
+                    // The source comes and goes for a capture running there.
+                    2 if nodes[node].alive.contains_key(&stream) => {
+                        nodes[node].alive.insert(stream.clone(), !unreachable.contains(&pair));
+                    }
+                    // Frames stop or resume without the capture failing.
+                    3 => {
+                        if let Some(alive) = nodes[node].alive.get_mut(&stream) {
+                            *alive = !*alive;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            for _ in 0..4 {
+                let cut = |node: &str, stream: &str| {
+                    unreachable.contains(&(node.to_string(), stream.to_string()))
+                };
+                let stepped = round(&mut always, &streams, now_ms, &cut);
+                let skipped = round(&mut skipping, &streams, now_ms, &cut);
+                prop_assert_eq!(&stepped, &skipped, "actions at {} ms", now_ms);
+                for (a, b) in always.iter().zip(&skipping) {
+                    prop_assert_eq!(&a.rows, &b.rows, "{}'s table at {} ms", a.me.name, now_ms);
+                    for stream in &streams {
+                        prop_assert_eq!(
+                            a.book.advertised(&stream.name, now_ms),
+                            b.book.advertised(&stream.name, now_ms)
+                        );
+                    }
+                }
+                now_ms += STEPS_MS[step];
+            }
         }
     }
 }

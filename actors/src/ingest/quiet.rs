@@ -1,0 +1,130 @@
+//! When a step of the book would change nothing: the coordinator ticks every few hundred
+//! milliseconds, and with hundreds of streams a full step (placement of every stream,
+//! the ownership table) is its whole cost; yet most ticks see exactly the cluster the
+//! last one saw. A step is a pure function of its input, the book's state and `now`,
+//! so on an unchanged input the only thing that can make it decide differently is
+//! time: a hold ending, a deadline passing. The book notes the earliest such moment
+//! while it steps ([`Wake`]), and [`QuietWatch`] lets the next ticks pass without a
+//! step until either the input changes or that moment comes.
+//!
+//! A step on an input it has not seen may still settle state the next step on the same
+//! input reads (a capture's first health, a hand-over's start), so ticks are only let
+//! pass after two steps on the same input, the second of which did nothing.
+//! Skipping is exact, not approximate: the tests run books that skip against books
+//! that step every tick and require the same actions and tables.
+
+use std::collections::BTreeMap;
+
+use super::book::{Configured, Health, Member, StepInput};
+
+/// The earliest time after `now` at which a time rule of the step could decide
+/// differently on the same input.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Wake {
+    now_ms: u64,
+    earliest_ms: u64,
+}
+
+impl Wake {
+    /// Nothing due yet, as of `now_ms`.
+    pub(super) fn after(now_ms: u64) -> Wake {
+        Wake {
+            now_ms,
+            earliest_ms: u64::MAX,
+        }
+    }
+
+    /// A rule compares `now` with `when_ms`: its answer may change there.
+    pub(super) fn at(&mut self, when_ms: u64) {
+        if when_ms > self.now_ms {
+            self.earliest_ms = self.earliest_ms.min(when_ms);
+        }
+    }
+
+    /// The earliest moment noted.
+    pub(super) fn earliest_ms(&self) -> u64 {
+        self.earliest_ms
+    }
+}
+
+/// The input of the last step, owned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct LastInput {
+    me: Member,
+    peers: Vec<Member>,
+    cluster_size: usize,
+    peers_unheard: usize,
+    peers_fading: usize,
+    streams: Vec<Configured>,
+    health: BTreeMap<String, Health>,
+}
+
+impl LastInput {
+    fn of(input: &StepInput<'_>) -> LastInput {
+        LastInput {
+            me: input.me.clone(),
+            peers: input.peers.to_vec(),
+            cluster_size: input.cluster_size,
+            peers_unheard: input.peers_unheard,
+            peers_fading: input.peers_fading,
+            streams: input.streams.to_vec(),
+            health: input.health.clone(),
+        }
+    }
+
+    /// Everything but `now` is the same. Peers' stream maps are shared, so an unchanged
+    /// peer compares by pointer.
+    fn matches(&self, input: &StepInput<'_>) -> bool {
+        self.cluster_size == input.cluster_size
+            && self.peers_unheard == input.peers_unheard
+            && self.peers_fading == input.peers_fading
+            && self.me == *input.me
+            && self.peers == input.peers
+            && self.health == *input.health
+            && self.streams == input.streams
+    }
+}
+
+/// What the book knows of its last steps, to let unchanged ticks pass.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct QuietWatch {
+    last: Option<LastInput>,
+    /// Steps in a row on `last`.
+    steps_on_last: u32,
+    /// The last step started or stopped nothing.
+    calm: bool,
+    /// The last step's [`Wake`].
+    wake_ms: u64,
+}
+
+impl QuietWatch {
+    /// A step on `input` just ran.
+    pub(super) fn stepped(&mut self, input: &StepInput<'_>, calm: bool, wake: Wake) {
+        match &self.last {
+            Some(last) if last.matches(input) => {
+                self.steps_on_last = self.steps_on_last.saturating_add(1);
+            }
+            _ => {
+                self.last = Some(LastInput::of(input));
+                self.steps_on_last = 1;
+            }
+        }
+        self.calm = calm;
+        self.wake_ms = wake.earliest_ms();
+    }
+
+    /// Whether a step on `input` would change nothing but the liveness times the book
+    /// refreshes in [`IngestBook::idle`](super::book::IngestBook).
+    pub(super) fn holds(&self, input: &StepInput<'_>) -> bool {
+        self.steps_on_last >= 2
+            && self.calm
+            && input.now_ms < self.wake_ms
+            && self.last.as_ref().is_some_and(|last| last.matches(input))
+    }
+
+    /// The book changed outside a step (a start that failed, a capture adopted): the
+    /// next tick steps.
+    pub(super) fn reset(&mut self) {
+        *self = QuietWatch::default();
+    }
+}
