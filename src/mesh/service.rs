@@ -240,9 +240,15 @@ impl MeshService {
             .unwrap_or_else(|p| p.into_inner());
         let shared = match last.as_ref() {
             Some((l, s)) if *l == load && **s == streams => s.clone(),
-            _ => {
+            previous => {
                 self.inner.version.fetch_add(1, Ordering::Relaxed);
-                let shared = Arc::new(streams);
+                // When the load alone moved (uptime, bitrates: at most exchanges) the
+                // stream list stays the same allocation, so every peer's delta is known
+                // empty without comparing the lists.
+                let shared = match previous {
+                    Some((_, s)) if **s == streams => s.clone(),
+                    _ => Arc::new(streams),
+                };
                 *last = Some((load.clone(), shared.clone()));
                 shared
             }

@@ -153,8 +153,8 @@ struct Members {
 }
 
 /// What each peer advertises about cluster_ingest streams, by peer name, with the
-/// (incarnation, version) of the state it was read from: a peer's streams change only
-/// with its state version, so an unchanged peer costs no copy per tick.
+/// (incarnation, streams version) of the state it was read from: a peer's streams change
+/// only with that, so an unchanged peer costs no copy per tick.
 type AdvertCache = BTreeMap<String, ((u64, u64), Arc<BTreeMap<String, Advertised>>)>;
 
 /// The members of the cluster this node sees alive: itself first, then the peers.
@@ -222,33 +222,37 @@ fn members(
                 {
                     fading += 1;
                 }
-                let state = (record.incarnation, record.version);
+                let state = (record.incarnation, record.streams_version);
+                let ingest_streams = || {
+                    record
+                        .streams
+                        .iter()
+                        .filter(|(_, s)| s.ingest != IngestRole::None)
+                        .map(|(name, s)| {
+                            let advertised = Advertised {
+                                role: s.ingest,
+                                alive: s.alive,
+                                epoch: s.epoch,
+                            };
+                            (name, advertised)
+                        })
+                };
                 let streams = match cache.remove(&record.name) {
                     Some((read_from, streams)) if read_from == state => streams,
-                    cached => {
-                        let streams: BTreeMap<String, Advertised> = record
-                            .streams
-                            .iter()
-                            .filter(|(_, s)| s.ingest != IngestRole::None)
-                            .map(|(name, s)| {
-                                (
-                                    name.clone(),
-                                    Advertised {
-                                        role: s.ingest,
-                                        alive: s.alive,
-                                        epoch: s.epoch,
-                                    },
-                                )
-                            })
-                            .collect();
-                        // Most new versions change nothing of cluster_ingest (another
-                        // stream, the load): the old map is kept, so the book sees an
-                        // unchanged peer (see `quiet`).
-                        match cached {
-                            Some((_, old)) if *old == streams => old,
-                            _ => Arc::new(streams),
-                        }
+                    // Most changes touch nothing of cluster_ingest (another stream's
+                    // clients or bitrate): the old map is kept, so the book sees an
+                    // unchanged peer (see `quiet`).
+                    Some((_, old))
+                        if old.len() == ingest_streams().count()
+                            && old.iter().map(|(name, a)| (name, *a)).eq(ingest_streams()) =>
+                    {
+                        old
                     }
+                    _ => Arc::new(
+                        ingest_streams()
+                            .map(|(name, advertised)| (name.clone(), advertised))
+                            .collect(),
+                    ),
                 };
                 used.insert(record.name.clone(), (state, streams.clone()));
                 peers.push(Member {

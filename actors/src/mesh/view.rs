@@ -116,6 +116,10 @@ pub struct PeerRecord {
     pub load: PeerLoad,
     /// Its streams.
     pub streams: BTreeMap<String, RemoteStream>,
+    /// The version (within the incarnation) that last touched `streams`: most versions
+    /// change only the load, and readers that derive something from the streams redo
+    /// it only when this moves.
+    pub streams_version: u64,
     /// Why the last exchange failed, if it did.
     pub last_error: Option<String>,
 }
@@ -234,6 +238,7 @@ impl ClusterView {
                 unauthorized: false,
                 incarnation: 0,
                 version: 0,
+                streams_version: 0,
                 load: PeerLoad::default(),
                 streams: BTreeMap::new(),
                 last_error: None,
@@ -304,6 +309,13 @@ impl ClusterView {
         let newer_version = update.incarnation == peer.incarnation && update.version > peer.version;
         if !newer_incarnation && !newer_version {
             return Applied::Stale;
+        }
+        if newer_incarnation
+            || update.full
+            || !update.removals.is_empty()
+            || !update.upserts.is_empty()
+        {
+            peer.streams_version = update.version;
         }
         if newer_incarnation || update.full {
             peer.streams.clear();
