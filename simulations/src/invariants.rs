@@ -7,6 +7,7 @@
 //! ends the run.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use flotilla_actors::ingest::book::MAX_CAPTURE_RESTARTS;
 
@@ -107,11 +108,11 @@ pub struct Observation {
     pub running: BTreeMap<String, BTreeSet<String>>,
     /// Streams some running node reaches the camera of, with how many running nodes
     /// cannot.
-    pub coverable: BTreeMap<String, usize>,
+    pub coverable: Arc<BTreeMap<String, usize>>,
     /// Preferred (capture_at) node per stream.
-    pub preferred: BTreeMap<String, String>,
+    pub preferred: Arc<BTreeMap<String, String>>,
     /// Nodes that reach each stream's camera.
-    pub reachers: BTreeMap<String, BTreeSet<String>>,
+    pub reachers: Arc<BTreeMap<String, BTreeSet<String>>>,
     /// No fault active since this simulated ms (`None`: a fault is active now).
     pub calm_since_ms: Option<u64>,
     /// Simulated ms of the heal (`None` during chaos).
@@ -166,11 +167,12 @@ pub const RESTRAINT_GRACE_MS: u64 = STALE_TIMEOUT_MS - FETCH_TIMEOUT_MS;
 /// State kept between observations.
 #[derive(Debug, Default)]
 pub struct Checker {
-    /// Per (observer, its incarnation, peer): the highest (incarnation, version) seen.
-    versions: BTreeMap<(String, u64, String), (u64, u64)>,
-    /// Per (node, incarnation, stream): the epoch of its last capture, and whether that
+    /// Per observer, its incarnation, and peer: the highest (incarnation, version) seen.
+    /// (Nested by name, so that an observation looks entries up without building keys.)
+    versions: BTreeMap<String, BTreeMap<u64, BTreeMap<String, (u64, u64)>>>,
+    /// Per node, incarnation and stream: the epoch of its last capture, and whether that
     /// capture is still on.
-    epochs: BTreeMap<(String, u64, String), (u64, bool)>,
+    epochs: BTreeMap<String, BTreeMap<u64, BTreeMap<String, (u64, bool)>>>,
     /// Since when each stream has had no capture, simulated ms.
     uncovered_since_ms: BTreeMap<String, u64>,
     /// The nodes (with their incarnation) seen running without reaching the camera while
@@ -189,6 +191,15 @@ pub struct Checker {
     /// Per isolated node: what it may capture (what it had, and what it took within
     /// [`RESTRAINT_GRACE_MS`] of its cut).
     restraint_base: BTreeMap<String, BTreeSet<String>>,
+}
+
+/// The entry of `map` for `key`, made when missing (a lookup by `&str`: the key is
+/// copied only the first time).
+fn slot<'a, V: Default>(map: &'a mut BTreeMap<String, V>, key: &str) -> &'a mut V {
+    if !map.contains_key(key) {
+        map.insert(key.to_string(), V::default());
+    }
+    map.get_mut(key).expect("just inserted")
 }
 
 fn violation(invariant: &'static str, at_ms: u64, detail: String) -> Result<(), Violation> {
@@ -251,9 +262,11 @@ impl Checker {
     /// I10: no view ever goes back to an older state of a peer.
     fn gossip_monotonic(&mut self, o: &Observation) -> Result<(), Violation> {
         for (node, seen) in &o.nodes {
+            let by_peer = slot(&mut self.versions, node)
+                .entry(seen.incarnation_ms)
+                .or_default();
             for (peer, version) in &seen.versions {
-                let key = (node.clone(), seen.incarnation_ms, peer.clone());
-                let highest = self.versions.entry(key).or_default();
+                let highest = slot(by_peer, peer);
                 if version < highest {
                     return violation(
                         "I10",
@@ -272,17 +285,16 @@ impl Checker {
     /// I8: each new capture of a stream by a node takes an epoch above its previous one.
     fn epochs_grow(&mut self, o: &Observation) -> Result<(), Violation> {
         for (node, seen) in &o.nodes {
-            for (key, (_, on)) in self.epochs.iter_mut() {
-                if key.0 == *node
-                    && key.1 == seen.incarnation_ms
-                    && !seen.capturing.contains_key(&key.2)
-                {
+            let by_stream = slot(&mut self.epochs, node)
+                .entry(seen.incarnation_ms)
+                .or_default();
+            for (stream, (_, on)) in by_stream.iter_mut() {
+                if !seen.capturing.contains_key(stream) {
                     *on = false;
                 }
             }
             for (stream, epoch) in &seen.capturing {
-                let key = (node.clone(), seen.incarnation_ms, stream.clone());
-                match self.epochs.get(&key) {
+                match by_stream.get(stream) {
                     Some((previous, false)) if epoch <= previous => {
                         return violation(
                             "I8",
@@ -303,7 +315,7 @@ impl Checker {
                     }
                     _ => {}
                 }
-                self.epochs.insert(key, (*epoch, true));
+                *slot(by_stream, stream) = (*epoch, true);
             }
         }
         Ok(())
@@ -432,7 +444,7 @@ impl Checker {
     /// I1, I4, I5, I6 and redirects, once the healed cluster is at rest.
     fn at_rest(&mut self, o: &Observation) -> Result<(), Violation> {
         let live: BTreeSet<&String> = o.nodes.keys().collect();
-        for (stream, reachers) in &o.reachers {
+        for (stream, reachers) in o.reachers.iter() {
             let capturers = o.running.get(stream).cloned().unwrap_or_default();
             // I6: every node computes the same owner, up to one exchange round.
             let owners: BTreeSet<&Option<String>> = o

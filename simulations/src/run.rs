@@ -198,9 +198,11 @@ pub fn run(options: &Options) -> Outcome {
             }
         }
     }
-    let preferred: BTreeMap<String, String> = (0..profile.streams)
-        .filter_map(|s| preferred_node(&profile, s).map(|n| (stream_name(s), node_name(n))))
-        .collect();
+    let preferred: Arc<BTreeMap<String, String>> = Arc::new(
+        (0..profile.streams)
+            .filter_map(|s| preferred_node(&profile, s).map(|n| (stream_name(s), node_name(n))))
+            .collect(),
+    );
 
     let mut sim = turmoil::Builder::new()
         .rng_seed(options.seed)
@@ -255,6 +257,7 @@ pub fn run(options: &Options) -> Outcome {
     }
     let mut steps = expand(&faults).into_iter().peekable();
     let mut checker = Checker::default();
+    let mut live_reach = LiveReach::default();
     let mut links = Links::default();
     let mut crashed: BTreeMap<usize, u64> = BTreeMap::new();
     let mut isolated: BTreeMap<String, Isolation> = BTreeMap::new();
@@ -348,6 +351,7 @@ pub fn run(options: &Options) -> Outcome {
             let observation = observe(
                 &world,
                 &reachers,
+                &mut live_reach,
                 &preferred,
                 now_ms,
                 calm_since_ms,
@@ -363,6 +367,7 @@ pub fn run(options: &Options) -> Outcome {
     let observation = observe(
         &world,
         &reachers,
+        &mut live_reach,
         &preferred,
         now_ms,
         Some(0),
@@ -549,12 +554,24 @@ fn heal(
     }
 }
 
+/// Which running nodes reach each stream's camera, kept while the cameras that are down
+/// and the running nodes stay the same (most observations): rebuilding it for 100
+/// streams at every observation was a large part of the simulator's own cost.
+#[derive(Default)]
+struct LiveReach {
+    /// The cameras down and the running nodes it was computed for.
+    of: Option<(BTreeSet<String>, Vec<String>)>,
+    reachers: Arc<BTreeMap<String, BTreeSet<String>>>,
+    coverable: Arc<BTreeMap<String, usize>>,
+}
+
 /// The whole cluster at `now_ms`, with the `detail` the checks need then.
 #[allow(clippy::too_many_arguments)]
 fn observe(
     world: &World,
     reachers: &BTreeMap<String, BTreeSet<String>>,
-    preferred: &BTreeMap<String, String>,
+    live_reach: &mut LiveReach,
+    preferred: &Arc<BTreeMap<String, String>>,
     now_ms: u64,
     calm_since_ms: Option<u64>,
     healed_at_ms: Option<u64>,
@@ -632,31 +649,41 @@ fn observe(
             .iter()
             .map(|(stream, on)| (stream.clone(), on.keys().cloned().collect()))
             .collect();
-        let live_reachers: BTreeMap<String, BTreeSet<String>> = reachers
-            .iter()
-            .filter(|(stream, _)| !w.sources_down.contains(*stream))
-            .map(|(stream, set)| {
-                (
-                    stream.clone(),
-                    set.iter()
-                        .filter(|n| nodes.contains_key(*n))
-                        .cloned()
-                        .collect(),
-                )
-            })
-            .collect();
-        let coverable = live_reachers
-            .iter()
-            .filter(|(_, set): &(&String, &BTreeSet<String>)| !set.is_empty())
-            .map(|(stream, set)| (stream.clone(), nodes.len() - set.len()))
-            .collect();
+        let same_reach = live_reach.of.as_ref().is_some_and(|(down, running)| {
+            *down == w.sources_down && running.iter().eq(nodes.keys())
+        });
+        if !same_reach {
+            let live_reachers: BTreeMap<String, BTreeSet<String>> = reachers
+                .iter()
+                .filter(|(stream, _)| !w.sources_down.contains(*stream))
+                .map(|(stream, set)| {
+                    (
+                        stream.clone(),
+                        set.iter()
+                            .filter(|n| nodes.contains_key(*n))
+                            .cloned()
+                            .collect(),
+                    )
+                })
+                .collect();
+            let coverable = live_reachers
+                .iter()
+                .filter(|(_, set): &(&String, &BTreeSet<String>)| !set.is_empty())
+                .map(|(stream, set)| (stream.clone(), nodes.len() - set.len()))
+                .collect();
+            *live_reach = LiveReach {
+                of: Some((w.sources_down.clone(), nodes.keys().cloned().collect())),
+                reachers: Arc::new(live_reachers),
+                coverable: Arc::new(coverable),
+            };
+        }
         Observation {
             at_ms: now_ms,
             nodes,
             running,
-            coverable,
+            coverable: live_reach.coverable.clone(),
             preferred: preferred.clone(),
-            reachers: live_reachers,
+            reachers: live_reach.reachers.clone(),
             calm_since_ms,
             healed_at_ms,
             isolated: isolated.clone(),
