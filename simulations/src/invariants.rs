@@ -164,15 +164,18 @@ pub struct Isolation {
 /// latency on top ([`Isolation::latency_ms`]).
 pub const RESTRAINT_GRACE_MS: u64 = STALE_TIMEOUT_MS - FETCH_TIMEOUT_MS;
 
+/// Something kept per node, per incarnation of it, per name (a peer or a stream).
+type PerIncarnation<T> = BTreeMap<String, BTreeMap<u64, BTreeMap<String, T>>>;
+
 /// State kept between observations.
 #[derive(Debug, Default)]
 pub struct Checker {
     /// Per observer, its incarnation, and peer: the highest (incarnation, version) seen.
     /// (Nested by name, so that an observation looks entries up without building keys.)
-    versions: BTreeMap<String, BTreeMap<u64, BTreeMap<String, (u64, u64)>>>,
+    versions: PerIncarnation<(u64, u64)>,
     /// Per node, incarnation and stream: the epoch of its last capture, and whether that
     /// capture is still on.
-    epochs: BTreeMap<String, BTreeMap<u64, BTreeMap<String, (u64, bool)>>>,
+    epochs: PerIncarnation<(u64, bool)>,
     /// Since when each stream has had no capture, simulated ms.
     uncovered_since_ms: BTreeMap<String, u64>,
     /// The nodes (with their incarnation) seen running without reaching the camera while
