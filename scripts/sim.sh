@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-fixed_seeds="1..41"
+fixed_seeds="1..81"
 fresh_count="${SIM_FRESH_SEEDS:-8}"
 fresh_from="${SIM_FRESH_FROM:-$(( $(date +%s) % 1000000 * 1000 ))}"
 

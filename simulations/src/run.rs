@@ -23,7 +23,7 @@ use crate::udp::DatagramFaults;
 use crate::world::World;
 
 /// turmoil's step: every host runs this much simulated time per step.
-pub const TICK_MS: u64 = 5;
+pub const TICK_MS: u64 = 10;
 
 /// Link latency bounds when no delay fault is on.
 const MIN_LATENCY_MS: u64 = 1;
