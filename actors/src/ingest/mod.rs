@@ -243,8 +243,7 @@ fn members(
                     // clients or bitrate): the old map is kept, so the book sees an
                     // unchanged peer (see `quiet`).
                     Some((_, old))
-                        if old.len() == ingest_streams().count()
-                            && old.iter().map(|(name, a)| (name, *a)).eq(ingest_streams()) =>
+                        if old.iter().map(|(name, a)| (name, *a)).eq(ingest_streams()) =>
                     {
                         old
                     }
