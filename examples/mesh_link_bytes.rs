@@ -27,6 +27,8 @@ fn service(name: &str, streams: usize, key: &str) -> MeshService {
             ingest: flotilla_actors::mesh::view::IngestRole::None,
         })
         .collect();
+    // Names in order (zero-padded), as the local state must give them.
+    let entries = Arc::new(entries);
     let local: LocalState = Arc::new(move || (NodeLoad::default(), entries.clone()));
     let me = NodeAddress {
         hostname: name.into(),

@@ -371,6 +371,7 @@ mod tests {
                 full: true,
                 upserts: vec![],
                 removals: vec![],
+                called_by_peer: false,
             },
             now_ms,
         );

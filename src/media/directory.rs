@@ -139,6 +139,13 @@ impl Directory {
         })
     }
 
+    /// Runs `visit` over the streams by name, under the read lock: for a reader that walks
+    /// every stream often (the mesh advertisement) and would otherwise copy the list.
+    /// `visit` must not touch the directory.
+    pub fn with_all<R>(&self, visit: impl FnOnce(&BTreeMap<String, Arc<LiveStream>>) -> R) -> R {
+        visit(&self.streams.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
     /// Every stream, in name order.
     pub fn all(&self) -> Vec<Arc<LiveStream>> {
         self.streams

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use flotilla_actors::mesh::{PeerIo, PeerLink};
+use flotilla_actors::mesh::{Exchanged, PeerIo, PeerLink};
 use flotilla_actors::node::NodeContext;
 use flotilla_actors::registry::ActorPath;
 use flotilla_actors::supervisor::{BoxFuture, SupervisorMsg, supervisor_at};
@@ -114,7 +114,18 @@ impl MeshLinks {
         Some(target)
     }
 
-    async fn run_exchange(self, key: String) -> Result<(), String> {
+    async fn run_exchange(self, key: String) -> Result<Exchanged, String> {
+        let now_ms = self.node.runtime.wall_clock_ms();
+        let called = self
+            .mesh
+            .view()
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .peer(&key, now_ms)
+            .is_some_and(|(peer, _)| peer.called_this_round(now_ms));
+        if called {
+            return Ok(Exchanged::PeerCalled);
+        }
         let target = self
             .target(&key)
             .ok_or_else(|| format!("cannot resolve {key}"))?;
@@ -151,7 +162,7 @@ impl MeshLinks {
                 for address in learnt {
                     self.learn(&address.mesh, &address.public_url);
                 }
-                Ok(())
+                Ok(Exchanged::Called)
             }
             Err(error) => {
                 let error = error.to_string();
@@ -204,7 +215,7 @@ impl MeshLinks {
 }
 
 impl PeerIo for MeshLinks {
-    fn exchange(&self, peer: &str) -> BoxFuture<Result<(), String>> {
+    fn exchange(&self, peer: &str) -> BoxFuture<Result<Exchanged, String>> {
         Box::pin(self.clone().run_exchange(peer.to_string()))
     }
 

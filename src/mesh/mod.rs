@@ -1,9 +1,10 @@
 //! The cluster mesh: QUIC between nodes, authenticated by the cluster key.
 //!
-//! `wire` encodes, `auth` authenticates, `exchange` and `service` run exchanges over one
+//! `wire` encodes, `advert` builds what this node advertises, `auth` authenticates, `exchange` and `service` run exchanges over one
 //! quinn endpoint, `links` is what peer link actors drive, `net` is the socket seam the simulator
 //! replaces, `node` wires it into a node.
 
+pub mod advert;
 pub mod auth;
 pub mod exchange;
 pub mod links;

@@ -3,23 +3,22 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use flotilla_actors::ingest::board::IngestBoard;
-use flotilla_actors::mesh::view::IngestRole;
 use flotilla_actors::node::NodeContext;
 
+use super::advert::Advertiser;
 use super::auth::ClusterIdentity;
 use super::links::{MeshLinks, PeerTimeouts};
 use super::net::MeshNet;
 use super::service::{LocalState, MeshError, MeshService};
-use super::wire::{NodeAddress, NodeLoad, StreamEntry};
+use super::wire::{NodeAddress, NodeLoad};
 use crate::config::Config;
 use crate::config::identity::NodeIdentity;
 use crate::config::model::HostPort;
 use crate::defaults::{FETCH_TIMEOUT_MS, STALE_TIMEOUT_MS};
 use crate::media::directory::Directory;
-use crate::stats::{ALIVE_WITHIN_MS, StatsBoard};
+use crate::stats::StatsBoard;
 
 /// A peer's key in the view and the tree: `host:port`, port 80 when the config gives none
 /// (Flussonic's default HTTP port, which is also the mesh port).
@@ -104,7 +103,7 @@ pub fn start(
         .filter(|s| s.options.disabled != Some(true) && s.ondemand)
         .map(|s| s.name.clone())
         .collect();
-    let clock = node.runtime.clone();
+    let advertiser = Advertiser::new(directory, board, node.runtime.clone(), ondemand);
     let local: LocalState = Arc::new(move || {
         let snapshot = stats.snapshot();
         let load = NodeLoad {
@@ -118,39 +117,7 @@ pub fn start(
             total_bandwidth: snapshot.total_bandwidth,
             uptime: snapshot.uptime,
         };
-        let now_ms = clock.wall_clock_ms();
-        let mut parts = board.local_parts();
-        let mut streams: Vec<StreamEntry> = directory
-            .all()
-            .iter()
-            .map(|live| {
-                let part = parts.remove(&live.name);
-                let (ingest, epoch) = part.map_or((IngestRole::None, 0), |p| (p.role, p.epoch));
-                // A cluster_ingest stream this node no longer captures is never offered.
-                let offered = matches!(ingest, IngestRole::None | IngestRole::Capturing);
-                StreamEntry {
-                    name: live.name.clone(),
-                    alive: offered && live.is_alive(now_ms, ALIVE_WITHIN_MS),
-                    ondemand: offered && ondemand.contains(&live.name),
-                    clients: live.counters.clients.load(Ordering::Relaxed),
-                    bitrate_kbit: live.counters.input_bitrate.load(Ordering::Relaxed) / 1000,
-                    epoch,
-                    ingest,
-                }
-            })
-            .collect();
-        // cluster_ingest streams not running here: standby (able to take them) or failed.
-        streams.extend(parts.into_iter().map(|(name, part)| StreamEntry {
-            name,
-            alive: false,
-            ondemand: false,
-            clients: 0,
-            bitrate_kbit: 0,
-            epoch: part.epoch,
-            ingest: part.role,
-        }));
-        streams.truncate(super::wire::MAX_STREAMS);
-        (load, streams)
+        (load, advertiser.streams())
     });
     let service = MeshService::start(
         node.runtime.clone(),

@@ -20,8 +20,10 @@ use super::exchange::{self, ExchangeError};
 use super::net::MeshNet;
 use super::wire::{Message, NodeAddress, NodeLoad, StreamEntry};
 
-/// What this node advertises, read fresh for every exchange.
-pub type LocalState = Arc<dyn Fn() -> (NodeLoad, Vec<StreamEntry>) + Send + Sync>;
+/// What this node advertises, read fresh for every exchange: its load, and its streams in
+/// name order with unique names (the same allocation while they do not change, see
+/// `mesh::advert`).
+pub type LocalState = Arc<dyn Fn() -> (NodeLoad, Streams) + Send + Sync>;
 
 /// Serves shell connections (the shell module implements it; set once the node's API
 /// exists).
@@ -41,7 +43,7 @@ pub struct PeerTarget {
 
 /// This node's stream list as advertised, sorted by name, shared between the current
 /// state and what was last sent to each peer (no copy per peer per exchange).
-type Streams = Arc<Vec<StreamEntry>>;
+pub type Streams = Arc<Vec<StreamEntry>>;
 
 /// The last state sent to one peer: (version, streams).
 type Sent = (u64, Streams);
@@ -230,24 +232,28 @@ impl MeshService {
 
     /// The current local state, with its version (bumped when anything changed).
     fn current_state(&self) -> (u64, NodeLoad, Streams) {
-        let (load, mut streams) = (self.inner.local)();
-        streams.sort_by(|a, b| a.name.cmp(&b.name));
-        streams.dedup_by(|a, b| a.name == b.name);
+        let (load, streams) = (self.inner.local)();
+        debug_assert!(
+            streams.windows(2).all(|w| w[0].name < w[1].name),
+            "the local state gives streams in name order, names unique"
+        );
         let mut last = self
             .inner
             .last_state
             .lock()
             .unwrap_or_else(|p| p.into_inner());
+        // The same list as before is the same allocation (mesh::advert); an equal list
+        // in a new one is taken as unchanged too, and the old allocation kept, so every
+        // peer's delta is known empty without comparing lists.
+        let unchanged = |s: &Streams| Arc::ptr_eq(s, &streams) || **s == *streams;
         let shared = match last.as_ref() {
-            Some((l, s)) if *l == load && **s == streams => s.clone(),
+            Some((l, s)) if *l == load && unchanged(s) => s.clone(),
             previous => {
+                // The load alone moves at most exchanges (uptime, bitrates).
                 self.inner.version.fetch_add(1, Ordering::Relaxed);
-                // When the load alone moved (uptime, bitrates: at most exchanges) the
-                // stream list stays the same allocation, so every peer's delta is known
-                // empty without comparing the lists.
                 let shared = match previous {
-                    Some((_, s)) if **s == streams => s.clone(),
-                    _ => Arc::new(streams),
+                    Some((_, s)) if unchanged(s) => s.clone(),
+                    _ => streams,
                 };
                 *last = Some((load.clone(), shared.clone()));
                 shared
@@ -325,7 +331,15 @@ impl MeshService {
     }
 
     /// Applies a received hello + state to the view; returns the addresses it taught us.
-    fn absorb(&self, key: &str, hello: Message, state: Message) -> Vec<NodeAddress> {
+    /// `called_by_peer`: this node answered the exchange (see
+    /// `PeerRecord::called_this_round`).
+    fn absorb(
+        &self,
+        key: &str,
+        hello: Message,
+        state: Message,
+        called_by_peer: bool,
+    ) -> Vec<NodeAddress> {
         let (
             Message::Hello {
                 node,
@@ -363,6 +377,7 @@ impl MeshService {
                 .map(|s| (s.name.clone(), to_remote(s)))
                 .collect(),
             removals,
+            called_by_peer,
         };
         let now_ms = self.inner.runtime.wall_clock_ms();
         self.inner
@@ -407,7 +422,7 @@ impl MeshService {
         exchange::send(&mut send, &self.hello(&key)).await?;
         exchange::send(&mut send, &self.state_for(&key, peer_has)).await?;
         let state = exchange::receive(&mut receive).await?;
-        self.absorb(&key, hello, state);
+        self.absorb(&key, hello, state, true);
         let _ = send.finish();
         Ok(())
     }
@@ -436,7 +451,7 @@ impl MeshService {
         let peer_has = (*known_incarnation, *known_version);
         exchange::send(&mut send, &self.state_for(&target.key, peer_has)).await?;
         let _ = send.finish();
-        Ok(self.absorb(&target.key, hello, state))
+        Ok(self.absorb(&target.key, hello, state, false))
     }
 
     /// Connects to `target` with its identity.
@@ -579,6 +594,9 @@ mod tests {
             public_url: format!("http://{name}"),
             rtmp_url: String::new(),
         };
+        let mut streams = streams;
+        streams.sort_by(|a, b| a.name.cmp(&b.name));
+        let streams = Arc::new(streams);
         let local: LocalState = Arc::new(move || (NodeLoad::default(), streams.clone()));
         MeshService::start(
             runtime,

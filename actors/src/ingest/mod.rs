@@ -341,15 +341,30 @@ impl IngestCoordinator {
             return;
         };
         let now_ms = me.runtime().wall_clock_ms();
+        let captures = state.book.captures();
         let running: std::collections::BTreeSet<&str> =
             children.iter().map(|child| child.id.as_str()).collect();
-        for name in state.streams.keys() {
-            let captured = state.book.captures().contains_key(name);
-            let present = running.contains(name.as_str());
-            if present && !captured {
+        // Only the two sets' differences need repair: walked from the (few) children and
+        // captures of this node, not from every configured stream, then taken in name
+        // order.
+        let mut differ: Vec<&str> = children
+            .iter()
+            .map(|child| child.id.as_str())
+            .filter(|name| !captures.contains_key(*name))
+            .chain(
+                captures
+                    .keys()
+                    .map(String::as_str)
+                    .filter(|name| !running.contains(name)),
+            )
+            .filter(|name| state.streams.contains_key(*name))
+            .collect();
+        differ.sort_unstable();
+        for name in differ {
+            if running.contains(name) {
                 tracing::warn!(stream = %name, "cluster_ingest: stopping a capture this node does not own");
-                let _ = ractor::call!(supervisor, SupervisorMsg::TerminateChild, name.clone());
-            } else if captured && !present {
+                let _ = ractor::call!(supervisor, SupervisorMsg::TerminateChild, name.to_string());
+            } else {
                 let epoch = state.book.advertised(name, now_ms).1;
                 tracing::warn!(stream = %name, epoch, "cluster_ingest: restarting a capture missing from the streams supervisor");
                 self.board.set_local(

@@ -13,11 +13,22 @@ use ractor::ActorProcessingErr;
 use crate::supervisor::BoxFuture;
 use crate::worker::{Handle, Worker};
 
+/// How a link's tick went, when it went well.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exchanged {
+    /// This node called the peer.
+    Called,
+    /// The peer called this node this round already (one exchange informs both): no
+    /// call (see `PeerRecord::called_this_round`).
+    PeerCalled,
+}
+
 /// The node's side of peer links.
 pub trait PeerIo: Send + Sync + 'static {
-    /// One exchange with `peer` (connecting first if needed). The outcome goes into the
-    /// cluster view; the error string is for the link's summary.
-    fn exchange(&self, peer: &str) -> BoxFuture<Result<(), String>>;
+    /// One exchange with `peer` (connecting first if needed), unless the peer called
+    /// this round. The outcome goes into the cluster view; the error string is for the
+    /// link's summary.
+    fn exchange(&self, peer: &str) -> BoxFuture<Result<Exchanged, String>>;
     /// How often to exchange with `peer` (its `fetch_timeout`).
     fn fetch_interval(&self, peer: &str) -> Duration;
     /// Bytes this node holds about `peer` (its copy of the peer's state).
@@ -37,7 +48,10 @@ pub struct PeerLink {
 #[derive(Debug)]
 pub struct PeerLinkState {
     address: String,
+    /// Exchanges this node called.
     exchanges: u64,
+    /// Ticks where the peer had called already.
+    answered: u64,
     failures_in_a_row: u64,
     last_error: Option<String>,
 }
@@ -47,6 +61,8 @@ pub struct PeerLinkState {
 pub enum PeerLinkMsg {
     /// Time for an exchange.
     Tick,
+    /// Time to start the exchange rhythm (see `init`).
+    StartRhythm,
 }
 
 impl Worker for PeerLink {
@@ -63,12 +79,19 @@ impl Worker for PeerLink {
         me: &Handle<PeerLinkMsg>,
         address: String,
     ) -> Result<PeerLinkState, ActorProcessingErr> {
-        // The first exchange right away, then one per fetch_timeout.
+        // The first exchange right away (a starting node joins at once), then one per
+        // fetch_timeout from a random phase: links of nodes started together would
+        // otherwise tick together, and a pair whose ticks fall within one exchange of
+        // each other both call every round (see `PeerRecord::called_this_round`).
         let _ = me.send(PeerLinkMsg::Tick);
-        me.send_interval(self.io.fetch_interval(&address), || PeerLinkMsg::Tick);
+        let interval = self.io.fetch_interval(&address);
+        let interval_ms = usize::try_from(interval.as_millis()).unwrap_or(usize::MAX);
+        let phase_ms = me.runtime().random_index(interval_ms.max(1)) as u64;
+        me.send_after(Duration::from_millis(phase_ms), || PeerLinkMsg::StartRhythm);
         Ok(PeerLinkState {
             address,
             exchanges: 0,
+            answered: 0,
             failures_in_a_row: 0,
             last_error: None,
         })
@@ -76,14 +99,21 @@ impl Worker for PeerLink {
 
     async fn handle(
         &self,
-        _me: &Handle<PeerLinkMsg>,
+        me: &Handle<PeerLinkMsg>,
         message: PeerLinkMsg,
         state: &mut PeerLinkState,
     ) -> Result<(), ActorProcessingErr> {
         match message {
+            PeerLinkMsg::StartRhythm => {
+                let _ = me.send(PeerLinkMsg::Tick);
+                me.send_interval(self.io.fetch_interval(&state.address), || PeerLinkMsg::Tick);
+            }
             PeerLinkMsg::Tick => match self.io.exchange(&state.address).await {
-                Ok(()) => {
-                    state.exchanges += 1;
+                Ok(how) => {
+                    match how {
+                        Exchanged::Called => state.exchanges += 1,
+                        Exchanged::PeerCalled => state.answered += 1,
+                    }
                     state.failures_in_a_row = 0;
                     state.last_error = None;
                 }
@@ -98,7 +128,10 @@ impl Worker for PeerLink {
 
     fn summary(&self, state: &PeerLinkState) -> String {
         match &state.last_error {
-            None => format!("{}: {} exchanges", state.address, state.exchanges),
+            None => format!(
+                "{}: {} exchanges called, {} rounds called by the peer",
+                state.address, state.exchanges, state.answered
+            ),
             Some(error) => format!(
                 "{}: {} failed in a row: {error}",
                 state.address, state.failures_in_a_row
@@ -123,7 +156,7 @@ impl Worker for PeerLink {
 pub struct NoMesh;
 
 impl PeerIo for NoMesh {
-    fn exchange(&self, _peer: &str) -> BoxFuture<Result<(), String>> {
+    fn exchange(&self, _peer: &str) -> BoxFuture<Result<Exchanged, String>> {
         Box::pin(async { Err("no cluster_key: the mesh is off".to_string()) })
     }
     fn fetch_interval(&self, _peer: &str) -> Duration {

@@ -103,6 +103,9 @@ pub struct PeerRecord {
     pub stale_timeout_ms: u64,
     /// Unix ms of the last good exchange (0: never).
     pub last_seen_ms: u64,
+    /// Unix ms of the last good exchange the peer called (0: never): see
+    /// [`PeerRecord::called_this_round`].
+    pub called_us_ms: u64,
     /// Its start and returns as it publishes them (agreed by every node: see
     /// [`history`](super::history)).
     pub history: PeerHistory,
@@ -154,6 +157,20 @@ impl PeerRecord {
         (std::mem::size_of::<PeerRecord>() + texts + streams + self.history.held_bytes()) as u64
     }
 
+    /// Whether the peer called this node in the current exchange round, less than half
+    /// a fetch interval before `now_ms`: one exchange informs both sides, so this node's
+    /// own call would tell neither anything new, and is skipped.
+    ///
+    /// Each pair then settles on one caller: with equal intervals, one side's tick falls
+    /// within half an interval after the other's call whatever their phases, and a
+    /// skip needs the other side's call, so both never skip the same round and each
+    /// side still hears the other once per interval. A call that failed (a one-way cut)
+    /// is no call: the other side calls then.
+    pub fn called_this_round(&self, now_ms: u64) -> bool {
+        self.called_us_ms != 0
+            && now_ms.saturating_sub(self.called_us_ms) < self.fetch_timeout_ms / 2
+    }
+
     /// The peer's state at `now_ms`.
     pub fn state(&self, now_ms: u64) -> PeerState {
         if self.unauthorized {
@@ -195,6 +212,8 @@ pub struct PeerUpdate {
     pub upserts: Vec<(String, RemoteStream)>,
     /// Streams gone.
     pub removals: Vec<String>,
+    /// The peer called this exchange (this node answered).
+    pub called_by_peer: bool,
 }
 
 /// What applying an update did.
@@ -234,6 +253,7 @@ impl ClusterView {
                 fetch_timeout_ms,
                 stale_timeout_ms,
                 last_seen_ms: 0,
+                called_us_ms: 0,
                 history: PeerHistory::default(),
                 unauthorized: false,
                 incarnation: 0,
@@ -298,6 +318,9 @@ impl ClusterView {
             now_ms,
         );
         peer.last_seen_ms = peer.last_seen_ms.max(now_ms);
+        if update.called_by_peer {
+            peer.called_us_ms = peer.called_us_ms.max(now_ms);
+        }
         peer.unauthorized = false;
         peer.last_error = None;
         peer.hostname.clone_from(&update.hostname);
@@ -478,6 +501,7 @@ mod tests {
                 .map(|(n, a)| (n.to_string(), stream(*a)))
                 .collect(),
             removals: removals.iter().map(|n| n.to_string()).collect(),
+            called_by_peer: false,
         }
     }
 
@@ -622,6 +646,72 @@ mod tests {
                 best = best.max((incarnation, version));
                 let record = view.peers(0).next().unwrap().0;
                 prop_assert_eq!((record.incarnation, record.version), best);
+            }
+        }
+
+        /// Two nodes ticking every interval at any phases, with exchanges taking any
+        /// latency up to a quarter interval: each side hears the other at least once per
+        /// interval and latency, never more than two calls go per round (as without the
+        /// rule), and once both have ticked a round has one call, unless their ticks
+        /// fall within one exchange's latency of each other (neither has heard of the
+        /// other's call when it ticks).
+        #[test]
+        fn a_pair_settles_on_one_caller_and_both_keep_hearing(
+            phase_a_ms in 0u64..1_000,
+            phase_b_ms in 0u64..1_000,
+            latencies_ms in proptest::collection::vec(1u64..250, 60),
+        ) {
+            const INTERVAL_MS: u64 = 1_000;
+            // views[0] is A's view (of "b"), views[1] B's (of "b" too: the other node).
+            let mut views = [ClusterView::default(), ClusterView::default()];
+            for view in &mut views {
+                view.add_peer("b", "", INTERVAL_MS, 3 * INTERVAL_MS);
+            }
+            let phases = [phase_a_ms, phase_b_ms];
+            // Every tick of both, in time order: (time, node).
+            let mut ticks: Vec<(u64, usize)> = (0..30u64)
+                .flat_map(|round| [(phases[0] + round * INTERVAL_MS, 0), (phases[1] + round * INTERVAL_MS, 1)])
+                .collect();
+            ticks.sort_unstable();
+            // Exchanges in flight: (done at, caller).
+            let mut in_flight: Vec<(u64, usize)> = Vec::new();
+            let mut calls: Vec<u64> = Vec::new();
+            let mut heard: [Vec<u64>; 2] = [Vec::new(), Vec::new()];
+            let mut latencies = latencies_ms.into_iter().cycle();
+            let mut version = 0;
+            for (now_ms, node) in ticks {
+                // Exchanges that completed by now inform both sides.
+                in_flight.sort_unstable();
+                while let Some(&(done_ms, caller)) = in_flight.first().filter(|(done, _)| *done <= now_ms) {
+                    in_flight.remove(0);
+                    version += 1;
+                    for side in [0, 1] {
+                        let mut news = update(1, version, true, &[], &[]);
+                        news.called_by_peer = side != caller;
+                        views[side].apply("b", news, done_ms);
+                        heard[side].push(done_ms);
+                    }
+                }
+                let called = views[node].peer("b", now_ms).unwrap().0.called_this_round(now_ms);
+                if !called {
+                    calls.push(now_ms);
+                    in_flight.push((now_ms + latencies.next().unwrap(), node));
+                }
+            }
+            let settled: Vec<u64> = calls.iter().copied().filter(|at| *at >= 2 * INTERVAL_MS).collect();
+            for round in settled.windows(3) {
+                prop_assert!(round[2] - round[0] >= INTERVAL_MS / 2, "three calls in one round: {calls:?}");
+            }
+            let apart_ms = phase_a_ms.abs_diff(phase_b_ms);
+            if apart_ms.min(INTERVAL_MS - apart_ms) > 250 {
+                for pair in settled.windows(2) {
+                    prop_assert!(pair[1] - pair[0] > INTERVAL_MS / 2, "two calls in one round: {calls:?}");
+                }
+            }
+            for side in &heard {
+                for pair in side.windows(2) {
+                    prop_assert!(pair[1] - pair[0] <= INTERVAL_MS + 250, "a gap: {side:?}");
+                }
             }
         }
     }

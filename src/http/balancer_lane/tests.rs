@@ -241,6 +241,7 @@ fn fast_path(runtime: &Runtime, b_up: bool) -> FastPath {
                 full: true,
                 upserts: vec![],
                 removals: vec![],
+                called_by_peer: false,
             },
             runtime.wall_clock_ms(),
         );
