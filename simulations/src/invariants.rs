@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use flotilla_actors::ingest::board::BoardState;
 use flotilla_actors::ingest::book::MAX_CAPTURE_RESTARTS;
 
 use crate::cluster::{FETCH_TIMEOUT_MS, STALE_TIMEOUT_MS};
@@ -67,14 +68,12 @@ pub fn at_rest(healed_at_ms: Option<u64>, at_ms: u64) -> bool {
     healed_at_ms.is_some_and(|healed_ms| at_ms >= healed_ms + AT_REST_MS)
 }
 
-/// What an observation gathers beyond what every check reads. The views' owners and
-/// every node's redirect for every stream are read only at rest, the actor tree only at
-/// the end; gathering them at every observation was half the simulator's own cost with
-/// 100 streams.
+/// What an observation gathers beyond what every check reads. Every node's redirect for
+/// every stream is read only at rest, the actor tree only at the end; gathering them at
+/// every observation was half the simulator's own cost with 100 streams.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Detail {
-    /// Owners and viewers' redirects ([`NodeObservation::owners`],
-    /// [`NodeObservation::viewer_goes_to`]).
+    /// Viewers' redirects ([`NodeObservation::viewer_goes_to`]).
     pub at_rest: bool,
     /// The `streams` supervisor's actors ([`NodeObservation::stream_actors`]).
     pub actors: bool,
@@ -85,8 +84,9 @@ pub struct Detail {
 pub struct NodeObservation {
     /// Its incarnation (start, simulated ms).
     pub incarnation_ms: u64,
-    /// Owner per stream in its ingest table (at rest only, see [`Detail`]).
-    pub owners: BTreeMap<String, Option<String>>,
+    /// Its ingest board as published (a shared snapshot: the owners are read from its
+    /// table, see [`NodeObservation::owner`]).
+    pub board: Arc<BoardState>,
     /// Streams it captures by its board, with epochs.
     pub capturing: BTreeMap<String, u64>,
     /// (incarnation, version) of each peer in its view, by peer key.
@@ -98,6 +98,16 @@ pub struct NodeObservation {
     pub stream_actors: BTreeSet<String>,
 }
 
+impl NodeObservation {
+    /// The owner of `stream` in its ingest table (`None`: not in the table).
+    pub fn owner(&self, stream: &str) -> Option<&Option<String>> {
+        let rows = &self.board.rows;
+        rows.binary_search_by(|row| row.stream.as_str().cmp(stream))
+            .ok()
+            .map(|index| &rows[index].owner)
+    }
+}
+
 /// The cluster at one instant.
 #[derive(Debug, Clone, Default)]
 pub struct Observation {
@@ -105,7 +115,7 @@ pub struct Observation {
     /// Running nodes, by hostname.
     pub nodes: BTreeMap<String, NodeObservation>,
     /// Captures with frames flowing: stream → nodes.
-    pub running: BTreeMap<String, BTreeSet<String>>,
+    pub running: Arc<BTreeMap<String, BTreeSet<String>>>,
     /// Streams some running node reaches the camera of, with how many running nodes
     /// cannot.
     pub coverable: Arc<BTreeMap<String, usize>>,
@@ -414,7 +424,7 @@ impl Checker {
     /// duplicates from a partition end within the bound, and a hand-over overlaps two
     /// captures only briefly.
     fn duplicates(&mut self, o: &Observation) -> Result<(), Violation> {
-        for (stream, nodes) in &o.running {
+        for (stream, nodes) in o.running.iter() {
             if nodes.len() < 2 {
                 self.duplicated_since_ms.remove(stream);
                 continue;
@@ -448,13 +458,11 @@ impl Checker {
     fn at_rest(&mut self, o: &Observation) -> Result<(), Violation> {
         let live: BTreeSet<&String> = o.nodes.keys().collect();
         for (stream, reachers) in o.reachers.iter() {
-            let capturers = o.running.get(stream).cloned().unwrap_or_default();
+            let none = BTreeSet::new();
+            let capturers = o.running.get(stream).unwrap_or(&none);
             // I6: every node computes the same owner, up to one exchange round.
-            let owners: BTreeSet<&Option<String>> = o
-                .nodes
-                .values()
-                .filter_map(|n| n.owners.get(stream))
-                .collect();
+            let owners: BTreeSet<&Option<String>> =
+                o.nodes.values().filter_map(|n| n.owner(stream)).collect();
             if owners.len() > 1 {
                 let since = *self
                     .disagreeing_since_ms
@@ -465,7 +473,7 @@ impl Checker {
                         .nodes
                         .iter()
                         .map(|(node, seen)| {
-                            format!("{node}→{:?}", seen.owners.get(stream).cloned().flatten())
+                            format!("{node}→{:?}", seen.owner(stream).cloned().flatten())
                         })
                         .collect();
                     return violation(
@@ -562,7 +570,7 @@ impl Checker {
                     ),
                 );
             }
-            for (stream, nodes) in &o.running {
+            for (stream, nodes) in o.running.iter() {
                 if nodes.contains(node) && !seen.stream_actors.contains(stream) {
                     return violation(
                         "leak",

@@ -193,7 +193,10 @@ pub fn run(options: &Options) -> Outcome {
             if set.len() > 1 && set.remove(&node) {
                 world.with(|w| {
                     w.log(0, format!("camera of {stream} unreachable from {node}"));
-                    w.sources_cut.insert((node.clone(), stream.clone()))
+                    w.sources_cut
+                        .entry(node.clone())
+                        .or_default()
+                        .insert(stream.clone())
                 });
             }
         }
@@ -563,6 +566,9 @@ struct LiveReach {
     of: Option<(BTreeSet<String>, Vec<String>)>,
     reachers: Arc<BTreeMap<String, BTreeSet<String>>>,
     coverable: Arc<BTreeMap<String, usize>>,
+    /// The captures running ([`Observation::running`]) as of `WorldState::running_version`
+    /// (captures start and stop far more rarely than the cluster is observed).
+    running: Option<(u64, Arc<BTreeMap<String, BTreeSet<String>>>)>,
 }
 
 /// The whole cluster at `now_ms`, with the `detail` the checks need then.
@@ -586,6 +592,7 @@ fn observe(
             let view = handle.view.read().unwrap_or_else(|p| p.into_inner());
             let mut seen = NodeObservation {
                 incarnation_ms: handle.started_ms,
+                board: board.clone(),
                 capturing: board
                     .local
                     .iter()
@@ -599,11 +606,6 @@ fn observe(
                     .insert(record.name.clone(), (record.incarnation, record.version));
             }
             if detail.at_rest {
-                seen.owners = board
-                    .rows
-                    .iter()
-                    .map(|row| (row.stream.clone(), row.owner.clone()))
-                    .collect();
                 for stream in reachers.keys() {
                     let here = handle.directory.resolve(stream).is_some_and(|(live, _)| {
                         !flotilla::ingest::superseded(
@@ -644,11 +646,19 @@ fn observe(
             drop(view);
             nodes.insert(name.clone(), seen);
         }
-        let running: BTreeMap<String, BTreeSet<String>> = w
-            .running
-            .iter()
-            .map(|(stream, on)| (stream.clone(), on.keys().cloned().collect()))
-            .collect();
+        let running = match &live_reach.running {
+            Some((version, running)) if *version == w.running_version => running.clone(),
+            _ => {
+                let running: Arc<BTreeMap<String, BTreeSet<String>>> = Arc::new(
+                    w.running
+                        .iter()
+                        .map(|(stream, on)| (stream.clone(), on.keys().cloned().collect()))
+                        .collect(),
+                );
+                live_reach.running = Some((w.running_version, running.clone()));
+                running
+            }
+        };
         let same_reach = live_reach.of.as_ref().is_some_and(|(down, running)| {
             *down == w.sources_down && running.iter().eq(nodes.keys())
         });
@@ -671,11 +681,9 @@ fn observe(
                 .filter(|(_, set): &(&String, &BTreeSet<String>)| !set.is_empty())
                 .map(|(stream, set)| (stream.clone(), nodes.len() - set.len()))
                 .collect();
-            *live_reach = LiveReach {
-                of: Some((w.sources_down.clone(), nodes.keys().cloned().collect())),
-                reachers: Arc::new(live_reachers),
-                coverable: Arc::new(coverable),
-            };
+            live_reach.of = Some((w.sources_down.clone(), nodes.keys().cloned().collect()));
+            live_reach.reachers = Arc::new(live_reachers);
+            live_reach.coverable = Arc::new(coverable);
         }
         Observation {
             at_ms: now_ms,

@@ -44,10 +44,13 @@ pub struct Running {
 pub struct WorldState {
     /// Streams whose camera is down for everyone.
     pub sources_down: BTreeSet<String>,
-    /// (node, stream) pairs where the node cannot reach the camera.
-    pub sources_cut: BTreeSet<(String, String)>,
+    /// Per node, the streams whose camera it cannot reach (looked up by name at every
+    /// fake frame: nested, so that no key is built for it).
+    pub sources_cut: BTreeMap<String, BTreeSet<String>>,
     /// Captures running now: stream → node → run.
     pub running: BTreeMap<String, BTreeMap<String, Running>>,
+    /// Bumped by every change of `running`, so an observer copies it only when it moved.
+    pub running_version: u64,
     /// Every capture start: (node, its incarnation, stream, simulated ms).
     pub starts: Vec<(String, u64, String, u64)>,
     /// When each stream's camera last came back after being down for everyone.
@@ -64,7 +67,8 @@ impl WorldState {
         !self.sources_down.contains(stream)
             && !self
                 .sources_cut
-                .contains(&(node.to_string(), stream.to_string()))
+                .get(node)
+                .is_some_and(|cut| cut.contains(stream))
     }
 
     /// Adds a trace line stamped with the simulated time.
@@ -111,6 +115,7 @@ impl CaptureGuard {
                     since_ms: now_ms,
                 },
             );
+            state.running_version += 1;
             state
                 .starts
                 .push((node.to_string(), incarnation_ms, stream.to_string(), now_ms));
@@ -128,6 +133,7 @@ impl Drop for CaptureGuard {
     fn drop(&mut self) {
         let now_ms = sim_ms();
         self.world.with(|state| {
+            state.running_version += 1;
             if let Some(nodes) = state.running.get_mut(&self.stream) {
                 nodes.remove(&self.node);
                 if nodes.is_empty() {
