@@ -28,6 +28,7 @@
 //!    waits [`FLAP_HOLD_FACTOR`] times longer.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -516,10 +517,42 @@ impl IngestBook {
     /// One step: update the book from `input` and say what to start and stop. Returns
     /// the actions and the ownership table.
     pub fn step(&mut self, input: &StepInput<'_>) -> (Vec<Action>, Vec<Row>) {
+        let before = self.decision_state_hash();
         let mut wake = Wake::after(input.now_ms);
         let (actions, rows) = self.step_noting(input, &mut wake);
-        self.quiet.stepped(input, actions.is_empty(), wake);
+        let kept_state = self.decision_state_hash() == before;
+        self.quiet
+            .stepped(input, actions.is_empty(), kept_state, wake);
         (actions, rows)
+    }
+
+    /// A hash of everything a step reads from the book and may change, but the liveness
+    /// times a step (and [`IngestBook::idle`]) overwrite before reading them, and the
+    /// adverts index (a cache of the input): a step that leaves it unchanged left the
+    /// book as it found it, so the next step on the same input decides the same (see
+    /// `quiet`). 64 bits: two different states colliding is a 2^-64 event per step.
+    fn decision_state_hash(&self) -> u64 {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        self.started_ms.hash(&mut hasher);
+        self.settled.hash(&mut hasher);
+        self.restrained.hash(&mut hasher);
+        self.failed_until_ms.hash(&mut hasher);
+        self.failed_while_down.hash(&mut hasher);
+        self.epochs.hash(&mut hasher);
+        self.owners.hash(&mut hasher);
+        self.captures.len().hash(&mut hasher);
+        for (name, capture) in &self.captures {
+            // Not `last_alive_ms`: a step sets it to now for a capture with frames
+            // before reading it, and leaves it otherwise.
+            name.hash(&mut hasher);
+            capture.epoch.hash(&mut hasher);
+            capture.started_ms.hash(&mut hasher);
+            capture.ever_alive.hash(&mut hasher);
+            capture.restarts_seen.hash(&mut hasher);
+            capture.restart_times_ms.hash(&mut hasher);
+            capture.handover.hash(&mut hasher);
+        }
+        hasher.finish()
     }
 
     /// [`IngestBook::step`], noting in `wake` every moment a time rule compares `now` with.

@@ -9,7 +9,9 @@
 //!
 //! A step on an input it has not seen may still settle state the next step on the same
 //! input reads (a capture's first health, a hand-over's start), so ticks are only let
-//! pass after two steps on the same input, the second of which did nothing.
+//! pass after a step that did nothing and either left the book's state as it found it
+//! (compared by hash, see `IngestBook::decision_state_hash`: the next step is then the
+//! same function of the same arguments) or was the second on the same input.
 //! Skipping is exact, not approximate: the tests run books that skip against books
 //! that step every tick and require the same actions and tables.
 
@@ -93,13 +95,21 @@ pub(super) struct QuietWatch {
     steps_on_last: u32,
     /// The last step started or stopped nothing.
     calm: bool,
+    /// The last step left the book's state as it found it.
+    kept_state: bool,
     /// The last step's [`Wake`].
     wake_ms: u64,
 }
 
 impl QuietWatch {
     /// A step on `input` just ran.
-    pub(super) fn stepped(&mut self, input: &StepInput<'_>, calm: bool, wake: Wake) {
+    pub(super) fn stepped(
+        &mut self,
+        input: &StepInput<'_>,
+        calm: bool,
+        kept_state: bool,
+        wake: Wake,
+    ) {
         match &self.last {
             Some(last) if last.matches(input) => {
                 self.steps_on_last = self.steps_on_last.saturating_add(1);
@@ -110,13 +120,14 @@ impl QuietWatch {
             }
         }
         self.calm = calm;
+        self.kept_state = kept_state;
         self.wake_ms = wake.earliest_ms();
     }
 
     /// Whether a step on `input` would change nothing but the liveness times the book
     /// refreshes in [`IngestBook::idle`](super::book::IngestBook).
     pub(super) fn holds(&self, input: &StepInput<'_>) -> bool {
-        self.steps_on_last >= 2
+        (self.steps_on_last >= 2 || (self.steps_on_last == 1 && self.kept_state))
             && self.calm
             && input.now_ms < self.wake_ms
             && self.last.as_ref().is_some_and(|last| last.matches(input))

@@ -286,6 +286,11 @@ fn unchanged_ticks_pass_until_the_settle_time_and_any_change_steps() {
     );
     assert_eq!(tick(&mut book, 2, 3_500), None);
     assert_eq!(tick(&mut book, 1, 3_750), Some(0), "a changed input steps");
+    assert_eq!(
+        tick(&mut book, 1, 3_900),
+        None,
+        "that step left the book as it found it: the same input passes at once"
+    );
     book.start_failed("cam0", 4_000);
     assert_eq!(
         tick(&mut book, 1, 4_000),
