@@ -27,14 +27,15 @@
 //!    from the node capturing it meanwhile only after a hold time; a node that keeps coming back within [`FLAP_WINDOW_MS`]
 //!    waits [`FLAP_HOLD_FACTOR`] times longer.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::placement::{Candidate, IngestStream, Reason, place};
-use super::quiet::{QuietWatch, Wake};
+use super::placement::{Candidate, IngestStream, Reason, place_each};
+use super::quiet::{QuietWatch, StateHasher, Wake};
 use super::sabotage::Sabotage;
 use crate::mesh::view::IngestRole;
 
@@ -530,9 +531,10 @@ impl IngestBook {
     /// times a step (and [`IngestBook::idle`]) overwrite before reading them, and the
     /// adverts index (a cache of the input): a step that leaves it unchanged left the
     /// book as it found it, so the next step on the same input decides the same (see
-    /// `quiet`). 64 bits: two different states colliding is a 2^-64 event per step.
+    /// `quiet`). 64 bits ([`StateHasher`]): two different states colliding is a 2^-64
+    /// event per step.
     fn decision_state_hash(&self) -> u64 {
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        let mut hasher = StateHasher::default();
         self.started_ms.hash(&mut hasher);
         self.settled.hash(&mut hasher);
         self.restrained.hash(&mut hasher);
@@ -739,19 +741,19 @@ impl IngestBook {
                 (member.name.as_str(), hosts)
             })
             .collect();
-        let resolve = |capture_at: &str| -> Option<String> {
+        let resolve = |capture_at: &str| -> Option<Cow<'_, str>> {
             let wanted = host_of(capture_at);
             member_hosts
                 .iter()
                 .find(|(_, hosts)| hosts.iter().any(|host| host.eq_ignore_ascii_case(wanted)))
-                .map(|(name, _)| name.to_string())
+                .map(|(name, _)| Cow::Borrowed(*name))
         };
         let placed_streams: Vec<IngestStream> = input
             .streams
             .iter()
             .enumerate()
             .map(|(index, stream)| {
-                let mut excluded: Vec<String> = input
+                let mut excluded: Vec<Cow<'_, str>> = input
                     .peers
                     .iter()
                     .zip(adverts.of(index))
@@ -760,10 +762,10 @@ impl IngestBook {
                             matches!(advertised.role, IngestRole::None | IngestRole::Failed)
                         })
                     })
-                    .map(|(peer, _)| peer.name.clone())
+                    .map(|(peer, _)| Cow::Borrowed(peer.name.as_str()))
                     .collect();
                 if self.failed_here(&stream.name, now_ms) {
-                    excluded.push(input.me.name.clone());
+                    excluded.push(Cow::Borrowed(input.me.name.as_str()));
                 }
                 // Who holds the stream, for placement's stickiness.
                 let captured_by = top_capture(
@@ -773,7 +775,7 @@ impl IngestBook {
                     adverts.of(index),
                     Counting::Any,
                 )
-                .map(|(_, node)| node.to_string());
+                .map(|(_, node)| Cow::Borrowed(node));
                 // Whose capture has frames now, for placement's shares.
                 let flowing_at = top_capture(
                     input,
@@ -782,11 +784,11 @@ impl IngestBook {
                     adverts.of(index),
                     Counting::Flowing,
                 )
-                .map(|(_, node)| node.to_string());
+                .map(|(_, node)| Cow::Borrowed(node));
                 let no_failback =
                     settings.sabotage == Some(Sabotage::NoFailback) && captured_by.is_some();
                 IngestStream {
-                    name: stream.name.clone(),
+                    name: Cow::Borrowed(stream.name.as_str()),
                     // An unresolvable capture_at (that node is down) is simply no preference.
                     capture_at: stream
                         .capture_at
@@ -799,7 +801,8 @@ impl IngestBook {
                 }
             })
             .collect();
-        let placement = place(
+        // By configured stream, as `input.streams`.
+        let placement = place_each(
             &placed_streams,
             &candidates,
             now_ms,
@@ -810,7 +813,8 @@ impl IngestBook {
         for (index, stream) in input.streams.iter().enumerate() {
             let name = &stream.name;
             let peer_adverts = adverts.of(index);
-            let owner = placement.get(name).map(|(node, _)| node.clone());
+            let placed = placement[index];
+            let owner = placed.map(|(node, _)| node.to_string());
             // What the owner, when it is a peer, advertises about this stream.
             let owner_advert = owner.as_deref().and_then(|owner| {
                 input
@@ -820,7 +824,7 @@ impl IngestBook {
                     .find(|(peer, _)| peer.name == owner)
                     .and_then(|(_, advertised)| *advertised)
             });
-            let reason = match placement.get(name) {
+            let reason = match placed {
                 Some((_, Reason::Preferred)) => OwnerReason::Preferred,
                 Some((_, Reason::Kept)) => OwnerReason::Kept,
                 Some((_, Reason::Hashed)) => OwnerReason::Hashed,
@@ -852,7 +856,7 @@ impl IngestBook {
             // it and that no peer it hears captures, once it hears a majority: its peers
             // place such a stream on it at once, so waiting would leave it uncaptured (and
             // a node restarting faster than the settle time would hold it hostage).
-            let unclaimed_preference = matches!(placement.get(name), Some((_, Reason::Preferred)))
+            let unclaimed_preference = matches!(placed, Some((_, Reason::Preferred)))
                 && highest_capture(input, None, peer_adverts, Counting::Any).is_none();
             let may_take = self.settled || (heard_majority && unclaimed_preference);
             match self.captures.get_mut(name) {

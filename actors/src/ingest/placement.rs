@@ -24,6 +24,7 @@
 //!    not depend on the order of the inputs. Every input is part of the cluster view
 //!    (current captures included), so nodes with the same view agree.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// A node that may capture streams.
@@ -39,28 +40,29 @@ pub struct Candidate {
     pub over_cpu_limit: bool,
 }
 
-/// A stream to place.
+/// A stream to place. Its names borrow from the caller's view where they can (the book
+/// places every configured stream at every step: copying each name was a fifth of it).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IngestStream {
+pub struct IngestStream<'a> {
     /// The stream's name.
-    pub name: String,
+    pub name: Cow<'a, str>,
     /// `capture_at=HOST`, already resolved to a candidate name.
-    pub capture_at: Option<String>,
+    pub capture_at: Option<Cow<'a, str>>,
     /// Candidates that may not capture this stream (its source failed there, or the
     /// stream is not configured there).
-    pub excluded: Vec<String>,
+    pub excluded: Vec<Cow<'a, str>>,
     /// The node capturing the stream now, if any. A move to the `capture_at` node from
     /// another capturer interrupts something, so that node must first have been healthy
     /// for the hold time; a stream nobody captures (cluster start, its capturer died)
     /// goes to it at once, and one it captures already stays.
-    pub captured_by: Option<String>,
+    pub captured_by: Option<Cow<'a, str>>,
     /// The node whose capture has frames flowing now (the current capture), if any.
     /// A stream placed on its `capture_at` node while its frames still flow elsewhere
     /// counts against nobody's share until the hand-over is done: a node re-probing a
     /// camera it may not reach (a failed mark expired) then pushes none of its other
     /// streams away, and nothing moves back when the probe fails; a node returning
     /// after a crash takes its share once, not its share and then one more.
-    pub flowing_at: Option<String>,
+    pub flowing_at: Option<Cow<'a, str>>,
 }
 
 /// What placement has put on one node so far.
@@ -106,13 +108,32 @@ fn stable_hash(stream: &str, node: &str) -> u64 {
     hash ^ (hash >> 31)
 }
 
-/// Places every stream it can; a stream missing from the result has no eligible node.
+/// Places every stream it can, by name; a stream missing from the result has no eligible
+/// node. (The map form of [`place_each`].)
 pub fn place(
-    streams: &[IngestStream],
+    streams: &[IngestStream<'_>],
     nodes: &[Candidate],
     now_ms: u64,
     hold_ms: u64,
 ) -> BTreeMap<String, (String, Reason)> {
+    streams
+        .iter()
+        .zip(place_each(streams, nodes, now_ms, hold_ms))
+        .filter_map(|(stream, placed)| {
+            placed.map(|(node, reason)| (stream.name.to_string(), (node.to_string(), reason)))
+        })
+        .collect()
+}
+
+/// Places every stream it can: the node (a candidate's name) and why, in the order of
+/// `streams`; `None` for a stream no node may take (and for a repeated name after its
+/// first).
+pub fn place_each<'n>(
+    streams: &[IngestStream<'_>],
+    nodes: &'n [Candidate],
+    now_ms: u64,
+    hold_ms: u64,
+) -> Vec<Option<(&'n str, Reason)>> {
     // Every candidate may keep what it captures; one over its CPU limit takes nothing new.
     let mut eligible: Vec<&Candidate> = nodes.iter().collect();
     eligible.sort_by(|a, b| a.name.cmp(&b.name));
@@ -146,10 +167,11 @@ pub fn place(
         node.channel_limit
             .is_none_or(|limit| load[node.name.as_str()].placed < limit)
     };
-    let mut ordered: Vec<&IngestStream> = streams.iter().collect();
-    ordered
-        .sort_by(|a, b| (a.capture_at.is_none(), &a.name).cmp(&(b.capture_at.is_none(), &b.name)));
-    ordered.dedup_by(|a, b| a.name == b.name);
+    let mut ordered: Vec<(usize, &IngestStream)> = streams.iter().enumerate().collect();
+    ordered.sort_by(|(_, a), (_, b)| {
+        (a.capture_at.is_none(), &a.name).cmp(&(b.capture_at.is_none(), &b.name))
+    });
+    ordered.dedup_by(|(_, a), (_, b)| a.name == b.name);
     // An even spread: every node holds `floor(streams / takers)`, and `streams mod
     // takers` of them one more (nine streams on three nodes are three each). Stickiness
     // (step 2) is what keeps movement minimal, not slack in the quota.
@@ -167,10 +189,10 @@ pub fn place(
         let held = entry.share + entry.outgoing;
         held < floor || (held == floor && extra > 0)
     };
-    let mut placement = BTreeMap::new();
+    let mut placement = vec![None; streams.len()];
     // `charged`: whether the stream counts against the node's share (see `flowing_at`).
-    let mut assign = |stream: &IngestStream,
-                      node: &Candidate,
+    let mut assign = |index: usize,
+                      node: &'n Candidate,
                       charged: bool,
                       reason: Reason,
                       load: &mut BTreeMap<&str, Load>,
@@ -185,12 +207,14 @@ pub fn place(
             }
             held.share += 1;
         }
-        placement.insert(stream.name.clone(), (node.name.clone(), reason));
+        placement[index] = Some((node.name.as_str(), reason));
     };
-    let allowed = |stream: &IngestStream, node: &Candidate| !stream.excluded.contains(&node.name);
+    let allowed = |stream: &IngestStream, node: &Candidate| {
+        !stream.excluded.iter().any(|excluded| *excluded == node.name)
+    };
     let mut rest = Vec::new();
     // 1. capture_at: its node wins (after the hold when that takes it from another).
-    for stream in ordered {
+    for (index, stream) in ordered {
         let preferred = stream.capture_at.as_deref().and_then(|name| {
             fit.iter().find(|n| {
                 n.name == name
@@ -214,7 +238,7 @@ pub fn place(
                     carrier.outgoing += 1;
                 }
                 assign(
-                    stream,
+                    index,
                     node,
                     !handing_over,
                     Reason::Preferred,
@@ -222,13 +246,13 @@ pub fn place(
                     &mut extra,
                 )
             }
-            None => rest.push(stream),
+            None => rest.push((index, stream)),
         }
     }
     // 2. A stream stays with its current capturer while that node may keep it and is
     //    under the cap: a membership change moves only what it must.
     let mut homeless = Vec::new();
-    for stream in rest {
+    for (index, stream) in rest {
         let keeper = stream.captured_by.as_deref().and_then(|by| {
             eligible.iter().find(|n| {
                 n.name == by
@@ -238,12 +262,12 @@ pub fn place(
             })
         });
         match keeper {
-            Some(node) => assign(stream, node, true, Reason::Kept, &mut load, &mut extra),
-            None => homeless.push(stream),
+            Some(node) => assign(index, node, true, Reason::Kept, &mut load, &mut extra),
+            None => homeless.push((index, stream)),
         }
     }
     // 3. The others by rendezvous hashing over the takers, under the cap when possible.
-    for stream in homeless {
+    for (index, stream) in homeless {
         let mut ranked: Vec<&Candidate> = takers
             .iter()
             .copied()
@@ -272,7 +296,7 @@ pub fn place(
         else {
             continue;
         };
-        assign(stream, node, true, Reason::Hashed, &mut load, &mut extra);
+        assign(index, node, true, Reason::Hashed, &mut load, &mut extra);
     }
     placement
 }
@@ -291,10 +315,10 @@ mod tests {
         }
     }
 
-    fn streams(count: usize) -> Vec<IngestStream> {
+    fn streams(count: usize) -> Vec<IngestStream<'static>> {
         (0..count)
             .map(|i| IngestStream {
-                name: format!("cam{i:03}"),
+                name: format!("cam{i:03}").into(),
                 capture_at: None,
                 excluded: Vec::new(),
                 captured_by: Some("a".into()),
@@ -304,11 +328,14 @@ mod tests {
     }
 
     /// The streams as captured according to `placement`.
-    fn captured(count: usize, placement: &BTreeMap<String, (String, Reason)>) -> Vec<IngestStream> {
+    fn captured(
+        count: usize,
+        placement: &BTreeMap<String, (String, Reason)>,
+    ) -> Vec<IngestStream<'static>> {
         streams(count)
             .into_iter()
             .map(|s| IngestStream {
-                captured_by: placement.get(&s.name).map(|(n, _)| n.clone()),
+                captured_by: placement.get(s.name.as_ref()).map(|(n, _)| n.clone().into()),
                 ..s
             })
             .collect()
@@ -471,13 +498,13 @@ mod tests {
             .expect("some name ranks them so")
     }
 
-    fn held(name: &str, by: &str) -> IngestStream {
+    fn held(name: &str, by: &str) -> IngestStream<'static> {
         IngestStream {
-            name: name.into(),
+            name: name.to_string().into(),
             capture_at: None,
             excluded: Vec::new(),
-            captured_by: Some(by.into()),
-            flowing_at: Some(by.into()),
+            captured_by: Some(by.to_string().into()),
+            flowing_at: Some(by.to_string().into()),
         }
     }
 
@@ -526,7 +553,7 @@ mod tests {
         let h = name_ranking("b", "c");
         let preferred = |excluded: Vec<String>| IngestStream {
             capture_at: Some("a".into()),
-            excluded,
+            excluded: excluded.into_iter().map(Cow::Owned).collect(),
             ..held("p", "c")
         };
         let mut list = vec![
@@ -567,8 +594,8 @@ mod tests {
         let mut list = streams(4);
         list[0].captured_by = Some("b".into());
         let placement = place(&list, &nodes, 0, 0);
-        assert_eq!(placement[&list[0].name], ("b".to_string(), Reason::Kept));
-        assert!(list[1..].iter().all(|s| placement[&s.name].0 == "a"));
+        assert_eq!(placement[list[0].name.as_ref()], ("b".to_string(), Reason::Kept));
+        assert!(list[1..].iter().all(|s| placement[s.name.as_ref()].0 == "a"));
     }
 
     proptest! {

@@ -49,6 +49,55 @@ impl Wake {
     }
 }
 
+/// A fast, non-cryptographic 64-bit hasher for [`IngestBook`](super::book::IngestBook)'s
+/// decision state (hashed twice per step: std's SipHash cost a tenth of the step).
+/// Each word goes through a rotate, a xor and a multiplication by an odd constant, a
+/// bijection of the running hash for a given word: two states that differ in one word
+/// always hash differently; other differences collide with a chance of about 2^-64.
+#[derive(Debug, Default)]
+pub(super) struct StateHasher(u64);
+
+impl StateHasher {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+
+    fn word(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(Self::K);
+    }
+}
+
+impl std::hash::Hasher for StateHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            self.word(u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
+        }
+        let mut tail = [0u8; 8];
+        tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+        // The length keeps "ab" + "" apart from "a" + "b".
+        self.word(u64::from_le_bytes(tail) ^ ((bytes.len() as u64) << 56));
+    }
+
+    fn write_u8(&mut self, value: u8) {
+        self.word(u64::from(value));
+    }
+
+    fn write_u32(&mut self, value: u32) {
+        self.word(u64::from(value));
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.word(value);
+    }
+
+    fn write_usize(&mut self, value: usize) {
+        self.word(value as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// The input of the last step, owned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct LastInput {
@@ -137,5 +186,44 @@ impl QuietWatch {
     /// next tick steps.
     pub(super) fn reset(&mut self) {
         *self = QuietWatch::default();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::hash::{Hash, Hasher};
+
+    use proptest::prelude::*;
+
+    use super::StateHasher;
+
+    fn hash_of(value: impl Hash) -> u64 {
+        let mut hasher = StateHasher::default();
+        value.hash(&mut hasher);
+        hasher.finish()
+    }
+
+    proptest! {
+        /// Equal values hash equal; a value changed in one word, or text split
+        /// differently, hashes differently.
+        #[test]
+        fn one_changed_word_always_changes_the_hash(
+            words in proptest::collection::vec(any::<u64>(), 1..20),
+            at in any::<prop::sample::Index>(),
+            delta in 1u64..,
+            text in "[a-z]{0,20}",
+            split in any::<prop::sample::Index>(),
+        ) {
+            prop_assert_eq!(hash_of(&words), hash_of(words.clone()));
+            let mut changed = words.clone();
+            let index = at.index(words.len());
+            changed[index] = changed[index].wrapping_add(delta);
+            prop_assert_ne!(hash_of(&words), hash_of(&changed));
+            let cut = split.index(text.len().max(1));
+            if cut > 0 {
+                let (a, b) = text.split_at(cut);
+                prop_assert_ne!(hash_of((a, b)), hash_of((&text, "")));
+            }
+        }
     }
 }
