@@ -18,10 +18,10 @@ fn nodes(count: usize) -> Vec<Candidate> {
         .collect()
 }
 
-fn streams(count: usize) -> Vec<IngestStream> {
+fn streams(count: usize) -> Vec<IngestStream<'static>> {
     (0..count)
         .map(|i| IngestStream {
-            name: format!("cam{i:05}"),
+            name: format!("cam{i:05}").into(),
             capture_at: None,
             excluded: Vec::new(),
             captured_by: None,
@@ -31,14 +31,18 @@ fn streams(count: usize) -> Vec<IngestStream> {
 }
 
 /// The streams as captured according to `placement` (what the cluster view carries).
-fn captured(
-    list: &[IngestStream],
+fn captured<'a>(
+    list: &[IngestStream<'a>],
     placement: &BTreeMap<String, (String, Reason)>,
-) -> Vec<IngestStream> {
+) -> Vec<IngestStream<'a>> {
     list.iter()
         .map(|s| IngestStream {
-            captured_by: placement.get(&s.name).map(|(n, _)| n.clone()),
-            flowing_at: placement.get(&s.name).map(|(n, _)| n.clone()),
+            captured_by: placement
+                .get(s.name.as_ref())
+                .map(|(n, _)| n.clone().into()),
+            flowing_at: placement
+                .get(s.name.as_ref())
+                .map(|(n, _)| n.clone().into()),
             ..s.clone()
         })
         .collect()

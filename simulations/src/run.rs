@@ -560,6 +560,9 @@ fn heal(
 /// Which running nodes reach each stream's camera, kept while the cameras that are down
 /// and the running nodes stay the same (most observations): rebuilding it for 100
 /// streams at every observation was a large part of the simulator's own cost.
+/// The captures running, stream → nodes ([`Observation::running`]).
+type RunningCaptures = Arc<BTreeMap<String, BTreeSet<String>>>;
+
 #[derive(Default)]
 struct LiveReach {
     /// The cameras down and the running nodes it was computed for.
@@ -568,7 +571,7 @@ struct LiveReach {
     coverable: Arc<BTreeMap<String, usize>>,
     /// The captures running ([`Observation::running`]) as of `WorldState::running_version`
     /// (captures start and stop far more rarely than the cluster is observed).
-    running: Option<(u64, Arc<BTreeMap<String, BTreeSet<String>>>)>,
+    running: Option<(u64, RunningCaptures)>,
 }
 
 /// The whole cluster at `now_ms`, with the `detail` the checks need then.
@@ -649,7 +652,7 @@ fn observe(
         let running = match &live_reach.running {
             Some((version, running)) if *version == w.running_version => running.clone(),
             _ => {
-                let running: Arc<BTreeMap<String, BTreeSet<String>>> = Arc::new(
+                let running: RunningCaptures = Arc::new(
                     w.running
                         .iter()
                         .map(|(stream, on)| (stream.clone(), on.keys().cloned().collect()))

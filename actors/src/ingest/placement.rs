@@ -210,7 +210,10 @@ pub fn place_each<'n>(
         placement[index] = Some((node.name.as_str(), reason));
     };
     let allowed = |stream: &IngestStream, node: &Candidate| {
-        !stream.excluded.iter().any(|excluded| *excluded == node.name)
+        !stream
+            .excluded
+            .iter()
+            .any(|excluded| *excluded == node.name)
     };
     let mut rest = Vec::new();
     // 1. capture_at: its node wins (after the hold when that takes it from another).
@@ -335,7 +338,9 @@ mod tests {
         streams(count)
             .into_iter()
             .map(|s| IngestStream {
-                captured_by: placement.get(s.name.as_ref()).map(|(n, _)| n.clone().into()),
+                captured_by: placement
+                    .get(s.name.as_ref())
+                    .map(|(n, _)| n.clone().into()),
                 ..s
             })
             .collect()
@@ -594,8 +599,15 @@ mod tests {
         let mut list = streams(4);
         list[0].captured_by = Some("b".into());
         let placement = place(&list, &nodes, 0, 0);
-        assert_eq!(placement[list[0].name.as_ref()], ("b".to_string(), Reason::Kept));
-        assert!(list[1..].iter().all(|s| placement[s.name.as_ref()].0 == "a"));
+        assert_eq!(
+            placement[list[0].name.as_ref()],
+            ("b".to_string(), Reason::Kept)
+        );
+        assert!(
+            list[1..]
+                .iter()
+                .all(|s| placement[s.name.as_ref()].0 == "a")
+        );
     }
 
     proptest! {
