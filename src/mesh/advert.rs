@@ -14,7 +14,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use flotilla_actors::ingest::board::{IngestBoard, LocalPart};
-use flotilla_actors::mesh::view::IngestRole;
+use flotilla_actors::mesh::view::{IngestRole, RemoteStream};
 use flotilla_actors::rt::Runtime;
 
 use super::wire::{MAX_STREAMS, StreamEntry};
@@ -33,42 +33,6 @@ pub struct Advertiser {
     last: Mutex<Arc<Vec<StreamEntry>>>,
 }
 
-/// One entry's fields other than its name (compared before any name is copied).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Fields {
-    alive: bool,
-    ondemand: bool,
-    clients: u64,
-    bitrate_kbit: u64,
-    epoch: u64,
-    ingest: IngestRole,
-}
-
-impl Fields {
-    fn of(entry: &StreamEntry) -> Fields {
-        Fields {
-            alive: entry.alive,
-            ondemand: entry.ondemand,
-            clients: entry.clients,
-            bitrate_kbit: entry.bitrate_kbit,
-            epoch: entry.epoch,
-            ingest: entry.ingest,
-        }
-    }
-
-    fn entry(self, name: &str) -> StreamEntry {
-        StreamEntry {
-            name: name.to_string(),
-            alive: self.alive,
-            ondemand: self.ondemand,
-            clients: self.clients,
-            bitrate_kbit: self.bitrate_kbit,
-            epoch: self.epoch,
-            ingest: self.ingest,
-        }
-    }
-}
-
 /// The list being built: the last one's prefix while every entry matches it, a new
 /// list from the first difference on.
 struct Build<'a> {
@@ -78,17 +42,17 @@ struct Build<'a> {
 }
 
 impl Build<'_> {
-    fn push(&mut self, name: &str, fields: Fields) {
+    fn push(&mut self, name: &str, fields: RemoteStream) {
         if let Some(fresh) = &mut self.fresh {
-            fresh.push(fields.entry(name));
+            fresh.push(StreamEntry::new(name, fields));
             return;
         }
         match self.last.get(self.matched) {
-            Some(was) if was.name == name && Fields::of(was) == fields => self.matched += 1,
+            Some(was) if was.name == name && was.remote() == fields => self.matched += 1,
             _ => {
                 let mut fresh = Vec::with_capacity(self.last.len().max(self.matched + 1));
                 fresh.extend_from_slice(&self.last[..self.matched]);
-                fresh.push(fields.entry(name));
+                fresh.push(StreamEntry::new(name, fields));
                 self.fresh = Some(fresh);
             }
         }
@@ -176,12 +140,12 @@ impl Advertiser {
         live: Option<&Arc<LiveStream>>,
         part: Option<&LocalPart>,
         now_ms: u64,
-    ) -> Fields {
+    ) -> RemoteStream {
         let (ingest, epoch) = part.map_or((IngestRole::None, 0), |p| (p.role, p.epoch));
         let Some(live) = live else {
             // A cluster_ingest stream not running here: standby (able to take it) or
             // failed.
-            return Fields {
+            return RemoteStream {
                 alive: false,
                 ondemand: false,
                 clients: 0,
@@ -192,7 +156,7 @@ impl Advertiser {
         };
         // A cluster_ingest stream this node no longer captures is never offered.
         let offered = matches!(ingest, IngestRole::None | IngestRole::Capturing);
-        Fields {
+        RemoteStream {
             alive: offered && live.is_alive(now_ms, ALIVE_WITHIN_MS),
             ondemand: offered && self.ondemand.contains(name),
             clients: live.counters.clients.load(Ordering::Relaxed),

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use flotilla_actors::mesh::view::{ClusterView, PeerLoad, PeerUpdate, RemoteStream};
+use flotilla_actors::mesh::view::{ClusterView, PeerLoad, PeerUpdate};
 use flotilla_actors::rt::Runtime;
 
 use super::auth::{self, ClusterIdentity, MESH_ALPN, SHELL_ALPN};
@@ -86,17 +86,6 @@ pub enum MeshError {
     Auth(#[from] auth::AuthError),
     #[error("cannot open the mesh endpoint on UDP {0}: {1}")]
     Bind(SocketAddr, std::io::Error),
-}
-
-fn to_remote(entry: &StreamEntry) -> RemoteStream {
-    RemoteStream {
-        alive: entry.alive,
-        ondemand: entry.ondemand,
-        clients: entry.clients,
-        bitrate_kbit: entry.bitrate_kbit,
-        epoch: entry.epoch,
-        ingest: entry.ingest,
-    }
 }
 
 fn to_load(load: &NodeLoad) -> PeerLoad {
@@ -374,7 +363,7 @@ impl MeshService {
             full,
             upserts: upserts
                 .iter()
-                .map(|s| (s.name.clone(), to_remote(s)))
+                .map(|s| (s.name.clone(), s.remote()))
                 .collect(),
             removals,
             called_by_peer,

@@ -7,7 +7,7 @@
 //! every count and string is checked against its limit. bincode is pinned to 2.0.1
 //! (crates.md §4) and used only here, so it can be swapped without touching the mesh.
 
-use flotilla_actors::mesh::view::IngestRole;
+use flotilla_actors::mesh::view::{IngestRole, RemoteStream};
 use serde::{Deserialize, Serialize};
 
 /// The protocol version this node speaks.
@@ -49,6 +49,33 @@ pub struct StreamEntry {
     pub epoch: u64,
     /// The sender's part in a cluster_ingest stream.
     pub ingest: IngestRole,
+}
+
+impl StreamEntry {
+    /// The entry of stream `name` with what is advertised about it.
+    pub fn new(name: &str, stream: RemoteStream) -> StreamEntry {
+        StreamEntry {
+            name: name.to_string(),
+            alive: stream.alive,
+            ondemand: stream.ondemand,
+            clients: stream.clients,
+            bitrate_kbit: stream.bitrate_kbit,
+            epoch: stream.epoch,
+            ingest: stream.ingest,
+        }
+    }
+
+    /// What the entry advertises about its stream, as the cluster view keeps it.
+    pub fn remote(&self) -> RemoteStream {
+        RemoteStream {
+            alive: self.alive,
+            ondemand: self.ondemand,
+            clients: self.clients,
+            bitrate_kbit: self.bitrate_kbit,
+            epoch: self.epoch,
+            ingest: self.ingest,
+        }
+    }
 }
 
 /// How to reach a node.

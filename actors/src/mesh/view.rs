@@ -49,7 +49,7 @@ pub enum IngestRole {
 }
 
 /// What a peer advertises about one of its streams.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct RemoteStream {
     /// Frames are arriving there now.
     pub alive: bool,
