@@ -43,6 +43,18 @@ impl IngestIo for NodeIngestIo {
             .get(stream)
             .is_some_and(|live| live.is_alive(now_ms, ALIVE_WITHIN_MS))
     }
+
+    fn frames(&self, stream: &str) -> (bool, Option<u64>) {
+        let Some(live) = self.directory.get(stream) else {
+            return (false, None);
+        };
+        let now_ms = self.runtime.wall_clock_ms();
+        let last_frame_ms = live.counters.last_frame_ms.load(Ordering::Relaxed);
+        (
+            live.is_alive(now_ms, ALIVE_WITHIN_MS),
+            Some(last_frame_ms).filter(|frame_ms| *frame_ms != 0),
+        )
+    }
 }
 
 /// Whether this node's copy of cluster_ingest stream `stream` must not be served: this

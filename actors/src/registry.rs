@@ -27,6 +27,14 @@ pub const MAX_PATH_BYTES: usize = 1024;
 #[serde(transparent)]
 pub struct ActorPath(String);
 
+/// Paths order, compare and hash as their text (the one field), so a map keyed by paths
+/// is searched by `&str`.
+impl std::borrow::Borrow<str> for ActorPath {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 impl ActorPath {
     /// The root of a node's tree.
     pub fn root() -> ActorPath {
@@ -435,6 +443,12 @@ impl Registry {
 
     /// The entry at `path`.
     pub fn get(&self, path: &ActorPath) -> Option<Arc<Entry>> {
+        self.read().get(path).cloned()
+    }
+
+    /// The entry at `path` given as text (a caller looking many paths up reuses one
+    /// buffer instead of building an [`ActorPath`] for each).
+    pub fn get_text(&self, path: &str) -> Option<Arc<Entry>> {
         self.read().get(path).cloned()
     }
 

@@ -335,21 +335,27 @@ fn highest_capture<'a>(
     mine.max(theirs)
 }
 
-/// The highest capture of `stream` here or at an alive peer (`adverts`), counting as
-/// `counting` asks.
+/// The highest capture of a stream here or at an alive peer (`adverts`), counting as
+/// `counting` asks. `here`: this node's capture of the stream, if any (its epoch, and
+/// whether its frames flow), looked up once by the caller.
 fn top_capture<'a>(
     input: &StepInput<'a>,
-    captures: &BTreeMap<String, Capture>,
-    stream: &str,
+    here: Option<(u64, bool)>,
     adverts: &[Option<Advertised>],
     counting: Counting,
 ) -> Option<(u64, &'a str)> {
-    let flowing_here = || input.health.get(stream).is_some_and(|h| h.alive);
-    let mine = captures
-        .get(stream)
-        .filter(|_| counting == Counting::Any || flowing_here())
-        .map(|capture| capture.epoch);
+    let mine = here
+        .filter(|(_, flowing)| counting == Counting::Any || *flowing)
+        .map(|(epoch, _)| epoch);
     highest_capture(input, mine, adverts, counting)
+}
+
+/// [`top_capture`]'s `here` for `capture`, this node's capture of `stream` if any.
+fn here(input: &StepInput<'_>, stream: &str, capture: Option<&Capture>) -> Option<(u64, bool)> {
+    capture.map(|capture| {
+        let flowing = input.health.get(stream).is_some_and(|health| health.alive);
+        (capture.epoch, flowing)
+    })
 }
 
 /// The host part of a node name as `capture_at` may write it (`host`, `host:port`): a
@@ -428,7 +434,17 @@ impl IngestBook {
 
     /// What this node advertises about `stream`.
     pub fn advertised(&self, stream: &str, now_ms: u64) -> (IngestRole, u64) {
-        if let Some(capture) = self.captures.get(stream) {
+        self.advertised_with(stream, self.captures.get(stream), now_ms)
+    }
+
+    /// [`IngestBook::advertised`] with the capture of `stream` looked up already.
+    fn advertised_with(
+        &self,
+        stream: &str,
+        capture: Option<&Capture>,
+        now_ms: u64,
+    ) -> (IngestRole, u64) {
+        if let Some(capture) = capture {
             (IngestRole::Capturing, capture.epoch)
         } else if self.failed_here(stream, now_ms) {
             (IngestRole::Failed, self.epoch(stream))
@@ -767,24 +783,13 @@ impl IngestBook {
                 if self.failed_here(&stream.name, now_ms) {
                     excluded.push(Cow::Borrowed(input.me.name.as_str()));
                 }
+                let mine = here(input, &stream.name, self.captures.get(&stream.name));
                 // Who holds the stream, for placement's stickiness.
-                let captured_by = top_capture(
-                    input,
-                    &self.captures,
-                    &stream.name,
-                    adverts.of(index),
-                    Counting::Any,
-                )
-                .map(|(_, node)| Cow::Borrowed(node));
+                let captured_by = top_capture(input, mine, adverts.of(index), Counting::Any)
+                    .map(|(_, node)| Cow::Borrowed(node));
                 // Whose capture has frames now, for placement's shares.
-                let flowing_at = top_capture(
-                    input,
-                    &self.captures,
-                    &stream.name,
-                    adverts.of(index),
-                    Counting::Flowing,
-                )
-                .map(|(_, node)| Cow::Borrowed(node));
+                let flowing_at = top_capture(input, mine, adverts.of(index), Counting::Flowing)
+                    .map(|(_, node)| Cow::Borrowed(node));
                 let no_failback =
                     settings.sabotage == Some(Sabotage::NoFailback) && captured_by.is_some();
                 IngestStream {
@@ -953,8 +958,14 @@ impl IngestBook {
                     }
                 }
             }
-            let local = self.advertised(name, now_ms).0;
-            let current = top_capture(input, &self.captures, name, peer_adverts, Counting::Flowing);
+            let capture = self.captures.get(name);
+            let local = self.advertised_with(name, capture, now_ms).0;
+            let current = top_capture(
+                input,
+                here(input, name, capture),
+                peer_adverts,
+                Counting::Flowing,
+            );
             rows.push(Row {
                 stream: name.clone(),
                 owner,

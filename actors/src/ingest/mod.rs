@@ -73,6 +73,11 @@ pub trait IngestIo: Send + Sync + 'static {
     fn stream_alive(&self, stream: &str) -> bool;
     /// Unix ms of the last frame of `stream` here (`None`: none yet).
     fn last_frame_ms(&self, stream: &str) -> Option<u64>;
+    /// [`IngestIo::stream_alive`] and [`IngestIo::last_frame_ms`] at once (the coordinator
+    /// asks both for every capture at every tick: one lookup where the node can).
+    fn frames(&self, stream: &str) -> (bool, Option<u64>) {
+        (self.stream_alive(stream), self.last_frame_ms(stream))
+    }
 }
 
 /// Ingest io for tests of the tree: no mesh, idle CPU, no frames.
@@ -381,23 +386,26 @@ impl IngestCoordinator {
     }
 
     fn health(&self, me: &Handle<IngestMsg>, state: &IngestState) -> BTreeMap<String, Health> {
-        let streams_path = ActorPath::root().child("streams");
+        // `node/streams/NAME`, built in one buffer for every capture.
+        let mut path = ActorPath::root().child("streams").as_str().to_string();
+        path.push('/');
+        let prefix = path.len();
         state
             .book
             .captures()
             .keys()
             .map(|name| {
-                let entry = me.node().registry.get(&streams_path.child(name));
+                path.truncate(prefix);
+                path.push_str(name);
+                let entry = me.node().registry.get_text(&path);
                 let restarts = entry.as_ref().map_or(0, |entry| entry.restarts());
                 let started_at_ms = entry.as_ref().map_or(0, |entry| entry.started_at_ms());
+                let (alive, last_frame_ms) = self.io.frames(name);
                 let health = Health {
-                    alive: self.io.stream_alive(name),
+                    alive,
                     restarts,
                     frames_since_start: started_at_ms != 0
-                        && self
-                            .io
-                            .last_frame_ms(name)
-                            .is_some_and(|frame_ms| frame_ms >= started_at_ms),
+                        && last_frame_ms.is_some_and(|frame_ms| frame_ms >= started_at_ms),
                 };
                 (name.clone(), health)
             })
