@@ -5,8 +5,8 @@
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 
-use flotilla_actors::ingest::IngestIo;
 use flotilla_actors::ingest::board::IngestBoard;
+use flotilla_actors::ingest::{IngestIo, StreamFrames};
 use flotilla_actors::mesh::view::{ClusterView, IngestRole};
 use flotilla_actors::rt::Runtime;
 
@@ -30,30 +30,16 @@ impl IngestIo for NodeIngestIo {
         self.stats.snapshot().cpu_usage
     }
 
-    fn last_frame_ms(&self, stream: &str) -> Option<u64> {
-        self.directory
-            .get(stream)
-            .map(|live| live.counters.last_frame_ms.load(Ordering::Relaxed))
-            .filter(|frame_ms| *frame_ms != 0)
-    }
-
-    fn stream_alive(&self, stream: &str) -> bool {
-        let now_ms = self.runtime.wall_clock_ms();
-        self.directory
-            .get(stream)
-            .is_some_and(|live| live.is_alive(now_ms, ALIVE_WITHIN_MS))
-    }
-
-    fn frames(&self, stream: &str) -> (bool, Option<u64>) {
+    fn frames(&self, stream: &str) -> StreamFrames {
         let Some(live) = self.directory.get(stream) else {
-            return (false, None);
+            return StreamFrames::default();
         };
         let now_ms = self.runtime.wall_clock_ms();
-        let last_frame_ms = live.counters.last_frame_ms.load(Ordering::Relaxed);
-        (
-            live.is_alive(now_ms, ALIVE_WITHIN_MS),
-            Some(last_frame_ms).filter(|frame_ms| *frame_ms != 0),
-        )
+        StreamFrames {
+            alive: live.is_alive(now_ms, ALIVE_WITHIN_MS),
+            last_frame_ms: Some(live.counters.last_frame_ms.load(Ordering::Relaxed))
+                .filter(|frame_ms| *frame_ms != 0),
+        }
     }
 }
 

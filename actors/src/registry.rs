@@ -443,7 +443,7 @@ impl Registry {
 
     /// The entry at `path`.
     pub fn get(&self, path: &ActorPath) -> Option<Arc<Entry>> {
-        self.read().get(path).cloned()
+        self.get_text(path.as_str())
     }
 
     /// The entry at `path` given as text (a caller looking many paths up reuses one

@@ -69,15 +69,18 @@ pub trait IngestIo: Send + Sync + 'static {
     fn view(&self) -> Option<Arc<RwLock<ClusterView>>>;
     /// This host's CPU usage, percent.
     fn cpu_usage(&self) -> f32;
-    /// Whether frames of `stream` are flowing here.
-    fn stream_alive(&self, stream: &str) -> bool;
-    /// Unix ms of the last frame of `stream` here (`None`: none yet).
-    fn last_frame_ms(&self, stream: &str) -> Option<u64>;
-    /// [`IngestIo::stream_alive`] and [`IngestIo::last_frame_ms`] at once (the coordinator
-    /// asks both for every capture at every tick: one lookup where the node can).
-    fn frames(&self, stream: &str) -> (bool, Option<u64>) {
-        (self.stream_alive(stream), self.last_frame_ms(stream))
-    }
+    /// The frames of `stream` here: whether they are flowing, and Unix ms of the last
+    /// one (`None`: none yet). Asked for every capture at every tick, so one lookup.
+    fn frames(&self, stream: &str) -> StreamFrames;
+}
+
+/// A stream's frames as the coordinator reads them ([`IngestIo::frames`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StreamFrames {
+    /// Frames are flowing here now.
+    pub alive: bool,
+    /// Unix ms of the last frame here (`None`: none yet).
+    pub last_frame_ms: Option<u64>,
 }
 
 /// Ingest io for tests of the tree: no mesh, idle CPU, no frames.
@@ -91,11 +94,8 @@ impl IngestIo for NoIngestIo {
     fn cpu_usage(&self) -> f32 {
         0.0
     }
-    fn stream_alive(&self, _stream: &str) -> bool {
-        false
-    }
-    fn last_frame_ms(&self, _stream: &str) -> Option<u64> {
-        None
+    fn frames(&self, _stream: &str) -> StreamFrames {
+        StreamFrames::default()
     }
 }
 
@@ -400,7 +400,10 @@ impl IngestCoordinator {
                 let entry = me.node().registry.get_text(&path);
                 let restarts = entry.as_ref().map_or(0, |entry| entry.restarts());
                 let started_at_ms = entry.as_ref().map_or(0, |entry| entry.started_at_ms());
-                let (alive, last_frame_ms) = self.io.frames(name);
+                let StreamFrames {
+                    alive,
+                    last_frame_ms,
+                } = self.io.frames(name);
                 let health = Health {
                     alive,
                     restarts,
