@@ -87,13 +87,14 @@ pub struct NodeObservation {
     /// Its ingest board as published (a shared snapshot: the owners are read from its
     /// table, see [`NodeObservation::owner`]).
     pub board: Arc<BoardState>,
-    /// Streams it captures by its board, with epochs.
-    pub capturing: BTreeMap<String, u64>,
+    /// Streams it captures by its board, with epochs (shared while its board stays the
+    /// same, which lets the checker skip what it checked already).
+    pub capturing: Arc<BTreeMap<String, u64>>,
     /// (incarnation, version) of each peer in its view, by peer key.
     pub versions: BTreeMap<String, (u64, u64)>,
     /// Where it sends a viewer of each stream: itself (`Some(me)`), a peer's hostname,
     /// or nowhere (`None`). At rest only, see [`Detail`].
-    pub viewer_goes_to: BTreeMap<String, Option<String>>,
+    pub viewer_goes_to: Arc<BTreeMap<String, Option<String>>>,
     /// Stream actors under its `streams` supervisor (at the end only, see [`Detail`]).
     pub stream_actors: BTreeSet<String>,
 }
@@ -186,6 +187,9 @@ pub struct Checker {
     /// Per node, incarnation and stream: the epoch of its last capture, and whether that
     /// capture is still on.
     epochs: PerIncarnation<(u64, bool)>,
+    /// Per node, the captures `epochs` last took in: the same ones again (the same
+    /// allocation, see [`NodeObservation::capturing`]) change nothing there.
+    epochs_of: BTreeMap<String, Arc<BTreeMap<String, u64>>>,
     /// Since when each stream has had no capture, simulated ms.
     uncovered_since_ms: BTreeMap<String, u64>,
     /// The nodes (with their incarnation) seen running without reaching the camera while
@@ -298,6 +302,15 @@ impl Checker {
     /// I8: each new capture of a stream by a node takes an epoch above its previous one.
     fn epochs_grow(&mut self, o: &Observation) -> Result<(), Violation> {
         for (node, seen) in &o.nodes {
+            // The same captures as last time (a new incarnation has a new board, hence a
+            // new map) passed then and change nothing now.
+            match self.epochs_of.get_mut(node) {
+                Some(last) if Arc::ptr_eq(last, &seen.capturing) => continue,
+                Some(last) => *last = seen.capturing.clone(),
+                None => {
+                    self.epochs_of.insert(node.clone(), seen.capturing.clone());
+                }
+            }
             let by_stream = slot(&mut self.epochs, node)
                 .entry(seen.incarnation_ms)
                 .or_default();
@@ -306,7 +319,7 @@ impl Checker {
                     *on = false;
                 }
             }
-            for (stream, epoch) in &seen.capturing {
+            for (stream, epoch) in seen.capturing.iter() {
                 match by_stream.get(stream) {
                     Some((previous, false)) if epoch <= previous => {
                         return violation(
@@ -367,8 +380,14 @@ impl Checker {
     /// I2: a stream some node can capture is captured again within the failover bound
     /// once the cluster is calm.
     fn coverage(&mut self, o: &Observation) -> Result<(), Violation> {
+        // Both maps are in name order: walk them together instead of a lookup per stream.
+        let mut running = o.running.iter().peekable();
         for stream in o.coverable.keys() {
-            if o.running.get(stream).is_some_and(|nodes| !nodes.is_empty()) {
+            while running.next_if(|(name, _)| *name < stream).is_some() {}
+            let captured = running
+                .peek()
+                .is_some_and(|(name, nodes)| *name == stream && !nodes.is_empty());
+            if captured {
                 self.uncovered_since_ms.remove(stream);
                 self.unreachable_during_gap.remove(stream);
                 continue;

@@ -13,6 +13,7 @@ pub mod invariants;
 pub mod links;
 pub mod media;
 pub mod net;
+pub mod observe;
 pub mod profile;
 pub mod run;
 pub mod udp;

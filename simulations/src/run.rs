@@ -7,17 +7,13 @@ use std::time::Duration;
 
 use flotilla_actors::ingest::sabotage::Sabotage;
 use flotilla_actors::mesh::view::IngestRole;
-use flotilla_actors::registry::ActorPath;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::cluster::{
-    EPOCH_MS, HostSpec, config_text, node_name, preferred_node, run_host, stream_name,
-};
-use crate::invariants::{
-    Checker, Detail, Isolation, NodeObservation, OBSERVE_PERIOD_MS, Observation, Violation, at_rest,
-};
+use crate::cluster::{HostSpec, config_text, node_name, preferred_node, run_host, stream_name};
+use crate::invariants::{Checker, Detail, Isolation, OBSERVE_PERIOD_MS, Violation, at_rest};
 use crate::links::Links;
+use crate::observe::{ObservationMemo, observe};
 use crate::profile::{Fault, FaultKind, Profile, Scheduled, schedule};
 use crate::udp::DatagramFaults;
 use crate::world::World;
@@ -260,7 +256,7 @@ pub fn run(options: &Options) -> Outcome {
     }
     let mut steps = expand(&faults).into_iter().peekable();
     let mut checker = Checker::default();
-    let mut live_reach = LiveReach::default();
+    let mut memo = ObservationMemo::default();
     let mut links = Links::default();
     let mut crashed: BTreeMap<usize, u64> = BTreeMap::new();
     let mut isolated: BTreeMap<String, Isolation> = BTreeMap::new();
@@ -354,7 +350,7 @@ pub fn run(options: &Options) -> Outcome {
             let observation = observe(
                 &world,
                 &reachers,
-                &mut live_reach,
+                &mut memo,
                 &preferred,
                 now_ms,
                 calm_since_ms,
@@ -370,7 +366,7 @@ pub fn run(options: &Options) -> Outcome {
     let observation = observe(
         &world,
         &reachers,
-        &mut live_reach,
+        &mut memo,
         &preferred,
         now_ms,
         Some(0),
@@ -555,150 +551,4 @@ fn heal(
         }
         crashed.remove(&index);
     }
-}
-
-/// Which running nodes reach each stream's camera, kept while the cameras that are down
-/// and the running nodes stay the same (most observations): rebuilding it for 100
-/// streams at every observation was a large part of the simulator's own cost.
-/// The captures running, stream → nodes ([`Observation::running`]).
-type RunningCaptures = Arc<BTreeMap<String, BTreeSet<String>>>;
-
-#[derive(Default)]
-struct LiveReach {
-    /// The cameras down and the running nodes it was computed for.
-    of: Option<(BTreeSet<String>, Vec<String>)>,
-    reachers: Arc<BTreeMap<String, BTreeSet<String>>>,
-    coverable: Arc<BTreeMap<String, usize>>,
-    /// The captures running ([`Observation::running`]) as of `WorldState::running_version`
-    /// (captures start and stop far more rarely than the cluster is observed).
-    running: Option<(u64, RunningCaptures)>,
-}
-
-/// The whole cluster at `now_ms`, with the `detail` the checks need then.
-#[allow(clippy::too_many_arguments)]
-fn observe(
-    world: &World,
-    reachers: &BTreeMap<String, BTreeSet<String>>,
-    live_reach: &mut LiveReach,
-    preferred: &Arc<BTreeMap<String, String>>,
-    now_ms: u64,
-    calm_since_ms: Option<u64>,
-    healed_at_ms: Option<u64>,
-    isolated: &BTreeMap<String, Isolation>,
-    detail: Detail,
-) -> Observation {
-    let wall_ms = EPOCH_MS + now_ms;
-    world.with(|w| {
-        let mut nodes = BTreeMap::new();
-        for (name, handle) in &w.nodes {
-            let board = handle.board.snapshot();
-            let view = handle.view.read().unwrap_or_else(|p| p.into_inner());
-            let mut seen = NodeObservation {
-                incarnation_ms: handle.started_ms,
-                board: board.clone(),
-                capturing: board
-                    .local
-                    .iter()
-                    .filter(|(_, part)| part.role == IngestRole::Capturing)
-                    .map(|(stream, part)| (stream.clone(), part.epoch))
-                    .collect(),
-                ..NodeObservation::default()
-            };
-            for (record, _) in view.peers(wall_ms) {
-                seen.versions
-                    .insert(record.name.clone(), (record.incarnation, record.version));
-            }
-            if detail.at_rest {
-                for stream in reachers.keys() {
-                    let here = handle.directory.resolve(stream).is_some_and(|(live, _)| {
-                        !flotilla::ingest::superseded(
-                            &handle.board,
-                            Some(&handle.view),
-                            &live.name,
-                            wall_ms,
-                            name,
-                        )
-                    });
-                    let goes_to = if here {
-                        Some(name.clone())
-                    } else {
-                        view.redirect_target(stream, wall_ms)
-                            .map(|peer| peer.hostname.clone())
-                    };
-                    seen.viewer_goes_to.insert(stream.clone(), goes_to);
-                }
-            }
-            if detail.actors
-                && let Some(tree) = handle
-                    .context
-                    .registry
-                    .tree(&ActorPath::root().child("streams"), wall_ms)
-            {
-                seen.stream_actors = tree
-                    .children
-                    .iter()
-                    .map(|child| {
-                        child
-                            .path
-                            .as_str()
-                            .rsplit_once("/streams/")
-                            .map_or(String::new(), |(_, n)| n.to_string())
-                    })
-                    .collect();
-            }
-            drop(view);
-            nodes.insert(name.clone(), seen);
-        }
-        let running = match &live_reach.running {
-            Some((version, running)) if *version == w.running_version => running.clone(),
-            _ => {
-                let running: RunningCaptures = Arc::new(
-                    w.running
-                        .iter()
-                        .map(|(stream, on)| (stream.clone(), on.keys().cloned().collect()))
-                        .collect(),
-                );
-                live_reach.running = Some((w.running_version, running.clone()));
-                running
-            }
-        };
-        let same_reach = live_reach.of.as_ref().is_some_and(|(down, running)| {
-            *down == w.sources_down && running.iter().eq(nodes.keys())
-        });
-        if !same_reach {
-            let live_reachers: BTreeMap<String, BTreeSet<String>> = reachers
-                .iter()
-                .filter(|(stream, _)| !w.sources_down.contains(*stream))
-                .map(|(stream, set)| {
-                    (
-                        stream.clone(),
-                        set.iter()
-                            .filter(|n| nodes.contains_key(*n))
-                            .cloned()
-                            .collect(),
-                    )
-                })
-                .collect();
-            let coverable = live_reachers
-                .iter()
-                .filter(|(_, set): &(&String, &BTreeSet<String>)| !set.is_empty())
-                .map(|(stream, set)| (stream.clone(), nodes.len() - set.len()))
-                .collect();
-            live_reach.of = Some((w.sources_down.clone(), nodes.keys().cloned().collect()));
-            live_reach.reachers = Arc::new(live_reachers);
-            live_reach.coverable = Arc::new(coverable);
-        }
-        Observation {
-            at_ms: now_ms,
-            nodes,
-            running,
-            coverable: live_reach.coverable.clone(),
-            preferred: preferred.clone(),
-            reachers: live_reach.reachers.clone(),
-            calm_since_ms,
-            healed_at_ms,
-            isolated: isolated.clone(),
-            source_back_ms: w.sources_back_ms.clone(),
-        }
-    })
 }

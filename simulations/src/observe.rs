@@ -1,0 +1,289 @@
+//! Observing the whole simulated cluster for the checker ([`Observation`]), every
+//! [`OBSERVE_PERIOD_MS`](crate::invariants::OBSERVE_PERIOD_MS).
+//!
+//! An observation reads every node's board, view and directory. Most of what it derives
+//! from them does not change from one observation to the next (at rest, nothing does),
+//! so [`ObservationMemo`] keeps each derived piece with what it was derived from and
+//! derives it again only when that moved. Every key holds the very allocations it
+//! compares by address (boards, live streams), so an address is never reused while it is
+//! a key. Deriving everything afresh at every observation was over a tenth of a 5 × 100
+//! run, most of it every node's redirect for every stream at rest.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use flotilla::media::live::LiveStream;
+use flotilla_actors::ingest::board::BoardState;
+use flotilla_actors::mesh::view::{ClusterView, IngestRole, PeerState};
+use flotilla_actors::registry::ActorPath;
+
+use crate::cluster::EPOCH_MS;
+use crate::invariants::{Detail, Isolation, NodeObservation, Observation};
+use crate::world::{NodeHandle, World};
+
+/// The captures running ([`Observation::running`]): stream → nodes.
+type RunningCaptures = Arc<BTreeMap<String, BTreeSet<String>>>;
+
+/// What observations keep between them (see the module header).
+#[derive(Default)]
+pub struct ObservationMemo {
+    /// The cameras down and the running nodes `reachers` and `coverable` are of.
+    of: Option<(BTreeSet<String>, Vec<String>)>,
+    /// Which running nodes reach each stream's camera ([`Observation::reachers`]).
+    reachers: Arc<BTreeMap<String, BTreeSet<String>>>,
+    /// [`Observation::coverable`].
+    coverable: Arc<BTreeMap<String, usize>>,
+    /// The captures running as of `WorldState::running_version` (captures start and stop
+    /// far more rarely than the cluster is observed).
+    running: Option<(u64, RunningCaptures)>,
+    /// Per node, what was derived from its board and, at rest, its redirects.
+    nodes: BTreeMap<String, NodeMemo>,
+}
+
+/// What was derived from one node's state.
+struct NodeMemo {
+    /// The board `capturing` was derived from.
+    board: Arc<BoardState>,
+    /// [`NodeObservation::capturing`].
+    capturing: Arc<BTreeMap<String, u64>>,
+    /// The redirects, with what they were computed from.
+    redirects: Option<Redirects>,
+}
+
+/// Every redirect of one node, and everything a redirect reads: the node's board, the
+/// streams in its directory, and each peer as the view has it at the observation.
+struct Redirects {
+    board: Arc<BoardState>,
+    streams: Vec<Arc<LiveStream>>,
+    peers: Vec<PeerKey>,
+    goes_to: Arc<BTreeMap<String, Option<String>>>,
+}
+
+/// What a redirect reads of one peer: its state at the observation, and its streams by
+/// their version (every change of a peer's streams moves it).
+#[derive(PartialEq, Eq)]
+struct PeerKey {
+    state: PeerState,
+    incarnation: u64,
+    streams_version: u64,
+    hostname: String,
+}
+
+fn peer_keys(view: &ClusterView, wall_ms: u64) -> Vec<PeerKey> {
+    view.peers(wall_ms)
+        .map(|(record, state)| PeerKey {
+            state,
+            incarnation: record.incarnation,
+            streams_version: record.streams_version,
+            hostname: record.hostname.clone(),
+        })
+        .collect()
+}
+
+/// Where `node` sends a viewer of each stream: itself (`Some(node)`), a peer's
+/// hostname, or nowhere.
+fn redirects(
+    handle: &NodeHandle,
+    view: &ClusterView,
+    node: &str,
+    streams: &BTreeMap<String, BTreeSet<String>>,
+    wall_ms: u64,
+) -> BTreeMap<String, Option<String>> {
+    streams
+        .keys()
+        .map(|stream| {
+            let here = handle.directory.resolve(stream).is_some_and(|(live, _)| {
+                !flotilla::ingest::superseded(
+                    &handle.board,
+                    Some(&handle.view),
+                    &live.name,
+                    wall_ms,
+                    node,
+                )
+            });
+            let goes_to = if here {
+                Some(node.to_string())
+            } else {
+                view.redirect_target(stream, wall_ms)
+                    .map(|peer| peer.hostname.clone())
+            };
+            (stream.clone(), goes_to)
+        })
+        .collect()
+}
+
+impl NodeMemo {
+    /// The streams `board` says this node captures, with their epochs.
+    fn capturing(&mut self, board: &Arc<BoardState>) -> Arc<BTreeMap<String, u64>> {
+        if !Arc::ptr_eq(&self.board, board) {
+            self.board = board.clone();
+            self.capturing = Arc::new(capturing(board));
+        }
+        self.capturing.clone()
+    }
+
+    /// The node's redirects, computed again only when something they read moved.
+    fn redirects(
+        &mut self,
+        handle: &NodeHandle,
+        view: &ClusterView,
+        node: &str,
+        board: &Arc<BoardState>,
+        streams: &BTreeMap<String, BTreeSet<String>>,
+        wall_ms: u64,
+    ) -> Arc<BTreeMap<String, Option<String>>> {
+        let peers = peer_keys(view, wall_ms);
+        let unchanged = self.redirects.as_ref().is_some_and(|memo| {
+            Arc::ptr_eq(&memo.board, board)
+                && memo.peers == peers
+                && handle.directory.with_all(|live| {
+                    live.len() == memo.streams.len()
+                        && live
+                            .values()
+                            .zip(&memo.streams)
+                            .all(|(now, then)| Arc::ptr_eq(now, then))
+                })
+        });
+        if !unchanged {
+            self.redirects = Some(Redirects {
+                board: board.clone(),
+                streams: handle
+                    .directory
+                    .with_all(|live| live.values().cloned().collect()),
+                peers,
+                goes_to: Arc::new(redirects(handle, view, node, streams, wall_ms)),
+            });
+        }
+        self.redirects
+            .as_ref()
+            .map(|memo| memo.goes_to.clone())
+            .unwrap_or_default()
+    }
+}
+
+fn capturing(board: &BoardState) -> BTreeMap<String, u64> {
+    board
+        .local
+        .iter()
+        .filter(|(_, part)| part.role == IngestRole::Capturing)
+        .map(|(stream, part)| (stream.clone(), part.epoch))
+        .collect()
+}
+
+/// The whole cluster at `now_ms`, with the `detail` the checks need then. `reachers`:
+/// every stream with the nodes that reach its camera.
+#[allow(clippy::too_many_arguments)]
+pub fn observe(
+    world: &World,
+    reachers: &BTreeMap<String, BTreeSet<String>>,
+    memo: &mut ObservationMemo,
+    preferred: &Arc<BTreeMap<String, String>>,
+    now_ms: u64,
+    calm_since_ms: Option<u64>,
+    healed_at_ms: Option<u64>,
+    isolated: &BTreeMap<String, Isolation>,
+    detail: Detail,
+) -> Observation {
+    let wall_ms = EPOCH_MS + now_ms;
+    world.with(|w| {
+        memo.nodes.retain(|name, _| w.nodes.contains_key(name));
+        let mut nodes = BTreeMap::new();
+        for (name, handle) in &w.nodes {
+            let board = handle.board.snapshot();
+            let view = handle.view.read().unwrap_or_else(|p| p.into_inner());
+            let node_memo = match memo.nodes.get_mut(name) {
+                Some(node_memo) => node_memo,
+                None => memo.nodes.entry(name.clone()).or_insert(NodeMemo {
+                    capturing: Arc::new(capturing(&board)),
+                    board: board.clone(),
+                    redirects: None,
+                }),
+            };
+            let mut seen = NodeObservation {
+                incarnation_ms: handle.started_ms,
+                capturing: node_memo.capturing(&board),
+                board: board.clone(),
+                ..NodeObservation::default()
+            };
+            for (record, _) in view.peers(wall_ms) {
+                seen.versions
+                    .insert(record.name.clone(), (record.incarnation, record.version));
+            }
+            if detail.at_rest {
+                seen.viewer_goes_to =
+                    node_memo.redirects(handle, &view, name, &board, reachers, wall_ms);
+            }
+            if detail.actors
+                && let Some(tree) = handle
+                    .context
+                    .registry
+                    .tree(&ActorPath::root().child("streams"), wall_ms)
+            {
+                seen.stream_actors = tree
+                    .children
+                    .iter()
+                    .map(|child| {
+                        child
+                            .path
+                            .as_str()
+                            .rsplit_once("/streams/")
+                            .map_or(String::new(), |(_, n)| n.to_string())
+                    })
+                    .collect();
+            }
+            drop(view);
+            nodes.insert(name.clone(), seen);
+        }
+        let running = match &memo.running {
+            Some((version, running)) if *version == w.running_version => running.clone(),
+            _ => {
+                let running: RunningCaptures = Arc::new(
+                    w.running
+                        .iter()
+                        .map(|(stream, on)| (stream.clone(), on.keys().cloned().collect()))
+                        .collect(),
+                );
+                memo.running = Some((w.running_version, running.clone()));
+                running
+            }
+        };
+        let same_reach = memo.of.as_ref().is_some_and(|(down, running)| {
+            *down == w.sources_down && running.iter().eq(nodes.keys())
+        });
+        if !same_reach {
+            let live_reachers: BTreeMap<String, BTreeSet<String>> = reachers
+                .iter()
+                .filter(|(stream, _)| !w.sources_down.contains(*stream))
+                .map(|(stream, set)| {
+                    (
+                        stream.clone(),
+                        set.iter()
+                            .filter(|n| nodes.contains_key(*n))
+                            .cloned()
+                            .collect(),
+                    )
+                })
+                .collect();
+            let coverable = live_reachers
+                .iter()
+                .filter(|(_, set): &(&String, &BTreeSet<String>)| !set.is_empty())
+                .map(|(stream, set)| (stream.clone(), nodes.len() - set.len()))
+                .collect();
+            memo.of = Some((w.sources_down.clone(), nodes.keys().cloned().collect()));
+            memo.reachers = Arc::new(live_reachers);
+            memo.coverable = Arc::new(coverable);
+        }
+        Observation {
+            at_ms: now_ms,
+            nodes,
+            running,
+            coverable: memo.coverable.clone(),
+            preferred: preferred.clone(),
+            reachers: memo.reachers.clone(),
+            calm_since_ms,
+            healed_at_ms,
+            isolated: isolated.clone(),
+            source_back_ms: w.sources_back_ms.clone(),
+        }
+    })
+}
