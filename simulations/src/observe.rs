@@ -18,7 +18,7 @@ use flotilla_actors::mesh::view::{ClusterView, IngestRole, PeerState};
 use flotilla_actors::registry::ActorPath;
 
 use crate::cluster::EPOCH_MS;
-use crate::invariants::{Detail, Isolation, NodeObservation, Observation};
+use crate::invariants::{Detail, Isolation, NodeObservation, Observation, ViewerRedirects};
 use crate::world::{NodeHandle, World};
 
 /// The captures running ([`Observation::running`]): stream → nodes.
@@ -56,7 +56,7 @@ struct Redirects {
     board: Arc<BoardState>,
     streams: Vec<Arc<LiveStream>>,
     peers: Vec<PeerKey>,
-    goes_to: Arc<BTreeMap<String, Option<String>>>,
+    goes_to: ViewerRedirects,
 }
 
 /// What a redirect reads of one peer: its state at the observation, and its streams by
@@ -131,7 +131,7 @@ impl NodeMemo {
         board: &Arc<BoardState>,
         streams: &BTreeMap<String, BTreeSet<String>>,
         wall_ms: u64,
-    ) -> Arc<BTreeMap<String, Option<String>>> {
+    ) -> ViewerRedirects {
         let peers = peer_keys(view, wall_ms);
         let unchanged = self.redirects.as_ref().is_some_and(|memo| {
             Arc::ptr_eq(&memo.board, board)
