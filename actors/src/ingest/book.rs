@@ -229,6 +229,9 @@ pub struct Row {
     pub epoch: u64,
     /// This node's part: standby, capturing or failed.
     pub local: IngestRole,
+    /// This node's epoch for the stream: its capture's, or the highest it has seen (with
+    /// `local`, what it advertises).
+    pub local_epoch: u64,
 }
 
 /// Which captures count when looking for the highest one.
@@ -959,7 +962,7 @@ impl IngestBook {
                 }
             }
             let capture = self.captures.get(name);
-            let local = self.advertised_with(name, capture, now_ms).0;
+            let (local, local_epoch) = self.advertised_with(name, capture, now_ms);
             let current = top_capture(
                 input,
                 here(input, name, capture),
@@ -975,6 +978,7 @@ impl IngestBook {
                 capturer: current.map(|(_, node)| node.to_string()),
                 epoch: current.map_or(0, |(epoch, _)| epoch),
                 local,
+                local_epoch,
             });
         }
         // Streams no longer configured here stop.

@@ -519,17 +519,36 @@ impl Worker for IngestCoordinator {
                 let Some((actions, rows)) = state.book.step_if_changed(&input) else {
                     return Ok(());
                 };
+                let acted: Vec<String> = actions
+                    .iter()
+                    .map(|action| match action {
+                        Action::Start { stream, .. } | Action::Stop { stream, .. } => {
+                            stream.clone()
+                        }
+                    })
+                    .collect();
                 for action in actions {
                     self.apply(me, state, action).await;
                 }
-                let local = state
-                    .configured
+                // The step's table has what this node advertises about each configured
+                // stream (asking the book again per stream was a tenth of a step), but
+                // for the streams acted on: a start that failed changed the book since.
+                let mut local: BTreeMap<String, LocalPart> = rows
                     .iter()
-                    .map(|stream| {
-                        let (role, epoch) = state.book.advertised(&stream.name, now_ms);
-                        (stream.name.clone(), LocalPart { role, epoch })
+                    .map(|row| {
+                        let part = LocalPart {
+                            role: row.local,
+                            epoch: row.local_epoch,
+                        };
+                        (row.stream.clone(), part)
                     })
                     .collect();
+                for stream in acted {
+                    if let Some(part) = local.get_mut(&stream) {
+                        let (role, epoch) = state.book.advertised(&stream, now_ms);
+                        *part = LocalPart { role, epoch };
+                    }
+                }
                 self.board.publish(BoardState {
                     local,
                     rows,
