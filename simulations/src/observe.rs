@@ -133,31 +133,29 @@ impl NodeMemo {
         wall_ms: u64,
     ) -> ViewerRedirects {
         let peers = peer_keys(view, wall_ms);
-        let unchanged = self.redirects.as_ref().is_some_and(|memo| {
-            Arc::ptr_eq(&memo.board, board)
-                && memo.peers == peers
-                && handle.directory.with_all(|live| {
-                    live.len() == memo.streams.len()
-                        && live
-                            .values()
-                            .zip(&memo.streams)
-                            .all(|(now, then)| Arc::ptr_eq(now, then))
-                })
-        });
-        if !unchanged {
-            self.redirects = Some(Redirects {
-                board: board.clone(),
-                streams: handle
-                    .directory
-                    .with_all(|live| live.values().cloned().collect()),
-                peers,
-                goes_to: Arc::new(redirects(handle, view, node, streams, wall_ms)),
-            });
+        if let Some(memo) = &self.redirects
+            && Arc::ptr_eq(&memo.board, board)
+            && memo.peers == peers
+            && handle.directory.with_all(|live| {
+                live.len() == memo.streams.len()
+                    && live
+                        .values()
+                        .zip(&memo.streams)
+                        .all(|(now, then)| Arc::ptr_eq(now, then))
+            })
+        {
+            return memo.goes_to.clone();
         }
-        self.redirects
-            .as_ref()
-            .map(|memo| memo.goes_to.clone())
-            .unwrap_or_default()
+        let goes_to: ViewerRedirects = Arc::new(redirects(handle, view, node, streams, wall_ms));
+        self.redirects = Some(Redirects {
+            board: board.clone(),
+            streams: handle
+                .directory
+                .with_all(|live| live.values().cloned().collect()),
+            peers,
+            goes_to: goes_to.clone(),
+        });
+        goes_to
     }
 }
 

@@ -519,12 +519,11 @@ impl Worker for IngestCoordinator {
                 let Some((actions, rows)) = state.book.step_if_changed(&input) else {
                     return Ok(());
                 };
-                let acted: Vec<String> = actions
+                let starts: Vec<String> = actions
                     .iter()
-                    .map(|action| match action {
-                        Action::Start { stream, .. } | Action::Stop { stream, .. } => {
-                            stream.clone()
-                        }
+                    .filter_map(|action| match action {
+                        Action::Start { stream, .. } => Some(stream.clone()),
+                        Action::Stop { .. } => None,
                     })
                     .collect();
                 for action in actions {
@@ -532,7 +531,8 @@ impl Worker for IngestCoordinator {
                 }
                 // The step's table has what this node advertises about each configured
                 // stream (asking the book again per stream was a tenth of a step), but
-                // for the streams acted on: a start that failed changed the book since.
+                // for the streams it started: a start that failed changed the book since
+                // (`apply` is the only change to the book after the step).
                 let mut local: BTreeMap<String, LocalPart> = rows
                     .iter()
                     .map(|row| {
@@ -543,7 +543,7 @@ impl Worker for IngestCoordinator {
                         (row.stream.clone(), part)
                     })
                     .collect();
-                for stream in acted {
+                for stream in starts {
                     if let Some(part) = local.get_mut(&stream) {
                         let (role, epoch) = state.book.advertised(&stream, now_ms);
                         *part = LocalPart { role, epoch };
