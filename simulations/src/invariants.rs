@@ -184,6 +184,12 @@ type PerIncarnation<T> = BTreeMap<String, BTreeMap<u64, BTreeMap<String, T>>>;
 /// State kept between observations.
 #[derive(Debug, Default)]
 pub struct Checker {
+    /// With minority restraint on, how many running nodes make a majority: a node takes
+    /// no stream while it hears fewer, so no failover is owed then (`None`: restraint off).
+    majority: Option<usize>,
+    /// Since when a majority of nodes has been running, by the observations (restraint
+    /// on; `None` while fewer run).
+    majority_since_ms: Option<u64>,
     /// Per observer, its incarnation, and peer: the highest (incarnation, version) seen.
     /// (Nested by name, so that an observation looks entries up without building keys.)
     versions: PerIncarnation<(u64, u64)>,
@@ -292,6 +298,14 @@ fn violation(invariant: &'static str, at_ms: u64, detail: String) -> Result<(), 
 }
 
 impl Checker {
+    /// A checker for a cluster of `nodes`, with `minority_restraint` as configured.
+    pub fn new(nodes: usize, minority_restraint: bool) -> Checker {
+        Checker {
+            majority: minority_restraint.then_some(nodes / 2 + 1),
+            ..Checker::default()
+        }
+    }
+
     /// Records that `node` (the incarnation started at `incarnation_ms`) started capturing
     /// `stream` at `at_ms` (from the ledger). Restarts are counted per incarnation: the
     /// book bounds the restarts of one capture; a node that restarts itself (a fault) and
@@ -328,6 +342,13 @@ impl Checker {
     /// Checks one observation; returns what it breaks (the first break of each check).
     /// Every check runs whatever the others find.
     pub fn observe(&mut self, o: &Observation) -> Vec<Violation> {
+        if let Some(majority) = self.majority {
+            if o.nodes.len() >= majority {
+                self.majority_since_ms.get_or_insert(o.at_ms);
+            } else {
+                self.majority_since_ms = None;
+            }
+        }
         let mut results = vec![
             self.gossip_monotonic(o),
             self.epochs_grow(o),
@@ -475,6 +496,15 @@ impl Checker {
             let Some(calm_since) = o.calm_since_ms else {
                 continue;
             };
+            // With minority restraint, failover is owed only once a majority runs again
+            // (known at the first observation that sees it: up to a period late).
+            let majority_since = match self.majority {
+                None => 0,
+                Some(_) => match self.majority_since_ms {
+                    Some(since) => since,
+                    None => continue,
+                },
+            };
             let recovering = o
                 .source_back_ms
                 .get(stream)
@@ -485,7 +515,7 @@ impl Checker {
                 FAILOVER_MS
             };
             let bound = failover + unreachable_from as u64 * UNREACHABLE_NODE_MS;
-            let from = since.max(calm_since);
+            let from = since.max(calm_since).max(majority_since);
             if o.at_ms.saturating_sub(from) > bound {
                 return violation(
                     "I2",

@@ -2,6 +2,7 @@
 //! checking safety, heal everything, check liveness and rest, and hash the trace.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,12 +19,16 @@ use crate::profile::{Fault, FaultKind, Profile, Scheduled, schedule};
 use crate::udp::DatagramFaults;
 use crate::world::World;
 
-/// turmoil's step: every host runs this much simulated time per step.
-pub const TICK_MS: u64 = 10;
+/// turmoil's step: every host runs this much simulated time per step. Each step costs
+/// the same whatever happens in it (every host's runtime is entered, every link ticked),
+/// so an idle cluster costs steps: 20 ms keeps latencies and timers far below the
+/// second-scale bounds the checks use.
+pub const TICK_MS: u64 = 20;
 
-/// Link latency bounds when no delay fault is on.
+/// Link latency bounds when no delay fault is on: up to two steps, so datagrams sent in
+/// one step may arrive in different ones (and out of order).
 const MIN_LATENCY_MS: u64 = 1;
-const MAX_LATENCY_MS: u64 = 20;
+const MAX_LATENCY_MS: u64 = 2 * TICK_MS;
 
 /// The cluster forms undisturbed for this long before the first fault.
 pub const FORMATION_MS: u64 = 15_000;
@@ -226,6 +231,8 @@ pub fn run(options: &Options) -> Outcome {
         };
         sim.host(name.as_str(), move || run_host(spec.clone()));
     }
+    // Looked up once: asking turmoil by name at every step parses and hashes the name.
+    let addresses: Vec<IpAddr> = names.iter().map(|name| sim.lookup(name.as_str())).collect();
 
     let faults = schedule(options.seed, &profile, FORMATION_MS);
     // Network faults make the cluster un-calm: while one lasts, a node cannot tell a dead
@@ -255,7 +262,7 @@ pub fn run(options: &Options) -> Outcome {
         });
     }
     let mut steps = expand(&faults).into_iter().peekable();
-    let mut checker = Checker::default();
+    let mut checker = Checker::new(profile.nodes, profile.minority_restraint);
     let mut memo = ObservationMemo::default();
     let mut links = Links::default();
     let mut crashed: BTreeMap<usize, u64> = BTreeMap::new();
@@ -303,8 +310,8 @@ pub fn run(options: &Options) -> Outcome {
             healed_at_ms = Some(now_ms);
         }
         // A node whose tree gave up is restarted, as systemd would.
-        for (index, name) in names.iter().enumerate() {
-            if !crashed.contains_key(&index) && !sim.is_host_running(name.as_str()) {
+        for (index, address) in addresses.iter().enumerate() {
+            if !crashed.contains_key(&index) && !sim.is_host_running(*address) {
                 crashed.insert(index, now_ms + RESPAWN_AFTER_MS);
             }
         }
@@ -314,9 +321,9 @@ pub fn run(options: &Options) -> Outcome {
             .map(|(i, _)| *i)
             .collect();
         for index in due {
-            if healed_at_ms.is_some() || !sim.is_host_running(names[index].as_str()) {
+            if healed_at_ms.is_some() || !sim.is_host_running(addresses[index]) {
                 crashed.remove(&index);
-                if !sim.is_host_running(names[index].as_str()) {
+                if !sim.is_host_running(addresses[index]) {
                     world.with(|w| w.log(now_ms, format!("{} respawned", names[index])));
                     sim.bounce(names[index].as_str());
                 }
