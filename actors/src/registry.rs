@@ -160,6 +160,9 @@ pub struct Entry {
     pub counters: Arc<Counters>,
     restarts: AtomicU64,
     started_at_ms: AtomicU64,
+    /// Bumped by a supervisor whenever its set of children changes (one added or
+    /// removed), so a reader that compares sets can skip asking while it stands.
+    children_version: AtomicU64,
     state: Mutex<EntryState>,
     /// Someone traces this actor: events are sent (a relaxed load on the message path
     /// otherwise).
@@ -315,6 +318,17 @@ impl Entry {
         self.restarts.load(Ordering::Relaxed)
     }
 
+    /// Notes that this supervisor's set of children changed.
+    pub fn bump_children_version(&self) {
+        self.children_version.fetch_add(1, Ordering::Release);
+    }
+
+    /// How many times this supervisor's set of children changed (any incarnation): the
+    /// set stands while this, [`Entry::restarts`] and [`Entry::started_at_ms`] do.
+    pub fn children_version(&self) -> u64 {
+        self.children_version.load(Ordering::Acquire)
+    }
+
     /// Injects a failure (`reason`) into the running actor. False when it is not running.
     pub fn inject_failure(&self, reason: String) -> bool {
         let injector = self.state().injector.clone();
@@ -425,6 +439,7 @@ impl Registry {
                     counters: Arc::default(),
                     restarts: AtomicU64::new(0),
                     started_at_ms: AtomicU64::new(0),
+                    children_version: AtomicU64::new(0),
                     state: Mutex::new(EntryState {
                         status: ActorStatus::Starting,
                         cell: None,

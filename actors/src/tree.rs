@@ -371,6 +371,52 @@ mod tests {
             .collect();
         assert_eq!(names, vec!["node/streams/live/news"]);
     }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_capture_removed_behind_the_coordinators_back_is_started_again() {
+        let node = NodeContext::new("a", Runtime::deterministic(1, 0));
+        let (_root, _) = start_root(
+            &node,
+            node_spec(Arc::new(RwLock::new(plan())), NodeIo::none()),
+        )
+        .await
+        .unwrap();
+        let cam = ActorPath::parse("node/streams/cam01").unwrap();
+        let running =
+            |node: &NodeContext| node.registry.get(&cam).is_some_and(|e| e.cell().is_some());
+        for _ in 0..100 {
+            if running(&node) {
+                break;
+            }
+            tokio::task::yield_now().await;
+            tokio::time::advance(Duration::from_millis(10)).await;
+        }
+        assert!(running(&node));
+        // Ticks that change nothing skip the comparison with the supervisor's children;
+        // a child removed without the coordinator must still be noticed.
+        for _ in 0..20 {
+            tokio::task::yield_now().await;
+            tokio::time::advance(Duration::from_millis(10)).await;
+        }
+        let streams =
+            crate::supervisor::supervisor_at(&node, &ActorPath::parse("node/streams").unwrap())
+                .unwrap();
+        let removed = ractor::call!(
+            streams,
+            crate::supervisor::SupervisorMsg::TerminateChild,
+            "cam01".into()
+        );
+        assert!(matches!(removed, Ok(Ok(()))));
+        assert!(!running(&node));
+        for _ in 0..100 {
+            if running(&node) {
+                break;
+            }
+            tokio::task::yield_now().await;
+            tokio::time::advance(Duration::from_millis(10)).await;
+        }
+        assert!(running(&node), "the coordinator did not start cam01 again");
+    }
 }
 
 #[cfg(test)]

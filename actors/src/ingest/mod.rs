@@ -25,7 +25,7 @@ use ractor::ActorProcessingErr;
 use self::board::{BoardState, IngestBoard, LocalPart};
 use self::book::{Action, Advertised, BookSettings, Configured, Health, IngestBook, Member};
 use crate::mesh::view::{ClusterView, IngestRole, PeerRecord, PeerState};
-use crate::registry::ActorPath;
+use crate::registry::{ActorPath, Entry};
 use crate::stream::StreamMedia;
 use crate::supervisor::{SupervisorError, SupervisorMsg, supervisor_at};
 use crate::tree::{NodePlan, StreamPlan, stream_child};
@@ -125,6 +125,37 @@ pub struct IngestState {
     book: IngestBook,
     last_action: Option<String>,
     adverts: AdvertCache,
+    /// The `streams` supervisor's children as of the last [`IngestCoordinator::reconcile`]
+    /// (`None`: reconcile at the next tick).
+    reconciled: Option<ChildSetStamp>,
+}
+
+/// Which set of children a supervisor had: its registry entry (held, so that another
+/// entry cannot take its address), its restarts, start and children version. While all
+/// stand, the set does, and the book's captures were already compared with it.
+struct ChildSetStamp {
+    entry: Arc<Entry>,
+    restarts: u64,
+    started_at_ms: u64,
+    children_version: u64,
+}
+
+impl ChildSetStamp {
+    fn of(entry: Arc<Entry>) -> ChildSetStamp {
+        ChildSetStamp {
+            restarts: entry.restarts(),
+            started_at_ms: entry.started_at_ms(),
+            children_version: entry.children_version(),
+            entry,
+        }
+    }
+
+    fn same_as(&self, other: &ChildSetStamp) -> bool {
+        Arc::ptr_eq(&self.entry, &other.entry)
+            && self.restarts == other.restarts
+            && self.started_at_ms == other.started_at_ms
+            && self.children_version == other.children_version
+    }
 }
 
 fn limits_of<'a>(plan: &'a IngestPlan, names: &[&str]) -> Option<&'a IngestLimits> {
@@ -337,14 +368,31 @@ impl IngestCoordinator {
     /// Makes the `streams` supervisor's cluster_ingest children match the book's
     /// captures: a start or stop that raced with a restart of that supervisor is
     /// repaired at the next tick, never left running untracked or missing.
+    ///
+    /// Asking the supervisor for its children every tick was a twentieth of a simulated
+    /// cluster's work: it is asked again only when its set of children or the book's
+    /// captures may have changed (a new stamp, or actions applied since).
     async fn reconcile(&self, me: &Handle<IngestMsg>, state: &mut IngestState) {
         let streams_path = ActorPath::root().child("streams");
+        let Some(entry) = me.node().registry.get(&streams_path) else {
+            return;
+        };
+        // Taken before the question: a change racing with it shows at the next tick.
+        let stamp = ChildSetStamp::of(entry);
+        if state
+            .reconciled
+            .as_ref()
+            .is_some_and(|reconciled| reconciled.same_as(&stamp))
+        {
+            return;
+        }
         let Some(supervisor) = supervisor_at(me.node(), &streams_path) else {
             return;
         };
         let Ok(children) = ractor::call!(supervisor, SupervisorMsg::Children) else {
             return;
         };
+        state.reconciled = Some(stamp);
         let now_ms = me.runtime().wall_clock_ms();
         let captures = state.book.captures();
         let running: std::collections::BTreeSet<&str> =
@@ -475,6 +523,7 @@ impl Worker for IngestCoordinator {
             book,
             last_action: None,
             adverts: AdvertCache::new(),
+            reconciled: None,
         })
     }
 
@@ -526,6 +575,10 @@ impl Worker for IngestCoordinator {
                         Action::Stop { .. } => None,
                     })
                     .collect();
+                // The captures change: compare them with the supervisor's children again.
+                if !actions.is_empty() {
+                    state.reconciled = None;
+                }
                 for action in actions {
                     self.apply(me, state, action).await;
                 }

@@ -158,6 +158,7 @@ impl SupervisorState {
             .registry
             .ensure(&path, spec.kind, Some(&self.path));
         self.by_id.insert(spec.id.clone(), seq);
+        self.entry.bump_children_version();
         self.children.insert(
             seq,
             Child {
@@ -175,6 +176,7 @@ impl SupervisorState {
 
     fn remove_child(&mut self, seq: u64) {
         if let Some(child) = self.children.remove(&seq) {
+            self.entry.bump_children_version();
             self.by_id.remove(&child.spec.id);
             if let Some(cell) = &child.cell {
                 self.by_actor.remove(&cell.get_id());
