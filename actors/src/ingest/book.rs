@@ -387,6 +387,9 @@ pub struct IngestBook {
     settled: bool,
     /// Lets unchanged ticks pass ([`IngestBook::step_if_changed`]).
     quiet: QuietWatch,
+    /// [`IngestBook::decision_state_hash`] as the last step left the book (`None` once
+    /// anything changed it since): the next step's "before" without hashing again.
+    state_hash: Option<u64>,
 }
 
 impl IngestBook {
@@ -458,7 +461,7 @@ impl IngestBook {
 
     /// Takes in a capture that runs already (the coordinator restarted under it).
     pub fn adopt(&mut self, stream: &str, epoch: u64, now_ms: u64) {
-        self.quiet.reset();
+        self.changed_outside_a_step();
         let known = self.epochs.entry(stream.to_string()).or_default();
         *known = (*known).max(epoch);
         self.captures.insert(
@@ -478,7 +481,7 @@ impl IngestBook {
     /// Takes in what the previous incarnation of the coordinator knew about a stream it
     /// did not capture: the epoch it had seen, and whether it was failed here.
     pub fn remember(&mut self, stream: &str, epoch: u64, failed: bool, now_ms: u64) {
-        self.quiet.reset();
+        self.changed_outside_a_step();
         let known = self.epochs.entry(stream.to_string()).or_default();
         *known = (*known).max(epoch);
         if failed {
@@ -489,11 +492,17 @@ impl IngestBook {
 
     /// A start the book asked for did not happen: forget the capture.
     pub fn start_failed(&mut self, stream: &str, now_ms: u64) {
-        self.quiet.reset();
+        self.changed_outside_a_step();
         if self.captures.remove(stream).is_some() {
             self.failed_until_ms
                 .insert(stream.to_string(), now_ms + FAILED_HOLD_MS);
         }
+    }
+
+    /// The book changed outside a step: the next tick steps, and hashes the state anew.
+    fn changed_outside_a_step(&mut self) {
+        self.quiet.reset();
+        self.state_hash = None;
     }
 
     fn hold_for(&self, member: &Member, now_ms: u64, wake: &mut Wake) -> u64 {
@@ -537,10 +546,15 @@ impl IngestBook {
     /// One step: update the book from `input` and say what to start and stop. Returns
     /// the actions and the ownership table.
     pub fn step(&mut self, input: &StepInput<'_>) -> (Vec<Action>, Vec<Row>) {
-        let before = self.decision_state_hash();
+        let before = self
+            .state_hash
+            .take()
+            .unwrap_or_else(|| self.decision_state_hash());
         let mut wake = Wake::after(input.now_ms);
         let (actions, rows) = self.step_noting(input, &mut wake);
-        let kept_state = self.decision_state_hash() == before;
+        let after = self.decision_state_hash();
+        self.state_hash = Some(after);
+        let kept_state = after == before;
         self.quiet
             .stepped(input, actions.is_empty(), kept_state, wake);
         (actions, rows)

@@ -128,6 +128,9 @@ pub struct IngestState {
     /// The `streams` supervisor's children as of the last [`IngestCoordinator::reconcile`]
     /// (`None`: reconcile at the next tick).
     reconciled: Option<ChildSetStamp>,
+    /// The captures' health as of the last tick (rewritten at every tick, kept for its
+    /// allocations).
+    health: BTreeMap<String, Health>,
 }
 
 /// Which set of children a supervisor had: its registry entry (held, so that another
@@ -433,34 +436,43 @@ impl IngestCoordinator {
         }
     }
 
-    fn health(&self, me: &Handle<IngestMsg>, state: &IngestState) -> BTreeMap<String, Health> {
+    /// The health of every capture, written into `health` (keyed as the book's captures;
+    /// updated in place while the captures stay the same streams, as on most ticks).
+    fn health(
+        &self,
+        me: &Handle<IngestMsg>,
+        book: &IngestBook,
+        health: &mut BTreeMap<String, Health>,
+    ) {
+        let captures = book.captures();
+        let same_streams = health.len() == captures.len() && health.keys().eq(captures.keys());
+        if !same_streams {
+            *health = captures
+                .keys()
+                .map(|name| (name.clone(), Health::default()))
+                .collect();
+        }
         // `node/streams/NAME`, built in one buffer for every capture.
         let mut path = ActorPath::root().child("streams").as_str().to_string();
         path.push('/');
         let prefix = path.len();
-        state
-            .book
-            .captures()
-            .keys()
-            .map(|name| {
-                path.truncate(prefix);
-                path.push_str(name);
-                let entry = me.node().registry.get_text(&path);
-                let restarts = entry.as_ref().map_or(0, |entry| entry.restarts());
-                let started_at_ms = entry.as_ref().map_or(0, |entry| entry.started_at_ms());
-                let StreamFrames {
-                    alive,
-                    last_frame_ms,
-                } = self.io.frames(name);
-                let health = Health {
-                    alive,
-                    restarts,
-                    frames_since_start: started_at_ms != 0
-                        && last_frame_ms.is_some_and(|frame_ms| frame_ms >= started_at_ms),
-                };
-                (name.clone(), health)
-            })
-            .collect()
+        for (name, health) in health.iter_mut() {
+            path.truncate(prefix);
+            path.push_str(name);
+            let entry = me.node().registry.get_text(&path);
+            let restarts = entry.as_ref().map_or(0, |entry| entry.restarts());
+            let started_at_ms = entry.as_ref().map_or(0, |entry| entry.started_at_ms());
+            let StreamFrames {
+                alive,
+                last_frame_ms,
+            } = self.io.frames(name);
+            *health = Health {
+                alive,
+                restarts,
+                frames_since_start: started_at_ms != 0
+                    && last_frame_ms.is_some_and(|frame_ms| frame_ms >= started_at_ms),
+            };
+        }
     }
 }
 
@@ -524,6 +536,7 @@ impl Worker for IngestCoordinator {
             last_action: None,
             adverts: AdvertCache::new(),
             reconciled: None,
+            health: BTreeMap::new(),
         })
     }
 
@@ -553,7 +566,8 @@ impl Worker for IngestCoordinator {
                     &mut state.adverts,
                 );
                 self.reconcile(me, state).await;
-                let health = self.health(me, state);
+                let mut health = std::mem::take(&mut state.health);
+                self.health(me, &state.book, &mut health);
                 let input = book::StepInput {
                     me: &member,
                     peers: &peers,
@@ -565,7 +579,9 @@ impl Worker for IngestCoordinator {
                     now_ms,
                 };
                 // An unchanged cluster (most ticks) decides nothing new: the board stands.
-                let Some((actions, rows)) = state.book.step_if_changed(&input) else {
+                let stepped = state.book.step_if_changed(&input);
+                state.health = health;
+                let Some((actions, rows)) = stepped else {
                     return Ok(());
                 };
                 let starts: Vec<String> = actions

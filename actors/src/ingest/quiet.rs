@@ -123,6 +123,26 @@ impl LastInput {
         }
     }
 
+    /// Becomes `input`, copying only the parts that differ: the configured streams (a
+    /// hundred names) and this node's own entry seldom change when the peers do.
+    fn take(&mut self, input: &StepInput<'_>) {
+        self.cluster_size = input.cluster_size;
+        self.peers_unheard = input.peers_unheard;
+        self.peers_fading = input.peers_fading;
+        if self.me != *input.me {
+            self.me = input.me.clone();
+        }
+        if self.peers != input.peers {
+            self.peers = input.peers.to_vec();
+        }
+        if self.streams != input.streams {
+            self.streams = input.streams.to_vec();
+        }
+        if self.health != *input.health {
+            self.health = input.health.clone();
+        }
+    }
+
     /// Everything but `now` is the same. Peers' stream maps are shared, so an unchanged
     /// peer compares by pointer.
     fn matches(&self, input: &StepInput<'_>) -> bool {
@@ -159,11 +179,15 @@ impl QuietWatch {
         kept_state: bool,
         wake: Wake,
     ) {
-        match &self.last {
+        match &mut self.last {
             Some(last) if last.matches(input) => {
                 self.steps_on_last = self.steps_on_last.saturating_add(1);
             }
-            _ => {
+            Some(last) => {
+                last.take(input);
+                self.steps_on_last = 1;
+            }
+            None => {
                 self.last = Some(LastInput::of(input));
                 self.steps_on_last = 1;
             }
