@@ -167,11 +167,20 @@ pub fn place_each<'n>(
         node.channel_limit
             .is_none_or(|limit| load[node.name.as_str()].placed < limit)
     };
-    let mut ordered: Vec<(usize, &IngestStream)> = streams.iter().enumerate().collect();
-    ordered.sort_by(|(_, a), (_, b)| {
-        (a.capture_at.is_none(), &a.name).cmp(&(b.capture_at.is_none(), &b.name))
-    });
-    ordered.dedup_by(|(_, a), (_, b)| a.name == b.name);
+    // Streams given in strict name order (the coordinator's are) need no sort: the
+    // `capture_at` ones first, each part in the order given.
+    let mut ordered: Vec<(usize, &IngestStream)> = Vec::with_capacity(streams.len());
+    if streams.is_sorted_by(|a, b| a.name < b.name) {
+        let preferring = |(_, stream): &(usize, &IngestStream)| stream.capture_at.is_some();
+        ordered.extend(streams.iter().enumerate().filter(preferring));
+        ordered.extend(streams.iter().enumerate().filter(|s| !preferring(s)));
+    } else {
+        ordered.extend(streams.iter().enumerate());
+        ordered.sort_by(|(_, a), (_, b)| {
+            (a.capture_at.is_none(), &a.name).cmp(&(b.capture_at.is_none(), &b.name))
+        });
+        ordered.dedup_by(|(_, a), (_, b)| a.name == b.name);
+    }
     // An even spread: every node holds `floor(streams / takers)`, and `streams mod
     // takers` of them one more (nine streams on three nodes are three each). Stickiness
     // (step 2) is what keeps movement minimal, not slack in the quota.
