@@ -384,6 +384,25 @@ fn host_of(name: &str) -> &str {
         .map_or(name, |(host, _)| host)
 }
 
+/// The member `capture_at` names (see `host_of`), remembered in `resolved` per distinct
+/// `capture_at` written.
+fn resolve_capture_at<'s, 'm>(
+    resolved: &mut Vec<(&'s str, Option<&'m str>)>,
+    member_hosts: &[(&'m str, Vec<&str>)],
+    capture_at: &'s str,
+) -> Option<&'m str> {
+    if let Some((_, node)) = resolved.iter().find(|(seen, _)| *seen == capture_at) {
+        return *node;
+    }
+    let wanted = host_of(capture_at);
+    let node = member_hosts
+        .iter()
+        .find(|(_, hosts)| hosts.iter().any(|host| host.eq_ignore_ascii_case(wanted)))
+        .map(|(name, _)| *name);
+    resolved.push((capture_at, node));
+    node
+}
+
 /// The coordinator's memory between steps.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IngestBook {
@@ -791,13 +810,9 @@ impl IngestBook {
                 (member.name.as_str(), hosts)
             })
             .collect();
-        let resolve = |capture_at: &str| -> Option<Cow<'_, str>> {
-            let wanted = host_of(capture_at);
-            member_hosts
-                .iter()
-                .find(|(_, hosts)| hosts.iter().any(|host| host.eq_ignore_ascii_case(wanted)))
-                .map(|(name, _)| Cow::Borrowed(*name))
-        };
+        // Resolved once per distinct `capture_at` (a few nodes' names, written on many
+        // streams), not once per stream.
+        let mut resolved: Vec<(&str, Option<&str>)> = Vec::new();
         let placed_streams: Vec<IngestStream> = input
             .streams
             .iter()
@@ -832,7 +847,8 @@ impl IngestBook {
                     capture_at: stream
                         .capture_at
                         .as_deref()
-                        .and_then(resolve)
+                        .and_then(|at| resolve_capture_at(&mut resolved, &member_hosts, at))
+                        .map(Cow::Borrowed)
                         .filter(|_| !no_failback),
                     excluded,
                     captured_by,

@@ -124,7 +124,10 @@ impl LastInput {
     }
 
     /// Becomes `input`, copying only the parts that differ: the configured streams (a
-    /// hundred names) and this node's own entry seldom change when the peers do.
+    /// hundred names) and this node's own entry seldom change when the peers do. The
+    /// peers are always taken: their stream maps compare by pointer only while they are
+    /// the very maps of the input (an equal copy would be compared entry by entry at
+    /// every tick).
     fn take(&mut self, input: &StepInput<'_>) {
         self.cluster_size = input.cluster_size;
         self.peers_unheard = input.peers_unheard;
@@ -132,9 +135,7 @@ impl LastInput {
         if self.me != *input.me {
             self.me = input.me.clone();
         }
-        if self.peers != input.peers {
-            self.peers = input.peers.to_vec();
-        }
+        self.peers = input.peers.to_vec();
         if self.streams != input.streams {
             self.streams = input.streams.to_vec();
         }
