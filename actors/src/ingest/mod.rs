@@ -129,8 +129,20 @@ pub struct IngestState {
     /// (`None`: reconcile at the next tick).
     reconciled: Option<ChildSetStamp>,
     /// The captures' health as of the last tick (rewritten at every tick, kept for its
-    /// allocations).
-    health: BTreeMap<String, Health>,
+    /// allocations and registry entries).
+    health: CaptureHealth,
+}
+
+/// The health of this node's captures, with what it is read from.
+#[derive(Default)]
+struct CaptureHealth {
+    /// By stream, as the book's captures.
+    by_stream: BTreeMap<String, Health>,
+    /// Each capture's registry entry (`node/streams/NAME`), in the same order: looked up
+    /// again only when the captures or the `streams` supervisor's children changed.
+    entries: Vec<Option<Arc<Entry>>>,
+    /// The `streams` supervisor's stamp when `entries` were looked up.
+    stamp: Option<ChildSetStamp>,
 }
 
 /// Which set of children a supervisor had: its registry entry (held, so that another
@@ -438,28 +450,43 @@ impl IngestCoordinator {
 
     /// The health of every capture, written into `health` (keyed as the book's captures;
     /// updated in place while the captures stay the same streams, as on most ticks).
-    fn health(
-        &self,
-        me: &Handle<IngestMsg>,
-        book: &IngestBook,
-        health: &mut BTreeMap<String, Health>,
-    ) {
+    fn health(&self, me: &Handle<IngestMsg>, book: &IngestBook, health: &mut CaptureHealth) {
         let captures = book.captures();
-        let same_streams = health.len() == captures.len() && health.keys().eq(captures.keys());
+        let same_streams =
+            health.by_stream.len() == captures.len() && health.by_stream.keys().eq(captures.keys());
         if !same_streams {
-            *health = captures
+            health.by_stream = captures
                 .keys()
                 .map(|name| (name.clone(), Health::default()))
                 .collect();
         }
-        // `node/streams/NAME`, built in one buffer for every capture.
-        let mut path = ActorPath::root().child("streams").as_str().to_string();
-        path.push('/');
-        let prefix = path.len();
-        for (name, health) in health.iter_mut() {
-            path.truncate(prefix);
-            path.push_str(name);
-            let entry = me.node().registry.get_text(&path);
+        // The captures' registry entries stand while the same streams are captured and
+        // the `streams` supervisor added or removed no child (its stamp).
+        let stamp = me
+            .node()
+            .registry
+            .get(&ActorPath::root().child("streams"))
+            .map(ChildSetStamp::of);
+        let entries_stand = same_streams
+            && health.entries.len() == captures.len()
+            && matches!((&health.stamp, &stamp), (Some(old), Some(new)) if old.same_as(new));
+        if !entries_stand {
+            // `node/streams/NAME`, built in one buffer for every capture.
+            let mut path = ActorPath::root().child("streams").as_str().to_string();
+            path.push('/');
+            let prefix = path.len();
+            health.entries = health
+                .by_stream
+                .keys()
+                .map(|name| {
+                    path.truncate(prefix);
+                    path.push_str(name);
+                    me.node().registry.get_text(&path)
+                })
+                .collect();
+            health.stamp = stamp;
+        }
+        for ((name, health), entry) in health.by_stream.iter_mut().zip(&health.entries) {
             let restarts = entry.as_ref().map_or(0, |entry| entry.restarts());
             let started_at_ms = entry.as_ref().map_or(0, |entry| entry.started_at_ms());
             let StreamFrames {
@@ -536,7 +563,7 @@ impl Worker for IngestCoordinator {
             last_action: None,
             adverts: AdvertCache::new(),
             reconciled: None,
-            health: BTreeMap::new(),
+            health: CaptureHealth::default(),
         })
     }
 
@@ -575,7 +602,7 @@ impl Worker for IngestCoordinator {
                     peers_unheard,
                     peers_fading,
                     streams: &state.configured,
-                    health: &health,
+                    health: &health.by_stream,
                     now_ms,
                 };
                 // An unchanged cluster (most ticks) decides nothing new: the board stands.

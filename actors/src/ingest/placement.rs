@@ -108,6 +108,38 @@ fn stable_hash(stream: &str, node: &str) -> u64 {
     hash ^ (hash >> 31)
 }
 
+/// What placement has put on each eligible node, found by the node's address (every
+/// node placement handles is one of `nodes`): a name-keyed map cost a string comparison
+/// or three per lookup, several lookups per stream.
+struct Loads<'n> {
+    nodes: Vec<&'n Candidate>,
+    load: Vec<Load>,
+}
+
+impl Loads<'_> {
+    fn index(&self, node: &Candidate) -> usize {
+        self.nodes
+            .iter()
+            .position(|n| std::ptr::eq(*n, node))
+            .expect("placement handles eligible nodes only")
+    }
+
+    fn of(&self, node: &Candidate) -> &Load {
+        &self.load[self.index(node)]
+    }
+
+    fn of_mut(&mut self, node: &Candidate) -> &mut Load {
+        let index = self.index(node);
+        &mut self.load[index]
+    }
+
+    /// The load of the eligible node called `name`, if any.
+    fn named_mut(&mut self, name: &str) -> Option<&mut Load> {
+        let index = self.nodes.iter().position(|n| n.name == name)?;
+        Some(&mut self.load[index])
+    }
+}
+
 /// Places every stream it can, by name; a stream missing from the result has no eligible
 /// node. (The map form of [`place_each`].)
 pub fn place(
@@ -159,13 +191,13 @@ pub fn place_each<'n>(
     }
     // Per node: the streams placed on it (for `channel_limit`), and those counted
     // against its share of the spread (all but hand-overs in progress, see `flowing_at`).
-    let mut load: BTreeMap<&str, Load> = eligible
-        .iter()
-        .map(|n| (n.name.as_str(), Load::default()))
-        .collect();
-    let has_room = |node: &Candidate, load: &BTreeMap<&str, Load>| {
+    let mut load = Loads {
+        nodes: eligible.clone(),
+        load: vec![Load::default(); eligible.len()],
+    };
+    let has_room = |node: &Candidate, load: &Loads| {
         node.channel_limit
-            .is_none_or(|limit| load[node.name.as_str()].placed < limit)
+            .is_none_or(|limit| load.of(node).placed < limit)
     };
     // Streams given in strict name order (the coordinator's are) need no sort: the
     // `capture_at` ones first, each part in the order given.
@@ -186,15 +218,15 @@ pub fn place_each<'n>(
     // (step 2) is what keeps movement minimal, not slack in the quota.
     let floor = ordered.len().checked_div(takers.len()).unwrap_or(0) as u32;
     let mut extra = ordered.len().checked_rem(takers.len()).unwrap_or(0);
-    let under_quota = |node: &Candidate, load: &BTreeMap<&str, Load>, extra: usize| {
-        let held = load[node.name.as_str()].share;
+    let under_quota = |node: &Candidate, load: &Loads, extra: usize| {
+        let held = load.of(node).share;
         held < floor || (held == floor && extra > 0)
     };
     // Taking a homeless stream counts what a node still carries for others: a node
     // whose preferred stream is being probed elsewhere (the probe may fail) would
     // otherwise take a stream from a full node, then give it back when the probe fails.
-    let has_room_for_new = |node: &Candidate, load: &BTreeMap<&str, Load>, extra: usize| {
-        let entry = load[node.name.as_str()];
+    let has_room_for_new = |node: &Candidate, load: &Loads, extra: usize| {
+        let entry = *load.of(node);
         let held = entry.share + entry.outgoing;
         held < floor || (held == floor && extra > 0)
     };
@@ -204,11 +236,9 @@ pub fn place_each<'n>(
                       node: &'n Candidate,
                       charged: bool,
                       reason: Reason,
-                      load: &mut BTreeMap<&str, Load>,
+                      load: &mut Loads,
                       extra: &mut usize| {
-        let held = load
-            .get_mut(node.name.as_str())
-            .expect("eligible nodes have a load entry");
+        let held = load.of_mut(node);
         held.placed += 1;
         if charged {
             if held.share >= floor {
@@ -245,7 +275,7 @@ pub fn place_each<'n>(
                     .flowing_at
                     .as_deref()
                     .filter(|_| handing_over)
-                    .and_then(|by| load.get_mut(by))
+                    .and_then(|by| load.named_mut(by))
                 {
                     carrier.outgoing += 1;
                 }
