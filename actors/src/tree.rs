@@ -294,24 +294,38 @@ mod tests {
         }
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn the_tree_mirrors_the_plan() {
+    /// A node running the tree of [`plan`].
+    async fn started() -> NodeContext {
         let node = NodeContext::new("a", Runtime::deterministic(1, 0));
-        let (_root, _) = start_root(
+        start_root(
             &node,
             node_spec(Arc::new(RwLock::new(plan())), NodeIo::none()),
         )
         .await
         .unwrap();
-        // The cluster_ingest stream is started by the coordinator (alone, it owns it).
+        node
+    }
+
+    /// Whether `cam01` runs under the `streams` supervisor, after up to a second of
+    /// simulated time for it to.
+    async fn cam01_runs(node: &NodeContext) -> bool {
         let cam = ActorPath::parse("node/streams/cam01").unwrap();
+        let running = || node.registry.get(&cam).is_some_and(|e| e.cell().is_some());
         for _ in 0..100 {
-            if node.registry.get(&cam).is_some_and(|e| e.cell().is_some()) {
+            if running() {
                 break;
             }
             tokio::task::yield_now().await;
             tokio::time::advance(Duration::from_millis(10)).await;
         }
+        running()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_tree_mirrors_the_plan() {
+        let node = started().await;
+        // The cluster_ingest stream is started by the coordinator (alone, it owns it).
+        assert!(cam01_runs(&node).await);
         let paths: Vec<String> = node
             .registry
             .list(0)
@@ -374,24 +388,8 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_capture_removed_behind_the_coordinators_back_is_started_again() {
-        let node = NodeContext::new("a", Runtime::deterministic(1, 0));
-        let (_root, _) = start_root(
-            &node,
-            node_spec(Arc::new(RwLock::new(plan())), NodeIo::none()),
-        )
-        .await
-        .unwrap();
-        let cam = ActorPath::parse("node/streams/cam01").unwrap();
-        let running =
-            |node: &NodeContext| node.registry.get(&cam).is_some_and(|e| e.cell().is_some());
-        for _ in 0..100 {
-            if running(&node) {
-                break;
-            }
-            tokio::task::yield_now().await;
-            tokio::time::advance(Duration::from_millis(10)).await;
-        }
-        assert!(running(&node));
+        let node = started().await;
+        assert!(cam01_runs(&node).await);
         // Ticks that change nothing skip the comparison with the supervisor's children;
         // a child removed without the coordinator must still be noticed.
         for _ in 0..20 {
@@ -407,15 +405,12 @@ mod tests {
             "cam01".into()
         );
         assert!(matches!(removed, Ok(Ok(()))));
-        assert!(!running(&node));
-        for _ in 0..100 {
-            if running(&node) {
-                break;
-            }
-            tokio::task::yield_now().await;
-            tokio::time::advance(Duration::from_millis(10)).await;
-        }
-        assert!(running(&node), "the coordinator did not start cam01 again");
+        let cam = ActorPath::parse("node/streams/cam01").unwrap();
+        assert!(node.registry.get(&cam).is_none());
+        assert!(
+            cam01_runs(&node).await,
+            "the coordinator did not start cam01 again"
+        );
     }
 }
 
