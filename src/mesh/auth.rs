@@ -236,11 +236,19 @@ pub fn server_config(
     ));
     // A certificate, when presented, must be a cluster identity; connections without one
     // are for shell logins only (the mesh and key shells check `peer_identity`).
-    let verifier =
+    let webpki =
         rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
             .allow_unauthenticated()
             .build()
             .map_err(|e| AuthError::Tls(e.to_string()))?;
+    // The identities themselves are recognised by their bytes (see `pinned`).
+    let verifier = Arc::new(super::pinned::PinnedClients {
+        certificates: identities
+            .iter()
+            .map(|identity| identity.certificate.clone())
+            .collect(),
+        webpki,
+    });
     let mut tls_config = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(tls)?
@@ -375,10 +383,21 @@ pub fn client_config(
     let provider = || crypto.provider.clone();
     let mut roots = rustls::RootCertStore::empty();
     roots.add(identity.certificate.clone()).map_err(tls)?;
+    let webpki =
+        rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
+            .build()
+            .map_err(|e| AuthError::Tls(e.to_string()))?;
+    // The identity itself is recognised by its bytes (see `pinned`).
+    let verifier = Arc::new(super::pinned::PinnedServer {
+        certificate: identity.certificate.clone(),
+        server_name: identity.server_name.clone(),
+        webpki,
+    });
     let mut tls_config = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(tls)?
-        .with_root_certificates(roots)
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
         .with_client_auth_cert(vec![identity.certificate.clone()], identity.private_key())
         .map_err(tls)?;
     tls_config.alpn_protocols = vec![alpn.to_vec()];
