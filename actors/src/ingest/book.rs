@@ -368,12 +368,10 @@ fn top_capture<'a>(
     highest_capture(input, mine, adverts, counting)
 }
 
-/// [`top_capture`]'s `here` for `capture`, this node's capture of `stream` if any.
-fn here(input: &StepInput<'_>, stream: &str, capture: Option<&Capture>) -> Option<(u64, bool)> {
-    capture.map(|capture| {
-        let flowing = input.health.get(stream).is_some_and(|health| health.alive);
-        (capture.epoch, flowing)
-    })
+/// [`top_capture`]'s `here`: this node's capture epoch of a stream, if it captures it,
+/// with whether its frames flow here (`flowing`, from the input's health).
+fn here(capture_epoch: Option<u64>, flowing: bool) -> Option<(u64, bool)> {
+    capture_epoch.map(|epoch| (epoch, flowing))
 }
 
 /// The host part of a node name as `capture_at` may write it (`host`, `host:port`): a
@@ -476,18 +474,20 @@ impl IngestBook {
 
     /// What this node advertises about `stream`.
     pub fn advertised(&self, stream: &str, now_ms: u64) -> (IngestRole, u64) {
-        self.advertised_with(stream, self.captures.get(stream), now_ms)
+        let capture_epoch = self.captures.get(stream).map(|capture| capture.epoch);
+        self.advertised_with(stream, capture_epoch, now_ms)
     }
 
-    /// [`IngestBook::advertised`] with the capture of `stream` looked up already.
+    /// [`IngestBook::advertised`] with the capture of `stream` looked up already (its
+    /// epoch, if this node captures it).
     fn advertised_with(
         &self,
         stream: &str,
-        capture: Option<&Capture>,
+        capture_epoch: Option<u64>,
         now_ms: u64,
     ) -> (IngestRole, u64) {
-        if let Some(capture) = capture {
-            (IngestRole::Capturing, capture.epoch)
+        if let Some(epoch) = capture_epoch {
+            (IngestRole::Capturing, epoch)
         } else if self.failed_here(stream, now_ms) {
             (IngestRole::Failed, self.epoch(stream))
         } else {
@@ -820,6 +820,9 @@ impl IngestBook {
         // Resolved once per distinct `capture_at` (a few nodes' names, written on many
         // streams), not once per stream.
         let mut resolved: Vec<(&str, Option<&str>)> = Vec::new();
+        // By configured stream: whether its capture here has frames flowing (`None`: no
+        // capture here before placement), for the table after it without a second lookup.
+        let mut flowing_here: Vec<Option<bool>> = Vec::with_capacity(input.streams.len());
         let placed_streams: Vec<IngestStream> = input
             .streams
             .iter()
@@ -839,7 +842,14 @@ impl IngestBook {
                 if self.failed_here(&stream.name, now_ms) {
                     excluded.push(Cow::Borrowed(input.me.name.as_str()));
                 }
-                let mine = here(input, &stream.name, self.captures.get(&stream.name));
+                let mine = self.captures.get(&stream.name).map(|capture| {
+                    let flowing = input
+                        .health
+                        .get(&stream.name)
+                        .is_some_and(|health| health.alive);
+                    (capture.epoch, flowing)
+                });
+                flowing_here.push(mine.map(|(_, flowing)| flowing));
                 // Who holds the stream, for placement's stickiness.
                 let captured_by = top_capture(input, mine, adverts.of(index), Counting::Any)
                     .map(|(_, node)| Cow::Borrowed(node));
@@ -918,7 +928,8 @@ impl IngestBook {
             let unclaimed_preference = matches!(placed, Some((_, Reason::Preferred)))
                 && highest_capture(input, None, peer_adverts, Counting::Any).is_none();
             let may_take = self.settled || (heard_majority && unclaimed_preference);
-            match self.captures.get_mut(name) {
+            // This node's capture epoch of the stream once the rules ran (`None`: none).
+            let capture_epoch = match self.captures.get_mut(name) {
                 None if owner_is_me && may_take && !self.restrained => {
                     // Rule 1: a new capture, above every epoch seen.
                     let epoch = self
@@ -944,8 +955,9 @@ impl IngestBook {
                         stream: name.clone(),
                         epoch,
                     });
+                    Some(epoch)
                 }
-                None => {}
+                None => None,
                 Some(capture) if owner_is_me => {
                     capture.handover = None;
                     // Fencing: a capture elsewhere above ours (a partition healed) must not
@@ -958,10 +970,12 @@ impl IngestBook {
                         capture.epoch = higher.0.saturating_add(1);
                         self.epochs.insert(name.clone(), capture.epoch);
                     }
+                    Some(capture.epoch)
                 }
                 Some(capture) if owner.is_none() => {
                     // Nobody else may take it: keep it.
                     capture.handover = None;
+                    Some(capture.epoch)
                 }
                 Some(capture) => {
                     // Rule 2: make before break. Captures are ordered by (epoch, node): ours
@@ -1003,20 +1017,28 @@ impl IngestBook {
                         }
                         None => None,
                     };
-                    if let Some(reason) = reason {
-                        self.captures.remove(name);
-                        actions.push(Action::Stop {
-                            stream: name.clone(),
-                            reason,
-                        });
+                    match reason {
+                        Some(reason) => {
+                            self.captures.remove(name);
+                            actions.push(Action::Stop {
+                                stream: name.clone(),
+                                reason,
+                            });
+                            None
+                        }
+                        None => Some(capture.epoch),
                     }
                 }
-            }
-            let capture = self.captures.get(name);
-            let (local, local_epoch) = self.advertised_with(name, capture, now_ms);
+            };
+            let (local, local_epoch) = self.advertised_with(name, capture_epoch, now_ms);
+            // Frames of a capture placement saw were looked up then; a capture started
+            // just now is looked up here.
+            let flowing = capture_epoch.is_some()
+                && flowing_here[index]
+                    .unwrap_or_else(|| input.health.get(name).is_some_and(|health| health.alive));
             let current = top_capture(
                 input,
-                here(input, name, capture),
+                here(capture_epoch, flowing),
                 peer_adverts,
                 Counting::Flowing,
             );
