@@ -368,12 +368,6 @@ fn top_capture<'a>(
     highest_capture(input, mine, adverts, counting)
 }
 
-/// [`top_capture`]'s `here`: this node's capture epoch of a stream, if it captures it,
-/// with whether its frames flow here (`flowing`, from the input's health).
-fn here(capture_epoch: Option<u64>, flowing: bool) -> Option<(u64, bool)> {
-    capture_epoch.map(|epoch| (epoch, flowing))
-}
-
 /// The host part of a node name as `capture_at` may write it (`host`, `host:port`): a
 /// node is one host, its ports do not make it another node. Compared ignoring ASCII case.
 fn host_of(name: &str) -> &str {
@@ -1033,15 +1027,12 @@ impl IngestBook {
             let (local, local_epoch) = self.advertised_with(name, capture_epoch, now_ms);
             // Frames of a capture placement saw were looked up then; a capture started
             // just now is looked up here.
-            let flowing = capture_epoch.is_some()
-                && flowing_here[index]
+            let mine = capture_epoch.map(|epoch| {
+                let flowing = flowing_here[index]
                     .unwrap_or_else(|| input.health.get(name).is_some_and(|health| health.alive));
-            let current = top_capture(
-                input,
-                here(capture_epoch, flowing),
-                peer_adverts,
-                Counting::Flowing,
-            );
+                (epoch, flowing)
+            });
+            let current = top_capture(input, mine, peer_adverts, Counting::Flowing);
             rows.push(Row {
                 stream: name.clone(),
                 owner,
