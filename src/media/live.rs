@@ -7,10 +7,13 @@
 //! per viewer, and no request waits on an actor's mailbox.
 //!
 //! A viewer that falls [`VIEWER_QUEUE_CHUNKS`] behind is dropped (it sees `Lagged`),
-//! so a slow viewer never slows the stream or the other viewers.
+//! so a slow viewer never slows the stream or the other viewers. The broadcast ring
+//! (one slot per queued item, tens of KiB per protocol) is allocated by the first viewer,
+//! not by the stream: a node capturing hundreds of streams that nobody watches here
+//! (the usual case for a cluster_ingest capturer) holds no viewer rings at all.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use bytes::Bytes;
 use tokio::sync::broadcast;
@@ -77,10 +80,10 @@ pub struct LiveStream {
     window: RwLock<Window>,
     gop: RwLock<Vec<Bytes>>,
     rendition: RwLock<Rendition>,
-    chunks: broadcast::Sender<Bytes>,
+    chunks: Followers<Bytes>,
     /// The frames of the current GOP and the live frames, for RTMP players.
     gop_frames: RwLock<Vec<Frame>>,
-    frames: broadcast::Sender<Frame>,
+    frames: Followers<Frame>,
     /// The latest audio frame, for the AAC sequence header of joining RTMP players.
     last_audio: RwLock<Option<Frame>>,
     /// Segments published so far: viewers of a starting stream wait on it.
@@ -94,17 +97,15 @@ pub struct LiveStream {
 
 impl LiveStream {
     pub fn new(name: &str, packaging: Packaging) -> Arc<LiveStream> {
-        let (chunks, _) = broadcast::channel(VIEWER_QUEUE_CHUNKS);
-        let (frames, _) = broadcast::channel(VIEWER_QUEUE_CHUNKS);
         Arc::new(LiveStream {
             name: name.to_string(),
             packaging,
             window: RwLock::new(Window::new(packaging.segment_count)),
             gop: RwLock::new(Vec::new()),
             rendition: RwLock::new(Rendition::default()),
-            chunks,
+            chunks: Followers::default(),
             gop_frames: RwLock::new(Vec::new()),
-            frames,
+            frames: Followers::default(),
             last_audio: RwLock::new(None),
             published: tokio::sync::watch::channel(0).0,
             demand: tokio::sync::Notify::new(),
@@ -406,13 +407,46 @@ impl Packager {
     }
 }
 
+/// The live followers of one of a stream's outputs: a broadcast ring of
+/// [`VIEWER_QUEUE_CHUNKS`] slots, created when the first viewer subscribes. Both
+/// [`Followers::subscribe`] and [`Followers::send`] run under the lock of the GOP cache
+/// the viewer joins from, so the ring a subscriber creates is the one the next item goes
+/// to.
+#[derive(Debug)]
+struct Followers<T> {
+    ring: OnceLock<broadcast::Sender<T>>,
+}
+
+impl<T> Default for Followers<T> {
+    fn default() -> Self {
+        Followers {
+            ring: OnceLock::new(),
+        }
+    }
+}
+
+impl<T: Clone> Followers<T> {
+    fn subscribe(&self) -> broadcast::Receiver<T> {
+        self.ring
+            .get_or_init(|| broadcast::channel(VIEWER_QUEUE_CHUNKS).0)
+            .subscribe()
+    }
+
+    /// Sends to the viewers following now; without any, the item is only cached.
+    fn send(&self, item: T) {
+        if let Some(ring) = self.ring.get() {
+            let _ = ring.send(item);
+        }
+    }
+}
+
 /// Publishes one item to live followers and to the current-GOP cache they join from: the
 /// cache restarts at every random-access item and stops growing past
 /// [`MAX_GOP_CACHE_BYTES`]. The send happens under the cache's lock, so that a subscriber
 /// (which takes the cache and subscribes under the same lock) sees each item exactly once.
 fn publish<T: Clone>(
     cache: &RwLock<Vec<T>>,
-    followers: &broadcast::Sender<T>,
+    followers: &Followers<T>,
     item: T,
     random_access: bool,
     size: impl Fn(&T) -> usize,
@@ -425,7 +459,7 @@ fn publish<T: Clone>(
     if (!gop.is_empty() || random_access) && cached + size(&item) <= MAX_GOP_CACHE_BYTES {
         gop.push(item.clone());
     }
-    let _ = followers.send(item);
+    followers.send(item);
 }
 
 /// Ticks per millisecond, for callers converting wall time into stream time.
@@ -513,5 +547,20 @@ mod tests {
             Err(broadcast::error::TryRecvError::Lagged(missed)) => assert!(missed >= 10),
             other => panic!("the slow viewer should have lagged out, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn viewer_rings_exist_only_once_someone_watches_and_miss_nothing_after() {
+        let live = package(3);
+        assert!(live.chunks.ring.get().is_none() && live.frames.ring.get().is_none());
+        let (gop, mut chunks) = live.subscribe();
+        let (gop_frames, _, mut frames) = live.subscribe_frames();
+        assert!(!gop.is_empty() && !gop_frames.is_empty());
+        let mut packager = Packager::new(live.clone());
+        let mut clip = ClipFrames::new(crate::media::TEST_CLIP_TS).unwrap();
+        let (frame, _) = clip.next_frame();
+        packager.push(&frame, false, 1_700_000_000_000);
+        assert_eq!(frames.try_recv().unwrap().dts, frame.dts);
+        assert!(chunks.try_recv().is_ok());
     }
 }
