@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use flotilla_actors::node::NodeContext;
+use flotilla_actors::node::{NodeContext, NodeTeardown};
 use flotilla_actors::rt::Runtime;
 use flotilla_actors::supervisor::SupervisorMsg;
 use ractor::ActorRef;
@@ -35,6 +35,8 @@ pub struct Node {
     rtmp_context: RtmpContext,
     root: ActorRef<SupervisorMsg>,
     root_task: JoinHandle<()>,
+    /// Ends the node's registry when the node is dropped.
+    _teardown: NodeTeardown,
 }
 
 impl Node {
@@ -76,6 +78,7 @@ impl Node {
             rtmp: rtmp_context,
             root,
             root_task,
+            teardown,
         } = core;
         let context = state.node.clone();
         // The shell answers through the API (every route), over the mesh endpoint.
@@ -114,6 +117,7 @@ impl Node {
             rtmp_context,
             root,
             root_task,
+            _teardown: teardown,
         })
     }
 

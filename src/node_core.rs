@@ -11,7 +11,7 @@ use std::sync::{Arc, RwLock};
 
 use flotilla_actors::ingest::board::IngestBoard;
 use flotilla_actors::ingest::sabotage::Sabotage;
-use flotilla_actors::node::NodeContext;
+use flotilla_actors::node::{NodeContext, NodeTeardown};
 use flotilla_actors::rt::Runtime;
 use flotilla_actors::stream::StreamMedia;
 use flotilla_actors::supervisor::{SupervisorMsg, start_root};
@@ -71,6 +71,8 @@ pub struct NodeCore {
     pub root: ActorRef<SupervisorMsg>,
     /// Ends when the root supervisor stops (given up, or stopped).
     pub root_task: JoinHandle<()>,
+    /// Ends the node's registry when the node is dropped.
+    pub teardown: NodeTeardown,
 }
 
 impl NodeCore {
@@ -170,6 +172,7 @@ impl NodeCore {
             balancers,
         };
         Ok(NodeCore {
+            teardown: state.node.teardown(),
             state,
             rtmp,
             root,

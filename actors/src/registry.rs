@@ -394,6 +394,18 @@ pub struct ActorInfo {
     pub children: Vec<ActorInfo>,
 }
 
+/// Tells whether a node's registry has been freed: a test that the node's owner let go
+/// of everything and no reference cycle kept the actor tree alive.
+#[derive(Debug, Clone)]
+pub struct RegistryRelease(std::sync::Weak<RwLock<BTreeMap<ActorPath, Arc<Entry>>>>);
+
+impl RegistryRelease {
+    /// True once nothing holds the registry any more.
+    pub fn released(&self) -> bool {
+        self.0.strong_count() == 0
+    }
+}
+
 /// The registry of one node. Cheap to clone (shared).
 #[derive(Clone, Default)]
 pub struct Registry {
@@ -482,6 +494,19 @@ impl Registry {
         for key in below {
             entries.remove(&key);
         }
+    }
+
+    /// Forgets every actor (the node is gone): see [`crate::node::NodeTeardown`]. The
+    /// entries are dropped after the lock is released, since dropping a handle or probe
+    /// may run code that reads the registry.
+    pub fn clear(&self) {
+        let entries = std::mem::take(&mut *self.write());
+        drop(entries);
+    }
+
+    /// A watch on whether this registry gets freed.
+    pub fn release_watch(&self) -> RegistryRelease {
+        RegistryRelease(Arc::downgrade(&self.entries))
     }
 
     /// Number of registered actors.

@@ -108,6 +108,9 @@ pub async fn run_host(spec: HostSpec) -> turmoil::Result {
     let core = NodeCore::start(&loaded, identity, runtime, env)
         .await
         .map_err(|error| format!("{} did not start: {error}", spec.name))?;
+    if spec.sabotage == Some(Sabotage::LeakNode) {
+        std::mem::forget(core.teardown);
+    }
     let view = core
         .state
         .mesh
@@ -116,6 +119,11 @@ pub async fn run_host(spec: HostSpec) -> turmoil::Result {
         .ok_or("the simulated node has no mesh")?;
     spec.world.with(|state| {
         state.log(started_ms, format!("{} up", spec.name));
+        state.incarnations.push((
+            spec.name.clone(),
+            started_ms,
+            core.state.node.registry.release_watch(),
+        ));
         state.nodes.insert(
             spec.name.clone(),
             NodeHandle {

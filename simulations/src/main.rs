@@ -53,7 +53,7 @@ struct Args {
     /// Run each seed twice and compare the trace hashes.
     #[arg(long)]
     check_determinism: bool,
-    /// Break one rule on purpose (no-failback, double-capture, ignore-stale).
+    /// Break one rule on purpose (no-failback, double-capture, ignore-stale, leak-node).
     #[arg(long)]
     sabotage: Option<Sabotage>,
     /// Nodes in the cluster.

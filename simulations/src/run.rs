@@ -394,6 +394,29 @@ pub fn run(options: &Options) -> Outcome {
     // fixed-width time, so sorting the lines sorts by time first.
     trace.sort();
     drop(sim);
+    // With the simulation gone, nothing may still hold a node: an incarnation whose
+    // registry outlives the run was kept alive by a reference cycle (a leak that a
+    // long-running node would repeat at every restart of what forms the cycle).
+    let outlived: Vec<String> = world.with(|w| {
+        w.nodes.clear();
+        w.incarnations
+            .iter()
+            .filter(|(_, _, release)| !release.released())
+            .map(|(node, started_ms, _)| format!("{node}@{started_ms}"))
+            .collect()
+    });
+    if !outlived.is_empty() {
+        let found = Violation {
+            invariant: "leak",
+            at_ms: now_ms,
+            detail: format!(
+                "the actor trees of {} outlived the run (a reference cycle holds them)",
+                outlived.join(", ")
+            ),
+        };
+        trace.push(format!("VIOLATION {found}"));
+        violations.push(found);
+    }
     let hash = trace_hash(std::iter::once(header.as_str()).chain(trace.iter().map(String::as_str)));
     Outcome {
         seed: options.seed,

@@ -13,6 +13,7 @@ use flotilla::media::directory::Directory;
 use flotilla_actors::ingest::board::IngestBoard;
 use flotilla_actors::mesh::view::ClusterView;
 use flotilla_actors::node::NodeContext;
+use flotilla_actors::registry::RegistryRelease;
 
 /// Simulated milliseconds since the start of the run, as the current host sees them.
 pub fn sim_ms() -> u64 {
@@ -57,6 +58,9 @@ pub struct WorldState {
     pub sources_back_ms: BTreeMap<String, u64>,
     /// Running nodes, by hostname.
     pub nodes: BTreeMap<String, NodeHandle>,
+    /// Every incarnation that started (node, start ms) and a watch on its registry: all
+    /// of them must be freed once the run is dropped.
+    pub incarnations: Vec<(String, u64, RegistryRelease)>,
     /// The trace: one line per event.
     pub trace: Vec<String>,
 }

@@ -27,6 +27,11 @@ fn caught(seed: u64, sabotage: Sabotage, invariant: &str) {
 }
 
 #[test]
+fn a_node_that_never_ends_its_registry_is_a_leak() {
+    caught(2, Sabotage::LeakNode, "leak");
+}
+
+#[test]
 fn no_failback_breaks_i4() {
     caught(2, Sabotage::NoFailback, "I4");
 }

@@ -1,6 +1,6 @@
-//! Sabotage: one cluster_ingest rule broken on purpose, so the simulator can prove that
-//! its invariant checks catch what they exist to catch (a check that never fails proves
-//! nothing).
+//! Sabotage: one rule broken on purpose (a cluster_ingest rule, or a node's teardown), so
+//! the simulator can prove that its invariant checks catch what they exist to catch (a
+//! check that never fails proves nothing).
 //!
 //! Nothing in the config language can set it: only the simulator's `--sabotage` flag,
 //! which builds the plan itself. A node started from a config always runs with `None`.
@@ -17,14 +17,18 @@ pub enum Sabotage {
     DoubleCapture,
     /// Stale peers count as alive: a dead capturer is never replaced.
     IgnoreStale,
+    /// A node's owner never ends its registry, so the node's actor tree (held in a cycle
+    /// through the registry) outlives it. Applied by whoever owns the node.
+    LeakNode,
 }
 
 impl Sabotage {
     /// Every sabotage, for sweeps and tests.
-    pub const ALL: [Sabotage; 3] = [
+    pub const ALL: [Sabotage; 4] = [
         Sabotage::NoFailback,
         Sabotage::DoubleCapture,
         Sabotage::IgnoreStale,
+        Sabotage::LeakNode,
     ];
 
     /// Its name on the command line.
@@ -33,6 +37,7 @@ impl Sabotage {
             Sabotage::NoFailback => "no-failback",
             Sabotage::DoubleCapture => "double-capture",
             Sabotage::IgnoreStale => "ignore-stale",
+            Sabotage::LeakNode => "leak-node",
         }
     }
 }
