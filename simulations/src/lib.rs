@@ -16,5 +16,6 @@ pub mod net;
 pub mod observe;
 pub mod profile;
 pub mod run;
+pub mod sweep;
 pub mod udp;
 pub mod world;

@@ -4,6 +4,7 @@
 //! cargo run -p flotilla-sim --release -- --seed 7            # one run, replayable
 //! cargo run -p flotilla-sim --release -- --seeds 1..200      # a sweep (or --seeds 2,4,9)
 //! cargo run -p flotilla-sim --release -- --seeds 1..20 --check-determinism
+//! cargo run -p flotilla-sim --release -- --seeds 1..200 --jobs 2   # two seeds at a time
 //! cargo run -p flotilla-sim --release -- --seed 7 --sabotage double-capture
 //! ```
 //!
@@ -17,6 +18,7 @@ use std::time::Instant;
 use clap::Parser;
 use flotilla_actors::ingest::sabotage::Sabotage;
 use flotilla_sim::run::{Options, Outcome, run};
+use flotilla_sim::sweep::{MAX_JOBS, sweep};
 
 /// A simulated cluster allocates at every message, datagram and table row: with the
 /// system allocator, allocation was a seventh of a run's instructions.
@@ -71,6 +73,10 @@ struct Args {
     /// Print the whole trace of each run.
     #[arg(long)]
     trace: bool,
+    /// Seeds run side by side, one thread each (results are printed in seed order and do
+    /// not depend on it). The speed line is then the sweep's throughput, not one run's.
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
     /// Exit 0 despite invariant violations (still 1 for a non-deterministic seed or a
     /// host that failed): for sweeps of fresh seeds that report findings.
     #[arg(long)]
@@ -123,6 +129,10 @@ fn main() -> ExitCode {
         eprintln!("flotilla-sim: --nodes must be 2..=32 and --streams 1..=1000");
         return ExitCode::from(2);
     }
+    if !(1..=MAX_JOBS).contains(&args.jobs) {
+        eprintln!("flotilla-sim: --jobs must be 1..={MAX_JOBS}");
+        return ExitCode::from(2);
+    }
     let seeds = match (args.seed, args.seeds) {
         (Some(seed), _) => vec![seed],
         (None, Some(SeedList(seeds))) => seeds,
@@ -135,43 +145,52 @@ fn main() -> ExitCode {
     let mut failures = 0u32;
     let mut broken = 0u32;
     let runs = seeds.len();
-    for seed in seeds {
-        let options = Options {
-            seed,
-            nodes: args.nodes,
-            streams: args.streams,
-            chaos_ms: args.chaos_secs * 1_000,
-            heal_ms: args.heal_secs * 1_000,
-            sabotage: args.sabotage,
-        };
-        let outcome = run(&options);
-        simulated_ms += outcome.simulated_ms;
-        if args.trace {
-            say!("{}", outcome.header);
-            for line in &outcome.trace {
-                say!("{line}");
+    let options = |seed| Options {
+        seed,
+        nodes: args.nodes,
+        streams: args.streams,
+        chaos_ms: args.chaos_secs * 1_000,
+        heal_ms: args.heal_secs * 1_000,
+        sabotage: args.sabotage,
+    };
+    let check_determinism = args.check_determinism;
+    sweep(
+        &seeds,
+        args.jobs,
+        |seed| {
+            let outcome = run(&options(*seed));
+            let again = check_determinism.then(|| run(&options(*seed)));
+            (outcome, again)
+        },
+        |(outcome, again)| {
+            simulated_ms += outcome.simulated_ms;
+            if args.trace {
+                say!("{}", outcome.header);
+                for line in &outcome.trace {
+                    say!("{line}");
+                }
             }
-        }
-        let mut failed = report(&outcome);
-        // A host error is a broken simulation, not a finding.
-        let mut hard = outcome.violations.iter().any(|v| v.invariant == "host");
-        if args.check_determinism {
-            let again = run(&options);
-            simulated_ms += again.simulated_ms;
-            if again.hash != outcome.hash {
-                failed = true;
-                hard = true;
-                say!(
-                    "SEED={seed} NOT DETERMINISTIC: trace hashes {:016x} and {:016x}",
-                    outcome.hash,
-                    again.hash
-                );
-                print_divergence(&outcome, &again);
+            let mut failed = report(&outcome);
+            // A host error is a broken simulation, not a finding.
+            let mut hard = outcome.violations.iter().any(|v| v.invariant == "host");
+            if let Some(again) = again {
+                simulated_ms += again.simulated_ms;
+                if again.hash != outcome.hash {
+                    failed = true;
+                    hard = true;
+                    say!(
+                        "SEED={} NOT DETERMINISTIC: trace hashes {:016x} and {:016x}",
+                        outcome.seed,
+                        outcome.hash,
+                        again.hash
+                    );
+                    print_divergence(&outcome, &again);
+                }
             }
-        }
-        failures += u32::from(failed);
-        broken += u32::from(hard);
-    }
+            failures += u32::from(failed);
+            broken += u32::from(hard);
+        },
+    );
     let wall = started.elapsed().as_secs_f64();
     say!(
         "{runs} run(s), {failures} failed; {:.0} simulated s in {wall:.1} s of wall clock ({:.0}× real time)",
