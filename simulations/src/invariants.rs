@@ -62,8 +62,34 @@ pub const MAX_STARTS_IN_WINDOW: usize = MAX_CAPTURE_RESTARTS + 2;
 /// The window of [`MAX_STARTS_IN_WINDOW`].
 pub const RESTART_WINDOW_MS: u64 = 60_000;
 
-/// Whether the healed cluster is at rest at `at_ms`: from then on the checks of
-/// [`Checker::at_rest`] apply, and an observation must carry what they read.
+/// After a stream whose camera only some nodes reach is captured again (late: each node
+/// that cannot reach it had its probe, see [`UNREACHABLE_NODE_MS`]), or after an owner's
+/// probe of a camera it cannot reach ends (its failure mark expired; another node kept
+/// the stream meanwhile), the cluster may move one other stream to even the shares out:
+/// an exchange round each way for the change to be seen, a tick, and the hand-over (make
+/// before break).
+pub const REBALANCE_MS: u64 = 2 * FETCH_TIMEOUT_MS + HANDOVER_OVERLAP_MS + 1_000;
+
+/// Whether some running node's table names as the owner of a stream a running node that
+/// cannot reach its camera: the owner probes it again (its failure mark expired) while
+/// the node that has the stream keeps it.
+fn probing(o: &Observation) -> bool {
+    o.reachers.iter().any(|(stream, reachers)| {
+        o.nodes.values().any(|seen| {
+            seen.owner(stream).is_some_and(|owner| {
+                owner
+                    .as_ref()
+                    .is_some_and(|owner| o.nodes.contains_key(owner) && !reachers.contains(owner))
+            })
+        })
+    })
+}
+
+/// Whether the healed cluster may be at rest at `at_ms`: from then on an observation
+/// must carry what [`Checker::at_rest`] reads. The checker starts those checks there, or
+/// later: not while a stream that some node can capture has no capture (the failover
+/// bound of I2 covers it), not while an owner probes a camera it cannot reach, and not
+/// within [`REBALANCE_MS`] of the last stream captured again or the last probe.
 pub fn at_rest(healed_at_ms: Option<u64>, at_ms: u64) -> bool {
     healed_at_ms.is_some_and(|healed_ms| at_ms >= healed_ms + AT_REST_MS)
 }
@@ -201,6 +227,10 @@ pub struct Checker {
     epochs_of: BTreeMap<String, Arc<BTreeMap<String, u64>>>,
     /// Since when each stream has had no capture, simulated ms.
     uncovered_since_ms: BTreeMap<String, u64>,
+    /// When a stream without a capture was last captured again, simulated ms.
+    covered_again_ms: u64,
+    /// When an owner was last seen probing a camera it cannot reach, simulated ms.
+    probed_ms: Option<u64>,
     /// The nodes (with their incarnation) seen running without reaching the camera while
     /// the stream had no capture: each may have spent its probe time on it before it
     /// crashed, and a restarted one forgets its mark and may probe again.
@@ -356,7 +386,13 @@ impl Checker {
             self.coverage(o),
             self.duplicates(o),
         ];
-        if at_rest(o.healed_at_ms, o.at_ms) {
+        if at_rest(o.healed_at_ms, o.at_ms) && probing(o) {
+            self.probed_ms = Some(o.at_ms);
+        }
+        if self
+            .rest_began_ms(o)
+            .is_some_and(|began_ms| o.at_ms >= began_ms)
+        {
             results.push(self.at_rest(o));
         }
         results.into_iter().filter_map(Result::err).collect()
@@ -474,7 +510,9 @@ impl Checker {
                 .peek()
                 .is_some_and(|(name, nodes)| *name == stream && !nodes.is_empty());
             if captured {
-                self.uncovered_since_ms.remove(stream);
+                if self.uncovered_since_ms.remove(stream).is_some() {
+                    self.covered_again_ms = o.at_ms;
+                }
                 self.unreachable_during_gap.remove(stream);
                 continue;
             }
@@ -569,6 +607,21 @@ impl Checker {
     }
 
     /// I1, I4, I5, I6 and redirects, once the healed cluster is at rest.
+    /// When the cluster's rest began, as far as `o` tells: [`AT_REST_MS`] after the heal,
+    /// once every stream some node can capture is captured, [`REBALANCE_MS`] after the
+    /// last one captured again (`None`: not at rest yet).
+    fn rest_began_ms(&self, o: &Observation) -> Option<u64> {
+        if !at_rest(o.healed_at_ms, o.at_ms)
+            || !self.uncovered_since_ms.is_empty()
+            || self.probed_ms == Some(o.at_ms)
+        {
+            return None;
+        }
+        let healed_ms = o.healed_at_ms.unwrap_or(0);
+        let settled_ms = self.covered_again_ms.max(self.probed_ms.unwrap_or(0));
+        Some((healed_ms + AT_REST_MS).max(settled_ms + REBALANCE_MS))
+    }
+
     fn at_rest(&mut self, o: &Observation) -> Result<(), Violation> {
         if let Some(passed) = &self.rest_passed
             && passed.same_as(o, self.starts_recorded)
@@ -654,7 +707,7 @@ impl Checker {
             // I5: no ownership change while stable: no capture starts at rest. A
             // hand-over (or a duplicate) begun before rest may still end at rest, the
             // capture set shrinking to its owner: that moves nothing.
-            let rest_began_ms = o.healed_at_ms.unwrap_or(0) + AT_REST_MS;
+            let rest_began_ms = self.rest_began_ms(o).unwrap_or(0);
             if let Some(at_ms) = self
                 .last_start_ms
                 .get(stream)

@@ -45,6 +45,13 @@ use crate::mesh::view::IngestRole;
 pub const MAX_CAPTURE_RESTARTS: usize = 3;
 /// The window [`MAX_CAPTURE_RESTARTS`] is counted over.
 pub const FAILURE_WINDOW_MS: u64 = 60_000;
+/// Time a restarted capture has to get its first frame before its restart counts
+/// against the source: a reconnect to a camera (TCP or HTTP connect, then the first
+/// frames of a GOP). Without it, the restart that reached a camera just back from an
+/// outage was judged at the tick that saw it, before any frame could arrive, and the
+/// node marked a working source failed for [`FAILED_HOLD_MS`] (simulator seed 185: a
+/// `capture_at` node kept from its stream for two minutes).
+pub const FIRST_FRAME_GRACE_MS: u64 = 5_000;
 /// A capture without a single frame this long after its start has failed here.
 pub const CAPTURE_START_DEADLINE_MS: u64 = 20_000;
 /// A capture that had frames and has none for this long has failed here (a source
@@ -730,9 +737,18 @@ impl IngestBook {
             // Restarts count against the source only while the current incarnation has
             // no frames: a restart that reached the source (a camera back after an
             // outage, just as the restart bound was reached) is a recovery, and a mark
-            // taken then would keep the stream from the one node that reaches it.
-            let restarting = capture.restart_times_ms.len() >= MAX_CAPTURE_RESTARTS
-                && !health.frames_since_start;
+            // taken then would keep the stream from the one node that reaches it. The
+            // newest restart started the current incarnation: it counts once that
+            // incarnation had its grace to get a frame.
+            let mut judged_restarts = capture.restart_times_ms.len();
+            if let Some(newest) = capture.restart_times_ms.last() {
+                let judged_from_ms = newest.saturating_add(FIRST_FRAME_GRACE_MS);
+                if now_ms < judged_from_ms {
+                    wake.at(judged_from_ms);
+                    judged_restarts -= 1;
+                }
+            }
+            let restarting = judged_restarts >= MAX_CAPTURE_RESTARTS && !health.frames_since_start;
             let silent_from_ms = if capture.ever_alive {
                 capture.last_alive_ms.saturating_add(CAPTURE_SILENCE_MS)
             } else {

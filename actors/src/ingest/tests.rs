@@ -590,6 +590,11 @@ fn a_restart_that_reaches_the_source_is_not_a_failure() {
                 "{actions:?}"
             );
         } else {
+            // The restart just seen has its grace to reach the source first.
+            assert!(actions.is_empty(), "{actions:?}");
+            let grace_ends_ms = bound * 1_000 + FIRST_FRAME_GRACE_MS;
+            assert!(step(&mut book, grace_ends_ms - 1, restarted(bound, false)).is_empty());
+            let actions = step(&mut book, grace_ends_ms, restarted(bound, false));
             assert!(
                 matches!(&actions[..], [Action::Stop { reason, .. }] if reason.contains("restarts")),
                 "{actions:?}"
