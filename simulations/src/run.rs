@@ -395,8 +395,8 @@ pub fn run(options: &Options) -> Outcome {
     trace.sort();
     drop(sim);
     // With the simulation gone, nothing may still hold a node: an incarnation whose
-    // registry outlives the run was kept alive by a reference cycle (a leak that a
-    // long-running node would repeat at every restart of what forms the cycle).
+    // registry outlives the run was kept alive by a reference cycle that its teardown
+    // did not end (see `NodeTeardown`).
     let outlived: Vec<String> = world.with(|w| {
         w.nodes.clear();
         w.incarnations
