@@ -436,34 +436,39 @@ impl Checker {
             let by_stream = slot(&mut self.epochs, node)
                 .entry(seen.incarnation_ms)
                 .or_default();
-            for (stream, (_, on)) in by_stream.iter_mut() {
-                if !seen.capturing.contains_key(stream) {
+            // Both maps are in name order: one walk over them together, not a lookup per
+            // stream (a node's captures change at most observations of a busy cluster).
+            let mut captured = seen.capturing.iter().peekable();
+            let mut first_taken: Vec<(&String, u64)> = Vec::new();
+            for (stream, (previous, on)) in by_stream.iter_mut() {
+                while let Some((name, epoch)) = captured.next_if(|(name, _)| *name < stream) {
+                    first_taken.push((name, *epoch));
+                }
+                let Some((_, epoch)) = captured.next_if(|(name, _)| *name == stream) else {
                     *on = false;
+                    continue;
+                };
+                if !*on && epoch <= previous {
+                    return violation(
+                        "I8",
+                        o.at_ms,
+                        format!(
+                            "{node} captures {stream} again with epoch {epoch}, not above its previous {previous}"
+                        ),
+                    );
                 }
+                if *on && epoch < previous {
+                    return violation(
+                        "I8",
+                        o.at_ms,
+                        format!("{node}'s epoch of {stream} went back from {previous} to {epoch}"),
+                    );
+                }
+                (*previous, *on) = (*epoch, true);
             }
-            for (stream, epoch) in seen.capturing.iter() {
-                match by_stream.get(stream) {
-                    Some((previous, false)) if epoch <= previous => {
-                        return violation(
-                            "I8",
-                            o.at_ms,
-                            format!(
-                                "{node} captures {stream} again with epoch {epoch}, not above its previous {previous}"
-                            ),
-                        );
-                    }
-                    Some((previous, true)) if epoch < previous => {
-                        return violation(
-                            "I8",
-                            o.at_ms,
-                            format!(
-                                "{node}'s epoch of {stream} went back from {previous} to {epoch}"
-                            ),
-                        );
-                    }
-                    _ => {}
-                }
-                *slot(by_stream, stream) = (*epoch, true);
+            first_taken.extend(captured.map(|(name, epoch)| (name, *epoch)));
+            for (stream, epoch) in first_taken {
+                by_stream.insert(stream.clone(), (epoch, true));
             }
         }
         Ok(())
@@ -763,5 +768,82 @@ impl Checker {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One node, `n1`, of incarnation 0, capturing `streams` (name, epoch) at `at_ms`.
+    fn capturing(at_ms: u64, streams: &[(&str, u64)]) -> Observation {
+        let capturing = streams
+            .iter()
+            .map(|(name, epoch)| (name.to_string(), *epoch))
+            .collect();
+        let node = NodeObservation {
+            capturing: Arc::new(capturing),
+            ..NodeObservation::default()
+        };
+        Observation {
+            at_ms,
+            nodes: BTreeMap::from([("n1".to_string(), node)]),
+            ..Observation::default()
+        }
+    }
+
+    fn i8_of(checker: &mut Checker, o: &Observation) -> Option<String> {
+        checker
+            .observe(o)
+            .into_iter()
+            .find(|v| v.invariant == "I8")
+            .map(|v| v.detail)
+    }
+
+    #[test]
+    fn an_epoch_that_goes_back_is_caught() {
+        let mut checker = Checker::new(1, false);
+        assert_eq!(
+            i8_of(&mut checker, &capturing(250, &[("a", 1), ("c", 3)])),
+            None
+        );
+        // `b` is new, `a` moves up, `c` goes back.
+        let found = i8_of(
+            &mut checker,
+            &capturing(500, &[("a", 2), ("b", 1), ("c", 2)]),
+        );
+        assert_eq!(
+            found.as_deref(),
+            Some("n1's epoch of c went back from 3 to 2")
+        );
+    }
+
+    #[test]
+    fn a_new_capture_must_take_an_epoch_above_the_last() {
+        let mut checker = Checker::new(1, false);
+        assert_eq!(
+            i8_of(&mut checker, &capturing(250, &[("a", 1), ("b", 4)])),
+            None
+        );
+        // `b` ends; `z`, after every known stream, is taken for the first time.
+        assert_eq!(
+            i8_of(&mut checker, &capturing(500, &[("a", 1), ("z", 1)])),
+            None
+        );
+        // `b` again with a higher epoch is fine; `a` kept its epoch throughout.
+        assert_eq!(
+            i8_of(
+                &mut checker,
+                &capturing(750, &[("a", 1), ("b", 5), ("z", 1)])
+            ),
+            None
+        );
+        // `b` ends again and comes back with the same epoch: caught.
+        assert_eq!(i8_of(&mut checker, &capturing(1_000, &[("a", 1)])), None);
+        let found = i8_of(&mut checker, &capturing(1_250, &[("a", 1), ("b", 5)]));
+        assert_eq!(
+            found.as_deref(),
+            Some("n1 captures b again with epoch 5, not above its previous 5")
+        );
     }
 }
