@@ -281,6 +281,17 @@ impl PeerAdverts<'_> {
     }
 }
 
+/// This node's own state of each configured stream, by position (see
+/// `IngestBook::own_by_position`).
+struct OwnByPosition {
+    /// Its capture here: the epoch, and whether frames flow.
+    capture: Vec<Option<(u64, bool)>>,
+    /// A failed mark holds it off this node.
+    failed: Vec<bool>,
+    /// The highest epoch this node has seen or used for it.
+    epoch: Vec<u64>,
+}
+
 /// A peer's advertisement map as the book last took it in: shared until that peer's
 /// state version moves, so a map seen before (same allocation) is neither folded into
 /// the epochs again (epochs only grow: it would change nothing) nor looked up again.
@@ -477,6 +488,37 @@ impl IngestBook {
     pub fn advertised(&self, stream: &str, now_ms: u64) -> (IngestRole, u64) {
         let capture_epoch = self.captures.get(stream).map(|capture| capture.epoch);
         self.advertised_with(stream, capture_epoch, now_ms)
+    }
+
+    /// This node's own state of each configured stream, by position in `input.streams`
+    /// (as of the moment of the step that calls it).
+    fn own_by_position(&self, input: &StepInput<'_>) -> OwnByPosition {
+        let count = input.streams.len();
+        let mut own = OwnByPosition {
+            capture: vec![None; count],
+            failed: vec![false; count],
+            epoch: vec![0; count],
+        };
+        let position = &self.adverts.position;
+        for (name, capture) in &self.captures {
+            if let Some(&index) = position.get(name) {
+                let flowing = input.health.get(name).is_some_and(|health| health.alive);
+                own.capture[index] = Some((capture.epoch, flowing));
+            }
+        }
+        for (name, until_ms) in &self.failed_until_ms {
+            if *until_ms > input.now_ms
+                && let Some(&index) = position.get(name)
+            {
+                own.failed[index] = true;
+            }
+        }
+        for (name, epoch) in &self.epochs {
+            if let Some(&index) = position.get(name) {
+                own.epoch[index] = *epoch;
+            }
+        }
+        own
     }
 
     /// [`IngestBook::advertised`] with the capture of `stream` looked up already (its
@@ -794,6 +836,13 @@ impl IngestBook {
             }
         }
 
+        // By configured position, what the rules below read of this node's own maps: a
+        // lookup by name per stream per step (captures twice, epochs, failed marks) was a
+        // fifth of a step; one lookup per capture, mark and epoch fills them instead. The
+        // loop below changes a stream's entries only at its own position, after reading
+        // them.
+        let positions = self.own_by_position(input);
+
         // Placement over this node and the alive peers.
         let mut members: Vec<&Member> = input.peers.iter().collect();
         members.push(input.me);
@@ -849,16 +898,10 @@ impl IngestBook {
                     })
                     .map(|(peer, _)| Cow::Borrowed(peer.name.as_str()))
                     .collect();
-                if self.failed_here(&stream.name, now_ms) {
+                if positions.failed[index] {
                     excluded.push(Cow::Borrowed(input.me.name.as_str()));
                 }
-                let mine = self.captures.get(&stream.name).map(|capture| {
-                    let flowing = input
-                        .health
-                        .get(&stream.name)
-                        .is_some_and(|health| health.alive);
-                    (capture.epoch, flowing)
-                });
+                let mine = positions.capture[index];
                 flowing_here.push(mine.map(|(_, flowing)| flowing));
                 // Who holds the stream, for placement's stickiness.
                 let captured_by = top_capture(input, mine, adverts.of(index), Counting::Any)
@@ -939,15 +982,14 @@ impl IngestBook {
                 && highest_capture(input, None, peer_adverts, Counting::Any).is_none();
             let may_take = self.settled || (heard_majority && unclaimed_preference);
             // This node's capture epoch of the stream once the rules ran (`None`: none).
-            let capture_epoch = match self.captures.get_mut(name) {
+            let held = match positions.capture[index] {
+                Some(_) => self.captures.get_mut(name),
+                None => None,
+            };
+            let capture_epoch = match held {
                 None if owner_is_me && may_take && !self.restrained => {
                     // Rule 1: a new capture, above every epoch seen.
-                    let epoch = self
-                        .epochs
-                        .get(name)
-                        .copied()
-                        .unwrap_or(0)
-                        .saturating_add(1);
+                    let epoch = positions.epoch[index].saturating_add(1);
                     self.epochs.insert(name.clone(), epoch);
                     self.captures.insert(
                         name.clone(),
@@ -1040,7 +1082,11 @@ impl IngestBook {
                     }
                 }
             };
-            let (local, local_epoch) = self.advertised_with(name, capture_epoch, now_ms);
+            let (local, local_epoch) = match capture_epoch {
+                Some(epoch) => (IngestRole::Capturing, epoch),
+                None if positions.failed[index] => (IngestRole::Failed, positions.epoch[index]),
+                None => (IngestRole::Standby, positions.epoch[index]),
+            };
             // Frames of a capture placement saw were looked up then; a capture started
             // just now is looked up here.
             let mine = capture_epoch.map(|epoch| {
