@@ -507,6 +507,13 @@ impl Checker {
     /// I2: a stream some node can capture is captured again within the failover bound
     /// once the cluster is calm.
     fn coverage(&mut self, o: &Observation) -> Result<(), Violation> {
+        let found = self.uncovered_streams(o);
+        self.end_gaps(o);
+        found
+    }
+
+    /// [`Checker::coverage`] of the streams without a capture now.
+    fn uncovered_streams(&mut self, o: &Observation) -> Result<(), Violation> {
         // Both maps are in name order: walk them together instead of a lookup per stream.
         let mut running = o.running.iter().peekable();
         for stream in o.coverable.keys() {
@@ -515,10 +522,8 @@ impl Checker {
                 .peek()
                 .is_some_and(|(name, nodes)| *name == stream && !nodes.is_empty());
             if captured {
-                if self.uncovered_since_ms.remove(stream).is_some() {
-                    self.covered_again_ms = o.at_ms;
-                }
-                self.unreachable_during_gap.remove(stream);
+                // Its gap (if it had one) ends: removed after the walk, from the few
+                // streams that had one rather than by a lookup per captured stream.
                 continue;
             }
             let unreachable = self
@@ -570,11 +575,26 @@ impl Checker {
                 );
             }
         }
-        self.uncovered_since_ms
-            .retain(|stream, _| o.coverable.contains_key(stream));
-        self.unreachable_during_gap
-            .retain(|stream, _| o.coverable.contains_key(stream));
         Ok(())
+    }
+
+    /// Forgets the gaps of streams captured again (noting when the last one ended) and of
+    /// streams no longer coverable.
+    fn end_gaps(&mut self, o: &Observation) {
+        let captured =
+            |stream: &String| o.running.get(stream).is_some_and(|nodes| !nodes.is_empty());
+        let mut covered_again = false;
+        self.uncovered_since_ms.retain(|stream, _| {
+            let coverable = o.coverable.contains_key(stream);
+            let ended = coverable && captured(stream);
+            covered_again |= ended;
+            coverable && !ended
+        });
+        if covered_again {
+            self.covered_again_ms = o.at_ms;
+        }
+        self.unreachable_during_gap
+            .retain(|stream, _| !captured(stream) && o.coverable.contains_key(stream));
     }
 
     /// I3: once the network is calm (after the heal, or between network faults),
@@ -583,7 +603,7 @@ impl Checker {
     fn duplicates(&mut self, o: &Observation) -> Result<(), Violation> {
         for (stream, nodes) in o.running.iter() {
             if nodes.len() < 2 {
-                self.duplicated_since_ms.remove(stream);
+                // Its duplicate spell (if any) ends in the `retain` below.
                 continue;
             }
             let since = *self
