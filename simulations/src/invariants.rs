@@ -74,7 +74,14 @@ pub const REBALANCE_MS: u64 = 2 * FETCH_TIMEOUT_MS + HANDOVER_OVERLAP_MS + 1_000
 /// cannot reach its camera: the owner probes it again (its failure mark expired) while
 /// the node that has the stream keeps it.
 fn probing(o: &Observation) -> bool {
-    o.reachers.iter().any(|(stream, reachers)| {
+    // `reachers` holds running nodes only: a stream every running node reaches (most of
+    // them) has no owner that cannot reach it, and needs no look at the tables.
+    let running = o.nodes.len();
+    let mut partly_reached = o
+        .reachers
+        .iter()
+        .filter(|(_, reachers)| reachers.len() < running);
+    partly_reached.any(|(stream, reachers)| {
         o.nodes.values().any(|seen| {
             seen.owner(stream).is_some_and(|owner| {
                 owner
