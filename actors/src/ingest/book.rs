@@ -386,6 +386,16 @@ fn top_capture<'a>(
     highest_capture(input, mine, adverts, counting)
 }
 
+/// What a node advertises about a stream: its capture's epoch while it captures it;
+/// else, with the highest epoch it has seen or used, whether it is marked failed there.
+fn advertised_as(capture_epoch: Option<u64>, failed_here: bool, epoch: u64) -> (IngestRole, u64) {
+    match capture_epoch {
+        Some(epoch) => (IngestRole::Capturing, epoch),
+        None if failed_here => (IngestRole::Failed, epoch),
+        None => (IngestRole::Standby, epoch),
+    }
+}
+
 /// The host part of a node name as `capture_at` may write it (`host`, `host:port`): a
 /// node is one host, its ports do not make it another node. Compared ignoring ASCII case.
 fn host_of(name: &str) -> &str {
@@ -487,7 +497,11 @@ impl IngestBook {
     /// What this node advertises about `stream`.
     pub fn advertised(&self, stream: &str, now_ms: u64) -> (IngestRole, u64) {
         let capture_epoch = self.captures.get(stream).map(|capture| capture.epoch);
-        self.advertised_with(stream, capture_epoch, now_ms)
+        advertised_as(
+            capture_epoch,
+            self.failed_here(stream, now_ms),
+            self.epoch(stream),
+        )
     }
 
     /// This node's own state of each configured stream, by position in `input.streams`
@@ -519,23 +533,6 @@ impl IngestBook {
             }
         }
         own
-    }
-
-    /// [`IngestBook::advertised`] with the capture of `stream` looked up already (its
-    /// epoch, if this node captures it).
-    fn advertised_with(
-        &self,
-        stream: &str,
-        capture_epoch: Option<u64>,
-        now_ms: u64,
-    ) -> (IngestRole, u64) {
-        if let Some(epoch) = capture_epoch {
-            (IngestRole::Capturing, epoch)
-        } else if self.failed_here(stream, now_ms) {
-            (IngestRole::Failed, self.epoch(stream))
-        } else {
-            (IngestRole::Standby, self.epoch(stream))
-        }
     }
 
     /// Takes in a capture that runs already (the coordinator restarted under it).
@@ -982,10 +979,7 @@ impl IngestBook {
                 && highest_capture(input, None, peer_adverts, Counting::Any).is_none();
             let may_take = self.settled || (heard_majority && unclaimed_preference);
             // This node's capture epoch of the stream once the rules ran (`None`: none).
-            let held = match positions.capture[index] {
-                Some(_) => self.captures.get_mut(name),
-                None => None,
-            };
+            let held = positions.capture[index].and_then(|_| self.captures.get_mut(name));
             let capture_epoch = match held {
                 None if owner_is_me && may_take && !self.restrained => {
                     // Rule 1: a new capture, above every epoch seen.
@@ -1082,11 +1076,11 @@ impl IngestBook {
                     }
                 }
             };
-            let (local, local_epoch) = match capture_epoch {
-                Some(epoch) => (IngestRole::Capturing, epoch),
-                None if positions.failed[index] => (IngestRole::Failed, positions.epoch[index]),
-                None => (IngestRole::Standby, positions.epoch[index]),
-            };
+            let (local, local_epoch) = advertised_as(
+                capture_epoch,
+                positions.failed[index],
+                positions.epoch[index],
+            );
             // Frames of a capture placement saw were looked up then; a capture started
             // just now is looked up here.
             let mine = capture_epoch.map(|epoch| {
