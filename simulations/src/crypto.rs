@@ -124,13 +124,19 @@ impl ActiveKeyExchange for WorldShare {
 
 static WORLD_RANDOM: WorldRandom = WorldRandom;
 static WORLD_KX: WorldKx = WorldKx;
+static WORLD_KEYS: crate::signatures::WorldKeys = crate::signatures::WorldKeys;
 
 /// The mesh cryptography of a simulated node seeded with `node_seed`.
 pub fn seeded(node_seed: u64) -> MeshCrypto {
+    let ring = rustls::crypto::ring::default_provider();
     let provider = CryptoProvider {
         secure_random: &WORLD_RANDOM,
         kx_groups: vec![&WORLD_KX],
-        ..rustls::crypto::ring::default_provider()
+        signature_verification_algorithms: crate::signatures::verification(
+            &ring.signature_verification_algorithms,
+        ),
+        key_provider: &WORLD_KEYS,
+        ..ring
     };
     let initial = Mutex::new(SeededCids::initial(node_seed));
     MeshCrypto {

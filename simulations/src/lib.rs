@@ -16,6 +16,7 @@ pub mod net;
 pub mod observe;
 pub mod profile;
 pub mod run;
+pub mod signatures;
 pub mod sweep;
 pub mod udp;
 pub mod world;
