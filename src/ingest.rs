@@ -30,16 +30,22 @@ impl IngestIo for NodeIngestIo {
         self.stats.snapshot().cpu_usage
     }
 
-    fn frames(&self, stream: &str) -> StreamFrames {
-        let Some(live) = self.directory.get(stream) else {
-            return StreamFrames::default();
-        };
+    fn frames<'a>(&self, streams: &mut dyn Iterator<Item = &'a str>, out: &mut Vec<StreamFrames>) {
         let now_ms = self.runtime.wall_clock_ms();
-        StreamFrames {
-            alive: live.is_alive(now_ms, ALIVE_WITHIN_MS),
-            last_frame_ms: Some(live.counters.last_frame_ms.load(Ordering::Relaxed))
-                .filter(|frame_ms| *frame_ms != 0),
-        }
+        out.clear();
+        self.directory.with_all(|running, _| {
+            out.extend(streams.map(|stream| {
+                running
+                    .get(stream)
+                    .map_or_else(StreamFrames::default, |live| {
+                        let last_frame_ms = live.counters.last_frame_ms.load(Ordering::Relaxed);
+                        StreamFrames {
+                            alive: live.is_alive(now_ms, ALIVE_WITHIN_MS),
+                            last_frame_ms: Some(last_frame_ms).filter(|frame_ms| *frame_ms != 0),
+                        }
+                    })
+            }));
+        });
     }
 }
 

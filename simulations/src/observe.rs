@@ -5,14 +5,12 @@
 //! from them does not change from one observation to the next (at rest, nothing does),
 //! so [`ObservationMemo`] keeps each derived piece with what it was derived from and
 //! derives it again only when that moved. Every key holds the very allocations it
-//! compares by address (boards, live streams), so an address is never reused while it is
-//! a key. Deriving everything afresh at every observation was over a tenth of a 5 × 100
+//! compares by address (boards), so an address is never reused while it is a key. Deriving everything afresh at every observation was over a tenth of a 5 × 100
 //! run, most of it every node's redirect for every stream at rest.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use flotilla::media::live::LiveStream;
 use flotilla_actors::ingest::board::BoardState;
 use flotilla_actors::mesh::view::{ClusterView, IngestRole, PeerState};
 use flotilla_actors::registry::ActorPath;
@@ -51,10 +49,11 @@ struct NodeMemo {
 }
 
 /// Every redirect of one node, and everything a redirect reads: the node's board, the
-/// streams in its directory, and each peer as the view has it at the observation.
+/// set of streams in its directory (by its version), and each peer as the view has it at
+/// the observation.
 struct Redirects {
     board: Arc<BoardState>,
-    streams: Vec<Arc<LiveStream>>,
+    directory_version: u64,
     peers: Vec<PeerKey>,
     goes_to: ViewerRedirects,
 }
@@ -141,22 +140,16 @@ impl NodeMemo {
         if let Some(memo) = &self.redirects
             && Arc::ptr_eq(&memo.board, board)
             && memo.peers == peers
-            && handle.directory.with_all(|live| {
-                live.len() == memo.streams.len()
-                    && live
-                        .values()
-                        .zip(&memo.streams)
-                        .all(|(now, then)| Arc::ptr_eq(now, then))
-            })
+            && handle.directory.version() == memo.directory_version
         {
             return memo.goes_to.clone();
         }
+        // Read before the redirects: a stream added meanwhile moves it past this one.
+        let directory_version = handle.directory.version();
         let goes_to: ViewerRedirects = Arc::new(redirects(handle, view, node, streams, wall_ms));
         self.redirects = Some(Redirects {
             board: board.clone(),
-            streams: handle
-                .directory
-                .with_all(|live| live.values().cloned().collect()),
+            directory_version,
             peers,
             goes_to: goes_to.clone(),
         });

@@ -2,7 +2,7 @@
 //! state without asking any actor.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use tokio::sync::mpsc;
@@ -55,6 +55,10 @@ pub enum AttachError {
 #[derive(Debug, Clone, Default)]
 pub struct Directory {
     streams: Arc<RwLock<BTreeMap<String, Arc<LiveStream>>>>,
+    /// Bumped, under the write lock, by every change to which streams there are (a
+    /// stream added, removed or given a fresh state): a reader that walked them at one
+    /// version knows the set stands while the version does (see [`Directory::with_all`]).
+    version: Arc<AtomicU64>,
     publish_points: Arc<RwLock<BTreeMap<String, PublishPoint>>>,
 }
 
@@ -68,6 +72,7 @@ impl Directory {
             return live;
         }
         let mut streams = self.streams.write().unwrap_or_else(|p| p.into_inner());
+        self.version.fetch_add(1, Ordering::Release);
         let live = streams
             .entry(name.to_string())
             .or_insert_with(|| LiveStream::new(name, packaging));
@@ -80,10 +85,9 @@ impl Directory {
     /// Replaces the state of `name` with a fresh one (a stopped on-demand stream).
     pub fn reset(&self, name: &str, packaging: Packaging) -> Arc<LiveStream> {
         let fresh = LiveStream::new(name, packaging);
-        self.streams
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(name.to_string(), fresh.clone());
+        let mut streams = self.streams.write().unwrap_or_else(|p| p.into_inner());
+        self.version.fetch_add(1, Ordering::Release);
+        streams.insert(name.to_string(), fresh.clone());
         fresh
     }
 
@@ -96,10 +100,10 @@ impl Directory {
     }
 
     pub fn remove(&self, name: &str) {
-        self.streams
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(name);
+        let mut streams = self.streams.write().unwrap_or_else(|p| p.into_inner());
+        self.version.fetch_add(1, Ordering::Release);
+        streams.remove(name);
+        drop(streams);
         self.publish_points
             .write()
             .unwrap_or_else(|p| p.into_inner())
@@ -139,11 +143,21 @@ impl Directory {
         })
     }
 
-    /// Runs `visit` over the streams by name, under the read lock: for a reader that walks
-    /// every stream often (the mesh advertisement) and would otherwise copy the list.
-    /// `visit` must not touch the directory.
-    pub fn with_all<R>(&self, visit: impl FnOnce(&BTreeMap<String, Arc<LiveStream>>) -> R) -> R {
-        visit(&self.streams.read().unwrap_or_else(|p| p.into_inner()))
+    /// Runs `visit` over the streams by name and their [`Directory::version`], under the
+    /// read lock: for a reader that walks every stream often (the mesh advertisement) and
+    /// would otherwise copy the list. `visit` must not touch the directory.
+    pub fn with_all<R>(
+        &self,
+        visit: impl FnOnce(&BTreeMap<String, Arc<LiveStream>>, u64) -> R,
+    ) -> R {
+        let streams = self.streams.read().unwrap_or_else(|p| p.into_inner());
+        visit(&streams, self.version.load(Ordering::Acquire))
+    }
+
+    /// The version of the set of streams: the same as a walk's ([`Directory::with_all`])
+    /// while no stream was added, removed or given a fresh state since.
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
     }
 
     /// Every stream, in name order.

@@ -69,9 +69,11 @@ pub trait IngestIo: Send + Sync + 'static {
     fn view(&self) -> Option<Arc<RwLock<ClusterView>>>;
     /// This host's CPU usage, percent.
     fn cpu_usage(&self) -> f32;
-    /// The frames of `stream` here: whether they are flowing, and Unix ms of the last
-    /// one (`None`: none yet). Asked for every capture at every tick, so one lookup.
-    fn frames(&self, stream: &str) -> StreamFrames;
+    /// The frames of each of `streams` here, in the order given, into `out` (cleared
+    /// first): whether they are flowing, and Unix ms of the last one (`None`: none yet).
+    /// Asked for every capture at every tick, so one look at the node's streams for all
+    /// of them.
+    fn frames<'a>(&self, streams: &mut dyn Iterator<Item = &'a str>, out: &mut Vec<StreamFrames>);
 }
 
 /// A stream's frames as the coordinator reads them ([`IngestIo::frames`]).
@@ -94,8 +96,9 @@ impl IngestIo for NoIngestIo {
     fn cpu_usage(&self) -> f32 {
         0.0
     }
-    fn frames(&self, _stream: &str) -> StreamFrames {
-        StreamFrames::default()
+    fn frames<'a>(&self, streams: &mut dyn Iterator<Item = &'a str>, out: &mut Vec<StreamFrames>) {
+        out.clear();
+        out.extend(streams.map(|_| StreamFrames::default()));
     }
 }
 
@@ -143,6 +146,8 @@ struct CaptureHealth {
     entries: Vec<Option<Arc<Entry>>>,
     /// The `streams` supervisor's stamp when `entries` were looked up.
     stamp: Option<ChildSetStamp>,
+    /// Each capture's frames, in the same order (kept for its allocation).
+    frames: Vec<StreamFrames>,
 }
 
 /// Which set of children a supervisor had: its registry entry (held, so that another
@@ -486,13 +491,22 @@ impl IngestCoordinator {
                 .collect();
             health.stamp = stamp;
         }
-        for ((name, health), entry) in health.by_stream.iter_mut().zip(&health.entries) {
+        self.io.frames(
+            &mut health.by_stream.keys().map(String::as_str),
+            &mut health.frames,
+        );
+        for ((health, entry), frames) in health
+            .by_stream
+            .values_mut()
+            .zip(&health.entries)
+            .zip(&health.frames)
+        {
             let restarts = entry.as_ref().map_or(0, |entry| entry.restarts());
             let started_at_ms = entry.as_ref().map_or(0, |entry| entry.started_at_ms());
             let StreamFrames {
                 alive,
                 last_frame_ms,
-            } = self.io.frames(name);
+            } = *frames;
             *health = Health {
                 alive,
                 restarts,
