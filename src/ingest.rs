@@ -30,7 +30,7 @@ impl IngestIo for NodeIngestIo {
         self.stats.snapshot().cpu_usage
     }
 
-    fn frames<'a>(&self, streams: &mut dyn Iterator<Item = &'a str>, out: &mut Vec<StreamFrames>) {
+    fn frames(&self, streams: &mut dyn Iterator<Item = &str>, out: &mut Vec<StreamFrames>) {
         let now_ms = self.runtime.wall_clock_ms();
         out.clear();
         self.directory.with_all(|running, _| {

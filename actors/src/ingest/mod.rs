@@ -73,7 +73,7 @@ pub trait IngestIo: Send + Sync + 'static {
     /// first): whether they are flowing, and Unix ms of the last one (`None`: none yet).
     /// Asked for every capture at every tick, so one look at the node's streams for all
     /// of them.
-    fn frames<'a>(&self, streams: &mut dyn Iterator<Item = &'a str>, out: &mut Vec<StreamFrames>);
+    fn frames(&self, streams: &mut dyn Iterator<Item = &str>, out: &mut Vec<StreamFrames>);
 }
 
 /// A stream's frames as the coordinator reads them ([`IngestIo::frames`]).
@@ -96,7 +96,7 @@ impl IngestIo for NoIngestIo {
     fn cpu_usage(&self) -> f32 {
         0.0
     }
-    fn frames<'a>(&self, streams: &mut dyn Iterator<Item = &'a str>, out: &mut Vec<StreamFrames>) {
+    fn frames(&self, streams: &mut dyn Iterator<Item = &str>, out: &mut Vec<StreamFrames>) {
         out.clear();
         out.extend(streams.map(|_| StreamFrames::default()));
     }
