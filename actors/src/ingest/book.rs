@@ -141,8 +141,9 @@ pub struct StepInput<'a> {
     /// Of `peers`, those not heard for long enough that they may be cut off already
     /// (see `members` in the coordinator): alive, but not counted for the quorum.
     pub peers_fading: usize,
-    /// The cluster_ingest streams configured here.
-    pub streams: &'a [Configured],
+    /// The cluster_ingest streams configured here (shared: the same list from step to
+    /// step is known unchanged without comparing a hundred names).
+    pub streams: &'a Arc<[Configured]>,
     /// Health of the captures running here.
     pub health: &'a BTreeMap<String, Health>,
     /// Unix ms now.
@@ -308,6 +309,8 @@ struct PeerColumn {
 struct AdvertIndex {
     /// The configured streams the positions are for, in order.
     names: Vec<String>,
+    /// The list `names` was last checked against (the same list again needs no check).
+    checked: Option<Arc<[Configured]>>,
     /// Index of each configured stream in `names`.
     position: HashMap<String, usize>,
     /// The last step's peers' maps, with their columns.
@@ -320,11 +323,23 @@ impl AdvertIndex {
     /// `owners` (in the old configured order) follows into the new order by name.
     fn configure(
         &mut self,
-        streams: &[Configured],
+        streams: &Arc<[Configured]>,
         owners: &mut Vec<Option<(Option<String>, u64)>>,
     ) {
+        if self
+            .checked
+            .as_ref()
+            .is_some_and(|checked| Arc::ptr_eq(checked, streams))
+        {
+            return;
+        }
+        self.checked = Some(streams.clone());
         let same = self.names.len() == streams.len()
-            && self.names.iter().zip(streams).all(|(a, b)| *a == b.name);
+            && self
+                .names
+                .iter()
+                .zip(streams.iter())
+                .all(|(a, b)| *a == b.name);
         if !same {
             let mut kept: HashMap<&str, Option<(Option<String>, u64)>> = self
                 .names

@@ -124,7 +124,7 @@ pub enum IngestMsg {
 pub struct IngestState {
     plan: IngestPlan,
     streams: BTreeMap<String, StreamPlan>,
-    configured: Vec<Configured>,
+    configured: Arc<[Configured]>,
     book: IngestBook,
     last_action: Option<String>,
     adverts: AdvertCache,
@@ -209,8 +209,8 @@ struct Members {
 }
 
 /// What each peer advertises about cluster_ingest streams, by peer name, with the
-/// (incarnation, streams version) of the state it was read from: a peer's streams change
-/// only with that, so an unchanged peer costs no copy per tick.
+/// (incarnation, ingest version) of the state it was read from: what a peer advertises
+/// about them changes only with that, so an unchanged peer costs no copy per tick.
 type AdvertCache = BTreeMap<String, ((u64, u64), Arc<BTreeMap<String, Advertised>>)>;
 
 /// The members of the cluster this node sees alive: itself first, then the peers.
@@ -278,7 +278,7 @@ fn members(
                 {
                     fading += 1;
                 }
-                let state = (record.incarnation, record.streams_version);
+                let state = (record.incarnation, record.ingest_version);
                 let ingest_streams = || {
                     record
                         .streams
@@ -295,9 +295,8 @@ fn members(
                 };
                 let streams = match cache.remove(&record.name) {
                     Some((read_from, streams)) if read_from == state => streams,
-                    // Most changes touch nothing of cluster_ingest (another stream's
-                    // clients or bitrate): the old map is kept, so the book sees an
-                    // unchanged peer (see `quiet`).
+                    // A new incarnation or a full state may still say the same: the old
+                    // map is kept, so the book sees an unchanged peer (see `quiet`).
                     Some((_, old))
                         if old.iter().map(|(name, a)| (name, *a)).eq(ingest_streams()) =>
                     {

@@ -16,6 +16,7 @@
 //! that step every tick and require the same actions and tables.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::book::{Configured, Health, Member, StepInput};
 
@@ -106,7 +107,7 @@ struct LastInput {
     cluster_size: usize,
     peers_unheard: usize,
     peers_fading: usize,
-    streams: Vec<Configured>,
+    streams: Arc<[Configured]>,
     health: BTreeMap<String, Health>,
 }
 
@@ -118,13 +119,13 @@ impl LastInput {
             cluster_size: input.cluster_size,
             peers_unheard: input.peers_unheard,
             peers_fading: input.peers_fading,
-            streams: input.streams.to_vec(),
+            streams: input.streams.clone(),
             health: input.health.clone(),
         }
     }
 
-    /// Becomes `input`, copying only the parts that differ: the configured streams (a
-    /// hundred names) and this node's own entry seldom change when the peers do. The
+    /// Becomes `input`, copying only the parts that differ: this node's own entry seldom
+    /// changes when the peers do. The
     /// peers are always taken: their stream maps compare by pointer only while they are
     /// the very maps of the input (an equal copy would be compared entry by entry at
     /// every tick).
@@ -136,8 +137,8 @@ impl LastInput {
             self.me = input.me.clone();
         }
         self.peers = input.peers.to_vec();
-        if self.streams != input.streams {
-            self.streams = input.streams.to_vec();
+        if !Arc::ptr_eq(&self.streams, input.streams) {
+            self.streams = input.streams.clone();
         }
         if self.health != *input.health {
             self.health = input.health.clone();
@@ -153,7 +154,7 @@ impl LastInput {
             && self.me == *input.me
             && self.peers == input.peers
             && self.health == *input.health
-            && self.streams == input.streams
+            && (Arc::ptr_eq(&self.streams, input.streams) || self.streams == *input.streams)
     }
 }
 

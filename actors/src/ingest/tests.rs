@@ -41,7 +41,7 @@ fn flowing(stream: &str) -> BTreeMap<String, Health> {
     .into()
 }
 
-fn configured(count: usize) -> Vec<Configured> {
+fn configured(count: usize) -> Arc<[Configured]> {
     (0..count)
         .map(|i| Configured {
             name: format!("cam{i}"),
@@ -110,7 +110,7 @@ impl TestNode {
 /// capture gets frames at the next round unless its source is unreachable from there.
 fn round(
     nodes: &mut [TestNode],
-    streams: &[Configured],
+    streams: &Arc<[Configured]>,
     now_ms: u64,
     unreachable: &dyn Fn(&str, &str) -> bool,
 ) -> Vec<(String, Action)> {
@@ -346,7 +346,7 @@ fn three_nodes_capture_every_stream_exactly_once_then_stay_put() {
     for t in 1..10 {
         round(&mut nodes, &streams, t * 1_000, &never);
     }
-    for stream in &streams {
+    for stream in streams.iter() {
         assert_eq!(capturers(&nodes, &stream.name).len(), 1, "{}", stream.name);
     }
     let per_node: Vec<usize> = nodes.iter().map(|n| n.book.captures().len()).collect();
@@ -446,10 +446,10 @@ fn a_stream_moves_only_once_its_new_owner_captures_it() {
 
 #[test]
 fn a_handover_that_never_completes_ends_at_the_deadline() {
-    let streams = vec![Configured {
+    let streams: Arc<[Configured]> = Arc::new([Configured {
         name: "cam0".into(),
         capture_at: Some("b.lan".into()),
-    }];
+    }]);
     let a = member("a");
     let b = member("b");
     let mut book = IngestBook::new(SETTINGS, 0);
@@ -487,7 +487,7 @@ fn a_stream_failing_on_one_node_moves_to_a_node_that_reaches_its_source() {
         round(&mut nodes, &streams, t * 1_000, &unreachable);
         t += 1;
     }
-    for stream in &streams {
+    for stream in streams.iter() {
         let who = capturers(&nodes, &stream.name);
         assert_eq!(who.len(), 1, "{}: {who:?}", stream.name);
         assert_ne!(
@@ -503,7 +503,7 @@ fn a_stream_failing_on_one_node_moves_to_a_node_that_reaches_its_source() {
 fn step_alone(
     book: &mut IngestBook,
     me: &Member,
-    streams: &[Configured],
+    streams: &Arc<[Configured]>,
     health: Health,
     now_ms: u64,
 ) -> Vec<Action> {
@@ -644,10 +644,10 @@ fn minority_restraint_keeps_what_it_has_and_takes_nothing_new() {
 
 #[test]
 fn capture_at_returns_after_the_hold_and_a_flapping_node_waits_longer() {
-    let streams = vec![Configured {
+    let streams: Arc<[Configured]> = Arc::new([Configured {
         name: "cam0".into(),
         capture_at: Some("b.lan".into()),
-    }];
+    }]);
     let run = |returns: Vec<u64>| {
         let mut b = member("b");
         b.alive_since_ms = 100_000;
@@ -724,7 +724,7 @@ proptest! {
             round(&mut nodes, &streams, t * 1_000, &never);
             t += 1;
         }
-        for stream in &streams {
+        for stream in streams.iter() {
             prop_assert_eq!(capturers(&nodes, &stream.name).len(), 1);
         }
         for _ in 0..10 {
@@ -748,7 +748,7 @@ proptest! {
         const NAMES: [&str; 4] = ["a", "b", "c", "d"];
         // From a coordinator tick to beyond every hold and deadline.
         const STEPS_MS: [u64; 7] = [100, 250, 1_000, 3_000, 7_000, 21_000, 61_000];
-        let streams: Vec<Configured> = (0..count)
+        let streams: Arc<[Configured]> = (0..count)
             .map(|i| Configured {
                 name: format!("cam{i}"),
                 capture_at: (i % 3 == 0).then(|| format!("{}.lan", NAMES[i % 4])),
@@ -805,7 +805,7 @@ proptest! {
                 prop_assert_eq!(&stepped, &skipped, "actions at {} ms", now_ms);
                 for (a, b) in always.iter().zip(&skipping) {
                     prop_assert_eq!(&a.rows, &b.rows, "{}'s table at {} ms", a.me.name, now_ms);
-                    for stream in &streams {
+                    for stream in streams.iter() {
                         prop_assert_eq!(
                             a.book.advertised(&stream.name, now_ms),
                             b.book.advertised(&stream.name, now_ms)
@@ -870,10 +870,10 @@ fn an_owner_fences_a_higher_capture_left_over_from_a_partition() {
             epoch: 6,
         },
     );
-    let streams = vec![Configured {
+    let streams: Arc<[Configured]> = Arc::new([Configured {
         name: "cam0".into(),
         capture_at: Some("A".into()),
-    }];
+    }]);
     let flowing = flowing("cam0");
     let (_, rows) = book.step(&StepInput {
         me: &me,
@@ -898,11 +898,11 @@ fn advertised(role: IngestRole, alive: bool, epoch: u64) -> Advertised {
     Advertised { role, alive, epoch }
 }
 
-fn preferring(stream: &str, node: &str) -> Vec<Configured> {
-    vec![Configured {
+fn preferring(stream: &str, node: &str) -> Arc<[Configured]> {
+    Arc::new([Configured {
         name: stream.into(),
         capture_at: Some(node.into()),
-    }]
+    }])
 }
 
 #[test]

@@ -123,8 +123,19 @@ pub struct PeerRecord {
     /// change only the load, and readers that derive something from the streams redo
     /// it only when this moves.
     pub streams_version: u64,
+    /// The version (within the incarnation) that last changed what it advertises about
+    /// cluster_ingest streams (a stream's role, liveness or epoch where it has a part):
+    /// most stream changes are other streams' counters, and the ingest coordinator
+    /// reads the peer's cluster_ingest streams again only when this moves.
+    pub ingest_version: u64,
     /// Why the last exchange failed, if it did.
     pub last_error: Option<String>,
+}
+
+/// What a stream's entry says about cluster_ingest: its role, liveness and epoch, for a
+/// stream the peer has a part in (`None`: not a cluster_ingest stream there).
+fn ingest_part(stream: &RemoteStream) -> Option<(IngestRole, bool, u64)> {
+    (stream.ingest != IngestRole::None).then_some((stream.ingest, stream.alive, stream.epoch))
 }
 
 impl PeerRecord {
@@ -259,6 +270,7 @@ impl ClusterView {
                 incarnation: 0,
                 version: 0,
                 streams_version: 0,
+                ingest_version: 0,
                 load: PeerLoad::default(),
                 streams: BTreeMap::new(),
                 last_error: None,
@@ -340,14 +352,21 @@ impl ClusterView {
         {
             peer.streams_version = update.version;
         }
+        let mut ingest_changed = newer_incarnation || update.full;
         if newer_incarnation || update.full {
             peer.streams.clear();
         }
         for name in &update.removals {
-            peer.streams.remove(name);
+            let gone = peer.streams.remove(name);
+            ingest_changed |= gone.as_ref().and_then(ingest_part).is_some();
         }
         for (name, stream) in update.upserts {
-            peer.streams.insert(name, stream);
+            let part = ingest_part(&stream);
+            let was = peer.streams.insert(name, stream);
+            ingest_changed |= was.as_ref().and_then(ingest_part) != part;
+        }
+        if ingest_changed {
+            peer.ingest_version = update.version;
         }
         debug_assert!(update.incarnation > peer.incarnation || update.version > peer.version);
         peer.incarnation = update.incarnation;
@@ -523,6 +542,62 @@ mod tests {
             view.peers(10_001).next().unwrap().1,
             PeerState::Unauthorized
         );
+    }
+
+    /// The ingest version moves with a cluster_ingest stream's role, liveness or epoch,
+    /// its arrival or removal, a full state or a new incarnation; not with counters or
+    /// other streams.
+    #[test]
+    fn the_ingest_version_moves_only_with_cluster_ingest_parts() {
+        let mut view = view();
+        let ingest_version = |view: &ClusterView| view.peer("b", 0).unwrap().0.ingest_version;
+        let capturing = |alive: bool, epoch: u64| RemoteStream {
+            ingest: IngestRole::Capturing,
+            epoch,
+            ..stream(alive)
+        };
+        let with =
+            |version: u64, upserts: Vec<(String, RemoteStream)>, removals: &[&str]| PeerUpdate {
+                upserts,
+                ..update(1, version, false, &[], removals)
+            };
+        view.apply("b", update(1, 1, true, &[("tv", true)], &[]), 1);
+        assert_eq!(ingest_version(&view), 1, "a full state");
+        view.apply(
+            "b",
+            with(2, vec![("cam".into(), capturing(true, 3))], &[]),
+            2,
+        );
+        assert_eq!(ingest_version(&view), 2, "a cluster_ingest stream arrives");
+        let busier = RemoteStream {
+            clients: 9,
+            bitrate_kbit: 900,
+            ..capturing(true, 3)
+        };
+        view.apply("b", with(3, vec![("cam".into(), busier)], &[]), 3);
+        view.apply("b", with(4, vec![("tv".into(), stream(false))], &[]), 4);
+        view.apply(
+            "b",
+            with(5, vec![("radio".into(), stream(true))], &["tv"]),
+            5,
+        );
+        assert_eq!(ingest_version(&view), 2, "counters and other streams");
+        view.apply(
+            "b",
+            with(6, vec![("cam".into(), capturing(false, 3))], &[]),
+            6,
+        );
+        assert_eq!(ingest_version(&view), 6, "liveness");
+        view.apply(
+            "b",
+            with(7, vec![("cam".into(), capturing(false, 4))], &[]),
+            7,
+        );
+        assert_eq!(ingest_version(&view), 7, "epoch");
+        view.apply("b", with(8, Vec::new(), &["cam"]), 8);
+        assert_eq!(ingest_version(&view), 8, "removal");
+        view.apply("b", update(2, 1, false, &[], &[]), 9);
+        assert_eq!(ingest_version(&view), 1, "a new incarnation");
     }
 
     #[test]
