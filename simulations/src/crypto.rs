@@ -19,8 +19,10 @@
 //!   destination ids, both drawn from the thread's OS-seeded generator by default — and
 //!   its token and stateless-reset keys derive from each node's own seed.
 //!
-//! None of this is secure, and it never leaves the simulator: a node uses
-//! [`MeshCrypto::system`].
+//! The provider built here also leaves the arithmetic out of handshakes: key shares
+//! ([`WorldKx`]), handshake signatures (`signatures`) and the key schedule
+//! (`key_schedule`). None of this is secure, and it never leaves the simulator: a node
+//! uses [`MeshCrypto::system`].
 
 use std::cell::RefCell;
 use std::sync::{Arc, Mutex};
@@ -129,18 +131,18 @@ static WORLD_KEYS: crate::signatures::WorldKeys = crate::signatures::WorldKeys;
 /// The mesh cryptography of a simulated node seeded with `node_seed`.
 pub fn seeded(node_seed: u64) -> MeshCrypto {
     let ring = rustls::crypto::ring::default_provider();
+    // Every part of ring's provider, each replaced or wrapped for the simulation.
     let provider = CryptoProvider {
-        // A real suite, the cheapest of ring's: SHA-256 for the key schedule and
-        // AES-128 for packets (ring prefers AES-256 with SHA-384, whose hash was a
-        // twentieth of a 5 x 100 run in HKDF alone).
-        cipher_suites: vec![rustls::crypto::ring::cipher_suite::TLS13_AES_128_GCM_SHA256],
+        // AES-128-GCM with its key schedule on the simulator's mix (ring prefers
+        // AES-256 with SHA-384, whose hash was a twentieth of a 5 x 100 run in HKDF
+        // alone; see `key_schedule`).
+        cipher_suites: vec![crate::key_schedule::world_suite()],
         secure_random: &WORLD_RANDOM,
         kx_groups: vec![&WORLD_KX],
         signature_verification_algorithms: crate::signatures::verification(
             &ring.signature_verification_algorithms,
         ),
         key_provider: &WORLD_KEYS,
-        ..ring
     };
     let initial = Mutex::new(SeededCids::initial(node_seed));
     MeshCrypto {
@@ -155,12 +157,10 @@ pub fn seeded(node_seed: u64) -> MeshCrypto {
     }
 }
 
-/// quinn's stateless-reset key of a node seeded with `node_seed`.
-pub fn reset_key(node_seed: u64) -> Arc<ring::hmac::Key> {
-    Arc::new(ring::hmac::Key::new(
-        ring::hmac::HMAC_SHA256,
-        &key_of(node_seed, 0x7265_7365_7400),
-    ))
+/// quinn's stateless-reset key of a node seeded with `node_seed` (tokens signed with the
+/// simulator's mix: see `key_schedule`).
+pub fn reset_key(node_seed: u64) -> Arc<crate::key_schedule::WorldResetKey> {
+    crate::key_schedule::WorldResetKey::new(key_of(node_seed, 0x7265_7365_7400))
 }
 
 /// Length of the connection ids a simulated endpoint issues (quinn's default).

@@ -10,8 +10,10 @@
 pub mod cluster;
 pub mod crypto;
 pub mod invariants;
+pub mod key_schedule;
 pub mod links;
 pub mod media;
+pub mod mix;
 pub mod net;
 pub mod observe;
 pub mod profile;

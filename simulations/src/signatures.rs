@@ -7,10 +7,10 @@
 //! handshake and 6 % of a simulated 5-node, 100-stream run (docs/benchmarks.md, round
 //! fourteen).
 //!
-//! In a simulation a handshake signature is a tag instead: the signer's public key and a
-//! 32-byte mix of it with the message. It proves nothing to anyone who knows the public
-//! key — everyone — which no simulation needs: the question a run asks is what the
-//! cluster does, not whether Ed25519 holds. What stays real:
+//! In a simulation a handshake signature is a tag instead: the signer's public key and
+//! their [`mix`](crate::mix) with the message. It proves nothing to anyone who knows
+//! the public key — everyone — which no simulation needs: the question a run asks is
+//! what the cluster does, not whether Ed25519 holds. What stays real:
 //! - every handshake message, size and state, rustls's and quinn's own (a tag is as long
 //!   as an Ed25519 signature);
 //! - the check that the tag was made for this transcript and this public key (a tag of
@@ -29,48 +29,19 @@ use rustls::pki_types::{
 use rustls::sign::{Signer, SigningKey};
 use rustls::{Error, SignatureAlgorithm, SignatureScheme};
 
-/// Length of a public key and of the mix in a tag (an Ed25519 public key's length).
+use crate::mix::{MIX_BYTES, mix};
+
+/// Length of a public key (an Ed25519 public key's length).
 const KEY_BYTES: usize = 32;
 /// Length of a tag: the public key, then the mix (an Ed25519 signature's length).
-const TAG_BYTES: usize = 2 * KEY_BYTES;
+const TAG_BYTES: usize = KEY_BYTES + MIX_BYTES;
 
-/// The tag of `message` under `public_key`: the key, then four 64-bit lanes, each fed
-/// every 8-byte word of key and message through a rotate, a xor and a multiplication by
-/// its own odd constant. A changed word changes every lane.
+/// The tag of `message` under `public_key`: the key, then their [`mix`].
 fn tag(public_key: &[u8], message: &[u8]) -> [u8; TAG_BYTES] {
-    const LANE_CONSTANTS: [u64; 4] = [
-        0x9e37_79b9_7f4a_7c15,
-        0xc2b2_ae3d_27d4_eb4f,
-        0x1656_67b1_9e37_79f9,
-        0x27d4_eb2f_1656_67c5,
-    ];
-    let mut lanes = LANE_CONSTANTS;
-    let mut feed = |bytes: &[u8]| {
-        let mut chunks = bytes.chunks_exact(8);
-        let tail = {
-            let mut word = [0u8; 8];
-            word[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
-            // The length keeps a message apart from the same one with zeros added.
-            u64::from_le_bytes(word) ^ ((bytes.len() as u64) << 48)
-        };
-        for word in chunks
-            .by_ref()
-            .map(|chunk| u64::from_le_bytes(chunk.try_into().expect("8 bytes")))
-            .chain(std::iter::once(tail))
-        {
-            for (lane, constant) in lanes.iter_mut().zip(LANE_CONSTANTS) {
-                *lane = (lane.rotate_left(23) ^ word).wrapping_mul(constant);
-            }
-        }
-    };
-    feed(public_key);
-    feed(message);
     let mut out = [0u8; TAG_BYTES];
-    out[..public_key.len().min(KEY_BYTES)]
-        .copy_from_slice(&public_key[..public_key.len().min(KEY_BYTES)]);
-    for (slot, lane) in out[KEY_BYTES..].chunks_exact_mut(8).zip(lanes) {
-        slot.copy_from_slice(&lane.to_le_bytes());
-    }
+    let key_bytes = public_key.len().min(KEY_BYTES);
+    out[..key_bytes].copy_from_slice(&public_key[..key_bytes]);
+    out[KEY_BYTES..].copy_from_slice(&mix(&[public_key, message]));
     out
 }
 
