@@ -6,6 +6,14 @@
 //! which version. A `Hello` says which version of the other side's state the sender has;
 //! when that matches what was last sent, only the difference goes out, otherwise the
 //! whole list. Versions grow with every change, so a receiver never goes backwards.
+//!
+//! Peers' addresses (how a node configured with one seed peer learns the whole mesh) are
+//! part of the versioned state: a change of the alive set bumps the version, and an
+//! answer carries the addresses only to a caller not known to have them (known: it
+//! applied exactly the last state we sent it, and that state or an earlier one it
+//! applied likewise carried the current addresses). A caller's state carries none: the
+//! answering side learns its peers from its own calls. With 20 nodes the list is 19
+//! addresses, which every exchange repeated.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -45,8 +53,34 @@ pub struct PeerTarget {
 /// state and what was last sent to each peer (no copy per peer per exchange).
 pub type Streams = Arc<Vec<StreamEntry>>;
 
-/// The last state sent to one peer: (version, streams).
-type Sent = (u64, Streams);
+/// The last state sent to one peer.
+struct Sent {
+    version: u64,
+    streams: Streams,
+    /// The version of our alive addresses the peer holds once it applies this state:
+    /// those it carried, else (when the peer had applied the state before it) the ones
+    /// that one left it with; `None`: not known to have any.
+    addresses_version: Option<u64>,
+}
+
+/// The local state as last read, with what changed when.
+struct LastState {
+    load: NodeLoad,
+    streams: Streams,
+    /// The alive peers' addresses, in the view's order.
+    addresses: Arc<Vec<NodeAddress>>,
+    /// The version at which `addresses` last changed.
+    addresses_version: u64,
+}
+
+/// The current local state (see [`MeshService::current_state`]).
+struct Current {
+    version: u64,
+    load: NodeLoad,
+    streams: Streams,
+    addresses: Arc<Vec<NodeAddress>>,
+    addresses_version: u64,
+}
 
 struct Inner {
     endpoint: quinn::Endpoint,
@@ -56,7 +90,7 @@ struct Inner {
     me: NodeAddress,
     incarnation: u64,
     version: AtomicU64,
-    last_state: Mutex<Option<(NodeLoad, Streams)>>,
+    last_state: Mutex<Option<LastState>>,
     local: LocalState,
     view: Arc<RwLock<ClusterView>>,
     sent: Mutex<HashMap<String, Sent>>,
@@ -220,12 +254,14 @@ impl MeshService {
     }
 
     /// The current local state, with its version (bumped when anything changed).
-    fn current_state(&self) -> (u64, NodeLoad, Streams) {
+    fn current_state(&self) -> Current {
         let (load, streams) = (self.inner.local)();
         debug_assert!(
             streams.windows(2).all(|w| w[0].name < w[1].name),
             "the local state gives streams in name order, names unique"
         );
+        let now_ms = self.inner.runtime.wall_clock_ms();
+        let view = self.inner.view.read().unwrap_or_else(|p| p.into_inner());
         let mut last = self
             .inner
             .last_state
@@ -233,22 +269,42 @@ impl MeshService {
             .unwrap_or_else(|p| p.into_inner());
         // The same list as before is the same allocation (mesh::advert); an equal list
         // in a new one is taken as unchanged too, and the old allocation kept, so every
-        // peer's delta is known empty without comparing lists.
+        // peer's delta is known empty without comparing lists. The addresses are
+        // compared with the view in place, and copied only when they changed.
         let unchanged = |s: &Streams| Arc::ptr_eq(s, &streams) || **s == *streams;
-        let shared = match last.as_ref() {
-            Some((l, s)) if *l == load && unchanged(s) => s.clone(),
-            previous => {
-                // The load alone moves at most exchanges (uptime, bitrates).
-                self.inner.version.fetch_add(1, Ordering::Relaxed);
-                let shared = match previous {
-                    Some((_, s)) if unchanged(s) => s.clone(),
-                    _ => streams,
-                };
-                *last = Some((load.clone(), shared.clone()));
-                shared
-            }
-        };
-        (self.inner.version.load(Ordering::Relaxed), load, shared)
+        let addresses_unchanged = |a: &[NodeAddress]| a.iter().eq(alive_addresses(&view, now_ms));
+        let stands = last.as_ref().is_some_and(|l| {
+            l.load == load && unchanged(&l.streams) && addresses_unchanged(&l.addresses)
+        });
+        if !stands {
+            // The load alone moves at most exchanges (uptime, bitrates).
+            let version = self.inner.version.fetch_add(1, Ordering::Relaxed) + 1;
+            let previous = last.take();
+            let streams = match &previous {
+                Some(l) if unchanged(&l.streams) => l.streams.clone(),
+                _ => streams,
+            };
+            let (addresses, addresses_version) = match &previous {
+                Some(l) if addresses_unchanged(&l.addresses) => {
+                    (l.addresses.clone(), l.addresses_version)
+                }
+                _ => (Arc::new(owned_addresses(&view, now_ms)), version),
+            };
+            *last = Some(LastState {
+                load: load.clone(),
+                streams,
+                addresses,
+                addresses_version,
+            });
+        }
+        let last = last.as_ref().expect("set above");
+        Current {
+            version: self.inner.version.load(Ordering::Relaxed),
+            load,
+            streams: last.streams.clone(),
+            addresses: last.addresses.clone(),
+            addresses_version: last.addresses_version,
+        }
     }
 
     fn hello(&self, peer_key: &str) -> Message {
@@ -270,28 +326,52 @@ impl MeshService {
     }
 
     /// Our state for `peer_key`, as a delta when the peer has what we last sent it.
-    fn state_for(&self, peer_key: &str, peer_has: (u64, u64)) -> Message {
-        let (version, load, current) = self.current_state();
+    /// `with_addresses`: an answer, which carries the alive peers' addresses when the
+    /// peer may not have them yet (a caller's state never does: see the module header).
+    fn state_for(&self, peer_key: &str, peer_has: (u64, u64), with_addresses: bool) -> Message {
+        let Current {
+            version,
+            load,
+            streams: current,
+            addresses,
+            addresses_version,
+        } = self.current_state();
         let mut sent = self.inner.sent.lock().unwrap_or_else(|p| p.into_inner());
+        // The peer applied exactly the last state we sent it (else it gets a full one).
         let delta_base = sent
             .get(peer_key)
-            .filter(|(sent_version, _)| peer_has == (self.inner.incarnation, *sent_version));
+            .filter(|last| peer_has == (self.inner.incarnation, last.version));
+        let peer_addresses = delta_base.and_then(|last| last.addresses_version);
         let (full, upserts, removals) = match delta_base {
-            Some((_, before)) if Arc::ptr_eq(before, &current) => (false, Vec::new(), Vec::new()),
-            Some((_, before)) => {
-                let (upserts, removals) = delta(before, &current);
+            Some(last) if Arc::ptr_eq(&last.streams, &current) => (false, Vec::new(), Vec::new()),
+            Some(last) => {
+                let (upserts, removals) = delta(&last.streams, &current);
                 (false, upserts, removals)
             }
             None => (true, current.to_vec(), Vec::new()),
         };
+        let carries_addresses = with_addresses && peer_addresses != Some(addresses_version);
+        let entry = Sent {
+            version,
+            streams: current,
+            addresses_version: if carries_addresses {
+                Some(addresses_version)
+            } else {
+                peer_addresses
+            },
+        };
         match sent.get_mut(peer_key) {
-            Some(entry) => *entry = (version, current),
+            Some(last) => *last = entry,
             None => {
-                sent.insert(peer_key.to_string(), (version, current));
+                sent.insert(peer_key.to_string(), entry);
             }
         }
         drop(sent);
-        let peers = self.alive_addresses();
+        let peers = if carries_addresses {
+            addresses.to_vec()
+        } else {
+            Vec::new()
+        };
         Message::State {
             incarnation: self.inner.incarnation,
             version,
@@ -301,22 +381,6 @@ impl MeshService {
             removals,
             peers,
         }
-    }
-
-    /// Alive peers' addresses, so that others learn them (peers of peers).
-    fn alive_addresses(&self) -> Vec<NodeAddress> {
-        let now_ms = self.inner.runtime.wall_clock_ms();
-        let view = self.inner.view.read().unwrap_or_else(|p| p.into_inner());
-        view.peers(now_ms)
-            .filter(|(_, state)| *state == flotilla_actors::mesh::view::PeerState::Alive)
-            .map(|(peer, _)| NodeAddress {
-                hostname: peer.hostname.clone(),
-                mesh: peer.name.clone(),
-                public_url: peer.public_url.clone(),
-                rtmp_url: peer.rtmp_url.clone(),
-            })
-            .take(super::wire::MAX_PEERS)
-            .collect()
     }
 
     /// Applies a received hello + state to the view; returns the addresses it taught us.
@@ -409,7 +473,7 @@ impl MeshService {
         }
         let peer_has = (*known_incarnation, *known_version);
         exchange::send(&mut send, &self.hello(&key)).await?;
-        exchange::send(&mut send, &self.state_for(&key, peer_has)).await?;
+        exchange::send(&mut send, &self.state_for(&key, peer_has, true)).await?;
         let state = exchange::receive(&mut receive).await?;
         self.absorb(&key, hello, state, true);
         let _ = send.finish();
@@ -438,7 +502,7 @@ impl MeshService {
             unreachable!("receive_pair checked it");
         };
         let peer_has = (*known_incarnation, *known_version);
-        exchange::send(&mut send, &self.state_for(&target.key, peer_has)).await?;
+        exchange::send(&mut send, &self.state_for(&target.key, peer_has, false)).await?;
         let _ = send.finish();
         Ok(self.absorb(&target.key, hello, state, false))
     }
@@ -507,6 +571,50 @@ pub fn is_unauthorized(error: &str) -> bool {
 
 /// What changed from `before` to `after` (both sorted by name, names unique): the
 /// entries new or different in `after`, and the names gone from it, each in name order.
+/// The alive peers' addresses as the view has them (borrowed, at most
+/// [`MAX_PEERS`](super::wire::MAX_PEERS)), each as it would be sent.
+fn alive_addresses(view: &ClusterView, now_ms: u64) -> impl Iterator<Item = AddressRef<'_>> + '_ {
+    view.peers(now_ms)
+        .filter(|(_, state)| *state == flotilla_actors::mesh::view::PeerState::Alive)
+        .map(|(peer, _)| AddressRef {
+            hostname: &peer.hostname,
+            mesh: &peer.name,
+            public_url: &peer.public_url,
+            rtmp_url: &peer.rtmp_url,
+        })
+        .take(super::wire::MAX_PEERS)
+}
+
+/// Alive peers' addresses, owned, so that others learn them (peers of peers).
+fn owned_addresses(view: &ClusterView, now_ms: u64) -> Vec<NodeAddress> {
+    alive_addresses(view, now_ms)
+        .map(|address| NodeAddress {
+            hostname: address.hostname.to_string(),
+            mesh: address.mesh.to_string(),
+            public_url: address.public_url.to_string(),
+            rtmp_url: address.rtmp_url.to_string(),
+        })
+        .collect()
+}
+
+/// A [`NodeAddress`] borrowed from the view.
+#[derive(Debug, Clone, Copy)]
+struct AddressRef<'a> {
+    hostname: &'a str,
+    mesh: &'a str,
+    public_url: &'a str,
+    rtmp_url: &'a str,
+}
+
+impl PartialEq<AddressRef<'_>> for &NodeAddress {
+    fn eq(&self, other: &AddressRef<'_>) -> bool {
+        self.hostname == other.hostname
+            && self.mesh == other.mesh
+            && self.public_url == other.public_url
+            && self.rtmp_url == other.rtmp_url
+    }
+}
+
 fn delta(before: &[StreamEntry], after: &[StreamEntry]) -> (Vec<StreamEntry>, Vec<String>) {
     let (mut upserts, mut removals) = (Vec::new(), Vec::new());
     let (mut old, mut new) = (before.iter().peekable(), after.iter().peekable());
@@ -664,26 +772,63 @@ mod tests {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
         assert_eq!(b.view().read().unwrap().locate("cam", now).len(), 1);
-        // B's next state for A, with nothing changed, is an empty delta (A is keyed by
-        // its advertised mesh address, empty in this test).
+        // B's next state for A, with no stream changed, is an empty delta (A is keyed by
+        // its advertised mesh address, empty in this test). A became alive in B's view
+        // after B's answer was built: B's alive addresses changed since the version A
+        // has, so they go out.
         let a_has_of_b = a.view().read().unwrap().known(&b_key);
-        match b.state_for("", a_has_of_b) {
+        let hostnames =
+            |peers: &[NodeAddress]| peers.iter().map(|p| p.hostname.clone()).collect::<Vec<_>>();
+        let next_version = match b.state_for("", a_has_of_b, true) {
             Message::State {
                 full,
                 upserts,
                 removals,
+                version,
+                peers,
                 ..
             } => {
                 assert!(!full, "A has B's last state: a delta");
-                assert!(upserts.is_empty() && removals.is_empty(), "nothing changed");
+                assert!(
+                    upserts.is_empty() && removals.is_empty(),
+                    "no stream changed"
+                );
+                assert_eq!(hostnames(&peers), ["a"], "addresses changed since");
+                version
             }
             other => panic!("not a state: {other:?}"),
-        }
-        // A peer that lost track (unknown version) gets everything again.
-        match b.state_for("", (0, 0)) {
-            Message::State { full, upserts, .. } => assert!(full && upserts.len() == 2),
+        };
+        // Once A has that version, the addresses are not sent again, whether B answers
+        // or calls (a caller's state carries none).
+        let addresses_of = |message: Message| match message {
+            Message::State {
+                full,
+                version,
+                peers,
+                ..
+            } => (full, version, hostnames(&peers)),
             other => panic!("not a state: {other:?}"),
-        }
+        };
+        let incarnation = b.incarnation();
+        let (full, version, peers) =
+            addresses_of(b.state_for("", (incarnation, next_version), true));
+        assert!(!full && peers.is_empty(), "A has them");
+        assert_eq!(version, next_version, "nothing changed");
+        let (_, _, peers) = addresses_of(b.state_for("", (incarnation, next_version), false));
+        assert!(peers.is_empty());
+        let (_, _, peers) = addresses_of(b.state_for("", (incarnation, next_version), true));
+        assert!(peers.is_empty(), "still known: A applied every state since");
+        // A peer that lost track (unknown version) gets everything again, addresses with
+        // it when it is answered; a caller's state carries none, so the next answer does.
+        let (full, _, peers) = addresses_of(b.state_for("", (0, 0), true));
+        assert!(full && peers == ["a"]);
+        let (full, version, peers) = addresses_of(b.state_for("", (0, 0), false));
+        assert!(full && peers.is_empty());
+        let (full, _, peers) = addresses_of(b.state_for("", (incarnation, version), true));
+        assert!(
+            !full && peers == ["a"],
+            "A never had them from that full state"
+        );
     }
 
     #[tokio::test]
