@@ -5,8 +5,9 @@
 //! from them does not change from one observation to the next (at rest, nothing does),
 //! so [`ObservationMemo`] keeps each derived piece with what it was derived from and
 //! derives it again only when that moved. Every key holds the very allocations it
-//! compares by address (boards), so an address is never reused while it is a key. Deriving everything afresh at every observation was over a tenth of a 5 × 100
-//! run, most of it every node's redirect for every stream at rest.
+//! compares by address (boards), so an address is never reused while it is a key.
+//! Deriving everything afresh at every observation was over a tenth of a 5 × 100 run,
+//! most of it every node's redirect for every stream at rest.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

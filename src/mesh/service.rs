@@ -64,21 +64,13 @@ struct Sent {
 }
 
 /// The local state as last read, with what changed when.
+#[derive(Clone)]
 struct LastState {
     load: NodeLoad,
     streams: Streams,
     /// The alive peers' addresses, in the view's order.
     addresses: Arc<Vec<NodeAddress>>,
     /// The version at which `addresses` last changed.
-    addresses_version: u64,
-}
-
-/// The current local state (see [`MeshService::current_state`]).
-struct Current {
-    version: u64,
-    load: NodeLoad,
-    streams: Streams,
-    addresses: Arc<Vec<NodeAddress>>,
     addresses_version: u64,
 }
 
@@ -254,7 +246,7 @@ impl MeshService {
     }
 
     /// The current local state, with its version (bumped when anything changed).
-    fn current_state(&self) -> Current {
+    fn current_state(&self) -> (u64, LastState) {
         let (load, streams) = (self.inner.local)();
         debug_assert!(
             streams.windows(2).all(|w| w[0].name < w[1].name),
@@ -271,40 +263,36 @@ impl MeshService {
         // in a new one is taken as unchanged too, and the old allocation kept, so every
         // peer's delta is known empty without comparing lists. The addresses are
         // compared with the view in place, and copied only when they changed.
-        let unchanged = |s: &Streams| Arc::ptr_eq(s, &streams) || **s == *streams;
-        let addresses_unchanged = |a: &[NodeAddress]| a.iter().eq(alive_addresses(&view, now_ms));
-        let stands = last.as_ref().is_some_and(|l| {
-            l.load == load && unchanged(&l.streams) && addresses_unchanged(&l.addresses)
+        let previous = last.take();
+        let (same_streams, same_addresses) = previous.as_ref().map_or((false, false), |l| {
+            (
+                Arc::ptr_eq(&l.streams, &streams) || *l.streams == *streams,
+                l.addresses.iter().eq(alive_addresses(&view, now_ms)),
+            )
         });
-        if !stands {
-            // The load alone moves at most exchanges (uptime, bitrates).
-            let version = self.inner.version.fetch_add(1, Ordering::Relaxed) + 1;
-            let previous = last.take();
-            let streams = match &previous {
-                Some(l) if unchanged(&l.streams) => l.streams.clone(),
-                _ => streams,
-            };
-            let (addresses, addresses_version) = match &previous {
-                Some(l) if addresses_unchanged(&l.addresses) => {
-                    (l.addresses.clone(), l.addresses_version)
+        let state = match previous {
+            Some(l) if l.load == load && same_streams && same_addresses => l,
+            previous => {
+                // The load alone moves at most exchanges (uptime, bitrates).
+                let version = self.inner.version.fetch_add(1, Ordering::Relaxed) + 1;
+                let streams = match &previous {
+                    Some(l) if same_streams => l.streams.clone(),
+                    _ => streams,
+                };
+                let (addresses, addresses_version) = match previous {
+                    Some(l) if same_addresses => (l.addresses, l.addresses_version),
+                    _ => (Arc::new(owned_addresses(&view, now_ms)), version),
+                };
+                LastState {
+                    load,
+                    streams,
+                    addresses,
+                    addresses_version,
                 }
-                _ => (Arc::new(owned_addresses(&view, now_ms)), version),
-            };
-            *last = Some(LastState {
-                load: load.clone(),
-                streams,
-                addresses,
-                addresses_version,
-            });
-        }
-        let last = last.as_ref().expect("set above");
-        Current {
-            version: self.inner.version.load(Ordering::Relaxed),
-            load,
-            streams: last.streams.clone(),
-            addresses: last.addresses.clone(),
-            addresses_version: last.addresses_version,
-        }
+            }
+        };
+        *last = Some(state.clone());
+        (self.inner.version.load(Ordering::Relaxed), state)
     }
 
     fn hello(&self, peer_key: &str) -> Message {
@@ -329,13 +317,15 @@ impl MeshService {
     /// `with_addresses`: an answer, which carries the alive peers' addresses when the
     /// peer may not have them yet (a caller's state never does: see the module header).
     fn state_for(&self, peer_key: &str, peer_has: (u64, u64), with_addresses: bool) -> Message {
-        let Current {
+        let (
             version,
-            load,
-            streams: current,
-            addresses,
-            addresses_version,
-        } = self.current_state();
+            LastState {
+                load,
+                streams: current,
+                addresses,
+                addresses_version,
+            },
+        ) = self.current_state();
         let mut sent = self.inner.sent.lock().unwrap_or_else(|p| p.into_inner());
         // The peer applied exactly the last state we sent it (else it gets a full one).
         let delta_base = sent

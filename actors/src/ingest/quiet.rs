@@ -125,10 +125,9 @@ impl LastInput {
     }
 
     /// Becomes `input`, copying only the parts that differ: this node's own entry seldom
-    /// changes when the peers do. The
-    /// peers are always taken: their stream maps compare by pointer only while they are
-    /// the very maps of the input (an equal copy would be compared entry by entry at
-    /// every tick).
+    /// changes when the peers do. The peers are always taken: their stream maps compare
+    /// by pointer only while they are the very maps of the input (an equal copy would be
+    /// compared entry by entry at every tick).
     fn take(&mut self, input: &StepInput<'_>) {
         self.cluster_size = input.cluster_size;
         self.peers_unheard = input.peers_unheard;
