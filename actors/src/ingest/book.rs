@@ -127,13 +127,15 @@ pub struct Health {
     pub frames_since_start: bool,
 }
 
-/// One step's inputs.
+/// One step's inputs. This node, the peers and the health are shared: the coordinator
+/// keeps them from tick to tick and replaces one only when it changed, so an unchanged
+/// part is known unchanged by its address (see `quiet`).
 #[derive(Debug, Clone)]
 pub struct StepInput<'a> {
     /// This node.
-    pub me: &'a Member,
+    pub me: &'a Arc<Member>,
     /// The alive peers.
-    pub peers: &'a [Member],
+    pub peers: &'a Arc<[Member]>,
     /// Nodes of the cluster this node knows of, itself included (alive or not).
     pub cluster_size: usize,
     /// Known peers never heard from yet.
@@ -145,7 +147,7 @@ pub struct StepInput<'a> {
     /// step is known unchanged without comparing a hundred names).
     pub streams: &'a Arc<[Configured]>,
     /// Health of the captures running here.
-    pub health: &'a BTreeMap<String, Health>,
+    pub health: &'a Arc<BTreeMap<String, Health>>,
     /// Unix ms now.
     pub now_ms: u64,
 }
@@ -626,9 +628,17 @@ impl IngestBook {
 
     /// A tick let pass: what a step would still have done, captures with frames flowing
     /// were seen alive now.
+    ///
+    /// The coordinator keys the health by the captures, so both are walked together in
+    /// name order rather than looked up by name.
     fn idle(&mut self, input: &StepInput<'_>) {
+        let mut health = input.health.iter().peekable();
         for (name, capture) in &mut self.captures {
-            if input.health.get(name).is_some_and(|health| health.alive) {
+            while health.next_if(|(stream, _)| *stream < name).is_some() {}
+            if health
+                .peek()
+                .is_some_and(|(stream, health)| *stream == name && health.alive)
+            {
                 capture.last_alive_ms = input.now_ms;
             }
         }
@@ -714,7 +724,7 @@ impl IngestBook {
         // index what each peer advertises by configured stream.
         self.adverts.configure(input.streams, &mut self.owners);
         let mut columns = Vec::with_capacity(input.peers.len());
-        for peer in input.peers {
+        for peer in input.peers.iter() {
             let known = self
                 .adverts
                 .columns
@@ -857,7 +867,7 @@ impl IngestBook {
 
         // Placement over this node and the alive peers.
         let mut members: Vec<&Member> = input.peers.iter().collect();
-        members.push(input.me);
+        members.push(&**input.me);
         let candidates: Vec<Candidate> = members
             .iter()
             .map(|member| {

@@ -13,6 +13,7 @@ pub mod book;
 pub mod placement;
 mod quiet;
 pub mod sabotage;
+mod seen;
 #[cfg(test)]
 mod tests;
 
@@ -23,8 +24,9 @@ use std::time::Duration;
 use ractor::ActorProcessingErr;
 
 use self::board::{BoardState, IngestBoard, LocalPart};
-use self::book::{Action, Advertised, BookSettings, Configured, Health, IngestBook, Member};
-use crate::mesh::view::{ClusterView, IngestRole, PeerRecord, PeerState};
+use self::book::{Action, BookSettings, Configured, Health, IngestBook};
+use self::seen::ClusterSeen;
+use crate::mesh::view::{ClusterView, IngestRole};
 use crate::registry::{ActorPath, Entry};
 use crate::stream::StreamMedia;
 use crate::supervisor::{SupervisorError, SupervisorMsg, supervisor_at};
@@ -127,7 +129,8 @@ pub struct IngestState {
     configured: Arc<[Configured]>,
     book: IngestBook,
     last_action: Option<String>,
-    adverts: AdvertCache,
+    /// The cluster as the last tick saw it.
+    seen: ClusterSeen,
     /// The `streams` supervisor's children as of the last [`IngestCoordinator::reconcile`]
     /// (`None`: reconcile at the next tick).
     reconciled: Option<ChildSetStamp>,
@@ -139,8 +142,9 @@ pub struct IngestState {
 /// The health of this node's captures, with what it is read from.
 #[derive(Default)]
 struct CaptureHealth {
-    /// By stream, as the book's captures.
-    by_stream: BTreeMap<String, Health>,
+    /// By stream, as the book's captures (shared with the book's last input: replaced,
+    /// or copied on write, only when it changed).
+    by_stream: Arc<BTreeMap<String, Health>>,
     /// Each capture's registry entry (`node/streams/NAME`), in the same order: looked up
     /// again only when the captures or the `streams` supervisor's children changed.
     entries: Vec<Option<Arc<Entry>>>,
@@ -175,163 +179,6 @@ impl ChildSetStamp {
             && self.restarts == other.restarts
             && self.started_at_ms == other.started_at_ms
             && self.children_version == other.children_version
-    }
-}
-
-fn limits_of<'a>(plan: &'a IngestPlan, names: &[&str]) -> Option<&'a IngestLimits> {
-    names.iter().find_map(|name| plan.peer_limits.get(*name))
-}
-
-/// A peer heard this long ago may be cut off already: its stale timeout, less the fetch
-/// interval (the peers of a node cut off were last heard up to one interval apart, so
-/// when the first goes stale the others are at least this old) and one coordinator tick
-/// of margin. Never below one interval and a tick, so a connected peer always counts.
-fn fading_after_ms(record: &PeerRecord, tick_ms: u64) -> u64 {
-    record
-        .stale_timeout_ms
-        .saturating_sub(record.fetch_timeout_ms)
-        .saturating_sub(tick_ms)
-        .max(record.fetch_timeout_ms + tick_ms)
-}
-
-/// What the coordinator sees of the cluster.
-struct Members {
-    /// This node.
-    me: Member,
-    /// The alive peers.
-    peers: Vec<Member>,
-    /// Every known node, this one included.
-    cluster_size: usize,
-    /// Known peers never heard from.
-    unheard: usize,
-    /// Alive peers not heard for [`fading_after_ms`].
-    fading: usize,
-}
-
-/// What each peer advertises about cluster_ingest streams, by peer name, with the
-/// (incarnation, ingest version) of the state it was read from: what a peer advertises
-/// about them changes only with that, so an unchanged peer costs no copy per tick.
-type AdvertCache = BTreeMap<String, ((u64, u64), Arc<BTreeMap<String, Advertised>>)>;
-
-/// The members of the cluster this node sees alive: itself first, then the peers.
-fn members(
-    plan: &IngestPlan,
-    io: &dyn IngestIo,
-    started_ms: u64,
-    now_ms: u64,
-    cache: &mut AdvertCache,
-) -> Members {
-    let me = Member {
-        name: plan.me.clone(),
-        aliases: plan.aliases.clone(),
-        alive_since_ms: started_ms,
-        returns_ms: Vec::new(),
-        channel_limit: plan.limits.channel_limit,
-        over_cpu_limit: plan
-            .limits
-            .cpu_limit_percent
-            .is_some_and(|limit| io.cpu_usage() >= limit as f32),
-        streams: Arc::default(),
-    };
-    let Some(view) = io.view() else {
-        return Members {
-            me,
-            peers: Vec::new(),
-            cluster_size: 1,
-            unheard: 0,
-            fading: 0,
-        };
-    };
-    let view = view.read().unwrap_or_else(|p| p.into_inner());
-    // This node as its peers see it: since its start or its last rejoin, with the
-    // restarts they told it about (mesh::history).
-    let me = Member {
-        alive_since_ms: me.alive_since_ms.max(view.own().healthy_since_ms()),
-        returns_ms: view.own().returns_ms().to_vec(),
-        ..me
-    };
-    let mut used = AdvertCache::new();
-    let mut peers = Vec::new();
-    let mut size = 1;
-    let mut unheard = 0;
-    let mut fading = 0;
-    for (record, state) in view.peers(now_ms) {
-        size += 1;
-        match state {
-            PeerState::Connecting => unheard += 1,
-            PeerState::Alive | PeerState::Stale
-                if (state == PeerState::Alive
-                    || plan.sabotage == Some(sabotage::Sabotage::IgnoreStale))
-                    && !record.hostname.is_empty()
-                    && record.hostname != plan.me
-                    && !peers.iter().any(|p: &Member| p.name == record.hostname) =>
-            {
-                let host = record
-                    .name
-                    .rsplit_once(':')
-                    .map_or(record.name.as_str(), |(host, _)| host);
-                let limits = limits_of(plan, &[&record.name, host, &record.hostname])
-                    .copied()
-                    .unwrap_or_default();
-                if now_ms.saturating_sub(record.last_seen_ms)
-                    >= fading_after_ms(record, plan.tick_ms)
-                {
-                    fading += 1;
-                }
-                let state = (record.incarnation, record.ingest_version);
-                let ingest_streams = || {
-                    record
-                        .streams
-                        .iter()
-                        .filter(|(_, s)| s.ingest != IngestRole::None)
-                        .map(|(name, s)| {
-                            let advertised = Advertised {
-                                role: s.ingest,
-                                alive: s.alive,
-                                epoch: s.epoch,
-                            };
-                            (name, advertised)
-                        })
-                };
-                let streams = match cache.remove(&record.name) {
-                    Some((read_from, streams)) if read_from == state => streams,
-                    // A new incarnation or a full state may still say the same: the old
-                    // map is kept, so the book sees an unchanged peer (see `quiet`).
-                    Some((_, old))
-                        if old.iter().map(|(name, a)| (name, *a)).eq(ingest_streams()) =>
-                    {
-                        old
-                    }
-                    _ => Arc::new(
-                        ingest_streams()
-                            .map(|(name, advertised)| (name.clone(), advertised))
-                            .collect(),
-                    ),
-                };
-                used.insert(record.name.clone(), (state, streams.clone()));
-                peers.push(Member {
-                    name: record.hostname.clone(),
-                    aliases: vec![record.name.clone(), host.to_string()],
-                    // What the peer publishes, so every node counts the same returns.
-                    alive_since_ms: record.history.healthy_since_ms,
-                    returns_ms: record.history.returns_ms.clone(),
-                    channel_limit: limits.channel_limit,
-                    over_cpu_limit: limits
-                        .cpu_limit_percent
-                        .is_some_and(|limit| record.load.cpu_usage >= limit as f32),
-                    streams,
-                });
-            }
-            _ => {}
-        }
-    }
-    *cache = used;
-    Members {
-        me,
-        peers,
-        cluster_size: size,
-        unheard,
-        fading,
     }
 }
 
@@ -453,17 +300,11 @@ impl IngestCoordinator {
     }
 
     /// The health of every capture, written into `health` (keyed as the book's captures;
-    /// updated in place while the captures stay the same streams, as on most ticks).
+    /// the map is replaced only when some capture's health changed, as on few ticks).
     fn health(&self, me: &Handle<IngestMsg>, book: &IngestBook, health: &mut CaptureHealth) {
         let captures = book.captures();
         let same_streams =
             health.by_stream.len() == captures.len() && health.by_stream.keys().eq(captures.keys());
-        if !same_streams {
-            health.by_stream = captures
-                .keys()
-                .map(|name| (name.clone(), Health::default()))
-                .collect();
-        }
         // The captures' registry entries stand while the same streams are captured and
         // the `streams` supervisor added or removed no child (its stamp).
         let stamp = me
@@ -479,8 +320,7 @@ impl IngestCoordinator {
             let mut path = ActorPath::root().child("streams").as_str().to_string();
             path.push('/');
             let prefix = path.len();
-            health.entries = health
-                .by_stream
+            health.entries = captures
                 .keys()
                 .map(|name| {
                     path.truncate(prefix);
@@ -490,28 +330,30 @@ impl IngestCoordinator {
                 .collect();
             health.stamp = stamp;
         }
-        self.io.frames(
-            &mut health.by_stream.keys().map(String::as_str),
-            &mut health.frames,
-        );
-        for ((health, entry), frames) in health
-            .by_stream
-            .values_mut()
-            .zip(&health.entries)
+        self.io
+            .frames(&mut captures.keys().map(String::as_str), &mut health.frames);
+        let now = health
+            .entries
+            .iter()
             .zip(&health.frames)
-        {
-            let restarts = entry.as_ref().map_or(0, |entry| entry.restarts());
-            let started_at_ms = entry.as_ref().map_or(0, |entry| entry.started_at_ms());
-            let StreamFrames {
-                alive,
-                last_frame_ms,
-            } = *frames;
-            *health = Health {
-                alive,
-                restarts,
-                frames_since_start: started_at_ms != 0
-                    && last_frame_ms.is_some_and(|frame_ms| frame_ms >= started_at_ms),
-            };
+            .map(|(entry, frames)| {
+                let restarts = entry.as_ref().map_or(0, |entry| entry.restarts());
+                let started_at_ms = entry.as_ref().map_or(0, |entry| entry.started_at_ms());
+                Health {
+                    alive: frames.alive,
+                    restarts,
+                    frames_since_start: started_at_ms != 0
+                        && frames
+                            .last_frame_ms
+                            .is_some_and(|frame_ms| frame_ms >= started_at_ms),
+                }
+            });
+        if !same_streams {
+            health.by_stream = Arc::new(captures.keys().cloned().zip(now).collect());
+        } else if !health.by_stream.values().copied().eq(now.clone()) {
+            for (slot, now) in Arc::make_mut(&mut health.by_stream).values_mut().zip(now) {
+                *slot = now;
+            }
         }
     }
 }
@@ -574,7 +416,7 @@ impl Worker for IngestCoordinator {
             configured,
             book,
             last_action: None,
-            adverts: AdvertCache::new(),
+            seen: ClusterSeen::default(),
             reconciled: None,
             health: CaptureHealth::default(),
         })
@@ -592,35 +434,27 @@ impl Worker for IngestCoordinator {
                 // This node has been alive since it started.
                 let uptime_ms = u64::try_from(me.runtime().uptime().as_millis()).unwrap_or(0);
                 let started_ms = now_ms.saturating_sub(uptime_ms);
-                let Members {
-                    me: member,
-                    peers,
-                    cluster_size,
-                    unheard: peers_unheard,
-                    fading: peers_fading,
-                } = members(
-                    &state.plan,
-                    self.io.as_ref(),
-                    started_ms,
-                    now_ms,
-                    &mut state.adverts,
-                );
+                state
+                    .seen
+                    .update(&state.plan, self.io.as_ref(), started_ms, now_ms);
                 self.reconcile(me, state).await;
-                let mut health = std::mem::take(&mut state.health);
-                self.health(me, &state.book, &mut health);
+                self.health(me, &state.book, &mut state.health);
+                let seen = &state.seen;
+                let Some(member) = &seen.me else {
+                    return Ok(());
+                };
                 let input = book::StepInput {
-                    me: &member,
-                    peers: &peers,
-                    cluster_size,
-                    peers_unheard,
-                    peers_fading,
+                    me: member,
+                    peers: &seen.peers,
+                    cluster_size: seen.cluster_size,
+                    peers_unheard: seen.unheard,
+                    peers_fading: seen.fading,
                     streams: &state.configured,
-                    health: &health.by_stream,
+                    health: &state.health.by_stream,
                     now_ms,
                 };
                 // An unchanged cluster (most ticks) decides nothing new: the board stands.
                 let stepped = state.book.step_if_changed(&input);
-                state.health = health;
                 let Some((actions, rows)) = stepped else {
                     return Ok(());
                 };

@@ -99,23 +99,29 @@ impl std::hash::Hasher for StateHasher {
     }
 }
 
-/// The input of the last step, owned.
+/// The input of the last step: its shared parts are held, so an unchanged part is the
+/// very allocation of the next input and compares by address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct LastInput {
-    me: Member,
-    peers: Vec<Member>,
+    me: Arc<Member>,
+    peers: Arc<[Member]>,
     cluster_size: usize,
     peers_unheard: usize,
     peers_fading: usize,
     streams: Arc<[Configured]>,
-    health: BTreeMap<String, Health>,
+    health: Arc<BTreeMap<String, Health>>,
+}
+
+/// The same shared value: the same allocation, or an equal one.
+fn same<T: PartialEq + ?Sized>(held: &Arc<T>, given: &Arc<T>) -> bool {
+    Arc::ptr_eq(held, given) || **held == **given
 }
 
 impl LastInput {
     fn of(input: &StepInput<'_>) -> LastInput {
         LastInput {
             me: input.me.clone(),
-            peers: input.peers.to_vec(),
+            peers: input.peers.clone(),
             cluster_size: input.cluster_size,
             peers_unheard: input.peers_unheard,
             peers_fading: input.peers_fading,
@@ -124,36 +130,16 @@ impl LastInput {
         }
     }
 
-    /// Becomes `input`, copying only the parts that differ: this node's own entry seldom
-    /// changes when the peers do. The peers are always taken: their stream maps compare
-    /// by pointer only while they are the very maps of the input (an equal copy would be
-    /// compared entry by entry at every tick).
-    fn take(&mut self, input: &StepInput<'_>) {
-        self.cluster_size = input.cluster_size;
-        self.peers_unheard = input.peers_unheard;
-        self.peers_fading = input.peers_fading;
-        if self.me != *input.me {
-            self.me = input.me.clone();
-        }
-        self.peers = input.peers.to_vec();
-        if !Arc::ptr_eq(&self.streams, input.streams) {
-            self.streams = input.streams.clone();
-        }
-        if self.health != *input.health {
-            self.health = input.health.clone();
-        }
-    }
-
-    /// Everything but `now` is the same. Peers' stream maps are shared, so an unchanged
-    /// peer compares by pointer.
+    /// Everything but `now` is the same. Peers' stream maps are shared too, so even an
+    /// equal copy of the peers compares their maps by address.
     fn matches(&self, input: &StepInput<'_>) -> bool {
         self.cluster_size == input.cluster_size
             && self.peers_unheard == input.peers_unheard
             && self.peers_fading == input.peers_fading
-            && self.me == *input.me
-            && self.peers == input.peers
-            && self.health == *input.health
-            && (Arc::ptr_eq(&self.streams, input.streams) || self.streams == *input.streams)
+            && same(&self.me, input.me)
+            && same(&self.peers, input.peers)
+            && same(&self.health, input.health)
+            && same(&self.streams, input.streams)
     }
 }
 
@@ -184,12 +170,8 @@ impl QuietWatch {
             Some(last) if last.matches(input) => {
                 self.steps_on_last = self.steps_on_last.saturating_add(1);
             }
-            Some(last) => {
-                last.take(input);
-                self.steps_on_last = 1;
-            }
-            None => {
-                self.last = Some(LastInput::of(input));
+            last => {
+                *last = Some(LastInput::of(input));
                 self.steps_on_last = 1;
             }
         }

@@ -148,13 +148,13 @@ fn round(
             })
             .collect();
         let input = StepInput {
-            me: &node.me,
-            peers: &peers,
+            me: &Arc::new(node.me.clone()),
+            peers: &Arc::from(peers.to_vec()),
             cluster_size: size,
             peers_unheard: 0,
             peers_fading: 0,
             streams,
-            health: &health,
+            health: &Arc::new(health.clone()),
             now_ms,
         };
         let actions = match node.stepping {
@@ -211,13 +211,13 @@ fn a_lone_node_captures_everything_at_once() {
     let me = member("a");
     let streams = configured(3);
     let input = StepInput {
-        me: &me,
-        peers: &[],
+        me: &Arc::new(me.clone()),
+        peers: &Arc::from([]),
         cluster_size: 1,
         peers_unheard: 0,
         peers_fading: 0,
         streams: &streams,
-        health: &BTreeMap::new(),
+        health: &Arc::default(),
         now_ms: 10,
     };
     let (actions, rows) = book.step(&input);
@@ -237,13 +237,13 @@ fn a_booting_node_waits_for_unheard_peers_until_the_settle_time() {
     let streams = configured(2);
     let step = |book: &mut IngestBook, now_ms| {
         book.step(&StepInput {
-            me: &me,
-            peers: &[],
+            me: &Arc::new(me.clone()),
+            peers: &Arc::from([]),
             cluster_size: 3,
             peers_unheard: 2,
             peers_fading: 0,
             streams: &streams,
-            health: &BTreeMap::new(),
+            health: &Arc::default(),
             now_ms,
         })
         .0
@@ -259,13 +259,13 @@ fn unchanged_ticks_pass_until_the_settle_time_and_any_change_steps() {
     let streams = configured(2);
     let tick = |book: &mut IngestBook, unheard: usize, now_ms| {
         book.step_if_changed(&StepInput {
-            me: &me,
-            peers: &[],
+            me: &Arc::new(me.clone()),
+            peers: &Arc::from([]),
             cluster_size: 3,
             peers_unheard: unheard,
             peers_fading: 0,
             streams: &streams,
-            health: &BTreeMap::new(),
+            health: &Arc::default(),
             now_ms,
         })
         .map(|(actions, _)| actions.len())
@@ -318,13 +318,13 @@ fn a_new_capture_takes_an_epoch_above_every_one_seen() {
     );
     let streams = configured(1);
     let (actions, _) = book.step(&StepInput {
-        me: &me,
-        peers: std::slice::from_ref(&peer),
+        me: &Arc::new(me.clone()),
+        peers: &Arc::from([peer.clone()]),
         cluster_size: 2,
         peers_unheard: 0,
         peers_fading: 0,
         streams: &streams,
-        health: &BTreeMap::new(),
+        health: &Arc::default(),
         now_ms: 5,
     });
     assert_eq!(
@@ -365,13 +365,13 @@ fn a_stream_moves_only_once_its_new_owner_captures_it() {
     let mut old = IngestBook::new(SETTINGS, 0);
     let a = member("a");
     old.step(&StepInput {
-        me: &a,
-        peers: &[],
+        me: &Arc::new(a.clone()),
+        peers: &Arc::from([]),
         cluster_size: 1,
         peers_unheard: 0,
         peers_fading: 0,
         streams: &streams,
-        health: &BTreeMap::new(),
+        health: &Arc::default(),
         now_ms: 0,
     });
     // A node that hashes above `a` for cam0 joins.
@@ -410,13 +410,13 @@ fn a_stream_moves_only_once_its_new_owner_captures_it() {
     let health = flowing("cam0");
     let step = |book: &mut IngestBook, peer: &Member, now_ms| {
         book.step(&StepInput {
-            me: &a,
-            peers: std::slice::from_ref(peer),
+            me: &Arc::new(a.clone()),
+            peers: &Arc::from([peer.clone()]),
             cluster_size: 2,
             peers_unheard: 0,
             peers_fading: 0,
             streams: &streams,
-            health: &health,
+            health: &Arc::new(health.clone()),
             now_ms,
         })
         .0
@@ -456,13 +456,13 @@ fn a_handover_that_never_completes_ends_at_the_deadline() {
     book.adopt("cam0", 3, 0);
     let step = |book: &mut IngestBook, now_ms| {
         book.step(&StepInput {
-            me: &a,
-            peers: std::slice::from_ref(&b),
+            me: &Arc::new(a.clone()),
+            peers: &Arc::from([b.clone()]),
             cluster_size: 2,
             peers_unheard: 0,
             peers_fading: 0,
             streams: &streams,
-            health: &BTreeMap::new(),
+            health: &Arc::default(),
             now_ms,
         })
         .0
@@ -508,13 +508,13 @@ fn step_alone(
     now_ms: u64,
 ) -> Vec<Action> {
     book.step(&StepInput {
-        me,
-        peers: &[],
+        me: &Arc::new(me.clone()),
+        peers: &Arc::from([]),
         cluster_size: 1,
         peers_unheard: 0,
         peers_fading: 0,
         streams,
-        health: &[("cam0".to_string(), health)].into(),
+        health: &Arc::new([("cam0".to_string(), health)].into()),
         now_ms,
     })
     .0
@@ -615,13 +615,13 @@ fn minority_restraint_keeps_what_it_has_and_takes_nothing_new() {
     let streams = configured(4);
     let flowing = flowing("cam0");
     let (actions, _) = book.step(&StepInput {
-        me: &me,
-        peers: &[],
+        me: &Arc::new(me.clone()),
+        peers: &Arc::from([]),
         cluster_size: 5,
         peers_unheard: 0,
         peers_fading: 0,
         streams: &streams,
-        health: &flowing,
+        health: &Arc::new(flowing.clone()),
         now_ms: 60_000,
     });
     assert!(actions.is_empty(), "{actions:?}");
@@ -630,13 +630,13 @@ fn minority_restraint_keeps_what_it_has_and_takes_nothing_new() {
     // The same node without the switch takes everything over.
     let mut bold = IngestBook::new(SETTINGS, 0);
     let (actions, _) = bold.step(&StepInput {
-        me: &me,
-        peers: &[],
+        me: &Arc::new(me.clone()),
+        peers: &Arc::from([]),
         cluster_size: 5,
         peers_unheard: 0,
         peers_fading: 0,
         streams: &streams,
-        health: &BTreeMap::new(),
+        health: &Arc::default(),
         now_ms: 60_000,
     });
     assert_eq!(actions.len(), 4);
@@ -669,13 +669,13 @@ fn capture_at_returns_after_the_hold_and_a_flapping_node_waits_longer() {
             .map(|s| 100_000 + s * 1_000)
             .find(|now_ms| {
                 let (_, rows) = book.step(&StepInput {
-                    me: &a,
-                    peers: std::slice::from_ref(&b),
+                    me: &Arc::new(a.clone()),
+                    peers: &Arc::from([b.clone()]),
                     cluster_size: 2,
                     peers_unheard: 0,
                     peers_fading: 0,
                     streams: &streams,
-                    health: &flowing,
+                    health: &Arc::new(flowing.clone()),
                     now_ms: *now_ms,
                 });
                 rows[0].owner.as_deref() == Some("b")
@@ -834,13 +834,13 @@ fn a_capture_whose_frames_stop_fails_after_the_silence_deadline() {
         )]
         .into();
         book.step(&StepInput {
-            me: &me,
-            peers: &[],
+            me: &Arc::new(me.clone()),
+            peers: &Arc::from([]),
             cluster_size: 1,
             peers_unheard: 0,
             peers_fading: 0,
             streams: &streams,
-            health: &health,
+            health: &Arc::new(health.clone()),
             now_ms,
         })
         .0
@@ -876,13 +876,13 @@ fn an_owner_fences_a_higher_capture_left_over_from_a_partition() {
     }]);
     let flowing = flowing("cam0");
     let (_, rows) = book.step(&StepInput {
-        me: &me,
-        peers: std::slice::from_ref(&b),
+        me: &Arc::new(me.clone()),
+        peers: &Arc::from([b.clone()]),
         cluster_size: 2,
         peers_unheard: 0,
         peers_fading: 0,
         streams: &streams,
-        health: &flowing,
+        health: &Arc::new(flowing.clone()),
         now_ms: 100_000,
     });
     assert_eq!(
@@ -918,13 +918,13 @@ fn a_capture_placed_elsewhere_ends_under_a_higher_flowing_capture_whoever_holds_
     let mut c = member("c");
     Arc::make_mut(&mut c.streams).insert("cam0".into(), advertised(IngestRole::Standby, false, 1));
     let (actions, rows) = book.step(&StepInput {
-        me: &a,
-        peers: &[b, c],
+        me: &Arc::new(a.clone()),
+        peers: &Arc::from([b.clone(), c.clone()]),
         cluster_size: 3,
         peers_unheard: 0,
         peers_fading: 0,
         streams: &streams,
-        health: &flowing("cam0"),
+        health: &Arc::new(flowing("cam0")),
         now_ms: 60_000,
     });
     assert_eq!(rows[0].owner.as_deref(), Some("c"));
@@ -947,13 +947,13 @@ fn a_failed_mark_taken_while_the_source_was_down_everywhere_ends_once_a_peer_has
     let mut book = IngestBook::new(SETTINGS, 0);
     let step = |book: &mut IngestBook, peer: &Member, now_ms: u64| {
         book.step(&StepInput {
-            me: &a,
-            peers: std::slice::from_ref(peer),
+            me: &Arc::new(a.clone()),
+            peers: &Arc::from([peer.clone()]),
             cluster_size: 2,
             peers_unheard: 0,
             peers_fading: 0,
             streams: &streams,
-            health: &BTreeMap::new(),
+            health: &Arc::default(),
             now_ms,
         })
         .0
@@ -997,13 +997,13 @@ fn minority_restraint_does_not_count_peers_that_may_be_cut_off_already() {
     let restrained = |fading: usize| {
         let mut book = IngestBook::new(settings, 0);
         book.step(&StepInput {
-            me: &a,
-            peers: &peers,
+            me: &Arc::new(a.clone()),
+            peers: &Arc::from(peers.to_vec()),
             cluster_size: 5,
             peers_unheard: 0,
             peers_fading: fading,
             streams: &streams,
-            health: &BTreeMap::new(),
+            health: &Arc::default(),
             now_ms: 10_000,
         });
         book.restrained()
@@ -1022,13 +1022,13 @@ fn a_settling_node_takes_a_stream_that_prefers_it_and_nobody_captures() {
     // Two of four peers heard (a majority with a), two still unheard: before the settle
     // time, only the unclaimed preferred stream starts.
     let (actions, _) = book.step(&StepInput {
-        me: &a,
-        peers: &[b, c],
+        me: &Arc::new(a.clone()),
+        peers: &Arc::from([b.clone(), c.clone()]),
         cluster_size: 5,
         peers_unheard: 2,
         peers_fading: 0,
         streams: &streams,
-        health: &BTreeMap::new(),
+        health: &Arc::default(),
         now_ms: 500,
     });
     assert!(matches!(&actions[..], [Action::Start { stream, .. }] if stream == "cam0"));
