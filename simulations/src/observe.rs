@@ -5,14 +5,15 @@
 //! from them does not change from one observation to the next (at rest, nothing does),
 //! so [`ObservationMemo`] keeps each derived piece with what it was derived from and
 //! derives it again only when that moved. Every key holds the very allocations it
-//! compares by address (boards), so an address is never reused while it is a key.
+//! compares by address (the boards' parts), so an address is never reused while it is a
+//! key.
 //! Deriving everything afresh at every observation was over a tenth of a 5 × 100 run,
 //! most of it every node's redirect for every stream at rest.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use flotilla_actors::ingest::board::BoardState;
+use flotilla_actors::ingest::board::{BoardState, LocalPart};
 use flotilla_actors::mesh::view::{ClusterView, IngestRole, PeerState};
 use flotilla_actors::registry::ActorPath;
 
@@ -39,21 +40,24 @@ pub struct ObservationMemo {
     nodes: BTreeMap<String, NodeMemo>,
 }
 
+/// A board's parts (`BoardState::local`), shared.
+type LocalParts = Arc<BTreeMap<String, LocalPart>>;
+
 /// What was derived from one node's state.
 struct NodeMemo {
-    /// The board `capturing` was derived from.
-    board: Arc<BoardState>,
+    /// The board's parts `capturing` was derived from.
+    local: LocalParts,
     /// [`NodeObservation::capturing`].
     capturing: Arc<BTreeMap<String, u64>>,
     /// The redirects, with what they were computed from.
     redirects: Option<Redirects>,
 }
 
-/// Every redirect of one node, and everything a redirect reads: the node's board, the
-/// set of streams in its directory (by its version), and each peer as the view has it at
-/// the observation.
+/// Every redirect of one node, and everything a redirect reads: the node's board's parts,
+/// the set of streams in its directory (by its version), and each peer as the view has
+/// it at the observation.
 struct Redirects {
-    board: Arc<BoardState>,
+    local: LocalParts,
     directory_version: u64,
     peers: Vec<PeerKey>,
     goes_to: ViewerRedirects,
@@ -114,11 +118,11 @@ fn redirects(
 
 impl NodeMemo {
     /// The streams `board` says this node captures, with their epochs.
-    fn capturing(&mut self, board: &Arc<BoardState>) -> Arc<BTreeMap<String, u64>> {
-        if !Arc::ptr_eq(&self.board, board) {
-            self.board = board.clone();
-            // A new board (every step publishes one) mostly captures the same streams:
-            // then the map stays the same allocation, which the checker skips (I8).
+    fn capturing(&mut self, board: &BoardState) -> Arc<BTreeMap<String, u64>> {
+        if !Arc::ptr_eq(&self.local, &board.local) {
+            self.local = board.local.clone();
+            // New parts (a step that changed one) mostly capture the same streams: then
+            // the map stays the same allocation, which the checker skips (I8).
             let fresh = capturing(board);
             if *self.capturing != fresh {
                 self.capturing = Arc::new(fresh);
@@ -139,7 +143,7 @@ impl NodeMemo {
     ) -> ViewerRedirects {
         let peers = peer_keys(view, wall_ms);
         if let Some(memo) = &self.redirects
-            && Arc::ptr_eq(&memo.board, board)
+            && Arc::ptr_eq(&memo.local, &board.local)
             && memo.peers == peers
             && handle.directory.version() == memo.directory_version
         {
@@ -149,7 +153,7 @@ impl NodeMemo {
         let directory_version = handle.directory.version();
         let goes_to: ViewerRedirects = Arc::new(redirects(handle, view, node, streams, wall_ms));
         self.redirects = Some(Redirects {
-            board: board.clone(),
+            local: board.local.clone(),
             directory_version,
             peers,
             goes_to: goes_to.clone(),
@@ -192,7 +196,7 @@ pub fn observe(
                 Some(node_memo) => node_memo,
                 None => memo.nodes.entry(name.clone()).or_insert(NodeMemo {
                     capturing: Arc::new(capturing(&board)),
-                    board: board.clone(),
+                    local: board.local.clone(),
                     redirects: None,
                 }),
             };

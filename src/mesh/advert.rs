@@ -10,13 +10,14 @@
 //! service takes as "no change" without comparing (see `service::current_state`).
 //!
 //! Most streams in that list are cluster_ingest streams this node does not run: their
-//! entries follow from the ingest board alone. While the board is the very snapshot the
-//! last list was built from and the directory's set of streams is at the same version,
+//! entries follow from the ingest board's parts alone. While those are the very map the
+//! last list was built from (the coordinator publishes the same map again while this
+//! node's parts stand) and the directory's set of streams is at the same version,
 //! only the entries of running streams can have moved (their counters, their liveness
 //! with time), so only those are looked at again: a node capturing 20 of 100 streams
 //! checks 20 entries per exchange, not 100.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
@@ -44,8 +45,8 @@ pub struct Advertiser {
 #[derive(Default)]
 struct Built {
     list: Arc<Vec<StreamEntry>>,
-    /// The board snapshot it was built from (held: a newer board is another allocation).
-    board: Option<Arc<BoardState>>,
+    /// The board's parts it was built from (held: other parts are another allocation).
+    local: Option<Arc<BTreeMap<String, LocalPart>>>,
     /// The directory's version during the walk.
     directory_version: u64,
     /// The running streams' entries: position in `list`, state, board part.
@@ -54,8 +55,8 @@ struct Built {
 
 impl Built {
     /// Whether the list still holds for `board` and `directory_version` at `now_ms`:
-    /// the same board, the same set of streams, and every running stream's entry as it
-    /// would be built now.
+    /// the same parts on the board, the same set of streams, and every running stream's
+    /// entry as it would be built now.
     fn holds(
         &self,
         advertiser: &Advertiser,
@@ -63,7 +64,9 @@ impl Built {
         directory_version: u64,
         now_ms: u64,
     ) -> bool {
-        self.board.as_ref().is_some_and(|b| Arc::ptr_eq(b, board))
+        self.local
+            .as_ref()
+            .is_some_and(|local| Arc::ptr_eq(local, &board.local))
             && self.directory_version == directory_version
             && self.running.iter().all(|(index, live, part)| {
                 let entry = &self.list[*index];
@@ -181,7 +184,7 @@ impl Advertiser {
         };
         *last = Built {
             list: list.clone(),
-            board: Some(board),
+            local: Some(board.local.clone()),
             directory_version,
             running: running_at,
         };

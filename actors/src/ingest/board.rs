@@ -21,10 +21,13 @@ pub struct LocalPart {
 }
 
 /// What the board holds.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BoardState {
-    /// This node's part per configured cluster_ingest stream.
-    pub local: BTreeMap<String, LocalPart>,
+    /// This node's part per configured cluster_ingest stream. Shared: a step that leaves
+    /// every part as it was (most steps: another node's capture moved) publishes the
+    /// very same map, so a reader that built something from it (the mesh advertisement)
+    /// knows it unchanged by its address.
+    pub local: Arc<BTreeMap<String, LocalPart>>,
     /// The ownership table, in stream name order.
     pub rows: Vec<Row>,
     /// Minority restraint holds this node back.
@@ -65,6 +68,7 @@ impl IngestBoard {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .local
+            .as_ref()
             .clone()
     }
 
@@ -94,8 +98,6 @@ impl IngestBoard {
     /// so that a restarting `streams` supervisor never sees a stale answer.
     pub fn set_local(&self, stream: &str, part: LocalPart) {
         let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
-        Arc::make_mut(&mut state)
-            .local
-            .insert(stream.to_string(), part);
+        Arc::make_mut(&mut Arc::make_mut(&mut state).local).insert(stream.to_string(), part);
     }
 }

@@ -24,6 +24,7 @@ use std::time::Duration;
 use ractor::ActorProcessingErr;
 
 use self::board::{BoardState, IngestBoard, LocalPart};
+use self::book::Row;
 use self::book::{Action, BookSettings, Configured, Health, IngestBook};
 use self::seen::ClusterSeen;
 use crate::mesh::view::{ClusterView, IngestRole};
@@ -358,6 +359,41 @@ impl IngestCoordinator {
     }
 }
 
+/// What this node advertises about each configured stream after a step: the step's
+/// table has it (asking the book again per stream was a tenth of a step), but for the
+/// streams it `started`: a start that failed changed the book since (`apply` is the only
+/// change to the book after the step). The board's map itself when every part is as it
+/// was (most steps: another node's capture moved), so its readers see it unchanged.
+fn local_parts(
+    board: &IngestBoard,
+    book: &IngestBook,
+    rows: &[Row],
+    started: &[String],
+    now_ms: u64,
+) -> Arc<BTreeMap<String, LocalPart>> {
+    let parts = rows.iter().map(|row| {
+        let (role, epoch) = if started.contains(&row.stream) {
+            book.advertised(&row.stream, now_ms)
+        } else {
+            (row.local, row.local_epoch)
+        };
+        (row.stream.as_str(), LocalPart { role, epoch })
+    });
+    let current = board.snapshot().local.clone();
+    if current
+        .iter()
+        .map(|(stream, part)| (stream.as_str(), *part))
+        .eq(parts.clone())
+    {
+        return current;
+    }
+    Arc::new(
+        parts
+            .map(|(stream, part)| (stream.to_string(), part))
+            .collect(),
+    )
+}
+
 impl Worker for IngestCoordinator {
     type Msg = IngestMsg;
     type State = IngestState;
@@ -395,7 +431,7 @@ impl Worker for IngestCoordinator {
         // A restarted coordinator picks up the captures still running under `streams`.
         let mut book = IngestBook::new(settings, now_ms);
         let previous = self.board.snapshot();
-        for (name, part) in &previous.local {
+        for (name, part) in previous.local.iter() {
             if !streams.contains_key(name) {
                 continue;
             }
@@ -472,26 +508,7 @@ impl Worker for IngestCoordinator {
                 for action in actions {
                     self.apply(me, state, action).await;
                 }
-                // The step's table has what this node advertises about each configured
-                // stream (asking the book again per stream was a tenth of a step), but
-                // for the streams it started: a start that failed changed the book since
-                // (`apply` is the only change to the book after the step).
-                let mut local: BTreeMap<String, LocalPart> = rows
-                    .iter()
-                    .map(|row| {
-                        let part = LocalPart {
-                            role: row.local,
-                            epoch: row.local_epoch,
-                        };
-                        (row.stream.clone(), part)
-                    })
-                    .collect();
-                for stream in starts {
-                    if let Some(part) = local.get_mut(&stream) {
-                        let (role, epoch) = state.book.advertised(&stream, now_ms);
-                        *part = LocalPart { role, epoch };
-                    }
-                }
+                let local = local_parts(&self.board, &state.book, &rows, &starts, now_ms);
                 self.board.publish(BoardState {
                     local,
                     rows,

@@ -1033,3 +1033,40 @@ fn a_settling_node_takes_a_stream_that_prefers_it_and_nobody_captures() {
     });
     assert!(matches!(&actions[..], [Action::Start { stream, .. }] if stream == "cam0"));
 }
+
+#[test]
+fn a_step_that_leaves_every_local_part_publishes_the_same_map() {
+    use super::board::{BoardState, IngestBoard};
+    let mut book = IngestBook::new(SETTINGS, 0);
+    let me = member("a");
+    let streams = configured(2);
+    let (actions, rows) = book.step(&StepInput {
+        me: &Arc::new(me.clone()),
+        peers: &Arc::from([]),
+        cluster_size: 1,
+        peers_unheard: 0,
+        peers_fading: 0,
+        streams: &streams,
+        health: &Arc::default(),
+        now_ms: 10,
+    });
+    assert_eq!(actions.len(), 2);
+    let board = IngestBoard::default();
+    let started = ["cam0".to_string(), "cam1".to_string()];
+    let first = super::local_parts(&board, &book, &rows, &started, 10);
+    assert_eq!(first["cam0"].role, IngestRole::Capturing);
+    board.publish(BoardState {
+        local: first.clone(),
+        rows: rows.clone(),
+        restrained: false,
+        settled: true,
+    });
+    let again = super::local_parts(&board, &book, &rows, &[], 20);
+    assert!(Arc::ptr_eq(&first, &again), "every part as it was");
+    // A start that failed after the step: the book, not the table, has the part.
+    book.start_failed("cam1", 20);
+    let failed = super::local_parts(&board, &book, &rows, &started[1..], 20);
+    assert!(!Arc::ptr_eq(&first, &failed));
+    assert_eq!(failed["cam1"].role, IngestRole::Failed);
+    assert_eq!(failed["cam0"], first["cam0"]);
+}
