@@ -6,11 +6,11 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 
 use flotilla_actors::ingest::board::IngestBoard;
-use flotilla_actors::ingest::{IngestIo, StreamFrames};
+use flotilla_actors::ingest::{FrameSource, IngestIo, StreamFrames};
 use flotilla_actors::mesh::view::{ClusterView, IngestRole};
-use flotilla_actors::rt::Runtime;
 
 use crate::media::directory::Directory;
+use crate::media::live::LiveStream;
 use crate::stats::{ALIVE_WITHIN_MS, StatsBoard};
 
 /// The coordinator's view of this node.
@@ -18,7 +18,6 @@ pub struct NodeIngestIo {
     pub view: Option<Arc<RwLock<ClusterView>>>,
     pub stats: StatsBoard,
     pub directory: Directory,
-    pub runtime: Runtime,
 }
 
 impl IngestIo for NodeIngestIo {
@@ -30,22 +29,34 @@ impl IngestIo for NodeIngestIo {
         self.stats.snapshot().cpu_usage
     }
 
-    fn frames(&self, streams: &mut dyn Iterator<Item = &str>, out: &mut Vec<StreamFrames>) {
-        let now_ms = self.runtime.wall_clock_ms();
+    fn frame_sources(
+        &self,
+        streams: &mut dyn Iterator<Item = &str>,
+        out: &mut Vec<Option<Arc<dyn FrameSource>>>,
+    ) -> u64 {
         out.clear();
-        self.directory.with_all(|running, _| {
+        self.directory.with_all(|running, version| {
             out.extend(streams.map(|stream| {
                 running
                     .get(stream)
-                    .map_or_else(StreamFrames::default, |live| {
-                        let last_frame_ms = live.counters.last_frame_ms.load(Ordering::Relaxed);
-                        StreamFrames {
-                            alive: live.is_alive(now_ms, ALIVE_WITHIN_MS),
-                            last_frame_ms: Some(last_frame_ms).filter(|frame_ms| *frame_ms != 0),
-                        }
-                    })
+                    .map(|live| live.clone() as Arc<dyn FrameSource>)
             }));
-        });
+            version
+        })
+    }
+
+    fn streams_version(&self) -> u64 {
+        self.directory.version()
+    }
+}
+
+impl FrameSource for LiveStream {
+    fn frames(&self, now_ms: u64) -> StreamFrames {
+        let last_frame_ms = self.counters.last_frame_ms.load(Ordering::Relaxed);
+        StreamFrames {
+            alive: self.is_alive(now_ms, ALIVE_WITHIN_MS),
+            last_frame_ms: Some(last_frame_ms).filter(|frame_ms| *frame_ms != 0),
+        }
     }
 }
 

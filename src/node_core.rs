@@ -130,7 +130,6 @@ impl NodeCore {
             view: mesh.as_ref().map(|mesh| mesh.service.view().clone()),
             stats: stats.clone(),
             directory: service.directory.clone(),
-            runtime: context.runtime.clone(),
         };
         let geoip = open_geoip(&config)?;
         let balancer_io = Arc::new(crate::balancer::NodeBalancerIo::new(

@@ -73,10 +73,25 @@ pub trait IngestIo: Send + Sync + 'static {
     /// This host's CPU usage, percent.
     fn cpu_usage(&self) -> f32;
     /// The frames of each of `streams` here, in the order given, into `out` (cleared
-    /// first): whether they are flowing, and Unix ms of the last one (`None`: none yet).
-    /// Asked for every capture at every tick, so one look at the node's streams for all
-    /// of them.
-    fn frames(&self, streams: &mut dyn Iterator<Item = &str>, out: &mut Vec<StreamFrames>);
+    /// first): a handle to read them by at every tick (`None`: not running here). One
+    /// look at the node's streams for all of them; returns the version of the node's set
+    /// of streams read with them ([`IngestIo::streams_version`]).
+    fn frame_sources(
+        &self,
+        streams: &mut dyn Iterator<Item = &str>,
+        out: &mut Vec<Option<Arc<dyn FrameSource>>>,
+    ) -> u64;
+    /// Moves with every change to the node's set of running streams (one started,
+    /// stopped or restarted): while it stands, the handles of
+    /// [`IngestIo::frame_sources`] stand. Asked at every tick, so the captures' frames
+    /// are read through the handles without looking any stream up by name.
+    fn streams_version(&self) -> u64;
+}
+
+/// One running stream's frames, read at every tick ([`IngestIo::frame_sources`]).
+pub trait FrameSource: Send + Sync {
+    /// Its frames at `now_ms`.
+    fn frames(&self, now_ms: u64) -> StreamFrames;
 }
 
 /// A stream's frames as the coordinator reads them ([`IngestIo::frames`]).
@@ -99,9 +114,17 @@ impl IngestIo for NoIngestIo {
     fn cpu_usage(&self) -> f32 {
         0.0
     }
-    fn frames(&self, streams: &mut dyn Iterator<Item = &str>, out: &mut Vec<StreamFrames>) {
+    fn frame_sources(
+        &self,
+        streams: &mut dyn Iterator<Item = &str>,
+        out: &mut Vec<Option<Arc<dyn FrameSource>>>,
+    ) -> u64 {
         out.clear();
-        out.extend(streams.map(|_| StreamFrames::default()));
+        out.extend(streams.map(|_| None));
+        0
+    }
+    fn streams_version(&self) -> u64 {
+        0
     }
 }
 
@@ -151,8 +174,10 @@ struct CaptureHealth {
     entries: Vec<Option<Arc<Entry>>>,
     /// The `streams` supervisor's stamp when `entries` were looked up.
     stamp: Option<ChildSetStamp>,
-    /// Each capture's frames, in the same order (kept for its allocation).
-    frames: Vec<StreamFrames>,
+    /// Each capture's frames, in the same order: looked up again only when the
+    /// captures or the node's set of running streams changed (its version, with them).
+    sources: Vec<Option<Arc<dyn FrameSource>>>,
+    sources_version: Option<u64>,
 }
 
 /// Which set of children a supervisor had: its registry entry (held, so that another
@@ -302,7 +327,13 @@ impl IngestCoordinator {
 
     /// The health of every capture, written into `health` (keyed as the book's captures;
     /// the map is replaced only when some capture's health changed, as on few ticks).
-    fn health(&self, me: &Handle<IngestMsg>, book: &IngestBook, health: &mut CaptureHealth) {
+    fn health(
+        &self,
+        me: &Handle<IngestMsg>,
+        book: &IngestBook,
+        health: &mut CaptureHealth,
+        now_ms: u64,
+    ) {
         let captures = book.captures();
         let same_streams =
             health.by_stream.len() == captures.len() && health.by_stream.keys().eq(captures.keys());
@@ -331,15 +362,27 @@ impl IngestCoordinator {
                 .collect();
             health.stamp = stamp;
         }
-        self.io
-            .frames(&mut captures.keys().map(String::as_str), &mut health.frames);
+        let streams_version = self.io.streams_version();
+        if !same_streams
+            || health.sources.len() != captures.len()
+            || health.sources_version != Some(streams_version)
+        {
+            let version = self.io.frame_sources(
+                &mut captures.keys().map(String::as_str),
+                &mut health.sources,
+            );
+            health.sources_version = Some(version);
+        }
         let now = health
             .entries
             .iter()
-            .zip(&health.frames)
-            .map(|(entry, frames)| {
+            .zip(&health.sources)
+            .map(|(entry, source)| {
                 let restarts = entry.as_ref().map_or(0, |entry| entry.restarts());
                 let started_at_ms = entry.as_ref().map_or(0, |entry| entry.started_at_ms());
+                let frames = source
+                    .as_ref()
+                    .map_or_else(StreamFrames::default, |source| source.frames(now_ms));
                 Health {
                     alive: frames.alive,
                     restarts,
@@ -474,7 +517,7 @@ impl Worker for IngestCoordinator {
                     .seen
                     .update(&state.plan, self.io.as_ref(), started_ms, now_ms);
                 self.reconcile(me, state).await;
-                self.health(me, &state.book, &mut state.health);
+                self.health(me, &state.book, &mut state.health, now_ms);
                 let seen = &state.seen;
                 let Some(member) = &seen.me else {
                     return Ok(());

@@ -271,7 +271,7 @@ mod tests {
     use std::sync::RwLock;
 
     use super::*;
-    use crate::ingest::StreamFrames;
+    use crate::ingest::FrameSource;
     use crate::mesh::view::{ClusterView, PeerLoad, PeerUpdate, RemoteStream};
 
     struct ViewIo(Arc<RwLock<ClusterView>>);
@@ -283,9 +283,17 @@ mod tests {
         fn cpu_usage(&self) -> f32 {
             0.0
         }
-        fn frames(&self, streams: &mut dyn Iterator<Item = &str>, out: &mut Vec<StreamFrames>) {
+        fn frame_sources(
+            &self,
+            streams: &mut dyn Iterator<Item = &str>,
+            out: &mut Vec<Option<Arc<dyn FrameSource>>>,
+        ) -> u64 {
             out.clear();
-            out.extend(streams.map(|_| StreamFrames::default()));
+            out.extend(streams.map(|_| None));
+            0
+        }
+        fn streams_version(&self) -> u64 {
+            0
         }
     }
 
