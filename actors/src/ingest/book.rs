@@ -263,15 +263,15 @@ struct PeerAdverts<'a> {
     /// `input.peers` order.
     table: Vec<Option<Advertised>>,
     peers: usize,
-    /// Index of each configured stream in `input.streams`.
-    position: &'a HashMap<String, usize>,
+    /// Where each configured stream is in `input.streams`.
+    index: &'a AdvertIndex,
 }
 
 impl PeerAdverts<'_> {
     /// Whether some alive peer has frames of `stream` flowing.
     fn flowing_elsewhere(&self, stream: &str) -> bool {
-        self.position.get(stream).is_some_and(|index| {
-            self.of(*index)
+        self.index.index_of(stream).is_some_and(|index| {
+            self.of(index)
                 .iter()
                 .flatten()
                 .any(|advertised| advertised.role == IngestRole::Capturing && advertised.alive)
@@ -313,8 +313,10 @@ struct AdvertIndex {
     names: Vec<String>,
     /// The list `names` was last checked against (the same list again needs no check).
     checked: Option<Arc<[Configured]>>,
-    /// Index of each configured stream in `names`.
-    position: HashMap<String, usize>,
+    /// The positions in `names`, in name order: a map keyed by stream name is walked
+    /// against them in name order, and a name found by bisection, without hashing a name
+    /// (SipHash of every name a peer advertises, at every step, was a twentieth of it).
+    sorted: Vec<usize>,
     /// The last step's peers' maps, with their columns.
     columns: Vec<PeerColumn>,
 }
@@ -354,13 +356,46 @@ impl AdvertIndex {
                 .map(|stream| kept.remove(stream.name.as_str()).flatten())
                 .collect();
             self.names = streams.iter().map(|stream| stream.name.clone()).collect();
-            self.position = self
-                .names
-                .iter()
-                .enumerate()
-                .map(|(index, name)| (name.clone(), index))
-                .collect();
+            self.sorted = (0..self.names.len()).collect();
+            self.sorted
+                .sort_unstable_by(|a, b| self.names[*a].cmp(&self.names[*b]));
             self.columns.clear();
+        }
+    }
+}
+
+impl AdvertIndex {
+    /// Where `stream` is among the configured streams.
+    fn index_of(&self, stream: &str) -> Option<usize> {
+        self.sorted
+            .binary_search_by(|index| self.names[*index].as_str().cmp(stream))
+            .ok()
+            .map(|found| self.sorted[found])
+    }
+
+    /// Visits every entry of `map`, which must come in name order (a `BTreeMap`'s),
+    /// with its stream's position among the configured streams (`None`: not one of
+    /// them), walking both in name order.
+    fn walk<'m, V>(
+        &self,
+        map: impl Iterator<Item = (&'m String, V)>,
+        mut visit: impl FnMut(&'m String, Option<usize>, V),
+    ) {
+        let mut cursor = 0;
+        for (name, value) in map {
+            while self
+                .sorted
+                .get(cursor)
+                .is_some_and(|index| self.names[*index] < *name)
+            {
+                cursor += 1;
+            }
+            let index = self
+                .sorted
+                .get(cursor)
+                .copied()
+                .filter(|index| self.names[*index] == *name);
+            visit(name, index, value);
         }
     }
 }
@@ -530,25 +565,30 @@ impl IngestBook {
             failed: vec![false; count],
             epoch: vec![0; count],
         };
-        let position = &self.adverts.position;
-        for (name, capture) in &self.captures {
-            if let Some(&index) = position.get(name) {
-                let flowing = input.health.get(name).is_some_and(|health| health.alive);
-                own.capture[index] = Some((capture.epoch, flowing));
+        let index = &self.adverts;
+        // The health is keyed by the captures (the coordinator's): walked along.
+        let mut health = input.health.iter().peekable();
+        index.walk(self.captures.iter(), |name, at, capture| {
+            while health.next_if(|(stream, _)| *stream < name).is_some() {}
+            if let Some(at) = at {
+                let flowing = health
+                    .peek()
+                    .is_some_and(|(stream, health)| *stream == name && health.alive);
+                own.capture[at] = Some((capture.epoch, flowing));
             }
-        }
-        for (name, until_ms) in &self.failed_until_ms {
-            if *until_ms > input.now_ms
-                && let Some(&index) = position.get(name)
+        });
+        index.walk(self.failed_until_ms.iter(), |_, at, until_ms| {
+            if let Some(at) = at
+                && *until_ms > input.now_ms
             {
-                own.failed[index] = true;
+                own.failed[at] = true;
             }
-        }
-        for (name, epoch) in &self.epochs {
-            if let Some(&index) = position.get(name) {
-                own.epoch[index] = *epoch;
+        });
+        index.walk(self.epochs.iter(), |_, at, epoch| {
+            if let Some(at) = at {
+                own.epoch[at] = *epoch;
             }
-        }
+        });
         own
     }
 
@@ -734,17 +774,19 @@ impl IngestBook {
                 Some(index) => self.adverts.columns.swap_remove(index),
                 None => {
                     let mut column = vec![None; self.adverts.names.len()];
-                    for (name, advertised) in peer.streams.iter() {
-                        match self.epochs.get_mut(name) {
-                            Some(epoch) => *epoch = (*epoch).max(advertised.epoch),
-                            None => {
-                                self.epochs.insert(name.clone(), advertised.epoch);
+                    let epochs = &mut self.epochs;
+                    self.adverts
+                        .walk(peer.streams.iter(), |name, at, advertised| {
+                            match epochs.get_mut(name) {
+                                Some(epoch) => *epoch = (*epoch).max(advertised.epoch),
+                                None => {
+                                    epochs.insert(name.clone(), advertised.epoch);
+                                }
                             }
-                        }
-                        if let Some(index) = self.adverts.position.get(name) {
-                            column[*index] = Some(*advertised);
-                        }
-                    }
+                            if let Some(at) = at {
+                                column[at] = Some(*advertised);
+                            }
+                        });
                     PeerColumn {
                         map: peer.streams.clone(),
                         column,
@@ -763,7 +805,7 @@ impl IngestBook {
         let adverts = PeerAdverts {
             table,
             peers: input.peers.len(),
-            position: &self.adverts.position,
+            index: &self.adverts,
         };
         // A mark taken while the source was down for everyone ends once another node has
         // frames again: this node is a candidate again (its capture_at preference comes
@@ -1127,12 +1169,12 @@ impl IngestBook {
             });
         }
         // Streams no longer configured here stop.
-        let unconfigured: Vec<String> = self
-            .captures
-            .keys()
-            .filter(|name| !self.adverts.position.contains_key(name.as_str()))
-            .cloned()
-            .collect();
+        let mut unconfigured: Vec<String> = Vec::new();
+        self.adverts.walk(self.captures.iter(), |name, at, _| {
+            if at.is_none() {
+                unconfigured.push(name.clone());
+            }
+        });
         for name in unconfigured {
             self.captures.remove(&name);
             actions.push(Action::Stop {
