@@ -400,42 +400,57 @@ impl AdvertIndex {
     }
 }
 
-/// The highest (epoch, node) capturing a stream, here (`mine`: this node's capture
-/// epoch, when it counts) or at an alive peer (`adverts`, in `input.peers` order).
-fn highest_capture<'a>(
-    input: &StepInput<'a>,
-    mine: Option<u64>,
-    adverts: &[Option<Advertised>],
-    counting: Counting,
-) -> Option<(u64, &'a str)> {
-    let mine = mine.map(|epoch| (epoch, input.me.name.as_str()));
-    let theirs = input
-        .peers
-        .iter()
-        .zip(adverts)
-        .filter_map(|(peer, advertised)| {
-            let advertised = advertised.as_ref()?;
-            (advertised.role == IngestRole::Capturing
-                && (counting == Counting::Any || advertised.alive))
-                .then_some((advertised.epoch, peer.name.as_str()))
-        })
-        .max();
-    mine.max(theirs)
+/// The highest (epoch, node) capturing one stream at an alive peer, counting every
+/// capture and only those with frames flowing: found in one pass over what the peers
+/// advertise about it, which the rules then ask several times.
+#[derive(Debug, Clone, Copy, Default)]
+struct PeerTops<'a> {
+    any: Option<(u64, &'a str)>,
+    flowing: Option<(u64, &'a str)>,
 }
 
-/// The highest capture of a stream here or at an alive peer (`adverts`), counting as
-/// `counting` asks. `here`: this node's capture of the stream, if any (its epoch, and
-/// whether its frames flow), looked up once by the caller.
-fn top_capture<'a>(
-    input: &StepInput<'a>,
-    here: Option<(u64, bool)>,
-    adverts: &[Option<Advertised>],
-    counting: Counting,
-) -> Option<(u64, &'a str)> {
-    let mine = here
-        .filter(|(_, flowing)| counting == Counting::Any || *flowing)
-        .map(|(epoch, _)| epoch);
-    highest_capture(input, mine, adverts, counting)
+impl<'a> PeerTops<'a> {
+    /// Over `adverts`, in `input.peers` order.
+    fn of(input: &StepInput<'a>, adverts: &[Option<Advertised>]) -> PeerTops<'a> {
+        let mut tops = PeerTops::default();
+        for (peer, advertised) in input.peers.iter().zip(adverts) {
+            let Some(advertised) = advertised else {
+                continue;
+            };
+            if advertised.role != IngestRole::Capturing {
+                continue;
+            }
+            let capture = Some((advertised.epoch, peer.name.as_str()));
+            tops.any = tops.any.max(capture);
+            if advertised.alive {
+                tops.flowing = tops.flowing.max(capture);
+            }
+        }
+        tops
+    }
+
+    /// The highest peer capture counting as `counting` asks.
+    fn counting(&self, counting: Counting) -> Option<(u64, &'a str)> {
+        match counting {
+            Counting::Any => self.any,
+            Counting::Flowing => self.flowing,
+        }
+    }
+
+    /// The highest capture here or at a peer, counting as `counting` asks. `here`: this
+    /// node's capture of the stream, if any (its epoch, and whether its frames flow),
+    /// looked up once by the caller.
+    fn with_here(
+        &self,
+        input: &StepInput<'a>,
+        here: Option<(u64, bool)>,
+        counting: Counting,
+    ) -> Option<(u64, &'a str)> {
+        let mine = here
+            .filter(|(_, flowing)| counting == Counting::Any || *flowing)
+            .map(|(epoch, _)| (epoch, input.me.name.as_str()));
+        mine.max(self.counting(counting))
+    }
 }
 
 /// What a node advertises about a stream: its capture's epoch while it captures it;
@@ -946,6 +961,8 @@ impl IngestBook {
         // By configured stream: whether its capture here has frames flowing (`None`: no
         // capture here before placement), for the table after it without a second lookup.
         let mut flowing_here: Vec<Option<bool>> = Vec::with_capacity(input.streams.len());
+        // By configured stream: its highest captures at peers, for the table after it.
+        let mut peer_tops: Vec<PeerTops<'_>> = Vec::with_capacity(input.streams.len());
         let placed_streams: Vec<IngestStream> = input
             .streams
             .iter()
@@ -967,11 +984,15 @@ impl IngestBook {
                 }
                 let mine = positions.capture[index];
                 flowing_here.push(mine.map(|(_, flowing)| flowing));
+                let tops = PeerTops::of(input, adverts.of(index));
+                peer_tops.push(tops);
                 // Who holds the stream, for placement's stickiness.
-                let captured_by = top_capture(input, mine, adverts.of(index), Counting::Any)
+                let captured_by = tops
+                    .with_here(input, mine, Counting::Any)
                     .map(|(_, node)| Cow::Borrowed(node));
                 // Whose capture has frames now, for placement's shares.
-                let flowing_at = top_capture(input, mine, adverts.of(index), Counting::Flowing)
+                let flowing_at = tops
+                    .with_here(input, mine, Counting::Flowing)
                     .map(|(_, node)| Cow::Borrowed(node));
                 let no_failback =
                     settings.sabotage == Some(Sabotage::NoFailback) && captured_by.is_some();
@@ -1042,8 +1063,8 @@ impl IngestBook {
             // it and that no peer it hears captures, once it hears a majority: its peers
             // place such a stream on it at once, so waiting would leave it uncaptured (and
             // a node restarting faster than the settle time would hold it hostage).
-            let unclaimed_preference = matches!(placed, Some((_, Reason::Preferred)))
-                && highest_capture(input, None, peer_adverts, Counting::Any).is_none();
+            let unclaimed_preference =
+                matches!(placed, Some((_, Reason::Preferred))) && peer_tops[index].any.is_none();
             let may_take = self.settled || (heard_majority && unclaimed_preference);
             // This node's capture epoch of the stream once the rules ran (`None`: none).
             let held = positions.capture[index].and_then(|_| self.captures.get_mut(name));
@@ -1076,10 +1097,7 @@ impl IngestBook {
                     // Fencing: a capture elsewhere above ours (a partition healed) must not
                     // stay the current one while we own the stream: we take a new epoch.
                     let ours = (capture.epoch, input.me.name.as_str());
-                    if let Some(higher) =
-                        highest_capture(input, None, peer_adverts, Counting::Flowing)
-                            .filter(|theirs| *theirs > ours)
-                    {
+                    if let Some(higher) = peer_tops[index].flowing.filter(|theirs| *theirs > ours) {
                         capture.epoch = higher.0.saturating_add(1);
                         self.epochs.insert(name.clone(), capture.epoch);
                     }
@@ -1098,8 +1116,7 @@ impl IngestBook {
                     // never ends here, so the stream is never left without one.
                     let owner = owner.as_deref().unwrap_or_default();
                     let ours = (capture.epoch, input.me.name.as_str());
-                    let above = highest_capture(input, None, peer_adverts, Counting::Flowing)
-                        .filter(|theirs| *theirs > ours);
+                    let above = peer_tops[index].flowing.filter(|theirs| *theirs > ours);
                     let owner_started = owner_advert
                         .is_some_and(|advertised| advertised.role == IngestRole::Capturing);
                     let since = match &capture.handover {
@@ -1155,7 +1172,7 @@ impl IngestBook {
                     .unwrap_or_else(|| input.health.get(name).is_some_and(|health| health.alive));
                 (epoch, flowing)
             });
-            let current = top_capture(input, mine, peer_adverts, Counting::Flowing);
+            let current = peer_tops[index].with_here(input, mine, Counting::Flowing);
             rows.push(Row {
                 stream: name.clone(),
                 owner,
