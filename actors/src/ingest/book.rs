@@ -28,6 +28,7 @@
 //!    waits [`FLAP_HOLD_FACTOR`] times longer.
 
 use std::borrow::Cow;
+use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -383,20 +384,66 @@ impl AdvertIndex {
     ) {
         let mut cursor = 0;
         for (name, value) in map {
-            while self
-                .sorted
-                .get(cursor)
-                .is_some_and(|index| self.names[*index] < *name)
-            {
-                cursor += 1;
+            // One comparison per step of either side.
+            let mut index = None;
+            while let Some(&at) = self.sorted.get(cursor) {
+                match self.names[at].cmp(name) {
+                    Ordering::Less => cursor += 1,
+                    Ordering::Equal => {
+                        index = Some(at);
+                        break;
+                    }
+                    Ordering::Greater => break,
+                }
             }
-            let index = self
-                .sorted
-                .get(cursor)
-                .copied()
-                .filter(|index| self.names[*index] == *name);
             visit(name, index, value);
         }
+    }
+}
+
+/// Raises `epochs` to at least each epoch of `seen` (a name-ordered walk, as
+/// [`AdvertIndex::walk`] gives one): both are walked together in name order, one
+/// comparison per step, and only names `epochs` does not hold yet are inserted (after
+/// the walk). Epochs only grow.
+struct EpochsRaise<'e> {
+    known: std::iter::Peekable<std::collections::btree_map::IterMut<'e, String, u64>>,
+    unknown: Vec<(String, u64)>,
+}
+
+impl<'e> EpochsRaise<'e> {
+    fn new(epochs: &'e mut BTreeMap<String, u64>) -> EpochsRaise<'e> {
+        EpochsRaise {
+            known: epochs.iter_mut().peekable(),
+            unknown: Vec::new(),
+        }
+    }
+
+    /// `name` (not before the last name given) is at `epoch` somewhere.
+    fn raise(&mut self, name: &String, epoch: u64) {
+        loop {
+            let Some((known, at)) = self.known.peek_mut() else {
+                self.unknown.push((name.clone(), epoch));
+                return;
+            };
+            match (*known).cmp(name) {
+                Ordering::Less => {
+                    self.known.next();
+                }
+                Ordering::Equal => {
+                    **at = (**at).max(epoch);
+                    return;
+                }
+                Ordering::Greater => {
+                    self.unknown.push((name.clone(), epoch));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The names the walk did not find, to insert.
+    fn finish(self) -> Vec<(String, u64)> {
+        self.unknown
     }
 }
 
@@ -789,19 +836,18 @@ impl IngestBook {
                 Some(index) => self.adverts.columns.swap_remove(index),
                 None => {
                     let mut column = vec![None; self.adverts.names.len()];
-                    let epochs = &mut self.epochs;
+                    let mut epochs = EpochsRaise::new(&mut self.epochs);
                     self.adverts
                         .walk(peer.streams.iter(), |name, at, advertised| {
-                            match epochs.get_mut(name) {
-                                Some(epoch) => *epoch = (*epoch).max(advertised.epoch),
-                                None => {
-                                    epochs.insert(name.clone(), advertised.epoch);
-                                }
-                            }
+                            epochs.raise(name, advertised.epoch);
                             if let Some(at) = at {
                                 column[at] = Some(*advertised);
                             }
                         });
+                    for (name, epoch) in epochs.finish() {
+                        let known = self.epochs.entry(name).or_default();
+                        *known = (*known).max(epoch);
+                    }
                     PeerColumn {
                         map: peer.streams.clone(),
                         column,
