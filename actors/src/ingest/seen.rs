@@ -39,10 +39,8 @@ pub(super) struct ClusterSeen {
     pub(super) me: Option<Arc<Member>>,
     /// The alive peers, in the view's order.
     pub(super) peers: Arc<[Member]>,
-    /// For each of `peers`: its record's key in the view, and the (incarnation, ingest
-    /// version) its streams were read at (what a peer advertises about cluster_ingest
-    /// streams changes only with those).
-    read_from: Vec<(String, (u64, u64))>,
+    /// For each of `peers`: what it was read from.
+    read_from: Vec<ReadFrom>,
     /// Every known node, this one included.
     pub(super) cluster_size: usize,
     /// Known peers never heard from.
@@ -51,12 +49,27 @@ pub(super) struct ClusterSeen {
     pub(super) fading: usize,
 }
 
+/// What one peer's member was read from.
+struct ReadFrom {
+    /// Its record's key in the view.
+    key: String,
+    /// The (incarnation, ingest version) its streams were read at: what a peer
+    /// advertises about cluster_ingest streams changes only with those.
+    ingest: (u64, u64),
+    /// The (incarnation, state version) read: while they stand, so does all the member
+    /// takes from the peer's state (its load, its streams), so only the hello's parts
+    /// (hostname, history) need a look.
+    state: (u64, u64),
+}
+
 /// One alive peer as this tick reads it.
 struct PeerRead {
     /// Its position in the last tick's peers.
     previous: Option<usize>,
     /// The (incarnation, ingest version) read.
     read: (u64, u64),
+    /// The (incarnation, state version) read.
+    state: (u64, u64),
     /// The member and the record's key, when it differs from the last tick's.
     fresh: Option<(Member, String)>,
 }
@@ -130,7 +143,8 @@ impl ClusterSeen {
                 .all(|(index, read)| read.previous == Some(index) && read.fresh.is_none());
         if kept {
             for (slot, read) in self.read_from.iter_mut().zip(&reads) {
-                slot.1 = read.read;
+                slot.ingest = read.read;
+                slot.state = read.state;
             }
             return;
         }
@@ -141,12 +155,16 @@ impl ClusterSeen {
                 (Some(fresh), _) => fresh,
                 (None, Some(previous)) => (
                     self.peers[previous].clone(),
-                    self.read_from[previous].0.clone(),
+                    self.read_from[previous].key.clone(),
                 ),
                 (None, None) => unreachable!("a peer read afresh has a fresh member"),
             };
             peers.push(member);
-            read_from.push((name, read.read));
+            read_from.push(ReadFrom {
+                key: name,
+                ingest: read.read,
+                state: read.state,
+            });
         }
         self.peers = peers.into();
         self.read_from = read_from;
@@ -181,6 +199,26 @@ impl ClusterSeen {
     /// `record`, the `index`th alive peer this tick, compared with what the last tick
     /// read from it.
     fn read_peer(&self, plan: &IngestPlan, record: &PeerRecord, index: usize) -> PeerRead {
+        let read = (record.incarnation, record.ingest_version);
+        let state = (record.incarnation, record.version);
+        // Most ticks: the same peer at the same position, at the same state version.
+        if let Some(from) = self.read_from.get(index)
+            && from.state == state
+            && from.key == record.name
+        {
+            let old = &self.peers[index];
+            if old.name == record.hostname
+                && old.alive_since_ms == record.history.healthy_since_ms
+                && old.returns_ms == record.history.returns_ms
+            {
+                return PeerRead {
+                    previous: Some(index),
+                    read,
+                    state,
+                    fresh: None,
+                };
+            }
+        }
         let host = record
             .name
             .rsplit_once(':')
@@ -191,14 +229,13 @@ impl ClusterSeen {
         let over_cpu_limit = limits
             .cpu_limit_percent
             .is_some_and(|limit| record.load.cpu_usage >= limit as f32);
-        let read = (record.incarnation, record.ingest_version);
         // At the same position while the alive peers stay the same.
         let previous = match self.read_from.get(index) {
-            Some((name, _)) if *name == record.name => Some(index),
+            Some(from) if from.key == record.name => Some(index),
             _ => self
                 .read_from
                 .iter()
-                .position(|(name, _)| *name == record.name),
+                .position(|from| from.key == record.name),
         };
         let ingest_streams = || {
             record
@@ -216,7 +253,9 @@ impl ClusterSeen {
         };
         let old = previous.map(|previous| &self.peers[previous]);
         let streams = match old {
-            Some(old) if previous.is_some_and(|previous| self.read_from[previous].1 == read) => {
+            Some(old)
+                if previous.is_some_and(|previous| self.read_from[previous].ingest == read) =>
+            {
                 old.streams.clone()
             }
             // A new incarnation or a full state may still say the same: the old map is
@@ -261,6 +300,7 @@ impl ClusterSeen {
         PeerRead {
             previous: previous.filter(|_| unchanged),
             read,
+            state,
             fresh,
         }
     }
@@ -363,6 +403,10 @@ mod tests {
         apply("b:80", state("b", 2, true), 11_000);
         seen.update(&plan, &io, 0, 11_100);
         assert!(Arc::ptr_eq(&me, seen.me.as_ref().unwrap()));
+        assert!(Arc::ptr_eq(&peers, &seen.peers));
+        // Heard again without a new state (the same version): nothing is read again.
+        apply("b:80", state("b", 2, true), 11_200);
+        seen.update(&plan, &io, 0, 11_300);
         assert!(Arc::ptr_eq(&peers, &seen.peers));
 
         // b's capture loses its frames: b's map is new, c's the very same.
