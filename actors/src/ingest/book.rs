@@ -36,7 +36,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::placement::{Candidate, IngestStream, Reason, place_each};
-use super::quiet::{QuietWatch, StateHasher, Wake};
+use super::quiet::{Counts, QuietWatch, StateHasher, Wake};
 use super::sabotage::Sabotage;
 use crate::mesh::view::IngestRole;
 
@@ -721,11 +721,20 @@ impl IngestBook {
     /// changed since (see [`quiet`](super::quiet)): then `None`, and the last actions
     /// and table still stand.
     pub fn step_if_changed(&mut self, input: &StepInput<'_>) -> Option<(Vec<Action>, Vec<Row>)> {
-        if self.quiet.holds(input) {
+        if self.quiet.holds(input, self.counts()) {
             self.idle(input);
             return None;
         }
         Some(self.step(input))
+    }
+
+    /// Whether the next step reads the counts of the cluster's nodes (see `Counts`).
+    fn counts(&self) -> Counts {
+        if self.settled && !self.settings().minority_restraint {
+            Counts::Ignored
+        } else {
+            Counts::Read
+        }
     }
 
     /// A tick let pass: what a step would still have done, captures with frames flowing
@@ -753,13 +762,14 @@ impl IngestBook {
             .state_hash
             .take()
             .unwrap_or_else(|| self.decision_state_hash());
+        let counts = self.counts();
         let mut wake = Wake::after(input.now_ms);
         let (actions, rows) = self.step_noting(input, &mut wake);
         let after = self.decision_state_hash();
         self.state_hash = Some(after);
         let kept_state = after == before;
         self.quiet
-            .stepped(input, actions.is_empty(), kept_state, wake);
+            .stepped(input, counts, actions.is_empty(), kept_state, wake);
         (actions, rows)
     }
 

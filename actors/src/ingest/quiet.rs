@@ -130,17 +130,29 @@ impl LastInput {
         }
     }
 
-    /// Everything but `now` is the same. Peers' stream maps are shared too, so even an
-    /// equal copy of the peers compares their maps by address.
-    fn matches(&self, input: &StepInput<'_>) -> bool {
-        self.cluster_size == input.cluster_size
-            && self.peers_unheard == input.peers_unheard
-            && self.peers_fading == input.peers_fading
+    /// Everything but `now` is the same, and the counts of the cluster's nodes when
+    /// they `matter`. Peers' stream maps are shared too, so even an equal copy of the
+    /// peers compares their maps by address.
+    fn matches(&self, input: &StepInput<'_>, counts: Counts) -> bool {
+        (counts == Counts::Ignored
+            || (self.cluster_size == input.cluster_size
+                && self.peers_unheard == input.peers_unheard
+                && self.peers_fading == input.peers_fading))
             && same(&self.me, input.me)
             && same(&self.peers, input.peers)
             && same(&self.health, input.health)
             && same(&self.streams, input.streams)
     }
+}
+
+/// Whether a step reads the counts of the cluster's nodes (its size, the peers unheard
+/// and fading): only to settle at start-up and for minority restraint. A settled book
+/// without restraint decides the same whatever they are, so a peer that fades for a
+/// moment (heard a little late) costs no step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Counts {
+    Read,
+    Ignored,
 }
 
 /// What the book knows of its last steps, to let unchanged ticks pass.
@@ -162,12 +174,13 @@ impl QuietWatch {
     pub(super) fn stepped(
         &mut self,
         input: &StepInput<'_>,
+        counts: Counts,
         calm: bool,
         kept_state: bool,
         wake: Wake,
     ) {
         match &mut self.last {
-            Some(last) if last.matches(input) => {
+            Some(last) if last.matches(input, counts) => {
                 self.steps_on_last = self.steps_on_last.saturating_add(1);
             }
             last => {
@@ -182,11 +195,14 @@ impl QuietWatch {
 
     /// Whether a step on `input` would change nothing but the liveness times the book
     /// refreshes in [`IngestBook::idle`](super::book::IngestBook).
-    pub(super) fn holds(&self, input: &StepInput<'_>) -> bool {
+    pub(super) fn holds(&self, input: &StepInput<'_>, counts: Counts) -> bool {
         (self.steps_on_last >= 2 || (self.steps_on_last == 1 && self.kept_state))
             && self.calm
             && input.now_ms < self.wake_ms
-            && self.last.as_ref().is_some_and(|last| last.matches(input))
+            && self
+                .last
+                .as_ref()
+                .is_some_and(|last| last.matches(input, counts))
     }
 
     /// The book changed outside a step (a start that failed, a capture adopted): the

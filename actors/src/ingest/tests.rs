@@ -257,9 +257,13 @@ fn unchanged_ticks_pass_until_the_settle_time_and_any_change_steps() {
     let mut book = IngestBook::new(SETTINGS, 0);
     let me = member("a");
     let streams = configured(2);
-    let tick = |book: &mut IngestBook, unheard: usize, now_ms| {
+    let tick_since = |book: &mut IngestBook, unheard: usize, since_ms: u64, now_ms| {
+        let me = Member {
+            alive_since_ms: since_ms,
+            ..me.clone()
+        };
         book.step_if_changed(&StepInput {
-            me: &Arc::new(me.clone()),
+            me: &Arc::new(me),
             peers: &Arc::from([]),
             cluster_size: 3,
             peers_unheard: unheard,
@@ -270,6 +274,7 @@ fn unchanged_ticks_pass_until_the_settle_time_and_any_change_steps() {
         })
         .map(|(actions, _)| actions.len())
     };
+    let tick = |book: &mut IngestBook, unheard: usize, now_ms| tick_since(book, unheard, 0, now_ms);
     assert_eq!(tick(&mut book, 2, 0), Some(0), "a first input steps");
     assert_eq!(
         tick(&mut book, 2, 250),
@@ -289,17 +294,66 @@ fn unchanged_ticks_pass_until_the_settle_time_and_any_change_steps() {
         "a step that acted is stepped again"
     );
     assert_eq!(tick(&mut book, 2, 3_500), None);
-    assert_eq!(tick(&mut book, 1, 3_750), Some(0), "a changed input steps");
     assert_eq!(
-        tick(&mut book, 1, 3_900),
+        tick(&mut book, 1, 3_750),
+        None,
+        "settled, without minority restraint: the counts of nodes are not read"
+    );
+    assert_eq!(
+        tick_since(&mut book, 1, 100, 3_800),
+        Some(0),
+        "a changed input steps"
+    );
+    assert_eq!(
+        tick_since(&mut book, 1, 100, 3_900),
         None,
         "that step left the book as it found it: the same input passes at once"
     );
     book.start_failed("cam0", 4_000);
     assert_eq!(
-        tick(&mut book, 1, 4_000),
+        tick_since(&mut book, 1, 100, 4_000),
         Some(0),
         "so does a change from outside"
+    );
+}
+
+#[test]
+fn with_minority_restraint_a_fading_peer_steps_a_settled_book() {
+    let settings = BookSettings {
+        minority_restraint: true,
+        ..SETTINGS
+    };
+    let streams = configured(1);
+    let me = Arc::new(member("a"));
+    let peers: Arc<[Member]> = Arc::from([member("b"), member("c")]);
+    let tick = |book: &mut IngestBook, fading: usize, now_ms| {
+        book.step_if_changed(&StepInput {
+            me: &me,
+            peers: &peers,
+            cluster_size: 3,
+            peers_unheard: 0,
+            peers_fading: fading,
+            streams: &streams,
+            health: &Arc::default(),
+            now_ms,
+        })
+        .map(|_| book.restrained())
+    };
+    let mut restrained = IngestBook::new(settings, 0);
+    let mut free = IngestBook::new(SETTINGS, 0);
+    for book in [&mut restrained, &mut free] {
+        assert!(tick(book, 0, 10).is_some());
+        while tick(book, 0, 20).is_some() {}
+    }
+    assert_eq!(
+        tick(&mut restrained, 2, 30),
+        Some(true),
+        "both peers fading: a minority, restrained"
+    );
+    assert_eq!(
+        tick(&mut free, 2, 30),
+        None,
+        "without restraint the counts decide nothing"
     );
 }
 
