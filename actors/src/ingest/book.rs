@@ -718,7 +718,7 @@ impl IngestBook {
     }
 
     /// A step on `input`, unless the last steps saw the same input and nothing can have
-    /// changed since (see [`quiet`](super::quiet)): then `None`, and the last actions
+    /// changed since (see the `quiet` module): then `None`, and the last actions
     /// and table still stand.
     pub fn step_if_changed(&mut self, input: &StepInput<'_>) -> Option<(Vec<Action>, Vec<Row>)> {
         if self.quiet.holds(input, self.counts()) {

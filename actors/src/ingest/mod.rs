@@ -24,8 +24,7 @@ use std::time::Duration;
 use ractor::ActorProcessingErr;
 
 use self::board::{BoardState, IngestBoard, LocalPart};
-use self::book::Row;
-use self::book::{Action, BookSettings, Configured, Health, IngestBook};
+use self::book::{Action, BookSettings, Configured, Health, IngestBook, Row};
 use self::seen::ClusterSeen;
 use crate::mesh::view::{ClusterView, IngestRole};
 use crate::registry::{ActorPath, Entry};
@@ -94,7 +93,7 @@ pub trait FrameSource: Send + Sync {
     fn frames(&self, now_ms: u64) -> StreamFrames;
 }
 
-/// A stream's frames as the coordinator reads them ([`IngestIo::frames`]).
+/// A stream's frames as the coordinator reads them ([`FrameSource::frames`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StreamFrames {
     /// Frames are flowing here now.

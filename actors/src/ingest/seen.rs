@@ -311,29 +311,28 @@ mod tests {
     use std::sync::RwLock;
 
     use super::*;
-    use crate::ingest::FrameSource;
+    use crate::ingest::{FrameSource, NoIngestIo};
     use crate::mesh::view::{ClusterView, PeerLoad, PeerUpdate, RemoteStream};
 
     struct ViewIo(Arc<RwLock<ClusterView>>);
 
+    /// [`NoIngestIo`] with a cluster view.
     impl IngestIo for ViewIo {
         fn view(&self) -> Option<Arc<RwLock<ClusterView>>> {
             Some(self.0.clone())
         }
         fn cpu_usage(&self) -> f32 {
-            0.0
+            NoIngestIo.cpu_usage()
         }
         fn frame_sources(
             &self,
             streams: &mut dyn Iterator<Item = &str>,
             out: &mut Vec<Option<Arc<dyn FrameSource>>>,
         ) -> u64 {
-            out.clear();
-            out.extend(streams.map(|_| None));
-            0
+            NoIngestIo.frame_sources(streams, out)
         }
         fn streams_version(&self) -> u64 {
-            0
+            NoIngestIo.streams_version()
         }
     }
 
