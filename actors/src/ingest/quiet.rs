@@ -130,9 +130,9 @@ impl LastInput {
         }
     }
 
-    /// Everything but `now` is the same, and the counts of the cluster's nodes when
-    /// they `matter`. Peers' stream maps are shared too, so even an equal copy of the
-    /// peers compares their maps by address.
+    /// Everything but `now` is the same, the counts of the cluster's nodes too unless
+    /// the step does not read them (`counts`). Peers' stream maps are shared too, so even
+    /// an equal copy of the peers compares their maps by address.
     fn matches(&self, input: &StepInput<'_>, counts: Counts) -> bool {
         (counts == Counts::Ignored
             || (self.cluster_size == input.cluster_size
