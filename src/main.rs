@@ -8,7 +8,7 @@ use flotilla::config::identity::{HOSTNAME_ENV, NodeIdentity};
 use flotilla::config::{self, LoadOptions, LoadedConfig, print};
 use flotilla::defaults::{DEFAULT_CONFIG, DEFAULT_CONFIG_NAME};
 use flotilla::error::NodeError;
-use flotilla::node::{Node, termination_signal};
+use flotilla::node::{Node, Signals};
 use flotilla_actors::rt::Runtime;
 
 #[derive(Parser)]
@@ -214,15 +214,16 @@ fn run(path: Option<PathBuf>, cli_hostname: Option<String>) -> Result<(), NodeEr
         })?;
     tokio.block_on(async move {
         let runtime = Runtime::production();
+        let signals = Signals::install().map_err(|source| NodeError::Local {
+            context: "cannot listen for signals".into(),
+            source,
+        })?;
         let node = Node::start(&loaded, identity, runtime.clone()).await?;
         let (stop, stopped) = tokio::sync::watch::channel(false);
         runtime.spawn("signals", async move {
-            match termination_signal().await {
-                Ok(name) => tracing::info!(signal = name, "shutting down"),
-                Err(error) => {
-                    tracing::error!(%error, "cannot listen for signals; stop with SIGKILL")
-                }
-            }
+            let mut signals = signals;
+            let name = signals.termination().await;
+            tracing::info!(signal = name, "shutting down");
             let _ = stop.send(true);
         });
         node.run(stopped).await

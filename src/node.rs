@@ -192,13 +192,37 @@ impl Node {
     }
 }
 
-/// Resolves when the process receives SIGINT or SIGTERM.
-pub async fn termination_signal() -> std::io::Result<&'static str> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut terminate = signal(SignalKind::terminate())?;
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    Ok(tokio::select! {
-        _ = terminate.recv() => "SIGTERM",
-        _ = interrupt.recv() => "SIGINT",
-    })
+/// The process signals a node answers. Installed before the node starts, so that no
+/// signal arrives while the default action (terminate) is still in force.
+pub struct Signals {
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+    hangup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Takes over SIGTERM, SIGINT and SIGHUP (needs a tokio runtime).
+    pub fn install() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            terminate: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+            hangup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    /// Resolves with the signal's name when the process is asked to stop (SIGINT or
+    /// SIGTERM). SIGHUP — what `systemctl reload` and operators' habits send — never
+    /// stops the node: it is logged and ignored (a node reads its config at start).
+    pub async fn termination(&mut self) -> &'static str {
+        loop {
+            tokio::select! {
+                _ = self.terminate.recv() => return "SIGTERM",
+                _ = self.interrupt.recv() => return "SIGINT",
+                _ = self.hangup.recv() => tracing::warn!(
+                    "SIGHUP ignored: config reload is not supported yet; restart the node to apply a new config"
+                ),
+            }
+        }
+    }
 }

@@ -18,6 +18,9 @@ pub const PUBLISH_QUEUE_FRAMES: usize = 1024;
 #[derive(Debug)]
 pub enum Published {
     Frame(Frame),
+    /// The tracks the publisher declares (its metadata and sequence headers), sent when
+    /// they change: the stream's first segment waits for each of them.
+    Tracks(super::ts::mux::Tracks),
     /// The publisher left.
     End(String),
 }

@@ -228,7 +228,7 @@ impl Input {
         matches!(self, Input::Publish { waiting: true, .. })
     }
 
-    /// Tracks the input carries, as far as known.
+    /// Tracks the input declares it carries (empty while it has said nothing).
     pub fn tracks(&self) -> Tracks {
         match self {
             Input::Clip { clip, .. } => clip.tracks(),
@@ -250,25 +250,30 @@ impl Input {
                 timeline,
                 tracks,
                 waiting,
-            } => match receiver.recv().await {
-                Some(super::directory::Published::Frame(mut frame)) => {
-                    *waiting = false;
-                    tracks.video |= frame.codec.is_video();
-                    tracks.audio |= !frame.codec.is_video();
-                    let source_dts = frame.dts;
-                    let mapped = timeline.map(source_dts);
-                    frame.pts = mapped.dts + frame.pts.saturating_sub(source_dts);
-                    frame.dts = mapped.dts;
-                    Ok((frame, mapped.discontinuity))
+            } => loop {
+                match receiver.recv().await {
+                    Some(super::directory::Published::Tracks(declared)) => *tracks = declared,
+                    Some(super::directory::Published::Frame(mut frame)) => {
+                        *waiting = false;
+                        let source_dts = frame.dts;
+                        let mapped = timeline.map(source_dts);
+                        frame.pts = mapped.dts + frame.pts.saturating_sub(source_dts);
+                        frame.dts = mapped.dts;
+                        return Ok((frame, mapped.discontinuity));
+                    }
+                    Some(super::directory::Published::End(reason)) => {
+                        return Err(InputError::Failed {
+                            url: "publish://".into(),
+                            reason,
+                        });
+                    }
+                    None => {
+                        return Err(InputError::Failed {
+                            url: "publish://".into(),
+                            reason: "the publish point closed".into(),
+                        });
+                    }
                 }
-                Some(super::directory::Published::End(reason)) => Err(InputError::Failed {
-                    url: "publish://".into(),
-                    reason,
-                }),
-                None => Err(InputError::Failed {
-                    url: "publish://".into(),
-                    reason: "the publish point closed".into(),
-                }),
             },
             Input::Http { url, body, frames } => loop {
                 if let Some(frame) = frames.pop() {

@@ -22,6 +22,7 @@ use super::aac;
 use super::frame::{CLOCK_HZ, Frame, ticks_to_ms};
 use super::h264;
 use super::segmenter::{Chunk, Segmenter};
+use super::tracks::{self, Gated, TrackGate};
 use super::ts::mux::{Muxer, Tracks};
 use super::window::{Rendition, Segment, Window};
 
@@ -246,6 +247,13 @@ pub struct Packager {
     /// behind what viewers already have.
     shift: u64,
     highest_dts: Option<u64>,
+    /// What the source declares it carries (its PMT, the publisher's metadata).
+    declared: Tracks,
+    /// Holds the first frames until the program's tracks are known.
+    gate: TrackGate,
+    /// A track the program gained after it started: its frames wait for the next video
+    /// keyframe, where the new PMT goes out and the segment is cut.
+    joining: Option<Tracks>,
 }
 
 impl Packager {
@@ -263,6 +271,9 @@ impl Packager {
             window_start: None,
             shift: 0,
             highest_dts: None,
+            declared: Tracks::default(),
+            gate: TrackGate::default(),
+            joining: None,
         }
     }
 
@@ -271,14 +282,72 @@ impl Packager {
         &self.live
     }
 
-    /// Sets which tracks the program carries (from the source's PMT or metadata).
-    pub fn set_tracks(&mut self, tracks: Tracks) {
-        self.muxer.set_tracks(tracks);
+    /// Records which tracks the source declares (its PMT, the publisher's metadata or
+    /// sequence headers): the stream's first segment waits until each has delivered a
+    /// frame (see [`super::tracks`]).
+    pub fn declare_tracks(&mut self, tracks: Tracks) {
+        self.declared = tracks;
     }
 
     /// Packages one frame that arrived at `now_ms` (Unix). `discontinuity` marks a source
     /// switch or a timestamp jump.
     pub fn push(&mut self, frame: &Frame, discontinuity: bool, now_ms: u64) {
+        let switched_tracks = self.gate.settled().filter(|settled| {
+            discontinuity && self.declared != Tracks::default() && *settled != self.declared
+        });
+        if switched_tracks.is_some() {
+            // A new source with other tracks: its first segment is cut anyway.
+            self.gate.resettle(self.declared);
+            self.muxer.set_tracks(self.declared);
+            self.joining = None;
+        }
+        match self.gate.offer(frame, discontinuity, self.declared, now_ms) {
+            Gated::Held => {}
+            Gated::Pass => self.package(frame, discontinuity, now_ms),
+            Gated::Release(frames) => {
+                if let Some(settled) = self.gate.settled() {
+                    self.muxer.set_tracks(settled);
+                }
+                for (frame, discontinuity) in frames {
+                    self.package(&frame, discontinuity, now_ms);
+                }
+            }
+        }
+    }
+
+    /// Whether `frame` goes into the program now, and whether the segment must be cut
+    /// before it. A frame of a track the program lacks adds the track: the new PMT goes
+    /// out with the next video keyframe, which starts a segment marked as a
+    /// discontinuity; until then the new track's frames are dropped (no PMT names them).
+    fn admit(&mut self, frame: &Frame) -> (bool, bool) {
+        let program = self.muxer.tracks();
+        if !tracks::carries(program, frame) {
+            let grown = tracks::union(program, tracks::track_of(frame));
+            tracing::info!(
+                stream = %self.live.name,
+                video = grown.video,
+                audio = grown.audio,
+                "the source added a track: the program changes at the next keyframe"
+            );
+            self.muxer.set_tracks(grown);
+            self.gate.resettle(grown);
+            self.joining = Some(tracks::union(
+                self.joining.unwrap_or_default(),
+                tracks::track_of(frame),
+            ));
+            return (false, false);
+        }
+        match self.joining {
+            Some(_) if frame.starts_gop() => {
+                self.joining = None;
+                (true, true)
+            }
+            Some(joining) if tracks::carries(joining, frame) => (false, false),
+            _ => (true, false),
+        }
+    }
+
+    fn package(&mut self, frame: &Frame, discontinuity: bool, now_ms: u64) {
         if discontinuity {
             // One frame (40 ms) after the newest timestamp already out, or no shift if the
             // new source is ahead anyway.
@@ -286,6 +355,10 @@ impl Packager {
                 .highest_dts
                 .map_or(0, |highest| highest + CLOCK_HZ / 25);
             self.shift = floor.saturating_sub(frame.dts);
+        }
+        let (admitted, track_cut) = self.admit(frame);
+        if !admitted {
+            return;
         }
         let shifted;
         let frame = if self.shift == 0 {
@@ -341,7 +414,7 @@ impl Packager {
         let sealed = self.segmenter.push(Chunk {
             dts: frame.dts,
             starts_gop: muxed.random_access,
-            discontinuity,
+            discontinuity: discontinuity || track_cut,
             bytes: muxed.bytes,
         });
         if let Some(sealed) = sealed {
@@ -557,10 +630,107 @@ mod tests {
         let (gop_frames, _, mut frames) = live.subscribe_frames();
         assert!(!gop.is_empty() && !gop_frames.is_empty());
         let mut packager = Packager::new(live.clone());
+        // A source that declares video only: its first keyframe settles the tracks.
+        packager.declare_tracks(Tracks {
+            video: true,
+            audio: false,
+        });
         let mut clip = ClipFrames::new(crate::media::TEST_CLIP_TS).unwrap();
         let (frame, _) = clip.next_frame();
         packager.push(&frame, false, 1_700_000_000_000);
         assert_eq!(frames.try_recv().unwrap().dts, frame.dts);
         assert!(chunks.try_recv().is_ok());
+    }
+
+    /// The tracks the PMT at the start of `segment` names.
+    fn segment_tracks(segment: &[u8]) -> Tracks {
+        let mut demuxer = crate::media::ts::demux::Demuxer::new();
+        demuxer.push(&segment[..188 * 2], &mut Vec::new());
+        demuxer.announced_tracks()
+    }
+
+    /// Packages `seconds` of the test clip with its audio held back until `audio_from`
+    /// seconds, as an RTMP publisher that starts with video would send it.
+    fn package_with_late_audio(seconds: u64, audio_from: u64, declared: Tracks) -> Arc<LiveStream> {
+        let live = LiveStream::new(
+            "late-audio",
+            Packaging {
+                segment_duration_ms: 1_000,
+                segment_count: 20,
+            },
+        );
+        let mut packager = Packager::new(live.clone());
+        packager.declare_tracks(declared);
+        let mut clip = ClipFrames::new(crate::media::TEST_CLIP_TS).unwrap();
+        let start_ms = 1_700_000_000_000;
+        loop {
+            let (frame, discontinuity) = clip.next_frame();
+            if frame.dts > seconds * CLOCK_HZ {
+                break;
+            }
+            if !frame.codec.is_video() && frame.dts < audio_from * CLOCK_HZ {
+                continue;
+            }
+            packager.push(&frame, discontinuity, start_ms + frame.dts / TICKS_PER_MS);
+        }
+        live
+    }
+
+    fn segments_of(live: &LiveStream) -> Vec<(bool, Bytes)> {
+        let playlist = live.media_playlist("").unwrap();
+        let parsed = m3u8_rs::parse_media_playlist_res(playlist.as_bytes()).unwrap();
+        parsed
+            .segments
+            .iter()
+            .map(|s| (s.discontinuity, live.segment(&s.uri).unwrap().data.clone()))
+            .collect()
+    }
+
+    const BOTH: Tracks = Tracks {
+        video: true,
+        audio: true,
+    };
+
+    #[test]
+    fn the_first_segment_names_audio_that_arrives_after_the_first_keyframe() {
+        // Audio 1 s late, declared by the publisher's metadata.
+        let live = package_with_late_audio(8, 1, BOTH);
+        let segments = segments_of(&live);
+        assert!(segments.len() >= 5);
+        for (discontinuity, bytes) in &segments {
+            assert_eq!(segment_tracks(bytes), BOTH);
+            assert!(!discontinuity);
+        }
+        // Undeclared (a source without metadata): the same, within the discovery deadline.
+        let live = package_with_late_audio(8, 1, Tracks::default());
+        for (_, bytes) in segments_of(&live) {
+            assert_eq!(segment_tracks(&bytes), BOTH);
+        }
+    }
+
+    #[test]
+    fn a_track_that_appears_later_starts_a_discontinuity_with_a_new_pmt() {
+        // Declared video only, audio from 5 s on: too late to be waited for.
+        let video = Tracks {
+            video: true,
+            audio: false,
+        };
+        let live = package_with_late_audio(12, 5, video);
+        let segments = segments_of(&live);
+        let first_with_audio = segments
+            .iter()
+            .position(|(_, bytes)| segment_tracks(bytes) == BOTH)
+            .expect("audio joins the program");
+        assert!(first_with_audio > 0);
+        assert!(segments[first_with_audio].0, "marked as a discontinuity");
+        for (index, (discontinuity, bytes)) in segments.iter().enumerate() {
+            let expected = if index < first_with_audio {
+                video
+            } else {
+                BOTH
+            };
+            assert_eq!(segment_tracks(bytes), expected, "segment {index}");
+            assert_eq!(*discontinuity, index == first_with_audio, "segment {index}");
+        }
     }
 }

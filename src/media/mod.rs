@@ -14,6 +14,7 @@ pub mod segmenter;
 pub mod service;
 pub mod source;
 pub mod timeline;
+pub mod tracks;
 pub mod ts;
 pub mod window;
 

@@ -246,7 +246,7 @@ impl MediaService {
                     },
                 }
             };
-            packager.set_tracks(input.tracks());
+            packager.declare_tracks(input.tracks());
             // The first frame of a switched-to input, or of a restarted stream, is a switch.
             let switch = discontinuity || (first && (index > 0 || start_dts > 0));
             first = false;

@@ -102,9 +102,9 @@ impl TsFrames {
         self.pending.pop_front()
     }
 
-    /// Tracks seen so far.
+    /// Tracks the source's PMT names, and any others seen so far.
     pub fn tracks(&self) -> Tracks {
-        self.tracks
+        crate::media::tracks::union(self.tracks, self.demuxer.announced_tracks())
     }
 
     /// The demuxer's error counters.

@@ -60,6 +60,14 @@ impl Depacketizer {
         }
     }
 
+    /// The tracks whose codec configuration (sequence header) arrived.
+    pub fn declared_tracks(&self) -> crate::media::ts::mux::Tracks {
+        crate::media::ts::mux::Tracks {
+            video: !self.parameter_sets.is_empty(),
+            audio: self.audio_config.is_some(),
+        }
+    }
+
     /// A video tag body with its RTMP timestamp (ms).
     pub fn video(&mut self, body: &[u8], timestamp_ms: u32) -> Result<Inbound, FlvError> {
         let [header, packet_type, c0, c1, c2, payload @ ..] = body else {

@@ -45,6 +45,7 @@ use crate::config::model::Template;
 use crate::media::directory::{AttachError, Directory, Published, Publisher};
 use crate::media::frame::Frame;
 use crate::media::live::LiveStream;
+use crate::media::ts::mux::Tracks;
 use crate::sessions::{Protocol, Session, SessionTable, Viewer};
 
 /// Time a client has to complete the RTMP handshake.
@@ -190,6 +191,10 @@ enum Role {
         name: String,
         publisher: Publisher,
         depacketizer: Depacketizer,
+        /// The tracks the publisher's metadata names (`videocodecid`, `audiocodecid`).
+        metadata_tracks: Tracks,
+        /// The tracks last declared to the stream (metadata and sequence headers).
+        declared: Tracks,
         /// Started for this publisher from a template; stopped when it leaves.
         dynamic: bool,
     },
@@ -376,6 +381,18 @@ impl Connection {
             ServerSessionEvent::AudioDataReceived {
                 data, timestamp, ..
             } => self.published(data, timestamp, false).await,
+            ServerSessionEvent::StreamMetadataChanged { metadata, .. } => {
+                if let Role::Publishing {
+                    metadata_tracks, ..
+                } = &mut self.role
+                {
+                    *metadata_tracks = Tracks {
+                        video: metadata.video_codec_id.is_some(),
+                        audio: metadata.audio_codec_id.is_some(),
+                    };
+                }
+                self.declare_tracks()
+            }
             ServerSessionEvent::PublishStreamFinished { .. }
             | ServerSessionEvent::PlayStreamFinished { .. } => {
                 self.leave().await;
@@ -429,6 +446,8 @@ impl Connection {
             name,
             publisher,
             depacketizer: Depacketizer::new(),
+            metadata_tracks: Tracks::default(),
+            declared: Tracks::default(),
             dynamic,
         };
         let results = self.accept(request_id)?;
@@ -524,10 +543,7 @@ impl Connection {
         video: bool,
     ) -> Result<(), String> {
         let Role::Publishing {
-            name,
-            publisher,
-            depacketizer,
-            ..
+            name, depacketizer, ..
         } = &mut self.role
         else {
             return Ok(());
@@ -538,6 +554,13 @@ impl Connection {
             depacketizer.audio(&data, timestamp.value)
         }
         .map_err(|e| format!("publisher of {name}: {e}"))?;
+        self.declare_tracks()?;
+        let Role::Publishing {
+            name, publisher, ..
+        } = &mut self.role
+        else {
+            return Ok(());
+        };
         if let Inbound::Frame(frame) = inbound
             && publisher.sender.try_send(Published::Frame(frame)).is_err()
         {
@@ -545,6 +568,35 @@ impl Connection {
                 return Err(format!("stream {name} stopped taking frames"));
             }
             tracing::warn!(stream = %name, "publisher outruns its stream; frame dropped");
+        }
+        Ok(())
+    }
+
+    /// Tells the stream which tracks the publisher declared (metadata and sequence
+    /// headers), when that changed: its first segment waits for each of them.
+    fn declare_tracks(&mut self) -> Result<(), String> {
+        let Role::Publishing {
+            name,
+            publisher,
+            depacketizer,
+            metadata_tracks,
+            declared,
+            ..
+        } = &mut self.role
+        else {
+            return Ok(());
+        };
+        let now = crate::media::tracks::union(*metadata_tracks, depacketizer.declared_tracks());
+        if now == *declared {
+            return Ok(());
+        }
+        match publisher.sender.try_send(Published::Tracks(now)) {
+            Ok(()) => *declared = now,
+            // A full queue: declared again with the next tag.
+            Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => {}
+            Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => {
+                return Err(format!("stream {name} stopped taking frames"));
+            }
         }
         Ok(())
     }

@@ -123,6 +123,16 @@ impl Demuxer {
         Demuxer::default()
     }
 
+    /// The tracks the source's PMT names (H.264 video, ADTS AAC audio), whether or not
+    /// they carried anything yet.
+    pub fn announced_tracks(&self) -> crate::media::ts::mux::Tracks {
+        let has = |kind: u8| self.streams.values().any(|s| s.stream_type == kind);
+        crate::media::ts::mux::Tracks {
+            video: has(super::STREAM_TYPE_H264),
+            audio: has(super::STREAM_TYPE_ADTS_AAC),
+        }
+    }
+
     /// Feeds bytes; complete PES packets are appended to `out`.
     pub fn push(&mut self, mut bytes: &[u8], out: &mut Vec<Pes>) {
         if !self.carry.is_empty() {
