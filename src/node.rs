@@ -96,6 +96,7 @@ impl Node {
         let fast_path = crate::http::fast_path::FastPath::new(
             state.balancers.clone(),
             config.trusted_proxies.clone(),
+            crate::http::cors::Cors::from_config(&config.cors_allow_origin),
         );
         let listeners = bound
             .into_iter()

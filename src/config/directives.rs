@@ -311,6 +311,14 @@ pub const DIRECTIVES: &[DirectiveInfo] = &[
         "flotilla: an RTMP player asking for a stream that only a peer has gets the de-facto RTMP 302 (onStatus NetConnection.Connect.Rejected with ex.code 302, ex.redirect = the peer's tcUrl, ex.redirect2 = the full URL) instead of a relay through this node. Off by default: ffmpeg's own RTMP client (checked with 5.1) does not follow it and fails, while a relay plays everywhere."
     ),
     d!(
+        "cors_allow_origin",
+        [],
+        &[G],
+        Now,
+        "cors_allow_origin https://player.example.com https://www.example.com;",
+        "flotilla: which page origins may read this node's responses (Access-Control-Allow-Origin on every response, redirects and refusals included, and preflight OPTIONS answered). `*` (the default, as Flussonic) allows every origin; listed origins are echoed back with credentials allowed; `off` sends no CORS headers."
+    ),
+    d!(
         "trusted_proxies",
         [],
         &[G],

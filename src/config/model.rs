@@ -47,6 +47,9 @@ pub struct Config {
     pub shell_allowed_from: Vec<Cidr>,
     /// Proxies whose X-Forwarded-For names the client.
     pub trusted_proxies: Vec<Cidr>,
+    /// Page origins allowed to read responses: empty for the default (`*`), or `*`,
+    /// `off`, or `scheme://host[:port]` origins.
+    pub cors_allow_origin: Vec<String>,
     pub pulsedb: Option<String>,
     pub session_log: Option<String>,
     pub url_prefix: Option<String>,

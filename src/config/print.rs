@@ -158,6 +158,10 @@ impl Printer {
             let nets: Vec<String> = c.trusted_proxies.iter().map(Value::render).collect();
             self.line("trusted_proxies", &nets);
         }
+        if !c.cors_allow_origin.is_empty() {
+            let origins: Vec<String> = c.cors_allow_origin.iter().map(|o| word(o)).collect();
+            self.line("cors_allow_origin", &origins);
+        }
         self.value("auth_token", &c.auth_token);
         match c.auto_token {
             None => {}

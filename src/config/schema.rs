@@ -332,6 +332,44 @@ fn check_stream_name(name: &str, span: Span) -> Result<()> {
     }
 }
 
+/// Most origins `cors_allow_origin` lists (each response compares the request's origin
+/// with them).
+pub const MAX_CORS_ORIGINS: usize = 64;
+
+const CORS_ORIGIN_EXPECTED: &str =
+    "`*`, `off`, or origins like `https://www.example.com` (scheme, host, optional port; no path)";
+
+/// `*` and `off` stand alone; an origin is `http(s)://host[:port]`, as browsers send it.
+fn check_cors_origin(text: &str, alone: bool, span: Span) -> Result<()> {
+    if text == "*" || text == "off" {
+        return if alone {
+            Ok(())
+        } else {
+            Err(
+                Diagnostic::error(span, format!("`{text}` cannot be listed with origins"))
+                    .expected(CORS_ORIGIN_EXPECTED),
+            )
+        };
+    }
+    let authority = text
+        .strip_prefix("https://")
+        .or_else(|| text.strip_prefix("http://"));
+    let valid = authority.is_some_and(|authority| {
+        !authority.is_empty()
+            && authority
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
+    });
+    if valid {
+        Ok(())
+    } else {
+        Err(
+            Diagnostic::error(span, format!("`{text}` is not an origin"))
+                .expected(CORS_ORIGIN_EXPECTED),
+        )
+    }
+}
+
 /// Longest stream name accepted: names become URL paths and file names.
 pub const MAX_STREAM_NAME_BYTES: usize = 256;
 
@@ -495,6 +533,15 @@ fn read_global_statement(
             let args = positionals(statement, 1, usize::MAX, Cidr::EXPECTED)?;
             for (text, span) in args {
                 c.shell_allowed_from.push(parse_at(&text, span)?);
+            }
+            Ok(())
+        }
+        "cors_allow_origin" => {
+            let args = positionals(statement, 1, MAX_CORS_ORIGINS, CORS_ORIGIN_EXPECTED)?;
+            let alone = args.len() == 1;
+            for (text, span) in args {
+                check_cors_origin(&text, alone, span)?;
+                c.cors_allow_origin.push(text);
             }
             Ok(())
         }

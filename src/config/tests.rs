@@ -521,3 +521,19 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn cors_allow_origin_takes_star_off_or_origins() {
+    let config = load("cors_allow_origin https://a.example http://b.example:8080;").config;
+    assert_eq!(
+        config.cors_allow_origin,
+        ["https://a.example", "http://b.example:8080"]
+    );
+    assert_eq!(
+        load("cors_allow_origin off;").config.cors_allow_origin,
+        ["off"]
+    );
+    assert!(error_of("cors_allow_origin * https://a.example;").contains("cannot be listed"));
+    assert!(error_of("cors_allow_origin https://a.example/player;").contains("is not an origin"));
+    assert!(error_of("cors_allow_origin a.example;").contains("is not an origin"));
+}

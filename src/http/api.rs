@@ -92,7 +92,13 @@ pub fn router(state: ApiState, with_api: bool) -> Router {
         router = router.merge(protected);
     }
     // Everything else is media: /NAME/index.m3u8, /NAME/mpegts, … on every listener.
-    router.fallback(super::media::serve).with_state(state)
+    let cors = Arc::new(super::cors::Cors::from_config(
+        &state.config.cors_allow_origin,
+    ));
+    router
+        .fallback(super::media::serve)
+        .with_state(state)
+        .layer(middleware::from_fn_with_state(cors, super::cors::layer))
 }
 
 /// The 404 of a path that is neither an API route nor a stream.

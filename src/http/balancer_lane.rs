@@ -68,6 +68,8 @@ pub struct SimpleHead<'b> {
     pub query: Option<&'b str>,
     /// The `X-Forwarded-For` values, in header order.
     pub forwarded: Forwarded<'b>,
+    /// The `Origin` header (a player page's origin, for the CORS headers).
+    pub origin: Option<&'b [u8]>,
     /// How the connection goes on after the answer.
     pub persistence: Persistence,
 }
@@ -185,6 +187,7 @@ pub fn classify<'b>(buffer: &'b [u8], claims: impl Fn(&str) -> bool) -> Head<'b>
     let mut close = false;
     let mut keep_alive = false;
     let mut forwarded = Forwarded::default();
+    let mut origin = None;
     for header in request.headers.iter() {
         let name = header.name;
         if name.eq_ignore_ascii_case("connection") {
@@ -202,6 +205,8 @@ pub fn classify<'b>(buffer: &'b [u8], claims: impl Fn(&str) -> bool) -> Head<'b>
             || name.eq_ignore_ascii_case("expect")
         {
             return Head::Other;
+        } else if name.eq_ignore_ascii_case("origin") {
+            origin = Some(header.value);
         } else if name.eq_ignore_ascii_case(X_FORWARDED_FOR) {
             match std::str::from_utf8(header.value) {
                 Ok(value) if !forwarded.push(value) => return Head::Other,
@@ -223,6 +228,7 @@ pub fn classify<'b>(buffer: &'b [u8], claims: impl Fn(&str) -> bool) -> Head<'b>
         path,
         query,
         forwarded,
+        origin,
         persistence,
     })
 }
@@ -253,13 +259,15 @@ fn writable_value(value: &str) -> bool {
         .all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f))
 }
 
-/// Appends the answer to `out`: a redirect (`Some(location)` with its status) or a 503.
+/// Appends the answer to `out`: a redirect (`Some(location)` with its status) or a 503,
+/// with `cors_lines` (the request's CORS header lines, `Cors::write_lines`).
 pub fn encode(
     out: &mut Vec<u8>,
     answer: &Routed,
     head_only: bool,
     persistence: Persistence,
     date: &str,
+    cors_lines: &[u8],
 ) {
     let reason;
     let (status_line, location, body): (&[u8], Option<&str>, &[u8]) = match answer {
@@ -297,6 +305,7 @@ pub fn encode(
         out.extend_from_slice(RETRY_AFTER_SECONDS.to_string().as_bytes());
         out.extend_from_slice(b"\r\n");
     }
+    out.extend_from_slice(cors_lines);
     out.extend_from_slice(b"content-length: ");
     out.extend_from_slice(body.len().to_string().as_bytes());
     out.extend_from_slice(b"\r\n");
@@ -343,6 +352,7 @@ where
     let mut input = BytesMut::with_capacity(READ_BUFFER_BYTES);
     let mut output: Vec<u8> = Vec::with_capacity(512);
     let mut date = DateCache::default();
+    let mut cors_lines: Vec<u8> = Vec::new();
     let mut deadline = HeadDeadline::new(limits.header_read_timeout);
     let stop = super::server::stop_requested(shutdown);
     tokio::pin!(stop);
@@ -365,7 +375,16 @@ where
                 match routed {
                     Routed::Redirect(..) | Routed::Unavailable(_) => {
                         let date = date.at(fast.wall_clock_ms());
-                        encode(&mut output, &routed, head.head_only, head.persistence, date);
+                        cors_lines.clear();
+                        fast.cors().write_lines(head.origin, &mut cors_lines);
+                        encode(
+                            &mut output,
+                            &routed,
+                            head.head_only,
+                            head.persistence,
+                            date,
+                            &cors_lines,
+                        );
                         Next::Answered(head.len, head.persistence)
                     }
                     Routed::Local(path) => Next::HandOver(Some(Decided(path))),

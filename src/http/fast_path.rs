@@ -43,15 +43,26 @@ fn forwarded_for(headers: &HeaderMap) -> impl DoubleEndedIterator<Item = &str> {
 pub struct FastPath {
     balancers: Balancers,
     trusted_proxies: std::sync::Arc<Vec<Cidr>>,
+    cors: std::sync::Arc<super::cors::Cors>,
 }
 
 impl FastPath {
     /// `None` when the node has no balancer: nothing to answer early.
-    pub fn new(balancers: Balancers, trusted_proxies: Vec<Cidr>) -> Option<FastPath> {
+    pub fn new(
+        balancers: Balancers,
+        trusted_proxies: Vec<Cidr>,
+        cors: super::cors::Cors,
+    ) -> Option<FastPath> {
         (!balancers.is_empty()).then(|| FastPath {
             balancers,
             trusted_proxies: std::sync::Arc::new(trusted_proxies),
+            cors: std::sync::Arc::new(cors),
         })
+    }
+
+    /// The CORS headers its answers carry.
+    pub fn cors(&self) -> &super::cors::Cors {
+        &self.cors
     }
 
     /// The response to `request` if it is a balancer redirect or refusal; otherwise
@@ -61,7 +72,8 @@ impl FastPath {
         request: &mut Request<B>,
         remote: SocketAddr,
     ) -> Option<Response<Body>> {
-        if !self.claims(request.uri().path()) {
+        // A preflight is answered by the router's CORS layer, never redirected.
+        if !self.claims(request.uri().path()) || request.method() == Method::OPTIONS {
             return None;
         }
         let routed = self.route(
@@ -77,9 +89,21 @@ impl FastPath {
                 request.extensions_mut().insert(Decided(stream_path));
                 None
             }
-            Routed::Redirect(status, location) => Some(super::media::redirect(status, &location)),
-            Routed::Unavailable(why) => Some(super::media::no_server(why)),
+            Routed::Redirect(status, location) => {
+                Some(self.with_cors(request.headers(), super::media::redirect(status, &location)))
+            }
+            Routed::Unavailable(why) => {
+                Some(self.with_cors(request.headers(), super::media::no_server(why)))
+            }
         }
+    }
+
+    fn with_cors(&self, request: &HeaderMap, mut response: Response<Body>) -> Response<Body> {
+        self.cors.decorate(
+            request.get(axum::http::header::ORIGIN),
+            response.headers_mut(),
+        );
+        response
     }
 
     /// Whether `path` is a balancer's (`/NAME/...`): cheap, no allocation.

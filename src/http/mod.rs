@@ -10,6 +10,7 @@ pub mod api;
 pub mod balancer_lane;
 pub mod client_ip;
 pub mod cluster;
+pub mod cors;
 pub mod fast_path;
 pub mod media;
 pub mod rewind;

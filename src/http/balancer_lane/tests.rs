@@ -119,6 +119,7 @@ fn answers_are_written_as_hyper_would_write_them() {
         false,
         Persistence::KeepAlive,
         "Sat, 21 Nov 2026 10:00:00 GMT",
+        b"",
     );
     assert_eq!(
         String::from_utf8(out.clone()).unwrap(),
@@ -132,6 +133,7 @@ fn answers_are_written_as_hyper_would_write_them() {
         false,
         Persistence::Close,
         "D",
+        b"",
     );
     let text = String::from_utf8(out.clone()).unwrap();
     assert!(
@@ -146,6 +148,7 @@ fn answers_are_written_as_hyper_would_write_them() {
         false,
         Persistence::KeepAliveAnnounced,
         "D",
+        b"",
     );
     let text = String::from_utf8(out.clone()).unwrap();
     let (head, body) = text.split_once("\r\n\r\n").unwrap();
@@ -171,6 +174,7 @@ fn answers_are_written_as_hyper_would_write_them() {
         true,
         Persistence::KeepAlive,
         "D",
+        b"",
     );
     assert!(
         String::from_utf8(out.clone())
@@ -185,6 +189,7 @@ fn answers_are_written_as_hyper_would_write_them() {
         false,
         Persistence::KeepAlive,
         "D",
+        b"",
     );
     assert!(!String::from_utf8(out).unwrap().contains("location"));
 }
@@ -256,7 +261,8 @@ fn fast_path(runtime: &Runtime, b_up: bool) -> FastPath {
         None,
         runtime.clone(),
     );
-    FastPath::new(balancers, Vec::new()).expect("a balancer is configured")
+    FastPath::new(balancers, Vec::new(), crate::http::cors::Cors::Any)
+        .expect("a balancer is configured")
 }
 
 fn remote() -> SocketAddr {
@@ -299,7 +305,8 @@ async fn pipelined_redirects_are_answered_in_order_then_hyper_gets_the_rest() {
     let (_stop, shutdown) = watch::channel(false);
     let rest = "GET /flotilla/api/health HTTP/1.1\r\nHost: a\r\n\r\n";
     let end = with_lane(fast_path(&runtime, true), shutdown, |mut far| async move {
-        let both = "GET /lb/s1/index.m3u8?t=1 HTTP/1.1\r\nHost: a\r\n\r\n\
+        let both = "GET /lb/s1/index.m3u8?t=1 HTTP/1.1\r\nHost: a\r\n\
+                    Origin: https://site.example\r\n\r\n\
                     HEAD /lb/s2/index.m3u8 HTTP/1.1\r\nHost: a\r\n\r\n";
         far.write_all(format!("{both}{rest}").as_bytes())
             .await
@@ -308,6 +315,11 @@ async fn pipelined_redirects_are_answered_in_order_then_hyper_gets_the_rest() {
         let (first, second) = answers.split_once("\r\n\r\n").unwrap();
         assert!(first.starts_with("HTTP/1.1 302 Found\r\n"), "{answers}");
         assert!(first.contains("location: http://b.lan:8080/s1/index.m3u8?t=1\r\n"));
+        // A page on another origin may follow the redirect.
+        assert!(
+            first.contains("access-control-allow-origin: *\r\n"),
+            "{first}"
+        );
         assert!(
             first.contains("date: Sat, 21 Nov 2026 10:00:00 GMT"),
             "{first}"
