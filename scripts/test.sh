@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs flotilla's whole test suite. On a fresh machine it first installs what the tests
-# need from the system's package manager (nothing beyond Rust today), so this one command
+# need from the system's package manager (ffmpeg, Chromium, npm), so this one command
 # is all the set-up a newcomer or CI needs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +10,9 @@ needed_packages=()
 command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || needed_packages+=(ffmpeg)
 # `script` gives the shell test a pseudo-terminal.
 command -v script >/dev/null || needed_packages+=(util-linux)
+# Players: hls.js (embedded by the build from the npm registry) in headless Chromium.
+command -v chromium >/dev/null || needed_packages+=(chromium)
+command -v npm >/dev/null || needed_packages+=(nodejs npm)
 if ((${#needed_packages[@]})); then
     if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${needed_packages[@]}"

@@ -48,7 +48,11 @@ pub struct ApiState {
 
 /// The router of a listener: API routes when `with_api`, and a JSON 404 for the rest.
 pub fn router(state: ApiState, with_api: bool) -> Router {
-    let mut router = Router::new();
+    // The embed page's player script, on media listeners too.
+    let mut router = Router::new().route(
+        super::media::PLAYER_SCRIPT_PATH,
+        get(super::media::player_script),
+    );
     if with_api {
         // Health is for load balancers and orchestrators: no credentials, nothing secret.
         router = router.route("/flotilla/api/health", get(health));

@@ -336,6 +336,25 @@ fn mpegts(
     with_type(Body::from_stream(body), "video/mp2t", "no-cache")
 }
 
+/// The hls.js build the node serves at [`PLAYER_SCRIPT_PATH`] (see build.rs); empty when
+/// the build could not fetch it, and the embed page then plays through native HLS only.
+pub static PLAYER_SCRIPT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/hls.light.min.js"));
+
+/// Where the node serves its player script: from the node itself, so that a page on a
+/// private network plays without reaching any other host.
+pub const PLAYER_SCRIPT_PATH: &str = "/flotilla/player/hls.js";
+
+/// `GET /flotilla/player/hls.js`.
+pub async fn player_script() -> Response {
+    with_type(
+        Body::from(Bytes::from_static(PLAYER_SCRIPT)),
+        "text/javascript; charset=utf-8",
+        "public, max-age=86400",
+    )
+}
+
+/// The player page: hls.js where the browser has Media Source Extensions, the browser's
+/// own HLS otherwise (iOS). It loads nothing from any host but this node.
 fn embed(live: &LiveStream) -> Response {
     let name = html_escape(&live.name);
     let page = format!(
@@ -345,12 +364,22 @@ fn embed(live: &LiveStream) -> Response {
 <style>html,body{{margin:0;height:100%;background:#000}}video{{width:100%;height:100%}}</style>
 </head><body>
 <video id="player" controls autoplay muted playsinline></video>
-<script src="https://cdn.jsdelivr.net/npm/hls.js@1/dist/hls.min.js"></script>
+<script src="{PLAYER_SCRIPT_PATH}"></script>
 <script>
   const video = document.getElementById('player');
   const source = 'index.m3u8' + window.location.search;
-  if (video.canPlayType('application/vnd.apple.mpegurl')) {{ video.src = source; }}
-  else if (window.Hls && Hls.isSupported()) {{ const hls = new Hls(); hls.loadSource(source); hls.attachMedia(video); }}
+  if (window.Hls && Hls.isSupported()) {{
+    const hls = new Hls({{ lowLatencyMode: false }});
+    hls.on(Hls.Events.ERROR, (event, data) => {{
+      if (!data.fatal) return;
+      if (data.type === Hls.ErrorTypes.MEDIA_ERROR) hls.recoverMediaError();
+      else hls.startLoad();
+    }});
+    hls.loadSource(source);
+    hls.attachMedia(video);
+  }} else {{
+    video.src = source;
+  }}
 </script>
 </body></html>
 "#

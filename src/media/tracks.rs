@@ -11,7 +11,9 @@
 //! metadata or sequence headers) has delivered a frame, or both video and audio have, or
 //! [`TRACK_DISCOVERY_MS`] passed (by wall clock or by stream time, whichever is first),
 //! or [`TRACK_DISCOVERY_MAX_FRAMES`] are held. Then the tracks are settled and the held
-//! frames go out in order. A track that still appears later changes the program: the
+//! frames go out in order, from the last video keyframe before the first audio frame, so
+//! that the first segment carries samples of every track (a player configures a track
+//! from its samples, not from the PMT alone). A track that still appears later changes the program: the
 //! packager gives it a new PMT version and cuts a segment with EXT-X-DISCONTINUITY there
 //! (see `live::Packager`).
 
@@ -123,7 +125,8 @@ impl TrackGate {
             return Gated::Held;
         }
         let tracks = *seen;
-        let frames = std::mem::take(held).into();
+        let mut frames: Vec<(Frame, bool)> = std::mem::take(held).into();
+        frames.drain(..first_with_every_track(&frames));
         self.state = State::Settled(tracks);
         Gated::Release(frames)
     }
@@ -134,6 +137,21 @@ impl TrackGate {
             *settled = tracks;
         }
     }
+}
+
+/// Where the released frames start: at the last video keyframe at or before the first
+/// audio frame, so that the first segment holds samples of every track. A player cannot
+/// configure a track from a PMT entry alone: hls.js makes its audio buffer from the first
+/// segment's ADTS headers, and a first segment without audio frames leaves it video-only
+/// however the PMT reads. Video before that keyframe is dropped (at most one GOP).
+fn first_with_every_track(frames: &[(Frame, bool)]) -> usize {
+    let Some(first_audio) = frames.iter().position(|(f, _)| !f.codec.is_video()) else {
+        return 0;
+    };
+    frames[..=first_audio]
+        .iter()
+        .rposition(|(f, _)| f.starts_gop())
+        .unwrap_or(0)
 }
 
 /// The one track a frame belongs to.
@@ -193,6 +211,31 @@ mod tests {
         assert_eq!(gate.settled(), Some(BOTH));
         let offered = gate.offer(&frame(Codec::H264, 6), false, BOTH, START_MS + 240);
         assert_eq!(offered, Gated::Pass);
+    }
+
+    #[test]
+    fn release_starts_at_the_last_keyframe_before_the_first_audio_frame() {
+        let mut gate = TrackGate::default();
+        let keyframe = |index| Frame {
+            keyframe: true,
+            ..frame(Codec::H264, index)
+        };
+        for index in 0..37 {
+            let video = if index % 25 == 0 {
+                keyframe(index)
+            } else {
+                frame(Codec::H264, index)
+            };
+            assert_eq!(gate.offer(&video, false, BOTH, START_MS), Gated::Held);
+        }
+        match gate.offer(&frame(Codec::Aac, 37), false, BOTH, START_MS) {
+            Gated::Release(frames) => {
+                assert_eq!(frames[0].0.dts, keyframe(25).dts);
+                assert!(frames[0].0.starts_gop());
+                assert_eq!(frames.len(), 37 - 25 + 1);
+            }
+            other => panic!("expected a release, got {other:?}"),
+        }
     }
 
     #[test]

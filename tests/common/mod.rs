@@ -5,6 +5,8 @@
 
 #![allow(dead_code, clippy::disallowed_methods)] // Real processes need the real clock.
 
+pub mod browser;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;

@@ -1,0 +1,157 @@
+//! Real players in a real browser: hls.js (the build the node serves) in headless
+//! Chromium, on a page of another origin, against real node processes fed by ffmpeg.
+//!
+//! These are the paths a first user tries: a site embedding a stream published a moment
+//! ago, and a player sent by a node without the stream to the node that has it.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::browser::{Browser, PageServer, hlsjs_page};
+use common::{Node, free_port, http_get, member, poll_until, shared_config};
+
+/// How long the playback a test asks for may take, start-up included.
+const PLAYBACK_DEADLINE: Duration = Duration::from_secs(60);
+/// How long a published stream may take to have its first segment.
+const FIRST_SEGMENT_DEADLINE: Duration = Duration::from_secs(20);
+
+/// ffmpeg publishing a live test pattern with a tone (H.264 + AAC, keyframe every second)
+/// to `url`, in real time, as an encoder in the field would. The tone starts 1.5 s after
+/// the picture, as with an encoder whose audio path starts late: the publish begins with
+/// video only, and audio arrives after the first keyframe. Killed on drop.
+struct Publisher(Child);
+
+impl Publisher {
+    fn start(url: &str) -> Publisher {
+        let child = Command::new("ffmpeg")
+            .args(["-v", "error", "-re"])
+            .args(["-f", "lavfi", "-i", "testsrc=size=320x180:rate=25"])
+            .args(["-itsoffset", "1.5"])
+            .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"])
+            .args([
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-tune",
+                "zerolatency",
+            ])
+            .args(["-g", "25", "-pix_fmt", "yuv420p"])
+            .args(["-c:a", "aac", "-b:a", "64k", "-f", "flv"])
+            .arg(url)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("ffmpeg is installed by scripts/test.sh");
+        Publisher(child)
+    }
+}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits until `path` on `at` answers `wanted`.
+fn wait_for_status(at: SocketAddr, path: &str, wanted: u16) {
+    let answered = poll_until(FIRST_SEGMENT_DEADLINE, || {
+        matches!(http_get(at, path, &[]), Ok((status, _, _)) if status == wanted).then_some(())
+    });
+    assert!(answered.is_some(), "{path} on {at} never answered {wanted}");
+}
+
+/// Reads the page's reports until the video has played `seconds`; returns the last
+/// report. Panics with the report on any hls.js error event or when time runs out.
+fn plays_without_errors(page: &PageServer, seconds: f64) -> serde_json::Value {
+    let start = Instant::now();
+    let mut last = serde_json::Value::Null;
+    while start.elapsed() < PLAYBACK_DEADLINE {
+        let Some(report) = page.next_report(Duration::from_secs(5)) else {
+            continue;
+        };
+        assert_eq!(report["hlsjs"], true, "hls.js did not load: {report}");
+        let errors = report["errors"].as_array().cloned().unwrap_or_default();
+        assert!(errors.is_empty(), "the player saw errors: {report}");
+        if report["time"].as_f64().unwrap_or(0.0) >= seconds {
+            return report;
+        }
+        last = report;
+    }
+    panic!("the video did not play {seconds} s in time; last report: {last}");
+}
+
+#[test]
+fn hlsjs_joining_right_after_an_rtmp_publish_plays_without_errors() {
+    let (http, rtmp) = (free_port(), free_port());
+    let at = SocketAddr::from(([127, 0, 0, 1], http));
+    let config = format!(
+        "http 127.0.0.1:{http};\nrtmp 127.0.0.1:{rtmp};\n\
+         template live {{ prefix live; segment_duration 1; }}\n"
+    );
+    let _node = Node::start(&config, at, &[], &[]);
+    let _publisher = Publisher::start(&format!("rtmp://127.0.0.1:{rtmp}/live/cam"));
+    // The viewer arrives with the first segment: the one whose PMT decides the player's
+    // buffers.
+    wait_for_status(at, "/live/cam/index.m3u8", 200);
+    let page = PageServer::start(hlsjs_page(at, &format!("http://{at}/live/cam/index.m3u8")));
+    let _browser = Browser::open(&format!("{}/", page.origin));
+    let report = plays_without_errors(&page, 15.0);
+    assert!(report["videoWidth"].as_u64() == Some(320), "{report}");
+}
+
+#[test]
+fn a_page_on_another_origin_plays_through_a_redirect() {
+    let port = free_port();
+    let (rtmp_a, rtmp_b) = (free_port(), free_port());
+    let key = "0f4c5d3b2a1908f7e6d5c4b3a2918070";
+    let config = shared_config(port, key, &[2, 3]);
+    let a = member(2, "a", port, rtmp_a, &config);
+    let b = member(3, "b", port, rtmp_b, &config);
+    let _publisher = Publisher::start(&format!("rtmp://{}/live/news", a.rtmp));
+    wait_for_status(a.http, "/live/news/index.m3u8", 200);
+    // Node b does not have the stream: it sends the player to a once it hears of it.
+    wait_for_status(b.http, "/live/news/index.m3u8", 302);
+    let page = PageServer::start(hlsjs_page(
+        b.http,
+        &format!("http://{}/live/news/index.m3u8", b.http),
+    ));
+    let _browser = Browser::open(&format!("{}/", page.origin));
+    plays_without_errors(&page, 8.0);
+}
+
+#[test]
+fn the_player_page_loads_its_script_from_the_node_only() {
+    let http = free_port();
+    let at = SocketAddr::from(([127, 0, 0, 1], http));
+    let config = format!("http 127.0.0.1:{http};\nstream clip {{ input test://; }}\n");
+    let _node = Node::start(&config, at, &[], &[]);
+    let (status, _, page) = http_get(at, "/clip/embed.html", &[]).unwrap();
+    assert_eq!(status, 200);
+    let sources: Vec<&str> = page
+        .split("src=\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .collect();
+    assert!(!sources.is_empty(), "{page}");
+    for source in &sources {
+        assert!(
+            source.starts_with('/') && !source.starts_with("//"),
+            "the page loads {source} from another host"
+        );
+    }
+    let (status, head, script) = http_get(at, "/flotilla/player/hls.js", &[]).unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        head.to_ascii_lowercase().contains("text/javascript"),
+        "{head}"
+    );
+    // The embedded hls.js build, not an empty stand-in.
+    assert!(script.len() > 100_000, "{} bytes", script.len());
+    assert!(script.contains("Hls"));
+}

@@ -1,0 +1,182 @@
+//! A real browser for player tests: headless Chromium loading a page that the test
+//! serves itself, on its own origin, and that reports back over HTTP.
+//!
+//! No DevTools protocol: the page POSTs JSON reports to `/report` on the origin that
+//! served it, and the test reads them from a channel. The page loads hls.js from the
+//! node under test (`/flotilla/player/hls.js`), so the script the node embeds is the one
+//! that plays, and nothing comes from any other host.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use super::TempDir;
+
+/// Largest report a page may POST.
+const MAX_REPORT_BYTES: usize = 64 * 1024;
+/// How long the page server waits for one request's bytes.
+const PAGE_SERVER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Serves one HTML page at `/` on 127.0.0.1 (its own origin) and collects the JSON the
+/// page POSTs to `/report`.
+pub struct PageServer {
+    pub origin: String,
+    pub reports: mpsc::Receiver<serde_json::Value>,
+}
+
+impl PageServer {
+    pub fn start(html: String) -> PageServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let origin = format!("http://{}", listener.local_addr().unwrap());
+        let (sender, reports) = mpsc::channel();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let html = html.clone();
+                let sender = sender.clone();
+                std::thread::spawn(move || {
+                    let _ = serve_one(stream, &html, &sender);
+                });
+            }
+        });
+        PageServer { origin, reports }
+    }
+
+    /// The next report within `deadline`.
+    pub fn next_report(&self, deadline: Duration) -> Option<serde_json::Value> {
+        self.reports.recv_timeout(deadline).ok()
+    }
+}
+
+fn serve_one(
+    stream: TcpStream,
+    html: &str,
+    reports: &mpsc::Sender<serde_json::Value>,
+) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(PAGE_SERVER_READ_TIMEOUT))?;
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut request_line = String::new();
+    reader.read_line(&mut request_line)?;
+    let mut content_length = 0usize;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line)?;
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':')
+            && name.eq_ignore_ascii_case("content-length")
+        {
+            content_length = value.trim().parse().unwrap_or(0).min(MAX_REPORT_BYTES);
+        }
+    }
+    let mut writer = stream;
+    if request_line.starts_with("POST /report") {
+        let mut body = vec![0; content_length];
+        reader.read_exact(&mut body)?;
+        if let Ok(report) = serde_json::from_slice(&body) {
+            let _ = reports.send(report);
+        }
+        writer.write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")?;
+    } else if request_line.starts_with("GET / ") {
+        write!(
+            writer,
+            "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{html}",
+            html.len()
+        )?;
+    } else {
+        writer.write_all(
+            b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        )?;
+    }
+    Ok(())
+}
+
+/// A page that plays `source` with the hls.js the node at `node` serves, and reports
+/// every second: the playback position, every hls.js error event, whether hls.js is in
+/// use. The report goes to the page's own origin.
+pub fn hlsjs_page(node: SocketAddr, source: &str) -> String {
+    format!(
+        r#"<!doctype html>
+<html><body>
+<video id="v" muted autoplay playsinline></video>
+<script src="http://{node}/flotilla/player/hls.js"></script>
+<script>
+  const video = document.getElementById('v');
+  const errors = [];
+  let hlsjs = false;
+  window.addEventListener('error', (e) => errors.push({{ type: 'page', details: String(e.message) }}));
+  if (window.Hls && Hls.isSupported()) {{
+    hlsjs = true;
+    const hls = new Hls();
+    hls.on(Hls.Events.ERROR, (event, data) => {{
+      errors.push({{ type: data.type, details: data.details, fatal: data.fatal,
+                     error: data.error ? String(data.error) : null,
+                     url: data.url || (data.context && data.context.url) || null }});
+    }});
+    hls.loadSource({source:?});
+    hls.attachMedia(video);
+  }}
+  setInterval(() => {{
+    fetch('/report', {{ method: 'POST', body: JSON.stringify({{
+      hlsjs, time: video.currentTime, errors, paused: video.paused,
+      videoWidth: video.videoWidth, readyState: video.readyState
+    }}) }}).catch(() => {{}});
+  }}, 1000);
+</script>
+</body></html>
+"#
+    )
+}
+
+/// Headless Chromium on one page, killed on drop.
+pub struct Browser {
+    child: Child,
+    _profile: TempDir,
+}
+
+impl Browser {
+    pub fn open(url: &str) -> Browser {
+        let profile = TempDir::new("chromium");
+        // Its own process group: Chromium's renderers and helpers die with it.
+        let child = Command::new("chromium")
+            .process_group(0)
+            .args([
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--disable-extensions",
+                "--disable-background-networking",
+                "--autoplay-policy=no-user-gesture-required",
+                "--mute-audio",
+            ])
+            .arg(format!("--user-data-dir={}", profile.0.display()))
+            .arg(url)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromium is installed by scripts/test.sh");
+        Browser {
+            child,
+            _profile: profile,
+        }
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-KILL")
+            .arg(format!("-{}", self.child.id()))
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
