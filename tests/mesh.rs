@@ -101,7 +101,29 @@ fn three_nodes_redirect_viewers_and_notice_a_dead_peer() {
             "media arrives after the redirect"
         );
     });
-    // A redirected request is never sent on again.
+    // A request redirected before (a load balancer sent it on to a node without the
+    // stream) is sent to the owner again, its hops counted; past the limit it is told to
+    // retry, never bounced forever; a stream nobody has is not found.
+    let (status, head, _) = http_get(
+        c.http,
+        "/live/news/index.m3u8?flotilla_hop=1&token=abc",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(status, 302, "{head}");
+    assert!(
+        head.contains(&format!(
+            "http://{}/live/news/index.m3u8?token=abc&flotilla_hop=2",
+            b.http
+        )),
+        "{head}"
+    );
+    let (status, head, _) = http_get(a.http, "/live/news/index.m3u8?flotilla_hop=3", &[]).unwrap();
+    assert_eq!(status, 503, "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("retry-after: 1"),
+        "{head}"
+    );
     let (status, _, _) = http_get(a.http, "/live/nothing/index.m3u8?flotilla_hop=1", &[]).unwrap();
     assert_eq!(status, 404);
 

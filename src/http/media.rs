@@ -130,8 +130,7 @@ async fn serve_path(state: &ApiState, request: RequestInfo, path: &str) -> Respo
         return error_response(StatusCode::BAD_REQUEST, "path traversal is not allowed");
     }
     let Some((live, rest)) = state.directory.resolve(trimmed) else {
-        return redirect_to_peer(&state, path, request.query.as_deref())
-            .unwrap_or_else(|| not_found(path));
+        return elsewhere(&state, path, request.query.as_deref());
     };
     // A cluster_ingest stream is served by its current capturer only (highest epoch).
     let now_ms = state.node.runtime.wall_clock_ms();
@@ -141,8 +140,10 @@ async fn serve_path(state: &ApiState, request: RequestInfo, path: &str) -> Respo
         &live.name,
         now_ms,
         &state.identity.hostname,
-    ) && let Some(redirect) = redirect_to_peer(&state, path, request.query.as_deref())
+    ) && let Elsewhere::Redirect(redirect) =
+        redirect_to_peer(&state, path, request.query.as_deref())
     {
+        // Past the hop limit a superseded capturer still serves what it has.
         return redirect;
     }
     let rest = rest.to_string();
@@ -185,37 +186,103 @@ async fn serve_path(state: &ApiState, request: RequestInfo, path: &str) -> Respo
     response
 }
 
-/// Query parameter marking a request this cluster already redirected once: it is served
-/// or refused where it lands, never sent on again (no bouncing between nodes).
+/// Query parameter counting the redirects a viewer's request went through
+/// (`flotilla_hop=N`), so that views that disagree for a moment cannot bounce a viewer
+/// between nodes forever.
 pub const HOP_PARAMETER: &str = "flotilla_hop";
 
+/// Most redirects one request is sent through. One is the rule: the node asked sends the
+/// viewer to the stream's owner. The others cover a node whose view lags a failover (or a
+/// load balancer that sends the redirected request to another node): the request is sent
+/// on to the owner again instead of refused. Past this the answer is 503 with
+/// `Retry-After`, never a loop.
+pub const MAX_REDIRECT_HOPS: u32 = 3;
+
+/// The redirects `query` says the request went through (a marker without a number counts
+/// as one, as older nodes wrote it).
+fn hops_of(query: Option<&str>) -> u32 {
+    query
+        .into_iter()
+        .flat_map(|query| query.split('&'))
+        .filter_map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (name == HOP_PARAMETER).then(|| value.parse::<u32>().unwrap_or(1).max(1))
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// `query` with its hop markers replaced by one counting `hops`.
+fn with_hops(query: Option<&str>, hops: u32) -> String {
+    let mut kept: Vec<&str> = query
+        .into_iter()
+        .flat_map(|query| query.split('&'))
+        .filter(|pair| !pair.is_empty() && pair.split('=').next() != Some(HOP_PARAMETER))
+        .collect();
+    let marker = format!("{HOP_PARAMETER}={hops}");
+    kept.push(&marker);
+    kept.join("&")
+}
+
+/// Where a request for a stream this node does not serve goes.
+enum Elsewhere {
+    /// A 302 to the peer that has it.
+    Redirect(Response),
+    /// A peer has it, but the request went through [`MAX_REDIRECT_HOPS`] already.
+    TooManyHops,
+    /// No alive peer has it (or the node is not in a cluster).
+    Nowhere,
+}
+
 /// A 302 to an alive peer that has the stream (the longest name that prefixes the path),
-/// keeping the path and query; `None` when no alive peer has it or the request has
-/// already been redirected once.
-fn redirect_to_peer(state: &ApiState, path: &str, query: Option<&str>) -> Option<Response> {
-    let mesh = state.mesh.as_ref()?;
-    if query.is_some_and(|q| {
-        q.split('&')
-            .any(|pair| pair.split('=').next() == Some(HOP_PARAMETER))
-    }) {
-        return None;
-    }
+/// keeping the path and query and counting the hop.
+fn redirect_to_peer(state: &ApiState, path: &str, query: Option<&str>) -> Elsewhere {
+    let Some(mesh) = state.mesh.as_ref() else {
+        return Elsewhere::Nowhere;
+    };
     let name_path = path.trim_start_matches('/');
     let now_ms = state.node.runtime.wall_clock_ms();
     let view = mesh.view().read().unwrap_or_else(|p| p.into_inner());
-    let peer = view.redirect_target(name_path, now_ms)?;
-    let base = peer.viewer_base_url();
-    let location = match query {
-        Some(query) if !query.is_empty() => format!("{base}{path}?{query}&{HOP_PARAMETER}=1"),
-        _ => format!("{base}{path}?{HOP_PARAMETER}=1"),
+    let Some(peer) = view.redirect_target(name_path, now_ms) else {
+        return Elsewhere::Nowhere;
     };
-    tracing::debug!(%path, peer = %peer.name, "viewer redirected to the peer that has the stream");
+    let hops = hops_of(query);
+    if hops >= MAX_REDIRECT_HOPS {
+        return Elsewhere::TooManyHops;
+    }
+    let location = format!(
+        "{}{path}?{}",
+        peer.viewer_base_url(),
+        with_hops(query, hops + 1)
+    );
+    let Ok(location) = HeaderValue::from_str(&location) else {
+        return Elsewhere::Nowhere;
+    };
+    tracing::debug!(%path, peer = %peer.name, hops, "viewer redirected to the peer that has the stream");
     let mut response = Response::new(Body::empty());
     *response.status_mut() = StatusCode::FOUND;
-    response
-        .headers_mut()
-        .insert(header::LOCATION, HeaderValue::from_str(&location).ok()?);
-    Some(response)
+    response.headers_mut().insert(header::LOCATION, location);
+    Elsewhere::Redirect(response)
+}
+
+/// The answer for a stream this node does not have.
+fn elsewhere(state: &ApiState, path: &str, query: Option<&str>) -> Response {
+    match redirect_to_peer(state, path, query) {
+        Elsewhere::Redirect(response) => response,
+        Elsewhere::Nowhere => not_found(path),
+        Elsewhere::TooManyHops => {
+            let mut response = error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "{path} was redirected {MAX_REDIRECT_HOPS} times: the nodes disagree for a moment on who has the stream; retry"
+                ),
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            response
+        }
+    }
 }
 
 fn with_type(body: impl Into<Body>, content_type: &'static str, cache: &'static str) -> Response {
@@ -392,4 +459,34 @@ fn html_escape(text: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hops_are_counted_from_the_query() {
+        assert_eq!(hops_of(None), 0);
+        assert_eq!(hops_of(Some("token=a")), 0);
+        assert_eq!(hops_of(Some("token=a&flotilla_hop=1")), 1);
+        assert_eq!(hops_of(Some("flotilla_hop")), 1, "an old bare marker");
+        assert_eq!(hops_of(Some("flotilla_hop=x")), 1);
+        assert_eq!(hops_of(Some("flotilla_hop=2&flotilla_hop=1")), 2);
+        assert_eq!(hops_of(Some("flotilla_hopper=5")), 0);
+    }
+
+    #[test]
+    fn the_hop_marker_is_replaced_not_repeated() {
+        assert_eq!(with_hops(None, 1), "flotilla_hop=1");
+        assert_eq!(with_hops(Some(""), 1), "flotilla_hop=1");
+        assert_eq!(
+            with_hops(Some("token=abc&flotilla_hop=1"), 2),
+            "token=abc&flotilla_hop=2"
+        );
+        assert_eq!(
+            with_hops(Some("flotilla_hop=1&a=b"), 2),
+            "a=b&flotilla_hop=2"
+        );
+    }
 }
