@@ -129,6 +129,7 @@ pub fn node_plan(config: &Config, identity: &NodeIdentity) -> NodePlan {
                     },
                     retry_limit: options.retry_limit,
                     ephemeral: false,
+                    relay: false,
                 }
             })
             .collect(),

@@ -149,6 +149,16 @@ impl SessionTable {
         self.len() == 0
     }
 
+    /// Sessions watching `stream` over `protocol` now.
+    pub fn count(&self, stream: &str, protocol: Protocol) -> usize {
+        self.inner
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .filter(|session| session.stream == stream && session.protocol == protocol)
+            .count()
+    }
+
     /// Every session, for the API.
     pub fn all(&self) -> Vec<Arc<Session>> {
         self.inner

@@ -58,6 +58,9 @@ pub struct StreamPlan {
     /// Not from the config (a template's published stream, a relay): its shared state
     /// goes with its actor, even when the actor fails.
     pub ephemeral: bool,
+    /// A copy of a peer's stream for this node's RTMP players: never advertised to the
+    /// cluster, so no node relays or redirects to a copy, only to the stream's owner.
+    pub relay: bool,
 }
 
 /// One input of a stream.
@@ -274,6 +277,7 @@ mod tests {
                     clients_timeout_ms: Some(30_000),
                     retry_limit: None,
                     ephemeral: false,
+                    relay: false,
                 },
                 StreamPlan {
                     name: "live/news".into(),
@@ -287,6 +291,7 @@ mod tests {
                     clients_timeout_ms: Some(30_000),
                     retry_limit: None,
                     ephemeral: false,
+                    relay: false,
                 },
             ],
             balancers: vec![BalancerPlan {
@@ -455,6 +460,7 @@ mod ingest_tests {
                 clients_timeout_ms: None,
                 retry_limit: None,
                 ephemeral: false,
+                relay: false,
             }],
             ingest: IngestPlan {
                 me: "a".into(),

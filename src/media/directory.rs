@@ -69,8 +69,20 @@ impl Directory {
     /// The stream called `name`, created with `packaging` if absent. A restarted stream
     /// actor gets its previous state back, so viewers keep their window across restarts.
     pub fn get_or_create(&self, name: &str, packaging: Packaging) -> Arc<LiveStream> {
+        self.get_or_create_as(name, packaging, false)
+    }
+
+    /// The state of `name`, created (or replaced, when made for other packaging or
+    /// another origin) as a relay of a peer's stream when `relay`.
+    pub fn get_or_create_as(
+        &self,
+        name: &str,
+        packaging: Packaging,
+        relay: bool,
+    ) -> Arc<LiveStream> {
+        let fits = |live: &LiveStream| live.packaging == packaging && live.relay == relay;
         if let Some(live) = self.get(name)
-            && live.packaging == packaging
+            && fits(&live)
         {
             return live;
         }
@@ -78,9 +90,9 @@ impl Directory {
         self.version.fetch_add(1, Ordering::Release);
         let live = streams
             .entry(name.to_string())
-            .or_insert_with(|| LiveStream::new(name, packaging));
-        if live.packaging != packaging {
-            *live = LiveStream::new(name, packaging);
+            .or_insert_with(|| LiveStream::with_origin(name, packaging, relay));
+        if !fits(live) {
+            *live = LiveStream::with_origin(name, packaging, relay);
         }
         live.clone()
     }
@@ -111,6 +123,19 @@ impl Directory {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .remove(name);
+    }
+
+    /// Removes `live` if it is still the state registered under its name (a newer state
+    /// under the same name stays).
+    pub fn remove_exact(&self, live: &Arc<LiveStream>) {
+        let mut streams = self.streams.write().unwrap_or_else(|p| p.into_inner());
+        if streams
+            .get(&live.name)
+            .is_some_and(|registered| Arc::ptr_eq(registered, live))
+        {
+            self.version.fetch_add(1, Ordering::Release);
+            streams.remove(&live.name);
+        }
     }
 
     /// Opens (or reopens) the publish point of `name`; the ingest reads from the receiver.

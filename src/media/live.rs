@@ -78,6 +78,8 @@ pub struct LiveCounters {
 pub struct LiveStream {
     pub name: String,
     pub packaging: Packaging,
+    /// A copy of a peer's stream for this node's RTMP players (never advertised).
+    pub relay: bool,
     window: RwLock<Window>,
     gop: RwLock<Vec<Bytes>>,
     rendition: RwLock<Rendition>,
@@ -98,9 +100,15 @@ pub struct LiveStream {
 
 impl LiveStream {
     pub fn new(name: &str, packaging: Packaging) -> Arc<LiveStream> {
+        LiveStream::with_origin(name, packaging, false)
+    }
+
+    /// A stream's state; `relay` when it copies a peer's stream.
+    pub fn with_origin(name: &str, packaging: Packaging, relay: bool) -> Arc<LiveStream> {
         Arc::new(LiveStream {
             name: name.to_string(),
             packaging,
+            relay,
             window: RwLock::new(Window::new(packaging.segment_count)),
             gop: RwLock::new(Vec::new()),
             rendition: RwLock::new(Rendition::default()),

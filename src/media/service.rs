@@ -57,6 +57,19 @@ pub struct MediaService {
     pub runtime: Runtime,
 }
 
+/// An ephemeral stream's entry in the directory, removed when dropped (see
+/// [`Directory::remove_exact`]).
+struct Registration {
+    directory: Directory,
+    live: std::sync::Arc<super::live::LiveStream>,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.directory.remove_exact(&self.live);
+    }
+}
+
 impl MediaService {
     pub fn new(runtime: Runtime) -> MediaService {
         MediaService {
@@ -70,7 +83,16 @@ impl MediaService {
             segment_duration_ms: plan.segment_duration_ms,
             segment_count: plan.segment_count,
         };
-        let live = self.directory.get_or_create(&plan.name, packaging);
+        let live = self
+            .directory
+            .get_or_create_as(&plan.name, packaging, plan.relay);
+        // An ephemeral stream's state goes with its ingest however its actor ends (a
+        // failed actor runs no `terminate`): nothing stays registered for a request to
+        // find and wait on.
+        let _registration = plan.ephemeral.then(|| Registration {
+            directory: self.directory.clone(),
+            live: live.clone(),
+        });
         if plan.ondemand {
             return self.run_ondemand(plan, live).await;
         }

@@ -211,8 +211,10 @@ impl Advertiser {
                 ingest,
             };
         };
-        // A cluster_ingest stream this node no longer captures is never offered.
-        let offered = matches!(ingest, IngestRole::None | IngestRole::Capturing);
+        // A cluster_ingest stream this node no longer captures is never offered, and
+        // neither is a relay: viewers and relays go to a stream's owner, never to a copy
+        // that ends with its last player here.
+        let offered = !live.relay && matches!(ingest, IngestRole::None | IngestRole::Capturing);
         RemoteStream {
             alive: offered && live.is_alive(now_ms, ALIVE_WITHIN_MS),
             ondemand: offered && self.ondemand.contains(name),
@@ -244,6 +246,18 @@ mod tests {
 
     fn names(list: &[StreamEntry]) -> Vec<&str> {
         list.iter().map(|entry| entry.name.as_str()).collect()
+    }
+
+    #[test]
+    fn a_relay_copy_is_never_offered() {
+        let (advertiser, directory, _board) = advertiser();
+        let live = directory.get_or_create_as("copy", Packaging::default(), true);
+        live.counters
+            .last_frame_ms
+            .store(advertiser.clock.wall_clock_ms(), Ordering::Relaxed);
+        let list = advertiser.streams();
+        let entry = list.iter().find(|e| e.name == "copy").expect("listed");
+        assert!(!entry.remote().alive && !entry.remote().ondemand);
     }
 
     #[test]

@@ -474,6 +474,7 @@ impl Connection {
         input: &str,
         segment_duration_ms: u64,
         segment_count: usize,
+        relay: bool,
     ) -> Result<(), String> {
         let supervisor = supervisor_at(&self.context.node, &ActorPath::root().child("streams"))
             .ok_or_else(|| "the streams supervisor is not running".to_string())?;
@@ -493,6 +494,7 @@ impl Connection {
             clients_timeout_ms: None,
             retry_limit: None,
             ephemeral: true,
+            relay,
         };
         let actor = StreamActor {
             media: self.context.media.clone(),
@@ -514,7 +516,13 @@ impl Connection {
             .segment_count
             .map_or(crate::defaults::SEGMENT_COUNT, |c| c as usize);
         match self
-            .start_ephemeral_stream(name, "publish://", segment_duration_ms, segment_count)
+            .start_ephemeral_stream(
+                name,
+                "publish://",
+                segment_duration_ms,
+                segment_count,
+                false,
+            )
             .await
         {
             Ok(()) => {
@@ -770,11 +778,9 @@ impl Connection {
                 ..
             } => {
                 self.context.sessions.close(&session);
-                let watched = live
-                    .counters
-                    .clients
-                    .load(std::sync::atomic::Ordering::Relaxed)
-                    > 0;
+                // A relay is for this node's RTMP players: HTTP viewers of the copy are
+                // sent to the owner once it stops, so they do not keep it running.
+                let watched = self.context.sessions.count(&live.name, Protocol::Rtmp) > 0;
                 if relayed && !watched {
                     self.stop_template_stream(&live.name).await;
                 }
@@ -862,6 +868,7 @@ impl Connection {
                 &peer_url,
                 crate::defaults::SEGMENT_DURATION_MS,
                 crate::defaults::SEGMENT_COUNT,
+                true,
             )
             .await;
         tracing::info!(stream = %name, relay = %peer_url, ok = started.is_ok(), "relaying a peer's stream for an RTMP player");
