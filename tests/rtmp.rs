@@ -264,3 +264,42 @@ fn ffmpeg_publishes_and_ffprobe_plays_over_rtmp() {
     let output = ffprobe_streams(&format!("rtmp://{}/static/clip", node.rtmp));
     assert!(output.contains("codec_name=h264|width=640"));
 }
+
+#[test]
+fn hostile_stream_names_are_refused_and_the_log_stays_one_line_per_event() {
+    let node = rtmp_node();
+    let long = "a".repeat(60_000);
+    let hostile = [
+        "../../../etc/passwd",
+        "a\0b",
+        long.as_str(),
+        "x\nERROR FORGED cluster key leaked",
+    ];
+    runtime().block_on(async {
+        for key in hostile {
+            let mut publisher = RtmpClient::connect(&node.rtmp, "live").await.unwrap();
+            let error = publisher.publish(key).await.err().expect("refused");
+            assert!(error.contains("BadName"), "{error}");
+            let mut player = RtmpClient::connect(&node.rtmp, "live").await.unwrap();
+            assert!(player.play(key).await.is_err(), "play of {key:?}");
+        }
+    });
+    // Nothing was started under a hostile name.
+    let (_, _, streams) = http_get(node.http, "/streamer/api/v3/streams", &[]).unwrap();
+    assert!(
+        !streams.contains("passwd") && !streams.contains("FORGED"),
+        "{streams}"
+    );
+    // HTTP paths follow the same rule.
+    let (status, _, _) = http_get(node.http, "/live/a%0Ab/index.m3u8", &[]).unwrap();
+    assert_eq!(status, 400);
+    // The log never shows a line the client wrote.
+    let log = node._node.log_tail();
+    assert!(log.contains("rtmp publish refused"), "{log}");
+    for line in log.lines() {
+        assert!(
+            !line.trim_start().starts_with("ERROR FORGED"),
+            "forged line: {line}"
+        );
+    }
+}

@@ -309,27 +309,12 @@ fn parse_listen(text: &str, span: Span) -> Result<ListenAddr> {
     })
 }
 
-/// Stream names: Latin letters, digits, `.`, `-`, `_` and `/` between segments (spec §1.2).
+/// Stream names: the node's one rule (`media::name`, spec §1.2).
 fn check_stream_name(name: &str, span: Span) -> Result<()> {
-    let valid_chars = name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '/'));
-    let valid_shape = !name.is_empty()
-        && !name.starts_with('/')
-        && !name.ends_with('/')
-        && !name.contains("//")
-        && name
-            .split('/')
-            .all(|segment| segment != "." && segment != "..");
-    if valid_chars && valid_shape && name.len() <= MAX_STREAM_NAME_BYTES {
-        Ok(())
-    } else {
-        Err(Diagnostic::error(span, format!("`{name}` is not a valid stream name")).expected(
-            format!(
-                "letters, digits, `.`, `-`, `_` and `/` between segments, at most {MAX_STREAM_NAME_BYTES} bytes"
-            ),
-        ))
-    }
+    crate::media::name::check(name).map_err(|why| {
+        Diagnostic::error(span, format!("`{name}` is not a valid stream name: {why}"))
+            .expected(crate::media::name::STREAM_NAME_RULE)
+    })
 }
 
 /// Most origins `cors_allow_origin` lists (each response compares the request's origin
@@ -369,9 +354,6 @@ fn check_cors_origin(text: &str, alone: bool, span: Span) -> Result<()> {
         )
     }
 }
-
-/// Longest stream name accepted: names become URL paths and file names.
-pub const MAX_STREAM_NAME_BYTES: usize = 256;
 
 fn choose<T: Copy>(text: &str, span: Span, names: &[&str], values: &[T], what: &str) -> Result<T> {
     match names.iter().position(|n| n.eq_ignore_ascii_case(text)) {

@@ -129,6 +129,17 @@ async fn serve_path(state: &ApiState, request: RequestInfo, path: &str) -> Respo
     {
         return error_response(StatusCode::BAD_REQUEST, "path traversal is not allowed");
     }
+    if trimmed.len() > MAX_MEDIA_PATH_BYTES
+        || !trimmed.bytes().all(crate::media::name::allowed_byte)
+    {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "not a stream path: a stream name is {}",
+                crate::media::name::STREAM_NAME_RULE
+            ),
+        );
+    }
     let Some((live, rest)) = state.directory.resolve(trimmed) else {
         return elsewhere(&state, path, request.query.as_deref());
     };

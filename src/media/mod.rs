@@ -10,6 +10,7 @@ pub mod frame;
 pub mod h264;
 pub mod input;
 pub mod live;
+pub mod name;
 pub mod segmenter;
 pub mod service;
 pub mod source;

@@ -403,6 +403,12 @@ impl Connection {
     }
 
     async fn start_publishing(&mut self, request_id: u32, name: String) -> Result<(), String> {
+        if let Err(why) = crate::media::name::check(&name) {
+            tracing::info!(stream = %crate::media::name::quoted(&name), %why, "rtmp publish refused");
+            return self
+                .reject(request_id, "NetStream.Publish.BadName", &why.to_string())
+                .await;
+        }
         if !matches!(self.role, Role::Idle) {
             return self
                 .reject(
@@ -617,6 +623,16 @@ impl Connection {
         stream_id: u32,
     ) -> Result<(), String> {
         let name = stream_name(app, key);
+        if let Err(why) = crate::media::name::check(&name) {
+            tracing::info!(stream = %crate::media::name::quoted(&name), %why, "rtmp play refused");
+            return self
+                .reject(
+                    request_id,
+                    "NetStream.Play.StreamNotFound",
+                    &why.to_string(),
+                )
+                .await;
+        }
         let mut found = self.context.directory.get(&name);
         let relayed = found.is_none();
         if relayed
