@@ -68,6 +68,7 @@ fn wait_for_status(at: SocketAddr, path: &str, wanted: u16) {
 
 /// Reads the page's reports until the video has played `seconds`; returns the last
 /// report. Panics with the report on any hls.js error event or when time runs out.
+#[allow(clippy::disallowed_methods)] // A real browser plays in real time.
 fn plays_without_errors(page: &PageServer, seconds: f64) -> serde_json::Value {
     let start = Instant::now();
     let mut last = serde_json::Value::Null;

@@ -231,3 +231,46 @@ fn the_readme_cluster_example_is_a_valid_config() {
         );
     }
 }
+
+#[test]
+fn sighup_is_logged_and_ignored_while_a_viewer_plays_on() {
+    use std::io::{Read, Write};
+    let port = free_port();
+    let config = format!("http 127.0.0.1:{port};\nstream clip {{ input test://; }}\n");
+    let node = Node::start(&config, addr(port), &[], &[]);
+    // An HTTP-MPEG-TS viewer, reading continuously.
+    let mut viewer = std::net::TcpStream::connect(addr(port)).unwrap();
+    viewer
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    viewer
+        .write_all(b"GET /clip/mpegts HTTP/1.1\r\nHost: node\r\n\r\n")
+        .unwrap();
+    let mut read_some = |at_least: usize| {
+        let mut total = 0;
+        let mut buffer = [0u8; 16 * 1024];
+        while total < at_least {
+            let n = viewer
+                .read(&mut buffer)
+                .expect("the viewer keeps receiving");
+            assert!(n > 0, "the stream ended");
+            total += n;
+        }
+    };
+    read_some(64 * 1024);
+    node.signal("HUP");
+    node.signal("HUP");
+    // Two more seconds of a ~400 kbit/s stream arrive after the signals.
+    read_some(100 * 1024);
+    let mut node = node;
+    assert!(
+        node.child.try_wait().unwrap().is_none(),
+        "the node is running"
+    );
+    let (status, _, _) = http_get(addr(port), "/flotilla/api/health", &[]).unwrap();
+    assert_eq!(status, 200);
+    let logged = poll_until(Duration::from_secs(5), || {
+        node.log_tail().contains("SIGHUP ignored").then_some(())
+    });
+    assert!(logged.is_some(), "{}", node.log_tail());
+}

@@ -278,7 +278,7 @@ fn hostile_stream_names_are_refused_and_the_log_stays_one_line_per_event() {
     runtime().block_on(async {
         for key in hostile {
             let mut publisher = RtmpClient::connect(&node.rtmp, "live").await.unwrap();
-            let error = publisher.publish(key).await.err().expect("refused");
+            let error = publisher.publish(key).await.expect_err("refused");
             assert!(error.contains("BadName"), "{error}");
             let mut player = RtmpClient::connect(&node.rtmp, "live").await.unwrap();
             assert!(player.play(key).await.is_err(), "play of {key:?}");
