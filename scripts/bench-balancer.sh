@@ -27,8 +27,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cargo build --release --quiet --bin flotilla --example geoip_fixture
-target/release/examples/geoip_fixture "$WORK/countries.mmdb" >/dev/null
+cargo build --profile lto --quiet --bin flotilla --example geoip_fixture
+target/lto/examples/geoip_fixture "$WORK/countries.mmdb" >/dev/null
 
 cat > "$WORK/flotilla.conf" <<CONF
 cluster_key bench-cluster-key-0123456789abcdef;
@@ -50,7 +50,7 @@ for index in 1 2 3 4; do
     mkdir -p "$WORK/n$index/flotilla.conf.d"
     cp "$WORK/flotilla.conf" "$WORK/n$index/flotilla.conf"
     echo "http 127.0.0.$index:$PORT;" > "$WORK/n$index/flotilla.conf.d/listen.conf"
-    target/release/flotilla run -c "$WORK/n$index/flotilla.conf" --hostname "n$index" \
+    target/lto/flotilla run -c "$WORK/n$index/flotilla.conf" --hostname "n$index" \
         >"$WORK/n$index.log" 2>&1 &
     PIDS+=($!)
 done

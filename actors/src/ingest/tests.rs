@@ -1124,3 +1124,40 @@ fn a_step_that_leaves_every_local_part_publishes_the_same_map() {
     assert_eq!(failed["cam1"].role, IngestRole::Failed);
     assert_eq!(failed["cam0"], first["cam0"]);
 }
+
+/// A node paused just after its start heard nobody while it did not run: its start-up
+/// settle moves on by the pause, so it does not resume settled and take streams from
+/// peers it has never heard (simulator seed 368).
+#[test]
+fn a_pause_during_the_start_up_settle_does_not_count_as_settling() {
+    let me = Arc::new(member("a"));
+    let streams = configured(2);
+    let health: Arc<BTreeMap<String, Health>> = Arc::default();
+    let peers: Arc<[Member]> = Arc::from([]);
+    let mut book = IngestBook::new(PAUSED, 0);
+    let mut tick = |now_ms| {
+        book.step(&StepInput {
+            me: &me,
+            peers: &peers,
+            cluster_size: 3,
+            peers_unheard: 2,
+            peers_fading: 0,
+            peers_unconfirmed: 0,
+            streams: &streams,
+            health: &health,
+            now_ms,
+        })
+        .0
+    };
+    assert!(tick(0).is_empty());
+    assert!(tick(250).is_empty());
+    // Paused from 250 ms to 10 s: 250 ms of its 3 s settle had passed.
+    assert!(tick(10_000).is_empty(), "still settling");
+    let settled_ms = 10_000 + SETTINGS.settle_ms - 250;
+    let mut now_ms = 10_000;
+    while now_ms + 250 < settled_ms {
+        now_ms += 250;
+        assert!(tick(now_ms).is_empty(), "settling at {now_ms} ms");
+    }
+    assert_eq!(tick(settled_ms).len(), 2, "settled: alone, it takes both");
+}
