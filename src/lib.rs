@@ -15,6 +15,7 @@ pub mod error;
 pub mod geoip;
 pub mod http;
 pub mod ingest;
+pub mod log_limit;
 pub mod logging;
 pub mod media;
 pub mod mesh;
