@@ -7,6 +7,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod accept;
 pub mod balancer;
 pub mod bench;
 pub mod config;

@@ -12,8 +12,10 @@ pub mod client_ip;
 pub mod cluster;
 pub mod fast_path;
 pub mod media;
+pub mod opening;
 pub mod rewind;
 pub mod server;
+pub mod shed;
 pub mod streams;
 pub mod trace;
 
