@@ -7,6 +7,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod accept;
 pub mod balancer;
 pub mod bench;
 pub mod config;
@@ -15,6 +16,7 @@ pub mod error;
 pub mod geoip;
 pub mod http;
 pub mod ingest;
+pub mod log_limit;
 pub mod logging;
 pub mod media;
 pub mod mesh;

@@ -185,8 +185,12 @@ fn load(path: Option<&std::path::Path>, hostname: Option<&str>) -> Result<Loaded
 
 fn check_config(file: &std::path::Path, hostname: Option<&str>) -> Result<(), NodeError> {
     let loaded = load(Some(file), hostname)?;
-    for warning in &loaded.warnings {
+    let (warnings, omitted) = config::diagnostic::shown(&loaded.warnings);
+    for warning in warnings {
         eprintln!("{}\n", warning.render(&loaded.sources));
+    }
+    if let Some(omitted) = omitted {
+        eprintln!("{omitted}\n");
     }
     print!("{}", print::print(&loaded.config));
     Ok(())

@@ -152,6 +152,7 @@ impl Node {
         let mut http_tasks = Vec::new();
         for (listener, router) in self.listeners {
             let task = serve(
+                runtime.clone(),
                 connections.clone(),
                 listener,
                 router,

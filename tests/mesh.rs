@@ -178,3 +178,93 @@ fn a_node_with_another_key_is_refused_and_a_seed_peer_teaches_the_rest() {
     );
     assert_ne!(state_of(a.http, "d").as_deref(), Some("alive"));
 }
+
+/// A QUIC v1 Initial packet of `MIN_INITIAL_BYTES` whose header reads well and whose
+/// payload is noise: quinn takes it as a connection attempt (an `Incoming`) and refuses
+/// it only when it cannot decrypt the payload, the refusal each spoofed packet used to
+/// log (issue 30.11). About a quarter pass quinn's header checks (its reserved bits are
+/// noise after header protection is removed).
+fn spoofed_initial(noise: &mut impl FnMut() -> u8) -> Vec<u8> {
+    /// Servers drop Initial datagrams shorter than this (RFC 9000 §14.1).
+    const MIN_INITIAL_BYTES: usize = 1200;
+    let mut packet = vec![0xC0 | (noise() & 0x0F), 0, 0, 0, 1, 8];
+    packet.extend((0..8).map(|_| noise()));
+    packet.push(8);
+    packet.extend((0..8).map(|_| noise()));
+    packet.push(0); // no token
+    let rest = MIN_INITIAL_BYTES - packet.len() - 2;
+    packet.extend_from_slice(&(0x4000 | rest as u16).to_be_bytes());
+    packet.extend((0..rest).map(|_| noise()));
+    packet
+}
+
+#[test]
+fn spoofed_packets_at_the_mesh_port_are_logged_a_few_times_with_a_count() {
+    /// Datagrams sent: spoofed Initials, then as many of random bytes and sizes.
+    const DATAGRAMS: usize = 5_000;
+    let port = free_port();
+    let node = Node::start(
+        &format!("cluster_key {KEY};\nhttp 127.0.0.1:{port};\n"),
+        SocketAddr::from(([127, 0, 0, 1], port)),
+        &[],
+        &[],
+    );
+    // xorshift: reproducible noise without a generator crate.
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut noise = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state as u8
+    };
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mesh = SocketAddr::from(([127, 0, 0, 1], port));
+    for sent in 0..DATAGRAMS {
+        let datagram = if sent % 2 == 0 {
+            spoofed_initial(&mut noise)
+        } else {
+            let len = 1 + usize::from(noise()) * 5;
+            (0..len).map(|_| noise()).collect()
+        };
+        socket.send_to(&datagram, mesh).unwrap();
+        // Paced in bursts of 100, so that loopback's buffer keeps most of them.
+        if sent % 100 == 99 {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    let http = SocketAddr::from(([127, 0, 0, 1], port));
+    let (status, _, _) = http_get(http, "/flotilla/api/health", &[]).unwrap();
+    assert_eq!(status, 200, "the node still answers");
+
+    // One refusal is written, the rest summed up when the 10 s window ends.
+    let summary = poll_until(Duration::from_secs(20), || {
+        node.log_tail()
+            .lines()
+            .find(|line| {
+                line.contains("mesh connection refused: ") && line.contains("more suppressed")
+            })
+            .map(str::to_string)
+    })
+    .unwrap_or_else(|| panic!("no summary line; the log ends:\n{}", node.log_tail()));
+    let suppressed: usize = summary
+        .split("mesh connection refused: ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|count| count.parse().ok())
+        .unwrap_or_else(|| panic!("no count in {summary}"));
+    assert!(
+        suppressed >= 100,
+        "the spoofed packets reached the refusal path: {summary}"
+    );
+    let log = node.log_tail();
+    let refusals = log
+        .lines()
+        .filter(|line| line.contains("mesh connection refused"))
+        .count();
+    assert!(
+        refusals <= 4,
+        "{refusals} refusal lines for {suppressed}+ refusals:\n{log}"
+    );
+    let (status, _, _) = http_get(http, "/flotilla/api/health", &[]).unwrap();
+    assert_eq!(status, 200);
+}

@@ -1,5 +1,8 @@
 //! Checks that need the whole configuration: references between objects and combinations
-//! that parse but cannot work. They run after every file and fragment has been read.
+//! that parse but cannot work. They run after every file and fragment has been read, and
+//! each costs O(1) per reference whatever the number of objects (issue 30.10).
+
+use std::collections::{HashMap, HashSet};
 
 use super::diagnostic::Diagnostic;
 use super::model::{BalancerMode, Config, HostPort};
@@ -18,45 +21,91 @@ pub fn check(config: &Config, reader: &mut Reader, runtime_hostname: Option<&str
     check_cluster_key(config, reader);
 }
 
-fn names_node(candidate: &HostPort, node: &HostPort) -> bool {
-    candidate.host.eq_ignore_ascii_case(&node.host)
-        && (candidate.port.is_none() || node.port.is_none() || candidate.port == node.port)
+/// Peers named in a "no known node" error: enough to spot the typo; the rest is counted.
+pub const MAX_LISTED_PEERS: usize = 10;
+
+/// The cluster's nodes by lower-case host, for `capture_at=` lookups in O(1) (a scan of
+/// every peer per reference was quadratic in large configs, issue 30.10).
+#[derive(Default)]
+struct KnownNodes {
+    /// Per host: whether an entry names it without a port (it then matches any port),
+    /// and the ports the others give.
+    hosts: HashMap<String, (bool, HashSet<u16>)>,
+}
+
+impl KnownNodes {
+    fn add(&mut self, node: &HostPort) {
+        let (any_port, ports) = self
+            .hosts
+            .entry(node.host.to_ascii_lowercase())
+            .or_default();
+        match node.port {
+            None => *any_port = true,
+            Some(port) => {
+                ports.insert(port);
+            }
+        }
+    }
+
+    /// A host matches case-insensitively; a port matches when either side gives none.
+    fn names(&self, candidate: &HostPort) -> bool {
+        self.hosts
+            .get(&candidate.host.to_ascii_lowercase())
+            .is_some_and(|(any_port, ports)| {
+                *any_port || candidate.port.is_none_or(|port| ports.contains(&port))
+            })
+    }
 }
 
 /// `capture_at=HOST` must name a node of the cluster: a peer, or this node's own name.
 fn check_capture_at(config: &Config, reader: &mut Reader, runtime_hostname: Option<&str>) {
-    let own_names: Vec<HostPort> = config
+    let mut known = KnownNodes::default();
+    for peer in &config.peers {
+        known.add(&peer.address);
+    }
+    for own in config
         .hostname
         .iter()
         .map(String::as_str)
         .chain(runtime_hostname)
-        .map(|host| HostPort {
-            host: host.to_ascii_lowercase(),
+    {
+        known.add(&HostPort {
+            host: own.to_string(),
             port: None,
-        })
-        .collect();
-    let refs = std::mem::take(&mut reader.capture_refs);
-    for (node, span) in &refs {
-        let known = config
-            .peers
-            .iter()
-            .any(|peer| names_node(node, &peer.address))
-            || own_names.iter().any(|own| names_node(node, own));
-        if !known {
-            let peers: Vec<String> = config.peers.iter().map(|p| p.address.to_string()).collect();
-            let diagnostic = Diagnostic::error(
-                *span,
-                format!("capture_at names `{node}`, which is no known node"),
-            );
-            let diagnostic = if peers.is_empty() {
-                diagnostic.help("declare every node of the cluster with `peer HOST[:PORT];` (or `hostname` for this one)")
-            } else {
-                diagnostic.expected(format!("one of the peers: {}", peers.join(", ")))
-            };
-            reader.diagnostics.push(diagnostic);
-        }
+        });
     }
-    reader.capture_refs = refs;
+    let mut listed_peers = None;
+    for (node, span) in &reader.capture_refs {
+        if known.names(node) {
+            continue;
+        }
+        let diagnostic = Diagnostic::error(
+            *span,
+            format!("capture_at names `{node}`, which is no known node"),
+        );
+        let diagnostic = if config.peers.is_empty() {
+            diagnostic.help("declare every node of the cluster with `peer HOST[:PORT];` (or `hostname` for this one)")
+        } else {
+            let peers = listed_peers.get_or_insert_with(|| list_peers(config));
+            diagnostic.expected(format!("one of the peers: {peers}"))
+        };
+        reader.diagnostics.push(diagnostic);
+    }
+}
+
+/// The first [`MAX_LISTED_PEERS`] peers, and how many more there are.
+fn list_peers(config: &Config) -> String {
+    let mut listed: Vec<String> = config
+        .peers
+        .iter()
+        .take(MAX_LISTED_PEERS)
+        .map(|peer| peer.address.to_string())
+        .collect();
+    let more = config.peers.len().saturating_sub(MAX_LISTED_PEERS);
+    if more > 0 {
+        listed.push(format!("… ({more} more)"));
+    }
+    listed.join(", ")
 }
 
 fn check_balancers(config: &Config, reader: &mut Reader) {

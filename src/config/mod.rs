@@ -11,10 +11,12 @@
 //! problem with file, line, column and the quoted line.
 
 pub mod check;
+pub mod declared;
 pub mod diagnostic;
 pub mod directives;
 pub mod identity;
 pub mod lexer;
+pub mod lines;
 pub mod model;
 pub mod print;
 pub mod schema;
@@ -45,11 +47,14 @@ pub struct LoadedConfig {
 }
 
 impl LoadedConfig {
-    /// Warnings rendered one per line, for start-up logs.
+    /// Warnings rendered one per line, for start-up logs (at most
+    /// [`diagnostic::MAX_SHOWN_DIAGNOSTICS`], then one line counting the rest).
     pub fn warning_lines(&self) -> Vec<String> {
-        self.warnings
+        let (shown, omitted) = diagnostic::shown(&self.warnings);
+        shown
             .iter()
             .map(|w| w.render_short(&self.sources))
+            .chain(omitted)
             .collect()
     }
 }

@@ -6,10 +6,11 @@
 //! directive's form. Problems are collected, not thrown, so one run reports them all; a
 //! statement with an error is skipped and the rest of the block is still read.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
 use std::str::FromStr;
 
+use super::declared::Declared;
 use super::diagnostic::{Diagnostic, nearest};
 use super::directives::{self, Context, Status};
 use super::model::*;
@@ -31,6 +32,8 @@ pub struct Reader {
     pub balancer_spans: Vec<Span>,
     /// Where the global `cluster_key` was set.
     pub cluster_key_span: Option<Span>,
+    /// Names, addresses and prefixes declared so far, for the uniqueness checks.
+    pub declared: Declared,
 }
 
 impl Reader {
@@ -404,12 +407,7 @@ fn read_global_statement(
         }
         "http" | "https" => {
             let listener = read_http_listener(reader, statement)?;
-            let taken = c
-                .http
-                .iter()
-                .chain(&c.https)
-                .any(|l| l.listen == listener.listen);
-            if taken {
+            if !reader.declared.listeners.insert(listener.listen) {
                 return Err(Diagnostic::error(
                     statement.span,
                     format!("`{}` is already a listener", listener.listen),
@@ -541,8 +539,7 @@ fn read_global_statement(
         "event_sink" => {
             let sink = read_event_sink(reader, statement)?;
             unique(
-                &c.event_sinks,
-                |k| k.name == sink.name,
+                !reader.declared.add("event_sink", &sink.name),
                 statement,
                 "event_sink",
                 &sink.name,
@@ -553,8 +550,7 @@ fn read_global_statement(
         "peer" => {
             let peer = read_peer(reader, statement)?;
             unique(
-                &c.peers,
-                |p| p.address == peer.address,
+                !reader.declared.peers.insert(peer.address.clone()),
                 statement,
                 "peer",
                 &peer.address.to_string(),
@@ -570,8 +566,7 @@ fn read_global_statement(
         "balancer" => {
             let balancer = read_balancer(reader, statement)?;
             unique(
-                &c.balancers,
-                |b| b.name == balancer.name,
+                !reader.declared.add("balancer", &balancer.name),
                 statement,
                 "balancer",
                 &balancer.name,
@@ -583,8 +578,7 @@ fn read_global_statement(
         "stream" | "ondemand" => {
             let stream = read_stream(reader, statement, name == "ondemand")?;
             unique(
-                &c.streams,
-                |s| s.name == stream.name,
+                !reader.declared.add("stream", &stream.name),
                 statement,
                 "stream",
                 &stream.name,
@@ -595,8 +589,7 @@ fn read_global_statement(
         "template" => {
             let template = read_template(reader, statement)?;
             unique(
-                &c.templates,
-                |t| t.name == template.name,
+                reader.declared.has("template", &template.name),
                 statement,
                 "template",
                 &template.name,
@@ -604,7 +597,7 @@ fn read_global_statement(
             if let Some(prefix) = template
                 .prefixes
                 .iter()
-                .find(|p| c.templates.iter().any(|t| t.prefixes.contains(p)))
+                .find(|p| reader.declared.prefixes.contains(*p))
             {
                 return Err(Diagnostic::error(
                     statement.span,
@@ -612,14 +605,18 @@ fn read_global_statement(
                 )
                 .help("a published name must match one template only"));
             }
+            reader.declared.add("template", &template.name);
+            reader
+                .declared
+                .prefixes
+                .extend(template.prefixes.iter().cloned());
             c.templates.push(template);
             Ok(())
         }
         "vod" => {
             let vod = read_vod(reader, statement)?;
             unique(
-                &c.vods,
-                |v| v.name == vod.name,
+                !reader.declared.add("vod location", &vod.name),
                 statement,
                 "vod location",
                 &vod.name,
@@ -630,8 +627,7 @@ fn read_global_statement(
         "cache" => {
             let cache = read_global_cache(statement)?;
             unique(
-                &c.caches,
-                |k| k.name == cache.name,
+                !reader.declared.add("cache", &cache.name),
                 statement,
                 "cache",
                 &cache.name,
@@ -642,8 +638,7 @@ fn read_global_statement(
         "auth_backend" => {
             let backend = read_auth_backend(reader, statement)?;
             unique(
-                &c.auth_backends,
-                |b| b.name == backend.name,
+                !reader.declared.add("auth_backend", &backend.name),
                 statement,
                 "auth_backend",
                 &backend.name,
@@ -653,7 +648,12 @@ fn read_global_statement(
         }
         "dvr" => {
             let dvr = read_dvr(reader, statement)?;
-            unique(&c.dvrs, |d| d.name == dvr.name, statement, "dvr", &dvr.name)?;
+            unique(
+                !reader.declared.add("dvr", &dvr.name),
+                statement,
+                "dvr",
+                &dvr.name,
+            )?;
             c.dvrs.push(dvr);
             Ok(())
         }
@@ -663,15 +663,10 @@ fn read_global_statement(
     }
 }
 
-/// Refuses a second object of the same kind and name.
-fn unique<T>(
-    existing: &[T],
-    same: impl Fn(&T) -> bool,
-    statement: &Statement,
-    kind: &str,
-    name: &str,
-) -> Result<()> {
-    if existing.iter().any(same) {
+/// Refuses a second object of the same kind and name; `taken`: one was declared before
+/// (asked of [`Declared`], never by scanning the model's lists).
+fn unique(taken: bool, statement: &Statement, kind: &str, name: &str) -> Result<()> {
+    if taken {
         return Err(Diagnostic::error(
             statement.name_span.to(statement
                 .positionals()
@@ -1024,6 +1019,8 @@ fn read_template(reader: &mut Reader, statement: &Statement) -> Result<Template>
         name,
         options: StreamOptions::default(),
     };
+    // The template's prefixes as a set too: a `prefixes` line may list thousands.
+    let mut prefixes: HashSet<String> = template.prefixes.iter().cloned().collect();
     reader.read_block(
         Context::Template,
         block,
@@ -1035,7 +1032,7 @@ fn read_template(reader: &mut Reader, statement: &Statement) -> Result<Template>
                     if !text.is_empty() {
                         check_stream_name(&text, span)?;
                     }
-                    if t.prefixes.contains(&text) {
+                    if !prefixes.insert(text.clone()) {
                         return Err(Diagnostic::error(
                             span,
                             format!("prefix `{text}` is given twice"),
@@ -1165,6 +1162,8 @@ fn read_balancer(reader: &mut Reader, statement: &Statement) -> Result<Balancer>
         mode: None,
         servers: Vec::new(),
     };
+    // The servers' addresses as a set too: a balancer may list thousands of servers.
+    let mut addresses = HashSet::new();
     reader.read_block(
         Context::Balancer,
         block,
@@ -1189,10 +1188,7 @@ fn read_balancer(reader: &mut Reader, statement: &Statement) -> Result<Balancer>
             }
             "server" => {
                 let server = read_balancer_server(s)?;
-                if b.servers
-                    .iter()
-                    .any(|other| other.address == server.address)
-                {
+                if !addresses.insert(server.address.clone()) {
                     return Err(Diagnostic::error(
                         s.span,
                         format!("server `{}` is listed twice", server.address),

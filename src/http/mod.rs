@@ -13,8 +13,10 @@ pub mod cluster;
 pub mod cors;
 pub mod fast_path;
 pub mod media;
+pub mod opening;
 pub mod rewind;
 pub mod server;
+pub mod shed;
 pub mod streams;
 pub mod trace;
 

@@ -27,6 +27,7 @@ use super::auth::{self, ClusterIdentity, MESH_ALPN, SHELL_ALPN};
 use super::exchange::{self, ExchangeError};
 use super::net::MeshNet;
 use super::wire::{Message, NodeAddress, NodeLoad, StreamEntry};
+use crate::log_limit::LimitedWarning;
 
 /// What this node advertises, read fresh for every exchange: its load, and its streams in
 /// name order with unique names (the same allocation while they do not change, see
@@ -91,6 +92,10 @@ struct Inner {
     shell_client: quinn::ClientConfig,
     shell: std::sync::OnceLock<Arc<dyn ShellAcceptor>>,
     identity: ClusterIdentity,
+    /// Refused connections, one warning per handshake anyone can start (a datagram that
+    /// reads as a QUIC Initial is enough): written at most once per interval, counted.
+    refused_handshakes: Arc<LimitedWarning>,
+    refused_certificates: Arc<LimitedWarning>,
 }
 
 /// The mesh of one node. Cheap to clone.
@@ -177,6 +182,10 @@ impl MeshService {
                 shell_client,
                 shell: std::sync::OnceLock::new(),
                 identity,
+                refused_handshakes: LimitedWarning::outsider("mesh connection refused"),
+                refused_certificates: LimitedWarning::outsider(
+                    "mesh connection refused: no cluster certificate",
+                ),
             }),
         };
         let accepting = service.clone();
@@ -214,7 +223,10 @@ impl MeshService {
                 let connection = match tokio::time::timeout(auth::HANDSHAKE_TIMEOUT, incoming).await {
                     Ok(Ok(connection)) => connection,
                     Ok(Err(error)) => {
-                        tracing::warn!(%error, "mesh connection refused (another cluster key, or not a flotilla node)");
+                        let inner = &service.inner;
+                        inner.refused_handshakes.warn(&inner.runtime, || {
+                            tracing::warn!(%error, "mesh connection refused (another cluster key, or not a flotilla node)");
+                        });
                         return;
                     }
                     Err(_) => return,
@@ -225,7 +237,10 @@ impl MeshService {
                     .and_then(|data| data.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
                     .and_then(|data| data.protocol);
                 if alpn.as_deref() != Some(SHELL_ALPN) && !auth::holds_cluster_key(&connection) {
-                    tracing::warn!(%remote, "mesh connection refused: no cluster certificate");
+                    let inner = &service.inner;
+                    inner.refused_certificates.warn(&inner.runtime, || {
+                        tracing::warn!(%remote, "mesh connection refused: no cluster certificate");
+                    });
                     connection.close(2u32.into(), b"the mesh needs the cluster key");
                     return;
                 }

@@ -41,6 +41,7 @@ use tokio::sync::{Semaphore, broadcast, watch};
 
 use super::flv::{self, Depacketizer, Inbound};
 use super::guard::ChunkGuard;
+use crate::accept::AcceptFailures;
 use crate::config::model::Template;
 use crate::media::directory::{AttachError, Directory, Published, Publisher};
 use crate::media::frame::Frame;
@@ -150,6 +151,7 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let failures = AcceptFailures::new(context.node.runtime.clone(), "rtmp accept failed");
     loop {
         let permit = tokio::select! {
             biased;
@@ -161,8 +163,13 @@ pub async fn serve(
             _ = shutdown.wait_for(|stop| *stop) => return,
             accepted = listener.accept() => accepted,
         };
-        let Ok((socket, remote)) = accepted else {
-            continue;
+        let (socket, remote) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // Out of descriptors, retrying at once would spin (crate::accept).
+                failures.failed(&error).await;
+                continue;
+            }
         };
         let _ = socket.set_nodelay(true);
         let context = context.clone();

@@ -24,6 +24,7 @@ use super::wire::{self, MAX_REPLY_BYTES, MAX_REQUEST_BYTES, Reply, Request as Sh
 use crate::config::model::Credentials;
 use crate::config::values::Cidr;
 use crate::http::access::Access;
+use crate::log_limit::LimitedWarning;
 use crate::mesh::service::{MeshService, ShellAcceptor};
 use flotilla_actors::rt::Runtime;
 
@@ -75,6 +76,9 @@ pub struct ShellServer {
     credentials: Arc<(Option<Credentials>, Option<Credentials>)>,
     /// Permits for logins being checked ([`MAX_CONCURRENT_LOGINS`]).
     logins: Arc<tokio::sync::Semaphore>,
+    /// Refusals anyone can cause, one per connection: written at most once per interval.
+    refused_logins: Arc<LimitedWarning>,
+    refused_addresses: Arc<LimitedWarning>,
 }
 
 impl ShellServer {
@@ -95,6 +99,8 @@ impl ShellServer {
             allowed_from: Arc::new(allowed_from),
             credentials: Arc::new((edit_auth, view_auth)),
             logins: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_LOGINS)),
+            refused_logins: LimitedWarning::outsider("shell login refused"),
+            refused_addresses: LimitedWarning::outsider("shell connection refused"),
         }
     }
 
@@ -145,7 +151,9 @@ impl ShellServer {
                 }
             }
         };
-        tracing::warn!(%remote, reason = %refusal, "shell login refused");
+        self.refused_logins.warn(&self.runtime, || {
+            tracing::warn!(%remote, reason = %refusal, "shell login refused");
+        });
         tokio::time::sleep(FAILED_LOGIN_DELAY).await;
         let _ = wire::write(&mut send, &Reply::error(401, refusal), MAX_REPLY_BYTES).await;
         let _ = send.finish();
@@ -162,7 +170,9 @@ impl ShellServer {
     async fn serve_connection(self, connection: quinn::Connection) {
         let remote = connection.remote_address();
         if !self.allows(remote.ip()) {
-            tracing::warn!(%remote, "shell connection refused: not loopback nor in shell_allowed_from");
+            self.refused_addresses.warn(&self.runtime, || {
+                tracing::warn!(%remote, "shell connection refused: not loopback nor in shell_allowed_from");
+            });
             connection.close(
                 2u32.into(),
                 b"shell connections are accepted from loopback or shell_allowed_from only",

@@ -181,7 +181,15 @@ impl Node {
     pub fn start(config: &str, health: SocketAddr, extra: &[&str], env: &[(&str, &str)]) -> Node {
         let dir = TempDir::new("node");
         let path = dir.write("flotilla.conf", config);
-        Node::spawn(dir, &path, health, extra, env)
+        Node::spawn(dir, &path, health, extra, env, None)
+    }
+
+    /// Starts `flotilla run -c CONFIG` allowed at most `nofile` open file descriptors
+    /// (the shell's `ulimit -n`), and waits until `health` answers.
+    pub fn start_with_fd_limit(config: &str, health: SocketAddr, nofile: u32) -> Node {
+        let dir = TempDir::new("node");
+        let path = dir.write("flotilla.conf", config);
+        Node::spawn(dir, &path, health, &[], &[], Some(nofile))
     }
 
     /// Starts `flotilla run -c FILE EXTRA…` with an existing config file.
@@ -191,7 +199,7 @@ impl Node {
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> Node {
-        Node::spawn(TempDir::new("node"), path, health, extra, env)
+        Node::spawn(TempDir::new("node"), path, health, extra, env, None)
     }
 
     fn spawn(
@@ -200,8 +208,20 @@ impl Node {
         health: SocketAddr,
         extra: &[&str],
         env: &[(&str, &str)],
+        nofile: Option<u32>,
     ) -> Node {
-        let mut command = Command::new(binary());
+        let mut command = match nofile {
+            // `exec` keeps the node the shell's process: killing the child kills the node.
+            Some(nofile) => {
+                let mut shell = Command::new("sh");
+                shell
+                    .arg("-c")
+                    .arg(format!("ulimit -n {nofile} && exec \"$0\" \"$@\""))
+                    .arg(binary());
+                shell
+            }
+            None => Command::new(binary()),
+        };
         command
             .arg("run")
             .arg("-c")
