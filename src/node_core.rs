@@ -121,6 +121,7 @@ impl NodeCore {
             templates: Arc::new(config.templates.clone()),
             mesh: mesh.as_ref().map(|mesh| mesh.service.clone()),
             redirect_players: config.rtmp_redirect == Some(true),
+            ingest: board.clone(),
         };
         let peers: Arc<dyn flotilla_actors::mesh::PeerIo> = match &mesh {
             Some(mesh) => Arc::new(mesh.links.clone()),

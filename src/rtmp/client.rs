@@ -2,7 +2,7 @@
 //! plays a stream. Used by the self-contained tests (no ffmpeg needed) and the benchmark.
 //!
 //! A player follows the de-facto RTMP 302 (an error `onStatus` whose `ex.redirect` names
-//! another tcUrl; see `server::redirect_status`) once: rml_rtmp's session reports only the
+//! another tcUrl; see `redirect::redirect_status`) once: rml_rtmp's session reports only the
 //! status code, so until playing starts the same bytes also pass a second chunk decoder
 //! that reads the `ex` object.
 
@@ -384,7 +384,7 @@ mod tests {
 
     #[test]
     fn reads_the_redirect_the_server_sends() {
-        let status = super::super::server::redirect_status(
+        let status = super::super::redirect::redirect_status(
             "rtmp://127.0.0.2:1935/live?flotilla_hop=1",
             "news",
         );

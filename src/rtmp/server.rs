@@ -4,50 +4,36 @@
 //! byte then passes the [`ChunkGuard`] limits before rml_rtmp parses it (rml_rtmp also runs
 //! under `catch_unwind`: a known malformed `@setDataFrame` panics inside it).
 //!
-//! Names follow Flussonic (spec §6): the app and the stream key are joined (`live` +
-//! `news` → `live/news`), the reserved app `static` is dropped (`static` + `cam` → `cam`),
-//! and a `?query` on the key is not part of the name.
-//!
-//! Publishing goes to a stream's publish point: a configured stream with a `publish://`
-//! input, or a new stream started under `node/streams` when the name matches a template
-//! prefix (removed when the publisher leaves). Playing follows the stream's live frames,
-//! starting with the current GOP; a player that falls behind is dropped.
-//!
-//! A player asking for a stream that only a peer has is relayed through this node, or,
-//! with `rtmp_redirect true;`, sent the de-facto RTMP 302 (see [`redirect_status`]). RTMP
-//! names the stream only in `play`, so that is where the redirect is answered; the
-//! target's tcUrl carries a hop marker so the viewer is never sent on again.
+//! This module is the connection: its loop, its role and how events are dispatched.
+//! The roles live beside it: `publish` (publishers), `play` (players), `ephemeral`
+//! (streams a connection starts: template streams, relays), `redirect` (the RTMP 302),
+//! `names` (app + key → stream name).
 
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use flotilla_actors::node::NodeContext;
-use flotilla_actors::registry::ActorPath;
-use flotilla_actors::stream::{StreamActor, StreamMedia};
-use flotilla_actors::supervisor::{Restart, SupervisorMsg, supervisor_at};
-use flotilla_actors::tree::{InputPlan, StreamPlan};
-use flotilla_actors::worker::worker_child;
+use flotilla_actors::stream::StreamMedia;
 use rml_rtmp::handshake::PeerType;
 use rml_rtmp::sessions::{
-    ServerSession, ServerSessionConfig, ServerSessionEvent, ServerSessionResult, StreamMetadata,
+    ServerSession, ServerSessionConfig, ServerSessionEvent, ServerSessionResult,
 };
-use rml_rtmp::time::RtmpTimestamp;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, broadcast, watch};
 
-use super::flv::{self, Depacketizer, Inbound};
+use super::flv::Depacketizer;
 use super::guard::ChunkGuard;
+use super::names::stream_name;
 use crate::accept::AcceptFailures;
 use crate::config::model::Template;
-use crate::media::directory::{AttachError, Directory, Published, Publisher};
+use crate::media::directory::{Directory, Published, Publisher};
 use crate::media::frame::Frame;
 use crate::media::live::LiveStream;
 use crate::media::ts::mux::Tracks;
-use crate::sessions::{Protocol, Session, SessionTable, Viewer};
+use crate::sessions::{Protocol, Session, SessionTable};
 
 /// Time a client has to complete the RTMP handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -58,14 +44,14 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connections served at once by one listener.
 pub const MAX_CONNECTIONS: usize = 10_000;
 /// Time a template stream gets to open its publish point after being started.
-const TEMPLATE_START_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const TEMPLATE_START_TIMEOUT: Duration = Duration::from_secs(5);
 /// Size of one socket read.
 const READ_BUFFER_BYTES: usize = 64 * 1024;
 /// Outbound chunk size this server announces (rml_rtmp sends Set Chunk Size at start).
-const CHUNK_SIZE_BYTES: u32 = 4096;
+pub(super) const CHUNK_SIZE_BYTES: u32 = 4096;
 /// After a redirect the connection waits this long for the player to leave (closing at
 /// once could reset the connection before the player reads the redirect).
-const REDIRECT_LINGER: Duration = Duration::from_secs(5);
+pub(super) const REDIRECT_LINGER: Duration = Duration::from_secs(5);
 
 /// What every RTMP connection of a node shares.
 #[derive(Clone)]
@@ -80,68 +66,8 @@ pub struct RtmpContext {
     /// Players of a peer's stream are redirected to it rather than relayed
     /// (`rtmp_redirect`).
     pub redirect_players: bool,
-}
-
-/// Whether an RTMP app or stream key carries the hop marker of a redirect already made.
-fn is_redirected(app: &str, key: &str) -> bool {
-    [app, key].iter().any(|part| {
-        part.split_once('?').is_some_and(|(_, query)| {
-            query
-                .split('&')
-                .any(|pair| pair.split('=').next() == Some(crate::http::media::HOP_PARAMETER))
-        })
-    })
-}
-
-/// The de-facto "RTMP 302" (SRS origin clusters, Flash-era players): an error `onStatus`
-/// with code NetConnection.Connect.Rejected whose `ex` object holds `code` 302,
-/// `redirect` (the tcUrl to connect to; the player then plays the same key there) and
-/// `redirect2` (the full URL with the key).
-pub fn redirect_status(tc_url: &str, key: &str) -> rml_rtmp::rml_amf0::Amf0Value {
-    use rml_rtmp::rml_amf0::Amf0Value;
-    use std::collections::HashMap;
-    let ex = HashMap::from([
-        ("code".to_string(), Amf0Value::Number(302.0)),
-        (
-            "redirect".to_string(),
-            Amf0Value::Utf8String(tc_url.to_string()),
-        ),
-        (
-            "redirect2".to_string(),
-            Amf0Value::Utf8String(format!("{tc_url}/{key}")),
-        ),
-    ]);
-    Amf0Value::Object(HashMap::from([
-        ("level".to_string(), Amf0Value::Utf8String("error".into())),
-        (
-            "code".to_string(),
-            Amf0Value::Utf8String("NetConnection.Connect.Rejected".into()),
-        ),
-        (
-            "description".to_string(),
-            Amf0Value::Utf8String("RTMP 302 Redirect".into()),
-        ),
-        ("ex".to_string(), Amf0Value::Object(ex)),
-    ]))
-}
-
-/// An RTMP app without its query and surrounding slashes.
-fn bare_app(app: &str) -> &str {
-    app.split('?').next().unwrap_or_default().trim_matches('/')
-}
-
-/// The stream name for an RTMP app and stream key (spec §6).
-pub fn stream_name(app: &str, key: &str) -> String {
-    let key = key.split('?').next().unwrap_or_default();
-    let app = bare_app(app);
-    // `static` is reserved and dropped, also as the first part of a longer app (players
-    // split `rtmp://host/static/live/news` as app `static/live`, key `news`).
-    let app = app.strip_prefix("static/").unwrap_or(app);
-    let joined = match app {
-        "" | "static" => key.to_string(),
-        app => format!("{app}/{key}"),
-    };
-    joined.trim_matches('/').to_string()
+    /// What the cluster_ingest coordinator decided: a superseded copy is never played.
+    pub ingest: flotilla_actors::ingest::board::IngestBoard,
 }
 
 /// Serves RTMP on `listener` until `shutdown` turns true.
@@ -190,7 +116,7 @@ enum Next {
 }
 
 /// What a connection is doing.
-enum Role {
+pub(super) enum Role {
     Idle,
     /// Sent elsewhere; waiting for the player to leave.
     Redirected,
@@ -217,16 +143,16 @@ enum Role {
     },
 }
 
-struct Connection {
-    context: RtmpContext,
-    socket: TcpStream,
-    session: ServerSession,
-    guard: ChunkGuard,
-    role: Role,
+pub(super) struct Connection {
+    pub(super) context: RtmpContext,
+    pub(super) socket: TcpStream,
+    pub(super) session: ServerSession,
+    pub(super) guard: ChunkGuard,
+    pub(super) role: Role,
 }
 
 impl Connection {
-    async fn run(
+    pub(super) async fn run(
         context: RtmpContext,
         mut socket: TcpStream,
         remote: SocketAddr,
@@ -254,7 +180,7 @@ impl Connection {
         result
     }
 
-    async fn serve(&mut self, first: Vec<u8>, remote: SocketAddr) -> Result<(), String> {
+    pub(super) async fn serve(&mut self, first: Vec<u8>, remote: SocketAddr) -> Result<(), String> {
         self.input(&first).await?;
         let mut buffer = vec![0u8; READ_BUFFER_BYTES];
         loop {
@@ -305,7 +231,7 @@ impl Connection {
         }
     }
 
-    async fn input(&mut self, bytes: &[u8]) -> Result<(), String> {
+    pub(super) async fn input(&mut self, bytes: &[u8]) -> Result<(), String> {
         if bytes.is_empty() {
             return Ok(());
         }
@@ -317,14 +243,17 @@ impl Connection {
         self.handle_results(results).await
     }
 
-    async fn write(&mut self, bytes: &[u8]) -> Result<(), String> {
+    pub(super) async fn write(&mut self, bytes: &[u8]) -> Result<(), String> {
         tokio::time::timeout(WRITE_TIMEOUT, self.socket.write_all(bytes))
             .await
             .map_err(|_| format!("write blocked for {WRITE_TIMEOUT:?}"))?
             .map_err(|e| e.to_string())
     }
 
-    async fn handle_results(&mut self, results: Vec<ServerSessionResult>) -> Result<(), String> {
+    pub(super) async fn handle_results(
+        &mut self,
+        results: Vec<ServerSessionResult>,
+    ) -> Result<(), String> {
         for result in results {
             match result {
                 ServerSessionResult::OutboundResponse(packet) => self.write(&packet.bytes).await?,
@@ -335,7 +264,7 @@ impl Connection {
         Ok(())
     }
 
-    fn accept(&mut self, request_id: u32) -> Result<Vec<ServerSessionResult>, String> {
+    pub(super) fn accept(&mut self, request_id: u32) -> Result<Vec<ServerSessionResult>, String> {
         self.session
             .accept_request(request_id)
             .map_err(|e| format!("accept: {e:?}"))
@@ -343,7 +272,7 @@ impl Connection {
 
     /// Refuses a request; the connection stays open (a client may try another name, and
     /// closing at once could reset the connection before the client reads the answer).
-    async fn reject(
+    pub(super) async fn reject(
         &mut self,
         request_id: u32,
         code: &str,
@@ -357,7 +286,7 @@ impl Connection {
         self.handle_results(results).await
     }
 
-    async fn event(&mut self, event: ServerSessionEvent) -> Result<(), String> {
+    pub(super) async fn event(&mut self, event: ServerSessionEvent) -> Result<(), String> {
         match event {
             ServerSessionEvent::ConnectionRequested { request_id, .. } => {
                 let results = self.accept(request_id)?;
@@ -409,374 +338,8 @@ impl Connection {
         }
     }
 
-    async fn start_publishing(&mut self, request_id: u32, name: String) -> Result<(), String> {
-        if let Err(why) = crate::media::name::check(&name) {
-            tracing::info!(stream = %crate::media::name::quoted(&name), %why, "rtmp publish refused");
-            return self
-                .reject(request_id, "NetStream.Publish.BadName", &why.to_string())
-                .await;
-        }
-        if !matches!(self.role, Role::Idle) {
-            return self
-                .reject(
-                    request_id,
-                    "NetStream.Publish.BadName",
-                    "this connection is busy",
-                )
-                .await;
-        }
-        let mut dynamic = false;
-        let mut attached = self.context.directory.attach_publisher(&name);
-        if attached.as_ref().err() == Some(&AttachError::NoSuchStream)
-            && let Some(template) = self.template_for(&name)
-        {
-            self.start_template_stream(&name, &template).await;
-            dynamic = true;
-            attached = self.wait_for_publish_point(&name).await;
-        }
-        let publisher = match attached {
-            Ok(publisher) => publisher,
-            Err(AttachError::Busy) => {
-                return self
-                    .reject(
-                        request_id,
-                        "NetStream.Publish.BadName",
-                        "another publisher holds this stream",
-                    )
-                    .await;
-            }
-            Err(AttachError::NoSuchStream) => {
-                let description = format!(
-                    "no stream `{name}` accepts publishing (input publish:// or a template prefix)"
-                );
-                return self
-                    .reject(request_id, "NetStream.Publish.BadName", &description)
-                    .await;
-            }
-        };
-        tracing::info!(stream = %name, "rtmp publisher attached");
-        self.role = Role::Publishing {
-            name,
-            publisher,
-            depacketizer: Depacketizer::new(),
-            metadata_tracks: Tracks::default(),
-            declared: Tracks::default(),
-            dynamic,
-        };
-        let results = self.accept(request_id)?;
-        self.handle_results(results).await
-    }
-
-    fn template_for(&self, name: &str) -> Option<Template> {
-        self.context
-            .templates
-            .iter()
-            .find(|t| {
-                t.prefixes
-                    .iter()
-                    .any(|p| p.is_empty() || name.starts_with(&format!("{p}/")))
-            })
-            .cloned()
-    }
-
-    /// Starts a stream that is not in the config (a template's published stream, a
-    /// relay) as a temporary child of `node/streams`; `Err` says why it did not start.
-    async fn start_ephemeral_stream(
-        &self,
-        name: &str,
-        input: &str,
-        segment_duration_ms: u64,
-        segment_count: usize,
-        relay: bool,
-    ) -> Result<(), String> {
-        let supervisor = supervisor_at(&self.context.node, &ActorPath::root().child("streams"))
-            .ok_or_else(|| "the streams supervisor is not running".to_string())?;
-        let plan = StreamPlan {
-            name: name.to_string(),
-            ondemand: false,
-            inputs: vec![InputPlan {
-                url: input.to_string(),
-                source_timeout_ms: None,
-                priority: None,
-            }],
-            cluster_ingest: false,
-            capture_at: None,
-            source_timeout_ms: crate::defaults::SOURCE_TIMEOUT_MS,
-            segment_duration_ms,
-            segment_count,
-            clients_timeout_ms: None,
-            retry_limit: None,
-            ephemeral: true,
-            relay,
-        };
-        let actor = StreamActor {
-            media: self.context.media.clone(),
-        };
-        let spec = worker_child(name, actor, move || plan.clone()).restart(Restart::Temporary);
-        match ractor::call!(supervisor, SupervisorMsg::StartChild, spec) {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(error)) => Err(error.to_string()),
-            Err(error) => Err(format!("streams supervisor unreachable: {error}")),
-        }
-    }
-
-    async fn start_template_stream(&self, name: &str, template: &Template) {
-        let options = &template.options;
-        let segment_duration_ms = options
-            .segment_duration
-            .map_or(crate::defaults::SEGMENT_DURATION_MS, |d| d.millis);
-        let segment_count = options
-            .segment_count
-            .map_or(crate::defaults::SEGMENT_COUNT, |c| c as usize);
-        match self
-            .start_ephemeral_stream(
-                name,
-                "publish://",
-                segment_duration_ms,
-                segment_count,
-                false,
-            )
-            .await
-        {
-            Ok(()) => {
-                tracing::info!(stream = %name, template = %template.name, "published stream started")
-            }
-            Err(error) => tracing::warn!(stream = %name, %error, "published stream not started"),
-        }
-    }
-
-    async fn wait_for_publish_point(&self, name: &str) -> Result<Publisher, AttachError> {
-        let deadline = self.context.node.runtime.now() + TEMPLATE_START_TIMEOUT;
-        loop {
-            match self.context.directory.attach_publisher(name) {
-                Err(AttachError::NoSuchStream) if self.context.node.runtime.now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-                other => return other,
-            }
-        }
-    }
-
-    async fn published(
-        &mut self,
-        data: Bytes,
-        timestamp: RtmpTimestamp,
-        video: bool,
-    ) -> Result<(), String> {
-        let Role::Publishing {
-            name, depacketizer, ..
-        } = &mut self.role
-        else {
-            return Ok(());
-        };
-        let inbound = if video {
-            depacketizer.video(&data, timestamp.value)
-        } else {
-            depacketizer.audio(&data, timestamp.value)
-        }
-        .map_err(|e| format!("publisher of {name}: {e}"))?;
-        self.declare_tracks()?;
-        let Role::Publishing {
-            name, publisher, ..
-        } = &mut self.role
-        else {
-            return Ok(());
-        };
-        if let Inbound::Frame(frame) = inbound
-            && publisher.sender.try_send(Published::Frame(frame)).is_err()
-        {
-            if publisher.sender.is_closed() {
-                return Err(format!("stream {name} stopped taking frames"));
-            }
-            tracing::warn!(stream = %name, "publisher outruns its stream; frame dropped");
-        }
-        Ok(())
-    }
-
-    /// Tells the stream which tracks the publisher declared (metadata and sequence
-    /// headers), when that changed: its first segment waits for each of them.
-    fn declare_tracks(&mut self) -> Result<(), String> {
-        let Role::Publishing {
-            name,
-            publisher,
-            depacketizer,
-            metadata_tracks,
-            declared,
-            ..
-        } = &mut self.role
-        else {
-            return Ok(());
-        };
-        let now = crate::media::tracks::union(*metadata_tracks, depacketizer.declared_tracks());
-        if now == *declared {
-            return Ok(());
-        }
-        match publisher.sender.try_send(Published::Tracks(now)) {
-            Ok(()) => *declared = now,
-            // A full queue: declared again with the next tag.
-            Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => {}
-            Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => {
-                return Err(format!("stream {name} stopped taking frames"));
-            }
-        }
-        Ok(())
-    }
-
-    async fn start_playing(
-        &mut self,
-        request_id: u32,
-        app: &str,
-        key: &str,
-        stream_id: u32,
-    ) -> Result<(), String> {
-        let name = stream_name(app, key);
-        if let Err(why) = crate::media::name::check(&name) {
-            tracing::info!(stream = %crate::media::name::quoted(&name), %why, "rtmp play refused");
-            return self
-                .reject(
-                    request_id,
-                    "NetStream.Play.StreamNotFound",
-                    &why.to_string(),
-                )
-                .await;
-        }
-        let mut found = self.context.directory.get(&name);
-        let relayed = found.is_none();
-        if relayed
-            && self.context.redirect_players
-            && !is_redirected(app, key)
-            && let Some(tc_url) = self.redirect_target(&name, app)
-        {
-            return self.redirect(stream_id, &name, &tc_url, key).await;
-        }
-        if relayed {
-            found = self.relay_from_peer(&name).await;
-        }
-        let Some(live) = found else {
-            return self
-                .reject(
-                    request_id,
-                    "NetStream.Play.StreamNotFound",
-                    &format!("no stream `{name}`"),
-                )
-                .await;
-        };
-        let viewer = Viewer {
-            stream: &name,
-            protocol: Protocol::Rtmp,
-            ip: self.socket.peer_addr().ok().map(|addr| addr.ip()),
-            user_agent: "rtmp",
-            query: key.split_once('?').map(|(_, query)| query),
-        };
-        let session = match self.context.sessions.admit(&viewer) {
-            Ok(session) => session,
-            Err(refused) => {
-                let reason = refused.to_string();
-                return self
-                    .reject(request_id, "NetStream.Play.Failed", &reason)
-                    .await;
-            }
-        };
-        let (gop, audio, frames) = live.subscribe_frames();
-        if gop.is_empty() {
-            return self
-                .reject(
-                    request_id,
-                    "NetStream.Play.StreamNotFound",
-                    &format!("`{name}` has no media yet"),
-                )
-                .await;
-        }
-        let results = self.accept(request_id)?;
-        self.handle_results(results).await?;
-        let rendition = live.rendition();
-        let mut metadata = StreamMetadata::new();
-        metadata.video_width = rendition.width;
-        metadata.video_height = rendition.height;
-        metadata.video_codec_id = Some(7);
-        metadata.audio_codec_id = audio.as_ref().map(|_| 10);
-        let packet = self
-            .session
-            .send_metadata(stream_id, &metadata)
-            .map_err(|e| format!("{e:?}"))?;
-        self.write(&packet.bytes).await?;
-        let (video_header, audio_header) = flv::sequence_headers(gop.first(), audio.as_ref());
-        if let Some(header) = video_header {
-            let packet = self
-                .session
-                .send_video_data(stream_id, header, RtmpTimestamp::new(0), false)
-                .map_err(|e| format!("{e:?}"))?;
-            self.write(&packet.bytes).await?;
-        }
-        if let Some(header) = audio_header {
-            let packet = self
-                .session
-                .send_audio_data(stream_id, header, RtmpTimestamp::new(0), false)
-                .map_err(|e| format!("{e:?}"))?;
-            self.write(&packet.bytes).await?;
-        }
-        tracing::info!(stream = %name, "rtmp player attached");
-        self.role = Role::Playing {
-            stream_id,
-            live,
-            session,
-            relayed,
-            frames,
-            base_dts: None,
-            last_ms: [0, 0],
-        };
-        for frame in gop {
-            self.play_frame(&frame).await?;
-        }
-        Ok(())
-    }
-
-    async fn play_frame(&mut self, frame: &Frame) -> Result<(), String> {
-        let Role::Playing {
-            stream_id,
-            live,
-            session,
-            base_dts,
-            last_ms,
-            ..
-        } = &mut self.role
-        else {
-            return Ok(());
-        };
-        let base = *base_dts.get_or_insert(frame.dts);
-        let track = usize::from(!frame.codec.is_video());
-        let mut packets = Vec::new();
-        for (body, offset_ms) in flv::packetize(frame) {
-            // Timestamps never go back per track: rml_rtmp sends wrapping deltas.
-            let ms =
-                (((frame.dts.saturating_sub(base)) / 90) as u32 + offset_ms).max(last_ms[track]);
-            last_ms[track] = ms;
-            let timestamp = RtmpTimestamp::new(ms);
-            let length = body.len() as u64;
-            let packet = if frame.codec.is_video() {
-                self.session
-                    .send_video_data(*stream_id, body, timestamp, !frame.keyframe)
-            } else {
-                self.session
-                    .send_audio_data(*stream_id, body, timestamp, false)
-            }
-            .map_err(|e| format!("{e:?}"))?;
-            live.counters
-                .bytes_out
-                .fetch_add(length, std::sync::atomic::Ordering::Relaxed);
-            session
-                .bytes
-                .fetch_add(length, std::sync::atomic::Ordering::Relaxed);
-            packets.push(packet.bytes);
-        }
-        for bytes in packets {
-            self.write(&bytes).await?;
-        }
-        Ok(())
-    }
-
     /// Ends the current role: a publisher's stream hears it left, a player is uncounted.
-    async fn leave(&mut self) {
+    pub(super) async fn leave(&mut self) {
         match std::mem::replace(&mut self.role, Role::Idle) {
             Role::Idle | Role::Redirected => {}
             Role::Publishing {
@@ -809,138 +372,5 @@ impl Connection {
                 }
             }
         }
-    }
-
-    /// The tcUrl of an alive peer that has `name` and listens for RTMP, with the hop
-    /// marker; `None` when there is none.
-    fn redirect_target(&self, name: &str, app: &str) -> Option<String> {
-        let mesh = self.context.mesh.as_ref()?;
-        let now_ms = self.context.node.runtime.wall_clock_ms();
-        let view = mesh.view().read().unwrap_or_else(|p| p.into_inner());
-        let peer = view
-            .locate(name, now_ms)
-            .into_iter()
-            .find(|peer| !peer.rtmp_url.is_empty())?;
-        let app = bare_app(app);
-        Some(format!(
-            "{}/{app}?{}=1",
-            peer.rtmp_url.trim_end_matches('/'),
-            crate::http::media::HOP_PARAMETER
-        ))
-    }
-
-    /// Sends the RTMP 302 for the play on `stream_id`, then lingers until the player
-    /// leaves. The status goes out through its own chunk serializer (rml_rtmp's session
-    /// has no call for a custom `onStatus`): a type-0 chunk needs no earlier header, and
-    /// nothing else is sent on this connection afterwards.
-    async fn redirect(
-        &mut self,
-        stream_id: u32,
-        name: &str,
-        tc_url: &str,
-        key: &str,
-    ) -> Result<(), String> {
-        use rml_rtmp::chunk_io::ChunkSerializer;
-        use rml_rtmp::messages::RtmpMessage;
-        let message = RtmpMessage::Amf0Command {
-            command_name: "onStatus".into(),
-            transaction_id: 0.0,
-            command_object: rml_rtmp::rml_amf0::Amf0Value::Null,
-            additional_arguments: vec![redirect_status(tc_url, key)],
-        };
-        let payload = message
-            .into_message_payload(RtmpTimestamp::new(0), stream_id)
-            .map_err(|e| format!("redirect: {e:?}"))?;
-        let mut serializer = ChunkSerializer::new();
-        serializer
-            .set_max_chunk_size(CHUNK_SIZE_BYTES, RtmpTimestamp::new(0))
-            .map_err(|e| format!("redirect: {e:?}"))?;
-        let packet = serializer
-            .serialize(&payload, true, false)
-            .map_err(|e| format!("redirect: {e:?}"))?;
-        self.write(&packet.bytes).await?;
-        tracing::info!(stream = %name, to = %tc_url, "rtmp player redirected to a peer");
-        self.role = Role::Redirected;
-        Ok(())
-    }
-
-    /// RTMP players cannot follow an HTTP redirect, so a stream that only a peer has is
-    /// relayed: a temporary local stream pulls the peer's HTTP-MPEG-TS (marked as already
-    /// redirected, so it is never sent on) and the player plays it here. `None` when no
-    /// alive peer has it, or the relay produced no media in time.
-    async fn relay_from_peer(&self, name: &str) -> Option<Arc<LiveStream>> {
-        let mesh = self.context.mesh.as_ref()?;
-        let peer_url = {
-            let now_ms = self.context.node.runtime.wall_clock_ms();
-            let view = mesh.view().read().unwrap_or_else(|p| p.into_inner());
-            let peer = view.locate(name, now_ms).into_iter().next()?;
-            let base = peer.viewer_base_url();
-            let authority = base
-                .split_once("://")
-                .map_or(base.as_str(), |(_, rest)| rest)
-                .to_string();
-            format!(
-                "tshttp://{authority}/{name}/mpegts?{}=1",
-                crate::http::media::HOP_PARAMETER
-            )
-        };
-        // The relay runs while its players watch: the last one to leave stops it.
-        let started = self
-            .start_ephemeral_stream(
-                name,
-                &peer_url,
-                crate::defaults::SEGMENT_DURATION_MS,
-                crate::defaults::SEGMENT_COUNT,
-                true,
-            )
-            .await;
-        tracing::info!(stream = %name, relay = %peer_url, ok = started.is_ok(), "relaying a peer's stream for an RTMP player");
-        // Even when this start lost a race to another player's, the stream may appear.
-        let deadline = self.context.node.runtime.now()
-            + Duration::from_millis(crate::defaults::STREAM_START_WAIT_MS);
-        loop {
-            if let Some(live) = self.context.directory.get(name) {
-                let remaining = deadline.saturating_duration_since(self.context.node.runtime.now());
-                return live.wait_ready(remaining).await.then_some(live);
-            }
-            if self.context.node.runtime.now() >= deadline {
-                return None;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    async fn stop_template_stream(&self, name: &str) {
-        let Some(supervisor) =
-            supervisor_at(&self.context.node, &ActorPath::root().child("streams"))
-        else {
-            return;
-        };
-        let _ = ractor::call!(supervisor, SupervisorMsg::TerminateChild, name.to_string());
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_join_app_and_key_like_flussonic() {
-        assert_eq!(stream_name("static", "cam01"), "cam01");
-        assert_eq!(stream_name("live", "news"), "live/news");
-        assert_eq!(stream_name("chats/my", "chat-15"), "chats/my/chat-15");
-        assert_eq!(stream_name("chats", "my/chat-15"), "chats/my/chat-15");
-        assert_eq!(stream_name("live", "news?token=abc"), "live/news");
-        assert_eq!(stream_name("", "solo"), "solo");
-        assert_eq!(stream_name("static/live", "news"), "live/news");
-        assert_eq!(stream_name("live?flotilla_hop=1", "news"), "live/news");
-    }
-
-    #[test]
-    fn a_hop_marker_in_the_app_or_the_key_means_already_redirected() {
-        assert!(is_redirected("live?flotilla_hop=1", "news"));
-        assert!(is_redirected("live", "news?token=a&flotilla_hop=1"));
-        assert!(!is_redirected("live", "news?token=a"));
-        assert!(!is_redirected("flotilla_hop", "news"));
     }
 }

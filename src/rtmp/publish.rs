@@ -1,0 +1,196 @@
+//! Publishing: into a configured stream's publish point (`input publish://`), or into a
+//! stream started for the publisher when its name matches a template prefix (stopped
+//! when it leaves). The publisher's declared tracks (metadata codec ids, sequence
+//! headers) go to the stream before its frames, so its first segment names them all.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use rml_rtmp::time::RtmpTimestamp;
+
+use super::flv::{Depacketizer, Inbound};
+use super::server::{Connection, Role, TEMPLATE_START_TIMEOUT};
+use crate::config::model::Template;
+use crate::media::directory::{AttachError, Published, Publisher};
+use crate::media::ts::mux::Tracks;
+
+impl Connection {
+    pub(super) async fn start_publishing(
+        &mut self,
+        request_id: u32,
+        name: String,
+    ) -> Result<(), String> {
+        if let Err(why) = crate::media::name::check(&name) {
+            tracing::info!(stream = %crate::media::name::quoted(&name), %why, "rtmp publish refused");
+            return self
+                .reject(request_id, "NetStream.Publish.BadName", &why.to_string())
+                .await;
+        }
+        if !matches!(self.role, Role::Idle) {
+            return self
+                .reject(
+                    request_id,
+                    "NetStream.Publish.BadName",
+                    "this connection is busy",
+                )
+                .await;
+        }
+        let mut dynamic = false;
+        let mut attached = self.context.directory.attach_publisher(&name);
+        if attached.as_ref().err() == Some(&AttachError::NoSuchStream)
+            && let Some(template) = self.template_for(&name)
+        {
+            self.start_template_stream(&name, &template).await;
+            dynamic = true;
+            attached = self.wait_for_publish_point(&name).await;
+        }
+        let publisher = match attached {
+            Ok(publisher) => publisher,
+            Err(AttachError::Busy) => {
+                return self
+                    .reject(
+                        request_id,
+                        "NetStream.Publish.BadName",
+                        "another publisher holds this stream",
+                    )
+                    .await;
+            }
+            Err(AttachError::NoSuchStream) => {
+                let description = format!(
+                    "no stream `{name}` accepts publishing (input publish:// or a template prefix)"
+                );
+                return self
+                    .reject(request_id, "NetStream.Publish.BadName", &description)
+                    .await;
+            }
+        };
+        tracing::info!(stream = %name, "rtmp publisher attached");
+        self.role = Role::Publishing {
+            name,
+            publisher,
+            depacketizer: Depacketizer::new(),
+            metadata_tracks: Tracks::default(),
+            declared: Tracks::default(),
+            dynamic,
+        };
+        let results = self.accept(request_id)?;
+        self.handle_results(results).await
+    }
+
+    pub(super) fn template_for(&self, name: &str) -> Option<Template> {
+        self.context
+            .templates
+            .iter()
+            .find(|t| {
+                t.prefixes
+                    .iter()
+                    .any(|p| p.is_empty() || name.starts_with(&format!("{p}/")))
+            })
+            .cloned()
+    }
+
+    pub(super) async fn start_template_stream(&self, name: &str, template: &Template) {
+        let options = &template.options;
+        let segment_duration_ms = options
+            .segment_duration
+            .map_or(crate::defaults::SEGMENT_DURATION_MS, |d| d.millis);
+        let segment_count = options
+            .segment_count
+            .map_or(crate::defaults::SEGMENT_COUNT, |c| c as usize);
+        match self
+            .start_ephemeral_stream(
+                name,
+                "publish://",
+                segment_duration_ms,
+                segment_count,
+                false,
+            )
+            .await
+        {
+            Ok(()) => {
+                tracing::info!(stream = %name, template = %template.name, "published stream started")
+            }
+            Err(error) => tracing::warn!(stream = %name, %error, "published stream not started"),
+        }
+    }
+
+    pub(super) async fn wait_for_publish_point(
+        &self,
+        name: &str,
+    ) -> Result<Publisher, AttachError> {
+        let deadline = self.context.node.runtime.now() + TEMPLATE_START_TIMEOUT;
+        loop {
+            match self.context.directory.attach_publisher(name) {
+                Err(AttachError::NoSuchStream) if self.context.node.runtime.now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    pub(super) async fn published(
+        &mut self,
+        data: Bytes,
+        timestamp: RtmpTimestamp,
+        video: bool,
+    ) -> Result<(), String> {
+        let Role::Publishing {
+            name, depacketizer, ..
+        } = &mut self.role
+        else {
+            return Ok(());
+        };
+        let inbound = if video {
+            depacketizer.video(&data, timestamp.value)
+        } else {
+            depacketizer.audio(&data, timestamp.value)
+        }
+        .map_err(|e| format!("publisher of {name}: {e}"))?;
+        self.declare_tracks()?;
+        let Role::Publishing {
+            name, publisher, ..
+        } = &mut self.role
+        else {
+            return Ok(());
+        };
+        if let Inbound::Frame(frame) = inbound
+            && publisher.sender.try_send(Published::Frame(frame)).is_err()
+        {
+            if publisher.sender.is_closed() {
+                return Err(format!("stream {name} stopped taking frames"));
+            }
+            tracing::warn!(stream = %name, "publisher outruns its stream; frame dropped");
+        }
+        Ok(())
+    }
+
+    /// Tells the stream which tracks the publisher declared (metadata and sequence
+    /// headers), when that changed: its first segment waits for each of them.
+    pub(super) fn declare_tracks(&mut self) -> Result<(), String> {
+        let Role::Publishing {
+            name,
+            publisher,
+            depacketizer,
+            metadata_tracks,
+            declared,
+            ..
+        } = &mut self.role
+        else {
+            return Ok(());
+        };
+        let now = crate::media::tracks::union(*metadata_tracks, depacketizer.declared_tracks());
+        if now == *declared {
+            return Ok(());
+        }
+        match publisher.sender.try_send(Published::Tracks(now)) {
+            Ok(()) => *declared = now,
+            // A full queue: declared again with the next tag.
+            Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => {}
+            Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => {
+                return Err(format!("stream {name} stopped taking frames"));
+            }
+        }
+        Ok(())
+    }
+}
