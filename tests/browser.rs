@@ -7,56 +7,16 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::browser::{Browser, PageServer, hlsjs_page};
+use common::ffmpeg::Ffmpeg;
 use common::{Node, free_port, http_get, member, poll_until, shared_config};
 
 /// How long the playback a test asks for may take, start-up included.
 const PLAYBACK_DEADLINE: Duration = Duration::from_secs(60);
 /// How long a published stream may take to have its first segment.
 const FIRST_SEGMENT_DEADLINE: Duration = Duration::from_secs(20);
-
-/// ffmpeg publishing a live test pattern with a tone (H.264 + AAC, keyframe every second)
-/// to `url`, in real time, as an encoder in the field would. The tone starts 1.5 s after
-/// the picture, as with an encoder whose audio path starts late: the publish begins with
-/// video only, and audio arrives after the first keyframe. Killed on drop.
-struct Publisher(Child);
-
-impl Publisher {
-    fn start(url: &str) -> Publisher {
-        let child = Command::new("ffmpeg")
-            .args(["-v", "error", "-re"])
-            .args(["-f", "lavfi", "-i", "testsrc=size=320x180:rate=25"])
-            .args(["-itsoffset", "1.5"])
-            .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"])
-            .args([
-                "-c:v",
-                "libx264",
-                "-preset",
-                "ultrafast",
-                "-tune",
-                "zerolatency",
-            ])
-            .args(["-g", "25", "-pix_fmt", "yuv420p"])
-            .args(["-c:a", "aac", "-b:a", "64k", "-f", "flv"])
-            .arg(url)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("ffmpeg is installed by scripts/test.sh");
-        Publisher(child)
-    }
-}
-
-impl Drop for Publisher {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Waits until `path` on `at` answers `wanted`.
 fn wait_for_status(at: SocketAddr, path: &str, wanted: u16) {
@@ -96,7 +56,9 @@ fn hlsjs_joining_right_after_an_rtmp_publish_plays_without_errors() {
          template live {{ prefix live; segment_duration 1; }}\n"
     );
     let _node = Node::start(&config, at, &[], &[]);
-    let _publisher = Publisher::start(&format!("rtmp://127.0.0.1:{rtmp}/live/cam"));
+    // The tone starts 1.5 s after the picture: the publish begins with video only, and the
+    // first segment must still name (and carry) the audio track.
+    let _publisher = Ffmpeg::publish_pattern(&format!("rtmp://127.0.0.1:{rtmp}/live/cam"), 1.5);
     // The viewer arrives with the first segment: the one whose PMT decides the player's
     // buffers.
     wait_for_status(at, "/live/cam/index.m3u8", 200);
@@ -114,7 +76,7 @@ fn a_page_on_another_origin_plays_through_a_redirect() {
     let config = shared_config(port, key, &[2, 3]);
     let a = member(2, "a", port, rtmp_a, &config);
     let b = member(3, "b", port, rtmp_b, &config);
-    let _publisher = Publisher::start(&format!("rtmp://{}/live/news", a.rtmp));
+    let _publisher = Ffmpeg::publish_pattern(&format!("rtmp://{}/live/news", a.rtmp), 1.5);
     wait_for_status(a.http, "/live/news/index.m3u8", 200);
     // Node b does not have the stream: it sends the player to a once it hears of it.
     wait_for_status(b.http, "/live/news/index.m3u8", 302);

@@ -5,9 +5,9 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::ffmpeg::Ffmpeg;
 use common::*;
 use flotilla::rtmp::client::RtmpClient;
 use flotilla::rtmp::flv::Depacketizer;
@@ -16,31 +16,6 @@ const KEY: &str = "relay-test-cluster-key-0123456789abcdef";
 
 /// Longest a request may take to be answered (a stuck registration made it 20 s).
 const ANSWER_DEADLINE: Duration = Duration::from_secs(1);
-
-/// ffmpeg publishing the test clip to `rtmp://TO/live/NAME`, killed on drop.
-struct Publisher(Child);
-
-impl Publisher {
-    fn start(to: &str, name: &str) -> Publisher {
-        let child = Command::new("ffmpeg")
-            .args(["-v", "error", "-re", "-stream_loop", "-1", "-i"])
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/testsrc.ts"))
-            .args(["-c", "copy", "-f", "flv"])
-            .arg(format!("rtmp://{to}/live/{name}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("ffmpeg is installed by scripts/test.sh");
-        Publisher(child)
-    }
-}
-
-impl Drop for Publisher {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Plays `live/NAME` over RTMP on `at` until the first frame arrives; the connection is
 /// kept open by the returned runtime and client.
@@ -86,7 +61,7 @@ fn relays_come_from_the_owner_and_a_failed_relay_leaves_nothing_behind() {
     let a = member(4, "a", port, rtmp, &config);
     let b = member(5, "b", port, rtmp, &config);
     let c = member(6, "c", port, rtmp, &config);
-    let publisher = Publisher::start(&a.rtmp, "news");
+    let publisher = Ffmpeg::publish_clip(&format!("rtmp://{}/live/news", a.rtmp));
     assert!(
         poll_until(Duration::from_secs(20), || stream_on(a.http, "news")
             .then_some(()))
@@ -122,7 +97,7 @@ fn relays_come_from_the_owner_and_a_failed_relay_leaves_nothing_behind() {
         "b's relay stops with its last player"
     );
     drop(publisher);
-    let republished = Publisher::start(&b.rtmp, "news");
+    let republished = Ffmpeg::publish_clip(&format!("rtmp://{}/live/news", b.rtmp));
     let start = Instant::now();
     let moved = poll_until(Duration::from_secs(40), || {
         let asked = Instant::now();
