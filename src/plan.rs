@@ -63,6 +63,9 @@ fn ingest_plan(config: &Config, identity: &NodeIdentity) -> IngestPlan {
         settle_ms: stale_ms,
         tick_ms: (fetch_ms / 4).clamp(INGEST_TICK_MIN_MS, INGEST_TICK_MAX_MS),
         minority_restraint: config.cluster_ingest_minority_restraint == Some(true),
+        pause_after_ms: Some(flotilla_actors::mesh::view::pause_after_ms(
+            fetch_ms, stale_ms,
+        )),
         sabotage: None,
     }
 }

@@ -2,7 +2,9 @@
 //! cluster_ingest streams (the built-in test source), one of them `capture_at` node b.
 //! Every stream is captured exactly once; `kill -9` of b moves its streams to the
 //! others within stale_timeout + fetch_timeout + start time; b's return brings its
-//! streams back — and nothing else moves.
+//! streams back — and nothing else moves. `kill -STOP` of b for longer than
+//! stale_timeout moves its streams the same way, and `kill -CONT` moves nothing back
+//! blind: b starts no capture, and its old captures end once it hears its peers.
 
 mod common;
 
@@ -21,14 +23,21 @@ const STALE_TIMEOUT_MS: u64 = 3_000;
 const START_ALLOWANCE_MS: u64 = 6_000;
 
 fn config(port: u16) -> String {
+    config_on(port, 1)
+}
+
+/// The shared config of three nodes at 127.0.0.`first`, `first + 1` and `first + 2`;
+/// cam0 prefers the second.
+fn config_on(port: u16, first: u8) -> String {
     let mut text = format!("cluster_key {KEY};\n");
-    for index in 1..=3 {
+    for index in first..first + 3 {
         text.push_str(&format!(
             "peer 127.0.0.{index}:{port} {{ fetch_timeout {FETCH_TIMEOUT_MS}; stale_timeout {STALE_TIMEOUT_MS}; }}\n"
         ));
     }
     text.push_str(&format!(
-        "stream cam0 {{ input test://; segment_duration 1; cluster_ingest capture_at=127.0.0.2:{port}; }}\n"
+        "stream cam0 {{ input test://; segment_duration 1; cluster_ingest capture_at=127.0.0.{}:{port}; }}\n",
+        first + 1
     ));
     for i in 1..9 {
         text.push_str(&format!(
@@ -211,5 +220,175 @@ fn nine_streams_over_three_nodes_fail_over_and_come_back() {
         failovers[0],
         failovers[failovers.len() / 2],
         failovers[failovers.len() - 1]
+    );
+}
+
+/// A node's captures as its ingest table says: stream → (epoch, frames flowing there).
+fn captures_at(at: SocketAddr) -> Option<BTreeMap<String, (u64, bool)>> {
+    let table = get_json(at, "/streamer/api/v3/cluster/ingest")?;
+    let streams = get_json(at, "/streamer/api/v3/streams")?;
+    let alive = |name: &str| {
+        streams["streams"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|s| s["name"] == name && s["stats"]["alive"] == true)
+    };
+    table["streams"]
+        .as_array()?
+        .iter()
+        .filter(|row| row["local"] == "capturing")
+        .map(|row| {
+            let stream = row["stream"].as_str()?;
+            Some((
+                stream.to_string(),
+                (row["local_epoch"].as_u64()?, alive(stream)),
+            ))
+        })
+        .collect()
+}
+
+/// stream → the nodes of `members` (name, member) capturing it with frames flowing.
+fn flowing_at(members: &[(&str, &Member)]) -> Option<BTreeMap<String, Vec<String>>> {
+    let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (name, member) in members {
+        for (stream, (_, alive)) in captures_at(member.http)? {
+            if alive {
+                map.entry(stream).or_default().push(name.to_string());
+            }
+        }
+    }
+    Some(map)
+}
+
+/// Issue #30, item 9: `kill -STOP` of a capturing node for longer than stale_timeout,
+/// then `kill -CONT`. Its streams move to the others while it is stopped. When it
+/// continues it takes nothing that runs elsewhere — it hears its peers before it decides,
+/// and is then a returning node on its fail-back hold — so no capture starts anywhere;
+/// its own old captures (taken over meanwhile) end by make before break once it has
+/// heard its peers. Before the fix it started 4 of 6 streams that ran fine elsewhere
+/// within 0.2 s of SIGCONT, and one stream moved twice.
+#[test]
+#[allow(clippy::disallowed_methods)] // Real processes, real pauses.
+fn a_stopped_node_that_continues_takes_nothing_that_runs_elsewhere() {
+    /// Longer than stale_timeout: the peers declare it dead and take its streams.
+    const STOPPED: Duration = Duration::from_secs(10);
+    /// How long after SIGCONT it is watched: within its fail-back hold (two stale
+    /// timeouts from the moment it hears a majority again), when nothing may move to it.
+    const WATCH: Duration = Duration::from_millis(2 * STALE_TIMEOUT_MS - 500);
+    /// Its old captures end within this of SIGCONT: the first exchange with each peer
+    /// (one fetch interval), a coordinator tick and the stop, with room for a loaded host.
+    const OLD_CAPTURES_END: Duration = Duration::from_millis(2 * FETCH_TIMEOUT_MS + 1_000);
+
+    let (port, rtmp) = (free_port(), free_port());
+    let shared = config_on(port, 4);
+    let a = member(4, "a", port, rtmp, &shared);
+    let b = member(5, "b", port, rtmp, &shared);
+    let c = member(6, "c", port, rtmp, &shared);
+    let all = [("a", &a), ("b", &b), ("c", &c)];
+    let others = [("a", &a), ("c", &c)];
+    let tables = |members: &[(&str, &Member)]| {
+        members
+            .iter()
+            .map(|(name, member)| format!("{name}: {:?}", captures_at(member.http)))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let once = |members: &[(&str, &Member)]| {
+        flowing_at(members).filter(|map| map.len() == 9 && map.values().all(|n| n.len() == 1))
+    };
+    // At rest: captured exactly once, and every node's table agrees (so every node has
+    // heard every capture and its epoch).
+    let initial = poll_until(Duration::from_secs(40), || exactly_once(&[&a, &b, &c]))
+        .unwrap_or_else(|| panic!("never captured exactly once: {}", tables(&all)));
+    let on_b: Vec<String> = initial
+        .iter()
+        .filter(|(_, node)| *node == "b")
+        .map(|(stream, _)| stream.clone())
+        .collect();
+    assert!(on_b.contains(&"cam0".to_string()), "{initial:?}");
+
+    let b_node = b.node.as_ref().unwrap();
+    // Every capture seen before SIGCONT: (node, stream, epoch). A capture with a new
+    // epoch after it is a start (or a fence, which takes a stream as surely).
+    let mut seen: std::collections::BTreeSet<(String, String, u64)> = Default::default();
+    let mut note = |name: &str, at: SocketAddr| {
+        for (stream, (epoch, _)) in captures_at(at).unwrap() {
+            seen.insert((name.to_string(), stream, epoch));
+        }
+    };
+    note("b", b.http);
+
+    b_node.signal("STOP");
+    let stopped = Instant::now();
+    let moved = poll_until(STOPPED, || once(&others))
+        .unwrap_or_else(|| panic!("b's streams never moved: {:?}", flowing_at(&others)));
+    println!(
+        "b stopped: its streams run elsewhere after {:?}: {}",
+        stopped.elapsed(),
+        tables(&others)
+    );
+    for (name, member) in others {
+        note(name, member.http);
+    }
+    std::thread::sleep(STOPPED.saturating_sub(stopped.elapsed()));
+
+    b_node.signal("CONT");
+    let continued = Instant::now();
+    let mut starts = Vec::new();
+    let mut overlaps: BTreeMap<String, (Duration, Duration)> = BTreeMap::new();
+    let mut polls = 0;
+    while continued.elapsed() < WATCH {
+        let Some(now) = all
+            .iter()
+            .map(|(name, member)| Some((*name, captures_at(member.http)?)))
+            .collect::<Option<Vec<_>>>()
+        else {
+            continue;
+        };
+        polls += 1;
+        let at = continued.elapsed();
+        let mut flowing: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (name, captures) in &now {
+            for (stream, (epoch, alive)) in captures {
+                if seen.insert((name.to_string(), stream.clone(), *epoch)) {
+                    starts.push(format!("{name} started {stream} (epoch {epoch}) at {at:?}"));
+                }
+                if *alive {
+                    flowing.entry(stream).or_default().push(name);
+                }
+            }
+        }
+        for (stream, nodes) in flowing.iter().filter(|(_, nodes)| nodes.len() > 1) {
+            assert!(
+                nodes.len() == 2 && nodes.contains(&"b") && on_b.iter().any(|s| s == stream),
+                "{stream} captured by {nodes:?} at {at:?}: only b's old captures may overlap"
+            );
+            let spell = overlaps.entry(stream.to_string()).or_insert((at, at));
+            spell.1 = at;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    println!(
+        "after SIGCONT: {polls} polls in {WATCH:?}; overlaps (first, last seen): {overlaps:?}"
+    );
+    assert!(polls >= 10, "b's API answered {polls} times");
+    assert!(
+        starts.is_empty(),
+        "capture starts after SIGCONT: {starts:?}"
+    );
+    for (stream, (_, last)) in &overlaps {
+        assert!(
+            *last < OLD_CAPTURES_END,
+            "b's old capture of {stream} still ran {last:?} after SIGCONT"
+        );
+    }
+    // Where b's streams went while it was stopped, they stay (b is on its hold).
+    let after = once(&all).unwrap_or_else(|| panic!("not at rest: {}", tables(&all)));
+    assert_eq!(
+        after,
+        moved,
+        "nothing moved after SIGCONT: {}",
+        tables(&all)
     );
 }

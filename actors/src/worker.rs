@@ -98,8 +98,9 @@ impl<M: Send + 'static> Handle<M> {
         result
     }
 
-    /// Sends `make()` after `delay` (if the worker still runs then). Timers are ractor's,
-    /// on tokio's clock, so they follow paused and simulated time.
+    /// Sends `make()` after `delay` (if the worker still runs then). The timer is a task
+    /// of the node's runtime seam (as ractor's `send_after` is a tokio task), on tokio's
+    /// clock, so it follows paused and simulated time and stops with a suspended node.
     /// Abort the returned handle to cancel.
     pub fn send_after(
         &self,
@@ -107,23 +108,36 @@ impl<M: Send + 'static> Handle<M> {
         make: impl FnOnce() -> M + Send + 'static,
     ) -> JoinHandle<Result<(), MessagingErr<Envelope<M>>>> {
         let counters = self.counters.clone();
-        self.actor.send_after(delay, move || {
+        let actor = self.actor.clone();
+        self.node.runtime.spawn("send-after", async move {
+            tokio::time::sleep(delay).await;
             counters.enqueued.fetch_add(1, Ordering::Relaxed);
-            Envelope::User(make())
+            actor.send_message(Envelope::User(make()))
         })
     }
 
-    /// Sends `make()` every `period` while the worker runs.
-    /// Abort the returned handle to cancel.
+    /// Sends `make()` every `period` while the worker runs (missed periods are made up
+    /// at once, as ractor's `send_interval` does). A task of the node's runtime seam, like
+    /// [`Handle::send_after`]. Abort the returned handle to cancel.
     pub fn send_interval(
         &self,
         period: Duration,
         make: impl Fn() -> M + Send + 'static,
     ) -> JoinHandle<()> {
         let counters = self.counters.clone();
-        self.actor.send_interval(period, move || {
-            counters.enqueued.fetch_add(1, Ordering::Relaxed);
-            Envelope::User(make())
+        let actor = self.actor.clone();
+        self.node.runtime.spawn("send-interval", async move {
+            let mut timer = tokio::time::interval(period);
+            // The first tick is at once.
+            timer.tick().await;
+            while ractor::ACTIVE_STATES.contains(&actor.get_status()) {
+                timer.tick().await;
+                counters.enqueued.fetch_add(1, Ordering::Relaxed);
+                // An error: the worker is gone.
+                if actor.send_message(Envelope::User(make())).is_err() {
+                    break;
+                }
+            }
         })
     }
 

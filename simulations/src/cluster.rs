@@ -83,6 +83,13 @@ pub struct HostSpec {
 pub async fn run_host(spec: HostSpec) -> turmoil::Result {
     let started_ms = sim_ms();
     let runtime = Runtime::deterministic(spec.seed ^ started_ms, EPOCH_MS + started_ms);
+    // The simulator's SIGSTOP and SIGCONT for this incarnation (run.rs, the suspend fault).
+    let suspension = runtime
+        .suspension()
+        .ok_or("a deterministic runtime can be suspended")?;
+    spec.world.with(|state| {
+        state.suspensions.insert(spec.name.clone(), suspension);
+    });
     let loaded = flotilla::config::load_str("sim.conf", &spec.config)
         .map_err(|errors| format!("the simulated config does not load: {errors:?}"))?;
     let identity = NodeIdentity::resolve(&loaded.config, Some(&spec.name), None);
@@ -92,6 +99,7 @@ pub async fn run_host(spec: HostSpec) -> turmoil::Result {
         mesh_net: Arc::new(crate::net::SimNet {
             seed: spec.seed ^ started_ms.rotate_left(17),
             faults: spec.faults,
+            runtime: runtime.clone(),
         }),
         media: Some(Arc::new(move |directory, runtime| {
             Arc::new(SimStreams(Arc::new(SimMedia {

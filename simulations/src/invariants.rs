@@ -51,6 +51,14 @@ pub const SOURCE_RECOVERY_MS: u64 = crate::media::FRAME_PERIOD_MS
     + flotilla_actors::tree::STREAM_BACKOFF.initial.as_millis() as u64
     + OBSERVE_PERIOD_MS;
 
+/// A node that resumes from a suspension (its process stopped for longer than the stale
+/// timeout, then continued) starts no capture of a stream another running node captures
+/// for this long after it resumes (I11): its peers may have taken its streams, and it
+/// must hear them before it takes anything (its view of them is from before the pause);
+/// once it has, it is a returning node, held off streams captured elsewhere for its
+/// fail-back hold (two stale timeouts, counted from the majority it hears again).
+pub const RESUME_HOLD_MS: u64 = 2 * STALE_TIMEOUT_MS;
+
 /// Two nodes whose views differ may disagree on an owner until their views converge:
 /// one exchange round each way and a tick (I6).
 pub const VIEWS_CONVERGE_MS: u64 = 2 * FETCH_TIMEOUT_MS + 1_000;
@@ -190,6 +198,15 @@ impl std::fmt::Display for Violation {
             self.detail
         )
     }
+}
+
+/// A node's last suspension that ended with it continuing (I11's subject).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Resumed {
+    /// When its process was suspended, simulated ms.
+    pub suspended_ms: u64,
+    /// When it continued, simulated ms.
+    pub resumed_ms: u64,
 }
 
 /// A node cut off from every peer (I7's subject).
@@ -374,6 +391,42 @@ impl Checker {
             );
         }
         Ok(())
+    }
+
+    /// I11: `node`, which resumed from a suspension (`resume`), started capturing
+    /// `stream` at `at_ms` while `others` (running nodes, suspended ones left out)
+    /// captured it with frames. Checked within [`RESUME_HOLD_MS`] of the resume, and
+    /// only when the network was calm from [`DUPLICATES_END_MS`] before the suspension
+    /// on (`calm_since_ms`): a node that cannot hear a peer may take its streams, resumed
+    /// or not.
+    pub fn resumed_start(
+        &self,
+        node: &str,
+        stream: &str,
+        at_ms: u64,
+        resume: &Resumed,
+        calm_since_ms: Option<u64>,
+        others: &BTreeSet<String>,
+    ) -> Result<(), Violation> {
+        let calm_throughout = calm_since_ms.is_some_and(|calm_ms| {
+            calm_ms.saturating_add(DUPLICATES_END_MS) <= resume.suspended_ms
+        });
+        if others.is_empty()
+            || !calm_throughout
+            || at_ms >= resume.resumed_ms.saturating_add(RESUME_HOLD_MS)
+        {
+            return Ok(());
+        }
+        violation(
+            "I11",
+            at_ms,
+            format!(
+                "{node} resumed at {} ms after {} ms suspended and started {stream} {} ms later, while {others:?} captured it",
+                resume.resumed_ms,
+                resume.resumed_ms - resume.suspended_ms,
+                at_ms.saturating_sub(resume.resumed_ms)
+            ),
+        )
     }
 
     /// Checks one observation; returns what it breaks (the first break of each check).

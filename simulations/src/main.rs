@@ -55,7 +55,8 @@ struct Args {
     /// Run each seed twice and compare the trace hashes.
     #[arg(long)]
     check_determinism: bool,
-    /// Break one rule on purpose (no-failback, double-capture, ignore-stale, leak-node).
+    /// Break one rule on purpose (no-failback, double-capture, ignore-stale, leak-node,
+    /// blind-resume).
     #[arg(long)]
     sabotage: Option<Sabotage>,
     /// Nodes in the cluster.

@@ -172,7 +172,9 @@ fn capturing(board: &BoardState) -> BTreeMap<String, u64> {
 }
 
 /// The whole cluster at `now_ms`, with the `detail` the checks need then. `reachers`:
-/// every stream with the nodes that reach its camera.
+/// every stream with the nodes that reach its camera. A `suspended` node (its process
+/// stopped) is observed as not running, and its captures as not capturing (no frame of
+/// theirs arrives while it is stopped); it is observed again when it continues.
 #[allow(clippy::too_many_arguments)]
 pub fn observe(
     world: &World,
@@ -183,6 +185,7 @@ pub fn observe(
     calm_since_ms: Option<u64>,
     healed_at_ms: Option<u64>,
     isolated: &BTreeMap<String, Isolation>,
+    suspended: &BTreeMap<String, u64>,
     detail: Detail,
 ) -> Observation {
     let wall_ms = EPOCH_MS + now_ms;
@@ -190,6 +193,9 @@ pub fn observe(
         memo.nodes.retain(|name, _| w.nodes.contains_key(name));
         let mut nodes = BTreeMap::new();
         for (name, handle) in &w.nodes {
+            if suspended.contains_key(name) {
+                continue;
+            }
             let board = handle.board.snapshot();
             let view = handle.view.read().unwrap_or_else(|p| p.into_inner());
             let node_memo = match memo.nodes.get_mut(name) {
@@ -241,7 +247,15 @@ pub fn observe(
                 let running: RunningCaptures = Arc::new(
                     w.running
                         .iter()
-                        .map(|(stream, on)| (stream.clone(), on.keys().cloned().collect()))
+                        .map(|(stream, on)| {
+                            let on: BTreeSet<String> = on
+                                .keys()
+                                .filter(|node| !suspended.contains_key(*node))
+                                .cloned()
+                                .collect();
+                            (stream.clone(), on)
+                        })
+                        .filter(|(_, on)| !on.is_empty())
                         .collect(),
                 );
                 memo.running = Some((w.running_version, running.clone()));

@@ -33,6 +33,9 @@ pub enum FaultKind {
     RestartStorm,
     /// The preferred (`capture_at`) node of some streams goes down and up repeatedly.
     Flap,
+    /// A node's process is suspended (SIGSTOP: nothing of it runs, its state stays),
+    /// longer than the stale timeout, then continues (SIGCONT) with its clock jumped.
+    Suspend,
 }
 
 impl FaultKind {
@@ -63,9 +66,16 @@ impl FaultKind {
             FaultKind::SourceDown => "source-down",
             FaultKind::RestartStorm => "restart-storm",
             FaultKind::Flap => "flap",
+            FaultKind::Suspend => "suspend",
         }
     }
 }
+
+/// A suspended node stays suspended at least this long: longer than the stale timeout
+/// plus a fetch interval, so its peers declare it dead and take its streams over while it
+/// does not run, and it resumes with every peer silent for longer than the stale timeout.
+pub const SUSPEND_MIN_MS: u64 =
+    crate::cluster::STALE_TIMEOUT_MS + crate::cluster::FETCH_TIMEOUT_MS + 1_000;
 
 /// A run's shape: cluster size, streams, faults and their rates.
 #[derive(Debug, Clone, PartialEq)]
@@ -106,7 +116,7 @@ impl Profile {
             kinds.push(FaultKind::ALL[rng.random_range(0..FaultKind::ALL.len())]);
         }
         let datagram_faults = rng.random_bool(0.3);
-        Profile {
+        let mut profile = Profile {
             nodes,
             streams,
             preferred_streams: streams / 2,
@@ -131,7 +141,13 @@ impl Profile {
             minority_restraint: rng.random_bool(0.3),
             chaos_ms,
             heal_ms,
+        };
+        // Drawn after everything else and kept out of `FaultKind::ALL`: a seed without
+        // it draws the very profile and schedule it drew before this kind existed.
+        if rng.random_bool(0.5) {
+            profile.kinds.push(FaultKind::Suspend);
         }
+        profile
     }
 
     /// Whether this run injects `kind`.
@@ -191,6 +207,8 @@ pub enum Fault {
         times: u32,
         period_ms: u64,
     },
+    /// The node's process is suspended, then continues.
+    Suspend(usize),
 }
 
 /// The chaos schedule of `profile`, from `seed`. Faults start after `start_ms` (the
@@ -202,7 +220,7 @@ pub fn schedule(seed: u64, profile: &Profile, start_ms: u64) -> Vec<Scheduled> {
     let nodes = profile.nodes;
     loop {
         at_ms += rng.random_range(profile.mean_gap_ms / 2..=profile.mean_gap_ms * 3 / 2);
-        let lasts_ms = rng.random_range(1_000..=profile.max_fault_ms);
+        let mut lasts_ms = rng.random_range(1_000..=profile.max_fault_ms);
         if at_ms + lasts_ms >= profile.chaos_ms {
             break;
         }
@@ -241,7 +259,14 @@ pub fn schedule(seed: u64, profile: &Profile, start_ms: u64) -> Vec<Scheduled> {
                 times: rng.random_range(2..6),
                 period_ms: rng.random_range(2_000..10_000),
             },
+            FaultKind::Suspend => {
+                lasts_ms = lasts_ms.max(SUSPEND_MIN_MS);
+                Fault::Suspend(node)
+            }
         };
+        if at_ms + lasts_ms >= profile.chaos_ms {
+            break;
+        }
         faults.push(Scheduled {
             at_ms,
             lasts_ms,

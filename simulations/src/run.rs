@@ -12,7 +12,9 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::cluster::{HostSpec, config_text, node_name, preferred_node, run_host, stream_name};
-use crate::invariants::{Checker, Detail, Isolation, OBSERVE_PERIOD_MS, Violation, at_rest};
+use crate::invariants::{
+    Checker, Detail, Isolation, OBSERVE_PERIOD_MS, Resumed, Violation, at_rest,
+};
 use crate::links::Links;
 use crate::observe::{ObservationMemo, observe};
 use crate::profile::{Fault, FaultKind, Profile, Scheduled, schedule};
@@ -109,6 +111,12 @@ enum Step {
     Delay(u64),
     SourceDown(usize, bool),
     Isolated(usize, bool),
+    /// SIGSTOP: the node's process stops running, its state kept (its runtime suspended,
+    /// its links held).
+    Suspend(usize),
+    /// SIGCONT: it runs again, its clock jumped by the suspension (its runtime resumed,
+    /// its links released).
+    Continue(usize),
 }
 
 fn expand(faults: &[Scheduled]) -> Vec<(u64, Step)> {
@@ -126,6 +134,7 @@ fn expand(faults: &[Scheduled]) -> Vec<(u64, Step)> {
         };
         match fault {
             Fault::Crash(n) => pair(Step::Crash(*n), Step::Bounce(*n)),
+            Fault::Suspend(n) => pair(Step::Suspend(*n), Step::Continue(*n)),
             Fault::Pause(n) => pair(Step::Hold(*n), Step::Release(*n)),
             Fault::Restart(n) => steps.push((*at_ms, Step::Bounce(*n))),
             Fault::Partition(side) => pair(Step::Cut(side.clone()), Step::Mend(side.clone())),
@@ -177,6 +186,10 @@ pub fn run(options: &Options) -> Outcome {
     ) && !profile.has(FaultKind::Crash)
     {
         profile.kinds.push(FaultKind::Crash);
+    }
+    // ... or to be suspended and resume.
+    if options.sabotage == Some(Sabotage::BlindResume) && !profile.has(FaultKind::Suspend) {
+        profile.kinds.push(FaultKind::Suspend);
     }
     let mut header = format!("SEED={} {profile}", options.seed);
     if let Some(sabotage) = options.sabotage {
@@ -270,6 +283,7 @@ pub fn run(options: &Options) -> Outcome {
     let mut links = Links::default();
     let mut crashed: BTreeMap<usize, u64> = BTreeMap::new();
     let mut isolated: BTreeMap<String, Isolation> = BTreeMap::new();
+    let mut suspended = Suspensions::default();
     let mut starts_seen = 0;
     let mut next_observation = OBSERVE_PERIOD_MS;
     let mut healed_at_ms = None;
@@ -298,16 +312,19 @@ pub fn run(options: &Options) -> Outcome {
                 now_ms,
                 &mut crashed,
                 &mut isolated,
+                &mut suspended,
             );
         }
         if healed_at_ms.is_none() && now_ms >= profile.chaos_ms {
             heal(
                 &mut sim,
+                &mut links,
                 &world,
                 &names,
                 now_ms,
                 &mut crashed,
                 &mut isolated,
+                &mut suspended,
             );
             links.clear();
             healed_at_ms = Some(now_ms);
@@ -328,6 +345,7 @@ pub fn run(options: &Options) -> Outcome {
                 crashed.remove(&index);
                 if !sim.is_host_running(addresses[index]) {
                     world.with(|w| w.log(now_ms, format!("{} respawned", names[index])));
+                    forget_suspension(&mut sim, &mut links, &world, &names, index, &mut suspended);
                     sim.bounce(names[index].as_str());
                 }
             }
@@ -349,6 +367,23 @@ pub fn run(options: &Options) -> Outcome {
             if let Err(found) = checker.started(node, *incarnation_ms, stream, *at) {
                 note(found, &mut violations);
             }
+            // I11: what a node resumed from a suspension starts while its peers run.
+            if let Some(resume) = suspended.resumed.get(node) {
+                let others: BTreeSet<String> = world.with(|w| {
+                    w.running.get(stream).map_or_else(BTreeSet::new, |on| {
+                        on.keys()
+                            .filter(|other| *other != node && !suspended.now.contains_key(*other))
+                            .cloned()
+                            .collect()
+                    })
+                });
+                let calm_since_ms = calm_since(&windows, now_ms, healed_at_ms);
+                if let Err(found) =
+                    checker.resumed_start(node, stream, *at, resume, calm_since_ms, &others)
+                {
+                    note(found, &mut violations);
+                }
+            }
         }
         if now_ms >= next_observation {
             next_observation += OBSERVE_PERIOD_MS;
@@ -366,6 +401,7 @@ pub fn run(options: &Options) -> Outcome {
                 calm_since_ms,
                 healed_at_ms,
                 &isolated,
+                &suspended.now,
                 detail,
             );
             for found in checker.observe(&observation) {
@@ -382,6 +418,7 @@ pub fn run(options: &Options) -> Outcome {
         Some(0),
         healed_at_ms,
         &isolated,
+        &suspended.now,
         Detail {
             at_rest: true,
             actors: true,
@@ -453,6 +490,35 @@ fn calm_since(windows: &[(u64, u64)], now_ms: u64, healed_at_ms: Option<u64>) ->
     )
 }
 
+/// Nodes suspended now, and those that resumed, for the checks.
+#[derive(Debug, Default)]
+struct Suspensions {
+    /// Node → when its suspension began, simulated ms.
+    now: BTreeMap<String, u64>,
+    /// Node → its last suspension that ended in a resume (not a crash or restart).
+    resumed: BTreeMap<String, Resumed>,
+}
+
+/// Node `n` runs again without resuming (it crashed or restarted): a new incarnation,
+/// never suspended; the links its suspension held are released.
+fn forget_suspension(
+    sim: &mut turmoil::Sim<'_>,
+    links: &mut Links,
+    world: &World,
+    names: &[String],
+    n: usize,
+    suspended: &mut Suspensions,
+) {
+    let node = &names[n];
+    world.with(|w| w.suspensions.remove(node));
+    if suspended.now.remove(node).is_some() {
+        for other in (0..names.len()).filter(|other| *other != n) {
+            links.release(sim, names, n, other);
+        }
+    }
+    suspended.resumed.remove(node);
+}
+
 #[allow(clippy::too_many_arguments)]
 fn apply(
     sim: &mut turmoil::Sim<'_>,
@@ -464,6 +530,7 @@ fn apply(
     now_ms: u64,
     crashed: &mut BTreeMap<usize, u64>,
     isolated: &mut BTreeMap<String, Isolation>,
+    suspended: &mut Suspensions,
 ) {
     world.with(|w| w.log(now_ms, format!("apply {step:?}")));
     let others =
@@ -475,12 +542,34 @@ fn apply(
             }
             world.with(|w| w.nodes.remove(&names[*n]));
             crashed.insert(*n, u64::MAX);
+            forget_suspension(sim, links, world, names, *n, suspended);
         }
         Step::Bounce(n) => {
             world.with(|w| w.nodes.remove(&names[*n]));
             crashed.remove(n);
+            forget_suspension(sim, links, world, names, *n, suspended);
             sim.bounce(names[*n].as_str());
         }
+        Step::Suspend(n) => {
+            // Only a running node can be suspended (a crashed one has nothing to stop, a
+            // restarted one whose software has not run yet has no runtime to stop).
+            let node = world.with(|w| w.suspensions.get(&names[*n]).cloned());
+            if let Some(node) = node.filter(|_| {
+                sim.is_host_running(names[*n].as_str()) && !suspended.now.contains_key(&names[*n])
+            }) {
+                // Its clocks stop and its tasks are no longer polled; what it sends and
+                // what is sent to it waits in the network, as in a socket's buffer.
+                node.suspend();
+                for other in others(&[*n]) {
+                    links.hold(sim, names, *n, other);
+                }
+                suspended.now.insert(names[*n].clone(), now_ms);
+                suspended.resumed.remove(&names[*n]);
+                // Its captures stop having frames: the checks no longer count them.
+                world.with(|w| w.running_version += 1);
+            }
+        }
+        Step::Continue(n) => resume(sim, links, world, names, *n, now_ms, suspended),
         Step::Hold(n) => {
             for other in others(&[*n]) {
                 links.hold(sim, names, *n, other);
@@ -550,16 +639,56 @@ fn apply(
     }
 }
 
+/// Suspended node `n` continues (SIGCONT): its clocks jump to now, its tasks run, what
+/// waited in the network is delivered.
+fn resume(
+    sim: &mut turmoil::Sim<'_>,
+    links: &mut Links,
+    world: &World,
+    names: &[String],
+    n: usize,
+    now_ms: u64,
+    suspended: &mut Suspensions,
+) {
+    let node = names[n].as_str();
+    let Some(since_ms) = suspended.now.remove(node) else {
+        return;
+    };
+    if let Some(suspension) = world.with(|w| w.suspensions.get(node).cloned()) {
+        suspension.resume();
+    }
+    for other in (0..names.len()).filter(|other| *other != n) {
+        links.release(sim, names, n, other);
+    }
+    suspended.resumed.insert(
+        node.to_string(),
+        Resumed {
+            suspended_ms: since_ms,
+            resumed_ms: now_ms,
+        },
+    );
+    world.with(|w| w.running_version += 1);
+}
+
 /// Ends every fault: links mended and released, loss and delay off, cameras back, dead
-/// nodes started.
+/// nodes started, suspended nodes continued.
+#[allow(clippy::too_many_arguments)]
 fn heal(
     sim: &mut turmoil::Sim<'_>,
+    links: &mut Links,
     world: &World,
     names: &[String],
     now_ms: u64,
     crashed: &mut BTreeMap<usize, u64>,
     isolated: &mut BTreeMap<String, Isolation>,
+    suspended: &mut Suspensions,
 ) {
+    for node in suspended.now.keys().cloned().collect::<Vec<_>>() {
+        world.with(|w| w.log(now_ms, format!("{node} continued by the heal")));
+        if let Some(n) = names.iter().position(|name| *name == node) {
+            resume(sim, links, world, names, n, now_ms, suspended);
+        }
+    }
     world.with(|w| {
         w.log(now_ms, "heal");
         for stream in std::mem::take(&mut w.sources_down) {
@@ -579,7 +708,10 @@ fn heal(
     isolated.clear();
     for (index, name) in names.iter().enumerate() {
         if !sim.is_host_running(name.as_str()) {
-            world.with(|w| w.nodes.remove(name));
+            world.with(|w| {
+                w.nodes.remove(name);
+                w.suspensions.remove(name);
+            });
             sim.bounce(name.as_str());
         }
         crashed.remove(&index);

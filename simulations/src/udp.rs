@@ -14,6 +14,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
+use flotilla_actors::rt::Runtime;
 use quinn::udp::{RecvMeta, Transmit};
 use quinn::{AsyncUdpSocket, UdpPoller};
 use rand::rngs::StdRng;
@@ -60,8 +61,14 @@ impl fmt::Debug for SimUdp {
 }
 
 impl SimUdp {
-    /// Binds `port` on the current turmoil host. Faults draw from `seed`.
-    pub fn bind(port: u16, faults: DatagramFaults, seed: u64) -> io::Result<Arc<SimUdp>> {
+    /// Binds `port` on the current turmoil host. Faults draw from `seed`; the reader is a
+    /// task of the node's `runtime`.
+    pub fn bind(
+        port: u16,
+        faults: DatagramFaults,
+        seed: u64,
+        runtime: &Runtime,
+    ) -> io::Result<Arc<SimUdp>> {
         let bind = (Ipv4Addr::UNSPECIFIED, port);
         // Binding a turmoil socket completes at once; the future only looks async.
         let socket = futures_block_on(turmoil::net::UdpSocket::bind(bind))?;
@@ -69,10 +76,9 @@ impl SimUdp {
         let local = socket.local_addr()?;
         let (queue, received) = mpsc::channel(RECEIVE_QUEUE_DATAGRAMS);
         let reader = socket.clone();
-        // The socket belongs to the simulated host, below the node and its runtime seam;
-        // its reader lives and dies with the host's tokio runtime.
-        #[allow(clippy::disallowed_methods)]
-        tokio::spawn(async move {
+        // A task of the node (suspended with it); it lives and dies with the host's tokio
+        // runtime.
+        drop(runtime.spawn("sim-udp-reader", async move {
             let mut buffer = vec![0u8; MAX_DATAGRAM_BYTES];
             while let Ok((length, from)) = reader.recv_from(&mut buffer).await {
                 match queue.try_send((buffer[..length].to_vec(), from)) {
@@ -80,7 +86,7 @@ impl SimUdp {
                     Err(mpsc::error::TrySendError::Closed(_)) => break,
                 }
             }
-        });
+        }));
         Ok(Arc::new(SimUdp {
             socket,
             received: Mutex::new(received),

@@ -14,6 +14,7 @@ use flotilla_actors::ingest::board::IngestBoard;
 use flotilla_actors::mesh::view::ClusterView;
 use flotilla_actors::node::NodeContext;
 use flotilla_actors::registry::RegistryRelease;
+use flotilla_actors::rt::Suspension;
 
 /// Simulated milliseconds since the start of the run, as the current host sees them.
 pub fn sim_ms() -> u64 {
@@ -58,6 +59,9 @@ pub struct WorldState {
     pub sources_back_ms: BTreeMap<String, u64>,
     /// Running nodes, by hostname.
     pub nodes: BTreeMap<String, NodeHandle>,
+    /// The suspension control of each node's current incarnation (registered as its
+    /// runtime is built, dropped when the simulator crashes or restarts it).
+    pub suspensions: BTreeMap<String, Suspension>,
     /// Every incarnation that started (node, start ms) and a watch on its registry: all
     /// of them must be freed once the run is dropped.
     pub incarnations: Vec<(String, u64, RegistryRelease)>,

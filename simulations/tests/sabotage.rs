@@ -46,6 +46,14 @@ fn ignore_stale_breaks_i2() {
     caught(7, Sabotage::IgnoreStale, "I2");
 }
 
+/// Seed 9 draws the suspend fault itself: its honest run resumes suspended nodes and
+/// keeps every invariant; a resumed node that takes its unheard peers for dead takes over
+/// streams they still capture.
+#[test]
+fn a_blind_resume_breaks_i11() {
+    caught(9, Sabotage::BlindResume, "I11");
+}
+
 #[test]
 fn a_seed_replays_exactly() {
     let first = run(&Options::seed(4));

@@ -61,6 +61,7 @@ pub async fn ingest(State(state): State<ApiState>) -> Json<Value> {
                 "running_on": row.capturer,
                 "epoch": row.epoch,
                 "local": row.local,
+                "local_epoch": row.local_epoch,
             })
         })
         .collect();

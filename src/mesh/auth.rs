@@ -157,6 +157,11 @@ pub struct MeshCrypto {
     /// Destination connection ids of this node's first packets to a peer (the initial
     /// keys derive from them); `None`: quinn draws them at random.
     pub initial_cids: Option<InitialCids>,
+    /// Where TLS reads the time (a resumed session's ticket age, which the client's hello
+    /// carries, and certificate validity); `None`: the system clock. In a simulation the
+    /// hello's bytes would otherwise depend on the real time a run took, and so would
+    /// the fate of a stray packet a peer misreads as a connection attempt.
+    pub time: Option<Arc<dyn rustls::time_provider::TimeProvider>>,
 }
 
 /// Where a client's initial destination connection ids come from.
@@ -171,6 +176,7 @@ impl std::fmt::Debug for MeshCrypto {
                 "initial_cids",
                 &self.initial_cids.as_ref().map(|_| "seeded"),
             )
+            .field("time", &self.time)
             .finish()
     }
 }
@@ -182,6 +188,7 @@ impl MeshCrypto {
             provider: Arc::new(rustls::crypto::ring::default_provider()),
             token_key: None,
             initial_cids: None,
+            time: None,
         }
     }
 }
@@ -264,6 +271,9 @@ pub fn server_config(
             main: fallback,
         }));
     tls_config.alpn_protocols = alpns.iter().map(|alpn| alpn.to_vec()).collect();
+    if let Some(time) = &crypto.time {
+        tls_config.time_provider = time.clone();
+    }
     let quic = QuicServerConfig::try_from(tls_config).map_err(|e| AuthError::Tls(e.to_string()))?;
     let mut config = match crypto.token_key {
         Some(key) => quinn::ServerConfig::new(
@@ -370,6 +380,9 @@ pub fn login_client_config(
         .with_custom_certificate_verifier(Arc::new(ProvenByPassword(provider())))
         .with_no_client_auth();
     tls_config.alpn_protocols = vec![alpn.to_vec()];
+    if let Some(time) = &crypto.time {
+        tls_config.time_provider = time.clone();
+    }
     let quic = QuicClientConfig::try_from(tls_config).map_err(|e| AuthError::Tls(e.to_string()))?;
     let mut config = quinn::ClientConfig::new(Arc::new(quic));
     config.transport_config(transport());
@@ -407,6 +420,9 @@ pub fn client_config(
         .with_client_auth_cert(vec![identity.certificate.clone()], identity.private_key())
         .map_err(tls)?;
     tls_config.alpn_protocols = vec![alpn.to_vec()];
+    if let Some(time) = &crypto.time {
+        tls_config.time_provider = time.clone();
+    }
     let quic = QuicClientConfig::try_from(tls_config).map_err(|e| AuthError::Tls(e.to_string()))?;
     let mut config = quinn::ClientConfig::new(Arc::new(quic));
     config.transport_config(transport());

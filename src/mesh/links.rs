@@ -116,13 +116,14 @@ impl MeshLinks {
 
     async fn run_exchange(self, key: String) -> Result<Exchanged, String> {
         let now_ms = self.node.runtime.wall_clock_ms();
-        let called = self
-            .mesh
-            .view()
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .peer(&key, now_ms)
-            .is_some_and(|(peer, _)| peer.called_this_round(now_ms));
+        let called = {
+            let mut view = self.mesh.view().write().unwrap_or_else(|p| p.into_inner());
+            // One of this node's moments: a pause shows as a gap since the last one, and
+            // the view does not take its peers' silence over it for death.
+            view.awake(now_ms);
+            view.peer(&key, now_ms)
+                .is_some_and(|(peer, _)| peer.called_this_round(now_ms))
+        };
         if called {
             return Ok(Exchanged::PeerCalled);
         }

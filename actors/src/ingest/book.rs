@@ -26,6 +26,23 @@
 //! 4. **Fail-back with hysteresis**: a returning `capture_at` node gets its stream back
 //!    from the node capturing it meanwhile only after a hold time; a node that keeps coming back within [`FLAP_WINDOW_MS`]
 //!    waits [`FLAP_HOLD_FACTOR`] times longer.
+//! 5. **A resumed node takes nothing blind**: after a pause of this node (SIGSTOP, a
+//!    frozen VM), its peers may have declared it dead and taken its streams, and what it
+//!    knows of them is from before the pause. While any alive peer is unconfirmed (not
+//!    heard since the resume: the cluster view keeps such a peer alive, see
+//!    `mesh::view`, rule 4), this node starts no capture and fences none (raises no
+//!    epoch over a capture elsewhere). It keeps the captures it still has: most were
+//!    taken over while it was paused, and each ends by rule 2 once the new capture is
+//!    heard of, with frames, above it; one nobody took keeps running, with no gap. The
+//!    unconfirmed peers are heard again within a fetch interval, or go stale by the
+//!    view's rules a stale timeout after the resume, and then rule 1 applies as usual.
+//!    The pause also stops this node's own clocks: a gap between two of its ticks
+//!    longer than [`BookSettings::pause_after_ms`] moves its captures' start and silence
+//!    deadlines on by the gap, since no capture could get frames while the node did not
+//!    run (a pause past [`CAPTURE_SILENCE_MS`] would otherwise mark every source failed),
+//!    and its start-up settle too, since it heard nobody meanwhile (a node paused just
+//!    after it started resumed settled, and took streams from peers it had never
+//!    heard: simulator seed 368).
 
 use std::borrow::Cow;
 use std::cmp::Ordering;
@@ -144,6 +161,9 @@ pub struct StepInput<'a> {
     /// Of `peers`, those not heard for long enough that they may be cut off already
     /// (see `members` in the coordinator): alive, but not counted for the quorum.
     pub peers_fading: usize,
+    /// Of `peers`, those alive only because this node was paused and not heard since it
+    /// resumed (`PeerRecord::unconfirmed`): while any is, this node takes nothing (rule 5).
+    pub peers_unconfirmed: usize,
     /// The cluster_ingest streams configured here (shared: the same list from step to
     /// step is known unchanged without comparing a hundred names).
     pub streams: &'a Arc<[Configured]>,
@@ -162,6 +182,9 @@ pub struct BookSettings {
     pub settle_ms: u64,
     /// Minority restraint: a node seeing fewer than half of the cluster takes nothing over.
     pub minority_restraint: bool,
+    /// A gap between two ticks longer than this was a pause of this node (rule 5): the
+    /// mesh's threshold for its peers, `mesh::view::pause_after_ms`.
+    pub pause_after_ms: u64,
     /// A rule broken on purpose (the simulator's checks of its checks).
     pub sabotage: Option<Sabotage>,
 }
@@ -555,6 +578,11 @@ pub struct IngestBook {
     owners: Vec<Option<(Option<String>, u64)>>,
     restrained: bool,
     settled: bool,
+    /// The last step found peers unconfirmed after a pause of this node (rule 5).
+    resuming: bool,
+    /// Unix ms of the last tick, stepped or let pass (0: none yet): a gap above
+    /// `pause_after_ms` to the next one was a pause (rule 5).
+    last_tick_ms: u64,
     /// Lets unchanged ticks pass ([`IngestBook::step_if_changed`]).
     quiet: QuietWatch,
     /// [`IngestBook::decision_state_hash`] as the last step left the book (`None` once
@@ -577,6 +605,7 @@ impl IngestBook {
             failback_hold_ms: 0,
             settle_ms: 0,
             minority_restraint: false,
+            pause_after_ms: u64::MAX,
             sabotage: None,
         })
     }
@@ -606,6 +635,40 @@ impl IngestBook {
     /// Start-up settle done: this node takes streams over.
     pub fn settled(&self) -> bool {
         self.settled
+    }
+
+    /// The last step found peers not heard since this node resumed from a pause: it
+    /// takes nothing until they are heard or gone (rule 5).
+    pub fn resuming(&self) -> bool {
+        self.resuming
+    }
+
+    /// Whether `now_ms` comes after a pause of this node: longer than
+    /// [`BookSettings::pause_after_ms`] since its last tick.
+    fn pause_before(&self, now_ms: u64) -> Option<u64> {
+        let gap_ms = now_ms.saturating_sub(self.last_tick_ms);
+        (self.last_tick_ms != 0 && gap_ms > self.settings().pause_after_ms).then_some(gap_ms)
+    }
+
+    /// A tick at `now_ms`: after a pause, the captures' start and silence deadlines move
+    /// on by the pause (rule 5: no capture could get frames while the node did not run),
+    /// and so does the start-up settle of a node that has not settled (it heard nothing
+    /// while it did not run: a node paused just after its start would otherwise resume
+    /// settled, and take streams from peers it has never heard).
+    fn tick_at(&mut self, now_ms: u64) {
+        if let Some(gap_ms) = self.pause_before(now_ms) {
+            if !self.settled {
+                self.started_ms = self.started_ms.saturating_add(gap_ms);
+            }
+            for capture in self.captures.values_mut() {
+                capture.started_ms = capture.started_ms.saturating_add(gap_ms);
+                if capture.last_alive_ms != 0 {
+                    capture.last_alive_ms = capture.last_alive_ms.saturating_add(gap_ms);
+                }
+            }
+            self.state_hash = None;
+        }
+        self.last_tick_ms = self.last_tick_ms.max(now_ms);
     }
 
     /// What this node advertises about `stream`.
@@ -721,6 +784,10 @@ impl IngestBook {
     /// changed since (see the `quiet` module): then `None`, and the last actions
     /// and table still stand.
     pub fn step_if_changed(&mut self, input: &StepInput<'_>) -> Option<(Vec<Action>, Vec<Row>)> {
+        if self.pause_before(input.now_ms).is_some() {
+            // A pause moves the captures' deadlines (rule 5): a change of the book.
+            self.changed_outside_a_step();
+        }
         if self.quiet.holds(input, self.counts()) {
             self.idle(input);
             return None;
@@ -743,6 +810,7 @@ impl IngestBook {
     /// The coordinator keys the health by the captures, so both are walked together in
     /// name order rather than looked up by name.
     fn idle(&mut self, input: &StepInput<'_>) {
+        self.last_tick_ms = self.last_tick_ms.max(input.now_ms);
         let mut health = input.health.iter().peekable();
         for (name, capture) in &mut self.captures {
             while health.next_if(|(stream, _)| *stream < name).is_some() {}
@@ -758,6 +826,7 @@ impl IngestBook {
     /// One step: update the book from `input` and say what to start and stop. Returns
     /// the actions and the ownership table.
     pub fn step(&mut self, input: &StepInput<'_>) -> (Vec<Action>, Vec<Row>) {
+        self.tick_at(input.now_ms);
         let before = self
             .state_hash
             .take()
@@ -793,6 +862,7 @@ impl IngestBook {
         self.started_ms.hash(&mut hasher);
         self.settled.hash(&mut hasher);
         self.restrained.hash(&mut hasher);
+        self.resuming.hash(&mut hasher);
         self.failed_until_ms.hash(&mut hasher);
         self.failed_while_down.hash(&mut hasher);
         self.captures.len().hash(&mut hasher);
@@ -831,6 +901,8 @@ impl IngestBook {
         let heard = input.peers.len().saturating_sub(input.peers_fading) + 1;
         self.restrained = settings.minority_restraint && heard * 2 < input.cluster_size;
         let heard_majority = heard * 2 > input.cluster_size;
+        // Rule 5: after a pause, nothing is taken until every peer is heard again or gone.
+        self.resuming = input.peers_unconfirmed != 0;
 
         // Epochs only grow: take in every epoch the peers advertise (each map once), and
         // index what each peer advertises by configured stream.
@@ -1121,7 +1193,8 @@ impl IngestBook {
             // a node restarting faster than the settle time would hold it hostage).
             let unclaimed_preference =
                 matches!(placed, Some((_, Reason::Preferred))) && peer_tops[index].any.is_none();
-            let may_take = self.settled || (heard_majority && unclaimed_preference);
+            let may_take =
+                (self.settled || (heard_majority && unclaimed_preference)) && !self.resuming;
             // This node's capture epoch of the stream once the rules ran (`None`: none).
             let held = positions.capture[index].and_then(|_| self.captures.get_mut(name));
             let capture_epoch = match held {
@@ -1153,7 +1226,10 @@ impl IngestBook {
                     // Fencing: a capture elsewhere above ours (a partition healed) must not
                     // stay the current one while we own the stream: we take a new epoch.
                     let ours = (capture.epoch, input.me.name.as_str());
-                    if let Some(higher) = peer_tops[index].flowing.filter(|theirs| *theirs > ours) {
+                    // Not while resuming (rule 5): a capture above ours may be the one
+                    // that took the stream over while this node was paused.
+                    let above = peer_tops[index].flowing.filter(|theirs| *theirs > ours);
+                    if let Some(higher) = above.filter(|_| !self.resuming) {
                         capture.epoch = higher.0.saturating_add(1);
                         self.epochs.insert(name.clone(), capture.epoch);
                     }

@@ -61,6 +61,9 @@ pub struct IngestPlan {
     pub tick_ms: u64,
     /// Minority restraint (off by default: survivors take everything over).
     pub minority_restraint: bool,
+    /// A gap between two ticks longer than this was a pause of this node (book rule 5;
+    /// `None`: gaps are not looked at).
+    pub pause_after_ms: Option<u64>,
     /// A rule broken on purpose (simulator only; see [`sabotage`]).
     pub sabotage: Option<sabotage::Sabotage>,
 }
@@ -468,6 +471,7 @@ impl Worker for IngestCoordinator {
             failback_hold_ms: plan.ingest.failback_hold_ms,
             settle_ms: plan.ingest.settle_ms,
             minority_restraint: plan.ingest.minority_restraint,
+            pause_after_ms: plan.ingest.pause_after_ms.unwrap_or(u64::MAX),
             sabotage: plan.ingest.sabotage,
         };
         // A restarted coordinator picks up the captures still running under `streams`.
@@ -527,15 +531,27 @@ impl Worker for IngestCoordinator {
                     cluster_size: seen.cluster_size,
                     peers_unheard: seen.unheard,
                     peers_fading: seen.fading,
+                    peers_unconfirmed: seen.unconfirmed,
                     streams: &state.configured,
                     health: &state.health.by_stream,
                     now_ms,
                 };
                 // An unchanged cluster (most ticks) decides nothing new: the board stands.
+                let was_resuming = state.book.resuming();
                 let stepped = state.book.step_if_changed(&input);
                 let Some((actions, rows)) = stepped else {
                     return Ok(());
                 };
+                match (was_resuming, state.book.resuming()) {
+                    (false, true) => tracing::warn!(
+                        unconfirmed = seen.unconfirmed,
+                        "cluster_ingest: this node was paused; it takes nothing until its peers are heard again"
+                    ),
+                    (true, false) => {
+                        tracing::info!("cluster_ingest: peers heard again after a pause")
+                    }
+                    _ => {}
+                }
                 let starts: Vec<String> = actions
                     .iter()
                     .filter_map(|action| match action {
@@ -573,6 +589,9 @@ impl Worker for IngestCoordinator {
         }
         if state.book.restrained() {
             summary.push_str(", restrained (sees a minority)");
+        }
+        if state.book.resuming() {
+            summary.push_str(", resuming (peers not heard since a pause)");
         }
         if let Some(action) = &state.last_action {
             summary.push_str("; last: ");

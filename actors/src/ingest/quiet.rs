@@ -108,6 +108,7 @@ struct LastInput {
     cluster_size: usize,
     peers_unheard: usize,
     peers_fading: usize,
+    peers_unconfirmed: usize,
     streams: Arc<[Configured]>,
     health: Arc<BTreeMap<String, Health>>,
 }
@@ -125,19 +126,22 @@ impl LastInput {
             cluster_size: input.cluster_size,
             peers_unheard: input.peers_unheard,
             peers_fading: input.peers_fading,
+            peers_unconfirmed: input.peers_unconfirmed,
             streams: input.streams.clone(),
             health: input.health.clone(),
         }
     }
 
     /// Everything but `now` is the same, the counts of the cluster's nodes too unless
-    /// the step does not read them (`counts`). Peers' stream maps are shared too, so even
+    /// the step does not read them (`counts`); the unconfirmed peers always (the step
+    /// takes nothing while there are any). Peers' stream maps are shared too, so even
     /// an equal copy of the peers compares their maps by address.
     fn matches(&self, input: &StepInput<'_>, counts: Counts) -> bool {
-        (counts == Counts::Ignored
-            || (self.cluster_size == input.cluster_size
-                && self.peers_unheard == input.peers_unheard
-                && self.peers_fading == input.peers_fading))
+        self.peers_unconfirmed == input.peers_unconfirmed
+            && (counts == Counts::Ignored
+                || (self.cluster_size == input.cluster_size
+                    && self.peers_unheard == input.peers_unheard
+                    && self.peers_fading == input.peers_fading))
             && same(&self.me, input.me)
             && same(&self.peers, input.peers)
             && same(&self.health, input.health)

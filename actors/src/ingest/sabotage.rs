@@ -20,15 +20,20 @@ pub enum Sabotage {
     /// A node's owner never ends its registry, so the node's actor tree (held in a cycle
     /// through the registry) outlives it. Applied by whoever owns the node.
     LeakNode,
+    /// The coordinator takes a peer not heard since this node resumed from a pause for
+    /// dead (as before the cluster view kept such peers alive): a resumed node takes
+    /// over, blind, streams that run fine elsewhere.
+    BlindResume,
 }
 
 impl Sabotage {
     /// Every sabotage, for sweeps and tests.
-    pub const ALL: [Sabotage; 4] = [
+    pub const ALL: [Sabotage; 5] = [
         Sabotage::NoFailback,
         Sabotage::DoubleCapture,
         Sabotage::IgnoreStale,
         Sabotage::LeakNode,
+        Sabotage::BlindResume,
     ];
 
     /// Its name on the command line.
@@ -38,6 +43,7 @@ impl Sabotage {
             Sabotage::DoubleCapture => "double-capture",
             Sabotage::IgnoreStale => "ignore-stale",
             Sabotage::LeakNode => "leak-node",
+            Sabotage::BlindResume => "blind-resume",
         }
     }
 }

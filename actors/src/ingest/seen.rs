@@ -47,6 +47,9 @@ pub(super) struct ClusterSeen {
     pub(super) unheard: usize,
     /// Alive peers not heard for [`fading_after_ms`].
     pub(super) fading: usize,
+    /// Alive peers not heard since this node resumed from a pause
+    /// (`PeerRecord::unconfirmed`).
+    pub(super) unconfirmed: usize,
 }
 
 /// What one peer's member was read from.
@@ -94,8 +97,14 @@ impl ClusterSeen {
             self.cluster_size = 1;
             self.unheard = 0;
             self.fading = 0;
+            self.unconfirmed = 0;
             return;
         };
+        // A tick is one of this node's moments: after a pause, the view keeps the peers
+        // it heard before alive, unconfirmed (`ClusterView::awake`), rather than all dead.
+        view.write()
+            .unwrap_or_else(|p| p.into_inner())
+            .awake(now_ms);
         let view = view.read().unwrap_or_else(|p| p.into_inner());
         // This node as its peers see it: since its start or its last rejoin, with the
         // restarts they told it about (mesh::history).
@@ -111,8 +120,16 @@ impl ClusterSeen {
         let mut size = 1;
         let mut unheard = 0;
         let mut fading = 0;
+        let mut unconfirmed = 0;
         for (record, state) in view.peers(now_ms) {
             size += 1;
+            let state = if plan.sabotage == Some(sabotage::Sabotage::BlindResume)
+                && record.unconfirmed(now_ms)
+            {
+                PeerState::Stale
+            } else {
+                state
+            };
             match state {
                 PeerState::Connecting => unheard += 1,
                 PeerState::Alive | PeerState::Stale
@@ -127,6 +144,9 @@ impl ClusterSeen {
                     {
                         fading += 1;
                     }
+                    if record.unconfirmed(now_ms) {
+                        unconfirmed += 1;
+                    }
                     hostnames.push(&record.hostname);
                     reads.push(self.read_peer(plan, record, reads.len()));
                 }
@@ -136,6 +156,7 @@ impl ClusterSeen {
         self.cluster_size = size;
         self.unheard = unheard;
         self.fading = fading;
+        self.unconfirmed = unconfirmed;
         let kept = reads.len() == self.peers.len()
             && reads
                 .iter()

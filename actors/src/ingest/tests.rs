@@ -13,6 +13,8 @@ const SETTINGS: BookSettings = BookSettings {
     failback_hold_ms: 6_000,
     settle_ms: 3_000,
     minority_restraint: false,
+    // Most tests step far apart in time without meaning a pause (see `PAUSED`).
+    pause_after_ms: u64::MAX,
     sabotage: None,
 };
 
@@ -153,6 +155,7 @@ fn round(
             cluster_size: size,
             peers_unheard: 0,
             peers_fading: 0,
+            peers_unconfirmed: 0,
             streams,
             health: &Arc::new(health.clone()),
             now_ms,
@@ -216,6 +219,7 @@ fn a_lone_node_captures_everything_at_once() {
         cluster_size: 1,
         peers_unheard: 0,
         peers_fading: 0,
+        peers_unconfirmed: 0,
         streams: &streams,
         health: &Arc::default(),
         now_ms: 10,
@@ -242,6 +246,7 @@ fn a_booting_node_waits_for_unheard_peers_until_the_settle_time() {
             cluster_size: 3,
             peers_unheard: 2,
             peers_fading: 0,
+            peers_unconfirmed: 0,
             streams: &streams,
             health: &Arc::default(),
             now_ms,
@@ -268,6 +273,7 @@ fn unchanged_ticks_pass_until_the_settle_time_and_any_change_steps() {
             cluster_size: 3,
             peers_unheard: unheard,
             peers_fading: 0,
+            peers_unconfirmed: 0,
             streams: &streams,
             health: &Arc::default(),
             now_ms,
@@ -333,6 +339,7 @@ fn with_minority_restraint_a_fading_peer_steps_a_settled_book() {
             cluster_size: 3,
             peers_unheard: 0,
             peers_fading: fading,
+            peers_unconfirmed: 0,
             streams: &streams,
             health: &Arc::default(),
             now_ms,
@@ -377,6 +384,7 @@ fn a_new_capture_takes_an_epoch_above_every_one_seen() {
         cluster_size: 2,
         peers_unheard: 0,
         peers_fading: 0,
+        peers_unconfirmed: 0,
         streams: &streams,
         health: &Arc::default(),
         now_ms: 5,
@@ -424,6 +432,7 @@ fn a_stream_moves_only_once_its_new_owner_captures_it() {
         cluster_size: 1,
         peers_unheard: 0,
         peers_fading: 0,
+        peers_unconfirmed: 0,
         streams: &streams,
         health: &Arc::default(),
         now_ms: 0,
@@ -469,6 +478,7 @@ fn a_stream_moves_only_once_its_new_owner_captures_it() {
             cluster_size: 2,
             peers_unheard: 0,
             peers_fading: 0,
+            peers_unconfirmed: 0,
             streams: &streams,
             health: &Arc::new(health.clone()),
             now_ms,
@@ -515,6 +525,7 @@ fn a_handover_that_never_completes_ends_at_the_deadline() {
             cluster_size: 2,
             peers_unheard: 0,
             peers_fading: 0,
+            peers_unconfirmed: 0,
             streams: &streams,
             health: &Arc::default(),
             now_ms,
@@ -567,6 +578,7 @@ fn step_alone(
         cluster_size: 1,
         peers_unheard: 0,
         peers_fading: 0,
+        peers_unconfirmed: 0,
         streams,
         health: &Arc::new([("cam0".to_string(), health)].into()),
         now_ms,
@@ -674,6 +686,7 @@ fn minority_restraint_keeps_what_it_has_and_takes_nothing_new() {
         cluster_size: 5,
         peers_unheard: 0,
         peers_fading: 0,
+        peers_unconfirmed: 0,
         streams: &streams,
         health: &Arc::new(flowing.clone()),
         now_ms: 60_000,
@@ -689,6 +702,7 @@ fn minority_restraint_keeps_what_it_has_and_takes_nothing_new() {
         cluster_size: 5,
         peers_unheard: 0,
         peers_fading: 0,
+        peers_unconfirmed: 0,
         streams: &streams,
         health: &Arc::default(),
         now_ms: 60_000,
@@ -728,6 +742,7 @@ fn capture_at_returns_after_the_hold_and_a_flapping_node_waits_longer() {
                     cluster_size: 2,
                     peers_unheard: 0,
                     peers_fading: 0,
+                    peers_unconfirmed: 0,
                     streams: &streams,
                     health: &Arc::new(flowing.clone()),
                     now_ms: *now_ms,
@@ -893,6 +908,7 @@ fn a_capture_whose_frames_stop_fails_after_the_silence_deadline() {
             cluster_size: 1,
             peers_unheard: 0,
             peers_fading: 0,
+            peers_unconfirmed: 0,
             streams: &streams,
             health: &Arc::new(health.clone()),
             now_ms,
@@ -935,6 +951,7 @@ fn an_owner_fences_a_higher_capture_left_over_from_a_partition() {
         cluster_size: 2,
         peers_unheard: 0,
         peers_fading: 0,
+        peers_unconfirmed: 0,
         streams: &streams,
         health: &Arc::new(flowing.clone()),
         now_ms: 100_000,
@@ -977,6 +994,7 @@ fn a_capture_placed_elsewhere_ends_under_a_higher_flowing_capture_whoever_holds_
         cluster_size: 3,
         peers_unheard: 0,
         peers_fading: 0,
+        peers_unconfirmed: 0,
         streams: &streams,
         health: &Arc::new(flowing("cam0")),
         now_ms: 60_000,
@@ -1006,6 +1024,7 @@ fn a_failed_mark_taken_while_the_source_was_down_everywhere_ends_once_a_peer_has
             cluster_size: 2,
             peers_unheard: 0,
             peers_fading: 0,
+            peers_unconfirmed: 0,
             streams: &streams,
             health: &Arc::default(),
             now_ms,
@@ -1056,6 +1075,7 @@ fn minority_restraint_does_not_count_peers_that_may_be_cut_off_already() {
             cluster_size: 5,
             peers_unheard: 0,
             peers_fading: fading,
+            peers_unconfirmed: 0,
             streams: &streams,
             health: &Arc::default(),
             now_ms: 10_000,
@@ -1081,6 +1101,7 @@ fn a_settling_node_takes_a_stream_that_prefers_it_and_nobody_captures() {
         cluster_size: 5,
         peers_unheard: 2,
         peers_fading: 0,
+        peers_unconfirmed: 0,
         streams: &streams,
         health: &Arc::default(),
         now_ms: 500,
@@ -1100,6 +1121,7 @@ fn a_step_that_leaves_every_local_part_publishes_the_same_map() {
         cluster_size: 1,
         peers_unheard: 0,
         peers_fading: 0,
+        peers_unconfirmed: 0,
         streams: &streams,
         health: &Arc::default(),
         now_ms: 10,
@@ -1123,4 +1145,200 @@ fn a_step_that_leaves_every_local_part_publishes_the_same_map() {
     assert!(!Arc::ptr_eq(&first, &failed));
     assert_eq!(failed["cam1"].role, IngestRole::Failed);
     assert_eq!(failed["cam0"], first["cam0"]);
+}
+
+/// Settings that see a pause: the mesh's threshold with fetch 1 s and stale 3 s.
+const PAUSED: BookSettings = BookSettings {
+    pause_after_ms: 2_000,
+    ..SETTINGS
+};
+
+/// Three nodes at rest, then `a` paused for 10 s (SIGSTOP): `b` and `c` take its
+/// streams. On resuming, `a` still sees its peers as they were before the pause (the
+/// view keeps them alive, unconfirmed) and starts nothing, whatever placement says of
+/// that old picture; once it hears them again it yields its old captures by make before
+/// break (the captures above its own have frames) and still starts nothing.
+#[test]
+fn a_resumed_node_takes_nothing_until_its_peers_are_heard_and_then_yields() {
+    let streams = configured(6);
+    let mut nodes: Vec<TestNode> = ["a", "b", "c"]
+        .iter()
+        .map(|n| {
+            let mut node = TestNode::new(n, 0);
+            node.book = IngestBook::new(PAUSED, 0);
+            node
+        })
+        .collect();
+    for t in 1..10 {
+        round(&mut nodes, &streams, t * 1_000, &never);
+    }
+    let had: Vec<String> = nodes[0].book.captures().keys().cloned().collect();
+    assert_eq!(had.len(), 2, "a's share of six streams");
+    // What a last heard of its peers, before the pause.
+    let before: Vec<Member> = nodes[1..]
+        .iter()
+        .map(|n| n.as_peer(&streams, 9_000))
+        .collect();
+    nodes[0].up = false;
+    for t in 10..20 {
+        round(&mut nodes, &streams, t * 1_000, &never);
+    }
+    for stream in &had {
+        assert_eq!(
+            capturers(&nodes[1..], stream).len(),
+            1,
+            "{stream} taken over"
+        );
+    }
+
+    // a resumes at 20 s: its clock jumped 11 s since its last tick.
+    let a = &mut nodes[0];
+    a.me.alive_since_ms = 20_000;
+    let health: BTreeMap<String, Health> = had
+        .iter()
+        .map(|stream| (stream.clone(), flowing(stream)[stream]))
+        .collect();
+    let resumed_at = |book: &mut IngestBook, now_ms, unconfirmed| {
+        book.step(&StepInput {
+            me: &Arc::new(a.me.clone()),
+            peers: &Arc::from(before.clone()),
+            cluster_size: 3,
+            peers_unheard: 0,
+            peers_fading: unconfirmed,
+            peers_unconfirmed: unconfirmed,
+            streams: &streams,
+            health: &Arc::new(health.clone()),
+            now_ms,
+        })
+    };
+    let (actions, _) = resumed_at(&mut a.book, 20_000, 2);
+    assert!(actions.is_empty(), "nothing taken blind: {actions:?}");
+    assert!(a.book.resuming());
+    assert_eq!(
+        a.book.captures().keys().cloned().collect::<Vec<_>>(),
+        had,
+        "it keeps what it has"
+    );
+    // The same old picture confirmed is what the view gave before this rule: every peer
+    // dead at once. A book told so grabs the streams that run fine elsewhere.
+    let mut blind = a.book.clone();
+    let grabbed = blind
+        .step(&StepInput {
+            me: &Arc::new(a.me.clone()),
+            peers: &Arc::from([]),
+            cluster_size: 3,
+            peers_unheard: 0,
+            peers_fading: 0,
+            peers_unconfirmed: 0,
+            streams: &streams,
+            health: &Arc::new(health.clone()),
+            now_ms: 20_250,
+        })
+        .0
+        .iter()
+        .filter(|action| matches!(action, Action::Start { .. }))
+        .count();
+    assert_eq!(grabbed, 4, "the bug this rule prevents");
+
+    // Its peers are heard again: a yields what was taken over and starts nothing during
+    // its fail-back hold.
+    nodes[0].up = true;
+    let mut started = Vec::new();
+    let mut stopped = Vec::new();
+    for t in 21..26 {
+        for (node, action) in round(&mut nodes, &streams, t * 1_000, &never) {
+            match action {
+                Action::Start { stream, .. } => started.push((node, stream)),
+                Action::Stop { stream, reason } if node == "a" => {
+                    assert!(
+                        reason.contains("handed over") || reason.contains("superseded"),
+                        "{reason}"
+                    );
+                    stopped.push(stream);
+                }
+                Action::Stop { .. } => {}
+            }
+        }
+    }
+    assert!(
+        started.is_empty(),
+        "no capture starts anywhere: {started:?}"
+    );
+    stopped.sort();
+    assert_eq!(stopped, had, "a yields by make before break");
+    assert!(!nodes[0].book.resuming());
+    for stream in streams.iter() {
+        assert_eq!(capturers(&nodes, &stream.name).len(), 1, "{}", stream.name);
+    }
+}
+
+/// A pause stops the clocks of this node's captures: their frames could not arrive while
+/// it did not run, so a pause longer than the silence deadline marks no source failed.
+#[test]
+fn a_pause_longer_than_the_silence_deadline_marks_no_source_failed() {
+    let me = member("a");
+    let streams = configured(1);
+    let alive = |alive| Health {
+        alive,
+        restarts: 0,
+        frames_since_start: true,
+    };
+    for (settings, fails) in [(PAUSED, false), (SETTINGS, true)] {
+        let mut book = IngestBook::new(settings, 0);
+        assert_eq!(
+            step_alone(&mut book, &me, &streams, alive(true), 0).len(),
+            1
+        );
+        step_alone(&mut book, &me, &streams, alive(true), 1_000);
+        // Paused for 40 s; the first tick after it comes before the first frame.
+        let actions = step_alone(&mut book, &me, &streams, alive(false), 41_000);
+        assert_eq!(!actions.is_empty(), fails, "{actions:?}");
+        if !fails {
+            // The deadline runs again from the resume (ticks a second apart: no pause).
+            let silent = 41_000 + CAPTURE_SILENCE_MS;
+            for now_ms in (42_000..silent).step_by(1_000) {
+                assert!(step_alone(&mut book, &me, &streams, alive(false), now_ms).is_empty());
+            }
+            let actions = step_alone(&mut book, &me, &streams, alive(false), silent);
+            assert!(
+                matches!(&actions[..], [Action::Stop { reason, .. }] if reason.contains("no frames")),
+                "{actions:?}"
+            );
+        }
+    }
+}
+
+/// The coordinator lets unchanged ticks pass; the first tick after a pause is never one
+/// of them (it moves the captures' deadlines), and unconfirmed peers are part of the
+/// input it compares.
+#[test]
+fn the_first_tick_after_a_pause_steps_and_unconfirmed_peers_are_compared() {
+    let me = Arc::new(member("a"));
+    let streams = configured(1);
+    let health = Arc::new(flowing("cam0"));
+    let peers: Arc<[Member]> = Arc::from([member("b")]);
+    let mut book = IngestBook::new(PAUSED, 0);
+    let mut tick = |now_ms, unconfirmed| {
+        book.step_if_changed(&StepInput {
+            me: &me,
+            peers: &peers,
+            cluster_size: 2,
+            peers_unheard: 0,
+            peers_fading: 0,
+            peers_unconfirmed: unconfirmed,
+            streams: &streams,
+            health: &health,
+            now_ms,
+        })
+        .is_some()
+    };
+    assert!(tick(0, 0));
+    let mut t = 0;
+    while tick(t, 0) {
+        t += 250;
+        assert!(t < 5_000, "the book never settles");
+    }
+    assert!(!tick(t + 250, 0), "unchanged: passes");
+    assert!(tick(t + 250 + 10_000, 0), "after a pause: steps");
+    assert!(tick(t + 10_500, 1), "a peer unconfirmed: steps");
 }

@@ -72,6 +72,13 @@ impl OwnHistory {
         self.had_majority |= majority;
     }
 
+    /// This node was paused (see `ClusterView::awake`): its peers may have declared it
+    /// dead, so, if it had a majority, it counts as cut off, and the next majority it
+    /// hears is a rejoin.
+    pub fn paused(&mut self) {
+        self.cut_off |= self.had_majority;
+    }
+
     /// Takes in this node's restarts as a peer saw them (its incarnations, its clock).
     /// Nothing after its current start is believed.
     pub fn learn_restarts(&mut self, restarts_ms: &[u64]) {

@@ -11,6 +11,28 @@
 //!    not above the last applied one is ignored, so gossip never goes backwards.
 //! 3. A stream's location is the alive peers that advertise it alive (or on-demand),
 //!    in name order: deterministic for every node with the same view.
+//! 4. **A pause of this node is not its peers' silence.** A node stopped for a while
+//!    (SIGSTOP, a frozen VM, a long stall) wakes with its clock jumped: every peer it
+//!    heard a moment before looks silent for the whole pause, and judged by rule 1 alone
+//!    all of them would be dead at once — although they were silent only because this
+//!    node was not running. So the view remembers this node's own moments (each
+//!    exchange, each coordinator tick: [`ClusterView::awake`]). When two of them lie
+//!    further apart than a peer's [`pause_after_ms`] (its stale timeout less one fetch
+//!    interval: a peer heard on schedule just before may have gone stale over such a
+//!    gap, and so may this node in its peers' views), each peer that was alive at the
+//!    last moment before the gap stays `Alive` but *unconfirmed*
+//!    ([`PeerRecord::unconfirmed`]): what the view holds of it is from before the pause.
+//!    It is confirmed by the next exchange with it, or, if none comes, goes stale by rule
+//!    1 a fresh `stale_timeout` after the resume. A peer that was already stale or
+//!    unconfirmed before the gap gets no grace. The node itself counts as cut off by the
+//!    pause (its peers may have declared it dead): its next majority of peers actually
+//!    heard is a rejoin ([`history`](super::history)). What a resumed node may decide
+//!    meanwhile is its users' rule: the ingest coordinator takes no stream while any
+//!    peer is unconfirmed (`ingest::book`).
+//!
+//!    Liveness is judged on the wall clock the view is given, so a forward step of that
+//!    clock (an NTP correction beyond the threshold) counts as a pause too: it is one,
+//!    as far as the peers' silence goes.
 
 use std::collections::BTreeMap;
 
@@ -130,6 +152,22 @@ pub struct PeerRecord {
     pub ingest_version: u64,
     /// Why the last exchange failed, if it did.
     pub last_error: Option<String>,
+    /// Unix ms until which the peer stays alive unheard because this node was paused
+    /// while it was alive (rule 4 of the module; 0: no such grace). Cleared by the next
+    /// exchange with it.
+    pub unconfirmed_until_ms: u64,
+}
+
+/// A gap between two of this node's own moments longer than this, for a peer with
+/// these timeouts, is a pause of this node (rule 4 of the module): its stale timeout
+/// less one fetch interval, the silence over which a peer heard on schedule just before
+/// the gap may have gone stale. Never below one fetch interval: a running node has a
+/// moment at least once per interval (every peer link's exchange), so only a node that
+/// did not run goes longer.
+pub fn pause_after_ms(fetch_timeout_ms: u64, stale_timeout_ms: u64) -> u64 {
+    stale_timeout_ms
+        .saturating_sub(fetch_timeout_ms)
+        .max(fetch_timeout_ms)
 }
 
 /// What a stream's entry says about cluster_ingest: its role, liveness and epoch, for a
@@ -188,11 +226,26 @@ impl PeerRecord {
             PeerState::Unauthorized
         } else if self.last_seen_ms == 0 {
             PeerState::Connecting
-        } else if now_ms.saturating_sub(self.last_seen_ms) < self.stale_timeout_ms {
+        } else if self.heard_within_stale(now_ms) || now_ms < self.unconfirmed_until_ms {
             PeerState::Alive
         } else {
             PeerState::Stale
         }
+    }
+
+    /// Whether an exchange with the peer came within its stale timeout before `now_ms`
+    /// (alive by rule 1 of the module, not by a pause's grace).
+    fn heard_within_stale(&self, now_ms: u64) -> bool {
+        !self.unauthorized
+            && self.last_seen_ms != 0
+            && now_ms.saturating_sub(self.last_seen_ms) < self.stale_timeout_ms
+    }
+
+    /// Whether the peer is alive at `now_ms` only by the grace of this node's pause: not
+    /// heard since this node resumed (rule 4 of the module), so what the view holds of it
+    /// is from before the pause.
+    pub fn unconfirmed(&self, now_ms: u64) -> bool {
+        !self.unauthorized && now_ms < self.unconfirmed_until_ms
     }
 }
 
@@ -242,6 +295,8 @@ pub struct ClusterView {
     peers: BTreeMap<String, PeerRecord>,
     /// This node's own history, published to its peers.
     own: OwnHistory,
+    /// Unix ms of this node's last moment ([`ClusterView::awake`]; 0: none yet).
+    awake_ms: u64,
 }
 
 impl ClusterView {
@@ -274,6 +329,7 @@ impl ClusterView {
                 load: PeerLoad::default(),
                 streams: BTreeMap::new(),
                 last_error: None,
+                unconfirmed_until_ms: 0,
             });
     }
 
@@ -289,8 +345,40 @@ impl ClusterView {
         self.peers.contains_key(name)
     }
 
+    /// This node is running at `now_ms`: one of its own moments (an exchange begins or
+    /// ends, the ingest coordinator ticks). A gap since the last one longer than a
+    /// peer's [`pause_after_ms`] was a pause of this node, and each peer it heard
+    /// before the gap stays alive, unconfirmed, until it is heard again or a fresh
+    /// stale timeout has passed (rule 4 of the module).
+    pub fn awake(&mut self, now_ms: u64) {
+        let last_ms = self.awake_ms;
+        if now_ms <= last_ms {
+            return;
+        }
+        self.awake_ms = now_ms;
+        if last_ms == 0 {
+            return;
+        }
+        let gap_ms = now_ms - last_ms;
+        let mut paused = false;
+        for peer in self.peers.values_mut() {
+            if gap_ms > pause_after_ms(peer.fetch_timeout_ms, peer.stale_timeout_ms)
+                && peer.heard_within_stale(last_ms)
+            {
+                peer.unconfirmed_until_ms = now_ms.saturating_add(peer.stale_timeout_ms);
+                paused = true;
+            }
+        }
+        if paused {
+            // Its peers may have declared it dead meanwhile: the next majority it hears
+            // is a rejoin.
+            self.own.paused();
+        }
+    }
+
     /// Applies a state received from `name` at `now_ms`.
     pub fn apply(&mut self, name: &str, update: PeerUpdate, now_ms: u64) -> Applied {
+        self.awake(now_ms);
         // Whether this node was cut off is judged before the news, which may be the
         // first it hears after a pause or a partition.
         self.observe_own(now_ms);
@@ -309,11 +397,13 @@ impl ClusterView {
         self.own = OwnHistory::new(started_ms);
     }
 
+    /// Takes in how many peers this node hears at `now_ms`: peers actually heard within
+    /// their stale timeout, not those alive only by a pause's grace.
     fn observe_own(&mut self, now_ms: u64) {
         let heard = 1 + self
             .peers
             .values()
-            .filter(|peer| peer.state(now_ms) == PeerState::Alive)
+            .filter(|peer| peer.heard_within_stale(now_ms))
             .count();
         self.own.observe(heard, self.peers.len() + 1, now_ms);
     }
@@ -330,6 +420,7 @@ impl ClusterView {
             now_ms,
         );
         peer.last_seen_ms = peer.last_seen_ms.max(now_ms);
+        peer.unconfirmed_until_ms = 0;
         if update.called_by_peer {
             peer.called_us_ms = peer.called_us_ms.max(now_ms);
         }
@@ -696,6 +787,82 @@ mod tests {
         view.apply("b", heard_at(500, 12_000, &[], &[]), 12_000);
         assert_eq!(view.own().returns_ms(), [12_000]);
         assert_eq!(view.own().healthy_since_ms(), 12_000);
+    }
+
+    /// A view of peers `b` and `c`, both heard at 2 s; this node's last moment then.
+    fn heard_both_at_2s() -> ClusterView {
+        let mut view = view();
+        view.add_peer("c", "http://c:8080", 1_000, 3_000);
+        view.set_own_start(1_000);
+        view.apply("b", heard_at(500, 2_000, &[], &[]), 2_000);
+        view.apply("c", heard_at(500, 2_000, &[], &[]), 2_000);
+        view
+    }
+
+    fn states(view: &ClusterView, now_ms: u64) -> Vec<(PeerState, bool)> {
+        view.peers(now_ms)
+            .map(|(peer, state)| (state, peer.unconfirmed(now_ms)))
+            .collect()
+    }
+
+    /// Paused 10 s: the peers it heard before are not dead at the resume — alive,
+    /// unconfirmed — until heard again (confirmed) or a fresh stale timeout later.
+    #[test]
+    fn a_paused_node_keeps_its_peers_alive_unconfirmed_until_heard_again() {
+        let mut view = heard_both_at_2s();
+        view.awake(2_250);
+        // Without a moment of its own in between, 12 s looks like 10 s of silence.
+        assert_eq!(view.peers(12_250).next().unwrap().1, PeerState::Stale);
+        view.awake(12_250);
+        let alive_unconfirmed = (PeerState::Alive, true);
+        assert_eq!(states(&view, 12_250), [alive_unconfirmed; 2]);
+        assert_eq!(view.alive(12_250), ["b", "c"]);
+        // b is heard again: confirmed; c is not, and goes stale 3 s after the resume.
+        view.apply("b", heard_at(500, 12_600, &[], &[]), 12_600);
+        assert_eq!(
+            states(&view, 15_249),
+            [(PeerState::Alive, false), alive_unconfirmed]
+        );
+        assert_eq!(
+            states(&view, 15_250),
+            [(PeerState::Alive, false), (PeerState::Stale, false)]
+        );
+        // The pause made it a returning node: it rejoined when it heard a majority.
+        assert_eq!(view.own().returns_ms(), [12_600]);
+    }
+
+    /// A gap up to the stale timeout less a fetch interval is no pause, and a peer that
+    /// was already stale before a pause gets no grace.
+    #[test]
+    fn only_a_long_gap_is_a_pause_and_only_peers_alive_before_it_get_a_grace() {
+        let mut view = heard_both_at_2s();
+        view.awake(2_000);
+        view.awake(4_000);
+        assert_eq!(states(&view, 4_000), [(PeerState::Alive, false); 2]);
+        assert_eq!(states(&view, 5_000), [(PeerState::Stale, false); 2]);
+        // Both stale at the last moment before a long gap: nothing to excuse.
+        view.awake(5_500);
+        view.awake(20_000);
+        assert_eq!(states(&view, 20_000), [(PeerState::Stale, false); 2]);
+        assert!(view.own().returns_ms().is_empty());
+        // A peer alive by a grace only gets none from the next gap: it was not heard.
+        view.apply("b", heard_at(500, 21_000, &[], &[]), 21_000);
+        view.apply("c", heard_at(500, 21_000, &[], &[]), 21_000);
+        view.awake(30_000);
+        view.awake(40_000);
+        assert_eq!(states(&view, 40_000), [(PeerState::Stale, false); 2]);
+    }
+
+    /// The first news after a pause is what ends it: an exchange that arrives first
+    /// (before any tick) confirms its sender, and the others stay alive unconfirmed.
+    #[test]
+    fn the_first_exchange_after_a_pause_confirms_only_its_sender() {
+        let mut view = heard_both_at_2s();
+        view.apply("c", heard_at(500, 12_000, &[], &[]), 12_000);
+        assert_eq!(
+            states(&view, 12_000),
+            [(PeerState::Alive, true), (PeerState::Alive, false)]
+        );
     }
 
     #[test]

@@ -374,7 +374,13 @@ impl Supervisor {
             let delay = backoff.delay(child.consecutive_failures);
             child.entry.set_status(ActorStatus::Restarting);
             let generation = child.generation;
-            myself.send_after(delay, move || SupervisorMsg::RestartDue { seq, generation });
+            // The delay is a task of the node's runtime seam (stopped with a suspended
+            // simulated node), as ractor's `send_after` would be a tokio task.
+            let supervisor = myself.clone();
+            drop(state.node.runtime.spawn("restart-due", async move {
+                tokio::time::sleep(delay).await;
+                let _ = supervisor.send_message(SupervisorMsg::RestartDue { seq, generation });
+            }));
             return Ok(());
         }
         self.restart_group(myself, state, seq).await
