@@ -551,6 +551,22 @@ mod tests {
     use super::*;
     use crate::media::source::ClipFrames;
 
+    /// Feeds `seconds` of the test clip to `packager` as if it arrived in real time,
+    /// skipping the frames `keep` refuses.
+    fn feed_clip(packager: &mut Packager, seconds: u64, keep: impl Fn(&Frame) -> bool) {
+        let mut clip = ClipFrames::new(crate::media::TEST_CLIP_TS).unwrap();
+        let start_ms = 1_700_000_000_000;
+        loop {
+            let (frame, discontinuity) = clip.next_frame();
+            if frame.dts > seconds * CLOCK_HZ {
+                break;
+            }
+            if keep(&frame) {
+                packager.push(&frame, discontinuity, start_ms + frame.dts / TICKS_PER_MS);
+            }
+        }
+    }
+
     /// Packages `seconds` of the test clip as if it arrived in real time.
     fn package(seconds: u64) -> Arc<LiveStream> {
         let live = LiveStream::new(
@@ -560,16 +576,7 @@ mod tests {
                 segment_count: 3,
             },
         );
-        let mut packager = Packager::new(live.clone());
-        let mut clip = ClipFrames::new(crate::media::TEST_CLIP_TS).unwrap();
-        let start_ms = 1_700_000_000_000;
-        loop {
-            let (frame, discontinuity) = clip.next_frame();
-            if frame.dts > seconds * CLOCK_HZ {
-                break;
-            }
-            packager.push(&frame, discontinuity, start_ms + frame.dts / TICKS_PER_MS);
-        }
+        feed_clip(&mut Packager::new(live.clone()), seconds, |_| true);
         live
     }
 
@@ -669,18 +676,9 @@ mod tests {
         );
         let mut packager = Packager::new(live.clone());
         packager.declare_tracks(declared);
-        let mut clip = ClipFrames::new(crate::media::TEST_CLIP_TS).unwrap();
-        let start_ms = 1_700_000_000_000;
-        loop {
-            let (frame, discontinuity) = clip.next_frame();
-            if frame.dts > seconds * CLOCK_HZ {
-                break;
-            }
-            if !frame.codec.is_video() && frame.dts < audio_from * CLOCK_HZ {
-                continue;
-            }
-            packager.push(&frame, discontinuity, start_ms + frame.dts / TICKS_PER_MS);
-        }
+        feed_clip(&mut packager, seconds, |frame| {
+            frame.codec.is_video() || frame.dts >= audio_from * CLOCK_HZ
+        });
         live
     }
 
