@@ -31,6 +31,7 @@ fn service(name: &str, streams: usize, key: &str) -> MeshService {
     let entries = Arc::new(entries);
     let local: LocalState = Arc::new(move || (NodeLoad::default(), entries.clone()));
     let me = NodeAddress {
+        id: format!("{name}:80"),
         hostname: name.into(),
         mesh: format!("{name}:0"),
         public_url: format!("http://{name}"),

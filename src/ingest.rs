@@ -68,7 +68,7 @@ pub fn superseded(
     view: Option<&Arc<RwLock<ClusterView>>>,
     stream: &str,
     now_ms: u64,
-    hostname: &str,
+    node_id: &str,
 ) -> bool {
     let Some(part) = board.local(stream) else {
         return false;
@@ -81,5 +81,5 @@ pub fn superseded(
     };
     let view = view.read().unwrap_or_else(|p| p.into_inner());
     view.best_capture(stream, now_ms)
-        .is_some_and(|(epoch, peer)| (epoch, peer.hostname.as_str()) > (part.epoch, hostname))
+        .is_some_and(|(epoch, peer)| (epoch, peer.id.as_str()) > (part.epoch, node_id))
 }

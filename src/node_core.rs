@@ -84,7 +84,7 @@ impl NodeCore {
         env: NodeEnv,
     ) -> Result<NodeCore, NodeError> {
         let config = Arc::new(loaded.config.clone());
-        let context = NodeContext::new(identity.hostname.clone(), runtime);
+        let context = NodeContext::new(identity.id.clone(), runtime);
         let access = Arc::new(AccessPolicy::from_config(&config));
         let mut plan = node_plan(&config, &identity);
         plan.ingest.sabotage = env.sabotage;

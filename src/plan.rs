@@ -52,11 +52,10 @@ fn ingest_plan(config: &Config, identity: &NodeIdentity) -> IngestPlan {
             continue;
         }
         peer_limits.insert(crate::mesh::node::peer_key(&peer.address), limits(peer));
-        peer_limits.insert(peer.address.host.clone(), limits(peer));
     }
     IngestPlan {
-        me: identity.hostname.clone(),
-        aliases: Vec::new(),
+        me: identity.id.clone(),
+        aliases: vec![identity.hostname.clone()],
         limits: own,
         peer_limits,
         failback_hold_ms: 2 * stale_ms,
@@ -103,18 +102,12 @@ pub fn node_plan(config: &Config, identity: &NodeIdentity) -> NodePlan {
                         })
                         .collect(),
                     cluster_ingest: options.cluster_ingest.is_some(),
-                    // This node by its hostname; a peer by what the config calls it.
+                    // The node's identity (`host:port`), as every node resolves it.
                     capture_at: options
                         .cluster_ingest
                         .as_ref()
                         .and_then(|ingest| ingest.capture_at.as_ref())
-                        .map(|node| {
-                            if identity.is_self(node) {
-                                identity.hostname.clone()
-                            } else {
-                                node.to_string()
-                            }
-                        }),
+                        .map(|node| identity.key_of(config, node)),
                     source_timeout_ms: options
                         .source_timeout
                         .and_then(timeout_ms)

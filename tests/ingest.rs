@@ -89,6 +89,16 @@ fn capturers(members: &[&Member]) -> Option<BTreeMap<String, Vec<String>>> {
     Some(map)
 }
 
+/// The identity (`host:port`, its `peer` entry) of the member called `name`.
+fn node_id(members: &[&Member], name: &str) -> String {
+    members[NAMES
+        .iter()
+        .position(|n| *n == name)
+        .expect("a member's name")]
+    .http
+    .to_string()
+}
+
 /// The placement once every stream has exactly one capturer (stream → node) and every
 /// running node's ownership table agrees with it: the cluster is at rest.
 fn exactly_once(members: &[&Member]) -> Option<BTreeMap<String, String>> {
@@ -102,8 +112,9 @@ fn exactly_once(members: &[&Member]) -> Option<BTreeMap<String, String>> {
         let table = get_json(member.http, "/streamer/api/v3/cluster/ingest")?;
         for row in table["streams"].as_array()? {
             let stream = row["stream"].as_str()?;
-            if row["owner"].as_str() != Some(placement[stream].as_str())
-                || row["running_on"].as_str() != Some(placement[stream].as_str())
+            let owner = node_id(members, &placement[stream]);
+            if row["owner"].as_str() != Some(owner.as_str())
+                || row["running_on"].as_str() != Some(owner.as_str())
             {
                 return None;
             }
@@ -147,7 +158,11 @@ fn nine_streams_over_three_nodes_fail_over_and_come_back() {
         let table = get_json(member.http, "/streamer/api/v3/cluster/ingest").unwrap();
         for row in table["streams"].as_array().unwrap() {
             let stream = row["stream"].as_str().unwrap();
-            assert_eq!(row["owner"], initial[stream].as_str(), "{table}");
+            assert_eq!(
+                row["owner"],
+                node_id(&[&a, &b, &c], &initial[stream]),
+                "{table}"
+            );
             assert!(row["epoch"].as_u64().unwrap() >= 1);
         }
     }
@@ -390,5 +405,109 @@ fn a_stopped_node_that_continues_takes_nothing_that_runs_elsewhere() {
         moved,
         "nothing moved after SIGCONT: {}",
         tables(&all)
+    );
+}
+
+/// Issue #31, item 8: a node's identity is `host:port`. Three nodes on one address,
+/// told apart by their ports alone and all with the same hostname (several nodes on
+/// one machine), share the config of the first test: every stream is captured exactly
+/// once, the `capture_at` stream by the node its port names, every node agrees on the
+/// owners, and a redirect goes to the owner's port. Before, the nodes were one node to
+/// each other: every node captured every stream (without hostnames), or the
+/// `capture_at` stream was captured by no node and another by two (hostnames
+/// `127.0.0.1:PORT`).
+#[test]
+fn three_nodes_on_one_address_are_three_nodes() {
+    let ports = [free_port(), free_port(), free_port()];
+    let mut shared = format!("cluster_key {KEY};\n");
+    for port in ports {
+        shared.push_str(&format!(
+            "peer 127.0.0.1:{port} {{ fetch_timeout {FETCH_TIMEOUT_MS}; stale_timeout {STALE_TIMEOUT_MS}; }}\n"
+        ));
+    }
+    shared.push_str(&format!(
+        "stream cam0 {{ input test://; segment_duration 1; cluster_ingest capture_at=127.0.0.1:{}; }}\n",
+        ports[1]
+    ));
+    for i in 1..9 {
+        shared.push_str(&format!(
+            "stream cam{i} {{ input test://; segment_duration 1; cluster_ingest; }}\n"
+        ));
+    }
+    let members: Vec<Member> = ports
+        .iter()
+        .zip(NAMES)
+        .map(|(port, name)| {
+            let dir = TempDir::new(name);
+            let main = dir.write("flotilla.conf", &shared);
+            dir.write(
+                "flotilla.conf.d/listen.conf",
+                &format!("http 127.0.0.1:{port};\n"),
+            );
+            let http: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+            // One hostname for all three: only the port tells them apart.
+            let node = Node::start_with_file(&main, http, &["--hostname", "box"], &[]);
+            Member {
+                node: Some(node),
+                http,
+                rtmp: String::new(),
+                dir,
+            }
+        })
+        .collect();
+    let [a, b, c] = [&members[0], &members[1], &members[2]];
+    let placement = poll_until(Duration::from_secs(40), || exactly_once(&[a, b, c]))
+        .unwrap_or_else(|| panic!("never captured exactly once: {:?}", capturers(&[a, b, c])));
+    println!("placement on one address: {placement:?}");
+    let id = |member: &Member| member.http.to_string();
+    assert_eq!(placement["cam0"], "b", "capture_at names b by its port");
+    for node in NAMES {
+        let count = placement.values().filter(|n| *n == node).count();
+        assert!(
+            (2..=4).contains(&count),
+            "{node} captures {count}: {placement:?}"
+        );
+    }
+    for member in [a, b, c] {
+        let table = get_json(member.http, "/streamer/api/v3/cluster/ingest").unwrap();
+        assert_eq!(table["id"], id(member), "{table}");
+        for row in table["streams"].as_array().unwrap() {
+            // Owners are named by identity, `host:port`; a start took one epoch, not a
+            // fight between nodes that took each other for themselves.
+            let stream = row["stream"].as_str().unwrap();
+            assert_eq!(
+                row["owner"],
+                node_id(&[a, b, c], &placement[stream]),
+                "{table}"
+            );
+            assert!(row["epoch"].as_u64().unwrap() <= 2, "{table}");
+        }
+        let peers = get_json(member.http, "/streamer/api/v3/cluster/peers").unwrap();
+        let mut ids: Vec<&str> = peers["peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|peer| peer["state"] == "alive")
+            .map(|peer| peer["id"].as_str().unwrap())
+            .collect();
+        ids.sort_unstable();
+        let mut others: Vec<String> = [a, b, c]
+            .iter()
+            .filter(|other| other.http != member.http)
+            .map(|other| id(other))
+            .collect();
+        others.sort();
+        assert_eq!(ids, others, "{peers}");
+    }
+    // A viewer of b's stream at a goes to b's port.
+    let (stream, owner) = placement
+        .iter()
+        .find(|(_, node)| *node == "b")
+        .expect("b captures cam0");
+    let (status, head, _) = http_get(a.http, &format!("/{stream}/index.m3u8"), &[]).unwrap();
+    assert_eq!(status, 302, "{head}");
+    assert!(
+        head.contains(&format!("http://{}/{stream}/index.m3u8", b.http)),
+        "{owner}: {head}"
     );
 }

@@ -201,12 +201,25 @@ impl std::fmt::Display for Violation {
 }
 
 /// A node's last suspension that ended with it continuing (I11's subject).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Resumed {
     /// When its process was suspended, simulated ms.
     pub suspended_ms: u64,
     /// When it continued, simulated ms.
     pub resumed_ms: u64,
+    /// The captures its board held when it was suspended (stream → epoch): a start
+    /// under one of these epochs is that capture reconnecting its source (its restart
+    /// was due while the node stood still), which the node keeps (rule 5 of the ingest
+    /// book), not a stream taken.
+    pub kept: BTreeMap<String, u64>,
+}
+
+impl Resumed {
+    /// Whether a capture of `stream` under `epoch_now` (its board's capture epoch when
+    /// it started) is one the node kept through its pause.
+    pub fn kept_capture(&self, stream: &str, epoch_now: Option<u64>) -> bool {
+        epoch_now.is_some() && self.kept.get(stream).copied() == epoch_now
+    }
 }
 
 /// A node cut off from every peer (I7's subject).
@@ -395,7 +408,9 @@ impl Checker {
 
     /// I11: `node`, which resumed from a suspension (`resume`), started capturing
     /// `stream` at `at_ms` while `others` (running nodes, suspended ones left out)
-    /// captured it with frames. Checked within [`RESUME_HOLD_MS`] of the resume, and
+    /// captured it with frames (a capture it kept through the pause is not a start: the
+    /// caller asks [`Resumed::kept_capture`] first). Checked within [`RESUME_HOLD_MS`]
+    /// of the resume, and
     /// only when the network was calm from [`DUPLICATES_END_MS`] before the suspension
     /// on (`calm_since_ms`): a node that cannot hear a peer may take its streams, resumed
     /// or not.

@@ -71,6 +71,10 @@ struct Args {
     /// Seconds of heal.
     #[arg(long, default_value_t = 100)]
     heal_secs: u64,
+    /// Every node on one address, told apart by port (otherwise a quarter of the seeds
+    /// draw that layout).
+    #[arg(long)]
+    shared_address: bool,
     /// Print the whole trace of each run.
     #[arg(long)]
     trace: bool,
@@ -153,6 +157,7 @@ fn main() -> ExitCode {
         chaos_ms: args.chaos_secs * 1_000,
         heal_ms: args.heal_secs * 1_000,
         sabotage: args.sabotage,
+        shared_address: args.shared_address,
     };
     let check_determinism = args.check_determinism;
     sweep(

@@ -81,9 +81,10 @@ impl MeshNet for SimNet {
     }
 
     fn resolve(&self, key: &str) -> Option<SocketAddr> {
-        let (host, port) = key.rsplit_once(':')?;
+        // A node's turmoil host is named by its identity, `host:port` (cluster.rs), so
+        // nodes that share a hostname and differ by port are distinct hosts.
+        let (_, port) = key.rsplit_once(':')?;
         let port = port.parse().ok()?;
-        // turmoil panics on an unknown name; the simulation only configures known hosts.
-        Some(SocketAddr::new(turmoil::lookup(host), port))
+        Some(SocketAddr::new(turmoil::lookup(key), port))
     }
 }

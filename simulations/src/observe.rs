@@ -70,7 +70,7 @@ struct PeerKey {
     state: PeerState,
     incarnation: u64,
     streams_version: u64,
-    hostname: String,
+    id: String,
 }
 
 fn peer_keys(view: &ClusterView, wall_ms: u64) -> Vec<PeerKey> {
@@ -79,13 +79,13 @@ fn peer_keys(view: &ClusterView, wall_ms: u64) -> Vec<PeerKey> {
             state,
             incarnation: record.incarnation,
             streams_version: record.streams_version,
-            hostname: record.hostname.clone(),
+            id: record.id.clone(),
         })
         .collect()
 }
 
-/// Where `node` sends a viewer of each stream: itself (`Some(node)`), a peer's
-/// hostname, or nowhere.
+/// Where `node` sends a viewer of each stream: itself (`Some(node)`), a peer (by its
+/// identity), or nowhere.
 fn redirects(
     handle: &NodeHandle,
     view: &ClusterView,
@@ -109,7 +109,7 @@ fn redirects(
                 Some(node.to_string())
             } else {
                 view.redirect_target(stream, wall_ms)
-                    .map(|peer| peer.hostname.clone())
+                    .map(|peer| peer.id.clone())
             };
             (stream.clone(), goes_to)
         })

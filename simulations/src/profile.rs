@@ -102,6 +102,10 @@ pub struct Profile {
     pub chaos_ms: u64,
     /// Length of the heal phase, ms.
     pub heal_ms: u64,
+    /// Every node on one address, told apart by its port alone, all with one hostname
+    /// (`box:8081`, `box:8082`, …: several nodes on one machine); otherwise one host per
+    /// node (`n1:80`, `n2:80`, …).
+    pub shared_address: bool,
 }
 
 impl Profile {
@@ -141,12 +145,15 @@ impl Profile {
             minority_restraint: rng.random_bool(0.3),
             chaos_ms,
             heal_ms,
+            shared_address: false,
         };
         // Drawn after everything else and kept out of `FaultKind::ALL`: a seed without
         // it draws the very profile and schedule it drew before this kind existed.
         if rng.random_bool(0.5) {
             profile.kinds.push(FaultKind::Suspend);
         }
+        // The same for the layout: drawn last, so every earlier draw stays as it was.
+        profile.shared_address = rng.random_bool(0.25);
         profile
     }
 
@@ -161,7 +168,7 @@ impl fmt::Display for Profile {
         let kinds: Vec<&str> = self.kinds.iter().map(|k| k.name()).collect();
         write!(
             f,
-            "nodes={} streams={} preferred={} partial_sources={} faults={} gap_ms={} max_fault_ms={} dup_ppm={} replay_ppm={} restraint={} chaos_s={} heal_s={}",
+            "nodes={} streams={} preferred={} partial_sources={} faults={} gap_ms={} max_fault_ms={} dup_ppm={} replay_ppm={} restraint={} chaos_s={} heal_s={} layout={}",
             self.nodes,
             self.streams,
             self.preferred_streams,
@@ -173,7 +180,12 @@ impl fmt::Display for Profile {
             self.replay_ppm,
             self.minority_restraint,
             self.chaos_ms / 1000,
-            self.heal_ms / 1000
+            self.heal_ms / 1000,
+            if self.shared_address {
+                "shared-address"
+            } else {
+                "host-per-node"
+            }
         )
     }
 }

@@ -11,7 +11,10 @@ use flotilla_actors::mesh::view::IngestRole;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::cluster::{HostSpec, config_text, node_name, preferred_node, run_host, stream_name};
+use crate::cluster::{
+    HostSpec, config_text, node_config_text, node_hostname, node_name, preferred_node, run_host,
+    stream_name,
+};
 use crate::invariants::{
     Checker, Detail, Isolation, OBSERVE_PERIOD_MS, Resumed, Violation, at_rest,
 };
@@ -50,6 +53,8 @@ pub struct Options {
     pub chaos_ms: u64,
     pub heal_ms: u64,
     pub sabotage: Option<Sabotage>,
+    /// Every node on one address (`Profile::shared_address`) whatever the seed draws.
+    pub shared_address: bool,
 }
 
 impl Options {
@@ -62,6 +67,7 @@ impl Options {
             chaos_ms: 90_000,
             heal_ms: 100_000,
             sabotage: None,
+            shared_address: false,
         }
     }
 }
@@ -179,6 +185,7 @@ pub fn run(options: &Options) -> Outcome {
         options.chaos_ms,
         options.heal_ms,
     );
+    profile.shared_address |= options.shared_address;
     // A sabotage needs a node to go away to show.
     if matches!(
         options.sabotage,
@@ -199,13 +206,16 @@ pub fn run(options: &Options) -> Outcome {
     let mut rng = StdRng::seed_from_u64(options.seed ^ 0x50_75_c3);
     // Cameras only some nodes reach: each cut from a random non-empty strict subset.
     let mut reachers: BTreeMap<String, BTreeSet<String>> = (0..profile.streams)
-        .map(|s| (stream_name(s), (0..profile.nodes).map(node_name).collect()))
+        .map(|s| {
+            let nodes = (0..profile.nodes).map(|n| node_name(&profile, n));
+            (stream_name(s), nodes.collect())
+        })
         .collect();
     for _ in 0..profile.partial_sources.min(profile.streams) {
         let stream = stream_name(rng.random_range(0..profile.streams));
         let cut = rng.random_range(1..profile.nodes.max(2));
         for _ in 0..cut {
-            let node = node_name(rng.random_range(0..profile.nodes));
+            let node = node_name(&profile, rng.random_range(0..profile.nodes));
             let set = reachers.entry(stream.clone()).or_default();
             if set.len() > 1 && set.remove(&node) {
                 world.with(|w| {
@@ -220,7 +230,9 @@ pub fn run(options: &Options) -> Outcome {
     }
     let preferred: Arc<BTreeMap<String, String>> = Arc::new(
         (0..profile.streams)
-            .filter_map(|s| preferred_node(&profile, s).map(|n| (stream_name(s), node_name(n))))
+            .filter_map(|s| {
+                preferred_node(&profile, s).map(|n| (stream_name(s), node_name(&profile, n)))
+            })
             .collect(),
     );
 
@@ -231,14 +243,15 @@ pub fn run(options: &Options) -> Outcome {
         .max_message_latency(Duration::from_millis(MAX_LATENCY_MS))
         .simulation_duration(Duration::from_secs(24 * 3600))
         .build();
-    let config: Arc<str> = config_text(&profile).into();
-    let names: Vec<String> = (0..profile.nodes).map(node_name).collect();
+    let shared_config = config_text(&profile);
+    let names: Vec<String> = (0..profile.nodes).map(|n| node_name(&profile, n)).collect();
     for (index, name) in names.iter().enumerate() {
         let spec = HostSpec {
             world: world.clone(),
             name: name.clone(),
+            hostname: node_hostname(&profile, index),
             seed: options.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ index as u64,
-            config: config.clone(),
+            config: node_config_text(&profile, &shared_config, index).into(),
             faults: DatagramFaults {
                 duplicate_ppm: profile.duplicate_ppm,
                 replay_ppm: profile.replay_ppm,
@@ -378,6 +391,10 @@ pub fn run(options: &Options) -> Outcome {
                     })
                 });
                 let calm_since_ms = calm_since(&windows, now_ms, healed_at_ms);
+                let epoch_now = world.with(|w| captures_held(w, node).get(stream).copied());
+                if resume.kept_capture(stream, epoch_now) {
+                    continue;
+                }
                 if let Err(found) =
                     checker.resumed_start(node, stream, *at, resume, calm_since_ms, &others)
                 {
@@ -495,8 +512,23 @@ fn calm_since(windows: &[(u64, u64)], now_ms: u64, healed_at_ms: Option<u64>) ->
 struct Suspensions {
     /// Node → when its suspension began, simulated ms.
     now: BTreeMap<String, u64>,
+    /// Node → the captures its board held when it was suspended (stream → epoch).
+    held: BTreeMap<String, BTreeMap<String, u64>>,
     /// Node → its last suspension that ended in a resume (not a crash or restart).
     resumed: BTreeMap<String, Resumed>,
+}
+
+/// The captures `node`'s board holds (stream → epoch).
+fn captures_held(world: &crate::world::WorldState, node: &str) -> BTreeMap<String, u64> {
+    world.nodes.get(node).map_or_else(BTreeMap::new, |handle| {
+        handle
+            .board
+            .local_parts()
+            .into_iter()
+            .filter(|(_, part)| part.role == IngestRole::Capturing)
+            .map(|(stream, part)| (stream, part.epoch))
+            .collect()
+    })
 }
 
 /// Node `n` runs again without resuming (it crashed or restarted): a new incarnation,
@@ -512,6 +544,7 @@ fn forget_suspension(
     let node = &names[n];
     world.with(|w| w.suspensions.remove(node));
     if suspended.now.remove(node).is_some() {
+        suspended.held.remove(node);
         for other in (0..names.len()).filter(|other| *other != n) {
             links.release(sim, names, n, other);
         }
@@ -563,7 +596,9 @@ fn apply(
                 for other in others(&[*n]) {
                     links.hold(sim, names, *n, other);
                 }
+                let held = world.with(|w| captures_held(w, &names[*n]));
                 suspended.now.insert(names[*n].clone(), now_ms);
+                suspended.held.insert(names[*n].clone(), held);
                 suspended.resumed.remove(&names[*n]);
                 // Its captures stop having frames: the checks no longer count them.
                 world.with(|w| w.running_version += 1);
@@ -654,6 +689,7 @@ fn resume(
     let Some(since_ms) = suspended.now.remove(node) else {
         return;
     };
+    let kept = suspended.held.remove(node).unwrap_or_default();
     if let Some(suspension) = world.with(|w| w.suspensions.get(node).cloned()) {
         suspension.resume();
     }
@@ -665,6 +701,7 @@ fn resume(
         Resumed {
             suspended_ms: since_ms,
             resumed_ms: now_ms,
+            kept,
         },
     );
     world.with(|w| w.running_version += 1);

@@ -359,6 +359,7 @@ mod tests {
         view.write().unwrap().apply(
             peer,
             PeerUpdate {
+                id: peer.into(),
                 hostname: peer.split(':').next().unwrap().into(),
                 public_url: format!("http://{peer}"),
                 rtmp_url: String::new(),

@@ -47,6 +47,18 @@ impl KnownNodes {
         }
     }
 
+    /// The ports of the several nodes a port-less `candidate` could name (a node's
+    /// identity is `host:port`: nodes of one machine differ by port alone).
+    fn ambiguous(&self, candidate: &HostPort) -> Option<Vec<u16>> {
+        if candidate.port.is_some() {
+            return None;
+        }
+        let (_, ports) = self.hosts.get(&candidate.host.to_ascii_lowercase())?;
+        let mut ports: Vec<u16> = ports.iter().copied().collect();
+        ports.sort_unstable();
+        (ports.len() > 1).then_some(ports)
+    }
+
     /// A host matches case-insensitively; a port matches when either side gives none.
     fn names(&self, candidate: &HostPort) -> bool {
         self.hosts
@@ -76,6 +88,21 @@ fn check_capture_at(config: &Config, reader: &mut Reader, runtime_hostname: Opti
     }
     let mut listed_peers = None;
     for (node, span) in &reader.capture_refs {
+        if let Some(ports) = known.ambiguous(node) {
+            let ports: Vec<String> = ports.iter().map(|port| format!("{node}:{port}")).collect();
+            reader.diagnostics.push(
+                Diagnostic::error(
+                    *span,
+                    format!(
+                        "capture_at names `{node}`, which is {} nodes: {}",
+                        ports.len(),
+                        ports.join(", ")
+                    ),
+                )
+                .help("add the port of the node meant: `capture_at=HOST:PORT`"),
+            );
+            continue;
+        }
         if known.names(node) {
             continue;
         }

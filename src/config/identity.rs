@@ -4,6 +4,11 @@
 //! So a node must recognise itself in that list and skip that entry. It is itself when the
 //! peer names its hostname, or an address it listens on (by IP and port, where a wildcard
 //! listener owns every loopback address and the port decides).
+//!
+//! A node's identity in the cluster is `host:port` ([`NodeIdentity::id`]), never a bare
+//! host: several nodes may run on one machine, differ only by port, and share a hostname.
+//! It is the key of the node's own `peer` entry — what every other node, reading the same
+//! file, calls it — and `hostname:http_port` for a node the file does not list.
 
 use std::net::IpAddr;
 
@@ -16,9 +21,27 @@ pub const HOSTNAME_ENV: &str = "FLOTILLA_HOSTNAME";
 pub const MAX_HOSTNAME_BYTES: usize = 253;
 
 /// Who this node is, resolved once at start-up.
+/// Port of a node key whose address names none (Flussonic's default HTTP port).
+pub const DEFAULT_NODE_PORT: u16 = 80;
+
+/// The canonical key of the node at `address`: `host:port`, the host lowercased, the
+/// port explicit. Every node names every node (itself included) by this key.
+pub fn node_key(address: &HostPort) -> String {
+    HostPort {
+        host: address.host.to_ascii_lowercase(),
+        port: Some(address.port.unwrap_or(DEFAULT_NODE_PORT)),
+    }
+    .to_string()
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeIdentity {
+    /// The node's name for people (logs, the API's `hostname`): may be shared by
+    /// several nodes of one machine.
     pub hostname: String,
+    /// The node's identity in the cluster (`host:port`, see the module header): unique
+    /// per node, used wherever nodes are told apart.
+    pub id: String,
     /// Every address the node listens on for HTTP (the ports peers name).
     pub listens: Vec<ListenAddr>,
     pub cluster_port: Option<u16>,
@@ -38,7 +61,8 @@ impl NodeIdentity {
             .or_else(|| config.hostname.clone())
             .unwrap_or_else(machine_hostname)
             .to_ascii_lowercase();
-        NodeIdentity {
+        let mut identity = NodeIdentity {
+            id: String::new(),
             hostname,
             listens: config
                 .http
@@ -47,6 +71,36 @@ impl NodeIdentity {
                 .map(|l| l.listen)
                 .collect(),
             cluster_port: config.cluster_port,
+        };
+        identity.id = match config.peers.iter().find(|p| identity.is_self(&p.address)) {
+            Some(own) => node_key(&own.address),
+            None => node_key(&HostPort {
+                host: identity.hostname.clone(),
+                port: config.http.first().map(|http| http.listen.port),
+            }),
+        };
+        identity
+    }
+
+    /// The key of the node `address` designates: this node's [`id`](Self::id) when it
+    /// is this node, else the key of the one `peer` entry on that host (and port, when
+    /// `address` has one), else `address`'s own key (a bare host stays bare: it may be a
+    /// peer's hostname). So `capture_at=b.lan` names the node listed as
+    /// `peer b.lan:8081`.
+    pub fn key_of(&self, config: &Config, address: &HostPort) -> String {
+        if self.is_self(address) {
+            return self.id.clone();
+        }
+        let mut listed = config.peers.iter().filter(|peer| {
+            peer.address.host.eq_ignore_ascii_case(&address.host)
+                && (address.port.is_none() || peer.address.port == address.port)
+        });
+        match (listed.next(), listed.next()) {
+            (Some(peer), None) if self.is_self(&peer.address) => self.id.clone(),
+            (Some(peer), None) => node_key(&peer.address),
+            _ if address.port.is_some() => node_key(address),
+            // A bare name the file does not list: a peer's hostname (an alias).
+            _ => address.host.to_ascii_lowercase(),
         }
     }
 
@@ -179,5 +233,40 @@ mod tests {
             host: "127.0.0.1".into(),
             port: None
         }));
+    }
+
+    #[test]
+    fn nodes_of_one_machine_have_identities_that_differ_by_port() {
+        let shared = "peer 127.0.0.1:8081; peer 127.0.0.1:8082; peer 127.0.0.1:8083;";
+        let ids: Vec<String> = (1..=3)
+            .map(|n| {
+                let text = format!("{shared} http 127.0.0.1:808{n};");
+                identity(&text, Some("box")).0.id
+            })
+            .collect();
+        assert_eq!(ids, ["127.0.0.1:8081", "127.0.0.1:8082", "127.0.0.1:8083"]);
+        // Unlisted: its hostname and HTTP port; the host in lower case, the port explicit.
+        assert_eq!(identity("http 8090;", Some("Box")).0.id, "box:8090");
+        assert_eq!(identity("", Some("box")).0.id, "box:80");
+    }
+
+    #[test]
+    fn capture_at_resolves_to_the_node_key_every_node_computes() {
+        let shared = "peer box:8081; peer box:8082; peer cam.lan:9000;";
+        let (a, config) = identity(&format!("{shared} http 8081;"), Some("box"));
+        let (b, _) = identity(&format!("{shared} http 8082;"), Some("box"));
+        let at = |host: &str, port| HostPort {
+            host: host.into(),
+            port,
+        };
+        for node in [&a, &b] {
+            assert_eq!(node.key_of(&config, &at("box", Some(8082))), "box:8082");
+            assert_eq!(node.key_of(&config, &at("BOX", Some(8081))), "box:8081");
+            // The one peer on that host, by its key (port from the peer line).
+            assert_eq!(node.key_of(&config, &at("cam.lan", None)), "cam.lan:9000");
+            // Unlisted: an address keeps its port, a bare name stays a name (an alias).
+            assert_eq!(node.key_of(&config, &at("x", Some(1))), "x:1");
+            assert_eq!(node.key_of(&config, &at("Other", None)), "other");
+        }
     }
 }

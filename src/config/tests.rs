@@ -241,6 +241,20 @@ fn semantic_checks() {
     );
     assert!(capture.contains("a.lan"), "{capture}");
     load("hostname b.lan; stream s { input publish://; cluster_ingest capture_at=b.lan; }");
+    // Nodes of one machine differ by port alone: a bare host names none of them.
+    let shared = error_of(
+        "peer box:8081; peer box:8082; stream s { input publish://; cluster_ingest capture_at=box; }",
+    );
+    assert!(
+        shared.contains("capture_at names `box`, which is 2 nodes: box:8081, box:8082"),
+        "{shared}"
+    );
+    load(
+        "peer box:8081; peer box:8082; stream s { input publish://; cluster_ingest capture_at=box:8082; }",
+    );
+    load(
+        "peer box:8081; peer other:8082; stream s { input publish://; cluster_ingest capture_at=box; }",
+    );
 
     let usage = error_of("balancer b { mode usage; server h1; }");
     assert!(usage.contains("without any capacity"), "{usage}");

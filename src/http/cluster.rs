@@ -21,6 +21,7 @@ pub async fn peers(State(state): State<ApiState>) -> Json<Value> {
         .map(|(peer, peer_state)| {
             let last_seen = (peer.last_seen_ms != 0).then_some(peer.last_seen_ms);
             json!({
+                "id": if peer.id.is_empty() { &peer.name } else { &peer.id },
                 "hostname": if peer.hostname.is_empty() { &peer.name } else { &peer.hostname },
                 "address": peer.name,
                 "state": peer_state,
@@ -66,6 +67,7 @@ pub async fn ingest(State(state): State<ApiState>) -> Json<Value> {
         })
         .collect();
     Json(json!({
+        "id": state.identity.id,
         "hostname": state.identity.hostname,
         "settled": board.settled,
         "restrained": board.restrained,

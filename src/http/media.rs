@@ -150,7 +150,7 @@ async fn serve_path(state: &ApiState, request: RequestInfo, path: &str) -> Respo
         state.mesh.as_ref().map(|mesh| mesh.view()),
         &live.name,
         now_ms,
-        &state.identity.hostname,
+        &state.identity.id,
     ) && let Elsewhere::Redirect(redirect) =
         redirect_to_peer(&state, path, request.query.as_deref())
     {

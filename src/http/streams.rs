@@ -56,14 +56,14 @@ pub async fn list(State(state): State<ApiState>) -> Json<Value> {
     Json(json!({ "streams": streams, "estimated_count": count }))
 }
 
-/// Hostnames running `stream`: this node when frames flow here; for a cluster_ingest
+/// Nodes (by identity, `host:port`) running `stream`: this node when frames flow here; for a cluster_ingest
 /// stream, its current capturer wherever it is.
 fn running_on(state: &ApiState, stream: &str, alive_here: bool) -> Vec<String> {
     if let Some(row) = state.ingest.row(stream) {
         return row.capturer.into_iter().collect();
     }
     if alive_here {
-        vec![state.identity.hostname.clone()]
+        vec![state.identity.id.clone()]
     } else {
         Vec::new()
     }

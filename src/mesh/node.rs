@@ -20,14 +20,10 @@ use crate::defaults::{FETCH_TIMEOUT_MS, STALE_TIMEOUT_MS};
 use crate::media::directory::Directory;
 use crate::stats::StatsBoard;
 
-/// A peer's key in the view and the tree: `host:port`, port 80 when the config gives none
-/// (Flussonic's default HTTP port, which is also the mesh port).
+/// A peer's key in the view and the tree: its node key (`host:port`, port 80 when the
+/// config gives none: Flussonic's default HTTP port, which is also the mesh port).
 pub fn peer_key(address: &HostPort) -> String {
-    HostPort {
-        host: address.host.clone(),
-        port: Some(address.port.unwrap_or(80)),
-    }
-    .to_string()
+    crate::config::identity::node_key(address)
 }
 
 /// The mesh of a node, when it has a `cluster_key` and an HTTP listener.
@@ -62,6 +58,7 @@ pub fn start(
     }
     .to_string();
     let me = NodeAddress {
+        id: identity.id.clone(),
         hostname: identity.hostname.clone(),
         mesh: own.clone(),
         public_url: format!(

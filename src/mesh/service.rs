@@ -420,6 +420,7 @@ impl MeshService {
             return Vec::new();
         };
         let update = PeerUpdate {
+            id: node.id.clone(),
             hostname: node.hostname.clone(),
             public_url: node.public_url.clone(),
             rtmp_url: node.rtmp_url.clone(),
@@ -463,11 +464,20 @@ impl MeshService {
         else {
             return Err(ExchangeError::Unexpected("a state", "hello"));
         };
-        let key = node.mesh.clone();
+        // Under the key the config gives it (its identity is its `peer` entry's key)
+        // when it is listed; else under the address it calls from.
+        let key = {
+            let view = self.inner.view.read().unwrap_or_else(|p| p.into_inner());
+            if view.knows(&node.id) {
+                node.id.clone()
+            } else {
+                node.mesh.clone()
+            }
+        };
         {
             let mut view = self.inner.view.write().unwrap_or_else(|p| p.into_inner());
             if !view.knows(&key) {
-                tracing::info!(peer = %key, hostname = %node.hostname, "peer learnt from its call");
+                tracing::info!(peer = %key, id = %node.id, hostname = %node.hostname, "peer learnt from its call");
                 view.add_peer(
                     &key,
                     &node.public_url,
@@ -582,6 +592,7 @@ fn alive_addresses(view: &ClusterView, now_ms: u64) -> impl Iterator<Item = Addr
     view.peers(now_ms)
         .filter(|(_, state)| *state == flotilla_actors::mesh::view::PeerState::Alive)
         .map(|(peer, _)| AddressRef {
+            id: &peer.id,
             hostname: &peer.hostname,
             mesh: &peer.name,
             public_url: &peer.public_url,
@@ -594,6 +605,7 @@ fn alive_addresses(view: &ClusterView, now_ms: u64) -> impl Iterator<Item = Addr
 fn owned_addresses(view: &ClusterView, now_ms: u64) -> Vec<NodeAddress> {
     alive_addresses(view, now_ms)
         .map(|address| NodeAddress {
+            id: address.id.to_string(),
             hostname: address.hostname.to_string(),
             mesh: address.mesh.to_string(),
             public_url: address.public_url.to_string(),
@@ -605,6 +617,7 @@ fn owned_addresses(view: &ClusterView, now_ms: u64) -> Vec<NodeAddress> {
 /// A [`NodeAddress`] borrowed from the view.
 #[derive(Debug, Clone, Copy)]
 struct AddressRef<'a> {
+    id: &'a str,
     hostname: &'a str,
     mesh: &'a str,
     public_url: &'a str,
@@ -613,7 +626,8 @@ struct AddressRef<'a> {
 
 impl PartialEq<AddressRef<'_>> for &NodeAddress {
     fn eq(&self, other: &AddressRef<'_>) -> bool {
-        self.hostname == other.hostname
+        self.id == other.id
+            && self.hostname == other.hostname
             && self.mesh == other.mesh
             && self.public_url == other.public_url
             && self.rtmp_url == other.rtmp_url
@@ -691,6 +705,7 @@ mod tests {
     fn node(name: &str, key: &str, streams: Vec<StreamEntry>) -> MeshService {
         let runtime = Runtime::production();
         let me = NodeAddress {
+            id: format!("{name}:80"),
             hostname: name.into(),
             mesh: String::new(),
             public_url: format!("http://{name}"),

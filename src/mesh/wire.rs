@@ -11,7 +11,7 @@ use flotilla_actors::mesh::view::{IngestRole, RemoteStream};
 use serde::{Deserialize, Serialize};
 
 /// The protocol version this node speaks.
-pub const WIRE_VERSION: u16 = 4;
+pub const WIRE_VERSION: u16 = 5;
 /// Largest frame: 1,000 streams take ~60 KiB; 1 MiB leaves room for 10,000.
 pub const MAX_FRAME_BYTES: usize = 1024 * 1024;
 /// Most streams in one state message.
@@ -81,6 +81,10 @@ impl StreamEntry {
 /// How to reach a node.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeAddress {
+    /// Its identity in the cluster, `host:port` (`config::identity::NodeIdentity::id`):
+    /// what tells nodes apart, however many share a machine or a hostname.
+    pub id: String,
+    /// Its name for people (logs, the cluster overview).
     pub hostname: String,
     /// `host:port` of its mesh endpoint.
     pub mesh: String,
@@ -211,6 +215,7 @@ fn text(value: &str) -> Result<(), WireError> {
 }
 
 fn address(node: &NodeAddress) -> Result<(), WireError> {
+    text(&node.id)?;
     text(&node.hostname)?;
     text(&node.mesh)?;
     text(&node.public_url)?;
@@ -277,6 +282,7 @@ mod tests {
                 .collect(),
             removals: vec!["old".into()],
             peers: vec![NodeAddress {
+                id: "127.0.0.1:8081".into(),
                 hostname: "b".into(),
                 mesh: "127.0.0.1:8081".into(),
                 public_url: "http://127.0.0.1:8081".into(),
@@ -312,6 +318,7 @@ mod tests {
     fn hello(returns: usize) -> Message {
         Message::Hello {
             node: NodeAddress {
+                id: "a:80".into(),
                 hostname: "a".into(),
                 mesh: "10.0.0.1:4443".into(),
                 public_url: "http://10.0.0.1".into(),

@@ -428,13 +428,14 @@ impl ShellServer {
         }
     }
 
-    /// Runs `line` on peer `node` (hostname or `host:port`) through the mesh.
+    /// Runs `line` on peer `node` (its identity `host:port`, its key, or its hostname)
+    /// through the mesh.
     async fn forward(&self, node: &str, line: &str) -> Reply {
         let now_ms = self.runtime.wall_clock_ms();
         let address = {
             let view = self.mesh.view().read().unwrap_or_else(|p| p.into_inner());
             view.peers(now_ms)
-                .find(|(peer, _)| peer.hostname == node || peer.name == node)
+                .find(|(peer, _)| peer.id == node || peer.name == node || peer.hostname == node)
                 .map(|(peer, _)| peer.name.clone())
         };
         let Some(key) = address else {

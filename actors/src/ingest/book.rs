@@ -107,9 +107,10 @@ pub struct Advertised {
 /// A node of the cluster as this node sees it (itself included).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {
-    /// Its hostname: the name placement and epochs use.
+    /// Its identity (`host:port`): the name placement and epochs use.
     pub name: String,
-    /// Other names `capture_at` may use for it (`host`, `host:port`).
+    /// Other names `capture_at` may use for it (the key it is configured under, its
+    /// hostname).
     pub aliases: Vec<String>,
     /// Unix ms since which it has been alive without interruption.
     pub alive_since_ms: u64,
@@ -533,28 +534,25 @@ fn advertised_as(capture_epoch: Option<u64>, failed_here: bool, epoch: u64) -> (
     }
 }
 
-/// The host part of a node name as `capture_at` may write it (`host`, `host:port`): a
-/// node is one host, its ports do not make it another node. Compared ignoring ASCII case.
-fn host_of(name: &str) -> &str {
-    name.rsplit_once(':')
-        .filter(|(_, port)| port.parse::<u16>().is_ok())
-        .map_or(name, |(host, _)| host)
-}
-
-/// The member `capture_at` names (see `host_of`), remembered in `resolved` per distinct
-/// `capture_at` written.
+/// The member `capture_at` names — by its identity (`host:port`) or by one of its
+/// aliases, compared ignoring ASCII case; never by a bare host when the member's names
+/// have ports, since several nodes may share a host — remembered in `resolved` per
+/// distinct `capture_at` written.
 fn resolve_capture_at<'s, 'm>(
     resolved: &mut Vec<(&'s str, Option<&'m str>)>,
-    member_hosts: &[(&'m str, Vec<&str>)],
+    member_names: &[(&'m str, Vec<&str>)],
     capture_at: &'s str,
 ) -> Option<&'m str> {
     if let Some((_, node)) = resolved.iter().find(|(seen, _)| *seen == capture_at) {
         return *node;
     }
-    let wanted = host_of(capture_at);
-    let node = member_hosts
+    let node = member_names
         .iter()
-        .find(|(_, hosts)| hosts.iter().any(|host| host.eq_ignore_ascii_case(wanted)))
+        .find(|(_, names)| {
+            names
+                .iter()
+                .any(|name| name.eq_ignore_ascii_case(capture_at))
+        })
         .map(|(name, _)| *name);
     resolved.push((capture_at, node));
     node
@@ -1071,16 +1069,15 @@ impl IngestBook {
                 }
             })
             .collect();
-        // `capture_at` as written: a hostname or an address, any case, with or without a
-        // port (a node is one host; its ports do not make it another node).
-        let member_hosts: Vec<(&str, Vec<&str>)> = members
+        // Every name `capture_at` may use for a member: its identity and its aliases.
+        let member_names: Vec<(&str, Vec<&str>)> = members
             .iter()
             .map(|member| {
-                let hosts = std::iter::once(&member.name)
+                let names = std::iter::once(&member.name)
                     .chain(&member.aliases)
-                    .map(|name| host_of(name))
+                    .map(String::as_str)
                     .collect();
-                (member.name.as_str(), hosts)
+                (member.name.as_str(), names)
             })
             .collect();
         // Resolved once per distinct `capture_at` (a few nodes' names, written on many
@@ -1130,7 +1127,7 @@ impl IngestBook {
                     capture_at: stream
                         .capture_at
                         .as_deref()
-                        .and_then(|at| resolve_capture_at(&mut resolved, &member_hosts, at))
+                        .and_then(|at| resolve_capture_at(&mut resolved, &member_names, at))
                         .map(Cow::Borrowed)
                         .filter(|_| !no_failback),
                     excluded,

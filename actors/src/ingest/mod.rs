@@ -45,13 +45,13 @@ pub struct IngestLimits {
 /// The coordinator's settings, from the config.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IngestPlan {
-    /// This node's hostname (the name placement uses).
+    /// This node's identity, `host:port` (the name placement uses).
     pub me: String,
     /// Other names `capture_at` may use for this node.
     pub aliases: Vec<String>,
     /// This node's limits.
     pub limits: IngestLimits,
-    /// Peers' limits, by any of their names (`host`, `host:port`, hostname).
+    /// Peers' limits, by their node key (`host:port`).
     pub peer_limits: BTreeMap<String, IngestLimits>,
     /// How long a returning `capture_at` node must be alive before fail-back.
     pub failback_hold_ms: u64,

@@ -116,7 +116,9 @@ impl ClusterSeen {
             over_cpu_limit,
         );
         let mut reads: Vec<PeerRead> = Vec::with_capacity(self.peers.len());
-        let mut hostnames: Vec<&str> = Vec::with_capacity(self.peers.len());
+        // Identities already read: a node known under two keys (configured, and learnt
+        // from its call) counts once.
+        let mut ids: Vec<&str> = Vec::with_capacity(self.peers.len());
         let mut size = 1;
         let mut unheard = 0;
         let mut fading = 0;
@@ -135,9 +137,9 @@ impl ClusterSeen {
                 PeerState::Alive | PeerState::Stale
                     if (state == PeerState::Alive
                         || plan.sabotage == Some(sabotage::Sabotage::IgnoreStale))
-                        && !record.hostname.is_empty()
-                        && record.hostname != plan.me
-                        && !hostnames.contains(&record.hostname.as_str()) =>
+                        && !record.id.is_empty()
+                        && record.id != plan.me
+                        && !ids.contains(&record.id.as_str()) =>
                 {
                     if now_ms.saturating_sub(record.last_seen_ms)
                         >= fading_after_ms(record, plan.tick_ms)
@@ -147,7 +149,7 @@ impl ClusterSeen {
                     if record.unconfirmed(now_ms) {
                         unconfirmed += 1;
                     }
-                    hostnames.push(&record.hostname);
+                    ids.push(&record.id);
                     reads.push(self.read_peer(plan, record, reads.len()));
                 }
                 _ => {}
@@ -228,7 +230,7 @@ impl ClusterSeen {
             && from.key == record.name
         {
             let old = &self.peers[index];
-            if old.name == record.hostname
+            if old.name == record.id
                 && old.alive_since_ms == record.history.healthy_since_ms
                 && old.returns_ms == record.history.returns_ms
             {
@@ -240,11 +242,7 @@ impl ClusterSeen {
                 };
             }
         }
-        let host = record
-            .name
-            .rsplit_once(':')
-            .map_or(record.name.as_str(), |(host, _)| host);
-        let limits = limits_of(plan, &[&record.name, host, &record.hostname])
+        let limits = limits_of(plan, &[&record.name, &record.id])
             .copied()
             .unwrap_or_default();
         let over_cpu_limit = limits
@@ -296,9 +294,10 @@ impl ClusterSeen {
                     .collect(),
             ),
         };
-        // Its aliases follow from the record's key, the same when `previous` matched.
+        // Its aliases follow from the record's key and hostname, the same when `previous`
+        // matched.
         let unchanged = old.is_some_and(|old| {
-            old.name == record.hostname
+            old.name == record.id
                 && old.alive_since_ms == record.history.healthy_since_ms
                 && old.returns_ms == record.history.returns_ms
                 && old.channel_limit == limits.channel_limit
@@ -307,8 +306,8 @@ impl ClusterSeen {
         });
         let fresh = (!unchanged).then(|| {
             let member = Member {
-                name: record.hostname.clone(),
-                aliases: vec![record.name.clone(), host.to_string()],
+                name: record.id.clone(),
+                aliases: vec![record.name.clone(), record.hostname.clone()],
                 // What the peer publishes, so every node counts the same returns.
                 alive_since_ms: record.history.healthy_since_ms,
                 returns_ms: record.history.returns_ms.clone(),
@@ -368,6 +367,7 @@ mod tests {
             ingest,
         };
         PeerUpdate {
+            id: format!("{host}:80"),
             hostname: host.into(),
             public_url: String::new(),
             rtmp_url: String::new(),
@@ -400,7 +400,7 @@ mod tests {
         apply("c:80", state("c", 1, true), 10_000);
         let io = ViewIo(view.clone());
         let plan = IngestPlan {
-            me: "a".into(),
+            me: "a:80".into(),
             tick_ms: 250,
             ..IngestPlan::default()
         };
@@ -409,7 +409,7 @@ mod tests {
         let (me, peers) = (seen.me.clone().unwrap(), seen.peers.clone());
         assert_eq!(
             peers.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(),
-            ["b", "c"]
+            ["b:80", "c:80"]
         );
         assert_eq!((seen.cluster_size, seen.unheard, seen.fading), (4, 1, 0));
         assert_eq!(peers[0].aliases, ["b:80", "b"]);
@@ -450,7 +450,7 @@ mod tests {
                 .iter()
                 .map(|m| m.name.as_str())
                 .collect::<Vec<_>>(),
-            ["b"]
+            ["b:80"]
         );
         assert_eq!(seen.fading, 0);
         assert!(Arc::ptr_eq(&before[0].streams, &seen.peers[0].streams));

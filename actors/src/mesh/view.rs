@@ -113,7 +113,10 @@ pub struct PeerLoad {
 pub struct PeerRecord {
     /// Its key: the address it is configured or learnt under (`host:port`).
     pub name: String,
-    /// The hostname it gave itself (empty until its first exchange).
+    /// The identity it gave itself, `host:port` (empty until its first exchange): what
+    /// the cluster's decisions name it by.
+    pub id: String,
+    /// The hostname it gave itself (empty until its first exchange), for people.
     pub hostname: String,
     /// Where viewers are sent.
     pub public_url: String,
@@ -190,10 +193,16 @@ impl PeerRecord {
     /// Bytes this record holds: itself, its texts and its stream list (map nodes are
     /// counted as their key and value; the allocator's overhead is not).
     pub fn held_bytes(&self) -> u64 {
-        let texts = [&self.name, &self.hostname, &self.public_url, &self.rtmp_url]
-            .iter()
-            .map(|text| text.capacity())
-            .sum::<usize>();
+        let texts = [
+            &self.name,
+            &self.id,
+            &self.hostname,
+            &self.public_url,
+            &self.rtmp_url,
+        ]
+        .iter()
+        .map(|text| text.capacity())
+        .sum::<usize>();
         let streams = self
             .streams
             .keys()
@@ -252,6 +261,8 @@ impl PeerRecord {
 /// A state a peer sent.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PeerUpdate {
+    /// The identity the peer gave itself (`host:port`).
+    pub id: String,
     /// The hostname the peer gave itself.
     pub hostname: String,
     /// Where the peer says viewers should go (used when the config names none).
@@ -313,6 +324,7 @@ impl ClusterView {
             .entry(name.to_string())
             .or_insert_with(|| PeerRecord {
                 name: name.to_string(),
+                id: String::new(),
                 hostname: String::new(),
                 public_url: public_url.to_string(),
                 rtmp_url: String::new(),
@@ -426,6 +438,7 @@ impl ClusterView {
         }
         peer.unauthorized = false;
         peer.last_error = None;
+        peer.id.clone_from(&update.id);
         peer.hostname.clone_from(&update.hostname);
         if peer.public_url.is_empty() {
             peer.public_url.clone_from(&update.public_url);
@@ -499,10 +512,8 @@ impl ClusterView {
                 (remote.alive || remote.ondemand).then_some((peer, remote.epoch))
             })
             .collect();
-        // The order of captures everywhere: (epoch, hostname), highest first.
-        found.sort_by(|(a, a_epoch), (b, b_epoch)| {
-            (b_epoch, &b.hostname).cmp(&(a_epoch, &a.hostname))
-        });
+        // The order of captures everywhere: (epoch, identity), highest first.
+        found.sort_by(|(a, a_epoch), (b, b_epoch)| (b_epoch, &b.id).cmp(&(a_epoch, &a.id)));
         found.into_iter().map(|(peer, _)| peer).collect()
     }
 
@@ -534,9 +545,8 @@ impl ClusterView {
             if !(remote.alive || remote.ondemand) {
                 continue;
             }
-            let above = best.is_none_or(|(held, held_epoch)| {
-                (remote.epoch, &peer.hostname) > (held_epoch, &held.hostname)
-            });
+            let above = best
+                .is_none_or(|(held, held_epoch)| (remote.epoch, &peer.id) > (held_epoch, &held.id));
             if above {
                 best = Some((peer, remote.epoch));
             }
@@ -545,7 +555,7 @@ impl ClusterView {
     }
 
     /// The highest capture of `stream` among alive peers that capture it with frames
-    /// flowing: (epoch, peer). Captures are ordered by (epoch, hostname), the order every
+    /// flowing: (epoch, peer). Captures are ordered by (epoch, identity), the order every
     /// node uses, so two captures started with the same epoch in a partition still have
     /// one winner.
     pub fn best_capture(&self, stream: &str, now_ms: u64) -> Option<(u64, &PeerRecord)> {
@@ -557,9 +567,7 @@ impl ClusterView {
                 (remote.ingest == IngestRole::Capturing && remote.alive)
                     .then_some((remote.epoch, peer))
             })
-            .max_by(|(a_epoch, a), (b_epoch, b)| {
-                (a_epoch, &a.hostname).cmp(&(b_epoch, &b.hostname))
-            })
+            .max_by(|(a_epoch, a), (b_epoch, b)| (a_epoch, &a.id).cmp(&(b_epoch, &b.id)))
     }
 
     /// Names of the alive peers.
@@ -596,6 +604,7 @@ mod tests {
         removals: &[&str],
     ) -> PeerUpdate {
         PeerUpdate {
+            id: "b:80".into(),
             hostname: "b".into(),
             public_url: String::new(),
             rtmp_url: String::new(),

@@ -234,6 +234,7 @@ fn fast_path(runtime: &Runtime, b_up: bool) -> FastPath {
         view.write().unwrap().apply(
             "b.lan:8080",
             PeerUpdate {
+                id: "b.lan:8080".into(),
                 hostname: "b".into(),
                 public_url: String::new(),
                 rtmp_url: String::new(),
