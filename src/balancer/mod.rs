@@ -364,6 +364,7 @@ mod tests {
                 public_url: format!("http://{peer}"),
                 rtmp_url: String::new(),
                 incarnation: 1,
+                started_ms: 1,
                 version,
                 load,
                 uptime_ms: 0,

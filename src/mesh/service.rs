@@ -81,7 +81,10 @@ struct Inner {
     net: Arc<dyn MeshNet>,
     runtime: Runtime,
     me: NodeAddress,
-    incarnation: u64,
+    /// This node's incarnation: see [`MeshService::learn_incarnation`].
+    incarnation: AtomicU64,
+    /// This node's start, Unix ms (its clock).
+    started_ms: u64,
     version: AtomicU64,
     last_state: Mutex<Option<LastState>>,
     local: LocalState,
@@ -161,16 +164,18 @@ impl MeshService {
                 auth::client_config(identity, MESH_ALPN, &crypto)?,
             );
         }
-        // The incarnation is this node's start, which its peers place in their clocks.
-        let incarnation = runtime.wall_clock_ms();
+        // The first incarnation is the start time: above every earlier life's unless the
+        // clock went back, which the first exchange repairs (`learn_incarnation`).
+        let started_ms = runtime.wall_clock_ms();
         view.write()
             .unwrap_or_else(|p| p.into_inner())
-            .set_own_start(incarnation);
+            .set_own_start(started_ms);
         let service = MeshService {
             inner: Arc::new(Inner {
                 endpoint,
                 net,
-                incarnation,
+                incarnation: AtomicU64::new(started_ms),
+                started_ms,
                 runtime,
                 me,
                 version: AtomicU64::new(0),
@@ -211,9 +216,26 @@ impl MeshService {
         &self.inner.view
     }
 
-    /// This node's incarnation (its start time in Unix ms).
+    /// This node's incarnation.
     pub fn incarnation(&self) -> u64 {
-        self.inner.incarnation
+        self.inner.incarnation.load(Ordering::Relaxed)
+    }
+
+    /// A peer knows an incarnation of this node above the current one: this node is a
+    /// later life of a node whose clock has since gone back (stepped by NTP or by
+    /// hand, a VM restored from a snapshot). Its incarnation moves above the one known,
+    /// so that every peer takes its state as the newer one; a peer that knows the
+    /// current one or less teaches nothing. Incarnations only grow.
+    fn learn_incarnation(&self, known_by_peer: u64) {
+        let raised = known_by_peer.saturating_add(1);
+        let before = self.inner.incarnation.fetch_max(raised, Ordering::Relaxed);
+        if before < raised {
+            tracing::warn!(
+                incarnation = raised,
+                previous = before,
+                "a peer knew a later incarnation of this node (its clock went back): incarnation raised"
+            );
+        }
     }
 
     async fn accept_loop(self) {
@@ -316,10 +338,11 @@ impl MeshService {
         let (known_incarnation, known_version) = view.known(peer_key);
         Message::Hello {
             node: self.inner.me.clone(),
-            incarnation: self.inner.incarnation,
+            incarnation: self.incarnation(),
+            started_ms: self.inner.started_ms,
             known_incarnation,
             known_version,
-            uptime_ms: now_ms.saturating_sub(self.inner.incarnation),
+            uptime_ms: now_ms.saturating_sub(self.inner.started_ms),
             returns_ms: view.own().returns_ms().to_vec(),
             your_restarts_ms: view
                 .peer(peer_key, now_ms)
@@ -345,7 +368,7 @@ impl MeshService {
         // The peer applied exactly the last state we sent it (else it gets a full one).
         let delta_base = sent
             .get(peer_key)
-            .filter(|last| peer_has == (self.inner.incarnation, last.version));
+            .filter(|last| peer_has == (self.incarnation(), last.version));
         let peer_addresses = delta_base.and_then(|last| last.addresses_version);
         let (full, upserts, removals) = match delta_base {
             Some(last) if Arc::ptr_eq(&last.streams, &current) => (false, Vec::new(), Vec::new()),
@@ -378,7 +401,7 @@ impl MeshService {
             Vec::new()
         };
         Message::State {
-            incarnation: self.inner.incarnation,
+            incarnation: self.incarnation(),
             version,
             load,
             full,
@@ -401,6 +424,7 @@ impl MeshService {
         let (
             Message::Hello {
                 node,
+                started_ms,
                 uptime_ms,
                 returns_ms,
                 your_restarts_ms,
@@ -425,6 +449,7 @@ impl MeshService {
             public_url: node.public_url.clone(),
             rtmp_url: node.rtmp_url.clone(),
             incarnation,
+            started_ms,
             version,
             load: to_load(&load),
             uptime_ms,
@@ -486,6 +511,7 @@ impl MeshService {
                 );
             }
         }
+        self.learn_incarnation(*known_incarnation);
         let peer_has = (*known_incarnation, *known_version);
         exchange::send(&mut send, &self.hello(&key)).await?;
         exchange::send(&mut send, &self.state_for(&key, peer_has, true)).await?;
@@ -516,6 +542,7 @@ impl MeshService {
         else {
             unreachable!("receive_pair checked it");
         };
+        self.learn_incarnation(*known_incarnation);
         let peer_has = (*known_incarnation, *known_version);
         exchange::send(&mut send, &self.state_for(&target.key, peer_has, false)).await?;
         let _ = send.finish();
@@ -703,7 +730,15 @@ mod tests {
     }
 
     fn node(name: &str, key: &str, streams: Vec<StreamEntry>) -> MeshService {
-        let runtime = Runtime::production();
+        node_on(Runtime::production(), name, key, streams)
+    }
+
+    /// A node whose wall clock reads `wall_ms` at its start.
+    fn node_at(wall_ms: u64, name: &str, key: &str, streams: Vec<StreamEntry>) -> MeshService {
+        node_on(Runtime::deterministic(7, wall_ms), name, key, streams)
+    }
+
+    fn node_on(runtime: Runtime, name: &str, key: &str, streams: Vec<StreamEntry>) -> MeshService {
         let me = NodeAddress {
             id: format!("{name}:80"),
             hostname: name.into(),
@@ -762,6 +797,83 @@ mod tests {
                 .to_string()
                 .contains("the mesh needs the cluster key"),
             "{closed}"
+        );
+    }
+
+    /// Incarnations order a node's lives whatever its wall clock does (issue 31.5): a node
+    /// restarted with its clock 20 minutes back takes an incarnation above its previous
+    /// life's as soon as a peer tells it what it knew, and that peer then takes the new
+    /// life's state, not the old one's.
+    #[tokio::test]
+    async fn a_restart_with_the_clock_stepped_back_is_still_the_newer_life() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let key = "mesh-test-key-0123456789";
+        const BEFORE_MS: u64 = 1_800_000_000_000;
+        const STEPPED_BACK_MS: u64 = BEFORE_MS - 20 * 60 * 1_000;
+        let b = node("b", key, vec![stream("tv")]);
+        let b_key = b.local_addr().unwrap().to_string();
+        let target = PeerTarget {
+            key: b_key.clone(),
+            address: b.local_addr().unwrap(),
+            identity: ClusterIdentity::derive(key).unwrap(),
+        };
+        // What b knows of a, under the key a calls from (empty in this test).
+        let b_knows_a = || b.view().read().unwrap().known("");
+        let exchange = |a: MeshService| {
+            let target = target.clone();
+            async move {
+                a.view()
+                    .write()
+                    .unwrap()
+                    .add_peer(&target.key, "", 1_000, 3_000);
+                let connection = a.connect(&target).await.unwrap();
+                a.call(&target, &connection).await.unwrap();
+                // The connection stays open until b has read a's state.
+                (a, connection)
+            }
+        };
+        let until_b_knows = |incarnation: u64| async move {
+            for _ in 0..400 {
+                if b_knows_a().0 == incarnation {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            panic!(
+                "b knows {:?} of a, not incarnation {incarnation}",
+                b_knows_a()
+            );
+        };
+
+        let (first, connection) = exchange(node_at(BEFORE_MS, "a", key, vec![stream("old")])).await;
+        let first_life = first.incarnation();
+        assert!((BEFORE_MS..BEFORE_MS + 60_000).contains(&first_life));
+        until_b_knows(first_life).await;
+        drop((first, connection));
+
+        let second = node_at(STEPPED_BACK_MS, "a", key, vec![stream("new")]);
+        assert!(
+            second.incarnation() < first_life,
+            "the clock alone orders it wrong"
+        );
+        let (second, _connection) = exchange(second).await;
+        assert_eq!(
+            second.incarnation(),
+            first_life + 1,
+            "raised above what b knew"
+        );
+        until_b_knows(first_life + 1).await;
+        let now = Runtime::production().wall_clock_ms();
+        let view = b.view().read().unwrap();
+        let (record, _) = view.peer("", now).expect("b knows a");
+        assert!(
+            record.streams.contains_key("new"),
+            "{:?}",
+            record.streams.keys()
+        );
+        assert!(
+            !record.streams.contains_key("old"),
+            "the old life's streams are gone"
         );
     }
 

@@ -106,7 +106,12 @@ pub enum Message {
     /// (the receiver's clock), so a node learns its own restarts.
     Hello {
         node: NodeAddress,
+        /// Orders the sender's lives: above every incarnation of it a peer has told it
+        /// of, whatever its wall clock did (see `mesh::service`).
         incarnation: u64,
+        /// The sender's start, Unix ms in its own clock: what its uptime, returns and
+        /// restarts are measured against.
+        started_ms: u64,
         known_incarnation: u64,
         known_version: u64,
         uptime_ms: u64,
@@ -325,6 +330,7 @@ mod tests {
                 rtmp_url: String::new(),
             },
             incarnation: 1_700_000_000_000,
+            started_ms: 1_700_000_000_000,
             known_incarnation: 0,
             known_version: 0,
             uptime_ms: 5_000,

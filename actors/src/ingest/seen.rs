@@ -372,6 +372,7 @@ mod tests {
             public_url: String::new(),
             rtmp_url: String::new(),
             incarnation: 1,
+            started_ms: 1,
             version,
             load: PeerLoad::default(),
             uptime_ms: 0,

@@ -8,9 +8,10 @@
 //! placed on a node by everyone but that node (nobody captures it; simulation seeds 246
 //! and 458). So a node's returns are facts about that node, published by it:
 //!
-//! - **a restart**: its incarnation (its start, in its own clock). Peers that see a new
-//!   incarnation remember it and tell the node back (`your_restarts_ms` of the hello),
-//!   so a node learns its own recent restarts, which it cannot remember itself;
+//! - **a restart**: a new incarnation (a number that orders the node's lives, see
+//!   `mesh::service`), begun at its start (its own clock). Peers that see a new
+//!   incarnation remember its start and tell the node back (`your_restarts_ms` of the
+//!   hello), so a node learns its own recent restarts, which it cannot remember itself;
 //! - **a rejoin**: it heard fewer than a majority of the cluster, itself included, after
 //!   having heard one, and then a majority again (it was cut off, paused, or on the
 //!   small side of a partition). A broken link to one peer is not a rejoin.
@@ -39,7 +40,8 @@ fn remember(list: &mut Vec<u64>, at: u64) {
 /// This node's own history: its rejoins, seen here, and its restarts, learnt from peers.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct OwnHistory {
-    /// Unix ms (this node's clock) of its start: the incarnation the mesh publishes.
+    /// Unix ms (this node's clock) of its start, which the mesh publishes beside its
+    /// incarnation.
     pub started_ms: u64,
     /// It has heard a majority of the cluster since it started.
     had_majority: bool,
@@ -51,7 +53,7 @@ pub struct OwnHistory {
 }
 
 impl OwnHistory {
-    /// A node started at `started_ms` (its incarnation).
+    /// A node started at `started_ms` (its clock).
     pub fn new(started_ms: u64) -> OwnHistory {
         OwnHistory {
             started_ms,
@@ -79,7 +81,7 @@ impl OwnHistory {
         self.cut_off |= self.had_majority;
     }
 
-    /// Takes in this node's restarts as a peer saw them (its incarnations, its clock).
+    /// Takes in this node's restarts as a peer saw them (its starts, its clock).
     /// Nothing after its current start is believed.
     pub fn learn_restarts(&mut self, restarts_ms: &[u64]) {
         for at in restarts_ms.iter().filter(|at| **at <= self.started_ms) {
@@ -107,10 +109,12 @@ pub struct PeerHistory {
     /// Unix ms (this node's clock) of the peer's current start: `now - uptime` when its
     /// incarnation was first heard.
     pub started_ms: u64,
-    /// Its current incarnation (its start, in its clock).
+    /// Its current incarnation.
     incarnation: u64,
-    /// Incarnations of the peer this node saw begin (its restarts, its clock): told back
-    /// to the peer, and counted here before the peer has learnt them.
+    /// The start of its current incarnation, in its clock.
+    their_start_ms: u64,
+    /// Starts of the incarnations of the peer this node saw begin (its restarts, its
+    /// clock): told back to the peer, and counted here before the peer has learnt them.
     restarts_seen: Vec<u64>,
     /// The returns the peer published (its clock).
     published: Vec<u64>,
@@ -122,12 +126,20 @@ pub struct PeerHistory {
 
 impl PeerHistory {
     /// Takes in what the peer said in an exchange heard at `now_ms`.
-    pub fn heard(&mut self, incarnation: u64, uptime_ms: u64, returns_ms: &[u64], now_ms: u64) {
+    pub fn heard(
+        &mut self,
+        incarnation: u64,
+        their_start_ms: u64,
+        uptime_ms: u64,
+        returns_ms: &[u64],
+        now_ms: u64,
+    ) {
         if incarnation > self.incarnation {
             if self.incarnation != 0 {
-                remember(&mut self.restarts_seen, incarnation);
+                remember(&mut self.restarts_seen, their_start_ms);
             }
             self.incarnation = incarnation;
+            self.their_start_ms = their_start_ms;
             self.started_ms = now_ms.saturating_sub(uptime_ms);
         } else if incarnation < self.incarnation {
             // An exchange of an older incarnation, overtaken: nothing to learn.
@@ -138,7 +150,7 @@ impl PeerHistory {
             returns_ms
                 .iter()
                 .copied()
-                .filter(|at| *at <= incarnation.saturating_add(uptime_ms))
+                .filter(|at| *at <= self.their_start_ms.saturating_add(uptime_ms))
                 .take(RETURNS_KEPT),
         );
         let mut theirs = self.restarts_seen.clone();
@@ -147,7 +159,7 @@ impl PeerHistory {
         }
         // Their clock to ours: their start is our `started_ms`.
         let ours = |at: u64| {
-            (at as i128 + self.started_ms as i128 - self.incarnation as i128).max(0) as u64
+            (at as i128 + self.started_ms as i128 - self.their_start_ms as i128).max(0) as u64
         };
         self.returns_ms = theirs.into_iter().map(ours).collect();
         self.healthy_since_ms = self
@@ -206,31 +218,31 @@ mod tests {
         let mut peer = PeerHistory::default();
         // Its clock runs 7 s ahead of ours: started at 100_000 (its clock), up 20 s
         // when heard at our 113_000.
-        peer.heard(100_000, 20_000, &[], 113_000);
+        peer.heard(100_000, 100_000, 20_000, &[], 113_000);
         assert_eq!(peer.started_ms, 93_000);
         assert_eq!(peer.healthy_since_ms, 93_000);
         assert!(peer.returns_ms.is_empty());
         // It rejoined at 125_000 (its clock).
-        peer.heard(100_000, 30_000, &[125_000], 123_000);
+        peer.heard(100_000, 100_000, 30_000, &[125_000], 123_000);
         assert_eq!(peer.healthy_since_ms, 118_000);
         assert_eq!(peer.returns_ms, [118_000]);
         // It restarted: seen here at once, before it publishes it.
-        peer.heard(140_000, 1_000, &[], 134_000);
+        peer.heard(140_000, 140_000, 1_000, &[], 134_000);
         assert_eq!(peer.restarts_seen(), [140_000]);
         assert_eq!(peer.started_ms, 133_000);
         assert_eq!(peer.returns_ms, [133_000]);
         // Once it has learnt the restart from us it publishes it: counted once.
-        peer.heard(140_000, 2_000, &[140_000], 135_000);
+        peer.heard(140_000, 140_000, 2_000, &[140_000], 135_000);
         assert_eq!(peer.returns_ms, [133_000]);
     }
 
     #[test]
     fn an_older_incarnation_heard_late_changes_nothing() {
         let mut peer = PeerHistory::default();
-        peer.heard(200, 100, &[], 1_000);
-        peer.heard(300, 10, &[], 2_000);
+        peer.heard(200, 200, 100, &[], 1_000);
+        peer.heard(300, 300, 10, &[], 2_000);
         let before = peer.clone();
-        peer.heard(200, 150, &[250], 2_100);
+        peer.heard(200, 200, 150, &[250], 2_100);
         assert_eq!(peer, before);
     }
 
@@ -248,7 +260,7 @@ mod tests {
             let mut own = OwnHistory::new(30_000);
             for (now, (incarnation, uptime, returns)) in hellos.into_iter().enumerate() {
                 let now = 100_000 + now as u64 * 1_000;
-                peer.heard(incarnation * 10_000, uptime, &returns, now);
+                peer.heard(incarnation * 10_000, incarnation * 10_000, uptime, &returns, now);
                 own.learn_restarts(&returns);
                 own.observe(returns.len() % 5 + 1, 5, now);
                 prop_assert!(peer.returns_ms.len() <= RETURNS_KEPT);

@@ -271,6 +271,8 @@ pub struct PeerUpdate {
     pub rtmp_url: String,
     /// The sender's incarnation.
     pub incarnation: u64,
+    /// The sender's start, Unix ms in its clock.
+    pub started_ms: u64,
     /// The last applied state version within the incarnation.
     pub version: u64,
     /// Its load.
@@ -427,6 +429,7 @@ impl ClusterView {
         self.own.learn_restarts(&update.your_restarts_ms);
         peer.history.heard(
             update.incarnation,
+            update.started_ms,
             update.uptime_ms,
             &update.returns_ms,
             now_ms,
@@ -609,6 +612,7 @@ mod tests {
             public_url: String::new(),
             rtmp_url: String::new(),
             incarnation,
+            started_ms: incarnation,
             version,
             load: PeerLoad::default(),
             uptime_ms: 0,

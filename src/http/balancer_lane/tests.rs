@@ -239,6 +239,7 @@ fn fast_path(runtime: &Runtime, b_up: bool) -> FastPath {
                 public_url: String::new(),
                 rtmp_url: String::new(),
                 incarnation: 1,
+                started_ms: 1,
                 version: 1,
                 load: PeerLoad::default(),
                 uptime_ms: 0,
