@@ -10,7 +10,6 @@
 use std::sync::{Arc, RwLock};
 
 use flotilla_actors::ingest::board::IngestBoard;
-use flotilla_actors::ingest::sabotage::Sabotage;
 use flotilla_actors::node::{NodeContext, NodeTeardown};
 use flotilla_actors::rt::Runtime;
 use flotilla_actors::stream::StreamMedia;
@@ -44,9 +43,10 @@ pub struct NodeEnv {
     pub media: Option<MediaFactory>,
     /// Read the host's CPU and memory for the stats and the mesh's load figures.
     pub sample_host: bool,
-    /// A cluster_ingest rule broken on purpose (the simulator's `--sabotage`; never set
-    /// for a real node).
-    pub sabotage: Option<Sabotage>,
+    /// A cluster_ingest rule broken on purpose (the simulator's `--sabotage`; the
+    /// feature is off in the node's release binary).
+    #[cfg(feature = "sabotage")]
+    pub sabotage: Option<flotilla_actors::ingest::sabotage::Sabotage>,
 }
 
 impl NodeEnv {
@@ -56,6 +56,7 @@ impl NodeEnv {
             mesh_net: Arc::new(SystemNet),
             media: None,
             sample_host: true,
+            #[cfg(feature = "sabotage")]
             sabotage: None,
         }
     }
@@ -86,8 +87,13 @@ impl NodeCore {
         let config = Arc::new(loaded.config.clone());
         let context = NodeContext::new(identity.id.clone(), runtime);
         let access = Arc::new(AccessPolicy::from_config(&config));
-        let mut plan = node_plan(&config, &identity);
-        plan.ingest.sabotage = env.sabotage;
+        let plan = node_plan(&config, &identity);
+        #[cfg(feature = "sabotage")]
+        let plan = {
+            let mut plan = plan;
+            plan.ingest.sabotage = env.sabotage;
+            plan
+        };
         let plan = Arc::new(RwLock::new(plan));
         let service = MediaService::new(context.runtime.clone());
         let media = match &env.media {

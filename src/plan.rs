@@ -65,6 +65,7 @@ fn ingest_plan(config: &Config, identity: &NodeIdentity) -> IngestPlan {
         pause_after_ms: Some(flotilla_actors::mesh::view::pause_after_ms(
             fetch_ms, stale_ms,
         )),
+        #[cfg(feature = "sabotage")]
         sabotage: None,
     }
 }

@@ -54,7 +54,6 @@ use serde::Serialize;
 
 use super::placement::{Candidate, IngestStream, Reason, place_each};
 use super::quiet::{Counts, QuietWatch, StateHasher, Wake};
-use super::sabotage::Sabotage;
 use crate::mesh::view::IngestRole;
 
 /// Restarts of one capture within [`FAILURE_WINDOW_MS`] after which it counts as failed
@@ -187,7 +186,8 @@ pub struct BookSettings {
     /// mesh's threshold for its peers, `mesh::view::pause_after_ms`.
     pub pause_after_ms: u64,
     /// A rule broken on purpose (the simulator's checks of its checks).
-    pub sabotage: Option<Sabotage>,
+    #[cfg(feature = "sabotage")]
+    pub sabotage: Option<super::sabotage::Sabotage>,
 }
 
 /// What the coordinator must do.
@@ -604,6 +604,7 @@ impl IngestBook {
             settle_ms: 0,
             minority_restraint: false,
             pause_after_ms: u64::MAX,
+            #[cfg(feature = "sabotage")]
             sabotage: None,
         })
     }
@@ -1120,7 +1121,7 @@ impl IngestBook {
                     .with_here(input, mine, Counting::Flowing)
                     .map(|(_, node)| Cow::Borrowed(node));
                 let no_failback =
-                    settings.sabotage == Some(Sabotage::NoFailback) && captured_by.is_some();
+                    super::sabotaged!(settings.sabotage, NoFailback) && captured_by.is_some();
                 IngestStream {
                     name: Cow::Borrowed(stream.name.as_str()),
                     // An unresolvable capture_at (that node is down) is simply no preference.
@@ -1181,7 +1182,7 @@ impl IngestBook {
                     .min()
             };
             let owner_is_me = owner.as_deref() == Some(input.me.name.as_str())
-                || (settings.sabotage == Some(Sabotage::DoubleCapture)
+                || (super::sabotaged!(settings.sabotage, DoubleCapture)
                     && owner.is_some()
                     && second_choice() == Some(input.me.name.as_str()));
             // A node still settling after a start may already take a stream that prefers

@@ -8,10 +8,25 @@
 //! [`board`] carries the result to the rest of the node (mesh advertisement, HTTP API,
 //! the `streams` supervisor's own rebuild after a restart).
 
+/// Whether `$sabotage` (an `Option<Sabotage>` field) breaks rule `$rule` on purpose:
+/// always `false`, and the field never read, without the `sabotage` feature, so the
+/// node's release binary has no sabotage branch.
+macro_rules! sabotaged {
+    ($sabotage:expr, $rule:ident) => {{
+        #[cfg(feature = "sabotage")]
+        let broken = $sabotage == Some($crate::ingest::sabotage::Sabotage::$rule);
+        #[cfg(not(feature = "sabotage"))]
+        let broken = false;
+        broken
+    }};
+}
+pub(crate) use sabotaged;
+
 pub mod board;
 pub mod book;
 pub mod placement;
 mod quiet;
+#[cfg(feature = "sabotage")]
 pub mod sabotage;
 mod seen;
 #[cfg(test)]
@@ -65,6 +80,7 @@ pub struct IngestPlan {
     /// `None`: gaps are not looked at).
     pub pause_after_ms: Option<u64>,
     /// A rule broken on purpose (simulator only; see [`sabotage`]).
+    #[cfg(feature = "sabotage")]
     pub sabotage: Option<sabotage::Sabotage>,
 }
 
@@ -472,6 +488,7 @@ impl Worker for IngestCoordinator {
             settle_ms: plan.ingest.settle_ms,
             minority_restraint: plan.ingest.minority_restraint,
             pause_after_ms: plan.ingest.pause_after_ms.unwrap_or(u64::MAX),
+            #[cfg(feature = "sabotage")]
             sabotage: plan.ingest.sabotage,
         };
         // A restarted coordinator picks up the captures still running under `streams`.

@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use super::book::{Advertised, Member};
-use super::{IngestIo, IngestLimits, IngestPlan, sabotage};
+use super::{IngestIo, IngestLimits, IngestPlan};
 use crate::mesh::view::{IngestRole, PeerRecord, PeerState};
 
 fn limits_of<'a>(plan: &'a IngestPlan, names: &[&str]) -> Option<&'a IngestLimits> {
@@ -125,18 +125,17 @@ impl ClusterSeen {
         let mut unconfirmed = 0;
         for (record, state) in view.peers(now_ms) {
             size += 1;
-            let state = if plan.sabotage == Some(sabotage::Sabotage::BlindResume)
-                && record.unconfirmed(now_ms)
-            {
-                PeerState::Stale
-            } else {
-                state
-            };
+            let state =
+                if super::sabotaged!(plan.sabotage, BlindResume) && record.unconfirmed(now_ms) {
+                    PeerState::Stale
+                } else {
+                    state
+                };
             match state {
                 PeerState::Connecting => unheard += 1,
                 PeerState::Alive | PeerState::Stale
                     if (state == PeerState::Alive
-                        || plan.sabotage == Some(sabotage::Sabotage::IgnoreStale))
+                        || super::sabotaged!(plan.sabotage, IgnoreStale))
                         && !record.id.is_empty()
                         && record.id != plan.me
                         && !ids.contains(&record.id.as_str()) =>

@@ -15,6 +15,7 @@ const SETTINGS: BookSettings = BookSettings {
     minority_restraint: false,
     // Most tests step far apart in time without meaning a pause (see `PAUSED`).
     pause_after_ms: u64::MAX,
+    #[cfg(feature = "sabotage")]
     sabotage: None,
 };
 
