@@ -247,21 +247,14 @@ pub fn server_config(
             .load_private_key(main.private_key())
             .map_err(tls)?,
     ));
-    // A certificate, when presented, must be a cluster identity; connections without one
-    // are for shell logins only (the mesh and key shells check `peer_identity`).
-    let webpki =
+    // A certificate, when presented, must be a cluster identity (webpki, with the
+    // identities as the trust anchors); connections without one are for shell logins
+    // only (the mesh and key shells check `peer_identity`).
+    let verifier =
         rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
             .allow_unauthenticated()
             .build()
             .map_err(|e| AuthError::Tls(e.to_string()))?;
-    // The identities themselves are recognised by their bytes (see `pinned`).
-    let verifier = Arc::new(super::pinned::PinnedClients {
-        certificates: identities
-            .iter()
-            .map(|identity| identity.certificate.clone())
-            .collect(),
-        webpki,
-    });
     let mut tls_config = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(tls)?
@@ -402,21 +395,11 @@ pub fn client_config(
     let provider = || crypto.provider.clone();
     let mut roots = rustls::RootCertStore::empty();
     roots.add(identity.certificate.clone()).map_err(tls)?;
-    let webpki =
-        rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
-            .build()
-            .map_err(|e| AuthError::Tls(e.to_string()))?;
-    // The identity itself is recognised by its bytes (see `pinned`).
-    let verifier = Arc::new(super::pinned::PinnedServer {
-        certificate: identity.certificate.clone(),
-        server_name: identity.server_name.clone(),
-        webpki,
-    });
+    // The server must present the identity itself: webpki, with it as the trust anchor.
     let mut tls_config = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(tls)?
-        .dangerous()
-        .with_custom_certificate_verifier(verifier)
+        .with_root_certificates(roots)
         .with_client_auth_cert(vec![identity.certificate.clone()], identity.private_key())
         .map_err(tls)?;
     tls_config.alpn_protocols = vec![alpn.to_vec()];

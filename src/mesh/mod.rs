@@ -1,8 +1,8 @@
 //! The cluster mesh: QUIC between nodes, authenticated by the cluster key.
 //!
-//! `wire` encodes, `advert` builds what this node advertises, `auth` authenticates (`pinned`
-//! recognises the cluster's own certificates), `exchange` and `service` run exchanges over one
-//! quinn endpoint, `links` is what peer link actors drive, `net` is the socket seam the simulator
+//! `wire` encodes, `advert` builds what this node advertises, `auth` authenticates (rustls
+//! and webpki, the cluster identities as trust anchors), `exchange` and `service` run
+//! exchanges over one quinn endpoint, `links` is what peer link actors drive, `net` is the socket seam the simulator
 //! replaces, `node` wires it into a node.
 
 pub mod advert;
@@ -11,6 +11,5 @@ pub mod exchange;
 pub mod links;
 pub mod net;
 pub mod node;
-pub mod pinned;
 pub mod service;
 pub mod wire;
