@@ -13,7 +13,7 @@ use std::time::Duration;
 use flotilla::mesh::auth::ClusterIdentity;
 use flotilla::mesh::service::{LocalState, MeshService, PeerTarget};
 use flotilla::mesh::wire::{NodeAddress, NodeLoad, StreamEntry};
-use flotilla_actors::rt::Runtime;
+use flotilla_otp::rt::Runtime;
 
 fn service(name: &str, streams: usize, key: &str) -> MeshService {
     let entries: Vec<StreamEntry> = (0..streams)
@@ -24,7 +24,7 @@ fn service(name: &str, streams: usize, key: &str) -> MeshService {
             clients: 0,
             bitrate_kbit: 2_000,
             epoch: 0,
-            ingest: flotilla_actors::mesh::view::IngestRole::None,
+            ingest: flotilla_cluster::mesh::view::IngestRole::None,
         })
         .collect();
     // Names in order (zero-padded), as the local state must give them.

@@ -12,7 +12,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use flotilla_actors::rt::Runtime;
+use flotilla_otp::rt::Runtime;
 
 use crate::log_limit::LimitedWarning;
 

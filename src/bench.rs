@@ -26,7 +26,7 @@ use tokio::net::TcpStream;
 use crate::config;
 use crate::config::identity::NodeIdentity;
 use crate::node::Node;
-use flotilla_actors::rt::Runtime;
+use flotilla_otp::rt::Runtime;
 
 /// What to measure.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]

@@ -5,9 +5,9 @@
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 
-use flotilla_actors::ingest::board::IngestBoard;
-use flotilla_actors::ingest::{FrameSource, IngestIo, StreamFrames};
-use flotilla_actors::mesh::view::{ClusterView, IngestRole};
+use flotilla_cluster::ingest::board::IngestBoard;
+use flotilla_cluster::ingest::{FrameSource, IngestIo, StreamFrames};
+use flotilla_cluster::mesh::view::{ClusterView, IngestRole};
 
 use crate::media::directory::Directory;
 use crate::media::live::LiveStream;

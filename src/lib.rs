@@ -1,9 +1,10 @@
 //! flotilla: a clustered live-media server with Flussonic-compatible configuration, built
 //! like an Erlang/OTP system.
 //!
-//! This crate is the node: configuration, the CLI, and the IO edges (HTTP today; RTMP,
-//! QUIC and media codecs as they land). Actors and the sans-IO cluster logic live in
-//! `flotilla-actors`. See docs/ARCHITECTURE.md for the map.
+//! This crate is the node: configuration, the CLI, the IO edges (HTTP, RTMP, the QUIC
+//! mesh, media) and the composition root. The supervision layer is `flotilla-otp`; the
+//! cluster's sans-IO decisions and the actors hosting them are `flotilla-cluster`. See
+//! docs/ARCHITECTURE.md for the map.
 
 #![forbid(unsafe_code)]
 

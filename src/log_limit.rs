@@ -16,7 +16,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use flotilla_actors::rt::{Instant, Runtime};
+use flotilla_otp::rt::{Instant, Runtime};
 
 /// What to do with one event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

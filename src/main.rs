@@ -9,7 +9,7 @@ use flotilla::config::{self, LoadOptions, LoadedConfig, print};
 use flotilla::defaults::{DEFAULT_CONFIG, DEFAULT_CONFIG_NAME};
 use flotilla::error::NodeError;
 use flotilla::node::{Node, Signals};
-use flotilla_actors::rt::Runtime;
+use flotilla_otp::rt::Runtime;
 
 #[derive(Parser)]
 #[command(name = "flotilla", version, about = "A clustered live-media server")]

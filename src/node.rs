@@ -8,9 +8,9 @@
 
 use std::sync::Arc;
 
-use flotilla_actors::node::{NodeContext, NodeTeardown};
-use flotilla_actors::rt::Runtime;
-use flotilla_actors::supervisor::SupervisorMsg;
+use flotilla_otp::node::{NodeContext, NodeTeardown};
+use flotilla_otp::rt::Runtime;
+use flotilla_otp::supervisor::SupervisorMsg;
 use ractor::ActorRef;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -140,7 +140,7 @@ impl Node {
         let runtime = self.context.runtime.clone();
         tracing::info!(hostname = %self.context.name, listeners = ?self.local_addrs(), actors = self.context.registry.len(), "node started");
         let (stop_http, http_stopped) = watch::channel(false);
-        // One connection worker per core (see flotilla_actors::core_workers).
+        // One connection worker per core (see flotilla_otp::core_workers).
         let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get());
         let connections =
             std::sync::Arc::new(runtime.core_workers("http", cores).map_err(|source| {

@@ -9,12 +9,12 @@
 
 use std::sync::{Arc, RwLock};
 
-use flotilla_actors::ingest::board::IngestBoard;
-use flotilla_actors::node::{NodeContext, NodeTeardown};
-use flotilla_actors::rt::Runtime;
-use flotilla_actors::stream::StreamMedia;
-use flotilla_actors::supervisor::{SupervisorMsg, start_root};
-use flotilla_actors::tree::{NodeIo, node_spec};
+use flotilla_cluster::ingest::board::IngestBoard;
+use flotilla_cluster::stream::StreamMedia;
+use flotilla_cluster::tree::{NodeIo, node_spec};
+use flotilla_otp::node::{NodeContext, NodeTeardown};
+use flotilla_otp::rt::Runtime;
+use flotilla_otp::supervisor::{SupervisorMsg, start_root};
 use ractor::ActorRef;
 use tokio::task::JoinHandle;
 
@@ -46,7 +46,7 @@ pub struct NodeEnv {
     /// A cluster_ingest rule broken on purpose (the simulator's `--sabotage`; the
     /// feature is off in the node's release binary).
     #[cfg(feature = "sabotage")]
-    pub sabotage: Option<flotilla_actors::ingest::sabotage::Sabotage>,
+    pub sabotage: Option<flotilla_cluster::ingest::sabotage::Sabotage>,
 }
 
 impl NodeEnv {
@@ -129,9 +129,9 @@ impl NodeCore {
             redirect_players: config.rtmp_redirect == Some(true),
             ingest: board.clone(),
         };
-        let peers: Arc<dyn flotilla_actors::mesh::PeerIo> = match &mesh {
+        let peers: Arc<dyn flotilla_cluster::mesh::PeerIo> = match &mesh {
             Some(mesh) => Arc::new(mesh.links.clone()),
-            None => Arc::new(flotilla_actors::mesh::NoMesh),
+            None => Arc::new(flotilla_cluster::mesh::NoMesh),
         };
         let ingest = NodeIngestIo {
             view: mesh.as_ref().map(|mesh| mesh.service.view().clone()),
@@ -146,7 +146,7 @@ impl NodeCore {
             stats.clone(),
             service.directory.clone(),
         ));
-        let balancer_board = flotilla_actors::balancer::BalancerBoard::default();
+        let balancer_board = flotilla_cluster::balancer::BalancerBoard::default();
         let io = NodeIo {
             media,
             peers,

@@ -1,11 +1,11 @@
-//! From the config to the plan of the node's actor tree (`flotilla_actors::tree`).
+//! From the config to the plan of the node's actor tree (`flotilla_cluster::tree`).
 //!
 //! The actors crate does not know the config model; this is the one translation.
 
 use std::collections::BTreeMap;
 
-use flotilla_actors::ingest::{IngestLimits, IngestPlan};
-use flotilla_actors::tree::{BalancerPlan, InputPlan, NodePlan, StreamPlan};
+use flotilla_cluster::ingest::{IngestLimits, IngestPlan};
+use flotilla_cluster::tree::{BalancerPlan, InputPlan, NodePlan, StreamPlan};
 
 use crate::config::Config;
 use crate::config::identity::NodeIdentity;
@@ -62,7 +62,7 @@ fn ingest_plan(config: &Config, identity: &NodeIdentity) -> IngestPlan {
         settle_ms: stale_ms,
         tick_ms: (fetch_ms / 4).clamp(INGEST_TICK_MIN_MS, INGEST_TICK_MAX_MS),
         minority_restraint: config.cluster_ingest_minority_restraint == Some(true),
-        pause_after_ms: Some(flotilla_actors::mesh::view::pause_after_ms(
+        pause_after_ms: Some(flotilla_cluster::mesh::view::pause_after_ms(
             fetch_ms, stale_ms,
         )),
         #[cfg(feature = "sabotage")]

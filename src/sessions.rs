@@ -17,10 +17,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use flotilla_actors::node::NodeContext;
-use flotilla_actors::registry::ActorPath;
-use flotilla_actors::supervisor::{Restart, SupervisorMsg, supervisor_at};
-use flotilla_actors::worker::{Handle, Worker, worker_child};
+use flotilla_otp::node::NodeContext;
+use flotilla_otp::registry::ActorPath;
+use flotilla_otp::supervisor::{Restart, SupervisorMsg, supervisor_at};
+use flotilla_otp::worker::{Handle, Worker, worker_child};
 use ractor::ActorProcessingErr;
 
 use crate::config::Config;
@@ -342,7 +342,7 @@ impl Worker for SessionActor {
 mod tests {
     use super::*;
     use crate::config::load_str;
-    use flotilla_actors::rt::Runtime;
+    use flotilla_otp::rt::Runtime;
 
     fn table(config: &str) -> SessionTable {
         let config = load_str("t", config).unwrap().config;

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use flotilla::config::identity::NodeIdentity;
 use flotilla::node_core::{NodeCore, NodeEnv};
-use flotilla_actors::ingest::sabotage::Sabotage;
-use flotilla_actors::rt::Runtime;
+use flotilla_cluster::ingest::sabotage::Sabotage;
+use flotilla_otp::rt::Runtime;
 
 use crate::media::{SimMedia, SimStreams};
 use crate::profile::Profile;

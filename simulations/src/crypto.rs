@@ -28,7 +28,7 @@ use std::cell::RefCell;
 use std::sync::{Arc, Mutex};
 
 use flotilla::mesh::auth::MeshCrypto;
-use flotilla_actors::rt::Runtime;
+use flotilla_otp::rt::Runtime;
 use quinn::ConnectionIdGenerator;
 use rand::rngs::StdRng;
 use rand::{RngCore, SeedableRng};

@@ -9,8 +9,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use flotilla_actors::ingest::board::BoardState;
-use flotilla_actors::ingest::book::MAX_CAPTURE_RESTARTS;
+use flotilla_cluster::ingest::board::BoardState;
+use flotilla_cluster::ingest::book::MAX_CAPTURE_RESTARTS;
 
 use crate::cluster::{FETCH_TIMEOUT_MS, STALE_TIMEOUT_MS};
 
@@ -48,7 +48,7 @@ pub const AT_REST_MS: u64 =
 /// ran during the outage, and a failed mark hands the stream on within [`FAILOVER_MS`].
 pub const SOURCE_RECOVERY_MS: u64 = crate::media::FRAME_PERIOD_MS
     + flotilla::defaults::SOURCE_TIMEOUT_MS
-    + flotilla_actors::tree::STREAM_BACKOFF.initial.as_millis() as u64
+    + flotilla_cluster::tree::STREAM_BACKOFF.initial.as_millis() as u64
     + OBSERVE_PERIOD_MS;
 
 /// A node that resumes from a suspension (its process stopped for longer than the stale

@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Parser;
-use flotilla_actors::ingest::sabotage::Sabotage;
+use flotilla_cluster::ingest::sabotage::Sabotage;
 use flotilla_sim::run::{Options, Outcome, run};
 use flotilla_sim::sweep::{MAX_JOBS, sweep};
 

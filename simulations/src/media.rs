@@ -13,10 +13,10 @@ use std::time::Duration;
 
 use flotilla::media::directory::Directory;
 use flotilla::media::live::Packaging;
-use flotilla_actors::rt::Runtime;
-use flotilla_actors::stream::StreamMedia;
-use flotilla_actors::supervisor::BoxFuture;
-use flotilla_actors::tree::StreamPlan;
+use flotilla_cluster::stream::StreamMedia;
+use flotilla_cluster::tree::StreamPlan;
+use flotilla_otp::rt::Runtime;
+use flotilla_otp::supervisor::BoxFuture;
 
 use crate::world::{CaptureGuard, World};
 

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use flotilla::mesh::auth::MeshCrypto;
 use flotilla::mesh::net::MeshNet;
-use flotilla_actors::rt::Runtime;
+use flotilla_otp::rt::Runtime;
 
 use crate::udp::{DatagramFaults, SimUdp};
 

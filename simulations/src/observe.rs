@@ -13,9 +13,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use flotilla_actors::ingest::board::{BoardState, LocalPart};
-use flotilla_actors::mesh::view::{ClusterView, IngestRole, PeerState};
-use flotilla_actors::registry::ActorPath;
+use flotilla_cluster::ingest::board::{BoardState, LocalPart};
+use flotilla_cluster::mesh::view::{ClusterView, IngestRole, PeerState};
+use flotilla_otp::registry::ActorPath;
 
 use crate::cluster::EPOCH_MS;
 use crate::invariants::{Detail, Isolation, NodeObservation, Observation, ViewerRedirects};

@@ -6,8 +6,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use flotilla_actors::ingest::sabotage::Sabotage;
-use flotilla_actors::mesh::view::IngestRole;
+use flotilla_cluster::ingest::sabotage::Sabotage;
+use flotilla_cluster::mesh::view::IngestRole;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 

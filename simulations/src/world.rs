@@ -10,11 +10,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, RwLock};
 
 use flotilla::media::directory::Directory;
-use flotilla_actors::ingest::board::IngestBoard;
-use flotilla_actors::mesh::view::ClusterView;
-use flotilla_actors::node::NodeContext;
-use flotilla_actors::registry::RegistryRelease;
-use flotilla_actors::rt::Suspension;
+use flotilla_cluster::ingest::board::IngestBoard;
+use flotilla_cluster::mesh::view::ClusterView;
+use flotilla_otp::node::NodeContext;
+use flotilla_otp::registry::RegistryRelease;
+use flotilla_otp::rt::Suspension;
 
 /// Simulated milliseconds since the start of the run, as the current host sees them.
 pub fn sim_ms() -> u64 {

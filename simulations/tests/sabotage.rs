@@ -3,7 +3,7 @@
 //! invariant. Seeds are fixed, so these runs are replayable
 //! (`cargo run -p flotilla-sim --release -- --seed N --sabotage NAME --trace`).
 
-use flotilla_actors::ingest::sabotage::Sabotage;
+use flotilla_cluster::ingest::sabotage::Sabotage;
 use flotilla_sim::run::{Options, run};
 
 /// Runs `seed` honestly (every invariant kept) and with `sabotage` (caught by

@@ -7,7 +7,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use flotilla_actors::rt::{Runtime, Suspension};
+use flotilla_otp::rt::{Runtime, Suspension};
 
 const TICK_MS: u64 = 10;
 const EPOCH_MS: u64 = 1_000_000;

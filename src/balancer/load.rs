@@ -6,9 +6,9 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
-use flotilla_actors::balancer::choose::Server;
-use flotilla_actors::balancer::{BalancerIo, LoadTable};
-use flotilla_actors::mesh::view::{ClusterView, PeerState};
+use flotilla_cluster::balancer::choose::Server;
+use flotilla_cluster::balancer::{BalancerIo, LoadTable};
+use flotilla_cluster::mesh::view::{ClusterView, PeerState};
 
 use crate::config::Config;
 use crate::config::identity::NodeIdentity;

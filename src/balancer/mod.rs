@@ -3,7 +3,7 @@
 //! here when the choice is this node, or refused with 503 and `Retry-After` when no server
 //! can take the viewer.
 //!
-//! The decision is `flotilla_actors::balancer::choose` (pure). It runs on the load table
+//! The decision is `flotilla_cluster::balancer::choose` (pure). It runs on the load table
 //! the balancer's actor (node/balancers/NAME) published last — the mesh's reports and
 //! this node's own figures, see [`load`] — plus the redirects issued since each server's
 //! last report and the viewer's country (GeoIP, when a database is configured and the
@@ -16,9 +16,9 @@ use std::collections::{BTreeMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
-use flotilla_actors::balancer::choose::{Geo, Mode, NoServer, choose};
-use flotilla_actors::balancer::{BalancerBoard, BalancerIo, LoadTable, StateVersion};
-use flotilla_actors::rt::Runtime;
+use flotilla_cluster::balancer::choose::{Geo, Mode, NoServer, choose};
+use flotilla_cluster::balancer::{BalancerBoard, BalancerIo, LoadTable, StateVersion};
+use flotilla_otp::rt::Runtime;
 use serde::Serialize;
 
 use crate::config::Config;
@@ -334,7 +334,7 @@ mod tests {
     use crate::config::identity::NodeIdentity;
     use crate::config::load_str;
     use crate::media::directory::Directory;
-    use flotilla_actors::mesh::view::{ClusterView, PeerLoad, PeerUpdate};
+    use flotilla_cluster::mesh::view::{ClusterView, PeerLoad, PeerUpdate};
     use std::sync::RwLock;
 
     const CONFIG: &str = "http 8080;

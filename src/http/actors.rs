@@ -12,7 +12,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use flotilla_actors::registry::ActorPath;
+use flotilla_otp::registry::ActorPath;
 use serde::Deserialize;
 use serde_json::json;
 

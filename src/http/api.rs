@@ -13,7 +13,7 @@ use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use flotilla_actors::node::NodeContext;
+use flotilla_otp::node::NodeContext;
 use serde_json::{Value, json};
 
 use super::access::{Access, AccessPolicy, Refusal};
@@ -41,7 +41,7 @@ pub struct ApiState {
     /// The cluster mesh, when the node has a cluster key.
     pub mesh: Option<crate::mesh::service::MeshService>,
     /// What the cluster_ingest coordinator decided.
-    pub ingest: flotilla_actors::ingest::board::IngestBoard,
+    pub ingest: flotilla_cluster::ingest::board::IngestBoard,
     /// The node's balancers (`/NAME/STREAM/...`).
     pub balancers: crate::balancer::Balancers,
 }
@@ -231,7 +231,7 @@ mod tests {
 
     fn state(text: &str) -> ApiState {
         let config = load_str("t", text).unwrap().config;
-        let node = NodeContext::new("node-a", flotilla_actors::rt::Runtime::deterministic(1, 0));
+        let node = NodeContext::new("node-a", flotilla_otp::rt::Runtime::deterministic(1, 0));
         let directory = Directory::default();
         let io = crate::balancer::NodeBalancerIo::new(
             &config,
@@ -243,7 +243,7 @@ mod tests {
         let balancers = crate::balancer::Balancers::new(
             &config,
             Arc::new(io),
-            flotilla_actors::balancer::BalancerBoard::default(),
+            flotilla_cluster::balancer::BalancerBoard::default(),
             None,
             node.runtime.clone(),
         );

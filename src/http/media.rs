@@ -99,10 +99,10 @@ pub(crate) fn redirect(status: u16, location: &str) -> Response {
     response
 }
 
-pub(crate) fn no_server(why: flotilla_actors::balancer::choose::NoServer) -> Response {
+pub(crate) fn no_server(why: flotilla_cluster::balancer::choose::NoServer) -> Response {
     let reason = match why {
-        flotilla_actors::balancer::choose::NoServer::AllDown => "every server is down",
-        flotilla_actors::balancer::choose::NoServer::AllFull => {
+        flotilla_cluster::balancer::choose::NoServer::AllDown => "every server is down",
+        flotilla_cluster::balancer::choose::NoServer::AllFull => {
             "every server is at its max_bitrate"
         }
     };

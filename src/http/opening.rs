@@ -134,7 +134,7 @@ pub async fn open<S: AsyncRead + Unpin>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use flotilla_actors::rt::Runtime;
+    use flotilla_otp::rt::Runtime;
     use std::time::Duration;
     use tokio::io::AsyncWriteExt;
 

@@ -20,7 +20,7 @@ use tokio::net::{TcpStream, UdpSocket};
 use super::frame::{CLOCK_HZ, Frame};
 use super::source::{ClipFrames, TsFrames};
 use super::ts::mux::Tracks;
-use flotilla_actors::rt::{Instant, Runtime};
+use flotilla_otp::rt::{Instant, Runtime};
 
 /// Largest file a `file://` input loops (it is held in memory, shared by every loop).
 pub const MAX_FILE_INPUT_BYTES: u64 = 512 * 1024 * 1024;

@@ -10,16 +10,16 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use flotilla_actors::rt::Runtime;
-use flotilla_actors::stream::StreamMedia;
-use flotilla_actors::supervisor::BoxFuture;
-use flotilla_actors::tree::StreamPlan;
+use flotilla_cluster::stream::StreamMedia;
+use flotilla_cluster::tree::StreamPlan;
+use flotilla_otp::rt::Runtime;
+use flotilla_otp::supervisor::BoxFuture;
 
 use super::directory::Directory;
 use super::frame::Frame;
 use super::input::{Input, InputError};
 use super::live::{Packager, Packaging};
-use flotilla_actors::tree::InputPlan;
+use flotilla_cluster::tree::InputPlan;
 
 /// While a backup input runs, higher-priority inputs are probed this often.
 pub const PROBE_INTERVAL: Duration = Duration::from_secs(5);

@@ -21,9 +21,9 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
-use flotilla_actors::ingest::board::{BoardState, IngestBoard, LocalPart};
-use flotilla_actors::mesh::view::{IngestRole, RemoteStream};
-use flotilla_actors::rt::Runtime;
+use flotilla_cluster::ingest::board::{BoardState, IngestBoard, LocalPart};
+use flotilla_cluster::mesh::view::{IngestRole, RemoteStream};
+use flotilla_otp::rt::Runtime;
 
 use super::wire::{MAX_STREAMS, StreamEntry};
 use crate::media::directory::Directory;

@@ -6,11 +6,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use flotilla_actors::mesh::{Exchanged, PeerIo, PeerLink};
-use flotilla_actors::node::NodeContext;
-use flotilla_actors::registry::ActorPath;
-use flotilla_actors::supervisor::{BoxFuture, SupervisorMsg, supervisor_at};
-use flotilla_actors::worker::worker_child;
+use flotilla_cluster::mesh::{Exchanged, PeerIo, PeerLink};
+use flotilla_otp::node::NodeContext;
+use flotilla_otp::registry::ActorPath;
+use flotilla_otp::supervisor::{BoxFuture, SupervisorMsg, supervisor_at};
+use flotilla_otp::worker::worker_child;
 
 use super::auth::ClusterIdentity;
 use super::service::{MeshService, PeerTarget, is_unauthorized};

@@ -4,8 +4,8 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
-use flotilla_actors::ingest::board::IngestBoard;
-use flotilla_actors::node::NodeContext;
+use flotilla_cluster::ingest::board::IngestBoard;
+use flotilla_otp::node::NodeContext;
 
 use super::advert::Advertiser;
 use super::auth::ClusterIdentity;

@@ -20,8 +20,8 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use flotilla_actors::mesh::view::{ClusterView, PeerLoad, PeerUpdate};
-use flotilla_actors::rt::Runtime;
+use flotilla_cluster::mesh::view::{ClusterView, PeerLoad, PeerUpdate};
+use flotilla_otp::rt::Runtime;
 
 use super::auth::{self, ClusterIdentity, MESH_ALPN, SHELL_ALPN};
 use super::exchange::{self, ExchangeError};
@@ -617,7 +617,7 @@ pub fn is_unauthorized(error: &str) -> bool {
 /// [`MAX_PEERS`](super::wire::MAX_PEERS)), each as it would be sent.
 fn alive_addresses(view: &ClusterView, now_ms: u64) -> impl Iterator<Item = AddressRef<'_>> + '_ {
     view.peers(now_ms)
-        .filter(|(_, state)| *state == flotilla_actors::mesh::view::PeerState::Alive)
+        .filter(|(_, state)| *state == flotilla_cluster::mesh::view::PeerState::Alive)
         .map(|(peer, _)| AddressRef {
             id: &peer.id,
             hostname: &peer.hostname,
@@ -770,7 +770,7 @@ mod tests {
             clients: 0,
             bitrate_kbit: 300,
             epoch: 0,
-            ingest: flotilla_actors::mesh::view::IngestRole::None,
+            ingest: flotilla_cluster::mesh::view::IngestRole::None,
         }
     }
 

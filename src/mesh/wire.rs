@@ -7,7 +7,7 @@
 //! every count and string is checked against its limit. bincode is pinned to 2.0.1
 //! (crates.md §4) and used only here, so it can be swapped without touching the mesh.
 
-use flotilla_actors::mesh::view::{IngestRole, RemoteStream};
+use flotilla_cluster::mesh::view::{IngestRole, RemoteStream};
 use serde::{Deserialize, Serialize};
 
 /// The protocol version this node speaks.
@@ -21,7 +21,7 @@ pub const MAX_PEERS: usize = 256;
 /// Longest name or URL carried.
 pub const MAX_TEXT_BYTES: usize = 1024;
 /// Most return times in a hello (each list): a node keeps no more.
-pub const MAX_RETURNS: usize = flotilla_actors::mesh::history::RETURNS_KEPT;
+pub const MAX_RETURNS: usize = flotilla_cluster::mesh::history::RETURNS_KEPT;
 
 /// A node's load, as the cluster overview and the balancer read it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

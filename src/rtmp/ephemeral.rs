@@ -5,11 +5,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use flotilla_actors::registry::ActorPath;
-use flotilla_actors::stream::StreamActor;
-use flotilla_actors::supervisor::{Restart, SupervisorMsg, supervisor_at};
-use flotilla_actors::tree::{InputPlan, StreamPlan};
-use flotilla_actors::worker::worker_child;
+use flotilla_cluster::stream::StreamActor;
+use flotilla_cluster::tree::{InputPlan, StreamPlan};
+use flotilla_otp::registry::ActorPath;
+use flotilla_otp::supervisor::{Restart, SupervisorMsg, supervisor_at};
+use flotilla_otp::worker::worker_child;
 
 use super::server::Connection;
 use crate::media::live::LiveStream;

@@ -14,8 +14,8 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
-use flotilla_actors::node::NodeContext;
-use flotilla_actors::stream::StreamMedia;
+use flotilla_cluster::stream::StreamMedia;
+use flotilla_otp::node::NodeContext;
 use rml_rtmp::handshake::PeerType;
 use rml_rtmp::sessions::{
     ServerSession, ServerSessionConfig, ServerSessionEvent, ServerSessionResult,
@@ -67,7 +67,7 @@ pub struct RtmpContext {
     /// (`rtmp_redirect`).
     pub redirect_players: bool,
     /// What the cluster_ingest coordinator decided: a superseded copy is never played.
-    pub ingest: flotilla_actors::ingest::board::IngestBoard,
+    pub ingest: flotilla_cluster::ingest::board::IngestBoard,
 }
 
 /// Serves RTMP on `listener` until `shutdown` turns true.

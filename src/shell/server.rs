@@ -26,7 +26,7 @@ use crate::config::values::Cidr;
 use crate::http::access::Access;
 use crate::log_limit::LimitedWarning;
 use crate::mesh::service::{MeshService, ShellAcceptor};
-use flotilla_actors::rt::Runtime;
+use flotilla_otp::rt::Runtime;
 
 /// Time a command may take, end to end (a forwarded one included).
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);

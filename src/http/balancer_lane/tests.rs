@@ -1,7 +1,7 @@
 use std::sync::{Arc, RwLock};
 
-use flotilla_actors::mesh::view::{ClusterView, PeerLoad, PeerUpdate};
-use flotilla_actors::rt::Runtime;
+use flotilla_cluster::mesh::view::{ClusterView, PeerLoad, PeerUpdate};
+use flotilla_otp::rt::Runtime;
 use proptest::prelude::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 
@@ -10,7 +10,7 @@ use crate::balancer::{Balancers, NodeBalancerIo};
 use crate::config::identity::NodeIdentity;
 use crate::config::load_str;
 use crate::media::directory::Directory;
-use flotilla_actors::balancer::BalancerBoard;
+use flotilla_cluster::balancer::BalancerBoard;
 
 fn ours(path: &str) -> bool {
     path.starts_with("/lb/")

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use ractor::ActorProcessingErr;
 
-use crate::supervisor::BoxFuture;
-use crate::worker::{Handle, Worker};
+use flotilla_otp::supervisor::BoxFuture;
+use flotilla_otp::worker::{Handle, Worker};
 
 /// How a link's tick went, when it went well.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,7 +139,7 @@ impl Worker for PeerLink {
         }
     }
 
-    fn memory_probe(&self, state: &PeerLinkState) -> Option<crate::registry::MemoryProbe> {
+    fn memory_probe(&self, state: &PeerLinkState) -> Option<flotilla_otp::registry::MemoryProbe> {
         // Weak: the mesh io holds the node's context, whose registry holds this probe; a
         // strong reference would be a cycle that outlives the node (a restarted node in
         // the simulator found its mesh port still taken).

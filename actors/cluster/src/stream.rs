@@ -10,9 +10,9 @@ use std::sync::Arc;
 use ractor::ActorProcessingErr;
 use tokio::task::JoinHandle;
 
-use crate::supervisor::BoxFuture;
 use crate::tree::StreamPlan;
-use crate::worker::{Handle, Worker};
+use flotilla_otp::supervisor::BoxFuture;
+use flotilla_otp::worker::{Handle, Worker};
 
 /// The media side of streams, implemented by the node.
 pub trait StreamMedia: Send + Sync + 'static {
@@ -113,7 +113,7 @@ impl Worker for StreamActor {
         format!("{kind}, {} input(s){ingest}", plan.inputs.len())
     }
 
-    fn memory_probe(&self, state: &StreamState) -> Option<crate::registry::MemoryProbe> {
+    fn memory_probe(&self, state: &StreamState) -> Option<flotilla_otp::registry::MemoryProbe> {
         let media = self.media.clone();
         let name = state.plan.name.clone();
         Some(Arc::new(move || media.held_bytes(&name)))

@@ -26,10 +26,10 @@ use crate::ingest::board::IngestBoard;
 use crate::ingest::{IngestCoordinator, IngestIo, IngestPlan, NoIngestIo};
 use crate::mesh::PeerLink;
 use crate::stream::{StreamActor, StreamMedia};
-use crate::supervisor::{
+use flotilla_otp::supervisor::{
     Backoff, ChildSource, ChildSpec, Intensity, Strategy, SupervisorSpec, supervisor_child,
 };
-use crate::worker::worker_child;
+use flotilla_otp::worker::worker_child;
 
 /// A stream the node should run, as the tree needs to know it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -252,10 +252,10 @@ pub fn node_spec(plan: SharedPlan, io: NodeIo) -> SupervisorSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::node::NodeContext;
-    use crate::registry::ActorPath;
-    use crate::rt::Runtime;
-    use crate::supervisor::start_root;
+    use flotilla_otp::node::NodeContext;
+    use flotilla_otp::registry::ActorPath;
+    use flotilla_otp::rt::Runtime;
+    use flotilla_otp::supervisor::start_root;
 
     fn plan() -> NodePlan {
         NodePlan {
@@ -406,12 +406,14 @@ mod tests {
             tokio::task::yield_now().await;
             tokio::time::advance(Duration::from_millis(10)).await;
         }
-        let streams =
-            crate::supervisor::supervisor_at(&node, &ActorPath::parse("node/streams").unwrap())
-                .unwrap();
+        let streams = flotilla_otp::supervisor::supervisor_at(
+            &node,
+            &ActorPath::parse("node/streams").unwrap(),
+        )
+        .unwrap();
         let removed = ractor::call!(
             streams,
-            crate::supervisor::SupervisorMsg::TerminateChild,
+            flotilla_otp::supervisor::SupervisorMsg::TerminateChild,
             "cam01".into()
         );
         assert!(matches!(removed, Ok(Ok(()))));
@@ -431,10 +433,10 @@ mod ingest_tests {
     use super::*;
     use crate::ingest::board::IngestBoard;
     use crate::mesh::view::IngestRole;
-    use crate::node::NodeContext;
-    use crate::registry::ActorPath;
-    use crate::rt::Runtime;
-    use crate::supervisor::{BoxFuture, start_root};
+    use flotilla_otp::node::NodeContext;
+    use flotilla_otp::registry::ActorPath;
+    use flotilla_otp::rt::Runtime;
+    use flotilla_otp::supervisor::{BoxFuture, start_root};
 
     /// Media whose sources are all unreachable: every run fails at once.
     struct Unreachable;

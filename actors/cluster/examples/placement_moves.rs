@@ -1,11 +1,11 @@
 //! Streams moved by cluster_ingest placement when one node leaves or joins, against the
 //! minimum (the streams of the node that left, or the share the newcomer must take).
 //!
-//! `cargo run --release -p flotilla-actors --example placement_moves`
+//! `cargo run --release -p flotilla-cluster --example placement_moves`
 
 use std::collections::BTreeMap;
 
-use flotilla_actors::ingest::placement::{Candidate, IngestStream, Reason, place};
+use flotilla_cluster::ingest::placement::{Candidate, IngestStream, Reason, place};
 
 fn nodes(count: usize) -> Vec<Candidate> {
     (0..count)

@@ -8,11 +8,11 @@ use std::time::Duration;
 use super::choose::Server;
 use super::{BalancerBoard, BalancerIo, LoadTable};
 use crate::ingest::IngestPlan;
-use crate::node::NodeContext;
-use crate::registry::ActorPath;
-use crate::rt::Runtime;
-use crate::supervisor::start_root;
 use crate::tree::{BalancerPlan, NodeIo, NodePlan, node_spec};
+use flotilla_otp::node::NodeContext;
+use flotilla_otp::registry::ActorPath;
+use flotilla_otp::rt::Runtime;
+use flotilla_otp::supervisor::start_root;
 
 /// Two servers; `b_up` says whether the second one is up. Counts reads.
 #[derive(Default)]

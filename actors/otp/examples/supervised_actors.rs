@@ -4,18 +4,18 @@
 //! `node/streams`), each registered in the node registry with its counters, and reports
 //! the resident-memory growth and the time per start.
 //!
-//! `cargo run --release -p flotilla-actors --example supervised_actors -- 100000`
+//! `cargo run --release -p flotilla-otp --example supervised_actors -- 100000`
 
 #![allow(clippy::disallowed_methods)] // A benchmark measures real time.
 
 use std::time::Instant;
 
-use flotilla_actors::node::NodeContext;
-use flotilla_actors::rt::Runtime;
-use flotilla_actors::supervisor::{
+use flotilla_otp::node::NodeContext;
+use flotilla_otp::rt::Runtime;
+use flotilla_otp::supervisor::{
     Intensity, Strategy, SupervisorMsg, SupervisorSpec, start_root, supervisor_child,
 };
-use flotilla_actors::worker::{Handle, Worker, worker_child};
+use flotilla_otp::worker::{Handle, Worker, worker_child};
 use ractor::{ActorProcessingErr, ActorRef};
 
 #[derive(Clone, Copy)]
@@ -66,7 +66,7 @@ fn main() {
         dynamic.max_children = count + 1;
         let spec = SupervisorSpec::new(Strategy::OneForOne, Intensity::default(), vec![supervisor_child("pool", dynamic)]);
         let (root, root_task) = start_root(&node, spec).await.unwrap();
-        let pool_path = flotilla_actors::registry::ActorPath::parse("node/pool").unwrap();
+        let pool_path = flotilla_otp::registry::ActorPath::parse("node/pool").unwrap();
         let pool: ActorRef<SupervisorMsg> = ActorRef::from(node.registry.get(&pool_path).unwrap().cell().unwrap());
 
         let rss_before = rss_bytes();

@@ -42,11 +42,11 @@ use self::board::{BoardState, IngestBoard, LocalPart};
 use self::book::{Action, BookSettings, Configured, Health, IngestBook, Row};
 use self::seen::ClusterSeen;
 use crate::mesh::view::{ClusterView, IngestRole};
-use crate::registry::{ActorPath, Entry};
 use crate::stream::StreamMedia;
-use crate::supervisor::{SupervisorError, SupervisorMsg, supervisor_at};
 use crate::tree::{NodePlan, StreamPlan, stream_child};
-use crate::worker::{Handle, Worker};
+use flotilla_otp::registry::{ActorPath, Entry};
+use flotilla_otp::supervisor::{SupervisorError, SupervisorMsg, supervisor_at};
+use flotilla_otp::worker::{Handle, Worker};
 
 /// A node's limits for cluster_ingest (`channel_limit`, `cpu_limit` of its `peer` entry).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

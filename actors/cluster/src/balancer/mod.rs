@@ -16,7 +16,7 @@ use std::time::Duration;
 use ractor::ActorProcessingErr;
 
 use crate::tree::BalancerPlan;
-use crate::worker::{Handle, Worker};
+use flotilla_otp::worker::{Handle, Worker};
 pub use table::{BalancerBoard, BalancerIo, LoadTable, NoBalancerIo, StateVersion};
 
 /// How many ticks a published table stays usable: one missed tick is tolerated.
