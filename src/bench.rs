@@ -25,8 +25,64 @@ use tokio::net::TcpStream;
 
 use crate::config;
 use crate::config::identity::NodeIdentity;
+use crate::error::{Classified, Fault, NodeError};
 use crate::node::Node;
+use crate::rtmp::error::ClientError;
 use flotilla_otp::rt::Runtime;
+
+/// Why the benchmark, or one of its viewers, failed. The node under test is the peer: a
+/// viewer's failure is counted, the benchmark's own ends it.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// This host refused a runtime, a port or a socket (local).
+    #[error("{0}")]
+    Host(std::io::Error),
+    /// The benchmark's own node config did not load (local: it is built in).
+    #[error("{0}")]
+    Config(#[from] config::ConfigErrors),
+    /// The node under test did not start.
+    #[error("{0}")]
+    Node(#[from] NodeError),
+    /// The node's test stream never became ready (peer).
+    #[error("the test stream never became ready")]
+    NotReady,
+    /// A viewer's connection failed (transport).
+    #[error("{0}")]
+    Connect(std::io::Error),
+    /// An HTTP exchange failed (transport).
+    #[error("{0}")]
+    Http(#[from] hyper::Error),
+    /// A request did not build (local).
+    #[error("{0}")]
+    Request(#[from] hyper::http::Error),
+    /// The node answered a playlist or segment with another status (peer).
+    #[error("{what} status {status}")]
+    Status { what: &'static str, status: u16 },
+    /// The node's playlist did not parse (peer).
+    #[error("bad playlist")]
+    BadPlaylist,
+    /// The MPEG-TS stream stopped or stalled (peer).
+    #[error("the stream stopped")]
+    StreamStopped,
+    /// An RTMP viewer failed.
+    #[error("{0}")]
+    Rtmp(#[from] ClientError),
+}
+
+impl Classified for BenchError {
+    fn fault(&self) -> Fault {
+        match self {
+            BenchError::Host(_) | BenchError::Config(_) | BenchError::Request(_) => Fault::Local,
+            BenchError::Node(error) => error.fault(),
+            BenchError::Connect(_) | BenchError::Http(_) => Fault::Transport,
+            BenchError::NotReady
+            | BenchError::Status { .. }
+            | BenchError::BadPlaylist
+            | BenchError::StreamStopped => Fault::Peer,
+            BenchError::Rtmp(error) => error.fault(),
+        }
+    }
+}
 
 /// What to measure.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -83,11 +139,11 @@ pub fn run(
     duration_s: u64,
     ramp_s: u64,
     target: Target,
-) -> Result<(), String> {
+) -> Result<(), BenchError> {
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| e.to_string())?;
+        .map_err(BenchError::Host)?;
     tokio.block_on(async move {
         let (http, rtmp_port, node_pid, stop, node_task) = match target.external {
             Some((http, rtmp_port, pid)) => (http, rtmp_port, pid.to_string(), None, None),
@@ -98,9 +154,9 @@ pub fn run(
                     "http 127.0.0.1:{http_port};\nrtmp 127.0.0.1:{rtmp_port};\nloglevel error;\n\
                      stream test {{ input test://; segment_duration 2; segment_count 4; }}\n"
                 );
-                let loaded = config::load_str("<bench>", &text).map_err(|e| e.to_string())?;
+                let loaded = config::load_str("<bench>", &text)?;
                 let identity = NodeIdentity::resolve(&loaded.config, Some("bench"), None);
-                let node = Node::start(&loaded, identity, Runtime::production()).await.map_err(|e| e.to_string())?;
+                let node = Node::start(&loaded, identity, Runtime::production()).await?;
                 let (stop, stopped) = tokio::sync::watch::channel(false);
                 let task = tokio::spawn(node.run(stopped));
                 let http: SocketAddr = ([127, 0, 0, 1], http_port).into();
@@ -182,14 +238,14 @@ pub fn run(
     })
 }
 
-fn free_port() -> Result<u16, String> {
+fn free_port() -> Result<u16, BenchError> {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
-        .map_err(|e| e.to_string())
+        .map_err(BenchError::Host)
 }
 
-async fn wait_until_ready(http: SocketAddr) -> Result<(), String> {
+async fn wait_until_ready(http: SocketAddr) -> Result<(), BenchError> {
     for _ in 0..300 {
         if let Ok(mut connection) = Connection::open(http).await
             && let Ok((200, _)) = connection.get("/test/mono.m3u8").await
@@ -198,7 +254,7 @@ async fn wait_until_ready(http: SocketAddr) -> Result<(), String> {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Err("the test stream never became ready".into())
+    Err(BenchError::NotReady)
 }
 
 /// One keep-alive HTTP/1.1 connection.
@@ -207,12 +263,11 @@ struct Connection {
 }
 
 impl Connection {
-    async fn open(at: SocketAddr) -> Result<Connection, String> {
-        let stream = TcpStream::connect(at).await.map_err(|e| e.to_string())?;
+    async fn open(at: SocketAddr) -> Result<Connection, BenchError> {
+        let stream = TcpStream::connect(at).await.map_err(BenchError::Connect)?;
         let _ = stream.set_nodelay(true);
-        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| e.to_string())?;
+        let (sender, connection) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
         tokio::spawn(async move {
             let _ = connection.await;
         });
@@ -220,24 +275,19 @@ impl Connection {
     }
 
     /// GET `path`: the status and the body (kept only when `keep`, else just counted).
-    async fn get_body(&mut self, path: &str, keep: bool) -> Result<(u16, Bytes, u64), String> {
-        self.sender.ready().await.map_err(|e| e.to_string())?;
+    async fn get_body(&mut self, path: &str, keep: bool) -> Result<(u16, Bytes, u64), BenchError> {
+        self.sender.ready().await?;
         let request = hyper::Request::get(path)
             .header(hyper::header::HOST, "bench")
             .header(hyper::header::USER_AGENT, "flotilla-bench")
-            .body(Empty::new())
-            .map_err(|e| e.to_string())?;
-        let response = self
-            .sender
-            .send_request(request)
-            .await
-            .map_err(|e| e.to_string())?;
+            .body(Empty::new())?;
+        let response = self.sender.send_request(request).await?;
         let status = response.status().as_u16();
         let mut body = response.into_body();
         let mut kept = bytes::BytesMut::new();
         let mut length = 0u64;
         while let Some(frame) = body.frame().await {
-            if let Ok(data) = frame.map_err(|e| e.to_string())?.into_data() {
+            if let Ok(data) = frame?.into_data() {
                 length += data.len() as u64;
                 if keep {
                     kept.extend_from_slice(&data);
@@ -247,7 +297,7 @@ impl Connection {
         Ok((status, kept.freeze(), length))
     }
 
-    async fn get(&mut self, path: &str) -> Result<(u16, Bytes), String> {
+    async fn get(&mut self, path: &str) -> Result<(u16, Bytes), BenchError> {
         self.get_body(path, true)
             .await
             .map(|(status, body, _)| (status, body))
@@ -260,7 +310,7 @@ async fn hls_viewer(
     deadline: Instant,
     totals: &Totals,
     latencies: &std::sync::Mutex<Vec<u32>>,
-) -> Result<(), String> {
+) -> Result<(), BenchError> {
     let mut connection = Connection::open(http).await?;
     let mut fetched: Option<u64> = None;
     let mut mine = Vec::new();
@@ -269,10 +319,13 @@ async fn hls_viewer(
     while Instant::now() < deadline {
         let (status, body) = connection.get(&playlist_path).await?;
         if status != 200 {
-            return Err(format!("playlist status {status}"));
+            return Err(BenchError::Status {
+                what: "playlist",
+                status,
+            });
         }
         let playlist =
-            m3u8_rs::parse_media_playlist_res(&body).map_err(|_| "bad playlist".to_string())?;
+            m3u8_rs::parse_media_playlist_res(&body).map_err(|_| BenchError::BadPlaylist)?;
         let first = playlist.media_sequence;
         for (offset, segment) in playlist.segments.iter().enumerate() {
             let sequence = first + offset as u64;
@@ -286,7 +339,10 @@ async fn hls_viewer(
             let path = format!("/test/tracks-v1a1/{}?token=viewer{index}", segment.uri);
             let (status, _, length) = connection.get_body(&path, false).await?;
             if status != 200 {
-                return Err(format!("segment status {status}"));
+                return Err(BenchError::Status {
+                    what: "segment",
+                    status,
+                });
             }
             mine.push(started.elapsed().as_micros() as u32);
             totals.segments.fetch_add(1, Ordering::Relaxed);
@@ -302,18 +358,17 @@ async fn hls_viewer(
     Ok(())
 }
 
-async fn mpegts_viewer(http: SocketAddr, deadline: Instant, totals: &Totals) -> Result<(), String> {
+async fn mpegts_viewer(
+    http: SocketAddr,
+    deadline: Instant,
+    totals: &Totals,
+) -> Result<(), BenchError> {
     let mut connection = Connection::open(http).await?;
-    connection.sender.ready().await.map_err(|e| e.to_string())?;
+    connection.sender.ready().await?;
     let request = hyper::Request::get("/test/mpegts")
         .header(hyper::header::HOST, "bench")
-        .body(Empty::new())
-        .map_err(|e| e.to_string())?;
-    let response = connection
-        .sender
-        .send_request(request)
-        .await
-        .map_err(|e| e.to_string())?;
+        .body(Empty::new())?;
+    let response = connection.sender.send_request(request).await?;
     let mut body = response.into_body();
     while Instant::now() < deadline {
         match tokio::time::timeout(Duration::from_secs(5), body.frame()).await {
@@ -322,13 +377,13 @@ async fn mpegts_viewer(http: SocketAddr, deadline: Instant, totals: &Totals) -> 
                     totals.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
                 }
             }
-            _ => return Err("the stream stopped".into()),
+            _ => return Err(BenchError::StreamStopped),
         }
     }
     Ok(())
 }
 
-async fn rtmp_viewer(port: u16, deadline: Instant, totals: &Totals) -> Result<(), String> {
+async fn rtmp_viewer(port: u16, deadline: Instant, totals: &Totals) -> Result<(), BenchError> {
     let mut client =
         crate::rtmp::client::RtmpClient::connect(&format!("127.0.0.1:{port}"), "static").await?;
     client.play("test").await?;

@@ -10,7 +10,9 @@
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use maxminddb::{PathElement, Reader};
+use maxminddb::{MaxMindDbError, PathElement, Reader};
+
+use crate::error::{Classified, Fault};
 
 /// Largest database read (GeoLite2-City is ~70 MB; a larger file is not a country DB).
 pub const MAX_GEOIP_DB_BYTES: u64 = 512 * 1024 * 1024;
@@ -60,8 +62,18 @@ pub enum GeoIpError {
     },
     #[error("geoip database {path}: {size} bytes, more than the {MAX_GEOIP_DB_BYTES} accepted")]
     TooLarge { path: PathBuf, size: u64 },
-    #[error("geoip database {path}: not a MaxMind DB file: {reason}")]
-    Invalid { path: PathBuf, reason: String },
+    #[error("geoip database {path}: not a MaxMind DB file: {source}")]
+    Invalid {
+        path: PathBuf,
+        source: MaxMindDbError,
+    },
+}
+
+impl Classified for GeoIpError {
+    /// The operator's file on this host; reading it again finds the same bytes.
+    fn fault(&self) -> Fault {
+        Fault::Local
+    }
 }
 
 /// A loaded database.
@@ -98,15 +110,15 @@ impl GeoIp {
             });
         }
         let bytes = std::fs::read(path).map_err(read_error)?;
-        GeoIp::from_bytes(bytes).map_err(|reason| GeoIpError::Invalid {
+        GeoIp::from_bytes(bytes).map_err(|source| GeoIpError::Invalid {
             path: path.to_path_buf(),
-            reason,
+            source,
         })
     }
 
     /// A database held in memory.
-    pub fn from_bytes(bytes: Vec<u8>) -> Result<GeoIp, String> {
-        let reader = Reader::from_source(bytes).map_err(|error| error.to_string())?;
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<GeoIp, MaxMindDbError> {
+        let reader = Reader::from_source(bytes)?;
         let database_type = reader.metadata().database_type.clone();
         Ok(GeoIp {
             reader,

@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 use flotilla::config::identity::{HOSTNAME_ENV, NodeIdentity};
 use flotilla::config::{self, LoadOptions, LoadedConfig, print};
 use flotilla::defaults::{DEFAULT_CONFIG, DEFAULT_CONFIG_NAME};
-use flotilla::error::NodeError;
+use flotilla::error::{Classified, NodeError};
 use flotilla::node::{Node, Signals};
 use flotilla_otp::rt::Runtime;
 

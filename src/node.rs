@@ -183,9 +183,7 @@ impl Node {
         }
         if tree_failed {
             tracing::error!("the root supervisor gave up; the node stops");
-            return Err(NodeError::Tree(
-                "the root supervisor gave up (restart intensity exceeded)".into(),
-            ));
+            return Err(NodeError::TreeGaveUp);
         }
         self.root.stop(Some("shutdown".into()));
         let _ = root_task.await;

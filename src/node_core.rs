@@ -118,7 +118,7 @@ impl NodeCore {
             service.directory.clone(),
             board.clone(),
         )
-        .map_err(|error| NodeError::Mesh(error.to_string()))?;
+        .map_err(NodeError::Mesh)?;
         let rtmp = RtmpContext {
             node: context.clone(),
             directory: service.directory.clone(),
@@ -157,7 +157,7 @@ impl NodeCore {
         };
         let (root, root_task) = start_root(&context, node_spec(plan, io))
             .await
-            .map_err(NodeError::Tree)?;
+            .map_err(NodeError::TreeStart)?;
         let balancers = crate::balancer::Balancers::new(
             &config,
             balancer_io,
@@ -201,8 +201,7 @@ fn open_geoip(
         }
         return Ok(None);
     };
-    let geoip = crate::geoip::GeoIp::open(std::path::Path::new(path))
-        .map_err(|error| NodeError::GeoIp(error.to_string()))?;
+    let geoip = crate::geoip::GeoIp::open(std::path::Path::new(path))?;
     tracing::info!(path = %path, database = %geoip.database_type, "geoip database loaded");
     Ok(Some(Arc::new(geoip)))
 }

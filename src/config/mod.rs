@@ -24,7 +24,7 @@ pub mod source;
 pub mod syntax;
 pub mod values;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub use diagnostic::{ConfigErrors, Diagnostic, Severity};
 pub use model::Config;
@@ -37,6 +37,41 @@ pub const MAX_CONFIG_FILE_BYTES: u64 = 16 * 1024 * 1024;
 /// Most fragments read from `FILE.d/`: far above any real deployment, and it bounds the
 /// work a misdirected directory can cause.
 pub const MAX_FRAGMENTS: usize = 1024;
+
+/// Why a config file or fragment directory could not be read, reported as a diagnostic
+/// without a span: the operator's files are at fault (a wrong path, a video passed as
+/// `-c`, a file the node may not read).
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    /// The file cannot be read (missing, permissions, IO).
+    #[error("cannot read config file {}: {source}", path.display())]
+    Unreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// Larger than [`MAX_CONFIG_FILE_BYTES`].
+    #[error("config file {} is {size} bytes; the limit is {MAX_CONFIG_FILE_BYTES}", path.display())]
+    TooLarge { path: PathBuf, size: u64 },
+    /// Not UTF-8; the offset of the first bad byte.
+    #[error("config file {} is not UTF-8 text (bad byte at offset {offset})", path.display())]
+    NotUtf8 { path: PathBuf, offset: usize },
+    /// The `FILE.d/` directory cannot be listed.
+    #[error("cannot read config fragment directory {}: {source}", dir.display())]
+    FragmentDir {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    /// More than [`MAX_FRAGMENTS`] fragments.
+    #[error("{} holds more than {MAX_FRAGMENTS} .conf fragments", dir.display())]
+    TooManyFragments { dir: PathBuf },
+}
+
+impl crate::error::Classified for FileError {
+    /// The operator chose the file; it reaches the top as a config error (exit code 1).
+    fn fault(&self) -> crate::error::Fault {
+        crate::error::Fault::Config
+    }
+}
 
 /// A configuration that loaded, with the warnings found on the way.
 #[derive(Debug, Clone)]
@@ -77,77 +112,65 @@ pub fn load_str(name: &str, text: &str) -> Result<LoadedConfig, ConfigErrors> {
 /// Loads `path` and the fragments of `path.d/*.conf`.
 pub fn load_file(path: &Path, options: &LoadOptions<'_>) -> Result<LoadedConfig, ConfigErrors> {
     let mut sources = SourceMap::default();
-    let fail = |sources: SourceMap, message: String| ConfigErrors {
-        diagnostics: vec![Diagnostic::global(message)],
+    let fail = |sources: SourceMap, error: FileError| ConfigErrors {
+        diagnostics: vec![Diagnostic::global(error.to_string())],
         sources,
     };
     let text = match read_bounded(path) {
         Ok(text) => text,
-        Err(message) => return Err(fail(sources, message)),
+        Err(error) => return Err(fail(sources, error)),
     };
     let mut ids = vec![sources.add_path(path, text)];
     let fragment_dir = source::fragment_dir(path);
     if fragment_dir.is_dir() {
         let fragments = match list_fragments(&fragment_dir) {
             Ok(fragments) => fragments,
-            Err(message) => return Err(fail(sources, message)),
+            Err(error) => return Err(fail(sources, error)),
         };
         for fragment in fragments {
             match read_bounded(&fragment) {
                 Ok(text) => ids.push(sources.add_path(&fragment, text)),
-                Err(message) => return Err(fail(sources, message)),
+                Err(error) => return Err(fail(sources, error)),
             }
         }
     }
     load_sources(sources, ids, options)
 }
 
-fn read_bounded(path: &Path) -> Result<String, String> {
-    let metadata = std::fs::metadata(path)
-        .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
-    if metadata.len() > MAX_CONFIG_FILE_BYTES {
-        return Err(format!(
-            "config file {} is {} bytes; the limit is {MAX_CONFIG_FILE_BYTES}",
-            path.display(),
-            metadata.len()
-        ));
+fn read_bounded(path: &Path) -> Result<String, FileError> {
+    let unreadable = |source| FileError::Unreadable {
+        path: path.to_path_buf(),
+        source,
+    };
+    let size = std::fs::metadata(path).map_err(unreadable)?.len();
+    if size > MAX_CONFIG_FILE_BYTES {
+        return Err(FileError::TooLarge {
+            path: path.to_path_buf(),
+            size,
+        });
     }
-    let bytes = std::fs::read(path)
-        .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
-    String::from_utf8(bytes).map_err(|e| {
-        format!(
-            "config file {} is not UTF-8 text (bad byte at offset {})",
-            path.display(),
-            e.utf8_error().valid_up_to()
-        )
+    let bytes = std::fs::read(path).map_err(unreadable)?;
+    String::from_utf8(bytes).map_err(|e| FileError::NotUtf8 {
+        path: path.to_path_buf(),
+        offset: e.utf8_error().valid_up_to(),
     })
 }
 
 /// `*.conf` files of the fragment directory, in name order.
-fn list_fragments(dir: &Path) -> Result<Vec<std::path::PathBuf>, String> {
-    let entries = std::fs::read_dir(dir).map_err(|e| {
-        format!(
-            "cannot read config fragment directory {}: {e}",
-            dir.display()
-        )
-    })?;
+fn list_fragments(dir: &Path) -> Result<Vec<PathBuf>, FileError> {
+    let unlistable = |source| FileError::FragmentDir {
+        dir: dir.to_path_buf(),
+        source,
+    };
     let mut fragments = Vec::new();
-    for entry in entries {
-        let path = entry
-            .map_err(|e| {
-                format!(
-                    "cannot read config fragment directory {}: {e}",
-                    dir.display()
-                )
-            })?
-            .path();
+    for entry in std::fs::read_dir(dir).map_err(unlistable)? {
+        let path = entry.map_err(unlistable)?.path();
         if path.extension().is_some_and(|ext| ext == "conf") && path.is_file() {
             fragments.push(path);
             if fragments.len() > MAX_FRAGMENTS {
-                return Err(format!(
-                    "{} holds more than {MAX_FRAGMENTS} .conf fragments",
-                    dir.display()
-                ));
+                return Err(FileError::TooManyFragments {
+                    dir: dir.to_path_buf(),
+                });
             }
         }
     }

@@ -111,7 +111,8 @@ impl Reader {
 // Argument helpers. Each returns a diagnostic that points at the offending word.
 
 fn parse_at<T: Value>(text: &str, span: Span) -> Result<T> {
-    T::parse_value(text).map_err(|message| Diagnostic::error(span, message).expected(T::EXPECTED))
+    T::parse_value(text)
+        .map_err(|error| Diagnostic::error(span, error.to_string()).expected(T::EXPECTED))
 }
 
 fn no_block(statement: &Statement) -> Result<()> {

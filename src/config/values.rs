@@ -12,11 +12,55 @@ use std::str::FromStr;
 use ipnet::IpNet;
 use serde::Serialize;
 
+use crate::error::{Classified, Fault};
+
+/// Why a word is not a valid value. The operator's config is at fault for every one; the
+/// texts are the diagnostics' messages (the schema adds the span and "expected …").
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValueError {
+    /// A number with units lacks the number (`M`).
+    #[error("`{0}` does not start with a number")]
+    NotANumber(String),
+    /// The number overflows 64 bits, alone or with its multiplier.
+    #[error("`{0}` is too large")]
+    TooLarge(String),
+    /// A bitrate or size suffix other than K, M, G, T.
+    #[error("`{text}` has an unknown unit `{unit}`")]
+    UnknownUnit { text: String, unit: String },
+    /// A duration suffix other than ms, s, m, h, d.
+    #[error("`{text}` has an unknown unit `{unit}` (use ms, s, m, h or d)")]
+    UnknownDurationUnit { text: String, unit: String },
+    /// Past [`MAX_DURATION_MS`].
+    #[error("`{0}` is longer than ten years")]
+    TooLong(String),
+    /// Not 0 to 100, with or without `%`.
+    #[error("`{0}` is not a percentage from 0 to 100")]
+    NotAPercentage(String),
+    /// Not true/false, on/off, yes/no.
+    #[error("`{0}` is not a boolean")]
+    NotABoolean(String),
+    /// Not a whole number, or outside its type's range.
+    #[error("`{0}` is not a whole number in range")]
+    NotAWholeNumber(String),
+    /// Neither a network, a short network nor an address.
+    #[error("`{0}` is not a network address")]
+    NotANetwork(String),
+    /// An empty key or password.
+    #[error("a secret cannot be empty")]
+    EmptySecret,
+}
+
+impl Classified for ValueError {
+    fn fault(&self) -> Fault {
+        Fault::Config
+    }
+}
+
 /// A value that can appear as one word of a directive.
 pub trait Value: Sized {
     /// What a valid value looks like, for "expected …" messages.
     const EXPECTED: &'static str;
-    fn parse_value(text: &str) -> Result<Self, String>;
+    fn parse_value(text: &str) -> Result<Self, ValueError>;
     fn render(&self) -> String;
 }
 
@@ -28,28 +72,33 @@ fn split_number(text: &str) -> (&str, &str) {
     text.split_at(digits_end)
 }
 
-fn parse_u64(digits: &str, text: &str) -> Result<u64, String> {
+fn parse_u64(digits: &str, text: &str) -> Result<u64, ValueError> {
     if digits.is_empty() {
-        return Err(format!("`{text}` does not start with a number"));
+        return Err(ValueError::NotANumber(text.into()));
     }
     digits
         .parse::<u64>()
-        .map_err(|_| format!("`{text}` is too large"))
+        .map_err(|_| ValueError::TooLarge(text.into()))
 }
 
 /// Scales `number` by a K/M/G/T multiplier (decimal), refusing overflow.
-fn scale(number: u64, suffix: &str, text: &str) -> Result<u64, String> {
+fn scale(number: u64, suffix: &str, text: &str) -> Result<u64, ValueError> {
     let multiplier: u64 = match suffix {
         "" => 1,
         "k" | "K" => 1_000,
         "m" | "M" => 1_000_000,
         "g" | "G" => 1_000_000_000,
         "t" | "T" => 1_000_000_000_000,
-        _ => return Err(format!("`{text}` has an unknown unit `{suffix}`")),
+        _ => {
+            return Err(ValueError::UnknownUnit {
+                text: text.into(),
+                unit: suffix.into(),
+            });
+        }
     };
     number
         .checked_mul(multiplier)
-        .ok_or_else(|| format!("`{text}` is too large"))
+        .ok_or_else(|| ValueError::TooLarge(text.into()))
 }
 
 /// The largest decimal suffix that divides `value` exactly.
@@ -75,7 +124,7 @@ pub struct Bitrate {
 
 impl Value for Bitrate {
     const EXPECTED: &'static str = "a bitrate such as 40M, 10G, 500K or a bare number of bit/s";
-    fn parse_value(text: &str) -> Result<Self, String> {
+    fn parse_value(text: &str) -> Result<Self, ValueError> {
         let (digits, suffix) = split_number(text);
         let number = parse_u64(digits, text)?;
         // `k`/`m`/`g` are accepted; Flussonic's transcoder docs write `vb=2048k`.
@@ -97,7 +146,7 @@ pub struct ByteSize {
 
 impl Value for ByteSize {
     const EXPECTED: &'static str = "a size such as 20G, 400M or a bare number of bytes";
-    fn parse_value(text: &str) -> Result<Self, String> {
+    fn parse_value(text: &str) -> Result<Self, ValueError> {
         let (digits, suffix) = split_number(text);
         let number = parse_u64(digits, text)?;
         let suffix = suffix.strip_suffix(['b', 'B']).unwrap_or(suffix);
@@ -121,7 +170,7 @@ pub struct Seconds {
 /// and the cap keeps every later multiplication far from overflow.
 pub const MAX_DURATION_MS: u64 = 10 * 365 * 24 * 3600 * 1000;
 
-fn parse_duration_ms(text: &str, bare_unit_ms: u64) -> Result<u64, String> {
+fn parse_duration_ms(text: &str, bare_unit_ms: u64) -> Result<u64, ValueError> {
     let (digits, suffix) = split_number(text);
     let number = parse_u64(digits, text)?;
     let unit_ms = match suffix {
@@ -132,15 +181,16 @@ fn parse_duration_ms(text: &str, bare_unit_ms: u64) -> Result<u64, String> {
         "h" => 3_600_000,
         "d" => 86_400_000,
         _ => {
-            return Err(format!(
-                "`{text}` has an unknown unit `{suffix}` (use ms, s, m, h or d)"
-            ));
+            return Err(ValueError::UnknownDurationUnit {
+                text: text.into(),
+                unit: suffix.into(),
+            });
         }
     };
     number
         .checked_mul(unit_ms)
         .filter(|ms| *ms <= MAX_DURATION_MS)
-        .ok_or_else(|| format!("`{text}` is longer than ten years"))
+        .ok_or_else(|| ValueError::TooLong(text.into()))
 }
 
 fn render_duration_ms(millis: u64) -> String {
@@ -173,7 +223,7 @@ impl Seconds {
 
 impl Value for Seconds {
     const EXPECTED: &'static str = "a duration such as 30s, 5m, 48h, 2d (a bare number is seconds)";
-    fn parse_value(text: &str) -> Result<Self, String> {
+    fn parse_value(text: &str) -> Result<Self, ValueError> {
         parse_duration_ms(text, 1000).map(|millis| Seconds { millis })
     }
     fn render(&self) -> String {
@@ -195,7 +245,7 @@ pub struct Millis {
 impl Value for Millis {
     const EXPECTED: &'static str =
         "milliseconds such as 3000 (bare numbers below 100 are seconds), or 3s";
-    fn parse_value(text: &str) -> Result<Self, String> {
+    fn parse_value(text: &str) -> Result<Self, ValueError> {
         let bare = text.bytes().all(|b| b.is_ascii_digit());
         let bare_unit_ms = match text.parse::<u64>() {
             Ok(n) if bare && n < MILLIS_SECONDS_THRESHOLD => 1000,
@@ -227,7 +277,7 @@ fn serialize_false<S: serde::Serializer>(serializer: S) -> Result<S::Ok, S::Erro
 
 impl Value for Timeout {
     const EXPECTED: &'static str = "a duration such as 30 or 30s, or false";
-    fn parse_value(text: &str) -> Result<Self, String> {
+    fn parse_value(text: &str) -> Result<Self, ValueError> {
         match text {
             "false" | "off" | "never" => Ok(Timeout::Never),
             _ => Seconds::parse_value(text).map(Timeout::After),
@@ -249,11 +299,11 @@ pub struct Percent {
 
 impl Value for Percent {
     const EXPECTED: &'static str = "a percentage from 0 to 100, such as 80%";
-    fn parse_value(text: &str) -> Result<Self, String> {
+    fn parse_value(text: &str) -> Result<Self, ValueError> {
         let digits = text.strip_suffix('%').unwrap_or(text);
         match digits.parse::<u8>() {
             Ok(percent) if percent <= 100 => Ok(Percent { percent }),
-            _ => Err(format!("`{text}` is not a percentage from 0 to 100")),
+            _ => Err(ValueError::NotAPercentage(text.into())),
         }
     }
     fn render(&self) -> String {
@@ -264,11 +314,11 @@ impl Value for Percent {
 /// `true`/`false`; `on`/`off` and `yes`/`no` are accepted too (`cmaf on;`).
 impl Value for bool {
     const EXPECTED: &'static str = "true or false";
-    fn parse_value(text: &str) -> Result<Self, String> {
+    fn parse_value(text: &str) -> Result<Self, ValueError> {
         match text {
             "true" | "on" | "yes" => Ok(true),
             "false" | "off" | "no" => Ok(false),
-            _ => Err(format!("`{text}` is not a boolean")),
+            _ => Err(ValueError::NotABoolean(text.into())),
         }
     }
     fn render(&self) -> String {
@@ -280,8 +330,8 @@ macro_rules! integer_value {
     ($($ty:ty),*) => {$(
         impl Value for $ty {
             const EXPECTED: &'static str = concat!("a whole number (", stringify!($ty), ")");
-            fn parse_value(text: &str) -> Result<Self, String> {
-                text.parse::<$ty>().map_err(|_| format!("`{text}` is not a whole number in range"))
+            fn parse_value(text: &str) -> Result<Self, ValueError> {
+                text.parse::<$ty>().map_err(|_| ValueError::NotAWholeNumber(text.into()))
             }
             fn render(&self) -> String {
                 self.to_string()
@@ -293,7 +343,7 @@ integer_value!(u8, u16, u32, u64);
 
 impl Value for String {
     const EXPECTED: &'static str = "a word or a quoted string";
-    fn parse_value(text: &str) -> Result<Self, String> {
+    fn parse_value(text: &str) -> Result<Self, ValueError> {
         Ok(text.to_string())
     }
     fn render(&self) -> String {
@@ -308,8 +358,8 @@ pub struct Cidr(pub IpNet);
 
 impl Value for Cidr {
     const EXPECTED: &'static str = "a network such as 10/8, 192.168/16, 10.0.0.0/8 or an address";
-    fn parse_value(text: &str) -> Result<Self, String> {
-        let error = || format!("`{text}` is not a network address");
+    fn parse_value(text: &str) -> Result<Self, ValueError> {
+        let error = || ValueError::NotANetwork(text.into());
         if let Ok(net) = IpNet::from_str(text) {
             return Ok(Cidr(net.trunc()));
         }
@@ -359,9 +409,9 @@ impl Serialize for Secret {
 
 impl Value for Secret {
     const EXPECTED: &'static str = "a secret word or quoted string";
-    fn parse_value(text: &str) -> Result<Self, String> {
+    fn parse_value(text: &str) -> Result<Self, ValueError> {
         if text.is_empty() {
-            return Err("a secret cannot be empty".into());
+            return Err(ValueError::EmptySecret);
         }
         Ok(Secret(text.to_string()))
     }
@@ -371,7 +421,7 @@ impl Value for Secret {
 }
 
 /// A comma-separated list (`countries=RU,CN`).
-pub fn parse_list<T: Value>(text: &str) -> Result<Vec<T>, String> {
+pub fn parse_list<T: Value>(text: &str) -> Result<Vec<T>, ValueError> {
     text.split(',')
         .filter(|item| !item.is_empty())
         .map(T::parse_value)
@@ -467,6 +517,29 @@ mod tests {
         assert_eq!(
             Timeout::parse_value("30").unwrap(),
             Timeout::After(Seconds::from_secs(30))
+        );
+    }
+
+    #[test]
+    fn errors_are_the_configs_and_keep_their_diagnostic_texts() {
+        let unit = Bitrate::parse_value("40X").unwrap_err();
+        assert_eq!(unit.to_string(), "`40X` has an unknown unit `X`");
+        assert_eq!((unit.fault(), unit.retryable()), (Fault::Config, false));
+        assert_eq!(
+            Seconds::parse_value("5y").unwrap_err().to_string(),
+            "`5y` has an unknown unit `y` (use ms, s, m, h or d)"
+        );
+        assert_eq!(
+            Seconds::parse_value("99999999d").unwrap_err(),
+            ValueError::TooLong("99999999d".into())
+        );
+        assert_eq!(
+            Secret::parse_value("").unwrap_err(),
+            ValueError::EmptySecret
+        );
+        assert_eq!(
+            parse_list::<Percent>("80,101").unwrap_err().to_string(),
+            "`101` is not a percentage from 0 to 100"
         );
     }
 

@@ -20,6 +20,7 @@ use tokio::net::{TcpStream, UdpSocket};
 use super::frame::{CLOCK_HZ, Frame};
 use super::source::{ClipFrames, TsFrames};
 use super::ts::mux::Tracks;
+use crate::error::{Classified, Fault};
 use flotilla_otp::rt::{Instant, Runtime};
 
 /// Largest file a `file://` input loops (it is held in memory, shared by every loop).
@@ -42,6 +43,49 @@ pub enum InputError {
     Failed { url: String, reason: String },
     #[error("{url}: no frames for {seconds} s")]
     Timeout { url: String, seconds: u64 },
+}
+
+impl Classified for InputError {
+    /// The reasons are kept as text (the stream actor's failure reason is text); the
+    /// variant says enough: a URL nobody can open is the config's, the rest happen at the
+    /// source or on the way, and the stream's supervisor retries them with backoff.
+    fn fault(&self) -> Fault {
+        match self {
+            InputError::Unsupported(_) => Fault::Config,
+            InputError::Open { .. } | InputError::Failed { .. } => Fault::Transport,
+            InputError::Timeout { .. } => Fault::Peer,
+        }
+    }
+    fn retryable(&self) -> bool {
+        !matches!(self, InputError::Unsupported(_))
+    }
+}
+
+/// Why an HTTP source did not answer with a body.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpGetError {
+    /// No TCP connection to the source (transport).
+    #[error("{0}")]
+    Connect(std::io::Error),
+    /// The HTTP exchange failed (transport).
+    #[error("{0}")]
+    Http(#[from] hyper::Error),
+    /// The URL does not make a request (config: the input's URL).
+    #[error("{0}")]
+    Request(#[from] hyper::http::Error),
+    /// The source answered with an error status (peer).
+    #[error("HTTP {0}")]
+    Status(hyper::StatusCode),
+}
+
+impl Classified for HttpGetError {
+    fn fault(&self) -> Fault {
+        match self {
+            HttpGetError::Connect(_) | HttpGetError::Http(_) => Fault::Transport,
+            HttpGetError::Request(_) => Fault::Config,
+            HttpGetError::Status(_) => Fault::Peer,
+        }
+    }
 }
 
 /// A parsed input URL.
@@ -189,7 +233,7 @@ impl Input {
                 )
                 .await
                 .map_err(|_| open_error(format!("no response within {HTTP_CONNECT_TIMEOUT:?}")))?
-                .map_err(open_error)?;
+                .map_err(|e| open_error(e.to_string()))?;
                 Ok(Input::Http {
                     url: url.to_string(),
                     body,
@@ -325,7 +369,7 @@ async fn http_get(
     runtime: &Runtime,
     authority: &str,
     path: &str,
-) -> Result<hyper::body::Incoming, String> {
+) -> Result<hyper::body::Incoming, HttpGetError> {
     let address = if authority.contains(':') {
         authority.to_string()
     } else {
@@ -333,11 +377,10 @@ async fn http_get(
     };
     let stream = TcpStream::connect(&address)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(HttpGetError::Connect)?;
     let _ = stream.set_nodelay(true);
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| e.to_string())?;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     runtime.spawn("tshttp-connection", async move {
         let _ = connection.await;
     });
@@ -347,14 +390,10 @@ async fn http_get(
             hyper::header::USER_AGENT,
             concat!("flotilla/", env!("CARGO_PKG_VERSION")),
         )
-        .body(http_body_util::Empty::<Bytes>::new())
-        .map_err(|e| e.to_string())?;
-    let response = sender
-        .send_request(request)
-        .await
-        .map_err(|e| e.to_string())?;
+        .body(http_body_util::Empty::<Bytes>::new())?;
+    let response = sender.send_request(request).await?;
     if !response.status().is_success() {
-        return Err(format!("HTTP {}", response.status()));
+        return Err(HttpGetError::Status(response.status()));
     }
     Ok(response.into_body())
 }

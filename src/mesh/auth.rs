@@ -28,6 +28,8 @@ use rustls::server::ResolvesServerCertUsingSni;
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
+use crate::error::{Classified, Fault};
+
 /// ALPN of node-to-node mesh connections.
 pub const MESH_ALPN: &[u8] = b"flotilla-mesh/1";
 /// ALPN of remote shell connections.
@@ -46,13 +48,38 @@ pub const STREAM_RECEIVE_WINDOW: u32 = 2 * 1024 * 1024;
 /// Streams a peer may open at once (a link uses a handful).
 pub const MAX_CONCURRENT_STREAMS: u32 = 16;
 
-/// Why an identity could not be built.
+/// Why an identity or a TLS configuration could not be built: always this node's own
+/// failure (the key derivation or rustls refused our inputs), never something a peer
+/// sent, and building again gives the same answer.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
+    /// ring's HKDF refused a step (`expand`, `fill`).
+    #[error("cannot derive the cluster identity: HKDF {0}")]
+    Hkdf(&'static str),
+    /// rcgen refused the derived key pair or certificate.
     #[error("cannot derive the cluster identity: {0}")]
-    Derive(String),
+    Certificate(#[from] rcgen::Error),
+    /// The certificate's fixed validity dates did not convert.
+    #[error("cannot derive the cluster identity: {0}")]
+    Validity(#[from] time::error::ComponentRange),
+    /// rustls refused a certificate, a key or the protocol versions.
     #[error("cannot build the TLS configuration: {0}")]
-    Tls(String),
+    Tls(#[from] rustls::Error),
+    /// rustls could not build a certificate verifier.
+    #[error("cannot build the TLS configuration: {0}")]
+    Verifier(#[from] rustls::server::VerifierBuilderError),
+    /// quinn found no initial cipher suite in the TLS configuration.
+    #[error("cannot build the TLS configuration: {0}")]
+    Quic(#[from] quinn::crypto::rustls::NoInitialCipherSuite),
+    /// No identity to answer with (an empty list of cluster keys).
+    #[error("cannot build the TLS configuration: no cluster identity")]
+    NoIdentity,
+}
+
+impl Classified for AuthError {
+    fn fault(&self) -> Fault {
+        Fault::Local
+    }
 }
 
 /// The identity derived from one cluster key.
@@ -82,9 +109,8 @@ fn hkdf(cluster_key: &str, purpose: &[u8], out: &mut [u8]) -> Result<(), AuthErr
     let info = [purpose];
     let okm = prk
         .expand(&info, Length(out.len()))
-        .map_err(|_| AuthError::Derive("HKDF expand".into()))?;
-    okm.fill(out)
-        .map_err(|_| AuthError::Derive("HKDF fill".into()))
+        .map_err(|_| AuthError::Hkdf("expand"))?;
+    okm.fill(out).map_err(|_| AuthError::Hkdf("fill"))
 }
 
 /// HKDF output length marker.
@@ -112,23 +138,17 @@ impl ClusterIdentity {
         );
         let mut pkcs8 = ED25519_PKCS8_PREFIX.to_vec();
         pkcs8.extend_from_slice(&seed);
-        let key_pair = rcgen::KeyPair::try_from(pkcs8.as_slice())
-            .map_err(|e| AuthError::Derive(e.to_string()))?;
-        let mut params = rcgen::CertificateParams::new(vec![server_name.clone()])
-            .map_err(|e| AuthError::Derive(e.to_string()))?;
+        let key_pair = rcgen::KeyPair::try_from(pkcs8.as_slice())?;
+        let mut params = rcgen::CertificateParams::new(vec![server_name.clone()])?;
         // Fixed fields: the certificate must be byte-identical on every node.
-        params.not_before = time::OffsetDateTime::from_unix_timestamp(1_700_000_000)
-            .map_err(|e| AuthError::Derive(e.to_string()))?;
-        params.not_after = time::OffsetDateTime::from_unix_timestamp(4_100_000_000)
-            .map_err(|e| AuthError::Derive(e.to_string()))?;
+        params.not_before = time::OffsetDateTime::from_unix_timestamp(1_700_000_000)?;
+        params.not_after = time::OffsetDateTime::from_unix_timestamp(4_100_000_000)?;
         params.serial_number = Some(rcgen::SerialNumber::from(1u64));
         params.distinguished_name = rcgen::DistinguishedName::new();
         params
             .distinguished_name
             .push(rcgen::DnType::CommonName, "flotilla cluster");
-        let certificate = params
-            .self_signed(&key_pair)
-            .map_err(|e| AuthError::Derive(e.to_string()))?;
+        let certificate = params.self_signed(&key_pair)?;
         Ok(ClusterIdentity {
             server_name,
             certificate: certificate.der().clone(),
@@ -222,30 +242,23 @@ pub fn server_config(
     alpns: &[&[u8]],
     crypto: &MeshCrypto,
 ) -> Result<quinn::ServerConfig, AuthError> {
-    let tls = |e: rustls::Error| AuthError::Tls(e.to_string());
     let provider = || crypto.provider.clone();
     let mut roots = rustls::RootCertStore::empty();
     let mut resolver = ResolvesServerCertUsingSni::new();
     for identity in identities {
-        roots.add(identity.certificate.clone()).map_err(tls)?;
+        roots.add(identity.certificate.clone())?;
         let signing = provider()
             .key_provider
-            .load_private_key(identity.private_key())
-            .map_err(tls)?;
+            .load_private_key(identity.private_key())?;
         let certified = CertifiedKey::new(vec![identity.certificate.clone()], signing);
-        resolver
-            .add(&identity.server_name, certified)
-            .map_err(tls)?;
+        resolver.add(&identity.server_name, certified)?;
     }
-    let main = identities
-        .first()
-        .ok_or_else(|| AuthError::Tls("no cluster identity".into()))?;
+    let main = identities.first().ok_or(AuthError::NoIdentity)?;
     let fallback = Arc::new(CertifiedKey::new(
         vec![main.certificate.clone()],
         provider()
             .key_provider
-            .load_private_key(main.private_key())
-            .map_err(tls)?,
+            .load_private_key(main.private_key())?,
     ));
     // A certificate, when presented, must be a cluster identity (webpki, with the
     // identities as the trust anchors); connections without one are for shell logins
@@ -253,11 +266,9 @@ pub fn server_config(
     let verifier =
         rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
             .allow_unauthenticated()
-            .build()
-            .map_err(|e| AuthError::Tls(e.to_string()))?;
+            .build()?;
     let mut tls_config = rustls::ServerConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(tls)?
+        .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(verifier)
         .with_cert_resolver(Arc::new(NamedOrMain {
             by_name: resolver,
@@ -267,7 +278,7 @@ pub fn server_config(
     if let Some(time) = &crypto.time {
         tls_config.time_provider = time.clone();
     }
-    let quic = QuicServerConfig::try_from(tls_config).map_err(|e| AuthError::Tls(e.to_string()))?;
+    let quic = QuicServerConfig::try_from(tls_config)?;
     let mut config = match crypto.token_key {
         Some(key) => quinn::ServerConfig::new(
             Arc::new(quic),
@@ -364,11 +375,9 @@ pub fn login_client_config(
     alpn: &[u8],
     crypto: &MeshCrypto,
 ) -> Result<quinn::ClientConfig, AuthError> {
-    let tls = |e: rustls::Error| AuthError::Tls(e.to_string());
     let provider = || crypto.provider.clone();
     let mut tls_config = rustls::ClientConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(tls)?
+        .with_protocol_versions(&[&rustls::version::TLS13])?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(ProvenByPassword(provider())))
         .with_no_client_auth();
@@ -376,7 +385,7 @@ pub fn login_client_config(
     if let Some(time) = &crypto.time {
         tls_config.time_provider = time.clone();
     }
-    let quic = QuicClientConfig::try_from(tls_config).map_err(|e| AuthError::Tls(e.to_string()))?;
+    let quic = QuicClientConfig::try_from(tls_config)?;
     let mut config = quinn::ClientConfig::new(Arc::new(quic));
     config.transport_config(transport());
     if let Some(cids) = &crypto.initial_cids {
@@ -391,22 +400,19 @@ pub fn client_config(
     alpn: &[u8],
     crypto: &MeshCrypto,
 ) -> Result<quinn::ClientConfig, AuthError> {
-    let tls = |e: rustls::Error| AuthError::Tls(e.to_string());
     let provider = || crypto.provider.clone();
     let mut roots = rustls::RootCertStore::empty();
-    roots.add(identity.certificate.clone()).map_err(tls)?;
+    roots.add(identity.certificate.clone())?;
     // The server must present the identity itself: webpki, with it as the trust anchor.
     let mut tls_config = rustls::ClientConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(tls)?
+        .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_root_certificates(roots)
-        .with_client_auth_cert(vec![identity.certificate.clone()], identity.private_key())
-        .map_err(tls)?;
+        .with_client_auth_cert(vec![identity.certificate.clone()], identity.private_key())?;
     tls_config.alpn_protocols = vec![alpn.to_vec()];
     if let Some(time) = &crypto.time {
         tls_config.time_provider = time.clone();
     }
-    let quic = QuicClientConfig::try_from(tls_config).map_err(|e| AuthError::Tls(e.to_string()))?;
+    let quic = QuicClientConfig::try_from(tls_config)?;
     let mut config = quinn::ClientConfig::new(Arc::new(quic));
     config.transport_config(transport());
     if let Some(cids) = &crypto.initial_cids {

@@ -10,6 +10,7 @@ use std::time::Duration;
 use quinn::{RecvStream, SendStream};
 
 use super::wire::{self, Message, WireError};
+use crate::error::{Classified, Fault};
 
 /// Time one frame may take to arrive.
 pub const FRAME_TIMEOUT: Duration = Duration::from_secs(5);
@@ -17,23 +18,49 @@ pub const FRAME_TIMEOUT: Duration = Duration::from_secs(5);
 /// Why an exchange failed, and who is at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ExchangeError {
+    /// The peer's frame broke the wire protocol (peer).
     #[error("peer: {0}")]
     Peer(#[from] WireError),
+    /// This node's own message broke a wire limit (local: a bug, never the peer's doing).
+    #[error("this node's message: {0}")]
+    Encode(WireError),
+    /// The peer sent messages out of order (peer).
     #[error("peer sent {0} where {1} was expected")]
     Unexpected(&'static str, &'static str),
+    /// No stream could be opened on the connection (transport; retry).
     #[error("transport: {0}")]
-    Transport(String),
+    Open(quinn::ConnectionError),
+    /// A frame could not be written (transport; retry).
+    #[error("transport: {0}")]
+    Write(quinn::WriteError),
+    /// A frame could not be read: the connection failed, or the peer ended the stream
+    /// mid-frame (peer).
+    #[error("transport: {0}")]
+    Read(quinn::ReadExactError),
+    /// A frame did not arrive in time (transport; retry).
     #[error("transport: no frame within {FRAME_TIMEOUT:?}")]
     Timeout,
 }
 
+impl Classified for ExchangeError {
+    fn fault(&self) -> Fault {
+        match self {
+            ExchangeError::Peer(_)
+            | ExchangeError::Unexpected(..)
+            | ExchangeError::Read(quinn::ReadExactError::FinishedEarly(_)) => Fault::Peer,
+            ExchangeError::Encode(_) => Fault::Local,
+            ExchangeError::Open(_)
+            | ExchangeError::Write(_)
+            | ExchangeError::Read(_)
+            | ExchangeError::Timeout => Fault::Transport,
+        }
+    }
+}
+
 /// Writes one message as a frame.
 pub async fn send(stream: &mut SendStream, message: &Message) -> Result<(), ExchangeError> {
-    let frame = wire::encode(message)?;
-    stream
-        .write_all(&frame)
-        .await
-        .map_err(|e| ExchangeError::Transport(e.to_string()))
+    let frame = wire::encode(message).map_err(ExchangeError::Encode)?;
+    stream.write_all(&frame).await.map_err(ExchangeError::Write)
 }
 
 /// Reads one frame and decodes it.
@@ -43,13 +70,13 @@ pub async fn receive(stream: &mut RecvStream) -> Result<Message, ExchangeError> 
         stream
             .read_exact(&mut header)
             .await
-            .map_err(|e| ExchangeError::Transport(e.to_string()))?;
+            .map_err(ExchangeError::Read)?;
         let length = wire::body_length(header)?;
         let mut body = vec![0u8; length];
         stream
             .read_exact(&mut body)
             .await
-            .map_err(|e| ExchangeError::Transport(e.to_string()))?;
+            .map_err(ExchangeError::Read)?;
         Ok(wire::decode_body(&body)?)
     })
     .await

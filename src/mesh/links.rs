@@ -6,20 +6,54 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use flotilla_cluster::mesh::{Exchanged, PeerIo, PeerLink};
+use flotilla_cluster::mesh::{ExchangeFailure, Exchanged, PeerIo, PeerLink};
 use flotilla_otp::node::NodeContext;
 use flotilla_otp::registry::ActorPath;
 use flotilla_otp::supervisor::{BoxFuture, SupervisorMsg, supervisor_at};
 use flotilla_otp::worker::worker_child;
 
 use super::auth::ClusterIdentity;
-use super::service::{MeshService, PeerTarget, is_unauthorized};
+use super::connect::ConnectError;
+use super::exchange::ExchangeError;
+use super::service::{MeshService, PeerTarget};
+use crate::error::{Classified, Fault};
 
 /// Timeouts of a peer.
 #[derive(Debug, Clone, Copy)]
 pub struct PeerTimeouts {
     pub fetch_ms: u64,
     pub stale_ms: u64,
+}
+
+/// Why a peer link's tick failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    /// The peer's name does not resolve (transport: DNS may answer later).
+    #[error("cannot resolve {0}")]
+    Unresolved(String),
+    /// No connection to the peer.
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    /// The exchange on the connection failed.
+    #[error(transparent)]
+    Exchange(#[from] ExchangeError),
+}
+
+impl Classified for LinkError {
+    fn fault(&self) -> Fault {
+        match self {
+            LinkError::Unresolved(_) => Fault::Transport,
+            LinkError::Connect(error) => error.fault(),
+            LinkError::Exchange(error) => error.fault(),
+        }
+    }
+    fn retryable(&self) -> bool {
+        match self {
+            LinkError::Unresolved(_) => true,
+            LinkError::Connect(error) => error.retryable(),
+            LinkError::Exchange(error) => error.retryable(),
+        }
+    }
 }
 
 /// Most peers one node links to (configured and learnt): bounds what gossip can make a
@@ -114,7 +148,7 @@ impl MeshLinks {
         Some(target)
     }
 
-    async fn run_exchange(self, key: String) -> Result<Exchanged, String> {
+    async fn run_exchange(self, key: String) -> Result<Exchanged, LinkError> {
         let now_ms = self.node.runtime.wall_clock_ms();
         let called = {
             let mut view = self.mesh.view().write().unwrap_or_else(|p| p.into_inner());
@@ -129,7 +163,7 @@ impl MeshLinks {
         }
         let target = self
             .target(&key)
-            .ok_or_else(|| format!("cannot resolve {key}"))?;
+            .ok_or_else(|| LinkError::Unresolved(key.clone()))?;
         let cached = self
             .links
             .lock()
@@ -149,12 +183,12 @@ impl MeshLinks {
                     connection
                 }
                 Err(error) => {
-                    let unauthorized = is_unauthorized(&error);
+                    let unauthorized = error.is_unauthorized();
                     if unauthorized {
                         tracing::warn!(peer = %key, %error, "peer refused: it holds another cluster key");
                     }
-                    self.record_failure(&key, &error, unauthorized);
-                    return Err(error);
+                    self.record_failure(&key, &error.to_string(), unauthorized);
+                    return Err(error.into());
                 }
             },
         };
@@ -166,14 +200,13 @@ impl MeshLinks {
                 Ok(Exchanged::Called)
             }
             Err(error) => {
-                let error = error.to_string();
                 self.links
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .connections
                     .remove(&key);
-                self.record_failure(&key, &error, false);
-                Err(error)
+                self.record_failure(&key, &error.to_string(), false);
+                Err(error.into())
             }
         }
     }
@@ -216,8 +249,10 @@ impl MeshLinks {
 }
 
 impl PeerIo for MeshLinks {
-    fn exchange(&self, peer: &str) -> BoxFuture<Result<Exchanged, String>> {
-        Box::pin(self.clone().run_exchange(peer.to_string()))
+    fn exchange(&self, peer: &str) -> BoxFuture<Result<Exchanged, ExchangeFailure>> {
+        let links = self.clone();
+        let peer = peer.to_string();
+        Box::pin(async move { Ok(links.run_exchange(peer).await?) })
     }
 
     fn fetch_interval(&self, peer: &str) -> Duration {

@@ -1,12 +1,14 @@
 //! The cluster mesh: QUIC between nodes, authenticated by the cluster key.
 //!
 //! `wire` encodes, `advert` builds what this node advertises, `auth` authenticates (rustls
-//! and webpki, the cluster identities as trust anchors), `exchange` and `service` run
-//! exchanges over one quinn endpoint, `links` is what peer link actors drive, `net` is the socket seam the simulator
-//! replaces, `node` wires it into a node.
+//! and webpki, the cluster identities as trust anchors), `connect` says why dialing a
+//! node failed, `exchange` and `service` run exchanges over one quinn endpoint, `links`
+//! is what peer link actors drive, `net` is the socket seam the simulator replaces,
+//! `node` wires it into a node.
 
 pub mod advert;
 pub mod auth;
+pub mod connect;
 pub mod exchange;
 pub mod links;
 pub mod net;

@@ -24,9 +24,11 @@ use flotilla_cluster::mesh::view::{ClusterView, PeerLoad, PeerUpdate};
 use flotilla_otp::rt::Runtime;
 
 use super::auth::{self, ClusterIdentity, MESH_ALPN, SHELL_ALPN};
+use super::connect::ConnectError;
 use super::exchange::{self, ExchangeError};
 use super::net::MeshNet;
 use super::wire::{Message, NodeAddress, NodeLoad, StreamEntry};
+use crate::error::{Classified, Fault};
 use crate::log_limit::LimitedWarning;
 
 /// What this node advertises, read fresh for every exchange: its load, and its streams in
@@ -113,13 +115,24 @@ impl std::fmt::Debug for MeshService {
     }
 }
 
-/// Why the mesh could not start.
+/// Why the mesh could not start: always this host's (local) failure.
 #[derive(Debug, thiserror::Error)]
 pub enum MeshError {
+    /// The cluster identity or its TLS configuration could not be built.
     #[error(transparent)]
     Auth(#[from] auth::AuthError),
+    /// The UDP port is taken or not ours.
     #[error("cannot open the mesh endpoint on UDP {0}: {1}")]
     Bind(SocketAddr, std::io::Error),
+}
+
+impl Classified for MeshError {
+    fn fault(&self) -> Fault {
+        match self {
+            MeshError::Auth(error) => error.fault(),
+            MeshError::Bind(..) => Fault::Local,
+        }
+    }
 }
 
 fn to_load(load: &NodeLoad) -> PeerLoad {
@@ -152,7 +165,7 @@ impl MeshService {
         let identity = identities
             .first()
             .cloned()
-            .ok_or_else(|| auth::AuthError::Tls("no cluster identity".into()))?;
+            .ok_or(auth::AuthError::NoIdentity)?;
         let shell_client = auth::client_config(&identity, SHELL_ALPN, &crypto)?;
         let endpoint = net
             .endpoint(server, bind)
@@ -528,10 +541,7 @@ impl MeshService {
         target: &PeerTarget,
         connection: &quinn::Connection,
     ) -> Result<Vec<NodeAddress>, ExchangeError> {
-        let (mut send, mut receive) = connection
-            .open_bi()
-            .await
-            .map_err(|e| ExchangeError::Transport(e.to_string()))?;
+        let (mut send, mut receive) = connection.open_bi().await.map_err(ExchangeError::Open)?;
         exchange::send(&mut send, &self.hello(&target.key)).await?;
         let (hello, state) = exchange::receive_pair(&mut receive).await?;
         let Message::Hello {
@@ -550,22 +560,21 @@ impl MeshService {
     }
 
     /// Connects to `target` with its identity.
-    pub async fn connect(&self, target: &PeerTarget) -> Result<quinn::Connection, String> {
+    pub async fn connect(&self, target: &PeerTarget) -> Result<quinn::Connection, ConnectError> {
         let config = self
             .inner
             .clients
             .get(target.identity.certificate.as_ref())
             .cloned()
-            .ok_or_else(|| "no client configuration for this peer's key".to_string())?;
-        let connecting = self
-            .inner
-            .endpoint
-            .connect_with(config, target.address, &target.identity.server_name)
-            .map_err(|e| e.to_string())?;
-        tokio::time::timeout(auth::HANDSHAKE_TIMEOUT, connecting)
+            .ok_or(ConnectError::NoClientConfig)?;
+        let connecting = self.inner.endpoint.connect_with(
+            config,
+            target.address,
+            &target.identity.server_name,
+        )?;
+        Ok(tokio::time::timeout(auth::HANDSHAKE_TIMEOUT, connecting)
             .await
-            .map_err(|_| format!("no handshake within {:?}", auth::HANDSHAKE_TIMEOUT))?
-            .map_err(|e| e.to_string())
+            .map_err(|_| ConnectError::Timeout(auth::HANDSHAKE_TIMEOUT))??)
     }
 
     /// Serves shell connections with `shell` from now on.
@@ -574,41 +583,24 @@ impl MeshService {
     }
 
     /// Connects to the shell of the node at `address` (for `@NODE`).
-    pub async fn connect_shell(&self, address: SocketAddr) -> Result<quinn::Connection, String> {
-        let connecting = self
-            .inner
-            .endpoint
-            .connect_with(
-                self.inner.shell_client.clone(),
-                address,
-                &self.inner.identity.server_name,
-            )
-            .map_err(|e| e.to_string())?;
-        tokio::time::timeout(auth::HANDSHAKE_TIMEOUT, connecting)
+    pub async fn connect_shell(
+        &self,
+        address: SocketAddr,
+    ) -> Result<quinn::Connection, ConnectError> {
+        let connecting = self.inner.endpoint.connect_with(
+            self.inner.shell_client.clone(),
+            address,
+            &self.inner.identity.server_name,
+        )?;
+        Ok(tokio::time::timeout(auth::HANDSHAKE_TIMEOUT, connecting)
             .await
-            .map_err(|_| format!("no handshake within {:?}", auth::HANDSHAKE_TIMEOUT))?
-            .map_err(|e| e.to_string())
+            .map_err(|_| ConnectError::Timeout(auth::HANDSHAKE_TIMEOUT))??)
     }
 
     /// Stops accepting and closes every connection.
     pub fn close(&self) {
         self.inner.endpoint.close(0u32.into(), b"node stopping");
     }
-}
-
-/// Whether a connection error means the peer holds another cluster key.
-pub fn is_unauthorized(error: &str) -> bool {
-    let error = error.to_ascii_lowercase();
-    [
-        "certificate",
-        "signature",
-        "handshake failure",
-        "unknown ca",
-        "issuer",
-        "alert",
-    ]
-    .iter()
-    .any(|marker| error.contains(marker))
 }
 
 /// What changed from `before` to `after` (both sorted by name, names unique): the
@@ -974,6 +966,7 @@ mod tests {
             identity: ClusterIdentity::derive("mesh-test-key-0123456789").unwrap(),
         };
         let error = a.connect(&target).await.unwrap_err();
-        assert!(is_unauthorized(&error), "{error}");
+        assert!(error.is_unauthorized(), "{error}");
+        assert_eq!(error.fault(), Fault::Peer);
     }
 }

@@ -19,6 +19,7 @@ use rml_rtmp::time::RtmpTimestamp;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::error::ClientError;
 use super::flv::{self, Depacketizer, Inbound};
 use crate::media::frame::Frame;
 
@@ -43,26 +44,21 @@ pub struct RtmpClient {
     redirected_to: Option<String>,
 }
 
-fn describe<E: std::fmt::Debug>(error: E) -> String {
-    format!("{error:?}")
-}
-
 impl RtmpClient {
     /// Connects to `address` and the application `app` (`static`, `live`, …).
-    pub async fn connect(address: &str, app: &str) -> Result<RtmpClient, String> {
+    pub async fn connect(address: &str, app: &str) -> Result<RtmpClient, ClientError> {
         let mut socket = tokio::time::timeout(STEP_TIMEOUT, TcpStream::connect(address))
             .await
-            .map_err(|_| "connect timed out".to_string())?
-            .map_err(|e| e.to_string())?;
+            .map_err(|_| ClientError::ConnectTimeout)??;
         let _ = socket.set_nodelay(true);
         let remaining = tokio::time::timeout(
             STEP_TIMEOUT,
             super::handshake::run(&mut socket, PeerType::Client),
         )
         .await
-        .map_err(|_| "handshake timed out".to_string())??;
+        .map_err(|_| ClientError::HandshakeTimeout)??;
         let (session, initial) =
-            ClientSession::new(ClientSessionConfig::new()).map_err(describe)?;
+            ClientSession::new(ClientSessionConfig::new()).map_err(ClientError::Request)?;
         let mut client = RtmpClient {
             socket,
             session,
@@ -77,7 +73,7 @@ impl RtmpClient {
         let request = client
             .session
             .request_connection(app.to_string())
-            .map_err(describe)?;
+            .map_err(ClientError::Request)?;
         client.send_results(vec![request]).await?;
         client
             .wait_for(|event| matches!(event, ClientSessionEvent::ConnectionRequestAccepted))
@@ -85,14 +81,11 @@ impl RtmpClient {
         Ok(client)
     }
 
-    async fn send_results(&mut self, results: Vec<ClientSessionResult>) -> Result<(), String> {
+    async fn send_results(&mut self, results: Vec<ClientSessionResult>) -> Result<(), ClientError> {
         for result in results {
             match result {
                 ClientSessionResult::OutboundResponse(packet) => {
-                    self.socket
-                        .write_all(&packet.bytes)
-                        .await
-                        .map_err(|e| e.to_string())?;
+                    self.socket.write_all(&packet.bytes).await?;
                 }
                 ClientSessionResult::RaisedEvent(event) => self.events.push(event),
                 ClientSessionResult::UnhandleableMessageReceived(_) => {}
@@ -101,26 +94,31 @@ impl RtmpClient {
         Ok(())
     }
 
-    async fn feed(&mut self, bytes: &[u8]) -> Result<(), String> {
+    async fn feed(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
         if bytes.is_empty() {
             return Ok(());
         }
         self.watch_for_redirect(bytes)?;
-        let results = self.session.handle_input(bytes).map_err(describe)?;
+        let results = self
+            .session
+            .handle_input(bytes)
+            .map_err(ClientError::Protocol)?;
         self.send_results(results).await
     }
 
     /// Passes `bytes` through the second decoder while it runs, noting a redirect.
-    fn watch_for_redirect(&mut self, bytes: &[u8]) -> Result<(), String> {
+    fn watch_for_redirect(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
         let Some(watch) = self.watch.as_mut() else {
             return Ok(());
         };
         let mut input = bytes;
-        while let Some(payload) = watch.get_next_message(input).map_err(describe)? {
+        while let Some(payload) = watch.get_next_message(input).map_err(ClientError::Chunks)? {
             input = &[];
             match payload.to_rtmp_message() {
                 Ok(RtmpMessage::SetChunkSize { size }) => {
-                    watch.set_max_chunk_size(size as usize).map_err(describe)?;
+                    watch
+                        .set_max_chunk_size(size as usize)
+                        .map_err(ClientError::Chunks)?;
                 }
                 Ok(RtmpMessage::Amf0Command {
                     command_name,
@@ -137,14 +135,10 @@ impl RtmpClient {
         Ok(())
     }
 
-    async fn read_some(&mut self) -> Result<(), String> {
-        let length = self
-            .socket
-            .read(&mut self.buffer)
-            .await
-            .map_err(|e| e.to_string())?;
+    async fn read_some(&mut self) -> Result<(), ClientError> {
+        let length = self.socket.read(&mut self.buffer).await?;
         if length == 0 {
-            return Err("the server closed the connection".into());
+            return Err(ClientError::Closed);
         }
         let bytes = self.buffer[..length].to_vec();
         self.feed(&bytes).await
@@ -154,32 +148,32 @@ impl RtmpClient {
     async fn wait_for(
         &mut self,
         wanted: impl Fn(&ClientSessionEvent) -> bool,
-    ) -> Result<ClientSessionEvent, String> {
+    ) -> Result<ClientSessionEvent, ClientError> {
         tokio::time::timeout(STEP_TIMEOUT, async {
             loop {
                 if let Some(index) = self.events.iter().position(&wanted) {
                     return Ok(self.events.remove(index));
                 }
                 if let Some(url) = &self.redirected_to {
-                    return Err(format!("redirected to {url}"));
+                    return Err(ClientError::Redirected(url.clone()));
                 }
                 if let Some(rejection) = self.events.iter().find_map(rejection_of) {
-                    return Err(format!("rejected: {rejection}"));
+                    return Err(ClientError::Rejected(rejection));
                 }
                 self.events.clear();
                 self.read_some().await?;
             }
         })
         .await
-        .map_err(|_| "timed out waiting for the server".to_string())?
+        .map_err(|_| ClientError::Timeout)?
     }
 
     /// Asks to publish `key`; returns once the server accepted.
-    pub async fn publish(&mut self, key: &str) -> Result<(), String> {
+    pub async fn publish(&mut self, key: &str) -> Result<(), ClientError> {
         let request = self
             .session
             .request_publishing(key.to_string(), PublishRequestType::Live)
-            .map_err(describe)?;
+            .map_err(ClientError::Request)?;
         self.send_results(vec![request]).await?;
         self.wait_for(|event| matches!(event, ClientSessionEvent::PublishRequestAccepted))
             .await?;
@@ -192,27 +186,27 @@ impl RtmpClient {
         &mut self,
         keyframe: &Frame,
         audio: Option<&Frame>,
-    ) -> Result<(), String> {
+    ) -> Result<(), ClientError> {
         let (video, audio) = flv::sequence_headers(Some(keyframe), audio);
         if let Some(video) = video {
             let result = self
                 .session
                 .publish_video_data(video, RtmpTimestamp::new(0), false)
-                .map_err(describe)?;
+                .map_err(ClientError::Request)?;
             self.send_results(vec![result]).await?;
         }
         if let Some(audio) = audio {
             let result = self
                 .session
                 .publish_audio_data(audio, RtmpTimestamp::new(0), false)
-                .map_err(describe)?;
+                .map_err(ClientError::Request)?;
             self.send_results(vec![result]).await?;
         }
         Ok(())
     }
 
     /// Publishes one frame (timestamps in ms from its dts).
-    pub async fn publish_frame(&mut self, frame: &Frame) -> Result<(), String> {
+    pub async fn publish_frame(&mut self, frame: &Frame) -> Result<(), ClientError> {
         for (body, offset_ms) in flv::packetize(frame) {
             let timestamp = RtmpTimestamp::new((frame.dts / 90) as u32 + offset_ms);
             let result = if frame.codec.is_video() {
@@ -220,7 +214,7 @@ impl RtmpClient {
             } else {
                 self.session.publish_audio_data(body, timestamp, false)
             }
-            .map_err(describe)?;
+            .map_err(ClientError::Request)?;
             self.send_results(vec![result]).await?;
         }
         Ok(())
@@ -228,13 +222,13 @@ impl RtmpClient {
 
     /// Asks to play `key`; returns once a server accepted, following at most
     /// [`MAX_REDIRECTS`] redirects (the same key is played at the new tcUrl).
-    pub async fn play(&mut self, key: &str) -> Result<(), String> {
+    pub async fn play(&mut self, key: &str) -> Result<(), ClientError> {
         let mut redirects = 0;
         loop {
             let request = self
                 .session
                 .request_playback(key.to_string())
-                .map_err(describe)?;
+                .map_err(ClientError::Request)?;
             self.send_results(vec![request]).await?;
             let refused = match self
                 .wait_for(|event| matches!(event, ClientSessionEvent::PlaybackRequestAccepted))
@@ -250,9 +244,7 @@ impl RtmpClient {
                 return Err(refused);
             };
             if redirects == MAX_REDIRECTS {
-                return Err(format!(
-                    "{refused} after {MAX_REDIRECTS} redirect(s); not following another"
-                ));
+                return Err(ClientError::TooManyRedirects(Box::new(refused)));
             }
             redirects += 1;
             let (address, app) = split_tc_url(&tc_url)?;
@@ -266,7 +258,10 @@ impl RtmpClient {
     }
 
     /// The next frame a playing client receives.
-    pub async fn next_frame(&mut self, depacketizer: &mut Depacketizer) -> Result<Frame, String> {
+    pub async fn next_frame(
+        &mut self,
+        depacketizer: &mut Depacketizer,
+    ) -> Result<Frame, ClientError> {
         loop {
             while let Some(event) = (!self.events.is_empty()).then(|| self.events.remove(0)) {
                 let inbound = match event {
@@ -277,24 +272,20 @@ impl RtmpClient {
                         depacketizer.audio(&data, timestamp.value)
                     }
                     _ => continue,
-                }
-                .map_err(|e| e.to_string())?;
+                }?;
                 if let Inbound::Frame(frame) = inbound {
                     return Ok(frame);
                 }
             }
             tokio::time::timeout(STEP_TIMEOUT, self.read_some())
                 .await
-                .map_err(|_| "no media from the server".to_string())??;
+                .map_err(|_| ClientError::NoMedia)??;
         }
     }
 
     /// Sends raw bytes, bypassing the session (for tests of the server's limits).
-    pub async fn send_raw(&mut self, bytes: &[u8]) -> Result<(), String> {
-        self.socket
-            .write_all(bytes)
-            .await
-            .map_err(|e| e.to_string())
+    pub async fn send_raw(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
+        Ok(self.socket.write_all(bytes).await?)
     }
 
     /// Whether the server has closed the connection (reads until EOF or `within`).
@@ -332,13 +323,13 @@ fn redirect_of(status: &Amf0Value) -> Option<String> {
 }
 
 /// `rtmp://host[:port]/app[?query]` → (`host:port`, `app[?query]`); port 1935 by default.
-pub fn split_tc_url(tc_url: &str) -> Result<(String, String), String> {
+pub fn split_tc_url(tc_url: &str) -> Result<(String, String), ClientError> {
     let rest = tc_url
         .strip_prefix("rtmp://")
-        .ok_or_else(|| format!("redirect `{tc_url}` is not an rtmp:// URL"))?;
+        .ok_or_else(|| ClientError::NotRtmp(tc_url.to_string()))?;
     let (authority, app) = rest.split_once('/').unwrap_or((rest, ""));
     if authority.is_empty() {
-        return Err(format!("redirect `{tc_url}` names no host"));
+        return Err(ClientError::NoHost(tc_url.to_string()));
     }
     let has_port = match authority.rsplit_once(':') {
         Some((host, port)) => {

@@ -8,11 +8,39 @@ use std::time::Duration;
 use flotilla_cluster::stream::StreamActor;
 use flotilla_cluster::tree::{InputPlan, StreamPlan};
 use flotilla_otp::registry::ActorPath;
-use flotilla_otp::supervisor::{Restart, SupervisorMsg, supervisor_at};
+use flotilla_otp::supervisor::{Restart, SupervisorError, SupervisorMsg, supervisor_at};
 use flotilla_otp::worker::worker_child;
 
 use super::server::Connection;
+use crate::error::{Classified, Fault};
 use crate::media::live::LiveStream;
+
+/// Why a stream a connection asked for did not start. This node's own state is at fault
+/// (its `streams` supervisor), and a later attempt may succeed once it restarts.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamStartError {
+    /// `node/streams` is not running (restarting).
+    #[error("the streams supervisor is not running")]
+    NoSupervisor,
+    /// The supervisor refused the child (a duplicate, too many, a failed start).
+    #[error("{0}")]
+    Refused(SupervisorError),
+    /// The supervisor did not answer the call.
+    #[error("streams supervisor unreachable: {0}")]
+    Unreachable(ractor::RactorErr<()>),
+}
+
+impl Classified for StreamStartError {
+    fn fault(&self) -> Fault {
+        Fault::Local
+    }
+    fn retryable(&self) -> bool {
+        match self {
+            StreamStartError::Refused(error) => error.retryable(),
+            StreamStartError::NoSupervisor | StreamStartError::Unreachable(_) => true,
+        }
+    }
+}
 
 impl Connection {
     /// Starts a stream that is not in the config (a template's published stream, a
@@ -24,9 +52,9 @@ impl Connection {
         segment_duration_ms: u64,
         segment_count: usize,
         relay: bool,
-    ) -> Result<(), String> {
+    ) -> Result<(), StreamStartError> {
         let supervisor = supervisor_at(&self.context.node, &ActorPath::root().child("streams"))
-            .ok_or_else(|| "the streams supervisor is not running".to_string())?;
+            .ok_or(StreamStartError::NoSupervisor)?;
         let plan = StreamPlan {
             name: name.to_string(),
             ondemand: false,
@@ -51,8 +79,8 @@ impl Connection {
         let spec = worker_child(name, actor, move || plan.clone()).restart(Restart::Temporary);
         match ractor::call!(supervisor, SupervisorMsg::StartChild, spec) {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(error)) => Err(error.to_string()),
-            Err(error) => Err(format!("streams supervisor unreachable: {error}")),
+            Ok(Err(error)) => Err(StreamStartError::Refused(error)),
+            Err(error) => Err(StreamStartError::Unreachable(error.map(|_| ()))),
         }
     }
 

@@ -2,6 +2,7 @@
 
 pub mod client;
 mod ephemeral;
+pub mod error;
 pub mod flv;
 pub mod guard;
 pub mod handshake;

@@ -5,6 +5,7 @@
 use rml_rtmp::sessions::StreamMetadata;
 use rml_rtmp::time::RtmpTimestamp;
 
+use super::error::RtmpError;
 use super::flv;
 use super::names::{is_redirected, stream_name};
 use super::server::{Connection, Role};
@@ -58,7 +59,7 @@ impl Connection {
         app: &str,
         key: &str,
         stream_id: u32,
-    ) -> Result<(), String> {
+    ) -> Result<(), RtmpError> {
         let name = stream_name(app, key);
         if let Err(why) = crate::media::name::check(&name) {
             tracing::info!(stream = %crate::media::name::quoted(&name), %why, "rtmp play refused");
@@ -153,21 +154,21 @@ impl Connection {
         let packet = self
             .session
             .send_metadata(stream_id, &metadata)
-            .map_err(|e| format!("{e:?}"))?;
+            .map_err(RtmpError::Play)?;
         self.write(&packet.bytes).await?;
         let (video_header, audio_header) = flv::sequence_headers(gop.first(), audio.as_ref());
         if let Some(header) = video_header {
             let packet = self
                 .session
                 .send_video_data(stream_id, header, RtmpTimestamp::new(0), false)
-                .map_err(|e| format!("{e:?}"))?;
+                .map_err(RtmpError::Play)?;
             self.write(&packet.bytes).await?;
         }
         if let Some(header) = audio_header {
             let packet = self
                 .session
                 .send_audio_data(stream_id, header, RtmpTimestamp::new(0), false)
-                .map_err(|e| format!("{e:?}"))?;
+                .map_err(RtmpError::Play)?;
             self.write(&packet.bytes).await?;
         }
         tracing::info!(stream = %name, "rtmp player attached");
@@ -186,7 +187,7 @@ impl Connection {
         Ok(())
     }
 
-    pub(super) async fn play_frame(&mut self, frame: &Frame) -> Result<(), String> {
+    pub(super) async fn play_frame(&mut self, frame: &Frame) -> Result<(), RtmpError> {
         let Role::Playing {
             stream_id,
             live,
@@ -215,7 +216,7 @@ impl Connection {
                 self.session
                     .send_audio_data(*stream_id, body, timestamp, false)
             }
-            .map_err(|e| format!("{e:?}"))?;
+            .map_err(RtmpError::Play)?;
             live.counters
                 .bytes_out
                 .fetch_add(length, std::sync::atomic::Ordering::Relaxed);

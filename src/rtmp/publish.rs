@@ -8,6 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use rml_rtmp::time::RtmpTimestamp;
 
+use super::error::RtmpError;
 use super::flv::{Depacketizer, Inbound};
 use super::server::{Connection, Role, TEMPLATE_START_TIMEOUT};
 use crate::config::model::Template;
@@ -19,7 +20,7 @@ impl Connection {
         &mut self,
         request_id: u32,
         name: String,
-    ) -> Result<(), String> {
+    ) -> Result<(), RtmpError> {
         if let Err(why) = crate::media::name::check(&name) {
             tracing::info!(stream = %crate::media::name::quoted(&name), %why, "rtmp publish refused");
             return self
@@ -134,7 +135,7 @@ impl Connection {
         data: Bytes,
         timestamp: RtmpTimestamp,
         video: bool,
-    ) -> Result<(), String> {
+    ) -> Result<(), RtmpError> {
         let Role::Publishing {
             name, depacketizer, ..
         } = &mut self.role
@@ -146,7 +147,10 @@ impl Connection {
         } else {
             depacketizer.audio(&data, timestamp.value)
         }
-        .map_err(|e| format!("publisher of {name}: {e}"))?;
+        .map_err(|source| RtmpError::Publisher {
+            name: name.clone(),
+            source,
+        })?;
         self.declare_tracks()?;
         let Role::Publishing {
             name, publisher, ..
@@ -158,7 +162,7 @@ impl Connection {
             && publisher.sender.try_send(Published::Frame(frame)).is_err()
         {
             if publisher.sender.is_closed() {
-                return Err(format!("stream {name} stopped taking frames"));
+                return Err(RtmpError::StreamStopped(name.clone()));
             }
             tracing::warn!(stream = %name, "publisher outruns its stream; frame dropped");
         }
@@ -167,7 +171,7 @@ impl Connection {
 
     /// Tells the stream which tracks the publisher declared (metadata and sequence
     /// headers), when that changed: its first segment waits for each of them.
-    pub(super) fn declare_tracks(&mut self) -> Result<(), String> {
+    pub(super) fn declare_tracks(&mut self) -> Result<(), RtmpError> {
         let Role::Publishing {
             name,
             publisher,
@@ -188,7 +192,7 @@ impl Connection {
             // A full queue: declared again with the next tag.
             Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => {}
             Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => {
-                return Err(format!("stream {name} stopped taking frames"));
+                return Err(RtmpError::StreamStopped(name.clone()));
             }
         }
         Ok(())

@@ -5,6 +5,7 @@
 
 use rml_rtmp::time::RtmpTimestamp;
 
+use super::error::RtmpError;
 use super::names::bare_app;
 use super::server::{CHUNK_SIZE_BYTES, Connection, Role};
 
@@ -69,7 +70,7 @@ impl Connection {
         name: &str,
         tc_url: &str,
         key: &str,
-    ) -> Result<(), String> {
+    ) -> Result<(), RtmpError> {
         use rml_rtmp::chunk_io::ChunkSerializer;
         use rml_rtmp::messages::RtmpMessage;
         let message = RtmpMessage::Amf0Command {
@@ -80,14 +81,14 @@ impl Connection {
         };
         let payload = message
             .into_message_payload(RtmpTimestamp::new(0), stream_id)
-            .map_err(|e| format!("redirect: {e:?}"))?;
+            .map_err(RtmpError::RedirectMessage)?;
         let mut serializer = ChunkSerializer::new();
         serializer
             .set_max_chunk_size(CHUNK_SIZE_BYTES, RtmpTimestamp::new(0))
-            .map_err(|e| format!("redirect: {e:?}"))?;
+            .map_err(RtmpError::RedirectChunk)?;
         let packet = serializer
             .serialize(&payload, true, false)
-            .map_err(|e| format!("redirect: {e:?}"))?;
+            .map_err(RtmpError::RedirectChunk)?;
         self.write(&packet.bytes).await?;
         tracing::info!(stream = %name, to = %tc_url, "rtmp player redirected to a peer");
         self.role = Role::Redirected;

@@ -24,11 +24,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, broadcast, watch};
 
+use super::error::RtmpError;
 use super::flv::Depacketizer;
 use super::guard::ChunkGuard;
 use super::names::stream_name;
 use crate::accept::AcceptFailures;
 use crate::config::model::Template;
+use crate::error::Classified;
 use crate::media::directory::{Directory, Published, Publisher};
 use crate::media::frame::Frame;
 use crate::media::live::LiveStream;
@@ -102,7 +104,7 @@ pub async fn serve(
         let runtime = context.node.runtime.clone();
         runtime.spawn("rtmp-connection", async move {
             if let Err(reason) = Connection::run(context, socket, remote).await {
-                tracing::info!(%remote, %reason, "rtmp connection closed");
+                tracing::info!(%remote, %reason, fault = %reason.fault(), "rtmp connection closed");
             }
             drop(permit);
         });
@@ -156,17 +158,16 @@ impl Connection {
         context: RtmpContext,
         mut socket: TcpStream,
         remote: SocketAddr,
-    ) -> Result<(), String> {
+    ) -> Result<(), RtmpError> {
         let remaining = tokio::time::timeout(
             HANDSHAKE_TIMEOUT,
             super::handshake::run(&mut socket, PeerType::Server),
         )
         .await
-        .map_err(|_| format!("handshake not completed within {HANDSHAKE_TIMEOUT:?}"))??;
+        .map_err(|_| RtmpError::HandshakeTimeout)??;
         let mut config = ServerSessionConfig::new();
         config.chunk_size = CHUNK_SIZE_BYTES;
-        let (session, initial) =
-            ServerSession::new(config).map_err(|e| format!("session: {e:?}"))?;
+        let (session, initial) = ServerSession::new(config).map_err(RtmpError::Session)?;
         let mut connection = Connection {
             context,
             socket,
@@ -180,7 +181,11 @@ impl Connection {
         result
     }
 
-    pub(super) async fn serve(&mut self, first: Vec<u8>, remote: SocketAddr) -> Result<(), String> {
+    pub(super) async fn serve(
+        &mut self,
+        first: Vec<u8>,
+        remote: SocketAddr,
+    ) -> Result<(), RtmpError> {
         self.input(&first).await?;
         let mut buffer = vec![0u8; READ_BUFFER_BYTES];
         loop {
@@ -191,7 +196,7 @@ impl Connection {
                 };
                 match next {
                     Next::Read(read) => {
-                        let length = read.map_err(|e| e.to_string())?;
+                        let length = read.map_err(RtmpError::Read)?;
                         if length == 0 {
                             return Ok(());
                         }
@@ -199,9 +204,7 @@ impl Connection {
                     }
                     Next::Frame(Ok(frame)) => self.play_frame(&frame).await?,
                     Next::Frame(Err(broadcast::error::RecvError::Lagged(missed))) => {
-                        return Err(format!(
-                            "player {remote} fell {missed} frames behind; dropped"
-                        ));
+                        return Err(RtmpError::Lagged { remote, missed });
                     }
                     Next::Frame(Err(broadcast::error::RecvError::Closed)) => return Ok(()),
                 }
@@ -219,11 +222,11 @@ impl Connection {
             let read = if idle {
                 tokio::time::timeout(IDLE_TIMEOUT, self.socket.read(&mut buffer))
                     .await
-                    .map_err(|_| format!("nothing received for {IDLE_TIMEOUT:?}"))?
+                    .map_err(|_| RtmpError::Idle)?
             } else {
                 self.socket.read(&mut buffer).await
             };
-            let length = read.map_err(|e| e.to_string())?;
+            let length = read.map_err(RtmpError::Read)?;
             if length == 0 {
                 return Ok(());
             }
@@ -231,29 +234,29 @@ impl Connection {
         }
     }
 
-    pub(super) async fn input(&mut self, bytes: &[u8]) -> Result<(), String> {
+    pub(super) async fn input(&mut self, bytes: &[u8]) -> Result<(), RtmpError> {
         if bytes.is_empty() {
             return Ok(());
         }
-        self.guard.feed(bytes).map_err(|e| e.to_string())?;
+        self.guard.feed(bytes)?;
         let session = &mut self.session;
         let results = std::panic::catch_unwind(AssertUnwindSafe(|| session.handle_input(bytes)))
-            .map_err(|_| "malformed RTMP message (the parser refused it)".to_string())?
-            .map_err(|e| format!("protocol error: {e:?}"))?;
+            .map_err(|_| RtmpError::Malformed)?
+            .map_err(RtmpError::Protocol)?;
         self.handle_results(results).await
     }
 
-    pub(super) async fn write(&mut self, bytes: &[u8]) -> Result<(), String> {
+    pub(super) async fn write(&mut self, bytes: &[u8]) -> Result<(), RtmpError> {
         tokio::time::timeout(WRITE_TIMEOUT, self.socket.write_all(bytes))
             .await
-            .map_err(|_| format!("write blocked for {WRITE_TIMEOUT:?}"))?
-            .map_err(|e| e.to_string())
+            .map_err(|_| RtmpError::WriteBlocked)?
+            .map_err(RtmpError::Write)
     }
 
     pub(super) async fn handle_results(
         &mut self,
         results: Vec<ServerSessionResult>,
-    ) -> Result<(), String> {
+    ) -> Result<(), RtmpError> {
         for result in results {
             match result {
                 ServerSessionResult::OutboundResponse(packet) => self.write(&packet.bytes).await?,
@@ -264,10 +267,13 @@ impl Connection {
         Ok(())
     }
 
-    pub(super) fn accept(&mut self, request_id: u32) -> Result<Vec<ServerSessionResult>, String> {
+    pub(super) fn accept(
+        &mut self,
+        request_id: u32,
+    ) -> Result<Vec<ServerSessionResult>, RtmpError> {
         self.session
             .accept_request(request_id)
-            .map_err(|e| format!("accept: {e:?}"))
+            .map_err(RtmpError::Accept)
     }
 
     /// Refuses a request; the connection stays open (a client may try another name, and
@@ -277,16 +283,16 @@ impl Connection {
         request_id: u32,
         code: &str,
         description: &str,
-    ) -> Result<(), String> {
+    ) -> Result<(), RtmpError> {
         tracing::info!(%code, %description, "rtmp request refused");
         let results = self
             .session
             .reject_request(request_id, code, description)
-            .map_err(|e| format!("reject: {e:?}"))?;
+            .map_err(RtmpError::Reject)?;
         self.handle_results(results).await
     }
 
-    pub(super) async fn event(&mut self, event: ServerSessionEvent) -> Result<(), String> {
+    pub(super) async fn event(&mut self, event: ServerSessionEvent) -> Result<(), RtmpError> {
         match event {
             ServerSessionEvent::ConnectionRequested { request_id, .. } => {
                 let results = self.accept(request_id)?;

@@ -15,7 +15,9 @@ use super::commands::{self, COMMANDS};
 use super::render::{Style, render};
 use super::server::ask;
 use super::wire::Reply;
+use crate::error::{Classified, Fault};
 use crate::mesh::auth::{self, ClusterIdentity, SHELL_ALPN};
+use crate::mesh::connect::ConnectError;
 
 /// Where the key comes from when `--key` is absent.
 pub const KEY_ENV: &str = "FLOTILLA_CLUSTER_KEY";
@@ -87,23 +89,38 @@ fn shell_auth(options: &ShellOptions) -> Result<ShellAuth, ShellError> {
         .map_err(|e| ShellError::Config(e.to_string()))
 }
 
-/// Why the shell could not run.
+/// Why the shell could not run, as the operator reads it: the variant is who is at
+/// fault (the typed causes are classified where they arise), the text says what
+/// happened and to which node.
 #[derive(Debug, thiserror::Error)]
 pub enum ShellError {
+    /// The shell's own options or config: no key, no password, an unreadable file.
     #[error("config: {0}")]
     Config(String),
+    /// The node could not be reached or the connection failed (retry).
     #[error("transport: {0}")]
     Transport(String),
+    /// The node refused: another key, a wrong password, a closed connection.
     #[error("refused: {0}")]
     Refused(String),
+}
+
+impl Classified for ShellError {
+    fn fault(&self) -> Fault {
+        match self {
+            ShellError::Config(_) => Fault::Config,
+            ShellError::Transport(_) => Fault::Transport,
+            ShellError::Refused(_) => Fault::Peer,
+        }
+    }
 }
 
 impl ShellError {
     /// The process exit status.
     pub fn exit_code(&self) -> u8 {
-        match self {
-            ShellError::Config(_) => 1,
-            ShellError::Transport(_) | ShellError::Refused(_) => 3,
+        match self.fault() {
+            Fault::Config => 1,
+            Fault::Local | Fault::Peer | Fault::Transport => 3,
         }
     }
 }
@@ -175,13 +192,11 @@ impl Session {
                     auth::HANDSHAKE_TIMEOUT
                 ))
             })?
-            .map_err(|e| {
-                let text = e.to_string();
-                if crate::mesh::service::is_unauthorized(&text) {
-                    ShellError::Refused(format!("{node} holds another cluster key ({text})"))
-                } else {
-                    ShellError::Transport(format!("{node}: {text}"))
+            .map_err(|e| match ConnectError::from(e) {
+                error if error.is_unauthorized() => {
+                    ShellError::Refused(format!("{node} holds another cluster key ({error})"))
                 }
+                error => ShellError::Transport(format!("{node}: {error}")),
             })?;
         if let ShellAuth::Login { user, password } = credential {
             log_in(&connection, node, user, password).await?;
@@ -200,7 +215,7 @@ impl Session {
                 Some(quinn::ConnectionError::ApplicationClosed(close)) => {
                     ShellError::Refused(String::from_utf8_lossy(&close.reason).to_string())
                 }
-                _ => ShellError::Transport(error),
+                _ => ShellError::Transport(error.to_string()),
             })
     }
 
@@ -209,7 +224,7 @@ impl Session {
     pub async fn trace(&self, line: &str, json: bool, style: Style) -> Result<bool, ShellError> {
         let mut receive = super::server::send_command(&self.connection, line)
             .await
-            .map_err(ShellError::Transport)?;
+            .map_err(|error| ShellError::Transport(error.to_string()))?;
         let interrupted = tokio::signal::ctrl_c();
         tokio::pin!(interrupted);
         loop {
@@ -262,26 +277,26 @@ async fn log_in(
 ) -> Result<(), ShellError> {
     use super::login::{LoginRequest, Side, binding, proof, verify};
     use super::wire::{self, MAX_REPLY_BYTES, MAX_REQUEST_BYTES};
-    let transport = |e: String| ShellError::Transport(format!("{node}: login: {e}"));
-    let binding = binding(connection).map_err(transport)?;
+    let transport =
+        |e: &dyn std::fmt::Display| ShellError::Transport(format!("{node}: login: {e}"));
+    let binding = binding(connection).map_err(|e| transport(&e))?;
     let exchange = async {
-        let (mut send, mut receive) = connection.open_bi().await.map_err(|e| e.to_string())?;
+        let (mut send, mut receive) = connection
+            .open_bi()
+            .await
+            .map_err(super::server::AskError::Open)?;
         let request = LoginRequest {
             user: user.to_string(),
             proof: proof(password, Side::Client, &binding),
         };
-        wire::write(&mut send, &request, MAX_REQUEST_BYTES)
-            .await
-            .map_err(|e| e.to_string())?;
+        wire::write(&mut send, &request, MAX_REQUEST_BYTES).await?;
         let _ = send.finish();
-        wire::read::<Reply>(&mut receive, MAX_REPLY_BYTES)
-            .await
-            .map_err(|e| e.to_string())
+        Ok::<_, super::server::AskError>(wire::read::<Reply>(&mut receive, MAX_REPLY_BYTES).await?)
     };
     let reply = tokio::time::timeout(super::server::LOGIN_TIMEOUT, exchange)
         .await
-        .map_err(|_| transport("no answer in time".into()))?
-        .map_err(transport)?;
+        .map_err(|_| transport(&"no answer in time"))?
+        .map_err(|e| transport(&e))?;
     if let Some(error) = reply.error_message() {
         return Err(ShellError::Refused(format!(
             "{node} refused the login: {error}"

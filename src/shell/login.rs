@@ -50,12 +50,24 @@ impl Side {
 }
 
 /// The exporter value of `connection` both ends bind their proofs to.
-pub fn binding(connection: &quinn::Connection) -> Result<[u8; BINDING_BYTES], String> {
+pub fn binding(connection: &quinn::Connection) -> Result<[u8; BINDING_BYTES], NoExporter> {
     let mut value = [0u8; BINDING_BYTES];
     connection
         .export_keying_material(&mut value, EXPORTER_LABEL, b"")
-        .map_err(|e| format!("no TLS exporter on this connection: {e:?}"))?;
+        .map_err(NoExporter)?;
     Ok(value)
+}
+
+/// The connection's TLS session gave no exporter value: this node's own failure (the
+/// session is rustls's TLS 1.3, which always has one), so no login can be proven.
+#[derive(Debug, thiserror::Error)]
+#[error("no TLS exporter on this connection: {0:?}")]
+pub struct NoExporter(pub quinn::crypto::ExportKeyingMaterialError);
+
+impl crate::error::Classified for NoExporter {
+    fn fault(&self) -> crate::error::Fault {
+        crate::error::Fault::Local
+    }
 }
 
 /// `side`'s proof of `password` for the session with `binding`, in hex.

@@ -23,6 +23,7 @@ use super::login::{self, LoginRequest, Side, binding};
 use super::wire::{self, MAX_REPLY_BYTES, MAX_REQUEST_BYTES, Reply, Request as ShellRequest};
 use crate::config::model::Credentials;
 use crate::config::values::Cidr;
+use crate::error::{Classified, Fault};
 use crate::http::access::Access;
 use crate::log_limit::LimitedWarning;
 use crate::mesh::service::{MeshService, ShellAcceptor};
@@ -126,7 +127,7 @@ impl ShellServer {
                 "this node has no edit_auth or view_auth: use the cluster key".to_string()
             }
             (Err(error), _) => format!("bad login frame: {error}"),
-            (_, Err(error)) => error,
+            (_, Err(error)) => error.to_string(),
             (Ok(request), Ok(binding)) => {
                 match login::check(request, &binding, edit.as_ref(), view.as_ref()) {
                     Some((access, credentials)) => {
@@ -457,30 +458,51 @@ impl ShellServer {
     }
 }
 
+/// Why a command sent to a node's shell got no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum AskError {
+    /// No stream could be opened: the connection is lost or the node closed it.
+    #[error("{0}")]
+    Open(quinn::ConnectionError),
+    /// The request or the answer frame failed (see [`wire::FrameError`]).
+    #[error("{0}")]
+    Frame(#[from] wire::FrameError),
+    /// The node did not answer within [`COMMAND_TIMEOUT`] (transport; retry).
+    #[error("no answer within {COMMAND_TIMEOUT:?}")]
+    Timeout,
+}
+
+impl Classified for AskError {
+    fn fault(&self) -> Fault {
+        match self {
+            AskError::Open(quinn::ConnectionError::ApplicationClosed(_)) => Fault::Peer,
+            AskError::Open(_) | AskError::Timeout => Fault::Transport,
+            AskError::Frame(error) => error.fault(),
+        }
+    }
+}
+
 /// Sends one command on `connection` and reads the answer.
-pub async fn ask(connection: &quinn::Connection, line: &str) -> Result<Reply, String> {
+pub async fn ask(connection: &quinn::Connection, line: &str) -> Result<Reply, AskError> {
     let mut receive = send_command(connection, line).await?;
-    tokio::time::timeout(
+    Ok(tokio::time::timeout(
         COMMAND_TIMEOUT + Duration::from_secs(1),
         wire::read::<Reply>(&mut receive, MAX_REPLY_BYTES),
     )
     .await
-    .map_err(|_| format!("no answer within {COMMAND_TIMEOUT:?}"))?
-    .map_err(|e| e.to_string())
+    .map_err(|_| AskError::Timeout)??)
 }
 
 /// Opens a stream on `connection` and sends `line`; the replies come on the returned half.
 pub async fn send_command(
     connection: &quinn::Connection,
     line: &str,
-) -> Result<quinn::RecvStream, String> {
-    let (mut send, receive) = connection.open_bi().await.map_err(|e| e.to_string())?;
+) -> Result<quinn::RecvStream, AskError> {
+    let (mut send, receive) = connection.open_bi().await.map_err(AskError::Open)?;
     let request = ShellRequest {
         line: line.to_string(),
     };
-    wire::write(&mut send, &request, MAX_REQUEST_BYTES)
-        .await
-        .map_err(|e| e.to_string())?;
+    wire::write(&mut send, &request, MAX_REQUEST_BYTES).await?;
     let _ = send.finish();
     Ok(receive)
 }

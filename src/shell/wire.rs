@@ -5,6 +5,8 @@
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use crate::error::{Classified, Fault};
+
 /// Longest command line accepted (a command, a path and a reason fit easily).
 pub const MAX_REQUEST_BYTES: usize = 4 * 1024;
 /// Longest reply (a tree of 100,000 actors is ~20 MB; the node bounds its lists first).
@@ -49,12 +51,25 @@ impl Reply {
 /// Why a frame could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {
+    /// Over the limit of its direction (the sender is at fault: the other side for a
+    /// frame read, this side for one written).
     #[error("frame of {0} bytes is over the {1}-byte limit")]
     TooLarge(usize, usize),
+    /// Not the JSON of the expected frame (peer), or a value that does not encode.
     #[error("malformed frame: {0}")]
-    Malformed(String),
+    Malformed(#[from] serde_json::Error),
+    /// The stream failed under the frame (transport).
     #[error("transport: {0}")]
-    Transport(String),
+    Transport(#[from] std::io::Error),
+}
+
+impl Classified for FrameError {
+    fn fault(&self) -> Fault {
+        match self {
+            FrameError::TooLarge(..) | FrameError::Malformed(_) => Fault::Peer,
+            FrameError::Transport(_) => Fault::Transport,
+        }
+    }
 }
 
 /// Writes `value` as one frame.
@@ -63,17 +78,13 @@ pub async fn write<T: Serialize>(
     value: &T,
     limit: usize,
 ) -> Result<(), FrameError> {
-    let body = serde_json::to_vec(value).map_err(|e| FrameError::Malformed(e.to_string()))?;
+    let body = serde_json::to_vec(value)?;
     if body.len() > limit {
         return Err(FrameError::TooLarge(body.len(), limit));
     }
     let length = u32::try_from(body.len()).map_err(|_| FrameError::TooLarge(body.len(), limit))?;
-    let transport = |e: std::io::Error| FrameError::Transport(e.to_string());
-    stream
-        .write_all(&length.to_be_bytes())
-        .await
-        .map_err(transport)?;
-    stream.write_all(&body).await.map_err(transport)
+    stream.write_all(&length.to_be_bytes()).await?;
+    Ok(stream.write_all(&body).await?)
 }
 
 /// Reads one frame of at most `limit` bytes.
@@ -81,16 +92,15 @@ pub async fn read<T: for<'de> Deserialize<'de>>(
     stream: &mut (impl AsyncRead + Unpin),
     limit: usize,
 ) -> Result<T, FrameError> {
-    let transport = |e: std::io::Error| FrameError::Transport(e.to_string());
     let mut header = [0u8; 4];
-    stream.read_exact(&mut header).await.map_err(transport)?;
+    stream.read_exact(&mut header).await?;
     let length = u32::from_be_bytes(header) as usize;
     if length > limit {
         return Err(FrameError::TooLarge(length, limit));
     }
     let mut body = vec![0u8; length];
-    stream.read_exact(&mut body).await.map_err(transport)?;
-    serde_json::from_slice(&body).map_err(|e| FrameError::Malformed(e.to_string()))
+    stream.read_exact(&mut body).await?;
+    Ok(serde_json::from_slice(&body)?)
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use crate::node::NodeContext;
 use crate::registry::{Counters, Entry};
 use crate::rt::Runtime;
-use crate::supervisor::{ChildSpec, Restart, Shutdown, StartContext};
+use crate::supervisor::{ChildSpec, Restart, Shutdown, StartContext, StartError};
 
 /// A leaf actor's behaviour.
 pub trait Worker: Send + Sync + 'static {
@@ -254,7 +254,7 @@ pub fn worker_child<W: Worker + Clone>(
                 Actor::spawn_linked(None, managed, arguments, context.supervisor)
                     .await
                     .map(|(actor, _)| actor.get_cell())
-                    .map_err(|error| error.to_string())
+                    .map_err(StartError::from)
             })
         }),
     }

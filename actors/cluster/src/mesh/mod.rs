@@ -4,4 +4,4 @@ pub mod history;
 mod peer_link;
 pub mod view;
 
-pub use peer_link::{Exchanged, NoMesh, PeerIo, PeerLink, PeerLinkMsg};
+pub use peer_link::{ExchangeFailure, Exchanged, MeshOff, NoMesh, PeerIo, PeerLink, PeerLinkMsg};

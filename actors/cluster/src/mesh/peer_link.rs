@@ -23,12 +23,16 @@ pub enum Exchanged {
     PeerCalled,
 }
 
+/// Why an exchange failed: the node's own typed error (which says who is at fault),
+/// opaque here because this crate knows nothing of QUIC or TLS. The link only shows it.
+pub type ExchangeFailure = Box<dyn std::error::Error + Send + Sync>;
+
 /// The node's side of peer links.
 pub trait PeerIo: Send + Sync + 'static {
     /// One exchange with `peer` (connecting first if needed), unless the peer called
-    /// this round. The outcome goes into the cluster view; the error string is for the
+    /// this round. The outcome goes into the cluster view; the error is shown in the
     /// link's summary.
-    fn exchange(&self, peer: &str) -> BoxFuture<Result<Exchanged, String>>;
+    fn exchange(&self, peer: &str) -> BoxFuture<Result<Exchanged, ExchangeFailure>>;
     /// How often to exchange with `peer` (its `fetch_timeout`).
     fn fetch_interval(&self, peer: &str) -> Duration;
     /// Bytes this node holds about `peer` (its copy of the peer's state).
@@ -119,7 +123,7 @@ impl Worker for PeerLink {
                 }
                 Err(error) => {
                     state.failures_in_a_row += 1;
-                    state.last_error = Some(error);
+                    state.last_error = Some(error.to_string());
                 }
             },
         }
@@ -155,9 +159,14 @@ impl Worker for PeerLink {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct NoMesh;
 
+/// Why a node without a mesh exchanges nothing: its config has no `cluster_key`.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("no cluster_key: the mesh is off")]
+pub struct MeshOff;
+
 impl PeerIo for NoMesh {
-    fn exchange(&self, _peer: &str) -> BoxFuture<Result<Exchanged, String>> {
-        Box::pin(async { Err("no cluster_key: the mesh is off".to_string()) })
+    fn exchange(&self, _peer: &str) -> BoxFuture<Result<Exchanged, ExchangeFailure>> {
+        Box::pin(async { Err(MeshOff.into()) })
     }
     fn fetch_interval(&self, _peer: &str) -> Duration {
         Duration::from_secs(3)

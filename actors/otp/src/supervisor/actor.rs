@@ -24,6 +24,7 @@ use ractor::{
     Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent,
 };
 
+use super::error::{StartError, SupervisorError, SupervisorFailure};
 use super::intensity::RestartWindow;
 use super::spec::{ChildSpec, Restart, Shutdown, StartContext, Strategy, SupervisorSpec};
 use crate::node::NodeContext;
@@ -52,32 +53,6 @@ pub enum SupervisorMsg {
     /// Fails on purpose (the kill API), so the parent supervisor acts.
     InjectFailure(String),
 }
-
-/// Why a supervisor refused a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SupervisorError {
-    /// A child with this id exists already.
-    DuplicateId(String),
-    /// No child has this id.
-    NotFound(String),
-    /// The child's start function failed.
-    StartFailed(String),
-    /// `max_children` reached.
-    TooManyChildren(usize),
-}
-
-impl std::fmt::Display for SupervisorError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SupervisorError::DuplicateId(id) => write!(f, "a child `{id}` exists already"),
-            SupervisorError::NotFound(id) => write!(f, "no child `{id}`"),
-            SupervisorError::StartFailed(reason) => write!(f, "start failed: {reason}"),
-            SupervisorError::TooManyChildren(max) => write!(f, "already {max} children"),
-        }
-    }
-}
-
-impl std::error::Error for SupervisorError {}
 
 /// A child as `Children` reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -187,7 +162,7 @@ impl SupervisorState {
     }
 
     /// Starts one incarnation of child `seq`.
-    async fn start_child(&mut self, myself: &ActorCell, seq: u64) -> Result<(), String> {
+    async fn start_child(&mut self, myself: &ActorCell, seq: u64) -> Result<(), StartError> {
         let Some(child) = self.children.get_mut(&seq) else {
             return Ok(());
         };
@@ -313,10 +288,10 @@ impl SupervisorState {
         if self.window.allow(self.spec.intensity, now) {
             Ok(())
         } else {
-            Err(format!(
-                "restart intensity exceeded: more than {} restarts in {:?}",
-                self.spec.intensity.max_restarts, self.spec.intensity.period
-            )
+            Err(SupervisorFailure::IntensityExceeded {
+                max_restarts: self.spec.intensity.max_restarts,
+                period: self.spec.intensity.period,
+            }
             .into())
         }
     }
@@ -446,13 +421,17 @@ impl Actor for Supervisor {
             initial.extend(source());
         }
         for spec in initial {
+            let path = state.path.clone();
             let started = match state.add_child(spec) {
-                Ok(seq) => state.start_child(&myself.get_cell(), seq).await,
-                Err(error) => Err(error.to_string()),
+                Ok(seq) => state
+                    .start_child(&myself.get_cell(), seq)
+                    .await
+                    .map_err(|source| SupervisorFailure::ChildFailed { path, source }),
+                Err(source) => Err(SupervisorFailure::ChildRefused { path, source }),
             };
-            if let Err(reason) = started {
+            if let Err(failure) = started {
                 state.shut_down().await;
-                return Err(format!("{}: a child failed to start: {reason}", state.path).into());
+                return Err(failure.into());
             }
         }
         let injector_target = myself.clone();
@@ -490,9 +469,9 @@ impl Actor for Supervisor {
                 let result = match state.add_child(spec) {
                     Ok(seq) => match state.start_child(&myself.get_cell(), seq).await {
                         Ok(()) => Ok(()),
-                        Err(reason) => {
+                        Err(error) => {
                             state.remove_child(seq);
-                            Err(SupervisorError::StartFailed(reason))
+                            Err(SupervisorError::StartFailed(error))
                         }
                     },
                     Err(error) => Err(error),
@@ -537,7 +516,7 @@ impl Actor for Supervisor {
             }
             SupervisorMsg::InjectFailure(reason) => {
                 state.shut_down().await;
-                return Err(format!("failure injected: {reason}").into());
+                return Err(SupervisorFailure::Injected(reason).into());
             }
         }
         state.entry.set_summary(&summary(state));

@@ -1,15 +1,16 @@
 //! Supervision: OTP's supervisor behaviour on ractor (see docs/runtime-semantics.md).
 
 mod actor;
+mod error;
 mod intensity;
 mod spec;
 #[cfg(test)]
 mod tests;
 
 pub use actor::{
-    ChildSummary, KILL_CONFIRM_TIMEOUT, Supervisor, SupervisorArgs, SupervisorError, SupervisorMsg,
-    is_normal_exit,
+    ChildSummary, KILL_CONFIRM_TIMEOUT, Supervisor, SupervisorArgs, SupervisorMsg, is_normal_exit,
 };
+pub use error::{StartError, SupervisorError, SupervisorFailure};
 pub use intensity::RestartWindow;
 pub use spec::{
     Backoff, BoxFuture, ChildSource, ChildSpec, DEFAULT_MAX_CHILDREN, Intensity, Restart, Shutdown,
@@ -44,7 +45,7 @@ pub fn supervisor_child(id: impl Into<String>, spec: SupervisorSpec) -> ChildSpe
                 Actor::spawn_linked(None, Supervisor, args, context.supervisor)
                     .await
                     .map(|(actor, _)| actor.get_cell())
-                    .map_err(|error| error.to_string())
+                    .map_err(StartError::from)
             })
         }),
     }
@@ -63,7 +64,7 @@ pub fn supervisor_at(node: &NodeContext, path: &ActorPath) -> Option<ActorRef<Su
 pub async fn start_root(
     node: &NodeContext,
     spec: SupervisorSpec,
-) -> Result<(ActorRef<SupervisorMsg>, tokio::task::JoinHandle<()>), String> {
+) -> Result<(ActorRef<SupervisorMsg>, tokio::task::JoinHandle<()>), StartError> {
     let path = ActorPath::root();
     let entry = node.registry.ensure(&path, "supervisor", None);
     let args = SupervisorArgs {
@@ -72,9 +73,7 @@ pub async fn start_root(
         entry: entry.clone(),
         spec,
     };
-    let (actor, handle) = Actor::spawn(None, Supervisor, args)
-        .await
-        .map_err(|error| error.to_string())?;
+    let (actor, handle) = Actor::spawn(None, Supervisor, args).await?;
     entry.mark_started(actor.get_cell(), node.runtime.wall_clock_ms());
     Ok((actor, handle))
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use ractor::ActorCell;
 
+use super::error::StartError;
 use crate::node::NodeContext;
 use crate::registry::{ActorPath, Entry};
 
@@ -110,7 +111,8 @@ pub struct StartContext {
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 /// Starts one incarnation of a child, linked to `supervisor`; returns its cell.
-pub type StartFn = Arc<dyn Fn(StartContext) -> BoxFuture<Result<ActorCell, String>> + Send + Sync>;
+pub type StartFn =
+    Arc<dyn Fn(StartContext) -> BoxFuture<Result<ActorCell, StartError>> + Send + Sync>;
 
 /// A child specification: how to start, restart and stop one child.
 #[derive(Clone)]

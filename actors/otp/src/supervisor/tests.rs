@@ -386,12 +386,18 @@ async fn dynamic_children_are_added_removed_and_rebuilt_from_their_source() {
     );
 
     let added = ractor::call!(sessions, SupervisorMsg::StartChild, probe("s2", &log)).unwrap();
-    assert_eq!(added, Ok(()));
+    assert!(added.is_ok(), "{added:?}");
     desired.lock().unwrap().push("s2");
     let duplicate = ractor::call!(sessions, SupervisorMsg::StartChild, probe("s2", &log)).unwrap();
-    assert_eq!(duplicate, Err(SupervisorError::DuplicateId("s2".into())));
+    assert!(
+        matches!(&duplicate, Err(SupervisorError::DuplicateId(id)) if id == "s2"),
+        "{duplicate:?}"
+    );
     let full = ractor::call!(sessions, SupervisorMsg::StartChild, probe("s3", &log)).unwrap();
-    assert_eq!(full, Err(SupervisorError::TooManyChildren(2)));
+    assert!(
+        matches!(full, Err(SupervisorError::TooManyChildren(2))),
+        "{full:?}"
+    );
 
     // Restart the dynamic supervisor: its children come back from the source, not memory.
     assert!(
@@ -418,7 +424,7 @@ async fn dynamic_children_are_added_removed_and_rebuilt_from_their_source() {
             .unwrap(),
     );
     let removed = ractor::call!(sessions, SupervisorMsg::TerminateChild, "s1".to_string()).unwrap();
-    assert_eq!(removed, Ok(()));
+    assert!(removed.is_ok(), "{removed:?}");
     assert!(node.registry.get(&path("node/sessions/s1")).is_none());
     let children = ractor::call!(sessions, SupervisorMsg::Children).unwrap();
     assert_eq!(
@@ -484,7 +490,13 @@ async fn a_child_that_fails_to_start_fails_the_supervisor_start() {
         restart: Restart::Permanent,
         shutdown: Shutdown::BrutalKill,
         backoff: None,
-        start: Arc::new(|_| Box::pin(async { Err("camera refused".to_string()) })),
+        start: Arc::new(|_| {
+            Box::pin(async {
+                Err(StartError::Spawn(ractor::SpawnErr::StartupFailed(
+                    "camera refused".into(),
+                )))
+            })
+        }),
     };
     let log = Log::default();
     let spec = SupervisorSpec::new(
@@ -492,8 +504,9 @@ async fn a_child_that_fails_to_start_fails_the_supervisor_start() {
         generous(),
         vec![probe("a", &log), failing],
     );
-    let error = start_root(&node, spec).await.unwrap_err();
+    let error = start_root(&node, spec).await.unwrap_err().to_string();
     assert!(error.contains("camera refused"), "{error}");
+    assert!(error.contains("node: a child failed to start"), "{error}");
     assert_eq!(
         entries(&log),
         vec!["start:a", "stop:a"],
