@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 
 use flotilla_cluster::ingest::board::IngestBoard;
-use flotilla_cluster::ingest::{FrameSource, IngestIo, StreamFrames};
+use flotilla_cluster::ingest::{IngestIo, StreamFrames};
 use flotilla_cluster::mesh::view::{ClusterView, IngestRole};
 
 use crate::media::directory::Directory;
@@ -29,34 +29,19 @@ impl IngestIo for NodeIngestIo {
         self.stats.snapshot().cpu_usage
     }
 
-    fn frame_sources(
-        &self,
-        streams: &mut dyn Iterator<Item = &str>,
-        out: &mut Vec<Option<Arc<dyn FrameSource>>>,
-    ) -> u64 {
-        out.clear();
-        self.directory.with_all(|running, version| {
-            out.extend(streams.map(|stream| {
-                running
-                    .get(stream)
-                    .map(|live| live.clone() as Arc<dyn FrameSource>)
-            }));
-            version
-        })
-    }
-
-    fn streams_version(&self) -> u64 {
-        self.directory.version()
+    fn frames(&self, stream: &str, now_ms: u64) -> Option<StreamFrames> {
+        self.directory
+            .get(stream)
+            .map(|live| frames_of(&live, now_ms))
     }
 }
 
-impl FrameSource for LiveStream {
-    fn frames(&self, now_ms: u64) -> StreamFrames {
-        let last_frame_ms = self.counters.last_frame_ms.load(Ordering::Relaxed);
-        StreamFrames {
-            alive: self.is_alive(now_ms, ALIVE_WITHIN_MS),
-            last_frame_ms: Some(last_frame_ms).filter(|frame_ms| *frame_ms != 0),
-        }
+/// A running stream's frames at `now_ms`.
+fn frames_of(live: &LiveStream, now_ms: u64) -> StreamFrames {
+    let last_frame_ms = live.counters.last_frame_ms.load(Ordering::Relaxed);
+    StreamFrames {
+        alive: live.is_alive(now_ms, ALIVE_WITHIN_MS),
+        last_frame_ms: Some(last_frame_ms).filter(|frame_ms| *frame_ms != 0),
     }
 }
 

@@ -90,29 +90,11 @@ pub trait IngestIo: Send + Sync + 'static {
     fn view(&self) -> Option<Arc<RwLock<ClusterView>>>;
     /// This host's CPU usage, percent.
     fn cpu_usage(&self) -> f32;
-    /// The frames of each of `streams` here, in the order given, into `out` (cleared
-    /// first): a handle to read them by at every tick (`None`: not running here). One
-    /// look at the node's streams for all of them; returns the version of the node's set
-    /// of streams read with them ([`IngestIo::streams_version`]).
-    fn frame_sources(
-        &self,
-        streams: &mut dyn Iterator<Item = &str>,
-        out: &mut Vec<Option<Arc<dyn FrameSource>>>,
-    ) -> u64;
-    /// Moves with every change to the node's set of running streams (one started,
-    /// stopped or restarted): while it stands, the handles of
-    /// [`IngestIo::frame_sources`] stand. Asked at every tick, so the captures' frames
-    /// are read through the handles without looking any stream up by name.
-    fn streams_version(&self) -> u64;
+    /// The frames of `stream` here at `now_ms` (`None`: it does not run here).
+    fn frames(&self, stream: &str, now_ms: u64) -> Option<StreamFrames>;
 }
 
-/// One running stream's frames, read at every tick ([`IngestIo::frame_sources`]).
-pub trait FrameSource: Send + Sync {
-    /// Its frames at `now_ms`.
-    fn frames(&self, now_ms: u64) -> StreamFrames;
-}
-
-/// A stream's frames as the coordinator reads them ([`FrameSource::frames`]).
+/// A stream's frames as the coordinator reads them ([`IngestIo::frames`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StreamFrames {
     /// Frames are flowing here now.
@@ -132,17 +114,8 @@ impl IngestIo for NoIngestIo {
     fn cpu_usage(&self) -> f32 {
         0.0
     }
-    fn frame_sources(
-        &self,
-        streams: &mut dyn Iterator<Item = &str>,
-        out: &mut Vec<Option<Arc<dyn FrameSource>>>,
-    ) -> u64 {
-        out.clear();
-        out.extend(streams.map(|_| None));
-        0
-    }
-    fn streams_version(&self) -> u64 {
-        0
+    fn frames(&self, _stream: &str, _now_ms: u64) -> Option<StreamFrames> {
+        None
     }
 }
 
@@ -176,26 +149,9 @@ pub struct IngestState {
     /// The `streams` supervisor's children as of the last [`IngestCoordinator::reconcile`]
     /// (`None`: reconcile at the next tick).
     reconciled: Option<ChildSetStamp>,
-    /// The captures' health as of the last tick (rewritten at every tick, kept for its
-    /// allocations and registry entries).
-    health: CaptureHealth,
-}
-
-/// The health of this node's captures, with what it is read from.
-#[derive(Default)]
-struct CaptureHealth {
-    /// By stream, as the book's captures (shared with the book's last input: replaced,
-    /// or copied on write, only when it changed).
-    by_stream: Arc<BTreeMap<String, Health>>,
-    /// Each capture's registry entry (`node/streams/NAME`), in the same order: looked up
-    /// again only when the captures or the `streams` supervisor's children changed.
-    entries: Vec<Option<Arc<Entry>>>,
-    /// The `streams` supervisor's stamp when `entries` were looked up.
-    stamp: Option<ChildSetStamp>,
-    /// Each capture's frames, in the same order: looked up again only when the
-    /// captures or the node's set of running streams changed (its version, with them).
-    sources: Vec<Option<Arc<dyn FrameSource>>>,
-    sources_version: Option<u64>,
+    /// The captures' health as of the last tick (shared with the book's last input:
+    /// replaced only when some capture's health changed, see `quiet`).
+    health: Arc<BTreeMap<String, Health>>,
 }
 
 /// Which set of children a supervisor had: its registry entry (held, so that another
@@ -343,79 +299,39 @@ impl IngestCoordinator {
         }
     }
 
-    /// The health of every capture, written into `health` (keyed as the book's captures;
-    /// the map is replaced only when some capture's health changed, as on few ticks).
+    /// The health of every capture, read afresh: its actor's restarts and start from the
+    /// registry (`node/streams/NAME`), its frames from the node. The last tick's map is
+    /// kept when nothing in it changed (few ticks change it), so the book's input is
+    /// known unchanged (see `quiet`).
     fn health(
         &self,
         me: &Handle<IngestMsg>,
         book: &IngestBook,
-        health: &mut CaptureHealth,
+        last: &mut Arc<BTreeMap<String, Health>>,
         now_ms: u64,
     ) {
-        let captures = book.captures();
-        let same_streams =
-            health.by_stream.len() == captures.len() && health.by_stream.keys().eq(captures.keys());
-        // The captures' registry entries stand while the same streams are captured and
-        // the `streams` supervisor added or removed no child (its stamp).
-        let stamp = me
-            .node()
-            .registry
-            .get(&ActorPath::root().child("streams"))
-            .map(ChildSetStamp::of);
-        let entries_stand = same_streams
-            && health.entries.len() == captures.len()
-            && matches!((&health.stamp, &stamp), (Some(old), Some(new)) if old.same_as(new));
-        if !entries_stand {
-            // `node/streams/NAME`, built in one buffer for every capture.
-            let mut path = ActorPath::root().child("streams").as_str().to_string();
-            path.push('/');
-            let prefix = path.len();
-            health.entries = captures
-                .keys()
-                .map(|name| {
-                    path.truncate(prefix);
-                    path.push_str(name);
-                    me.node().registry.get_text(&path)
-                })
-                .collect();
-            health.stamp = stamp;
-        }
-        let streams_version = self.io.streams_version();
-        if !same_streams
-            || health.sources.len() != captures.len()
-            || health.sources_version != Some(streams_version)
-        {
-            let version = self.io.frame_sources(
-                &mut captures.keys().map(String::as_str),
-                &mut health.sources,
-            );
-            health.sources_version = Some(version);
-        }
-        let now = health
-            .entries
-            .iter()
-            .zip(&health.sources)
-            .map(|(entry, source)| {
+        let streams = ActorPath::root().child("streams");
+        let now: BTreeMap<String, Health> = book
+            .captures()
+            .keys()
+            .map(|name| {
+                let entry = me.node().registry.get(&streams.child(name));
                 let restarts = entry.as_ref().map_or(0, |entry| entry.restarts());
                 let started_at_ms = entry.as_ref().map_or(0, |entry| entry.started_at_ms());
-                let frames = source
-                    .as_ref()
-                    .map_or_else(StreamFrames::default, |source| source.frames(now_ms));
-                Health {
+                let frames = self.io.frames(name, now_ms).unwrap_or_default();
+                let health = Health {
                     alive: frames.alive,
                     restarts,
                     frames_since_start: started_at_ms != 0
                         && frames
                             .last_frame_ms
                             .is_some_and(|frame_ms| frame_ms >= started_at_ms),
-                }
-            });
-        if !same_streams {
-            health.by_stream = Arc::new(captures.keys().cloned().zip(now).collect());
-        } else if !health.by_stream.values().copied().eq(now.clone()) {
-            for (slot, now) in Arc::make_mut(&mut health.by_stream).values_mut().zip(now) {
-                *slot = now;
-            }
+                };
+                (name.clone(), health)
+            })
+            .collect();
+        if **last != now {
+            *last = Arc::new(now);
         }
     }
 }
@@ -517,7 +433,7 @@ impl Worker for IngestCoordinator {
             last_action: None,
             seen: ClusterSeen::default(),
             reconciled: None,
-            health: CaptureHealth::default(),
+            health: Arc::default(),
         })
     }
 
@@ -550,7 +466,7 @@ impl Worker for IngestCoordinator {
                     peers_fading: seen.fading,
                     peers_unconfirmed: seen.unconfirmed,
                     streams: &state.configured,
-                    health: &state.health.by_stream,
+                    health: &state.health,
                     now_ms,
                 };
                 // An unchanged cluster (most ticks) decides nothing new: the board stands.

@@ -330,7 +330,7 @@ mod tests {
     use std::sync::RwLock;
 
     use super::*;
-    use crate::ingest::{FrameSource, NoIngestIo};
+    use crate::ingest::{NoIngestIo, StreamFrames};
     use crate::mesh::view::{ClusterView, PeerLoad, PeerUpdate, RemoteStream};
 
     struct ViewIo(Arc<RwLock<ClusterView>>);
@@ -343,15 +343,8 @@ mod tests {
         fn cpu_usage(&self) -> f32 {
             NoIngestIo.cpu_usage()
         }
-        fn frame_sources(
-            &self,
-            streams: &mut dyn Iterator<Item = &str>,
-            out: &mut Vec<Option<Arc<dyn FrameSource>>>,
-        ) -> u64 {
-            NoIngestIo.frame_sources(streams, out)
-        }
-        fn streams_version(&self) -> u64 {
-            NoIngestIo.streams_version()
+        fn frames(&self, stream: &str, now_ms: u64) -> Option<StreamFrames> {
+            NoIngestIo.frames(stream, now_ms)
         }
     }
 
