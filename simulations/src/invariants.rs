@@ -1,4 +1,4 @@
-//! The invariants a run must keep (reliability.md §A4, I1–I10), plus: every redirect
+//! The invariants a run must keep (I1–I11, each stated in docs/simulation.md), plus: every redirect
 //! points at a live capturer, and no actor or capture outlives its purpose.
 //!
 //! The checker is fed one [`Observation`] of the whole cluster every

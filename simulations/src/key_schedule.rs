@@ -7,7 +7,7 @@
 //! HMAC-SHA-256 for every connection id it issues. With key agreement and signatures
 //! already free of arithmetic (`crypto`, `signatures`), those hashes were the largest
 //! cryptography left in a simulated 5-node, 100-stream run: one twentieth of it
-//! (docs/benchmarks.md, round fourteen), most of it for connection attempts into
+//! (callgrind, 2026-11-22), most of it for connection attempts into
 //! partitions that never complete.
 //!
 //! A simulated node runs the very same schedule, rustls's own, with [`mix`] where HMAC

@@ -4,8 +4,7 @@
 //! Ed25519 key (TLS 1.3 CertificateVerify) and the other verify it: a scalar
 //! multiplication to sign, a double one to verify, and SHA-512 around both. With the key
 //! agreement already free of arithmetic (`crypto::WorldKx`), these were a third of a
-//! handshake and 6 % of a simulated 5-node, 100-stream run (docs/benchmarks.md, round
-//! fourteen).
+//! handshake and 6 % of a simulated 5-node, 100-stream run (callgrind, 2026-11-22).
 //!
 //! In a simulation a handshake signature is a tag instead: the signer's public key and
 //! their [`mix`](crate::mix) with the message. It proves nothing to anyone who knows

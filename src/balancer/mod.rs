@@ -495,7 +495,7 @@ mod tests {
         );
     }
 
-    /// The seed's example (flussonic-spec.md §2.4) through the request path: p1 RU;
+    /// Flussonic's documented GeoIP example through the request path: p1 RU;
     /// p2 RU,CN; p3 CN + default; p4 default.
     #[tokio::test(start_paused = true)]
     async fn viewers_are_routed_by_the_country_of_their_address() {

@@ -21,7 +21,7 @@ fn error_of(text: &str) -> String {
     }
 }
 
-/// flussonic-spec.md §1.9, node A/B of a two-node cluster with cluster ingest.
+/// Flussonic's documented example: node A/B of a two-node cluster with cluster ingest.
 const SPEC_CLUSTER: &str = r#"
 # --- node A and node B of a 2-node peered cluster with cluster ingest (identical files) ---
 http 80 { api false; }            # public media port without API

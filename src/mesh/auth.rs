@@ -4,7 +4,7 @@
 //! cluster key (HKDF-SHA256, then a deterministic certificate: Ed25519 signatures are
 //! deterministic), and pins it as the only trusted root, both ways. So only holders of
 //! the key can complete a QUIC handshake, and the key itself never crosses the wire.
-//! rustls has no external TLS 1.3 PSK (crates.md §2); this is the equivalent.
+//! rustls has no external TLS 1.3 PSK; this is the equivalent.
 //!
 //! A per-peer `cluster_key` override is a second derived identity. The client names the
 //! identity it expects through SNI (a name derived from the key, not the key), and the

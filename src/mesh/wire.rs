@@ -4,8 +4,8 @@
 //! A frame is `[length: u32 BE][version: u16 BE][bincode payload]`. The length is checked
 //! against [`MAX_FRAME_BYTES`] before anything is allocated; an unknown version is refused
 //! by number (so a mixed-version cluster says so instead of misreading); after decoding,
-//! every count and string is checked against its limit. bincode is pinned to 2.0.1
-//! (crates.md §4) and used only here, so it can be swapped without touching the mesh.
+//! every count and string is checked against its limit. bincode is pinned to 2.0.1 (3.0.0
+//! is an empty crate) and used only here, so it can be swapped without touching the mesh.
 
 use flotilla_cluster::mesh::view::{IngestRole, RemoteStream};
 use serde::{Deserialize, Serialize};

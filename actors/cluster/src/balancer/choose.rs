@@ -2,7 +2,7 @@
 //! limits, their load as the mesh last reported it, the redirects issued since, the
 //! viewer's country and one random draw (from the runtime seam, so simulations replay).
 //!
-//! Rules (flussonic-spec.md §2):
+//! Rules (Flussonic's balancer, as docs/runtime-semantics.md states them):
 //! 1. Only servers that are up (alive in the mesh, or this node itself) are candidates.
 //! 2. GeoIP, among those: the servers listing the viewer's country; else those with
 //!    `countries_default=true`; else all. An address the database does not know is one
@@ -207,7 +207,7 @@ pub fn choose(
     random: u64,
 ) -> Result<usize, NoServer> {
     let pending_of = |i: usize| pending.get(i).copied().unwrap_or(0);
-    // Countries choose among the servers that are up (flussonic-spec.md §2.5a): when the
+    // Countries choose among the servers that are up (as Flussonic documents): when the
     // servers listing a country are all down, its viewers go to the default ones.
     if !servers.iter().any(|server| server.up) {
         return Err(NoServer::AllDown);

@@ -2,7 +2,7 @@
 //! nodes that may capture them, and `now`. Every node computes it from its own view;
 //! with the same view they all agree.
 //!
-//! Rules (flussonic-spec.md §4, reliability.md §A4):
+//! Rules (Flussonic's cluster_ingest, as docs/runtime-semantics.md states them):
 //! 1. Only eligible nodes capture: alive, and under their `channel_limit` and `cpu_limit`.
 //! 2. `capture_at` wins while that node is eligible — and, when the stream is captured
 //!    elsewhere now, once it has been healthy for the hold time, so a returning or

@@ -2,13 +2,14 @@
 //! with what they advertise about cluster_ingest streams, and the counts minority
 //! restraint needs, read from the cluster view.
 //!
-//! The coordinator ticks four times per exchange interval, and most ticks see the very
-//! cluster the last one saw: only the times peers were last heard moved. Rebuilding
-//! every member, a string at a time, and then comparing it with the last tick's was
-//! most of an idle tick. [`ClusterSeen`] keeps the last tick's members and compares the
-//! view with them field by field, copying nothing; a part is replaced only when it
-//! changed, so the book recognises an unchanged part by its address (see `quiet`).
+//! Every tick reads every alive peer afresh, but for its advertised cluster_ingest
+//! streams: those change only with the peer's (incarnation, ingest version), the view's
+//! generation counter for them, so a peer's map is rebuilt only when that counter moved
+//! (and kept, as the same allocation, when the rebuilt map says the same). The members
+//! are replaced only when they differ, so the book sees an unchanged cluster as the very
+//! same input (see `quiet`).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::book::{Advertised, Member};
@@ -31,6 +32,12 @@ fn fading_after_ms(record: &PeerRecord, tick_ms: u64) -> u64 {
         .max(record.fetch_timeout_ms + tick_ms)
 }
 
+/// A peer's advertised cluster_ingest streams, shared from tick to tick.
+type AdvertMap = Arc<BTreeMap<String, Advertised>>;
+
+/// What a peer's adverts were read at (its (incarnation, ingest version)), and the map.
+type AdvertsRead = BTreeMap<String, ((u64, u64), AdvertMap)>;
+
 /// What the coordinator sees of the cluster, kept from tick to tick (see the module
 /// header).
 #[derive(Default)]
@@ -39,8 +46,9 @@ pub(super) struct ClusterSeen {
     pub(super) me: Option<Arc<Member>>,
     /// The alive peers, in the view's order.
     pub(super) peers: Arc<[Member]>,
-    /// For each of `peers`: what it was read from.
-    read_from: Vec<ReadFrom>,
+    /// Per peer key: the (incarnation, ingest version) its advertised cluster_ingest
+    /// streams were read at, and the map read.
+    adverts: AdvertsRead,
     /// Every known node, this one included.
     pub(super) cluster_size: usize,
     /// Known peers never heard from.
@@ -50,31 +58,6 @@ pub(super) struct ClusterSeen {
     /// Alive peers not heard since this node resumed from a pause
     /// (`PeerRecord::unconfirmed`).
     pub(super) unconfirmed: usize,
-}
-
-/// What one peer's member was read from.
-struct ReadFrom {
-    /// Its record's key in the view.
-    key: String,
-    /// The (incarnation, ingest version) its streams were read at: what a peer
-    /// advertises about cluster_ingest streams changes only with those.
-    ingest: (u64, u64),
-    /// The (incarnation, state version) read: while they stand, so does all the member
-    /// takes from the peer's state (its load, its streams), so only the hello's parts
-    /// (hostname, history) need a look.
-    state: (u64, u64),
-}
-
-/// One alive peer as this tick reads it.
-struct PeerRead {
-    /// Its position in the last tick's peers.
-    previous: Option<usize>,
-    /// The (incarnation, ingest version) read.
-    read: (u64, u64),
-    /// The (incarnation, state version) read.
-    state: (u64, u64),
-    /// The member and the record's key, when it differs from the last tick's.
-    fresh: Option<(Member, String)>,
 }
 
 impl ClusterSeen {
@@ -93,7 +76,7 @@ impl ClusterSeen {
         let Some(view) = io.view() else {
             self.update_me(plan, started_ms, &[], over_cpu_limit);
             self.peers = Arc::default();
-            self.read_from.clear();
+            self.adverts.clear();
             self.cluster_size = 1;
             self.unheard = 0;
             self.fading = 0;
@@ -115,14 +98,9 @@ impl ClusterSeen {
             view.own().returns_ms(),
             over_cpu_limit,
         );
-        let mut reads: Vec<PeerRead> = Vec::with_capacity(self.peers.len());
-        // Identities already read: a node known under two keys (configured, and learnt
-        // from its call) counts once.
-        let mut ids: Vec<&str> = Vec::with_capacity(self.peers.len());
-        let mut size = 1;
-        let mut unheard = 0;
-        let mut fading = 0;
-        let mut unconfirmed = 0;
+        let mut peers: Vec<Member> = Vec::with_capacity(self.peers.len());
+        let mut read = AdvertsRead::new();
+        let (mut size, mut unheard, mut fading, mut unconfirmed) = (1, 0, 0, 0);
         for (record, state) in view.peers(now_ms) {
             size += 1;
             let state =
@@ -131,65 +109,75 @@ impl ClusterSeen {
                 } else {
                     state
                 };
-            match state {
-                PeerState::Connecting => unheard += 1,
-                PeerState::Alive | PeerState::Stale
-                    if (state == PeerState::Alive
-                        || super::sabotaged!(plan.sabotage, IgnoreStale))
-                        && !record.id.is_empty()
-                        && record.id != plan.me
-                        && !ids.contains(&record.id.as_str()) =>
-                {
-                    if now_ms.saturating_sub(record.last_seen_ms)
-                        >= fading_after_ms(record, plan.tick_ms)
-                    {
-                        fading += 1;
-                    }
-                    if record.unconfirmed(now_ms) {
-                        unconfirmed += 1;
-                    }
-                    ids.push(&record.id);
-                    reads.push(self.read_peer(plan, record, reads.len()));
+            let counted = match state {
+                PeerState::Connecting => {
+                    unheard += 1;
+                    false
                 }
-                _ => {}
+                PeerState::Alive => true,
+                PeerState::Stale => super::sabotaged!(plan.sabotage, IgnoreStale),
+                _ => false,
+            };
+            // A node known under two keys (configured, and learnt from its call) counts
+            // once; this node never counts as its own peer.
+            if !counted
+                || record.id.is_empty()
+                || record.id == plan.me
+                || peers.iter().any(|peer| peer.name == record.id)
+            {
+                continue;
             }
+            if now_ms.saturating_sub(record.last_seen_ms) >= fading_after_ms(record, plan.tick_ms) {
+                fading += 1;
+            }
+            if record.unconfirmed(now_ms) {
+                unconfirmed += 1;
+            }
+            let streams = self.advertised(record);
+            read.insert(
+                record.name.clone(),
+                ((record.incarnation, record.ingest_version), streams.clone()),
+            );
+            peers.push(member(plan, record, streams));
         }
         self.cluster_size = size;
         self.unheard = unheard;
         self.fading = fading;
         self.unconfirmed = unconfirmed;
-        let kept = reads.len() == self.peers.len()
-            && reads
-                .iter()
-                .enumerate()
-                .all(|(index, read)| read.previous == Some(index) && read.fresh.is_none());
-        if kept {
-            for (slot, read) in self.read_from.iter_mut().zip(&reads) {
-                slot.ingest = read.read;
-                slot.state = read.state;
-            }
-            return;
+        self.adverts = read;
+        if *self.peers != *peers {
+            self.peers = peers.into();
         }
-        let mut peers = Vec::with_capacity(reads.len());
-        let mut read_from = Vec::with_capacity(reads.len());
-        for read in reads {
-            let (member, name) = match (read.fresh, read.previous) {
-                (Some(fresh), _) => fresh,
-                (None, Some(previous)) => (
-                    self.peers[previous].clone(),
-                    self.read_from[previous].key.clone(),
-                ),
-                (None, None) => unreachable!("a peer read afresh has a fresh member"),
-            };
-            peers.push(member);
-            read_from.push(ReadFrom {
-                key: name,
-                ingest: read.read,
-                state: read.state,
-            });
+    }
+
+    /// What `record` advertises about cluster_ingest streams: the map read last time
+    /// while its (incarnation, ingest version) stands; else read again, and the old map
+    /// kept when the new one says the same.
+    fn advertised(&self, record: &PeerRecord) -> AdvertMap {
+        let generation = (record.incarnation, record.ingest_version);
+        let last = self.adverts.get(&record.name);
+        if let Some((read_at, map)) = last
+            && *read_at == generation
+        {
+            return map.clone();
         }
-        self.peers = peers.into();
-        self.read_from = read_from;
+        let fresh: BTreeMap<String, Advertised> = record
+            .streams
+            .iter()
+            .filter(|(_, s)| s.ingest != IngestRole::None)
+            .map(|(name, s)| {
+                let advertised = Advertised {
+                    role: s.ingest,
+                    alive: s.alive,
+                    epoch: s.epoch,
+                };
+                (name.clone(), advertised)
+            })
+            .collect();
+        match last {
+            Some((_, map)) if **map == fresh => map.clone(),
+            _ => Arc::new(fresh),
+        }
     }
 
     /// This node, replaced only when it changed.
@@ -217,111 +205,24 @@ impl ClusterSeen {
             }));
         }
     }
+}
 
-    /// `record`, the `index`th alive peer this tick, compared with what the last tick
-    /// read from it.
-    fn read_peer(&self, plan: &IngestPlan, record: &PeerRecord, index: usize) -> PeerRead {
-        let read = (record.incarnation, record.ingest_version);
-        let state = (record.incarnation, record.version);
-        // Most ticks: the same peer at the same position, at the same state version.
-        if let Some(from) = self.read_from.get(index)
-            && from.state == state
-            && from.key == record.name
-        {
-            let old = &self.peers[index];
-            if old.name == record.id
-                && old.alive_since_ms == record.history.healthy_since_ms
-                && old.returns_ms == record.history.returns_ms
-            {
-                return PeerRead {
-                    previous: Some(index),
-                    read,
-                    state,
-                    fresh: None,
-                };
-            }
-        }
-        let limits = limits_of(plan, &[&record.name, &record.id])
-            .copied()
-            .unwrap_or_default();
-        let over_cpu_limit = limits
+/// The member `record` is, with its advertised `streams`.
+fn member(plan: &IngestPlan, record: &PeerRecord, streams: AdvertMap) -> Member {
+    let limits = limits_of(plan, &[&record.name, &record.id])
+        .copied()
+        .unwrap_or_default();
+    Member {
+        name: record.id.clone(),
+        aliases: vec![record.name.clone(), record.hostname.clone()],
+        // What the peer publishes, so every node counts the same returns.
+        alive_since_ms: record.history.healthy_since_ms,
+        returns_ms: record.history.returns_ms.clone(),
+        channel_limit: limits.channel_limit,
+        over_cpu_limit: limits
             .cpu_limit_percent
-            .is_some_and(|limit| record.load.cpu_usage >= limit as f32);
-        // At the same position while the alive peers stay the same.
-        let previous = match self.read_from.get(index) {
-            Some(from) if from.key == record.name => Some(index),
-            _ => self
-                .read_from
-                .iter()
-                .position(|from| from.key == record.name),
-        };
-        let ingest_streams = || {
-            record
-                .streams
-                .iter()
-                .filter(|(_, s)| s.ingest != IngestRole::None)
-                .map(|(name, s)| {
-                    let advertised = Advertised {
-                        role: s.ingest,
-                        alive: s.alive,
-                        epoch: s.epoch,
-                    };
-                    (name, advertised)
-                })
-        };
-        let old = previous.map(|previous| &self.peers[previous]);
-        let streams = match old {
-            Some(old)
-                if previous.is_some_and(|previous| self.read_from[previous].ingest == read) =>
-            {
-                old.streams.clone()
-            }
-            // A new incarnation or a full state may still say the same: the old map is
-            // kept, so the book sees an unchanged peer.
-            Some(old)
-                if old
-                    .streams
-                    .iter()
-                    .map(|(name, a)| (name, *a))
-                    .eq(ingest_streams()) =>
-            {
-                old.streams.clone()
-            }
-            _ => Arc::new(
-                ingest_streams()
-                    .map(|(name, advertised)| (name.clone(), advertised))
-                    .collect(),
-            ),
-        };
-        // Its aliases follow from the record's key and hostname, the same when `previous`
-        // matched.
-        let unchanged = old.is_some_and(|old| {
-            old.name == record.id
-                && old.alive_since_ms == record.history.healthy_since_ms
-                && old.returns_ms == record.history.returns_ms
-                && old.channel_limit == limits.channel_limit
-                && old.over_cpu_limit == over_cpu_limit
-                && Arc::ptr_eq(&old.streams, &streams)
-        });
-        let fresh = (!unchanged).then(|| {
-            let member = Member {
-                name: record.id.clone(),
-                aliases: vec![record.name.clone(), record.hostname.clone()],
-                // What the peer publishes, so every node counts the same returns.
-                alive_since_ms: record.history.healthy_since_ms,
-                returns_ms: record.history.returns_ms.clone(),
-                channel_limit: limits.channel_limit,
-                over_cpu_limit,
-                streams,
-            };
-            (member, record.name.clone())
-        });
-        PeerRead {
-            previous: previous.filter(|_| unchanged),
-            read,
-            state,
-            fresh,
-        }
+            .is_some_and(|limit| record.load.cpu_usage >= limit as f32),
+        streams,
     }
 }
 
