@@ -241,11 +241,15 @@ impl MeshService {
     /// current one or less teaches nothing. Incarnations only grow.
     fn learn_incarnation(&self, known_by_peer: u64) {
         let raised = known_by_peer.saturating_add(1);
-        let before = self.inner.incarnation.fetch_max(raised, Ordering::Relaxed);
-        if before < raised {
+        let above = |current: u64| (known_by_peer > current).then_some(raised);
+        if let Ok(previous) =
+            self.inner
+                .incarnation
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, above)
+        {
             tracing::warn!(
                 incarnation = raised,
-                previous = before,
+                previous,
                 "a peer knew a later incarnation of this node (its clock went back): incarnation raised"
             );
         }
@@ -855,6 +859,14 @@ mod tests {
             "raised above what b knew"
         );
         until_b_knows(first_life + 1).await;
+        // b now knows the current life: nothing more to learn, the incarnation stands.
+        let again = second.connect(&target).await.unwrap();
+        second.call(&target, &again).await.unwrap();
+        assert_eq!(
+            second.incarnation(),
+            first_life + 1,
+            "a peer that knows the current life teaches nothing"
+        );
         let now = Runtime::production().wall_clock_ms();
         let view = b.view().read().unwrap();
         let (record, _) = view.peer("", now).expect("b knows a");
