@@ -51,7 +51,10 @@ fn ingest_plan(config: &Config, identity: &NodeIdentity) -> IngestPlan {
             own = limits(peer);
             continue;
         }
-        peer_limits.insert(crate::mesh::node::peer_key(&peer.address), limits(peer));
+        peer_limits.insert(
+            crate::config::identity::node_key(&peer.address),
+            limits(peer),
+        );
     }
     IngestPlan {
         me: identity.id.clone(),
@@ -82,7 +85,7 @@ pub fn node_plan(config: &Config, identity: &NodeIdentity) -> NodePlan {
         peers: identity
             .other_peers(config)
             .into_iter()
-            .map(|peer| crate::mesh::node::peer_key(&peer.address))
+            .map(|peer| crate::config::identity::node_key(&peer.address))
             .collect(),
         streams: config
             .streams

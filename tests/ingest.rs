@@ -54,23 +54,12 @@ fn get_json(at: SocketAddr, path: &str) -> Option<serde_json::Value> {
 
 /// Streams a node captures with frames flowing.
 fn captured_by(at: SocketAddr) -> Option<Vec<String>> {
-    let table = get_json(at, "/streamer/api/v3/cluster/ingest")?;
-    let streams = get_json(at, "/streamer/api/v3/streams")?;
-    let alive = |name: &str| {
-        streams["streams"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|s| s["name"] == name && s["stats"]["alive"] == true)
-    };
+    let captures = captures_at(at)?;
     Some(
-        table["streams"]
-            .as_array()?
-            .iter()
-            .filter(|row| row["local"] == "capturing")
-            .filter_map(|row| row["stream"].as_str())
-            .filter(|name| alive(name))
-            .map(str::to_string)
+        captures
+            .into_iter()
+            .filter(|(_, (_, flowing))| *flowing)
+            .map(|(stream, _)| stream)
             .collect(),
     )
 }

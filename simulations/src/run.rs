@@ -649,16 +649,8 @@ fn apply(
         Step::Isolated(n, on) => {
             let name = names[*n].clone();
             if *on && profile.minority_restraint {
-                let had: BTreeSet<String> = world.with(|w| {
-                    w.nodes.get(&name).map_or_else(BTreeSet::new, |node| {
-                        node.board
-                            .local_parts()
-                            .into_iter()
-                            .filter(|(_, part)| part.role == IngestRole::Capturing)
-                            .map(|(stream, _)| stream)
-                            .collect()
-                    })
-                });
+                let had: BTreeSet<String> =
+                    world.with(|w| captures_held(w, &name).into_keys().collect());
                 isolated.insert(
                     name,
                     Isolation {

@@ -55,7 +55,7 @@ impl NodeBalancerIo {
                     .iter()
                     .map(|server| ServerPlan {
                         name: server.address.to_string().into(),
-                        key: crate::mesh::node::peer_key(&server.address),
+                        key: crate::config::identity::node_key(&server.address),
                         is_self: identity.is_self(&server.address),
                         max_bitrate_kbit: server.max_bitrate.map(|b| b.bits_per_second / 1000),
                         countries: server

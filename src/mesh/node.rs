@@ -14,17 +14,11 @@ use super::net::MeshNet;
 use super::service::{LocalState, MeshError, MeshService};
 use super::wire::{NodeAddress, NodeLoad};
 use crate::config::Config;
-use crate::config::identity::NodeIdentity;
+use crate::config::identity::{NodeIdentity, node_key};
 use crate::config::model::HostPort;
 use crate::defaults::{FETCH_TIMEOUT_MS, STALE_TIMEOUT_MS};
 use crate::media::directory::Directory;
 use crate::stats::StatsBoard;
-
-/// A peer's key in the view and the tree: its node key (`host:port`, port 80 when the
-/// config gives none: Flussonic's default HTTP port, which is also the mesh port).
-pub fn peer_key(address: &HostPort) -> String {
-    crate::config::identity::node_key(address)
-}
 
 /// The mesh of a node, when it has a `cluster_key` and an HTTP listener.
 pub struct NodeMesh {
@@ -151,7 +145,7 @@ pub fn start(
             url if url.contains("://") => url.to_string(),
             host => format!("http://{host}"),
         };
-        links.add_peer(&peer_key(&peer.address), peer_identity, timeouts, &public);
+        links.add_peer(&node_key(&peer.address), peer_identity, timeouts, &public);
     }
     tracing::info!(%bind, "cluster mesh listening (QUIC)");
     Ok(Some(NodeMesh { service, links }))

@@ -306,7 +306,7 @@ impl IngestBook {
                 .min()
         };
         let owner_is_me = case.owner.as_deref() == Some(me)
-            || (super::super::sabotaged!(settings.sabotage, DoubleCapture)
+            || (crate::ingest::sabotaged!(settings.sabotage, DoubleCapture)
                 && case.owner.is_some()
                 && second_choice() == Some(me));
         // A node still settling after a start may already take a stream that prefers
@@ -553,7 +553,7 @@ fn placement_streams<'a>(
         let captured_by = tops.with_here(input, mine, Counting::Any);
         let flowing_at = tops.with_here(input, mine, Counting::Flowing);
         let no_failback =
-            super::super::sabotaged!(settings.sabotage, NoFailback) && captured_by.is_some();
+            crate::ingest::sabotaged!(settings.sabotage, NoFailback) && captured_by.is_some();
         placed.flowing_here.push(mine.map(|(_, flowing)| flowing));
         placed.peer_tops.push(tops);
         placed.streams.push(IngestStream {
