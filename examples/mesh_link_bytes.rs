@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use flotilla::mesh::auth::ClusterIdentity;
-use flotilla::mesh::service::{LocalState, MeshService, PeerTarget};
+use flotilla::mesh::service::{MeshService, PeerTarget};
+use flotilla::mesh::state::{Advertised, LocalState};
 use flotilla::mesh::wire::{NodeAddress, NodeLoad, StreamEntry};
 use flotilla_otp::rt::Runtime;
 
@@ -28,7 +29,10 @@ fn service(name: &str, streams: usize, key: &str) -> MeshService {
         })
         .collect();
     // Names in order (zero-padded), as the local state must give them.
-    let entries = Arc::new(entries);
+    let entries = Advertised {
+        generation: 1,
+        streams: Arc::new(entries),
+    };
     let local: LocalState = Arc::new(move || (NodeLoad::default(), entries.clone()));
     let me = NodeAddress {
         id: format!("{name}:80"),

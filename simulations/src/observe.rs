@@ -13,7 +13,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use flotilla_cluster::ingest::board::{BoardState, LocalPart};
+use flotilla_cluster::ingest::board::BoardState;
 use flotilla_cluster::mesh::view::{ClusterView, IngestRole, PeerState};
 use flotilla_otp::registry::ActorPath;
 
@@ -40,8 +40,9 @@ pub struct ObservationMemo {
     nodes: BTreeMap<String, NodeMemo>,
 }
 
-/// A board's parts (`BoardState::local`), shared.
-type LocalParts = Arc<BTreeMap<String, LocalPart>>;
+/// Which parts of which board (`BoardState::local`): the node's life (its start) and the
+/// parts' generation in it (a restarted node's board counts generations afresh).
+type LocalParts = (u64, u64);
 
 /// What was derived from one node's state.
 struct NodeMemo {
@@ -118,9 +119,9 @@ fn redirects(
 
 impl NodeMemo {
     /// The streams `board` says this node captures, with their epochs.
-    fn capturing(&mut self, board: &BoardState) -> Arc<BTreeMap<String, u64>> {
-        if !Arc::ptr_eq(&self.local, &board.local) {
-            self.local = board.local.clone();
+    fn capturing(&mut self, life_ms: u64, board: &BoardState) -> Arc<BTreeMap<String, u64>> {
+        if self.local != (life_ms, board.local_generation) {
+            self.local = (life_ms, board.local_generation);
             // New parts (a step that changed one) mostly capture the same streams: then
             // the map stays the same allocation, which the checker skips (I8).
             let fresh = capturing(board);
@@ -143,7 +144,7 @@ impl NodeMemo {
     ) -> ViewerRedirects {
         let peers = peer_keys(view, wall_ms);
         if let Some(memo) = &self.redirects
-            && Arc::ptr_eq(&memo.local, &board.local)
+            && memo.local == (handle.started_ms, board.local_generation)
             && memo.peers == peers
             && handle.directory.version() == memo.directory_version
         {
@@ -153,7 +154,7 @@ impl NodeMemo {
         let directory_version = handle.directory.version();
         let goes_to: ViewerRedirects = Arc::new(redirects(handle, view, node, streams, wall_ms));
         self.redirects = Some(Redirects {
-            local: board.local.clone(),
+            local: (handle.started_ms, board.local_generation),
             directory_version,
             peers,
             goes_to: goes_to.clone(),
@@ -202,13 +203,13 @@ pub fn observe(
                 Some(node_memo) => node_memo,
                 None => memo.nodes.entry(name.clone()).or_insert(NodeMemo {
                     capturing: Arc::new(capturing(&board)),
-                    local: board.local.clone(),
+                    local: (handle.started_ms, board.local_generation),
                     redirects: None,
                 }),
             };
             let mut seen = NodeObservation {
                 incarnation_ms: handle.started_ms,
-                capturing: node_memo.capturing(&board),
+                capturing: node_memo.capturing(handle.started_ms, &board),
                 board: board.clone(),
                 ..NodeObservation::default()
             };

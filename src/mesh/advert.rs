@@ -6,18 +6,18 @@
 //! last one nearly every time. [`Advertiser`] walks the directory and the ingest board
 //! under their read locks, in name order (both are sorted maps, so no sort), compares
 //! each entry with the list it built last time field by field, and copies nothing until
-//! the first difference. An unchanged list is the same allocation as before, which the
-//! service takes as "no change" without comparing (see `service::current_state`).
+//! the first difference. A changed list gets a new generation, which the mesh compares
+//! to know "no change" without comparing lists (see `state::Outbox`).
 //!
 //! Most streams in that list are cluster_ingest streams this node does not run: their
-//! entries follow from the ingest board's parts alone. While those are the very map the
-//! last list was built from (the coordinator publishes the same map again while this
-//! node's parts stand) and the directory's set of streams is at the same version,
+//! entries follow from the ingest board's parts alone. While the parts are at the
+//! generation the last list was built from (the board keeps it while this node's parts
+//! stand) and the directory's set of streams is at the same version,
 //! only the entries of running streams can have moved (their counters, their liveness
 //! with time), so only those are looked at again: a node capturing 20 of 100 streams
 //! checks 20 entries per exchange, not 100.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
@@ -25,6 +25,7 @@ use flotilla_cluster::ingest::board::{BoardState, IngestBoard, LocalPart};
 use flotilla_cluster::mesh::view::{IngestRole, RemoteStream};
 use flotilla_otp::rt::Runtime;
 
+use super::state::Advertised;
 use super::wire::{MAX_STREAMS, StreamEntry};
 use crate::media::directory::Directory;
 use crate::media::live::LiveStream;
@@ -44,9 +45,9 @@ pub struct Advertiser {
 /// The list built last, with what it was built from.
 #[derive(Default)]
 struct Built {
-    list: Arc<Vec<StreamEntry>>,
-    /// The board's parts it was built from (held: other parts are another allocation).
-    local: Option<Arc<BTreeMap<String, LocalPart>>>,
+    list: Advertised,
+    /// The generation of the board's parts it was built from.
+    local_generation: Option<u64>,
     /// The directory's version during the walk.
     directory_version: u64,
     /// The running streams' entries: position in `list`, state, board part.
@@ -64,12 +65,10 @@ impl Built {
         directory_version: u64,
         now_ms: u64,
     ) -> bool {
-        self.local
-            .as_ref()
-            .is_some_and(|local| Arc::ptr_eq(local, &board.local))
+        self.local_generation == Some(board.local_generation)
             && self.directory_version == directory_version
             && self.running.iter().all(|(index, live, part)| {
-                let entry = &self.list[*index];
+                let entry = &self.list.streams[*index];
                 entry.remote() == advertiser.fields(&entry.name, Some(live), part.as_ref(), now_ms)
             })
     }
@@ -131,8 +130,9 @@ impl Advertiser {
     }
 
     /// Every stream this node knows, in name order (names unique), at most
-    /// [`MAX_STREAMS`]: the same allocation as last time when no entry changed.
-    pub fn streams(&self) -> Arc<Vec<StreamEntry>> {
+    /// [`MAX_STREAMS`]: the same generation (and allocation) as last time when no entry
+    /// changed.
+    pub fn streams(&self) -> Advertised {
         let now_ms = self.clock.wall_clock_ms();
         let board = self.board.snapshot();
         let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
@@ -140,7 +140,7 @@ impl Advertiser {
             return last.list.clone();
         }
         let mut build = Build {
-            last: &last.list,
+            last: &last.list.streams,
             matched: 0,
             fresh: None,
         };
@@ -179,12 +179,15 @@ impl Advertiser {
             version
         });
         let list = match build.finish() {
-            Some(fresh) => Arc::new(fresh),
+            Some(fresh) => Advertised {
+                generation: last.list.generation + 1,
+                streams: Arc::new(fresh),
+            },
             None => last.list.clone(),
         };
         *last = Built {
             list: list.clone(),
-            local: Some(board.local.clone()),
+            local_generation: Some(board.local_generation),
             directory_version,
             running: running_at,
         };
@@ -255,7 +258,7 @@ mod tests {
         live.counters
             .last_frame_ms
             .store(advertiser.clock.wall_clock_ms(), Ordering::Relaxed);
-        let list = advertiser.streams();
+        let list = advertiser.streams().streams;
         let entry = list.iter().find(|e| e.name == "copy").expect("listed");
         assert!(!entry.remote().alive && !entry.remote().ondemand);
     }
@@ -276,7 +279,7 @@ mod tests {
         board.set_local("a", standby);
         board.set_local("b", capturing);
         board.set_local("c", standby);
-        let list = advertiser.streams();
+        let list = advertiser.streams().streams;
         assert_eq!(names(&list), ["a", "b", "c", "od"]);
         assert_eq!(
             (list[0].ingest, list[0].epoch, list[0].alive),
@@ -321,19 +324,23 @@ mod tests {
             .last_frame_ms
             .store(clock.wall_clock_ms(), Ordering::Relaxed);
         let first = advertiser.streams();
-        assert!(first[1].alive && first[1].ingest == IngestRole::Capturing);
-        assert!(Arc::ptr_eq(&first, &advertiser.streams()));
+        assert!(first.streams[1].alive && first.streams[1].ingest == IngestRole::Capturing);
+        assert_eq!(first.generation, advertiser.streams().generation);
         // No frame for longer than the liveness window: the entry is no longer alive.
         tokio::time::advance(std::time::Duration::from_millis(ALIVE_WITHIN_MS + 1)).await;
         let silent = advertiser.streams();
-        assert!(!silent[1].alive, "liveness follows time");
-        assert!(Arc::ptr_eq(&silent, &advertiser.streams()));
+        assert!(!silent.streams[1].alive, "liveness follows time");
+        assert!(silent.generation > first.generation);
+        assert_eq!(silent.generation, advertiser.streams().generation);
         // A counter of the running stream.
         live.counters.clients.store(5, Ordering::Relaxed);
-        assert_eq!(advertiser.streams()[1].clients, 5);
+        assert_eq!(advertiser.streams().streams[1].clients, 5);
         // A new stream in the directory (the board unchanged).
         directory.get_or_create("e", Packaging::default());
-        assert_eq!(names(&advertiser.streams()), ["a", "b", "c", "d", "e"]);
+        assert_eq!(
+            names(&advertiser.streams().streams),
+            ["a", "b", "c", "d", "e"]
+        );
         // A new board (a standby entry changes role).
         board.set_local(
             "d",
@@ -342,25 +349,25 @@ mod tests {
                 epoch: 1,
             },
         );
-        assert_eq!(advertiser.streams()[3].ingest, IngestRole::Failed);
+        assert_eq!(advertiser.streams().streams[3].ingest, IngestRole::Failed);
     }
 
     #[test]
-    fn an_unchanged_list_is_the_same_allocation_and_any_change_is_a_new_one() {
+    fn an_unchanged_list_keeps_its_generation_and_any_change_raises_it() {
         let (advertiser, directory, board) = advertiser();
         let live = directory.get_or_create("tv", Packaging::default());
         directory.get_or_create("radio", Packaging::default());
         let first = advertiser.streams();
-        assert!(Arc::ptr_eq(&first, &advertiser.streams()));
+        assert_eq!(first.generation, advertiser.streams().generation);
         // A counter moves: a new list, equal up to that entry.
         live.counters.clients.store(3, Ordering::Relaxed);
         let second = advertiser.streams();
-        assert!(!Arc::ptr_eq(&first, &second));
-        assert_eq!(second[1].clients, 3);
-        assert!(Arc::ptr_eq(&second, &advertiser.streams()));
+        assert!(second.generation > first.generation);
+        assert_eq!(second.streams[1].clients, 3);
+        assert_eq!(second.generation, advertiser.streams().generation);
         // A stream goes: the list shrinks (a matching prefix, then nothing).
         directory.remove("tv");
-        assert_eq!(names(&advertiser.streams()), ["radio"]);
+        assert_eq!(names(&advertiser.streams().streams), ["radio"]);
         // A cluster_ingest part changes role.
         board.set_local(
             "radio",
@@ -369,7 +376,7 @@ mod tests {
                 epoch: 1,
             },
         );
-        let third = advertiser.streams();
+        let third = advertiser.streams().streams;
         assert_eq!(
             (third[0].ingest, third[0].alive),
             (IngestRole::Standby, false)

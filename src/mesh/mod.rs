@@ -2,7 +2,8 @@
 //!
 //! `wire` encodes, `advert` builds what this node advertises, `auth` authenticates (rustls
 //! and webpki, the cluster identities as trust anchors), `connect` says why dialing a
-//! node failed, `exchange` and `service` run exchanges over one quinn endpoint, `links`
+//! node failed, `state` is the exchange protocol apart from IO (hellos, versioned states,
+//! deltas), `exchange` frames it and `service` runs it over one quinn endpoint, `links`
 //! is what peer link actors drive, `net` is the socket seam the simulator replaces,
 //! `node` wires it into a node.
 
@@ -14,4 +15,5 @@ pub mod links;
 pub mod net;
 pub mod node;
 pub mod service;
+pub mod state;
 pub mod wire;

@@ -2,39 +2,28 @@
 //! the answering half of exchanges, the dialing half used by peer link actors, and the
 //! cluster view both halves feed.
 //!
-//! State deltas: each side remembers, per peer, the last stream list it sent and under
-//! which version. A `Hello` says which version of the other side's state the sender has;
-//! when that matches what was last sent, only the difference goes out, otherwise the
-//! whole list. Versions grow with every change, so a receiver never goes backwards.
-//!
-//! Peers' addresses (how a node configured with one seed peer learns the whole mesh) are
-//! part of the versioned state: a change of the alive set bumps the version, and an
-//! answer carries the addresses only to a caller not known to have them (known: it
-//! applied exactly the last state we sent it, and that state or an earlier one it
-//! applied likewise carried the current addresses). A caller's state carries none: the
-//! answering side learns its peers from its own calls. With 20 nodes the list is 19
-//! addresses, which every exchange repeated.
+//! The protocol itself (hellos, versioned states, deltas, how a received pair updates
+//! the view) is in `state`, apart from any connection; this module moves it over QUIC:
+//! it accepts connections (the mesh and the shell on one port, refusing anyone without
+//! the cluster key), answers and makes exchanges, and raises this node's incarnation
+//! when a peer knows a later one.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use flotilla_cluster::mesh::view::{ClusterView, PeerLoad, PeerUpdate};
+use flotilla_cluster::mesh::view::ClusterView;
 use flotilla_otp::rt::Runtime;
 
 use super::auth::{self, ClusterIdentity, MESH_ALPN, SHELL_ALPN};
 use super::connect::ConnectError;
 use super::exchange::{self, ExchangeError};
 use super::net::MeshNet;
-use super::wire::{Message, NodeAddress, NodeLoad, StreamEntry};
+use super::state::{self, Introduction, LocalState, Outbox};
+use super::wire::{Message, NodeAddress};
 use crate::error::{Classified, Fault};
 use crate::log_limit::LimitedWarning;
-
-/// What this node advertises, read fresh for every exchange: its load, and its streams in
-/// name order with unique names (the same allocation while they do not change, see
-/// `mesh::advert`).
-pub type LocalState = Arc<dyn Fn() -> (NodeLoad, Streams) + Send + Sync>;
 
 /// Serves shell connections (the shell module implements it; set once the node's API
 /// exists).
@@ -52,31 +41,6 @@ pub struct PeerTarget {
     pub identity: ClusterIdentity,
 }
 
-/// This node's stream list as advertised, sorted by name, shared between the current
-/// state and what was last sent to each peer (no copy per peer per exchange).
-pub type Streams = Arc<Vec<StreamEntry>>;
-
-/// The last state sent to one peer.
-struct Sent {
-    version: u64,
-    streams: Streams,
-    /// The version of our alive addresses the peer holds once it applies this state:
-    /// those it carried, else (when the peer had applied the state before it) the ones
-    /// that one left it with; `None`: not known to have any.
-    addresses_version: Option<u64>,
-}
-
-/// The local state as last read, with what changed when.
-#[derive(Clone)]
-struct LastState {
-    load: NodeLoad,
-    streams: Streams,
-    /// The alive peers' addresses, in the view's order.
-    addresses: Arc<Vec<NodeAddress>>,
-    /// The version at which `addresses` last changed.
-    addresses_version: u64,
-}
-
 struct Inner {
     endpoint: quinn::Endpoint,
     /// Where the endpoint came from; resolves peers too.
@@ -87,11 +51,10 @@ struct Inner {
     incarnation: AtomicU64,
     /// This node's start, Unix ms (its clock).
     started_ms: u64,
-    version: AtomicU64,
-    last_state: Mutex<Option<LastState>>,
+    /// The versioned local state and what each peer was last sent.
+    outbox: Mutex<Outbox>,
     local: LocalState,
     view: Arc<RwLock<ClusterView>>,
-    sent: Mutex<HashMap<String, Sent>>,
     clients: HashMap<Vec<u8>, quinn::ClientConfig>,
     /// Dials other nodes' shells (`@NODE`) with this node's cluster key.
     shell_client: quinn::ClientConfig,
@@ -132,19 +95,6 @@ impl Classified for MeshError {
             MeshError::Auth(error) => error.fault(),
             MeshError::Bind(..) => Fault::Local,
         }
-    }
-}
-
-fn to_load(load: &NodeLoad) -> PeerLoad {
-    PeerLoad {
-        cpu_usage: load.cpu_usage,
-        memory_usage: load.memory_usage,
-        total_clients: load.total_clients,
-        online_streams: load.online_streams,
-        output_kbit: load.output_kbit,
-        bandwidth_usage: load.bandwidth_usage,
-        total_bandwidth: load.total_bandwidth,
-        uptime: load.uptime,
     }
 }
 
@@ -191,11 +141,9 @@ impl MeshService {
                 started_ms,
                 runtime,
                 me,
-                version: AtomicU64::new(0),
-                last_state: Mutex::new(None),
+                outbox: Mutex::default(),
                 local,
                 view,
-                sent: Mutex::default(),
                 clients,
                 shell_client,
                 shell: std::sync::OnceLock::new(),
@@ -299,138 +247,38 @@ impl MeshService {
         }
     }
 
-    /// The current local state, with its version (bumped when anything changed).
-    fn current_state(&self) -> (u64, LastState) {
-        let (load, streams) = (self.inner.local)();
-        debug_assert!(
-            streams.windows(2).all(|w| w[0].name < w[1].name),
-            "the local state gives streams in name order, names unique"
-        );
-        let now_ms = self.inner.runtime.wall_clock_ms();
-        let view = self.inner.view.read().unwrap_or_else(|p| p.into_inner());
-        let mut last = self
-            .inner
-            .last_state
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        // The same list as before is the same allocation (mesh::advert); an equal list
-        // in a new one is taken as unchanged too, and the old allocation kept, so every
-        // peer's delta is known empty without comparing lists. The addresses are
-        // compared with the view in place, and copied only when they changed.
-        let previous = last.take();
-        let (same_streams, same_addresses) = previous.as_ref().map_or((false, false), |l| {
-            (
-                Arc::ptr_eq(&l.streams, &streams) || *l.streams == *streams,
-                l.addresses.iter().eq(alive_addresses(&view, now_ms)),
-            )
-        });
-        let state = match previous {
-            Some(l) if l.load == load && same_streams && same_addresses => l,
-            previous => {
-                // The load alone moves at most exchanges (uptime, bitrates).
-                let version = self.inner.version.fetch_add(1, Ordering::Relaxed) + 1;
-                let streams = match &previous {
-                    Some(l) if same_streams => l.streams.clone(),
-                    _ => streams,
-                };
-                let (addresses, addresses_version) = match previous {
-                    Some(l) if same_addresses => (l.addresses, l.addresses_version),
-                    _ => (Arc::new(owned_addresses(&view, now_ms)), version),
-                };
-                LastState {
-                    load,
-                    streams,
-                    addresses,
-                    addresses_version,
-                }
-            }
-        };
-        *last = Some(state.clone());
-        (self.inner.version.load(Ordering::Relaxed), state)
-    }
-
     fn hello(&self, peer_key: &str) -> Message {
-        let now_ms = self.inner.runtime.wall_clock_ms();
-        let view = self.inner.view.read().unwrap_or_else(|p| p.into_inner());
-        let (known_incarnation, known_version) = view.known(peer_key);
-        Message::Hello {
-            node: self.inner.me.clone(),
+        let us = Introduction {
+            me: self.inner.me.clone(),
             incarnation: self.incarnation(),
             started_ms: self.inner.started_ms,
-            known_incarnation,
-            known_version,
-            uptime_ms: now_ms.saturating_sub(self.inner.started_ms),
-            returns_ms: view.own().returns_ms().to_vec(),
-            your_restarts_ms: view
-                .peer(peer_key, now_ms)
-                .map(|(peer, _)| peer.history.restarts_seen().to_vec())
-                .unwrap_or_default(),
-        }
+        };
+        let now_ms = self.inner.runtime.wall_clock_ms();
+        let view = self.inner.view.read().unwrap_or_else(|p| p.into_inner());
+        state::hello(&us, &view, peer_key, now_ms)
     }
 
-    /// Our state for `peer_key`, as a delta when the peer has what we last sent it.
-    /// `with_addresses`: an answer, which carries the alive peers' addresses when the
-    /// peer may not have them yet (a caller's state never does: see the module header).
+    /// Our state for `peer_key` (see [`Outbox::state_for`]).
     fn state_for(&self, peer_key: &str, peer_has: (u64, u64), with_addresses: bool) -> Message {
-        let (
-            version,
-            LastState {
-                load,
-                streams: current,
-                addresses,
-                addresses_version,
-            },
-        ) = self.current_state();
-        let mut sent = self.inner.sent.lock().unwrap_or_else(|p| p.into_inner());
-        // The peer applied exactly the last state we sent it (else it gets a full one).
-        let delta_base = sent
-            .get(peer_key)
-            .filter(|last| peer_has == (self.incarnation(), last.version));
-        let peer_addresses = delta_base.and_then(|last| last.addresses_version);
-        let (full, upserts, removals) = match delta_base {
-            Some(last) if Arc::ptr_eq(&last.streams, &current) => (false, Vec::new(), Vec::new()),
-            Some(last) => {
-                let (upserts, removals) = delta(&last.streams, &current);
-                (false, upserts, removals)
-            }
-            None => (true, current.to_vec(), Vec::new()),
-        };
-        let carries_addresses = with_addresses && peer_addresses != Some(addresses_version);
-        let entry = Sent {
-            version,
-            streams: current,
-            addresses_version: if carries_addresses {
-                Some(addresses_version)
-            } else {
-                peer_addresses
-            },
-        };
-        match sent.get_mut(peer_key) {
-            Some(last) => *last = entry,
-            None => {
-                sent.insert(peer_key.to_string(), entry);
-            }
-        }
-        drop(sent);
-        let peers = if carries_addresses {
-            addresses.to_vec()
-        } else {
-            Vec::new()
-        };
-        Message::State {
-            incarnation: self.incarnation(),
-            version,
-            load,
-            full,
-            upserts,
-            removals,
-            peers,
-        }
+        let local = (self.inner.local)();
+        let now_ms = self.inner.runtime.wall_clock_ms();
+        let view = self.inner.view.read().unwrap_or_else(|p| p.into_inner());
+        self.inner
+            .outbox
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .state_for(
+                peer_key,
+                peer_has,
+                with_addresses,
+                self.incarnation(),
+                local,
+                &view,
+                now_ms,
+            )
     }
 
     /// Applies a received hello + state to the view; returns the addresses it taught us.
-    /// `called_by_peer`: this node answered the exchange (see
-    /// `PeerRecord::called_this_round`).
     fn absorb(
         &self,
         key: &str,
@@ -438,47 +286,8 @@ impl MeshService {
         state: Message,
         called_by_peer: bool,
     ) -> Vec<NodeAddress> {
-        let (
-            Message::Hello {
-                node,
-                started_ms,
-                uptime_ms,
-                returns_ms,
-                your_restarts_ms,
-                ..
-            },
-            Message::State {
-                incarnation,
-                version,
-                load,
-                full,
-                upserts,
-                removals,
-                peers,
-            },
-        ) = (hello, state)
-        else {
+        let Some((update, peers)) = state::update_from(hello, state, called_by_peer) else {
             return Vec::new();
-        };
-        let update = PeerUpdate {
-            id: node.id.clone(),
-            hostname: node.hostname.clone(),
-            public_url: node.public_url.clone(),
-            rtmp_url: node.rtmp_url.clone(),
-            incarnation,
-            started_ms,
-            version,
-            load: to_load(&load),
-            uptime_ms,
-            returns_ms,
-            your_restarts_ms,
-            full,
-            upserts: upserts
-                .iter()
-                .map(|s| (s.name.clone(), s.remote()))
-                .collect(),
-            removals,
-            called_by_peer,
         };
         let now_ms = self.inner.runtime.wall_clock_ms();
         self.inner
@@ -607,123 +416,11 @@ impl MeshService {
     }
 }
 
-/// What changed from `before` to `after` (both sorted by name, names unique): the
-/// entries new or different in `after`, and the names gone from it, each in name order.
-/// The alive peers' addresses as the view has them (borrowed, at most
-/// [`MAX_PEERS`](super::wire::MAX_PEERS)), each as it would be sent.
-fn alive_addresses(view: &ClusterView, now_ms: u64) -> impl Iterator<Item = AddressRef<'_>> + '_ {
-    view.peers(now_ms)
-        .filter(|(_, state)| *state == flotilla_cluster::mesh::view::PeerState::Alive)
-        .map(|(peer, _)| AddressRef {
-            id: &peer.id,
-            hostname: &peer.hostname,
-            mesh: &peer.name,
-            public_url: &peer.public_url,
-            rtmp_url: &peer.rtmp_url,
-        })
-        .take(super::wire::MAX_PEERS)
-}
-
-/// Alive peers' addresses, owned, so that others learn them (peers of peers).
-fn owned_addresses(view: &ClusterView, now_ms: u64) -> Vec<NodeAddress> {
-    alive_addresses(view, now_ms)
-        .map(|address| NodeAddress {
-            id: address.id.to_string(),
-            hostname: address.hostname.to_string(),
-            mesh: address.mesh.to_string(),
-            public_url: address.public_url.to_string(),
-            rtmp_url: address.rtmp_url.to_string(),
-        })
-        .collect()
-}
-
-/// A [`NodeAddress`] borrowed from the view.
-#[derive(Debug, Clone, Copy)]
-struct AddressRef<'a> {
-    id: &'a str,
-    hostname: &'a str,
-    mesh: &'a str,
-    public_url: &'a str,
-    rtmp_url: &'a str,
-}
-
-impl PartialEq<AddressRef<'_>> for &NodeAddress {
-    fn eq(&self, other: &AddressRef<'_>) -> bool {
-        self.id == other.id
-            && self.hostname == other.hostname
-            && self.mesh == other.mesh
-            && self.public_url == other.public_url
-            && self.rtmp_url == other.rtmp_url
-    }
-}
-
-fn delta(before: &[StreamEntry], after: &[StreamEntry]) -> (Vec<StreamEntry>, Vec<String>) {
-    let (mut upserts, mut removals) = (Vec::new(), Vec::new());
-    let (mut old, mut new) = (before.iter().peekable(), after.iter().peekable());
-    loop {
-        match (old.peek(), new.peek()) {
-            (None, None) => break,
-            (Some(gone), None) => {
-                removals.push(gone.name.clone());
-                old.next();
-            }
-            (None, Some(added)) => {
-                upserts.push((*added).clone());
-                new.next();
-            }
-            (Some(was), Some(is)) => match was.name.cmp(&is.name) {
-                std::cmp::Ordering::Less => {
-                    removals.push(was.name.clone());
-                    old.next();
-                }
-                std::cmp::Ordering::Greater => {
-                    upserts.push((*is).clone());
-                    new.next();
-                }
-                std::cmp::Ordering::Equal => {
-                    if was != is {
-                        upserts.push((*is).clone());
-                    }
-                    old.next();
-                    new.next();
-                }
-            },
-        }
-    }
-    (upserts, removals)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
-    use std::collections::BTreeMap;
-
-    proptest! {
-        /// The merge walk gives what comparing name maps gives (the definition).
-        #[test]
-        fn the_delta_is_the_difference_of_the_name_maps(
-            before in proptest::collection::btree_map("[a-f]{1,2}", 0u64..3, 0..12),
-            after in proptest::collection::btree_map("[a-f]{1,2}", 0u64..3, 0..12),
-        ) {
-            let entries = |map: &BTreeMap<String, u64>| -> Vec<StreamEntry> {
-                map.iter()
-                    .map(|(name, clients)| StreamEntry { clients: *clients, ..stream(name) })
-                    .collect()
-            };
-            let (old, new) = (entries(&before), entries(&after));
-            let (upserts, removals) = delta(&old, &new);
-            let expected_upserts: Vec<StreamEntry> = new
-                .iter()
-                .filter(|s| old.iter().find(|o| o.name == s.name) != Some(*s))
-                .cloned()
-                .collect();
-            let expected_removals: Vec<String> =
-                before.keys().filter(|name| !after.contains_key(*name)).cloned().collect();
-            prop_assert_eq!(upserts, expected_upserts);
-            prop_assert_eq!(removals, expected_removals);
-        }
-    }
+    use crate::mesh::state::Advertised;
+    use crate::mesh::wire::{NodeLoad, StreamEntry};
 
     fn node(name: &str, key: &str, streams: Vec<StreamEntry>) -> MeshService {
         node_on(Runtime::production(), name, key, streams)
@@ -744,7 +441,10 @@ mod tests {
         };
         let mut streams = streams;
         streams.sort_by(|a, b| a.name.cmp(&b.name));
-        let streams = Arc::new(streams);
+        let streams = Advertised {
+            generation: 1,
+            streams: Arc::new(streams),
+        };
         let local: LocalState = Arc::new(move || (NodeLoad::default(), streams.clone()));
         MeshService::start(
             runtime,

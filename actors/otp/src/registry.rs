@@ -158,6 +158,10 @@ pub struct Entry {
     pub parent: Option<ActorPath>,
     /// Message counters, shared with the actor's handles.
     pub counters: Arc<Counters>,
+    /// This entry's number in its registry, unique there: an actor removed and
+    /// registered again at the same path is another entry with another number, so a
+    /// reader that remembered one can tell.
+    pub registration: u64,
     restarts: AtomicU64,
     started_at_ms: AtomicU64,
     /// Bumped by a supervisor whenever its set of children changes (one added or
@@ -410,6 +414,8 @@ impl RegistryRelease {
 #[derive(Clone, Default)]
 pub struct Registry {
     entries: Arc<RwLock<BTreeMap<ActorPath, Arc<Entry>>>>,
+    /// Entries created so far (numbers them: [`Entry::registration`]).
+    registrations: Arc<AtomicU64>,
 }
 
 impl fmt::Debug for Registry {
@@ -449,6 +455,7 @@ impl Registry {
                     kind,
                     parent: parent.cloned(),
                     counters: Arc::default(),
+                    registration: self.registrations.fetch_add(1, Ordering::Relaxed) + 1,
                     restarts: AtomicU64::new(0),
                     started_at_ms: AtomicU64::new(0),
                     children_version: AtomicU64::new(0),

@@ -23,11 +23,14 @@ pub struct LocalPart {
 /// What the board holds.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BoardState {
-    /// This node's part per configured cluster_ingest stream. Shared: a step that leaves
-    /// every part as it was (most steps: another node's capture moved) publishes the
-    /// very same map, so a reader that built something from it (the mesh advertisement)
-    /// knows it unchanged by its address.
-    pub local: Arc<BTreeMap<String, LocalPart>>,
+    /// This node's part per configured cluster_ingest stream.
+    pub local: BTreeMap<String, LocalPart>,
+    /// The generation of `local`: the board raises it whenever a part changes (a
+    /// publish with different parts, a `set_local` that changes one), and keeps it
+    /// while the parts stand (most steps: another node's capture moved). A reader that
+    /// built something from the parts (the mesh advertisement) compares generations.
+    /// Whatever a publisher puts here is replaced.
+    pub local_generation: u64,
     /// The ownership table, in stream name order.
     pub rows: Vec<Row>,
     /// Minority restraint holds this node back.
@@ -68,7 +71,6 @@ impl IngestBoard {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .local
-            .as_ref()
             .clone()
     }
 
@@ -89,15 +91,27 @@ impl IngestBoard {
             .cloned()
     }
 
-    /// Replaces the board (the coordinator, after each step).
-    pub fn publish(&self, state: BoardState) {
-        *self.state.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(state);
+    /// Replaces the board (the coordinator, after each step), raising the parts'
+    /// generation when they differ from the ones published before.
+    pub fn publish(&self, mut state: BoardState) {
+        let mut current = self.state.write().unwrap_or_else(|p| p.into_inner());
+        state.local_generation = if state.local == current.local {
+            current.local_generation
+        } else {
+            current.local_generation + 1
+        };
+        *current = Arc::new(state);
     }
 
     /// Updates this node's part in one stream at once (a start or a stop being applied),
     /// so that a restarting `streams` supervisor never sees a stale answer.
     pub fn set_local(&self, stream: &str, part: LocalPart) {
-        let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
-        Arc::make_mut(&mut Arc::make_mut(&mut state).local).insert(stream.to_string(), part);
+        let mut current = self.state.write().unwrap_or_else(|p| p.into_inner());
+        if current.local.get(stream) == Some(&part) {
+            return;
+        }
+        let state = Arc::make_mut(&mut current);
+        state.local.insert(stream.to_string(), part);
+        state.local_generation += 1;
     }
 }

@@ -154,31 +154,25 @@ pub struct IngestState {
     health: Arc<BTreeMap<String, Health>>,
 }
 
-/// Which set of children a supervisor had: its registry entry (held, so that another
-/// entry cannot take its address), its restarts, start and children version. While all
-/// stand, the set does, and the book's captures were already compared with it.
+/// Which set of children a supervisor had: its registry entry (by its registration),
+/// restarts, start and children version. While all stand, the set does, and the book's
+/// captures were already compared with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct ChildSetStamp {
-    entry: Arc<Entry>,
+    registration: u64,
     restarts: u64,
     started_at_ms: u64,
     children_version: u64,
 }
 
 impl ChildSetStamp {
-    fn of(entry: Arc<Entry>) -> ChildSetStamp {
+    fn of(entry: &Entry) -> ChildSetStamp {
         ChildSetStamp {
+            registration: entry.registration,
             restarts: entry.restarts(),
             started_at_ms: entry.started_at_ms(),
             children_version: entry.children_version(),
-            entry,
         }
-    }
-
-    fn same_as(&self, other: &ChildSetStamp) -> bool {
-        Arc::ptr_eq(&self.entry, &other.entry)
-            && self.restarts == other.restarts
-            && self.started_at_ms == other.started_at_ms
-            && self.children_version == other.children_version
     }
 }
 
@@ -244,12 +238,8 @@ impl IngestCoordinator {
             return;
         };
         // Taken before the question: a change racing with it shows at the next tick.
-        let stamp = ChildSetStamp::of(entry);
-        if state
-            .reconciled
-            .as_ref()
-            .is_some_and(|reconciled| reconciled.same_as(&stamp))
-        {
+        let stamp = ChildSetStamp::of(&entry);
+        if state.reconciled == Some(stamp) {
             return;
         }
         let Some(supervisor) = supervisor_at(me.node(), &streams_path) else {
@@ -339,36 +329,23 @@ impl IngestCoordinator {
 /// What this node advertises about each configured stream after a step: the step's
 /// table has it (asking the book again per stream was a tenth of a step), but for the
 /// streams it `started`: a start that failed changed the book since (`apply` is the only
-/// change to the book after the step). The board's map itself when every part is as it
-/// was (most steps: another node's capture moved), so its readers see it unchanged.
+/// change to the book after the step).
 fn local_parts(
-    board: &IngestBoard,
     book: &IngestBook,
     rows: &[Row],
     started: &[String],
     now_ms: u64,
-) -> Arc<BTreeMap<String, LocalPart>> {
-    let parts = rows.iter().map(|row| {
-        let (role, epoch) = if started.contains(&row.stream) {
-            book.advertised(&row.stream, now_ms)
-        } else {
-            (row.local, row.local_epoch)
-        };
-        (row.stream.as_str(), LocalPart { role, epoch })
-    });
-    let current = board.snapshot().local.clone();
-    if current
-        .iter()
-        .map(|(stream, part)| (stream.as_str(), *part))
-        .eq(parts.clone())
-    {
-        return current;
-    }
-    Arc::new(
-        parts
-            .map(|(stream, part)| (stream.to_string(), part))
-            .collect(),
-    )
+) -> BTreeMap<String, LocalPart> {
+    rows.iter()
+        .map(|row| {
+            let (role, epoch) = if started.contains(&row.stream) {
+                book.advertised(&row.stream, now_ms)
+            } else {
+                (row.local, row.local_epoch)
+            };
+            (row.stream.clone(), LocalPart { role, epoch })
+        })
+        .collect()
 }
 
 impl Worker for IngestCoordinator {
@@ -499,9 +476,10 @@ impl Worker for IngestCoordinator {
                 for action in actions {
                     self.apply(me, state, action).await;
                 }
-                let local = local_parts(&self.board, &state.book, &rows, &starts, now_ms);
+                let local = local_parts(&state.book, &rows, &starts, now_ms);
                 self.board.publish(BoardState {
                     local,
+                    local_generation: 0,
                     rows,
                     restrained: state.book.restrained(),
                     settled: state.book.settled(),

@@ -1111,7 +1111,7 @@ fn a_settling_node_takes_a_stream_that_prefers_it_and_nobody_captures() {
 }
 
 #[test]
-fn a_step_that_leaves_every_local_part_publishes_the_same_map() {
+fn the_local_parts_generation_moves_only_when_a_part_does() {
     use super::board::{BoardState, IngestBoard};
     let mut book = IngestBook::new(SETTINGS, 0);
     let me = member("a");
@@ -1129,23 +1129,36 @@ fn a_step_that_leaves_every_local_part_publishes_the_same_map() {
     });
     assert_eq!(actions.len(), 2);
     let board = IngestBoard::default();
+    let publish = |local| {
+        board.publish(BoardState {
+            local,
+            local_generation: 0,
+            rows: rows.clone(),
+            restrained: false,
+            settled: true,
+        });
+        board.snapshot().local_generation
+    };
     let started = ["cam0".to_string(), "cam1".to_string()];
-    let first = super::local_parts(&board, &book, &rows, &started, 10);
+    let first = super::local_parts(&book, &rows, &started, 10);
     assert_eq!(first["cam0"].role, IngestRole::Capturing);
-    board.publish(BoardState {
-        local: first.clone(),
-        rows: rows.clone(),
-        restrained: false,
-        settled: true,
-    });
-    let again = super::local_parts(&board, &book, &rows, &[], 20);
-    assert!(Arc::ptr_eq(&first, &again), "every part as it was");
+    let generation = publish(first.clone());
+    assert_eq!(generation, 1, "parts appeared");
+    let again = super::local_parts(&book, &rows, &[], 20);
+    assert_eq!(again, first, "every part as it was");
+    assert_eq!(publish(again), generation);
     // A start that failed after the step: the book, not the table, has the part.
     book.start_failed("cam1", 20);
-    let failed = super::local_parts(&board, &book, &rows, &started[1..], 20);
-    assert!(!Arc::ptr_eq(&first, &failed));
+    let failed = super::local_parts(&book, &rows, &started[1..], 20);
     assert_eq!(failed["cam1"].role, IngestRole::Failed);
     assert_eq!(failed["cam0"], first["cam0"]);
+    assert_eq!(publish(failed), generation + 1);
+    // An in-place update moves it when it changes a part, and only then.
+    let part = board.local("cam1").expect("configured");
+    board.set_local("cam1", part);
+    assert_eq!(board.snapshot().local_generation, generation + 1);
+    board.set_local("cam1", first["cam1"]);
+    assert_eq!(board.snapshot().local_generation, generation + 2);
 }
 
 /// Settings that see a pause: the mesh's threshold with fetch 1 s and stale 3 s.

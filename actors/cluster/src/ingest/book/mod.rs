@@ -146,8 +146,8 @@ pub struct Health {
 }
 
 /// One step's inputs. This node, the peers and the health are shared: the coordinator
-/// keeps them from tick to tick and replaces one only when it changed, so an unchanged
-/// part is known unchanged by its address (see `quiet`).
+/// keeps them from tick to tick and replaces one only when it changed, so `quiet` finds
+/// an unchanged part by its address before comparing values.
 #[derive(Debug, Clone)]
 pub struct StepInput<'a> {
     /// This node.
