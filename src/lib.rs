@@ -24,6 +24,7 @@ pub mod mesh;
 pub mod node;
 pub mod node_core;
 pub mod plan;
+pub mod relay;
 pub mod rtmp;
 pub mod sessions;
 pub mod shell;

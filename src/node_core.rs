@@ -119,6 +119,29 @@ impl NodeCore {
             board.clone(),
         )
         .map_err(NodeError::Mesh)?;
+        let relays = mesh.as_ref().map(|mesh| {
+            let upstream: Arc<dyn crate::relay::Upstream> =
+                Arc::new(crate::relay::upstream::MeshUpstream {
+                    mesh: mesh.service.clone(),
+                    links: mesh.links.clone(),
+                });
+            let _ = service.upstream.set(upstream.clone());
+            mesh.service
+                .set_relay(Arc::new(crate::relay::server::OriginServer {
+                    directory: service.directory.clone(),
+                    board: board.clone(),
+                    view: Some(mesh.service.view().clone()),
+                    identity: identity.id.clone(),
+                    runtime: context.runtime.clone(),
+                }));
+            crate::relay::start::RelayStarter {
+                node: context.clone(),
+                media: media.clone(),
+                directory: service.directory.clone(),
+                upstream,
+                config: config.clone(),
+            }
+        });
         let rtmp = RtmpContext {
             node: context.clone(),
             directory: service.directory.clone(),
@@ -128,6 +151,7 @@ impl NodeCore {
             mesh: mesh.as_ref().map(|mesh| mesh.service.clone()),
             redirect_players: config.rtmp_redirect == Some(true),
             ingest: board.clone(),
+            relays: relays.clone(),
         };
         let peers: Arc<dyn flotilla_cluster::mesh::PeerIo> = match &mesh {
             Some(mesh) => Arc::new(mesh.links.clone()),
@@ -176,6 +200,7 @@ impl NodeCore {
             mesh: mesh.map(|mesh| mesh.service),
             ingest: board,
             balancers,
+            relays,
         };
         Ok(NodeCore {
             teardown: state.node.teardown(),

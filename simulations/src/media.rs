@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use flotilla::media::directory::Directory;
 use flotilla::media::live::Packaging;
-use flotilla_cluster::stream::StreamMedia;
+use flotilla_cluster::stream::{StreamEnd, StreamMedia};
 use flotilla_cluster::tree::StreamPlan;
 use flotilla_otp::rt::Runtime;
 use flotilla_otp::supervisor::BoxFuture;
@@ -75,8 +75,9 @@ impl SimMedia {
 pub struct SimStreams(pub Arc<SimMedia>);
 
 impl StreamMedia for SimStreams {
-    fn run(&self, stream: StreamPlan) -> BoxFuture<String> {
-        Box::pin(self.0.clone().capture(stream))
+    fn run(&self, stream: StreamPlan) -> BoxFuture<StreamEnd> {
+        let media = self.0.clone();
+        Box::pin(async move { StreamEnd::Failed(media.capture(stream).await) })
     }
 
     fn remove(&self, name: &str) {

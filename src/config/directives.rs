@@ -311,6 +311,14 @@ pub const DIRECTIVES: &[DirectiveInfo] = &[
         "flotilla: an RTMP player asking for a stream that only a peer has gets the de-facto RTMP 302 (onStatus NetConnection.Connect.Rejected with ex.code 302, ex.redirect = the peer's tcUrl, ex.redirect2 = the full URL) instead of a relay through this node. Off by default: ffmpeg's own RTMP client (checked with 5.1) does not follow it and fails, while a relay plays everywhere."
     ),
     d!(
+        "cluster_play",
+        [],
+        &[G, S],
+        Now,
+        "cluster_play relay;",
+        "flotilla: what a node does with a viewer (HLS, HTTP-MPEG-TS, RTMP) of a stream another node has: `relay` serves it here, relaying the stream from its owner over the mesh (one upstream per stream per node, the same playlists on every node: what a load balancer in front of the nodes needs); `redirect` (the default) sends the viewer to the owner. Globally, or per stream."
+    ),
+    d!(
         "cors_allow_origin",
         [],
         &[G],

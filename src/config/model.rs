@@ -31,6 +31,8 @@ pub struct Config {
     pub cluster_port: Option<u16>,
     /// RTMP players of a peer's stream get the RTMP 302 instead of a relay.
     pub rtmp_redirect: Option<bool>,
+    /// Viewers of a stream another node has: relayed here or redirected (default).
+    pub cluster_play: Option<super::values::ClusterPlay>,
     /// cluster_ingest: a node seeing a minority of the cluster takes nothing over.
     pub cluster_ingest_minority_restraint: Option<bool>,
     pub loglevel: Option<LogLevel>,
@@ -251,6 +253,8 @@ pub struct StreamOptions {
     pub static_: Option<bool>,
     pub disabled: Option<bool>,
     pub clients_timeout: Option<Timeout>,
+    /// This stream's viewers on nodes that do not have it: relayed or redirected.
+    pub cluster_play: Option<super::values::ClusterPlay>,
     pub retry_limit: Option<u32>,
     pub source_timeout: Option<Timeout>,
     pub segment_duration: Option<Seconds>,

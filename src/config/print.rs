@@ -176,6 +176,7 @@ impl Printer {
         self.value("geoip", &c.geoip);
         self.value("nvidia_monitor", &c.nvidia_monitor);
         self.value("rtmp_redirect", &c.rtmp_redirect);
+        self.value("cluster_play", &c.cluster_play);
         for backend in &c.auth_backends {
             self.auth_backend(backend);
         }
@@ -247,6 +248,7 @@ impl Printer {
         self.value("static", &o.static_);
         self.value("disabled", &o.disabled);
         self.value("clients_timeout", &o.clients_timeout);
+        self.value("cluster_play", &o.cluster_play);
         self.value("retry_limit", &o.retry_limit);
         self.value("source_timeout", &o.source_timeout);
         self.value("segment_duration", &o.segment_duration);

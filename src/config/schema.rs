@@ -468,6 +468,7 @@ fn read_global_statement(
         "logrequests" => set_once(&mut c.logrequests, flag(statement)?, statement),
         "nvidia_monitor" => set_once(&mut c.nvidia_monitor, flag(statement)?, statement),
         "rtmp_redirect" => set_once(&mut c.rtmp_redirect, flag(statement)?, statement),
+        "cluster_play" => set_once(&mut c.cluster_play, single(statement)?, statement),
         "total_bandwidth" => set_once(&mut c.total_bandwidth, single(statement)?, statement),
         "auth_token" => set_once(&mut c.auth_token, single(statement)?, statement),
         "max_sessions" => set_once(&mut c.max_sessions, single(statement)?, statement),
@@ -858,6 +859,7 @@ fn read_stream_option(
         "static" => set_once(&mut o.static_, flag(s)?, s),
         "disabled" => set_once(&mut o.disabled, flag(s)?, s),
         "clients_timeout" => set_once(&mut o.clients_timeout, single::<Timeout>(s)?, s),
+        "cluster_play" => set_once(&mut o.cluster_play, single(s)?, s),
         "retry_limit" => set_once(&mut o.retry_limit, single(s)?, s),
         "source_timeout" => set_once(&mut o.source_timeout, single::<Timeout>(s)?, s),
         "segment_duration" => {

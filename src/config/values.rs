@@ -48,6 +48,9 @@ pub enum ValueError {
     /// An empty key or password.
     #[error("a secret cannot be empty")]
     EmptySecret,
+    /// A word that is not one of the directive's choices.
+    #[error("`{text}` is not one of: {choices}")]
+    NotAChoice { text: String, choices: &'static str },
 }
 
 impl Classified for ValueError {
@@ -308,6 +311,36 @@ impl Value for Percent {
     }
     fn render(&self) -> String {
         format!("{}%", self.percent)
+    }
+}
+
+/// What a node does with a viewer of a stream another node has (`cluster_play`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClusterPlay {
+    /// Serve the viewer here, relaying the stream from its owner over the mesh.
+    Relay,
+    /// Send the viewer to the owner (HTTP 302, RTMP 302 or relay per `rtmp_redirect`).
+    Redirect,
+}
+
+impl Value for ClusterPlay {
+    const EXPECTED: &'static str = "relay or redirect";
+    fn parse_value(text: &str) -> Result<Self, ValueError> {
+        match text {
+            "relay" => Ok(ClusterPlay::Relay),
+            "redirect" => Ok(ClusterPlay::Redirect),
+            _ => Err(ValueError::NotAChoice {
+                text: text.into(),
+                choices: Self::EXPECTED,
+            }),
+        }
+    }
+    fn render(&self) -> String {
+        match self {
+            ClusterPlay::Relay => "relay".into(),
+            ClusterPlay::Redirect => "redirect".into(),
+        }
     }
 }
 

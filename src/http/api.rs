@@ -44,6 +44,8 @@ pub struct ApiState {
     pub ingest: flotilla_cluster::ingest::board::IngestBoard,
     /// The node's balancers (`/NAME/STREAM/...`).
     pub balancers: crate::balancer::Balancers,
+    /// Relays other nodes' streams for this node's viewers (with a mesh).
+    pub relays: Option<crate::relay::start::RelayStarter>,
 }
 
 /// The router of a listener: API routes when `with_api`, and a JSON 404 for the rest.
@@ -258,6 +260,7 @@ mod tests {
             mesh: None,
             ingest: Default::default(),
             balancers,
+            relays: None,
         }
     }
 

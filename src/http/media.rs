@@ -140,19 +140,26 @@ async fn serve_path(state: &ApiState, request: RequestInfo, path: &str) -> Respo
             ),
         );
     }
-    let Some((live, rest)) = state.directory.resolve(trimmed) else {
+    let resolved = match state.directory.resolve(trimmed) {
+        Some(found) => Some(found),
+        None => relayed(&state, trimmed).await,
+    };
+    let Some((live, rest)) = resolved else {
         return elsewhere(&state, path, request.query.as_deref());
     };
-    // A cluster_ingest stream is served by its current capturer only (highest epoch).
+    // A cluster_ingest stream is served by its current capturer only (highest epoch); a
+    // relayed copy follows whoever that is.
     let now_ms = state.node.runtime.wall_clock_ms();
-    if crate::ingest::superseded(
-        &state.ingest,
-        state.mesh.as_ref().map(|mesh| mesh.view()),
-        &live.name,
-        now_ms,
-        &state.identity.id,
-    ) && let Elsewhere::Redirect(redirect) =
-        redirect_to_peer(&state, path, request.query.as_deref())
+    if !live.relay
+        && crate::ingest::superseded(
+            &state.ingest,
+            state.mesh.as_ref().map(|mesh| mesh.view()),
+            &live.name,
+            now_ms,
+            &state.identity.id,
+        )
+        && let Elsewhere::Redirect(redirect) =
+            redirect_to_peer(&state, path, request.query.as_deref())
     {
         // Past the hop limit a superseded capturer still serves what it has.
         return redirect;
@@ -195,6 +202,29 @@ async fn serve_path(state: &ApiState, request: RequestInfo, path: &str) -> Respo
     let bytes = response.body().size_hint().exact().unwrap_or(0);
     session.touch(now_ms, bytes);
     response
+}
+
+/// A stream another node has, relayed here when the node (or the stream) plays peers'
+/// streams here (`cluster_play relay`): the local copy, started for this viewer if it
+/// was not running, and the rest of the path. `None`: redirect as usual (or 404).
+async fn relayed<'p>(
+    state: &ApiState,
+    trimmed: &'p str,
+) -> Option<(std::sync::Arc<LiveStream>, &'p str)> {
+    let relays = state.relays.as_ref()?;
+    let mesh = state.mesh.as_ref()?;
+    let name = {
+        let now_ms = state.node.runtime.wall_clock_ms();
+        let view = mesh.view().read().unwrap_or_else(|p| p.into_inner());
+        view.located_stream(trimmed, now_ms)?.to_string()
+    };
+    if !relays.relays(&name) {
+        return None;
+    }
+    relays
+        .local_copy(&name, Duration::from_millis(STREAM_START_WAIT_MS))
+        .await?;
+    state.directory.resolve(trimmed)
 }
 
 /// Query parameter counting the redirects a viewer's request went through

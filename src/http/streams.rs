@@ -16,44 +16,99 @@ pub async fn node_stats(State(state): State<ApiState>) -> Json<Value> {
 
 pub async fn list(State(state): State<ApiState>) -> Json<Value> {
     let now_ms = state.node.runtime.wall_clock_ms();
-    let streams: Vec<Value> = state
+    let mut streams: Vec<Value> = state
         .config
         .streams
         .iter()
         .map(|stream| {
             let live = state.directory.get(&stream.name);
-            let alive = live.as_ref().is_some_and(|l| l.is_alive(now_ms, ALIVE_WITHIN_MS));
-            let counter = |read: &dyn Fn(&crate::media::live::LiveCounters) -> u64| {
-                live.as_ref().map_or(0, |l| read(&l.counters))
-            };
-            let last_frame_ms = counter(&|c| c.last_frame_ms.load(Ordering::Relaxed));
-            let status = match (alive, stream.options.disabled == Some(true)) {
-                (_, true) => "disabled",
-                (true, _) => "running",
-                (false, _) if last_frame_ms == 0 => "waiting",
-                (false, _) => "error",
-            };
-            json!({
-                "name": stream.name,
-                "static": !stream.ondemand,
-                "inputs": stream.options.inputs.iter().map(|i| json!({ "url": i.url })).collect::<Vec<_>>(),
-                "stats": {
-                    "alive": alive,
-                    "status": status,
-                    "input_bitrate": counter(&|c| c.input_bitrate.load(Ordering::Relaxed)) / 1000,
-                    "online_clients": counter(&|c| c.clients.load(Ordering::Relaxed)),
-                    "bytes_in": counter(&|c| c.bytes_in.load(Ordering::Relaxed)),
-                    "bytes_out": counter(&|c| c.bytes_out.load(Ordering::Relaxed)),
-                    "last_frame_at": (last_frame_ms != 0).then_some(last_frame_ms),
-                    "running_on": running_on(&state, &stream.name, alive),
-                    "epoch": state.ingest.row(&stream.name).map(|row| row.epoch),
-                    "active_input": live.as_ref().and_then(|l| l.active_input()),
-                },
-            })
+            let disabled = stream.options.disabled == Some(true);
+            let inputs = stream
+                .options
+                .inputs
+                .iter()
+                .map(|i| json!({ "url": i.url }))
+                .collect();
+            entry(
+                &state,
+                &stream.name,
+                !stream.ondemand,
+                inputs,
+                live,
+                disabled,
+                now_ms,
+            )
         })
         .collect();
+    // Streams running here without a config entry: published to a template, relayed
+    // from another node.
+    for live in state.directory.all() {
+        if state.config.streams.iter().any(|s| s.name == live.name) {
+            continue;
+        }
+        let name = live.name.clone();
+        streams.push(entry(
+            &state,
+            &name,
+            true,
+            Vec::new(),
+            Some(live),
+            false,
+            now_ms,
+        ));
+    }
     let count = streams.len();
     Json(json!({ "streams": streams, "estimated_count": count }))
+}
+
+/// One stream's entry: its config and what runs here.
+fn entry(
+    state: &ApiState,
+    name: &str,
+    is_static: bool,
+    inputs: Vec<Value>,
+    live: Option<std::sync::Arc<crate::media::live::LiveStream>>,
+    disabled: bool,
+    now_ms: u64,
+) -> Value {
+    let alive = live
+        .as_ref()
+        .is_some_and(|l| l.is_alive(now_ms, ALIVE_WITHIN_MS));
+    let counter = |read: &dyn Fn(&crate::media::live::LiveCounters) -> u64| {
+        live.as_ref().map_or(0, |l| read(&l.counters))
+    };
+    let last_frame_ms = counter(&|c| c.last_frame_ms.load(Ordering::Relaxed));
+    let status = match (alive, disabled) {
+        (_, true) => "disabled",
+        (true, _) => "running",
+        (false, _) if last_frame_ms == 0 => "waiting",
+        (false, _) => "error",
+    };
+    let relayed = live.as_ref().is_some_and(|l| l.relay);
+    json!({
+        "name": name,
+        "static": is_static,
+        "inputs": inputs,
+        "stats": {
+            "alive": alive,
+            "status": status,
+            "input_bitrate": counter(&|c| c.input_bitrate.load(Ordering::Relaxed)) / 1000,
+            "online_clients": counter(&|c| c.clients.load(Ordering::Relaxed)),
+            "bytes_in": counter(&|c| c.bytes_in.load(Ordering::Relaxed)),
+            "bytes_out": counter(&|c| c.bytes_out.load(Ordering::Relaxed)),
+            "last_frame_at": (last_frame_ms != 0).then_some(last_frame_ms),
+            "running_on": running_on(state, name, alive && !relayed),
+            "epoch": state.ingest.row(name).map(|row| row.epoch),
+            "active_input": live.as_ref().and_then(|l| l.active_input()),
+            // flotilla: media between nodes. `relayed_from`: the node this copy follows;
+            // `relay_subscribers`: nodes relaying it from here, `relay_bytes_out` what
+            // they were sent.
+            "relayed": relayed,
+            "relayed_from": relayed.then(|| live.as_ref().and_then(|l| l.active_input()).and_then(|input| input.strip_prefix("relay://").map(str::to_string))).flatten(),
+            "relay_subscribers": counter(&|c| c.relay_subscribers.load(Ordering::Relaxed)),
+            "relay_bytes_out": counter(&|c| c.relay_bytes_out.load(Ordering::Relaxed)),
+        },
+    })
 }
 
 /// Nodes (by identity, `host:port`) running `stream`: this node when frames flow here; for a cluster_ingest

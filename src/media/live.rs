@@ -19,11 +19,12 @@ use bytes::Bytes;
 use tokio::sync::broadcast;
 
 use super::aac;
+use super::follow::{Cut, FollowEvent, SegmentInfo};
 use super::frame::{CLOCK_HZ, Frame, ticks_to_ms};
 use super::h264;
 use super::segmenter::{Chunk, Segmenter};
 use super::tracks::{self, Gated, TrackGate};
-use super::ts::mux::{Muxer, Tracks};
+use super::ts::mux::{Muxed, Muxer, Tracks};
 use super::window::{Rendition, Segment, Window};
 
 /// Chunks (one per frame) a live viewer may fall behind before it is dropped: ~20 s of a
@@ -71,6 +72,10 @@ pub struct LiveCounters {
     pub last_dts: AtomicU64,
     /// Unix ms of the last viewer request (on-demand streams stop when it gets old).
     pub last_access_ms: AtomicU64,
+    /// Nodes relaying this stream from here now (subscriptions served).
+    pub relay_subscribers: AtomicU64,
+    /// Bytes sent to relaying nodes.
+    pub relay_bytes_out: AtomicU64,
 }
 
 /// The shared state of one running stream.
@@ -89,8 +94,13 @@ pub struct LiveStream {
     frames: Followers<Frame>,
     /// The latest audio frame, for the AAC sequence header of joining RTMP players.
     last_audio: RwLock<Option<Frame>>,
+    /// Nodes relaying this stream: its frames and where its segments end, in order
+    /// (see `media::follow`).
+    follow: Followers<FollowEvent>,
     /// Segments published so far: viewers of a starting stream wait on it.
     published: tokio::sync::watch::Sender<u64>,
+    /// GOPs started so far: RTMP players of a starting stream wait on it.
+    gops: tokio::sync::watch::Sender<u64>,
     /// Asks an idle on-demand stream to start.
     demand: tokio::sync::Notify,
     /// The URL of the input feeding the stream now.
@@ -116,7 +126,9 @@ impl LiveStream {
             gop_frames: RwLock::new(Vec::new()),
             frames: Followers::default(),
             last_audio: RwLock::new(None),
+            follow: Followers::default(),
             published: tokio::sync::watch::channel(0).0,
+            gops: tokio::sync::watch::channel(0).0,
             demand: tokio::sync::Notify::new(),
             active_input: RwLock::new(None),
             counters: LiveCounters::default(),
@@ -153,6 +165,15 @@ impl LiveStream {
     pub async fn wait_ready(&self, limit: std::time::Duration) -> bool {
         let mut published = self.published.subscribe();
         tokio::time::timeout(limit, published.wait_for(|count| *count > 0))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    /// Waits (at most `limit`) until the stream has started a GOP (a frame an RTMP player
+    /// can start from); false on timeout.
+    pub async fn wait_gop(&self, limit: std::time::Duration) -> bool {
+        let mut gops = self.gops.subscribe();
+        tokio::time::timeout(limit, gops.wait_for(|count| *count > 0))
             .await
             .is_ok_and(|r| r.is_ok())
     }
@@ -231,6 +252,113 @@ impl LiveStream {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         (gop.clone(), audio, receiver)
+    }
+
+    /// Subscribes a relaying node: the window as it is (its shape and segments), then
+    /// every frame and cut after the subscription. A cut may be in both (a race with the
+    /// packager): the follower skips segments it holds.
+    pub fn subscribe_follow(&self) -> (WindowSnapshot, broadcast::Receiver<FollowEvent>) {
+        let receiver = self.follow.subscribe();
+        let window = self.window.read().unwrap_or_else(|p| p.into_inner());
+        let snapshot = WindowSnapshot {
+            segment_count: self.packaging.segment_count,
+            segment_duration_ms: self.packaging.segment_duration_ms,
+            discontinuity_sequence: window.discontinuity_sequence(),
+            segments: window.held().cloned().collect(),
+            rendition: self.rendition(),
+        };
+        (snapshot, receiver)
+    }
+
+    /// Segments after `sequence` still held, oldest first.
+    pub fn segments_after(&self, sequence: Option<u64>) -> Vec<Arc<Segment>> {
+        self.window
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .held()
+            .filter(|s| sequence.is_none_or(|after| s.sequence > after))
+            .cloned()
+            .collect()
+    }
+
+    /// The newest segment held.
+    pub fn newest_segment(&self) -> Option<Arc<Segment>> {
+        let window = self.window.read().unwrap_or_else(|p| p.into_inner());
+        window.held().last().cloned()
+    }
+
+    /// Takes a followed stream's window shape (see [`Window::adopt`]).
+    pub(super) fn adopt_window(&self, segment_count: usize, discontinuity_sequence: u64) {
+        self.window
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .adopt(segment_count, discontinuity_sequence);
+    }
+
+    pub(super) fn set_rendition(&self, rendition: Rendition) {
+        *self.rendition.write().unwrap_or_else(|p| p.into_inner()) = rendition;
+    }
+
+    /// Adds a segment made elsewhere (see [`Window::push_made`]) and wakes viewers
+    /// waiting for the stream's first one.
+    pub(super) fn place_segment(&self, segment: Segment) {
+        let placed = self
+            .window
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push_made(segment);
+        if placed {
+            self.published.send_modify(|count| *count += 1);
+        }
+    }
+
+    /// Counts an incoming frame (already on the stream's timeline) at `now_ms`.
+    pub(super) fn count_frame(&self, frame: &Frame, now_ms: u64) {
+        let counters = &self.counters;
+        counters.frames_in.fetch_add(1, Ordering::Relaxed);
+        counters
+            .bytes_in
+            .fetch_add(frame.data.len() as u64, Ordering::Relaxed);
+        counters.last_frame_ms.store(now_ms, Ordering::Relaxed);
+        counters.last_dts.fetch_max(frame.dts, Ordering::Relaxed);
+    }
+
+    /// Hands a muxed frame to the live viewers: its TS bytes (HTTP-MPEG-TS), the frame
+    /// itself (RTMP), and the latest audio frame (for joining RTMP players).
+    pub(super) fn deliver(&self, frame: &Frame, muxed: &Muxed) {
+        publish(
+            &self.gop,
+            &self.chunks,
+            muxed.bytes.clone(),
+            muxed.random_access,
+            Bytes::len,
+        );
+        publish(
+            &self.gop_frames,
+            &self.frames,
+            frame.clone(),
+            frame.starts_gop(),
+            |f: &Frame| f.data.len(),
+        );
+        if frame.starts_gop() {
+            self.gops.send_modify(|count| *count += 1);
+        }
+        if !frame.codec.is_video() {
+            *self.last_audio.write().unwrap_or_else(|p| p.into_inner()) = Some(frame.clone());
+        }
+    }
+
+    /// Tells relaying nodes about a frame (after the cut it follows, if any).
+    pub(super) fn follow_frame(&self, frame: &Frame, in_segment: bool) {
+        self.follow.send(FollowEvent::Frame {
+            frame: frame.clone(),
+            in_segment,
+        });
+    }
+
+    /// Tells relaying nodes where a segment ended.
+    pub(super) fn follow_cut(&self, cut: Arc<Cut>) {
+        self.follow.send(FollowEvent::Cut(cut));
     }
 
     /// Whether a frame arrived within `within_ms` of `now_ms`.
@@ -380,13 +508,7 @@ impl Packager {
             &shifted
         };
         self.highest_dts = self.highest_dts.max(Some(frame.dts));
-        let counters = &self.live.counters;
-        counters.frames_in.fetch_add(1, Ordering::Relaxed);
-        counters
-            .bytes_in
-            .fetch_add(frame.data.len() as u64, Ordering::Relaxed);
-        counters.last_frame_ms.store(now_ms, Ordering::Relaxed);
-        counters.last_dts.fetch_max(frame.dts, Ordering::Relaxed);
+        self.live.count_frame(frame, now_ms);
         self.measure_bitrate(frame);
         if frame.starts_gop() {
             self.learn_video(frame);
@@ -394,45 +516,33 @@ impl Packager {
             self.learn_audio(frame);
         }
         let (anchor_ms, anchor_dts) = *self.anchor.get_or_insert((now_ms, frame.dts));
+        let mux_before = self.muxer.state();
         let muxed = self.muxer.mux(frame);
         if muxed.bytes.is_empty() {
             return;
         }
-        publish(
-            &self.live.gop,
-            &self.live.chunks,
-            muxed.bytes.clone(),
-            muxed.random_access,
-            Bytes::len,
-        );
-        publish(
-            &self.live.gop_frames,
-            &self.live.frames,
-            frame.clone(),
-            frame.starts_gop(),
-            |f: &Frame| f.data.len(),
-        );
-        if !frame.codec.is_video() {
-            *self
-                .live
-                .last_audio
-                .write()
-                .unwrap_or_else(|p| p.into_inner()) = Some(frame.clone());
-        }
-        let sealed = self.segmenter.push(Chunk {
+        self.live.deliver(frame, &muxed);
+        let pushed = self.segmenter.push_kept(Chunk {
             dts: frame.dts,
             starts_gop: muxed.random_access,
             discontinuity: discontinuity || track_cut,
             bytes: muxed.bytes,
         });
-        if let Some(sealed) = sealed {
+        if let Some(sealed) = pushed.sealed {
             let start_ms = anchor_ms + ticks_to_ms(sealed.start_dts.saturating_sub(anchor_dts));
             let duration_ms = ticks_to_ms(sealed.duration_ticks).max(1);
             let mut window = self.live.window.write().unwrap_or_else(|p| p.into_inner());
-            window.push(start_ms, duration_ms, sealed.discontinuity, sealed.bytes);
+            let segment = window.push(start_ms, duration_ms, sealed.discontinuity, sealed.bytes);
             drop(window);
             self.live.published.send_modify(|count| *count += 1);
+            // The frame that sealed it opens the next segment: muxed from `mux_before`.
+            self.live.follow_cut(Arc::new(Cut {
+                segment: SegmentInfo::of(&segment),
+                next: mux_before,
+                rendition: self.live.rendition(),
+            }));
         }
+        self.live.follow_frame(frame, pushed.kept);
     }
 
     fn measure_bitrate(&mut self, frame: &Frame) {
@@ -541,6 +651,16 @@ fn publish<T: Clone>(
         gop.push(item.clone());
     }
     followers.send(item);
+}
+
+/// A stream's window as a relaying node first receives it.
+#[derive(Debug, Clone)]
+pub struct WindowSnapshot {
+    pub segment_count: usize,
+    pub segment_duration_ms: u64,
+    pub discontinuity_sequence: u64,
+    pub segments: Vec<Arc<Segment>>,
+    pub rendition: Rendition,
 }
 
 /// Ticks per millisecond, for callers converting wall time into stream time.

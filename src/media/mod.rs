@@ -6,6 +6,7 @@
 
 pub mod aac;
 pub mod directory;
+pub mod follow;
 pub mod frame;
 pub mod h264;
 pub mod input;

@@ -42,6 +42,15 @@ pub struct Sealed {
     pub bytes: Bytes,
 }
 
+/// What one chunk did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pushed {
+    /// The segment it sealed (it opens the next one then).
+    pub sealed: Option<Sealed>,
+    /// The chunk went into a segment (the open one, or the one it opened).
+    pub kept: bool,
+}
+
 #[derive(Debug)]
 struct Open {
     start_dts: u64,
@@ -71,13 +80,22 @@ impl Segmenter {
 
     /// Adds one chunk; returns the segment it sealed, if any.
     pub fn push(&mut self, chunk: Chunk) -> Option<Sealed> {
+        self.push_kept(chunk).sealed
+    }
+
+    /// Adds one chunk; says which segment it sealed, if any, and whether the chunk went
+    /// into a segment (a relaying node repeats exactly that, see `crate::relay`).
+    pub fn push_kept(&mut self, chunk: Chunk) -> Pushed {
         self.cut_pending |= chunk.discontinuity;
         let can_start = chunk.starts_gop;
         let Some(open) = &mut self.open else {
             if can_start {
                 self.open_with(&chunk);
             }
-            return None;
+            return Pushed {
+                sealed: None,
+                kept: can_start,
+            };
         };
         let elapsed = chunk.dts.saturating_sub(open.start_dts);
         let due = (elapsed >= self.target_ticks || self.cut_pending) && can_start;
@@ -85,18 +103,23 @@ impl Segmenter {
             || open.bytes.len() + chunk.bytes.len() > MAX_SEGMENT_BYTES;
         if due || overgrown {
             let sealed = self.seal(chunk.dts);
-            if can_start || overgrown {
-                self.open_with(&chunk);
-            }
-            return sealed;
+            // `due` needs a chunk that can start one: the chunk always opens the next.
+            self.open_with(&chunk);
+            return Pushed { sealed, kept: true };
         }
         if chunk.discontinuity && !can_start {
             // Frames of a new source before its first keyframe cannot be decoded.
-            return None;
+            return Pushed {
+                sealed: None,
+                kept: false,
+            };
         }
         open.last_dts = chunk.dts;
         open.bytes.extend_from_slice(&chunk.bytes);
-        None
+        Pushed {
+            sealed: None,
+            kept: true,
+        }
     }
 
     fn open_with(&mut self, chunk: &Chunk) {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use flotilla_cluster::stream::StreamMedia;
+use flotilla_cluster::stream::{StreamEnd, StreamMedia};
 use flotilla_cluster::tree::StreamPlan;
 use flotilla_otp::rt::Runtime;
 use flotilla_otp::supervisor::BoxFuture;
@@ -51,10 +51,19 @@ fn by_priority(inputs: &[InputPlan]) -> Vec<InputPlan> {
 }
 
 /// The media plane of one node.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct MediaService {
     pub directory: Directory,
     pub runtime: Runtime,
+    /// Where relayed streams come from (set once the mesh runs; a node without a mesh
+    /// relays nothing).
+    pub upstream: Arc<std::sync::OnceLock<Arc<dyn crate::relay::Upstream>>>,
+}
+
+impl std::fmt::Debug for MediaService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MediaService({:?})", self.directory)
+    }
 }
 
 /// An ephemeral stream's entry in the directory, removed when dropped (see
@@ -75,10 +84,11 @@ impl MediaService {
         MediaService {
             directory: Directory::default(),
             runtime,
+            upstream: Arc::default(),
         }
     }
 
-    async fn run_stream(self, plan: StreamPlan) -> String {
+    async fn run_stream(self, plan: StreamPlan) -> StreamEnd {
         let packaging = Packaging {
             segment_duration_ms: plan.segment_duration_ms,
             segment_count: plan.segment_count,
@@ -93,11 +103,38 @@ impl MediaService {
             directory: self.directory.clone(),
             live: live.clone(),
         });
+        if plan.relay {
+            return self.run_relay(&plan, live).await;
+        }
         if plan.ondemand {
-            return self.run_ondemand(plan, live).await;
+            return StreamEnd::Failed(self.run_ondemand(plan, live).await);
         }
         let mut packager = Packager::new(live);
-        self.run_inputs(&plan, &mut packager).await
+        StreamEnd::Failed(self.run_inputs(&plan, &mut packager).await)
+    }
+
+    /// A stream relayed from the node that has it (see `crate::relay`): it follows that
+    /// node while viewers come, and finishes `clients_timeout` after the last one.
+    async fn run_relay(&self, plan: &StreamPlan, live: Arc<super::live::LiveStream>) -> StreamEnd {
+        let Some(upstream) = self.upstream.get().cloned() else {
+            return StreamEnd::Failed("no mesh: this node relays nothing".into());
+        };
+        let clients_timeout_ms = plan
+            .clients_timeout_ms
+            .unwrap_or(crate::defaults::CLIENTS_TIMEOUT_MS);
+        let mut replica = super::follow::Replica::new(live.clone());
+        tokio::select! {
+            reason = crate::relay::edge::follow(
+                upstream.as_ref(),
+                &mut replica,
+                &self.runtime,
+                plan.source_timeout_ms,
+            ) => StreamEnd::Failed(reason),
+            () = self.idle(&live, Some(clients_timeout_ms)) => StreamEnd::Finished(format!(
+                "relay stopped: no viewer for {} s",
+                clients_timeout_ms / 1000
+            )),
+        }
     }
 
     /// Runs the inputs by priority: each until it fails, then the next. While a backup
@@ -315,7 +352,7 @@ impl MediaService {
 }
 
 impl StreamMedia for MediaService {
-    fn run(&self, stream: StreamPlan) -> BoxFuture<String> {
+    fn run(&self, stream: StreamPlan) -> BoxFuture<StreamEnd> {
         Box::pin(self.clone().run_stream(stream))
     }
 

@@ -89,7 +89,6 @@ impl Window {
         data: Bytes,
     ) -> Arc<Segment> {
         let sequence = self.next_sequence;
-        self.next_sequence += 1;
         let mut name = format!(
             "{}-{:05}.ts",
             utc_path(program_date_time_ms),
@@ -102,15 +101,60 @@ impl Window {
                 duration_ms.min(99_999)
             );
         }
-        let segment = Arc::new(Segment {
+        let segment = Segment {
             sequence,
             name,
             duration_ms,
             program_date_time_ms,
             discontinuity,
             data,
-        });
-        self.segments.push_back(segment.clone());
+        };
+        self.push_made(segment);
+        self.segments.back().expect("just pushed").clone()
+    }
+
+    /// Takes another node's window shape for a relayed stream (see `crate::relay`): its
+    /// segment count and the discontinuities that already left its window. Only while
+    /// this window holds nothing.
+    pub fn adopt(&mut self, segment_count: usize, discontinuity_sequence: u64) {
+        if !self.segments.is_empty() {
+            return;
+        }
+        let segment_count = segment_count.max(1);
+        self.advertised = segment_count;
+        self.retained = segment_count + RETAINED_EXTRA_SEGMENTS;
+        self.discontinuity_sequence = discontinuity_sequence;
+    }
+
+    /// The newest segment's sequence number, if any.
+    pub fn newest_sequence(&self) -> Option<u64> {
+        self.segments.back().map(|s| s.sequence)
+    }
+
+    /// The sequence number the next segment takes.
+    pub fn next_sequence(&self) -> u64 {
+        self.next_sequence
+    }
+
+    /// The discontinuities that left the window so far.
+    pub fn discontinuity_sequence(&self) -> u64 {
+        self.discontinuity_sequence
+    }
+
+    /// The segments held, oldest first.
+    pub fn held(&self) -> impl Iterator<Item = &Arc<Segment>> {
+        self.segments.iter()
+    }
+
+    /// Adds a segment made elsewhere (a relayed stream's, with the origin's name and
+    /// sequence number), under the same retention as [`Window::push`]. Refused (false)
+    /// unless its sequence number is above every one held: a window never goes back.
+    pub fn push_made(&mut self, segment: Segment) -> bool {
+        if segment.sequence < self.next_sequence {
+            return false;
+        }
+        self.next_sequence = segment.sequence + 1;
+        self.segments.push_back(Arc::new(segment));
         while self.segments.len() > self.retained {
             if let Some(old) = self.segments.pop_front()
                 && old.discontinuity
@@ -118,7 +162,7 @@ impl Window {
                 self.discontinuity_sequence += 1;
             }
         }
-        segment
+        true
     }
 
     /// The segment called `name`, if still held.

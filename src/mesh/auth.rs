@@ -45,8 +45,13 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(5);
 pub const CONNECTION_RECEIVE_WINDOW: u32 = 8 * 1024 * 1024;
 /// Receive window of one stream: a state frame is at most 1 MiB.
 pub const STREAM_RECEIVE_WINDOW: u32 = 2 * 1024 * 1024;
-/// Streams a peer may open at once (a link uses a handful).
-pub const MAX_CONCURRENT_STREAMS: u32 = 16;
+/// Exchanges a peer may have open at once (a link uses a handful).
+pub const MAX_CONCURRENT_EXCHANGES: u32 = 16;
+/// Relay subscriptions a peer may hold at once on one connection: one per stream it
+/// relays from this node.
+pub const MAX_RELAY_SUBSCRIPTIONS: u32 = 4_096;
+/// Streams a peer may open at once: its exchanges and its subscriptions.
+pub const MAX_CONCURRENT_STREAMS: u32 = MAX_CONCURRENT_EXCHANGES + MAX_RELAY_SUBSCRIPTIONS;
 
 /// Why an identity or a TLS configuration could not be built: always this node's own
 /// failure (the key derivation or rustls refused our inputs), never something a peer
@@ -220,7 +225,7 @@ pub fn transport() -> Arc<quinn::TransportConfig> {
         .receive_window(quinn::VarInt::from_u32(CONNECTION_RECEIVE_WINDOW))
         .stream_receive_window(quinn::VarInt::from_u32(STREAM_RECEIVE_WINDOW))
         .max_concurrent_bidi_streams(quinn::VarInt::from_u32(MAX_CONCURRENT_STREAMS))
-        .max_concurrent_uni_streams(quinn::VarInt::from_u32(MAX_CONCURRENT_STREAMS))
+        .max_concurrent_uni_streams(quinn::VarInt::from_u32(MAX_CONCURRENT_EXCHANGES))
         .keep_alive_interval(Some(KEEP_ALIVE))
         // No path MTU probing: the mesh carries small control messages (a state frame is
         // a delta, rarely more than a few packets), which QUIC's 1,200-byte minimum fits

@@ -161,37 +161,7 @@ impl MeshLinks {
         if called {
             return Ok(Exchanged::PeerCalled);
         }
-        let target = self
-            .target(&key)
-            .ok_or_else(|| LinkError::Unresolved(key.clone()))?;
-        let cached = self
-            .links
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .connections
-            .get(&key)
-            .cloned();
-        let connection = match cached.filter(|c| c.close_reason().is_none()) {
-            Some(connection) => connection,
-            None => match self.mesh.connect(&target).await {
-                Ok(connection) => {
-                    self.links
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .connections
-                        .insert(key.clone(), connection.clone());
-                    connection
-                }
-                Err(error) => {
-                    let unauthorized = error.is_unauthorized();
-                    if unauthorized {
-                        tracing::warn!(peer = %key, %error, "peer refused: it holds another cluster key");
-                    }
-                    self.record_failure(&key, &error.to_string(), unauthorized);
-                    return Err(error.into());
-                }
-            },
-        };
+        let (target, connection) = self.connection(&key).await?;
         match self.mesh.call(&target, &connection).await {
             Ok(learnt) => {
                 for address in learnt {
@@ -206,6 +176,50 @@ impl MeshLinks {
                     .connections
                     .remove(&key);
                 self.record_failure(&key, &error.to_string(), false);
+                Err(error.into())
+            }
+        }
+    }
+
+    /// Now, by the node's wall clock.
+    pub fn now_ms(&self) -> u64 {
+        self.node.runtime.wall_clock_ms()
+    }
+
+    /// The connection to peer `key`: the one its link keeps, or a new one (kept for the
+    /// link and for relays, which share it).
+    pub async fn connection(
+        &self,
+        key: &str,
+    ) -> Result<(PeerTarget, quinn::Connection), LinkError> {
+        let target = self
+            .target(key)
+            .ok_or_else(|| LinkError::Unresolved(key.to_string()))?;
+        let cached = self
+            .links
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .connections
+            .get(key)
+            .cloned();
+        if let Some(connection) = cached.filter(|c| c.close_reason().is_none()) {
+            return Ok((target, connection));
+        }
+        match self.mesh.connect(&target).await {
+            Ok(connection) => {
+                self.links
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .connections
+                    .insert(key.to_string(), connection.clone());
+                Ok((target, connection))
+            }
+            Err(error) => {
+                let unauthorized = error.is_unauthorized();
+                if unauthorized {
+                    tracing::warn!(peer = %key, %error, "peer refused: it holds another cluster key");
+                }
+                self.record_failure(key, &error.to_string(), unauthorized);
                 Err(error.into())
             }
         }

@@ -32,6 +32,19 @@ pub trait ShellAcceptor: Send + Sync + 'static {
     fn serve(&self, connection: quinn::Connection) -> futures_util::future::BoxFuture<'static, ()>;
 }
 
+/// Serves relay subscriptions (the relay module implements it; set once the node's media
+/// plane exists).
+pub trait RelayServer: Send + Sync + 'static {
+    /// Serves one subscription to `stream` from the peer at `peer` on `send` until it
+    /// ends.
+    fn serve(
+        &self,
+        peer: SocketAddr,
+        stream: String,
+        send: quinn::SendStream,
+    ) -> futures_util::future::BoxFuture<'static, ()>;
+}
+
 /// How to reach a configured or learnt peer.
 #[derive(Debug, Clone)]
 pub struct PeerTarget {
@@ -59,6 +72,7 @@ struct Inner {
     /// Dials other nodes' shells (`@NODE`) with this node's cluster key.
     shell_client: quinn::ClientConfig,
     shell: std::sync::OnceLock<Arc<dyn ShellAcceptor>>,
+    relay: std::sync::OnceLock<Arc<dyn RelayServer>>,
     identity: ClusterIdentity,
     /// Refused connections, one warning per handshake anyone can start (a datagram that
     /// reads as a QUIC Initial is enough): written at most once per interval, counted.
@@ -147,6 +161,7 @@ impl MeshService {
                 clients,
                 shell_client,
                 shell: std::sync::OnceLock::new(),
+                relay: std::sync::OnceLock::new(),
                 identity,
                 refused_handshakes: LimitedWarning::outsider("mesh connection refused"),
                 refused_certificates: LimitedWarning::outsider(
@@ -238,10 +253,16 @@ impl MeshService {
                     }
                     return;
                 }
+                // Each stream on its own task: a relay subscription lasts as long as its
+                // stream, and exchanges must not wait for it (quinn bounds how many a
+                // peer opens: `auth::MAX_CONCURRENT_STREAMS`).
                 while let Ok((send, receive)) = connection.accept_bi().await {
-                    if let Err(error) = service.answer(send, receive).await {
-                        tracing::debug!(%remote, %error, "mesh exchange failed");
-                    }
+                    let service = service.clone();
+                    service.inner.runtime.clone().spawn("mesh-stream", async move {
+                        if let Err(error) = service.answer(send, receive, remote).await {
+                            tracing::debug!(%remote, %error, "mesh exchange failed");
+                        }
+                    });
                 }
             });
         }
@@ -304,8 +325,17 @@ impl MeshService {
         &self,
         mut send: quinn::SendStream,
         mut receive: quinn::RecvStream,
+        remote: SocketAddr,
     ) -> Result<(), ExchangeError> {
         let hello = exchange::receive(&mut receive).await?;
+        if let Message::Subscribe { stream } = hello {
+            match self.inner.relay.get() {
+                Some(relay) => relay.serve(remote, stream, send).await,
+                None => drop(send),
+            }
+            drop(receive);
+            return Ok(());
+        }
         let Message::Hello {
             node,
             known_incarnation,
@@ -388,6 +418,11 @@ impl MeshService {
         Ok(tokio::time::timeout(auth::HANDSHAKE_TIMEOUT, connecting)
             .await
             .map_err(|_| ConnectError::Timeout(auth::HANDSHAKE_TIMEOUT))??)
+    }
+
+    /// Serves relay subscriptions with `relay` from now on.
+    pub fn set_relay(&self, relay: Arc<dyn RelayServer>) {
+        let _ = self.inner.relay.set(relay);
     }
 
     /// Serves shell connections with `shell` from now on.

@@ -7,11 +7,13 @@
 //! every count and string is checked against its limit. bincode is pinned to 2.0.1 (3.0.0
 //! is an empty crate) and used only here, so it can be swapped without touching the mesh.
 
+pub mod relay;
+
 use flotilla_cluster::mesh::view::{IngestRole, RemoteStream};
 use serde::{Deserialize, Serialize};
 
 /// The protocol version this node speaks.
-pub const WIRE_VERSION: u16 = 5;
+pub const WIRE_VERSION: u16 = 6;
 /// Largest frame: 1,000 streams take ~60 KiB; 1 MiB leaves room for 10,000.
 pub const MAX_FRAME_BYTES: usize = 1024 * 1024;
 /// Most streams in one state message.
@@ -130,6 +132,9 @@ pub enum Message {
         removals: Vec<String>,
         peers: Vec<NodeAddress>,
     },
+    /// Opens a relay subscription (the first frame of its QUIC stream): the answer is
+    /// relay frames (`wire::relay`) carrying `stream`'s media, until either side ends it.
+    Subscribe { stream: String },
 }
 
 /// Why a frame was refused. The peer is at fault for every one of them.
@@ -256,6 +261,7 @@ fn validate(message: &Message) -> Result<(), WireError> {
             removals.iter().try_for_each(|s| text(s))?;
             peers.iter().try_for_each(address)
         }
+        Message::Subscribe { stream } => text(stream),
     }
 }
 

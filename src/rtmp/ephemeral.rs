@@ -85,49 +85,16 @@ impl Connection {
     }
 
     /// RTMP players cannot follow an HTTP redirect, so a stream that only a peer has is
-    /// relayed: a temporary local stream pulls the peer's HTTP-MPEG-TS (marked as already
-    /// redirected, so it is never sent on) and the player plays it here. `None` when no
-    /// alive peer has it, or the relay produced no media in time.
+    /// relayed over the mesh (`crate::relay`), shared with the node's other viewers of
+    /// it. `None` when no alive peer has it, or the relay produced no media in time.
     pub(super) async fn relay_from_peer(&self, name: &str) -> Option<Arc<LiveStream>> {
-        let mesh = self.context.mesh.as_ref()?;
-        let peer_url = {
-            let now_ms = self.context.node.runtime.wall_clock_ms();
-            let view = mesh.view().read().unwrap_or_else(|p| p.into_inner());
-            let peer = view.locate(name, now_ms).into_iter().next()?;
-            let base = peer.viewer_base_url();
-            let authority = base
-                .split_once("://")
-                .map_or(base.as_str(), |(_, rest)| rest)
-                .to_string();
-            format!(
-                "tshttp://{authority}/{name}/mpegts?{}=1",
-                crate::http::media::HOP_PARAMETER
-            )
-        };
-        // The relay runs while its players watch: the last one to leave stops it.
-        let started = self
-            .start_ephemeral_stream(
+        let relays = self.context.relays.as_ref()?;
+        relays
+            .local_copy(
                 name,
-                &peer_url,
-                crate::defaults::SEGMENT_DURATION_MS,
-                crate::defaults::SEGMENT_COUNT,
-                true,
+                Duration::from_millis(crate::defaults::STREAM_START_WAIT_MS),
             )
-            .await;
-        tracing::info!(stream = %name, relay = %peer_url, ok = started.is_ok(), "relaying a peer's stream for an RTMP player");
-        // Even when this start lost a race to another player's, the stream may appear.
-        let deadline = self.context.node.runtime.now()
-            + Duration::from_millis(crate::defaults::STREAM_START_WAIT_MS);
-        loop {
-            if let Some(live) = self.context.directory.get(name) {
-                let remaining = deadline.saturating_duration_since(self.context.node.runtime.now());
-                return live.wait_ready(remaining).await.then_some(live);
-            }
-            if self.context.node.runtime.now() >= deadline {
-                return None;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+            .await
     }
 
     pub(super) async fn stop_template_stream(&self, name: &str) {

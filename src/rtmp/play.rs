@@ -5,6 +5,8 @@
 use rml_rtmp::sessions::StreamMetadata;
 use rml_rtmp::time::RtmpTimestamp;
 
+use std::time::Duration;
+
 use super::error::RtmpError;
 use super::flv;
 use super::names::{is_redirected, stream_name};
@@ -72,14 +74,16 @@ impl Connection {
                 .await;
         }
         let local = self.context.directory.get(&name);
+        // A relayed copy follows whoever captures the stream: never superseded.
         let superseded = local.as_ref().is_some_and(|live| {
-            crate::ingest::superseded(
-                &self.context.ingest,
-                self.context.mesh.as_ref().map(|mesh| mesh.view()),
-                &live.name,
-                self.context.node.runtime.wall_clock_ms(),
-                &self.context.node.name,
-            )
+            !live.relay
+                && crate::ingest::superseded(
+                    &self.context.ingest,
+                    self.context.mesh.as_ref().map(|mesh| mesh.view()),
+                    &live.name,
+                    self.context.node.runtime.wall_clock_ms(),
+                    &self.context.node.name,
+                )
         });
         let source = play_source(PlayAsk {
             local: local.is_some(),
@@ -96,9 +100,9 @@ impl Connection {
         if let Some(tc_url) = redirect.filter(|_| self.context.redirect_players || superseded) {
             return self.redirect(stream_id, &name, &tc_url, key).await;
         }
-        let (found, relayed) = match source {
-            PlaySource::Local => (local, false),
-            PlaySource::Redirect | PlaySource::Relay => (self.relay_from_peer(&name).await, true),
+        let found = match source {
+            PlaySource::Local => local,
+            PlaySource::Redirect | PlaySource::Relay => self.relay_from_peer(&name).await,
             PlaySource::HandOver => {
                 let description = format!(
                     "this node hands `{name}` over to the node that captures it now; retry"
@@ -133,6 +137,10 @@ impl Connection {
                     .await;
             }
         };
+        // A starting stream (a relay that has its window but no live frame yet) is waited
+        // for, bounded.
+        live.wait_gop(Duration::from_millis(crate::defaults::STREAM_START_WAIT_MS))
+            .await;
         let (gop, audio, frames) = live.subscribe_frames();
         if gop.is_empty() {
             return self
@@ -176,7 +184,6 @@ impl Connection {
             stream_id,
             live,
             session,
-            relayed,
             frames,
             base_dts: None,
             last_ms: [0, 0],

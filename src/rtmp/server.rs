@@ -35,7 +35,7 @@ use crate::media::directory::{Directory, Published, Publisher};
 use crate::media::frame::Frame;
 use crate::media::live::LiveStream;
 use crate::media::ts::mux::Tracks;
-use crate::sessions::{Protocol, Session, SessionTable};
+use crate::sessions::{Session, SessionTable};
 
 /// Time a client has to complete the RTMP handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -70,6 +70,8 @@ pub struct RtmpContext {
     pub redirect_players: bool,
     /// What the cluster_ingest coordinator decided: a superseded copy is never played.
     pub ingest: flotilla_cluster::ingest::board::IngestBoard,
+    /// Relays other nodes' streams for this node's players (with a mesh).
+    pub relays: Option<crate::relay::start::RelayStarter>,
 }
 
 /// Serves RTMP on `listener` until `shutdown` turns true.
@@ -137,8 +139,6 @@ pub(super) enum Role {
         stream_id: u32,
         live: Arc<LiveStream>,
         session: Arc<Session>,
-        /// The stream is a relay of a peer's, started for this player.
-        relayed: bool,
         frames: broadcast::Receiver<Frame>,
         base_dts: Option<u64>,
         last_ms: [u32; 2],
@@ -363,19 +363,10 @@ impl Connection {
                         .try_send(Published::End("the publisher left".into()));
                 }
             }
-            Role::Playing {
-                session,
-                live,
-                relayed,
-                ..
-            } => {
+            Role::Playing { session, .. } => {
+                // A relayed copy ends by itself `clients_timeout` after its last viewer
+                // of any protocol (`crate::relay`).
                 self.context.sessions.close(&session);
-                // A relay is for this node's RTMP players: HTTP viewers of the copy are
-                // sent to the owner once it stops, so they do not keep it running.
-                let watched = self.context.sessions.count(&live.name, Protocol::Rtmp) > 0;
-                if relayed && !watched {
-                    self.stop_template_stream(&live.name).await;
-                }
             }
         }
     }

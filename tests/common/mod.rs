@@ -293,6 +293,27 @@ impl Drop for Node {
     }
 }
 
+/// GET of a binary body (a segment): (status, body bytes).
+pub fn http_get_bytes(addr: SocketAddr, path: &str) -> std::io::Result<(u16, Vec<u8>)> {
+    let mut stream = TcpStream::connect_timeout(&addr, REQUEST_DEADLINE)?;
+    stream.set_read_timeout(Some(REQUEST_DEADLINE))?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes())?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response)?;
+    let split = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other("no end of head"))?;
+    let head = String::from_utf8_lossy(&response[..split]).to_string();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("no status line in {head:?}")))?;
+    Ok((status, response[split + 4..].to_vec()))
+}
+
 /// A minimal HTTP/1.1 request with an empty body (Connection: close): (status, head, body).
 fn http_request(
     method: &str,

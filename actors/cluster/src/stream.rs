@@ -14,11 +14,22 @@ use crate::tree::StreamPlan;
 use flotilla_otp::supervisor::BoxFuture;
 use flotilla_otp::worker::{Handle, Worker};
 
+/// How a stream's ingest ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamEnd {
+    /// Every input failed: the stream fails, and its supervisor restarts it (or not,
+    /// by its restart policy).
+    Failed(String),
+    /// The stream has nothing more to do here (a relay without viewers): its actor
+    /// stops normally.
+    Finished(String),
+}
+
 /// The media side of streams, implemented by the node.
 pub trait StreamMedia: Send + Sync + 'static {
-    /// Runs the stream's ingest until every input has failed, and returns why. Dropping
-    /// the future stops the ingest.
-    fn run(&self, stream: StreamPlan) -> BoxFuture<String>;
+    /// Runs the stream's ingest until every input has failed or it finished, and says
+    /// which. Dropping the future stops the ingest.
+    fn run(&self, stream: StreamPlan) -> BoxFuture<StreamEnd>;
 
     /// The stream left the node (stopped normally): release its shared state.
     fn remove(&self, name: &str);
@@ -34,7 +45,7 @@ pub trait StreamMedia: Send + Sync + 'static {
 pub struct NoMedia;
 
 impl StreamMedia for NoMedia {
-    fn run(&self, _stream: StreamPlan) -> BoxFuture<String> {
+    fn run(&self, _stream: StreamPlan) -> BoxFuture<StreamEnd> {
         Box::pin(std::future::pending())
     }
     fn remove(&self, _name: &str) {}
@@ -50,8 +61,8 @@ pub struct StreamActor {
 /// Messages to a stream.
 #[derive(Debug)]
 pub enum StreamMsg {
-    /// Every input failed; the stream fails so its supervisor restarts it.
-    SourceFailed(String),
+    /// The ingest ended (see [`StreamEnd`]).
+    Ended(StreamEnd),
 }
 
 /// What a stream actor holds.
@@ -79,8 +90,8 @@ impl Worker for StreamActor {
         let ingest = me.runtime().spawn("stream-ingest", {
             let plan = plan.clone();
             async move {
-                let reason = media.run(plan).await;
-                let _ = reporter.send(StreamMsg::SourceFailed(reason));
+                let ended = media.run(plan).await;
+                let _ = reporter.send(StreamMsg::Ended(ended));
             }
         });
         Ok(StreamState { plan, ingest })
@@ -88,12 +99,18 @@ impl Worker for StreamActor {
 
     async fn handle(
         &self,
-        _me: &Handle<StreamMsg>,
+        me: &Handle<StreamMsg>,
         message: StreamMsg,
         _state: &mut StreamState,
     ) -> Result<(), ActorProcessingErr> {
         match message {
-            StreamMsg::SourceFailed(reason) => Err(format!("source failed: {reason}").into()),
+            StreamMsg::Ended(StreamEnd::Failed(reason)) => {
+                Err(format!("source failed: {reason}").into())
+            }
+            StreamMsg::Ended(StreamEnd::Finished(reason)) => {
+                me.stop(Some(reason));
+                Ok(())
+            }
         }
     }
 

@@ -442,8 +442,8 @@ mod ingest_tests {
     struct Unreachable;
 
     impl crate::stream::StreamMedia for Unreachable {
-        fn run(&self, _stream: StreamPlan) -> BoxFuture<String> {
-            Box::pin(async { "connection refused".to_string() })
+        fn run(&self, _stream: StreamPlan) -> BoxFuture<crate::stream::StreamEnd> {
+            Box::pin(async { crate::stream::StreamEnd::Failed("connection refused".to_string()) })
         }
         fn remove(&self, _name: &str) {}
     }

@@ -41,6 +41,28 @@ pub struct Muxer {
     last_tables_dts: Option<u64>,
 }
 
+/// Everything the muxer carries from one frame to the next. Two muxers in the same state
+/// given the same frames write the same bytes: a relaying node takes the origin's state
+/// at each segment start (`crate::relay`) and so writes the origin's segments byte for
+/// byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct MuxState {
+    pub video: bool,
+    pub audio: bool,
+    /// Continuity counters of the PAT, PMT, video and audio PIDs (0..=15).
+    pub counters: [u8; 4],
+    /// The PMT's version (0..=31).
+    pub version: u8,
+    /// When the tables last went out, 90 kHz.
+    pub last_tables_dts: Option<u64>,
+}
+
+/// A [`MuxState`] with a counter or version out of range: the peer that sent it is at
+/// fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("muxer state out of range (continuity counter > 15 or PMT version > 31)")]
+pub struct BadMuxState;
+
 /// One frame's packets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Muxed {
@@ -84,6 +106,42 @@ impl Muxer {
 
     pub fn tracks(&self) -> Tracks {
         self.tracks
+    }
+
+    /// The state the next frame is muxed from.
+    pub fn state(&self) -> MuxState {
+        MuxState {
+            video: self.tracks.video,
+            audio: self.tracks.audio,
+            counters: [
+                self.pat.as_u8(),
+                self.pmt.as_u8(),
+                self.video.as_u8(),
+                self.audio.as_u8(),
+            ],
+            version: self.version.as_u8(),
+            last_tables_dts: self.last_tables_dts,
+        }
+    }
+
+    /// Continues from `state` (another muxer's, see [`MuxState`]).
+    pub fn restore(&mut self, state: MuxState) -> Result<(), BadMuxState> {
+        let counter = |n: u8| ContinuityCounter::from_u8(n).map_err(|_| BadMuxState);
+        let [pat, pmt, video, audio] = state.counters;
+        let restored = (
+            counter(pat)?,
+            counter(pmt)?,
+            counter(video)?,
+            counter(audio)?,
+            VersionNumber::from_u8(state.version).map_err(|_| BadMuxState)?,
+        );
+        (self.pat, self.pmt, self.video, self.audio, self.version) = restored;
+        self.tracks = Tracks {
+            video: state.video,
+            audio: state.audio,
+        };
+        self.last_tables_dts = state.last_tables_dts;
+        Ok(())
     }
 
     fn header(pid: u16, counter: &mut ContinuityCounter) -> TsHeader {

@@ -534,6 +534,19 @@ impl ClusterView {
         }
     }
 
+    /// The longest stream name that prefixes `path` (a stream name, possibly followed by
+    /// `/file`) and that some alive peer has: the stream a request for `path` is about.
+    pub fn located_stream<'p>(&self, path: &'p str, now_ms: u64) -> Option<&'p str> {
+        let mut end = path.len();
+        loop {
+            let candidate = &path[..end];
+            if self.first_located(candidate, now_ms).is_some() {
+                return Some(candidate);
+            }
+            end = candidate.rfind('/')?;
+        }
+    }
+
     /// The first peer [`ClusterView::locate`] gives, without collecting the others (every
     /// redirect asks this; ties keep name order, as `locate`'s stable sort does).
     fn first_located(&self, stream: &str, now_ms: u64) -> Option<&PeerRecord> {

@@ -1,0 +1,469 @@
+//! A stream's timeline as another node follows it, and the packager of a followed stream.
+//!
+//! Every node that serves a stream serves the same HLS: the same segment names, media
+//! sequence numbers, durations and discontinuities, so that a viewer whose playlist came
+//! from one node can take the next segment from another (a load balancer without sticky
+//! sessions). The node that packages a stream from its input publishes, beside its
+//! frames, where each segment ended ([`Cut`]): the segment's name, sequence number,
+//! duration and program date, and the muxer's state at the start of the next one. A
+//! [`Replica`] on a relaying node muxes the same frames from the same state, so its
+//! segments are the origin's byte for byte, and it names and numbers them as the
+//! origin did. What it missed (the window before it subscribed, a stretch it fell
+//! behind) comes whole from the origin's window.
+//!
+//! A replica follows whichever node has the stream: when that changes (a failover) the
+//! new origin's numbering may be behind, and the replica then continues its own numbers
+//! above the ones it served, marking the first segment of the new timeline as a
+//! discontinuity, so its viewers' playlists never go back.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+
+use super::frame::Frame;
+use super::live::LiveStream;
+use super::segmenter::MAX_SEGMENT_BYTES;
+use super::ts::mux::{BadMuxState, MuxState, Muxer, Tracks};
+use super::window::{Rendition, Segment};
+
+/// Where one segment ended, as the packager that cut it saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cut {
+    pub segment: SegmentInfo,
+    /// The muxer's state at the first frame of the next segment.
+    pub next: MuxState,
+    pub rendition: Rendition,
+}
+
+/// A segment without its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentInfo {
+    pub sequence: u64,
+    pub name: String,
+    pub duration_ms: u64,
+    pub program_date_time_ms: u64,
+    pub discontinuity: bool,
+}
+
+impl SegmentInfo {
+    pub fn of(segment: &Segment) -> SegmentInfo {
+        SegmentInfo {
+            sequence: segment.sequence,
+            name: segment.name.clone(),
+            duration_ms: segment.duration_ms,
+            program_date_time_ms: segment.program_date_time_ms,
+            discontinuity: segment.discontinuity,
+        }
+    }
+
+    fn with_data(self, data: Bytes) -> Segment {
+        Segment {
+            sequence: self.sequence,
+            name: self.name,
+            duration_ms: self.duration_ms,
+            program_date_time_ms: self.program_date_time_ms,
+            discontinuity: self.discontinuity,
+            data,
+        }
+    }
+}
+
+/// What a follower of a stream receives, in the order the packager produced it.
+#[derive(Debug, Clone)]
+pub enum FollowEvent {
+    /// A frame as muxed; `in_segment`: its bytes went into the open segment.
+    Frame { frame: Frame, in_segment: bool },
+    /// A segment ended before the next frame.
+    Cut(Arc<Cut>),
+}
+
+/// Why a replica refused what its origin sent: the origin is at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReplicaError {
+    #[error(transparent)]
+    Mux(#[from] BadMuxState),
+    #[error("segment {0} arrived out of order or grew past {MAX_SEGMENT_BYTES} bytes")]
+    SegmentParts(u64),
+}
+
+/// The packager of a stream this node relays: it rebuilds the origin's segments from the
+/// origin's frames and cuts, and serves the frames to its own live viewers.
+#[derive(Debug)]
+pub struct Replica {
+    live: Arc<LiveStream>,
+    muxer: Muxer,
+    /// The segment being rebuilt since the last `resume` or cut (`None` until the first
+    /// resume of a subscription: frames before it belong to a segment that comes whole).
+    open: Option<BytesMut>,
+    /// A whole segment arriving in parts: its info and the bytes so far.
+    parts: Option<(SegmentInfo, BytesMut)>,
+    /// Added to the origin's sequence numbers (see the module header).
+    sequence_offset: u64,
+    /// The current subscription has not placed a segment yet: its first one decides
+    /// whether it continues what the window holds.
+    fresh_subscription: bool,
+}
+
+impl Replica {
+    pub fn new(live: Arc<LiveStream>) -> Replica {
+        Replica {
+            live,
+            muxer: Muxer::new(Tracks {
+                video: true,
+                audio: true,
+            }),
+            open: None,
+            parts: None,
+            sequence_offset: 0,
+            fresh_subscription: true,
+        }
+    }
+
+    pub fn live(&self) -> &Arc<LiveStream> {
+        &self.live
+    }
+
+    /// A subscription starts: the origin's window shape and rendition. Frames until the
+    /// next `resume` are not part of any segment here.
+    pub fn start(
+        &mut self,
+        segment_count: usize,
+        discontinuity_sequence: u64,
+        rendition: Rendition,
+    ) {
+        self.open = None;
+        self.parts = None;
+        self.fresh_subscription = true;
+        self.live
+            .adopt_window(segment_count, discontinuity_sequence);
+        self.live.set_rendition(rendition);
+    }
+
+    /// One part of a whole segment from the origin's window.
+    pub fn segment_part(
+        &mut self,
+        info: SegmentInfo,
+        offset: u64,
+        last: bool,
+        bytes: &[u8],
+    ) -> Result<(), ReplicaError> {
+        let sequence = info.sequence;
+        let (held, mut data) = match self.parts.take() {
+            Some((held, data)) if held == info && data.len() as u64 == offset => (held, data),
+            None if offset == 0 => (info, BytesMut::new()),
+            _ => return Err(ReplicaError::SegmentParts(sequence)),
+        };
+        if data.len() + bytes.len() > MAX_SEGMENT_BYTES {
+            return Err(ReplicaError::SegmentParts(sequence));
+        }
+        data.extend_from_slice(bytes);
+        if last {
+            self.place(held, data.freeze());
+        } else {
+            self.parts = Some((held, data));
+        }
+        Ok(())
+    }
+
+    /// Live frames follow; the next segment starts with the next frame, muxed from `mux`.
+    pub fn resume(&mut self, mux: MuxState) -> Result<(), ReplicaError> {
+        self.muxer.restore(mux)?;
+        self.open = Some(BytesMut::new());
+        Ok(())
+    }
+
+    /// One frame from the origin, arrived at `now_ms` (Unix).
+    pub fn frame(&mut self, frame: &Frame, in_segment: bool, now_ms: u64) {
+        let muxed = self.muxer.mux(frame);
+        if muxed.bytes.is_empty() {
+            return;
+        }
+        self.live.count_frame(frame, now_ms);
+        if let Some(open) = &mut self.open
+            && in_segment
+        {
+            if open.len() + muxed.bytes.len() > MAX_SEGMENT_BYTES {
+                // The origin bounds its segments the same way; a stream that does not is
+                // not followed byte for byte, and the segment comes whole instead.
+                self.open = None;
+            } else {
+                open.extend_from_slice(&muxed.bytes);
+            }
+        }
+        self.live.deliver(frame, &muxed);
+        self.live.follow_frame(frame, in_segment);
+    }
+
+    /// A segment ended at the origin: the frames since the last resume or cut make it.
+    pub fn cut(&mut self, cut: Cut) -> Result<(), ReplicaError> {
+        if let Some(open) = self.open.take() {
+            self.place(cut.segment.clone(), open.freeze());
+        }
+        self.muxer.restore(cut.next)?;
+        self.open = Some(BytesMut::new());
+        self.live.set_rendition(cut.rendition.clone());
+        self.live.follow_cut(Arc::new(cut));
+        Ok(())
+    }
+
+    /// Adds a segment to the window under this replica's numbering. The first segment
+    /// of a subscription decides how the subscription's segments fit the window (see
+    /// [`Fit`]); segments already held are skipped by the window itself.
+    fn place(&mut self, info: SegmentInfo, data: Bytes) {
+        let mut info = info;
+        if self.fresh_subscription {
+            match self.fit(&info) {
+                Fit::Older => return,
+                Fit::Held | Fit::Continues => {}
+                Fit::Empty => self.sequence_offset = 0,
+                Fit::NewTimeline { offset } => {
+                    self.sequence_offset = offset;
+                    info.discontinuity = true;
+                }
+            }
+            self.fresh_subscription = false;
+        }
+        info.sequence += self.sequence_offset;
+        self.live.place_segment(info.with_data(data));
+    }
+
+    /// How the first segment of a subscription fits what the window holds.
+    fn fit(&self, info: &SegmentInfo) -> Fit {
+        let Some(newest) = self.live.newest_segment() else {
+            return Fit::Empty;
+        };
+        let mapped = info.sequence + self.sequence_offset;
+        let ends_ms = |s: &SegmentInfo| s.program_date_time_ms + s.duration_ms;
+        let newest = SegmentInfo::of(&newest);
+        if let Some(held) = self.live.segment(&info.name) {
+            if held.sequence == mapped {
+                return Fit::Held;
+            }
+        } else if mapped == newest.sequence + 1
+            && info.program_date_time_ms.abs_diff(ends_ms(&newest)) <= CONTINUITY_SLACK_MS
+        {
+            return Fit::Continues;
+        } else if ends_ms(info) <= ends_ms(&newest) {
+            return Fit::Older;
+        }
+        Fit::NewTimeline {
+            offset: (newest.sequence + 1).saturating_sub(info.sequence),
+        }
+    }
+}
+
+/// How a subscription's first segment fits a replica's window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fit {
+    /// The window holds nothing: the origin's numbers as they are.
+    Empty,
+    /// The window holds it under the same number: the subscription resumes the
+    /// timeline the window follows.
+    Held,
+    /// It is the next segment of that timeline.
+    Continues,
+    /// It ends before the window's newest and is not held: skipped, and the next segment
+    /// decides.
+    Older,
+    /// Another timeline: its numbers move by `offset` to stay above the window's, and
+    /// it starts with a discontinuity.
+    NewTimeline { offset: u64 },
+}
+
+/// How far apart the end of one segment and the start of the next may be, by their
+/// program dates, for the second to continue the first.
+const CONTINUITY_SLACK_MS: u64 = 1_000;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::frame::CLOCK_HZ;
+    use crate::media::live::{Packager, Packaging, TICKS_PER_MS};
+    use crate::media::source::ClipFrames;
+    use tokio::sync::broadcast::Receiver;
+
+    const START_MS: u64 = 1_700_000_000_000;
+
+    /// What the origin side of a subscription does with the follow events (see
+    /// `relay::origin`), applied straight to a replica.
+    struct Subscription {
+        events: Receiver<FollowEvent>,
+        last_sent: Option<u64>,
+        synced: bool,
+    }
+
+    impl Subscription {
+        fn open(origin: &Arc<LiveStream>, replica: &mut Replica) -> Subscription {
+            let (snapshot, events) = origin.subscribe_follow();
+            replica.start(
+                snapshot.segment_count,
+                snapshot.discontinuity_sequence,
+                snapshot.rendition,
+            );
+            let mut last_sent = None;
+            for segment in &snapshot.segments {
+                replica
+                    .segment_part(SegmentInfo::of(segment), 0, true, &segment.data)
+                    .unwrap();
+                last_sent = Some(segment.sequence);
+            }
+            Subscription {
+                events,
+                last_sent,
+                synced: false,
+            }
+        }
+
+        fn drain(&mut self, origin: &LiveStream, replica: &mut Replica, now_ms: u64) {
+            while let Ok(event) = self.events.try_recv() {
+                match event {
+                    FollowEvent::Cut(cut) if !self.synced => {
+                        for segment in origin.segments_after(self.last_sent) {
+                            replica
+                                .segment_part(SegmentInfo::of(&segment), 0, true, &segment.data)
+                                .unwrap();
+                            self.last_sent = Some(segment.sequence);
+                        }
+                        replica.resume(cut.next).unwrap();
+                        self.synced = true;
+                    }
+                    FollowEvent::Cut(cut) => {
+                        self.last_sent = Some(cut.segment.sequence);
+                        replica.cut(Cut::clone(&cut)).unwrap();
+                    }
+                    FollowEvent::Frame { frame, in_segment } if self.synced => {
+                        replica.frame(&frame, in_segment, now_ms);
+                    }
+                    FollowEvent::Frame { .. } => {}
+                }
+            }
+        }
+    }
+
+    fn origin() -> (Arc<LiveStream>, Packager) {
+        let live = LiveStream::new(
+            "tv",
+            Packaging {
+                segment_duration_ms: 2_000,
+                segment_count: 3,
+            },
+        );
+        let packager = Packager::new(live.clone());
+        (live, packager)
+    }
+
+    fn copy() -> (Arc<LiveStream>, Replica) {
+        let live = LiveStream::with_origin("tv", Packaging::default(), true);
+        let replica = Replica::new(live.clone());
+        (live, replica)
+    }
+
+    /// Plays the clip from `from_s` to `to_s` into the origin, draining the subscription
+    /// after every frame.
+    fn play(
+        clip: &mut ClipFrames,
+        packager: &mut Packager,
+        mut follower: Option<(&mut Subscription, &mut Replica)>,
+        to_s: u64,
+    ) {
+        loop {
+            let (frame, discontinuity) = clip.next_frame();
+            let now_ms = START_MS + frame.dts / TICKS_PER_MS;
+            packager.push(&frame, discontinuity, now_ms);
+            if let Some((subscription, replica)) = follower.as_mut() {
+                subscription.drain(packager.live(), replica, now_ms);
+            }
+            if frame.dts > to_s * CLOCK_HZ {
+                return;
+            }
+        }
+    }
+
+    /// A replica that subscribes mid-stream serves the origin's playlist, text for text,
+    /// and the origin's segments, byte for byte: those it received whole and those it
+    /// muxed itself from the origin's frames.
+    #[test]
+    fn a_replica_serves_the_origins_playlist_and_segments() {
+        let (origin, mut packager) = origin();
+        let mut clip = ClipFrames::new(crate::media::TEST_CLIP_TS).unwrap();
+        play(&mut clip, &mut packager, None, 5);
+        let (copy, mut replica) = copy();
+        let mut subscription = Subscription::open(&origin, &mut replica);
+        play(
+            &mut clip,
+            &mut packager,
+            Some((&mut subscription, &mut replica)),
+            30,
+        );
+        let playlist = origin.media_playlist("").unwrap();
+        assert_eq!(copy.media_playlist(""), Some(playlist.clone()));
+        let parsed = m3u8_rs::parse_media_playlist_res(playlist.as_bytes()).unwrap();
+        assert_eq!(parsed.segments.len(), 3);
+        for segment in origin.segments_after(None) {
+            let held = copy.segment(&segment.name).expect("held by the copy");
+            assert_eq!(held.sequence, segment.sequence);
+            assert!(held.data == segment.data, "{} differs", segment.name);
+        }
+        assert_eq!(copy.rendition(), origin.rendition());
+    }
+
+    /// A replica that falls behind (its subscription loses events) resumes at the next
+    /// boundary with what it missed sent whole: the playlist has no hole.
+    #[test]
+    fn a_lagging_replica_catches_up_whole_segments() {
+        let (origin, mut packager) = origin();
+        let mut clip = ClipFrames::new(crate::media::TEST_CLIP_TS).unwrap();
+        let (copy, mut replica) = copy();
+        let mut subscription = Subscription::open(&origin, &mut replica);
+        play(
+            &mut clip,
+            &mut packager,
+            Some((&mut subscription, &mut replica)),
+            8,
+        );
+        // Six seconds of events lost, as a lagging receiver loses them.
+        play(&mut clip, &mut packager, None, 14);
+        while subscription.events.try_recv().is_ok() {}
+        subscription.synced = false;
+        play(
+            &mut clip,
+            &mut packager,
+            Some((&mut subscription, &mut replica)),
+            24,
+        );
+        assert_eq!(copy.media_playlist(""), origin.media_playlist(""));
+    }
+
+    /// The stream's owner changes (a failover): the new origin numbers from 0 again. The
+    /// replica's numbers go on above the ones it served, with a discontinuity.
+    #[test]
+    fn a_new_origin_does_not_take_the_media_sequence_back() {
+        let (first, mut first_packager) = origin();
+        let mut clip = ClipFrames::new(crate::media::TEST_CLIP_TS).unwrap();
+        let (copy, mut replica) = copy();
+        let mut subscription = Subscription::open(&first, &mut replica);
+        play(
+            &mut clip,
+            &mut first_packager,
+            Some((&mut subscription, &mut replica)),
+            12,
+        );
+        let before = copy.newest_segment().unwrap().sequence;
+        let (second, mut second_packager) = origin();
+        let mut subscription = Subscription::open(&second, &mut replica);
+        play(
+            &mut clip,
+            &mut second_packager,
+            Some((&mut subscription, &mut replica)),
+            24,
+        );
+        let after: Vec<_> = copy.segments_after(Some(before));
+        assert!(!after.is_empty());
+        assert_eq!(after[0].sequence, before + 1, "numbers go on");
+        assert!(after[0].discontinuity, "the new timeline is marked");
+        assert!(after.windows(2).all(|w| w[1].sequence == w[0].sequence + 1));
+        // From there on the copy has the new origin's segments under its own numbers.
+        let newest = second.newest_segment().unwrap();
+        assert!(copy.segment(&newest.name).unwrap().data == newest.data);
+    }
+}

@@ -1,0 +1,465 @@
+//! The relay's frames: a stream's media from the node that has it to a node that serves
+//! it too (see `crate::relay` for the protocol; this is only its encoding).
+//!
+//! A relay frame is `[length: u32 BE][version: u16 BE][head length: u16 BE][bincode
+//! head][payload]`. The head says what the frame is; the payload (a media frame's access
+//! unit, a part of a segment) travels as raw bytes after it, sliced from the received
+//! buffer without a copy and never walked by bincode. The length is checked against
+//! [`MAX_RELAY_FRAME_BYTES`] before anything is allocated, and every field is checked
+//! after decoding: a peer's frame can make this node refuse the subscription, never
+//! panic or allocate past a limit.
+
+use bytes::{Bytes, BytesMut};
+use serde::{Deserialize, Serialize};
+
+use super::{MAX_TEXT_BYTES, WIRE_VERSION, WireError};
+use crate::media::frame::{Codec, Frame, MAX_FRAME_BYTES};
+use crate::media::ts::mux::MuxState;
+use crate::media::window::Rendition;
+
+/// Largest relay frame: the largest media frame a node accepts from any input, plus room
+/// for its head.
+pub const MAX_RELAY_FRAME_BYTES: usize = MAX_FRAME_BYTES + 64 * 1024;
+/// Largest head (bincode) of a relay frame.
+pub const MAX_HEAD_BYTES: usize = 16 * 1024;
+/// A whole segment travels in parts of at most this many bytes.
+pub const SEGMENT_PART_BYTES: usize = 1024 * 1024;
+/// Longest segment name (Flussonic's `YYYY/MM/DD/HH/MM/SS-DDDDD-SEQ.ts` is ~40 bytes).
+pub const MAX_SEGMENT_NAME_BYTES: usize = 128;
+/// Most codec strings a rendition names, and the longest one.
+pub const MAX_CODECS: usize = 8;
+pub const MAX_CODEC_BYTES: usize = 64;
+
+/// One segment as the origin's window has it, without its bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentMeta {
+    pub sequence: u64,
+    pub name: String,
+    pub duration_ms: u64,
+    pub program_date_time_ms: u64,
+    pub discontinuity: bool,
+}
+
+/// What the master playlist says, as it travels.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireRendition {
+    pub bandwidth_bps: u64,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub codecs: Vec<String>,
+}
+
+impl From<&Rendition> for WireRendition {
+    fn from(rendition: &Rendition) -> WireRendition {
+        WireRendition {
+            bandwidth_bps: rendition.bandwidth_bps,
+            width: rendition.width,
+            height: rendition.height,
+            codecs: rendition.codecs.clone(),
+        }
+    }
+}
+
+impl From<WireRendition> for Rendition {
+    fn from(rendition: WireRendition) -> Rendition {
+        Rendition {
+            bandwidth_bps: rendition.bandwidth_bps,
+            width: rendition.width,
+            height: rendition.height,
+            codecs: rendition.codecs,
+        }
+    }
+}
+
+/// What a relay frame is. Frames with a payload say so.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RelayHead {
+    /// The first frame of a subscription: the stream's shape at the origin.
+    Start {
+        segment_count: u32,
+        segment_duration_ms: u64,
+        /// Discontinuities that already left the origin's window.
+        discontinuity_sequence: u64,
+        rendition: WireRendition,
+    },
+    /// A part of a whole segment (payload: its bytes from `offset`); `last` ends it.
+    Segment {
+        meta: SegmentMeta,
+        offset: u64,
+        last: bool,
+    },
+    /// Live frames follow; the next segment starts with the next frame, muxed from
+    /// `mux`.
+    Resume { mux: MuxState },
+    /// One access unit (payload: its bytes); `in_segment`: the origin's segment holds
+    /// it (a new source's frames before its first keyframe go to live viewers only).
+    Frame {
+        codec: u8,
+        dts: u64,
+        pts: u64,
+        keyframe: bool,
+        in_segment: bool,
+    },
+    /// The frames since the last `Resume` or `Cut` make the segment `meta`; the next
+    /// one starts muxed from `next`.
+    Cut {
+        meta: SegmentMeta,
+        next: MuxState,
+        rendition: WireRendition,
+    },
+    /// The origin ends the subscription (the stream stopped or is not there).
+    End { reason: String },
+}
+
+/// One decoded relay frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayFrame {
+    pub head: RelayHead,
+    pub payload: Bytes,
+}
+
+impl RelayFrame {
+    /// A media frame's relay frame.
+    pub fn frame(frame: &Frame, in_segment: bool) -> RelayFrame {
+        RelayFrame {
+            head: RelayHead::Frame {
+                codec: codec_number(frame.codec),
+                dts: frame.dts,
+                pts: frame.pts,
+                keyframe: frame.keyframe,
+                in_segment,
+            },
+            payload: frame.data.clone(),
+        }
+    }
+
+    /// The media frame this relay frame carries, and whether it is in the origin's
+    /// segment, if it is one.
+    pub fn as_frame(&self) -> Option<(Frame, bool)> {
+        match self.head {
+            RelayHead::Frame {
+                codec,
+                dts,
+                pts,
+                keyframe,
+                in_segment,
+            } => Some((
+                Frame {
+                    codec: codec_of(codec)?,
+                    dts,
+                    pts,
+                    keyframe,
+                    data: self.payload.clone(),
+                },
+                in_segment,
+            )),
+            _ => None,
+        }
+    }
+}
+
+fn codec_number(codec: Codec) -> u8 {
+    match codec {
+        Codec::H264 => 1,
+        Codec::Aac => 2,
+    }
+}
+
+fn codec_of(number: u8) -> Option<Codec> {
+    match number {
+        1 => Some(Codec::H264),
+        2 => Some(Codec::Aac),
+        _ => None,
+    }
+}
+
+fn config() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<MAX_HEAD_BYTES>()
+}
+
+/// Encodes a relay frame: the bytes before the payload (length, version, head), then the
+/// payload as it is (written after them without a copy).
+pub fn encode(frame: &RelayFrame) -> Result<(Vec<u8>, Bytes), WireError> {
+    validate(frame)?;
+    let head = bincode::serde::encode_to_vec(&frame.head, config())
+        .map_err(|e| WireError::Malformed(e.to_string()))?;
+    let length = 2 + 2 + head.len() + frame.payload.len();
+    if length > MAX_RELAY_FRAME_BYTES {
+        return Err(WireError::TooLarge(length));
+    }
+    let mut prefix = Vec::with_capacity(8 + head.len());
+    prefix.extend_from_slice(&(length as u32).to_be_bytes());
+    prefix.extend_from_slice(&WIRE_VERSION.to_be_bytes());
+    prefix.extend_from_slice(&(head.len() as u16).to_be_bytes());
+    prefix.extend_from_slice(&head);
+    Ok((prefix, frame.payload.clone()))
+}
+
+/// The body length announced by a relay frame header, checked before reading the body.
+pub fn body_length(header: [u8; 4]) -> Result<usize, WireError> {
+    let length = u32::from_be_bytes(header) as usize;
+    if length > MAX_RELAY_FRAME_BYTES {
+        return Err(WireError::TooLarge(length));
+    }
+    if length < 4 {
+        return Err(WireError::Truncated);
+    }
+    Ok(length)
+}
+
+/// Decodes a relay frame body (everything after the length).
+pub fn decode_body(body: Bytes) -> Result<RelayFrame, WireError> {
+    let [high, low, head_high, head_low, ..] = body[..] else {
+        return Err(WireError::Truncated);
+    };
+    let version = u16::from_be_bytes([high, low]);
+    if version != WIRE_VERSION {
+        return Err(WireError::UnsupportedVersion(version));
+    }
+    let head_length = u16::from_be_bytes([head_high, head_low]) as usize;
+    if head_length > MAX_HEAD_BYTES || 4 + head_length > body.len() {
+        return Err(WireError::Truncated);
+    }
+    let (head, used): (RelayHead, usize) =
+        bincode::serde::decode_from_slice(&body[4..4 + head_length], config())
+            .map_err(|e| WireError::Malformed(e.to_string()))?;
+    if used != head_length {
+        return Err(WireError::Malformed(format!(
+            "{} trailing bytes in the head",
+            head_length - used
+        )));
+    }
+    let frame = RelayFrame {
+        head,
+        payload: body.slice(4 + head_length..),
+    };
+    validate(&frame)?;
+    Ok(frame)
+}
+
+/// Decodes one whole relay frame (length included).
+pub fn decode(frame: &[u8]) -> Result<RelayFrame, WireError> {
+    let header: [u8; 4] = frame
+        .get(..4)
+        .ok_or(WireError::Truncated)?
+        .try_into()
+        .expect("4 bytes");
+    let length = body_length(header)?;
+    let body = frame.get(4..4 + length).ok_or(WireError::Truncated)?;
+    if frame.len() != 4 + length {
+        return Err(WireError::Malformed("bytes after the frame".into()));
+    }
+    decode_body(BytesMut::from(body).freeze())
+}
+
+/// A segment name a viewer's path can name: a relative path of the characters stream
+/// paths allow, without `.` or `..` components, ending in `.ts`.
+fn segment_name(name: &str) -> Result<(), WireError> {
+    let valid = !name.is_empty()
+        && name.len() <= MAX_SEGMENT_NAME_BYTES
+        && name.ends_with(".ts")
+        && name.bytes().all(crate::media::name::allowed_byte)
+        && name
+            .split('/')
+            .all(|part| !part.is_empty() && part != "." && part != "..");
+    if valid {
+        Ok(())
+    } else {
+        Err(WireError::Limit("not a segment name"))
+    }
+}
+
+fn rendition(rendition: &WireRendition) -> Result<(), WireError> {
+    if rendition.codecs.len() > MAX_CODECS
+        || rendition.codecs.iter().any(|c| c.len() > MAX_CODEC_BYTES)
+    {
+        return Err(WireError::Limit("too many or too long codec strings"));
+    }
+    Ok(())
+}
+
+fn mux(state: &MuxState) -> Result<(), WireError> {
+    if state.counters.iter().any(|c| *c > 15) || state.version > 31 {
+        return Err(WireError::Limit("muxer state out of range"));
+    }
+    Ok(())
+}
+
+fn no_payload(frame: &RelayFrame) -> Result<(), WireError> {
+    if frame.payload.is_empty() {
+        Ok(())
+    } else {
+        Err(WireError::Malformed("a payload where none belongs".into()))
+    }
+}
+
+fn validate(frame: &RelayFrame) -> Result<(), WireError> {
+    match &frame.head {
+        RelayHead::Start {
+            segment_count,
+            rendition: shape,
+            ..
+        } => {
+            if *segment_count == 0 || *segment_count > crate::config::schema::MAX_SEGMENT_COUNT {
+                return Err(WireError::Limit("segment count out of range"));
+            }
+            rendition(shape)?;
+            no_payload(frame)
+        }
+        RelayHead::Segment { meta, offset, .. } => {
+            segment_name(&meta.name)?;
+            if offset.saturating_add(frame.payload.len() as u64)
+                > crate::media::segmenter::MAX_SEGMENT_BYTES as u64
+                || frame.payload.len() > SEGMENT_PART_BYTES
+            {
+                return Err(WireError::Limit("segment too large"));
+            }
+            Ok(())
+        }
+        RelayHead::Resume { mux: state } => {
+            mux(state)?;
+            no_payload(frame)
+        }
+        RelayHead::Frame { codec, .. } => {
+            if codec_of(*codec).is_none() {
+                return Err(WireError::Malformed(format!("unknown codec {codec}")));
+            }
+            if frame.payload.is_empty() {
+                return Err(WireError::Malformed("an empty media frame".into()));
+            }
+            Ok(())
+        }
+        RelayHead::Cut {
+            meta,
+            next,
+            rendition: shape,
+        } => {
+            segment_name(&meta.name)?;
+            mux(next)?;
+            rendition(shape)?;
+            no_payload(frame)
+        }
+        RelayHead::End { reason } => {
+            if reason.len() > MAX_TEXT_BYTES {
+                return Err(WireError::Limit("a reason is too long"));
+            }
+            no_payload(frame)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn meta(name: &str) -> SegmentMeta {
+        SegmentMeta {
+            sequence: 7,
+            name: name.into(),
+            duration_ms: 2_000,
+            program_date_time_ms: 1_800_000_000_000,
+            discontinuity: false,
+        }
+    }
+
+    fn whole(frame: &RelayFrame) -> Vec<u8> {
+        let (mut prefix, payload) = encode(frame).unwrap();
+        prefix.extend_from_slice(&payload);
+        prefix
+    }
+
+    #[test]
+    fn frames_round_trip_with_their_payload() {
+        let media = Frame {
+            codec: Codec::H264,
+            dts: 90_000,
+            pts: 93_600,
+            keyframe: true,
+            data: Bytes::from_static(&[0, 0, 0, 1, 0x65, 1, 2, 3]),
+        };
+        let frame = RelayFrame::frame(&media, true);
+        let decoded = decode(&whole(&frame)).unwrap();
+        assert_eq!(decoded.as_frame(), Some((media, true)));
+        let cut = RelayFrame {
+            head: RelayHead::Cut {
+                meta: meta("2026/12/07/10/00/00-02000.ts"),
+                next: MuxState::default(),
+                rendition: WireRendition::default(),
+            },
+            payload: Bytes::new(),
+        };
+        assert_eq!(decode(&whole(&cut)).unwrap(), cut);
+        // The head costs ~30 bytes at most: a 2 KiB audio frame travels in ~2 KiB.
+        let audio = RelayFrame::frame(
+            &Frame {
+                codec: Codec::Aac,
+                dts: 1 << 33,
+                pts: 1 << 33,
+                keyframe: true,
+                data: Bytes::from(vec![1u8; 2048]),
+            },
+            true,
+        );
+        assert!(whole(&audio).len() <= 2048 + 32, "{}", whole(&audio).len());
+    }
+
+    #[test]
+    fn refuses_what_a_peer_must_not_send() {
+        let with = |head: RelayHead, payload: &'static [u8]| RelayFrame {
+            head,
+            payload: Bytes::from_static(payload),
+        };
+        let bad_names = ["../../etc/passwd.ts", "a/./b.ts", "x.m3u8", "", "a//b.ts"];
+        for name in bad_names {
+            let frame = with(
+                RelayHead::Segment {
+                    meta: meta(name),
+                    offset: 0,
+                    last: true,
+                },
+                b"",
+            );
+            assert!(encode(&frame).is_err(), "{name}");
+        }
+        let bad_counter = with(
+            RelayHead::Resume {
+                mux: MuxState {
+                    counters: [16, 0, 0, 0],
+                    ..MuxState::default()
+                },
+            },
+            b"",
+        );
+        assert!(encode(&bad_counter).is_err());
+        let unknown_codec = with(
+            RelayHead::Frame {
+                codec: 9,
+                dts: 0,
+                pts: 0,
+                keyframe: false,
+                in_segment: true,
+            },
+            b"x",
+        );
+        assert!(encode(&unknown_codec).is_err());
+        let stray_payload = with(
+            RelayHead::End {
+                reason: "bye".into(),
+            },
+            b"x",
+        );
+        assert!(encode(&stray_payload).is_err());
+        // An announced length past the limit is refused before any body is read.
+        let huge = ((MAX_RELAY_FRAME_BYTES + 1) as u32).to_be_bytes();
+        assert!(matches!(body_length(huge), Err(WireError::TooLarge(_))));
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            let _ = decode(&bytes);
+            let _ = decode_body(Bytes::from(bytes));
+        }
+    }
+}

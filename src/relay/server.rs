@@ -1,0 +1,128 @@
+//! The origin's service: subscriptions from peers, served from the streams this node has
+//! (see `origin` for the protocol). A stream is served while this node runs it from its
+//! own input and is not superseded by another node's capture; a relayed copy is never
+//! served on (a relay follows the owner, never another relay).
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, RwLock};
+
+use flotilla_cluster::ingest::board::IngestBoard;
+use flotilla_cluster::mesh::view::ClusterView;
+use flotilla_otp::rt::Runtime;
+
+use super::origin::{self, RelaySink};
+use super::transport::QuinnSink;
+use crate::media::directory::Directory;
+use crate::media::live::LiveStream;
+use crate::mesh::service::RelayServer;
+use crate::mesh::wire::relay::{RelayFrame, RelayHead};
+use crate::stats::ALIVE_WITHIN_MS;
+
+/// Serves this node's streams to relaying peers.
+#[derive(Clone)]
+pub struct OriginServer {
+    pub directory: Directory,
+    pub board: IngestBoard,
+    pub view: Option<Arc<RwLock<ClusterView>>>,
+    /// This node's identity (`host:port`), for the capture order.
+    pub identity: String,
+    pub runtime: Runtime,
+}
+
+impl OriginServer {
+    /// Why `live` may not be served now, if it may not.
+    fn not_served(&self, live: &Arc<LiveStream>) -> Option<String> {
+        let now_ms = self.runtime.wall_clock_ms();
+        let current = self
+            .directory
+            .get(&live.name)
+            .is_some_and(|registered| Arc::ptr_eq(&registered, live));
+        if !current {
+            return Some("the stream stopped on this node".into());
+        }
+        if live.relay {
+            return Some("this node relays the stream itself".into());
+        }
+        if crate::ingest::superseded(
+            &self.board,
+            self.view.as_ref(),
+            &live.name,
+            now_ms,
+            &self.identity,
+        ) {
+            return Some("another node captures the stream now".into());
+        }
+        if !live.is_alive(now_ms, ALIVE_WITHIN_MS) {
+            return Some("the stream has no media on this node".into());
+        }
+        None
+    }
+}
+
+/// Counts what goes to a relaying node.
+struct Counted<'a> {
+    inner: QuinnSink,
+    live: &'a LiveStream,
+}
+
+impl RelaySink for Counted<'_> {
+    async fn send(&mut self, frame: RelayFrame) -> Result<(), String> {
+        let bytes = frame.payload.len() as u64;
+        self.inner.send(frame).await?;
+        self.live
+            .counters
+            .relay_bytes_out
+            .fetch_add(bytes, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+impl RelayServer for OriginServer {
+    fn serve(
+        &self,
+        peer: SocketAddr,
+        stream: String,
+        send: quinn::SendStream,
+    ) -> futures_util::future::BoxFuture<'static, ()> {
+        let server = self.clone();
+        Box::pin(async move {
+            let mut sink = QuinnSink(send);
+            let live = server.directory.get(&stream);
+            let refused = match &live {
+                None => Some("the stream is not on this node".to_string()),
+                Some(live) => server.not_served(live),
+            };
+            let (Some(live), None) = (live, refused.as_ref()) else {
+                let reason = refused.unwrap_or_default();
+                tracing::info!(%peer, %stream, %reason, "relay subscription refused");
+                let end = RelayFrame {
+                    head: RelayHead::End { reason },
+                    payload: bytes::Bytes::new(),
+                };
+                let _ = sink.send(end).await;
+                let _ = sink.0.finish();
+                return;
+            };
+            tracing::info!(%peer, %stream, "relaying the stream to a peer");
+            live.counters
+                .relay_subscribers
+                .fetch_add(1, Ordering::Relaxed);
+            let mut counted = Counted {
+                inner: sink,
+                live: &live,
+            };
+            let check = {
+                let server = server.clone();
+                let live = live.clone();
+                Box::new(move || server.not_served(&live).map_or(Ok(()), Err))
+            };
+            let reason = origin::serve(live.clone(), &mut counted, check).await;
+            let _ = counted.inner.0.finish();
+            live.counters
+                .relay_subscribers
+                .fetch_sub(1, Ordering::Relaxed);
+            tracing::info!(%peer, %stream, %reason, "relay subscription ended");
+        })
+    }
+}

@@ -1,0 +1,118 @@
+//! Where a relayed stream comes from: the node that has it, found in the cluster view and
+//! reached on the mesh connection this node already keeps to it.
+
+use futures_util::future::BoxFuture;
+
+use super::RelayError;
+use super::transport::{ReadError, read_frame};
+use crate::mesh::exchange;
+use crate::mesh::links::MeshLinks;
+use crate::mesh::service::MeshService;
+use crate::mesh::wire::Message;
+use crate::mesh::wire::relay::RelayFrame;
+
+/// Opens subscriptions to streams other nodes have.
+pub trait Upstream: Send + Sync + 'static {
+    /// Subscribes to `stream` at the node that has it now, preferring any other node
+    /// over `avoid` (one that just failed this node).
+    fn subscribe<'a>(
+        &'a self,
+        stream: &'a str,
+        avoid: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Feed, RelayError>>;
+
+    /// The node that has `stream` now, by its identity (`None`: nobody).
+    fn owner(&self, stream: &str) -> Option<String>;
+}
+
+/// One open subscription: relay frames from `node`.
+pub struct Feed {
+    node: String,
+    receive: quinn::RecvStream,
+    /// Held: dropping it would end the subscription.
+    _send: quinn::SendStream,
+}
+
+impl Feed {
+    /// The origin's identity (`host:port`).
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// The next relay frame (no deadline: the caller applies its source timeout).
+    pub async fn next(&mut self) -> Result<RelayFrame, RelayError> {
+        read_frame(&mut self.receive)
+            .await
+            .map_err(|error| match error {
+                ReadError::Wire(error) => RelayError::BadFrame {
+                    node: self.node.clone(),
+                    error,
+                },
+                ReadError::Closed(reason) => RelayError::Lost {
+                    node: self.node.clone(),
+                    reason,
+                },
+            })
+    }
+}
+
+/// The mesh as an [`Upstream`].
+#[derive(Clone)]
+pub struct MeshUpstream {
+    pub mesh: MeshService,
+    pub links: MeshLinks,
+}
+
+impl MeshUpstream {
+    /// The peer to subscribe to: (its view key, its identity).
+    fn choose(&self, stream: &str, avoid: Option<&str>) -> Option<(String, String)> {
+        let now_ms = self.links.now_ms();
+        let view = self.mesh.view().read().unwrap_or_else(|p| p.into_inner());
+        let located = view.locate(stream, now_ms);
+        let chosen = located
+            .iter()
+            .find(|peer| Some(peer.id.as_str()) != avoid)
+            .or(located.first())?;
+        Some((chosen.name.clone(), chosen.id.clone()))
+    }
+}
+
+impl Upstream for MeshUpstream {
+    fn subscribe<'a>(
+        &'a self,
+        stream: &'a str,
+        avoid: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Feed, RelayError>> {
+        Box::pin(async move {
+            let (key, node) = self.choose(stream, avoid).ok_or(RelayError::NoOwner)?;
+            let unreachable = |reason: String| RelayError::Unreachable {
+                node: node.clone(),
+                reason,
+            };
+            let (_, connection) = self
+                .links
+                .connection(&key)
+                .await
+                .map_err(|e| unreachable(e.to_string()))?;
+            let (mut send, receive) = connection
+                .open_bi()
+                .await
+                .map_err(|e| unreachable(e.to_string()))?;
+            let subscribe = Message::Subscribe {
+                stream: stream.to_string(),
+            };
+            exchange::send(&mut send, &subscribe)
+                .await
+                .map_err(|e| unreachable(e.to_string()))?;
+            Ok(Feed {
+                node,
+                receive,
+                _send: send,
+            })
+        })
+    }
+
+    fn owner(&self, stream: &str) -> Option<String> {
+        self.choose(stream, None).map(|(_, id)| id)
+    }
+}
