@@ -16,48 +16,87 @@ use crate::mesh::wire::relay::{
 /// How often a subscription with nothing to send checks that its stream is still here.
 pub const STILL_HERE_CHECK: Duration = Duration::from_secs(1);
 
-/// Writes relay frames to the subscriber. `Err` ends the subscription (the subscriber
-/// went away or cannot keep up with the connection).
+/// Why a relay frame did not reach the subscriber.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// This node's frame broke a wire limit (local: a bug, never the subscriber's doing).
+    #[error("this node's relay frame: {0}")]
+    Encode(crate::mesh::wire::WireError),
+    /// The subscriber went away or the connection failed (transport).
+    #[error("the subscriber is gone: {0}")]
+    Gone(String),
+}
+
+/// Writes relay frames to the subscriber. `Err` ends the subscription.
 pub trait RelaySink: Send {
     fn send(
         &mut self,
         frame: RelayFrame,
-    ) -> impl std::future::Future<Output = Result<(), String>> + Send;
+    ) -> impl std::future::Future<Output = Result<(), SinkError>> + Send;
+}
+
+/// Why this node stops serving a stream to relaying nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NotServed {
+    #[error("the stream is not on this node")]
+    Absent,
+    #[error("the stream stopped on this node")]
+    Stopped,
+    #[error("this node relays the stream itself")]
+    RelayCopy,
+    #[error("another node captures the stream now")]
+    Superseded,
+    #[error("the stream has no media on this node")]
+    NoMedia,
 }
 
 /// Whether the subscription may go on: `Err(why)` when this node no longer serves the
-/// stream (stopped, replaced, superseded by another capture).
-pub type StillHere = Box<dyn Fn() -> Result<(), String> + Send + Sync>;
+/// stream.
+pub type StillHere = Box<dyn Fn() -> Result<(), NotServed> + Send + Sync>;
+
+/// How a subscription ended.
+#[derive(Debug, thiserror::Error)]
+pub enum SubscriptionEnd {
+    /// This node ended it (and told the subscriber why).
+    #[error("{0}")]
+    Origin(NotServed),
+    /// The subscriber went.
+    #[error(transparent)]
+    Subscriber(#[from] SinkError),
+}
 
 /// Serves one subscription of `live` into `sink` until the stream is no longer here or
-/// the subscriber goes. Returns why it ended.
+/// the subscriber goes.
 pub async fn serve(
     live: Arc<LiveStream>,
     sink: &mut impl RelaySink,
     still_here: StillHere,
-) -> String {
+) -> SubscriptionEnd {
     match run(&live, sink, &still_here).await {
-        Ok(reason) => {
-            let _ = sink
-                .send(RelayFrame {
-                    head: RelayHead::End {
-                        reason: reason.clone(),
-                    },
-                    payload: bytes::Bytes::new(),
-                })
-                .await;
-            reason
+        Ok(why) => {
+            let _ = sink.send(end_frame(why)).await;
+            SubscriptionEnd::Origin(why)
         }
-        Err(reason) => reason,
+        Err(gone) => SubscriptionEnd::Subscriber(gone),
     }
 }
 
-/// `Ok(why the origin ends it)`, or `Err(why the subscriber is gone)`.
+/// The frame that tells a subscriber why it gets no more.
+pub fn end_frame(why: NotServed) -> RelayFrame {
+    RelayFrame {
+        head: RelayHead::End {
+            reason: why.to_string(),
+        },
+        payload: bytes::Bytes::new(),
+    }
+}
+
+/// `Ok(why this node ends it)`, or `Err(why the subscriber is gone)`.
 async fn run(
     live: &LiveStream,
     sink: &mut impl RelaySink,
     still_here: &StillHere,
-) -> Result<String, String> {
+) -> Result<NotServed, SinkError> {
     let (snapshot, mut events) = live.subscribe_follow();
     let mut last_sent = send_start(sink, &snapshot).await?;
     let mut synced = false;
@@ -76,7 +115,7 @@ async fn run(
                 synced = false;
                 continue;
             }
-            Ok(Err(RecvError::Closed)) => return Ok("the stream stopped".into()),
+            Ok(Err(RecvError::Closed)) => return Ok(NotServed::Stopped),
             Ok(Ok(event)) => event,
         };
         match event {
@@ -108,7 +147,7 @@ async fn run(
 async fn send_start(
     sink: &mut impl RelaySink,
     snapshot: &WindowSnapshot,
-) -> Result<Option<u64>, String> {
+) -> Result<Option<u64>, SinkError> {
     sink.send(RelayFrame {
         head: RelayHead::Start {
             segment_count: snapshot.segment_count as u32,
@@ -138,7 +177,7 @@ fn meta_of(info: &crate::media::follow::SegmentInfo) -> SegmentMeta {
 }
 
 /// A whole segment, in parts of at most [`SEGMENT_PART_BYTES`].
-async fn send_segment(sink: &mut impl RelaySink, segment: &Segment) -> Result<(), String> {
+async fn send_segment(sink: &mut impl RelaySink, segment: &Segment) -> Result<(), SinkError> {
     let meta = meta_of(&crate::media::follow::SegmentInfo::of(segment));
     let mut offset = 0;
     loop {

@@ -11,12 +11,12 @@ use flotilla_cluster::ingest::board::IngestBoard;
 use flotilla_cluster::mesh::view::ClusterView;
 use flotilla_otp::rt::Runtime;
 
-use super::origin::{self, RelaySink};
+use super::origin::{self, NotServed, RelaySink, SinkError};
 use super::transport::QuinnSink;
 use crate::media::directory::Directory;
 use crate::media::live::LiveStream;
 use crate::mesh::service::RelayServer;
-use crate::mesh::wire::relay::{RelayFrame, RelayHead};
+use crate::mesh::wire::relay::RelayFrame;
 use crate::stats::ALIVE_WITHIN_MS;
 
 /// Serves this node's streams to relaying peers.
@@ -32,17 +32,17 @@ pub struct OriginServer {
 
 impl OriginServer {
     /// Why `live` may not be served now, if it may not.
-    fn not_served(&self, live: &Arc<LiveStream>) -> Option<String> {
+    fn not_served(&self, live: &Arc<LiveStream>) -> Option<NotServed> {
         let now_ms = self.runtime.wall_clock_ms();
         let current = self
             .directory
             .get(&live.name)
             .is_some_and(|registered| Arc::ptr_eq(&registered, live));
         if !current {
-            return Some("the stream stopped on this node".into());
+            return Some(NotServed::Stopped);
         }
         if live.relay {
-            return Some("this node relays the stream itself".into());
+            return Some(NotServed::RelayCopy);
         }
         if crate::ingest::superseded(
             &self.board,
@@ -51,10 +51,10 @@ impl OriginServer {
             now_ms,
             &self.identity,
         ) {
-            return Some("another node captures the stream now".into());
+            return Some(NotServed::Superseded);
         }
         if !live.is_alive(now_ms, ALIVE_WITHIN_MS) {
-            return Some("the stream has no media on this node".into());
+            return Some(NotServed::NoMedia);
         }
         None
     }
@@ -67,7 +67,7 @@ struct Counted<'a> {
 }
 
 impl RelaySink for Counted<'_> {
-    async fn send(&mut self, frame: RelayFrame) -> Result<(), String> {
+    async fn send(&mut self, frame: RelayFrame) -> Result<(), SinkError> {
         let bytes = frame.payload.len() as u64;
         self.inner.send(frame).await?;
         self.live
@@ -90,17 +90,13 @@ impl RelayServer for OriginServer {
             let mut sink = QuinnSink(send);
             let live = server.directory.get(&stream);
             let refused = match &live {
-                None => Some("the stream is not on this node".to_string()),
+                None => Some(NotServed::Absent),
                 Some(live) => server.not_served(live),
             };
-            let (Some(live), None) = (live, refused.as_ref()) else {
-                let reason = refused.unwrap_or_default();
-                tracing::info!(%peer, %stream, %reason, "relay subscription refused");
-                let end = RelayFrame {
-                    head: RelayHead::End { reason },
-                    payload: bytes::Bytes::new(),
-                };
-                let _ = sink.send(end).await;
+            let (Some(live), None) = (live, refused) else {
+                let why = refused.unwrap_or(NotServed::Absent);
+                tracing::info!(%peer, %stream, reason = %why, "relay subscription refused");
+                let _ = sink.send(origin::end_frame(why)).await;
                 let _ = sink.0.finish();
                 return;
             };
@@ -117,12 +113,12 @@ impl RelayServer for OriginServer {
                 let live = live.clone();
                 Box::new(move || server.not_served(&live).map_or(Ok(()), Err))
             };
-            let reason = origin::serve(live.clone(), &mut counted, check).await;
+            let ended = origin::serve(live.clone(), &mut counted, check).await;
             let _ = counted.inner.0.finish();
             live.counters
                 .relay_subscribers
                 .fetch_sub(1, Ordering::Relaxed);
-            tracing::info!(%peer, %stream, %reason, "relay subscription ended");
+            tracing::info!(%peer, %stream, reason = %ended, "relay subscription ended");
         })
     }
 }

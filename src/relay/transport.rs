@@ -3,7 +3,7 @@
 
 use bytes::BytesMut;
 
-use super::origin::RelaySink;
+use super::origin::{RelaySink, SinkError};
 use crate::mesh::wire::WireError;
 use crate::mesh::wire::relay::{self, RelayFrame};
 
@@ -11,14 +11,12 @@ use crate::mesh::wire::relay::{self, RelayFrame};
 pub struct QuinnSink(pub quinn::SendStream);
 
 impl RelaySink for QuinnSink {
-    async fn send(&mut self, frame: RelayFrame) -> Result<(), String> {
-        let (prefix, payload) = relay::encode(&frame).map_err(|e| e.to_string())?;
-        self.0.write_all(&prefix).await.map_err(|e| e.to_string())?;
+    async fn send(&mut self, frame: RelayFrame) -> Result<(), SinkError> {
+        let (prefix, payload) = relay::encode(&frame).map_err(SinkError::Encode)?;
+        let gone = |error: quinn::WriteError| SinkError::Gone(error.to_string());
+        self.0.write_all(&prefix).await.map_err(gone)?;
         if !payload.is_empty() {
-            self.0
-                .write_chunk(payload)
-                .await
-                .map_err(|e| e.to_string())?;
+            self.0.write_chunk(payload).await.map_err(gone)?;
         }
         Ok(())
     }
