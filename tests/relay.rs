@@ -17,10 +17,9 @@ use serde_json::Value;
 
 const KEY: &str = "relay-test-cluster-key-0123456789abcdef";
 
-/// The media playlist of `live/NAME` on `at`: (media sequence, segment names).
+/// The media playlist of stream `name` on `at`: (media sequence, segment names).
 fn media_playlist(at: SocketAddr, name: &str) -> Option<(u64, Vec<String>)> {
-    let (status, _, body) =
-        http_get(at, &format!("/live/{name}/tracks-v1a1/mono.m3u8"), &[]).ok()?;
+    let (status, _, body) = http_get(at, &format!("/{name}/tracks-v1a1/mono.m3u8"), &[]).ok()?;
     if status != 200 {
         return None;
     }
@@ -85,7 +84,7 @@ fn edges_serve_the_origins_hls_byte_for_byte_from_one_upstream_each() {
     let edge2 = member(23, "edge2", port, rtmp, &config);
     let _publisher = Ffmpeg::publish_clip(&format!("rtmp://{}/live/news", origin.rtmp));
     poll_until(Duration::from_secs(20), || {
-        media_playlist(origin.http, "news")
+        media_playlist(origin.http, "live/news")
     })
     .expect("the origin has the stream");
 
@@ -138,8 +137,8 @@ fn edges_serve_the_origins_hls_byte_for_byte_from_one_upstream_each() {
             .map(move |(i, name)| (name, sequence + i as u64))
     };
     let (on_origin, on_edge) = poll_until(Duration::from_secs(20), || {
-        let origin_list = media_playlist(origin.http, "news")?;
-        let edge_list = media_playlist(edge1.http, "news")?;
+        let origin_list = media_playlist(origin.http, "live/news")?;
+        let edge_list = media_playlist(edge1.http, "live/news")?;
         // Wait until the edge has a segment it muxed itself (two cuts after subscribing).
         (edge_list.1.len() >= 3).then_some((origin_list, edge_list))
     })
@@ -276,4 +275,57 @@ fn rtmp_players_are_relayed_from_the_owner_and_the_relay_follows_the_stream() {
             }
         }
     });
+}
+
+/// The capturer of a cluster_ingest stream is killed (`kill -9`) while viewers play it
+/// through a relaying node: the relay follows the new capturer, ffmpeg plays across the
+/// failover without a fatal error, and the playlist's media sequence never goes back.
+/// (The edge declares no cluster_ingest stream, so it never captures `cam` itself.)
+#[test]
+fn viewers_of_a_relaying_node_play_across_a_failover_of_the_capturer() {
+    let (port, rtmp) = (free_port(), free_port());
+    let shared = shared_config(port, KEY, &[31, 32, 33]) + "cluster_play relay;\n";
+    let cam = format!(
+        "stream cam {{ input test://; segment_duration 1; cluster_ingest capture_at=127.0.0.31:{port}; }}\n"
+    );
+    let mut a = member_with(31, "a", port, rtmp, &shared, &cam);
+    let b = member_with(32, "b", port, rtmp, &shared, &cam);
+    let edge = member(33, "edge", port, rtmp, &shared);
+    poll_until(Duration::from_secs(30), || media_playlist(edge.http, "cam"))
+        .expect("the edge relays cam");
+    let a_id = a.http.to_string();
+    assert_eq!(
+        stream_stats(edge.http, "cam").unwrap()["relayed_from"].as_str(),
+        Some(a_id.as_str())
+    );
+    let url = format!("http://{}/cam/index.m3u8", edge.http);
+    let player = std::thread::spawn(move || ffmpeg_plays(&url, 20));
+    let mut sequences = Vec::new();
+    let mut watch = |seconds: u64, sequences: &mut Vec<u64>| {
+        for _ in 0..seconds * 5 {
+            if let Some((sequence, _)) = media_playlist(edge.http, "cam") {
+                sequences.push(sequence);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    watch(5, &mut sequences);
+    drop(a.node.take()); // kill -9
+    watch(15, &mut sequences);
+    assert!(
+        sequences.windows(2).all(|w| w[1] >= w[0]),
+        "the media sequence went back: {sequences:?}"
+    );
+    let from = stream_stats(edge.http, "cam").unwrap()["relayed_from"].clone();
+    assert_eq!(
+        from.as_str(),
+        Some(b.http.to_string().as_str()),
+        "follows b"
+    );
+    assert!(
+        sequences.last() > sequences.first(),
+        "the playlist moves on: {sequences:?}"
+    );
+    let (played, errors) = player.join().unwrap();
+    assert!(played, "ffmpeg across the failover: {errors}");
 }

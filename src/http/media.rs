@@ -79,6 +79,11 @@ pub async fn serve(State(state): State<ApiState>, request: Request) -> Response 
     serve_path(&state, info, &local).await
 }
 
+/// Longest a relayed copy's viewer waits for a segment another node has just published
+/// (the cut crosses the mesh in milliseconds; a copy resuming after a stall takes up to a
+/// segment).
+const RELAYED_SEGMENT_WAIT: Duration = Duration::from_secs(2);
+
 /// Longest user agent kept for a session (the header itself is bounded by the server).
 const MAX_USER_AGENT_CHARS: usize = 256;
 
@@ -197,7 +202,15 @@ async fn serve_path(state: &ApiState, request: RequestInfo, path: &str) -> Respo
         "index.m3u8" | "playlist.m3u8" | "video.m3u8" => master(&live),
         "tracks-v1a1/mono.m3u8" | "mono.m3u8" => media_playlist(&live),
         "mpegts" => return mpegts(live, state.sessions.clone(), session),
-        other => segment(&live, other.trim_start_matches("tracks-v1a1/")),
+        other => {
+            let name = other.trim_start_matches("tracks-v1a1/");
+            if live.relay && live.segment(name).is_none() {
+                // Behind a load balancer, a viewer's playlist may come from the origin
+                // and this segment request here a moment before its cut arrives.
+                live.segment_soon(name, RELAYED_SEGMENT_WAIT).await;
+            }
+            segment(&live, name)
+        }
     };
     let bytes = response.body().size_hint().exact().unwrap_or(0);
     session.touch(now_ms, bytes);

@@ -224,6 +224,32 @@ impl LiveStream {
             .clone()
     }
 
+    /// A segment a relayed copy is about to have: one named after its newest (names
+    /// order by start time), which the origin has sealed and published already and whose
+    /// cut is on its way here. Waits for it at most `limit`; `None` for any other name
+    /// or when it does not come.
+    pub async fn segment_soon(
+        &self,
+        name: &str,
+        limit: std::time::Duration,
+    ) -> Option<Arc<Segment>> {
+        let mut published = self.published.subscribe();
+        let wait = async {
+            loop {
+                if let Some(segment) = self.segment(name) {
+                    return Some(segment);
+                }
+                let newer = self
+                    .newest_segment()
+                    .is_none_or(|newest| name > newest.name.as_str());
+                if !newer || published.changed().await.is_err() {
+                    return None;
+                }
+            }
+        };
+        tokio::time::timeout(limit, wait).await.ok().flatten()
+    }
+
     /// A segment by name.
     pub fn segment(&self, name: &str) -> Option<Arc<Segment>> {
         self.window

@@ -23,6 +23,12 @@ pub const RETRY_MIN: Duration = Duration::from_millis(200);
 /// Longest pause between attempts.
 pub const RETRY_MAX: Duration = Duration::from_secs(2);
 
+/// How often a subscription checks that its origin is still the node the view names for
+/// the stream: a node killed outright sends nothing to say so (its QUIC connection
+/// times out only after `mesh::auth::IDLE_TIMEOUT`), but the view calls it dead after
+/// its `stale_timeout`, and a cluster_ingest capture moves with that.
+pub const OWNER_CHECK: Duration = Duration::from_millis(500);
+
 /// Follows the stream `replica` packages until no node has sent it anything for
 /// `source_timeout_ms`; returns why.
 pub async fn follow(
@@ -42,7 +48,8 @@ pub async fn follow(
                 tracing::info!(stream = %name, from = %feed.node(), "relaying the stream");
                 let live = replica.live().clone();
                 live.set_active_input(Some(&format!("relay://{}", feed.node())));
-                let (error, progressed) = pump(&mut feed, replica, runtime, source_timeout).await;
+                let (error, progressed) =
+                    pump(upstream, &mut feed, replica, runtime, source_timeout).await;
                 if progressed {
                     last_progress = runtime.now();
                     retry = RETRY_MIN;
@@ -73,6 +80,7 @@ pub async fn follow(
 /// Feeds one subscription into `replica` until it ends; returns why, and whether it
 /// brought any media.
 async fn pump(
+    upstream: &dyn Upstream,
     feed: &mut Feed,
     replica: &mut Replica,
     runtime: &Runtime,
@@ -87,17 +95,30 @@ async fn pump(
         node: node.clone(),
         error,
     };
+    let name = replica.live().name.clone();
     let mut started = false;
     let mut progressed = false;
+    let mut last_frame = runtime.now();
     loop {
-        let frame = match tokio::time::timeout(source_timeout, feed.next()).await {
+        let frame = match tokio::time::timeout(OWNER_CHECK, feed.next()).await {
             Err(_) => {
-                let seconds = source_timeout.as_secs();
-                return (RelayError::Silent { node, seconds }, progressed);
+                if !upstream.still_has(&name, &node) {
+                    let moved = RelayError::Moved {
+                        node: node.clone(),
+                        to: upstream.owner(&name),
+                    };
+                    return (moved, progressed);
+                }
+                if runtime.now().saturating_duration_since(last_frame) >= source_timeout {
+                    let seconds = source_timeout.as_secs();
+                    return (RelayError::Silent { node, seconds }, progressed);
+                }
+                continue;
             }
             Ok(Err(error)) => return (error, progressed),
             Ok(Ok(frame)) => frame,
         };
+        last_frame = runtime.now();
         let applied = match frame.head {
             RelayHead::Start {
                 segment_count,

@@ -28,6 +28,10 @@ pub enum RelayError {
     /// The connection failed or the stream was reset (transport; retry).
     #[error("relay from {node} lost: {reason}")]
     Lost { node: String, reason: String },
+    /// The view names another node (or none) for the stream now: the origin died or
+    /// the capture moved (nobody's fault; subscribe again).
+    #[error("{node} no longer has the stream (now: {})", to.as_deref().unwrap_or("no node"))]
+    Moved { node: String, to: Option<String> },
     /// Nothing arrived for the source timeout (peer: it is alive but sends nothing).
     #[error("nothing from {node} for {seconds} s")]
     Silent { node: String, seconds: u64 },
@@ -44,6 +48,7 @@ impl RelayError {
             | RelayError::Protocol { node, .. }
             | RelayError::Ended { node, .. }
             | RelayError::Lost { node, .. }
+            | RelayError::Moved { node, .. }
             | RelayError::Silent { node, .. } => Some(node),
         }
     }
@@ -57,7 +62,9 @@ impl Classified for RelayError {
             | RelayError::BadMedia { .. }
             | RelayError::Protocol { .. }
             | RelayError::Silent { .. } => Fault::Peer,
-            RelayError::Unreachable { .. } | RelayError::Lost { .. } => Fault::Transport,
+            RelayError::Unreachable { .. } | RelayError::Lost { .. } | RelayError::Moved { .. } => {
+                Fault::Transport
+            }
         }
     }
 

@@ -23,6 +23,9 @@ pub trait Upstream: Send + Sync + 'static {
 
     /// The node that has `stream` now, by its identity (`None`: nobody).
     fn owner(&self, stream: &str) -> Option<String>;
+
+    /// Whether the view still names `node` among those that have `stream`.
+    fn still_has(&self, stream: &str, node: &str) -> bool;
 }
 
 /// One open subscription: relay frames from `node`.
@@ -114,5 +117,13 @@ impl Upstream for MeshUpstream {
 
     fn owner(&self, stream: &str) -> Option<String> {
         self.choose(stream, None).map(|(_, id)| id)
+    }
+
+    fn still_has(&self, stream: &str, node: &str) -> bool {
+        let now_ms = self.links.now_ms();
+        let view = self.mesh.view().read().unwrap_or_else(|p| p.into_inner());
+        view.locate(stream, now_ms)
+            .iter()
+            .any(|peer| peer.id == node)
     }
 }
