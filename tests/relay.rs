@@ -301,7 +301,7 @@ fn viewers_of_a_relaying_node_play_across_a_failover_of_the_capturer() {
     let url = format!("http://{}/cam/index.m3u8", edge.http);
     let player = std::thread::spawn(move || ffmpeg_plays(&url, 20));
     let mut sequences = Vec::new();
-    let mut watch = |seconds: u64, sequences: &mut Vec<u64>| {
+    let watch = |seconds: u64, sequences: &mut Vec<u64>| {
         for _ in 0..seconds * 5 {
             if let Some((sequence, _)) = media_playlist(edge.http, "cam") {
                 sequences.push(sequence);
