@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 # Tools the tests drive as real clients. Listed here, installed only when missing.
 needed_packages=()
 command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || needed_packages+=(ffmpeg)
+# A load balancer in front of a cluster (tests/haproxy.rs).
+command -v haproxy >/dev/null || needed_packages+=(haproxy)
 # `script` gives the shell test a pseudo-terminal.
 command -v script >/dev/null || needed_packages+=(util-linux)
 # Players: hls.js (embedded by the build from the npm registry) in headless Chromium.
