@@ -16,8 +16,11 @@ use common::*;
 
 const KEY: &str = "haproxy-test-cluster-key-0123456789abcdef";
 
-/// HAProxy in the foreground, killed on drop.
-struct Haproxy(Child, TempDir);
+/// HAProxy in the foreground, killed on drop (with the directory of its config).
+struct Haproxy {
+    child: Child,
+    _dir: TempDir,
+}
 
 impl Haproxy {
     fn start(config: &str) -> Haproxy {
@@ -32,14 +35,14 @@ impl Haproxy {
             .stderr(Stdio::null())
             .spawn()
             .expect("haproxy is installed by scripts/test.sh");
-        Haproxy(child, dir)
+        Haproxy { child, _dir: dir }
     }
 }
 
 impl Drop for Haproxy {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
