@@ -329,3 +329,62 @@ fn viewers_of_a_relaying_node_play_across_a_failover_of_the_capturer() {
     let (played, errors) = player.join().unwrap();
     assert!(played, "ffmpeg across the failover: {errors}");
 }
+
+/// The same with the relaying node declaring the stream too, and no other node left that
+/// could capture it (a third node keeps the majority but declares no such stream): the
+/// relaying node becomes the capturer, its capture goes on from the relayed copy's
+/// window, and its viewers' playlist continues.
+#[test]
+fn a_relaying_node_that_becomes_the_capturer_keeps_its_viewers_playlist() {
+    let (port, rtmp) = (free_port(), free_port());
+    let config = shared_config(port, KEY, &[35, 36, 37]) + "cluster_play relay;\n";
+    let cam = format!(
+        "stream cam {{ input test://; segment_duration 1; cluster_ingest capture_at=127.0.0.35:{port}; }}\n"
+    );
+    let mut a = member_with(35, "a", port, rtmp, &config, &cam);
+    let edge = member_with(36, "edge", port, rtmp, &config, &cam);
+    let _third = member(37, "third", port, rtmp, &config);
+    poll_until(Duration::from_secs(30), || {
+        let playlist = media_playlist(edge.http, "cam")?;
+        (stream_stats(edge.http, "cam")?["relayed"] == true).then_some(playlist)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "the edge relays cam from a: {:?} {:?}\n{}",
+            stream_stats(edge.http, "cam"),
+            http_get(edge.http, "/cam/index.m3u8", &[]),
+            edge.node.as_ref().map(Node::log_tail).unwrap_or_default()
+        )
+    });
+    let url = format!("http://{}/cam/index.m3u8", edge.http);
+    let player = std::thread::spawn(move || ffmpeg_plays(&url, 20));
+    let mut sequences = Vec::new();
+    for step in 0..100 {
+        if step == 25 {
+            drop(a.node.take()); // kill -9: the edge is the only node left
+        }
+        if let Some((sequence, _)) = media_playlist(edge.http, "cam") {
+            sequences.push(sequence);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        sequences.windows(2).all(|w| w[1] >= w[0]),
+        "the media sequence went back: {sequences:?}"
+    );
+    let stats = stream_stats(edge.http, "cam").unwrap();
+    assert_eq!(
+        stats["alive"],
+        true,
+        "the edge captures cam now: {stats}\n{}",
+        edge.node.as_ref().map(Node::log_tail).unwrap_or_default()
+    );
+    assert_eq!(
+        stats["relayed"], false,
+        "the edge captures cam now: {stats}"
+    );
+    assert_eq!(stats["alive"], true, "{stats}");
+    assert!(sequences.last() > sequences.first(), "{sequences:?}");
+    let (played, errors) = player.join().unwrap();
+    assert!(played, "ffmpeg across the takeover: {errors}");
+}

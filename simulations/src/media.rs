@@ -80,7 +80,7 @@ impl StreamMedia for SimStreams {
         Box::pin(async move { StreamEnd::Failed(media.capture(stream).await) })
     }
 
-    fn remove(&self, name: &str) {
-        self.0.directory.remove(name);
+    fn remove(&self, stream: &StreamPlan) {
+        self.0.directory.remove(&stream.name);
     }
 }

@@ -54,9 +54,20 @@ pub enum AttachError {
     Busy,
 }
 
+/// Streams stopped recently, whose windows a new state of the same name goes on from
+/// (see [`Directory::get_or_create_following`]): at most this many...
+pub const MAX_RETIRED: usize = 64;
+/// ...for at most this long.
+pub const RETIRED_KEEP_MS: u64 = 30_000;
+
+/// Recently stopped streams, oldest first, with when they stopped (Unix ms).
+type Retired = std::collections::VecDeque<(u64, Arc<LiveStream>)>;
+
 /// Name → live stream. Cheap to clone (shared).
 #[derive(Debug, Clone, Default)]
 pub struct Directory {
+    /// Streams stopped recently (see [`MAX_RETIRED`]).
+    retired: Arc<std::sync::Mutex<Retired>>,
     streams: Arc<RwLock<BTreeMap<String, Arc<LiveStream>>>>,
     /// Bumped, under the write lock, by every change to which streams there are (a
     /// stream added, removed or given a fresh state): a reader that walked them at one
@@ -95,6 +106,106 @@ impl Directory {
             *live = LiveStream::with_origin(name, packaging, relay);
         }
         live.clone()
+    }
+
+    /// The state of `name` for a stream (re)starting at `now_ms`: the running one when it
+    /// fits; otherwise a new one that goes on from the window of the one it replaces
+    /// (another origin: a capture taking over from a relayed copy) or of the stream that
+    /// stopped under this name within [`RETIRED_KEEP_MS`] (a relay taking over from a
+    /// capture that moved away), so its viewers' playlists never go back.
+    pub fn get_or_create_following(
+        &self,
+        name: &str,
+        packaging: Packaging,
+        relay: bool,
+        now_ms: u64,
+    ) -> Arc<LiveStream> {
+        let fits = |live: &LiveStream| live.packaging == packaging && live.relay == relay;
+        let mut streams = self.streams.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(live) = streams.get(name)
+            && fits(live)
+        {
+            return live.clone();
+        }
+        let previous = streams
+            .get(name)
+            .cloned()
+            .or_else(|| self.take_retired(name, now_ms));
+        let live = match previous {
+            Some(previous) if previous.newest_segment().is_some() => {
+                LiveStream::succeeding(&previous, packaging, relay)
+            }
+            _ => LiveStream::with_origin(name, packaging, relay),
+        };
+        self.version.fetch_add(1, Ordering::Release);
+        streams.insert(name.to_string(), live.clone());
+        live
+    }
+
+    /// The stream that stopped under `name` within [`RETIRED_KEEP_MS`] of `now_ms`.
+    fn take_retired(&self, name: &str, now_ms: u64) -> Option<Arc<LiveStream>> {
+        let mut retired = self.retired.lock().unwrap_or_else(|p| p.into_inner());
+        retired.retain(|(at_ms, _)| now_ms.saturating_sub(*at_ms) < RETIRED_KEEP_MS);
+        let position = retired.iter().rposition(|(_, live)| live.name == name)?;
+        retired.remove(position).map(|(_, live)| live)
+    }
+
+    /// Keeps a stopped stream's state for a successor (see
+    /// [`Directory::get_or_create_following`]).
+    fn keep_retired(&self, live: Arc<LiveStream>, now_ms: u64) {
+        if live.newest_segment().is_none() {
+            return;
+        }
+        let mut retired = self.retired.lock().unwrap_or_else(|p| p.into_inner());
+        retired.retain(|(at_ms, kept)| {
+            now_ms.saturating_sub(*at_ms) < RETIRED_KEEP_MS && kept.name != live.name
+        });
+        if retired.len() >= MAX_RETIRED {
+            retired.pop_front();
+        }
+        retired.push_back((now_ms, live));
+    }
+
+    /// Removes the stream `name` at `now_ms`, keeping its window for a successor.
+    pub fn retire(&self, name: &str, now_ms: u64) {
+        let removed = {
+            let mut streams = self.streams.write().unwrap_or_else(|p| p.into_inner());
+            self.version.fetch_add(1, Ordering::Release);
+            streams.remove(name)
+        };
+        self.publish_points
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
+        if let Some(live) = removed {
+            self.keep_retired(live, now_ms);
+        }
+    }
+
+    /// Removes `live` at `now_ms` if it is still the state registered under its name,
+    /// keeping its window for a successor.
+    pub fn retire_exact(&self, live: &Arc<LiveStream>, now_ms: u64) {
+        let removed = {
+            let mut streams = self.streams.write().unwrap_or_else(|p| p.into_inner());
+            let registered = streams
+                .get(&live.name)
+                .is_some_and(|registered| Arc::ptr_eq(registered, live));
+            if registered {
+                self.version.fetch_add(1, Ordering::Release);
+                streams.remove(&live.name)
+            } else {
+                None
+            }
+        };
+        if let Some(live) = removed {
+            self.keep_retired(live, now_ms);
+        }
+    }
+
+    /// Whether `live` is the state registered under its name now.
+    pub fn holds(&self, live: &Arc<LiveStream>) -> bool {
+        self.get(&live.name)
+            .is_some_and(|registered| Arc::ptr_eq(&registered, live))
     }
 
     /// Replaces the state of `name` with a fresh one (a stopped on-demand stream).
@@ -217,6 +328,61 @@ impl Directory {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::media::window::Segment;
+
+    const NOW_MS: u64 = 1_800_000_000_000;
+
+    /// `live` with `count` segments of one second, numbered from `first`.
+    fn with_segments(live: &LiveStream, first: u64, count: u64) {
+        for sequence in first..first + count {
+            live.place_segment(Segment {
+                sequence,
+                name: format!("2027/01/15/08/00/{:02}-01000.ts", sequence % 60),
+                duration_ms: 1_000,
+                program_date_time_ms: NOW_MS + sequence * 1_000,
+                discontinuity: false,
+                data: bytes::Bytes::from_static(&[0x47]),
+            });
+        }
+    }
+
+    /// A capture starting where a relayed copy runs goes on from the copy's window, and
+    /// the copy is no longer the registered state (it stops: `MediaService::replaced`).
+    #[test]
+    fn a_capture_takes_over_a_relayed_copy_and_its_window() {
+        let directory = Directory::default();
+        let copy = directory.get_or_create_following("cam", Packaging::default(), true, NOW_MS);
+        with_segments(&copy, 40, 3);
+        let capture = directory.get_or_create_following("cam", Packaging::default(), false, NOW_MS);
+        assert!(!capture.relay && !directory.holds(&copy) && directory.holds(&capture));
+        assert_eq!(capture.newest_segment().unwrap().sequence, 42);
+        let mut window = capture.window.write().unwrap();
+        let next = window.push(NOW_MS + 50_000, 1_000, false, bytes::Bytes::new());
+        assert_eq!(next.sequence, 43, "numbers go on");
+        assert!(next.discontinuity, "another timeline");
+    }
+
+    /// A stream that stopped leaves its window for a successor of the same name for
+    /// `RETIRED_KEEP_MS`, not longer.
+    #[test]
+    fn a_retired_window_is_taken_over_within_its_keep_time_only() {
+        let directory = Directory::default();
+        let capture = directory.get_or_create_following("cam", Packaging::default(), false, NOW_MS);
+        with_segments(&capture, 7, 2);
+        directory.retire("cam", NOW_MS);
+        assert!(directory.get("cam").is_none());
+        let copy =
+            directory.get_or_create_following("cam", Packaging::default(), true, NOW_MS + 1_000);
+        assert_eq!(copy.newest_segment().unwrap().sequence, 8);
+        directory.retire_exact(&copy, NOW_MS + 2_000);
+        let late = directory.get_or_create_following(
+            "cam",
+            Packaging::default(),
+            true,
+            NOW_MS + 2_000 + RETIRED_KEEP_MS,
+        );
+        assert!(late.newest_segment().is_none(), "kept too long");
+    }
 
     #[test]
     fn resolves_names_with_slashes_to_the_longest_match() {

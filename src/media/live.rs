@@ -85,7 +85,7 @@ pub struct LiveStream {
     pub packaging: Packaging,
     /// A copy of a peer's stream for this node's RTMP players (never advertised).
     pub relay: bool,
-    window: RwLock<Window>,
+    pub(super) window: RwLock<Window>,
     gop: RwLock<Vec<Bytes>>,
     rendition: RwLock<Rendition>,
     chunks: Followers<Bytes>,
@@ -133,6 +133,25 @@ impl LiveStream {
             active_input: RwLock::new(None),
             counters: LiveCounters::default(),
         })
+    }
+
+    /// A new state for `previous`'s stream that goes on from its window: the same
+    /// segments, numbers continuing, the next segment marked as a discontinuity. Viewers
+    /// of the stream keep a playlist that never goes back when its source changes (a
+    /// capture taking over from a relayed copy, a relay from a stopped capture).
+    pub fn succeeding(previous: &LiveStream, packaging: Packaging, relay: bool) -> Arc<LiveStream> {
+        let live = LiveStream::with_origin(&previous.name, packaging, relay);
+        let mut window = previous
+            .window
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        window.continue_with_new_timeline();
+        let segments = window.held().count() as u64;
+        *live.window.write().unwrap_or_else(|p| p.into_inner()) = window;
+        live.set_rendition(previous.rendition());
+        live.published.send_replace(segments);
+        live
     }
 
     /// Notes a viewer's request at `now_ms`, and asks an idle on-demand stream to start.

@@ -67,15 +67,17 @@ impl std::fmt::Debug for MediaService {
 }
 
 /// An ephemeral stream's entry in the directory, removed when dropped (see
-/// [`Directory::remove_exact`]).
+/// [`Directory::retire_exact`]).
 struct Registration {
     directory: Directory,
     live: std::sync::Arc<super::live::LiveStream>,
+    runtime: Runtime,
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        self.directory.remove_exact(&self.live);
+        self.directory
+            .retire_exact(&self.live, self.runtime.wall_clock_ms());
     }
 }
 
@@ -93,15 +95,19 @@ impl MediaService {
             segment_duration_ms: plan.segment_duration_ms,
             segment_count: plan.segment_count,
         };
-        let live = self
-            .directory
-            .get_or_create_as(&plan.name, packaging, plan.relay);
+        let live = self.directory.get_or_create_following(
+            &plan.name,
+            packaging,
+            plan.relay,
+            self.runtime.wall_clock_ms(),
+        );
         // An ephemeral stream's state goes with its ingest however its actor ends (a
         // failed actor runs no `terminate`): nothing stays registered for a request to
         // find and wait on.
         let _registration = plan.ephemeral.then(|| Registration {
             directory: self.directory.clone(),
             live: live.clone(),
+            runtime: self.runtime.clone(),
         });
         if plan.relay {
             return self.run_relay(&plan, live).await;
@@ -134,6 +140,17 @@ impl MediaService {
                 "relay stopped: no viewer for {} s",
                 clients_timeout_ms / 1000
             )),
+            () = self.replaced(&live) => StreamEnd::Finished(
+                "relay stopped: this node runs the stream itself now".into()
+            ),
+        }
+    }
+
+    /// Resolves once `live` is no longer the state registered under its name (a capture
+    /// of the stream started here and took over its window).
+    async fn replaced(&self, live: &Arc<super::live::LiveStream>) {
+        while self.directory.holds(live) {
+            tokio::time::sleep(crate::relay::edge::OWNER_CHECK).await;
         }
     }
 
@@ -356,8 +373,13 @@ impl StreamMedia for MediaService {
         Box::pin(self.clone().run_stream(stream))
     }
 
-    fn remove(&self, name: &str) {
-        self.directory.remove(name);
+    fn remove(&self, stream: &StreamPlan) {
+        // An ephemeral stream's state went with its ingest (`Registration`); by now the
+        // name may be another stream's (a capture that took over a relayed copy).
+        if !stream.ephemeral {
+            self.directory
+                .retire(&stream.name, self.runtime.wall_clock_ms());
+        }
     }
 
     fn held_bytes(&self, name: &str) -> u64 {

@@ -30,7 +30,7 @@ pub struct Segment {
 }
 
 /// The window of one stream.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Window {
     /// Segments advertised in the playlist (`segment_count`).
     advertised: usize,
@@ -40,6 +40,8 @@ pub struct Window {
     next_sequence: u64,
     /// Discontinuities that left the window (EXT-X-DISCONTINUITY-SEQUENCE).
     discontinuity_sequence: u64,
+    /// The next segment starts a new timeline (another source took over the window).
+    next_is_discontinuity: bool,
 }
 
 /// Extra segments kept beyond the advertised ones, for players that fetched the playlist
@@ -77,6 +79,7 @@ impl Window {
             segments: VecDeque::new(),
             next_sequence: 0,
             discontinuity_sequence: 0,
+            next_is_discontinuity: false,
         }
     }
 
@@ -146,13 +149,32 @@ impl Window {
         self.segments.iter()
     }
 
+    /// The window goes on with another source (a capture taking over from a relay, a
+    /// relay from a capture): its numbers continue, and its next segment is marked as a
+    /// discontinuity.
+    pub fn continue_with_new_timeline(&mut self) {
+        self.next_is_discontinuity = !self.segments.is_empty();
+    }
+
     /// Adds a segment made elsewhere (a relayed stream's, with the origin's name and
     /// sequence number), under the same retention as [`Window::push`]. Refused (false)
-    /// unless its sequence number is above every one held: a window never goes back.
+    /// unless its sequence number is above every one held: a window never goes back. A
+    /// segment past a gap in the numbers (some never arrived here) starts the window
+    /// afresh, since a playlist numbers its segments by position.
     pub fn push_made(&mut self, segment: Segment) -> bool {
+        let mut segment = segment;
         if segment.sequence < self.next_sequence {
             return false;
         }
+        if segment.sequence > self.next_sequence && !self.segments.is_empty() {
+            while let Some(old) = self.segments.pop_front() {
+                if old.discontinuity {
+                    self.discontinuity_sequence += 1;
+                }
+            }
+            segment.discontinuity = true;
+        }
+        segment.discontinuity |= std::mem::take(&mut self.next_is_discontinuity);
         self.next_sequence = segment.sequence + 1;
         self.segments.push_back(Arc::new(segment));
         while self.segments.len() > self.retained {

@@ -2,8 +2,8 @@
 //! a stream another node has, and get it once it has its first segment.
 //!
 //! One upstream per stream per node, however many viewers ask at once: the copy is a
-//! child of `node/streams` named after the stream, and the supervisor holds one child
-//! per name, so concurrent first viewers start it once and all wait on the same copy.
+//! child of `node/streams` named `relay:STREAM`, and the supervisor holds one child per
+//! name, so concurrent first viewers start it once and all wait on the same copy.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +20,11 @@ use crate::config::Config;
 use crate::config::values::{ClusterPlay, Timeout};
 use crate::media::directory::Directory;
 use crate::media::live::LiveStream;
+
+/// A relayed copy's child id under `node/streams` is the stream's name after this prefix:
+/// stream names never hold `:`, so a capture of the stream starting on this node (a
+/// cluster_ingest failover onto it) is another child, which takes the copy's window over.
+pub const RELAY_CHILD_PREFIX: &str = "relay:";
 
 /// How often a viewer waiting for a starting copy looks for it in the directory.
 const APPEARS_POLL: Duration = Duration::from_millis(20);
@@ -119,7 +124,8 @@ impl RelayStarter {
         let actor = StreamActor {
             media: self.media.clone(),
         };
-        let spec = worker_child(stream, actor, move || plan.clone()).restart(Restart::Temporary);
+        let id = format!("{RELAY_CHILD_PREFIX}{stream}");
+        let spec = worker_child(&id, actor, move || plan.clone()).restart(Restart::Temporary);
         match ractor::call!(supervisor, SupervisorMsg::StartChild, spec) {
             Ok(Ok(())) => {
                 tracing::info!(%stream, "relaying a peer's stream for this node's viewers")

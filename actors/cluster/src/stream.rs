@@ -31,8 +31,10 @@ pub trait StreamMedia: Send + Sync + 'static {
     /// which. Dropping the future stops the ingest.
     fn run(&self, stream: StreamPlan) -> BoxFuture<StreamEnd>;
 
-    /// The stream left the node (stopped normally): release its shared state.
-    fn remove(&self, name: &str);
+    /// The stream left the node (stopped normally): release its shared state. `stream`
+    /// is the plan it ran (an ephemeral stream releases its own state, and another
+    /// stream of the same name may hold the name by then).
+    fn remove(&self, stream: &StreamPlan);
 
     /// Bytes of media the stream holds for its viewers (segment window, current GOP).
     fn held_bytes(&self, _name: &str) -> u64 {
@@ -48,7 +50,7 @@ impl StreamMedia for NoMedia {
     fn run(&self, _stream: StreamPlan) -> BoxFuture<StreamEnd> {
         Box::pin(std::future::pending())
     }
-    fn remove(&self, _name: &str) {}
+    fn remove(&self, _stream: &StreamPlan) {}
 }
 
 /// The stream behaviour.
@@ -108,7 +110,8 @@ impl Worker for StreamActor {
                 Err(format!("source failed: {reason}").into())
             }
             StreamMsg::Ended(StreamEnd::Finished(reason)) => {
-                me.stop(Some(reason));
+                tracing::info!(%reason, "stream finished");
+                me.stop(None);
                 Ok(())
             }
         }
@@ -116,7 +119,7 @@ impl Worker for StreamActor {
 
     async fn terminate(&self, state: &mut StreamState) {
         state.ingest.abort();
-        self.media.remove(&state.plan.name);
+        self.media.remove(&state.plan);
     }
 
     fn summary(&self, state: &StreamState) -> String {

@@ -445,7 +445,7 @@ mod ingest_tests {
         fn run(&self, _stream: StreamPlan) -> BoxFuture<crate::stream::StreamEnd> {
             Box::pin(async { crate::stream::StreamEnd::Failed("connection refused".to_string()) })
         }
-        fn remove(&self, _name: &str) {}
+        fn remove(&self, _stream: &StreamPlan) {}
     }
 
     fn camera() -> NodePlan {
