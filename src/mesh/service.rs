@@ -451,11 +451,45 @@ impl MeshService {
     }
 }
 
+/// A mesh service on 127.0.0.1 for tests: node `name` with cluster key `key`,
+/// advertising `streams`.
+#[cfg(test)]
+pub(crate) fn start_for_test(
+    runtime: Runtime,
+    name: &str,
+    key: &str,
+    streams: Vec<super::wire::StreamEntry>,
+) -> MeshService {
+    let me = NodeAddress {
+        id: format!("{name}:80"),
+        hostname: name.into(),
+        mesh: String::new(),
+        public_url: format!("http://{name}"),
+        rtmp_url: String::new(),
+    };
+    let mut streams = streams;
+    streams.sort_by(|a, b| a.name.cmp(&b.name));
+    let streams = super::state::Advertised {
+        generation: 1,
+        streams: Arc::new(streams),
+    };
+    let local: LocalState = Arc::new(move || (super::wire::NodeLoad::default(), streams.clone()));
+    MeshService::start(
+        runtime,
+        Arc::new(crate::mesh::net::SystemNet),
+        "127.0.0.1:0".parse().unwrap(),
+        me,
+        vec![ClusterIdentity::derive(key).unwrap()],
+        local,
+        Arc::default(),
+    )
+    .unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mesh::state::Advertised;
-    use crate::mesh::wire::{NodeLoad, StreamEntry};
+    use crate::mesh::wire::StreamEntry;
 
     fn node(name: &str, key: &str, streams: Vec<StreamEntry>) -> MeshService {
         node_on(Runtime::production(), name, key, streams)
@@ -467,30 +501,7 @@ mod tests {
     }
 
     fn node_on(runtime: Runtime, name: &str, key: &str, streams: Vec<StreamEntry>) -> MeshService {
-        let me = NodeAddress {
-            id: format!("{name}:80"),
-            hostname: name.into(),
-            mesh: String::new(),
-            public_url: format!("http://{name}"),
-            rtmp_url: String::new(),
-        };
-        let mut streams = streams;
-        streams.sort_by(|a, b| a.name.cmp(&b.name));
-        let streams = Advertised {
-            generation: 1,
-            streams: Arc::new(streams),
-        };
-        let local: LocalState = Arc::new(move || (NodeLoad::default(), streams.clone()));
-        MeshService::start(
-            runtime,
-            Arc::new(crate::mesh::net::SystemNet),
-            "127.0.0.1:0".parse().unwrap(),
-            me,
-            vec![ClusterIdentity::derive(key).unwrap()],
-            local,
-            Arc::default(),
-        )
-        .unwrap()
+        start_for_test(runtime, name, key, streams)
     }
 
     fn stream(name: &str) -> StreamEntry {

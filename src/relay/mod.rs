@@ -40,6 +40,9 @@ pub mod start;
 pub mod transport;
 pub mod upstream;
 
+#[cfg(test)]
+mod tests;
+
 pub use error::RelayError;
 pub use upstream::{Feed, Upstream};
 

@@ -37,6 +37,15 @@ pub struct Feed {
 }
 
 impl Feed {
+    /// A subscription to `node` already sent on `send`, its frames read from `receive`.
+    pub fn new(node: String, send: quinn::SendStream, receive: quinn::RecvStream) -> Feed {
+        Feed {
+            node,
+            receive,
+            _send: send,
+        }
+    }
+
     /// The origin's identity (`host:port`).
     pub fn node(&self) -> &str {
         &self.node
@@ -107,11 +116,7 @@ impl Upstream for MeshUpstream {
             exchange::send(&mut send, &subscribe)
                 .await
                 .map_err(|e| unreachable(e.to_string()))?;
-            Ok(Feed {
-                node,
-                receive,
-                _send: send,
-            })
+            Ok(Feed::new(node, send, receive))
         })
     }
 
