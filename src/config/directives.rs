@@ -662,9 +662,9 @@ pub const DIRECTIVES: &[DirectiveInfo] = &[
         "private_payload_url",
         [],
         &[P],
-        Later,
+        Now,
         "private_payload_url http://10.0.0.2:8080;",
-        "URL for media transfer inside the LAN."
+        "The peer's address inside the LAN: the mesh (exchanges and relayed media) dials its host, on the port it names or else the peer's own. Viewers are never sent there."
     ),
     d!(
         "fetch_timeout",

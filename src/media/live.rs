@@ -74,7 +74,7 @@ pub struct LiveCounters {
     pub last_access_ms: AtomicU64,
     /// Nodes relaying this stream from here now (subscriptions served).
     pub relay_subscribers: AtomicU64,
-    /// Bytes sent to relaying nodes.
+    /// Bytes of relay frames sent to relaying nodes (framing included, QUIC not).
     pub relay_bytes_out: AtomicU64,
 }
 

@@ -100,10 +100,12 @@ impl MeshLinks {
         }
     }
 
-    /// Registers a configured peer (its key is `host:port`).
+    /// Registers a configured peer (its key is `host:port`), dialed at `dial` (`host:port`:
+    /// its `private_payload_url` when the config gives one, else its key).
     pub fn add_peer(
         &self,
         key: &str,
+        dial: &str,
         identity: ClusterIdentity,
         timeouts: PeerTimeouts,
         public_url: &str,
@@ -117,7 +119,7 @@ impl MeshLinks {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .add_peer(key, public_url, timeouts.fetch_ms, timeouts.stale_ms);
-        if let Some(address) = self.mesh.resolve(key) {
+        if let Some(address) = self.mesh.resolve(dial) {
             self.links
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())

@@ -146,8 +146,60 @@ pub fn start(
             url if url.contains("://") => url.to_string(),
             host => format!("http://{host}"),
         };
-        links.add_peer(&node_key(&peer.address), peer_identity, timeouts, &public);
+        let key = node_key(&peer.address);
+        let dial = peer
+            .private_payload_url
+            .as_deref()
+            .map_or_else(|| key.clone(), |url| private_address(url, &key));
+        links.add_peer(&key, &dial, peer_identity, timeouts, &public);
     }
     tracing::info!(%bind, "cluster mesh listening (QUIC)");
     Ok(Some(NodeMesh { service, links }))
+}
+
+/// Where the mesh dials a peer whose `private_payload_url` is `url`: its host, on the
+/// port the URL names or else the peer's own (`key`'s). Node-to-node traffic (exchanges,
+/// relays) goes there; viewers are only ever sent to public addresses.
+fn private_address(url: &str, key: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let has_port = match authority.strip_prefix('[') {
+        // `[v6]` or `[v6]:port`
+        Some(bracketed) => bracketed.contains("]:"),
+        None => authority.contains(':'),
+    };
+    if has_port {
+        return authority.to_string();
+    }
+    let port = key.rsplit_once(':').map_or("80", |(_, port)| port);
+    format!("{authority}:{port}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::private_address;
+
+    #[test]
+    fn the_private_address_keeps_the_peers_port_unless_the_url_names_one() {
+        assert_eq!(
+            private_address("http://10.0.0.2:8080", "a.example:80"),
+            "10.0.0.2:8080"
+        );
+        assert_eq!(
+            private_address("http://10.0.0.2/", "a.example:8081"),
+            "10.0.0.2:8081"
+        );
+        assert_eq!(
+            private_address("10.0.0.2", "a.example:8081"),
+            "10.0.0.2:8081"
+        );
+        assert_eq!(
+            private_address("http://[fd00::2]:9000/x", "a:1"),
+            "[fd00::2]:9000"
+        );
+        assert_eq!(
+            private_address("http://[fd00::2]", "a:8081"),
+            "[fd00::2]:8081"
+        );
+    }
 }

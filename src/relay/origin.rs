@@ -27,12 +27,13 @@ pub enum SinkError {
     Gone(String),
 }
 
-/// Writes relay frames to the subscriber. `Err` ends the subscription.
+/// Writes relay frames to the subscriber; `Ok` says how many bytes went out. `Err` ends
+/// the subscription.
 pub trait RelaySink: Send {
     fn send(
         &mut self,
         frame: RelayFrame,
-    ) -> impl std::future::Future<Output = Result<(), SinkError>> + Send;
+    ) -> impl std::future::Future<Output = Result<usize, SinkError>> + Send;
 }
 
 /// Why this node stops serving a stream to relaying nodes.

@@ -67,14 +67,13 @@ struct Counted<'a> {
 }
 
 impl RelaySink for Counted<'_> {
-    async fn send(&mut self, frame: RelayFrame) -> Result<(), SinkError> {
-        let bytes = frame.payload.len() as u64;
-        self.inner.send(frame).await?;
+    async fn send(&mut self, frame: RelayFrame) -> Result<usize, SinkError> {
+        let bytes = self.inner.send(frame).await?;
         self.live
             .counters
             .relay_bytes_out
-            .fetch_add(bytes, Ordering::Relaxed);
-        Ok(())
+            .fetch_add(bytes as u64, Ordering::Relaxed);
+        Ok(bytes)
     }
 }
 

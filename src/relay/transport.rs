@@ -11,14 +11,15 @@ use crate::mesh::wire::relay::{self, RelayFrame};
 pub struct QuinnSink(pub quinn::SendStream);
 
 impl RelaySink for QuinnSink {
-    async fn send(&mut self, frame: RelayFrame) -> Result<(), SinkError> {
+    async fn send(&mut self, frame: RelayFrame) -> Result<usize, SinkError> {
         let (prefix, payload) = relay::encode(&frame).map_err(SinkError::Encode)?;
+        let bytes = prefix.len() + payload.len();
         let gone = |error: quinn::WriteError| SinkError::Gone(error.to_string());
         self.0.write_all(&prefix).await.map_err(gone)?;
         if !payload.is_empty() {
             self.0.write_chunk(payload).await.map_err(gone)?;
         }
-        Ok(())
+        Ok(bytes)
     }
 }
 

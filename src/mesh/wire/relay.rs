@@ -1,10 +1,13 @@
 //! The relay's frames: a stream's media from the node that has it to a node that serves
 //! it too (see `crate::relay` for the protocol; this is only its encoding).
 //!
-//! A relay frame is `[length: u32 BE][version: u16 BE][head length: u16 BE][bincode
-//! head][payload]`. The head says what the frame is; the payload (a media frame's access
-//! unit, a part of a segment) travels as raw bytes after it, sliced from the received
-//! buffer without a copy and never walked by bincode. The length is checked against
+//! A relay frame is `[length: u32 BE][head length: u16 BE][bincode head][payload]`. The
+//! head says what the frame is; the payload (a media frame's access unit, a part of a
+//! segment) travels as raw bytes after it, sliced from the received buffer without a
+//! copy and never walked by bincode. The protocol version is not repeated in every frame:
+//! the subscription's first frame (`Message::Subscribe`, a mesh frame) carries it, and an
+//! origin of another version refuses that one. A media frame costs its payload plus ~14
+//! bytes (a 1-byte kind, a flags byte, the dts as a varint, pts − dts as a zigzag varint). The length is checked against
 //! [`MAX_RELAY_FRAME_BYTES`] before anything is allocated, and every field is checked
 //! after decoding: a peer's frame can make this node refuse the subscription, never
 //! panic or allocate past a limit.
@@ -12,7 +15,7 @@
 use bytes::{Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 
-use super::{MAX_TEXT_BYTES, WIRE_VERSION, WireError};
+use super::{MAX_TEXT_BYTES, WireError};
 use crate::media::frame::{Codec, Frame, MAX_FRAME_BYTES};
 use crate::media::ts::mux::MuxState;
 use crate::media::window::Rendition;
@@ -91,14 +94,14 @@ pub enum RelayHead {
     /// Live frames follow; the next segment starts with the next frame, muxed from
     /// `mux`.
     Resume { mux: MuxState },
-    /// One access unit (payload: its bytes); `in_segment`: the origin's segment holds
-    /// it (a new source's frames before its first keyframe go to live viewers only).
+    /// One access unit (payload: its bytes). `flags`: the codec in the low bits
+    /// ([`CODEC_MASK`]), then [`KEYFRAME`] and [`IN_SEGMENT`] (the origin's segment
+    /// holds it: a new source's frames before its first keyframe go to live viewers
+    /// only). `pts_offset`: pts − dts.
     Frame {
-        codec: u8,
+        flags: u8,
         dts: u64,
-        pts: u64,
-        keyframe: bool,
-        in_segment: bool,
+        pts_offset: i64,
     },
     /// The frames since the last `Resume` or `Cut` make the segment `meta`; the next
     /// one starts muxed from `next`.
@@ -118,16 +121,28 @@ pub struct RelayFrame {
     pub payload: Bytes,
 }
 
+/// The codec's bits of a media frame's flags.
+pub const CODEC_MASK: u8 = 0x0f;
+/// A media frame's flag: a keyframe.
+pub const KEYFRAME: u8 = 0x10;
+/// A media frame's flag: in the origin's segment.
+pub const IN_SEGMENT: u8 = 0x20;
+
 impl RelayFrame {
     /// A media frame's relay frame.
     pub fn frame(frame: &Frame, in_segment: bool) -> RelayFrame {
+        let mut flags = codec_number(frame.codec);
+        if frame.keyframe {
+            flags |= KEYFRAME;
+        }
+        if in_segment {
+            flags |= IN_SEGMENT;
+        }
         RelayFrame {
             head: RelayHead::Frame {
-                codec: codec_number(frame.codec),
+                flags,
                 dts: frame.dts,
-                pts: frame.pts,
-                keyframe: frame.keyframe,
-                in_segment,
+                pts_offset: frame.pts.wrapping_sub(frame.dts) as i64,
             },
             payload: frame.data.clone(),
         }
@@ -138,20 +153,18 @@ impl RelayFrame {
     pub fn as_frame(&self) -> Option<(Frame, bool)> {
         match self.head {
             RelayHead::Frame {
-                codec,
+                flags,
                 dts,
-                pts,
-                keyframe,
-                in_segment,
+                pts_offset,
             } => Some((
                 Frame {
-                    codec: codec_of(codec)?,
+                    codec: codec_of(flags & CODEC_MASK)?,
                     dts,
-                    pts,
-                    keyframe,
+                    pts: dts.wrapping_add(pts_offset as u64),
+                    keyframe: flags & KEYFRAME != 0,
                     data: self.payload.clone(),
                 },
-                in_segment,
+                flags & IN_SEGMENT != 0,
             )),
             _ => None,
         }
@@ -177,19 +190,18 @@ fn config() -> impl bincode::config::Config {
     bincode::config::standard().with_limit::<MAX_HEAD_BYTES>()
 }
 
-/// Encodes a relay frame: the bytes before the payload (length, version, head), then the
+/// Encodes a relay frame: the bytes before the payload (length, head length, head), then the
 /// payload as it is (written after them without a copy).
 pub fn encode(frame: &RelayFrame) -> Result<(Vec<u8>, Bytes), WireError> {
     validate(frame)?;
     let head = bincode::serde::encode_to_vec(&frame.head, config())
         .map_err(|e| WireError::Malformed(e.to_string()))?;
-    let length = 2 + 2 + head.len() + frame.payload.len();
+    let length = 2 + head.len() + frame.payload.len();
     if length > MAX_RELAY_FRAME_BYTES {
         return Err(WireError::TooLarge(length));
     }
-    let mut prefix = Vec::with_capacity(8 + head.len());
+    let mut prefix = Vec::with_capacity(6 + head.len());
     prefix.extend_from_slice(&(length as u32).to_be_bytes());
-    prefix.extend_from_slice(&WIRE_VERSION.to_be_bytes());
     prefix.extend_from_slice(&(head.len() as u16).to_be_bytes());
     prefix.extend_from_slice(&head);
     Ok((prefix, frame.payload.clone()))
@@ -201,7 +213,7 @@ pub fn body_length(header: [u8; 4]) -> Result<usize, WireError> {
     if length > MAX_RELAY_FRAME_BYTES {
         return Err(WireError::TooLarge(length));
     }
-    if length < 4 {
+    if length < 2 {
         return Err(WireError::Truncated);
     }
     Ok(length)
@@ -209,19 +221,15 @@ pub fn body_length(header: [u8; 4]) -> Result<usize, WireError> {
 
 /// Decodes a relay frame body (everything after the length).
 pub fn decode_body(body: Bytes) -> Result<RelayFrame, WireError> {
-    let [high, low, head_high, head_low, ..] = body[..] else {
+    let [head_high, head_low, ..] = body[..] else {
         return Err(WireError::Truncated);
     };
-    let version = u16::from_be_bytes([high, low]);
-    if version != WIRE_VERSION {
-        return Err(WireError::UnsupportedVersion(version));
-    }
     let head_length = u16::from_be_bytes([head_high, head_low]) as usize;
-    if head_length > MAX_HEAD_BYTES || 4 + head_length > body.len() {
+    if head_length > MAX_HEAD_BYTES || 2 + head_length > body.len() {
         return Err(WireError::Truncated);
     }
     let (head, used): (RelayHead, usize) =
-        bincode::serde::decode_from_slice(&body[4..4 + head_length], config())
+        bincode::serde::decode_from_slice(&body[2..2 + head_length], config())
             .map_err(|e| WireError::Malformed(e.to_string()))?;
     if used != head_length {
         return Err(WireError::Malformed(format!(
@@ -231,7 +239,7 @@ pub fn decode_body(body: Bytes) -> Result<RelayFrame, WireError> {
     }
     let frame = RelayFrame {
         head,
-        payload: body.slice(4 + head_length..),
+        payload: body.slice(2 + head_length..),
     };
     validate(&frame)?;
     Ok(frame)
@@ -320,9 +328,13 @@ fn validate(frame: &RelayFrame) -> Result<(), WireError> {
             mux(state)?;
             no_payload(frame)
         }
-        RelayHead::Frame { codec, .. } => {
-            if codec_of(*codec).is_none() {
-                return Err(WireError::Malformed(format!("unknown codec {codec}")));
+        RelayHead::Frame { flags, .. } => {
+            if codec_of(flags & CODEC_MASK).is_none()
+                || flags & !(CODEC_MASK | KEYFRAME | IN_SEGMENT) != 0
+            {
+                return Err(WireError::Malformed(format!(
+                    "unknown frame flags {flags:#x}"
+                )));
             }
             if frame.payload.is_empty() {
                 return Err(WireError::Malformed("an empty media frame".into()));
@@ -434,11 +446,9 @@ mod tests {
         assert!(encode(&bad_counter).is_err());
         let unknown_codec = with(
             RelayHead::Frame {
-                codec: 9,
+                flags: 9,
                 dts: 0,
-                pts: 0,
-                keyframe: false,
-                in_segment: true,
+                pts_offset: 0,
             },
             b"x",
         );
