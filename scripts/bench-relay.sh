@@ -7,14 +7,14 @@
 # Two nodes on loopback: an origin (127.0.0.1) running STREAMS test streams
 # (test://, ~480 kbit/s, 2 s segments) and an edge (127.0.0.2) with `cluster_play relay`
 # that declares none of them. Measures:
-# 1. mesh bytes per relayed stream: loopback bytes while the edge relays one stream and
+# 1. the edge's RSS with STREAMS relayed streams against none, on a fresh edge;
+# 2. mesh bytes per relayed stream: loopback bytes while the edge relays one stream and
 #    nothing else moves (no viewer), less a baseline without the relay, against the
 #    stream's own bytes (frame payloads) over the same time;
-# 2. the delay of the edge's HLS behind the origin's: when each new segment first shows
+# 3. the delay of the edge's HLS behind the origin's: when each new segment first shows
 #    in each node's playlist (both polled every 20 ms);
-# 3. VIEWERS HLS viewers (flotilla bench) on the edge's relayed stream, then on the
-#    origin's own stream: the node's CPU and RSS each time (one core = 100 %);
-# 4. the edge's RSS with STREAMS relayed streams against none.
+# 4. VIEWERS HLS viewers (flotilla bench) on the edge's relayed stream, then on the
+#    origin's own stream: the node's CPU and RSS each time (one core = 100 %).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VIEWERS="${1:-5000}"
@@ -72,13 +72,31 @@ lo_bytes() { awk '/^ *lo:/ {print $2}' /proc/net/dev; }
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
+# The edge learns the origin's streams from the mesh (fetch_timeout 1 s); the streams
+# start and cut their first segments.
+sleep 8
+echo "== 1. memory per relayed stream (a fresh edge)"
+rss0=$(rss_kib "$EDGE_PID")
+CURLS=()
+for i in $(seq 2 "$STREAMS"); do
+    curl -s -o /dev/null "$EDGE/tv$i/tracks-v1a1/mono.m3u8" &
+    CURLS+=($!)
+done
+curl -s -o /dev/null "$EDGE/test/tracks-v1a1/mono.m3u8"
+wait "${CURLS[@]}"
+sleep 10
+rss1=$(rss_kib "$EDGE_PID")
+relayed=$(curl -s "$EDGE/streamer/api/v3/streams" | python3 -c "import json,sys; print(sum(1 for s in json.load(sys.stdin)['streams'] if s['stats']['relayed']))")
+echo "   edge RSS: $rss0 KiB with no relay, $rss1 KiB with $relayed relayed streams: $(( (rss1 - rss0) / relayed )) KiB per relayed stream"
+# The relays stop (clients_timeout, 30 s after the last request).
+sleep 40
+
 for _ in $(seq 1 100); do
     curl -sf "$EDGE/test/tracks-v1a1/mono.m3u8" >/dev/null 2>&1 && break
     sleep 0.2
 done
 curl -sf "$EDGE/test/tracks-v1a1/mono.m3u8" >/dev/null || { echo "the edge never relayed"; cat "$WORK"/n2.log; exit 1; }
-
-echo "== 1. mesh bytes per relayed stream"
+echo "== 2. mesh bytes per relayed stream"
 # The relay runs while asked for: a playlist request every 5 s (~0.1 kB/s) keeps it up.
 keep_up() { while true; do curl -s -o /dev/null "$EDGE/test/tracks-v1a1/mono.m3u8"; sleep 5; done; }
 keep_up & KEEPER=$!
@@ -102,7 +120,7 @@ print(f"   relay frames (media and framing): {frames/30*8/1000:.0f} kbit/s = {10
 print(f"   on the wire (QUIC, UDP and IP headers, ACKs; loopback less a {(b1-b0)/30/1000:.1f} kB/s baseline): {on_wire/30*8/1000:.0f} kbit/s = {100*on_wire/stream:.1f} %")
 PY
 
-echo "== 2. delay of the edge's HLS behind the origin's"
+echo "== 3. delay of the edge's HLS behind the origin's"
 python3 - "$ORIGIN" "$EDGE" <<'PY'
 import sys, time, urllib.request
 origin, edge = sys.argv[1:]
@@ -126,24 +144,10 @@ delays = delays[4:] if len(delays) > 8 else delays
 print(f"   segments: {len(delays)}; edge after origin: median {delays[len(delays)//2]:.0f} ms, max {max(delays):.0f} ms (poll every 20 ms)")
 PY
 
-echo "== 3. $VIEWERS HLS viewers: relayed stream on the edge vs local stream on the origin"
+echo "== 4. $VIEWERS HLS viewers: relayed stream on the edge vs local stream on the origin"
 for side in edge origin; do
     if [ "$side" = edge ]; then at=127.0.0.2:$PORT; pid=$EDGE_PID; else at=127.0.0.1:$PORT; pid=$ORIGIN_PID; fi
     echo "-- $side"
     $BIN bench --protocol hls --viewers "$VIEWERS" --duration 60 --ramp 20 --http "$at" --pid "$pid" 2>&1 | tail -4
 done
 
-echo "== 4. memory per relayed stream"
-sleep 35 # the relays above stop (clients_timeout)
-rss0=$(rss_kib "$EDGE_PID")
-CURLS=()
-for i in $(seq 2 "$STREAMS"); do
-    curl -s -o /dev/null "$EDGE/tv$i/tracks-v1a1/mono.m3u8" &
-    CURLS+=($!)
-done
-curl -s -o /dev/null "$EDGE/test/tracks-v1a1/mono.m3u8"
-wait "${CURLS[@]}"
-sleep 10
-rss1=$(rss_kib "$EDGE_PID")
-relayed=$(curl -s "$EDGE/streamer/api/v3/streams" | python3 -c "import json,sys; print(sum(1 for s in json.load(sys.stdin)['streams'] if s['stats']['relayed']))")
-echo "   edge RSS: $rss0 KiB with no relay, $rss1 KiB with $relayed relayed streams: $(( (rss1 - rss0) / relayed )) KiB per relayed stream"
