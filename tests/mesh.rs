@@ -118,7 +118,8 @@ fn three_nodes_redirect_viewers_and_notice_a_dead_peer() {
         )),
         "{head}"
     );
-    let (status, head, _) = http_get(a.http, "/live/news/index.m3u8?flotilla_hop=3", &[]).unwrap();
+    // (C, not A: A serves its own relayed copy of the stream since its RTMP player.)
+    let (status, head, _) = http_get(c.http, "/live/news/index.m3u8?flotilla_hop=3", &[]).unwrap();
     assert_eq!(status, 503, "{head}");
     assert!(
         head.to_ascii_lowercase().contains("retry-after: 1"),
@@ -140,7 +141,12 @@ fn three_nodes_redirect_viewers_and_notice_a_dead_peer() {
         detection < Duration::from_millis(1500 + 300 + 1000),
         "stale after {detection:?}"
     );
-    let (status, _, _) = http_get(a.http, "/live/news/index.m3u8", &[]).unwrap();
+    // Once C calls b stale too, it answers 404, not a redirect.
+    poll_until(Duration::from_secs(5), || {
+        (state_of(c.http, "b")? == "stale").then_some(())
+    })
+    .expect("c calls b stale");
+    let (status, _, _) = http_get(c.http, "/live/news/index.m3u8", &[]).unwrap();
     assert_eq!(status, 404, "never redirect to a stale peer");
     println!("dead-peer detection: {detection:?} with stale_timeout 1500 ms, fetch_timeout 300 ms");
     let _ = publisher.wait();

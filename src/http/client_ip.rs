@@ -13,6 +13,26 @@ use crate::config::values::Cidr;
 /// Most `X-Forwarded-For` hops examined (real chains are 1–3 proxies long).
 pub const MAX_FORWARDED_HOPS: usize = 16;
 
+/// The scheme the viewer used: `https` when the request came from a trusted proxy that
+/// says so in `X-Forwarded-Proto` (it terminated TLS), else `http` (this node's listeners
+/// are plain HTTP). From anyone else the header is ignored.
+pub fn viewer_scheme(
+    peer: IpAddr,
+    forwarded_proto: Option<&str>,
+    trusted: &[Cidr],
+) -> &'static str {
+    let peer = peer.to_canonical();
+    let from_proxy = trusted.iter().any(|net| net.0.contains(&peer));
+    // The proxy nearest this node writes the last value.
+    let said = forwarded_proto
+        .and_then(|value| value.rsplit(',').next())
+        .map(str::trim);
+    match said {
+        Some(proto) if from_proxy && proto.eq_ignore_ascii_case("https") => "https",
+        _ => "http",
+    }
+}
+
 /// The client of a request that arrived from `peer` with these `X-Forwarded-For` header
 /// values (in header order). IPv4-mapped IPv6 addresses count as IPv4.
 pub fn client_ip<'a>(
@@ -52,6 +72,18 @@ fn parse_hop(hop: &str) -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_viewers_scheme_is_believed_from_trusted_proxies_only() {
+        let trusted = [Cidr("10.0.0.0/8".parse().unwrap())];
+        let proxy: IpAddr = "10.1.2.3".parse().unwrap();
+        let stranger: IpAddr = "203.0.113.9".parse().unwrap();
+        assert_eq!(viewer_scheme(proxy, Some("https"), &trusted), "https");
+        assert_eq!(viewer_scheme(proxy, Some("http, HTTPS"), &trusted), "https");
+        assert_eq!(viewer_scheme(proxy, Some("https, http"), &trusted), "http");
+        assert_eq!(viewer_scheme(proxy, None, &trusted), "http");
+        assert_eq!(viewer_scheme(stranger, Some("https"), &trusted), "http");
+    }
     use proptest::prelude::*;
 
     fn nets(list: &[&str]) -> Vec<Cidr> {

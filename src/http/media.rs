@@ -43,9 +43,17 @@ pub async fn serve(State(state): State<ApiState>, request: Request) -> Response 
     if path.len() > MAX_MEDIA_PATH_BYTES {
         return not_found(path);
     }
-    // The client behind trusted proxies, for GeoIP and the session.
+    // The client behind trusted proxies, for GeoIP and the session, and the scheme it
+    // used (redirects keep it).
     let client = remote_addr(&request)
         .map(|addr| client_of(addr, request.headers(), &state.config.trusted_proxies));
+    let scheme = remote_addr(&request).map_or("http", |addr| {
+        let proto = request
+            .headers()
+            .get("x-forwarded-proto")
+            .and_then(|value| value.to_str().ok());
+        super::client_ip::viewer_scheme(addr.ip(), proto, &state.config.trusted_proxies)
+    });
     // `/BALANCER/STREAM/...`: a redirect to the chosen server, or served here (decided by
     // the listener's fast path already, or now for requests that did not pass it).
     let local = match request.extensions().get::<Decided>() {
@@ -74,6 +82,7 @@ pub async fn serve(State(state): State<ApiState>, request: Request) -> Response 
             .take(MAX_USER_AGENT_CHARS)
             .collect(),
         ip: client,
+        scheme,
     };
     drop(request);
     serve_path(&state, info, &local).await
@@ -93,6 +102,8 @@ struct RequestInfo {
     query: Option<String>,
     user_agent: String,
     ip: Option<std::net::IpAddr>,
+    /// `http`, or `https` when a trusted proxy terminated TLS for the viewer.
+    scheme: &'static str,
 }
 
 pub(crate) fn redirect(status: u16, location: &str) -> Response {
@@ -150,7 +161,7 @@ async fn serve_path(state: &ApiState, request: RequestInfo, path: &str) -> Respo
         None => relayed(&state, trimmed).await,
     };
     let Some((live, rest)) = resolved else {
-        return elsewhere(&state, path, request.query.as_deref());
+        return elsewhere(&state, path, request.query.as_deref(), request.scheme);
     };
     // A cluster_ingest stream is served by its current capturer only (highest epoch); a
     // relayed copy follows whoever that is.
@@ -164,7 +175,7 @@ async fn serve_path(state: &ApiState, request: RequestInfo, path: &str) -> Respo
             &state.identity.id,
         )
         && let Elsewhere::Redirect(redirect) =
-            redirect_to_peer(&state, path, request.query.as_deref())
+            redirect_to_peer(&state, path, request.query.as_deref(), request.scheme)
     {
         // Past the hop limit a superseded capturer still serves what it has.
         return redirect;
@@ -289,8 +300,9 @@ enum Elsewhere {
 }
 
 /// A 302 to an alive peer that has the stream (the longest name that prefixes the path),
-/// keeping the path and query and counting the hop.
-fn redirect_to_peer(state: &ApiState, path: &str, query: Option<&str>) -> Elsewhere {
+/// keeping the path and query and counting the hop. A peer without a configured public
+/// URL is reached with the viewer's `scheme`.
+fn redirect_to_peer(state: &ApiState, path: &str, query: Option<&str>, scheme: &str) -> Elsewhere {
     let Some(mesh) = state.mesh.as_ref() else {
         return Elsewhere::Nowhere;
     };
@@ -304,11 +316,11 @@ fn redirect_to_peer(state: &ApiState, path: &str, query: Option<&str>) -> Elsewh
     if hops >= MAX_REDIRECT_HOPS {
         return Elsewhere::TooManyHops;
     }
-    let location = format!(
-        "{}{path}?{}",
-        peer.viewer_base_url(),
-        with_hops(query, hops + 1)
-    );
+    let base = match peer.public_url.is_empty() {
+        true => format!("{scheme}://{}", peer.name),
+        false => peer.viewer_base_url(),
+    };
+    let location = format!("{base}{path}?{}", with_hops(query, hops + 1));
     let Ok(location) = HeaderValue::from_str(&location) else {
         return Elsewhere::Nowhere;
     };
@@ -320,8 +332,8 @@ fn redirect_to_peer(state: &ApiState, path: &str, query: Option<&str>) -> Elsewh
 }
 
 /// The answer for a stream this node does not have.
-fn elsewhere(state: &ApiState, path: &str, query: Option<&str>) -> Response {
-    match redirect_to_peer(state, path, query) {
+fn elsewhere(state: &ApiState, path: &str, query: Option<&str>, scheme: &str) -> Response {
+    match redirect_to_peer(state, path, query, scheme) {
         Elsewhere::Redirect(response) => response,
         Elsewhere::Nowhere => not_found(path),
         Elsewhere::TooManyHops => {

@@ -301,6 +301,8 @@ pub fn render(command: &Command, reply: &Reply, style: Style) -> String {
                 ("IN_KBIT", "/stats/input_bitrate"),
                 ("RUNNING_ON", "/stats/running_on"),
                 ("EPOCH", "/stats/epoch"),
+                ("RELAYED_FROM", "/stats/relayed_from"),
+                ("RELAYS_OUT", "/stats/relay_subscribers"),
             ],
             style,
         ),
