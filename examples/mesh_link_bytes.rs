@@ -26,6 +26,7 @@ fn service(name: &str, streams: usize, key: &str) -> MeshService {
             bitrate_kbit: 2_000,
             epoch: 0,
             ingest: flotilla_cluster::mesh::view::IngestRole::None,
+            relayed: false,
         })
         .collect();
     // Names in order (zero-padded), as the local state must give them.

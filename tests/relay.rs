@@ -127,6 +127,25 @@ fn edges_serve_the_origins_hls_byte_for_byte_from_one_upstream_each() {
         "{edge_stats}"
     );
 
+    // The cluster overview on the origin shows who captures and who relays.
+    let overview = poll_until(Duration::from_secs(10), || {
+        let (_, _, body) = http_get(origin.http, "/streamer/api/v3/cluster/streams", &[]).ok()?;
+        let overview: Value = serde_json::from_str(&body).ok()?;
+        let nodes = overview["streams"]
+            .as_array()?
+            .iter()
+            .find(|s| s["name"] == "live/news")?["nodes"]
+            .as_array()?
+            .clone();
+        let relaying = nodes.iter().filter(|n| n["relayed"] == true).count();
+        let capturing = nodes.iter().filter(|n| n["alive"] == true).count();
+        (relaying == 2 && capturing == 1).then_some(nodes)
+    });
+    assert!(
+        overview.is_some(),
+        "the origin's overview shows both relays"
+    );
+
     // The same playlist everywhere: each segment has the same number and the same bytes
     // on every node (a segment sealed after the edges subscribed, and the older ones
     // they received whole).

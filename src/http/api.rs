@@ -72,6 +72,10 @@ pub fn router(state: ApiState, with_api: bool) -> Router {
             .route("/streamer/api/v3/streams", get(super::streams::list))
             .route("/streamer/api/v3/cluster/peers", get(super::cluster::peers))
             .route(
+                "/streamer/api/v3/cluster/streams",
+                get(super::cluster::streams),
+            )
+            .route(
                 "/streamer/api/v3/cluster/ingest",
                 get(super::cluster::ingest),
             )

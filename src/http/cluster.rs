@@ -47,6 +47,56 @@ pub async fn peers(State(state): State<ApiState>) -> Json<Value> {
     Json(json!({ "peers": peers, "incarnation": mesh.incarnation() }))
 }
 
+/// Most streams the cluster overview lists (the mesh carries at most `wire::MAX_STREAMS`
+/// per node).
+const MAX_OVERVIEW_STREAMS: usize = 10_000;
+
+/// `GET /streamer/api/v3/cluster/streams` (flotilla): every stream the cluster has, with
+/// each node's part in it as this node sees it: running it from its input (`alive`),
+/// relaying it from another node (`relayed`), its viewers and input bitrate there.
+pub async fn streams(State(state): State<ApiState>) -> Json<Value> {
+    let now_ms = state.node.runtime.wall_clock_ms();
+    let mut by_stream: std::collections::BTreeMap<String, Vec<Value>> = Default::default();
+    for live in state.directory.all() {
+        by_stream.entry(live.name.clone()).or_default().push(json!({
+            "node": state.identity.id,
+            "alive": !live.relay && live.is_alive(now_ms, crate::stats::ALIVE_WITHIN_MS),
+            "relayed": live.relay,
+            "relayed_from": live.relay.then(|| live.active_input()).flatten()
+                .and_then(|input| input.strip_prefix("relay://").map(str::to_string)),
+            "clients": live.counters.clients.load(std::sync::atomic::Ordering::Relaxed),
+            "bitrate_kbit": live.counters.input_bitrate.load(std::sync::atomic::Ordering::Relaxed) / 1000,
+        }));
+    }
+    if let Some(mesh) = &state.mesh {
+        let view = mesh.view().read().unwrap_or_else(|p| p.into_inner());
+        for (peer, peer_state) in view.peers(now_ms) {
+            if peer_state != flotilla_cluster::mesh::view::PeerState::Alive {
+                continue;
+            }
+            for (name, stream) in &peer.streams {
+                if !(stream.alive || stream.relayed || stream.clients > 0) {
+                    continue;
+                }
+                by_stream.entry(name.clone()).or_default().push(json!({
+                    "node": if peer.id.is_empty() { &peer.name } else { &peer.id },
+                    "alive": stream.alive,
+                    "relayed": stream.relayed,
+                    "clients": stream.clients,
+                    "bitrate_kbit": stream.bitrate_kbit,
+                    "epoch": stream.epoch,
+                }));
+            }
+        }
+    }
+    let streams: Vec<Value> = by_stream
+        .into_iter()
+        .take(MAX_OVERVIEW_STREAMS)
+        .map(|(name, nodes)| json!({ "name": name, "nodes": nodes }))
+        .collect();
+    Json(json!({ "streams": streams }))
+}
+
 pub async fn ingest(State(state): State<ApiState>) -> Json<Value> {
     let board = state.ingest.snapshot();
     let streams: Vec<Value> = board

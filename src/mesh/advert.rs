@@ -212,6 +212,7 @@ impl Advertiser {
                 bitrate_kbit: 0,
                 epoch,
                 ingest,
+                relayed: false,
             };
         };
         // A cluster_ingest stream this node no longer captures is never offered, and
@@ -225,6 +226,7 @@ impl Advertiser {
             bitrate_kbit: live.counters.input_bitrate.load(Ordering::Relaxed) / 1000,
             epoch,
             ingest,
+            relayed: live.relay,
         }
     }
 }
@@ -261,6 +263,7 @@ mod tests {
         let list = advertiser.streams().streams;
         let entry = list.iter().find(|e| e.name == "copy").expect("listed");
         assert!(!entry.remote().alive && !entry.remote().ondemand);
+        assert!(entry.remote().relayed, "listed as a relayed copy");
     }
 
     #[test]

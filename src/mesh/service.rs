@@ -513,6 +513,7 @@ mod tests {
             bitrate_kbit: 300,
             epoch: 0,
             ingest: flotilla_cluster::mesh::view::IngestRole::None,
+            relayed: false,
         }
     }
 

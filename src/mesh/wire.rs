@@ -51,6 +51,8 @@ pub struct StreamEntry {
     pub epoch: u64,
     /// The sender's part in a cluster_ingest stream.
     pub ingest: IngestRole,
+    /// The sender relays the stream from another node (see `RemoteStream::relayed`).
+    pub relayed: bool,
 }
 
 impl StreamEntry {
@@ -64,6 +66,7 @@ impl StreamEntry {
             bitrate_kbit: stream.bitrate_kbit,
             epoch: stream.epoch,
             ingest: stream.ingest,
+            relayed: stream.relayed,
         }
     }
 
@@ -76,6 +79,7 @@ impl StreamEntry {
             bitrate_kbit: self.bitrate_kbit,
             epoch: self.epoch,
             ingest: self.ingest,
+            relayed: self.relayed,
         }
     }
 }
@@ -289,6 +293,7 @@ mod tests {
                     bitrate_kbit: 300,
                     epoch: 0,
                     ingest: IngestRole::None,
+                    relayed: false,
                 })
                 .collect(),
             removals: vec!["old".into()],

@@ -258,6 +258,7 @@ mod tests {
             bitrate_kbit: 0,
             epoch,
             ingest,
+            relayed: false,
         };
         PeerUpdate {
             id: format!("{host}:80"),

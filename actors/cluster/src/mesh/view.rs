@@ -85,6 +85,9 @@ pub struct RemoteStream {
     pub epoch: u64,
     /// Its cluster_ingest role there.
     pub ingest: IngestRole,
+    /// A copy that node relays from another one (for its own viewers): never where a
+    /// viewer or a relay is sent.
+    pub relayed: bool,
 }
 
 /// A peer's load (the cluster overview's numbers).
@@ -609,6 +612,7 @@ mod tests {
             bitrate_kbit: 300,
             epoch: 0,
             ingest: IngestRole::None,
+            relayed: false,
         }
     }
 
@@ -670,6 +674,7 @@ mod tests {
         let ingest_version = |view: &ClusterView| view.peer("b", 0).unwrap().0.ingest_version;
         let capturing = |alive: bool, epoch: u64| RemoteStream {
             ingest: IngestRole::Capturing,
+            relayed: false,
             epoch,
             ..stream(alive)
         };
