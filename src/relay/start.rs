@@ -29,6 +29,17 @@ pub const RELAY_CHILD_PREFIX: &str = "relay:";
 /// How often a viewer waiting for a starting copy looks for it in the directory.
 const APPEARS_POLL: Duration = Duration::from_millis(20);
 
+/// Whether `config` has viewers of `stream` served by a relay rather than redirected: the
+/// stream's `cluster_play`, else the node's, else `redirect`.
+pub fn plays_by_relay(config: &Config, stream: &str) -> bool {
+    let configured = config
+        .streams
+        .iter()
+        .find(|s| s.name == stream)
+        .and_then(|s| s.options.cluster_play);
+    configured.or(config.cluster_play) == Some(ClusterPlay::Relay)
+}
+
 /// Starts and finds relayed copies of other nodes' streams.
 #[derive(Clone)]
 pub struct RelayStarter {
@@ -47,15 +58,9 @@ impl std::fmt::Debug for RelayStarter {
 
 impl RelayStarter {
     /// Whether viewers of `stream` (a name another node has) are served here by a relay
-    /// rather than redirected: the stream's `cluster_play`, else the node's.
+    /// rather than redirected (see [`plays_by_relay`]).
     pub fn relays(&self, stream: &str) -> bool {
-        let configured = self
-            .config
-            .streams
-            .iter()
-            .find(|s| s.name == stream)
-            .and_then(|s| s.options.cluster_play);
-        configured.or(self.config.cluster_play) == Some(ClusterPlay::Relay)
+        plays_by_relay(&self.config, stream)
     }
 
     /// Whether some other node has `stream` now.
@@ -137,5 +142,45 @@ impl RelayStarter {
                 tracing::warn!(%stream, %error, "streams supervisor unreachable: relay not started")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plays_by_relay;
+
+    fn config(text: &str) -> crate::config::Config {
+        crate::config::load_str("test.conf", text)
+            .expect("the config loads")
+            .config
+    }
+
+    #[test]
+    fn a_streams_cluster_play_wins_over_the_nodes_and_redirect_is_the_default() {
+        let none = config("stream cam { input test://; }");
+        assert!(!plays_by_relay(&none, "cam"), "redirect by default");
+        let node = config(
+            "cluster_play relay;\n\
+             stream cam { input test://; cluster_play redirect; }\n\
+             stream tv { input test://; }",
+        );
+        assert!(!plays_by_relay(&node, "cam"), "the stream's own choice");
+        assert!(plays_by_relay(&node, "tv"), "the node's choice");
+        assert!(
+            plays_by_relay(&node, "live/unknown"),
+            "streams not in the config too"
+        );
+        let stream = config("stream cam { input test://; cluster_play relay; }");
+        assert!(plays_by_relay(&stream, "cam"));
+        assert!(!plays_by_relay(&stream, "other"));
+    }
+
+    #[test]
+    fn a_cluster_play_that_is_neither_relay_nor_redirect_is_refused() {
+        let errors = crate::config::load_str("test.conf", "cluster_play proxy;")
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(errors.contains("relay or redirect"), "{errors}");
     }
 }
