@@ -177,10 +177,10 @@ mod tests {
 
     #[test]
     fn a_cluster_play_that_is_neither_relay_nor_redirect_is_refused() {
-        let errors = crate::config::load_str("test.conf", "cluster_play proxy;")
-            .err()
-            .expect("refused")
-            .to_string();
+        let Err(errors) = crate::config::load_str("test.conf", "cluster_play proxy;") else {
+            panic!("`cluster_play proxy` loaded");
+        };
+        let errors = errors.to_string();
         assert!(errors.contains("relay or redirect"), "{errors}");
     }
 }
