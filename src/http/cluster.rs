@@ -62,8 +62,7 @@ pub async fn streams(State(state): State<ApiState>) -> Json<Value> {
             "node": state.identity.id,
             "alive": !live.relay && live.is_alive(now_ms, crate::stats::ALIVE_WITHIN_MS),
             "relayed": live.relay,
-            "relayed_from": live.relay.then(|| live.active_input()).flatten()
-                .and_then(|input| input.strip_prefix("relay://").map(str::to_string)),
+            "relayed_from": live.relayed_from(),
             "clients": live.counters.clients.load(std::sync::atomic::Ordering::Relaxed),
             "bitrate_kbit": live.counters.input_bitrate.load(std::sync::atomic::Ordering::Relaxed) / 1000,
         }));

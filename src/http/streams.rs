@@ -104,7 +104,7 @@ fn entry(
             // `relay_subscribers`: nodes relaying it from here, `relay_bytes_out` what
             // they were sent.
             "relayed": relayed,
-            "relayed_from": relayed.then(|| live.as_ref().and_then(|l| l.active_input()).and_then(|input| input.strip_prefix("relay://").map(str::to_string))).flatten(),
+            "relayed_from": live.as_ref().and_then(|l| l.relayed_from()),
             "relay_subscribers": counter(&|c| c.relay_subscribers.load(Ordering::Relaxed)),
             "relay_bytes_out": counter(&|c| c.relay_bytes_out.load(Ordering::Relaxed)),
         },

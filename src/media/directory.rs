@@ -84,28 +84,15 @@ impl Directory {
     }
 
     /// The state of `name`, created (or replaced, when made for other packaging or
-    /// another origin) as a relay of a peer's stream when `relay`.
+    /// another origin, by one that goes on from its window) as a relay of a peer's stream
+    /// when `relay`.
     pub fn get_or_create_as(
         &self,
         name: &str,
         packaging: Packaging,
         relay: bool,
     ) -> Arc<LiveStream> {
-        let fits = |live: &LiveStream| live.packaging == packaging && live.relay == relay;
-        if let Some(live) = self.get(name)
-            && fits(&live)
-        {
-            return live;
-        }
-        let mut streams = self.streams.write().unwrap_or_else(|p| p.into_inner());
-        self.version.fetch_add(1, Ordering::Release);
-        let live = streams
-            .entry(name.to_string())
-            .or_insert_with(|| LiveStream::with_origin(name, packaging, relay));
-        if !fits(live) {
-            *live = LiveStream::with_origin(name, packaging, relay);
-        }
-        live.clone()
+        self.state_for(name, packaging, relay, None)
     }
 
     /// The state of `name` for a stream (re)starting at `now_ms`: the running one when it
@@ -120,7 +107,24 @@ impl Directory {
         relay: bool,
         now_ms: u64,
     ) -> Arc<LiveStream> {
+        self.state_for(name, packaging, relay, Some(now_ms))
+    }
+
+    /// The state of `name` that fits `packaging` and `relay`; a new one goes on from the
+    /// window it replaces, or (given `now_ms`) from a retired one's.
+    fn state_for(
+        &self,
+        name: &str,
+        packaging: Packaging,
+        relay: bool,
+        now_ms: Option<u64>,
+    ) -> Arc<LiveStream> {
         let fits = |live: &LiveStream| live.packaging == packaging && live.relay == relay;
+        if let Some(live) = self.get(name)
+            && fits(&live)
+        {
+            return live;
+        }
         let mut streams = self.streams.write().unwrap_or_else(|p| p.into_inner());
         if let Some(live) = streams.get(name)
             && fits(live)
@@ -130,7 +134,7 @@ impl Directory {
         let previous = streams
             .get(name)
             .cloned()
-            .or_else(|| self.take_retired(name, now_ms));
+            .or_else(|| now_ms.and_then(|now_ms| self.take_retired(name, now_ms)));
         let live = match previous {
             Some(previous) if previous.newest_segment().is_some() => {
                 LiveStream::succeeding(&previous, packaging, relay)
@@ -234,19 +238,6 @@ impl Directory {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .remove(name);
-    }
-
-    /// Removes `live` if it is still the state registered under its name (a newer state
-    /// under the same name stays).
-    pub fn remove_exact(&self, live: &Arc<LiveStream>) {
-        let mut streams = self.streams.write().unwrap_or_else(|p| p.into_inner());
-        if streams
-            .get(&live.name)
-            .is_some_and(|registered| Arc::ptr_eq(registered, live))
-        {
-            self.version.fetch_add(1, Ordering::Release);
-            streams.remove(&live.name);
-        }
     }
 
     /// Opens (or reopens) the publish point of `name`; the ingest reads from the receiver.

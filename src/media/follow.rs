@@ -191,18 +191,16 @@ impl Replica {
             }
         }
         self.live.deliver(frame, &muxed);
-        self.live.follow_frame(frame, in_segment);
     }
 
     /// A segment ended at the origin: the frames since the last resume or cut make it.
+    /// (A relayed copy is never served on, so nothing follows the replica itself.)
     pub fn cut(&mut self, cut: Cut) -> Result<(), ReplicaError> {
-        if let Some(open) = self.open.take() {
-            self.place(cut.segment.clone(), open.freeze());
-        }
         self.muxer.restore(cut.next)?;
-        self.open = Some(BytesMut::new());
-        self.live.set_rendition(cut.rendition.clone());
-        self.live.follow_cut(Arc::new(cut));
+        if let Some(open) = self.open.replace(BytesMut::new()) {
+            self.place(cut.segment, open.freeze());
+        }
+        self.live.set_rendition(cut.rendition);
         Ok(())
     }
 

@@ -175,6 +175,15 @@ impl LiveStream {
             .clone()
     }
 
+    /// The node a relayed copy follows now (its input is `relay://NODE`, see
+    /// `relay::edge`); `None` for a stream from its own input.
+    pub fn relayed_from(&self) -> Option<String> {
+        let input = self.active_input()?;
+        self.relay
+            .then(|| input.strip_prefix(RELAYED_FROM_PREFIX).map(str::to_string))
+            .flatten()
+    }
+
     /// Resolves when a viewer asks for this stream (for on-demand streams).
     pub async fn demanded(&self) {
         self.demand.notified().await;
@@ -707,6 +716,9 @@ pub struct WindowSnapshot {
     pub segments: Vec<Arc<Segment>>,
     pub rendition: Rendition,
 }
+
+/// How a relayed copy's active input names the node it follows: `relay://NODE`.
+pub const RELAYED_FROM_PREFIX: &str = "relay://";
 
 /// Ticks per millisecond, for callers converting wall time into stream time.
 pub const TICKS_PER_MS: u64 = CLOCK_HZ / 1000;

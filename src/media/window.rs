@@ -129,16 +129,6 @@ impl Window {
         self.discontinuity_sequence = discontinuity_sequence;
     }
 
-    /// The newest segment's sequence number, if any.
-    pub fn newest_sequence(&self) -> Option<u64> {
-        self.segments.back().map(|s| s.sequence)
-    }
-
-    /// The sequence number the next segment takes.
-    pub fn next_sequence(&self) -> u64 {
-        self.next_sequence
-    }
-
     /// The discontinuities that left the window so far.
     pub fn discontinuity_sequence(&self) -> u64 {
         self.discontinuity_sequence

@@ -15,6 +15,7 @@ use flotilla_otp::rt::Runtime;
 use super::{Feed, RelayError, Upstream};
 use crate::error::{Classified, Fault};
 use crate::media::follow::{Cut, Replica, SegmentInfo};
+use crate::media::live::RELAYED_FROM_PREFIX;
 use crate::mesh::wire::relay::{RelayHead, SegmentMeta};
 
 /// First pause before subscribing again; it doubles up to [`RETRY_MAX`] while attempts
@@ -47,7 +48,8 @@ pub async fn follow(
             Ok(mut feed) => {
                 tracing::info!(stream = %name, from = %feed.node(), "relaying the stream");
                 let live = replica.live().clone();
-                live.set_active_input(Some(&format!("relay://{}", feed.node())));
+                let input = format!("{RELAYED_FROM_PREFIX}{}", feed.node());
+                live.set_active_input(Some(&input));
                 let (error, progressed) =
                     pump(upstream, &mut feed, replica, runtime, source_timeout).await;
                 if progressed {

@@ -54,26 +54,15 @@ impl Upstream for Direct {
     ) -> BoxFuture<'a, Result<Feed, RelayError>> {
         self.avoided.lock().unwrap().push(avoid.map(str::to_string));
         Box::pin(async move {
-            let lost = |reason: String| RelayError::Unreachable {
-                node: self.to.key.clone(),
-                reason,
-            };
-            let connection = self
-                .from
-                .connect(&self.to)
-                .await
-                .map_err(|e| lost(e.to_string()))?;
-            let (mut send, receive) = connection
-                .open_bi()
-                .await
-                .map_err(|e| lost(e.to_string()))?;
-            let subscribe = Message::Subscribe {
-                stream: stream.to_string(),
-            };
-            exchange::send(&mut send, &subscribe)
-                .await
-                .map_err(|e| lost(e.to_string()))?;
-            Ok(Feed::new(self.to.key.clone(), send, receive))
+            let connection =
+                self.from
+                    .connect(&self.to)
+                    .await
+                    .map_err(|e| RelayError::Unreachable {
+                        node: self.to.key.clone(),
+                        reason: e.to_string(),
+                    })?;
+            Feed::open(&connection, self.to.key.clone(), stream).await
         })
     }
 

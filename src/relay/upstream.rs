@@ -37,13 +37,31 @@ pub struct Feed {
 }
 
 impl Feed {
-    /// A subscription to `node` already sent on `send`, its frames read from `receive`.
-    pub fn new(node: String, send: quinn::SendStream, receive: quinn::RecvStream) -> Feed {
-        Feed {
+    /// Subscribes to `stream` at `node` on `connection` (a QUIC connection to it).
+    pub async fn open(
+        connection: &quinn::Connection,
+        node: String,
+        stream: &str,
+    ) -> Result<Feed, RelayError> {
+        let unreachable = |reason: String| RelayError::Unreachable {
+            node: node.clone(),
+            reason,
+        };
+        let (mut send, receive) = connection
+            .open_bi()
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        let subscribe = Message::Subscribe {
+            stream: stream.to_string(),
+        };
+        exchange::send(&mut send, &subscribe)
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        Ok(Feed {
             node,
             receive,
             _send: send,
-        }
+        })
     }
 
     /// The origin's identity (`host:port`).
@@ -97,26 +115,15 @@ impl Upstream for MeshUpstream {
     ) -> BoxFuture<'a, Result<Feed, RelayError>> {
         Box::pin(async move {
             let (key, node) = self.choose(stream, avoid).ok_or(RelayError::NoOwner)?;
-            let unreachable = |reason: String| RelayError::Unreachable {
-                node: node.clone(),
-                reason,
-            };
-            let (_, connection) = self
-                .links
-                .connection(&key)
-                .await
-                .map_err(|e| unreachable(e.to_string()))?;
-            let (mut send, receive) = connection
-                .open_bi()
-                .await
-                .map_err(|e| unreachable(e.to_string()))?;
-            let subscribe = Message::Subscribe {
-                stream: stream.to_string(),
-            };
-            exchange::send(&mut send, &subscribe)
-                .await
-                .map_err(|e| unreachable(e.to_string()))?;
-            Ok(Feed::new(node, send, receive))
+            let (_, connection) =
+                self.links
+                    .connection(&key)
+                    .await
+                    .map_err(|e| RelayError::Unreachable {
+                        node: node.clone(),
+                        reason: e.to_string(),
+                    })?;
+            Feed::open(&connection, node, stream).await
         })
     }
 
