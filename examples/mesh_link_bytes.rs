@@ -48,7 +48,7 @@ fn service(name: &str, streams: usize, key: &str) -> MeshService {
         Arc::new(flotilla::mesh::net::SystemNet),
         "127.0.0.1:0".parse().unwrap(),
         me,
-        vec![identity],
+        flotilla::mesh::auth::MeshKeys::one(identity),
         local,
         Arc::default(),
     )

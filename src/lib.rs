@@ -28,4 +28,5 @@ pub mod relay;
 pub mod rtmp;
 pub mod sessions;
 pub mod shell;
+pub mod source;
 pub mod stats;

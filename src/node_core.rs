@@ -119,11 +119,22 @@ impl NodeCore {
             board.clone(),
         )
         .map_err(NodeError::Mesh)?;
+        let sources = match &mesh {
+            Some(mesh) => crate::source::NodeSources::new(
+                &config,
+                mesh.service.clone(),
+                &mesh.identity,
+                context.runtime.clone(),
+            )
+            .map_err(|e| NodeError::Mesh(e.into()))?,
+            None => None,
+        };
         let relays = mesh.as_ref().map(|mesh| {
             let upstream: Arc<dyn crate::relay::Upstream> =
                 Arc::new(crate::relay::upstream::MeshUpstream {
                     mesh: mesh.service.clone(),
                     links: mesh.links.clone(),
+                    sources: sources.clone(),
                 });
             let _ = service.upstream.set(upstream.clone());
             mesh.service
@@ -171,9 +182,14 @@ impl NodeCore {
             service.directory.clone(),
         ));
         let balancer_board = flotilla_cluster::balancer::BalancerBoard::default();
+        let source_io: Arc<dyn flotilla_cluster::source::SourceIo> = match &sources {
+            Some(sources) => Arc::new(sources.clone()),
+            None => Arc::new(flotilla_cluster::source::NoSources),
+        };
         let io = NodeIo {
             media,
             peers,
+            sources: source_io,
             ingest: Arc::new(ingest),
             board: board.clone(),
             balancer: balancer_io.clone(),
@@ -201,6 +217,7 @@ impl NodeCore {
             ingest: board,
             balancers,
             relays,
+            sources,
         };
         Ok(NodeCore {
             teardown: state.node.teardown(),

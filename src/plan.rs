@@ -87,6 +87,11 @@ pub fn node_plan(config: &Config, identity: &NodeIdentity) -> NodePlan {
             .into_iter()
             .map(|peer| crate::config::identity::node_key(&peer.address))
             .collect(),
+        sources: config
+            .sources
+            .iter()
+            .map(crate::source::source_name)
+            .collect(),
         streams: config
             .streams
             .iter()

@@ -19,6 +19,41 @@ pub fn check(config: &Config, reader: &mut Reader, runtime_hostname: Option<&str
     check_capture_at(config, reader, runtime_hostname);
     check_balancers(config, reader);
     check_cluster_key(config, reader);
+    check_sources(config, reader);
+}
+
+/// A `source` is reached over the mesh, which runs with the node's `cluster_key` on its
+/// first `http` port; of the stream options a source block accepts, a restreamed stream
+/// uses the ones about its relay (it keeps its origin's segments and media).
+fn check_sources(config: &Config, reader: &mut Reader) {
+    for (source, span) in config.sources.iter().zip(reader.source_spans.clone()) {
+        if config.cluster_key.is_none() {
+            reader.diagnostics.push(
+                Diagnostic::error(span, "`source` needs a global `cluster_key`: the node reaches its sources over its mesh, which runs only with one")
+                    .help("set `cluster_key` to the restreamed cluster's key (a `cluster_key` inside the source block overrides it for that source only)"),
+            );
+        }
+        if config.http.is_empty() {
+            reader.diagnostics.push(
+                Diagnostic::error(
+                    span,
+                    "`source` needs an `http` listener: the mesh runs on its port",
+                )
+                .expected("`http PORT;`"),
+            );
+        }
+        let relay_options = super::model::StreamOptions {
+            clients_timeout: source.options.clients_timeout,
+            source_timeout: source.options.source_timeout,
+            ..Default::default()
+        };
+        if source.options != relay_options {
+            reader.diagnostics.push(
+                Diagnostic::warning(span, "in a `source` block only `clients_timeout` and `source_timeout` apply: a restreamed stream keeps its origin's segments and media, so its other stream options have no effect")
+                    .help("set them on the stream in the origin's config"),
+            );
+        }
+    }
 }
 
 /// Peers named in a "no known node" error: enough to spot the typo; the rest is counted.

@@ -355,9 +355,9 @@ pub const DIRECTIVES: &[DirectiveInfo] = &[
         "source",
         [],
         &[G],
-        Later,
+        Now,
         "source origin.lan { only live/*; }",
-        "Restream every stream of an origin (`HOST[:PORT][/PREFIX]`)."
+        "Restream the streams of another cluster (`HOST[:PORT][/PREFIX]`: any of its nodes), on demand, relayed over the mesh with that cluster's key. Several `source` lines give origin HA: a stream comes from the first source that has it."
     ),
     d!(
         "balancer",
@@ -615,7 +615,7 @@ pub const DIRECTIVES: &[DirectiveInfo] = &[
         &[T, Src],
         Now,
         "prefix live;",
-        "Template: names starting with `PREFIX/` use it. Source: prefix of the remote names."
+        "Template: names starting with `PREFIX/` use it. Source: restream only the names starting with `PREFIX/` (same as `source HOST/PREFIX`)."
     ),
     d!(
         "prefixes",
@@ -629,7 +629,7 @@ pub const DIRECTIVES: &[DirectiveInfo] = &[
         "only",
         [],
         &[Src, Sink],
-        Later,
+        Now,
         "only live/*;",
         "Source: restream only these names or `prefix/*`. Event sink: deliver only matching events (`field=v1,v2`)."
     ),
@@ -637,7 +637,7 @@ pub const DIRECTIVES: &[DirectiveInfo] = &[
         "except",
         [],
         &[Src, Sink],
-        Later,
+        Now,
         "except live/test;",
         "Source: never restream these names. Event sink: drop matching events."
     ),
@@ -646,9 +646,9 @@ pub const DIRECTIVES: &[DirectiveInfo] = &[
         "api_url",
         [],
         &[P],
-        Later,
+        Now,
         "api_url http://10.0.0.2:8081;",
-        "URL for API calls between servers."
+        "The peer's internal address for calls between servers: the mesh dials it when no `private_payload_url` is given (its host, on the port it names or else the peer's own)."
     ),
     d!(
         "public_payload_url",

@@ -30,6 +30,8 @@ pub struct Reader {
     pub capture_refs: Vec<(HostPort, Span)>,
     /// Where each balancer (by index in `Config::balancers`) was declared.
     pub balancer_spans: Vec<Span>,
+    /// Where each source (by index in `Config::sources`) was declared.
+    pub source_spans: Vec<Span>,
     /// Where the global `cluster_key` was set.
     pub cluster_key_span: Option<Span>,
     /// Names, addresses and prefixes declared so far, for the uniqueness checks.
@@ -562,6 +564,21 @@ fn read_global_statement(
         }
         "source" => {
             let source = read_source(reader, statement)?;
+            let name = match &source.prefix {
+                Some(prefix) => format!(
+                    "{}/{}",
+                    super::identity::node_key(&source.address),
+                    prefix.trim_matches('/')
+                ),
+                None => super::identity::node_key(&source.address),
+            };
+            unique(
+                !reader.declared.add("source", &name),
+                statement,
+                "source",
+                &name,
+            )?;
+            reader.source_spans.push(statement.span);
             c.sources.push(source);
             Ok(())
         }

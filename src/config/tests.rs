@@ -56,6 +56,7 @@ balancer tv {
 
 const SPEC_EDGE: &str = r#"
 # --- edge that restreams everything under live/* from two origins ---
+http 80;
 cluster_key s3cr3t;
 source origin1.lan { only live/*; segment_count 3; segment_duration 2; }
 source origin2.lan { only live/*; except live/test; cluster_key otherkey; }
@@ -122,6 +123,41 @@ fn spec_balancer_and_edge_examples_load() {
     assert_eq!(edge.sources[0].only, Some(vec!["live/*".to_string()]));
     assert_eq!(edge.sources[1].except, vec!["live/test".to_string()]);
     assert_eq!(edge.sources[0].options.segment_count, Some(3));
+}
+
+#[test]
+fn a_source_needs_the_mesh_and_says_which_of_its_options_apply() {
+    let Err(errors) = load_str("edge.conf", "http 80; source origin.lan { only live/*; }") else {
+        panic!("a source without a cluster key loaded");
+    };
+    let errors = errors.to_string();
+    assert!(errors.contains("needs a global `cluster_key`"), "{errors}");
+    let Err(errors) = load_str("edge.conf", "cluster_key k; source origin.lan;") else {
+        panic!("a source without an http listener loaded");
+    };
+    assert!(errors.to_string().contains("needs an `http` listener"));
+    let Err(errors) = load_str(
+        "edge.conf",
+        "http 80; cluster_key k; source origin.lan; source origin.lan:80;",
+    ) else {
+        panic!("the same source twice loaded");
+    };
+    assert!(errors.to_string().contains("origin.lan:80"), "{errors}");
+    let loaded = load(SPEC_EDGE);
+    assert!(
+        loaded
+            .warning_lines()
+            .iter()
+            .any(|w| w.contains("only `clients_timeout` and `source_timeout` apply")),
+        "segment_count in a source block draws a warning: {:?}",
+        loaded.warning_lines()
+    );
+    let quiet = load("http 80; cluster_key k; source o.lan { clients_timeout 5; source_timeout 3; }");
+    assert!(
+        !quiet.warning_lines().iter().any(|w| w.contains("source")),
+        "{:?}",
+        quiet.warning_lines()
+    );
 }
 
 #[test]
@@ -424,11 +460,16 @@ fn a_short_cluster_key_is_a_warning_not_an_error() {
 /// Wraps a directive example in the smallest config that puts it in `context`.
 fn in_context(context: Context, example: &str) -> String {
     match context {
+        Context::Global if example.starts_with("source ") => {
+            format!("cluster_key k; http 80; {example}")
+        }
         Context::Global => example.to_string(),
         Context::Http => format!("http 8080 {{ {example} }}"),
         Context::Stream => format!("peer node-a; stream s {{ {example} }}"),
         Context::Template => format!("peer node-a; template t {{ {example} }}"),
-        Context::Source => format!("source origin.lan {{ {example} }}"),
+        Context::Source => format!(
+            "cluster_key k; http 80; source origin.lan {{ {example} }}"
+        ),
         Context::Peer => format!("peer p.lan {{ {example} }}"),
         Context::Balancer => format!("total_bandwidth 1G; balancer b {{ server h1; {example} }}"),
         Context::Vod => format!("vod v {{ {example} }}"),
@@ -586,8 +627,12 @@ fn arbitrary_config_text() -> impl Strategy<Value = String> {
     )
         .prop_map(|(globals, streams)| {
             let mut text = String::from("peer node-a;\n");
+            // A source needs the mesh: taken only with a cluster key and a listener.
+            let has_mesh = globals.iter().any(|d| d.starts_with("cluster_key "))
+                && globals.iter().any(|d| d.starts_with("http "));
             for directive in globals {
-                if directive.starts_with("peer ") {
+                if directive.starts_with("peer ") || (directive.starts_with("source ") && !has_mesh)
+                {
                     continue;
                 }
                 text.push_str(directive);

@@ -46,6 +46,8 @@ pub struct ApiState {
     pub balancers: crate::balancer::Balancers,
     /// Relays other nodes' streams for this node's viewers (with a mesh).
     pub relays: Option<crate::relay::start::RelayStarter>,
+    /// Other clusters this node restreams (`source`).
+    pub sources: Option<crate::source::NodeSources>,
 }
 
 /// The router of a listener: API routes when `with_api`, and a JSON 404 for the rest.
@@ -78,6 +80,14 @@ pub fn router(state: ApiState, with_api: bool) -> Router {
             .route(
                 "/streamer/api/v3/cluster/ingest",
                 get(super::cluster::ingest),
+            )
+            .route(
+                "/streamer/api/v3/cluster/sources",
+                get(super::sources::list),
+            )
+            .route(
+                "/flussonic/api/v3/cluster/sources",
+                get(super::sources::list),
             )
             .route(
                 "/streamer/api/v3/cluster/balancers/{name}",
@@ -265,6 +275,7 @@ mod tests {
             ingest: Default::default(),
             balancers,
             relays: None,
+            sources: None,
         }
     }
 

@@ -229,22 +229,26 @@ async fn serve_path(state: &ApiState, request: RequestInfo, path: &str) -> Respo
 }
 
 /// A stream another node has, relayed here when the node (or the stream) plays peers'
-/// streams here (`cluster_play relay`): the local copy, started for this viewer if it
-/// was not running, and the rest of the path. `None`: redirect as usual (or 404).
+/// streams here (`cluster_play relay`), or a stream of another cluster this node
+/// restreams (`source`: always relayed, its viewers cannot be sent into that cluster):
+/// the local copy, started for this viewer if it was not running, and the rest of the
+/// path. `None`: redirect as usual (or 404).
 async fn relayed<'p>(
     state: &ApiState,
     trimmed: &'p str,
 ) -> Option<(std::sync::Arc<LiveStream>, &'p str)> {
     let relays = state.relays.as_ref()?;
     let mesh = state.mesh.as_ref()?;
-    let name = {
+    let in_cluster = {
         let now_ms = state.node.runtime.wall_clock_ms();
         let view = mesh.view().read().unwrap_or_else(|p| p.into_inner());
-        view.located_stream(trimmed, now_ms)?.to_string()
+        view.located_stream(trimmed, now_ms).map(str::to_string)
     };
-    if !relays.relays(&name) {
-        return None;
-    }
+    let name = match in_cluster {
+        Some(name) if relays.relays(&name) => name,
+        Some(_) => return None,
+        None => state.sources.as_ref()?.located_stream(trimmed)?,
+    };
     relays
         .local_copy(&name, Duration::from_millis(STREAM_START_WAIT_MS))
         .await?;

@@ -17,6 +17,7 @@ pub mod opening;
 pub mod rewind;
 pub mod server;
 pub mod shed;
+pub mod sources;
 pub mod streams;
 pub mod trace;
 

@@ -87,6 +87,27 @@ impl Classified for AuthError {
     }
 }
 
+/// The cluster identities a node holds.
+#[derive(Debug, Clone)]
+pub struct MeshKeys {
+    /// Identities it answers to and dials with: its own cluster key first, then the
+    /// per-peer overrides.
+    pub trusted: Vec<ClusterIdentity>,
+    /// Identities it dials with but never answers to: the keys of clusters it restreams
+    /// (`source`), so that a holder of one cannot join this node's mesh.
+    pub dial_only: Vec<ClusterIdentity>,
+}
+
+impl MeshKeys {
+    /// Only `identity`, trusted.
+    pub fn one(identity: ClusterIdentity) -> MeshKeys {
+        MeshKeys {
+            trusted: vec![identity],
+            dial_only: Vec::new(),
+        }
+    }
+}
+
 /// The identity derived from one cluster key.
 #[derive(Clone)]
 pub struct ClusterIdentity {

@@ -1,6 +1,7 @@
 //! The cluster mesh: QUIC between nodes, authenticated by the cluster key.
 //!
-//! `wire` encodes, `advert` builds what this node advertises, `auth` authenticates (rustls
+//! `wire` encodes, `advert` builds what this node advertises, `catalog` what it tells an
+//! edge of another cluster (`source`), `auth` authenticates (rustls
 //! and webpki, the cluster identities as trust anchors), `connect` says why dialing a
 //! node failed, `state` is the exchange protocol apart from IO (hellos, versioned states,
 //! deltas), `exchange` frames it and `service` runs it over one quinn endpoint, `links`
@@ -9,6 +10,7 @@
 
 pub mod advert;
 pub mod auth;
+pub mod catalog;
 pub mod connect;
 pub mod exchange;
 pub mod links;

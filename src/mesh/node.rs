@@ -8,7 +8,7 @@ use flotilla_cluster::ingest::board::IngestBoard;
 use flotilla_otp::node::NodeContext;
 
 use super::advert::Advertiser;
-use super::auth::ClusterIdentity;
+use super::auth::{ClusterIdentity, MeshKeys};
 use super::links::{MeshLinks, PeerTimeouts};
 use super::net::MeshNet;
 use super::service::{MeshError, MeshService};
@@ -25,6 +25,8 @@ use crate::stats::StatsBoard;
 pub struct NodeMesh {
     pub service: MeshService,
     pub links: MeshLinks,
+    /// This node's cluster identity (its `cluster_key`).
+    pub identity: ClusterIdentity,
 }
 
 /// Starts the mesh for `config`, or returns `None` when the node has no cluster key.
@@ -88,6 +90,20 @@ pub fn start(
             identities.push(ClusterIdentity::derive(&override_key.0)?);
         }
     }
+    // Keys of clusters this node restreams (`source`): dialed with, never answered to.
+    let mut dial_only: Vec<ClusterIdentity> = Vec::new();
+    for source in &config.sources {
+        if let Some(source_key) = &source.cluster_key {
+            let derived = ClusterIdentity::derive(&source_key.0)?;
+            let known = identities
+                .iter()
+                .chain(&dial_only)
+                .any(|i| i.certificate == derived.certificate);
+            if !known {
+                dial_only.push(derived);
+            }
+        }
+    }
     // Looked up once per advertised stream per exchange: a set, not a scan.
     let ondemand: std::collections::HashSet<String> = config
         .streams
@@ -116,7 +132,10 @@ pub fn start(
         net,
         bind,
         me,
-        identities,
+        MeshKeys {
+            trusted: identities,
+            dial_only,
+        },
         local,
         Arc::default(),
     )?;
@@ -147,14 +166,22 @@ pub fn start(
             host => format!("http://{host}"),
         };
         let key = node_key(&peer.address);
+        // Node-to-node traffic goes to the private address; `api_url` is its default
+        // (Flussonic's rule), the peer's own address the last resort.
         let dial = peer
             .private_payload_url
             .as_deref()
+            .or(peer.api_url.as_deref())
             .map_or_else(|| key.clone(), |url| private_address(url, &key));
+        service.set_dial(&key, &dial);
         links.add_peer(&key, &dial, peer_identity, timeouts, &public);
     }
     tracing::info!(%bind, "cluster mesh listening (QUIC)");
-    Ok(Some(NodeMesh { service, links }))
+    Ok(Some(NodeMesh {
+        service,
+        links,
+        identity: main_identity,
+    }))
 }
 
 /// Where the mesh dials a peer whose `private_payload_url` is `url`: its host, on the

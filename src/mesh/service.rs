@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use flotilla_cluster::mesh::view::ClusterView;
 use flotilla_otp::rt::Runtime;
 
-use super::auth::{self, ClusterIdentity, MESH_ALPN, SHELL_ALPN};
+use super::auth::{self, ClusterIdentity, MESH_ALPN, MeshKeys, SHELL_ALPN};
 use super::connect::ConnectError;
 use super::exchange::{self, ExchangeError};
 use super::net::MeshNet;
@@ -74,6 +74,9 @@ struct Inner {
     shell: std::sync::OnceLock<Arc<dyn ShellAcceptor>>,
     relay: std::sync::OnceLock<Arc<dyn RelayServer>>,
     identity: ClusterIdentity,
+    /// Where this node dials peers whose dial address is not their key (a configured
+    /// `private_payload_url` or `api_url`), by view key: what a catalog tells an edge.
+    dial: RwLock<HashMap<String, String>>,
     /// Refused connections, one warning per handshake anyone can start (a datagram that
     /// reads as a QUIC Initial is enough): written at most once per interval, counted.
     refused_handshakes: Arc<LimitedWarning>,
@@ -113,17 +116,21 @@ impl Classified for MeshError {
 }
 
 impl MeshService {
-    /// Binds the endpoint on `bind` (UDP), trusting every identity in `identities` (the
-    /// first is this node's own cluster key).
+    /// Binds the endpoint on `bind` (UDP), answering to the trusted identities of `keys`
+    /// (the first is this node's own cluster key) and dialing with all of them.
     pub fn start(
         runtime: Runtime,
         net: Arc<dyn MeshNet>,
         bind: SocketAddr,
         me: NodeAddress,
-        identities: Vec<ClusterIdentity>,
+        keys: MeshKeys,
         local: LocalState,
         view: Arc<RwLock<ClusterView>>,
     ) -> Result<MeshService, MeshError> {
+        let MeshKeys {
+            trusted: identities,
+            dial_only,
+        } = keys;
         let crypto = net.crypto();
         let server = auth::server_config(&identities, &[MESH_ALPN, SHELL_ALPN], &crypto)?;
         let identity = identities
@@ -135,7 +142,7 @@ impl MeshService {
             .endpoint(server, bind)
             .map_err(|e| MeshError::Bind(bind, e))?;
         let mut clients = HashMap::new();
-        for identity in &identities {
+        for identity in identities.iter().chain(&dial_only) {
             clients.insert(
                 identity.certificate.to_vec(),
                 auth::client_config(identity, MESH_ALPN, &crypto)?,
@@ -163,6 +170,7 @@ impl MeshService {
                 shell: std::sync::OnceLock::new(),
                 relay: std::sync::OnceLock::new(),
                 identity,
+                dial: RwLock::default(),
                 refused_handshakes: LimitedWarning::outsider("mesh connection refused"),
                 refused_certificates: LimitedWarning::outsider(
                     "mesh connection refused: no cluster certificate",
@@ -328,13 +336,21 @@ impl MeshService {
         remote: SocketAddr,
     ) -> Result<(), ExchangeError> {
         let hello = exchange::receive(&mut receive).await?;
-        if let Message::Subscribe { stream } = hello {
-            match self.inner.relay.get() {
-                Some(relay) => relay.serve(remote, stream, send).await,
-                None => drop(send),
+        match hello {
+            Message::Subscribe { stream } => {
+                match self.inner.relay.get() {
+                    Some(relay) => relay.serve(remote, stream, send).await,
+                    None => drop(send),
+                }
+                drop(receive);
+                return Ok(());
             }
-            drop(receive);
-            return Ok(());
+            Message::ListStreams => {
+                exchange::send(&mut send, &self.catalog()).await?;
+                let _ = send.finish();
+                return Ok(());
+            }
+            _ => {}
         }
         let Message::Hello {
             node,
@@ -375,6 +391,53 @@ impl MeshService {
         self.absorb(&key, hello, state, true);
         let _ = send.finish();
         Ok(())
+    }
+
+    /// The catalog of this node's cluster, for an edge that restreams it
+    /// (`mesh::catalog`).
+    fn catalog(&self) -> Message {
+        let (_, advertised) = (self.inner.local)();
+        let me = super::wire::CatalogNode {
+            id: self.inner.me.id.clone(),
+            mesh: self.inner.me.mesh.clone(),
+        };
+        let now_ms = self.inner.runtime.wall_clock_ms();
+        let view = self.inner.view.read().unwrap_or_else(|p| p.into_inner());
+        let dial = self.inner.dial.read().unwrap_or_else(|p| p.into_inner());
+        super::catalog::catalog(me, &advertised.streams, &view, now_ms, |key| {
+            dial.get(key).cloned().unwrap_or_else(|| key.to_string())
+        })
+    }
+
+    /// Records that peer `key` is dialed at `dial` (its private address).
+    pub fn set_dial(&self, key: &str, dial: &str) {
+        if key != dial {
+            self.inner
+                .dial
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(key.to_string(), dial.to_string());
+        }
+    }
+
+    /// Asks the node at the other end of `connection` for its cluster's catalog.
+    pub async fn list_streams(
+        &self,
+        connection: &quinn::Connection,
+    ) -> Result<
+        (
+            Vec<super::wire::CatalogNode>,
+            Vec<super::wire::CatalogStream>,
+        ),
+        ExchangeError,
+    > {
+        let (mut send, mut receive) = connection.open_bi().await.map_err(ExchangeError::Open)?;
+        exchange::send(&mut send, &Message::ListStreams).await?;
+        let _ = send.finish();
+        match exchange::receive(&mut receive).await? {
+            Message::Catalog { nodes, streams } => Ok((nodes, streams)),
+            _ => Err(ExchangeError::Unexpected("another message", "catalog")),
+        }
     }
 
     /// The dialing half: one exchange with `target` over `connection`. Returns the peer
@@ -479,7 +542,7 @@ pub(crate) fn start_for_test(
         Arc::new(crate::mesh::net::SystemNet),
         "127.0.0.1:0".parse().unwrap(),
         me,
-        vec![ClusterIdentity::derive(key).unwrap()],
+        MeshKeys::one(ClusterIdentity::derive(key).unwrap()),
         local,
         Arc::default(),
     )

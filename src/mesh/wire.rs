@@ -13,7 +13,7 @@ use flotilla_cluster::mesh::view::{IngestRole, RemoteStream};
 use serde::{Deserialize, Serialize};
 
 /// The protocol version this node speaks.
-pub const WIRE_VERSION: u16 = 6;
+pub const WIRE_VERSION: u16 = 7;
 /// Largest frame: 1,000 streams take ~60 KiB; 1 MiB leaves room for 10,000.
 pub const MAX_FRAME_BYTES: usize = 1024 * 1024;
 /// Most streams in one state message.
@@ -139,6 +139,34 @@ pub enum Message {
     /// Opens a relay subscription (the first frame of its QUIC stream): the answer is
     /// relay frames (`wire::relay`) carrying `stream`'s media, until either side ends it.
     Subscribe { stream: String },
+    /// Asks for the streams of the answering node's cluster and where each runs (the
+    /// first frame of its QUIC stream; the answer is one `Catalog`). A node restreaming
+    /// another cluster (`source`) asks it: unlike a hello, it makes the asker nobody's
+    /// peer, so an edge never joins the cluster it restreams.
+    ListStreams,
+    /// The streams a cluster offers, as the answering node sees it: every stream some
+    /// node captures (never a relayed copy), with those nodes best first.
+    Catalog {
+        /// The nodes the streams run on (the answering node first).
+        nodes: Vec<CatalogNode>,
+        streams: Vec<CatalogStream>,
+    },
+}
+
+/// A node of a catalog: its identity and where to dial its mesh (the address the
+/// answering node dials it at: its private one where the config gives it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogNode {
+    pub id: String,
+    pub mesh: String,
+}
+
+/// A stream of a catalog: the nodes that have it, as indices into the catalog's nodes,
+/// in the order a subscriber tries them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogStream {
+    pub name: String,
+    pub owners: Vec<u16>,
 }
 
 /// Why a frame was refused. The peer is at fault for every one of them.
@@ -266,6 +294,28 @@ fn validate(message: &Message) -> Result<(), WireError> {
             peers.iter().try_for_each(address)
         }
         Message::Subscribe { stream } => text(stream),
+        Message::ListStreams => Ok(()),
+        Message::Catalog { nodes, streams } => {
+            if nodes.len() > MAX_PEERS + 1 {
+                return Err(WireError::Limit("too many nodes in a catalog"));
+            }
+            if streams.len() > MAX_STREAMS {
+                return Err(WireError::Limit("too many streams"));
+            }
+            for node in nodes {
+                text(&node.id)?;
+                text(&node.mesh)?;
+            }
+            for stream in streams {
+                text(&stream.name)?;
+                if stream.owners.len() > nodes.len()
+                    || stream.owners.iter().any(|&i| usize::from(i) >= nodes.len())
+                {
+                    return Err(WireError::Limit("a stream's owner is not a catalog node"));
+                }
+            }
+            Ok(())
+        }
     }
 }
 
@@ -384,6 +434,50 @@ mod tests {
         let length = (longer.len() - 4) as u32;
         longer[..4].copy_from_slice(&length.to_be_bytes());
         assert!(matches!(decode(&longer), Err(WireError::Malformed(_))));
+    }
+
+    fn catalog(streams: usize) -> Message {
+        Message::Catalog {
+            nodes: vec![
+                CatalogNode {
+                    id: "a:80".into(),
+                    mesh: "10.0.0.1:80".into(),
+                },
+                CatalogNode {
+                    id: "b:80".into(),
+                    mesh: "10.0.0.2:80".into(),
+                },
+            ],
+            streams: (0..streams)
+                .map(|i| CatalogStream {
+                    name: format!("live/cam{i:05}"),
+                    owners: vec![(i % 2) as u16],
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_catalog_of_the_most_streams_fits_a_frame_and_names_only_its_nodes() {
+        let full = catalog(MAX_STREAMS);
+        assert_eq!(decode(&encode(&full).unwrap()).unwrap(), full);
+        assert!(matches!(
+            encode(&catalog(MAX_STREAMS + 1)),
+            Err(WireError::Limit(_))
+        ));
+        let Message::Catalog { nodes, mut streams } = catalog(1) else {
+            unreachable!()
+        };
+        streams[0].owners = vec![2];
+        let dangling = Message::Catalog { nodes, streams };
+        assert_eq!(
+            encode(&dangling),
+            Err(WireError::Limit("a stream's owner is not a catalog node"))
+        );
+        assert_eq!(
+            decode(&encode(&Message::ListStreams).unwrap()),
+            Ok(Message::ListStreams)
+        );
     }
 
     proptest! {

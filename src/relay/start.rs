@@ -98,12 +98,20 @@ impl RelayStarter {
         else {
             return;
         };
+        // The stream's own options, else those of the first source that restreams it.
         let options = self
             .config
             .streams
             .iter()
             .find(|s| s.name == stream)
-            .map(|s| &s.options);
+            .map(|s| &s.options)
+            .or_else(|| {
+                self.config
+                    .sources
+                    .iter()
+                    .find(|source| crate::source::rule_of(source).admits(stream))
+                    .map(|source| &source.options)
+            });
         let plan = StreamPlan {
             name: stream.to_string(),
             ondemand: false,
@@ -114,7 +122,11 @@ impl RelayStarter {
             }],
             cluster_ingest: false,
             capture_at: None,
-            source_timeout_ms: crate::defaults::SOURCE_TIMEOUT_MS,
+            source_timeout_ms: match options.and_then(|o| o.source_timeout) {
+                Some(Timeout::After(seconds)) => seconds.millis,
+                // A relay that never gives up would hold its viewers on nothing.
+                Some(Timeout::Never) | None => crate::defaults::SOURCE_TIMEOUT_MS,
+            },
             segment_duration_ms: crate::defaults::SEGMENT_DURATION_MS,
             segment_count: crate::defaults::SEGMENT_COUNT,
             clients_timeout_ms: match options.and_then(|o| o.clients_timeout) {

@@ -1,5 +1,7 @@
 //! Where a relayed stream comes from: the node that has it, found in the cluster view and
-//! reached on the mesh connection this node already keeps to it.
+//! reached on the mesh connection this node already keeps to it, or else a node of
+//! another cluster this node restreams (`source`), found in the source book and reached
+//! with that cluster's key.
 
 use futures_util::future::BoxFuture;
 
@@ -10,6 +12,8 @@ use crate::mesh::links::MeshLinks;
 use crate::mesh::service::MeshService;
 use crate::mesh::wire::Message;
 use crate::mesh::wire::relay::RelayFrame;
+use crate::source::NodeSources;
+use flotilla_cluster::source::book::SourceOwner;
 
 /// Opens subscriptions to streams other nodes have.
 pub trait Upstream: Send + Sync + 'static {
@@ -86,24 +90,54 @@ impl Feed {
     }
 }
 
-/// The mesh as an [`Upstream`].
+/// The mesh as an [`Upstream`]: this cluster's nodes first, then the sources.
 #[derive(Clone)]
 pub struct MeshUpstream {
     pub mesh: MeshService,
     pub links: MeshLinks,
+    /// Other clusters this node restreams.
+    pub sources: Option<NodeSources>,
+}
+
+/// The node a subscription goes to.
+enum Chosen {
+    /// A peer of this cluster: its view key, its identity.
+    Peer(String, String),
+    /// A node of a source cluster.
+    Source(SourceOwner),
+}
+
+impl Chosen {
+    fn id(&self) -> &str {
+        match self {
+            Chosen::Peer(_, id) => id,
+            Chosen::Source(owner) => &owner.node,
+        }
+    }
 }
 
 impl MeshUpstream {
-    /// The peer to subscribe to: (its view key, its identity).
-    fn choose(&self, stream: &str, avoid: Option<&str>) -> Option<(String, String)> {
+    /// The node to subscribe to: a peer that has the stream, else a source's node,
+    /// preferring one that is not `avoid`.
+    fn choose(&self, stream: &str, avoid: Option<&str>) -> Option<Chosen> {
         let now_ms = self.links.now_ms();
-        let view = self.mesh.view().read().unwrap_or_else(|p| p.into_inner());
-        let located = view.locate(stream, now_ms);
-        let chosen = located
+        {
+            let view = self.mesh.view().read().unwrap_or_else(|p| p.into_inner());
+            let located = view.locate(stream, now_ms);
+            let chosen = located
+                .iter()
+                .find(|peer| Some(peer.id.as_str()) != avoid)
+                .or(located.first());
+            if let Some(peer) = chosen {
+                return Some(Chosen::Peer(peer.name.clone(), peer.id.clone()));
+            }
+        }
+        let owners = self.sources.as_ref()?.locate(stream);
+        let chosen = owners
             .iter()
-            .find(|peer| Some(peer.id.as_str()) != avoid)
-            .or(located.first())?;
-        Some((chosen.name.clone(), chosen.id.clone()))
+            .find(|owner| Some(owner.node.as_str()) != avoid)
+            .or(owners.first())?;
+        Some(Chosen::Source(chosen.clone()))
     }
 }
 
@@ -114,28 +148,49 @@ impl Upstream for MeshUpstream {
         avoid: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Feed, RelayError>> {
         Box::pin(async move {
-            let (key, node) = self.choose(stream, avoid).ok_or(RelayError::NoOwner)?;
-            let (_, connection) =
-                self.links
-                    .connection(&key)
+            let chosen = self.choose(stream, avoid).ok_or(RelayError::NoOwner)?;
+            let node = chosen.id().to_string();
+            let unreachable = |reason: String| RelayError::Unreachable {
+                node: node.clone(),
+                reason,
+            };
+            let connection = match &chosen {
+                Chosen::Peer(key, _) => self
+                    .links
+                    .connection(key)
                     .await
-                    .map_err(|e| RelayError::Unreachable {
-                        node: node.clone(),
-                        reason: e.to_string(),
-                    })?;
+                    .map(|(_, connection)| connection)
+                    .map_err(|e| unreachable(e.to_string()))?,
+                Chosen::Source(owner) => {
+                    let sources = self.sources.as_ref().ok_or(RelayError::NoOwner)?;
+                    sources
+                        .owner_connection(owner)
+                        .await
+                        .map_err(|e| unreachable(e.to_string()))?
+                }
+            };
             Feed::open(&connection, node, stream).await
         })
     }
 
     fn owner(&self, stream: &str) -> Option<String> {
-        self.choose(stream, None).map(|(_, id)| id)
+        self.choose(stream, None)
+            .map(|chosen| chosen.id().to_string())
     }
 
     fn still_has(&self, stream: &str, node: &str) -> bool {
         let now_ms = self.links.now_ms();
-        let view = self.mesh.view().read().unwrap_or_else(|p| p.into_inner());
-        view.locate(stream, now_ms)
-            .iter()
-            .any(|peer| peer.id == node)
+        {
+            let view = self.mesh.view().read().unwrap_or_else(|p| p.into_inner());
+            let located = view.locate(stream, now_ms);
+            if !located.is_empty() {
+                // This cluster has the stream: a relay follows its owner here, never a
+                // source's.
+                return located.iter().any(|peer| peer.id == node);
+            }
+        }
+        self.sources
+            .as_ref()
+            .is_some_and(|sources| sources.still_has(stream, node))
     }
 }

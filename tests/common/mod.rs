@@ -7,6 +7,7 @@
 
 pub mod browser;
 pub mod ffmpeg;
+pub mod play;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

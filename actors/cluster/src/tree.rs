@@ -3,8 +3,10 @@
 //! ```text
 //! node                      one_for_one, 3 restarts / 5 s (top levels stay strict)
 //! ├── mesh                  one_for_one
-//! │   └── peers             simple_one_for_one, rebuilt from the plan's peers
-//! │       └── <peer>        peer link
+//! │   ├── peers             simple_one_for_one, rebuilt from the plan's peers
+//! │   │   └── <peer>        peer link
+//! │   └── sources           simple_one_for_one, rebuilt from the plan's sources
+//! │       └── <source>      source link (another cluster this node restreams)
 //! ├── streams               simple_one_for_one, rebuilt from the plan's streams
 //! │   └── <stream name>     stream actor (names may contain `/`)
 //! ├── sessions              simple_one_for_one, one child per viewer session
@@ -25,6 +27,7 @@ use crate::balancer::{BalancerActor, BalancerBoard, BalancerIo, NoBalancerIo};
 use crate::ingest::board::IngestBoard;
 use crate::ingest::{IngestCoordinator, IngestIo, IngestPlan, NoIngestIo};
 use crate::mesh::PeerLink;
+use crate::source::SourceLink;
 use crate::stream::{StreamActor, StreamMedia};
 use flotilla_otp::supervisor::{
     Backoff, ChildSource, ChildSpec, Intensity, Strategy, SupervisorSpec, supervisor_child,
@@ -105,6 +108,8 @@ pub struct BalancerPlan {
 pub struct NodePlan {
     /// Other nodes (this node's own `peer` entry already removed).
     pub peers: Vec<String>,
+    /// Other clusters this node restreams, by their `source` line's address.
+    pub sources: Vec<String>,
     /// Streams of this node's config.
     pub streams: Vec<StreamPlan>,
     /// Balancer instances.
@@ -150,6 +155,8 @@ pub struct NodeIo {
     pub media: Arc<dyn StreamMedia>,
     /// The mesh (peer links).
     pub peers: Arc<dyn crate::mesh::PeerIo>,
+    /// Other clusters (source links).
+    pub sources: Arc<dyn crate::source::SourceIo>,
     /// What the ingest coordinator reads.
     pub ingest: Arc<dyn IngestIo>,
     /// Where the ingest coordinator publishes; cluster_ingest streams run here when the
@@ -167,6 +174,7 @@ impl NodeIo {
         NodeIo {
             media: Arc::new(crate::stream::NoMedia),
             peers: Arc::new(crate::mesh::NoMesh),
+            sources: Arc::new(crate::source::NoSources),
             ingest: Arc::new(NoIngestIo),
             board: IngestBoard::default(),
             balancer: Arc::new(NoBalancerIo),
@@ -190,6 +198,21 @@ pub fn node_spec(plan: SharedPlan, io: NodeIo) -> SupervisorSpec {
                     io: peer_io.clone(),
                 };
                 worker_child(peer, link, move || args_peer.clone())
+            })
+            .collect()
+    });
+    let source_io = io.sources.clone();
+    let source_plan = plan.clone();
+    let sources: ChildSource = Arc::new(move || {
+        read(&source_plan)
+            .sources
+            .into_iter()
+            .map(|source| {
+                let args_source = source.clone();
+                let link = SourceLink {
+                    io: source_io.clone(),
+                };
+                worker_child(source, link, move || args_source.clone())
             })
             .collect()
     });
@@ -225,10 +248,16 @@ pub fn node_spec(plan: SharedPlan, io: NodeIo) -> SupervisorSpec {
     let mesh = SupervisorSpec::new(
         Strategy::OneForOne,
         UPPER_INTENSITY,
-        vec![supervisor_child(
-            "peers",
-            SupervisorSpec::dynamic(LEAF_INTENSITY, Some(peers)),
-        )],
+        vec![
+            supervisor_child(
+                "peers",
+                SupervisorSpec::dynamic(LEAF_INTENSITY, Some(peers)),
+            ),
+            supervisor_child(
+                "sources",
+                SupervisorSpec::dynamic(LEAF_INTENSITY, Some(sources)),
+            ),
+        ],
     );
     SupervisorSpec::new(
         Strategy::OneForOne,
@@ -260,6 +289,7 @@ mod tests {
     fn plan() -> NodePlan {
         NodePlan {
             peers: vec!["b.lan:8080".into()],
+            sources: vec!["origin.lan:80/live".into()],
             streams: vec![
                 StreamPlan {
                     name: "cam01".into(),
@@ -352,6 +382,8 @@ mod tests {
                 "node/mesh supervisor",
                 "node/mesh/peers supervisor",
                 "node/mesh/peers/b.lan:8080 peer_link",
+                "node/mesh/sources supervisor",
+                "node/mesh/sources/origin.lan:80/live source_link",
                 "node/sessions supervisor",
                 "node/streams supervisor",
                 "node/streams/cam01 stream",
