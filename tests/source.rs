@@ -51,6 +51,28 @@ fn two_sources_give_origin_ha_and_viewers_play_across_the_loss_of_one() {
     );
     let edge = member(43, "edge", port, rtmp, &edge_config);
 
+    // Offered before anyone plays it (on demand), and only what the rules take.
+    let listed = |name: &str| -> Option<Value> {
+        let (_, _, body) = http_get(edge.http, "/streamer/api/v3/streams", &[]).ok()?;
+        let streams: Value = serde_json::from_str(&body).ok()?;
+        streams["streams"]
+            .as_array()?
+            .iter()
+            .find(|s| s["name"] == name)
+            .cloned()
+    };
+    let offered = poll_until(Duration::from_secs(20), || listed("live/tv"))
+        .expect("the edge lists the sources' stream before anyone plays it");
+    assert_eq!(offered["named_by"], "remote", "{offered}");
+    assert_eq!(
+        offered["stats"]["alive"], false,
+        "not running yet: {offered}"
+    );
+    assert!(
+        listed("live/secret").is_none(),
+        "`except` hides live/secret"
+    );
+
     poll_until(Duration::from_secs(30), || {
         media_playlist(edge.http, "live/tv")
     })

@@ -152,7 +152,8 @@ fn a_source_needs_the_mesh_and_says_which_of_its_options_apply() {
         "segment_count in a source block draws a warning: {:?}",
         loaded.warning_lines()
     );
-    let quiet = load("http 80; cluster_key k; source o.lan { clients_timeout 5; source_timeout 3; }");
+    let quiet =
+        load("http 80; cluster_key k; source o.lan { clients_timeout 5; source_timeout 3; }");
     assert!(
         !quiet.warning_lines().iter().any(|w| w.contains("source")),
         "{:?}",
@@ -467,9 +468,7 @@ fn in_context(context: Context, example: &str) -> String {
         Context::Http => format!("http 8080 {{ {example} }}"),
         Context::Stream => format!("peer node-a; stream s {{ {example} }}"),
         Context::Template => format!("peer node-a; template t {{ {example} }}"),
-        Context::Source => format!(
-            "cluster_key k; http 80; source origin.lan {{ {example} }}"
-        ),
+        Context::Source => format!("cluster_key k; http 80; source origin.lan {{ {example} }}"),
         Context::Peer => format!("peer p.lan {{ {example} }}"),
         Context::Balancer => format!("total_bandwidth 1G; balancer b {{ server h1; {example} }}"),
         Context::Vod => format!("vod v {{ {example} }}"),

@@ -7,6 +7,8 @@ use axum::Json;
 use axum::extract::State;
 use serde_json::{Value, json};
 
+use flotilla_cluster::source::book::SourceHealth;
+
 use super::api::ApiState;
 use crate::stats::ALIVE_WITHIN_MS;
 
@@ -29,7 +31,7 @@ pub async fn list(State(state): State<ApiState>) -> Json<Value> {
                 .iter()
                 .map(|i| json!({ "url": i.url }))
                 .collect();
-            entry(
+            let mut entry = entry(
                 &state,
                 &stream.name,
                 !stream.ondemand,
@@ -37,25 +39,48 @@ pub async fn list(State(state): State<ApiState>) -> Json<Value> {
                 live,
                 disabled,
                 now_ms,
-            )
+            );
+            entry["named_by"] = json!("config");
+            entry
         })
         .collect();
     // Streams running here without a config entry: published to a template, relayed
     // from another node.
+    let mut listed: std::collections::HashSet<String> = state
+        .config
+        .streams
+        .iter()
+        .map(|s| s.name.clone())
+        .collect();
     for live in state.directory.all() {
-        if state.config.streams.iter().any(|s| s.name == live.name) {
+        if !listed.insert(live.name.clone()) {
             continue;
         }
         let name = live.name.clone();
-        streams.push(entry(
-            &state,
-            &name,
-            true,
-            Vec::new(),
-            Some(live),
-            false,
-            now_ms,
-        ));
+        // Flussonic's `named_by`: `remote` came from another server, `user` was
+        // published to a template.
+        let named_by = if live.relay { "remote" } else { "user" };
+        let mut entry = entry(&state, &name, true, Vec::new(), Some(live), false, now_ms);
+        entry["named_by"] = json!(named_by);
+        streams.push(entry);
+    }
+    // Streams the sources offer that no viewer asked for yet: available on demand.
+    if let Some(sources) = &state.sources {
+        let book = sources.book();
+        for source in book.sources() {
+            if book.health(source, now_ms) == SourceHealth::Stale {
+                continue;
+            }
+            for name in source.streams.keys() {
+                if !listed.insert(name.clone()) {
+                    continue;
+                }
+                let mut entry = entry(&state, name, false, Vec::new(), None, false, now_ms);
+                entry["named_by"] = json!("remote");
+                entry["source"] = json!(source.name);
+                streams.push(entry);
+            }
+        }
     }
     let count = streams.len();
     Json(json!({ "streams": streams, "estimated_count": count }))

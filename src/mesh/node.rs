@@ -166,13 +166,7 @@ pub fn start(
             host => format!("http://{host}"),
         };
         let key = node_key(&peer.address);
-        // Node-to-node traffic goes to the private address; `api_url` is its default
-        // (Flussonic's rule), the peer's own address the last resort.
-        let dial = peer
-            .private_payload_url
-            .as_deref()
-            .or(peer.api_url.as_deref())
-            .map_or_else(|| key.clone(), |url| private_address(url, &key));
+        let dial = dial_address(peer, &key);
         service.set_dial(&key, &dial);
         links.add_peer(&key, &dial, peer_identity, timeouts, &public);
     }
@@ -182,6 +176,16 @@ pub fn start(
         links,
         identity: main_identity,
     }))
+}
+
+/// Where the mesh dials `peer` (whose key is `key`): node-to-node traffic goes to its
+/// private address; `api_url` is that address's default (Flussonic's rule), the peer's
+/// own address the last resort.
+fn dial_address(peer: &crate::config::model::Peer, key: &str) -> String {
+    peer.private_payload_url
+        .as_deref()
+        .or(peer.api_url.as_deref())
+        .map_or_else(|| key.to_string(), |url| private_address(url, key))
 }
 
 /// Where the mesh dials a peer whose `private_payload_url` is `url`: its host, on the
@@ -204,7 +208,25 @@ fn private_address(url: &str, key: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::private_address;
+    use super::{dial_address, private_address};
+
+    #[test]
+    fn the_mesh_dials_the_private_url_else_the_api_url_else_the_peer() {
+        let config = crate::config::load_str(
+            "t.conf",
+            "peer a.lan:8080 { private_payload_url http://10.0.0.1; api_url http://10.0.0.9:9000; }\n\
+             peer b.lan:8080 { api_url http://10.0.0.2; }\n\
+             peer c.lan:8080;",
+        )
+        .expect("loads")
+        .config;
+        let dials: Vec<String> = config
+            .peers
+            .iter()
+            .map(|peer| dial_address(peer, &crate::config::identity::node_key(&peer.address)))
+            .collect();
+        assert_eq!(dials, ["10.0.0.1:8080", "10.0.0.2:8080", "c.lan:8080"]);
+    }
 
     #[test]
     fn the_private_address_keeps_the_peers_port_unless_the_url_names_one() {

@@ -14,6 +14,11 @@
 
 use std::collections::BTreeMap;
 
+/// Most nodes of one source asked in one round: a source whose nodes all fail costs a
+/// round at most this many asks (each bounded by the node's ask timeout), and the node
+/// that answered last is always among them.
+pub const MAX_NODES_ASKED: usize = 4;
+
 /// Which of a source's streams this node restreams: `prefix`, `only`, `except`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SourceRule {
@@ -149,16 +154,23 @@ impl SourceBook {
         self.sources.iter().find(|s| s.name == name)
     }
 
-    /// Where to ask source `name` for its catalog, in order: the node the config names,
-    /// then the others its last catalog named.
+    /// Where to ask source `name` for its catalog, in order, at most
+    /// [`MAX_NODES_ASKED`]: the node the config names, the node that answered last,
+    /// then the others the last catalog named.
     pub fn ask_order(&self, name: &str) -> Vec<String> {
         let Some(source) = self.find(name) else {
             return Vec::new();
         };
-        let mut order = vec![source.seed.clone()];
-        for node in &source.nodes {
-            if !order.contains(&node.dial) {
-                order.push(node.dial.clone());
+        let mut order: Vec<String> = Vec::new();
+        let candidates = std::iter::once(&source.seed)
+            .chain(&source.answered_by)
+            .chain(source.nodes.iter().map(|node| &node.dial));
+        for dial in candidates {
+            if order.len() == MAX_NODES_ASKED {
+                break;
+            }
+            if !order.contains(dial) {
+                order.push(dial.clone());
             }
         }
         order
@@ -394,6 +406,14 @@ mod tests {
             ["o1:80", "dial-o1:80", "dial-o1b:80"]
         );
         assert!(book.ask_order("nobody").is_empty());
+        // A big cluster: the last to answer is asked second, and a round is bounded.
+        let many: Vec<String> = (0..10).map(|i| format!("n{i}:80")).collect();
+        let ids: Vec<&str> = many.iter().map(String::as_str).collect();
+        book.answered("o1:80", "dial-n9:80", catalog(&ids, &[]), 2);
+        assert_eq!(
+            book.ask_order("o1:80"),
+            ["o1:80", "dial-n9:80", "dial-n0:80", "dial-n1:80"]
+        );
     }
 
     #[test]
