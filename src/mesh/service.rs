@@ -523,6 +523,18 @@ pub(crate) fn start_for_test(
     key: &str,
     streams: Vec<super::wire::StreamEntry>,
 ) -> MeshService {
+    let keys = MeshKeys::one(ClusterIdentity::derive(key).unwrap());
+    start_for_test_with_keys(runtime, name, keys, streams)
+}
+
+/// [`start_for_test`] with several keys.
+#[cfg(test)]
+pub(crate) fn start_for_test_with_keys(
+    runtime: Runtime,
+    name: &str,
+    keys: MeshKeys,
+    streams: Vec<super::wire::StreamEntry>,
+) -> MeshService {
     let me = NodeAddress {
         id: format!("{name}:80"),
         hostname: name.into(),
@@ -542,7 +554,7 @@ pub(crate) fn start_for_test(
         Arc::new(crate::mesh::net::SystemNet),
         "127.0.0.1:0".parse().unwrap(),
         me,
-        MeshKeys::one(ClusterIdentity::derive(key).unwrap()),
+        keys,
         local,
         Arc::default(),
     )

@@ -29,6 +29,9 @@ use crate::mesh::connect::ConnectError;
 use crate::mesh::exchange::ExchangeError;
 use crate::mesh::service::{MeshService, PeerTarget};
 
+#[cfg(test)]
+mod tests;
+
 /// How long one node of a source has to answer an ask (connecting included) before the
 /// next of its nodes is tried.
 pub const ASK_TIMEOUT: Duration = Duration::from_secs(2);
