@@ -268,6 +268,29 @@ fn ffmpeg_plays_hls_and_mpegts_with_monotonic_timestamps() {
     );
 }
 
+/// The test source loops a 4 s clip: ffmpeg decoding 9 s of it (two seams) finds every
+/// track's time moving forward. Before each loop's period counted the clip's last audio
+/// frame whole, every seam put an AAC frame 128 samples into the one before it, and
+/// ffmpeg said "non monotonically increasing dts" at each.
+#[test]
+fn ffmpeg_decodes_the_looping_test_source_across_its_seams_without_a_timestamp_going_back() {
+    let (_node, at) = test_node();
+    wait_for_playlist(at, "/test/mono.m3u8", 3);
+    let output = Command::new("ffmpeg")
+        .args(["-v", "warning", "-i"])
+        .arg(format!("http://{at}/test/index.m3u8"))
+        .args(["-t", "9", "-f", "null", "-"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let errors = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{errors}");
+    assert!(
+        !errors.contains("non monotonically increasing"),
+        "a track's time went back at a seam:\n{errors}"
+    );
+}
+
 #[test]
 fn the_streams_and_stats_apis_report_live_streams() {
     let (_node, at) = test_node();

@@ -9,9 +9,10 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 
-use super::frame::{Codec, Frame};
+use super::aac;
+use super::frame::{CLOCK_HZ, Codec, Frame};
 use super::h264;
-use super::timeline::Timeline;
+use super::timeline::{DEFAULT_FRAME_TICKS, Timeline, WRAP_TICKS};
 use super::ts::demux::{Demuxer, Pes};
 use super::ts::mux::Tracks;
 use super::ts::{STREAM_TYPE_ADTS_AAC, STREAM_TYPE_H264};
@@ -121,14 +122,34 @@ pub enum ClipError {
 }
 
 /// Frames of a clip, looped forever on a continuous timeline.
+///
+/// Each loop is the first one shifted by the clip's period: the span from its earliest
+/// frame to the end of its last-ending one (an AAC frame lasts its samples, a video
+/// frame the clip's frame interval). So on every track a loop's first frame starts no
+/// earlier than the previous loop's last frame ends: a player decoding the audio never
+/// sees its time go back at a seam, and the tracks keep their relative timing.
 #[derive(Debug)]
 pub struct ClipFrames {
-    /// Frames with their source pts and dts, in file order.
-    frames: Vec<(Frame, u64, u64)>,
+    /// The first loop's frames on the timeline, in file order.
+    frames: Vec<Frame>,
+    /// How far each loop is shifted from the previous one, ticks.
+    period_ticks: u64,
     next: usize,
     loops: u64,
-    timeline: Timeline,
     tracks: Tracks,
+}
+
+/// How long `frame` lasts, ticks: an AAC frame's samples, a video frame `video_interval`.
+fn duration_ticks(frame: &Frame, video_interval: u64) -> u64 {
+    match frame.codec {
+        Codec::H264 => video_interval,
+        Codec::Aac => aac::frames(&frame.data)
+            .map(|(header, _)| {
+                aac::SAMPLES_PER_FRAME * CLOCK_HZ / u64::from(header.sample_rate.max(1))
+            })
+            .sum::<u64>()
+            .max(1),
+    }
 }
 
 impl ClipFrames {
@@ -156,11 +177,53 @@ impl ClipFrames {
             video: has_video,
             audio: frames.iter().any(|(f, _, _)| !f.codec.is_video()),
         };
+        // The clip's timestamps relative to its first frame (33-bit wrap undone), then
+        // shifted so that its earliest frame is at 0: audio interleaved before the first
+        // keyframe keeps its place instead of piling up at the start.
+        let first_dts = frames[0].2;
+        let relative = |dts: u64| -> i64 {
+            let ticks = dts.wrapping_sub(first_dts) % WRAP_TICKS;
+            if ticks >= WRAP_TICKS / 2 {
+                ticks as i64 - WRAP_TICKS as i64
+            } else {
+                ticks as i64
+            }
+        };
+        let earliest = frames
+            .iter()
+            .map(|(_, _, dts)| relative(*dts))
+            .min()
+            .unwrap_or(0);
+        let frames: Vec<Frame> = frames
+            .into_iter()
+            .map(|(mut frame, pts, dts)| {
+                frame.dts = (relative(dts) - earliest) as u64;
+                frame.pts = Timeline::pts_for(pts, dts, frame.dts);
+                frame
+            })
+            .collect();
+        let video_dts: Vec<u64> = frames
+            .iter()
+            .filter(|f| f.codec.is_video())
+            .map(|f| f.dts)
+            .collect();
+        let video_interval = video_dts
+            .windows(2)
+            .map(|pair| pair[1].saturating_sub(pair[0]))
+            .filter(|step| *step > 0)
+            .min()
+            .unwrap_or(DEFAULT_FRAME_TICKS);
+        let start = frames.iter().map(|f| f.dts).min().unwrap_or(0);
+        let end = frames
+            .iter()
+            .map(|f| f.dts + duration_ticks(f, video_interval))
+            .max()
+            .unwrap_or(start + DEFAULT_FRAME_TICKS);
         Ok(ClipFrames {
             frames,
+            period_ticks: (end - start).max(1),
             next: 0,
             loops: 0,
-            timeline: Timeline::starting_at(0),
             tracks,
         })
     }
@@ -176,11 +239,12 @@ impl ClipFrames {
         if self.next == self.frames.len() {
             self.next = 0;
             self.loops += 1;
-            self.timeline.restart();
         }
-        let (frame, pts, dts) = self.frames[self.next].clone();
+        let mut frame = self.frames[self.next].clone();
         self.next += 1;
-        let (frame, _) = place(&mut self.timeline, frame, pts, dts);
+        let shift = self.loops.saturating_mul(self.period_ticks);
+        frame.dts = frame.dts.saturating_add(shift);
+        frame.pts = frame.pts.saturating_add(shift);
         (frame, false)
     }
 
@@ -216,6 +280,39 @@ mod tests {
             }
         }
         assert!(clip.loops() >= 3, "{} loops in 1000 frames", clip.loops());
+    }
+
+    /// A frame's successor on its track never starts before the frame ends, at a loop's
+    /// seam as within the clip (an AAC frame lasts its 1,024 samples: a player decoding
+    /// an overlap sees audio time go back).
+    #[test]
+    fn every_track_of_a_looping_clip_continues_without_overlap_across_loops() {
+        let mut clip = ClipFrames::new(crate::media::TEST_CLIP_TS).unwrap();
+        // The last frame of each track: video, audio.
+        let mut last: [Option<Frame>; 2] = [None, None];
+        let mut seams = 0;
+        while clip.loops() < 4 {
+            let loops = clip.loops();
+            let (frame, _) = clip.next_frame();
+            seams += usize::from(clip.loops() != loops);
+            let track = &mut last[usize::from(!frame.codec.is_video())];
+            if let Some(previous) = track.as_ref() {
+                // Video: after the previous frame; audio: once its samples are played.
+                let ends = match previous.codec {
+                    Codec::H264 => previous.dts + 1,
+                    Codec::Aac => previous.dts + duration_ticks(previous, 0),
+                };
+                assert!(
+                    frame.dts >= ends,
+                    "{:?} frame at {} starts before the last one ends at {ends} (loop {})",
+                    frame.codec,
+                    frame.dts,
+                    clip.loops()
+                );
+            }
+            *track = Some(frame);
+        }
+        assert_eq!(seams, 4, "four seams crossed");
     }
 
     #[test]
