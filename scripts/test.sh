@@ -10,6 +10,9 @@ needed_packages=()
 command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || needed_packages+=(ffmpeg)
 # A load balancer in front of a cluster (tests/haproxy.rs).
 command -v haproxy >/dev/null || needed_packages+=(haproxy)
+# Servers inputs pull from (tests/pull.rs): nginx for HLS files, nginx-rtmp for RTMP.
+command -v nginx >/dev/null || needed_packages+=(nginx)
+[ -e /usr/lib/nginx/modules/ngx_rtmp_module.so ] || needed_packages+=(libnginx-mod-rtmp)
 # `script` gives the shell test a pseudo-terminal.
 command -v script >/dev/null || needed_packages+=(util-linux)
 # Players: hls.js (embedded by the build from the npm registry) in headless Chromium.

@@ -446,8 +446,8 @@ pub const DIRECTIVES: &[DirectiveInfo] = &[
         ["url"],
         STREAM_TEMPLATE,
         Now,
-        "input tshttp://10.0.0.11/cam01 priority=1 source_timeout=5 user_agent=\"VLC 3\";",
-        "A source URL; repeat for backups (tried in order). Active: `test://`, `file://PATH.ts`, `tshttp://`/`http://`, `udp://[iface@]group:port`, `publish://` (RTMP publishing). Options `source_timeout` and `priority` are active; frames_timeout, timeout, cluster_key, max_bitrate, remote_dvr, user_agent, headers, bind_ip, via are parsed only."
+        "input tshttp://10.0.0.11/cam01 priority=1 source_timeout=5;",
+        "A source URL; repeat for backups (tried by priority, then in order): `test://`, `file://PATH.ts`, `tshttp://`/`http://` (MPEG-TS over HTTP), `udp://[iface@]group:port`, `hls://HOST/PATH.m3u8` (live HLS, MPEG-TS segments), `rtmp://HOST/APP/KEY` (played from another server), `publish://` (RTMP publishing). Other schemes are refused. Options: `priority=N`, `source_timeout=S`; the others Flussonic has (user_agent, headers, timeout, bind_ip, …) are refused until active."
     ),
     d!(
         "static",

@@ -754,6 +754,9 @@ const INPUT_OPTIONS: [&str; 12] = [
     "output_audio",
 ];
 
+/// The input options the node acts on; the others are refused, never ignored.
+const ACTIVE_INPUT_OPTIONS: [&str; 2] = ["priority", "source_timeout"];
+
 fn read_input(statement: &Statement) -> Result<Input> {
     no_block(statement)?;
     let mut words = statement.positionals();
@@ -802,6 +805,13 @@ fn read_input(statement: &Statement) -> Result<Input> {
             ));
         }
         seen.push(key.clone());
+        if INPUT_OPTIONS.contains(&key.as_str()) && !ACTIVE_INPUT_OPTIONS.contains(&key.as_str()) {
+            return Err(Diagnostic::error(
+                span,
+                format!("input option `{key}` is not active yet: the node would ignore it"),
+            )
+            .expected("priority=N or source_timeout=SECONDS, the options inputs honour"));
+        }
         match key.as_str() {
             "priority" => input.priority = Some(parse_at(&value, span)?),
             "source_timeout" => input.source_timeout = Some(parse_at(&value, span)?),
@@ -854,7 +864,19 @@ fn check_url(url: &str, arg: &Arg) -> Result<()> {
                 .all(|c| c.is_ascii_alphanumeric() || c == '+')
     });
     if scheme_ok && url.len() <= MAX_URL_BYTES {
-        Ok(())
+        let scheme = url.split_once("://").map_or("", |(scheme, _)| scheme);
+        if crate::media::input::ACTIVE_SCHEMES.contains(&scheme) {
+            return Ok(());
+        }
+        let supported: Vec<String> = crate::media::input::ACTIVE_SCHEMES
+            .iter()
+            .map(|s| format!("{s}://"))
+            .collect();
+        Err(Diagnostic::error(
+            arg.span,
+            format!("inputs of scheme `{scheme}://` are not supported yet"),
+        )
+        .expected(format!("one of {}", supported.join(", "))))
     } else {
         Err(Diagnostic::error(arg.span, format!("`{url}` is not a URL"))
             .expected("SCHEME://… such as tshttp://host/path, udp://239.0.0.1:1234, file:///a.ts, publish://"))

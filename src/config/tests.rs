@@ -35,8 +35,8 @@ total_bandwidth 10G;
 peer node-a.lan { public_payload_url http://a.example.com; fetch_timeout 1000; stale_timeout 5000; }
 peer node-b.lan { public_payload_url http://b.example.com; fetch_timeout 1000; stale_timeout 5000; }
 
-stream cam01 { input rtsp://10.0.0.11/h264; cluster_ingest; }
-stream cam02 { input rtsp://10.0.0.12/h264; cluster_ingest capture_at=node-b.lan; }
+stream cam01 { input tshttp://10.0.0.11/h264; cluster_ingest; }
+stream cam02 { input tshttp://10.0.0.12/h264; cluster_ingest capture_at=node-b.lan; }
 
 template live { prefix live; input publish://; cluster_ingest; }
 ondemand ch5 { input tshttp://10.0.4.5:9000/ch5; clients_timeout 30; retry_limit 3; }
@@ -210,17 +210,41 @@ fn fetch_and_stale_timeouts_are_milliseconds_or_small_seconds() {
 
 #[test]
 fn input_options_in_both_forms() {
-    let config = load(
-        "stream s { url publish:// source_timeout 3; input tshttp://h/x priority=2 user_agent=\"VLC 3\" bind_ip=10.0.0.1; }",
-    )
-    .config;
+    let config =
+        load("stream s { url publish:// source_timeout 3; input tshttp://h/x priority=2; }").config;
     let inputs = &config.streams[0].options.inputs;
     assert_eq!(
         inputs[0].source_timeout,
         Some(values::Timeout::After(values::Seconds::from_secs(3)))
     );
     assert_eq!(inputs[1].priority, Some(2));
-    assert_eq!(inputs[1].user_agent.as_deref(), Some("VLC 3"));
+}
+
+#[test]
+fn inactive_input_schemes_and_options_are_refused_never_ignored() {
+    let err = error_of("stream cam { input rtsp://10.0.0.11/h264; }");
+    assert!(
+        err.contains("scheme `rtsp://` are not supported yet"),
+        "{err}"
+    );
+    assert!(err.contains("1:20"), "line and column: {err}");
+    assert!(
+        err.contains("hls://") && err.contains("rtmp://"),
+        "what is supported: {err}"
+    );
+    let err = error_of("stream s { input tshttp://h/x user_agent=\"VLC 3\"; }");
+    assert!(err.contains("`user_agent` is not active yet"), "{err}");
+    let err = error_of("stream s { url publish:// frames_timeout 3; }");
+    assert!(err.contains("`frames_timeout` is not active yet"), "{err}");
+    for url in [
+        "hls://o/live/tv/index.m3u8",
+        "rtmp://o/live/tv",
+        "udp://239.0.0.1:1234",
+    ] {
+        load(&format!(
+            "stream s {{ input {url} priority=1 source_timeout=5; }}"
+        ));
+    }
 }
 
 #[test]

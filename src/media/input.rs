@@ -6,6 +6,8 @@
 //! | `file:///path.ts` | an MPEG-TS file, looped in real time with continuous timestamps |
 //! | `tshttp://host[:port]/path` (also `http://`) | MPEG-TS pulled over HTTP |
 //! | `udp://[source@]group:port` | MPEG-TS over UDP, unicast or multicast |
+//! | `hls://host[:port]/path.m3u8` | a live HLS stream (MPEG-TS segments), see `hls_pull` |
+//! | `rtmp://host[:port]/app/key` | an RTMP stream played from another server |
 //!
 //! Every input is bounded: connection and first-byte deadlines, datagram and file sizes.
 
@@ -18,9 +20,12 @@ use hyper_util::rt::TokioIo;
 use tokio::net::{TcpStream, UdpSocket};
 
 use super::frame::{CLOCK_HZ, Frame};
+use super::hls_pull::{HlsPull, Location};
 use super::source::{ClipFrames, TsFrames};
 use super::ts::mux::Tracks;
 use crate::error::{Classified, Fault};
+use crate::rtmp::client::RtmpClient;
+use crate::rtmp::flv::Depacketizer;
 use flotilla_otp::rt::{Instant, Runtime};
 
 /// Largest file a `file://` input loops (it is held in memory, shared by every loop).
@@ -88,6 +93,11 @@ impl Classified for HttpGetError {
     }
 }
 
+/// The schemes of the inputs flotilla runs; the config refuses every other.
+pub const ACTIVE_SCHEMES: [&str; 8] = [
+    "test", "file", "tshttp", "http", "udp", "publish", "hls", "rtmp",
+];
+
 /// A parsed input URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InputUrl {
@@ -102,6 +112,23 @@ pub enum InputUrl {
         source: Option<IpAddr>,
     },
     Publish,
+    /// `hls://HOST[:PORT]/PATH`: the playlist at `http://HOST[:PORT]/PATH`.
+    Hls(Location),
+    /// `rtmp://HOST[:PORT]/APP/KEY`: `address` is `host:port` (port 1935 by default).
+    Rtmp {
+        address: String,
+        app: String,
+        key: String,
+    },
+}
+
+/// `host[:port]/path` → (authority, path), `None` without a host.
+fn authority_and_path(rest: &str) -> Option<(&str, &str)> {
+    let (authority, path) = match rest.find('/') {
+        Some(slash) => (&rest[..slash], &rest[slash..]),
+        None => (rest, "/"),
+    };
+    (!authority.is_empty()).then_some((authority, path))
 }
 
 impl InputUrl {
@@ -113,16 +140,37 @@ impl InputUrl {
             "publish" => Ok(InputUrl::Publish),
             "file" => Ok(InputUrl::File(rest.to_string())),
             "tshttp" | "http" => {
-                let (authority, path) = match rest.find('/') {
-                    Some(slash) => (&rest[..slash], &rest[slash..]),
-                    None => (rest, "/"),
-                };
-                if authority.is_empty() {
-                    return Err(unsupported());
-                }
+                let (authority, path) = authority_and_path(rest).ok_or_else(unsupported)?;
                 Ok(InputUrl::Http {
                     authority: authority.to_string(),
                     path: path.to_string(),
+                })
+            }
+            "hls" => {
+                let (authority, path) = authority_and_path(rest).ok_or_else(unsupported)?;
+                Ok(InputUrl::Hls(Location {
+                    authority: authority.to_string(),
+                    path: path.to_string(),
+                }))
+            }
+            "rtmp" => {
+                let (authority, path) = authority_and_path(rest).ok_or_else(unsupported)?;
+                let (app, key) = path
+                    .trim_start_matches('/')
+                    .split_once('/')
+                    .ok_or_else(unsupported)?;
+                if app.is_empty() || key.is_empty() {
+                    return Err(unsupported());
+                }
+                let address = if authority.contains(':') {
+                    authority.to_string()
+                } else {
+                    format!("{authority}:1935")
+                };
+                Ok(InputUrl::Rtmp {
+                    address,
+                    app: app.to_string(),
+                    key: key.to_string(),
                 })
             }
             "udp" => {
@@ -173,6 +221,15 @@ pub enum Input {
         frames: TsFrames,
         buffer: Vec<u8>,
     },
+    /// A live HLS stream followed over HTTP.
+    Hls(Box<HlsPull>),
+    /// An RTMP stream played from another server.
+    Rtmp {
+        url: String,
+        client: Box<RtmpClient>,
+        depacketizer: Depacketizer,
+        timeline: super::timeline::Timeline,
+    },
     /// Frames from an RTMP publisher, through the stream's publish point.
     Publish {
         receiver: tokio::sync::mpsc::Receiver<super::directory::Published>,
@@ -190,6 +247,8 @@ impl std::fmt::Debug for Input {
             Input::Http { .. } => "Input::Http",
             Input::Udp { .. } => "Input::Udp",
             Input::Publish { .. } => "Input::Publish",
+            Input::Hls(_) => "Input::Hls",
+            Input::Rtmp { .. } => "Input::Rtmp",
         })
     }
 }
@@ -229,7 +288,7 @@ impl Input {
             InputUrl::Http { authority, path } => {
                 let body = tokio::time::timeout(
                     HTTP_CONNECT_TIMEOUT,
-                    http_get(runtime, &authority, &path),
+                    http_get(runtime, &authority, &path, None),
                 )
                 .await
                 .map_err(|_| open_error(format!("no response within {HTTP_CONNECT_TIMEOUT:?}")))?
@@ -254,6 +313,27 @@ impl Input {
             InputUrl::Publish => Err(InputError::Unsupported(format!(
                 "{url} needs the stream's name: open it with Input::publish"
             ))),
+            InputUrl::Hls(playlist) => {
+                let pull = HlsPull::open(runtime, url, playlist, None, start_dts)
+                    .await
+                    .map_err(|e| open_error(e.to_string()))?;
+                Ok(Input::Hls(Box::new(pull)))
+            }
+            InputUrl::Rtmp { address, app, key } => {
+                let mut client = RtmpClient::connect(&address, &app)
+                    .await
+                    .map_err(|e| open_error(e.to_string()))?;
+                client
+                    .play(&key)
+                    .await
+                    .map_err(|e| open_error(e.to_string()))?;
+                Ok(Input::Rtmp {
+                    url: url.to_string(),
+                    client: Box::new(client),
+                    depacketizer: Depacketizer::new(),
+                    timeline: super::timeline::Timeline::starting_at(start_dts),
+                })
+            }
         }
     }
 
@@ -278,6 +358,8 @@ impl Input {
             Input::Clip { clip, .. } => clip.tracks(),
             Input::Http { frames, .. } | Input::Udp { frames, .. } => frames.tracks(),
             Input::Publish { tracks, .. } => *tracks,
+            Input::Hls(pull) => pull.tracks(),
+            Input::Rtmp { depacketizer, .. } => depacketizer.declared_tracks(),
         }
     }
 
@@ -288,6 +370,33 @@ impl Input {
                 let (frame, discontinuity) = clip.next_frame();
                 pacer.wait(runtime, frame.dts).await;
                 Ok((frame, discontinuity))
+            }
+            Input::Hls(pull) => pull
+                .next(runtime)
+                .await
+                .map_err(|error| InputError::Failed {
+                    url: pull.url().to_string(),
+                    reason: error.to_string(),
+                }),
+            Input::Rtmp {
+                url,
+                client,
+                depacketizer,
+                timeline,
+            } => {
+                let mut frame =
+                    client
+                        .next_frame(depacketizer)
+                        .await
+                        .map_err(|error| InputError::Failed {
+                            url: url.clone(),
+                            reason: error.to_string(),
+                        })?;
+                let source_dts = frame.dts;
+                let mapped = timeline.map(source_dts);
+                frame.pts = mapped.dts + frame.pts.saturating_sub(source_dts);
+                frame.dts = mapped.dts;
+                Ok((frame, mapped.discontinuity))
             }
             Input::Publish {
                 receiver,
@@ -365,10 +474,13 @@ impl Input {
     }
 }
 
-async fn http_get(
+/// GETs `path` at `authority` (HTTP/1.1, port 80 by default), with `user_agent` or
+/// flotilla's own; the body once the response head says 2xx.
+pub async fn http_get(
     runtime: &Runtime,
     authority: &str,
     path: &str,
+    user_agent: Option<&str>,
 ) -> Result<hyper::body::Incoming, HttpGetError> {
     let address = if authority.contains(':') {
         authority.to_string()
@@ -388,7 +500,7 @@ async fn http_get(
         .header(hyper::header::HOST, authority)
         .header(
             hyper::header::USER_AGENT,
-            concat!("flotilla/", env!("CARGO_PKG_VERSION")),
+            user_agent.unwrap_or(concat!("flotilla/", env!("CARGO_PKG_VERSION"))),
         )
         .body(http_body_util::Empty::<Bytes>::new())?;
     let response = sender.send_request(request).await?;
@@ -458,6 +570,23 @@ mod tests {
             InputUrl::parse("file:///a.ts").unwrap(),
             InputUrl::File("/a.ts".into())
         );
+        assert_eq!(
+            InputUrl::parse("hls://origin:8080/live/tv/index.m3u8").unwrap(),
+            InputUrl::Hls(Location {
+                authority: "origin:8080".into(),
+                path: "/live/tv/index.m3u8".into()
+            })
+        );
+        assert_eq!(
+            InputUrl::parse("rtmp://origin/live/news/hd").unwrap(),
+            InputUrl::Rtmp {
+                address: "origin:1935".into(),
+                app: "live".into(),
+                key: "news/hd".into()
+            }
+        );
+        assert!(InputUrl::parse("rtmp://origin/live").is_err(), "no key");
+        assert!(InputUrl::parse("hls:///index.m3u8").is_err(), "no host");
         assert!(InputUrl::parse("rtsp://cam/h264").is_err());
         assert!(InputUrl::parse("udp://nonsense").is_err());
     }

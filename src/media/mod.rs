@@ -9,6 +9,7 @@ pub mod directory;
 pub mod follow;
 pub mod frame;
 pub mod h264;
+pub mod hls_pull;
 pub mod input;
 pub mod live;
 pub mod name;

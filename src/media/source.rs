@@ -103,6 +103,12 @@ impl TsFrames {
         self.pending.pop_front()
     }
 
+    /// The source says its next bytes start a new timeline (an HLS discontinuity): they
+    /// continue after the highest timestamp so far, the first frame marked.
+    pub fn discontinuity(&mut self) {
+        self.timeline.restart();
+    }
+
     /// Tracks the source's PMT names, and any others seen so far.
     pub fn tracks(&self) -> Tracks {
         crate::media::tracks::union(self.tracks, self.demuxer.announced_tracks())

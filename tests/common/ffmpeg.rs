@@ -43,6 +43,20 @@ impl Ffmpeg {
         )
     }
 
+    /// Writes the test clip, looped in real time, as a live HLS stream into `dir`
+    /// (`index.m3u8`, 1 s MPEG-TS segments, a window of 5, old segments deleted): what
+    /// an encoder feeding a web server does.
+    pub fn hls_output(dir: &std::path::Path) -> Ffmpeg {
+        Ffmpeg::spawn(
+            Command::new("ffmpeg")
+                .args(["-v", "error", "-re", "-stream_loop", "-1", "-i"])
+                .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/testsrc.ts"))
+                .args(["-c", "copy", "-f", "hls", "-hls_time", "1"])
+                .args(["-hls_list_size", "5", "-hls_flags", "delete_segments"])
+                .arg(dir.join("index.m3u8")),
+        )
+    }
+
     fn spawn(command: &mut Command) -> Ffmpeg {
         let child = command
             .stdin(Stdio::null())

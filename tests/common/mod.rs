@@ -7,6 +7,7 @@
 
 pub mod browser;
 pub mod ffmpeg;
+pub mod nginx;
 pub mod play;
 
 use std::io::{Read, Write};
