@@ -11,8 +11,17 @@ command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || needed_packages
 # A load balancer in front of a cluster (tests/haproxy.rs).
 command -v haproxy >/dev/null || needed_packages+=(haproxy)
 # Servers inputs pull from (tests/pull.rs): nginx for HLS files, nginx-rtmp for RTMP.
-command -v nginx >/dev/null || needed_packages+=(nginx)
+command -v nginx >/dev/null || needed_packages+=(nginx-light)
 [ -e /usr/lib/nginx/modules/ngx_rtmp_module.so ] || needed_packages+=(libnginx-mod-rtmp)
+# An IP camera (tests/rtsp.rs): GStreamer's RTSP server from Debian's python3 with gi,
+# x264 (-ugly), x265 (-bad), the RTP payloaders (-good) and an AAC encoder (libav).
+camera_check='import gi; gi.require_version("Gst", "1.0"); gi.require_version("GstRtspServer", "1.0")
+from gi.repository import Gst; Gst.init(None)
+assert all(Gst.ElementFactory.find(e) for e in ("x264enc", "x265enc", "rtph264pay", "rtph265pay", "avenc_aac", "rtpmp4gpay"))'
+/usr/bin/python3 -c "$camera_check" 2>/dev/null ||
+    needed_packages+=(python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base
+        gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
+        gstreamer1.0-libav)
 # `script` gives the shell test a pseudo-terminal.
 command -v script >/dev/null || needed_packages+=(util-linux)
 # Players: hls.js (embedded by the build from the npm registry) in headless Chromium.

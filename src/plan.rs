@@ -108,6 +108,11 @@ pub fn node_plan(config: &Config, identity: &NodeIdentity) -> NodePlan {
                             url: input.url.clone(),
                             source_timeout_ms: input.source_timeout.and_then(timeout_ms),
                             priority: input.priority,
+                            options: input
+                                .transport
+                                .map(|t| ("transport".to_string(), t.name().to_string()))
+                                .into_iter()
+                                .collect(),
                         })
                         .collect(),
                     cluster_ingest: options.cluster_ingest.is_some(),

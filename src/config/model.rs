@@ -292,6 +292,27 @@ pub struct Input {
     pub headers: Option<String>,
     pub bind_ip: Option<IpAddr>,
     pub via: Option<String>,
+    /// `transport=tcp|udp` of an `rtsp://` input.
+    pub transport: Option<RtpTransport>,
+}
+
+/// How an `rtsp://` input receives RTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RtpTransport {
+    /// Interleaved on the RTSP connection (the default).
+    Tcp,
+    Udp,
+}
+
+impl RtpTransport {
+    pub const NAMES: [&'static str; 2] = ["tcp", "udp"];
+    pub fn name(self) -> &'static str {
+        match self {
+            RtpTransport::Tcp => "tcp",
+            RtpTransport::Udp => "udp",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -314,6 +314,7 @@ impl Printer {
         push("headers", input.headers.clone());
         push("bind_ip", input.bind_ip.map(|ip| ip.to_string()));
         push("via", input.via.clone());
+        push("transport", input.transport.map(|t| t.name().to_string()));
         self.line("input", &args);
     }
 

@@ -739,7 +739,8 @@ fn read_http_listener(reader: &mut Reader, statement: &Statement) -> Result<Http
 // Streams, templates, sources.
 
 /// Options of `input URL …` (also accepted in the old `url URL source_timeout 3;` form).
-const INPUT_OPTIONS: [&str; 12] = [
+const INPUT_OPTIONS: [&str; 13] = [
+    "transport",
     "priority",
     "source_timeout",
     "frames_timeout",
@@ -755,7 +756,7 @@ const INPUT_OPTIONS: [&str; 12] = [
 ];
 
 /// The input options the node acts on; the others are refused, never ignored.
-const ACTIVE_INPUT_OPTIONS: [&str; 2] = ["priority", "source_timeout"];
+const ACTIVE_INPUT_OPTIONS: [&str; 3] = ["priority", "source_timeout", "transport"];
 
 fn read_input(statement: &Statement) -> Result<Input> {
     no_block(statement)?;
@@ -810,7 +811,7 @@ fn read_input(statement: &Statement) -> Result<Input> {
                 span,
                 format!("input option `{key}` is not active yet: the node would ignore it"),
             )
-            .expected("priority=N or source_timeout=SECONDS, the options inputs honour"));
+            .expected("priority=N, source_timeout=SECONDS or (rtsp://) transport=tcp|udp, the options inputs honour"));
         }
         match key.as_str() {
             "priority" => input.priority = Some(parse_at(&value, span)?),
@@ -836,8 +837,23 @@ fn read_input(statement: &Statement) -> Result<Input> {
                 })?)
             }
             "via" => input.via = Some(value),
+            "transport" => {
+                if !url.starts_with("rtsp://") {
+                    return Err(Diagnostic::error(
+                        span,
+                        "`transport` applies to rtsp:// inputs only",
+                    ));
+                }
+                input.transport = Some(choose(
+                    &value,
+                    span,
+                    &RtpTransport::NAMES,
+                    &[RtpTransport::Tcp, RtpTransport::Udp],
+                    "RTP transport",
+                )?);
+            }
             _ => {
-                let allowed: Vec<&str> = INPUT_OPTIONS[..11].to_vec();
+                let allowed: Vec<&str> = ACTIVE_INPUT_OPTIONS.to_vec();
                 return Err(
                     Diagnostic::error(span, format!("inputs have no option `{key}`"))
                         .maybe_help(

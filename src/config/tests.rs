@@ -222,16 +222,20 @@ fn input_options_in_both_forms() {
 
 #[test]
 fn inactive_input_schemes_and_options_are_refused_never_ignored() {
-    let err = error_of("stream cam { input rtsp://10.0.0.11/h264; }");
+    let err = error_of("stream cam { input srt://10.0.0.11:9000; }");
     assert!(
-        err.contains("scheme `rtsp://` are not supported yet"),
+        err.contains("scheme `srt://` are not supported yet"),
         "{err}"
     );
     assert!(err.contains("1:20"), "line and column: {err}");
     assert!(
-        err.contains("hls://") && err.contains("rtmp://"),
+        err.contains("hls://") && err.contains("rtsp://"),
         "what is supported: {err}"
     );
+    let err = error_of("stream s { input tshttp://h/x transport=udp; }");
+    assert!(err.contains("applies to rtsp:// inputs only"), "{err}");
+    let err = error_of("stream s { input rtsp://cam/h264 transport=sctp; }");
+    assert!(err.contains("sctp"), "{err}");
     let err = error_of("stream s { input tshttp://h/x user_agent=\"VLC 3\"; }");
     assert!(err.contains("`user_agent` is not active yet"), "{err}");
     let err = error_of("stream s { url publish:// frames_timeout 3; }");
@@ -240,6 +244,7 @@ fn inactive_input_schemes_and_options_are_refused_never_ignored() {
         "hls://o/live/tv/index.m3u8",
         "rtmp://o/live/tv",
         "udp://239.0.0.1:1234",
+        "rtsp://admin:pass@cam/h264 transport=udp",
     ] {
         load(&format!(
             "stream s {{ input {url} priority=1 source_timeout=5; }}"

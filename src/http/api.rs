@@ -205,6 +205,11 @@ pub fn redact(value: &mut Value) {
             for (key, field) in map.iter_mut() {
                 if SECRET_FIELDS.contains(&key.as_str()) && !field.is_null() {
                     *field = Value::String("***".into());
+                } else if key == "url"
+                    && let Value::String(url) = field
+                {
+                    // A camera's URL may carry its password.
+                    *url = crate::media::input::redacted(url);
                 } else {
                     redact(field);
                 }
@@ -302,7 +307,7 @@ mod tests {
 
     const CONFIG: &str =
         "http 80; cluster_key longlonglonglongkey; edit_auth admin pw1; view_auth viewer pw2;
-        stream cam { input tshttp://h/cam; password pub; }";
+        stream cam { input tshttp://h/cam; input rtsp://admin:campw@cam/h264; password pub; }";
 
     #[tokio::test]
     async fn health_needs_no_credentials() {
@@ -328,6 +333,10 @@ mod tests {
         assert_eq!(body["edit_auth"]["password"], "***");
         assert_eq!(body["streams"][0]["password"], "***");
         assert_eq!(body["streams"][0]["inputs"][0]["url"], "tshttp://h/cam");
+        assert_eq!(
+            body["streams"][0]["inputs"][1]["url"], "rtsp://admin:***@cam/h264",
+            "a camera's password is a secret"
+        );
         let (_, body) = get_json(
             router(state(CONFIG), true),
             "/flussonic/api/v3/config",

@@ -29,7 +29,7 @@ pub async fn list(State(state): State<ApiState>) -> Json<Value> {
                 .options
                 .inputs
                 .iter()
-                .map(|i| json!({ "url": i.url }))
+                .map(|i| json!({ "url": crate::media::input::redacted(&i.url) }))
                 .collect();
             let mut entry = entry(
                 &state,

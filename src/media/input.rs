@@ -8,6 +8,7 @@
 //! | `udp://[source@]group:port` | MPEG-TS over UDP, unicast or multicast |
 //! | `hls://host[:port]/path.m3u8` | a live HLS stream (MPEG-TS segments), see `hls_pull` |
 //! | `rtmp://host[:port]/app/key` | an RTMP stream played from another server |
+//! | `rtsp://[user:pass@]host[:port]/path` | an IP camera, see `rtsp_pull` |
 //!
 //! Every input is bounded: connection and first-byte deadlines, datagram and file sizes.
 
@@ -21,6 +22,7 @@ use tokio::net::{TcpStream, UdpSocket};
 
 use super::frame::{CLOCK_HZ, Frame};
 use super::hls_pull::{HlsPull, Location};
+use super::rtsp_pull::{RtpTransport, RtspPull};
 use super::source::{ClipFrames, TsFrames};
 use super::ts::mux::Tracks;
 use crate::error::{Classified, Fault};
@@ -94,9 +96,20 @@ impl Classified for HttpGetError {
 }
 
 /// The schemes of the inputs flotilla runs; the config refuses every other.
-pub const ACTIVE_SCHEMES: [&str; 8] = [
-    "test", "file", "tshttp", "http", "udp", "publish", "hls", "rtmp",
+pub const ACTIVE_SCHEMES: [&str; 9] = [
+    "test", "file", "tshttp", "http", "udp", "publish", "hls", "rtmp", "rtsp",
 ];
+
+/// `url` as logs and the API show it: a password in it replaced by `***`.
+pub fn redacted(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
 
 /// A parsed input URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,6 +133,8 @@ pub enum InputUrl {
         app: String,
         key: String,
     },
+    /// `rtsp://…`, kept whole (retina reads it).
+    Rtsp(String),
 }
 
 /// `host[:port]/path` → (authority, path), `None` without a host.
@@ -152,6 +167,10 @@ impl InputUrl {
                     authority: authority.to_string(),
                     path: path.to_string(),
                 }))
+            }
+            "rtsp" => {
+                authority_and_path(rest).ok_or_else(unsupported)?;
+                Ok(InputUrl::Rtsp(url.to_string()))
             }
             "rtmp" => {
                 let (authority, path) = authority_and_path(rest).ok_or_else(unsupported)?;
@@ -223,6 +242,8 @@ pub enum Input {
     },
     /// A live HLS stream followed over HTTP.
     Hls(Box<HlsPull>),
+    /// An IP camera's RTSP session.
+    Rtsp(Box<RtspPull>),
     /// An RTMP stream played from another server.
     Rtmp {
         url: String,
@@ -249,15 +270,23 @@ impl std::fmt::Debug for Input {
             Input::Publish { .. } => "Input::Publish",
             Input::Hls(_) => "Input::Hls",
             Input::Rtmp { .. } => "Input::Rtmp",
+            Input::Rtsp(_) => "Input::Rtsp",
         })
     }
 }
 
 impl Input {
-    /// Opens `url`; the stream's timeline continues at `start_dts`.
-    pub async fn open(runtime: &Runtime, url: &str, start_dts: u64) -> Result<Input, InputError> {
+    /// Opens `url` with its configured `options` for stream `stream`; the stream's
+    /// timeline continues at `start_dts`.
+    pub async fn open(
+        runtime: &Runtime,
+        url: &str,
+        options: &[(String, String)],
+        stream: &str,
+        start_dts: u64,
+    ) -> Result<Input, InputError> {
         let open_error = |reason: String| InputError::Open {
-            url: url.to_string(),
+            url: redacted(url),
             reason,
         };
         match InputUrl::parse(url)? {
@@ -319,6 +348,16 @@ impl Input {
                     .map_err(|e| open_error(e.to_string()))?;
                 Ok(Input::Hls(Box::new(pull)))
             }
+            InputUrl::Rtsp(camera) => {
+                let transport = match option(options, "transport") {
+                    Some("udp") => RtpTransport::Udp,
+                    _ => RtpTransport::Tcp,
+                };
+                let pull = RtspPull::open(&camera, transport, start_dts, stream)
+                    .await
+                    .map_err(|e| open_error(e.to_string()))?;
+                Ok(Input::Rtsp(Box::new(pull)))
+            }
             InputUrl::Rtmp { address, app, key } => {
                 let mut client = RtmpClient::connect(&address, &app)
                     .await
@@ -360,6 +399,7 @@ impl Input {
             Input::Publish { tracks, .. } => *tracks,
             Input::Hls(pull) => pull.tracks(),
             Input::Rtmp { depacketizer, .. } => depacketizer.declared_tracks(),
+            Input::Rtsp(pull) => pull.tracks(),
         }
     }
 
@@ -378,6 +418,10 @@ impl Input {
                     url: pull.url().to_string(),
                     reason: error.to_string(),
                 }),
+            Input::Rtsp(pull) => pull.next().await.map_err(|error| InputError::Failed {
+                url: "rtsp://".into(),
+                reason: error.to_string(),
+            }),
             Input::Rtmp {
                 url,
                 client,
@@ -472,6 +516,14 @@ impl Input {
             },
         }
     }
+}
+
+/// The value of input option `key`, if configured.
+fn option<'a>(options: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    options
+        .iter()
+        .find(|(name, _)| name == key)
+        .map(|(_, value)| value.as_str())
 }
 
 /// GETs `path` at `authority` (HTTP/1.1, port 80 by default), with `user_agent` or
@@ -587,14 +639,20 @@ mod tests {
         );
         assert!(InputUrl::parse("rtmp://origin/live").is_err(), "no key");
         assert!(InputUrl::parse("hls:///index.m3u8").is_err(), "no host");
-        assert!(InputUrl::parse("rtsp://cam/h264").is_err());
+        assert_eq!(
+            InputUrl::parse("rtsp://admin:pw@cam/h264").unwrap(),
+            InputUrl::Rtsp("rtsp://admin:pw@cam/h264".into())
+        );
+        assert!(InputUrl::parse("srt://cam:9000").is_err());
         assert!(InputUrl::parse("udp://nonsense").is_err());
     }
 
     #[tokio::test(start_paused = true)]
     async fn the_test_input_runs_in_real_time() {
         let runtime = Runtime::deterministic(1, 0);
-        let mut input = Input::open(&runtime, "test://", 0).await.unwrap();
+        let mut input = Input::open(&runtime, "test://", &[], "test", 0)
+            .await
+            .unwrap();
         let start = runtime.now();
         let mut last_dts = 0;
         while last_dts < 10 * CLOCK_HZ {
@@ -610,7 +668,7 @@ mod tests {
     #[tokio::test]
     async fn a_missing_file_is_an_open_error() {
         let runtime = Runtime::production();
-        let error = Input::open(&runtime, "file:///nonexistent/clip.ts", 0)
+        let error = Input::open(&runtime, "file:///nonexistent/clip.ts", &[], "clip", 0)
             .await
             .unwrap_err();
         assert!(matches!(error, InputError::Open { .. }), "{error}");

@@ -13,6 +13,7 @@ pub mod hls_pull;
 pub mod input;
 pub mod live;
 pub mod name;
+pub mod rtsp_pull;
 pub mod segmenter;
 pub mod service;
 pub mod source;

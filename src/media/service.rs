@@ -21,6 +21,8 @@ use super::input::{Input, InputError};
 use super::live::{Packager, Packaging};
 use flotilla_cluster::tree::InputPlan;
 
+use super::input::redacted;
+
 /// While a backup input runs, higher-priority inputs are probed this often.
 pub const PROBE_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -171,7 +173,7 @@ impl MediaService {
                 .await
             {
                 Ended::Failed(error) => {
-                    tracing::warn!(stream = %plan.name, input = %inputs[index].url, %error, "input failed");
+                    tracing::warn!(stream = %plan.name, input = %redacted(&inputs[index].url), %error, "input failed");
                     failures.push(error.to_string());
                     index += 1;
                 }
@@ -180,7 +182,7 @@ impl MediaService {
                     input,
                     first,
                 } => {
-                    tracing::info!(stream = %plan.name, input = %inputs[higher].url, "higher-priority input is back");
+                    tracing::info!(stream = %plan.name, input = %redacted(&inputs[higher].url), "higher-priority input is back");
                     failures.clear();
                     index = higher;
                     ready = Some((*input, first));
@@ -263,20 +265,24 @@ impl MediaService {
         let start_dts = packager.live().counters.last_dts.load(Ordering::Relaxed);
         let (mut input, mut pending) = match ready {
             Some((input, first)) => (input, Some((first, true))),
-            None => match self.open(url, &packager.live().name, start_dts).await {
+            None => match self
+                .open(&inputs[index], &packager.live().name, start_dts)
+                .await
+            {
                 Ok(input) => (input, None),
                 Err(error) => return Ended::Failed(error),
             },
         };
-        tracing::info!(stream = %packager.live().name, input = %url, "input opened");
-        packager.live().set_active_input(Some(url));
+        let shown = redacted(url);
+        tracing::info!(stream = %packager.live().name, input = %shown, "input opened");
+        packager.live().set_active_input(Some(&shown));
         let timeout = Duration::from_millis(timeout_ms);
         // Publish points cannot be probed (a publisher comes when it comes).
-        let higher: Vec<(usize, String)> = inputs[..index]
+        let higher: Vec<(usize, InputPlan)> = inputs[..index]
             .iter()
             .enumerate()
             .filter(|(_, input)| !input.url.starts_with("publish://"))
-            .map(|(position, input)| (position, input.url.clone()))
+            .map(|(position, input)| (position, input.clone()))
             .collect();
         let mut probe: Option<Probe<'_>> = None;
         let mut next_probe = self.runtime.now() + PROBE_INTERVAL;
@@ -315,7 +321,7 @@ impl MediaService {
                         Ok(Err(error)) => return Ended::Failed(error),
                         Err(_) => {
                             return Ended::Failed(InputError::Timeout {
-                                url: url.to_string(),
+                                url: shown.clone(),
                                 seconds: timeout_ms / 1000,
                             });
                         }
@@ -330,12 +336,17 @@ impl MediaService {
         }
     }
 
-    async fn open(&self, url: &str, name: &str, start_dts: u64) -> Result<Input, InputError> {
-        match super::input::InputUrl::parse(url) {
+    async fn open(
+        &self,
+        input: &InputPlan,
+        name: &str,
+        start_dts: u64,
+    ) -> Result<Input, InputError> {
+        match super::input::InputUrl::parse(&input.url) {
             Ok(super::input::InputUrl::Publish) => {
                 Ok(Input::publish(&self.directory, name, start_dts))
             }
-            _ => Input::open(&self.runtime, url, start_dts).await,
+            _ => Input::open(&self.runtime, &input.url, &input.options, name, start_dts).await,
         }
     }
 
@@ -343,12 +354,12 @@ impl MediaService {
     /// keyframe within [`PROBE_KEYFRAME_TIMEOUT`] is returned, positioned at that keyframe.
     async fn probe(
         &self,
-        higher: Vec<(usize, String)>,
+        higher: Vec<(usize, InputPlan)>,
         start_dts: u64,
     ) -> Option<(usize, Input, Frame)> {
-        for (position, url) in higher {
+        for (position, plan) in higher {
             let attempt = async {
-                let mut input = self.open(&url, "", start_dts).await.ok()?;
+                let mut input = self.open(&plan, "", start_dts).await.ok()?;
                 loop {
                     let (frame, _) = input.next(&self.runtime).await.ok()?;
                     let decodable =

@@ -119,6 +119,7 @@ impl RelayStarter {
                 url: RELAY_INPUT.to_string(),
                 source_timeout_ms: None,
                 priority: None,
+                options: Vec::new(),
             }],
             cluster_ingest: false,
             capture_at: None,

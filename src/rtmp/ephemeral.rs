@@ -62,6 +62,7 @@ impl Connection {
                 url: input.to_string(),
                 source_timeout_ms: None,
                 priority: None,
+                options: Vec::new(),
             }],
             cluster_ingest: false,
             capture_at: None,

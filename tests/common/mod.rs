@@ -6,6 +6,7 @@
 #![allow(dead_code, clippy::disallowed_methods)] // Real processes need the real clock.
 
 pub mod browser;
+pub mod camera;
 pub mod ffmpeg;
 pub mod nginx;
 pub mod play;

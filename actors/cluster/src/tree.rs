@@ -75,6 +75,8 @@ pub struct InputPlan {
     pub source_timeout_ms: Option<u64>,
     /// `priority=N`: lower runs first; inputs without one follow, in config order.
     pub priority: Option<u32>,
+    /// Options the node's media plane reads, as configured (`transport=udp`).
+    pub options: Vec<(String, String)>,
 }
 
 /// Restart backoff of stream actors: a failing camera is retried after 1 s, then 2, 4 …
@@ -298,6 +300,7 @@ mod tests {
                         url: "tshttp://10.0.0.1/cam01".into(),
                         source_timeout_ms: None,
                         priority: None,
+                        options: Vec::new(),
                     }],
                     cluster_ingest: true,
                     capture_at: None,
