@@ -112,6 +112,11 @@ pub fn node_plan(config: &Config, identity: &NodeIdentity) -> NodePlan {
                                 .transport
                                 .map(|t| ("transport".to_string(), t.name().to_string()))
                                 .into_iter()
+                                .chain(
+                                    input
+                                        .program
+                                        .map(|n| ("program".to_string(), n.to_string())),
+                                )
                                 .collect(),
                         })
                         .collect(),

@@ -89,6 +89,78 @@ fn mpegts_over_udp_from_ffmpeg() {
     );
 }
 
+/// ffmpeg sending a two-program MPEG-TS (what a headend sends) to `output`, live:
+/// program 1 a 320x180 pattern, program 2 a 160x90 one.
+fn ffmpeg_mpts(output: &str) -> KillOnDrop {
+    let child = Command::new("ffmpeg")
+        .args(["-v", "error", "-re"])
+        .args(["-f", "lavfi", "-i", "testsrc=size=320x180:rate=25"])
+        .args(["-f", "lavfi", "-i", "testsrc2=size=160x90:rate=25"])
+        .args(["-map", "0:v", "-map", "1:v", "-c:v", "libx264"])
+        .args(["-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p"])
+        .args(["-program", "program_num=1:title=one:st=0"])
+        .args(["-program", "program_num=2:title=two:st=1"])
+        .args(["-f", "mpegts", output])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("ffmpeg is installed by scripts/test.sh");
+    KillOnDrop(child)
+}
+
+/// Two streams take one program each of a multi-program stream (`program=N`), a third
+/// takes the first program by default; none mixes two programs, and a program the
+/// stream does not have is a clear error naming the ones it has.
+#[test]
+fn each_program_of_a_multi_program_stream_is_its_own_stream() {
+    let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
+    let port = free_port();
+    let config = format!(
+        "http 127.0.0.1:{port};
+         stream one {{ input udp://127.0.0.1:{} program=1; segment_duration 1; }}
+         stream two {{ input udp://127.0.0.1:{} program=2; segment_duration 1; }}
+         stream first {{ input udp://127.0.0.1:{}; segment_duration 1; }}
+         stream none {{ input udp://127.0.0.1:{} program=5; segment_duration 1; }}
+",
+        ports[0], ports[1], ports[2], ports[3]
+    );
+    let node = Node::start(&config, addr(port), &[], &[]);
+    let _sources: Vec<KillOnDrop> = ports
+        .iter()
+        .map(|p| ffmpeg_mpts(&format!("udp://127.0.0.1:{p}?pkt_size=1316")))
+        .collect();
+    // (stream, its program's picture, the other program's)
+    let expected = [
+        ("one", "320x180", "160x90"),
+        ("two", "160x90", "320x180"),
+        ("first", "320x180", "160x90"),
+    ];
+    for (stream, size, other) in expected {
+        assert!(
+            playlist_with_segments(addr(port), stream, 2).is_some(),
+            "{stream}: no segments\n{}",
+            node.log_tail()
+        );
+        let probed = ffprobe_streams(&format!("http://{}/{stream}/index.m3u8", addr(port)));
+        let picture = |size: &str| {
+            let (width, height) = size.split_once('x').unwrap();
+            format!("width={width}|height={height}")
+        };
+        assert!(probed.contains(&picture(size)), "{stream}: {probed}");
+        assert!(
+            !probed.contains(&picture(other)),
+            "{stream} mixes in the other program: {probed}"
+        );
+    }
+    let missing = poll_until(Duration::from_secs(20), || {
+        let log = node.log_tail();
+        log.contains("program 5 is not in the stream")
+            .then_some(log)
+    })
+    .expect("a missing program is named");
+    assert!(missing.contains("its programs: 1, 2"), "{missing}");
+}
+
 #[test]
 fn a_silent_input_fails_over_to_the_backup() {
     let silent = free_port();

@@ -294,6 +294,8 @@ pub struct Input {
     pub via: Option<String>,
     /// `transport=tcp|udp` of an `rtsp://` input.
     pub transport: Option<RtpTransport>,
+    /// `program=N`: one program of a multi-program MPEG-TS (udp, tshttp/http, file).
+    pub program: Option<u16>,
 }
 
 /// How an `rtsp://` input receives RTP.

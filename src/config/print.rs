@@ -315,6 +315,7 @@ impl Printer {
         push("bind_ip", input.bind_ip.map(|ip| ip.to_string()));
         push("via", input.via.clone());
         push("transport", input.transport.map(|t| t.name().to_string()));
+        push("program", input.program.map(|n| n.to_string()));
         self.line("input", &args);
     }
 

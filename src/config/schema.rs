@@ -739,8 +739,9 @@ fn read_http_listener(reader: &mut Reader, statement: &Statement) -> Result<Http
 // Streams, templates, sources.
 
 /// Options of `input URL …` (also accepted in the old `url URL source_timeout 3;` form).
-const INPUT_OPTIONS: [&str; 13] = [
+const INPUT_OPTIONS: [&str; 14] = [
     "transport",
+    "program",
     "priority",
     "source_timeout",
     "frames_timeout",
@@ -756,7 +757,10 @@ const INPUT_OPTIONS: [&str; 13] = [
 ];
 
 /// The input options the node acts on; the others are refused, never ignored.
-const ACTIVE_INPUT_OPTIONS: [&str; 3] = ["priority", "source_timeout", "transport"];
+const ACTIVE_INPUT_OPTIONS: [&str; 4] = ["priority", "source_timeout", "transport", "program"];
+
+/// Schemes whose inputs are MPEG-TS streams a `program=N` can select from.
+const PROGRAM_SCHEMES: [&str; 4] = ["udp://", "tshttp://", "http://", "file://"];
 
 fn read_input(statement: &Statement) -> Result<Input> {
     no_block(statement)?;
@@ -811,7 +815,7 @@ fn read_input(statement: &Statement) -> Result<Input> {
                 span,
                 format!("input option `{key}` is not active yet: the node would ignore it"),
             )
-            .expected("priority=N, source_timeout=SECONDS or (rtsp://) transport=tcp|udp, the options inputs honour"));
+            .expected("priority=N, source_timeout=SECONDS, (MPEG-TS inputs) program=N or (rtsp://) transport=tcp|udp, the options inputs honour"));
         }
         match key.as_str() {
             "priority" => input.priority = Some(parse_at(&value, span)?),
@@ -837,6 +841,22 @@ fn read_input(statement: &Statement) -> Result<Input> {
                 })?)
             }
             "via" => input.via = Some(value),
+            "program" => {
+                if !PROGRAM_SCHEMES.iter().any(|scheme| url.starts_with(scheme)) {
+                    return Err(Diagnostic::error(
+                        span,
+                        "`program` applies to MPEG-TS inputs: udp://, tshttp://, http://, file://",
+                    ));
+                }
+                let number: u16 = parse_at(&value, span)?;
+                if number == 0 {
+                    return Err(Diagnostic::error(
+                        span,
+                        "program 0 is the network information table, not a program",
+                    ));
+                }
+                input.program = Some(number);
+            }
             "transport" => {
                 if !url.starts_with("rtsp://") {
                     return Err(Diagnostic::error(

@@ -232,6 +232,10 @@ fn inactive_input_schemes_and_options_are_refused_never_ignored() {
         err.contains("hls://") && err.contains("rtsp://"),
         "what is supported: {err}"
     );
+    let err = error_of("stream s { input rtsp://cam/h264 program=2; }");
+    assert!(err.contains("`program` applies to MPEG-TS inputs"), "{err}");
+    let err = error_of("stream s { input udp://239.0.0.1:1234 program=0; }");
+    assert!(err.contains("program 0"), "{err}");
     let err = error_of("stream s { input tshttp://h/x transport=udp; }");
     assert!(err.contains("applies to rtsp:// inputs only"), "{err}");
     let err = error_of("stream s { input rtsp://cam/h264 transport=sctp; }");
@@ -245,6 +249,7 @@ fn inactive_input_schemes_and_options_are_refused_never_ignored() {
         "rtmp://o/live/tv",
         "udp://239.0.0.1:1234",
         "rtsp://admin:pass@cam/h264 transport=udp",
+        "udp://239.0.0.1:1234 program=3",
     ] {
         load(&format!(
             "stream s {{ input {url} priority=1 source_timeout=5; }}"

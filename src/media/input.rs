@@ -24,6 +24,7 @@ use super::frame::{CLOCK_HZ, Frame};
 use super::hls_pull::{HlsPull, Location};
 use super::rtsp_pull::{RtpTransport, RtspPull};
 use super::source::{ClipFrames, TsFrames};
+use super::ts::demux::Program;
 use super::ts::mux::Tracks;
 use crate::error::{Classified, Fault};
 use crate::rtmp::client::RtmpClient;
@@ -289,6 +290,10 @@ impl Input {
             url: redacted(url),
             reason,
         };
+        // `program=N`: one program of a multi-program stream (validated by the config).
+        let program = option(options, "program")
+            .and_then(|n| n.parse().ok())
+            .map_or(Program::First, Program::Number);
         match InputUrl::parse(url)? {
             InputUrl::Test => Ok(Input::Clip {
                 clip: ClipFrames::new(super::TEST_CLIP_TS)
@@ -308,7 +313,8 @@ impl Input {
                 let bytes = tokio::fs::read(&path)
                     .await
                     .map_err(|e| open_error(e.to_string()))?;
-                let clip = ClipFrames::new(&bytes).map_err(|e| open_error(e.to_string()))?;
+                let clip = ClipFrames::of_program(&bytes, program)
+                    .map_err(|e| open_error(e.to_string()))?;
                 Ok(Input::Clip {
                     clip,
                     pacer: Pacer { origin: None },
@@ -325,7 +331,7 @@ impl Input {
                 Ok(Input::Http {
                     url: url.to_string(),
                     body,
-                    frames: TsFrames::new(start_dts),
+                    frames: TsFrames::of_program(start_dts, program),
                 })
             }
             InputUrl::Udp { group, source } => {
@@ -335,7 +341,7 @@ impl Input {
                 Ok(Input::Udp {
                     url: url.to_string(),
                     socket,
-                    frames: TsFrames::new(start_dts),
+                    frames: TsFrames::of_program(start_dts, program),
                     buffer: vec![0; MAX_DATAGRAM_BYTES],
                 })
             }
@@ -476,6 +482,12 @@ impl Input {
                 if let Some(frame) = frames.pop() {
                     return Ok(frame);
                 }
+                if let Some(reason) = frames.missing_program() {
+                    return Err(InputError::Failed {
+                        url: url.clone(),
+                        reason,
+                    });
+                }
                 let chunk: Bytes = match body.frame().await {
                     Some(Ok(frame)) => match frame.into_data() {
                         Ok(data) => data,
@@ -504,6 +516,12 @@ impl Input {
             } => loop {
                 if let Some(frame) = frames.pop() {
                     return Ok(frame);
+                }
+                if let Some(reason) = frames.missing_program() {
+                    return Err(InputError::Failed {
+                        url: url.clone(),
+                        reason,
+                    });
                 }
                 let length = socket
                     .recv(buffer)
@@ -562,14 +580,28 @@ pub async fn http_get(
     Ok(response.into_body())
 }
 
+/// A UDP socket bound to `address` that other sockets may bind too (SO_REUSEADDR): every
+/// socket joined to a multicast group gets each datagram, so several streams can take
+/// their own program of one MPTS.
+fn shared_udp_socket(address: SocketAddr) -> std::io::Result<UdpSocket> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(address),
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&address.into())?;
+    UdpSocket::from_std(socket.into())
+}
+
 async fn udp_socket(group: SocketAddr, source: Option<IpAddr>) -> std::io::Result<UdpSocket> {
     match group.ip() {
         IpAddr::V4(ip) if ip.is_multicast() => {
-            let socket = UdpSocket::bind(SocketAddr::new(
+            let socket = shared_udp_socket(SocketAddr::new(
                 IpAddr::V4(Ipv4Addr::UNSPECIFIED),
                 group.port(),
-            ))
-            .await?;
+            ))?;
             let interface = match source {
                 Some(IpAddr::V4(interface)) => interface,
                 _ => Ipv4Addr::UNSPECIFIED,
@@ -578,11 +610,10 @@ async fn udp_socket(group: SocketAddr, source: Option<IpAddr>) -> std::io::Resul
             Ok(socket)
         }
         IpAddr::V6(ip) if ip.is_multicast() => {
-            let socket = UdpSocket::bind(SocketAddr::new(
+            let socket = shared_udp_socket(SocketAddr::new(
                 IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
                 group.port(),
-            ))
-            .await?;
+            ))?;
             socket.join_multicast_v6(&ip, 0)?;
             Ok(socket)
         }
@@ -663,6 +694,21 @@ mod tests {
             elapsed >= Duration::from_millis(9_900) && elapsed <= Duration::from_millis(10_100),
             "{elapsed:?}"
         );
+    }
+
+    /// Several streams take their own program of one multicast group: each opens its
+    /// own socket on the group's port.
+    #[tokio::test]
+    async fn two_inputs_join_one_multicast_group() {
+        let port = std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let group: SocketAddr = format!("239.255.42.42:{port}").parse().unwrap();
+        let first = udp_socket(group, None).await;
+        let second = udp_socket(group, None).await;
+        assert!(first.is_ok() && second.is_ok(), "{first:?} {second:?}");
     }
 
     #[tokio::test]

@@ -13,7 +13,7 @@ use super::aac;
 use super::frame::{CLOCK_HZ, Codec, Frame};
 use super::h264;
 use super::timeline::{DEFAULT_FRAME_TICKS, Timeline, WRAP_TICKS};
-use super::ts::demux::{Demuxer, Pes};
+use super::ts::demux::{Demuxer, Pes, Program};
 use super::ts::mux::Tracks;
 use super::ts::{STREAM_TYPE_ADTS_AAC, STREAM_TYPE_H264};
 
@@ -70,8 +70,13 @@ pub struct TsFrames {
 impl TsFrames {
     /// Frames whose timeline starts at `start_dts` (where the previous input ended).
     pub fn new(start_dts: u64) -> TsFrames {
+        TsFrames::of_program(start_dts, Program::First)
+    }
+
+    /// Frames of `program` whose timeline starts at `start_dts`.
+    pub fn of_program(start_dts: u64, program: Program) -> TsFrames {
         TsFrames {
-            demuxer: Demuxer::new(),
+            demuxer: Demuxer::for_program(program),
             timeline: Timeline::starting_at(start_dts),
             pending: VecDeque::new(),
             tracks: Tracks::default(),
@@ -112,6 +117,16 @@ impl TsFrames {
     /// Tracks the source's PMT names, and any others seen so far.
     pub fn tracks(&self) -> Tracks {
         crate::media::tracks::union(self.tracks, self.demuxer.announced_tracks())
+    }
+
+    /// Why the input cannot go on, when the program asked for is not in the stream.
+    pub fn missing_program(&self) -> Option<String> {
+        let (wanted, programs) = self.demuxer.missing_program()?;
+        let listed: Vec<String> = programs.iter().map(u16::to_string).collect();
+        Some(format!(
+            "program {wanted} is not in the stream (its programs: {})",
+            listed.join(", ")
+        ))
     }
 
     /// The demuxer's error counters.
@@ -162,7 +177,12 @@ impl ClipFrames {
     /// Demuxes `clip` once. The loop starts at its first video keyframe (or first frame
     /// for audio-only clips).
     pub fn new(clip: &[u8]) -> Result<ClipFrames, ClipError> {
-        let mut demuxer = Demuxer::new();
+        ClipFrames::of_program(clip, Program::First)
+    }
+
+    /// [`ClipFrames::new`] of one program of the clip.
+    pub fn of_program(clip: &[u8], program: Program) -> Result<ClipFrames, ClipError> {
+        let mut demuxer = Demuxer::for_program(program);
         let mut packets = Vec::new();
         demuxer.push(clip, &mut packets);
         demuxer.flush(&mut packets);

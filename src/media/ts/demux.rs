@@ -7,7 +7,10 @@
 //! - sync is found and re-found on the 0x47 byte, one packet at a time;
 //! - unknown PIDs and stream types are skipped, PSI with a bad CRC is ignored;
 //! - a continuity-counter gap drops the PES being assembled (it would be corrupt);
-//! - every buffer is bounded ([`MAX_PES_BYTES`], [`MAX_ELEMENTARY_STREAMS`]).
+//! - every buffer is bounded ([`MAX_PES_BYTES`], [`MAX_ELEMENTARY_STREAMS`]);
+//! - one program only: a multi-program stream (MPTS, what headends send) gives the program
+//!   asked for ([`Program::Number`]) or its first one, never a mix of two; the elementary
+//!   streams are the ones its latest PMT lists.
 //!
 //! The demuxer is a push parser: feed any byte slices, in order, and collect PES packets.
 
@@ -68,12 +71,27 @@ struct Elementary {
     assembly: Option<Assembly>,
 }
 
+/// Which program of a transport stream is demuxed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Program {
+    /// The PAT's first program (a single-program stream's only one).
+    #[default]
+    First,
+    /// The program of this number (`program=N`).
+    Number(u16),
+}
+
 /// The demuxer state of one input.
 #[derive(Debug, Default)]
 pub struct Demuxer {
     /// Bytes of an incomplete packet carried to the next push (< 188).
     carry: Vec<u8>,
-    pmt_pids: Vec<u16>,
+    program: Program,
+    /// The chosen program's (number, PMT PID), once a PAT named it.
+    pmt: Option<(u16, u16)>,
+    /// The program numbers the last PAT listed (for the operator, when the chosen one is
+    /// not among them).
+    pub programs: Vec<u16>,
     streams: BTreeMap<u16, Elementary>,
     pub stats: DemuxStats,
 }
@@ -102,8 +120,9 @@ fn crc32_mpeg2(bytes: &[u8]) -> u32 {
     crc
 }
 
-/// The section of a PSI payload (after the pointer field), CRC-checked; `None` if invalid.
-fn psi_section(payload: &[u8], table_id: u8) -> Option<&[u8]> {
+/// The section of a PSI payload (after the pointer field), CRC-checked: its table id
+/// extension (a PMT's program number) and its entries; `None` if invalid.
+fn psi_section(payload: &[u8], table_id: u8) -> Option<(u16, &[u8])> {
     let pointer = *payload.first()? as usize;
     let section = payload.get(1 + pointer..)?;
     if *section.first()? != table_id || section.len() < 3 {
@@ -115,12 +134,32 @@ fn psi_section(payload: &[u8], table_id: u8) -> Option<&[u8]> {
         return None;
     }
     // Header (8 bytes from table_id) … entries … CRC (4 bytes).
-    Some(&whole[8..whole.len() - 4])
+    let extension = u16::from_be_bytes([whole[3], whole[4]]);
+    Some((extension, &whole[8..whole.len() - 4]))
 }
 
 impl Demuxer {
     pub fn new() -> Demuxer {
         Demuxer::default()
+    }
+
+    /// The program asked for and the programs the stream has, when the stream's PAT
+    /// does not list the one asked for.
+    pub fn missing_program(&self) -> Option<(u16, Vec<u16>)> {
+        match self.program {
+            Program::Number(wanted) if self.pmt.is_none() && !self.programs.is_empty() => {
+                Some((wanted, self.programs.clone()))
+            }
+            _ => None,
+        }
+    }
+
+    /// A demuxer of `program` only.
+    pub fn for_program(program: Program) -> Demuxer {
+        Demuxer {
+            program,
+            ..Demuxer::default()
+        }
     }
 
     /// The tracks the source's PMT names (H.264 video, ADTS AAC audio), whether or not
@@ -224,7 +263,7 @@ impl Demuxer {
             if unit_start {
                 self.pat(payload);
             }
-        } else if self.pmt_pids.contains(&pid) {
+        } else if self.pmt.is_some_and(|(_, pmt_pid)| pmt_pid == pid) {
             if unit_start {
                 self.pmt(payload);
             }
@@ -234,21 +273,36 @@ impl Demuxer {
     }
 
     fn pat(&mut self, payload: &[u8]) {
-        let Some(entries) = psi_section(payload, 0x00) else {
+        let Some((_, entries)) = psi_section(payload, 0x00) else {
             self.stats.bad_tables += 1;
             return;
         };
-        let pids: Vec<u16> = entries
+        // (program number, PMT PID); program 0 is the NIT.
+        let listed: Vec<(u16, u16)> = entries
             .chunks_exact(4)
-            .filter(|entry| u16::from_be_bytes([entry[0], entry[1]]) != 0) // 0 is the NIT
-            .map(|entry| (u16::from(entry[2] & 0x1f) << 8) | u16::from(entry[3]))
+            .map(|entry| {
+                (
+                    u16::from_be_bytes([entry[0], entry[1]]),
+                    (u16::from(entry[2] & 0x1f) << 8) | u16::from(entry[3]),
+                )
+            })
+            .filter(|(number, _)| *number != 0)
             .take(MAX_ELEMENTARY_STREAMS)
             .collect();
-        self.pmt_pids = pids;
+        self.programs = listed.iter().map(|(number, _)| *number).collect();
+        let chosen = match self.program {
+            Program::First => listed.iter().min_by_key(|(number, _)| *number).copied(),
+            Program::Number(wanted) => listed.iter().find(|(n, _)| *n == wanted).copied(),
+        };
+        if chosen != self.pmt {
+            // Another program (or none): its streams are not ours any more.
+            self.streams.clear();
+            self.pmt = chosen;
+        }
     }
 
     fn pmt(&mut self, payload: &[u8]) {
-        let Some(body) = psi_section(payload, 0x02) else {
+        let Some((program_number, body)) = psi_section(payload, 0x02) else {
             self.stats.bad_tables += 1;
             return;
         };
@@ -256,27 +310,30 @@ impl Demuxer {
             self.stats.bad_tables += 1;
             return;
         }
+        // Several programs may share a PMT PID, each in its own section.
+        if self.pmt.is_none_or(|(number, _)| number != program_number) {
+            return;
+        }
         let info_length = (usize::from(body[2] & 0x0f) << 8) | usize::from(body[3]);
         let mut rest = body.get(4 + info_length..).unwrap_or_default();
-        while rest.len() >= 5 {
+        let mut listed: BTreeMap<u16, u8> = BTreeMap::new();
+        while rest.len() >= 5 && listed.len() < MAX_ELEMENTARY_STREAMS {
             let stream_type = rest[0];
             let pid = (u16::from(rest[1] & 0x1f) << 8) | u16::from(rest[2]);
             let es_info_length = (usize::from(rest[3] & 0x0f) << 8) | usize::from(rest[4]);
-            let known = self
-                .streams
-                .get(&pid)
-                .is_some_and(|s| s.stream_type == stream_type);
-            if !known && self.streams.len() < MAX_ELEMENTARY_STREAMS {
-                self.streams.insert(
-                    pid,
-                    Elementary {
-                        stream_type,
-                        last_counter: None,
-                        assembly: None,
-                    },
-                );
-            }
+            listed.insert(pid, stream_type);
             rest = rest.get(5 + es_info_length..).unwrap_or_default();
+        }
+        // The streams are the ones this PMT lists: a stream it no longer lists is
+        // dropped, one whose type changed starts afresh, the others keep their state.
+        self.streams
+            .retain(|pid, stream| listed.get(pid) == Some(&stream.stream_type));
+        for (pid, stream_type) in listed {
+            self.streams.entry(pid).or_insert(Elementary {
+                stream_type,
+                last_counter: None,
+                assembly: None,
+            });
         }
     }
 
@@ -406,6 +463,101 @@ mod tests {
                 }
             })
             .collect()
+    }
+
+    /// One 188-byte packet of `pid` carrying `payload` (stuffed with an adaptation field).
+    fn packet(pid: u16, unit_start: bool, counter: u8, payload: &[u8]) -> Vec<u8> {
+        let mut out = vec![
+            SYNC_BYTE,
+            (u8::from(unit_start) << 6) | (pid >> 8) as u8,
+            pid as u8,
+            0x30 | (counter & 0x0f),
+        ];
+        let stuffing = PACKET_BYTES - 4 - payload.len();
+        out.push((stuffing - 1) as u8);
+        if stuffing > 1 {
+            out.push(0);
+            out.extend(std::iter::repeat_n(0xff, stuffing - 2));
+        }
+        out.extend_from_slice(payload);
+        out
+    }
+
+    /// A PSI section (pointer field first) of `table_id` with `extension` and `entries`.
+    fn section(table_id: u8, extension: u16, entries: &[u8]) -> Vec<u8> {
+        let length = 5 + entries.len() + 4;
+        let mut section = vec![
+            table_id,
+            0xb0 | (length >> 8) as u8,
+            length as u8,
+            (extension >> 8) as u8,
+            extension as u8,
+            0xc1,
+            0,
+            0,
+        ];
+        section.extend_from_slice(entries);
+        let crc = crc32_mpeg2(&section);
+        section.extend_from_slice(&crc.to_be_bytes());
+        let mut payload = vec![0];
+        payload.extend(section);
+        payload
+    }
+
+    /// A two-program stream: program 1's video on PID 0x100, program 2's on 0x200 (both
+    /// PMTs on PID 0x1000, as some muxers share one), each PES carrying its program's
+    /// number as payload.
+    fn mpts() -> Vec<u8> {
+        let mut bytes = Vec::new();
+        let pat = section(0, 1, &[0, 1, 0xf0, 0x00, 0, 2, 0xf0, 0x00]);
+        bytes.extend(packet(0, true, 0, &pat));
+        for (number, video) in [(1u16, 0x100u16), (2, 0x200)] {
+            let pmt_entries = [
+                0xe1,
+                0x00,
+                0xf0,
+                0x00, // PCR PID, program info length 0
+                STREAM_TYPE_H264,
+                0xe0 | (video >> 8) as u8,
+                video as u8,
+                0xf0,
+                0x00,
+            ];
+            let pmt = section(2, number, &pmt_entries);
+            bytes.extend(packet(0x1000, true, number as u8, &pmt));
+        }
+        for round in 0..3u8 {
+            for (number, video) in [(1u8, 0x100u16), (2, 0x200)] {
+                // PES: start code, video stream id, no length, PTS only.
+                let mut pes = vec![0, 0, 1, 0xe0, 0, 0, 0x80, 0x80, 5];
+                pes.extend_from_slice(&[0x21, 0, 1, 0, 1]);
+                pes.extend_from_slice(&[0, 0, 0, 1, 9, number]);
+                bytes.extend(packet(video, true, round, &pes));
+            }
+        }
+        bytes
+    }
+
+    fn programs_seen(demuxer: &mut Demuxer) -> Vec<u8> {
+        let mut out = Vec::new();
+        demuxer.push(&mpts(), &mut out);
+        demuxer.flush(&mut out);
+        out.iter().map(|pes| *pes.data.last().unwrap()).collect()
+    }
+
+    #[test]
+    fn one_program_of_a_multi_program_stream_is_demuxed_never_a_mix() {
+        let mut first = Demuxer::new();
+        let seen = programs_seen(&mut first);
+        assert!(!seen.is_empty() && seen.iter().all(|p| *p == 1), "{seen:?}");
+        assert_eq!(first.programs, [1, 2]);
+        let mut second = Demuxer::for_program(Program::Number(2));
+        let seen = programs_seen(&mut second);
+        assert!(!seen.is_empty() && seen.iter().all(|p| *p == 2), "{seen:?}");
+        assert_eq!(second.missing_program(), None);
+        let mut absent = Demuxer::for_program(Program::Number(7));
+        assert!(programs_seen(&mut absent).is_empty());
+        assert_eq!(absent.missing_program(), Some((7, vec![1, 2])));
     }
 
     fn muxed(frames: &[Frame]) -> Vec<u8> {
