@@ -320,6 +320,25 @@ fn the_streams_and_stats_apis_report_live_streams() {
         (150..800).contains(&bitrate),
         "~300 kbit/s test clip, got {bitrate}"
     );
+    // Its tracks, as Flussonic's media_info lists them.
+    let tracks = &test["stats"]["media_info"]["tracks"];
+    assert_eq!(tracks[0]["content"], "video", "{tracks}");
+    assert!(
+        tracks[0]["codec"].as_str().unwrap().starts_with("avc1."),
+        "{tracks}"
+    );
+    assert_eq!(
+        (tracks[0]["width"].as_u64(), tracks[0]["height"].as_u64()),
+        (Some(640), Some(360))
+    );
+    assert_eq!(tracks[1]["content"], "audio", "{tracks}");
+    assert_eq!(tracks[1]["codec"], "mp4a.40.2");
+    assert_eq!(tracks[1]["sample_rate"], 48_000);
+    assert_eq!(tracks[1]["channels"], 1);
+    let video = tracks[0]["bitrate"].as_u64().unwrap();
+    let audio = tracks[1]["bitrate"].as_u64().unwrap();
+    assert!(video > audio && audio > 0, "{tracks}");
+    assert!(video + audio <= bitrate, "{tracks}");
 
     let stats = poll_until(Duration::from_secs(20), || {
         let (_, _, body) = http_get(at, "/streamer/api/v3/config/stats", &[]).ok()?;

@@ -132,8 +132,52 @@ fn entry(
             "relayed_from": live.as_ref().and_then(|l| l.relayed_from()),
             "relay_subscribers": counter(&|c| c.relay_subscribers.load(Ordering::Relaxed)),
             "relay_bytes_out": counter(&|c| c.relay_bytes_out.load(Ordering::Relaxed)),
+            "media_info": { "tracks": live.as_ref().map(|l| tracks(l)).unwrap_or_default() },
         },
     })
+}
+
+/// A running stream's tracks as Flussonic's `media_info.tracks` lists them: content,
+/// codec (RFC 6381), picture size or sample rate and channels, and bitrate in kbit/s (the
+/// stream's input bitrate shared by the bytes each track brought).
+fn tracks(live: &crate::media::live::LiveStream) -> Vec<Value> {
+    let counters = &live.counters;
+    let rendition = live.rendition();
+    let total = counters.bytes_in.load(Ordering::Relaxed).max(1);
+    let bitrate = counters.input_bitrate.load(Ordering::Relaxed);
+    let share = |bytes: u64| bitrate.saturating_mul(bytes) / total / 1000;
+    let codec = |prefix: &str| {
+        rendition
+            .codecs
+            .iter()
+            .find(|c| c.starts_with(prefix))
+            .cloned()
+    };
+    let mut tracks = Vec::new();
+    let video_bytes = counters.video_bytes_in.load(Ordering::Relaxed);
+    if video_bytes > 0 || rendition.width.is_some() {
+        tracks.push(json!({
+            "track_id": "v1",
+            "content": "video",
+            "codec": codec("avc1"),
+            "width": rendition.width,
+            "height": rendition.height,
+            "bitrate": share(video_bytes),
+        }));
+    }
+    let audio_bytes = counters.audio_bytes_in.load(Ordering::Relaxed);
+    let sample_rate = counters.audio_sample_rate.load(Ordering::Relaxed);
+    if audio_bytes > 0 || codec("mp4a").is_some() {
+        tracks.push(json!({
+            "track_id": "a1",
+            "content": "audio",
+            "codec": codec("mp4a"),
+            "sample_rate": (sample_rate > 0).then_some(sample_rate),
+            "channels": (sample_rate > 0).then(|| counters.audio_channels.load(Ordering::Relaxed)),
+            "bitrate": share(audio_bytes),
+        }));
+    }
+    tracks
 }
 
 /// Nodes (by identity, `host:port`) running `stream`: this node when frames flow here; for a cluster_ingest

@@ -76,6 +76,13 @@ pub struct LiveCounters {
     pub relay_subscribers: AtomicU64,
     /// Bytes of relay frames sent to relaying nodes (framing included, QUIC not).
     pub relay_bytes_out: AtomicU64,
+    /// Of `bytes_in`, the video track's and the audio track's.
+    pub video_bytes_in: AtomicU64,
+    pub audio_bytes_in: AtomicU64,
+    /// The audio track's sample rate (Hz) and channels, from its latest ADTS header; 0
+    /// before the first audio frame.
+    pub audio_sample_rate: AtomicU64,
+    pub audio_channels: AtomicU64,
 }
 
 /// The shared state of one running stream.
@@ -370,9 +377,19 @@ impl LiveStream {
     pub(super) fn count_frame(&self, frame: &Frame, now_ms: u64) {
         let counters = &self.counters;
         counters.frames_in.fetch_add(1, Ordering::Relaxed);
-        counters
-            .bytes_in
-            .fetch_add(frame.data.len() as u64, Ordering::Relaxed);
+        let bytes = frame.data.len() as u64;
+        counters.bytes_in.fetch_add(bytes, Ordering::Relaxed);
+        if frame.codec.is_video() {
+            counters.video_bytes_in.fetch_add(bytes, Ordering::Relaxed);
+        } else {
+            counters.audio_bytes_in.fetch_add(bytes, Ordering::Relaxed);
+            if let Some(header) = aac::parse_header(&frame.data) {
+                let rate = u64::from(header.sample_rate);
+                counters.audio_sample_rate.store(rate, Ordering::Relaxed);
+                let channels = u64::from(header.channels);
+                counters.audio_channels.store(channels, Ordering::Relaxed);
+            }
+        }
         counters.last_frame_ms.store(now_ms, Ordering::Relaxed);
         counters.last_dts.fetch_max(frame.dts, Ordering::Relaxed);
     }
