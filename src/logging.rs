@@ -10,11 +10,13 @@ use tracing_subscriber::EnvFilter;
 use crate::config::model::LogLevel;
 
 /// The tracing filter for a Flussonic log level. `notice` has no tracing equivalent and
-/// maps to info, the level that carries notices.
+/// maps to info, the level that carries notices. retina (RTSP) notes at info what it
+/// works around in every session (RTP-Info values ignored): two lines per camera
+/// connection, so below debug only its warnings show.
 pub fn filter_for(level: Option<LogLevel>) -> &'static str {
     match level.unwrap_or(LogLevel::Info) {
         LogLevel::Debug => "debug,hyper=info,h2=info,quinn=info,rustls=info",
-        LogLevel::Info | LogLevel::Notice => "info",
+        LogLevel::Info | LogLevel::Notice => "info,retina=warn",
         LogLevel::Warning => "warn",
         LogLevel::Error => "error",
     }

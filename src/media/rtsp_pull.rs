@@ -20,8 +20,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use retina::client::{
-    Credentials, Demuxed, PlayOptions, Session, SessionOptions, SetupOptions, TcpTransportOptions,
-    Transport, UdpTransportOptions,
+    Credentials, Demuxed, InitialSequenceNumberPolicy, InitialTimestampPolicy, PlayOptions,
+    Session, SessionOptions, SetupOptions, TcpTransportOptions, Transport, UdpTransportOptions,
 };
 use retina::codec::{CodecItem, FrameFormat};
 
@@ -173,10 +173,13 @@ impl RtspPull {
                 .await
                 .map_err(session_error)?;
         }
-        let playing = session
-            .play(PlayOptions::default())
-            .await
-            .map_err(session_error)?;
+        // Lenient with what PLAY says: cameras (and servers sharing one media between
+        // clients) send RTP-Info sequence numbers and times that the first packets do not
+        // match; the packets themselves are what counts.
+        let play = PlayOptions::default()
+            .initial_seq(InitialSequenceNumberPolicy::Ignore)
+            .initial_timestamp(InitialTimestampPolicy::Permissive);
+        let playing = session.play(play).await.map_err(session_error)?;
         Ok(RtspPull {
             session: playing.demuxed().map_err(session_error)?,
             video,

@@ -324,7 +324,17 @@ impl Supervisor {
             state.remove_child(seq);
             return Ok(());
         }
-        if let Err(escalation) = state.count_restart() {
+        let single = matches!(
+            state.spec.strategy,
+            Strategy::OneForOne | Strategy::SimpleOneForOne
+        );
+        // A child restarted under its backoff is rate-limited by it (one restart per
+        // `initial` at most, less as failures repeat): its failures come from outside
+        // (a camera, an origin), and a hundred cameras behind one dead recorder failing
+        // together is the world, not a crash loop of this node. The intensity counts the
+        // other restarts.
+        let under_backoff = single && child.spec.backoff.is_some();
+        if !under_backoff && let Err(escalation) = state.count_restart() {
             tracing::error!(path = %state.path, error = %escalation, "supervisor gives up");
             state.shut_down().await;
             return Err(escalation);
@@ -341,10 +351,6 @@ impl Supervisor {
         } else {
             child.consecutive_failures + 1
         };
-        let single = matches!(
-            state.spec.strategy,
-            Strategy::OneForOne | Strategy::SimpleOneForOne
-        );
         if let (true, Some(backoff)) = (single, child.spec.backoff) {
             let delay = backoff.delay(child.consecutive_failures);
             child.entry.set_status(ActorStatus::Restarting);

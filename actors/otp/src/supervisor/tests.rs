@@ -354,6 +354,50 @@ async fn backoff_delays_restarts_of_externally_failing_children() {
     assert!(node.runtime.now().duration_since(failed_at) >= Duration::from_millis(1990));
 }
 
+/// Children under backoff failing all at once (a hundred cameras behind one recorder
+/// that went down) are each restarted after their delay; their restarts are not counted
+/// against the intensity, so the supervisor does not give up and take healthy siblings
+/// down with it.
+#[tokio::test(start_paused = true)]
+async fn children_under_backoff_failing_together_do_not_exhaust_the_intensity() {
+    let log = Log::default();
+    let node = node("n1");
+    let backoff = Backoff {
+        initial: Duration::from_secs(1),
+        max: Duration::from_secs(8),
+        reset_after: Duration::from_secs(60),
+    };
+    let names = ["cam1", "cam2", "cam3", "cam4", "cam5"];
+    let children: Vec<ChildSpec> = names
+        .iter()
+        .map(|name| probe(name, &log).backoff(backoff))
+        .chain(std::iter::once(probe("healthy", &log)))
+        .collect();
+    // OTP's default intensity: one restart in five seconds.
+    let (root, _) = start_root(
+        &node,
+        SupervisorSpec::new(Strategy::OneForOne, Intensity::default(), children),
+    )
+    .await
+    .unwrap();
+    let healthy = node.registry.get(&path("node/healthy")).unwrap();
+    let healthy_cell = healthy.cell();
+    for _ in 0..3 {
+        for name in names {
+            send(&node, &format!("node/{name}"), ProbeMsg::Panic);
+        }
+        for name in names {
+            let entry = node.registry.get(&path(&format!("node/{name}"))).unwrap();
+            eventually("restarted after its backoff", || entry.cell().is_some()).await;
+        }
+    }
+    assert!(
+        ractor::ACTIVE_STATES.contains(&root.get_status()),
+        "the supervisor is still up"
+    );
+    assert_eq!(healthy.cell(), healthy_cell, "the healthy sibling was never restarted");
+}
+
 #[tokio::test(start_paused = true)]
 async fn dynamic_children_are_added_removed_and_rebuilt_from_their_source() {
     let log = Log::default();
