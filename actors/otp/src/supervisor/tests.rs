@@ -395,7 +395,11 @@ async fn children_under_backoff_failing_together_do_not_exhaust_the_intensity() 
         ractor::ACTIVE_STATES.contains(&root.get_status()),
         "the supervisor is still up"
     );
-    assert_eq!(healthy.cell(), healthy_cell, "the healthy sibling was never restarted");
+    assert_eq!(
+        healthy.cell(),
+        healthy_cell,
+        "the healthy sibling was never restarted"
+    );
 }
 
 #[tokio::test(start_paused = true)]
