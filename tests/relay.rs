@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::ffmpeg::Ffmpeg;
-use common::play::{ffmpeg_plays, media_playlist, stream_stats};
+use common::play::{ffmpeg_plays, media_playlist, stream_stats, watch_sequences};
 use common::*;
 use flotilla::rtmp::client::RtmpClient;
 use flotilla::rtmp::flv::Depacketizer;
@@ -265,17 +265,9 @@ fn viewers_of_a_relaying_node_play_across_a_failover_of_the_capturer() {
     let url = format!("http://{}/cam/index.m3u8", edge.http);
     let player = std::thread::spawn(move || ffmpeg_plays(&url, 20));
     let mut sequences = Vec::new();
-    let watch = |seconds: u64, sequences: &mut Vec<u64>| {
-        for _ in 0..seconds * 5 {
-            if let Some((sequence, _)) = media_playlist(edge.http, "cam") {
-                sequences.push(sequence);
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    };
-    watch(5, &mut sequences);
+    watch_sequences(edge.http, "cam", 5, &mut sequences);
     drop(a.node.take()); // kill -9
-    watch(15, &mut sequences);
+    watch_sequences(edge.http, "cam", 15, &mut sequences);
     assert!(
         sequences.windows(2).all(|w| w[1] >= w[0]),
         "the media sequence went back: {sequences:?}"

@@ -8,7 +8,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::play::{ffmpeg_plays, media_playlist, stream_stats};
+use common::play::{ffmpeg_plays, media_playlist, stream_stats, watch_sequences};
 use common::*;
 use serde_json::Value;
 
@@ -100,17 +100,9 @@ fn two_sources_give_origin_ha_and_viewers_play_across_the_loss_of_one() {
     let url = format!("http://{}/live/tv/index.m3u8", edge.http);
     let player = std::thread::spawn(move || ffmpeg_plays(&url, 20));
     let mut sequences = Vec::new();
-    let watch = |seconds: u64, sequences: &mut Vec<u64>| {
-        for _ in 0..seconds * 5 {
-            if let Some((sequence, _)) = media_playlist(edge.http, "live/tv") {
-                sequences.push(sequence);
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    };
-    watch(5, &mut sequences);
+    watch_sequences(edge.http, "live/tv", 5, &mut sequences);
     drop(one.node.take()); // kill -9
-    watch(15, &mut sequences);
+    watch_sequences(edge.http, "live/tv", 15, &mut sequences);
     assert!(
         sequences.windows(2).all(|w| w[1] >= w[0]),
         "the media sequence went back: {sequences:?}"

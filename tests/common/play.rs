@@ -61,3 +61,14 @@ pub fn ffmpeg_plays(url: &str, seconds: u32) -> (bool, String) {
         String::from_utf8_lossy(&output.stderr).to_string(),
     )
 }
+
+/// Reads the media sequence of `name`'s playlist on `at` five times a second for
+/// `seconds`, appending each to `sequences` (a viewer's view across a failover).
+pub fn watch_sequences(at: SocketAddr, name: &str, seconds: u64, sequences: &mut Vec<u64>) {
+    for _ in 0..seconds * 5 {
+        if let Some((sequence, _)) = media_playlist(at, name) {
+            sequences.push(sequence);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
