@@ -137,47 +137,66 @@ fn entry(
     })
 }
 
-/// A running stream's tracks as Flussonic's `media_info.tracks` lists them: content,
-/// codec (RFC 6381), picture size or sample rate and channels, and bitrate in kbit/s (the
-/// stream's input bitrate shared by the bytes each track brought).
+/// A running stream's tracks as Flussonic's `media_info.tracks` lists them: `track_id`
+/// (`v1`, `a1`, `a2`…), content, codec (Flussonic's names: `h264`, `hevc`, `mp2v`, `aac`,
+/// `mp2a`, `ac3`, `eac3`), picture size or sample rate and channels, language, and bitrate
+/// in kbit/s (the stream's input bitrate shared by the bytes each track brought); flotilla
+/// adds `codec_string` (RFC 6381, as HLS's CODECS says it).
 fn tracks(live: &crate::media::live::LiveStream) -> Vec<Value> {
     let counters = &live.counters;
-    let rendition = live.rendition();
     let total = counters.bytes_in.load(Ordering::Relaxed).max(1);
     let bitrate = counters.input_bitrate.load(Ordering::Relaxed);
     let share = |bytes: u64| bitrate.saturating_mul(bytes) / total / 1000;
-    let codec = |prefix: &str| {
-        rendition
-            .codecs
-            .iter()
-            .find(|c| c.starts_with(prefix))
-            .cloned()
-    };
-    let mut tracks = Vec::new();
-    let video_bytes = counters.video_bytes_in.load(Ordering::Relaxed);
-    if video_bytes > 0 || rendition.width.is_some() {
-        tracks.push(json!({
-            "track_id": "v1",
-            "content": "video",
-            "codec": codec("avc1"),
-            "width": rendition.width,
-            "height": rendition.height,
-            "bitrate": share(video_bytes),
-        }));
+    let facts = live.track_facts();
+    let mut audio_index = 0;
+    live.program()
+        .iter()
+        .map(|(number, track)| {
+            let bytes = counters
+                .track_bytes_in
+                .get(usize::from(number))
+                .map_or(0, |b| b.load(Ordering::Relaxed));
+            let known = facts.get(number).filter(|f| f.codec == track.codec);
+            let codec_string = known.and_then(|f| f.codec_string.clone());
+            if track.codec.is_video() {
+                json!({
+                    "track_id": "v1",
+                    "content": "video",
+                    "codec": flussonic_codec(track.codec),
+                    "codec_string": codec_string,
+                    "width": known.and_then(|f| f.width),
+                    "height": known.and_then(|f| f.height),
+                    "bitrate": share(bytes),
+                })
+            } else {
+                audio_index += 1;
+                json!({
+                    "track_id": format!("a{audio_index}"),
+                    "content": "audio",
+                    "codec": flussonic_codec(track.codec),
+                    "codec_string": codec_string,
+                    "sample_rate": known.and_then(|f| f.sample_rate),
+                    "channels": known.and_then(|f| f.channels),
+                    "language": track.language.map(|l| l.as_str().to_string()),
+                    "bitrate": share(bytes),
+                })
+            }
+        })
+        .collect()
+}
+
+/// Flussonic's name of a codec in `media_info`.
+fn flussonic_codec(codec: crate::media::frame::Codec) -> &'static str {
+    use crate::media::frame::Codec;
+    match codec {
+        Codec::H264 => "h264",
+        Codec::H265 => "hevc",
+        Codec::Mpeg2Video => "mp2v",
+        Codec::Aac => "aac",
+        Codec::MpegAudio => "mp2a",
+        Codec::Ac3 => "ac3",
+        Codec::Eac3 => "eac3",
     }
-    let audio_bytes = counters.audio_bytes_in.load(Ordering::Relaxed);
-    let sample_rate = counters.audio_sample_rate.load(Ordering::Relaxed);
-    if audio_bytes > 0 || codec("mp4a").is_some() {
-        tracks.push(json!({
-            "track_id": "a1",
-            "content": "audio",
-            "codec": codec("mp4a"),
-            "sample_rate": (sample_rate > 0).then_some(sample_rate),
-            "channels": (sample_rate > 0).then(|| counters.audio_channels.load(Ordering::Relaxed)),
-            "bitrate": share(audio_bytes),
-        }));
-    }
-    tracks
 }
 
 /// Nodes (by identity, `host:port`) running `stream`: this node when frames flow here; for a cluster_ingest

@@ -20,7 +20,7 @@ pub enum Published {
     Frame(Frame),
     /// The tracks the publisher declares (its metadata and sequence headers), sent when
     /// they change: the stream's first segment waits for each of them.
-    Tracks(super::ts::mux::Tracks),
+    Tracks(super::program::Tracks),
     /// The publisher left.
     End(String),
 }

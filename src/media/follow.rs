@@ -23,7 +23,8 @@ use bytes::{Bytes, BytesMut};
 use super::frame::Frame;
 use super::live::LiveStream;
 use super::segmenter::MAX_SEGMENT_BYTES;
-use super::ts::mux::{BadMuxState, MuxState, Muxer, Tracks};
+use super::program::{Track, Tracks};
+use super::ts::mux::{BadMuxState, MuxState, Muxer};
 use super::window::{Rendition, Segment};
 
 /// Where one segment ended, as the packager that cut it saw it.
@@ -108,10 +109,7 @@ impl Replica {
     pub fn new(live: Arc<LiveStream>) -> Replica {
         Replica {
             live,
-            muxer: Muxer::new(Tracks {
-                video: true,
-                audio: true,
-            }),
+            muxer: Muxer::new(Tracks::SIMPLE_H264_AAC),
             open: None,
             parts: None,
             sequence_offset: 0,
@@ -174,10 +172,20 @@ impl Replica {
 
     /// One frame from the origin, arrived at `now_ms` (Unix).
     pub fn frame(&mut self, frame: &Frame, in_segment: bool, now_ms: u64) {
+        let program = self.muxer.tracks();
+        if !program.carries(frame) && !in_segment {
+            // Before the first resume (or the origin's program grew and its next cut
+            // brings the new state): live viewers get the track now; segments follow
+            // the origin's state.
+            let mut grown = program;
+            grown.set(frame.track, Track::of(frame.codec));
+            self.muxer.set_tracks(grown);
+        }
         let muxed = self.muxer.mux(frame);
         if muxed.bytes.is_empty() {
             return;
         }
+        self.live.set_program(self.muxer.tracks());
         self.live.count_frame(frame, now_ms);
         if let Some(open) = &mut self.open
             && in_segment

@@ -58,8 +58,8 @@ pub fn is_keyframe(access_unit: &[u8]) -> bool {
 pub struct VideoInfo {
     pub width: u32,
     pub height: u32,
-    /// RFC 6381 codec string, e.g. `avc1.42c01e`.
-    pub codec: String,
+    /// RFC 6381 codec string, e.g. `avc1.42c01e`; `None` for a codec HLS has none for.
+    pub codec: Option<String>,
 }
 
 /// Video info from the first SPS of an access unit, if it has one that parses.
@@ -71,7 +71,7 @@ pub fn video_info(access_unit: &[u8]) -> Option<VideoInfo> {
     Some(VideoInfo {
         width,
         height,
-        codec: parsed.rfc6381().to_string().to_ascii_lowercase(),
+        codec: Some(parsed.rfc6381().to_string().to_ascii_lowercase()),
     })
 }
 
@@ -105,6 +105,6 @@ mod tests {
         assert!(is_keyframe(&first.data));
         let info = video_info(&first.data).unwrap();
         assert_eq!((info.width, info.height), (640, 360));
-        assert!(info.codec.starts_with("avc1.42"), "{}", info.codec);
+        assert!(info.codec.as_deref().unwrap().starts_with("avc1.42"), "{:?}", info.codec);
     }
 }

@@ -22,7 +22,7 @@ use http_body_util::BodyExt;
 
 use super::frame::Frame;
 use super::source::TsFrames;
-use super::ts::mux::Tracks;
+use super::program::Tracks;
 use flotilla_otp::rt::Runtime;
 
 /// Segments a new follower starts behind the live edge (players start three back).

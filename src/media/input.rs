@@ -25,7 +25,7 @@ use super::hls_pull::{HlsPull, Location};
 use super::rtsp_pull::{RtpTransport, RtspPull};
 use super::source::{ClipFrames, TsFrames};
 use super::ts::demux::Program;
-use super::ts::mux::Tracks;
+use super::program::Tracks;
 use crate::error::{Classified, Fault};
 use crate::rtmp::client::RtmpClient;
 use crate::rtmp::flv::Depacketizer;
@@ -387,7 +387,7 @@ impl Input {
         Input::Publish {
             receiver: directory.open_publish_point(name),
             timeline: super::timeline::Timeline::starting_at(start_dts),
-            tracks: Tracks::default(),
+            tracks: Tracks::EMPTY,
             waiting: true,
         }
     }

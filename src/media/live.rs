@@ -18,13 +18,13 @@ use std::sync::{Arc, OnceLock, RwLock};
 use bytes::Bytes;
 use tokio::sync::broadcast;
 
-use super::aac;
 use super::follow::{Cut, FollowEvent, SegmentInfo};
 use super::frame::{CLOCK_HZ, Frame, ticks_to_ms};
-use super::h264;
+use super::program::{MAX_TRACKS, Track, Tracks};
 use super::segmenter::{Chunk, Segmenter};
-use super::tracks::{self, Gated, TrackGate};
-use super::ts::mux::{Muxed, Muxer, Tracks};
+use super::track_facts::TrackTable;
+use super::tracks::{Gated, TrackGate};
+use super::ts::mux::{Muxed, Muxer};
 use super::window::{Rendition, Segment, Window};
 
 /// Chunks (one per frame) a live viewer may fall behind before it is dropped: ~20 s of a
@@ -76,13 +76,8 @@ pub struct LiveCounters {
     pub relay_subscribers: AtomicU64,
     /// Bytes of relay frames sent to relaying nodes (framing included, QUIC not).
     pub relay_bytes_out: AtomicU64,
-    /// Of `bytes_in`, the video track's and the audio track's.
-    pub video_bytes_in: AtomicU64,
-    pub audio_bytes_in: AtomicU64,
-    /// The audio track's sample rate (Hz) and channels, from its latest ADTS header; 0
-    /// before the first audio frame.
-    pub audio_sample_rate: AtomicU64,
-    pub audio_channels: AtomicU64,
+    /// Of `bytes_in`, each track's, by track number.
+    pub track_bytes_in: [AtomicU64; MAX_TRACKS],
 }
 
 /// The shared state of one running stream.
@@ -99,8 +94,13 @@ pub struct LiveStream {
     /// The frames of the current GOP and the live frames, for RTMP players.
     gop_frames: RwLock<Vec<Frame>>,
     frames: Followers<Frame>,
-    /// The latest audio frame, for the AAC sequence header of joining RTMP players.
-    last_audio: RwLock<Option<Frame>>,
+    /// The latest frame of each audio track, for the AAC sequence header of joining
+    /// RTMP players.
+    last_audio: RwLock<[Option<Frame>; MAX_TRACKS]>,
+    /// The program the stream's frames are muxed into now.
+    program: RwLock<Tracks>,
+    /// What the frames told about each track.
+    facts: RwLock<TrackTable>,
     /// Nodes relaying this stream: its frames and where its segments end, in order
     /// (see `media::follow`).
     follow: Followers<FollowEvent>,
@@ -132,7 +132,9 @@ impl LiveStream {
             chunks: Followers::default(),
             gop_frames: RwLock::new(Vec::new()),
             frames: Followers::default(),
-            last_audio: RwLock::new(None),
+            last_audio: RwLock::new(Default::default()),
+            program: RwLock::new(Tracks::EMPTY),
+            facts: RwLock::new(TrackTable::default()),
             follow: Followers::default(),
             published: tokio::sync::watch::channel(0).0,
             gops: tokio::sync::watch::channel(0).0,
@@ -243,12 +245,14 @@ impl LiveStream {
             .iter()
             .map(|frame| frame.data.len())
             .sum();
-        let audio = self
+        let audio: usize = self
             .last_audio
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .map_or(0, |frame| frame.data.len());
+            .iter()
+            .flatten()
+            .map(|frame| frame.data.len())
+            .sum();
         window + (chunks + frames + audio) as u64
     }
 
@@ -302,17 +306,44 @@ impl LiveStream {
         (gop.clone(), receiver)
     }
 
-    /// Subscribes an RTMP player: the current GOP's frames, the latest audio frame (for
-    /// its codec configuration), then every frame after them.
-    pub fn subscribe_frames(&self) -> (Vec<Frame>, Option<Frame>, broadcast::Receiver<Frame>) {
+    /// Subscribes an RTMP player: the current GOP's frames, the latest frame of each
+    /// audio track (for its codec configuration), then every frame after them.
+    pub fn subscribe_frames(&self) -> (Vec<Frame>, Vec<Frame>, broadcast::Receiver<Frame>) {
         let gop = self.gop_frames.read().unwrap_or_else(|p| p.into_inner());
         let receiver = self.frames.subscribe();
         let audio = self
             .last_audio
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .clone();
+            .iter()
+            .flatten()
+            .cloned()
+            .collect();
         (gop.clone(), audio, receiver)
+    }
+
+    /// The program the stream's frames are muxed into now (empty before its tracks are
+    /// settled).
+    pub fn program(&self) -> Tracks {
+        *self.program.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records the program its frames are muxed into (the packager, on every frame: a
+    /// read when nothing changed).
+    pub(super) fn set_program(&self, program: Tracks) {
+        if self.program() == program {
+            return;
+        }
+        *self.program.write().unwrap_or_else(|p| p.into_inner()) = program;
+        self.facts
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .keep_only(&program);
+    }
+
+    /// What the frames told about each track.
+    pub fn track_facts(&self) -> TrackTable {
+        self.facts.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Subscribes a relaying node: the window as it is (its shape and segments), then
@@ -379,19 +410,38 @@ impl LiveStream {
         counters.frames_in.fetch_add(1, Ordering::Relaxed);
         let bytes = frame.data.len() as u64;
         counters.bytes_in.fetch_add(bytes, Ordering::Relaxed);
-        if frame.codec.is_video() {
-            counters.video_bytes_in.fetch_add(bytes, Ordering::Relaxed);
-        } else {
-            counters.audio_bytes_in.fetch_add(bytes, Ordering::Relaxed);
-            if let Some(header) = aac::parse_header(&frame.data) {
-                let rate = u64::from(header.sample_rate);
-                counters.audio_sample_rate.store(rate, Ordering::Relaxed);
-                let channels = u64::from(header.channels);
-                counters.audio_channels.store(channels, Ordering::Relaxed);
-            }
+        if let Some(track_bytes) = counters.track_bytes_in.get(usize::from(frame.track)) {
+            track_bytes.fetch_add(bytes, Ordering::Relaxed);
+        }
+        if frame.keyframe {
+            self.learn(frame);
         }
         counters.last_frame_ms.store(now_ms, Ordering::Relaxed);
         counters.last_dts.fetch_max(frame.dts, Ordering::Relaxed);
+    }
+
+    /// Learns what `frame` tells about its track (under a read lock unless something
+    /// changed), and what the master playlist says from it.
+    fn learn(&self, frame: &Frame) {
+        let program = self.program();
+        let learnt = self
+            .facts
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .learnt_from(frame, &program);
+        let Some(facts) = learnt else {
+            return;
+        };
+        let mut table = self.facts.write().unwrap_or_else(|p| p.into_inner());
+        table.set(frame.track, facts);
+        let (resolution, codecs) = (table.resolution(), table.codec_strings());
+        drop(table);
+        let mut rendition = self.rendition.write().unwrap_or_else(|p| p.into_inner());
+        if let Some((width, height)) = resolution {
+            rendition.width = Some(width);
+            rendition.height = Some(height);
+        }
+        rendition.codecs = codecs;
     }
 
     /// Hands a muxed frame to the live viewers: its TS bytes (HTTP-MPEG-TS), the frame
@@ -415,7 +465,10 @@ impl LiveStream {
             self.gops.send_modify(|count| *count += 1);
         }
         if !frame.codec.is_video() {
-            *self.last_audio.write().unwrap_or_else(|p| p.into_inner()) = Some(frame.clone());
+            let mut last = self.last_audio.write().unwrap_or_else(|p| p.into_inner());
+            if let Some(slot) = last.get_mut(usize::from(frame.track)) {
+                *slot = Some(frame.clone());
+            }
         }
     }
 
@@ -468,17 +521,14 @@ impl Packager {
         let segment_ms = live.packaging.segment_duration_ms;
         Packager {
             live,
-            muxer: Muxer::new(Tracks {
-                video: true,
-                audio: true,
-            }),
+            muxer: Muxer::new(Tracks::SIMPLE_H264_AAC),
             segmenter: Segmenter::new(segment_ms),
             anchor: None,
             window_bytes: 0,
             window_start: None,
             shift: 0,
             highest_dts: None,
-            declared: Tracks::default(),
+            declared: Tracks::EMPTY,
             gate: TrackGate::default(),
             joining: None,
         }
@@ -500,7 +550,7 @@ impl Packager {
     /// switch or a timestamp jump.
     pub fn push(&mut self, frame: &Frame, discontinuity: bool, now_ms: u64) {
         let switched_tracks = self.gate.settled().filter(|settled| {
-            discontinuity && self.declared != Tracks::default() && *settled != self.declared
+            discontinuity && !self.declared.is_empty() && *settled != self.declared
         });
         if switched_tracks.is_some() {
             // A new source with other tracks: its first segment is cut anyway.
@@ -528,20 +578,18 @@ impl Packager {
     /// discontinuity; until then the new track's frames are dropped (no PMT names them).
     fn admit(&mut self, frame: &Frame) -> (bool, bool) {
         let program = self.muxer.tracks();
-        if !tracks::carries(program, frame) {
-            let grown = tracks::union(program, tracks::track_of(frame));
+        if !program.carries(frame) {
+            // A new track, or a track whose codec changed without a source switch.
+            let mut grown = program;
+            grown.set(frame.track, Track::of(frame.codec));
             tracing::info!(
                 stream = %self.live.name,
-                video = grown.video,
-                audio = grown.audio,
-                "the source added a track: the program changes at the next keyframe"
+                tracks = %grown.describe(),
+                "the source added or changed a track: the program changes at the next keyframe"
             );
             self.muxer.set_tracks(grown);
             self.gate.resettle(grown);
-            self.joining = Some(tracks::union(
-                self.joining.unwrap_or_default(),
-                tracks::track_of(frame),
-            ));
+            self.joining = Some(self.joining.unwrap_or_default().union(&Tracks::of_frame(frame)));
             return (false, false);
         }
         match self.joining {
@@ -549,7 +597,7 @@ impl Packager {
                 self.joining = None;
                 (true, true)
             }
-            Some(joining) if tracks::carries(joining, frame) => (false, false),
+            Some(joining) if joining.carries(frame) => (false, false),
             _ => (true, false),
         }
     }
@@ -579,13 +627,9 @@ impl Packager {
             &shifted
         };
         self.highest_dts = self.highest_dts.max(Some(frame.dts));
+        self.live.set_program(self.muxer.tracks());
         self.live.count_frame(frame, now_ms);
         self.measure_bitrate(frame);
-        if frame.starts_gop() {
-            self.learn_video(frame);
-        } else if !frame.codec.is_video() {
-            self.learn_audio(frame);
-        }
         let (anchor_ms, anchor_dts) = *self.anchor.get_or_insert((now_ms, frame.dts));
         let mux_before = self.muxer.state();
         let muxed = self.muxer.mux(frame);
@@ -635,36 +679,6 @@ impl Packager {
             rendition.bandwidth_bps = bitrate * 6 / 5;
             self.window_start = Some(frame.dts);
             self.window_bytes = 0;
-        }
-    }
-
-    fn learn_video(&mut self, frame: &Frame) {
-        let Some(info) = h264::video_info(&frame.data) else {
-            return;
-        };
-        let mut rendition = self
-            .live
-            .rendition
-            .write()
-            .unwrap_or_else(|p| p.into_inner());
-        rendition.width = Some(info.width);
-        rendition.height = Some(info.height);
-        if !rendition.codecs.iter().any(|c| c.starts_with("avc1")) {
-            rendition.codecs.insert(0, info.codec);
-        }
-    }
-
-    fn learn_audio(&mut self, frame: &Frame) {
-        let Some(header) = aac::parse_header(&frame.data) else {
-            return;
-        };
-        let mut rendition = self
-            .live
-            .rendition
-            .write()
-            .unwrap_or_else(|p| p.into_inner());
-        if !rendition.codecs.iter().any(|c| c.starts_with("mp4a")) {
-            rendition.codecs.push(aac::codec_string(&header));
         }
     }
 }
@@ -840,10 +854,7 @@ mod tests {
         assert!(!gop.is_empty() && !gop_frames.is_empty());
         let mut packager = Packager::new(live.clone());
         // A source that declares video only: its first keyframe settles the tracks.
-        packager.declare_tracks(Tracks {
-            video: true,
-            audio: false,
-        });
+        packager.declare_tracks(Tracks::SIMPLE_H264);
         let mut clip = ClipFrames::new(crate::media::TEST_CLIP_TS).unwrap();
         let (frame, _) = clip.next_frame();
         packager.push(&frame, false, 1_700_000_000_000);
@@ -886,10 +897,7 @@ mod tests {
             .collect()
     }
 
-    const BOTH: Tracks = Tracks {
-        video: true,
-        audio: true,
-    };
+    const BOTH: Tracks = Tracks::SIMPLE_H264_AAC;
 
     #[test]
     fn the_first_segment_names_audio_that_arrives_after_the_first_keyframe() {
@@ -902,7 +910,7 @@ mod tests {
             assert!(!discontinuity);
         }
         // Undeclared (a source without metadata): the same, within the discovery deadline.
-        let live = package_with_late_audio(8, 1, Tracks::default());
+        let live = package_with_late_audio(8, 1, Tracks::EMPTY);
         for (_, bytes) in segments_of(&live) {
             assert_eq!(segment_tracks(&bytes), BOTH);
         }
@@ -911,10 +919,7 @@ mod tests {
     #[test]
     fn a_track_that_appears_later_starts_a_discontinuity_with_a_new_pmt() {
         // Declared video only, audio from 5 s on: too late to be waited for.
-        let video = Tracks {
-            video: true,
-            audio: false,
-        };
+        let video = Tracks::SIMPLE_H264;
         let live = package_with_late_audio(12, 5, video);
         let segments = segments_of(&live);
         let first_with_audio = segments

@@ -5,21 +5,28 @@
 //! state, which HTTP and RTMP handlers read directly (never through a mailbox).
 
 pub mod aac;
+pub mod audio;
+pub mod bits;
 pub mod directory;
 pub mod follow;
 pub mod frame;
 pub mod h264;
+pub mod h265;
 pub mod hls_pull;
 pub mod input;
 pub mod live;
+pub mod mpeg2;
 pub mod name;
+pub mod program;
 pub mod rtsp_pull;
 pub mod segmenter;
 pub mod service;
 pub mod source;
 pub mod timeline;
+pub mod track_facts;
 pub mod tracks;
 pub mod ts;
+pub mod video;
 pub mod window;
 
 /// The built-in test clip (see assets/README.md): 4 s of H.264 + AAC in MPEG-TS.

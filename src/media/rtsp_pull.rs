@@ -8,9 +8,9 @@
 //! and G.711. Its `FrameFormat::SIMPLE` hands over what the media plane works on: Annex-B
 //! access units with the parameter sets before every keyframe, and ADTS AAC.
 //!
-//! What flotilla adds: the choice of tracks (the first H.264 video and the first AAC
-//! audio; other codecs are named in the log and the stream goes on without them, never
-//! silently), RTP timestamps onto the stream's continuous timeline, bounded deadlines for
+//! What flotilla adds: the choice of tracks (the first H.264 or H.265 video and the first
+//! AAC audio; other codecs, G.711 among them, which MPEG-TS has no place for, are named in
+//! the log and the stream goes on without them, never silently), RTP timestamps onto the stream's continuous timeline, bounded deadlines for
 //! connecting and for each step, and the credentials taken out of the URL so that they
 //! never reach a log line. A camera that reboots or drops the session fails the input,
 //! and the stream's supervisor reconnects with its backoff.
@@ -27,7 +27,7 @@ use retina::codec::{CodecItem, FrameFormat};
 
 use super::frame::{CLOCK_HZ, Codec, Frame};
 use super::timeline::Timeline;
-use super::ts::mux::Tracks;
+use super::program::Tracks;
 
 /// Time DESCRIBE, SETUP and PLAY may take together.
 pub const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -95,7 +95,8 @@ fn percent_decoded(text: &str) -> String {
 /// A playing camera session.
 pub struct RtspPull {
     session: Demuxed,
-    video: Option<usize>,
+    /// The video stream's index and codec.
+    video: Option<(usize, Codec)>,
     audio: Option<usize>,
     timeline: Timeline,
     /// The last video dts on the timeline: RTP carries presentation times only, and a
@@ -147,13 +148,14 @@ impl RtspPull {
         for (index, track) in session.streams().iter().enumerate() {
             let name = track.encoding_name().to_ascii_lowercase();
             match (track.media(), name.as_str()) {
-                ("video", "h264") if video.is_none() => video = Some(index),
+                ("video", "h264") if video.is_none() => video = Some((index, Codec::H264)),
+                ("video", "h265") if video.is_none() => video = Some((index, Codec::H265)),
                 ("audio", "mpeg4-generic") if audio.is_none() => audio = Some(index),
                 (media, _) => skipped.push(format!("{media} {name}")),
             }
         }
         for track in &skipped {
-            tracing::warn!(%stream, %track, "camera track not carried: flotilla passes H.264 video and AAC audio from RTSP; the stream goes on without it");
+            tracing::warn!(%stream, %track, "camera track not carried: flotilla passes H.264 or H.265 video and AAC audio from RTSP; the stream goes on without it");
         }
         if video.is_none() && audio.is_none() {
             return Err(RtspError::NoTrack(skipped.join(", ")));
@@ -162,7 +164,7 @@ impl RtspPull {
             RtpTransport::Tcp => Transport::Tcp(TcpTransportOptions::default()),
             RtpTransport::Udp => Transport::Udp(UdpTransportOptions::default()),
         };
-        for index in video.iter().chain(audio.iter()) {
+        for index in video.iter().map(|(index, _)| index).chain(audio.iter()) {
             session
                 .setup(
                     *index,
@@ -191,10 +193,10 @@ impl RtspPull {
 
     /// The tracks the session carries.
     pub fn tracks(&self) -> Tracks {
-        Tracks {
-            video: self.video.is_some(),
-            audio: self.audio.is_some(),
-        }
+        Tracks::simple(
+            self.video.map(|(_, codec)| codec),
+            self.audio.map(|_| Codec::Aac),
+        )
     }
 
     /// A frame's RTP time on the 90 kHz clock (retina unwraps the 32-bit RTP clock).
@@ -214,10 +216,13 @@ impl RtspPull {
                 None => return Err(RtspError::Ended),
             };
             let (codec, source_ticks, keyframe, data) = match item {
-                CodecItem::VideoFrame(frame) if Some(frame.stream_id()) == self.video => {
+                CodecItem::VideoFrame(frame)
+                    if Some(frame.stream_id()) == self.video.map(|(index, _)| index) =>
+                {
+                    let codec = self.video.map_or(Codec::H264, |(_, codec)| codec);
                     let ticks = Self::ticks(frame.timestamp());
                     let keyframe = frame.is_random_access_point();
-                    (Codec::H264, ticks, keyframe, Bytes::from(frame.into_data()))
+                    (codec, ticks, keyframe, Bytes::from(frame.into_data()))
                 }
                 CodecItem::AudioFrame(frame) if Some(frame.stream_id()) == self.audio => {
                     let ticks = Self::ticks(frame.timestamp());
@@ -232,7 +237,7 @@ impl RtspPull {
             };
             let mapped = self.timeline.map(source_ticks);
             let mut dts = mapped.dts;
-            if codec == Codec::H264 {
+            if codec.is_video() {
                 if let Some(last) = self.last_video_dts
                     && dts <= last
                     && !mapped.discontinuity
@@ -243,6 +248,7 @@ impl RtspPull {
             }
             let frame = Frame {
                 codec,
+                track: Frame::default_track(codec),
                 dts,
                 pts: mapped.dts.max(dts),
                 keyframe,

@@ -363,7 +363,7 @@ impl MediaService {
                 loop {
                     let (frame, _) = input.next(&self.runtime).await.ok()?;
                     let decodable =
-                        frame.starts_gop() || (!input.tracks().video && !frame.codec.is_video());
+                        frame.starts_gop() || (!input.tracks().has_video() && !frame.codec.is_video());
                     if decodable {
                         return Some((input, frame));
                     }

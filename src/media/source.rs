@@ -11,36 +11,25 @@ use bytes::Bytes;
 
 use super::aac;
 use super::frame::{CLOCK_HZ, Codec, Frame};
-use super::h264;
+use super::program::{MAX_TRACKS, Tracks};
 use super::timeline::{DEFAULT_FRAME_TICKS, Timeline, WRAP_TICKS};
 use super::ts::demux::{Demuxer, Pes, Program};
-use super::ts::mux::Tracks;
-use super::ts::{STREAM_TYPE_ADTS_AAC, STREAM_TYPE_H264};
+use super::video;
 
 /// Frames buffered between a push and the pops that drain it: a burst of a few seconds
 /// of a high-bitrate stream; more means the consumer stopped popping.
 pub const MAX_PENDING_FRAMES: usize = 4096;
 
-/// The codec of a PMT stream type, if flotilla carries it.
-fn codec_of(stream_type: u8) -> Option<Codec> {
-    match stream_type {
-        STREAM_TYPE_H264 => Some(Codec::H264),
-        STREAM_TYPE_ADTS_AAC => Some(Codec::Aac),
-        _ => None,
-    }
-}
-
 /// A PES packet as a frame with source timestamps (not yet on the timeline).
 fn source_frame(pes: Pes) -> Option<(Frame, u64, u64)> {
-    let codec = codec_of(pes.stream_type)?;
     let pts = pes.pts?;
     let dts = pes.dts.unwrap_or(pts);
-    let keyframe = match codec {
-        Codec::H264 => pes.random_access || h264::is_keyframe(&pes.data),
-        Codec::Aac => true,
-    };
+    let keyframe = !pes.codec.is_video()
+        || pes.random_access
+        || video::is_keyframe(pes.codec, &pes.data);
     let frame = Frame {
-        codec,
+        codec: pes.codec,
+        track: pes.track,
         dts: 0,
         pts: 0,
         keyframe,
@@ -92,8 +81,7 @@ impl TsFrames {
             let Some((frame, pts, dts)) = source_frame(pes) else {
                 continue;
             };
-            self.tracks.video |= frame.codec.is_video();
-            self.tracks.audio |= !frame.codec.is_video();
+            self.tracks = self.tracks.union(&Tracks::of_frame(&frame));
             if self.pending.len() >= MAX_PENDING_FRAMES {
                 self.pending.pop_front();
                 self.overflowed += 1;
@@ -114,9 +102,14 @@ impl TsFrames {
         self.timeline.restart();
     }
 
-    /// Tracks the source's PMT names, and any others seen so far.
+    /// Tracks the source's PMT names (with their languages), and any others seen so far.
     pub fn tracks(&self) -> Tracks {
-        crate::media::tracks::union(self.tracks, self.demuxer.announced_tracks())
+        self.demuxer.announced_tracks().union(&self.tracks)
+    }
+
+    /// The source's elementary streams that are not carried, described for the operator.
+    pub fn skipped(&self) -> &[String] {
+        self.demuxer.skipped()
     }
 
     /// Why the input cannot go on, when the program asked for is not in the stream.
@@ -138,7 +131,7 @@ impl TsFrames {
 /// Why a clip cannot be looped.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ClipError {
-    #[error("the file holds no H.264 or AAC frames flotilla can play")]
+    #[error("the file holds no frames of a codec flotilla carries")]
     NoFrames,
 }
 
@@ -160,17 +153,42 @@ pub struct ClipFrames {
     tracks: Tracks,
 }
 
-/// How long `frame` lasts, ticks: an AAC frame's samples, a video frame `video_interval`.
-fn duration_ticks(frame: &Frame, video_interval: u64) -> u64 {
-    match frame.codec {
-        Codec::H264 => video_interval,
-        Codec::Aac => aac::frames(&frame.data)
+/// How long `frame` lasts, ticks: an AAC frame its samples (all the ADTS frames a PES
+/// packs), any other frame its track's interval (`intervals`, by track number).
+fn duration_ticks(frame: &Frame, intervals: &[u64; MAX_TRACKS]) -> u64 {
+    if frame.codec == Codec::Aac {
+        return aac::frames(&frame.data)
             .map(|(header, _)| {
                 aac::SAMPLES_PER_FRAME * CLOCK_HZ / u64::from(header.sample_rate.max(1))
             })
             .sum::<u64>()
-            .max(1),
+            .max(1);
     }
+    intervals
+        .get(usize::from(frame.track))
+        .copied()
+        .unwrap_or(DEFAULT_FRAME_TICKS)
+}
+
+/// Each track's frame interval: the smallest step between its consecutive frames.
+fn track_intervals(frames: &[Frame]) -> [u64; MAX_TRACKS] {
+    let mut intervals = [DEFAULT_FRAME_TICKS; MAX_TRACKS];
+    for (number, interval) in intervals.iter_mut().enumerate() {
+        let dts: Vec<u64> = frames
+            .iter()
+            .filter(|f| usize::from(f.track) == number)
+            .map(|f| f.dts)
+            .collect();
+        if let Some(step) = dts
+            .windows(2)
+            .map(|pair| pair[1].saturating_sub(pair[0]))
+            .filter(|step| *step > 0)
+            .min()
+        {
+            *interval = step;
+        }
+    }
+    intervals
 }
 
 impl ClipFrames {
@@ -199,10 +217,11 @@ impl ClipFrames {
         if frames.is_empty() {
             return Err(ClipError::NoFrames);
         }
-        let tracks = Tracks {
-            video: has_video,
-            audio: frames.iter().any(|(f, _, _)| !f.codec.is_video()),
-        };
+        let tracks = frames
+            .iter()
+            .fold(demuxer.announced_tracks(), |tracks, (frame, _, _)| {
+                tracks.union(&Tracks::of_frame(frame))
+            });
         // The clip's timestamps relative to its first frame (33-bit wrap undone), then
         // shifted so that its earliest frame is at 0: audio interleaved before the first
         // keyframe keeps its place instead of piling up at the start.
@@ -228,21 +247,11 @@ impl ClipFrames {
                 frame
             })
             .collect();
-        let video_dts: Vec<u64> = frames
-            .iter()
-            .filter(|f| f.codec.is_video())
-            .map(|f| f.dts)
-            .collect();
-        let video_interval = video_dts
-            .windows(2)
-            .map(|pair| pair[1].saturating_sub(pair[0]))
-            .filter(|step| *step > 0)
-            .min()
-            .unwrap_or(DEFAULT_FRAME_TICKS);
+        let intervals = track_intervals(&frames);
         let start = frames.iter().map(|f| f.dts).min().unwrap_or(0);
         let end = frames
             .iter()
-            .map(|f| f.dts + duration_ticks(f, video_interval))
+            .map(|f| f.dts + duration_ticks(f, &intervals))
             .max()
             .unwrap_or(start + DEFAULT_FRAME_TICKS);
         Ok(ClipFrames {
@@ -325,8 +334,8 @@ mod tests {
             if let Some(previous) = track.as_ref() {
                 // Video: after the previous frame; audio: once its samples are played.
                 let ends = match previous.codec {
-                    Codec::H264 => previous.dts + 1,
-                    Codec::Aac => previous.dts + duration_ticks(previous, 0),
+                    Codec::Aac => previous.dts + duration_ticks(previous, &[0; MAX_TRACKS]),
+                    _ => previous.dts + 1,
                 };
                 assert!(
                     frame.dts >= ends,
@@ -354,10 +363,7 @@ mod tests {
         assert!(video >= 99, "{video}");
         assert_eq!(
             frames.tracks(),
-            Tracks {
-                video: true,
-                audio: true
-            }
+            Tracks::simple(Some(Codec::H264), Some(Codec::Aac))
         );
     }
 

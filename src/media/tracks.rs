@@ -8,7 +8,8 @@
 //!
 //! So a starting stream holds its first frames in a [`TrackGate`] until it knows every
 //! track it will carry: each track its source declared (the source's PMT, the publisher's
-//! metadata or sequence headers) has delivered a frame, or both video and audio have, or
+//! metadata or sequence headers) has delivered a frame, or, when it declared nothing, both
+//! video and audio have, or
 //! [`TRACK_DISCOVERY_MS`] passed (by wall clock or by stream time, whichever is first),
 //! or [`TRACK_DISCOVERY_MAX_FRAMES`] are held. Then the tracks are settled and the held
 //! frames go out in order, from the last video keyframe before the first audio frame, so
@@ -20,7 +21,7 @@
 use std::collections::VecDeque;
 
 use super::frame::{CLOCK_HZ, Frame};
-use super::ts::mux::Tracks;
+use super::program::Tracks;
 
 /// Longest a starting stream waits for a declared track to deliver its first frame (or
 /// for audio, when nothing was declared) before it settles on the tracks it has seen.
@@ -31,23 +32,6 @@ pub const TRACK_DISCOVERY_MS: u64 = 2_000;
 /// Most frames held while tracks are discovered: a source that sends a burst faster than
 /// real time settles at this count rather than growing the buffer (~10 s at 50 frames/s).
 pub const TRACK_DISCOVERY_MAX_FRAMES: usize = 512;
-
-/// Whether a frame belongs to a track of `tracks`.
-pub fn carries(tracks: Tracks, frame: &Frame) -> bool {
-    if frame.codec.is_video() {
-        tracks.video
-    } else {
-        tracks.audio
-    }
-}
-
-/// The union of two track sets.
-pub fn union(a: Tracks, b: Tracks) -> Tracks {
-    Tracks {
-        video: a.video || b.video,
-        audio: a.audio || b.audio,
-    }
-}
 
 /// What the gate did with an offered frame.
 #[derive(Debug, PartialEq, Eq)]
@@ -112,10 +96,10 @@ impl TrackGate {
             return Gated::Pass;
         };
         let (first_ms, first_dts) = *first.get_or_insert((now_ms, frame.dts));
-        *seen = union(*seen, track_of(frame));
+        *seen = seen.union(&Tracks::of_frame(frame));
         held.push_back((frame.clone(), discontinuity));
-        let declared_all_seen = declared != Tracks::default() && union(declared, *seen) == *seen;
-        let both_seen = seen.video && seen.audio;
+        let declared_all_seen = !declared.is_empty() && seen.covers(&declared);
+        let both_seen = declared.is_empty() && seen.has_video() && seen.has_audio();
         let waited_ms = now_ms
             .saturating_sub(first_ms)
             .max(frame.dts.saturating_sub(first_dts) * 1000 / CLOCK_HZ);
@@ -154,14 +138,6 @@ fn first_with_every_track(frames: &[(Frame, bool)]) -> usize {
         .unwrap_or(0)
 }
 
-/// The one track a frame belongs to.
-pub fn track_of(frame: &Frame) -> Tracks {
-    Tracks {
-        video: frame.codec.is_video(),
-        audio: !frame.codec.is_video(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,6 +149,7 @@ mod tests {
     fn frame(codec: Codec, index: u64) -> Frame {
         Frame {
             codec,
+            track: Frame::default_track(codec),
             dts: index * CLOCK_HZ / 25,
             pts: index * CLOCK_HZ / 25,
             keyframe: codec.is_video() && index == 0,
@@ -180,18 +157,9 @@ mod tests {
         }
     }
 
-    const BOTH: Tracks = Tracks {
-        video: true,
-        audio: true,
-    };
-    const VIDEO: Tracks = Tracks {
-        video: true,
-        audio: false,
-    };
-    const NOTHING: Tracks = Tracks {
-        video: false,
-        audio: false,
-    };
+    const BOTH: Tracks = Tracks::SIMPLE_H264_AAC;
+    const VIDEO: Tracks = Tracks::SIMPLE_H264;
+    const NOTHING: Tracks = Tracks::EMPTY;
 
     #[test]
     fn video_first_waits_for_the_declared_audio() {

@@ -96,6 +96,13 @@ pub enum RtmpError {
     /// A publisher sent media this node does not take (peer).
     #[error("publisher of {name}: {source}")]
     Publisher { name: String, source: FlvError },
+    /// The stream's program is one RTMP cannot carry (local: the stream's codecs, not
+    /// the player; not retried).
+    #[error("stream {name}: {reason}")]
+    NotCarried {
+        name: String,
+        reason: super::carriage::NotCarried,
+    },
     /// The published stream's actor stopped taking frames; its supervisor restarts it,
     /// and the publisher may come back (local, retry).
     #[error("stream {0} stopped taking frames")]
@@ -122,7 +129,8 @@ impl Classified for RtmpError {
             | RtmpError::Play(_)
             | RtmpError::RedirectMessage(_)
             | RtmpError::RedirectChunk(_)
-            | RtmpError::StreamStopped(_) => Fault::Local,
+            | RtmpError::StreamStopped(_)
+            | RtmpError::NotCarried { .. } => Fault::Local,
         }
     }
     fn retryable(&self) -> bool {

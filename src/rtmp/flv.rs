@@ -11,7 +11,8 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::media::aac;
-use crate::media::frame::{Codec, Frame, MAX_FRAME_BYTES};
+use crate::media::frame::{Codec, FIRST_AUDIO_TRACK, Frame, MAX_FRAME_BYTES, VIDEO_TRACK};
+use crate::media::program::Tracks;
 use crate::media::h264::{self, NAL_PPS, NAL_SPS};
 
 /// FLV codec ids.
@@ -61,11 +62,11 @@ impl Depacketizer {
     }
 
     /// The tracks whose codec configuration (sequence header) arrived.
-    pub fn declared_tracks(&self) -> crate::media::ts::mux::Tracks {
-        crate::media::ts::mux::Tracks {
-            video: !self.parameter_sets.is_empty(),
-            audio: self.audio_config.is_some(),
-        }
+    pub fn declared_tracks(&self) -> Tracks {
+        Tracks::simple(
+            (!self.parameter_sets.is_empty()).then_some(Codec::H264),
+            self.audio_config.map(|_| Codec::Aac),
+        )
     }
 
     /// A video tag body with its RTMP timestamp (ms).
@@ -101,6 +102,7 @@ impl Depacketizer {
                 let pts = (dts as i64 + i64::from(composition) * 90).max(0) as u64;
                 Ok(Inbound::Frame(Frame {
                     codec: Codec::H264,
+                    track: VIDEO_TRACK,
                     dts,
                     pts: pts.max(dts),
                     keyframe,
@@ -202,6 +204,7 @@ impl Depacketizer {
                 let dts = u64::from(timestamp_ms) * 90;
                 Ok(Inbound::Frame(Frame {
                     codec: Codec::Aac,
+                    track: FIRST_AUDIO_TRACK,
                     dts,
                     pts: dts,
                     keyframe: true,
@@ -232,7 +235,7 @@ pub fn sequence_headers(
     keyframe: Option<&Frame>,
     audio: Option<&Frame>,
 ) -> (Option<Bytes>, Option<Bytes>) {
-    let video = keyframe.and_then(|frame| {
+    let video = keyframe.filter(|f| f.codec == Codec::H264).and_then(|frame| {
         let sps = h264::nal_units(&frame.data).find(|n| h264::nal_type(n) == NAL_SPS)?;
         let pps = h264::nal_units(&frame.data).find(|n| h264::nal_type(n) == NAL_PPS)?;
         if sps.len() < 4 {
@@ -249,7 +252,7 @@ pub fn sequence_headers(
         out.put_slice(pps);
         Some(out.freeze())
     });
-    let audio = audio.and_then(|frame| {
+    let audio = audio.filter(|f| f.codec == Codec::Aac).and_then(|frame| {
         let header = aac::parse_header(&frame.data)?;
         let frequency_index = ((frame.data[2] >> 2) & 0x0f) as u16;
         let config = (u16::from(header.object_type) << 11)
@@ -264,7 +267,9 @@ pub fn sequence_headers(
 }
 
 /// A frame as FLV tag bodies (one for video; one per ADTS frame for audio, with its
-/// offset in ms from the frame's dts).
+/// offset in ms from the frame's dts). Only H.264 and AAC have FLV bodies: callers decide
+/// what to do with a stream of other codecs before they get here (`super::carriage`);
+/// a frame of another codec has none.
 pub fn packetize(frame: &Frame) -> Vec<(Bytes, u32)> {
     match frame.codec {
         Codec::H264 => {
@@ -294,6 +299,9 @@ pub fn packetize(frame: &Frame) -> Vec<(Bytes, u32)> {
                 (out.freeze(), offset_ms as u32)
             })
             .collect(),
+        Codec::H265 | Codec::Mpeg2Video | Codec::MpegAudio | Codec::Ac3 | Codec::Eac3 => {
+            Vec::new()
+        }
     }
 }
 

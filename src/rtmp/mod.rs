@@ -1,5 +1,6 @@
 //! RTMP: publishing into streams and playing them (`rtmp://HOST/static/NAME`).
 
+pub mod carriage;
 pub mod client;
 mod ephemeral;
 pub mod error;

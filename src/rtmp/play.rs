@@ -8,6 +8,7 @@ use rml_rtmp::time::RtmpTimestamp;
 use std::time::Duration;
 
 use super::error::RtmpError;
+use super::carriage::RtmpTracks;
 use super::flv;
 use super::names::{is_redirected, stream_name};
 use super::server::{Connection, Role};
@@ -141,7 +142,20 @@ impl Connection {
         // for, bounded.
         live.wait_gop(Duration::from_millis(crate::defaults::STREAM_START_WAIT_MS))
             .await;
-        let (gop, audio, frames) = live.subscribe_frames();
+        let (gop, audio_tracks, frames) = live.subscribe_frames();
+        let carried = match RtmpTracks::of(&live.program()) {
+            Ok(carried) => carried,
+            Err(reason) => {
+                tracing::info!(stream = %name, %reason, "rtmp player refused");
+                let reason = format!("`{name}`: {reason}");
+                return self
+                    .reject(request_id, "NetStream.Play.Failed", &reason)
+                    .await;
+            }
+        };
+        let audio = audio_tracks
+            .into_iter()
+            .find(|frame| Some(frame.track) == carried.audio);
         if gop.is_empty() {
             return self
                 .reject(
@@ -185,6 +199,7 @@ impl Connection {
             live,
             session,
             frames,
+            carried,
             base_dts: None,
             last_ms: [0, 0],
         };
@@ -199,6 +214,7 @@ impl Connection {
             stream_id,
             live,
             session,
+            carried,
             base_dts,
             last_ms,
             ..
@@ -206,6 +222,14 @@ impl Connection {
         else {
             return Ok(());
         };
+        match carried.plays(frame) {
+            Ok(true) => {}
+            Ok(false) => return Ok(()),
+            Err(reason) => {
+                let name = live.name.clone();
+                return Err(RtmpError::NotCarried { name, reason });
+            }
+        }
         let base = *base_dts.get_or_insert(frame.dts);
         let track = usize::from(!frame.codec.is_video());
         let mut packets = Vec::new();

@@ -13,7 +13,7 @@ use super::flv::{Depacketizer, Inbound};
 use super::server::{Connection, Role, TEMPLATE_START_TIMEOUT};
 use crate::config::model::Template;
 use crate::media::directory::{AttachError, Published, Publisher};
-use crate::media::ts::mux::Tracks;
+use crate::media::program::Tracks;
 
 impl Connection {
     pub(super) async fn start_publishing(
@@ -70,8 +70,8 @@ impl Connection {
             name,
             publisher,
             depacketizer: Depacketizer::new(),
-            metadata_tracks: Tracks::default(),
-            declared: Tracks::default(),
+            metadata_tracks: Tracks::EMPTY,
+            declared: Tracks::EMPTY,
             dynamic,
         };
         let results = self.accept(request_id)?;
@@ -183,7 +183,7 @@ impl Connection {
         else {
             return Ok(());
         };
-        let now = crate::media::tracks::union(*metadata_tracks, depacketizer.declared_tracks());
+        let now = metadata_tracks.union(&depacketizer.declared_tracks());
         if now == *declared {
             return Ok(());
         }

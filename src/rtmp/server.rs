@@ -32,9 +32,9 @@ use crate::accept::AcceptFailures;
 use crate::config::model::Template;
 use crate::error::Classified;
 use crate::media::directory::{Directory, Published, Publisher};
-use crate::media::frame::Frame;
+use crate::media::frame::{Codec, Frame};
 use crate::media::live::LiveStream;
-use crate::media::ts::mux::Tracks;
+use crate::media::program::Tracks;
 use crate::sessions::{Session, SessionTable};
 
 /// Time a client has to complete the RTMP handshake.
@@ -140,6 +140,8 @@ pub(super) enum Role {
         live: Arc<LiveStream>,
         session: Arc<Session>,
         frames: broadcast::Receiver<Frame>,
+        /// The tracks the player gets (see `carriage`).
+        carried: super::carriage::RtmpTracks,
         base_dts: Option<u64>,
         last_ms: [u32; 2],
     },
@@ -328,10 +330,12 @@ impl Connection {
                     metadata_tracks, ..
                 } = &mut self.role
                 {
-                    *metadata_tracks = Tracks {
-                        video: metadata.video_codec_id.is_some(),
-                        audio: metadata.audio_codec_id.is_some(),
-                    };
+                    // RTMP ingest carries H.264 and AAC (other codecs are refused
+                    // with their first tag).
+                    *metadata_tracks = Tracks::simple(
+                        metadata.video_codec_id.map(|_| Codec::H264),
+                        metadata.audio_codec_id.map(|_| Codec::Aac),
+                    );
                 }
                 self.declare_tracks()
             }

@@ -10,7 +10,13 @@
 //! - every buffer is bounded ([`MAX_PES_BYTES`], [`MAX_ELEMENTARY_STREAMS`]);
 //! - one program only: a multi-program stream (MPTS, what headends send) gives the program
 //!   asked for ([`Program::Number`]) or its first one, never a mix of two; the elementary
-//!   streams are the ones its latest PMT lists.
+//!   streams are the ones its latest PMT lists;
+//! - the PMT decides each elementary stream's codec (stream type and descriptors: DVB
+//!   carries AC-3 as private data with an AC-3 descriptor) and language, and numbers the
+//!   carried ones as the stream's tracks (see `media::program`): the first video stream,
+//!   then the audio streams in the PMT's order. A stream that is not carried (a second
+//!   video, teletext, subtitles, SCTE-35, a codec flotilla does not pass) is listed in
+//!   [`Demuxer::skipped`] for the operator and its packets are not assembled.
 //!
 //! The demuxer is a push parser: feed any byte slices, in order, and collect PES packets.
 
@@ -19,7 +25,8 @@ use std::collections::BTreeMap;
 use bytes::{Bytes, BytesMut};
 
 use super::{PACKET_BYTES, SYNC_BYTE};
-use crate::media::frame::MAX_FRAME_BYTES;
+use crate::media::frame::{Codec, FIRST_AUDIO_TRACK, MAX_FRAME_BYTES, VIDEO_TRACK};
+use crate::media::program::{Language, MAX_TRACKS, Track, Tracks};
 
 /// Largest PES packet assembled; a larger one is dropped (see [`MAX_FRAME_BYTES`]).
 pub const MAX_PES_BYTES: usize = MAX_FRAME_BYTES;
@@ -34,6 +41,9 @@ pub struct Pes {
     pub pid: u16,
     /// The stream type the PMT gave this PID.
     pub stream_type: u8,
+    /// What the PMT says it carries, and its track number.
+    pub codec: Codec,
+    pub track: u8,
     /// 33-bit source timestamps, 90 kHz.
     pub pts: Option<u64>,
     pub dts: Option<u64>,
@@ -67,6 +77,9 @@ struct Assembly {
 #[derive(Debug)]
 struct Elementary {
     stream_type: u8,
+    codec: Codec,
+    track: u8,
+    language: Option<Language>,
     last_counter: Option<u8>,
     assembly: Option<Assembly>,
 }
@@ -93,7 +106,73 @@ pub struct Demuxer {
     /// not among them).
     pub programs: Vec<u16>,
     streams: BTreeMap<u16, Elementary>,
+    /// The chosen program's elementary streams that are not carried, described for the
+    /// operator (`PID 0x0102: teletext or subtitles (stream type 0x06)`).
+    skipped: Vec<String>,
     pub stats: DemuxStats,
+}
+
+/// Descriptor tags read from a PMT's elementary stream loop.
+const DESCRIPTOR_REGISTRATION: u8 = 0x05;
+const DESCRIPTOR_LANGUAGE: u8 = 0x0a;
+const DESCRIPTOR_DVB_AC3: u8 = 0x6a;
+const DESCRIPTOR_DVB_EAC3: u8 = 0x7a;
+
+/// What a PMT entry's descriptors say.
+#[derive(Debug, Default)]
+struct Described {
+    language: Option<Language>,
+    /// A DVB AC-3/E-AC-3 descriptor or a registration naming one.
+    dolby: Option<Codec>,
+}
+
+fn describe(mut descriptors: &[u8]) -> Described {
+    let mut out = Described::default();
+    while let [tag, length, rest @ ..] = descriptors {
+        let Some(body) = rest.get(..usize::from(*length)) else {
+            break;
+        };
+        match (*tag, body) {
+            (DESCRIPTOR_LANGUAGE, [a, b, c, ..]) => out.language = Language::new([*a, *b, *c]),
+            (DESCRIPTOR_DVB_AC3, _) | (DESCRIPTOR_REGISTRATION, b"AC-3") => {
+                out.dolby = Some(Codec::Ac3)
+            }
+            (DESCRIPTOR_DVB_EAC3, _) | (DESCRIPTOR_REGISTRATION, b"EAC3") => {
+                out.dolby = Some(Codec::Eac3)
+            }
+            _ => {}
+        }
+        descriptors = &rest[usize::from(*length)..];
+    }
+    out
+}
+
+/// The codec of a PMT entry, if flotilla carries it (ISO 13818-1 Table 2-34, ATSC A/52
+/// for 0x81/0x87, DVB EN 300 468 for private data with a Dolby descriptor).
+fn codec_of(stream_type: u8, described: &Described) -> Option<Codec> {
+    match stream_type {
+        0x1b => Some(Codec::H264),
+        0x24 => Some(Codec::H265),
+        0x01 | 0x02 => Some(Codec::Mpeg2Video),
+        0x0f => Some(Codec::Aac),
+        0x03 | 0x04 => Some(Codec::MpegAudio),
+        0x81 => Some(Codec::Ac3),
+        0x84 | 0x87 => Some(Codec::Eac3),
+        0x06 => described.dolby,
+        _ => None,
+    }
+}
+
+/// Why a PMT entry of `stream_type` is not carried, for the operator.
+fn not_carried(stream_type: u8) -> &'static str {
+    match stream_type {
+        0x06 => "teletext, subtitles or other private data",
+        0x11 => "AAC in LATM (only ADTS AAC is carried)",
+        0x15 | 0x1c..=0x23 | 0x25..=0x2f => "metadata or a codec flotilla does not carry",
+        0x86 | 0xc0 | 0xfc => "SCTE-35 cues or other data",
+        0x82 | 0x85 | 0x8a => "DTS audio",
+        _ => "a stream type flotilla does not carry",
+    }
 }
 
 fn timestamp(bytes: &[u8]) -> u64 {
@@ -162,14 +241,20 @@ impl Demuxer {
         }
     }
 
-    /// The tracks the source's PMT names (H.264 video, ADTS AAC audio), whether or not
-    /// they carried anything yet.
-    pub fn announced_tracks(&self) -> crate::media::ts::mux::Tracks {
-        let has = |kind: u8| self.streams.values().any(|s| s.stream_type == kind);
-        crate::media::ts::mux::Tracks {
-            video: has(super::STREAM_TYPE_H264),
-            audio: has(super::STREAM_TYPE_ADTS_AAC),
-        }
+    /// The tracks the source's PMT names, whether or not they carried anything yet.
+    pub fn announced_tracks(&self) -> Tracks {
+        Tracks::from_slots(self.streams.values().map(|stream| {
+            let track = Track {
+                codec: stream.codec,
+                language: stream.language,
+            };
+            (stream.track, track)
+        }))
+    }
+
+    /// The chosen program's elementary streams that are not carried, described.
+    pub fn skipped(&self) -> &[String] {
+        &self.skipped
     }
 
     /// Feeds bytes; complete PES packets are appended to `out`.
@@ -297,6 +382,7 @@ impl Demuxer {
         if chosen != self.pmt {
             // Another program (or none): its streams are not ours any more.
             self.streams.clear();
+            self.skipped.clear();
             self.pmt = chosen;
         }
     }
@@ -316,21 +402,63 @@ impl Demuxer {
         }
         let info_length = (usize::from(body[2] & 0x0f) << 8) | usize::from(body[3]);
         let mut rest = body.get(4 + info_length..).unwrap_or_default();
-        let mut listed: BTreeMap<u16, u8> = BTreeMap::new();
-        while rest.len() >= 5 && listed.len() < MAX_ELEMENTARY_STREAMS {
+        // (PID, stream type, codec, track, language) of the carried streams, in the PMT's
+        // order: the first video is the video track, audio tracks follow.
+        let mut listed: Vec<(u16, u8, Codec, u8, Option<Language>)> = Vec::new();
+        let mut skipped = Vec::new();
+        let mut next_audio = FIRST_AUDIO_TRACK;
+        let mut entries = 0;
+        while rest.len() >= 5 && entries < MAX_ELEMENTARY_STREAMS {
+            entries += 1;
             let stream_type = rest[0];
             let pid = (u16::from(rest[1] & 0x1f) << 8) | u16::from(rest[2]);
             let es_info_length = (usize::from(rest[3] & 0x0f) << 8) | usize::from(rest[4]);
-            listed.insert(pid, stream_type);
+            let descriptors = rest.get(5..5 + es_info_length).unwrap_or_default();
             rest = rest.get(5 + es_info_length..).unwrap_or_default();
+            let described = describe(descriptors);
+            let Some(codec) = codec_of(stream_type, &described) else {
+                let why = not_carried(stream_type);
+                skipped.push(format!("PID {pid:#06x}: {why} (stream type {stream_type:#04x})"));
+                continue;
+            };
+            let track = if codec.is_video() {
+                if listed.iter().any(|entry| entry.2.is_video()) {
+                    skipped.push(format!("PID {pid:#06x}: a second video stream ({codec})"));
+                    continue;
+                }
+                VIDEO_TRACK
+            } else {
+                if usize::from(next_audio) >= MAX_TRACKS {
+                    skipped.push(format!(
+                        "PID {pid:#06x}: audio beyond the {} audio tracks carried ({codec})",
+                        MAX_TRACKS - 1
+                    ));
+                    continue;
+                }
+                next_audio += 1;
+                next_audio - 1
+            };
+            listed.push((pid, stream_type, codec, track, described.language));
         }
+        self.skipped = skipped;
         // The streams are the ones this PMT lists: a stream it no longer lists is
-        // dropped, one whose type changed starts afresh, the others keep their state.
-        self.streams
-            .retain(|pid, stream| listed.get(pid) == Some(&stream.stream_type));
-        for (pid, stream_type) in listed {
+        // dropped, one whose type, codec, track or language changed starts afresh, the
+        // others keep their state.
+        self.streams.retain(|pid, stream| {
+            listed.iter().any(|(listed_pid, stream_type, codec, track, language)| {
+                listed_pid == pid
+                    && *stream_type == stream.stream_type
+                    && *codec == stream.codec
+                    && *track == stream.track
+                    && *language == stream.language
+            })
+        });
+        for (pid, stream_type, codec, track, language) in listed {
             self.streams.entry(pid).or_insert(Elementary {
                 stream_type,
+                codec,
+                track,
+                language,
                 last_counter: None,
                 assembly: None,
             });
@@ -434,6 +562,8 @@ impl Demuxer {
         out.push(Pes {
             pid,
             stream_type: stream.stream_type,
+            codec: stream.codec,
+            track: stream.track,
             pts: assembly.pts,
             dts: assembly.dts.or(assembly.pts),
             random_access: assembly.random_access,
@@ -446,7 +576,8 @@ impl Demuxer {
 mod tests {
     use super::*;
     use crate::media::frame::{Codec, Frame};
-    use crate::media::ts::mux::{Muxer, Tracks};
+    use crate::media::program::Tracks;
+    use crate::media::ts::mux::Muxer;
     use crate::media::ts::{STREAM_TYPE_ADTS_AAC, STREAM_TYPE_H264};
     use proptest::prelude::*;
 
@@ -456,6 +587,7 @@ mod tests {
                 let video = i % 2 == 0;
                 Frame {
                     codec: if video { Codec::H264 } else { Codec::Aac },
+                    track: if video { 0 } else { 1 },
                     dts: 90_000 + i * 1_800,
                     pts: 90_000 + i * 1_800 + if video { 3_600 } else { 0 },
                     keyframe: !video || i % 20 == 0,
@@ -561,10 +693,7 @@ mod tests {
     }
 
     fn muxed(frames: &[Frame]) -> Vec<u8> {
-        let mut muxer = Muxer::new(Tracks {
-            video: true,
-            audio: true,
-        });
+        let mut muxer = Muxer::new(Tracks::SIMPLE_H264_AAC);
         frames
             .iter()
             .flat_map(|f| muxer.mux(f).bytes.to_vec())

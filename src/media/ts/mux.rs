@@ -11,21 +11,15 @@ use mpeg2ts::pes::PesHeader;
 use mpeg2ts::time::{ClockReference, Timestamp};
 use mpeg2ts::ts::payload::{Bytes as TsBytes, Pat, Pes, Pmt};
 use mpeg2ts::ts::{
-    AdaptationField, ContinuityCounter, EsInfo, Pid, ProgramAssociation,
+    AdaptationField, ContinuityCounter, Descriptor, EsInfo, Pid, ProgramAssociation,
     TransportScramblingControl, TsHeader, TsPacket, TsPacketWriter, TsPayload, VersionNumber,
     WriteTsPacket,
 };
 
-use super::{AUDIO_PID, PMT_PID, VIDEO_PID};
+use super::{ELEMENTARY_PID_BASE, PMT_PID, stream_type};
 use crate::media::frame::{Codec, Frame};
+use crate::media::program::{MAX_TRACKS, Tracks};
 use crate::media::timeline::WRAP_TICKS;
-
-/// Which elementary streams the program carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Tracks {
-    pub video: bool,
-    pub audio: bool,
-}
 
 /// The muxer state of one stream (continuity counters per PID).
 #[derive(Debug)]
@@ -33,8 +27,8 @@ pub struct Muxer {
     tracks: Tracks,
     pat: ContinuityCounter,
     pmt: ContinuityCounter,
-    video: ContinuityCounter,
-    audio: ContinuityCounter,
+    /// One per track number.
+    elementary: [ContinuityCounter; MAX_TRACKS],
     /// The PMT's version: bumped when the tracks change.
     version: VersionNumber,
     /// When the tables last went out (audio-only streams repeat them on a period).
@@ -47,10 +41,9 @@ pub struct Muxer {
 /// byte.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct MuxState {
-    pub video: bool,
-    pub audio: bool,
-    /// Continuity counters of the PAT, PMT, video and audio PIDs (0..=15).
-    pub counters: [u8; 4],
+    pub tracks: Tracks,
+    /// Continuity counters of the PAT, the PMT and each track's PID (0..=15).
+    pub counters: [u8; 2 + MAX_TRACKS],
     /// The PMT's version (0..=31).
     pub version: u8,
     /// When the tables last went out, 90 kHz.
@@ -89,8 +82,7 @@ impl Muxer {
             tracks,
             pat: ContinuityCounter::new(),
             pmt: ContinuityCounter::new(),
-            video: ContinuityCounter::new(),
-            audio: ContinuityCounter::new(),
+            elementary: [ContinuityCounter::new(); MAX_TRACKS],
             version: VersionNumber::new(),
             last_tables_dts: None,
         }
@@ -110,15 +102,15 @@ impl Muxer {
 
     /// The state the next frame is muxed from.
     pub fn state(&self) -> MuxState {
+        let mut counters = [0; 2 + MAX_TRACKS];
+        counters[0] = self.pat.as_u8();
+        counters[1] = self.pmt.as_u8();
+        for (slot, counter) in counters[2..].iter_mut().zip(&self.elementary) {
+            *slot = counter.as_u8();
+        }
         MuxState {
-            video: self.tracks.video,
-            audio: self.tracks.audio,
-            counters: [
-                self.pat.as_u8(),
-                self.pmt.as_u8(),
-                self.video.as_u8(),
-                self.audio.as_u8(),
-            ],
+            tracks: self.tracks,
+            counters,
             version: self.version.as_u8(),
             last_tables_dts: self.last_tables_dts,
         }
@@ -127,21 +119,23 @@ impl Muxer {
     /// Continues from `state` (another muxer's, see [`MuxState`]).
     pub fn restore(&mut self, state: MuxState) -> Result<(), BadMuxState> {
         let counter = |n: u8| ContinuityCounter::from_u8(n).map_err(|_| BadMuxState);
-        let [pat, pmt, video, audio] = state.counters;
-        let restored = (
-            counter(pat)?,
-            counter(pmt)?,
-            counter(video)?,
-            counter(audio)?,
-            VersionNumber::from_u8(state.version).map_err(|_| BadMuxState)?,
-        );
-        (self.pat, self.pmt, self.video, self.audio, self.version) = restored;
-        self.tracks = Tracks {
-            video: state.video,
-            audio: state.audio,
-        };
+        let mut elementary = [ContinuityCounter::new(); MAX_TRACKS];
+        for (slot, value) in elementary.iter_mut().zip(&state.counters[2..]) {
+            *slot = counter(*value)?;
+        }
+        let version = VersionNumber::from_u8(state.version).map_err(|_| BadMuxState)?;
+        self.pat = counter(state.counters[0])?;
+        self.pmt = counter(state.counters[1])?;
+        self.elementary = elementary;
+        self.version = version;
+        self.tracks = state.tracks;
         self.last_tables_dts = state.last_tables_dts;
         Ok(())
+    }
+
+    /// The track PCR rides on: the video track, or the first audio track.
+    fn pcr_track(&self) -> u8 {
+        self.tracks.iter().next().map_or(0, |(number, _)| number)
     }
 
     fn header(pid: u16, counter: &mut ContinuityCounter) -> TsHeader {
@@ -170,25 +164,33 @@ impl Muxer {
             })),
         })?;
         let mut es_info = Vec::new();
-        if self.tracks.video {
+        for (number, track) in self.tracks.iter() {
+            let mut descriptors = Vec::new();
+            match track.codec {
+                // ATSC A/52 Annex A: the registration descriptor names Dolby streams.
+                Codec::Ac3 => descriptors.push(Descriptor {
+                    tag: 0x05,
+                    data: b"AC-3".to_vec(),
+                }),
+                Codec::Eac3 => descriptors.push(Descriptor {
+                    tag: 0x05,
+                    data: b"EAC3".to_vec(),
+                }),
+                _ => {}
+            }
+            if let Some(language) = track.language {
+                // ISO 639 language descriptor: the code and audio type 0 (undefined).
+                let mut data = language.bytes().to_vec();
+                data.push(0);
+                descriptors.push(Descriptor { tag: 0x0a, data });
+            }
             es_info.push(EsInfo {
-                stream_type: StreamType::H264,
-                elementary_pid: Pid::new(VIDEO_PID)?,
-                descriptors: vec![],
+                stream_type: StreamType::from_u8(stream_type(track.codec))?,
+                elementary_pid: Pid::new(ELEMENTARY_PID_BASE + u16::from(number))?,
+                descriptors,
             });
         }
-        if self.tracks.audio {
-            es_info.push(EsInfo {
-                stream_type: StreamType::AdtsAac,
-                elementary_pid: Pid::new(AUDIO_PID)?,
-                descriptors: vec![],
-            });
-        }
-        let pcr_pid = if self.tracks.video || !self.tracks.audio {
-            VIDEO_PID
-        } else {
-            AUDIO_PID
-        };
+        let pcr_pid = ELEMENTARY_PID_BASE + u16::from(self.pcr_track());
         out.write_ts_packet(&TsPacket {
             header: Self::header(PMT_PID, &mut self.pmt),
             adaptation_field: None,
@@ -205,10 +207,12 @@ impl Muxer {
     /// Whether `frame` opens a random-access point: video keyframes, or for audio-only
     /// programs the first frame after [`AUDIO_ONLY_TABLE_PERIOD_TICKS`].
     fn opens_random_access(&self, frame: &Frame) -> bool {
-        if self.tracks.video {
+        if self.tracks.has_video() {
             return frame.starts_gop();
         }
-        self.last_tables_dts
+        frame.track == self.pcr_track()
+            && self
+                .last_tables_dts
             .is_none_or(|last| frame.dts.saturating_sub(last) >= AUDIO_ONLY_TABLE_PERIOD_TICKS)
     }
 
@@ -216,6 +220,14 @@ impl Muxer {
     pub fn mux(&mut self, frame: &Frame) -> Muxed {
         let packets = (frame.data.len() / 184 + 4) * 188;
         let mut out = TsPacketWriter::new(Vec::with_capacity(packets));
+        if !self.tracks.carries(frame) {
+            // The packager admits only frames of the program's tracks.
+            tracing::warn!(codec = %frame.codec, track = frame.track, "frame of a track outside the program dropped by the TS muxer");
+            return Muxed {
+                bytes: Bytes::new(),
+                random_access: false,
+            };
+        }
         let random_access = self.opens_random_access(frame);
         match self.mux_into(frame, random_access, &mut out) {
             Ok(()) => Muxed {
@@ -245,11 +257,14 @@ impl Muxer {
             self.write_tables(out)?;
             self.last_tables_dts = Some(frame.dts);
         }
-        let (pid, stream_id) = match frame.codec {
-            Codec::H264 => (VIDEO_PID, StreamId::new(StreamId::VIDEO_MIN)),
-            Codec::Aac => (AUDIO_PID, StreamId::new(StreamId::AUDIO_MIN)),
+        let pid = ELEMENTARY_PID_BASE + u16::from(frame.track);
+        let stream_id = match frame.codec {
+            codec if codec.is_video() => StreamId::new(StreamId::VIDEO_MIN),
+            // Dolby audio goes in private_stream_1; MPEG audio ids count up per track.
+            Codec::Ac3 | Codec::Eac3 => StreamId::new(0xbd),
+            _ => StreamId::new(StreamId::AUDIO_MIN + frame.track.saturating_sub(1) % 32),
         };
-        let carries_pcr = is_video || !self.tracks.video;
+        let carries_pcr = frame.track == self.pcr_track();
         let pts = frame.pts % WRAP_TICKS;
         let dts = frame.dts % WRAP_TICKS;
         let has_dts = is_video && pts != dts;
@@ -287,11 +302,7 @@ impl Muxer {
         });
         let room = 184 - if carries_pcr { PCR_FIELD_BYTES } else { 0 } - (6 + optional);
         let first = frame.data.len().min(room);
-        let counter = if is_video {
-            &mut self.video
-        } else {
-            &mut self.audio
-        };
+        let counter = &mut self.elementary[usize::from(frame.track) % MAX_TRACKS];
         out.write_ts_packet(&TsPacket {
             header: Self::header(pid, counter),
             adaptation_field,

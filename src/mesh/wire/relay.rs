@@ -16,7 +16,8 @@ use bytes::{Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 
 use super::{MAX_TEXT_BYTES, WireError};
-use crate::media::frame::{Codec, Frame, MAX_FRAME_BYTES};
+use crate::media::frame::{Codec, Frame, MAX_FRAME_BYTES, VIDEO_TRACK};
+use crate::media::program::{Language, MAX_TRACKS};
 use crate::media::ts::mux::MuxState;
 use crate::media::window::Rendition;
 
@@ -97,9 +98,10 @@ pub enum RelayHead {
     /// One access unit (payload: its bytes). `flags`: the codec in the low bits
     /// ([`CODEC_MASK`]), then [`KEYFRAME`] and [`IN_SEGMENT`] (the origin's segment
     /// holds it: a new source's frames before its first keyframe go to live viewers
-    /// only). `pts_offset`: pts − dts.
+    /// only). `track`: its track number. `pts_offset`: pts − dts.
     Frame {
         flags: u8,
+        track: u8,
         dts: u64,
         pts_offset: i64,
     },
@@ -141,6 +143,7 @@ impl RelayFrame {
         RelayFrame {
             head: RelayHead::Frame {
                 flags,
+                track: frame.track,
                 dts: frame.dts,
                 pts_offset: frame.pts.wrapping_sub(frame.dts) as i64,
             },
@@ -154,11 +157,13 @@ impl RelayFrame {
         match self.head {
             RelayHead::Frame {
                 flags,
+                track,
                 dts,
                 pts_offset,
             } => Some((
                 Frame {
                     codec: codec_of(flags & CODEC_MASK)?,
+                    track,
                     dts,
                     pts: dts.wrapping_add(pts_offset as u64),
                     keyframe: flags & KEYFRAME != 0,
@@ -171,10 +176,17 @@ impl RelayFrame {
     }
 }
 
+/// The codec numbers of the relay protocol (never reused: a number names one codec in
+/// every version).
 fn codec_number(codec: Codec) -> u8 {
     match codec {
         Codec::H264 => 1,
         Codec::Aac => 2,
+        Codec::H265 => 3,
+        Codec::Mpeg2Video => 4,
+        Codec::MpegAudio => 5,
+        Codec::Ac3 => 6,
+        Codec::Eac3 => 7,
     }
 }
 
@@ -182,6 +194,11 @@ fn codec_of(number: u8) -> Option<Codec> {
     match number {
         1 => Some(Codec::H264),
         2 => Some(Codec::Aac),
+        3 => Some(Codec::H265),
+        4 => Some(Codec::Mpeg2Video),
+        5 => Some(Codec::MpegAudio),
+        6 => Some(Codec::Ac3),
+        7 => Some(Codec::Eac3),
         _ => None,
     }
 }
@@ -290,6 +307,16 @@ fn mux(state: &MuxState) -> Result<(), WireError> {
     if state.counters.iter().any(|c| *c > 15) || state.version > 31 {
         return Err(WireError::Limit("muxer state out of range"));
     }
+    // Video only on the video track, audio only on the others, languages of letters.
+    let misplaced = state.tracks.iter().any(|(number, track)| {
+        track.codec.is_video() != (number == VIDEO_TRACK)
+            || track
+                .language
+                .is_some_and(|language| Language::new(language.bytes()) != Some(language))
+    });
+    if misplaced {
+        return Err(WireError::Malformed("a program with misplaced tracks".into()));
+    }
     Ok(())
 }
 
@@ -328,12 +355,14 @@ fn validate(frame: &RelayFrame) -> Result<(), WireError> {
             mux(state)?;
             no_payload(frame)
         }
-        RelayHead::Frame { flags, .. } => {
-            if codec_of(flags & CODEC_MASK).is_none()
-                || flags & !(CODEC_MASK | KEYFRAME | IN_SEGMENT) != 0
+        RelayHead::Frame { flags, track, .. } => {
+            let codec = codec_of(flags & CODEC_MASK);
+            let track_fits = usize::from(*track) < MAX_TRACKS
+                && codec.is_some_and(|codec| codec.is_video() == (*track == VIDEO_TRACK));
+            if codec.is_none() || !track_fits || flags & !(CODEC_MASK | KEYFRAME | IN_SEGMENT) != 0
             {
                 return Err(WireError::Malformed(format!(
-                    "unknown frame flags {flags:#x}"
+                    "unknown frame flags {flags:#x} or track {track}"
                 )));
             }
             if frame.payload.is_empty() {
@@ -385,6 +414,7 @@ mod tests {
     fn frames_round_trip_with_their_payload() {
         let media = Frame {
             codec: Codec::H264,
+            track: 0,
             dts: 90_000,
             pts: 93_600,
             keyframe: true,
@@ -406,6 +436,7 @@ mod tests {
         let audio = RelayFrame::frame(
             &Frame {
                 codec: Codec::Aac,
+                track: 3,
                 dts: 1 << 33,
                 pts: 1 << 33,
                 keyframe: true,
@@ -437,7 +468,7 @@ mod tests {
         let bad_counter = with(
             RelayHead::Resume {
                 mux: MuxState {
-                    counters: [16, 0, 0, 0],
+                    counters: [16, 0, 0, 0, 0, 0, 0, 0, 0, 0],
                     ..MuxState::default()
                 },
             },
@@ -447,12 +478,36 @@ mod tests {
         let unknown_codec = with(
             RelayHead::Frame {
                 flags: 9,
+                track: 0,
                 dts: 0,
                 pts_offset: 0,
             },
             b"x",
         );
         assert!(encode(&unknown_codec).is_err());
+        // Audio on the video track, a track past the last one, video in an audio slot.
+        for (flags, track) in [(2, 0), (2, MAX_TRACKS as u8), (1, 1)] {
+            let misplaced = with(
+                RelayHead::Frame {
+                    flags,
+                    track,
+                    dts: 0,
+                    pts_offset: 0,
+                },
+                b"x",
+            );
+            assert!(encode(&misplaced).is_err(), "codec {flags} on track {track}");
+        }
+        let video_as_audio = with(
+            RelayHead::Resume {
+                mux: MuxState {
+                    tracks: crate::media::program::Tracks::EMPTY.with(2, Codec::H265),
+                    ..MuxState::default()
+                },
+            },
+            b"",
+        );
+        assert!(encode(&video_as_audio).is_err());
         let stray_payload = with(
             RelayHead::End {
                 reason: "bye".into(),
