@@ -54,6 +54,30 @@ fn a_camera_is_pulled_over_tcp_and_udp() {
     assert!(played, "{errors}");
 }
 
+/// An H.265 camera: its HEVC passes to HLS and HTTP-MPEG-TS as it is, with its AAC.
+#[test]
+fn an_h265_camera_plays_over_hls_and_http_mpegts() {
+    let camera = Camera::start(free_port(), "h265", None);
+    let (node, at) = node_with(&format!(
+        "stream cam {{ input {}; segment_duration 1; }}\n",
+        camera.url
+    ));
+    poll_until(Duration::from_secs(30), || media_playlist(at, "cam"))
+        .unwrap_or_else(|| panic!("the H.265 camera is pulled:\n{}", node.log_tail()));
+    for url in [
+        format!("http://{at}/cam/index.m3u8"),
+        format!("http://{at}/cam/mpegts"),
+    ] {
+        let streams = ffprobe_streams(&url);
+        assert!(
+            streams.contains("hevc") && streams.contains("width=640") && streams.contains("aac"),
+            "{url}: {streams}"
+        );
+    }
+    let (played, errors) = ffmpeg_plays(&format!("http://{at}/cam/index.m3u8"), 3);
+    assert!(played, "{errors}");
+}
+
 /// A camera behind Digest authentication: the right credentials in the URL play (and
 /// never reach the log or the API), a wrong password is a clear error for that stream.
 #[test]

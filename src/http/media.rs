@@ -212,7 +212,13 @@ async fn serve_path(state: &ApiState, request: RequestInfo, path: &str) -> Respo
     let response = match rest.as_str() {
         "index.m3u8" | "playlist.m3u8" | "video.m3u8" => master(&live),
         "tracks-v1a1/mono.m3u8" | "mono.m3u8" => media_playlist(&live),
-        "mpegts" => return mpegts(live, state.sessions.clone(), session),
+        "mpegts" => {
+            // A relayed copy has its window before its first live keyframe: a viewer
+            // joining then waits for the GOP it starts from, bounded.
+            live.wait_gop(Duration::from_millis(STREAM_START_WAIT_MS))
+                .await;
+            return mpegts(live, state.sessions.clone(), session);
+        }
         other => {
             let name = other.trim_start_matches("tracks-v1a1/");
             if live.relay && live.segment(name).is_none() {

@@ -138,7 +138,10 @@ mod tests {
     fn reads_mp2_mp3_ac3_and_eac3_headers() {
         // MPEG-1 layer II, 48 kHz, stereo.
         let mp2 = info(Codec::MpegAudio, &[0xff, 0xfd, 0x84, 0x04]).unwrap();
-        assert_eq!((mp2.sample_rate, mp2.channels, mp2.samples_per_frame), (48_000, 2, 1152));
+        assert_eq!(
+            (mp2.sample_rate, mp2.channels, mp2.samples_per_frame),
+            (48_000, 2, 1152)
+        );
         assert_eq!(mp2.codec, "mp4a.6B");
         // MPEG-1 layer III, 44.1 kHz, mono.
         let mp3 = info(Codec::MpegAudio, &[0xff, 0xfb, 0x90, 0xc4]).unwrap();
@@ -146,13 +149,19 @@ mod tests {
         assert_eq!(mp3.codec, "mp4a.40.34");
         // AC-3, 48 kHz, acmod 7 (3/2) with LFE: 5.1.
         let ac3 = info(Codec::Ac3, &[0x0b, 0x77, 0, 0, 0x1e, 0x40, 0xe7, 0x40]).unwrap();
-        assert_eq!((ac3.sample_rate, ac3.channels, ac3.samples_per_frame), (48_000, 6, 1536));
+        assert_eq!(
+            (ac3.sample_rate, ac3.channels, ac3.samples_per_frame),
+            (48_000, 6, 1536)
+        );
         // AC-3 stereo (acmod 2: dsurmod, then lfeon 0).
         let stereo = info(Codec::Ac3, &[0x0b, 0x77, 0, 0, 0x1e, 0x40, 0x40, 0x00]).unwrap();
         assert_eq!(stereo.channels, 2);
         // E-AC-3 (bsid 16), 48 kHz, 6 blocks, acmod 2, no LFE.
         let eac3 = info(Codec::Eac3, &[0x0b, 0x77, 0x00, 0xff, 0x34, 0x80, 0, 0]).unwrap();
-        assert_eq!((eac3.sample_rate, eac3.channels, eac3.samples_per_frame), (48_000, 2, 1536));
+        assert_eq!(
+            (eac3.sample_rate, eac3.channels, eac3.samples_per_frame),
+            (48_000, 2, 1536)
+        );
         assert_eq!(eac3.codec, "ec-3");
     }
 

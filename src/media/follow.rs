@@ -22,8 +22,8 @@ use bytes::{Bytes, BytesMut};
 
 use super::frame::Frame;
 use super::live::LiveStream;
-use super::segmenter::MAX_SEGMENT_BYTES;
 use super::program::{Track, Tracks};
+use super::segmenter::MAX_SEGMENT_BYTES;
 use super::ts::mux::{BadMuxState, MuxState, Muxer};
 use super::window::{Rendition, Segment};
 

@@ -105,6 +105,10 @@ mod tests {
         assert!(is_keyframe(&first.data));
         let info = video_info(&first.data).unwrap();
         assert_eq!((info.width, info.height), (640, 360));
-        assert!(info.codec.as_deref().unwrap().starts_with("avc1.42"), "{:?}", info.codec);
+        assert!(
+            info.codec.as_deref().unwrap().starts_with("avc1.42"),
+            "{:?}",
+            info.codec
+        );
     }
 }

@@ -21,8 +21,8 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 
 use super::frame::Frame;
-use super::source::TsFrames;
 use super::program::Tracks;
+use super::source::TsFrames;
 use flotilla_otp::rt::Runtime;
 
 /// Segments a new follower starts behind the live edge (players start three back).

@@ -22,10 +22,10 @@ use tokio::net::{TcpStream, UdpSocket};
 
 use super::frame::{CLOCK_HZ, Frame};
 use super::hls_pull::{HlsPull, Location};
+use super::program::Tracks;
 use super::rtsp_pull::{RtpTransport, RtspPull};
 use super::source::{ClipFrames, TsFrames};
 use super::ts::demux::Program;
-use super::program::Tracks;
 use crate::error::{Classified, Fault};
 use crate::rtmp::client::RtmpClient;
 use crate::rtmp::flv::Depacketizer;

@@ -582,6 +582,7 @@ impl Packager {
             // A new track, or a track whose codec changed without a source switch.
             let mut grown = program;
             grown.set(frame.track, Track::of(frame.codec));
+            let grown = grown.described_by(&self.declared);
             tracing::info!(
                 stream = %self.live.name,
                 tracks = %grown.describe(),
@@ -589,7 +590,11 @@ impl Packager {
             );
             self.muxer.set_tracks(grown);
             self.gate.resettle(grown);
-            self.joining = Some(self.joining.unwrap_or_default().union(&Tracks::of_frame(frame)));
+            self.joining = Some(
+                self.joining
+                    .unwrap_or_default()
+                    .union(&Tracks::of_frame(frame)),
+            );
             return (false, false);
         }
         match self.joining {

@@ -178,6 +178,18 @@ impl Tracks {
             .all(|(number, track)| self.get(number).is_some_and(|t| t.codec == track.codec))
     }
 
+    /// This program with the languages `declared` gives its tracks (same number, same
+    /// codec): frames tell a track's codec, only the source's declaration its language.
+    pub fn described_by(&self, declared: &Tracks) -> Tracks {
+        let mut out = *self;
+        for (number, track) in self.iter() {
+            if let Some(described) = declared.get(number).filter(|d| d.codec == track.codec) {
+                out.set(number, described);
+            }
+        }
+        out
+    }
+
     /// The one track `frame` belongs to.
     pub fn of_frame(frame: &Frame) -> Tracks {
         Tracks::from_slots([(frame.track, Track::of(frame.codec))])

@@ -26,8 +26,8 @@ use retina::client::{
 use retina::codec::{CodecItem, FrameFormat};
 
 use super::frame::{CLOCK_HZ, Codec, Frame};
-use super::timeline::Timeline;
 use super::program::Tracks;
+use super::timeline::Timeline;
 
 /// Time DESCRIBE, SETUP and PLAY may take together.
 pub const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -99,6 +99,10 @@ pub struct RtspPull {
     video: Option<(usize, Codec)>,
     audio: Option<usize>,
     timeline: Timeline,
+    /// The H.265 parameter sets of the last picture retina flagged as a random-access
+    /// point (it prepends them to IDR pictures only): put before CRA pictures, so that a
+    /// segment starting at one decodes.
+    hevc_parameter_sets: Bytes,
     /// The last video dts on the timeline: RTP carries presentation times only, and a
     /// decode time never goes back.
     last_video_dts: Option<u64>,
@@ -187,6 +191,7 @@ impl RtspPull {
             video,
             audio,
             timeline: Timeline::starting_at(start_dts),
+            hevc_parameter_sets: Bytes::new(),
             last_video_dts: None,
         })
     }
@@ -207,6 +212,34 @@ impl RtspPull {
         (ticks.max(0) as u64) % super::timeline::WRAP_TICKS
     }
 
+    /// An H.265 keyframe with the parameter sets before it: as it is when retina put
+    /// them there (noted for the next ones), with the last ones noted when it did not.
+    fn with_parameter_sets(
+        &mut self,
+        codec: Codec,
+        flagged: bool,
+        keyframe: bool,
+        data: Bytes,
+    ) -> Bytes {
+        if codec != Codec::H265 || !keyframe {
+            return data;
+        }
+        if flagged {
+            let sets = super::h265::parameter_sets(&data);
+            if !sets.is_empty() {
+                self.hevc_parameter_sets = Bytes::from(sets);
+            }
+            return data;
+        }
+        if self.hevc_parameter_sets.is_empty() {
+            return data;
+        }
+        let mut joined = Vec::with_capacity(self.hevc_parameter_sets.len() + data.len());
+        joined.extend_from_slice(&self.hevc_parameter_sets);
+        joined.extend_from_slice(&data);
+        Bytes::from(joined)
+    }
+
     /// The next frame and whether it follows a discontinuity.
     pub async fn next(&mut self) -> Result<(Frame, bool), RtspError> {
         loop {
@@ -221,8 +254,13 @@ impl RtspPull {
                 {
                     let codec = self.video.map_or(Codec::H264, |(_, codec)| codec);
                     let ticks = Self::ticks(frame.timestamp());
-                    let keyframe = frame.is_random_access_point();
-                    (codec, ticks, keyframe, Bytes::from(frame.into_data()))
+                    let flagged = frame.is_random_access_point();
+                    let data = Bytes::from(frame.into_data());
+                    // retina flags IDR pictures; HEVC encoders (x265) also start GOPs
+                    // with CRA pictures, which are random-access points as well.
+                    let keyframe = flagged || super::video::is_keyframe(codec, &data);
+                    let data = self.with_parameter_sets(codec, flagged, keyframe, data);
+                    (codec, ticks, keyframe, data)
                 }
                 CodecItem::AudioFrame(frame) if Some(frame.stream_id()) == self.audio => {
                     let ticks = Self::ticks(frame.timestamp());

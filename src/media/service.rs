@@ -362,8 +362,8 @@ impl MediaService {
                 let mut input = self.open(&plan, "", start_dts).await.ok()?;
                 loop {
                     let (frame, _) = input.next(&self.runtime).await.ok()?;
-                    let decodable =
-                        frame.starts_gop() || (!input.tracks().has_video() && !frame.codec.is_video());
+                    let decodable = frame.starts_gop()
+                        || (!input.tracks().has_video() && !frame.codec.is_video());
                     if decodable {
                         return Some((input, frame));
                     }

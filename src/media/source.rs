@@ -24,9 +24,8 @@ pub const MAX_PENDING_FRAMES: usize = 4096;
 fn source_frame(pes: Pes) -> Option<(Frame, u64, u64)> {
     let pts = pes.pts?;
     let dts = pes.dts.unwrap_or(pts);
-    let keyframe = !pes.codec.is_video()
-        || pes.random_access
-        || video::is_keyframe(pes.codec, &pes.data);
+    let keyframe =
+        !pes.codec.is_video() || pes.random_access || video::is_keyframe(pes.codec, &pes.data);
     let frame = Frame {
         codec: pes.codec,
         track: pes.track,

@@ -140,7 +140,10 @@ mod tests {
         assert_eq!(table.resolution(), Some((640, 360)));
         let codecs = table.codec_strings();
         assert_eq!(codecs.len(), 2, "{codecs:?}");
-        assert!(codecs[0].starts_with("avc1.") && codecs[1] == "mp4a.40.2", "{codecs:?}");
+        assert!(
+            codecs[0].starts_with("avc1.") && codecs[1] == "mp4a.40.2",
+            "{codecs:?}"
+        );
         let audio = table.get(FIRST_AUDIO_TRACK).unwrap();
         assert!(audio.sample_rate.is_some() && audio.channels.is_some());
     }

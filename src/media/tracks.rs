@@ -108,7 +108,7 @@ impl TrackGate {
         if !(declared_all_seen || both_seen || out_of_time) {
             return Gated::Held;
         }
-        let tracks = *seen;
+        let tracks = seen.described_by(&declared);
         let mut frames: Vec<(Frame, bool)> = std::mem::take(held).into();
         frames.drain(..first_with_every_track(&frames));
         self.state = State::Settled(tracks);

@@ -26,3 +26,33 @@ pub fn info(codec: Codec, data: &[u8]) -> Option<VideoInfo> {
         Codec::Aac | Codec::MpegAudio | Codec::Ac3 | Codec::Eac3 => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn codec_headers_of_arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            for codec in [Codec::H264, Codec::H265, Codec::Mpeg2Video, Codec::Aac, Codec::MpegAudio, Codec::Ac3, Codec::Eac3] {
+                let _ = is_keyframe(codec, &bytes);
+                if let Some(info) = info(codec, &bytes) {
+                    prop_assert!(info.width > 0 && info.height > 0);
+                }
+                if let Some(info) = crate::media::audio::info(codec, &bytes) {
+                    prop_assert!((7_350..=96_000).contains(&info.sample_rate));
+                }
+            }
+        }
+
+        /// An H.265 SPS with random bytes after a valid NAL header: the parser reads
+        /// only what is there.
+        #[test]
+        fn random_hevc_spss_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..96)) {
+            let mut access_unit = vec![0, 0, 0, 1, 0x42, 0x01];
+            access_unit.extend_from_slice(&bytes);
+            let _ = info(Codec::H265, &access_unit);
+        }
+    }
+}

@@ -23,9 +23,13 @@ pub struct RtmpTracks {
 /// Why RTMP cannot carry a stream.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NotCarried {
-    #[error("RTMP carries H.264 video; this stream's video is {0} (play it over HLS or HTTP-MPEG-TS)")]
+    #[error(
+        "RTMP carries H.264 video; this stream's video is {0} (play it over HLS or HTTP-MPEG-TS)"
+    )]
     Video(Codec),
-    #[error("RTMP carries AAC audio; this stream's audio is {0} (play it over HLS or HTTP-MPEG-TS)")]
+    #[error(
+        "RTMP carries AAC audio; this stream's audio is {0} (play it over HLS or HTTP-MPEG-TS)"
+    )]
     Audio(String),
 }
 

@@ -12,8 +12,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::media::aac;
 use crate::media::frame::{Codec, FIRST_AUDIO_TRACK, Frame, MAX_FRAME_BYTES, VIDEO_TRACK};
-use crate::media::program::Tracks;
 use crate::media::h264::{self, NAL_PPS, NAL_SPS};
+use crate::media::program::Tracks;
 
 /// FLV codec ids.
 const CODEC_AVC: u8 = 7;
@@ -235,23 +235,25 @@ pub fn sequence_headers(
     keyframe: Option<&Frame>,
     audio: Option<&Frame>,
 ) -> (Option<Bytes>, Option<Bytes>) {
-    let video = keyframe.filter(|f| f.codec == Codec::H264).and_then(|frame| {
-        let sps = h264::nal_units(&frame.data).find(|n| h264::nal_type(n) == NAL_SPS)?;
-        let pps = h264::nal_units(&frame.data).find(|n| h264::nal_type(n) == NAL_PPS)?;
-        if sps.len() < 4 {
-            return None;
-        }
-        let mut out = BytesMut::with_capacity(16 + sps.len() + pps.len());
-        out.put_slice(&[0x17, 0, 0, 0, 0]);
-        // AVCDecoderConfigurationRecord: version, profile, compatibility, level, 4-byte lengths.
-        out.put_slice(&[1, sps[1], sps[2], sps[3], 0xff, 0xe1]);
-        out.put_u16(sps.len() as u16);
-        out.put_slice(sps);
-        out.put_u8(1);
-        out.put_u16(pps.len() as u16);
-        out.put_slice(pps);
-        Some(out.freeze())
-    });
+    let video = keyframe
+        .filter(|f| f.codec == Codec::H264)
+        .and_then(|frame| {
+            let sps = h264::nal_units(&frame.data).find(|n| h264::nal_type(n) == NAL_SPS)?;
+            let pps = h264::nal_units(&frame.data).find(|n| h264::nal_type(n) == NAL_PPS)?;
+            if sps.len() < 4 {
+                return None;
+            }
+            let mut out = BytesMut::with_capacity(16 + sps.len() + pps.len());
+            out.put_slice(&[0x17, 0, 0, 0, 0]);
+            // AVCDecoderConfigurationRecord: version, profile, compatibility, level, 4-byte lengths.
+            out.put_slice(&[1, sps[1], sps[2], sps[3], 0xff, 0xe1]);
+            out.put_u16(sps.len() as u16);
+            out.put_slice(sps);
+            out.put_u8(1);
+            out.put_u16(pps.len() as u16);
+            out.put_slice(pps);
+            Some(out.freeze())
+        });
     let audio = audio.filter(|f| f.codec == Codec::Aac).and_then(|frame| {
         let header = aac::parse_header(&frame.data)?;
         let frequency_index = ((frame.data[2] >> 2) & 0x0f) as u16;
@@ -299,9 +301,7 @@ pub fn packetize(frame: &Frame) -> Vec<(Bytes, u32)> {
                 (out.freeze(), offset_ms as u32)
             })
             .collect(),
-        Codec::H265 | Codec::Mpeg2Video | Codec::MpegAudio | Codec::Ac3 | Codec::Eac3 => {
-            Vec::new()
-        }
+        Codec::H265 | Codec::Mpeg2Video | Codec::MpegAudio | Codec::Ac3 | Codec::Eac3 => Vec::new(),
     }
 }
 

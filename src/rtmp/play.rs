@@ -7,8 +7,8 @@ use rml_rtmp::time::RtmpTimestamp;
 
 use std::time::Duration;
 
-use super::error::RtmpError;
 use super::carriage::RtmpTracks;
+use super::error::RtmpError;
 use super::flv;
 use super::names::{is_redirected, stream_name};
 use super::server::{Connection, Role};

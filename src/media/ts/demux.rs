@@ -418,7 +418,9 @@ impl Demuxer {
             let described = describe(descriptors);
             let Some(codec) = codec_of(stream_type, &described) else {
                 let why = not_carried(stream_type);
-                skipped.push(format!("PID {pid:#06x}: {why} (stream type {stream_type:#04x})"));
+                skipped.push(format!(
+                    "PID {pid:#06x}: {why} (stream type {stream_type:#04x})"
+                ));
                 continue;
             };
             let track = if codec.is_video() {
@@ -445,13 +447,15 @@ impl Demuxer {
         // dropped, one whose type, codec, track or language changed starts afresh, the
         // others keep their state.
         self.streams.retain(|pid, stream| {
-            listed.iter().any(|(listed_pid, stream_type, codec, track, language)| {
-                listed_pid == pid
-                    && *stream_type == stream.stream_type
-                    && *codec == stream.codec
-                    && *track == stream.track
-                    && *language == stream.language
-            })
+            listed
+                .iter()
+                .any(|(listed_pid, stream_type, codec, track, language)| {
+                    listed_pid == pid
+                        && *stream_type == stream.stream_type
+                        && *codec == stream.codec
+                        && *track == stream.track
+                        && *language == stream.language
+                })
         });
         for (pid, stream_type, codec, track, language) in listed {
             self.streams.entry(pid).or_insert(Elementary {
@@ -735,6 +739,35 @@ mod tests {
             }
             assert_eq!(demuxer.stats.dropped_pes, 0);
         }
+    }
+
+    #[test]
+    fn every_codec_and_language_round_trips_through_our_muxer() {
+        use crate::media::program::{Language, Track};
+        let mut tracks = Tracks::EMPTY.with(VIDEO_TRACK, Codec::H265);
+        for (number, codec, language) in [
+            (1, Codec::Ac3, *b"eng"),
+            (2, Codec::MpegAudio, *b"fra"),
+            (3, Codec::Eac3, *b"deu"),
+            (4, Codec::Aac, *b"spa"),
+        ] {
+            let language = Language::new(language);
+            tracks.set(number, Track { codec, language });
+        }
+        let mut muxer = Muxer::new(tracks);
+        let frame = Frame {
+            codec: Codec::H265,
+            track: VIDEO_TRACK,
+            dts: 0,
+            pts: 0,
+            keyframe: true,
+            data: Bytes::from_static(&[0, 0, 0, 1, 0x26, 1, 0xaf]),
+        };
+        let bytes = muxer.mux(&frame).bytes;
+        let mut demuxer = Demuxer::new();
+        demuxer.push(&bytes, &mut Vec::new());
+        assert_eq!(demuxer.announced_tracks(), tracks);
+        assert!(demuxer.skipped().is_empty());
     }
 
     #[test]

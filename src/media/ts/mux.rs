@@ -213,7 +213,7 @@ impl Muxer {
         frame.track == self.pcr_track()
             && self
                 .last_tables_dts
-            .is_none_or(|last| frame.dts.saturating_sub(last) >= AUDIO_ONLY_TABLE_PERIOD_TICKS)
+                .is_none_or(|last| frame.dts.saturating_sub(last) >= AUDIO_ONLY_TABLE_PERIOD_TICKS)
     }
 
     /// Muxes one frame into whole transport packets.

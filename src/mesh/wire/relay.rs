@@ -315,7 +315,9 @@ fn mux(state: &MuxState) -> Result<(), WireError> {
                 .is_some_and(|language| Language::new(language.bytes()) != Some(language))
     });
     if misplaced {
-        return Err(WireError::Malformed("a program with misplaced tracks".into()));
+        return Err(WireError::Malformed(
+            "a program with misplaced tracks".into(),
+        ));
     }
     Ok(())
 }
@@ -496,7 +498,10 @@ mod tests {
                 },
                 b"x",
             );
-            assert!(encode(&misplaced).is_err(), "codec {flags} on track {track}");
+            assert!(
+                encode(&misplaced).is_err(),
+                "codec {flags} on track {track}"
+            );
         }
         let video_as_audio = with(
             RelayHead::Resume {
