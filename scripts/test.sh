@@ -22,6 +22,9 @@ assert all(Gst.ElementFactory.find(e) for e in ("x264enc", "x265enc", "rtph264pa
     needed_packages+=(python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base
         gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
         gstreamer1.0-libav)
+# SRT (tests/srt.rs): srt-live-transmit as an encoder's gateway; libsrt comes with it
+# (and with Debian's ffmpeg), which the node loads for its SRT listener and inputs.
+command -v srt-live-transmit >/dev/null || needed_packages+=(srt-tools)
 # `script` gives the shell test a pseudo-terminal.
 command -v script >/dev/null || needed_packages+=(util-linux)
 # Players: hls.js (embedded by the build from the npm registry) in headless Chromium.

@@ -66,6 +66,12 @@ pub enum NodeError {
         purpose: &'static str,
         source: std::io::Error,
     },
+    /// An SRT listener could not be set up: libsrt missing, or the port taken (local).
+    #[error("cannot listen on {address} for srt: {source}")]
+    Srt {
+        address: SocketAddr,
+        source: crate::srt::ffi::SrtError,
+    },
     /// The host refused something else (threads, signals, a benchmark's needs).
     #[error("{context}: {source}")]
     Local {
@@ -91,6 +97,7 @@ impl Classified for NodeError {
         match self {
             NodeError::Config(_) => Fault::Config,
             NodeError::Bind { .. }
+            | NodeError::Srt { .. }
             | NodeError::Local { .. }
             | NodeError::TreeStart(_)
             | NodeError::TreeGaveUp => Fault::Local,

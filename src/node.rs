@@ -33,6 +33,7 @@ pub struct Node {
     fast_path: Option<crate::http::fast_path::FastPath>,
     rtmp: Vec<TcpListener>,
     rtmp_context: RtmpContext,
+    srt: Vec<crate::srt::listener::SrtListener>,
     root: ActorRef<SupervisorMsg>,
     root_task: JoinHandle<()>,
     /// Ends the node's registry when the node is dropped.
@@ -81,6 +82,15 @@ impl Node {
             teardown,
         } = core;
         let context = state.node.clone();
+        let rules = srt_publish_rules(config);
+        let mut srt = Vec::new();
+        for listen in &config.srt {
+            let address = listen.socket_addr();
+            let listener =
+                crate::srt::listener::SrtListener::bind(address, &rtmp_context, rules.clone())
+                    .map_err(|source| NodeError::Srt { address, source })?;
+            srt.push(listener);
+        }
         // The shell answers through the API (every route), over the mesh endpoint.
         if let Some(mesh) = &state.mesh {
             let shell = crate::shell::server::ShellServer::new(
@@ -116,6 +126,7 @@ impl Node {
             fast_path,
             rtmp,
             rtmp_context,
+            srt,
             root,
             root_task,
             _teardown: teardown,
@@ -170,6 +181,10 @@ impl Node {
             );
             http_tasks.push(runtime.spawn("rtmp-listener", task));
         }
+        for listener in self.srt {
+            let task = listener.serve(self.rtmp_context.clone(), http_stopped.clone());
+            http_tasks.push(runtime.spawn("srt-listener", task));
+        }
         let mut root_task = self.root_task;
         let tree_failed = tokio::select! {
             _ = shutdown.wait_for(|stop| *stop) => false,
@@ -189,6 +204,26 @@ impl Node {
         let _ = root_task.await;
         tracing::info!("node stopped");
         Ok(())
+    }
+}
+
+/// Which streams and templates ask their SRT publishers for a passphrase.
+fn srt_publish_rules(config: &crate::config::model::Config) -> crate::srt::listener::PublishRules {
+    let secret = |options: &crate::config::model::StreamOptions| {
+        options.srt_passphrase.as_ref().map(|s| s.0.clone())
+    };
+    crate::srt::listener::PublishRules {
+        streams: config
+            .streams
+            .iter()
+            .filter_map(|stream| Some((stream.name.clone(), secret(&stream.options)?)))
+            .collect(),
+        templates: config
+            .templates
+            .iter()
+            .filter_map(|t| Some((t.prefixes.clone(), secret(&t.options)?)))
+            .flat_map(|(prefixes, secret)| prefixes.into_iter().map(move |p| (p, secret.clone())))
+            .collect(),
     }
 }
 

@@ -323,8 +323,12 @@ fn the_streams_and_stats_apis_report_live_streams() {
     // Its tracks, as Flussonic's media_info lists them.
     let tracks = &test["stats"]["media_info"]["tracks"];
     assert_eq!(tracks[0]["content"], "video", "{tracks}");
+    assert_eq!(tracks[0]["codec"], "h264", "{tracks}");
     assert!(
-        tracks[0]["codec"].as_str().unwrap().starts_with("avc1."),
+        tracks[0]["codec_string"]
+            .as_str()
+            .unwrap()
+            .starts_with("avc1."),
         "{tracks}"
     );
     assert_eq!(
@@ -332,7 +336,9 @@ fn the_streams_and_stats_apis_report_live_streams() {
         (Some(640), Some(360))
     );
     assert_eq!(tracks[1]["content"], "audio", "{tracks}");
-    assert_eq!(tracks[1]["codec"], "mp4a.40.2");
+    assert_eq!(tracks[1]["codec"], "aac");
+    assert_eq!(tracks[1]["codec_string"], "mp4a.40.2");
+    assert_eq!(tracks[1]["track_id"], "a1");
     assert_eq!(tracks[1]["sample_rate"], 48_000);
     assert_eq!(tracks[1]["channels"], 1);
     let video = tracks[0]["bitrate"].as_u64().unwrap();

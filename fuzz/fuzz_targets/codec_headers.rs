@@ -8,18 +8,8 @@ use flotilla::media::frame::Codec;
 use flotilla::media::{audio, video};
 use libfuzzer_sys::fuzz_target;
 
-const CODECS: [Codec; 7] = [
-    Codec::H264,
-    Codec::H265,
-    Codec::Mpeg2Video,
-    Codec::Aac,
-    Codec::MpegAudio,
-    Codec::Ac3,
-    Codec::Eac3,
-];
-
 fuzz_target!(|data: &[u8]| {
-    for codec in CODECS {
+    for codec in Codec::ALL {
         let _ = video::is_keyframe(codec, data);
         if let Some(info) = video::info(codec, data) {
             assert!(info.width > 0 && info.height > 0);

@@ -138,6 +138,14 @@ pub const DIRECTIVES: &[DirectiveInfo] = &[
         "RTMP listener: publish (`rtmp://HOST/APP/KEY` → stream `APP/KEY`, app `static` dropped) and play (`rtmp://HOST/static/NAME`)."
     ),
     d!("rtmps", [], &[G], Later, "rtmps 1443;", "RTMPS listener."),
+    d!(
+        "srt",
+        [],
+        &[G],
+        Now,
+        "srt 9998;",
+        "SRT listener (UDP): encoders publish MPEG-TS with the stream id naming the stream (`#!::r=NAME,m=publish` or `NAME`), into a stream with `input publish://` or under a template's prefix. Needs libsrt (Debian: libsrt1.5-openssl)."
+    ),
     d!("rtsp", [], &[G], Later, "rtsp 554;", "RTSP listener."),
     d!("rtsps", [], &[G], Later, "rtsps 1554;", "RTSPS listener."),
     d!(
@@ -447,7 +455,7 @@ pub const DIRECTIVES: &[DirectiveInfo] = &[
         STREAM_TEMPLATE,
         Now,
         "input tshttp://10.0.0.11/cam01 priority=1 source_timeout=5;",
-        "A source URL; repeat for backups (tried by priority, then in order): `test://`, `file://PATH.ts`, `tshttp://`/`http://` (MPEG-TS over HTTP), `udp://[iface@]group:port`, `hls://HOST/PATH.m3u8` (live HLS, MPEG-TS segments), `rtmp://HOST/APP/KEY` (played from another server), `rtsp://[USER:PASS@]HOST/PATH` (IP cameras), `publish://` (RTMP publishing). Other schemes are refused. Options: `priority=N`, `source_timeout=S`, `program=N` (one program of an MPEG-TS: udp, tshttp/http, file), `transport=tcp|udp` (rtsp:// only); the others Flussonic has (user_agent, headers, timeout, bind_ip, …) are refused until active."
+        "A source URL; repeat for backups (tried by priority, then in order): `test://`, `file://PATH.ts`, `tshttp://`/`http://` (MPEG-TS over HTTP), `udp://[iface@]group:port`, `hls://HOST/PATH.m3u8` (live HLS, MPEG-TS segments), `rtmp://HOST/APP/KEY` (played from another server), `rtsp://[USER:PASS@]HOST/PATH` (IP cameras), `srt://HOST:PORT[?streamid=…&passphrase=…&latency=MS]` (the node calls an SRT listener), `publish://` (RTMP and SRT publishing). Other schemes are refused. Options: `priority=N`, `source_timeout=S`, `program=N` (one program of an MPEG-TS: udp, tshttp/http, file), `transport=tcp|udp` (rtsp:// only); the others Flussonic has (user_agent, headers, timeout, bind_ip, …) are refused until active."
     ),
     d!(
         "static",
@@ -560,6 +568,14 @@ pub const DIRECTIVES: &[DirectiveInfo] = &[
         Later,
         "password pubsecret;",
         "Password a publisher must present."
+    ),
+    d!(
+        "srt_passphrase",
+        [],
+        STREAM_TEMPLATE,
+        Now,
+        "srt_passphrase correct-horse-battery;",
+        "flotilla: the passphrase (10 to 79 bytes) SRT publishers of this stream or template encrypt with; a publisher without it, or with another, fails the SRT handshake."
     ),
     d!(
         "push",

@@ -27,6 +27,8 @@ pub struct Config {
     pub rtmps: Vec<ListenAddr>,
     pub rtsp: Vec<ListenAddr>,
     pub rtsps: Vec<ListenAddr>,
+    /// SRT listeners: encoders publish MPEG-TS, the stream id names the stream.
+    pub srt: Vec<ListenAddr>,
     /// UDP port of the QUIC mesh; defaults to the first `http` listener's port.
     pub cluster_port: Option<u16>,
     /// RTMP players of a peer's stream get the RTMP 302 instead of a relay.
@@ -269,6 +271,8 @@ pub struct StreamOptions {
     pub on_publish: Option<String>,
     pub auth: Option<String>,
     pub password: Option<Secret>,
+    /// The passphrase SRT publishers of this stream (or template) encrypt with.
+    pub srt_passphrase: Option<Secret>,
     pub pushes: Vec<Push>,
     pub transcoder: Option<RawArgs>,
     pub thumbnails: Option<RawArgs>,

@@ -119,6 +119,7 @@ impl Printer {
             ("rtmps", &c.rtmps),
             ("rtsp", &c.rtsp),
             ("rtsps", &c.rtsps),
+            ("srt", &c.srt),
         ] {
             for listen in list {
                 self.line(name, &[listen.to_string()]);
@@ -269,6 +270,7 @@ impl Printer {
         self.value("on_publish", &o.on_publish);
         self.value("auth", &o.auth);
         self.value("password", &o.password);
+        self.value("srt_passphrase", &o.srt_passphrase);
         for push in &o.pushes {
             let mut args = vec![word(&push.url)];
             args.extend(push.options.iter().map(|(k, v)| option(k, v)));

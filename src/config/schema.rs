@@ -424,13 +424,14 @@ fn read_global_statement(
             list.push(listener);
             Ok(())
         }
-        "rtmp" | "rtmps" | "rtsp" | "rtsps" => {
+        "rtmp" | "rtmps" | "rtsp" | "rtsps" | "srt" => {
             let (text, span) = positionals(statement, 1, 1, "PORT or IP:PORT")?.remove(0);
             let listen = parse_listen(&text, span)?;
             match name {
                 "rtmp" => c.rtmp.push(listen),
                 "rtmps" => c.rtmps.push(listen),
                 "rtsp" => c.rtsp.push(listen),
+                "srt" => c.srt.push(listen),
                 _ => c.rtsps.push(listen),
             }
             Ok(())
@@ -760,7 +761,7 @@ const INPUT_OPTIONS: [&str; 14] = [
 const ACTIVE_INPUT_OPTIONS: [&str; 4] = ["priority", "source_timeout", "transport", "program"];
 
 /// Schemes whose inputs are MPEG-TS streams a `program=N` can select from.
-const PROGRAM_SCHEMES: [&str; 4] = ["udp://", "tshttp://", "http://", "file://"];
+const PROGRAM_SCHEMES: [&str; 5] = ["udp://", "tshttp://", "http://", "file://", "srt://"];
 
 fn read_input(statement: &Statement) -> Result<Input> {
     no_block(statement)?;
@@ -845,7 +846,7 @@ fn read_input(statement: &Statement) -> Result<Input> {
                 if !PROGRAM_SCHEMES.iter().any(|scheme| url.starts_with(scheme)) {
                     return Err(Diagnostic::error(
                         span,
-                        "`program` applies to MPEG-TS inputs: udp://, tshttp://, http://, file://",
+                        "`program` applies to MPEG-TS inputs: udp://, tshttp://, http://, file://, srt://",
                     ));
                 }
                 let number: u16 = parse_at(&value, span)?;
@@ -901,6 +902,11 @@ fn check_url(url: &str, arg: &Arg) -> Result<()> {
     });
     if scheme_ok && url.len() <= MAX_URL_BYTES {
         let scheme = url.split_once("://").map_or("", |(scheme, _)| scheme);
+        if scheme == "srt" {
+            return crate::srt::caller::SrtUrl::parse(url)
+                .map(|_| ())
+                .map_err(|why| Diagnostic::error(arg.span, why));
+        }
         if crate::media::input::ACTIVE_SCHEMES.contains(&scheme) {
             return Ok(());
         }
@@ -989,6 +995,16 @@ fn read_stream_option(
         "on_publish" => set_once(&mut o.on_publish, single(s)?, s),
         "auth" => set_once(&mut o.auth, single(s)?, s),
         "password" => set_once(&mut o.password, single(s)?, s),
+        "srt_passphrase" => {
+            let passphrase: Secret = single(s)?;
+            if !crate::srt::PASSPHRASE_BYTES.contains(&passphrase.0.len()) {
+                return Err(Diagnostic::error(
+                    s.span,
+                    "an SRT passphrase is 10 to 79 bytes (libsrt refuses others)",
+                ));
+            }
+            set_once(&mut o.srt_passphrase, passphrase, s)
+        }
         "push" => {
             no_block(s)?;
             let args: Vec<(&str, &Arg)> = s.positionals().collect();

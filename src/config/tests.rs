@@ -222,9 +222,9 @@ fn input_options_in_both_forms() {
 
 #[test]
 fn inactive_input_schemes_and_options_are_refused_never_ignored() {
-    let err = error_of("stream cam { input srt://10.0.0.11:9000; }");
+    let err = error_of("stream cam { input m4f://10.0.0.11:9000; }");
     assert!(
-        err.contains("scheme `srt://` are not supported yet"),
+        err.contains("scheme `m4f://` are not supported yet"),
         "{err}"
     );
     assert!(err.contains("1:20"), "line and column: {err}");
@@ -250,6 +250,7 @@ fn inactive_input_schemes_and_options_are_refused_never_ignored() {
         "udp://239.0.0.1:1234",
         "rtsp://admin:pass@cam/h264 transport=udp",
         "udp://239.0.0.1:1234 program=3",
+        "srt://enc:9000?streamid=cam&latency=200 program=2",
     ] {
         load(&format!(
             "stream s {{ input {url} priority=1 source_timeout=5; }}"
@@ -741,4 +742,21 @@ fn cors_allow_origin_takes_star_off_or_origins() {
     assert!(error_of("cors_allow_origin * https://a.example;").contains("cannot be listed"));
     assert!(error_of("cors_allow_origin https://a.example/player;").contains("is not an origin"));
     assert!(error_of("cors_allow_origin a.example;").contains("is not an origin"));
+}
+
+#[test]
+fn srt_listeners_passphrases_and_urls_are_checked() {
+    let config =
+        load("srt 9998;\nstream cam { input publish://; srt_passphrase correct-horse-battery; }\n");
+    assert_eq!(config.config.srt.len(), 1);
+    let err = error_of("stream cam { input publish://; srt_passphrase short; }");
+    assert!(err.contains("10 to 79 bytes"), "{err}");
+    let err = error_of("stream cam { input srt://enc:9000?mode=caller; }");
+    assert!(err.contains("`mode` is not supported"), "{err}");
+    let err = error_of("stream cam { input srt://enc; }");
+    assert!(err.contains("needs a port"), "{err}");
+    assert_eq!(
+        crate::media::input::redacted("srt://enc:9000?passphrase=correct-horse&latency=2"),
+        "srt://enc:9000?passphrase=***&latency=2"
+    );
 }

@@ -254,6 +254,16 @@ impl Directory {
         receiver
     }
 
+    /// Whether `name` has an open publish point (a running stream with a `publish://`
+    /// input), whether or not a publisher holds it.
+    pub fn has_publish_point(&self, name: &str) -> bool {
+        self.publish_points
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .is_some_and(|point| !point.sender.is_closed())
+    }
+
     /// Attaches a publisher to the publish point of `name`.
     pub fn attach_publisher(&self, name: &str) -> Result<Publisher, AttachError> {
         let points = self

@@ -36,6 +36,17 @@ pub enum Codec {
 }
 
 impl Codec {
+    /// Every codec carried.
+    pub const ALL: [Codec; 7] = [
+        Codec::H264,
+        Codec::H265,
+        Codec::Mpeg2Video,
+        Codec::Aac,
+        Codec::MpegAudio,
+        Codec::Ac3,
+        Codec::Eac3,
+    ];
+
     pub fn is_video(self) -> bool {
         matches!(self, Codec::H264 | Codec::H265 | Codec::Mpeg2Video)
     }

@@ -97,18 +97,26 @@ impl Classified for HttpGetError {
 }
 
 /// The schemes of the inputs flotilla runs; the config refuses every other.
-pub const ACTIVE_SCHEMES: [&str; 9] = [
-    "test", "file", "tshttp", "http", "udp", "publish", "hls", "rtmp", "rtsp",
+pub const ACTIVE_SCHEMES: [&str; 10] = [
+    "test", "file", "tshttp", "http", "udp", "publish", "hls", "rtmp", "rtsp", "srt",
 ];
 
-/// `url` as logs and the API show it: a password in it replaced by `***`.
+/// `url` as logs and the API show it: a password in it, and an SRT `passphrase=` in its
+/// query, replaced by `***`.
 pub fn redacted(url: &str) -> String {
-    match url::Url::parse(url) {
+    let url = match url::Url::parse(url) {
         Ok(mut parsed) if parsed.password().is_some() => {
             let _ = parsed.set_password(Some("***"));
             parsed.to_string()
         }
         _ => url.to_string(),
+    };
+    match url.split_once("passphrase=") {
+        Some((before, after)) => {
+            let rest = after.find('&').map_or("", |end| &after[end..]);
+            format!("{before}passphrase=***{rest}")
+        }
+        None => url,
     }
 }
 
@@ -136,6 +144,8 @@ pub enum InputUrl {
     },
     /// `rtsp://…`, kept whole (retina reads it).
     Rtsp(String),
+    /// `srt://HOST:PORT[?…]`: the node calls an SRT listener.
+    Srt(crate::srt::caller::SrtUrl),
 }
 
 /// `host[:port]/path` → (authority, path), `None` without a host.
@@ -193,6 +203,9 @@ impl InputUrl {
                     key: key.to_string(),
                 })
             }
+            "srt" => crate::srt::caller::SrtUrl::parse(url)
+                .map(InputUrl::Srt)
+                .map_err(|_| unsupported()),
             "udp" => {
                 let address = rest.trim_end_matches('/');
                 let (source, group) = match address.split_once('@') {
@@ -245,6 +258,12 @@ pub enum Input {
     Hls(Box<HlsPull>),
     /// An IP camera's RTSP session.
     Rtsp(Box<RtspPull>),
+    /// MPEG-TS from an SRT listener the node called.
+    Srt {
+        url: String,
+        caller: crate::srt::caller::SrtCaller,
+        frames: TsFrames,
+    },
     /// An RTMP stream played from another server.
     Rtmp {
         url: String,
@@ -272,6 +291,7 @@ impl std::fmt::Debug for Input {
             Input::Hls(_) => "Input::Hls",
             Input::Rtmp { .. } => "Input::Rtmp",
             Input::Rtsp(_) => "Input::Rtsp",
+            Input::Srt { .. } => "Input::Srt",
         })
     }
 }
@@ -364,6 +384,16 @@ impl Input {
                     .map_err(|e| open_error(e.to_string()))?;
                 Ok(Input::Rtsp(Box::new(pull)))
             }
+            InputUrl::Srt(srt) => {
+                let caller = crate::srt::caller::SrtCaller::open(&srt)
+                    .await
+                    .map_err(|e| open_error(e.to_string()))?;
+                Ok(Input::Srt {
+                    url: redacted(url),
+                    caller,
+                    frames: TsFrames::of_program(start_dts, program),
+                })
+            }
             InputUrl::Rtmp { address, app, key } => {
                 let mut client = RtmpClient::connect(&address, &app)
                     .await
@@ -401,7 +431,9 @@ impl Input {
     pub fn tracks(&self) -> Tracks {
         match self {
             Input::Clip { clip, .. } => clip.tracks(),
-            Input::Http { frames, .. } | Input::Udp { frames, .. } => frames.tracks(),
+            Input::Http { frames, .. } | Input::Udp { frames, .. } | Input::Srt { frames, .. } => {
+                frames.tracks()
+            }
             Input::Publish { tracks, .. } => *tracks,
             Input::Hls(pull) => pull.tracks(),
             Input::Rtmp { depacketizer, .. } => depacketizer.declared_tracks(),
@@ -479,14 +511,8 @@ impl Input {
                 }
             },
             Input::Http { url, body, frames } => loop {
-                if let Some(frame) = frames.pop() {
-                    return Ok(frame);
-                }
-                if let Some(reason) = frames.missing_program() {
-                    return Err(InputError::Failed {
-                        url: url.clone(),
-                        reason,
-                    });
+                if let Some(ready) = ready_frame(frames, url) {
+                    return ready;
                 }
                 let chunk: Bytes = match body.frame().await {
                     Some(Ok(frame)) => match frame.into_data() {
@@ -508,20 +534,28 @@ impl Input {
                 };
                 frames.push(&chunk);
             },
+            Input::Srt {
+                url,
+                caller,
+                frames,
+            } => loop {
+                if let Some(ready) = ready_frame(frames, url) {
+                    return ready;
+                }
+                let bytes = caller.next().await.map_err(|reason| InputError::Failed {
+                    url: url.clone(),
+                    reason,
+                })?;
+                frames.push(&bytes);
+            },
             Input::Udp {
                 url,
                 socket,
                 frames,
                 buffer,
             } => loop {
-                if let Some(frame) = frames.pop() {
-                    return Ok(frame);
-                }
-                if let Some(reason) = frames.missing_program() {
-                    return Err(InputError::Failed {
-                        url: url.clone(),
-                        reason,
-                    });
+                if let Some(ready) = ready_frame(frames, url) {
+                    return ready;
                 }
                 let length = socket
                     .recv(buffer)
@@ -534,6 +568,19 @@ impl Input {
             },
         }
     }
+}
+
+/// What an MPEG-TS byte-stream input has before it reads more: a frame, or the reason
+/// it cannot go on (the program asked for is not in the stream).
+fn ready_frame(frames: &mut TsFrames, url: &str) -> Option<Result<(Frame, bool), InputError>> {
+    if let Some(frame) = frames.pop() {
+        return Some(Ok(frame));
+    }
+    let reason = frames.missing_program()?;
+    Some(Err(InputError::Failed {
+        url: url.to_string(),
+        reason,
+    }))
 }
 
 /// The value of input option `key`, if configured.
@@ -674,7 +721,12 @@ mod tests {
             InputUrl::parse("rtsp://admin:pw@cam/h264").unwrap(),
             InputUrl::Rtsp("rtsp://admin:pw@cam/h264".into())
         );
-        assert!(InputUrl::parse("srt://cam:9000").is_err());
+        assert!(matches!(
+            InputUrl::parse("srt://cam:9000?latency=120").unwrap(),
+            InputUrl::Srt(srt) if srt.address == "cam:9000" && srt.latency_ms == Some(120)
+        ));
+        assert!(InputUrl::parse("srt://cam").is_err(), "no port");
+        assert!(InputUrl::parse("m4f://cam:9000").is_err());
         assert!(InputUrl::parse("udp://nonsense").is_err());
     }
 

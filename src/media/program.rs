@@ -218,15 +218,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn codec(index: u8) -> Codec {
-        [
-            Codec::H264,
-            Codec::H265,
-            Codec::Mpeg2Video,
-            Codec::Aac,
-            Codec::MpegAudio,
-            Codec::Ac3,
-            Codec::Eac3,
-        ][usize::from(index) % 7]
+        Codec::ALL[usize::from(index) % Codec::ALL.len()]
     }
 
     #[test]

@@ -11,7 +11,7 @@ use flotilla_otp::registry::ActorPath;
 use flotilla_otp::supervisor::{Restart, SupervisorError, SupervisorMsg, supervisor_at};
 use flotilla_otp::worker::worker_child;
 
-use super::server::Connection;
+use super::server::{Connection, RtmpContext};
 use crate::error::{Classified, Fault};
 use crate::media::live::LiveStream;
 
@@ -42,10 +42,10 @@ impl Classified for StreamStartError {
     }
 }
 
-impl Connection {
+impl RtmpContext {
     /// Starts a stream that is not in the config (a template's published stream, a
     /// relay) as a temporary child of `node/streams`; `Err` says why it did not start.
-    pub(super) async fn start_ephemeral_stream(
+    pub async fn start_ephemeral_stream(
         &self,
         name: &str,
         input: &str,
@@ -53,7 +53,7 @@ impl Connection {
         segment_count: usize,
         relay: bool,
     ) -> Result<(), StreamStartError> {
-        let supervisor = supervisor_at(&self.context.node, &ActorPath::root().child("streams"))
+        let supervisor = supervisor_at(&self.node, &ActorPath::root().child("streams"))
             .ok_or(StreamStartError::NoSupervisor)?;
         let plan = StreamPlan {
             name: name.to_string(),
@@ -75,7 +75,7 @@ impl Connection {
             relay,
         };
         let actor = StreamActor {
-            media: self.context.media.clone(),
+            media: self.media.clone(),
         };
         let spec = worker_child(name, actor, move || plan.clone()).restart(Restart::Temporary);
         match ractor::call!(supervisor, SupervisorMsg::StartChild, spec) {
@@ -85,6 +85,17 @@ impl Connection {
         }
     }
 
+    /// Stops a template stream its publisher started.
+    pub async fn stop_template_stream(&self, name: &str) {
+        let Some(supervisor) = supervisor_at(&self.node, &ActorPath::root().child("streams"))
+        else {
+            return;
+        };
+        let _ = ractor::call!(supervisor, SupervisorMsg::TerminateChild, name.to_string());
+    }
+}
+
+impl Connection {
     /// RTMP players cannot follow an HTTP redirect, so a stream that only a peer has is
     /// relayed over the mesh (`crate::relay`), shared with the node's other viewers of
     /// it. `None` when no alive peer has it, or the relay produced no media in time.
@@ -96,14 +107,5 @@ impl Connection {
                 Duration::from_millis(crate::defaults::STREAM_START_WAIT_MS),
             )
             .await
-    }
-
-    pub(super) async fn stop_template_stream(&self, name: &str) {
-        let Some(supervisor) =
-            supervisor_at(&self.context.node, &ActorPath::root().child("streams"))
-        else {
-            return;
-        };
-        let _ = ractor::call!(supervisor, SupervisorMsg::TerminateChild, name.to_string());
     }
 }

@@ -10,10 +10,63 @@ use rml_rtmp::time::RtmpTimestamp;
 
 use super::error::RtmpError;
 use super::flv::{Depacketizer, Inbound};
-use super::server::{Connection, Role, TEMPLATE_START_TIMEOUT};
+use super::server::{Connection, Role, RtmpContext, TEMPLATE_START_TIMEOUT};
 use crate::config::model::Template;
 use crate::media::directory::{AttachError, Published, Publisher};
 use crate::media::program::Tracks;
+
+impl RtmpContext {
+    /// The template whose prefix `name` is under, if any.
+    pub fn template_for(&self, name: &str) -> Option<Template> {
+        self.templates
+            .iter()
+            .find(|t| {
+                t.prefixes
+                    .iter()
+                    .any(|p| p.is_empty() || name.starts_with(&format!("{p}/")))
+            })
+            .cloned()
+    }
+
+    /// Starts a template's stream for a publisher of `name` (logged when it fails).
+    pub async fn start_template_stream(&self, name: &str, template: &Template) {
+        let options = &template.options;
+        let segment_duration_ms = options
+            .segment_duration
+            .map_or(crate::defaults::SEGMENT_DURATION_MS, |d| d.millis);
+        let segment_count = options
+            .segment_count
+            .map_or(crate::defaults::SEGMENT_COUNT, |c| c as usize);
+        match self
+            .start_ephemeral_stream(
+                name,
+                "publish://",
+                segment_duration_ms,
+                segment_count,
+                false,
+            )
+            .await
+        {
+            Ok(()) => {
+                tracing::info!(stream = %name, template = %template.name, "published stream started")
+            }
+            Err(error) => tracing::warn!(stream = %name, %error, "published stream not started"),
+        }
+    }
+
+    /// Attaches to `name`'s publish point once its just-started stream opened it.
+    pub async fn wait_for_publish_point(&self, name: &str) -> Result<Publisher, AttachError> {
+        let deadline = self.node.runtime.now() + TEMPLATE_START_TIMEOUT;
+        loop {
+            match self.directory.attach_publisher(name) {
+                Err(AttachError::NoSuchStream) if self.node.runtime.now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+}
 
 impl Connection {
     pub(super) async fn start_publishing(
@@ -39,11 +92,11 @@ impl Connection {
         let mut dynamic = false;
         let mut attached = self.context.directory.attach_publisher(&name);
         if attached.as_ref().err() == Some(&AttachError::NoSuchStream)
-            && let Some(template) = self.template_for(&name)
+            && let Some(template) = self.context.template_for(&name)
         {
-            self.start_template_stream(&name, &template).await;
+            self.context.start_template_stream(&name, &template).await;
             dynamic = true;
-            attached = self.wait_for_publish_point(&name).await;
+            attached = self.context.wait_for_publish_point(&name).await;
         }
         let publisher = match attached {
             Ok(publisher) => publisher,
@@ -76,58 +129,6 @@ impl Connection {
         };
         let results = self.accept(request_id)?;
         self.handle_results(results).await
-    }
-
-    pub(super) fn template_for(&self, name: &str) -> Option<Template> {
-        self.context
-            .templates
-            .iter()
-            .find(|t| {
-                t.prefixes
-                    .iter()
-                    .any(|p| p.is_empty() || name.starts_with(&format!("{p}/")))
-            })
-            .cloned()
-    }
-
-    pub(super) async fn start_template_stream(&self, name: &str, template: &Template) {
-        let options = &template.options;
-        let segment_duration_ms = options
-            .segment_duration
-            .map_or(crate::defaults::SEGMENT_DURATION_MS, |d| d.millis);
-        let segment_count = options
-            .segment_count
-            .map_or(crate::defaults::SEGMENT_COUNT, |c| c as usize);
-        match self
-            .start_ephemeral_stream(
-                name,
-                "publish://",
-                segment_duration_ms,
-                segment_count,
-                false,
-            )
-            .await
-        {
-            Ok(()) => {
-                tracing::info!(stream = %name, template = %template.name, "published stream started")
-            }
-            Err(error) => tracing::warn!(stream = %name, %error, "published stream not started"),
-        }
-    }
-
-    pub(super) async fn wait_for_publish_point(
-        &self,
-        name: &str,
-    ) -> Result<Publisher, AttachError> {
-        let deadline = self.context.node.runtime.now() + TEMPLATE_START_TIMEOUT;
-        loop {
-            match self.context.directory.attach_publisher(name) {
-                Err(AttachError::NoSuchStream) if self.context.node.runtime.now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-                other => return other,
-            }
-        }
     }
 
     pub(super) async fn published(

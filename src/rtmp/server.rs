@@ -360,7 +360,7 @@ impl Connection {
             } => {
                 tracing::info!(stream = %name, "rtmp publisher left");
                 if dynamic {
-                    self.stop_template_stream(&name).await;
+                    self.context.stop_template_stream(&name).await;
                 } else {
                     let _ = publisher
                         .sender
