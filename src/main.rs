@@ -65,6 +65,16 @@ enum Command {
         #[arg(long, requires = "user")]
         password_file: Option<PathBuf>,
     },
+    /// Benchmark: SRT ingest latency beyond the configured SRT latency (a node and an
+    /// encoder in one process, on loopback; needs libsrt).
+    BenchSrt {
+        /// How long to run, in seconds.
+        #[arg(long, default_value_t = 30)]
+        duration: u64,
+        /// The SRT latency the encoder asks for, ms.
+        #[arg(long, default_value_t = 120)]
+        latency: u32,
+    },
     /// Benchmark: a node and N simulated viewers in one process, on loopback.
     Bench {
         /// Which protocol the viewers use.
@@ -98,6 +108,25 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run { config, hostname } => run(config, hostname),
         Command::CheckConfig { file, hostname } => check_config(&file, hostname.as_deref()),
+        Command::BenchSrt { duration, latency } => {
+            match flotilla::srt::bench::run(duration, latency) {
+                Ok(report) => {
+                    println!(
+                        "srt ingest: latency {} ms, {} frames, added beyond it p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+                        report.latency_ms,
+                        report.frames,
+                        report.added_p50_ms,
+                        report.added_p99_ms,
+                        report.added_max_ms
+                    );
+                    Ok(())
+                }
+                Err(reason) => Err(NodeError::Local {
+                    context: "benchmark".into(),
+                    source: std::io::Error::other(reason),
+                }),
+            }
+        }
         Command::Bench {
             protocol,
             viewers,

@@ -141,6 +141,11 @@ impl Node {
             .collect()
     }
 
+    /// The node's running streams (the benchmarks watch one from inside).
+    pub fn directory(&self) -> &crate::media::directory::Directory {
+        &self.rtmp_context.directory
+    }
+
     /// The node's context (registry, runtime).
     pub fn context(&self) -> &NodeContext {
         &self.context

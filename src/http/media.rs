@@ -203,7 +203,8 @@ async fn serve_path(state: &ApiState, request: RequestInfo, path: &str) -> Respo
         Err(refused) => return error_response(StatusCode::FORBIDDEN, refused.to_string()),
     };
     live.request(now_ms);
-    let needs_media = !rest.ends_with(".ts");
+    // Playlists need the first segment; HTTP-MPEG-TS only the first GOP (below).
+    let needs_media = !rest.ends_with(".ts") && rest != "mpegts";
     if needs_media && live.media_playlist("").is_none() {
         // A starting (or on-demand) stream: wait for its first segment, bounded.
         live.wait_ready(Duration::from_millis(STREAM_START_WAIT_MS))
@@ -213,8 +214,8 @@ async fn serve_path(state: &ApiState, request: RequestInfo, path: &str) -> Respo
         "index.m3u8" | "playlist.m3u8" | "video.m3u8" => master(&live),
         "tracks-v1a1/mono.m3u8" | "mono.m3u8" => media_playlist(&live),
         "mpegts" => {
-            // A relayed copy has its window before its first live keyframe: a viewer
-            // joining then waits for the GOP it starts from, bounded.
+            // A starting stream (and a relayed copy, which has its window before its
+            // first live keyframe): the viewer waits for the GOP it starts from, bounded.
             live.wait_gop(Duration::from_millis(STREAM_START_WAIT_MS))
                 .await;
             return mpegts(live, state.sessions.clone(), session);

@@ -33,6 +33,7 @@ pub const SRTO_RCVTIMEO: c_int = 14;
 pub const SRTO_LATENCY: c_int = 23;
 pub const SRTO_PASSPHRASE: c_int = 26;
 pub const SRTO_CONNTIMEO: c_int = 36;
+pub const SRTO_RCVLATENCY: c_int = 43;
 pub const SRTO_STREAMID: c_int = 46;
 pub const SRTO_PEERIDLETIMEO: c_int = 55;
 
@@ -127,6 +128,7 @@ struct Api {
     accept: unsafe extern "C" fn(RawSocket, *mut c_void, *mut c_int) -> RawSocket,
     connect: unsafe extern "C" fn(RawSocket, *const c_void, c_int) -> c_int,
     recvmsg: unsafe extern "C" fn(RawSocket, *mut c_char, c_int) -> c_int,
+    sendmsg: unsafe extern "C" fn(RawSocket, *const c_char, c_int, c_int, c_int) -> c_int,
     close: unsafe extern "C" fn(RawSocket) -> c_int,
     getlasterror: unsafe extern "C" fn(*mut c_int) -> c_int,
     getlasterror_str: unsafe extern "C" fn() -> *const c_char,
@@ -179,6 +181,7 @@ fn resolve(library: Library) -> Result<Api, String> {
         accept: symbol!("srt_accept"),
         connect: symbol!("srt_connect"),
         recvmsg: symbol!("srt_recvmsg"),
+        sendmsg: symbol!("srt_sendmsg"),
         close: symbol!("srt_close"),
         getlasterror: symbol!("srt_getlasterror"),
         getlasterror_str: symbol!("srt_getlasterror_str"),
@@ -414,6 +417,20 @@ impl Socket {
             return Err(SrtError::Call(text));
         }
         Ok(result as usize)
+    }
+}
+
+impl Socket {
+    /// Sends one message (≤ 1316 bytes in live mode), blocking while libsrt's send buffer
+    /// is full; for the SRT benchmark's encoder.
+    pub fn send(&self, message: &[u8]) -> Result<(), SrtError> {
+        let api = api()?;
+        let length = message.len().min(i32::MAX as usize) as c_int;
+        // SAFETY: libsrt reads `length` bytes from `message` during the call; ttl -1 (no
+        // expiry), in order false (live mode ignores it).
+        let result =
+            unsafe { (api.sendmsg)(self.raw, message.as_ptr().cast::<c_char>(), length, -1, 0) };
+        self.check(api, result).map(|_| ())
     }
 }
 

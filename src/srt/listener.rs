@@ -25,7 +25,8 @@ use tokio::sync::mpsc;
 use super::ffi::{self, Socket, SrtError};
 use super::stream_id::publish_name;
 use super::{
-    MAX_SRT_CONNECTIONS, PEER_IDLE_TIMEOUT, RECEIVE_QUEUE_MESSAGES, Received, receive_loop,
+    LISTENER_LATENCY, MAX_SRT_CONNECTIONS, PEER_IDLE_TIMEOUT, RECEIVE_QUEUE_MESSAGES, Received,
+    receive_loop,
 };
 use crate::config::model::Template;
 use crate::media::directory::{AttachError, Directory, Published};
@@ -141,6 +142,7 @@ impl SrtListener {
     ) -> Result<SrtListener, SrtError> {
         let socket = Socket::new()?;
         socket.set_i32(ffi::SRTO_PEERIDLETIMEO, ffi::millis(PEER_IDLE_TIMEOUT))?;
+        socket.set_i32(ffi::SRTO_RCVLATENCY, ffi::millis(LISTENER_LATENCY))?;
         socket.bind(address)?;
         // One per listener, for the process's life: libsrt may call the hook from its
         // threads until the listener is closed, and a closed listener's last call may

@@ -21,6 +21,7 @@
 //! [`MAX_SRT_CONNECTIONS`]) plus one per listener, and hand TS bytes to the node's async
 //! side through bounded channels. The simulator never runs SRT: it is an IO edge.
 
+pub mod bench;
 pub mod caller;
 pub mod ffi;
 pub mod listener;
@@ -39,6 +40,11 @@ pub const RECEIVE_QUEUE_MESSAGES: usize = 2048;
 
 /// libsrt's own peer-idle timeout: a connection silent this long is broken by libsrt.
 pub const PEER_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The receive latency the node's listener asks for itself: the connection's latency is
+/// the larger of the two sides', so the encoder's setting rules (libsrt's 120 ms when it
+/// sets none), and a low-latency encoder is not held back by the node.
+pub const LISTENER_LATENCY: Duration = Duration::from_millis(20);
 
 /// How long a caller's connect may take (`SRTO_CONNTIMEO`).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);

@@ -674,6 +674,41 @@ mod tests {
         bytes
     }
 
+    /// A source whose PMT changes between every packet (a broken headend): the PID's
+    /// codec flips between H.264 and H.265 and a second audio stream comes and goes.
+    /// Each change starts the stream afresh; nothing mixes, nothing grows.
+    #[test]
+    fn a_pmt_that_changes_every_packet_is_followed_without_mixing() {
+        let pat = section(0, 1, &[0, 1, 0xf0, 0x00]);
+        let pmt = |video_type: u8, with_audio: bool| {
+            let mut entries = vec![0xe1, 0x00, 0xf0, 0x00, video_type, 0xe1, 0x00, 0xf0, 0x00];
+            if with_audio {
+                entries.extend_from_slice(&[0x0f, 0xe1, 0x01, 0xf0, 0x00]);
+            }
+            section(2, 1, &entries)
+        };
+        let mut bytes = packet(0, true, 0, &pat);
+        for round in 0..200u16 {
+            let flip = round % 2 == 0;
+            let table = pmt(if flip { 0x1b } else { 0x24 }, flip);
+            bytes.extend(packet(0x1000, true, round as u8, &table));
+            let mut pes = vec![0, 0, 1, 0xe0, 0, 0, 0x80, 0x80, 5, 0x21, 0, 1, 0, 1];
+            pes.extend_from_slice(&[0, 0, 0, 1, 9, round as u8]);
+            bytes.extend(packet(0x100, true, round as u8, &pes));
+        }
+        let mut demuxer = Demuxer::new();
+        let mut out = Vec::new();
+        demuxer.push(&bytes, &mut out);
+        demuxer.flush(&mut out);
+        assert!(demuxer.streams.len() <= 2);
+        for pes in &out {
+            // A PES is reported with the codec its PMT gave when it started.
+            assert!(matches!(pes.codec, Codec::H264 | Codec::H265));
+            assert_eq!(pes.track, VIDEO_TRACK);
+        }
+        assert!(out.len() < 200, "changes drop the PES being assembled");
+    }
+
     fn programs_seen(demuxer: &mut Demuxer) -> Vec<u8> {
         let mut out = Vec::new();
         demuxer.push(&mpts(), &mut out);
