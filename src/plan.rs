@@ -117,6 +117,11 @@ pub fn node_plan(config: &Config, identity: &NodeIdentity) -> NodePlan {
                                         .program
                                         .map(|n| ("program".to_string(), n.to_string())),
                                 )
+                                .chain((!input.pids.is_empty()).then(|| {
+                                    let pids: Vec<String> =
+                                        input.pids.iter().map(u16::to_string).collect();
+                                    ("pids".to_string(), pids.join(","))
+                                }))
                                 .collect(),
                         })
                         .collect(),

@@ -137,11 +137,17 @@ fn every_codec_and_language_reaches_hls_and_http_mpegts_and_the_api() {
     let config = format!(
         "http 127.0.0.1:{port};\nrtmp 127.0.0.1:{rtmp};\n\
          stream hevc {{ input file://{}; segment_duration 1; }}\n\
-         stream mpeg2 {{ input file://{}; segment_duration 1; }}\n",
+         stream mpeg2 {{ input file://{}; segment_duration 1; }}\n\
+         stream picked {{ input file://{} pids=256,258; segment_duration 1; }}\n",
         hevc.display(),
-        mpeg2.display()
+        mpeg2.display(),
+        hevc.display()
     );
     let node = Node::start(&config, at, &[], &[]);
+    // `pids=`: the video and the second audio stream (ffmpeg's PIDs 0x100, 0x102) only.
+    wait_for_segments(at, "picked");
+    let picked = probe(&format!("http://{at}/picked/mpegts"));
+    assert_eq!(picked, ["hevc,320,240", "mp2,,,fra"], "{}", node.log_tail());
     for (name, expected) in [("hevc", HEVC_TRACKS), ("mpeg2", MPEG2_TRACKS)] {
         wait_for_segments(at, name);
         let hls = format!("http://{at}/{name}/index.m3u8");

@@ -455,7 +455,7 @@ pub const DIRECTIVES: &[DirectiveInfo] = &[
         STREAM_TEMPLATE,
         Now,
         "input tshttp://10.0.0.11/cam01 priority=1 source_timeout=5;",
-        "A source URL; repeat for backups (tried by priority, then in order): `test://`, `file://PATH.ts`, `tshttp://`/`http://` (MPEG-TS over HTTP), `udp://[iface@]group:port`, `hls://HOST/PATH.m3u8` (live HLS, MPEG-TS segments), `rtmp://HOST/APP/KEY` (played from another server), `rtsp://[USER:PASS@]HOST/PATH` (IP cameras), `srt://HOST:PORT[?streamid=…&passphrase=…&latency=MS]` (the node calls an SRT listener), `publish://` (RTMP and SRT publishing). Other schemes are refused. Options: `priority=N`, `source_timeout=S`, `program=N` (one program of an MPEG-TS: udp, tshttp/http, file), `transport=tcp|udp` (rtsp:// only); the others Flussonic has (user_agent, headers, timeout, bind_ip, …) are refused until active."
+        "A source URL; repeat for backups (tried by priority, then in order): `test://`, `file://PATH.ts`, `tshttp://`/`http://` (MPEG-TS over HTTP), `udp://[iface@]group:port`, `hls://HOST/PATH.m3u8` (live HLS, MPEG-TS segments), `rtmp://HOST/APP/KEY` (played from another server), `rtsp://[USER:PASS@]HOST/PATH` (IP cameras), `srt://HOST:PORT[?streamid=…&passphrase=…&latency=MS]` (the node calls an SRT listener), `publish://` (RTMP and SRT publishing). Other schemes are refused. Options: `priority=N`, `source_timeout=S`, `program=N` (one program of an MPEG-TS: udp, tshttp/http, file, srt), `pids=P,P…` (only these elementary streams of it), `transport=tcp|udp` (rtsp:// only); the others Flussonic has (user_agent, headers, timeout, bind_ip, …) are refused until active."
     ),
     d!(
         "static",

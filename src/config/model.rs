@@ -298,8 +298,10 @@ pub struct Input {
     pub via: Option<String>,
     /// `transport=tcp|udp` of an `rtsp://` input.
     pub transport: Option<RtpTransport>,
-    /// `program=N`: one program of a multi-program MPEG-TS (udp, tshttp/http, file).
+    /// `program=N`: one program of a multi-program MPEG-TS (udp, tshttp/http, file, srt).
     pub program: Option<u16>,
+    /// `pids=P,P…`: only these elementary streams of the program.
+    pub pids: Vec<u16>,
 }
 
 /// How an `rtsp://` input receives RTP.

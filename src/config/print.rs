@@ -318,6 +318,13 @@ impl Printer {
         push("via", input.via.clone());
         push("transport", input.transport.map(|t| t.name().to_string()));
         push("program", input.program.map(|n| n.to_string()));
+        push(
+            "pids",
+            (!input.pids.is_empty()).then(|| {
+                let pids: Vec<String> = input.pids.iter().map(u16::to_string).collect();
+                pids.join(",")
+            }),
+        );
         self.line("input", &args);
     }
 

@@ -740,9 +740,10 @@ fn read_http_listener(reader: &mut Reader, statement: &Statement) -> Result<Http
 // Streams, templates, sources.
 
 /// Options of `input URL …` (also accepted in the old `url URL source_timeout 3;` form).
-const INPUT_OPTIONS: [&str; 14] = [
+const INPUT_OPTIONS: [&str; 15] = [
     "transport",
     "program",
+    "pids",
     "priority",
     "source_timeout",
     "frames_timeout",
@@ -758,7 +759,11 @@ const INPUT_OPTIONS: [&str; 14] = [
 ];
 
 /// The input options the node acts on; the others are refused, never ignored.
-const ACTIVE_INPUT_OPTIONS: [&str; 4] = ["priority", "source_timeout", "transport", "program"];
+const ACTIVE_INPUT_OPTIONS: [&str; 5] =
+    ["priority", "source_timeout", "transport", "program", "pids"];
+
+/// Most PIDs a `pids=` list names: a program's video and its audio tracks.
+pub const MAX_SELECTED_PIDS: usize = 16;
 
 /// Schemes whose inputs are MPEG-TS streams a `program=N` can select from.
 const PROGRAM_SCHEMES: [&str; 5] = ["udp://", "tshttp://", "http://", "file://", "srt://"];
@@ -816,7 +821,7 @@ fn read_input(statement: &Statement) -> Result<Input> {
                 span,
                 format!("input option `{key}` is not active yet: the node would ignore it"),
             )
-            .expected("priority=N, source_timeout=SECONDS, (MPEG-TS inputs) program=N or (rtsp://) transport=tcp|udp, the options inputs honour"));
+            .expected("priority=N, source_timeout=SECONDS, (MPEG-TS inputs) program=N and pids=P,P… or (rtsp://) transport=tcp|udp, the options inputs honour"));
         }
         match key.as_str() {
             "priority" => input.priority = Some(parse_at(&value, span)?),
@@ -858,6 +863,15 @@ fn read_input(statement: &Statement) -> Result<Input> {
                 }
                 input.program = Some(number);
             }
+            "pids" => {
+                if !PROGRAM_SCHEMES.iter().any(|scheme| url.starts_with(scheme)) {
+                    return Err(Diagnostic::error(
+                        span,
+                        "`pids` applies to MPEG-TS inputs: udp://, tshttp://, http://, file://, srt://",
+                    ));
+                }
+                input.pids = parse_pids(&value, span)?;
+            }
             "transport" => {
                 if !url.starts_with("rtsp://") {
                     return Err(Diagnostic::error(
@@ -887,6 +901,38 @@ fn read_input(statement: &Statement) -> Result<Input> {
         }
     }
     Ok(input)
+}
+
+/// `pids=256,257` or `pids=0x100,0x101`: elementary stream PIDs (0x10..=0x1ffe).
+fn parse_pids(value: &str, span: Span) -> Result<Vec<u16>> {
+    let mut pids = Vec::new();
+    for text in value.split(',') {
+        let text = text.trim();
+        let parsed = match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+            Some(hex) => u16::from_str_radix(hex, 16).ok(),
+            None => text.parse::<u16>().ok(),
+        };
+        let pid = parsed
+            .filter(|pid| (0x10..=0x1ffe).contains(pid))
+            .ok_or_else(|| {
+                Diagnostic::error(
+                    span,
+                    format!(
+                        "`{text}` is not an elementary stream PID (16 to 8190, or 0x10 to 0x1ffe)"
+                    ),
+                )
+            })?;
+        if !pids.contains(&pid) {
+            pids.push(pid);
+        }
+    }
+    if pids.is_empty() || pids.len() > MAX_SELECTED_PIDS {
+        return Err(Diagnostic::error(
+            span,
+            format!("`pids` lists 1 to {MAX_SELECTED_PIDS} PIDs"),
+        ));
+    }
+    Ok(pids)
 }
 
 /// Longest URL accepted in a config: far above any real source URL, low enough that a

@@ -236,6 +236,10 @@ fn inactive_input_schemes_and_options_are_refused_never_ignored() {
     assert!(err.contains("`program` applies to MPEG-TS inputs"), "{err}");
     let err = error_of("stream s { input udp://239.0.0.1:1234 program=0; }");
     assert!(err.contains("program 0"), "{err}");
+    let err = error_of("stream s { input rtsp://cam/h264 pids=256; }");
+    assert!(err.contains("`pids` applies to MPEG-TS inputs"), "{err}");
+    let err = error_of("stream s { input udp://239.0.0.1:1234 pids=8191; }");
+    assert!(err.contains("not an elementary stream PID"), "{err}");
     let err = error_of("stream s { input tshttp://h/x transport=udp; }");
     assert!(err.contains("applies to rtsp:// inputs only"), "{err}");
     let err = error_of("stream s { input rtsp://cam/h264 transport=sctp; }");
@@ -251,6 +255,7 @@ fn inactive_input_schemes_and_options_are_refused_never_ignored() {
         "rtsp://admin:pass@cam/h264 transport=udp",
         "udp://239.0.0.1:1234 program=3",
         "srt://enc:9000?streamid=cam&latency=200 program=2",
+        "udp://239.0.0.1:1234 program=3 pids=0x100,258",
     ] {
         load(&format!(
             "stream s {{ input {url} priority=1 source_timeout=5; }}"

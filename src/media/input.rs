@@ -314,6 +314,10 @@ impl Input {
         let program = option(options, "program")
             .and_then(|n| n.parse().ok())
             .map_or(Program::First, Program::Number);
+        // `pids=P,P…`: only these elementary streams (validated by the config).
+        let pids: Vec<u16> = option(options, "pids")
+            .map(|list| list.split(',').filter_map(|p| p.parse().ok()).collect())
+            .unwrap_or_default();
         match InputUrl::parse(url)? {
             InputUrl::Test => Ok(Input::Clip {
                 clip: ClipFrames::new(super::TEST_CLIP_TS)
@@ -333,7 +337,7 @@ impl Input {
                 let bytes = tokio::fs::read(&path)
                     .await
                     .map_err(|e| open_error(e.to_string()))?;
-                let clip = ClipFrames::of_program(&bytes, program)
+                let clip = ClipFrames::of_program(&bytes, program, pids.clone())
                     .map_err(|e| open_error(e.to_string()))?;
                 Ok(Input::Clip {
                     clip,
@@ -351,7 +355,7 @@ impl Input {
                 Ok(Input::Http {
                     url: url.to_string(),
                     body,
-                    frames: TsFrames::of_program(start_dts, program),
+                    frames: TsFrames::of_program(start_dts, program).with_pids(pids.clone()),
                 })
             }
             InputUrl::Udp { group, source } => {
@@ -361,7 +365,7 @@ impl Input {
                 Ok(Input::Udp {
                     url: url.to_string(),
                     socket,
-                    frames: TsFrames::of_program(start_dts, program),
+                    frames: TsFrames::of_program(start_dts, program).with_pids(pids.clone()),
                     buffer: vec![0; MAX_DATAGRAM_BYTES],
                 })
             }
@@ -391,7 +395,7 @@ impl Input {
                 Ok(Input::Srt {
                     url: redacted(url),
                     caller,
-                    frames: TsFrames::of_program(start_dts, program),
+                    frames: TsFrames::of_program(start_dts, program).with_pids(pids.clone()),
                 })
             }
             InputUrl::Rtmp { address, app, key } => {

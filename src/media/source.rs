@@ -61,6 +61,12 @@ impl TsFrames {
         TsFrames::of_program(start_dts, Program::First)
     }
 
+    /// This input, taking only the elementary streams of `pids` (all when empty).
+    pub fn with_pids(mut self, pids: Vec<u16>) -> TsFrames {
+        self.demuxer = std::mem::take(&mut self.demuxer).with_pids(pids);
+        self
+    }
+
     /// Frames of `program` whose timeline starts at `start_dts`.
     pub fn of_program(start_dts: u64, program: Program) -> TsFrames {
         TsFrames {
@@ -194,12 +200,17 @@ impl ClipFrames {
     /// Demuxes `clip` once. The loop starts at its first video keyframe (or first frame
     /// for audio-only clips).
     pub fn new(clip: &[u8]) -> Result<ClipFrames, ClipError> {
-        ClipFrames::of_program(clip, Program::First)
+        ClipFrames::of_program(clip, Program::First, Vec::new())
     }
 
-    /// [`ClipFrames::new`] of one program of the clip.
-    pub fn of_program(clip: &[u8], program: Program) -> Result<ClipFrames, ClipError> {
-        let mut demuxer = Demuxer::for_program(program);
+    /// [`ClipFrames::new`] of one program of the clip, only the elementary streams of
+    /// `pids` when it names some.
+    pub fn of_program(
+        clip: &[u8],
+        program: Program,
+        pids: Vec<u16>,
+    ) -> Result<ClipFrames, ClipError> {
+        let mut demuxer = Demuxer::for_program(program).with_pids(pids);
         let mut packets = Vec::new();
         demuxer.push(clip, &mut packets);
         demuxer.flush(&mut packets);

@@ -109,6 +109,8 @@ pub struct Demuxer {
     /// The chosen program's elementary streams that are not carried, described for the
     /// operator (`PID 0x0102: teletext or subtitles (stream type 0x06)`).
     skipped: Vec<String>,
+    /// Only these PIDs of the program (`pids=`); empty: every carried stream.
+    selected: Vec<u16>,
     pub stats: DemuxStats,
 }
 
@@ -239,6 +241,12 @@ impl Demuxer {
             program,
             ..Demuxer::default()
         }
+    }
+
+    /// This demuxer, taking only the elementary streams of `pids` (all when empty).
+    pub fn with_pids(mut self, pids: Vec<u16>) -> Demuxer {
+        self.selected = pids;
+        self
     }
 
     /// The tracks the source's PMT names, whether or not they carried anything yet.
@@ -416,6 +424,10 @@ impl Demuxer {
             let descriptors = rest.get(5..5 + es_info_length).unwrap_or_default();
             rest = rest.get(5 + es_info_length..).unwrap_or_default();
             let described = describe(descriptors);
+            if !self.selected.is_empty() && !self.selected.contains(&pid) {
+                skipped.push(format!("PID {pid:#06x}: not among pids="));
+                continue;
+            }
             let Some(codec) = codec_of(stream_type, &described) else {
                 let why = not_carried(stream_type);
                 skipped.push(format!(
@@ -803,6 +815,29 @@ mod tests {
         demuxer.push(&bytes, &mut Vec::new());
         assert_eq!(demuxer.announced_tracks(), tracks);
         assert!(demuxer.skipped().is_empty());
+    }
+
+    #[test]
+    fn pids_select_elementary_streams_and_number_them_as_tracks() {
+        let tracks = Tracks::SIMPLE_H264_AAC.with(2, Codec::Ac3);
+        let mut muxer = Muxer::new(tracks);
+        let keyframe = Frame {
+            codec: Codec::H264,
+            track: VIDEO_TRACK,
+            dts: 0,
+            pts: 0,
+            keyframe: true,
+            data: Bytes::from_static(&[0, 0, 0, 1, 0x65, 1]),
+        };
+        let bytes = muxer.mux(&keyframe).bytes;
+        let mut demuxer = Demuxer::new().with_pids(vec![0x100, 0x102]);
+        demuxer.push(&bytes, &mut Vec::new());
+        assert_eq!(
+            demuxer.announced_tracks(),
+            Tracks::SIMPLE_H264.with(1, Codec::Ac3),
+            "the AC-3 stream is the first audio track now"
+        );
+        assert_eq!(demuxer.skipped(), ["PID 0x0101: not among pids="]);
     }
 
     #[test]
