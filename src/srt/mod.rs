@@ -18,7 +18,7 @@
 //! only an SRT listener or input asks for it, with a clear error when it is missing.
 //!
 //! libsrt's calls block; they run on dedicated threads, one per connection (at most
-//! [`MAX_SRT_CONNECTIONS`]) plus one per listener, and hand TS bytes to the node's async
+//! [`MAX_SRT_CONNECTIONS`] publishers per listener) plus one per listener, and hand TS bytes to the node's async
 //! side through bounded channels. The simulator never runs SRT: it is an IO edge.
 
 pub mod bench;
@@ -29,8 +29,9 @@ pub mod stream_id;
 
 use std::time::Duration;
 
-/// Most SRT connections (publishers and pulls together) a node serves at once: each
-/// holds a thread and libsrt's buffers (a few MiB); past it a caller is refused.
+/// Most SRT publishers one listener serves at once: each holds a thread and libsrt's
+/// buffers (a few MiB); past it a caller is dropped with a warning. (Pulls are bounded
+/// by the config: one per `input srt://`.)
 pub const MAX_SRT_CONNECTIONS: usize = 256;
 
 /// TS payloads queued between a connection's receiving thread and its stream (~2.5 s
