@@ -55,8 +55,14 @@ pub fn frames(mut data: &[u8]) -> impl Iterator<Item = (AdtsHeader, &[u8])> {
 }
 
 /// RFC 6381 codec string of an ADTS stream (`mp4a.40.2` for AAC-LC).
-pub fn codec_string(header: &AdtsHeader) -> String {
-    format!("mp4a.40.{}", header.object_type)
+pub fn codec_string(header: &AdtsHeader) -> &'static str {
+    // ADTS's 2-bit profile gives object types 1 to 4 only.
+    match header.object_type {
+        1 => "mp4a.40.1",
+        2 => "mp4a.40.2",
+        3 => "mp4a.40.3",
+        _ => "mp4a.40.4",
+    }
 }
 
 #[cfg(test)]

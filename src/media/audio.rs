@@ -17,7 +17,7 @@ pub struct AudioInfo {
     /// Samples per channel in one frame.
     pub samples_per_frame: u32,
     /// RFC 6381 codec string (`mp4a.40.2`, `mp4a.40.34`, `ac-3`, `ec-3`).
-    pub codec: String,
+    pub codec: &'static str,
 }
 
 /// The configuration of the first frame of `data`, a frame of `codec`.
@@ -71,7 +71,7 @@ fn mpeg_audio(data: &[u8]) -> Option<AudioInfo> {
         sample_rate,
         channels: if b3 >> 6 == 3 { 1 } else { 2 },
         samples_per_frame,
-        codec: codec.into(),
+        codec,
     })
 }
 
@@ -106,7 +106,7 @@ fn dolby(data: &[u8]) -> Option<AudioInfo> {
             sample_rate,
             channels: ACMOD_CHANNELS[usize::from(acmod)] + lfe as u8,
             samples_per_frame: 1536,
-            codec: "ac-3".into(),
+            codec: "ac-3",
         });
     }
     if bsid > 16 || b2 >> 6 == 3 {
@@ -126,7 +126,7 @@ fn dolby(data: &[u8]) -> Option<AudioInfo> {
         sample_rate,
         channels: ACMOD_CHANNELS[usize::from(acmod)] + (b4 & 0x01),
         samples_per_frame: blocks * 256,
-        codec: "ec-3".into(),
+        codec: "ec-3",
     })
 }
 

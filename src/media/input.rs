@@ -120,6 +120,32 @@ pub fn redacted(url: &str) -> String {
     }
 }
 
+/// `text` with its `%XX` escapes decoded (URL user names and passwords, SRT stream
+/// ids); anything not a valid escape is kept as it is.
+pub fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied(),
+            bytes.get(i + 2).copied(),
+        ) {
+            (b'%', Some(high), Some(low)) if hex(high).is_some() && hex(low).is_some() => {
+                out.push((hex(high).unwrap_or(0) * 16 + hex(low).unwrap_or(0)) as u8);
+                i += 3;
+            }
+            (byte, _, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// A parsed input URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InputUrl {

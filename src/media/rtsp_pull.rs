@@ -56,8 +56,8 @@ fn split_credentials(url: &str) -> Result<(url::Url, Option<Credentials>), RtspE
     if parsed.scheme() != "rtsp" || parsed.host_str().is_none() {
         return Err(RtspError::Url("rtsp://HOST[:PORT]/PATH".into()));
     }
-    let username = percent_decoded(parsed.username());
-    let password = parsed.password().map(percent_decoded);
+    let username = super::input::percent_decoded(parsed.username());
+    let password = parsed.password().map(super::input::percent_decoded);
     let credentials = (!username.is_empty() || password.is_some()).then(|| Credentials {
         username,
         password: password.unwrap_or_default(),
@@ -66,30 +66,6 @@ fn split_credentials(url: &str) -> Result<(url::Url, Option<Credentials>), RtspE
     let _ = parsed.set_username("");
     let _ = parsed.set_password(None);
     Ok((parsed, credentials))
-}
-
-fn percent_decoded(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match (
-            bytes[i],
-            bytes.get(i + 1).copied(),
-            bytes.get(i + 2).copied(),
-        ) {
-            (b'%', Some(high), Some(low)) if hex(high).is_some() && hex(low).is_some() => {
-                out.push((hex(high).unwrap_or(0) * 16 + hex(low).unwrap_or(0)) as u8);
-                i += 3;
-            }
-            (byte, _, _) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A playing camera session.

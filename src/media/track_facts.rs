@@ -37,6 +37,19 @@ impl TrackTable {
             .get(frame.track)
             .filter(|track| track.codec == frame.codec)
             .and_then(|track| track.language);
+        let audio = (!frame.codec.is_video())
+            .then(|| audio::info(frame.codec, &frame.data))
+            .flatten();
+        // An audio frame like the last ones (nearly every one): nothing to copy.
+        if let (Some(known), Some(info)) = (known, &audio)
+            && known.codec == frame.codec
+            && known.language == language.or(known.language)
+            && known.sample_rate == Some(info.sample_rate)
+            && known.channels == Some(info.channels)
+            && known.codec_string.as_deref() == Some(info.codec)
+        {
+            return None;
+        }
         let mut facts = match known {
             Some(known) if known.codec == frame.codec => known.clone(),
             _ => TrackFacts {
@@ -58,10 +71,10 @@ impl TrackTable {
                 facts.height = Some(info.height);
                 facts.codec_string = info.codec;
             }
-        } else if let Some(info) = audio::info(frame.codec, &frame.data) {
+        } else if let Some(info) = audio {
             facts.sample_rate = Some(info.sample_rate);
             facts.channels = Some(info.channels);
-            facts.codec_string = Some(info.codec);
+            facts.codec_string = Some(info.codec.to_string());
         }
         (known != Some(&facts)).then_some(facts)
     }

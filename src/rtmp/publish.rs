@@ -16,6 +16,36 @@ use crate::media::directory::{AttachError, Published, Publisher};
 use crate::media::program::Tracks;
 
 impl RtmpContext {
+    /// Attaches a publisher of `name` (RTMP or SRT): to its stream's publish point, or
+    /// to the stream its template starts for it (then `true`: the stream is the
+    /// publisher's, see [`RtmpContext::release_publisher`]).
+    pub async fn attach_publisher(&self, name: &str) -> (Result<Publisher, AttachError>, bool) {
+        let attached = self.directory.attach_publisher(name);
+        if attached.as_ref().err() == Some(&AttachError::NoSuchStream)
+            && let Some(template) = self.template_for(name)
+        {
+            self.start_template_stream(name, &template).await;
+            return (self.wait_for_publish_point(name).await, true);
+        }
+        (attached, false)
+    }
+
+    /// Lets a publisher go: a template's stream started for it stops; a configured
+    /// stream's ingest is told why its publisher left.
+    pub async fn release_publisher(
+        &self,
+        name: &str,
+        publisher: Publisher,
+        dynamic: bool,
+        reason: String,
+    ) {
+        if dynamic {
+            self.stop_template_stream(name).await;
+        } else {
+            let _ = publisher.sender.try_send(Published::End(reason));
+        }
+    }
+
     /// The template whose prefix `name` is under, if any.
     pub fn template_for(&self, name: &str) -> Option<Template> {
         self.templates
@@ -89,15 +119,7 @@ impl Connection {
                 )
                 .await;
         }
-        let mut dynamic = false;
-        let mut attached = self.context.directory.attach_publisher(&name);
-        if attached.as_ref().err() == Some(&AttachError::NoSuchStream)
-            && let Some(template) = self.context.template_for(&name)
-        {
-            self.context.start_template_stream(&name, &template).await;
-            dynamic = true;
-            attached = self.context.wait_for_publish_point(&name).await;
-        }
+        let (attached, dynamic) = self.context.attach_publisher(&name).await;
         let publisher = match attached {
             Ok(publisher) => publisher,
             Err(AttachError::Busy) => {

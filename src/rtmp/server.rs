@@ -31,7 +31,7 @@ use super::names::stream_name;
 use crate::accept::AcceptFailures;
 use crate::config::model::Template;
 use crate::error::Classified;
-use crate::media::directory::{Directory, Published, Publisher};
+use crate::media::directory::{Directory, Publisher};
 use crate::media::frame::{Codec, Frame};
 use crate::media::live::LiveStream;
 use crate::media::program::Tracks;
@@ -359,13 +359,9 @@ impl Connection {
                 ..
             } => {
                 tracing::info!(stream = %name, "rtmp publisher left");
-                if dynamic {
-                    self.context.stop_template_stream(&name).await;
-                } else {
-                    let _ = publisher
-                        .sender
-                        .try_send(Published::End("the publisher left".into()));
-                }
+                self.context
+                    .release_publisher(&name, publisher, dynamic, "the publisher left".into())
+                    .await;
             }
             Role::Playing { session, .. } => {
                 // A relayed copy ends by itself `clients_timeout` after its last viewer

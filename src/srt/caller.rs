@@ -53,7 +53,7 @@ impl SrtUrl {
         };
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            let value = percent_decoded(value);
+            let value = crate::media::input::percent_decoded(value);
             match key {
                 "streamid" => parsed.stream_id = Some(value),
                 "passphrase" => {
@@ -79,27 +79,6 @@ impl SrtUrl {
         }
         Ok(parsed)
     }
-}
-
-/// `%XX` escapes decoded (a stream id's `#`, `=` and `,` come escaped in URLs).
-fn percent_decoded(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut index = 0;
-    while index < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match (bytes[index], bytes.get(index + 1), bytes.get(index + 2)) {
-            (b'%', Some(&high), Some(&low)) if hex(high).is_some() && hex(low).is_some() => {
-                out.push((hex(high).unwrap_or(0) * 16 + hex(low).unwrap_or(0)) as u8);
-                index += 3;
-            }
-            (byte, _, _) => {
-                out.push(byte);
-                index += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A connected SRT caller: the listener's TS bytes as they arrive. Dropping it closes the

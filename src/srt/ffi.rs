@@ -28,8 +28,6 @@ const SONAMES: [&str; 4] = [
 ];
 
 /// Socket options used here (srt.h `SRT_SOCKOPT`).
-pub const SRTO_RCVSYN: c_int = 2;
-pub const SRTO_RCVTIMEO: c_int = 14;
 pub const SRTO_LATENCY: c_int = 23;
 pub const SRTO_PASSPHRASE: c_int = 26;
 pub const SRTO_CONNTIMEO: c_int = 36;
@@ -37,14 +35,9 @@ pub const SRTO_RCVLATENCY: c_int = 43;
 pub const SRTO_STREAMID: c_int = 46;
 pub const SRTO_PEERIDLETIMEO: c_int = 55;
 
-/// `srt_getlasterror` codes of a receive that found nothing within `SRTO_RCVTIMEO`:
-/// `SRT_EASYNCRCV` (non-blocking) and `SRT_ETIMEOUT` (blocking with a timeout).
-const ERRORS_RECEIVE_TIMEOUT: [c_int; 2] = [6002, 6003];
 /// The reject reason a listener gives for a stream it does not have (access-control
 /// `SRT_REJX_NOTFOUND`, HTTP's 404 plus 1000).
 pub const REJECT_NOT_FOUND: c_int = 1404;
-/// ...for a stream that is busy with another publisher (`SRT_REJX_CONFLICT`).
-pub const REJECT_CONFLICT: c_int = 1409;
 /// ...for a malformed stream id (`SRT_REJX_BAD_REQUEST`).
 pub const REJECT_BAD_REQUEST: c_int = 1400;
 
@@ -110,9 +103,6 @@ pub enum SrtError {
     /// libsrt refused or failed a call: its message, and the reject reason a peer gave.
     #[error("{0}")]
     Call(String),
-    /// Nothing arrived within the receive timeout.
-    #[error("no data within the receive timeout")]
-    Timeout,
 }
 
 /// The functions flotilla calls, resolved once.
@@ -402,7 +392,7 @@ impl Socket {
     }
 
     /// Receives one message (a live-mode packet's payload, ≤ 1456 bytes) into `buffer`,
-    /// within `SRTO_RCVTIMEO`.
+    /// blocking until one arrives or the connection breaks or is closed.
     pub fn receive(&self, buffer: &mut [u8]) -> Result<usize, SrtError> {
         let api = api()?;
         let length = buffer.len().min(i32::MAX as usize) as c_int;
@@ -410,17 +400,11 @@ impl Socket {
         let result =
             unsafe { (api.recvmsg)(self.raw, buffer.as_mut_ptr().cast::<c_char>(), length) };
         if result < 0 {
-            let (code, text) = last_error(api);
-            if ERRORS_RECEIVE_TIMEOUT.contains(&code) {
-                return Err(SrtError::Timeout);
-            }
-            return Err(SrtError::Call(text));
+            return Err(SrtError::Call(last_error(api).1));
         }
         Ok(result as usize)
     }
-}
 
-impl Socket {
     /// Sends one message (≤ 1316 bytes in live mode), blocking while libsrt's send buffer
     /// is full; for the SRT benchmark's encoder.
     pub fn send(&self, message: &[u8]) -> Result<(), SrtError> {
@@ -434,25 +418,13 @@ impl Socket {
     }
 }
 
-/// Sets an int option on a handle (also one libsrt hands to a listen hook).
+/// Sets an int option on a handle (also one libsrt hands to a listen hook): libsrt reads
+/// an int option as 4 bytes in the machine's order.
 pub fn set_option_i32(raw: RawSocket, option: c_int, value: i32) -> Result<(), SrtError> {
-    let api = api()?;
-    // SAFETY: an int option takes a pointer to 4 bytes, valid for the call.
-    let result = unsafe {
-        (api.setsockflag)(
-            raw,
-            option,
-            (&value as *const i32).cast::<c_void>(),
-            std::mem::size_of::<i32>() as c_int,
-        )
-    };
-    if result < 0 {
-        return Err(SrtError::Call(last_error(api).1));
-    }
-    Ok(())
+    set_option_bytes(raw, option, &value.to_ne_bytes())
 }
 
-/// Sets a string option (passphrase, stream id) on a handle.
+/// Sets an option given as bytes (a passphrase, a stream id, an int's bytes) on a handle.
 pub fn set_option_bytes(raw: RawSocket, option: c_int, value: &[u8]) -> Result<(), SrtError> {
     let api = api()?;
     // SAFETY: libsrt copies `value.len()` bytes from the pointer during the call.
@@ -540,7 +512,7 @@ fn peer_address(storage: &[u8; 128], length: c_int) -> Option<SocketAddr> {
     }
 }
 
-/// How long `SRTO_RCVTIMEO` waits, as libsrt takes it (ms).
+/// A duration as libsrt's millisecond options take it.
 pub fn millis(duration: Duration) -> i32 {
     duration.as_millis().min(i32::MAX as u128) as i32
 }

@@ -235,15 +235,7 @@ fn accept_loop(listener: &Socket, address: SocketAddr, sender: mpsc::Sender<Acce
 /// Attaches an accepted caller to its stream and feeds it until either ends.
 async fn publish(context: &RtmpContext, caller: Accepted) {
     let Accepted { socket, peer, name } = caller;
-    let mut dynamic = false;
-    let mut attached = context.directory.attach_publisher(&name);
-    if attached.as_ref().err() == Some(&AttachError::NoSuchStream)
-        && let Some(template) = context.template_for(&name)
-    {
-        context.start_template_stream(&name, &template).await;
-        dynamic = true;
-        attached = context.wait_for_publish_point(&name).await;
-    }
+    let (attached, dynamic) = context.attach_publisher(&name).await;
     let publisher = match attached {
         Ok(publisher) => publisher,
         Err(refused) => {
@@ -297,12 +289,10 @@ async fn publish(context: &RtmpContext, caller: Accepted) {
     // Ends the receiving thread if the connection is still up (the stream stopped).
     socket.close_now();
     tracing::info!(stream = %name, %peer, %reason, "SRT publisher left");
-    if dynamic {
-        context.stop_template_stream(&name).await;
-    } else {
-        let end = format!("the SRT publisher left: {reason}");
-        let _ = publisher.sender.try_send(Published::End(end));
-    }
+    let end = format!("the SRT publisher left: {reason}");
+    context
+        .release_publisher(&name, publisher, dynamic, end)
+        .await;
 }
 
 #[cfg(test)]

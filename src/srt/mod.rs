@@ -74,7 +74,7 @@ fn receive_loop(socket: &ffi::Socket, sender: tokio::sync::mpsc::Sender<Received
     let mut buffer = [0u8; MAX_MESSAGE_BYTES];
     loop {
         match socket.receive(&mut buffer) {
-            Ok(0) | Err(ffi::SrtError::Timeout) => {}
+            Ok(0) => {}
             Ok(length) => {
                 let message = Received::Bytes(bytes::Bytes::copy_from_slice(&buffer[..length]));
                 if sender.blocking_send(message).is_err() {
