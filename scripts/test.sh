@@ -25,6 +25,8 @@ assert all(Gst.ElementFactory.find(e) for e in ("x264enc", "x265enc", "rtph264pa
 # SRT (tests/srt.rs): srt-live-transmit as an encoder's gateway; libsrt comes with it
 # (and with Debian's ffmpeg), which the node loads for its SRT listener and inputs.
 command -v srt-live-transmit >/dev/null || needed_packages+=(srt-tools)
+# HTTPS and HTTP/2 as a client sees them (tests/tls.rs): curl with nghttp2.
+command -v curl >/dev/null || needed_packages+=(curl)
 # `script` gives the shell test a pseudo-terminal.
 command -v script >/dev/null || needed_packages+=(util-linux)
 # Players: hls.js (embedded by the build from the npm registry) in headless Chromium.

@@ -12,6 +12,12 @@ pub const DEFAULT_CONFIG_NAME: &str = "<embedded default config>";
 /// Parameter that carries play tokens when `auth_token` is not set (Flussonic's default).
 pub const AUTH_TOKEN_PARAMETER: &str = "token";
 
+/// Certificate chain of the TLS listeners without `tls_certificate` (beside the config;
+/// `flotilla dev-cert` writes this name).
+pub const TLS_CERTIFICATE_FILE: &str = "flotilla.crt";
+/// Private key of the TLS listeners without `tls_key`.
+pub const TLS_KEY_FILE: &str = "flotilla.key";
+
 /// Peer exchange period when a peer sets no `fetch_timeout` (the spec's recommendation).
 pub const FETCH_TIMEOUT_MS: u64 = 3_000;
 

@@ -72,6 +72,12 @@ pub enum NodeError {
         address: SocketAddr,
         source: crate::srt::ffi::SrtError,
     },
+    /// A stream's `on_play`/`on_publish`/`auth` names no usable policy (operator).
+    #[error("{0}")]
+    Policy(#[from] crate::auth::PolicyError),
+    /// The TLS certificate or key of the https/rtmps listeners did not load (operator).
+    #[error("cannot serve https/rtmps: {0}")]
+    Tls(#[from] crate::tls::TlsFileError),
     /// The host refused something else (threads, signals, a benchmark's needs).
     #[error("{context}: {source}")]
     Local {
@@ -95,7 +101,7 @@ pub enum NodeError {
 impl Classified for NodeError {
     fn fault(&self) -> Fault {
         match self {
-            NodeError::Config(_) => Fault::Config,
+            NodeError::Config(_) | NodeError::Tls(_) | NodeError::Policy(_) => Fault::Config,
             NodeError::Bind { .. }
             | NodeError::Srt { .. }
             | NodeError::Local { .. }

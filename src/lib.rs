@@ -11,6 +11,7 @@
 #![deny(unsafe_code)]
 
 pub mod accept;
+pub mod auth;
 pub mod balancer;
 pub mod bench;
 pub mod config;
@@ -26,6 +27,7 @@ pub mod mesh;
 pub mod node;
 pub mod node_core;
 pub mod plan;
+pub mod proxy_protocol;
 pub mod relay;
 pub mod rtmp;
 pub mod sessions;
@@ -33,3 +35,4 @@ pub mod shell;
 pub mod source;
 pub mod srt;
 pub mod stats;
+pub mod tls;

@@ -39,6 +39,15 @@ enum Command {
     },
     /// Print a new random cluster key (32 random bytes, hex).
     Keygen,
+    /// Write a self-signed development certificate for the https and rtmps listeners
+    /// (flotilla.crt and flotilla.key, valid for localhost, 127.0.0.1, ::1 and NAMEs).
+    DevCert {
+        /// Directory to write into (the config's directory is where a node looks).
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// More host names or addresses the certificate is valid for.
+        names: Vec<String>,
+    },
     /// Inspect a running node (and, with @NODE, its peers): actors, streams, peers,
     /// ingest, balancers; kill an actor to see its supervisor restart it.
     Shell {
@@ -174,6 +183,21 @@ fn main() -> ExitCode {
                 }
             };
         }
+        Command::DevCert { dir, names } => {
+            let written = flotilla::tls::dev_cert::DevCertificate::generate(&names)
+                .map_err(std::io::Error::other)
+                .and_then(|pair| pair.write(&dir));
+            match written {
+                Ok((certificate, key)) => {
+                    println!("{}\n{}", certificate.display(), key.display());
+                    Ok(())
+                }
+                Err(source) => Err(NodeError::Local {
+                    context: format!("cannot write a certificate into {}", dir.display()),
+                    source,
+                }),
+            }
+        }
         Command::Keygen => {
             let key = Runtime::production().random_bytes(32);
             println!(
@@ -253,9 +277,10 @@ fn run(path: Option<PathBuf>, cli_hostname: Option<String>) -> Result<(), NodeEr
         })?;
         let node = Node::start(&loaded, identity, runtime.clone()).await?;
         let (stop, stopped) = tokio::sync::watch::channel(false);
+        let certificates = node.certificates();
         runtime.spawn("signals", async move {
             let mut signals = signals;
-            let name = signals.termination().await;
+            let name = signals.termination(certificates).await;
             tracing::info!(signal = name, "shutting down");
             let _ = stop.send(true);
         });

@@ -21,17 +21,22 @@ use crate::config::identity::NodeIdentity;
 use crate::error::NodeError;
 use crate::http::access::AccessPolicy;
 use crate::http::api::router;
+use crate::http::server::Listening;
+use crate::http::transport::Transport;
 use crate::http::{HttpLimits, serve};
 use crate::node_core::{NodeCore, NodeEnv};
 use crate::rtmp::server::RtmpContext;
+use crate::rtmp::server::RtmpTransport;
+use crate::tls::CertificateStore;
+use crate::tls::store::HTTPS_ALPN;
 
 /// A node whose listeners are bound and whose actor tree runs.
 pub struct Node {
     context: NodeContext,
-    listeners: Vec<(TcpListener, axum::Router)>,
-    /// Balancer redirects answered before the router (none without balancers).
-    fast_path: Option<crate::http::fast_path::FastPath>,
-    rtmp: Vec<TcpListener>,
+    listeners: Vec<(TcpListener, Listening)>,
+    rtmp: Vec<(TcpListener, RtmpTransport)>,
+    /// The TLS identity of the https and rtmps listeners (none without them).
+    certificates: Option<Arc<CertificateStore>>,
     rtmp_context: RtmpContext,
     srt: Vec<crate::srt::listener::SrtListener>,
     root: ActorRef<SupervisorMsg>,
@@ -49,29 +54,48 @@ impl Node {
     ) -> Result<Node, NodeError> {
         let config = &loaded.config;
         let access = AccessPolicy::from_config(config);
+        // The certificate first: a node asked for TLS without one does not start at all.
+        let certificates = match config.https.is_empty() && config.rtmps.is_empty() {
+            true => None,
+            false => {
+                let (certificate, key) = loaded.tls_files();
+                Some(CertificateStore::load(&certificate, &key)?)
+            }
+        };
+        let https_config = certificates
+            .as_ref()
+            .map(|store| store.server_config(&HTTPS_ALPN));
+        let rtmps_config = certificates.as_ref().map(|store| store.server_config(&[]));
+        let proxies: Arc<[crate::config::values::Cidr]> = config.trusted_proxies.clone().into();
+        let first_https_port = config.https.first().map(|l| l.listen.port);
         let mut bound = Vec::new();
-        for http in &config.http {
-            let address = http.listen.socket_addr();
-            let listener = TcpListener::bind(address)
-                .await
-                .map_err(|source| NodeError::Bind {
-                    address,
-                    purpose: "http",
-                    source,
-                })?;
-            bound.push((listener, http.serves_api()));
+        let plain = config.http.iter().map(|l| (l, "http", None));
+        let tls = config
+            .https
+            .iter()
+            .map(|l| (l, "https", https_config.clone()));
+        for (http, purpose, tls) in plain.chain(tls) {
+            let listener = bind(http.listen.socket_addr(), purpose).await?;
+            let transport = Transport {
+                tls,
+                proxies: proxies.clone(),
+                redirect_https_port: first_https_port.filter(|_| http.redirect_https == Some(true)),
+            };
+            bound.push((listener, http.serves_api(), transport));
         }
         let mut rtmp = Vec::new();
-        for listen in &config.rtmp {
-            let address = listen.socket_addr();
-            let listener = TcpListener::bind(address)
-                .await
-                .map_err(|source| NodeError::Bind {
-                    address,
-                    purpose: "rtmp",
-                    source,
-                })?;
-            rtmp.push(listener);
+        let plain = config.rtmp.iter().map(|l| (l, "rtmp", None));
+        let tls = config
+            .rtmps
+            .iter()
+            .map(|l| (l, "rtmps", rtmps_config.clone()));
+        for (listen, purpose, tls) in plain.chain(tls) {
+            let listener = bind(listen.socket_addr(), purpose).await?;
+            let transport = RtmpTransport {
+                tls,
+                proxies: proxies.clone(),
+            };
+            rtmp.push((listener, transport));
         }
         let core = NodeCore::start(loaded, identity, runtime, NodeEnv::system()).await?;
         let NodeCore {
@@ -110,12 +134,22 @@ impl Node {
         );
         let listeners = bound
             .into_iter()
-            .map(|(listener, with_api)| (listener, router(state.clone(), with_api)))
+            .map(|(listener, with_api, transport)| {
+                let listening = Listening {
+                    router: router(state.clone(), with_api),
+                    fast: fast_path.clone(),
+                    transport,
+                    limits: HttpLimits::default(),
+                };
+                (listener, listening)
+            })
             .collect();
-        if !config.https.is_empty() {
-            tracing::warn!("https listeners are parsed but not served yet");
-        }
-        if access.is_open() && config.http.iter().any(|l| l.serves_api()) {
+        let serves_api = config
+            .http
+            .iter()
+            .chain(&config.https)
+            .any(|l| l.serves_api());
+        if access.is_open() && serves_api {
             tracing::warn!(
                 "the HTTP API has no edit_auth/view_auth: anyone who reaches the port can read it"
             );
@@ -123,8 +157,8 @@ impl Node {
         Ok(Node {
             context,
             listeners,
-            fast_path,
             rtmp,
+            certificates,
             rtmp_context,
             srt,
             root,
@@ -139,6 +173,12 @@ impl Node {
             .iter()
             .filter_map(|(listener, _)| listener.local_addr().ok())
             .collect()
+    }
+
+    /// The TLS identity of the https and rtmps listeners, if the node has any: SIGHUP
+    /// reloads it.
+    pub fn certificates(&self) -> Option<Arc<CertificateStore>> {
+        self.certificates.clone()
     }
 
     /// The node's running streams (the benchmarks watch one from inside).
@@ -166,22 +206,24 @@ impl Node {
                 }
             })?);
         let mut http_tasks = Vec::new();
-        for (listener, router) in self.listeners {
+        for (listener, listening) in self.listeners {
             let task = serve(
                 runtime.clone(),
                 connections.clone(),
                 listener,
-                router,
-                self.fast_path.clone(),
-                HttpLimits::default(),
+                listening,
                 http_stopped.clone(),
             );
             http_tasks.push(runtime.spawn("http-listener", task));
         }
-        for listener in self.rtmp {
+        if let Some(store) = self.certificates {
+            runtime.spawn("tls-certificate-watch", store.watch(http_stopped.clone()));
+        }
+        for (listener, transport) in self.rtmp {
             let task = crate::rtmp::server::serve(
                 self.rtmp_context.clone(),
                 listener,
+                transport,
                 http_stopped.clone(),
             );
             http_tasks.push(runtime.spawn("rtmp-listener", task));
@@ -210,6 +252,20 @@ impl Node {
         tracing::info!("node stopped");
         Ok(())
     }
+}
+
+/// Binds a TCP listener of `purpose` (named in the error).
+async fn bind(
+    address: std::net::SocketAddr,
+    purpose: &'static str,
+) -> Result<TcpListener, NodeError> {
+    TcpListener::bind(address)
+        .await
+        .map_err(|source| NodeError::Bind {
+            address,
+            purpose,
+            source,
+        })
 }
 
 /// Which streams and templates ask their SRT publishers for a passphrase.
@@ -253,15 +309,24 @@ impl Signals {
 
     /// Resolves with the signal's name when the process is asked to stop (SIGINT or
     /// SIGTERM). SIGHUP — what `systemctl reload` and operators' habits send — never
-    /// stops the node: it is logged and ignored (a node reads its config at start).
-    pub async fn termination(&mut self) -> &'static str {
+    /// stops the node: it reloads the TLS certificate (`certificates`), and says that the
+    /// config itself is read at start only.
+    pub async fn termination(
+        &mut self,
+        certificates: Option<Arc<CertificateStore>>,
+    ) -> &'static str {
         loop {
             tokio::select! {
                 _ = self.terminate.recv() => return "SIGTERM",
                 _ = self.interrupt.recv() => return "SIGINT",
-                _ = self.hangup.recv() => tracing::warn!(
-                    "SIGHUP ignored: config reload is not supported yet; restart the node to apply a new config"
-                ),
+                _ = self.hangup.recv() => {
+                    if let Some(store) = &certificates {
+                        store.reload_logged(true);
+                    }
+                    tracing::warn!(
+                        "SIGHUP ignored for the config: reload is not supported yet; restart the node to apply a new config (the TLS certificate, if any, was re-read)"
+                    );
+                }
             }
         }
     }

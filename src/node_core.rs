@@ -100,7 +100,9 @@ impl NodeCore {
             Some(factory) => factory(service.directory.clone(), context.runtime.clone()),
             None => as_stream_media(&service),
         };
-        let sessions = SessionTable::new(&config, context.clone(), service.directory.clone());
+        let geoip = open_geoip(&config)?;
+        let gate = crate::auth::Gate::from_config(&config, context.runtime.clone(), geoip.clone())?;
+        let sessions = SessionTable::new(&config, context.clone(), service.directory.clone(), gate);
         let stats = crate::stats::start_with(
             &context.runtime,
             service.directory.clone(),
@@ -173,7 +175,6 @@ impl NodeCore {
             stats: stats.clone(),
             directory: service.directory.clone(),
         };
-        let geoip = open_geoip(&config)?;
         let balancer_io = Arc::new(crate::balancer::NodeBalancerIo::new(
             &config,
             &identity,

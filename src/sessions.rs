@@ -1,5 +1,7 @@
-//! Viewer sessions: who watches what, for how long, how many bytes; `max_sessions` and
-//! play tokens (`auth_token`, `auto_token`, `no_auto_token`, spec §7.3).
+//! Viewer sessions: who watches what, for how long, how many bytes; `max_sessions` (of
+//! the node and of each stream), play tokens (`auth_token`, `auto_token`,
+//! `no_auto_token`, spec §7.3), `protocols`, and play authorization through the node's
+//! [`Gate`] (asked once per session, see `crate::auth::gate`).
 //!
 //! The decision to admit a viewer is taken on the request path from shared state (the
 //! session table), never by asking an actor. Each admitted session also gets an actor
@@ -23,6 +25,7 @@ use flotilla_otp::supervisor::{Restart, SupervisorMsg, supervisor_at};
 use flotilla_otp::worker::{Handle, Worker, worker_child};
 use ractor::ActorProcessingErr;
 
+use crate::auth::{Authorization, DENIED, Gate, PlayDenied, PlayRequest};
 use crate::config::Config;
 use crate::config::model::AutoToken;
 use crate::media::directory::Directory;
@@ -54,6 +57,11 @@ pub struct Session {
     pub opened_ms: u64,
     pub last_seen_ms: AtomicU64,
     pub bytes: AtomicU64,
+    /// The session's play authorization (streams with `on_play`/`auth`).
+    pub authorization: tokio::sync::Mutex<Authorization>,
+    /// How a refusal of this session is remembered (its key); `None` for a connection
+    /// without a token, which no later request can be.
+    refusal_key: Option<String>,
 }
 
 impl Session {
@@ -84,6 +92,16 @@ pub enum Refused {
     BadToken,
     #[error("max_sessions ({0}) reached on this server")]
     MaxSessions(u32),
+    #[error("max_sessions ({0}) of this stream reached")]
+    StreamMaxSessions(u32),
+    #[error("protocol {0} is not allowed for this stream")]
+    ProtocolNotAllowed(&'static str),
+    /// The stream's play policy refused (the reason is in the node's log only).
+    #[error("{DENIED}")]
+    Denied,
+    /// The stream's play policy sends the viewer to this URL.
+    #[error("sent to {0}")]
+    Redirect(String),
 }
 
 /// What a viewer presented.
@@ -95,6 +113,8 @@ pub struct Viewer<'a> {
     pub user_agent: &'a str,
     /// The raw query string, where the token is.
     pub query: Option<&'a str>,
+    /// The page the player is on (HTTP Referer), for authorization backends.
+    pub referer: Option<&'a str>,
 }
 
 type Key = (String, String);
@@ -108,6 +128,7 @@ pub struct SessionTable {
     token_parameter: String,
     auto_token: AutoToken,
     max_sessions: Option<u32>,
+    gate: Arc<Gate>,
 }
 
 impl std::fmt::Debug for SessionTable {
@@ -126,7 +147,12 @@ fn query_value<'q>(query: Option<&'q str>, name: &str) -> Option<&'q str> {
 }
 
 impl SessionTable {
-    pub fn new(config: &Config, node: NodeContext, directory: Directory) -> SessionTable {
+    pub fn new(
+        config: &Config,
+        node: NodeContext,
+        directory: Directory,
+        gate: Arc<Gate>,
+    ) -> SessionTable {
         SessionTable {
             inner: Arc::default(),
             node,
@@ -138,7 +164,23 @@ impl SessionTable {
             // Flussonic's configuration reference makes `blank` the default.
             auto_token: config.auto_token.unwrap_or(AutoToken::Blank),
             max_sessions: config.max_sessions,
+            gate,
         }
+    }
+
+    /// The node's access rules.
+    pub fn gate(&self) -> &Arc<Gate> {
+        &self.gate
+    }
+
+    /// Sessions watching `stream` now, over any protocol.
+    pub fn count_stream(&self, stream: &str) -> usize {
+        self.inner
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .filter(|session| session.stream == stream)
+            .count()
     }
 
     pub fn len(&self) -> usize {
@@ -172,6 +214,12 @@ impl SessionTable {
     /// Admits a viewer: its existing session (HLS) or a new one, or a refusal.
     pub fn admit(&self, viewer: &Viewer<'_>) -> Result<Arc<Session>, Refused> {
         let now_ms = self.node.runtime.wall_clock_ms();
+        let access = self.gate.access(viewer.stream);
+        if !access.protocols.allows(viewer.protocol) {
+            return Err(Refused::ProtocolNotAllowed(
+                crate::auth::access::protocol_name(viewer.protocol),
+            ));
+        }
         let presented = query_value(viewer.query, &self.token_parameter).filter(|t| !t.is_empty());
         if presented.is_some_and(|t| t.len() > MAX_TOKEN_BYTES) {
             return Err(Refused::BadToken);
@@ -214,6 +262,13 @@ impl SessionTable {
             existing.touch(now_ms, 0);
             return Ok(existing.clone());
         }
+        let refusal_key = (!key.1.starts_with("x:")).then(|| key.1.clone());
+        if access.play.is_some()
+            && let Some(refusal_key) = &refusal_key
+            && self.gate.refused(viewer.stream, refusal_key, now_ms)
+        {
+            return Err(Refused::Denied);
+        }
         let mut sessions = self.inner.write().unwrap_or_else(|p| p.into_inner());
         if let Some(existing) = sessions.get(&key) {
             return Ok(existing.clone());
@@ -222,6 +277,15 @@ impl SessionTable {
             && sessions.len() >= max as usize
         {
             return Err(Refused::MaxSessions(max));
+        }
+        if let Some(max) = access.max_sessions
+            && sessions
+                .values()
+                .filter(|session| session.stream == viewer.stream)
+                .count()
+                >= max as usize
+        {
+            return Err(Refused::StreamMaxSessions(max));
         }
         let session = Arc::new(Session {
             id: format!("{:016x}", self.node.runtime.random_u64()),
@@ -233,6 +297,8 @@ impl SessionTable {
             opened_ms: now_ms,
             last_seen_ms: AtomicU64::new(now_ms),
             bytes: AtomicU64::new(0),
+            authorization: tokio::sync::Mutex::default(),
+            refusal_key,
         });
         sessions.insert(key.clone(), session.clone());
         drop(sessions);
@@ -241,6 +307,53 @@ impl SessionTable {
         }
         self.start_actor(key, session.clone());
         Ok(session)
+    }
+
+    /// Authorizes a request of `session` under its stream's play policy, if it has one:
+    /// the session's cached answer, or the backend's (once per session). A refused
+    /// session is closed and remembered, so its next requests are refused at once.
+    pub async fn authorize(
+        &self,
+        session: &Arc<Session>,
+        referer: Option<&str>,
+        query: Option<&str>,
+    ) -> Result<(), Refused> {
+        let access = self.gate.access(&session.stream);
+        let Some(policy) = &access.play else {
+            return Ok(());
+        };
+        let now_ms = self.node.runtime.wall_clock_ms();
+        let request = PlayRequest {
+            stream: &session.stream,
+            protocol: session.protocol,
+            session_id: &session.id,
+            ip: session.ip,
+            token: session.token.as_deref(),
+            user_agent: &session.user_agent,
+            referer,
+            query,
+            stream_clients: self.count_stream(&session.stream),
+            total_clients: self.len(),
+        };
+        let denied = match self
+            .gate
+            .authorize_play(policy, &session.authorization, &request, now_ms)
+            .await
+        {
+            Ok(()) => return Ok(()),
+            Err(denied) => denied,
+        };
+        if let Some(key) = &session.refusal_key {
+            self.gate.remember_refused(&session.stream, key, now_ms);
+        }
+        self.close(session);
+        match denied {
+            PlayDenied::Denied { reason } => {
+                tracing::info!(stream = %session.stream, session = %session.id, ip = ?session.ip, protocol = ?session.protocol, %reason, "viewer refused");
+                Err(Refused::Denied)
+            }
+            PlayDenied::Redirect(location) => Err(Refused::Redirect(location)),
+        }
     }
 
     /// Ends a session (its connection closed).
@@ -346,10 +459,13 @@ mod tests {
 
     fn table(config: &str) -> SessionTable {
         let config = load_str("t", config).unwrap().config;
+        let runtime = Runtime::deterministic(3, 1_000);
+        let gate = Gate::from_config(&config, runtime.clone(), None).unwrap();
         SessionTable::new(
             &config,
-            NodeContext::new("n", Runtime::deterministic(3, 1_000)),
+            NodeContext::new("n", runtime),
             Directory::default(),
+            gate,
         )
     }
 
@@ -360,7 +476,26 @@ mod tests {
             ip: Some("127.0.0.1".parse().unwrap()),
             user_agent: agent,
             query,
+            referer: None,
         }
+    }
+
+    #[test]
+    fn protocols_and_the_streams_max_sessions_refuse_new_viewers() {
+        let no_hls = table("stream cam { input publish://; protocols -hls; }");
+        assert_eq!(
+            no_hls.admit(&hls(None, "vlc")).unwrap_err(),
+            Refused::ProtocolNotAllowed("hls")
+        );
+        let table = table("stream cam { input publish://; max_sessions 1; }");
+        let first = table.admit(&hls(None, "vlc")).unwrap();
+        assert_eq!(table.admit(&hls(None, "vlc")).unwrap().id, first.id);
+        assert_eq!(
+            table.admit(&hls(None, "safari")).unwrap_err(),
+            Refused::StreamMaxSessions(1)
+        );
+        table.close(&first);
+        assert!(table.admit(&hls(None, "safari")).is_ok());
     }
 
     #[test]

@@ -20,6 +20,63 @@ pub fn check(config: &Config, reader: &mut Reader, runtime_hostname: Option<&str
     check_balancers(config, reader);
     check_cluster_key(config, reader);
     check_sources(config, reader);
+    check_tls(config, reader);
+    check_policies(config, reader);
+}
+
+/// Every `on_play`, `on_publish` and `auth` names a usable policy: an http:// URL or an
+/// `auth://NAME` of an `auth_backend` block whose backends are http:// URLs.
+fn check_policies(config: &Config, reader: &mut Reader) {
+    let blocks = config
+        .streams
+        .iter()
+        .map(|s| (format!("stream {}", s.name), &s.options))
+        .chain(
+            config
+                .templates
+                .iter()
+                .map(|t| (format!("template {}", t.name), &t.options)),
+        );
+    for (block, options) in blocks {
+        for (directive, value) in [
+            ("on_play", &options.on_play),
+            ("on_publish", &options.on_publish),
+            ("auth", &options.auth),
+        ] {
+            let Some(value) = value else { continue };
+            if let Err(error) = crate::auth::Authorizer::resolve(value, &config.auth_backends) {
+                reader.diagnostics.push(
+                    Diagnostic::global(format!("{block}: `{directive}`: {error}")).help(
+                        "use http://HOST[:PORT]/PATH or auth://NAME of an auth_backend block",
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// `redirect_https` sends plain-HTTP clients to the first `https` listener: there must be
+/// one, and an `https` listener cannot redirect to itself.
+fn check_tls(config: &Config, reader: &mut Reader) {
+    if config.https.iter().any(|l| l.redirect_https == Some(true)) {
+        reader.diagnostics.push(
+            Diagnostic::global(
+                "`redirect_https` is set on an https listener: it would send clients to itself",
+            )
+            .help("set it on the plain `http` listeners"),
+        );
+    }
+    if config.https.is_empty() && config.http.iter().any(|l| l.redirect_https == Some(true)) {
+        reader.diagnostics.push(
+            Diagnostic {
+                severity: super::diagnostic::Severity::Warning,
+                ..Diagnostic::global(
+                    "`redirect_https` has no effect without an `https` listener to send clients to",
+                )
+            }
+            .help("add `https 443;` (and `tls_certificate`/`tls_key`)"),
+        );
+    }
 }
 
 /// A `source` is reached over the mesh, which runs with the node's `cluster_key` on its

@@ -128,7 +128,30 @@ pub const DIRECTIVES: &[DirectiveInfo] = &[
         "http 127.0.0.1:8080;",
         "HTTP listener: `PORT`, `IP:PORT` or `[IPv6]:PORT`; repeatable; a block may hold `api false;`."
     ),
-    d!("https", [], &[G], Later, "https 443;", "HTTPS listener."),
+    d!(
+        "https",
+        [],
+        &[G],
+        Now,
+        "https 443;",
+        "HTTPS listener (HTTP/2 and HTTP/1.1 over TLS, ALPN) with the `tls_certificate` identity; same block options as `http`."
+    ),
+    d!(
+        "tls_certificate",
+        [],
+        &[G],
+        Now,
+        "tls_certificate /etc/flotilla/flotilla.crt;",
+        "flotilla: PEM certificate chain (leaf first) of the https and rtmps listeners; relative paths are beside the config file (default `flotilla.crt`). Re-read when it changes and on SIGHUP."
+    ),
+    d!(
+        "tls_key",
+        [],
+        &[G],
+        Now,
+        "tls_key /etc/flotilla/flotilla.key;",
+        "flotilla: PEM private key of `tls_certificate` (PKCS#8, RSA or EC; default `flotilla.key` beside the config file)."
+    ),
     d!(
         "rtmp",
         [],
@@ -137,7 +160,14 @@ pub const DIRECTIVES: &[DirectiveInfo] = &[
         "rtmp 1935;",
         "RTMP listener: publish (`rtmp://HOST/APP/KEY` → stream `APP/KEY`, app `static` dropped) and play (`rtmp://HOST/static/NAME`)."
     ),
-    d!("rtmps", [], &[G], Later, "rtmps 1443;", "RTMPS listener."),
+    d!(
+        "rtmps",
+        [],
+        &[G],
+        Now,
+        "rtmps 1443;",
+        "RTMPS listener: RTMP inside TLS with the `tls_certificate` identity (publish and play)."
+    ),
     d!(
         "srt",
         [],
@@ -248,18 +278,18 @@ pub const DIRECTIVES: &[DirectiveInfo] = &[
     d!(
         "max_sessions",
         [],
-        &[G],
+        &[G, S, T],
         Now,
         "max_sessions 1000;",
-        "Cap on concurrent viewer sessions of this node."
+        "Cap on concurrent viewer sessions: of the node at the top level, of the stream (or of each stream of a template) inside a block. Viewers beyond it get 403 (RTMP: NetStream.Play.Failed); sessions already open stay."
     ),
     d!(
         "auth_backend",
         [],
         &[G],
-        Later,
+        Now,
         "auth_backend main { allow ip 10/8; deny country CN; backend http://auth.local/check; allow default; }",
-        "Named authorization policy: allow/deny rules by token, ip, country or ua, then HTTP backends."
+        "Named authorization policy (`auth://NAME`): allow/deny rules by token, ip, country or ua (in that order, allow before deny), then its HTTP backends in parallel (any allow wins), then `allow default;`/`deny default;` (deny when absent) when none answered."
     ),
     // Global: integration.
     d!(
@@ -340,7 +370,7 @@ pub const DIRECTIVES: &[DirectiveInfo] = &[
         &[G],
         Now,
         "trusted_proxies 127.0.0.1 10/8;",
-        "flotilla: proxies whose X-Forwarded-For is believed. The client is the rightmost address not in these networks; from anyone else the header is ignored (default: ignored from everyone)."
+        "flotilla: proxies whose X-Forwarded-For/-Proto are believed, and whose TCP connections (http, https, rtmp, rtmps) may open with a PROXY protocol v1/v2 header (HAProxy `send-proxy`). The client is the rightmost address not in these networks; from anyone else the headers are ignored and a PROXY header is refused."
     ),
     d!(
         "nvidia_monitor",
@@ -431,6 +461,14 @@ pub const DIRECTIVES: &[DirectiveInfo] = &[
         Now,
         "api false;",
         "`api false` serves media only on this listener (no API)."
+    ),
+    d!(
+        "redirect_https",
+        [],
+        &[H],
+        Now,
+        "redirect_https;",
+        "flotilla: on an `http` listener, answer every request with a 301 to the same URL on the first `https` listener."
     ),
     d!(
         "read_timeout",
@@ -525,9 +563,9 @@ pub const DIRECTIVES: &[DirectiveInfo] = &[
         "protocols",
         [],
         STREAMISH,
-        Later,
+        Now,
         "protocols -rtmp -dash;",
-        "Allowed play protocols; `-name` denies one (then all others are allowed)."
+        "Allowed play protocols (hls, mpegts/tshttp, rtmp are served): names list the only ones allowed, `-name` denies one (then all others are allowed). A refused viewer gets 403 (RTMP: NetStream.Play.Failed)."
     ),
     d!(
         "prepush",
@@ -541,33 +579,33 @@ pub const DIRECTIVES: &[DirectiveInfo] = &[
         "on_play",
         [],
         STREAMISH,
-        Later,
+        Now,
         "on_play http://auth.local/play;",
-        "Authorization backend for playback."
+        "Play authorization: `http://…` backend or `auth://NAME` (an auth_backend block), asked once per viewer session with Flussonic's v1 query; 200 allows (X-AuthDuration: re-asked after that many seconds), 302 redirects, 4xx denies; a lone URL that does not answer within 3 s denies."
     ),
     d!(
         "on_publish",
         [],
         STREAM_TEMPLATE,
-        Later,
+        Now,
         "on_publish http://auth.local/publish;",
-        "Authorization backend for publishing."
+        "Publish authorization (RTMP/RTMPS): `http://…` or `auth://NAME`, asked when a publisher connects; refused publishers get NetStream.Publish.Rejected."
     ),
     d!(
         "auth",
         [],
         STREAMISH,
-        Later,
-        "auth auth://main;",
-        "Authorization backend for every session type."
+        Now,
+        "auth http://auth.local/check;",
+        "`on_play` and `on_publish` at once (each of those wins over it)."
     ),
     d!(
         "password",
         [],
         STREAM_TEMPLATE,
-        Later,
+        Now,
         "password pubsecret;",
-        "Password a publisher must present."
+        "Password an RTMP/RTMPS publisher must give as `?password=…` on the stream key (compared in constant time, never logged)."
     ),
     d!(
         "srt_passphrase",
@@ -842,7 +880,7 @@ pub const DIRECTIVES: &[DirectiveInfo] = &[
         "allow",
         [],
         &[Auth],
-        Later,
+        Now,
         "allow ip 10/8;",
         "Allow by token, ip, country or ua; `allow default;` allows what nothing else decided."
     ),
@@ -850,7 +888,7 @@ pub const DIRECTIVES: &[DirectiveInfo] = &[
         "deny",
         [],
         &[Auth],
-        Later,
+        Now,
         "deny ua \"BadBot/1.0\";",
         "Deny by token, ip, country or ua; `deny default;`."
     ),
@@ -858,7 +896,7 @@ pub const DIRECTIVES: &[DirectiveInfo] = &[
         "backend",
         [],
         &[Auth],
-        Later,
+        Now,
         "backend http://auth.local/check;",
         "HTTP authorization backend, asked in parallel."
     ),

@@ -79,9 +79,39 @@ pub struct LoadedConfig {
     pub config: Config,
     pub warnings: Vec<Diagnostic>,
     pub sources: SourceMap,
+    /// The directory of the main config file: relative file paths in the config (the TLS
+    /// certificate and key) are read from there. `None` for a config from text.
+    pub base_dir: Option<PathBuf>,
 }
 
 impl LoadedConfig {
+    /// `path` as the config means it: relative paths are beside the config file.
+    pub fn resolve_path(&self, path: &str) -> PathBuf {
+        match &self.base_dir {
+            Some(dir) if Path::new(path).is_relative() => dir.join(path),
+            _ => PathBuf::from(path),
+        }
+    }
+
+    /// The TLS certificate and key files of the https and rtmps listeners.
+    pub fn tls_files(&self) -> (PathBuf, PathBuf) {
+        let config = &self.config;
+        (
+            self.resolve_path(
+                config
+                    .tls_certificate
+                    .as_deref()
+                    .unwrap_or(crate::defaults::TLS_CERTIFICATE_FILE),
+            ),
+            self.resolve_path(
+                config
+                    .tls_key
+                    .as_deref()
+                    .unwrap_or(crate::defaults::TLS_KEY_FILE),
+            ),
+        )
+    }
+
     /// Warnings rendered one per line, for start-up logs (at most
     /// [`diagnostic::MAX_SHOWN_DIAGNOSTICS`], then one line counting the rest).
     pub fn warning_lines(&self) -> Vec<String> {
@@ -134,7 +164,12 @@ pub fn load_file(path: &Path, options: &LoadOptions<'_>) -> Result<LoadedConfig,
             }
         }
     }
-    load_sources(sources, ids, options)
+    let mut loaded = load_sources(sources, ids, options)?;
+    loaded.base_dir = Some(match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    });
+    Ok(loaded)
 }
 
 fn read_bounded(path: &Path) -> Result<String, FileError> {
@@ -215,6 +250,7 @@ fn load_sources(
         config,
         warnings: diagnostics,
         sources,
+        base_dir: None,
     })
 }
 

@@ -29,6 +29,10 @@ pub struct Config {
     pub rtsps: Vec<ListenAddr>,
     /// SRT listeners: encoders publish MPEG-TS, the stream id names the stream.
     pub srt: Vec<ListenAddr>,
+    /// PEM certificate chain of the TLS listeners (relative: beside the config file).
+    pub tls_certificate: Option<String>,
+    /// PEM private key of `tls_certificate`.
+    pub tls_key: Option<String>,
     /// UDP port of the QUIC mesh; defaults to the first `http` listener's port.
     pub cluster_port: Option<u16>,
     /// RTMP players of a peer's stream get the RTMP 302 instead of a relay.
@@ -104,6 +108,8 @@ pub struct HttpListener {
     pub listen: ListenAddr,
     /// `api false;` makes the listener serve media only.
     pub api: Option<bool>,
+    /// `redirect_https;`: every request is sent to the same URL over https.
+    pub redirect_https: Option<bool>,
     pub read_timeout: Option<Seconds>,
     pub write_timeout: Option<Seconds>,
 }
@@ -265,6 +271,8 @@ pub struct StreamOptions {
     pub chunk_duration: Option<u32>,
     pub url_prefix: Option<String>,
     pub protocols: Vec<ProtocolRule>,
+    /// Concurrent viewer sessions of this stream (of each stream, in a template).
+    pub max_sessions: Option<u32>,
     pub prepush: Option<Seconds>,
     pub dvr: Option<RawArgs>,
     pub on_play: Option<String>,

@@ -125,6 +125,8 @@ impl Printer {
                 self.line(name, &[listen.to_string()]);
             }
         }
+        self.value("tls_certificate", &c.tls_certificate);
+        self.value("tls_key", &c.tls_key);
         self.value("cluster_port", &c.cluster_port);
         self.value(
             "cluster_ingest_minority_restraint",
@@ -229,6 +231,7 @@ impl Printer {
     fn http_listener(&mut self, name: &str, listener: &HttpListener) {
         let args = [listener.listen.to_string()];
         if listener.api.is_none()
+            && listener.redirect_https.is_none()
             && listener.read_timeout.is_none()
             && listener.write_timeout.is_none()
         {
@@ -237,6 +240,7 @@ impl Printer {
         }
         self.open(name, &args);
         self.value("api", &listener.api);
+        self.value("redirect_https", &listener.redirect_https);
         self.value("read_timeout", &listener.read_timeout);
         self.value("write_timeout", &listener.write_timeout);
         self.close();
@@ -264,6 +268,7 @@ impl Printer {
                 .collect();
             self.line("protocols", &rules);
         }
+        self.value("max_sessions", &o.max_sessions);
         self.value("prepush", &o.prepush);
         self.raw("dvr", &o.dvr);
         self.value("on_play", &o.on_play);

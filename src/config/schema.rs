@@ -541,6 +541,8 @@ fn read_global_statement(
         "session_log" => set_once(&mut c.session_log, single(statement)?, statement),
         "url_prefix" => set_once(&mut c.url_prefix, single(statement)?, statement),
         "geoip" => set_once(&mut c.geoip, single(statement)?, statement),
+        "tls_certificate" => set_once(&mut c.tls_certificate, single(statement)?, statement),
+        "tls_key" => set_once(&mut c.tls_key, single(statement)?, statement),
         "event_sink" => {
             let sink = read_event_sink(reader, statement)?;
             unique(
@@ -717,6 +719,7 @@ fn read_http_listener(reader: &mut Reader, statement: &Statement) -> Result<Http
     let mut listener = HttpListener {
         listen: parse_listen(text, *span)?,
         api: None,
+        redirect_https: None,
         read_timeout: None,
         write_timeout: None,
     };
@@ -727,6 +730,7 @@ fn read_http_listener(reader: &mut Reader, statement: &Statement) -> Result<Http
             &mut listener,
             |_, name, s, l| match name {
                 "api" => set_once(&mut l.api, flag(s)?, s),
+                "redirect_https" => set_once(&mut l.redirect_https, flag(s)?, s),
                 "read_timeout" => set_once(&mut l.read_timeout, single(s)?, s),
                 "write_timeout" => set_once(&mut l.write_timeout, single(s)?, s),
                 other => unreachable!("http block: {other}"),
@@ -1010,6 +1014,7 @@ fn read_stream_option(
             set_once(&mut o.segment_count, count, s)
         }
         "chunk_duration" => set_once(&mut o.chunk_duration, single(s)?, s),
+        "max_sessions" => set_once(&mut o.max_sessions, single(s)?, s),
         "url_prefix" => set_once(&mut o.url_prefix, single(s)?, s),
         "protocols" => {
             let args = positionals(

@@ -470,7 +470,7 @@ fn a_config_of_200k_bad_lines_reports_each_and_shows_the_first_hundred() {
 #[test]
 fn not_active_directives_are_warned_once_by_name() {
     let loaded =
-        load("https 443; dvr a { root /a; } dvr b { root /b; } stream s { input test://; }");
+        load("rtsps 1554; dvr a { root /a; } dvr b { root /b; } stream s { input test://; }");
     let lines = loaded.warning_lines();
     assert!(
         lines
@@ -478,7 +478,7 @@ fn not_active_directives_are_warned_once_by_name() {
             .any(|l| l.contains("`dvr` is parsed but not active yet") && l.contains("(2 uses)")),
         "{lines:?}"
     );
-    assert!(lines.iter().any(|l| l.contains("`https`")), "{lines:?}");
+    assert!(lines.iter().any(|l| l.contains("`rtsps`")), "{lines:?}");
     assert!(
         !lines
             .iter()

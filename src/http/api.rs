@@ -271,7 +271,13 @@ mod tests {
         ApiState {
             identity: Arc::new(NodeIdentity::resolve(&config, Some("node-a"), None)),
             access: Arc::new(AccessPolicy::from_config(&config)),
-            sessions: SessionTable::new(&config, node.clone(), directory.clone()),
+            sessions: SessionTable::new(
+                &config,
+                node.clone(),
+                directory.clone(),
+                crate::auth::Gate::from_config(&config, node.runtime.clone(), None)
+                    .expect("the test config's policies resolve"),
+            ),
             stats: crate::stats::start(&node.runtime, directory.clone(), "node-a".into(), 0),
             config: Arc::new(config),
             node,

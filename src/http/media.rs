@@ -24,11 +24,12 @@ use tokio::sync::broadcast::error::RecvError;
 use super::api::{ApiState, error_response, not_found};
 use super::fast_path::{Decided, client_of};
 use super::server::remote_addr;
+use super::transport::{ArrivedOverTls, with_port};
 use crate::balancer::{BalancerRequest, Routed};
 use crate::defaults::STREAM_START_WAIT_MS;
 use crate::media::live::LiveStream;
 use crate::media::window::master_playlist;
-use crate::sessions::{Protocol, Session, SessionTable, Viewer};
+use crate::sessions::{Protocol, Refused, Session, SessionTable, Viewer};
 use axum::body::HttpBody as _;
 use std::time::Duration;
 
@@ -47,13 +48,17 @@ pub async fn serve(State(state): State<ApiState>, request: Request) -> Response 
     // used (redirects keep it).
     let client = remote_addr(&request)
         .map(|addr| client_of(addr, request.headers(), &state.config.trusted_proxies));
-    let scheme = remote_addr(&request).map_or("http", |addr| {
-        let proto = request
-            .headers()
-            .get("x-forwarded-proto")
-            .and_then(|value| value.to_str().ok());
-        super::client_ip::viewer_scheme(addr.ip(), proto, &state.config.trusted_proxies)
-    });
+    let over_tls = request.extensions().get::<ArrivedOverTls>().copied();
+    let scheme = match over_tls {
+        Some(_) => "https",
+        None => remote_addr(&request).map_or("http", |addr| {
+            let proto = request
+                .headers()
+                .get("x-forwarded-proto")
+                .and_then(|value| value.to_str().ok());
+            super::client_ip::viewer_scheme(addr.ip(), proto, &state.config.trusted_proxies)
+        }),
+    };
     // `/BALANCER/STREAM/...`: a redirect to the chosen server, or served here (decided by
     // the listener's fast path already, or now for requests that did not pass it).
     let local = match request.extensions().get::<Decided>() {
@@ -81,8 +86,14 @@ pub async fn serve(State(state): State<ApiState>, request: Request) -> Response 
             .chars()
             .take(MAX_USER_AGENT_CHARS)
             .collect(),
+        referer: request
+            .headers()
+            .get(header::REFERER)
+            .and_then(|value| value.to_str().ok())
+            .map(|referer| referer.chars().take(MAX_REFERER_CHARS).collect()),
         ip: client,
         scheme,
+        tls_port: over_tls.map(|arrived| arrived.port),
     };
     drop(request);
     serve_path(&state, info, &local).await
@@ -95,15 +106,38 @@ const RELAYED_SEGMENT_WAIT: Duration = Duration::from_secs(2);
 
 /// Longest user agent kept for a session (the header itself is bounded by the server).
 const MAX_USER_AGENT_CHARS: usize = 256;
+/// Longest Referer passed to an authorization backend.
+const MAX_REFERER_CHARS: usize = 1024;
 
 /// What a media request needs of the HTTP request, taken before any wait.
 struct RequestInfo {
     method: Method,
     query: Option<String>,
     user_agent: String,
+    referer: Option<String>,
     ip: Option<std::net::IpAddr>,
-    /// `http`, or `https` when a trusted proxy terminated TLS for the viewer.
+    /// `http`, or `https` when the viewer came over TLS (to this node's `https` listener
+    /// or to a trusted proxy that says so).
     scheme: &'static str,
+    /// The local port of this node's `https` listener the request came to.
+    tls_port: Option<u16>,
+}
+
+/// How the viewer reached this node, for redirects that keep it.
+#[derive(Debug, Clone, Copy)]
+struct ViewerScheme {
+    name: &'static str,
+    /// Set when the viewer came to this node's own `https` listener (on this port).
+    tls_port: Option<u16>,
+}
+
+impl RequestInfo {
+    fn viewer_scheme(&self) -> ViewerScheme {
+        ViewerScheme {
+            name: self.scheme,
+            tls_port: self.tls_port,
+        }
+    }
 }
 
 pub(crate) fn redirect(status: u16, location: &str) -> Response {
@@ -161,7 +195,12 @@ async fn serve_path(state: &ApiState, request: RequestInfo, path: &str) -> Respo
         None => relayed(&state, trimmed).await,
     };
     let Some((live, rest)) = resolved else {
-        return elsewhere(&state, path, request.query.as_deref(), request.scheme);
+        return elsewhere(
+            &state,
+            path,
+            request.query.as_deref(),
+            request.viewer_scheme(),
+        );
     };
     // A cluster_ingest stream is served by its current capturer only (highest epoch); a
     // relayed copy follows whoever that is.
@@ -174,8 +213,12 @@ async fn serve_path(state: &ApiState, request: RequestInfo, path: &str) -> Respo
             now_ms,
             &state.identity.id,
         )
-        && let Elsewhere::Redirect(redirect) =
-            redirect_to_peer(&state, path, request.query.as_deref(), request.scheme)
+        && let Elsewhere::Redirect(redirect) = redirect_to_peer(
+            &state,
+            path,
+            request.query.as_deref(),
+            request.viewer_scheme(),
+        )
     {
         // Past the hop limit a superseded capturer still serves what it has.
         return redirect;
@@ -197,9 +240,19 @@ async fn serve_path(state: &ApiState, request: RequestInfo, path: &str) -> Respo
         ip: request.ip,
         user_agent,
         query: request.query.as_deref(),
+        referer: request.referer.as_deref(),
     };
-    let session = match state.sessions.admit(&viewer) {
+    let admitted = match state.sessions.admit(&viewer) {
+        Ok(session) => state
+            .sessions
+            .authorize(&session, viewer.referer, viewer.query)
+            .await
+            .map(|()| session),
+        Err(refused) => Err(refused),
+    };
+    let session = match admitted {
         Ok(session) => session,
+        Err(Refused::Redirect(location)) => return redirect(302, &location),
         Err(refused) => return error_response(StatusCode::FORBIDDEN, refused.to_string()),
     };
     live.request(now_ms);
@@ -313,7 +366,12 @@ enum Elsewhere {
 /// A 302 to an alive peer that has the stream (the longest name that prefixes the path),
 /// keeping the path and query and counting the hop. A peer without a configured public
 /// URL is reached with the viewer's `scheme`.
-fn redirect_to_peer(state: &ApiState, path: &str, query: Option<&str>, scheme: &str) -> Elsewhere {
+fn redirect_to_peer(
+    state: &ApiState,
+    path: &str,
+    query: Option<&str>,
+    scheme: ViewerScheme,
+) -> Elsewhere {
     let Some(mesh) = state.mesh.as_ref() else {
         return Elsewhere::Nowhere;
     };
@@ -327,9 +385,11 @@ fn redirect_to_peer(state: &ApiState, path: &str, query: Option<&str>, scheme: &
     if hops >= MAX_REDIRECT_HOPS {
         return Elsewhere::TooManyHops;
     }
-    let base = match peer.public_url.is_empty() {
-        true => format!("{scheme}://{}", peer.name),
-        false => peer.viewer_base_url(),
+    // Nodes share one config, so a peer's https port is this node's.
+    let base = match (peer.public_url.is_empty(), scheme.tls_port) {
+        (true, Some(port)) => format!("https://{}", with_port(&peer.name, port)),
+        (true, None) => format!("{}://{}", scheme.name, peer.name),
+        (false, _) => peer.viewer_base_url(),
     };
     let location = format!("{base}{path}?{}", with_hops(query, hops + 1));
     let Ok(location) = HeaderValue::from_str(&location) else {
@@ -343,7 +403,7 @@ fn redirect_to_peer(state: &ApiState, path: &str, query: Option<&str>, scheme: &
 }
 
 /// The answer for a stream this node does not have.
-fn elsewhere(state: &ApiState, path: &str, query: Option<&str>, scheme: &str) -> Response {
+fn elsewhere(state: &ApiState, path: &str, query: Option<&str>, scheme: ViewerScheme) -> Response {
     match redirect_to_peer(state, path, query, scheme) {
         Elsewhere::Redirect(response) => response,
         Elsewhere::Nowhere => not_found(path),

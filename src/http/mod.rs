@@ -1,6 +1,7 @@
 //! HTTP edge: listeners, the connection loop, and the routers they serve.
 //!
-//! Each `http` directive becomes one listener. A listener with `api false` serves media
+//! Each `http` and `https` directive becomes one listener (`transport`: TLS, PROXY
+//! headers, the https redirect). A listener with `api false` serves media
 //! only; the others serve the API too. Connections are handled by hyper directly (not
 //! `axum::serve`) so that the header deadline and size limits below can be set.
 
@@ -20,5 +21,6 @@ pub mod shed;
 pub mod sources;
 pub mod streams;
 pub mod trace;
+pub mod transport;
 
 pub use server::{HttpLimits, serve};

@@ -25,6 +25,11 @@ impl<S> Rewound<S> {
     pub fn new(prefix: Bytes, inner: S) -> Rewound<S> {
         Rewound { prefix, inner }
     }
+
+    /// The stream behind the replayed bytes.
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Rewound<S> {

@@ -2,6 +2,9 @@
 //!
 //! Limits are explicit because every byte here comes from the internet, and every state
 //! a connection can be in has a deadline (docs/media.md lists them):
+//! - on an `https` listener the TLS handshake must finish within
+//!   [`crate::tls::TLS_HANDSHAKE_TIMEOUT`]; a trusted proxy's PROXY header must arrive
+//!   within [`HttpLimits::first_bytes_timeout`] (`super::transport`);
 //! - the protocol must show within [`HttpLimits::first_bytes_timeout`], and an HTTP/2
 //!   client's SETTINGS follow its preface within [`HttpLimits::http2_handshake_timeout`]
 //!   (`super::opening`: hyper has no timer before the first byte, nor for HTTP/2's);
@@ -29,6 +32,7 @@ use flotilla_otp::rt::{CoreWorkers, Runtime};
 use futures_util::future::Either;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, Semaphore, watch};
 use tower::ServiceExt;
@@ -38,6 +42,7 @@ use super::fast_path::{Decided, FastPath};
 use super::opening::{Opening, Protocol, open};
 use super::rewind::Rewound;
 use super::shed::{Openings, Shed, Waiting};
+use super::transport::{ArrivedOverTls, Transport, connection_client, redirect_to_https};
 use crate::accept::{AcceptFailures, out_of_descriptors};
 use bytes::Bytes;
 
@@ -96,18 +101,32 @@ impl Default for HttpLimits {
 /// the shed connection's socket is closed by its own worker thread, a moment later.
 pub const SHED_SETTLE_MS: u64 = 5;
 
-/// Serves `router` on `listener` until `shutdown` turns true, then drains connections for
-/// at most `limits.shutdown_grace`. `fast` answers balancer redirects before the router.
-/// Each accepted connection is served on one of `connections` until it closes.
+/// What one listener serves, and how its connections arrive.
+#[derive(Clone)]
+pub struct Listening {
+    pub router: Router,
+    /// Answers balancer redirects before the router (on nodes with balancers).
+    pub fast: Option<FastPath>,
+    pub transport: Transport,
+    pub limits: HttpLimits,
+}
+
+/// Serves `listening` on `listener` until `shutdown` turns true, then drains connections
+/// for at most `limits.shutdown_grace`. Each accepted connection is served on one of
+/// `connections` until it closes.
 pub async fn serve(
     runtime: Runtime,
     connections: Arc<CoreWorkers>,
     listener: TcpListener,
-    router: Router,
-    fast: Option<FastPath>,
-    limits: HttpLimits,
+    listening: Listening,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let Listening {
+        router,
+        fast,
+        transport,
+        limits,
+    } = listening;
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let openings = Openings::default();
     let failures = AcceptFailures::new(runtime, "http accept failed");
@@ -159,6 +178,7 @@ pub async fn serve(
             remote,
             router: router.clone(),
             fast: fast.clone(),
+            transport: transport.clone(),
             limits,
             stop: shutdown.clone(),
             waiting: openings.register(),
@@ -186,6 +206,7 @@ struct Connection {
     remote: SocketAddr,
     router: Router,
     fast: Option<FastPath>,
+    transport: Transport,
     limits: HttpLimits,
     stop: watch::Receiver<bool>,
     /// Its entry among the connections without a request, and the shedding signal.
@@ -200,22 +221,71 @@ struct FirstRequest {
 }
 
 impl Connection {
-    async fn serve(self, stream: std::net::TcpStream, builder: Builder<TokioExecutor>) {
+    /// The transport of the connection (PROXY header, TLS), then HTTP over it.
+    async fn serve(mut self, stream: std::net::TcpStream, builder: Builder<TokioExecutor>) {
+        let mut stream = match TcpStream::from_std(stream) {
+            Ok(stream) => stream,
+            Err(error) => {
+                tracing::debug!(remote = %self.remote, %error, "cannot register the connection");
+                return;
+            }
+        };
+        let mut replay = Bytes::new();
+        if self.transport.proxy_may_speak(self.remote.ip()) {
+            let header = tokio::select! {
+                header = crate::proxy_protocol::read_header(&mut stream, self.limits.first_bytes_timeout) => header,
+                () = self.waiting.1.shed() => return,
+            };
+            match header {
+                Ok((client, rest)) => {
+                    self.remote = connection_client(self.remote, client);
+                    replay = rest;
+                }
+                Err(error) => {
+                    tracing::debug!(proxy = %self.remote, %error, "bad PROXY header: connection closed");
+                    return;
+                }
+            }
+        }
+        let stream = Rewound::new(replay, stream);
+        let Some(tls) = self.transport.tls.clone() else {
+            return self.serve_http(stream, builder, None).await;
+        };
+        let port = stream.inner().local_addr().map_or(0, |addr| addr.port());
+        let handshake = tokio::select! {
+            handshake = crate::tls::handshake(tls, stream) => handshake,
+            () = self.waiting.1.shed() => return,
+        };
+        match handshake {
+            Ok(stream) => {
+                self.serve_http(stream, builder, Some(ArrivedOverTls { port }))
+                    .await;
+            }
+            Err(error) => {
+                tracing::debug!(remote = %self.remote, %error, "tls connection closed");
+            }
+        }
+    }
+
+    /// HTTP/1 or HTTP/2 on `stream` until it closes.
+    async fn serve_http<S>(
+        self,
+        mut stream: S,
+        builder: Builder<TokioExecutor>,
+        over_tls: Option<ArrivedOverTls>,
+    ) where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
         let Connection {
             remote,
             router,
             fast,
+            transport,
             limits,
             mut stop,
             waiting: (waiting, mut shed),
         } = self;
-        let mut stream = match TcpStream::from_std(stream) {
-            Ok(stream) => stream,
-            Err(error) => {
-                tracing::debug!(%remote, %error, "cannot register the connection");
-                return;
-            }
-        };
+        let redirect_https_port = transport.redirect_https_port;
         // Until its first request, a connection may be shed (listener out of descriptors).
         let opened = tokio::select! {
             opened = opening(&mut stream, fast.as_ref(), remote, &limits, &mut stop) => opened,
@@ -236,6 +306,22 @@ impl Connection {
                 let first = first.lock().unwrap_or_else(|p| p.into_inner()).take();
                 if let Some(seen) = &request_seen {
                     seen.notify_one();
+                }
+                if let Some(port) = redirect_https_port {
+                    let host = request
+                        .headers()
+                        .get(axum::http::header::HOST)
+                        .and_then(|host| host.to_str().ok())
+                        .or_else(|| request.uri().authority().map(|a| a.as_str()));
+                    let target = request
+                        .uri()
+                        .path_and_query()
+                        .map_or("/", |target| target.as_str());
+                    let response = redirect_to_https(host, target, port);
+                    return Either::Left(std::future::ready(Ok(response)));
+                }
+                if let Some(arrived) = over_tls {
+                    request.extensions_mut().insert(arrived);
                 }
                 let early = match first.and_then(|first| first.decided) {
                     Some(decision) => {
@@ -292,13 +378,16 @@ impl Connection {
 /// The opening of a connection: the balancer lane (on a node with balancers), then the
 /// protocol and HTTP/2 handshake under their deadlines (`super::opening`). `None`: the
 /// connection closes (done in the lane, gone, too slow, or the node stops).
-async fn opening(
-    stream: &mut TcpStream,
+async fn opening<S>(
+    stream: &mut S,
     fast: Option<&FastPath>,
     remote: SocketAddr,
     limits: &HttpLimits,
     stop: &mut watch::Receiver<bool>,
-) -> Option<(Protocol, Bytes, Option<Decided>)> {
+) -> Option<(Protocol, Bytes, Option<Decided>)>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     // On a balancing node, redirects are answered in the lane; hyper takes over at the
     // first request the lane does not answer.
     let (prefix, decided) = match fast {

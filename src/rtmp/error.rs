@@ -51,6 +51,12 @@ pub enum RtmpError {
     /// The handshake failed.
     #[error(transparent)]
     Handshake(#[from] HandshakeError),
+    /// An rtmps client's TLS handshake failed or took too long (peer).
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsAcceptError),
+    /// A trusted proxy's PROXY header was malformed or late (peer: the proxy).
+    #[error("PROXY header: {0}")]
+    ProxyHeader(#[from] crate::proxy_protocol::ProxyHeaderError),
     /// rml_rtmp could not create the session (local).
     #[error("session: {0:?}")]
     Session(ServerSessionError),
@@ -114,6 +120,8 @@ impl Classified for RtmpError {
         match self {
             RtmpError::Handshake(error) => error.fault(),
             RtmpError::HandshakeTimeout
+            | RtmpError::Tls(_)
+            | RtmpError::ProxyHeader(_)
             | RtmpError::Idle
             | RtmpError::Limit(_)
             | RtmpError::Malformed

@@ -1,14 +1,16 @@
 //! The RTMP handshake over a socket, for either side (rml_rtmp does the bytes).
 
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::error::HandshakeError;
 
 /// Runs the handshake as `peer`; returns the bytes the other side sent after it (the
 /// first RTMP chunks). The caller bounds it with a deadline.
-pub async fn run(socket: &mut TcpStream, peer: PeerType) -> Result<Vec<u8>, HandshakeError> {
+pub async fn run<S>(socket: &mut S, peer: PeerType) -> Result<Vec<u8>, HandshakeError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let is_client = matches!(peer, PeerType::Client);
     let mut handshake = Handshake::new(peer);
     if is_client {

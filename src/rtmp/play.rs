@@ -125,11 +125,21 @@ impl Connection {
         let viewer = Viewer {
             stream: &name,
             protocol: Protocol::Rtmp,
-            ip: self.socket.peer_addr().ok().map(|addr| addr.ip()),
+            ip: Some(self.remote.ip()),
             user_agent: "rtmp",
             query: key.split_once('?').map(|(_, query)| query),
+            referer: None,
         };
-        let session = match self.context.sessions.admit(&viewer) {
+        let admitted = match self.context.sessions.admit(&viewer) {
+            Ok(session) => self
+                .context
+                .sessions
+                .authorize(&session, None, viewer.query)
+                .await
+                .map(|()| session),
+            Err(refused) => Err(refused),
+        };
+        let session = match admitted {
             Ok(session) => session,
             Err(refused) => {
                 let reason = refused.to_string();

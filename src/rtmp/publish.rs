@@ -103,6 +103,7 @@ impl Connection {
         &mut self,
         request_id: u32,
         name: String,
+        query: Option<&str>,
     ) -> Result<(), RtmpError> {
         if let Err(why) = crate::media::name::check(&name) {
             tracing::info!(stream = %crate::media::name::quoted(&name), %why, "rtmp publish refused");
@@ -116,6 +117,21 @@ impl Connection {
                     request_id,
                     "NetStream.Publish.BadName",
                     "this connection is busy",
+                )
+                .await;
+        }
+        // Password and publish policy before anything starts for the publisher.
+        let gate = self.context.sessions.gate().clone();
+        if let Err(denied) = gate
+            .authorize_publish(&name, "rtmp", Some(self.remote.ip()), query)
+            .await
+        {
+            tracing::info!(stream = %name, client = %self.remote, reason = %denied.log_reason(), "rtmp publisher refused");
+            return self
+                .reject(
+                    request_id,
+                    "NetStream.Publish.Rejected",
+                    &denied.to_string(),
                 )
                 .await;
         }

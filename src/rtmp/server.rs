@@ -1,6 +1,9 @@
 //! The RTMP listener: publishing (ffmpeg, OBS) and playing, on rml_rtmp's sans-IO sessions.
 //!
-//! Per connection: the handshake must finish within [`HANDSHAKE_TIMEOUT`]; every inbound
+//! Per connection: a trusted proxy's PROXY header (HAProxy `send-proxy`) must arrive within
+//! [`HANDSHAKE_TIMEOUT`] and names the client; an `rtmps` connection's TLS handshake must
+//! finish within [`crate::tls::TLS_HANDSHAKE_TIMEOUT`]; the RTMP handshake must finish
+//! within [`HANDSHAKE_TIMEOUT`]; every inbound
 //! byte then passes the [`ChunkGuard`] limits before rml_rtmp parses it (rml_rtmp also runs
 //! under `catch_unwind`: a known malformed `@setDataFrame` panics inside it).
 //!
@@ -20,7 +23,7 @@ use rml_rtmp::handshake::PeerType;
 use rml_rtmp::sessions::{
     ServerSession, ServerSessionConfig, ServerSessionEvent, ServerSessionResult,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, broadcast, watch};
 
@@ -74,10 +77,52 @@ pub struct RtmpContext {
     pub relays: Option<crate::relay::start::RelayStarter>,
 }
 
+/// The byte stream of one RTMP connection: a TCP socket, or TLS over one (`rtmps`).
+pub trait RtmpIo: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + Sync> RtmpIo for S {}
+
+/// How the connections of one RTMP listener arrive.
+#[derive(Clone, Default)]
+pub struct RtmpTransport {
+    /// TLS (`rtmps`): every connection starts with a handshake.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Peers whose connections may start with a PROXY header (`trusted_proxies`).
+    pub proxies: Arc<[crate::config::values::Cidr]>,
+}
+
+impl RtmpTransport {
+    /// Reads a trusted proxy's PROXY header and runs the TLS handshake: the stream the
+    /// RTMP handshake runs on, and the client's address.
+    async fn open(
+        &self,
+        mut socket: TcpStream,
+        peer: SocketAddr,
+    ) -> Result<(Box<dyn RtmpIo>, SocketAddr), RtmpError> {
+        let mut remote = peer;
+        let mut replay = bytes::Bytes::new();
+        let canonical = peer.ip().to_canonical();
+        if self.proxies.iter().any(|net| net.0.contains(&canonical)) {
+            let (client, rest) =
+                crate::proxy_protocol::read_header(&mut socket, HANDSHAKE_TIMEOUT).await?;
+            remote = client.unwrap_or(peer);
+            replay = rest;
+        }
+        let stream = crate::http::rewind::Rewound::new(replay, socket);
+        match &self.tls {
+            None => Ok((Box::new(stream), remote)),
+            Some(config) => {
+                let stream = crate::tls::handshake(config.clone(), stream).await?;
+                Ok((Box::new(stream), remote))
+            }
+        }
+    }
+}
+
 /// Serves RTMP on `listener` until `shutdown` turns true.
 pub async fn serve(
     context: RtmpContext,
     listener: TcpListener,
+    transport: RtmpTransport,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
@@ -104,8 +149,14 @@ pub async fn serve(
         let _ = socket.set_nodelay(true);
         let context = context.clone();
         let runtime = context.node.runtime.clone();
+        let transport = transport.clone();
         runtime.spawn("rtmp-connection", async move {
-            if let Err(reason) = Connection::run(context, socket, remote).await {
+            let opened = transport.open(socket, remote).await;
+            let result = match opened {
+                Ok((stream, client)) => Connection::run(context, stream, client).await,
+                Err(reason) => Err(reason),
+            };
+            if let Err(reason) = result {
                 tracing::info!(%remote, %reason, fault = %reason.fault(), "rtmp connection closed");
             }
             drop(permit);
@@ -149,7 +200,9 @@ pub(super) enum Role {
 
 pub(super) struct Connection {
     pub(super) context: RtmpContext,
-    pub(super) socket: TcpStream,
+    pub(super) socket: Box<dyn RtmpIo>,
+    /// The client: the socket's peer, or the address a trusted proxy's PROXY header named.
+    pub(super) remote: SocketAddr,
     pub(super) session: ServerSession,
     pub(super) guard: ChunkGuard,
     pub(super) role: Role,
@@ -158,7 +211,7 @@ pub(super) struct Connection {
 impl Connection {
     pub(super) async fn run(
         context: RtmpContext,
-        mut socket: TcpStream,
+        mut socket: Box<dyn RtmpIo>,
         remote: SocketAddr,
     ) -> Result<(), RtmpError> {
         let remaining = tokio::time::timeout(
@@ -173,6 +226,7 @@ impl Connection {
         let mut connection = Connection {
             context,
             socket,
+            remote,
             session,
             guard: ChunkGuard::default(),
             role: Role::Idle,
@@ -306,8 +360,16 @@ impl Connection {
                 stream_key,
                 ..
             } => {
-                self.start_publishing(request_id, stream_name(&app_name, &stream_key))
-                    .await
+                // The query (a password, a token) is on the key, or on the app.
+                let query = [&stream_key, &app_name]
+                    .into_iter()
+                    .find_map(|part| part.split_once('?').map(|(_, query)| query.to_string()));
+                self.start_publishing(
+                    request_id,
+                    stream_name(&app_name, &stream_key),
+                    query.as_deref(),
+                )
+                .await
             }
             ServerSessionEvent::PlayStreamRequested {
                 request_id,
