@@ -168,6 +168,11 @@ impl SessionTable {
         }
     }
 
+    /// The query parameter that carries play tokens (`auth_token`).
+    pub fn token_parameter(&self) -> &str {
+        &self.token_parameter
+    }
+
     /// The node's access rules.
     pub fn gate(&self) -> &Arc<Gate> {
         &self.gate

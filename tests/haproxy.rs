@@ -150,3 +150,71 @@ fn behind_haproxy_round_robin_every_request_answers_200() {
         );
     }
 }
+
+/// HAProxy in TCP mode with `send-proxy` (v1) in front of RTMP and `send-proxy-v2` in
+/// front of HTTP, connecting to the node from 127.0.0.2, the node's one trusted proxy:
+/// the node sees each viewer's own address (127.0.0.1) in its sessions, publishers and
+/// players get through; a PROXY header from anyone else is refused.
+#[test]
+fn behind_haproxy_send_proxy_the_node_sees_the_viewers_address() {
+    let (port, rtmp) = (free_port(), free_port());
+    let (front_http, front_rtmp) = (free_port(), free_port());
+    let at = SocketAddr::from(([127, 0, 0, 1], port));
+    let config = format!(
+        "http 127.0.0.1:{port};\nrtmp 127.0.0.1:{rtmp};\ntrusted_proxies 127.0.0.2;\n\
+         stream cam {{ input publish://; segment_duration 1; }}\n"
+    );
+    let node = Node::start(&config, at, &[], &[]);
+    let _haproxy = Haproxy::start(&format!(
+        "global\n    maxconn 100\n\
+         defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 60s\n    timeout server 60s\n\
+         listen rtmp\n    bind 127.0.0.1:{front_rtmp}\n    server n 127.0.0.1:{rtmp} send-proxy source 127.0.0.2\n\
+         listen web\n    bind 127.0.0.1:{front_http}\n    server n 127.0.0.1:{port} send-proxy-v2 source 127.0.0.2\n"
+    ));
+    let _publisher = Ffmpeg::publish_clip(&format!("rtmp://127.0.0.1:{front_rtmp}/static/cam"));
+    let front = SocketAddr::from(([127, 0, 0, 1], front_http));
+    poll_until(Duration::from_secs(20), || {
+        let (status, _, _) = http_get(front, "/cam/tracks-v1a1/mono.m3u8", &[]).ok()?;
+        (status == 200).then_some(())
+    })
+    .unwrap_or_else(|| panic!("published and played through HAProxy:\n{}", node.log_tail()));
+    // An RTMP player through HAProxy, watched in the sessions API while it plays.
+    let player = std::thread::spawn(move || {
+        common::play::ffmpeg_plays(&format!("rtmp://127.0.0.1:{front_rtmp}/static/cam"), 4)
+    });
+    let sessions = poll_until(Duration::from_secs(10), || {
+        let (_, _, body) = http_get(at, "/streamer/api/v3/sessions", &[]).ok()?;
+        let sessions: serde_json::Value = serde_json::from_str(&body).ok()?;
+        let list = sessions["sessions"].as_array()?.clone();
+        list.iter().any(|s| s["protocol"] == "rtmp").then_some(list)
+    })
+    .expect("the RTMP player has a session");
+    for session in &sessions {
+        assert_eq!(
+            session["ip"], "127.0.0.1",
+            "the viewer's address, not HAProxy's: {session}"
+        );
+    }
+    let (played, stderr) = player.join().unwrap();
+    assert!(played, "ffmpeg plays RTMP through HAProxy: {stderr}");
+    // A PROXY header from an address that is not a trusted proxy is not believed.
+    let (status, _, _) = {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(at).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        stream
+            .write_all(b"PROXY TCP4 192.0.2.9 127.0.0.1 5000 80\r\nGET /cam/index.m3u8 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut response = String::new();
+        let _ = stream.read_to_string(&mut response);
+        let status: u16 = response
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        (status, (), ())
+    };
+    assert_eq!(status, 400, "an untrusted PROXY header is a bad request");
+}

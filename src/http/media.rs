@@ -264,8 +264,8 @@ async fn serve_path(state: &ApiState, request: RequestInfo, path: &str) -> Respo
             .await;
     }
     let response = match rest.as_str() {
-        "index.m3u8" | "playlist.m3u8" | "video.m3u8" => master(&live),
-        "tracks-v1a1/mono.m3u8" | "mono.m3u8" => media_playlist(&live),
+        "index.m3u8" | "playlist.m3u8" | "video.m3u8" => master(&live, token_of(&state, &session)),
+        "tracks-v1a1/mono.m3u8" | "mono.m3u8" => media_playlist(&live, token_of(&state, &session)),
         "mpegts" => {
             // A starting stream (and a relayed copy, which has its window before its
             // first live keyframe): the viewer waits for the GOP it starts from, bounded.
@@ -447,18 +447,37 @@ fn starting(live: &LiveStream) -> Response {
 
 const PLAYLIST_TYPE: &str = "application/vnd.apple.mpegurl";
 
-fn master(live: &LiveStream) -> Response {
+fn master(live: &LiveStream, token: Option<(&str, &str)>) -> Response {
     if live.media_playlist("").is_none() {
         return starting(live);
     }
     let body = master_playlist(&live.rendition(), MEDIA_PLAYLIST);
-    with_type(body, PLAYLIST_TYPE, "no-cache")
+    with_type(playlist_body(body, token), PLAYLIST_TYPE, "no-cache")
 }
 
-fn media_playlist(live: &LiveStream) -> Response {
+fn media_playlist(live: &LiveStream, token: Option<(&str, &str)>) -> Response {
     match live.media_playlist("") {
-        Some(body) => with_type(body, PLAYLIST_TYPE, "no-cache"),
+        Some(body) => with_type(playlist_body(body, token), PLAYLIST_TYPE, "no-cache"),
         None => starting(live),
+    }
+}
+
+/// The (parameter, token) a session's playlists carry in their URIs
+/// ([`super::token_urls`]), if it has a token.
+fn token_of<'s>(state: &'s ApiState, session: &'s Session) -> Option<(&'s str, &'s str)> {
+    let token = session.token.as_deref()?;
+    Some((state.sessions.token_parameter(), token))
+}
+
+/// A playlist's body, with the session's token in its URIs.
+fn playlist_body(body: impl AsRef<[u8]> + Into<Body>, token: Option<(&str, &str)>) -> Body {
+    match token {
+        Some((parameter, token)) => Body::from(super::token_urls::with_token(
+            body.as_ref(),
+            parameter,
+            token,
+        )),
+        None => body.into(),
     }
 }
 

@@ -20,6 +20,7 @@ pub mod server;
 pub mod shed;
 pub mod sources;
 pub mod streams;
+pub mod token_urls;
 pub mod trace;
 pub mod transport;
 
