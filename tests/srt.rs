@@ -63,16 +63,31 @@ fn encoders_publish_over_srt_by_stream_id_with_passphrases() {
         "http 127.0.0.1:{port};\nsrt 127.0.0.1:{srt};\n\
          stream cam {{ input publish://; segment_duration 1; }}\n\
          stream secret {{ input publish://; segment_duration 1; srt_passphrase correct-horse-battery; }}\n\
-         template live {{ prefix live; segment_duration 1; }}\n"
+         template live {{ prefix live; segment_duration 1; }}\n\
+         stream guarded {{ input publish://; segment_duration 1; password s3cret; }}\n"
     );
     let node = Node::start(&config, at, &[], &[]);
     let listener = format!("srt://127.0.0.1:{srt}");
+    // A stream's publish password applies to SRT too: in the stream id.
+    let _guarded_wrong = ffmpeg_srt(&format!(
+        "{listener}?streamid=#!::r=guarded,m=publish,password=wrong"
+    ));
     let _access_control = ffmpeg_srt(&format!("{listener}?streamid=#!::r=cam,m=publish"));
     let _templated = ffmpeg_srt(&format!("{listener}?streamid=live/one"));
     let _encrypted = ffmpeg_srt(&format!(
         "{listener}?streamid=secret&passphrase=correct-horse-battery"
     ));
-    for name in ["cam", "live/one", "secret"] {
+    poll_until(Duration::from_secs(10), || {
+        node.log_tail()
+            .contains("SRT publisher refused")
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("a wrong password is refused:\n{}", node.log_tail()));
+    assert!(media_playlist(at, "guarded").is_none(), "nothing published");
+    let _guarded = ffmpeg_srt(&format!(
+        "{listener}?streamid=#!::r=guarded,m=publish,password=s3cret"
+    ));
+    for name in ["cam", "live/one", "secret", "guarded"] {
         poll_until(Duration::from_secs(20), || media_playlist(at, name))
             .unwrap_or_else(|| panic!("{name} is published over SRT:\n{}", node.log_tail()));
         let streams = probe(at, name);

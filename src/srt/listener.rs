@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::mpsc;
 
 use super::ffi::{self, Socket, SrtError};
-use super::stream_id::publish_name;
+use super::stream_id::{publish_name, publish_query};
 use super::{
     LISTENER_LATENCY, MAX_SRT_CONNECTIONS, PEER_IDLE_TIMEOUT, RECEIVE_QUEUE_MESSAGES, Received,
     receive_loop,
@@ -131,6 +131,8 @@ struct Accepted {
     socket: Socket,
     peer: SocketAddr,
     name: String,
+    /// The stream id's password and session key, as a publish query.
+    query: Option<String>,
 }
 
 impl SrtListener {
@@ -219,12 +221,20 @@ fn accept_loop(listener: &Socket, address: SocketAddr, sender: mpsc::Sender<Acce
             }
         };
         // The hook vetted the stream id; read it again from the accepted socket.
-        let name = match socket.stream_id().map(|id| publish_name(&id)) {
-            Ok(Ok(name)) => name,
-            _ => continue,
+        let Ok(stream_id) = socket.stream_id() else {
+            continue;
         };
+        let Ok(name) = publish_name(&stream_id) else {
+            continue;
+        };
+        let query = publish_query(&stream_id);
         if sender
-            .blocking_send(Accepted { socket, peer, name })
+            .blocking_send(Accepted {
+                socket,
+                peer,
+                name,
+                query,
+            })
             .is_err()
         {
             return;
@@ -234,7 +244,22 @@ fn accept_loop(listener: &Socket, address: SocketAddr, sender: mpsc::Sender<Acce
 
 /// Attaches an accepted caller to its stream and feeds it until either ends.
 async fn publish(context: &RtmpContext, caller: Accepted) {
-    let Accepted { socket, peer, name } = caller;
+    let Accepted {
+        socket,
+        peer,
+        name,
+        query,
+    } = caller;
+    // The stream's password and publish policy, as for RTMP publishers (the passphrase
+    // was the handshake's).
+    let gate = context.sessions.gate().clone();
+    if let Err(denied) = gate
+        .authorize_publish(&name, "srt", Some(peer.ip()), query.as_deref())
+        .await
+    {
+        tracing::info!(stream = %name, %peer, reason = %denied.log_reason(), "SRT publisher refused");
+        return;
+    }
     let (attached, dynamic) = context.attach_publisher(&name).await;
     let publisher = match attached {
         Ok(publisher) => publisher,

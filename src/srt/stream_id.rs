@@ -25,6 +25,33 @@ pub enum StreamIdError {
     Name { name: String, why: String },
 }
 
+/// What a publisher's stream id says for the stream's publish rules, as the query an RTMP
+/// publisher would put on its key: the SRT session key `s` as `token`, and a `password`
+/// key (`#!::r=cam,m=publish,password=…` or the bare `cam?password=…&token=…`).
+pub fn publish_query(stream_id: &str) -> Option<String> {
+    if let Some(keys) = stream_id.strip_prefix("#!::") {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        let mut any = false;
+        for pair in keys.split(',') {
+            match pair.split_once('=') {
+                Some(("s", value)) => {
+                    query.append_pair("token", value);
+                    any = true;
+                }
+                Some(("password", value)) => {
+                    query.append_pair("password", value);
+                    any = true;
+                }
+                _ => {}
+            }
+        }
+        return any.then(|| query.finish());
+    }
+    stream_id
+        .split_once('?')
+        .map(|(_, query)| query.to_string())
+}
+
 /// The stream a publisher's stream id names.
 pub fn publish_name(stream_id: &str) -> Result<String, StreamIdError> {
     if stream_id.len() > MAX_STREAM_ID_BYTES {
@@ -43,7 +70,7 @@ pub fn publish_name(stream_id: &str) -> Result<String, StreamIdError> {
             }
             resource.ok_or_else(|| StreamIdError::NoResource(stream_id.to_string()))?
         }
-        None => stream_id,
+        None => stream_id.split('?').next().unwrap_or_default(),
     };
     let name = name.trim_matches('/');
     if name.is_empty() {
@@ -60,6 +87,20 @@ pub fn publish_name(stream_id: &str) -> Result<String, StreamIdError> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn passwords_and_session_keys_become_the_publish_query() {
+        assert_eq!(
+            publish_query("#!::r=cam,m=publish,s=t1,password=a b").as_deref(),
+            Some("token=t1&password=a+b")
+        );
+        assert_eq!(publish_query("#!::r=cam,m=publish"), None);
+        assert_eq!(
+            publish_query("cam?password=x").as_deref(),
+            Some("password=x")
+        );
+        assert_eq!(publish_name("cam?password=x").unwrap(), "cam");
+    }
 
     #[test]
     fn access_control_syntax_and_bare_names() {
