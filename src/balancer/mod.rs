@@ -120,6 +120,10 @@ pub struct BalancerRequest<'a> {
     pub query: Option<&'a str>,
     /// The client's address (after trusted proxies), for GeoIP.
     pub client: Option<IpAddr>,
+    /// Set when the viewer came to this node's own TLS listener on this port: a server's
+    /// `http://` URL is answered as `https://` at this port (nodes share one config, so
+    /// their https port is this one), never downgrading the viewer to plain HTTP.
+    pub tls_port: Option<u16>,
 }
 
 /// Where a request goes.
@@ -264,6 +268,8 @@ impl Balancers {
                 match &table.urls[chosen] {
                     None => Routed::Local(stream_path.to_string()),
                     Some(base) => {
+                        let secured = request.tls_port.and_then(|port| over_tls(base, port));
+                        let base = secured.as_deref().unwrap_or(base);
                         let query = request.query.filter(|query| !query.is_empty());
                         let mut location = String::with_capacity(
                             base.len() + stream_path.len() + query.map_or(0, |q| q.len() + 1),
@@ -326,6 +332,17 @@ impl Balancers {
             "recent_decisions": decisions,
         }))
     }
+}
+
+/// `base` (`http://HOST[:PORT][/PATH]`) as `https://HOST:tls_port[/PATH]`; `None` when it
+/// is not a plain-http URL (an https public URL is kept as configured).
+fn over_tls(base: &str, tls_port: u16) -> Option<String> {
+    let rest = base.strip_prefix("http://")?;
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    Some(format!(
+        "https://{}{path}",
+        crate::http::transport::with_port(authority, tls_port)
+    ))
 }
 
 #[cfg(test)]
@@ -409,6 +426,7 @@ mod tests {
             path,
             query,
             client: None,
+            tls_port: None,
         }
     }
 
@@ -432,10 +450,19 @@ mod tests {
         // Redirects since the last report count: after five to this node, b (5) ties, and
         // further ones spread between this node and b; c (9) waits until they pass 9.
         let mut to_b = 0;
-        for _ in 0..8 {
-            match lb.route(get("/lb/news/index.m3u8", Some("token=x"))) {
+        for round in 0..8 {
+            // A viewer that came over this node's https listener stays on https.
+            let tls_port = (round % 2 == 1).then_some(8443);
+            match lb.route(BalancerRequest {
+                tls_port,
+                ..get("/lb/news/index.m3u8", Some("token=x"))
+            }) {
                 Routed::Redirect(302, location) => {
-                    assert_eq!(location, "http://b.lan:8080/news/index.m3u8?token=x");
+                    let expected = match tls_port {
+                        Some(_) => "https://b.lan:8443/news/index.m3u8?token=x",
+                        None => "http://b.lan:8080/news/index.m3u8?token=x",
+                    };
+                    assert_eq!(location, expected);
                     to_b += 1;
                 }
                 Routed::Local(_) => {}
@@ -529,6 +556,7 @@ mod tests {
             for _ in 0..40 {
                 let request = BalancerRequest {
                     client: Some(client.parse().unwrap()),
+                    tls_port: None,
                     ..get("/geo/news/index.m3u8", None)
                 };
                 match lb.route(request) {
@@ -561,6 +589,7 @@ mod tests {
         );
         lb.route(BalancerRequest {
             client: Some("203.0.113.1".parse().unwrap()),
+            tls_port: None,
             ..get("/geo/news/index.m3u8", None)
         });
         assert_eq!(

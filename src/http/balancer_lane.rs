@@ -345,6 +345,7 @@ pub async fn serve_lane<S>(
     remote: SocketAddr,
     limits: &HttpLimits,
     shutdown: &mut watch::Receiver<bool>,
+    tls_port: Option<u16>,
 ) -> LaneEnd
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -371,6 +372,7 @@ where
                     head.query,
                     remote,
                     head.forwarded.as_slice().iter().copied(),
+                    tls_port,
                 );
                 match routed {
                     Routed::Redirect(..) | Routed::Unavailable(_) => {

@@ -82,6 +82,10 @@ impl FastPath {
             request.uri().query(),
             remote,
             forwarded_for(request.headers()),
+            request
+                .extensions()
+                .get::<super::transport::ArrivedOverTls>()
+                .map(|arrived| arrived.port),
         );
         match routed {
             Routed::Pass => None,
@@ -121,6 +125,7 @@ impl FastPath {
         query: Option<&str>,
         remote: SocketAddr,
         forwarded: impl DoubleEndedIterator<Item = &'a str>,
+        tls_port: Option<u16>,
     ) -> Routed {
         let client = client_ip(remote.ip(), forwarded, &self.trusted_proxies);
         self.balancers.route(BalancerRequest {
@@ -128,6 +133,7 @@ impl FastPath {
             path,
             query,
             client: Some(client),
+            tls_port,
         })
     }
 

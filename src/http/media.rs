@@ -68,6 +68,7 @@ pub async fn serve(State(state): State<ApiState>, request: Request) -> Response 
             path,
             query: request.uri().query(),
             client,
+            tls_port: over_tls.map(|arrived| arrived.port),
         }) {
             Routed::Pass => path.to_string(),
             Routed::Local(stream_path) => stream_path,

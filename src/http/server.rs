@@ -288,7 +288,7 @@ impl Connection {
         let redirect_https_port = transport.redirect_https_port;
         // Until its first request, a connection may be shed (listener out of descriptors).
         let opened = tokio::select! {
-            opened = opening(&mut stream, fast.as_ref(), remote, &limits, &mut stop) => opened,
+            opened = opening(&mut stream, fast.as_ref(), remote, &limits, &mut stop, over_tls.map(|a| a.port)) => opened,
             () = shed.shed() => None,
         };
         let Some((protocol, prefix, decided)) = opened else {
@@ -384,6 +384,7 @@ async fn opening<S>(
     remote: SocketAddr,
     limits: &HttpLimits,
     stop: &mut watch::Receiver<bool>,
+    tls_port: Option<u16>,
 ) -> Option<(Protocol, Bytes, Option<Decided>)>
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -391,7 +392,7 @@ where
     // On a balancing node, redirects are answered in the lane; hyper takes over at the
     // first request the lane does not answer.
     let (prefix, decided) = match fast {
-        Some(fast) => match serve_lane(stream, fast, remote, limits, stop).await {
+        Some(fast) => match serve_lane(stream, fast, remote, limits, stop, tls_port).await {
             LaneEnd::Closed => return None,
             LaneEnd::HandOver { prefix, decided } => (prefix, decided),
         },

@@ -286,7 +286,7 @@ where
     let limits = HttpLimits::default();
     let (end, ()) = tokio::join!(
         async {
-            let end = serve_lane(&mut near, &fast, remote(), &limits, &mut shutdown).await;
+            let end = serve_lane(&mut near, &fast, remote(), &limits, &mut shutdown, None).await;
             drop(near);
             end
         },
