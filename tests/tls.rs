@@ -61,6 +61,7 @@ fn start() -> Tls {
     let redirecting = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let config = format!(
         "http 127.0.0.1:{port};\nhttp {redirecting} {{ redirect_https; }}\nhttps 127.0.0.1:{https};\nrtmps 127.0.0.1:{rtmps};\n\
+         trusted_proxies 127.0.0.1;\n\
          tls_certificate {dir}/flotilla.crt;\ntls_key {dir}/flotilla.key;\n\
          stream cam {{ input publish://; segment_duration 1; }}\n",
         dir = certs.0.display()
@@ -196,6 +197,17 @@ fn redirect_https_sends_plain_clients_to_the_tls_listener() {
     assert_eq!(
         location,
         format!("https://127.0.0.1:{}/cam/index.m3u8?token=a", tls.https)
+    );
+    // Behind a trusted proxy, the host the viewer asked it for.
+    let forwarded = [("X-Forwarded-Host", "tv.example")];
+    let (status, head, _) = http_get(tls.redirecting, "/cam/mpegts", &forwarded).unwrap();
+    assert_eq!(status, 301);
+    assert!(
+        head.contains(&format!(
+            "location: https://tv.example:{}/cam/mpegts",
+            tls.https
+        )),
+        "{head}"
     );
 }
 

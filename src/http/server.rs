@@ -308,10 +308,21 @@ impl Connection {
                     seen.notify_one();
                 }
                 if let Some(port) = redirect_https_port {
-                    let host = request
-                        .headers()
-                        .get(axum::http::header::HOST)
-                        .and_then(|host| host.to_str().ok())
+                    let header = |name| {
+                        request
+                            .headers()
+                            .get(name)
+                            .and_then(|value: &axum::http::HeaderValue| value.to_str().ok())
+                    };
+                    // A trusted proxy says which host the viewer asked for.
+                    let forwarded = transport
+                        .proxy_may_speak(remote.ip())
+                        .then(|| header("x-forwarded-host"))
+                        .flatten()
+                        .and_then(|hosts| hosts.rsplit(',').next())
+                        .map(str::trim);
+                    let host = forwarded
+                        .or_else(|| header("host"))
                         .or_else(|| request.uri().authority().map(|a| a.as_str()));
                     let target = request
                         .uri()

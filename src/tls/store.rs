@@ -167,6 +167,30 @@ mod tests {
         store.current.read().unwrap().cert[0].to_vec()
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn the_watcher_puts_a_renewed_pair_in_service_without_a_signal() {
+        let dir = std::env::temp_dir().join(format!("flotilla-watch-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("creates");
+        write(&dir, &["localhost"]);
+        let store =
+            CertificateStore::load(&dir.join("node.crt"), &dir.join("node.key")).expect("loads");
+        let first = leaf(&store);
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let watcher = store.clone().watch(stopped);
+        let renewal = async {
+            write(&dir, &["localhost", "renewed.example"]);
+            tokio::time::sleep(CERTIFICATE_POLL_INTERVAL / 2).await;
+            let before_poll = leaf(&store);
+            tokio::time::sleep(CERTIFICATE_POLL_INTERVAL).await;
+            let after_poll = leaf(&store);
+            let _ = stop.send(true);
+            (before_poll, after_poll)
+        };
+        let ((), (before_poll, after_poll)) = tokio::join!(watcher, renewal);
+        assert_eq!(before_poll, first, "not before the next poll");
+        assert_ne!(after_poll, first, "in service after it");
+    }
+
     #[test]
     fn a_changed_pair_replaces_the_identity_and_a_broken_one_does_not() {
         let dir = std::env::temp_dir().join(format!("flotilla-store-{}", std::process::id()));
