@@ -171,6 +171,13 @@ fn behind_haproxy_send_proxy_the_node_sees_the_viewers_address() {
          listen rtmp\n    bind 127.0.0.1:{front_rtmp}\n    server n 127.0.0.1:{rtmp} send-proxy source 127.0.0.2\n\
          listen web\n    bind 127.0.0.1:{front_http}\n    server n 127.0.0.1:{port} send-proxy-v2 source 127.0.0.2\n"
     ));
+    // ffmpeg does not retry: HAProxy must listen before it connects.
+    for front in [front_rtmp, front_http] {
+        poll_until(Duration::from_secs(10), || {
+            std::net::TcpStream::connect(("127.0.0.1", front)).ok()
+        })
+        .expect("HAProxy listens");
+    }
     let _publisher = Ffmpeg::publish_clip(&format!("rtmp://127.0.0.1:{front_rtmp}/static/cam"));
     let front = SocketAddr::from(([127, 0, 0, 1], front_http));
     poll_until(Duration::from_secs(20), || {
