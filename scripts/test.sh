@@ -25,6 +25,9 @@ assert all(Gst.ElementFactory.find(e) for e in ("x264enc", "x265enc", "rtph264pa
 # SRT (tests/srt.rs): srt-live-transmit as an encoder's gateway; libsrt comes with it
 # (and with Debian's ffmpeg), which the node loads for its SRT listener and inputs.
 command -v srt-live-transmit >/dev/null || needed_packages+=(srt-tools)
+# Prometheus's own OpenMetrics parser reads the node's metrics (tests/metrics.rs).
+/usr/bin/python3 -c 'import prometheus_client.openmetrics.parser' 2>/dev/null ||
+    needed_packages+=(python3-prometheus-client)
 # HTTPS and HTTP/2 as a client sees them (tests/tls.rs): curl with nghttp2.
 command -v curl >/dev/null || needed_packages+=(curl)
 # `script` gives the shell test a pseudo-terminal.

@@ -24,6 +24,7 @@ pub mod log_limit;
 pub mod logging;
 pub mod media;
 pub mod mesh;
+pub mod metrics;
 pub mod node;
 pub mod node_core;
 pub mod plan;

@@ -54,6 +54,22 @@ struct Instance {
     by_country: bool,
     /// What requests leave behind; one lock per request.
     ledger: Mutex<Ledger>,
+    /// Answers since start, by outcome ([`OUTCOMES`] order), for the metrics.
+    outcomes: [std::sync::atomic::AtomicU64; 4],
+}
+
+/// The outcomes counted per balancer: a redirect, served here, 503 with every server
+/// down, 503 with every server full.
+pub const OUTCOMES: [&str; 4] = ["redirect", "local", "all_down", "all_full"];
+
+fn outcome_index(routed: &Routed) -> Option<usize> {
+    match routed {
+        Routed::Redirect(..) => Some(0),
+        Routed::Local(_) => Some(1),
+        Routed::Unavailable(NoServer::AllDown) => Some(2),
+        Routed::Unavailable(NoServer::AllFull) => Some(3),
+        Routed::Pass => None,
+    }
 }
 
 /// A balancer's memory of its own redirects.
@@ -177,6 +193,7 @@ impl Balancers {
                     mode,
                     by_country: balancer.routes_by_country(),
                     ledger: Mutex::default(),
+                    outcomes: Default::default(),
                 };
                 (balancer.name.clone(), instance)
             })
@@ -286,7 +303,26 @@ impl Balancers {
             }
         };
         ledger.record(now_ms, stream, country, &routed);
+        if let Some(index) = outcome_index(&routed) {
+            instance.outcomes[index].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         routed
+    }
+
+    /// Every balancer's answers since start by outcome, for the metrics.
+    pub fn decision_counts(&self) -> Vec<(String, [(&'static str, u64); 4])> {
+        self.instances
+            .iter()
+            .map(|(name, instance)| {
+                let counts = std::array::from_fn(|i| {
+                    (
+                        OUTCOMES[i],
+                        instance.outcomes[i].load(std::sync::atomic::Ordering::Relaxed),
+                    )
+                });
+                (name.clone(), counts)
+            })
+            .collect()
     }
 
     /// A balancer's servers with their state and metric, and its recent decisions.

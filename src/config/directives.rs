@@ -214,7 +214,7 @@ pub const DIRECTIVES: &[DirectiveInfo] = &[
         "total_bandwidth",
         [],
         &[G],
-        Later,
+        Now,
         "total_bandwidth 10G;",
         "Network capacity of this server; basis of `bandwidth_usage` and of the balancer's `usage` mode."
     ),

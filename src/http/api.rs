@@ -103,6 +103,7 @@ pub fn router(state: ApiState, with_api: bool) -> Router {
             )
             .route("/flussonic/api/v3/streams", get(super::streams::list))
             .route("/streamer/api/v3/sessions", get(super::streams::sessions))
+            .route("/flotilla/api/metrics", get(super::metrics::all))
             .route("/flotilla/api/actors", get(super::actors::tree))
             .route(
                 "/flotilla/api/actors/{*path}",

@@ -14,6 +14,7 @@ pub mod cluster;
 pub mod cors;
 pub mod fast_path;
 pub mod media;
+pub mod metrics;
 pub mod opening;
 pub mod rewind;
 pub mod server;

@@ -4,7 +4,7 @@
 use std::sync::atomic::Ordering;
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use serde_json::{Value, json};
 
 use flotilla_cluster::source::book::SourceHealth;
@@ -16,7 +16,21 @@ pub async fn node_stats(State(state): State<ApiState>) -> Json<Value> {
     Json(serde_json::to_value(state.stats.snapshot()).unwrap_or(Value::Null))
 }
 
-pub async fn list(State(state): State<ApiState>) -> Json<Value> {
+/// The streams list; as OpenMetrics (Flussonic's metric names) when the request asks so
+/// (`?format=openmetrics`, or `Accept: application/openmetrics-text`).
+pub async fn list(
+    State(state): State<ApiState>,
+    headers: axum::http::HeaderMap,
+    RawQuery(query): RawQuery,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if super::metrics::wants_openmetrics(&headers, query.as_deref()) {
+        return super::metrics::streams(&state);
+    }
+    list_json(&state).into_response()
+}
+
+fn list_json(state: &ApiState) -> Json<Value> {
     let now_ms = state.node.runtime.wall_clock_ms();
     let mut streams: Vec<Value> = state
         .config
@@ -32,7 +46,7 @@ pub async fn list(State(state): State<ApiState>) -> Json<Value> {
                 .map(|i| json!({ "url": crate::media::input::redacted(&i.url) }))
                 .collect();
             let mut entry = entry(
-                &state,
+                state,
                 &stream.name,
                 !stream.ondemand,
                 inputs,
@@ -60,7 +74,7 @@ pub async fn list(State(state): State<ApiState>) -> Json<Value> {
         // Flussonic's `named_by`: `remote` came from another server, `user` was
         // published to a template.
         let named_by = if live.relay { "remote" } else { "user" };
-        let mut entry = entry(&state, &name, true, Vec::new(), Some(live), false, now_ms);
+        let mut entry = entry(state, &name, true, Vec::new(), Some(live), false, now_ms);
         entry["named_by"] = json!(named_by);
         streams.push(entry);
     }
@@ -75,7 +89,7 @@ pub async fn list(State(state): State<ApiState>) -> Json<Value> {
                 if !listed.insert(name.clone()) {
                     continue;
                 }
-                let mut entry = entry(&state, name, false, Vec::new(), None, false, now_ms);
+                let mut entry = entry(state, name, false, Vec::new(), None, false, now_ms);
                 entry["named_by"] = json!("remote");
                 entry["source"] = json!(source.name);
                 streams.push(entry);
