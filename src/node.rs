@@ -91,11 +91,7 @@ impl Node {
             .map(|l| (l, "rtmps", rtmps_config.clone()));
         for (listen, purpose, tls) in plain.chain(tls) {
             let listener = bind(listen.socket_addr(), purpose).await?;
-            let transport = RtmpTransport {
-                tls,
-                proxies: proxies.clone(),
-            };
-            rtmp.push((listener, transport));
+            rtmp.push((listener, tls));
         }
         let core = NodeCore::start(loaded, identity, runtime, NodeEnv::system()).await?;
         let NodeCore {
@@ -106,6 +102,17 @@ impl Node {
             teardown,
         } = core;
         let context = state.node.clone();
+        let rtmp = rtmp
+            .into_iter()
+            .map(|(listener, tls)| {
+                let transport = RtmpTransport {
+                    tls,
+                    proxies: proxies.clone(),
+                    open: state.stats.connections().clone(),
+                };
+                (listener, transport)
+            })
+            .collect();
         let rules = srt_publish_rules(config);
         let mut srt = Vec::new();
         for listen in &config.srt {
@@ -140,6 +147,7 @@ impl Node {
                     fast: fast_path.clone(),
                     transport,
                     limits: HttpLimits::default(),
+                    open: state.stats.connections().clone(),
                 };
                 (listener, listening)
             })

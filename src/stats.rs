@@ -48,9 +48,47 @@ pub struct NodeStats {
 #[derive(Debug, Clone)]
 pub struct StatsBoard {
     snapshot: Arc<RwLock<NodeStats>>,
+    connections: Arc<OpenConnections>,
+}
+
+/// Client connections open now, by listener kind (TLS ones included), kept by the
+/// listeners themselves: a connection counts from accept until it closes.
+#[derive(Debug, Default)]
+pub struct OpenConnections {
+    pub http: std::sync::atomic::AtomicU64,
+    pub rtmp: std::sync::atomic::AtomicU64,
+}
+
+/// Holds one open connection in its counter until dropped.
+#[derive(Debug)]
+pub struct OpenConnection(
+    Arc<OpenConnections>,
+    fn(&OpenConnections) -> &std::sync::atomic::AtomicU64,
+);
+
+impl OpenConnection {
+    /// Counts a connection in the counter `which` picks.
+    pub fn open(
+        connections: &Arc<OpenConnections>,
+        which: fn(&OpenConnections) -> &std::sync::atomic::AtomicU64,
+    ) -> OpenConnection {
+        which(connections).fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        OpenConnection(connections.clone(), which)
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        (self.1)(&self.0).fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl StatsBoard {
+    /// The node's open-connection counters (the listeners hold them).
+    pub fn connections(&self) -> &Arc<OpenConnections> {
+        &self.connections
+    }
+
     pub fn snapshot(&self) -> NodeStats {
         self.snapshot
             .read()
@@ -115,6 +153,7 @@ pub fn start_with(
 ) -> StatsBoard {
     let started_at = runtime.wall_clock_ms();
     let board = StatsBoard {
+        connections: Arc::default(),
         snapshot: Arc::new(RwLock::new(NodeStats {
             hostname: hostname.clone(),
             server_version: env!("CARGO_PKG_VERSION"),

@@ -154,3 +154,42 @@ fn prometheus_parses_the_scrapes_and_they_count_what_runs() {
     let (played, stderr) = player.join().unwrap();
     assert!(played, "{stderr}");
 }
+
+/// Two meshed nodes: each one's scrape shows the other up, with the age of the last
+/// exchange and the mesh connection's round-trip time.
+#[test]
+fn peers_are_scraped_with_their_state_and_round_trip() {
+    const KEY: &str = "metrics-test-cluster-key-0123456789abcdef";
+    let (port, rtmp) = (free_port(), free_port());
+    let config = shared_config(port, KEY, &[91, 92]);
+    let a = member(91, "a", port, rtmp, &config);
+    let _b = member(92, "b", port, rtmp, &config);
+    let peer = format!("127.0.0.92:{port}");
+    let samples = poll_until(Duration::from_secs(15), || {
+        let (_, _, body) = http_get(a.http, "/flotilla/api/metrics", &[]).ok()?;
+        let samples = parse(&body);
+        let labels = [("peer", peer.as_str())];
+        (value(&samples, "flotilla_peer_up", &labels) == Some(1.0)
+            && value(&samples, "flotilla_peer_rtt_seconds", &labels).is_some())
+        .then_some(samples)
+    })
+    .expect("the peer is up, with a round-trip time");
+    let labels = [("peer", peer.as_str())];
+    let age = value(&samples, "flotilla_peer_last_exchange_age_seconds", &labels).unwrap();
+    assert!(
+        (0.0..1.5).contains(&age),
+        "exchanged within stale_timeout: {age}"
+    );
+    let rtt = value(&samples, "flotilla_peer_rtt_seconds", &labels).unwrap();
+    assert!((0.0..0.5).contains(&rtt), "loopback: {rtt}");
+    // Open connections: at least the scrape's own.
+    assert!(
+        value(
+            &samples,
+            "flotilla_open_connections",
+            &[("listener", "http")]
+        )
+        .unwrap()
+            >= 1.0
+    );
+}

@@ -109,6 +109,8 @@ pub struct Listening {
     pub fast: Option<FastPath>,
     pub transport: Transport,
     pub limits: HttpLimits,
+    /// The node's open-connection counters (this listener counts in `http`).
+    pub open: Arc<crate::stats::OpenConnections>,
 }
 
 /// Serves `listening` on `listener` until `shutdown` turns true, then drains connections
@@ -126,6 +128,7 @@ pub async fn serve(
         fast,
         transport,
         limits,
+        open,
     } = listening;
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let openings = Openings::default();
@@ -184,7 +187,9 @@ pub async fn serve(
             waiting: openings.register(),
         };
         let builder = builder.clone();
+        let counted = crate::stats::OpenConnection::open(&open, |c| &c.http);
         connections.spawn("http-connection", async move {
+            let _counted = counted;
             connection.serve(stream, builder).await;
             // Held until the connection ends: the shutdown drain waits for it.
             drop(permit);

@@ -166,6 +166,12 @@ impl MeshLinks {
         let (target, connection) = self.connection(&key).await?;
         match self.mesh.call(&target, &connection).await {
             Ok(learnt) => {
+                let rtt_ms = u64::try_from(connection.rtt().as_millis()).unwrap_or(u64::MAX);
+                self.mesh
+                    .view()
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .set_rtt(&key, rtt_ms);
                 for address in learnt {
                     self.learn(&address.mesh, &address.public_url);
                 }

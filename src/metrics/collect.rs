@@ -138,7 +138,21 @@ pub fn flotilla(state: &ApiState) -> Vec<Family> {
             .is_some_and(|entry| entry.info(now_ms).last_failure.is_some());
         last_error.push(labels, f64::from(u8::from(failed)));
     }
+    let open = state.stats.connections();
+    let connections = Family::gauge(
+        "flotilla_open_connections",
+        "Client connections open now, by listener kind (TLS ones included).",
+    )
+    .with(
+        vec![("listener", "http".into())],
+        open.http.load(Ordering::Relaxed) as f64,
+    )
+    .with(
+        vec![("listener", "rtmp".into())],
+        open.rtmp.load(Ordering::Relaxed) as f64,
+    );
     let mut families = vec![
+        connections,
         alive,
         relayed,
         frames,
@@ -195,6 +209,10 @@ fn peers(state: &ApiState, now_ms: u64) -> Vec<Family> {
         "Seconds since the last good exchange with the peer (absent: never).",
     );
     let mut clients = Family::gauge("flotilla_peer_clients", "Viewers the peer reported.");
+    let mut rtt = Family::gauge(
+        "flotilla_peer_rtt_seconds",
+        "Round-trip time of the mesh connection to the peer at the last exchange this node called.",
+    );
     if let Some(mesh) = &state.mesh {
         let view = mesh.view().read().unwrap_or_else(|p| p.into_inner());
         for (peer, peer_state) in view.peers(now_ms) {
@@ -207,10 +225,13 @@ fn peers(state: &ApiState, now_ms: u64) -> Vec<Family> {
                     now_ms.saturating_sub(peer.last_seen_ms) as f64 / 1000.0,
                 );
             }
+            if let Some(rtt_ms) = peer.rtt_ms {
+                rtt.push(labels.clone(), rtt_ms as f64 / 1000.0);
+            }
             clients.push(labels, peer.load.total_clients as f64);
         }
     }
-    vec![up, age, clients]
+    vec![up, age, clients, rtt]
 }
 
 fn ingest(state: &ApiState) -> Vec<Family> {

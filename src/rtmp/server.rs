@@ -88,6 +88,8 @@ pub struct RtmpTransport {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Peers whose connections may start with a PROXY header (`trusted_proxies`).
     pub proxies: Arc<[crate::config::values::Cidr]>,
+    /// The node's open-connection counters (this listener counts in `rtmp`).
+    pub open: Arc<crate::stats::OpenConnections>,
 }
 
 impl RtmpTransport {
@@ -150,7 +152,9 @@ pub async fn serve(
         let context = context.clone();
         let runtime = context.node.runtime.clone();
         let transport = transport.clone();
+        let counted = crate::stats::OpenConnection::open(&transport.open, |c| &c.rtmp);
         runtime.spawn("rtmp-connection", async move {
+            let _counted = counted;
             let opened = transport.open(socket, remote).await;
             let result = match opened {
                 Ok((stream, client)) => Connection::run(context, stream, client).await,

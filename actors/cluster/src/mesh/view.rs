@@ -158,6 +158,9 @@ pub struct PeerRecord {
     pub ingest_version: u64,
     /// Why the last exchange failed, if it did.
     pub last_error: Option<String>,
+    /// The round-trip time of this node's connection to it at its last exchange call
+    /// (QUIC's estimate), for operators; no decision reads it.
+    pub rtt_ms: Option<u64>,
     /// Unix ms until which the peer stays alive unheard because this node was paused
     /// while it was alive (rule 4 of the module; 0: no such grace). Cleared by the next
     /// exchange with it.
@@ -346,6 +349,7 @@ impl ClusterView {
                 load: PeerLoad::default(),
                 streams: BTreeMap::new(),
                 last_error: None,
+                rtt_ms: None,
                 unconfirmed_until_ms: 0,
             });
     }
@@ -498,6 +502,13 @@ impl ClusterView {
         self.peers
             .values()
             .map(move |peer| (peer, peer.state(now_ms)))
+    }
+
+    /// Records the round-trip time of this node's connection to peer `name`.
+    pub fn set_rtt(&mut self, name: &str, rtt_ms: u64) {
+        if let Some(peer) = self.peers.get_mut(name) {
+            peer.rtt_ms = Some(rtt_ms);
+        }
     }
 
     /// The peer called `name` (`host:port`) with its state at `now_ms`.
