@@ -42,6 +42,11 @@ pub struct NodeStats {
     pub bandwidth_usage: f32,
     /// `total_bandwidth` in bit/s (0 when not configured).
     pub total_bandwidth: u64,
+    /// flotilla: bytes received by every stream since the node started (what streams
+    /// that stopped received included), as of the last sample.
+    pub bytes_in: u64,
+    /// flotilla: bytes sent to viewers since the node started, as of the last sample.
+    pub bytes_out: u64,
 }
 
 /// The shared snapshot and what the sampler needs to refresh it.
@@ -177,6 +182,9 @@ pub fn start_with(
             }
         };
         let mut last_bytes_out = 0u64;
+        let mut last_bytes_in = 0u64;
+        let mut total_in = 0u64;
+        let mut total_out = 0u64;
         let mut last_ms = sampler_runtime.wall_clock_ms();
         let mut ticks = tokio::time::interval(SAMPLE_PERIOD);
         loop {
@@ -194,6 +202,15 @@ pub fn start_with(
                 bytes_out.saturating_sub(last_bytes_out),
                 now_ms.saturating_sub(last_ms),
             );
+            let bytes_in: u64 = directory
+                .all()
+                .iter()
+                .map(|s| s.counters.bytes_in.load(Ordering::Relaxed))
+                .sum();
+            // A stream that stopped takes its counts along: only growth is added.
+            total_in = total_in.saturating_add(bytes_in.saturating_sub(last_bytes_in));
+            total_out = total_out.saturating_add(bytes_out.saturating_sub(last_bytes_out));
+            last_bytes_in = bytes_in;
             last_bytes_out = bytes_out;
             last_ms = now_ms;
             let bandwidth_usage = if total_bandwidth_bps == 0 {
@@ -211,6 +228,8 @@ pub fn start_with(
             snapshot.cpu_usage = cpu_usage;
             snapshot.memory_usage = memory_usage;
             snapshot.bandwidth_usage = bandwidth_usage;
+            snapshot.bytes_in = total_in;
+            snapshot.bytes_out = total_out;
         }
     });
     board

@@ -121,6 +121,7 @@ fn prometheus_parses_the_scrapes_and_they_count_what_runs() {
             > 10.0
     );
     assert!(value(&scrape, "server_opened_files", &[]).unwrap_or(0.0) > 5.0);
+    assert!(value(&scrape, "flotilla_node_received_bytes_total", &[]).unwrap_or(0.0) > 10_000.0);
     assert!(value(&scrape, "flotilla_actors", &[("kind", "session")]).unwrap_or(0.0) >= 2.0);
     // A stream nobody publishes to is listed, not alive.
     assert_eq!(

@@ -151,7 +151,18 @@ pub fn flotilla(state: &ApiState) -> Vec<Family> {
         vec![("listener", "rtmp".into())],
         open.rtmp.load(Ordering::Relaxed) as f64,
     );
+    let stats = state.stats.snapshot();
     let mut families = vec![
+        Family::counter(
+            "flotilla_node_received_bytes",
+            "Bytes every stream received since the node started (as of the last stats sample).",
+        )
+        .with(Vec::new(), stats.bytes_in as f64),
+        Family::counter(
+            "flotilla_node_sent_bytes",
+            "Bytes sent to viewers since the node started (as of the last stats sample).",
+        )
+        .with(Vec::new(), stats.bytes_out as f64),
         connections,
         alive,
         relayed,
