@@ -9,6 +9,7 @@ use flotilla::config::{self, LoadOptions, LoadedConfig, print};
 use flotilla::defaults::{DEFAULT_CONFIG, DEFAULT_CONFIG_NAME};
 use flotilla::error::{Classified, NodeError};
 use flotilla::node::{Node, Signals};
+use flotilla::reload::ConfigOrigin;
 use flotilla_otp::rt::Runtime;
 
 #[derive(Parser)]
@@ -275,12 +276,19 @@ fn run(path: Option<PathBuf>, cli_hostname: Option<String>) -> Result<(), NodeEr
             context: "cannot listen for signals".into(),
             source,
         })?;
-        let node = Node::start(&loaded, identity, runtime.clone()).await?;
+        let mut node = Node::start(&loaded, identity, runtime.clone()).await?;
+        if let Some(path) = path {
+            node.set_config_origin(ConfigOrigin::File {
+                path,
+                runtime_hostname: runtime_hostname.map(str::to_string),
+            });
+        }
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let certificates = node.certificates();
+        let reloads = node.reload_handle();
         runtime.spawn("signals", async move {
             let mut signals = signals;
-            let name = signals.termination(certificates).await;
+            let name = signals.termination(certificates, reloads).await;
             tracing::info!(signal = name, "shutting down");
             let _ = stop.send(true);
         });

@@ -2,7 +2,8 @@
 //!
 //! Start-up order: resolve identity → bind every listener (so a taken port fails before
 //! anything runs) → start the core (actor tree, mesh, media: [`crate::node_core`]) →
-//! serve. Shutdown (SIGINT/SIGTERM): stop
+//! serve. While serving, config reloads (SIGHUP, the API: [`crate::reload`]) are applied
+//! one at a time; they open and close listeners here. Shutdown (SIGINT/SIGTERM): stop
 //! accepting and drain HTTP, then stop the actor tree (children in reverse start order).
 //! If the root supervisor gives up on its own, the node shuts down and exits with 4.
 
@@ -16,15 +17,23 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use flotilla_otp::core_workers::CoreWorkers;
+use tokio::sync::mpsc;
+
 use crate::config::LoadedConfig;
 use crate::config::identity::NodeIdentity;
 use crate::error::NodeError;
 use crate::http::access::AccessPolicy;
+use crate::http::api::ApiState;
 use crate::http::api::router;
 use crate::http::server::Listening;
 use crate::http::transport::Transport;
 use crate::http::{HttpLimits, serve};
 use crate::node_core::{NodeCore, NodeEnv};
+use crate::reload::changes::{ListenerKind, ListenerSpec};
+use crate::reload::{
+    ConfigOrigin, ReloadError, ReloadHandle, ReloadReport, ReloadRequest, Reloader,
+};
 use crate::rtmp::server::RtmpContext;
 use crate::rtmp::server::RtmpTransport;
 use crate::tls::CertificateStore;
@@ -33,16 +42,113 @@ use crate::tls::store::HTTPS_ALPN;
 /// A node whose listeners are bound and whose actor tree runs.
 pub struct Node {
     context: NodeContext,
-    listeners: Vec<(TcpListener, Listening)>,
-    rtmp: Vec<(TcpListener, RtmpTransport)>,
+    /// The TCP listeners of the config, bound, in config order.
+    bound: Vec<Bound>,
+    /// What serving a TCP listener takes (reloads open new ones with it).
+    factory: ListenerFactory,
     /// The TLS identity of the https and rtmps listeners (none without them).
     certificates: Option<Arc<CertificateStore>>,
-    rtmp_context: RtmpContext,
     srt: Vec<crate::srt::listener::SrtListener>,
     root: ActorRef<SupervisorMsg>,
     root_task: JoinHandle<()>,
+    reloader: Reloader,
+    reload_queue: mpsc::Receiver<ReloadRequest>,
     /// Ends the node's registry when the node is dropped.
     _teardown: NodeTeardown,
+}
+
+/// A bound TCP listener and what the config says of it.
+struct Bound {
+    spec: ListenerSpec,
+    listener: TcpListener,
+}
+
+/// A TCP listener being served, and how to stop it.
+struct Serving {
+    spec: ListenerSpec,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+/// What serving an HTTP or RTMP listener takes: shared by the listeners of the start
+/// and those a reload opens.
+#[derive(Clone)]
+struct ListenerFactory {
+    state: ApiState,
+    rtmp: RtmpContext,
+    fast_path: Option<crate::http::fast_path::FastPath>,
+    https: Option<Arc<rustls::ServerConfig>>,
+    rtmps: Option<Arc<rustls::ServerConfig>>,
+    proxies: Arc<[crate::config::values::Cidr]>,
+    first_https_port: Option<u16>,
+}
+
+impl ListenerFactory {
+    /// Binds `spec`'s address.
+    async fn bind(&self, spec: ListenerSpec) -> Result<Bound, NodeError> {
+        let listener = bind(spec.address, spec.kind.name()).await?;
+        Ok(Bound { spec, listener })
+    }
+
+    /// Whether a listener of `kind` can be served (TLS ones need the identity loaded at
+    /// start).
+    fn can_serve(&self, kind: ListenerKind) -> bool {
+        match kind {
+            ListenerKind::Https => self.https.is_some(),
+            ListenerKind::Rtmps => self.rtmps.is_some(),
+            ListenerKind::Http | ListenerKind::Rtmp => true,
+        }
+    }
+
+    /// Serves `bound` until its stop is sent (a reload removed it, or the node stops).
+    fn serve(&self, runtime: &Runtime, connections: &Arc<CoreWorkers>, bound: Bound) -> Serving {
+        let (stop, stopped) = watch::channel(false);
+        let Bound { spec, listener } = bound;
+        let task = match (&spec.kind, &spec.http) {
+            (ListenerKind::Http | ListenerKind::Https, Some(http)) => {
+                let tls = match spec.kind {
+                    ListenerKind::Https => self.https.clone(),
+                    _ => None,
+                };
+                let listening = Listening {
+                    router: router(self.state.clone(), http.serves_api()),
+                    fast: self.fast_path.clone(),
+                    transport: Transport {
+                        tls,
+                        proxies: self.proxies.clone(),
+                        redirect_https_port: self
+                            .first_https_port
+                            .filter(|_| http.redirect_https == Some(true)),
+                    },
+                    limits: HttpLimits::default(),
+                    open: self.state.stats.connections().clone(),
+                };
+                let task = serve(
+                    runtime.clone(),
+                    connections.clone(),
+                    listener,
+                    listening,
+                    stopped,
+                );
+                runtime.spawn("http-listener", task)
+            }
+            _ => {
+                let tls = match spec.kind {
+                    ListenerKind::Rtmps => self.rtmps.clone(),
+                    _ => None,
+                };
+                let transport = RtmpTransport {
+                    tls,
+                    proxies: self.proxies.clone(),
+                    open: self.state.stats.connections().clone(),
+                };
+                let task =
+                    crate::rtmp::server::serve(self.rtmp.clone(), listener, transport, stopped);
+                runtime.spawn("rtmp-listener", task)
+            }
+        };
+        Serving { spec, stop, task }
+    }
 }
 
 impl Node {
@@ -62,36 +168,10 @@ impl Node {
                 Some(CertificateStore::load(&certificate, &key)?)
             }
         };
-        let https_config = certificates
-            .as_ref()
-            .map(|store| store.server_config(&HTTPS_ALPN));
-        let rtmps_config = certificates.as_ref().map(|store| store.server_config(&[]));
-        let proxies: Arc<[crate::config::values::Cidr]> = config.trusted_proxies.clone().into();
-        let first_https_port = config.https.first().map(|l| l.listen.port);
         let mut bound = Vec::new();
-        let plain = config.http.iter().map(|l| (l, "http", None));
-        let tls = config
-            .https
-            .iter()
-            .map(|l| (l, "https", https_config.clone()));
-        for (http, purpose, tls) in plain.chain(tls) {
-            let listener = bind(http.listen.socket_addr(), purpose).await?;
-            let transport = Transport {
-                tls,
-                proxies: proxies.clone(),
-                redirect_https_port: first_https_port.filter(|_| http.redirect_https == Some(true)),
-            };
-            bound.push((listener, http.serves_api(), transport));
-        }
-        let mut rtmp = Vec::new();
-        let plain = config.rtmp.iter().map(|l| (l, "rtmp", None));
-        let tls = config
-            .rtmps
-            .iter()
-            .map(|l| (l, "rtmps", rtmps_config.clone()));
-        for (listen, purpose, tls) in plain.chain(tls) {
-            let listener = bind(listen.socket_addr(), purpose).await?;
-            rtmp.push((listener, tls));
+        for spec in ListenerSpec::of(config) {
+            let listener = bind(spec.address, spec.kind.name()).await?;
+            bound.push(Bound { spec, listener });
         }
         let core = NodeCore::start(loaded, identity, runtime, NodeEnv::system()).await?;
         let NodeCore {
@@ -100,26 +180,19 @@ impl Node {
             root,
             root_task,
             teardown,
+            reloader,
+            reload_queue,
         } = core;
         let context = state.node.clone();
-        let rtmp = rtmp
-            .into_iter()
-            .map(|(listener, tls)| {
-                let transport = RtmpTransport {
-                    tls,
-                    proxies: proxies.clone(),
-                    open: state.stats.connections().clone(),
-                };
-                (listener, transport)
-            })
-            .collect();
-        let rules = srt_publish_rules(config);
         let mut srt = Vec::new();
         for listen in &config.srt {
             let address = listen.socket_addr();
-            let listener =
-                crate::srt::listener::SrtListener::bind(address, &rtmp_context, rules.clone())
-                    .map_err(|source| NodeError::Srt { address, source })?;
+            let listener = crate::srt::listener::SrtListener::bind(
+                address,
+                &rtmp_context,
+                reloader.srt_rules.clone(),
+            )
+            .map_err(|source| NodeError::Srt { address, source })?;
             srt.push(listener);
         }
         // The shell answers through the API (every route), over the mesh endpoint.
@@ -134,24 +207,21 @@ impl Node {
             );
             mesh.set_shell(Arc::new(shell));
         }
-        let fast_path = crate::http::fast_path::FastPath::new(
-            state.balancers.clone(),
-            config.trusted_proxies.clone(),
-            crate::http::cors::Cors::from_config(&config.cors_allow_origin),
-        );
-        let listeners = bound
-            .into_iter()
-            .map(|(listener, with_api, transport)| {
-                let listening = Listening {
-                    router: router(state.clone(), with_api),
-                    fast: fast_path.clone(),
-                    transport,
-                    limits: HttpLimits::default(),
-                    open: state.stats.connections().clone(),
-                };
-                (listener, listening)
-            })
-            .collect();
+        let factory = ListenerFactory {
+            fast_path: crate::http::fast_path::FastPath::new(
+                state.balancers.clone(),
+                config.trusted_proxies.clone(),
+                crate::http::cors::Cors::from_config(&config.cors_allow_origin),
+            ),
+            https: certificates
+                .as_ref()
+                .map(|store| store.server_config(&HTTPS_ALPN)),
+            rtmps: certificates.as_ref().map(|store| store.server_config(&[])),
+            proxies: config.trusted_proxies.clone().into(),
+            first_https_port: config.https.first().map(|l| l.listen.port),
+            state,
+            rtmp: rtmp_context,
+        };
         let serves_api = config
             .http
             .iter()
@@ -164,22 +234,35 @@ impl Node {
         }
         Ok(Node {
             context,
-            listeners,
-            rtmp,
+            bound,
+            factory,
             certificates,
-            rtmp_context,
             srt,
             root,
             root_task,
+            reloader,
+            reload_queue,
             _teardown: teardown,
         })
     }
 
-    /// The addresses actually bound (ports resolved), in config order.
+    /// Reloads read `origin` (the node's config file) again.
+    pub fn set_config_origin(&mut self, origin: ConfigOrigin) {
+        self.reloader.origin = origin;
+    }
+
+    /// Where reloads are asked for (SIGHUP, the API).
+    pub fn reload_handle(&self) -> ReloadHandle {
+        self.factory.state.reload.clone()
+    }
+
+    /// The addresses actually bound (ports resolved) of the HTTP listeners, in config
+    /// order.
     pub fn local_addrs(&self) -> Vec<std::net::SocketAddr> {
-        self.listeners
+        self.bound
             .iter()
-            .filter_map(|(listener, _)| listener.local_addr().ok())
+            .filter(|bound| bound.spec.http.is_some())
+            .filter_map(|bound| bound.listener.local_addr().ok())
             .collect()
     }
 
@@ -191,7 +274,7 @@ impl Node {
 
     /// The node's running streams (the benchmarks watch one from inside).
     pub fn directory(&self) -> &crate::media::directory::Directory {
-        &self.rtmp_context.directory
+        &self.factory.rtmp.directory
     }
 
     /// The node's context (registry, runtime).
@@ -200,55 +283,70 @@ impl Node {
     }
 
     /// Serves until `shutdown` turns true (or the tree gives up), then stops everything.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<(), NodeError> {
+    /// Config reloads are applied here, one at a time, between the two.
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), NodeError> {
         let runtime = self.context.runtime.clone();
         tracing::info!(hostname = %self.context.name, listeners = ?self.local_addrs(), actors = self.context.registry.len(), "node started");
-        let (stop_http, http_stopped) = watch::channel(false);
+        let (stop_listeners, listeners_stopped) = watch::channel(false);
         // One connection worker per core (see flotilla_otp::core_workers).
         let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get());
         let connections =
-            std::sync::Arc::new(runtime.core_workers("http", cores).map_err(|source| {
-                NodeError::Local {
-                    context: "cannot start the http connection workers".into(),
-                    source,
-                }
-            })?);
-        let mut http_tasks = Vec::new();
-        for (listener, listening) in self.listeners {
-            let task = serve(
-                runtime.clone(),
-                connections.clone(),
-                listener,
-                listening,
-                http_stopped.clone(),
+            Arc::new(
+                runtime
+                    .core_workers("http", cores)
+                    .map_err(|source| NodeError::Local {
+                        context: "cannot start the http connection workers".into(),
+                        source,
+                    })?,
             );
-            http_tasks.push(runtime.spawn("http-listener", task));
-        }
-        if let Some(store) = self.certificates {
-            runtime.spawn("tls-certificate-watch", store.watch(http_stopped.clone()));
-        }
-        for (listener, transport) in self.rtmp {
-            let task = crate::rtmp::server::serve(
-                self.rtmp_context.clone(),
-                listener,
-                transport,
-                http_stopped.clone(),
+        let mut serving: Vec<Serving> = std::mem::take(&mut self.bound)
+            .into_iter()
+            .map(|bound| self.factory.serve(&runtime, &connections, bound))
+            .collect();
+        if let Some(store) = self.certificates.clone() {
+            runtime.spawn(
+                "tls-certificate-watch",
+                store.watch(listeners_stopped.clone()),
             );
-            http_tasks.push(runtime.spawn("rtmp-listener", task));
         }
-        for listener in self.srt {
-            let task = listener.serve(self.rtmp_context.clone(), http_stopped.clone());
-            http_tasks.push(runtime.spawn("srt-listener", task));
+        let mut other_tasks = Vec::new();
+        for listener in std::mem::take(&mut self.srt) {
+            let task = listener.serve(self.factory.rtmp.clone(), listeners_stopped.clone());
+            other_tasks.push(runtime.spawn("srt-listener", task));
         }
         let mut root_task = self.root_task;
-        let tree_failed = tokio::select! {
-            _ = shutdown.wait_for(|stop| *stop) => false,
-            _ = &mut root_task => true,
+        let tree_failed = loop {
+            tokio::select! {
+                () = stop_asked(&mut shutdown) => break false,
+                _ = &mut root_task => break true,
+                Some(request) = self.reload_queue.recv() => {
+                    let outcome = reload(&self.reloader, &self.factory, request.origin).await;
+                    let outcome = outcome.map(|(report, added, removed)| {
+                        serving.retain_mut(|running| {
+                            let closing = removed.contains(&running.spec);
+                            if closing {
+                                let _ = running.stop.send(true);
+                            }
+                            !closing
+                        });
+                        for bound in added {
+                            serving.push(self.factory.serve(&runtime, &connections, bound));
+                        }
+                        report
+                    });
+                    if let Some(reply) = request.reply {
+                        let _ = reply.send(outcome);
+                    }
+                }
+            }
         };
-        let _ = stop_http.send(true);
-        for task in http_tasks {
+        let _ = stop_listeners.send(true);
+        for running in &serving {
+            let _ = running.stop.send(true);
+        }
+        for task in serving.into_iter().map(|s| s.task).chain(other_tasks) {
             if let Err(error) = task.await {
-                tracing::error!(%error, "an http listener task failed");
+                tracing::error!(%error, "a listener task failed");
             }
         }
         if tree_failed {
@@ -260,6 +358,78 @@ impl Node {
         tracing::info!("node stopped");
         Ok(())
     }
+}
+
+/// One reload: prepare (read, check, compare), bind the new listeners, commit. Returns
+/// the report with the listeners to open and those to close; logs the outcome.
+async fn reload(
+    reloader: &Reloader,
+    factory: &ListenerFactory,
+    origin: &'static str,
+) -> Result<(ReloadReport, Vec<Bound>, Vec<ListenerSpec>), ReloadError> {
+    let runtime = &factory.state.node.runtime;
+    let started = runtime.now();
+    let prepared = reloader.prepare().inspect_err(|error| {
+        tracing::error!(origin, "{error}");
+    })?;
+    let mut added = Vec::new();
+    let mut unserved = Vec::new();
+    for spec in &prepared.changes.listeners_added {
+        if !factory.can_serve(spec.kind) {
+            unserved.push(format!(
+                "{} (no TLS identity was loaded at start)",
+                spec.label()
+            ));
+            continue;
+        }
+        match factory.bind(spec.clone()).await {
+            Ok(bound) => added.push(bound),
+            Err(NodeError::Bind {
+                address,
+                purpose,
+                source,
+            }) => {
+                let error = ReloadError::Bind {
+                    address,
+                    purpose,
+                    source,
+                };
+                tracing::error!(origin, "{error}");
+                return Err(error);
+            }
+            Err(other) => {
+                let error = ReloadError::Config(other.to_string());
+                tracing::error!(origin, "{error}");
+                return Err(error);
+            }
+        }
+    }
+    let removed = prepared.changes.listeners_removed.clone();
+    let mut report = reloader.commit(prepared).await;
+    report.restart_required.extend(unserved);
+    report
+        .listeners_opened
+        .retain(|label| added.iter().any(|bound| &bound.spec.label() == label));
+    let elapsed_ms = runtime.now().duration_since(started).as_millis();
+    tracing::info!(
+        origin,
+        revision = report.revision,
+        streams = %crate::reload::summary(&report.streams),
+        listeners_opened = ?report.listeners_opened,
+        listeners_closed = ?report.listeners_closed,
+        restart_required = ?report.restart_required,
+        elapsed_ms,
+        "config reloaded"
+    );
+    for warning in &report.warnings {
+        tracing::warn!("{warning}");
+    }
+    Ok((report, added, removed))
+}
+
+/// Resolves once `shutdown` turns true (its guard never lives across an await).
+async fn stop_asked(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
 }
 
 /// Binds a TCP listener of `purpose` (named in the error).
@@ -274,26 +444,6 @@ async fn bind(
             purpose,
             source,
         })
-}
-
-/// Which streams and templates ask their SRT publishers for a passphrase.
-fn srt_publish_rules(config: &crate::config::model::Config) -> crate::srt::listener::PublishRules {
-    let secret = |options: &crate::config::model::StreamOptions| {
-        options.srt_passphrase.as_ref().map(|s| s.0.clone())
-    };
-    crate::srt::listener::PublishRules {
-        streams: config
-            .streams
-            .iter()
-            .filter_map(|stream| Some((stream.name.clone(), secret(&stream.options)?)))
-            .collect(),
-        templates: config
-            .templates
-            .iter()
-            .filter_map(|t| Some((t.prefixes.clone(), secret(&t.options)?)))
-            .flat_map(|(prefixes, secret)| prefixes.into_iter().map(move |p| (p, secret.clone())))
-            .collect(),
-    }
 }
 
 /// The process signals a node answers. Installed before the node starts, so that no
@@ -317,23 +467,23 @@ impl Signals {
 
     /// Resolves with the signal's name when the process is asked to stop (SIGINT or
     /// SIGTERM). SIGHUP — what `systemctl reload` and operators' habits send — never
-    /// stops the node: it reloads the TLS certificate (`certificates`), and says that the
-    /// config itself is read at start only.
+    /// stops the node: it re-reads the TLS certificate (`certificates`) and asks for a
+    /// config reload (`reloads`; the outcome is logged).
     pub async fn termination(
         &mut self,
         certificates: Option<Arc<CertificateStore>>,
+        reloads: ReloadHandle,
     ) -> &'static str {
         loop {
             tokio::select! {
                 _ = self.terminate.recv() => return "SIGTERM",
                 _ = self.interrupt.recv() => return "SIGINT",
                 _ = self.hangup.recv() => {
+                    tracing::info!("SIGHUP: reloading the TLS certificate and the config");
                     if let Some(store) = &certificates {
                         store.reload_logged(true);
                     }
-                    tracing::warn!(
-                        "SIGHUP ignored for the config: reload is not supported yet; restart the node to apply a new config (the TLS certificate, if any, was re-read)"
-                    );
+                    reloads.request("SIGHUP");
                 }
             }
         }

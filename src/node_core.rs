@@ -24,12 +24,15 @@ use crate::error::NodeError;
 use crate::http::access::AccessPolicy;
 use crate::http::api::ApiState;
 use crate::ingest::NodeIngestIo;
+use crate::live::Live;
 use crate::media::directory::Directory;
 use crate::media::service::{MediaService, as_stream_media};
 use crate::mesh::net::{MeshNet, SystemNet};
 use crate::plan::node_plan;
+use crate::reload::{ConfigOrigin, Reloader};
 use crate::rtmp::server::RtmpContext;
 use crate::sessions::SessionTable;
+use crate::srt::listener::PublishRules;
 
 /// Builds the media a node's streams run: given the node's directory and runtime.
 pub type MediaFactory = Arc<dyn Fn(Directory, Runtime) -> Arc<dyn StreamMedia> + Send + Sync>;
@@ -74,6 +77,11 @@ pub struct NodeCore {
     pub root_task: JoinHandle<()>,
     /// Ends the node's registry when the node is dropped.
     pub teardown: NodeTeardown,
+    /// What a config reload changes (with the listeners the node adds).
+    pub reloader: Reloader,
+    /// Reloads asked for through [`ApiState::reload`], for whoever applies them (the
+    /// node's run loop; a core without one answers that the node is stopping).
+    pub reload_queue: tokio::sync::mpsc::Receiver<crate::reload::ReloadRequest>,
 }
 
 impl NodeCore {
@@ -84,10 +92,11 @@ impl NodeCore {
         runtime: Runtime,
         env: NodeEnv,
     ) -> Result<NodeCore, NodeError> {
-        let config = Arc::new(loaded.config.clone());
+        let config = &loaded.config;
+        let live_config = Live::new(config.clone());
         let context = NodeContext::new(identity.id.clone(), runtime);
-        let access = Arc::new(AccessPolicy::from_config(&config));
-        let plan = node_plan(&config, &identity);
+        let access = Live::new(AccessPolicy::from_config(config));
+        let plan = node_plan(config, &identity);
         #[cfg(feature = "sabotage")]
         let plan = {
             let mut plan = plan;
@@ -100,9 +109,9 @@ impl NodeCore {
             Some(factory) => factory(service.directory.clone(), context.runtime.clone()),
             None => as_stream_media(&service),
         };
-        let geoip = open_geoip(&config)?;
-        let gate = crate::auth::Gate::from_config(&config, context.runtime.clone(), geoip.clone())?;
-        let sessions = SessionTable::new(&config, context.clone(), service.directory.clone(), gate);
+        let geoip = open_geoip(config)?;
+        let gate = crate::auth::Gate::from_config(config, context.runtime.clone(), geoip.clone())?;
+        let sessions = SessionTable::new(config, context.clone(), service.directory.clone(), gate);
         let stats = crate::stats::start_with(
             &context.runtime,
             service.directory.clone(),
@@ -112,7 +121,7 @@ impl NodeCore {
         );
         let board = IngestBoard::default();
         let mesh = crate::mesh::node::start(
-            &config,
+            config,
             &identity,
             &context,
             env.mesh_net.clone(),
@@ -123,7 +132,7 @@ impl NodeCore {
         .map_err(NodeError::Mesh)?;
         let sources = match &mesh {
             Some(mesh) => crate::source::NodeSources::new(
-                &config,
+                config,
                 mesh.service.clone(),
                 &mesh.identity,
                 context.runtime.clone(),
@@ -152,7 +161,7 @@ impl NodeCore {
                 media: media.clone(),
                 directory: service.directory.clone(),
                 upstream,
-                config: config.clone(),
+                config: live_config.clone(),
             }
         });
         let rtmp = RtmpContext {
@@ -160,7 +169,7 @@ impl NodeCore {
             directory: service.directory.clone(),
             sessions: sessions.clone(),
             media: media.clone(),
-            templates: Arc::new(config.templates.clone()),
+            templates: Live::new(config.templates.clone()),
             mesh: mesh.as_ref().map(|mesh| mesh.service.clone()),
             redirect_players: config.rtmp_redirect == Some(true),
             ingest: board.clone(),
@@ -176,7 +185,7 @@ impl NodeCore {
             directory: service.directory.clone(),
         };
         let balancer_io = Arc::new(crate::balancer::NodeBalancerIo::new(
-            &config,
+            config,
             &identity,
             mesh.as_ref().map(|mesh| mesh.service.view().clone()),
             stats.clone(),
@@ -196,18 +205,21 @@ impl NodeCore {
             balancer: balancer_io.clone(),
             balancer_board: balancer_board.clone(),
         };
-        let (root, root_task) = start_root(&context, node_spec(plan, io))
+        let (root, root_task) = start_root(&context, node_spec(plan.clone(), io))
             .await
             .map_err(NodeError::TreeStart)?;
         let balancers = crate::balancer::Balancers::new(
-            &config,
+            config,
             balancer_io,
             balancer_board,
             geoip,
             context.runtime.clone(),
         );
+        let ondemand = mesh.as_ref().map(|mesh| mesh.ondemand.clone());
+        let (reload, reload_queue) = crate::reload::ReloadHandle::channel();
         let state = ApiState {
-            config,
+            reload,
+            config: live_config,
             identity: Arc::new(identity),
             access,
             node: context,
@@ -220,12 +232,22 @@ impl NodeCore {
             relays,
             sources,
         };
+        let reloader = Reloader {
+            origin: ConfigOrigin::Text,
+            state: state.clone(),
+            rtmp: rtmp.clone(),
+            plan,
+            ondemand,
+            srt_rules: Live::new(PublishRules::of(config)),
+        };
         Ok(NodeCore {
             teardown: state.node.teardown(),
             state,
             rtmp,
             root,
             root_task,
+            reloader,
+            reload_queue,
         })
     }
 }

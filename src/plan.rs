@@ -175,6 +175,7 @@ pub fn node_plan(config: &Config, identity: &NodeIdentity) -> NodePlan {
             })
             .collect(),
         ingest,
+        revision: 0,
     }
 }
 

@@ -28,6 +28,7 @@ use ractor::ActorProcessingErr;
 use crate::auth::{Authorization, DENIED, Gate, PlayDenied, PlayRequest};
 use crate::config::Config;
 use crate::config::model::AutoToken;
+use crate::live::Live;
 use crate::media::directory::Directory;
 
 /// An HLS session without a request for this long is over.
@@ -125,10 +126,31 @@ pub struct SessionTable {
     inner: Arc<RwLock<HashMap<Key, Arc<Session>>>>,
     node: NodeContext,
     directory: Directory,
+    /// Token and limit settings of the config: replaced by a reload.
+    settings: Live<SessionSettings>,
+    gate: Arc<Gate>,
+}
+
+/// The node-wide session settings of the config.
+#[derive(Debug, Clone)]
+struct SessionSettings {
     token_parameter: String,
     auto_token: AutoToken,
     max_sessions: Option<u32>,
-    gate: Arc<Gate>,
+}
+
+impl SessionSettings {
+    fn of(config: &Config) -> SessionSettings {
+        SessionSettings {
+            token_parameter: config
+                .auth_token
+                .clone()
+                .unwrap_or_else(|| crate::defaults::AUTH_TOKEN_PARAMETER.into()),
+            // Flussonic's configuration reference makes `blank` the default.
+            auto_token: config.auto_token.unwrap_or(AutoToken::Blank),
+            max_sessions: config.max_sessions,
+        }
+    }
 }
 
 impl std::fmt::Debug for SessionTable {
@@ -157,20 +179,21 @@ impl SessionTable {
             inner: Arc::default(),
             node,
             directory,
-            token_parameter: config
-                .auth_token
-                .clone()
-                .unwrap_or_else(|| crate::defaults::AUTH_TOKEN_PARAMETER.into()),
-            // Flussonic's configuration reference makes `blank` the default.
-            auto_token: config.auto_token.unwrap_or(AutoToken::Blank),
-            max_sessions: config.max_sessions,
+            settings: Live::new(SessionSettings::of(config)),
             gate,
         }
     }
 
+    /// Takes a reloaded config's settings and access rules (`rules`, resolved from it)
+    /// for the sessions that open from now on; open sessions keep their authorization.
+    pub fn reconfigure(&self, config: &Config, rules: crate::auth::access::AccessRules) {
+        self.settings.replace(SessionSettings::of(config));
+        self.gate.replace_rules(rules);
+    }
+
     /// The query parameter that carries play tokens (`auth_token`).
-    pub fn token_parameter(&self) -> &str {
-        &self.token_parameter
+    pub fn token_parameter(&self) -> String {
+        self.settings.get().token_parameter.clone()
     }
 
     /// The node's access rules.
@@ -219,20 +242,22 @@ impl SessionTable {
     /// Admits a viewer: its existing session (HLS) or a new one, or a refusal.
     pub fn admit(&self, viewer: &Viewer<'_>) -> Result<Arc<Session>, Refused> {
         let now_ms = self.node.runtime.wall_clock_ms();
+        let settings = self.settings.get();
         let access = self.gate.access(viewer.stream);
         if !access.protocols.allows(viewer.protocol) {
             return Err(Refused::ProtocolNotAllowed(
                 crate::auth::access::protocol_name(viewer.protocol),
             ));
         }
-        let presented = query_value(viewer.query, &self.token_parameter).filter(|t| !t.is_empty());
+        let presented =
+            query_value(viewer.query, &settings.token_parameter).filter(|t| !t.is_empty());
         if presented.is_some_and(|t| t.len() > MAX_TOKEN_BYTES) {
             return Err(Refused::BadToken);
         }
-        let token = match (presented, self.auto_token) {
+        let token = match (presented, settings.auto_token) {
             (Some(token), _) => Some(token.to_string()),
             (None, AutoToken::Disabled) => {
-                return Err(Refused::TokenRequired(self.token_parameter.clone()));
+                return Err(Refused::TokenRequired(settings.token_parameter.clone()));
             }
             (None, AutoToken::Uuid) => Some(format!(
                 "{:032x}",
@@ -278,7 +303,7 @@ impl SessionTable {
         if let Some(existing) = sessions.get(&key) {
             return Ok(existing.clone());
         }
-        if let Some(max) = self.max_sessions
+        if let Some(max) = settings.max_sessions
             && sessions.len() >= max as usize
         {
             return Err(Refused::MaxSessions(max));

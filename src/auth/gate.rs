@@ -25,6 +25,7 @@ use super::authorizer::{Authorizer, Verdict};
 use super::backend::{BackendClient, BackendRequest};
 use super::rules::Subject;
 use crate::geoip::GeoIp;
+use crate::live::Live;
 
 /// How long a refused session (stream and token or client) is refused without asking again.
 pub const REFUSED_SESSION_MEMORY_MS: u64 = 60_000;
@@ -126,7 +127,8 @@ impl RefusedSessions {
 /// The node's access rules with what enforcing them needs.
 #[derive(Debug)]
 pub struct Gate {
-    rules: AccessRules,
+    /// Replaced by a reload; refused sessions are remembered across it.
+    rules: Live<AccessRules>,
     client: BackendClient,
     geoip: Option<Arc<GeoIp>>,
     refused: Mutex<RefusedSessions>,
@@ -135,7 +137,7 @@ pub struct Gate {
 impl Gate {
     pub fn new(rules: AccessRules, client: BackendClient, geoip: Option<Arc<GeoIp>>) -> Gate {
         Gate {
-            rules,
+            rules: Live::new(rules),
             client,
             geoip,
             refused: Mutex::default(),
@@ -157,7 +159,12 @@ impl Gate {
 
     /// The rules of stream `name`.
     pub fn access(&self, name: &str) -> Arc<StreamAccess> {
-        self.rules.of(name)
+        self.rules.get().of(name)
+    }
+
+    /// A reloaded config's rules, for sessions and publishers from now on.
+    pub fn replace_rules(&self, rules: AccessRules) {
+        self.rules.replace(rules);
     }
 
     /// Whether the session `key` of `stream` was refused within
@@ -259,7 +266,7 @@ impl Gate {
         ip: Option<IpAddr>,
         query: Option<&str>,
     ) -> Result<(), PublishDenied> {
-        let access = self.rules.of(stream);
+        let access = self.rules.get().of(stream);
         let parameter = |name: &str| {
             query?
                 .split('&')

@@ -12,6 +12,7 @@ use flotilla_cluster::mesh::view::{ClusterView, PeerState};
 
 use crate::config::Config;
 use crate::config::identity::NodeIdentity;
+use crate::live::Live;
 use crate::media::directory::Directory;
 use crate::stats::{ALIVE_WITHIN_MS, StatsBoard};
 
@@ -29,9 +30,38 @@ struct ServerPlan {
     pub countries_default: bool,
 }
 
+/// Every balancer's servers in `config`, as this node (`identity`) sees them.
+fn server_plans(config: &Config, identity: &NodeIdentity) -> BTreeMap<String, Vec<ServerPlan>> {
+    config
+        .balancers
+        .iter()
+        .map(|balancer| {
+            let servers = balancer
+                .servers
+                .iter()
+                .map(|server| ServerPlan {
+                    name: server.address.to_string().into(),
+                    key: crate::config::identity::node_key(&server.address),
+                    is_self: identity.is_self(&server.address),
+                    max_bitrate_kbit: server.max_bitrate.map(|b| b.bits_per_second / 1000),
+                    countries: server
+                        .countries
+                        .iter()
+                        .map(|c| c.to_ascii_uppercase())
+                        .collect::<Vec<_>>()
+                        .into(),
+                    countries_default: server.countries_default,
+                })
+                .collect();
+            (balancer.name.clone(), servers)
+        })
+        .collect()
+}
+
 /// Reads the servers' load for every balancer of the node. Cheap to share.
 pub struct NodeBalancerIo {
-    plans: BTreeMap<String, Vec<ServerPlan>>,
+    /// Servers by balancer: replaced by a reload.
+    plans: Live<BTreeMap<String, Vec<ServerPlan>>>,
     view: Option<Arc<RwLock<ClusterView>>>,
     stats: StatsBoard,
     directory: Directory,
@@ -46,41 +76,23 @@ impl NodeBalancerIo {
         stats: StatsBoard,
         directory: Directory,
     ) -> NodeBalancerIo {
-        let plans = config
-            .balancers
-            .iter()
-            .map(|balancer| {
-                let servers = balancer
-                    .servers
-                    .iter()
-                    .map(|server| ServerPlan {
-                        name: server.address.to_string().into(),
-                        key: crate::config::identity::node_key(&server.address),
-                        is_self: identity.is_self(&server.address),
-                        max_bitrate_kbit: server.max_bitrate.map(|b| b.bits_per_second / 1000),
-                        countries: server
-                            .countries
-                            .iter()
-                            .map(|c| c.to_ascii_uppercase())
-                            .collect::<Vec<_>>()
-                            .into(),
-                        countries_default: server.countries_default,
-                    })
-                    .collect();
-                (balancer.name.clone(), servers)
-            })
-            .collect();
         NodeBalancerIo {
-            plans,
+            plans: Live::new(server_plans(config, identity)),
             view,
             stats,
             directory,
         }
     }
 
+    /// Takes the servers of a reloaded config.
+    pub fn reconfigure(&self, config: &Config, identity: &NodeIdentity) {
+        self.plans.replace(server_plans(config, identity));
+    }
+
     /// Whether server `index` of balancer `name` (config order) carries `stream` now.
     pub(super) fn carries(&self, name: &str, index: usize, stream: &str, now_ms: u64) -> bool {
-        let Some(plan) = self.plans.get(name).and_then(|plans| plans.get(index)) else {
+        let plans = self.plans.get();
+        let Some(plan) = plans.get(name).and_then(|plans| plans.get(index)) else {
             return false;
         };
         if plan.is_self {
@@ -101,7 +113,8 @@ impl NodeBalancerIo {
 
 impl BalancerIo for NodeBalancerIo {
     fn load(&self, name: &str, now_ms: u64) -> Option<LoadTable> {
-        let plans = self.plans.get(name)?;
+        let every = self.plans.get();
+        let plans = every.get(name)?;
         let view = self
             .view
             .as_ref()

@@ -22,7 +22,9 @@ use flotilla_otp::rt::Runtime;
 use serde::Serialize;
 
 use crate::config::Config;
+use crate::config::identity::NodeIdentity;
 use crate::geoip::{Country, GeoIp};
+use crate::live::Live;
 pub use load::NodeBalancerIo;
 
 /// Decisions kept per balancer for the API (the most recent ones).
@@ -56,6 +58,20 @@ struct Instance {
     ledger: Mutex<Ledger>,
     /// Answers since start, by outcome ([`OUTCOMES`] order), for the metrics.
     outcomes: [std::sync::atomic::AtomicU64; 4],
+}
+
+impl Instance {
+    fn of(balancer: &crate::config::model::Balancer) -> Instance {
+        Instance {
+            mode: balancer
+                .mode
+                .and_then(|mode| Mode::parse(mode.name()))
+                .unwrap_or(Mode::Bitrate),
+            by_country: balancer.routes_by_country(),
+            ledger: Mutex::default(),
+            outcomes: Default::default(),
+        }
+    }
 }
 
 /// The outcomes counted per balancer: a redirect, served here, 503 with every server
@@ -158,7 +174,8 @@ pub enum Routed {
 /// Every balancer of the node. Cheap to clone.
 #[derive(Clone)]
 pub struct Balancers {
-    instances: Arc<BTreeMap<String, Instance>>,
+    /// By name: replaced by a reload (an unchanged balancer keeps its instance).
+    instances: Live<BTreeMap<String, Arc<Instance>>>,
     io: Arc<NodeBalancerIo>,
     board: BalancerBoard,
     geoip: Option<Arc<GeoIp>>,
@@ -167,7 +184,7 @@ pub struct Balancers {
 
 impl std::fmt::Debug for Balancers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.instances.keys()).finish()
+        f.debug_list().entries(self.instances.get().keys()).finish()
     }
 }
 
@@ -184,22 +201,10 @@ impl Balancers {
         let instances = config
             .balancers
             .iter()
-            .map(|balancer| {
-                let mode = balancer
-                    .mode
-                    .and_then(|mode| Mode::parse(mode.name()))
-                    .unwrap_or(Mode::Bitrate);
-                let instance = Instance {
-                    mode,
-                    by_country: balancer.routes_by_country(),
-                    ledger: Mutex::default(),
-                    outcomes: Default::default(),
-                };
-                (balancer.name.clone(), instance)
-            })
+            .map(|balancer| (balancer.name.clone(), Arc::new(Instance::of(balancer))))
             .collect();
         Balancers {
-            instances: Arc::new(instances),
+            instances: Live::new(instances),
             io,
             board,
             geoip,
@@ -225,16 +230,46 @@ impl Balancers {
         self.runtime.wall_clock_ms()
     }
 
+    /// Takes the balancers of a reloaded config: those whose config is unchanged keep
+    /// their counts and recent decisions, the others start anew.
+    pub fn reconfigure(&self, old: &Config, new: &Config, identity: &NodeIdentity) {
+        let running = self.instances.get();
+        let instances = new
+            .balancers
+            .iter()
+            .map(|balancer| {
+                let unchanged = old.balancers.iter().any(|before| before == balancer);
+                let instance = match running.get(&balancer.name) {
+                    Some(instance) if unchanged => instance.clone(),
+                    _ => Arc::new(Instance::of(balancer)),
+                };
+                (balancer.name.clone(), instance)
+            })
+            .collect();
+        self.io.reconfigure(new, identity);
+        self.instances.replace(instances);
+    }
+
+    /// How balancers read the servers' load (the actors a reload starts share it).
+    pub fn io(&self) -> Arc<dyn BalancerIo> {
+        self.io.clone()
+    }
+
+    /// Where balancer actors publish their tables.
+    pub fn board(&self) -> BalancerBoard {
+        self.board.clone()
+    }
+
     /// Whether the node has no balancer.
     pub fn is_empty(&self) -> bool {
-        self.instances.is_empty()
+        self.instances.get().is_empty()
     }
 
     /// Whether `path` names a balancer (`/NAME/...`): cheap, no allocation.
     pub fn claims(&self, path: &str) -> bool {
         path.trim_start_matches('/')
             .split_once('/')
-            .is_some_and(|(name, _)| self.instances.contains_key(name))
+            .is_some_and(|(name, _)| self.instances.get().contains_key(name))
     }
 
     /// Routes one request. On the path of every redirect, so it allocates only the
@@ -246,7 +281,8 @@ impl Balancers {
         let Some((name, rest)) = trimmed.split_once('/') else {
             return Routed::Pass;
         };
-        let Some(instance) = self.instances.get(name) else {
+        let instances = self.instances.get();
+        let Some(instance) = instances.get(name) else {
             return Routed::Pass;
         };
         // `/rest`: the path after `/NAME` (`rest` follows a `/` of the path).
@@ -312,6 +348,7 @@ impl Balancers {
     /// Every balancer's answers since start by outcome, for the metrics.
     pub fn decision_counts(&self) -> Vec<(String, [(&'static str, u64); 4])> {
         self.instances
+            .get()
             .iter()
             .map(|(name, instance)| {
                 let counts = std::array::from_fn(|i| {
@@ -327,7 +364,8 @@ impl Balancers {
 
     /// A balancer's servers with their state and metric, and its recent decisions.
     pub fn report(&self, name: &str) -> Option<serde_json::Value> {
-        let instance = self.instances.get(name)?;
+        let instances = self.instances.get();
+        let instance = instances.get(name)?;
         let now_ms = self.runtime.wall_clock_ms();
         let table = self.table(name, now_ms)?;
         let ledger = instance.ledger.lock().unwrap_or_else(|p| p.into_inner());

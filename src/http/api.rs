@@ -20,6 +20,7 @@ use super::access::{Access, AccessPolicy, Refusal};
 use super::server::remote_addr;
 use crate::config::Config;
 use crate::config::identity::NodeIdentity;
+use crate::live::Live;
 use crate::media::directory::Directory;
 use crate::sessions::SessionTable;
 use crate::stats::StatsBoard;
@@ -28,9 +29,11 @@ use crate::stats::StatsBoard;
 /// (runtime and actor registry).
 #[derive(Debug, Clone)]
 pub struct ApiState {
-    pub config: Arc<Config>,
+    /// The running config: replaced by a reload (read a snapshot per request).
+    pub config: Live<Config>,
     pub identity: Arc<NodeIdentity>,
-    pub access: Arc<AccessPolicy>,
+    /// Who may read and edit through the API: replaced by a reload.
+    pub access: Live<AccessPolicy>,
     pub node: NodeContext,
     /// The running streams' shared state (the data plane).
     pub directory: Directory,
@@ -48,6 +51,8 @@ pub struct ApiState {
     pub relays: Option<crate::relay::start::RelayStarter>,
     /// Other clusters this node restreams (`source`).
     pub sources: Option<crate::source::NodeSources>,
+    /// Asks the node to reload its config.
+    pub reload: crate::reload::ReloadHandle,
 }
 
 /// The router of a listener: API routes when `with_api`, and a JSON 404 for the rest.
@@ -104,6 +109,7 @@ pub fn router(state: ApiState, with_api: bool) -> Router {
             .route("/flussonic/api/v3/streams", get(super::streams::list))
             .route("/streamer/api/v3/sessions", get(super::streams::sessions))
             .route("/flotilla/api/metrics", get(super::metrics::all))
+            .route("/flotilla/api/reload", axum::routing::post(reload))
             .route("/flotilla/api/actors", get(super::actors::tree))
             .route(
                 "/flotilla/api/actors/{*path}",
@@ -114,7 +120,7 @@ pub fn router(state: ApiState, with_api: bool) -> Router {
     }
     // Everything else is media: /NAME/index.m3u8, /NAME/mpegts, … on every listener.
     let cors = Arc::new(super::cors::Cors::from_config(
-        &state.config.cors_allow_origin,
+        &state.config.get().cors_allow_origin,
     ));
     router
         .fallback(super::media::serve)
@@ -133,6 +139,19 @@ pub fn not_found(path: &str) -> Response {
 /// A JSON error body: `{"error": "..."}`.
 pub fn error_response(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error": message.into() }))).into_response()
+}
+
+/// `POST /flotilla/api/reload` (edit_auth): reads the config file again and applies it;
+/// answers what changed, or the errors (with line:col) and that nothing changed.
+async fn reload(State(state): State<ApiState>) -> Response {
+    match state.reload.reload("api").await {
+        Ok(report) => Json(report).into_response(),
+        Err(error) => {
+            let status =
+                StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            error_response(status, error.to_string())
+        }
+    }
 }
 
 /// Access needed by a request: reading for GET/HEAD, editing for anything else.
@@ -162,6 +181,7 @@ async fn require_view(State(state): State<ApiState>, mut request: Request, next:
     let client = remote_addr(&request).map(|addr| addr.ip());
     match state
         .access
+        .get()
         .check(client, request.headers(), needed_access(&request))
     {
         Ok(granted) => {
@@ -227,7 +247,7 @@ async fn config(State(state): State<ApiState>, request: Request) -> Response {
         .get::<Access>()
         .copied()
         .unwrap_or(Access::None);
-    let mut value = match serde_json::to_value(&*state.config) {
+    let mut value = match serde_json::to_value(&*state.config.get()) {
         Ok(value) => value,
         Err(error) => {
             return error_response(
@@ -271,7 +291,7 @@ mod tests {
         );
         ApiState {
             identity: Arc::new(NodeIdentity::resolve(&config, Some("node-a"), None)),
-            access: Arc::new(AccessPolicy::from_config(&config)),
+            access: Live::new(AccessPolicy::from_config(&config)),
             sessions: SessionTable::new(
                 &config,
                 node.clone(),
@@ -280,7 +300,7 @@ mod tests {
                     .expect("the test config's policies resolve"),
             ),
             stats: crate::stats::start(&node.runtime, directory.clone(), "node-a".into(), 0),
-            config: Arc::new(config),
+            config: Live::new(config),
             node,
             directory,
             mesh: None,
@@ -288,6 +308,7 @@ mod tests {
             balancers,
             relays: None,
             sources: None,
+            reload: crate::reload::ReloadHandle::channel().0,
         }
     }
 

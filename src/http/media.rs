@@ -46,8 +46,10 @@ pub async fn serve(State(state): State<ApiState>, request: Request) -> Response 
     }
     // The client behind trusted proxies, for GeoIP and the session, and the scheme it
     // used (redirects keep it).
-    let client = remote_addr(&request)
-        .map(|addr| client_of(addr, request.headers(), &state.config.trusted_proxies));
+    // Restart-only (a reload does not change it): a snapshot of the config is enough.
+    let config = state.config.get();
+    let proxies = &config.trusted_proxies;
+    let client = remote_addr(&request).map(|addr| client_of(addr, request.headers(), proxies));
     let over_tls = request.extensions().get::<ArrivedOverTls>().copied();
     let scheme = match over_tls {
         Some(_) => "https",
@@ -56,7 +58,7 @@ pub async fn serve(State(state): State<ApiState>, request: Request) -> Response 
                 .headers()
                 .get("x-forwarded-proto")
                 .and_then(|value| value.to_str().ok());
-            super::client_ip::viewer_scheme(addr.ip(), proto, &state.config.trusted_proxies)
+            super::client_ip::viewer_scheme(addr.ip(), proto, proxies)
         }),
     };
     // `/BALANCER/STREAM/...`: a redirect to the chosen server, or served here (decided by
@@ -265,8 +267,14 @@ async fn serve_path(state: &ApiState, request: RequestInfo, path: &str) -> Respo
             .await;
     }
     let response = match rest.as_str() {
-        "index.m3u8" | "playlist.m3u8" | "video.m3u8" => master(&live, token_of(&state, &session)),
-        "tracks-v1a1/mono.m3u8" | "mono.m3u8" => media_playlist(&live, token_of(&state, &session)),
+        "index.m3u8" | "playlist.m3u8" | "video.m3u8" => {
+            let token = token_of(&state, &session);
+            master(&live, token.as_ref().map(|(p, t)| (p.as_str(), *t)))
+        }
+        "tracks-v1a1/mono.m3u8" | "mono.m3u8" => {
+            let token = token_of(&state, &session);
+            media_playlist(&live, token.as_ref().map(|(p, t)| (p.as_str(), *t)))
+        }
         "mpegts" => {
             // A starting stream (and a relayed copy, which has its window before its
             // first live keyframe): the viewer waits for the GOP it starts from, bounded.
@@ -465,7 +473,7 @@ fn media_playlist(live: &LiveStream, token: Option<(&str, &str)>) -> Response {
 
 /// The (parameter, token) a session's playlists carry in their URIs
 /// ([`super::token_urls`]), if it has a token.
-fn token_of<'s>(state: &'s ApiState, session: &'s Session) -> Option<(&'s str, &'s str)> {
+fn token_of<'s>(state: &ApiState, session: &'s Session) -> Option<(String, &'s str)> {
     let token = session.token.as_deref()?;
     Some((state.sessions.token_parameter(), token))
 }

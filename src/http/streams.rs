@@ -32,8 +32,8 @@ pub async fn list(
 
 fn list_json(state: &ApiState) -> Json<Value> {
     let now_ms = state.node.runtime.wall_clock_ms();
-    let mut streams: Vec<Value> = state
-        .config
+    let config = state.config.get();
+    let mut streams: Vec<Value> = config
         .streams
         .iter()
         .map(|stream| {
@@ -60,12 +60,8 @@ fn list_json(state: &ApiState) -> Json<Value> {
         .collect();
     // Streams running here without a config entry: published to a template, relayed
     // from another node.
-    let mut listed: std::collections::HashSet<String> = state
-        .config
-        .streams
-        .iter()
-        .map(|s| s.name.clone())
-        .collect();
+    let mut listed: std::collections::HashSet<String> =
+        config.streams.iter().map(|s| s.name.clone()).collect();
     for live in state.directory.all() {
         if !listed.insert(live.name.clone()) {
             continue;

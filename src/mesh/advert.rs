@@ -27,6 +27,7 @@ use flotilla_otp::rt::Runtime;
 
 use super::state::Advertised;
 use super::wire::{MAX_STREAMS, StreamEntry};
+use crate::live::Live;
 use crate::media::directory::Directory;
 use crate::media::live::LiveStream;
 use crate::stats::ALIVE_WITHIN_MS;
@@ -36,8 +37,9 @@ pub struct Advertiser {
     directory: Directory,
     board: IngestBoard,
     clock: Runtime,
-    /// Configured on-demand streams (looked up once per stream per build: a set).
-    ondemand: HashSet<String>,
+    /// Configured on-demand streams (looked up once per stream per build: a set);
+    /// replaced by a reload.
+    ondemand: Live<HashSet<String>>,
     /// The list built last, returned again while nothing in it changes.
     last: Mutex<Built>,
 }
@@ -61,6 +63,7 @@ impl Built {
     fn holds(
         &self,
         advertiser: &Advertiser,
+        ondemand: &HashSet<String>,
         board: &Arc<BoardState>,
         directory_version: u64,
         now_ms: u64,
@@ -69,7 +72,8 @@ impl Built {
             && self.directory_version == directory_version
             && self.running.iter().all(|(index, live, part)| {
                 let entry = &self.list.streams[*index];
-                entry.remote() == advertiser.fields(&entry.name, Some(live), part.as_ref(), now_ms)
+                entry.remote()
+                    == advertiser.fields(ondemand, &entry.name, Some(live), part.as_ref(), now_ms)
             })
     }
 }
@@ -118,7 +122,7 @@ impl Advertiser {
         directory: Directory,
         board: IngestBoard,
         clock: Runtime,
-        ondemand: HashSet<String>,
+        ondemand: Live<HashSet<String>>,
     ) -> Advertiser {
         Advertiser {
             directory,
@@ -135,8 +139,9 @@ impl Advertiser {
     pub fn streams(&self) -> Advertised {
         let now_ms = self.clock.wall_clock_ms();
         let board = self.board.snapshot();
+        let ondemand = self.ondemand.get();
         let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
-        if last.holds(self, &board, self.directory.version(), now_ms) {
+        if last.holds(self, &ondemand, &board, self.directory.version(), now_ms) {
             return last.list.clone();
         }
         let mut build = Build {
@@ -174,7 +179,7 @@ impl Advertiser {
                 if let Some(live) = live {
                     running_at.push((build.count(), live.clone(), part.copied()));
                 }
-                build.push(name, self.fields(name, live, part, now_ms));
+                build.push(name, self.fields(&ondemand, name, live, part, now_ms));
             }
             version
         });
@@ -196,6 +201,7 @@ impl Advertiser {
 
     fn fields(
         &self,
+        ondemand: &HashSet<String>,
         name: &str,
         live: Option<&Arc<LiveStream>>,
         part: Option<&LocalPart>,
@@ -221,7 +227,7 @@ impl Advertiser {
         let offered = !live.relay && matches!(ingest, IngestRole::None | IngestRole::Capturing);
         RemoteStream {
             alive: offered && live.is_alive(now_ms, ALIVE_WITHIN_MS),
-            ondemand: offered && self.ondemand.contains(name),
+            ondemand: offered && ondemand.contains(name),
             clients: live.counters.clients.load(Ordering::Relaxed),
             bitrate_kbit: live.counters.input_bitrate.load(Ordering::Relaxed) / 1000,
             epoch,
@@ -239,7 +245,7 @@ mod tests {
     fn advertiser() -> (Advertiser, Directory, IngestBoard) {
         let directory = Directory::default();
         let board = IngestBoard::default();
-        let ondemand = HashSet::from(["od".to_string()]);
+        let ondemand = Live::new(HashSet::from(["od".to_string()]));
         let advertiser = Advertiser::new(
             directory.clone(),
             board.clone(),
@@ -304,7 +310,7 @@ mod tests {
             directory.clone(),
             board.clone(),
             clock.clone(),
-            HashSet::new(),
+            Live::new(HashSet::new()),
         );
         for name in ["a", "c", "d"] {
             board.set_local(

@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::config::identity::{NodeIdentity, node_key};
 use crate::config::model::HostPort;
 use crate::defaults::{FETCH_TIMEOUT_MS, STALE_TIMEOUT_MS};
+use crate::live::Live;
 use crate::media::directory::Directory;
 use crate::stats::StatsBoard;
 
@@ -27,6 +28,9 @@ pub struct NodeMesh {
     pub links: MeshLinks,
     /// This node's cluster identity (its `cluster_key`).
     pub identity: ClusterIdentity,
+    /// The configured on-demand streams the mesh advertises as such (a reload replaces
+    /// them).
+    pub ondemand: Live<std::collections::HashSet<String>>,
 }
 
 /// Starts the mesh for `config`, or returns `None` when the node has no cluster key.
@@ -105,13 +109,8 @@ pub fn start(
         }
     }
     // Looked up once per advertised stream per exchange: a set, not a scan.
-    let ondemand: std::collections::HashSet<String> = config
-        .streams
-        .iter()
-        .filter(|s| s.options.disabled != Some(true) && s.ondemand)
-        .map(|s| s.name.clone())
-        .collect();
-    let advertiser = Advertiser::new(directory, board, node.runtime.clone(), ondemand);
+    let ondemand = Live::new(crate::reload::ondemand_streams(config));
+    let advertiser = Advertiser::new(directory, board, node.runtime.clone(), ondemand.clone());
     let local: LocalState = Arc::new(move || {
         let snapshot = stats.snapshot();
         let load = NodeLoad {
@@ -175,6 +174,7 @@ pub fn start(
         service,
         links,
         identity: main_identity,
+        ondemand,
     }))
 }
 

@@ -18,6 +18,7 @@ use flotilla_otp::worker::worker_child;
 use super::{RELAY_INPUT, Upstream};
 use crate::config::Config;
 use crate::config::values::{ClusterPlay, Timeout};
+use crate::live::Live;
 use crate::media::directory::Directory;
 use crate::media::live::LiveStream;
 
@@ -47,7 +48,8 @@ pub struct RelayStarter {
     pub media: Arc<dyn StreamMedia>,
     pub directory: Directory,
     pub upstream: Arc<dyn Upstream>,
-    pub config: Arc<Config>,
+    /// The running config (replaced by a reload).
+    pub config: Live<Config>,
 }
 
 impl std::fmt::Debug for RelayStarter {
@@ -60,7 +62,7 @@ impl RelayStarter {
     /// Whether viewers of `stream` (a name another node has) are served here by a relay
     /// rather than redirected (see [`plays_by_relay`]).
     pub fn relays(&self, stream: &str) -> bool {
-        plays_by_relay(&self.config, stream)
+        plays_by_relay(&self.config.get(), stream)
     }
 
     /// Whether some other node has `stream` now.
@@ -99,14 +101,14 @@ impl RelayStarter {
             return;
         };
         // The stream's own options, else those of the first source that restreams it.
-        let options = self
-            .config
+        let config = self.config.get();
+        let options = config
             .streams
             .iter()
             .find(|s| s.name == stream)
             .map(|s| &s.options)
             .or_else(|| {
-                self.config
+                config
                     .sources
                     .iter()
                     .find(|source| crate::source::rule_of(source).admits(stream))

@@ -49,6 +49,7 @@ impl RtmpContext {
     /// The template whose prefix `name` is under, if any.
     pub fn template_for(&self, name: &str) -> Option<Template> {
         self.templates
+            .get()
             .iter()
             .find(|t| {
                 t.prefixes

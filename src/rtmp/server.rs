@@ -64,7 +64,8 @@ pub struct RtmpContext {
     pub node: NodeContext,
     pub directory: Directory,
     pub media: Arc<dyn StreamMedia>,
-    pub templates: Arc<Vec<Template>>,
+    /// Templates publishers may use: replaced by a reload.
+    pub templates: crate::live::Live<Vec<Template>>,
     pub sessions: SessionTable,
     /// The cluster mesh: a stream another node has is relayed from it.
     pub mesh: Option<crate::mesh::service::MeshService>,

@@ -29,6 +29,7 @@ use super::{
     receive_loop,
 };
 use crate::config::model::Template;
+use crate::live::Live;
 use crate::media::directory::{AttachError, Directory, Published};
 use crate::media::program::Tracks;
 use crate::media::source::TsFrames;
@@ -50,6 +51,28 @@ pub struct PublishRules {
 }
 
 impl PublishRules {
+    /// The streams and templates of `config` with an `srt_passphrase`.
+    pub fn of(config: &crate::config::Config) -> PublishRules {
+        let secret = |options: &crate::config::model::StreamOptions| {
+            options.srt_passphrase.as_ref().map(|s| s.0.clone())
+        };
+        PublishRules {
+            streams: config
+                .streams
+                .iter()
+                .filter_map(|stream| Some((stream.name.clone(), secret(&stream.options)?)))
+                .collect(),
+            templates: config
+                .templates
+                .iter()
+                .filter_map(|t| Some((t.prefixes.clone(), secret(&t.options)?)))
+                .flat_map(|(prefixes, secret)| {
+                    prefixes.into_iter().map(move |p| (p, secret.clone()))
+                })
+                .collect(),
+        }
+    }
+
     /// The passphrase publishers of `name` must use, if any.
     pub fn passphrase_for(&self, name: &str) -> Option<&str> {
         if let Some((_, passphrase)) = self.streams.iter().find(|(stream, _)| stream == name) {
@@ -65,15 +88,16 @@ impl PublishRules {
 /// What the handshake hook reads, on libsrt's thread.
 struct HookState {
     directory: Directory,
-    templates: Arc<Vec<Template>>,
-    rules: PublishRules,
+    /// Both replaced by a reload.
+    templates: Live<Vec<Template>>,
+    rules: Live<PublishRules>,
 }
 
 impl HookState {
     /// Whether a caller with `stream_id` may go on, and the passphrase it must have.
-    fn vet(&self, stream_id: &str) -> Result<Option<&str>, c_int> {
+    fn vet(&self, stream_id: &str) -> Result<Option<String>, c_int> {
         let name = publish_name(stream_id).map_err(|_| ffi::REJECT_BAD_REQUEST)?;
-        let templated = self.templates.iter().any(|t| {
+        let templated = self.templates.get().iter().any(|t| {
             t.prefixes
                 .iter()
                 .any(|p| p.is_empty() || name.starts_with(&format!("{p}/")))
@@ -81,7 +105,7 @@ impl HookState {
         if !self.directory.has_publish_point(&name) && !templated {
             return Err(ffi::REJECT_NOT_FOUND);
         }
-        Ok(self.rules.passphrase_for(&name))
+        Ok(self.rules.get().passphrase_for(&name).map(str::to_string))
     }
 }
 
@@ -140,7 +164,7 @@ impl SrtListener {
     pub fn bind(
         address: SocketAddr,
         context: &RtmpContext,
-        rules: PublishRules,
+        rules: Live<PublishRules>,
     ) -> Result<SrtListener, SrtError> {
         let socket = Socket::new()?;
         socket.set_i32(ffi::SRTO_PEERIDLETIMEO, ffi::millis(PEER_IDLE_TIMEOUT))?;

@@ -10,7 +10,7 @@
 //! ├── streams               simple_one_for_one, rebuilt from the plan's streams
 //! │   └── <stream name>     stream actor (names may contain `/`)
 //! ├── sessions              simple_one_for_one, one child per viewer session
-//! ├── balancers             one_for_one
+//! ├── balancers             simple_one_for_one, rebuilt from the plan's balancers
 //! │   └── <balancer name>   balancer instance
 //! └── ingest                the cluster_ingest coordinator
 //! ```
@@ -118,6 +118,8 @@ pub struct NodePlan {
     pub balancers: Vec<BalancerPlan>,
     /// cluster_ingest settings.
     pub ingest: IngestPlan,
+    /// Bumped by each config reload: readers that keep a copy know it is old.
+    pub revision: u64,
 }
 
 /// The plan as dynamic supervisors read it at each start; replace it to change the tree.
@@ -129,6 +131,18 @@ pub fn stream_child(stream: StreamPlan, media: Arc<dyn StreamMedia>) -> ChildSpe
     let id = stream.name.clone();
     let actor = StreamActor { media };
     worker_child(id, actor, move || stream.clone()).backoff(STREAM_BACKOFF)
+}
+
+/// The child spec of a balancer instance: how the `balancers` supervisor and a reload
+/// both start one.
+pub fn balancer_child(
+    balancer: BalancerPlan,
+    io: Arc<dyn BalancerIo>,
+    board: BalancerBoard,
+) -> ChildSpec {
+    let id = balancer.name.clone();
+    let actor = BalancerActor { io, board };
+    worker_child(id, actor, move || balancer.clone())
 }
 
 /// Restart intensity of the upper levels: low, because restarts multiply down the tree.
@@ -229,23 +243,21 @@ pub fn node_spec(plan: SharedPlan, io: NodeIo) -> SupervisorSpec {
             .map(|stream| stream_child(stream, media.clone()))
             .collect()
     });
-    let balancers = read(&plan)
-        .balancers
-        .into_iter()
-        .map(|balancer| {
-            let id = balancer.name.clone();
-            let actor = BalancerActor {
-                io: io.balancer.clone(),
-                board: io.balancer_board.clone(),
-            };
-            worker_child(id, actor, move || balancer.clone())
-        })
-        .collect();
+    let balancer_plan = plan.clone();
+    let (balancer_io, balancer_board) = (io.balancer.clone(), io.balancer_board.clone());
+    let balancers: ChildSource = Arc::new(move || {
+        read(&balancer_plan)
+            .balancers
+            .into_iter()
+            .map(|balancer| balancer_child(balancer, balancer_io.clone(), balancer_board.clone()))
+            .collect()
+    });
     let ingest_plan = plan.clone();
     let coordinator = IngestCoordinator {
         io: io.ingest.clone(),
         media: io.media.clone(),
         board: io.board.clone(),
+        plan: plan.clone(),
     };
     let mesh = SupervisorSpec::new(
         Strategy::OneForOne,
@@ -273,7 +285,7 @@ pub fn node_spec(plan: SharedPlan, io: NodeIo) -> SupervisorSpec {
             supervisor_child("sessions", SupervisorSpec::dynamic(LEAF_INTENSITY, None)),
             supervisor_child(
                 "balancers",
-                SupervisorSpec::new(Strategy::OneForOne, UPPER_INTENSITY, balancers),
+                SupervisorSpec::dynamic(UPPER_INTENSITY, Some(balancers)),
             ),
             worker_child("ingest", coordinator, move || read(&ingest_plan)),
         ],
@@ -334,6 +346,7 @@ mod tests {
                 refresh_ms: 250,
             }],
             ingest: IngestPlan::default(),
+            revision: 0,
         }
     }
 

@@ -67,6 +67,15 @@ impl BalancerBoard {
             .insert(name.to_string(), Arc::new(table));
     }
 
+    /// Forgets balancer `name`'s table (removed or changed by a config reload: a table
+    /// of its old servers must not route anybody).
+    pub fn remove(&self, name: &str) {
+        self.tables
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
+    }
+
     /// The newest table of balancer `name`.
     pub fn table(&self, name: &str) -> Option<Arc<LoadTable>> {
         self.tables

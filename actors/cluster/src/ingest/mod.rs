@@ -128,6 +128,10 @@ pub struct IngestCoordinator {
     pub media: Arc<dyn StreamMedia>,
     /// Where decisions are published.
     pub board: IngestBoard,
+    /// The node's plan: a reload replaces it (a new `revision`), and the next tick takes
+    /// the new set of cluster_ingest streams — captures of streams still configured go
+    /// on, streams no longer configured are stopped by the book.
+    pub plan: crate::tree::SharedPlan,
 }
 
 /// Messages to the coordinator.
@@ -140,6 +144,8 @@ pub enum IngestMsg {
 /// What the coordinator holds.
 pub struct IngestState {
     plan: IngestPlan,
+    /// The revision of the node plan `streams` was taken from.
+    revision: u64,
     streams: BTreeMap<String, StreamPlan>,
     configured: Arc<[Configured]>,
     book: IngestBook,
@@ -176,7 +182,43 @@ impl ChildSetStamp {
     }
 }
 
+/// The cluster_ingest streams of `plan`, by name, and as the book takes them.
+fn cluster_ingest_streams(plan: &NodePlan) -> (BTreeMap<String, StreamPlan>, Arc<[Configured]>) {
+    let streams: BTreeMap<String, StreamPlan> = plan
+        .streams
+        .iter()
+        .filter(|stream| stream.cluster_ingest)
+        .map(|stream| (stream.name.clone(), stream.clone()))
+        .collect();
+    let configured = streams
+        .values()
+        .map(|stream| Configured {
+            name: stream.name.clone(),
+            capture_at: stream.capture_at.clone(),
+        })
+        .collect();
+    (streams, configured)
+}
+
 impl IngestCoordinator {
+    /// Takes the streams of a reloaded plan (a new revision), once per reload.
+    fn follow_reload(&self, state: &mut IngestState) {
+        let plan = self.plan.read().unwrap_or_else(|p| p.into_inner());
+        if plan.revision == state.revision {
+            return;
+        }
+        let (streams, configured) = cluster_ingest_streams(&plan);
+        state.revision = plan.revision;
+        state.streams = streams;
+        state.configured = configured;
+        state.reconciled = None;
+        state.book.configuration_changed();
+        tracing::info!(
+            streams = state.configured.len(),
+            revision = state.revision,
+            "cluster_ingest: the reloaded config's streams taken"
+        );
+    }
     async fn apply(&self, me: &Handle<IngestMsg>, state: &mut IngestState, action: Action) {
         let streams_path = ActorPath::root().child("streams");
         let now_ms = me.runtime().wall_clock_ms();
@@ -363,19 +405,7 @@ impl Worker for IngestCoordinator {
         plan: NodePlan,
     ) -> Result<IngestState, ActorProcessingErr> {
         let now_ms = me.runtime().wall_clock_ms();
-        let streams: BTreeMap<String, StreamPlan> = plan
-            .streams
-            .iter()
-            .filter(|stream| stream.cluster_ingest)
-            .map(|stream| (stream.name.clone(), stream.clone()))
-            .collect();
-        let configured = streams
-            .values()
-            .map(|stream| Configured {
-                name: stream.name.clone(),
-                capture_at: stream.capture_at.clone(),
-            })
-            .collect();
+        let (streams, configured) = cluster_ingest_streams(&plan);
         let settings = BookSettings {
             failback_hold_ms: plan.ingest.failback_hold_ms,
             settle_ms: plan.ingest.settle_ms,
@@ -396,14 +426,14 @@ impl Worker for IngestCoordinator {
                 role => book.remember(name, part.epoch, role == IngestRole::Failed, now_ms),
             }
         }
-        if !streams.is_empty() {
-            let _ = me.send(IngestMsg::Tick);
-            me.send_interval(Duration::from_millis(plan.ingest.tick_ms.max(10)), || {
-                IngestMsg::Tick
-            });
-        }
+        // Ticks run without cluster_ingest streams too: a reload may add some.
+        let _ = me.send(IngestMsg::Tick);
+        me.send_interval(Duration::from_millis(plan.ingest.tick_ms.max(10)), || {
+            IngestMsg::Tick
+        });
         Ok(IngestState {
             plan: plan.ingest,
+            revision: plan.revision,
             streams,
             configured,
             book,
@@ -422,6 +452,10 @@ impl Worker for IngestCoordinator {
     ) -> Result<(), ActorProcessingErr> {
         match message {
             IngestMsg::Tick => {
+                self.follow_reload(state);
+                if state.configured.is_empty() && state.book.captures().is_empty() {
+                    return Ok(());
+                }
                 let now_ms = me.runtime().wall_clock_ms();
                 // This node has been alive since it started.
                 let uptime_ms = u64::try_from(me.runtime().uptime().as_millis()).unwrap_or(0);

@@ -526,6 +526,11 @@ impl IngestBook {
         }
     }
 
+    /// The configured streams changed (a reload): the next tick steps.
+    pub fn configuration_changed(&mut self) {
+        self.changed_outside_a_step();
+    }
+
     /// The book changed outside a step: the next tick steps, and hashes the state anew.
     fn changed_outside_a_step(&mut self) {
         self.quiet.reset();

@@ -1,0 +1,236 @@
+//! Applying a reloaded config to a running node core, in two steps: `prepare` does
+//! everything that can fail (load, check, resolve the access policies, compare) and
+//! changes nothing; `commit` cannot fail and applies the differences.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use flotilla_cluster::tree::{NodePlan, SharedPlan, StreamPlan, balancer_child, stream_child};
+use flotilla_otp::registry::ActorPath;
+use flotilla_otp::supervisor::{ChildSpec, SupervisorError, SupervisorMsg, supervisor_at};
+
+use super::changes::{ConfigChanges, Keyed};
+use super::{ConfigOrigin, KeyedReport, ReloadError, ReloadReport};
+use crate::auth::AccessRules;
+use crate::config::{Config, LoadedConfig};
+use crate::http::access::AccessPolicy;
+use crate::http::api::ApiState;
+use crate::live::Live;
+use crate::plan::node_plan;
+use crate::rtmp::server::RtmpContext;
+use crate::srt::listener::PublishRules;
+
+/// How long a reload waits for a supervisor to stop or start one child. A stream's
+/// actor starts in microseconds (its ingest runs on its own task); a supervisor that
+/// does not answer in this time is restarting, and rebuilds from the new plan anyway.
+const SUPERVISOR_CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What a reload changes in a running node core.
+#[derive(Clone)]
+pub struct Reloader {
+    pub origin: ConfigOrigin,
+    pub state: ApiState,
+    pub rtmp: RtmpContext,
+    /// The actor tree's plan.
+    pub plan: SharedPlan,
+    /// The mesh advertiser's on-demand streams (with a mesh).
+    pub ondemand: Option<Live<HashSet<String>>>,
+    /// Which streams and templates ask SRT publishers for a passphrase.
+    pub srt_rules: Live<PublishRules>,
+}
+
+/// A reload ready to commit: loaded, checked and compared.
+pub struct Prepared {
+    pub loaded: LoadedConfig,
+    pub plan: NodePlan,
+    pub changes: ConfigChanges,
+    rules: AccessRules,
+}
+
+impl Reloader {
+    /// Reads the config again and prepares it (nothing changes yet).
+    pub fn prepare(&self) -> Result<Prepared, ReloadError> {
+        let loaded = match self.origin.load() {
+            None => return Err(ReloadError::NoFile),
+            Some(Err(errors)) => return Err(ReloadError::Config(errors.to_string())),
+            Some(Ok(loaded)) => loaded,
+        };
+        self.prepare_loaded(loaded)
+    }
+
+    /// Prepares `loaded` against the running config.
+    pub fn prepare_loaded(&self, loaded: LoadedConfig) -> Result<Prepared, ReloadError> {
+        let running = self.state.config.get();
+        let old_plan = self.plan.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut plan = node_plan(&loaded.config, &self.state.identity);
+        plan.revision = old_plan.revision + 1;
+        // Settings the running tree keeps until a restart keep their running values:
+        // the peer links and the cluster_ingest settings derived from the peers.
+        plan.ingest = old_plan.ingest.clone();
+        plan.peers = old_plan.peers.clone();
+        plan.sources = old_plan.sources.clone();
+        let rules = AccessRules::from_config(&loaded.config)
+            .map_err(|error| ReloadError::Config(error.to_string()))?;
+        let changes = ConfigChanges::between(&running, &old_plan, &loaded.config, &plan);
+        Ok(Prepared {
+            loaded,
+            plan,
+            changes,
+            rules,
+        })
+    }
+
+    /// Applies a prepared reload (listeners are the caller's: it bound the new ones).
+    pub async fn commit(&self, prepared: Prepared) -> ReloadReport {
+        let Prepared {
+            loaded,
+            plan,
+            changes,
+            rules,
+        } = prepared;
+        let old = self.state.config.get();
+        let new = &loaded.config;
+        // What requests read: swapped first, so a stream started below is served by
+        // the new rules from its first request.
+        self.rtmp.templates.replace(new.templates.clone());
+        self.srt_rules.replace(PublishRules::of(new));
+        self.state.sessions.reconfigure(new, rules);
+        self.state.access.replace(AccessPolicy::from_config(new));
+        self.state
+            .balancers
+            .reconfigure(&old, new, &self.state.identity);
+        if let Some(ondemand) = &self.ondemand {
+            ondemand.replace(ondemand_streams(new));
+        }
+        self.state.config.replace(new.clone());
+        let old_plan = std::mem::replace(
+            &mut *self.plan.write().unwrap_or_else(|p| p.into_inner()),
+            plan.clone(),
+        );
+        self.apply_streams(&changes.streams, &old_plan, &plan).await;
+        self.apply_balancers(&changes.balancers, &plan).await;
+        ReloadReport {
+            revision: plan.revision,
+            streams: KeyedReport::from(&changes.streams),
+            templates: KeyedReport::from(&changes.templates),
+            balancers: KeyedReport::from(&changes.balancers),
+            peers: KeyedReport::from(&changes.peers),
+            listeners_opened: changes.listeners_added.iter().map(|l| l.label()).collect(),
+            listeners_closed: changes
+                .listeners_removed
+                .iter()
+                .map(|l| l.label())
+                .collect(),
+            access_changed: changes.access,
+            restart_required: changes.restart_only.clone(),
+            warnings: loaded.warning_lines(),
+        }
+    }
+
+    /// Stops, restarts and starts the streams that differ. cluster_ingest streams are
+    /// the coordinator's: it takes the new plan at its next tick, starts added ones where
+    /// placement says and stops removed ones; a changed one captured here is stopped, and
+    /// the coordinator restarts it from the new plan.
+    async fn apply_streams(&self, streams: &Keyed, old_plan: &NodePlan, plan: &NodePlan) {
+        let path = ActorPath::root().child("streams");
+        let Some(supervisor) = supervisor_at(&self.state.node, &path) else {
+            // Restarting: it rebuilds its children from the new plan.
+            return;
+        };
+        let find = |plan: &NodePlan, name: &str| -> Option<StreamPlan> {
+            plan.streams.iter().find(|s| s.name == name).cloned()
+        };
+        for name in &streams.removed {
+            let was_ingest = find(old_plan, name).is_some_and(|s| s.cluster_ingest);
+            if !was_ingest {
+                terminate(&supervisor, name).await;
+            }
+        }
+        for name in &streams.changed {
+            terminate(&supervisor, name).await;
+            if let Some(stream) = find(plan, name).filter(|s| !s.cluster_ingest) {
+                start(&supervisor, stream_child(stream, self.rtmp.media.clone())).await;
+            }
+        }
+        for name in &streams.added {
+            if let Some(stream) = find(plan, name).filter(|s| !s.cluster_ingest) {
+                start(&supervisor, stream_child(stream, self.rtmp.media.clone())).await;
+            }
+        }
+    }
+
+    /// Restarts the balancer instances that differ (their tables are rebuilt within one
+    /// refresh; until then requests read the load directly).
+    async fn apply_balancers(&self, balancers: &Keyed, plan: &NodePlan) {
+        let path = ActorPath::root().child("balancers");
+        let Some(supervisor) = supervisor_at(&self.state.node, &path) else {
+            return;
+        };
+        let io = self.state.balancers.io();
+        let board = self.state.balancers.board();
+        for name in balancers.removed.iter().chain(&balancers.changed) {
+            terminate(&supervisor, name).await;
+            board.remove(name);
+        }
+        for name in balancers.changed.iter().chain(&balancers.added) {
+            if let Some(balancer) = plan.balancers.iter().find(|b| &b.name == name) {
+                let spec = balancer_child(balancer.clone(), io.clone(), board.clone());
+                start(&supervisor, spec).await;
+            }
+        }
+    }
+}
+
+/// The configured on-demand streams of `config` (the mesh advertises them as such).
+pub fn ondemand_streams(config: &Config) -> HashSet<String> {
+    config
+        .streams
+        .iter()
+        .filter(|s| s.options.disabled != Some(true) && s.ondemand)
+        .map(|s| s.name.clone())
+        .collect()
+}
+
+/// Stops child `name` of `supervisor`; one that is not running is fine.
+async fn terminate(supervisor: &ractor::ActorRef<SupervisorMsg>, name: &str) {
+    let outcome = ractor::call_t!(
+        supervisor,
+        SupervisorMsg::TerminateChild,
+        millis(SUPERVISOR_CALL_TIMEOUT),
+        name.to_string()
+    );
+    match outcome {
+        Ok(Ok(())) | Ok(Err(SupervisorError::NotFound(_))) => {}
+        Ok(Err(error)) => tracing::warn!(child = %name, %error, "reload: could not stop"),
+        Err(error) => tracing::warn!(child = %name, %error, "reload: no answer stopping"),
+    }
+}
+
+/// Starts `spec` under `supervisor`; one already running (started meanwhile by the
+/// supervisor's own rebuild or the ingest coordinator) is fine.
+async fn start(supervisor: &ractor::ActorRef<SupervisorMsg>, spec: ChildSpec) {
+    let id = spec.id.clone();
+    let outcome = ractor::call_t!(
+        supervisor,
+        SupervisorMsg::StartChild,
+        millis(SUPERVISOR_CALL_TIMEOUT),
+        spec
+    );
+    match outcome {
+        Ok(Ok(())) | Ok(Err(SupervisorError::DuplicateId(_))) => {}
+        Ok(Err(error)) => tracing::warn!(child = %id, %error, "reload: could not start"),
+        Err(error) => tracing::warn!(child = %id, %error, "reload: no answer starting"),
+    }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl std::fmt::Debug for Reloader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reloader")
+            .field("origin", &self.origin)
+            .finish_non_exhaustive()
+    }
+}
