@@ -22,6 +22,7 @@ pub mod http;
 pub mod ingest;
 pub mod live;
 pub mod log_limit;
+pub mod logfile;
 pub mod logging;
 pub mod media;
 pub mod mesh;

@@ -349,6 +349,12 @@ impl Node {
                 tracing::error!(%error, "a listener task failed");
             }
         }
+        // The logs get every line up to here, flushed (sessions still open end now).
+        let state = &self.factory.state;
+        state.sessions.close_log("node stopped");
+        if let Some(log) = &state.access_log {
+            log.close();
+        }
         if tree_failed {
             tracing::error!("the root supervisor gave up; the node stops");
             return Err(NodeError::TreeGaveUp);

@@ -111,7 +111,9 @@ impl NodeCore {
         };
         let geoip = open_geoip(config)?;
         let gate = crate::auth::Gate::from_config(config, context.runtime.clone(), geoip.clone())?;
-        let sessions = SessionTable::new(config, context.clone(), service.directory.clone(), gate);
+        let logs = NodeLogs::open(loaded)?;
+        let sessions = SessionTable::new(config, context.clone(), service.directory.clone(), gate)
+            .with_log(logs.sessions);
         let stats = crate::stats::start_with(
             &context.runtime,
             service.directory.clone(),
@@ -219,6 +221,7 @@ impl NodeCore {
         let (reload, reload_queue) = crate::reload::ReloadHandle::channel();
         let state = ApiState {
             reload,
+            access_log: logs.access,
             config: live_config,
             identity: Arc::new(identity),
             access,
@@ -249,6 +252,36 @@ impl NodeCore {
             reloader,
             reload_queue,
         })
+    }
+}
+
+/// The node's line logs (`logrequests`, `session_log`), opened at start.
+struct NodeLogs {
+    access: Option<crate::logfile::LineLog>,
+    sessions: Option<crate::logfile::LineLog>,
+}
+
+impl NodeLogs {
+    fn open(loaded: &LoadedConfig) -> Result<NodeLogs, NodeError> {
+        let open = |path: std::path::PathBuf, what: &str| {
+            crate::logfile::LineLog::open(&path).map_err(|source| NodeError::Local {
+                context: format!("cannot open the {what} {}", path.display()),
+                source,
+            })
+        };
+        let config = &loaded.config;
+        let access = match config.logrequests.as_ref().and_then(|log| log.path()) {
+            Some(path) => Some(open(loaded.resolve_path(path), "access log")?),
+            None => None,
+        };
+        let sessions = match &config.session_log {
+            Some(dir) => Some(open(
+                loaded.resolve_path(dir).join("sessions.log"),
+                "session log",
+            )?),
+            None => None,
+        };
+        Ok(NodeLogs { access, sessions })
     }
 }
 

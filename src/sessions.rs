@@ -72,6 +72,25 @@ impl Session {
         self.bytes.fetch_add(bytes, Ordering::Relaxed);
     }
 
+    /// The session's line in the session log: one JSON object.
+    fn log_line(&self, now_ms: u64, reason: &str) -> String {
+        let rfc3339 = crate::http::access_log::rfc3339;
+        serde_json::json!({
+            "id": self.id,
+            "stream": self.stream,
+            "protocol": crate::auth::access::protocol_name(self.protocol),
+            "client": self.ip.map(|ip| ip.to_string()),
+            "user_agent": self.user_agent,
+            "token": self.token,
+            "opened_at": rfc3339(self.opened_ms),
+            "closed_at": rfc3339(now_ms),
+            "duration_ms": now_ms.saturating_sub(self.opened_ms),
+            "bytes": self.bytes.load(Ordering::Relaxed),
+            "end": reason,
+        })
+        .to_string()
+    }
+
     fn summary(&self, now_ms: u64) -> String {
         format!(
             "{:?} {} from {}, {} s, {} bytes",
@@ -129,6 +148,8 @@ pub struct SessionTable {
     /// Token and limit settings of the config: replaced by a reload.
     settings: Live<SessionSettings>,
     gate: Arc<Gate>,
+    /// Where ended sessions are written (`session_log`).
+    log: Option<crate::logfile::LineLog>,
 }
 
 /// The node-wide session settings of the config.
@@ -181,7 +202,27 @@ impl SessionTable {
             directory,
             settings: Live::new(SessionSettings::of(config)),
             gate,
+            log: None,
         }
+    }
+
+    /// Writes every ended session to `log` (`session_log`).
+    pub fn with_log(mut self, log: Option<crate::logfile::LineLog>) -> SessionTable {
+        self.log = log;
+        self
+    }
+
+    /// Writes the sessions still open as ended by `reason` (the node stops) and closes
+    /// the session log, flushing it.
+    pub fn close_log(&self, reason: &str) {
+        let Some(log) = &self.log else {
+            return;
+        };
+        let now_ms = self.node.runtime.wall_clock_ms();
+        for session in self.all() {
+            log.write(session.log_line(now_ms, reason));
+        }
+        log.close();
     }
 
     /// Takes a reloaded config's settings and access rules (`rules`, resolved from it)
@@ -397,6 +438,9 @@ impl SessionTable {
             key.and_then(|key| sessions.remove(&key))
         };
         if removed.is_some() {
+            if let Some(log) = &self.log {
+                log.write(session.log_line(self.node.runtime.wall_clock_ms(), "closed"));
+            }
             if let Some(live) = self.directory.get(&session.stream) {
                 live.counters.clients.fetch_sub(1, Ordering::Relaxed);
             }

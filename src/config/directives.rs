@@ -206,9 +206,9 @@ pub const DIRECTIVES: &[DirectiveInfo] = &[
         "logrequests",
         [],
         &[G],
-        Later,
-        "logrequests true;",
-        "Write an access log of HTTP requests."
+        Now,
+        "logrequests /var/log/flotilla/access.log;",
+        "Write an access log of HTTP requests: one JSON line per request (time, client, method, path, status, bytes, duration, user agent, session). `true` writes /var/log/flotilla/access.log, a path writes there (relative: beside the config file); rotated at 100 MiB, 5 files kept."
     ),
     d!(
         "total_bandwidth",
@@ -312,9 +312,9 @@ pub const DIRECTIVES: &[DirectiveInfo] = &[
         "session_log",
         [],
         &[G],
-        Later,
-        "session_log /var/lib/flotilla/sessions;",
-        "Directory of the session history."
+        Now,
+        "session_log /var/log/flotilla;",
+        "Directory of the session log: `sessions.log` there gets one JSON line per ended viewer session (id, stream, protocol, client, user agent, token, opened/closed, duration, bytes); rotated at 100 MiB, 5 files kept."
     ),
     d!(
         "url_prefix",

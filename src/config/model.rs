@@ -42,7 +42,8 @@ pub struct Config {
     /// cluster_ingest: a node seeing a minority of the cluster takes nothing over.
     pub cluster_ingest_minority_restraint: Option<bool>,
     pub loglevel: Option<LogLevel>,
-    pub logrequests: Option<bool>,
+    /// `logrequests`: the HTTP access log.
+    pub logrequests: Option<super::values::AccessLog>,
     pub total_bandwidth: Option<Bitrate>,
     pub auth_token: Option<String>,
     pub max_sessions: Option<u32>,

@@ -16,7 +16,9 @@ use super::directives::{self, Context, Status};
 use super::model::*;
 use super::source::Span;
 use super::syntax::{Arg, Statement};
-use super::values::{Bitrate, Cidr, Millis, Seconds, Secret, Timeout, Value, parse_list};
+use super::values::{
+    AccessLog, Bitrate, Cidr, Millis, Seconds, Secret, Timeout, Value, parse_list,
+};
 
 type Result<T> = std::result::Result<T, Diagnostic>;
 
@@ -468,7 +470,14 @@ fn read_global_statement(
             )?;
             set_once(&mut c.loglevel, level, statement)
         }
-        "logrequests" => set_once(&mut c.logrequests, flag(statement)?, statement),
+        "logrequests" => {
+            let args = positionals(statement, 0, 1, AccessLog::EXPECTED)?;
+            let value = match args.first() {
+                None => AccessLog::On(true),
+                Some((text, span)) => parse_at(text, *span)?,
+            };
+            set_once(&mut c.logrequests, value, statement)
+        }
         "nvidia_monitor" => set_once(&mut c.nvidia_monitor, flag(statement)?, statement),
         "rtmp_redirect" => set_once(&mut c.rtmp_redirect, flag(statement)?, statement),
         "cluster_play" => set_once(&mut c.cluster_play, single(statement)?, statement),

@@ -359,6 +359,46 @@ impl Value for bool {
     }
 }
 
+/// `logrequests true|false|PATH;`: Flussonic's switch, or where the access log goes.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(untagged)]
+pub enum AccessLog {
+    /// `true` (or no argument): the default file, [`AccessLog::DEFAULT_PATH`].
+    On(bool),
+    /// A file (relative: beside the config file).
+    File(String),
+}
+
+impl AccessLog {
+    /// Where `logrequests true;` writes, like Flussonic's /var/log/flussonic/access.log.
+    pub const DEFAULT_PATH: &'static str = "/var/log/flotilla/access.log";
+
+    /// The file to write, if any (as written: relative paths not yet resolved).
+    pub fn path(&self) -> Option<&str> {
+        match self {
+            AccessLog::On(true) => Some(Self::DEFAULT_PATH),
+            AccessLog::On(false) => None,
+            AccessLog::File(path) => Some(path),
+        }
+    }
+}
+
+impl Value for AccessLog {
+    const EXPECTED: &'static str = "true, false or a file path";
+    fn parse_value(text: &str) -> Result<Self, ValueError> {
+        match bool::parse_value(text) {
+            Ok(on) => Ok(AccessLog::On(on)),
+            Err(_) => Ok(AccessLog::File(text.to_string())),
+        }
+    }
+    fn render(&self) -> String {
+        match self {
+            AccessLog::On(on) => on.to_string(),
+            AccessLog::File(path) => path.clone(),
+        }
+    }
+}
+
 macro_rules! integer_value {
     ($($ty:ty),*) => {$(
         impl Value for $ty {

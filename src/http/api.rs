@@ -53,6 +53,8 @@ pub struct ApiState {
     pub sources: Option<crate::source::NodeSources>,
     /// Asks the node to reload its config.
     pub reload: crate::reload::ReloadHandle,
+    /// The access log (`logrequests`).
+    pub access_log: Option<crate::logfile::LineLog>,
 }
 
 /// The router of a listener: API routes when `with_api`, and a JSON 404 for the rest.
@@ -122,8 +124,16 @@ pub fn router(state: ApiState, with_api: bool) -> Router {
     let cors = Arc::new(super::cors::Cors::from_config(
         &state.config.get().cors_allow_origin,
     ));
+    let logged = state.access_log.is_some();
+    let router = router.fallback(super::media::serve);
+    let router = match logged {
+        true => router.layer(middleware::from_fn_with_state(
+            state.clone(),
+            super::access_log::log_request,
+        )),
+        false => router,
+    };
     router
-        .fallback(super::media::serve)
         .with_state(state)
         .layer(middleware::from_fn_with_state(cors, super::cors::layer))
 }
@@ -309,6 +319,7 @@ mod tests {
             relays: None,
             sources: None,
             reload: crate::reload::ReloadHandle::channel().0,
+            access_log: None,
         }
     }
 

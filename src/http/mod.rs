@@ -6,6 +6,7 @@
 //! `axum::serve`) so that the header deadline and size limits below can be set.
 
 pub mod access;
+pub mod access_log;
 pub mod actors;
 pub mod api;
 pub mod balancer_lane;
