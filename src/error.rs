@@ -96,6 +96,10 @@ pub enum NodeError {
     /// The `geoip` database is missing, too large or broken (local).
     #[error("{0}")]
     GeoIp(#[from] GeoIpError),
+    /// An `event_sink` destination is unsupported (operator) or its file cannot be
+    /// opened (local).
+    #[error("{0}")]
+    Events(#[from] crate::events::sink::SinkError),
 }
 
 impl Classified for NodeError {
@@ -109,6 +113,8 @@ impl Classified for NodeError {
             | NodeError::TreeGaveUp => Fault::Local,
             NodeError::Mesh(error) => error.fault(),
             NodeError::GeoIp(error) => error.fault(),
+            NodeError::Events(crate::events::sink::SinkError::Unsupported { .. }) => Fault::Config,
+            NodeError::Events(crate::events::sink::SinkError::File { .. }) => Fault::Local,
         }
     }
 }

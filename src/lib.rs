@@ -17,6 +17,7 @@ pub mod bench;
 pub mod config;
 pub mod defaults;
 pub mod error;
+pub mod events;
 pub mod geoip;
 pub mod http;
 pub mod ingest;

@@ -287,6 +287,11 @@ impl Node {
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), NodeError> {
         let runtime = self.context.runtime.clone();
         tracing::info!(hostname = %self.context.name, listeners = ?self.local_addrs(), actors = self.context.registry.len(), "node started");
+        let events = self.factory.state.events.clone();
+        events.emit(crate::events::Event::new(
+            "server_started",
+            crate::config::model::EventLevel::Notice,
+        ));
         let (stop_listeners, listeners_stopped) = watch::channel(false);
         // One connection worker per core (see flotilla_otp::core_workers).
         let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get());
@@ -349,8 +354,14 @@ impl Node {
                 tracing::error!(%error, "a listener task failed");
             }
         }
-        // The logs get every line up to here, flushed (sessions still open end now).
+        // The logs get every line up to here, flushed (sessions still open end now), and
+        // the event sinks what they can deliver in a bounded time.
         let state = &self.factory.state;
+        events.emit(crate::events::Event::new(
+            "server_stopping",
+            crate::config::model::EventLevel::Notice,
+        ));
+        events.drain(EVENT_DRAIN_GRACE).await;
         state.sessions.close_log("node stopped");
         if let Some(log) = &state.access_log {
             log.close();
@@ -412,6 +423,16 @@ async fn reload(
     }
     let removed = prepared.changes.listeners_removed.clone();
     let mut report = reloader.commit(prepared).await;
+    factory.state.events.emit(
+        crate::events::Event::new("config_reloaded", crate::config::model::EventLevel::Notice)
+            .with("revision", report.revision)
+            .with("origin", origin)
+            .with(
+                "streams",
+                serde_json::to_value(&report.streams).unwrap_or_default(),
+            )
+            .with("restart_required", report.restart_required.clone()),
+    );
     report.restart_required.extend(unserved);
     report
         .listeners_opened
@@ -432,6 +453,9 @@ async fn reload(
     }
     Ok((report, added, removed))
 }
+
+/// How long a stopping node keeps delivering events to its webhooks.
+const EVENT_DRAIN_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Resolves once `shutdown` turns true (its guard never lives across an await).
 async fn stop_asked(shutdown: &mut watch::Receiver<bool>) {

@@ -112,8 +112,15 @@ impl NodeCore {
         let geoip = open_geoip(config)?;
         let gate = crate::auth::Gate::from_config(config, context.runtime.clone(), geoip.clone())?;
         let logs = NodeLogs::open(loaded)?;
+        let events = crate::events::EventBus::start(
+            &identity.id,
+            context.runtime.clone(),
+            &config.event_sinks,
+            |path| loaded.resolve_path(path),
+        )?;
         let sessions = SessionTable::new(config, context.clone(), service.directory.clone(), gate)
-            .with_log(logs.sessions);
+            .with_log(logs.sessions)
+            .with_events(events.clone());
         let stats = crate::stats::start_with(
             &context.runtime,
             service.directory.clone(),
@@ -222,6 +229,7 @@ impl NodeCore {
         let state = ApiState {
             reload,
             access_log: logs.access,
+            events: events.clone(),
             config: live_config,
             identity: Arc::new(identity),
             access,
@@ -235,6 +243,17 @@ impl NodeCore {
             relays,
             sources,
         };
+        if events.is_active() {
+            let watcher = crate::events::watch::Watcher {
+                bus: events.clone(),
+                directory: state.directory.clone(),
+                view: state.mesh.as_ref().map(|mesh| mesh.view().clone()),
+                board: state.ingest.clone(),
+                me: state.identity.id.clone(),
+                runtime: state.node.runtime.clone(),
+            };
+            state.node.runtime.spawn("event-watch", watcher.run());
+        }
         let reloader = Reloader {
             origin: ConfigOrigin::Text,
             state: state.clone(),

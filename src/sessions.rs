@@ -72,6 +72,26 @@ impl Session {
         self.bytes.fetch_add(bytes, Ordering::Relaxed);
     }
 
+    /// The session as an event (`play_opened`, `play_closed`), with Flussonic's session
+    /// fields.
+    fn event(&self, name: &'static str, now_ms: u64) -> crate::events::Event {
+        let mut event = crate::events::Event::new(name, crate::config::model::EventLevel::Info)
+            .media(&self.stream)
+            .with("id", self.id.as_str())
+            .with("proto", crate::auth::access::protocol_name(self.protocol))
+            .with("ip", self.ip.map(|ip| ip.to_string()))
+            .with("user_agent", self.user_agent.as_str())
+            .with("token", self.token.clone())
+            .with("opened_at", self.opened_ms);
+        if name == "play_closed" {
+            event = event
+                .with("closed_at", now_ms)
+                .with("duration", now_ms.saturating_sub(self.opened_ms))
+                .with("bytes", self.bytes.load(Ordering::Relaxed));
+        }
+        event
+    }
+
     /// The session's line in the session log: one JSON object.
     fn log_line(&self, now_ms: u64, reason: &str) -> String {
         let rfc3339 = crate::http::access_log::rfc3339;
@@ -150,6 +170,8 @@ pub struct SessionTable {
     gate: Arc<Gate>,
     /// Where ended sessions are written (`session_log`).
     log: Option<crate::logfile::LineLog>,
+    /// Where `play_opened`/`play_closed` go.
+    events: Option<crate::events::EventBus>,
 }
 
 /// The node-wide session settings of the config.
@@ -203,7 +225,14 @@ impl SessionTable {
             settings: Live::new(SessionSettings::of(config)),
             gate,
             log: None,
+            events: None,
         }
+    }
+
+    /// Tells `events` of every session opened and closed.
+    pub fn with_events(mut self, events: crate::events::EventBus) -> SessionTable {
+        self.events = events.is_active().then_some(events);
+        self
     }
 
     /// Writes every ended session to `log` (`session_log`).
@@ -376,6 +405,9 @@ impl SessionTable {
         if let Some(live) = self.directory.get(viewer.stream) {
             live.counters.clients.fetch_add(1, Ordering::Relaxed);
         }
+        if let Some(events) = &self.events {
+            events.emit(session.event("play_opened", now_ms));
+        }
         self.start_actor(key, session.clone());
         Ok(session)
     }
@@ -438,6 +470,9 @@ impl SessionTable {
             key.and_then(|key| sessions.remove(&key))
         };
         if removed.is_some() {
+            if let Some(events) = &self.events {
+                events.emit(session.event("play_closed", self.node.runtime.wall_clock_ms()));
+            }
             if let Some(log) = &self.log {
                 log.write(session.log_line(self.node.runtime.wall_clock_ms(), "closed"));
             }

@@ -22,6 +22,29 @@ pub fn check(config: &Config, reader: &mut Reader, runtime_hostname: Option<&str
     check_sources(config, reader);
     check_tls(config, reader);
     check_policies(config, reader);
+    check_event_sinks(config, reader);
+}
+
+/// Every `event_sink` destination is one the node delivers to: `http://`, `log://` or
+/// `jsonlog://` (https webhooks and Lua scripts are refused here, not at start).
+fn check_event_sinks(config: &Config, reader: &mut Reader) {
+    for sink in &config.event_sinks {
+        for url in &sink.urls {
+            let usable = url.starts_with("log://")
+                || url.starts_with("jsonlog://")
+                || (url.starts_with("http://")
+                    && crate::events::webhook::WebhookUrl::parse(url).is_ok());
+            if !usable {
+                reader.diagnostics.push(
+                    Diagnostic::global(format!(
+                        "event_sink {}: `{url}` is not a destination this node delivers to",
+                        sink.name
+                    ))
+                    .help("use http://HOST[:PORT]/PATH, log://PATH or jsonlog://PATH (https webhooks and Lua scripts are not supported)"),
+                );
+            }
+        }
+    }
 }
 
 /// Every `on_play`, `on_publish` and `auth` names a usable policy: an http:// URL or an

@@ -296,9 +296,9 @@ pub const DIRECTIVES: &[DirectiveInfo] = &[
         "event_sink",
         ["notify"],
         &[G],
-        Later,
+        Now,
         "event_sink hooks { url http://hooks.local/events; level info; only event=stream_opened,stream_closed; }",
-        "Where events are delivered (HTTP, Lua, log files)."
+        "Where events are delivered: `url http://…` (batched JSON POSTs, retried with backoff), `log://PATH` or `jsonlog://PATH` files; `level`, `only`, `except`, `throttle_delay`, `resend_limit`, `resend_timeout` (docs/events.md). https webhooks and Lua scripts are not supported."
     ),
     d!(
         "pulsedb",

@@ -466,7 +466,8 @@ pub struct EventSink {
     pub extra: Vec<(String, String)>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// Event severities, least severe first (`level X;` takes X and everything above).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EventLevel {
     Debug,

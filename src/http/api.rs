@@ -55,6 +55,8 @@ pub struct ApiState {
     pub reload: crate::reload::ReloadHandle,
     /// The access log (`logrequests`).
     pub access_log: Option<crate::logfile::LineLog>,
+    /// Where the node's events go (`event_sink`).
+    pub events: crate::events::EventBus,
 }
 
 /// The router of a listener: API routes when `with_api`, and a JSON 404 for the rest.
@@ -320,6 +322,7 @@ mod tests {
             sources: None,
             reload: crate::reload::ReloadHandle::channel().0,
             access_log: None,
+            events: crate::events::EventBus::none(flotilla_otp::rt::Runtime::deterministic(1, 0)),
         }
     }
 

@@ -178,6 +178,7 @@ pub fn flotilla(state: &ApiState) -> Vec<Family> {
     families.extend(peers(state, now_ms));
     families.extend(ingest(state));
     families.push(balancers(state));
+    families.extend(event_sinks(state));
     families.extend(actors(state, now_ms));
     families
 }
@@ -281,6 +282,33 @@ fn balancers(state: &ApiState) -> Family {
         }
     }
     decisions
+}
+
+fn event_sinks(state: &ApiState) -> Vec<Family> {
+    let mut queued = Family::gauge(
+        "flotilla_event_sink_queued",
+        "Events waiting for delivery, by event_sink and kind.",
+    );
+    let mut delivered = Family::counter(
+        "flotilla_event_sink_delivered",
+        "Events a webhook accepted (2xx).",
+    );
+    let mut dropped = Family::counter(
+        "flotilla_event_sink_dropped",
+        "Events dropped because a sink's queue was full (its receiver down or slow).",
+    );
+    let mut failed = Family::counter(
+        "flotilla_event_sink_failed_attempts",
+        "Webhook POSTs that failed (status, connection or timeout) and were retried.",
+    );
+    for stats in state.events.sink_stats() {
+        let labels = || vec![("sink", stats.sink.clone()), ("kind", stats.kind.into())];
+        queued.push(labels(), stats.queued as f64);
+        delivered.push(labels(), stats.delivered as f64);
+        dropped.push(labels(), stats.dropped as f64);
+        failed.push(labels(), stats.failed_attempts as f64);
+    }
+    vec![queued, delivered, dropped, failed]
 }
 
 fn actors(state: &ApiState, now_ms: u64) -> Vec<Family> {
