@@ -15,6 +15,7 @@ pub mod auth;
 pub mod balancer;
 pub mod bench;
 pub mod config;
+pub mod console;
 pub mod defaults;
 pub mod error;
 pub mod events;

@@ -114,6 +114,15 @@ pub fn router(state: ApiState, with_api: bool) -> Router {
             .route("/streamer/api/v3/sessions", get(super::streams::sessions))
             .route("/flotilla/api/metrics", get(super::metrics::all))
             .route("/flotilla/api/reload", axum::routing::post(reload))
+            .route("/flotilla/console", get(crate::console::overview))
+            .route(
+                "/flotilla/console/reload",
+                axum::routing::post(crate::console::reload),
+            )
+            .route(
+                "/flotilla/console/restart/{*stream}",
+                axum::routing::post(crate::console::restart),
+            )
             .route("/flotilla/api/actors", get(super::actors::tree))
             .route(
                 "/flotilla/api/actors/{*path}",

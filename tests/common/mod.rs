@@ -318,7 +318,7 @@ pub fn http_get_bytes(addr: SocketAddr, path: &str) -> std::io::Result<(u16, Vec
 }
 
 /// A minimal HTTP/1.1 request with an empty body (Connection: close): (status, head, body).
-fn http_request(
+pub fn http_request(
     method: &str,
     addr: SocketAddr,
     path: &str,
