@@ -22,6 +22,7 @@ const HLSJS_INTEGRITY: &str = "sha512-3GlxGdPvT2YHvQYOt+yOzT/DEior/qJVNIylHA77kg
 const HLSJS_FILE: &str = "package/dist/hls.light.min.js";
 
 fn main() {
+    build_info();
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-env-changed=FLOTILLA_HLSJS");
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
@@ -37,6 +38,37 @@ fn main() {
             "cargo:warning=hls.js {HLSJS_VERSION} not embedded ({why}): the embed page will play through native HLS only"
         );
         std::fs::write(&target, b"").expect("OUT_DIR is writable");
+    }
+}
+
+/// What `flotilla --version` tells of the build: the commit and its date (from git, when
+/// the source is a git checkout), the cargo profile and the target. The commit's date,
+/// not the build's, so that two builds of one commit say the same.
+fn build_info() {
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|output| output.status.success())
+            .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_string())
+            .filter(|text| !text.is_empty())
+    };
+    let commit = git(&["rev-parse", "--short=12", "HEAD"]).unwrap_or_else(|| "unknown".into());
+    let date = git(&["log", "-1", "--format=%cs"]).unwrap_or_else(|| "unknown".into());
+    println!("cargo:rustc-env=FLOTILLA_BUILD_COMMIT={commit}");
+    println!("cargo:rustc-env=FLOTILLA_BUILD_DATE={date}");
+    let profile = std::env::var("PROFILE").unwrap_or_default();
+    println!("cargo:rustc-env=FLOTILLA_BUILD_PROFILE={profile}");
+    let target = std::env::var("TARGET").unwrap_or_default();
+    println!("cargo:rustc-env=FLOTILLA_BUILD_TARGET={target}");
+    // A new commit or checkout moves HEAD (or the branch it names).
+    if let Some(git_dir) = git(&["rev-parse", "--git-dir"]) {
+        let git_dir = PathBuf::from(git_dir);
+        println!("cargo:rerun-if-changed={}", git_dir.join("HEAD").display());
+        if let Some(reference) = git(&["symbolic-ref", "-q", "HEAD"]) {
+            println!("cargo:rerun-if-changed={}", git_dir.join(reference).display());
+        }
     }
 }
 

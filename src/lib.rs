@@ -14,6 +14,7 @@ pub mod accept;
 pub mod auth;
 pub mod balancer;
 pub mod bench;
+pub mod build_info;
 pub mod config;
 pub mod console;
 pub mod defaults;

@@ -13,7 +13,11 @@ use flotilla::reload::ConfigOrigin;
 use flotilla_otp::rt::Runtime;
 
 #[derive(Parser)]
-#[command(name = "flotilla", version, about = "A clustered live-media server")]
+#[command(
+    name = "flotilla",
+    version = flotilla::build_info::VERSION,
+    about = "A clustered live-media server"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -286,7 +286,7 @@ impl Node {
     /// Config reloads are applied here, one at a time, between the two.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), NodeError> {
         let runtime = self.context.runtime.clone();
-        tracing::info!(hostname = %self.context.name, listeners = ?self.local_addrs(), actors = self.context.registry.len(), "node started");
+        tracing::info!(hostname = %self.context.name, version = crate::build_info::VERSION, listeners = ?self.local_addrs(), actors = self.context.registry.len(), "node started");
         let events = self.factory.state.events.clone();
         events.emit(crate::events::Event::new(
             "server_started",

@@ -68,6 +68,28 @@ fn check_config_rejects_a_broken_file_with_its_position() {
 }
 
 #[test]
+fn version_names_the_build() {
+    let (status, stdout, _) = run_to_end(&["--version"], CHECK_DEADLINE);
+    assert!(status.success());
+    let line = stdout.trim();
+    assert!(
+        line.starts_with(&format!("flotilla {} (commit ", env!("CARGO_PKG_VERSION"))),
+        "{line}"
+    );
+    // The commit this checkout is at, a date, the profile and the target triple.
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    if let Some(head) = head {
+        assert!(line.contains(&head), "{line} is not at {head}");
+    }
+    assert!(line.contains("-linux-"), "{line}");
+}
+
+#[test]
 fn check_config_of_a_missing_file_is_one_line() {
     let (status, _, stderr) = run_to_end(
         &["check-config", "/nonexistent/flotilla.conf"],
