@@ -62,12 +62,17 @@ fn build_info() {
     println!("cargo:rustc-env=FLOTILLA_BUILD_PROFILE={profile}");
     let target = std::env::var("TARGET").unwrap_or_default();
     println!("cargo:rustc-env=FLOTILLA_BUILD_TARGET={target}");
-    // A new commit or checkout moves HEAD (or the branch it names).
+    // A new commit or checkout moves HEAD (or the branch it names). Only files that
+    // exist are watched: cargo reruns a build script whose watched file is missing at
+    // every build.
     if let Some(git_dir) = git(&["rev-parse", "--git-dir"]) {
         let git_dir = PathBuf::from(git_dir);
-        println!("cargo:rerun-if-changed={}", git_dir.join("HEAD").display());
+        let mut watched = vec![git_dir.join("HEAD"), git_dir.join("packed-refs")];
         if let Some(reference) = git(&["symbolic-ref", "-q", "HEAD"]) {
-            println!("cargo:rerun-if-changed={}", git_dir.join(reference).display());
+            watched.push(git_dir.join(reference));
+        }
+        for path in watched.into_iter().filter(|path| path.exists()) {
+            println!("cargo:rerun-if-changed={}", path.display());
         }
     }
 }
