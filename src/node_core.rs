@@ -224,7 +224,7 @@ impl NodeCore {
             geoip,
             context.runtime.clone(),
         );
-        let ondemand = mesh.as_ref().map(|mesh| mesh.ondemand.clone());
+        let reload_mesh = mesh.clone();
         let (reload, reload_queue) = crate::reload::ReloadHandle::channel();
         let state = ApiState {
             reload,
@@ -259,7 +259,7 @@ impl NodeCore {
             state: state.clone(),
             rtmp: rtmp.clone(),
             plan,
-            ondemand,
+            mesh: reload_mesh,
             srt_rules: Live::new(PublishRules::of(config)),
         };
         Ok(NodeCore {

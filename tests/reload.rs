@@ -179,3 +179,66 @@ fn a_broken_config_is_refused_with_its_line_and_the_running_one_stays() {
     let (status, _, _) = http_post(at, "/flotilla/api/reload", &[]).expect("answers");
     assert_eq!(status, 401);
 }
+
+fn peer_states(at: SocketAddr) -> Vec<(String, String)> {
+    let Ok((_, _, body)) = http_get(at, "/streamer/api/v3/cluster/peers", &[]) else {
+        return Vec::new();
+    };
+    let peers: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    peers["peers"]
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .map(|p| {
+                    (
+                        p["address"].as_str().unwrap_or_default().to_string(),
+                        p["state"].as_str().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn peers_join_and_leave_by_reload() {
+    let (port, rtmp) = (free_port(), free_port());
+    let key = "cluster_key 0123456789abcdef0123456789abcdef;\n";
+    let alone = format!("{key}peer 127.0.0.1:{port};\n");
+    let a = common::member_with(1, "a", port, rtmp, &alone, "");
+    let b = common::member_with(
+        2,
+        "b",
+        port,
+        rtmp,
+        &format!("{key}peer 127.0.0.2:{port};\n"),
+        "",
+    );
+    assert!(peer_states(a.http).is_empty(), "a starts alone");
+    let both = format!(
+        "{key}peer 127.0.0.1:{port} {{ fetch_timeout 300; stale_timeout 1500; }}\n\
+         peer 127.0.0.2:{port} {{ fetch_timeout 300; stale_timeout 1500; }}\n"
+    );
+    for member in [&a, &b] {
+        member.dir.write("flotilla.conf", &both);
+        member.node.as_ref().unwrap().signal("HUP");
+    }
+    let b_key = format!("127.0.0.2:{port}");
+    let joined = poll_until(APPLY_DEADLINE, || {
+        peer_states(a.http)
+            .contains(&(b_key.clone(), "alive".to_string()))
+            .then_some(())
+    });
+    assert!(joined.is_some(), "b joins a: {:?}", peer_states(a.http));
+    // Both leave each other's config: the links stop and the records go.
+    a.dir.write("flotilla.conf", &alone);
+    b.dir
+        .write("flotilla.conf", &format!("{key}peer 127.0.0.2:{port};\n"));
+    for member in [&a, &b] {
+        member.node.as_ref().unwrap().signal("HUP");
+    }
+    let left = poll_until(APPLY_DEADLINE, || {
+        peer_states(a.http).is_empty().then_some(())
+    });
+    assert!(left.is_some(), "b left a: {:?}", peer_states(a.http));
+}

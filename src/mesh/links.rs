@@ -135,6 +135,29 @@ impl MeshLinks {
         }
     }
 
+    /// Forgets peer `key` (a reload removed it): its target, timeouts, connection (closed)
+    /// and its record in the view. A node that still runs and that other peers know may
+    /// be learnt again from them.
+    pub fn remove_peer(&self, key: &str) {
+        self.timeouts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
+        let connection = {
+            let mut links = self.links.lock().unwrap_or_else(|p| p.into_inner());
+            links.targets.remove(key);
+            links.connections.remove(key)
+        };
+        if let Some(connection) = connection {
+            connection.close(0u32.into(), b"removed from the config");
+        }
+        self.mesh
+            .view()
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove_peer(key);
+    }
+
     fn target(&self, key: &str) -> Option<PeerTarget> {
         let mut links = self.links.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(target) = links.targets.get(key) {

@@ -23,6 +23,7 @@ use crate::media::directory::Directory;
 use crate::stats::StatsBoard;
 
 /// The mesh of a node, when it has a `cluster_key` and an HTTP listener.
+#[derive(Clone)]
 pub struct NodeMesh {
     pub service: MeshService,
     pub links: MeshLinks,
@@ -149,10 +150,27 @@ pub fn start(
         defaults,
         own,
     );
+    let node_mesh = NodeMesh {
+        service,
+        links,
+        identity: main_identity,
+        ondemand,
+    };
     for peer in identity.other_peers(config) {
+        node_mesh.add_peer(peer)?;
+    }
+    tracing::info!(%bind, "cluster mesh listening (QUIC)");
+    Ok(Some(node_mesh))
+}
+
+impl NodeMesh {
+    /// Registers the configured `peer`: its identity (its own `cluster_key` or the
+    /// node's), timeouts, public URL and dial address. Its link is the `peers`
+    /// supervisor's child.
+    pub fn add_peer(&self, peer: &crate::config::model::Peer) -> Result<(), MeshError> {
         let peer_identity = match &peer.cluster_key {
             Some(override_key) => ClusterIdentity::derive(&override_key.0)?,
-            None => main_identity.clone(),
+            None => self.identity.clone(),
         };
         let timeouts = PeerTimeouts {
             fetch_ms: peer.fetch_timeout.map_or(FETCH_TIMEOUT_MS, |t| t.millis),
@@ -166,16 +184,11 @@ pub fn start(
         };
         let key = node_key(&peer.address);
         let dial = dial_address(peer, &key);
-        service.set_dial(&key, &dial);
-        links.add_peer(&key, &dial, peer_identity, timeouts, &public);
+        self.service.set_dial(&key, &dial);
+        self.links
+            .add_peer(&key, &dial, peer_identity, timeouts, &public);
+        Ok(())
     }
-    tracing::info!(%bind, "cluster mesh listening (QUIC)");
-    Ok(Some(NodeMesh {
-        service,
-        links,
-        identity: main_identity,
-        ondemand,
-    }))
 }
 
 /// Where the mesh dials `peer` (whose key is `key`): node-to-node traffic goes to its

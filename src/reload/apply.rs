@@ -5,7 +5,9 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use flotilla_cluster::tree::{NodePlan, SharedPlan, StreamPlan, balancer_child, stream_child};
+use flotilla_cluster::tree::{
+    NodePlan, SharedPlan, StreamPlan, balancer_child, peer_child, stream_child,
+};
 use flotilla_otp::registry::ActorPath;
 use flotilla_otp::supervisor::{ChildSpec, SupervisorError, SupervisorMsg, supervisor_at};
 
@@ -33,8 +35,8 @@ pub struct Reloader {
     pub rtmp: RtmpContext,
     /// The actor tree's plan.
     pub plan: SharedPlan,
-    /// The mesh advertiser's on-demand streams (with a mesh).
-    pub ondemand: Option<Live<HashSet<String>>>,
+    /// The mesh (peers, the advertiser's on-demand streams), if the node has one.
+    pub mesh: Option<crate::mesh::node::NodeMesh>,
     /// Which streams and templates ask SRT publishers for a passphrase.
     pub srt_rules: Live<PublishRules>,
 }
@@ -64,14 +66,61 @@ impl Reloader {
         let old_plan = self.plan.read().unwrap_or_else(|p| p.into_inner()).clone();
         let mut plan = node_plan(&loaded.config, &self.state.identity);
         plan.revision = old_plan.revision + 1;
-        // Settings the running tree keeps until a restart keep their running values:
-        // the peer links and the cluster_ingest settings derived from the peers.
+        // The cluster_ingest settings stay until a restart but for the peers' limits
+        // (added peers' `channel_limit`/`cpu_limit`); `sources` links are set up at start.
+        let peer_limits = std::mem::take(&mut plan.ingest.peer_limits);
         plan.ingest = old_plan.ingest.clone();
-        plan.peers = old_plan.peers.clone();
+        plan.ingest.peer_limits = peer_limits;
         plan.sources = old_plan.sources.clone();
         let rules = AccessRules::from_config(&loaded.config)
             .map_err(|error| ReloadError::Config(error.to_string()))?;
-        let changes = ConfigChanges::between(&running, &old_plan, &loaded.config, &plan);
+        let mut changes = ConfigChanges::between(&running, &old_plan, &loaded.config, &plan);
+        // Peers join and leave live only with a mesh, and with the node's own cluster key
+        // (a peer's own key is a TLS identity the mesh trusts from its start).
+        let own_key_only = |key: &String| {
+            self.mesh.is_some()
+                && loaded
+                    .config
+                    .peers
+                    .iter()
+                    .chain(&running.peers)
+                    .filter(|peer| crate::config::identity::node_key(&peer.address) == *key)
+                    .all(|peer| peer.cluster_key.is_none())
+        };
+        let (live_added, later_added): (Vec<String>, Vec<String>) =
+            changes.peers.added.iter().cloned().partition(own_key_only);
+        let (live_removed, later_removed): (Vec<String>, Vec<String>) = changes
+            .peers
+            .removed
+            .iter()
+            .cloned()
+            .partition(own_key_only);
+        for (peer, what) in later_added
+            .iter()
+            .map(|p| (p, "added"))
+            .chain(later_removed.iter().map(|p| (p, "removed")))
+        {
+            changes
+                .restart_only
+                .push(format!("peer {peer} ({what}; with its own cluster_key)"));
+        }
+        changes.peers.added = live_added;
+        changes.peers.removed = live_removed;
+        // The plan's peers: the running ones, with the live changes.
+        plan.peers = old_plan
+            .peers
+            .iter()
+            .filter(|peer| !changes.peers.removed.contains(peer))
+            .cloned()
+            .chain(
+                changes
+                    .peers
+                    .added
+                    .iter()
+                    .filter(|peer| plan.peers.contains(peer))
+                    .cloned(),
+            )
+            .collect();
         Ok(Prepared {
             loaded,
             plan,
@@ -99,14 +148,15 @@ impl Reloader {
         self.state
             .balancers
             .reconfigure(&old, new, &self.state.identity);
-        if let Some(ondemand) = &self.ondemand {
-            ondemand.replace(ondemand_streams(new));
+        if let Some(mesh) = &self.mesh {
+            mesh.ondemand.replace(ondemand_streams(new));
         }
         self.state.config.replace(new.clone());
         let old_plan = std::mem::replace(
             &mut *self.plan.write().unwrap_or_else(|p| p.into_inner()),
             plan.clone(),
         );
+        self.apply_peers(&changes.peers, new).await;
         self.apply_streams(&changes.streams, &old_plan, &plan).await;
         self.apply_balancers(&changes.balancers, &plan).await;
         ReloadReport {
@@ -155,6 +205,42 @@ impl Reloader {
         for name in &streams.added {
             if let Some(stream) = find(plan, name).filter(|s| !s.cluster_ingest) {
                 start(&supervisor, stream_child(stream, self.rtmp.media.clone())).await;
+            }
+        }
+    }
+
+    /// Links to added peers, unlinks removed ones (their records leave the view).
+    async fn apply_peers(&self, peers: &Keyed, new: &Config) {
+        let Some(mesh) = &self.mesh else {
+            return;
+        };
+        let path = ActorPath::root().child("mesh").child("peers");
+        let supervisor = supervisor_at(&self.state.node, &path);
+        for key in &peers.removed {
+            if let Some(supervisor) = &supervisor {
+                terminate(supervisor, key).await;
+            }
+            mesh.links.remove_peer(key);
+        }
+        for key in &peers.added {
+            let Some(peer) = new
+                .peers
+                .iter()
+                .find(|peer| crate::config::identity::node_key(&peer.address) == *key)
+            else {
+                continue;
+            };
+            if self.state.identity.is_self(&peer.address) {
+                continue;
+            }
+            if let Err(error) = mesh.add_peer(peer) {
+                tracing::warn!(peer = %key, %error, "reload: could not add the peer");
+                continue;
+            }
+            if let Some(supervisor) = &supervisor {
+                let io: std::sync::Arc<dyn flotilla_cluster::mesh::PeerIo> =
+                    std::sync::Arc::new(mesh.links.clone());
+                start(supervisor, peer_child(key.clone(), io)).await;
             }
         }
     }

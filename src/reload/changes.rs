@@ -172,16 +172,10 @@ impl ConfigChanges {
             .into_iter()
             .filter(|old| !new_listeners.iter().any(|new| same_place(old, new)))
             .collect();
-        // The mesh's peer links, keys and timeouts are set up at start.
-        let peers = &changes.peers;
-        for (peer, what) in peers
-            .added
-            .iter()
-            .map(|p| (p, "added"))
-            .chain(peers.removed.iter().map(|p| (p, "removed")))
-            .chain(peers.changed.iter().map(|p| (p, "changed")))
-        {
-            changes.restart_only.push(format!("peer {peer} ({what})"));
+        // Peers join and leave live (the reloader knows whether the mesh can take them);
+        // a changed entry's keys, timeouts and URLs are set up when its link starts.
+        for peer in &changes.peers.changed {
+            changes.restart_only.push(format!("peer {peer} (changed)"));
         }
         changes.restart_only.extend(restart_only(old, new));
         changes

@@ -133,6 +133,13 @@ pub fn stream_child(stream: StreamPlan, media: Arc<dyn StreamMedia>) -> ChildSpe
     worker_child(id, actor, move || stream.clone()).backoff(STREAM_BACKOFF)
 }
 
+/// The child spec of the link to peer `key`: how the `peers` supervisor and a reload
+/// both start one.
+pub fn peer_child(key: String, io: Arc<dyn crate::mesh::PeerIo>) -> ChildSpec {
+    let args = key.clone();
+    worker_child(key, PeerLink { io }, move || args.clone())
+}
+
 /// The child spec of a balancer instance: how the `balancers` supervisor and a reload
 /// both start one.
 pub fn balancer_child(
@@ -208,13 +215,7 @@ pub fn node_spec(plan: SharedPlan, io: NodeIo) -> SupervisorSpec {
         read(&peer_plan)
             .peers
             .into_iter()
-            .map(|peer| {
-                let args_peer = peer.clone();
-                let link = PeerLink {
-                    io: peer_io.clone(),
-                };
-                worker_child(peer, link, move || args_peer.clone())
-            })
+            .map(|peer| peer_child(peer, peer_io.clone()))
             .collect()
     });
     let source_io = io.sources.clone();

@@ -209,6 +209,8 @@ impl IngestCoordinator {
         }
         let (streams, configured) = cluster_ingest_streams(&plan);
         state.revision = plan.revision;
+        // Peers may have joined or left: their limits follow.
+        state.plan.peer_limits = plan.ingest.peer_limits.clone();
         state.streams = streams;
         state.configured = configured;
         state.reconciled = None;

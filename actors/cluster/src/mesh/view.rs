@@ -354,6 +354,11 @@ impl ClusterView {
             });
     }
 
+    /// Forgets peer `name` (removed from the config by a reload); whether it was known.
+    pub fn remove_peer(&mut self, name: &str) -> bool {
+        self.peers.remove(name).is_some()
+    }
+
     /// The (incarnation, version) of `name`'s state this node has.
     pub fn known(&self, name: &str) -> (u64, u64) {
         self.peers
