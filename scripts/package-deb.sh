@@ -14,7 +14,7 @@ if [ "$PROFILE" != release ]; then
     # The package's asset list names target/release/flotilla.
     mkdir -p target/release && cp "target/$PROFILE/flotilla" target/release/flotilla
 fi
-cargo deb --no-build --no-strip
+cargo deb --no-build --strip
 deb="$(ls -t target/debian/flotilla_*.deb | head -1)"
 dpkg-deb --info "$deb"
 dpkg-deb --contents "$deb"

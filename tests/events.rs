@@ -32,7 +32,8 @@ struct Receiver {
 }
 
 impl Receiver {
-    /// Answers 500 to the first `fail_first` POSTs, then 200; with `hang`, never answers.
+    /// Answers 500 and 302 in turn to the first `fail_first` POSTs, then 200; with
+    /// `hang`, never answers.
     fn start(fail_first: usize, hang: bool) -> Receiver {
         let listener = TcpListener::bind("127.0.0.1:0").expect("binds");
         let url = format!("http://{}/events", listener.local_addr().unwrap());
@@ -52,9 +53,12 @@ impl Receiver {
                     continue;
                 };
                 if n < fail_first {
-                    let _ = stream.write_all(
-                        b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
-                    );
+                    // A failure, then a redirect (never followed: it fails the POST too).
+                    let answer: &[u8] = match n % 2 {
+                        0 => b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                        _ => b"HTTP/1.1 302 Found\r\nlocation: /events\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                    };
+                    let _ = stream.write_all(answer);
                     continue;
                 }
                 if let Ok(Value::Array(batch)) = serde_json::from_slice::<Value>(&body) {
@@ -187,7 +191,7 @@ fn events_reach_a_failing_webhook_in_order_and_a_jsonlog_file() {
     receiver.wait_for("the added stream", |e| {
         e["event"] == "stream_opened" && e["media"] == "more"
     });
-    // Two failed POSTs were retried: counted, and nothing lost or reordered.
+    // A 500 and a redirect were retried: counted, and nothing lost or reordered.
     let (_, _, metrics) = http_get(at, "/flotilla/api/metrics", &[]).unwrap();
     assert_eq!(
         sample(
