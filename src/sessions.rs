@@ -241,6 +241,11 @@ impl SessionTable {
         self
     }
 
+    /// Session-log lines dropped because the disk fell behind (`None`: no session log).
+    pub fn log_dropped(&self) -> Option<u64> {
+        self.log.as_ref().map(crate::logfile::LineLog::dropped)
+    }
+
     /// Writes the sessions still open as ended by `reason` (the node stops) and closes
     /// the session log, flushing it.
     pub fn close_log(&self, reason: &str) {

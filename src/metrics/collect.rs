@@ -179,6 +179,7 @@ pub fn flotilla(state: &ApiState) -> Vec<Family> {
     families.extend(ingest(state));
     families.push(balancers(state));
     families.extend(event_sinks(state));
+    families.push(log_lines_dropped(state));
     families.extend(actors(state, now_ms));
     families
 }
@@ -282,6 +283,20 @@ fn balancers(state: &ApiState) -> Family {
         }
     }
     decisions
+}
+
+fn log_lines_dropped(state: &ApiState) -> Family {
+    let mut dropped = Family::counter(
+        "flotilla_log_lines_dropped",
+        "Access or session log lines dropped because the disk fell behind.",
+    );
+    if let Some(log) = &state.access_log {
+        dropped.push(vec![("log", "access".into())], log.dropped() as f64);
+    }
+    if let Some(count) = state.sessions.log_dropped() {
+        dropped.push(vec![("log", "session".into())], count as f64);
+    }
+    dropped
 }
 
 fn event_sinks(state: &ApiState) -> Vec<Family> {
