@@ -19,8 +19,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use flotilla_otp::rt::Runtime;
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
 /// Time a backend has to answer, connection included. Players wait this long at most for
@@ -156,18 +154,9 @@ impl BackendClient {
     }
 
     async fn get(&self, url: &BackendUrl, target: &str) -> Result<BackendAnswer, String> {
-        let stream = TcpStream::connect(&url.authority)
-            .await
-            .map_err(|error| format!("cannot connect: {error}"))?;
-        let _ = stream.set_nodelay(true);
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|error| error.to_string())?;
-        // The connection task ends with the response (or with the timeout's drop of the
-        // sender, which closes it).
-        self.runtime.spawn("auth-backend-connection", async move {
-            let _ = connection.await;
-        });
+        let mut sender =
+            crate::http::client::connect(&url.authority, &self.runtime, "auth-backend-connection")
+                .await?;
         let request = hyper::Request::get(target)
             .header(hyper::header::HOST, &url.authority)
             .header(

@@ -245,14 +245,7 @@ fn ingest(state: &ApiState, html: &mut String) {
         .rows
         .iter()
         .map(|row| {
-            let reason = serde_json::to_value(row.reason)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default();
-            let local = serde_json::to_value(row.local)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default();
+            let (reason, local) = (row.reason.name(), row.local.name());
             vec![
                 Cell::text(&row.stream),
                 Cell::text(row.owner.as_deref().unwrap_or("none")),

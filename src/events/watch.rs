@@ -196,15 +196,11 @@ impl Watcher {
             .rows
             .iter()
             .map(|row| {
-                let reason = serde_json::to_value(row.reason)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default();
                 let capture = Capture {
                     capturer: row.capturer.clone(),
                     last_capturer: None,
                     epoch: row.epoch,
-                    reason,
+                    reason: row.reason.name().to_string(),
                 };
                 (row.stream.clone(), capture)
             })
@@ -229,6 +225,28 @@ mod tests {
         StreamSeen {
             alive,
             input: Some(input.into()),
+        }
+    }
+
+    #[test]
+    fn role_and_reason_names_are_the_apis() {
+        use flotilla_cluster::ingest::book::OwnerReason;
+        use flotilla_cluster::mesh::view::IngestRole;
+        for reason in [
+            OwnerReason::Preferred,
+            OwnerReason::Kept,
+            OwnerReason::Hashed,
+            OwnerReason::NoCandidate,
+        ] {
+            assert_eq!(serde_json::to_value(reason).unwrap(), reason.name());
+        }
+        for role in [
+            IngestRole::None,
+            IngestRole::Standby,
+            IngestRole::Capturing,
+            IngestRole::Failed,
+        ] {
+            assert_eq!(serde_json::to_value(role).unwrap(), role.name());
         }
     }
 

@@ -7,8 +7,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use flotilla_otp::rt::Runtime;
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 
 /// A webhook URL: `http://host[:port]/path[?query]` (parsed like an auth backend's).
 pub type WebhookUrl = crate::auth::backend::BackendUrl;
@@ -25,17 +23,8 @@ pub async fn post(url: &WebhookUrl, body: Bytes, runtime: &Runtime) -> Result<()
 }
 
 async fn exchange(url: &WebhookUrl, body: Bytes, runtime: &Runtime) -> Result<(), String> {
-    let stream = TcpStream::connect(&url.authority)
-        .await
-        .map_err(|error| format!("cannot connect: {error}"))?;
-    let _ = stream.set_nodelay(true);
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|error| error.to_string())?;
-    // Ends with the response, or when the timeout drops the sender.
-    runtime.spawn("event-webhook-connection", async move {
-        let _ = connection.await;
-    });
+    let mut sender =
+        crate::http::client::connect(&url.authority, runtime, "event-webhook-connection").await?;
     let request = hyper::Request::post(&url.path_and_query)
         .header(hyper::header::HOST, &url.authority)
         .header(hyper::header::CONTENT_TYPE, "application/json")

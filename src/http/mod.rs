@@ -10,6 +10,7 @@ pub mod access_log;
 pub mod actors;
 pub mod api;
 pub mod balancer_lane;
+pub mod client;
 pub mod client_ip;
 pub mod cluster;
 pub mod cors;

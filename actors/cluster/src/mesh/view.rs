@@ -70,6 +70,18 @@ pub enum IngestRole {
     Failed,
 }
 
+impl IngestRole {
+    /// Its name as the APIs write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            IngestRole::None => "none",
+            IngestRole::Standby => "standby",
+            IngestRole::Capturing => "capturing",
+            IngestRole::Failed => "failed",
+        }
+    }
+}
+
 /// What a peer advertises about one of its streams.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct RemoteStream {

@@ -245,6 +245,18 @@ pub enum OwnerReason {
     NoCandidate,
 }
 
+impl OwnerReason {
+    /// Its name as the APIs write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            OwnerReason::Preferred => "preferred",
+            OwnerReason::Kept => "kept",
+            OwnerReason::Hashed => "hashed",
+            OwnerReason::NoCandidate => "no_candidate",
+        }
+    }
+}
+
 /// One row of the ownership table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Row {
