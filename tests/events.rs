@@ -349,3 +349,104 @@ fn a_failover_after_kill_9_is_reported_once_by_the_node_that_takes_over() {
     assert_nothing_lost(&from_b);
     drop(b);
 }
+
+/// An https receiver with `flotilla dev-cert`'s certificate: the node trusts it through
+/// `SSL_CERT_FILE`, as it would trust a public receiver through the system's roots.
+#[test]
+fn events_reach_an_https_webhook_verified_against_the_trusted_roots() {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = common::TempDir::new("webhook-tls");
+    let (status, _, stderr) = common::run_to_end(
+        &["dev-cert", "--dir", certs.0.to_str().unwrap()],
+        Duration::from_secs(20),
+    );
+    assert!(status.success(), "{stderr}");
+    let certificate = certs.0.join("flotilla.crt");
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&certificate)
+        .unwrap()
+        .map(|c| c.unwrap())
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(certs.0.join("flotilla.key")).unwrap();
+    let config = Arc::new(
+        rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap(),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let receiver_port = listener.local_addr().unwrap().port();
+    let events = Arc::new(Mutex::new(Vec::<Value>::new()));
+    let seen = events.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(tcp) = stream else { continue };
+            let _ = tcp.set_read_timeout(Some(Duration::from_secs(5)));
+            let connection = rustls::ServerConnection::new(config.clone()).unwrap();
+            let mut tls = rustls::StreamOwned::new(connection, tcp);
+            let Some(body) = read_request_from(&mut tls) else {
+                continue;
+            };
+            if let Ok(Value::Array(batch)) = serde_json::from_slice::<Value>(&body) {
+                seen.lock().unwrap().extend(batch);
+            }
+            let _ =
+                tls.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            let _ = tls.flush();
+        }
+    });
+    let port = free_port();
+    let config = format!(
+        "http 127.0.0.1:{port};\n\
+         event_sink secure {{ url https://localhost:{receiver_port}/events; }}\n\
+         stream clip {{ input test://; segment_duration 1; }}\n"
+    );
+    let node = Node::start(
+        &config,
+        addr(port),
+        &[],
+        &[("SSL_CERT_FILE", certificate.to_str().unwrap())],
+    );
+    let arrived = poll_until(ARRIVAL_DEADLINE, || {
+        events
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|e| e["event"] == "source_started" && e["media"] == "clip")
+            .cloned()
+    });
+    assert!(
+        arrived.is_some(),
+        "no event over https: {}",
+        node.log_tail()
+    );
+}
+
+/// One HTTP/1.1 request's body (by content-length) from any byte stream.
+fn read_request_from(stream: &mut impl Read) -> Option<Vec<u8>> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if stream.read(&mut byte).ok()? == 0 || head.len() > 16 * 1024 {
+            return None;
+        }
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head);
+    let length: usize = head
+        .lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().ok())
+                .flatten()
+        })
+        .unwrap_or(0);
+    let mut body = vec![0; length];
+    stream.read_exact(&mut body).ok()?;
+    Some(body)
+}

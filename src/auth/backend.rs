@@ -8,7 +8,8 @@
 //! answer within [`AUTH_BACKEND_TIMEOUT`], refuses the connection or answers 5xx has given
 //! no answer: the caller's default decides.
 //!
-//! Each call is one short HTTP/1.1 connection, made once per session (not per segment).
+//! Each call is one short HTTP/1.1 connection (TLS for `https://` backends), made once
+//! per session (not per segment).
 //! At most [`MAX_BACKEND_CALLS`] calls are in flight per node; beyond that a call is not
 //! made and counts as no answer, so a backend that stalls cannot gather unbounded
 //! sockets and tasks.
@@ -33,50 +34,7 @@ const MAX_BACKEND_HEADER_BYTES: usize = 2048;
 /// Longest query-string copy (`qs`) sent to a backend.
 const MAX_QS_BYTES: usize = 2048;
 
-/// A parsed backend URL (`http://host[:port]/path[?query]`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BackendUrl {
-    /// `host:port`, as dialled and sent in Host.
-    pub authority: String,
-    /// Path and the URL's own query.
-    pub path_and_query: String,
-    /// The URL as configured, for logs.
-    pub text: String,
-}
-
-/// Why a backend URL is not usable (the operator's config).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum BackendUrlError {
-    #[error("`{0}` is not a URL")]
-    NotAUrl(String),
-    #[error("`{0}`: only http:// authorization backends are supported")]
-    Scheme(String),
-}
-
-impl BackendUrl {
-    pub fn parse(text: &str) -> Result<BackendUrl, BackendUrlError> {
-        let url = url::Url::parse(text).map_err(|_| BackendUrlError::NotAUrl(text.into()))?;
-        if url.scheme() != "http" {
-            return Err(BackendUrlError::Scheme(text.into()));
-        }
-        let host = match url.host() {
-            Some(url::Host::Ipv6(ip)) => format!("[{ip}]"),
-            Some(host) => host.to_string(),
-            None => return Err(BackendUrlError::NotAUrl(text.into())),
-        };
-        let port = url.port().unwrap_or(80);
-        let mut path_and_query = url.path().to_string();
-        if let Some(query) = url.query() {
-            path_and_query.push('?');
-            path_and_query.push_str(query);
-        }
-        Ok(BackendUrl {
-            authority: format!("{host}:{port}"),
-            path_and_query,
-            text: text.into(),
-        })
-    }
-}
+pub use crate::http::client::{OutboundUrl as BackendUrl, OutboundUrlError as BackendUrlError};
 
 /// What the backend is told about a session.
 #[derive(Debug, Clone, Default)]
@@ -117,7 +75,7 @@ pub enum BackendAnswer {
 /// The node's client for authorization backends.
 #[derive(Clone)]
 pub struct BackendClient {
-    runtime: Runtime,
+    outbound: crate::http::client::Outbound,
     in_flight: Arc<Semaphore>,
 }
 
@@ -130,7 +88,7 @@ impl std::fmt::Debug for BackendClient {
 impl BackendClient {
     pub fn new(runtime: Runtime) -> BackendClient {
         BackendClient {
-            runtime,
+            outbound: crate::http::client::Outbound::new(runtime),
             in_flight: Arc::new(Semaphore::new(MAX_BACKEND_CALLS)),
         }
     }
@@ -154,9 +112,10 @@ impl BackendClient {
     }
 
     async fn get(&self, url: &BackendUrl, target: &str) -> Result<BackendAnswer, String> {
-        let mut sender =
-            crate::http::client::connect(&url.authority, &self.runtime, "auth-backend-connection")
-                .await?;
+        let mut sender = self
+            .outbound
+            .connect(url, "auth-backend-connection")
+            .await?;
         let request = hyper::Request::get(target)
             .header(hyper::header::HOST, &url.authority)
             .header(
@@ -245,18 +204,6 @@ pub fn answer_of(status: u16, headers: &hyper::HeaderMap) -> BackendAnswer {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn urls_keep_their_query_and_default_port() {
-        let url = BackendUrl::parse("http://auth.local/check?site=a").expect("parses");
-        assert_eq!(url.authority, "auth.local:80");
-        assert_eq!(url.path_and_query, "/check?site=a");
-        assert!(matches!(
-            BackendUrl::parse("https://auth.local/"),
-            Err(BackendUrlError::Scheme(_))
-        ));
-        assert!(BackendUrl::parse("auth.local").is_err());
-    }
 
     #[test]
     fn the_target_carries_the_contracts_parameters_encoded() {

@@ -25,14 +25,14 @@ pub fn check(config: &Config, reader: &mut Reader, runtime_hostname: Option<&str
     check_event_sinks(config, reader);
 }
 
-/// Every `event_sink` destination is one the node delivers to: `http://`, `log://` or
-/// `jsonlog://` (https webhooks and Lua scripts are refused here, not at start).
+/// Every `event_sink` destination is one the node delivers to: `http(s)://`, `log://` or
+/// `jsonlog://` (Lua scripts are refused here, not at start).
 fn check_event_sinks(config: &Config, reader: &mut Reader) {
     for sink in &config.event_sinks {
         for url in &sink.urls {
             let usable = url.starts_with("log://")
                 || url.starts_with("jsonlog://")
-                || (url.starts_with("http://")
+                || ((url.starts_with("http://") || url.starts_with("https://"))
                     && crate::events::webhook::WebhookUrl::parse(url).is_ok());
             if !usable {
                 reader.diagnostics.push(
@@ -40,7 +40,7 @@ fn check_event_sinks(config: &Config, reader: &mut Reader) {
                         "event_sink {}: `{url}` is not a destination this node delivers to",
                         sink.name
                     ))
-                    .help("use http://HOST[:PORT]/PATH, log://PATH or jsonlog://PATH (https webhooks and Lua scripts are not supported)"),
+                    .help("use http(s)://HOST[:PORT]/PATH, log://PATH or jsonlog://PATH (Lua scripts are not run)"),
                 );
             }
         }
@@ -70,7 +70,7 @@ fn check_policies(config: &Config, reader: &mut Reader) {
             if let Err(error) = crate::auth::Authorizer::resolve(value, &config.auth_backends) {
                 reader.diagnostics.push(
                     Diagnostic::global(format!("{block}: `{directive}`: {error}")).help(
-                        "use http://HOST[:PORT]/PATH or auth://NAME of an auth_backend block",
+                        "use http(s)://HOST[:PORT]/PATH or auth://NAME of an auth_backend block",
                     ),
                 );
             }

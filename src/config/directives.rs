@@ -298,7 +298,7 @@ pub const DIRECTIVES: &[DirectiveInfo] = &[
         &[G],
         Now,
         "event_sink hooks { url http://hooks.local/events; level info; only event=stream_opened,stream_closed; }",
-        "Where events are delivered: `url http://…` (batched JSON POSTs, retried with backoff), `log://PATH` or `jsonlog://PATH` files; `level`, `only`, `except`, `throttle_delay`, `resend_limit`, `resend_timeout` (docs/events.md). https webhooks and Lua scripts are not supported."
+        "Where events are delivered: `url http(s)://…` (batched JSON POSTs, retried with backoff), `log://PATH` or `jsonlog://PATH` files; `level`, `only`, `except`, `throttle_delay`, `resend_limit`, `resend_timeout` (docs/events.md). Lua scripts are not run."
     ),
     d!(
         "pulsedb",

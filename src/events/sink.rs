@@ -125,7 +125,7 @@ impl Sink {
             file(path, true)?
         } else if let Some(path) = url.strip_prefix("log://") {
             file(path, false)?
-        } else if url.starts_with("http://") {
+        } else if url.starts_with("http://") || url.starts_with("https://") {
             let webhook = WebhookUrl::parse(url).map_err(|_| unsupported("not a usable URL"))?;
             let limit = config
                 .resend_limit
@@ -151,17 +151,13 @@ impl Sink {
                 max_retry_delay: config.resend_timeout.map_or(MAX_RETRY_DELAY, |s| {
                     Duration::from_millis(s.millis.max(1_000))
                 }),
-                runtime: runtime.clone(),
+                outbound: crate::http::client::Outbound::new(runtime.clone()),
             };
             runtime.spawn("event-sink", delivery.run());
             Target::Webhook(queue)
-        } else if url.starts_with("https://") {
-            return Err(unsupported(
-                "https webhooks are not supported yet: use an http:// receiver on your network",
-            ));
         } else {
             return Err(unsupported(
-                "use http://…, log://PATH or jsonlog://PATH (Lua scripts are not run)",
+                "use http(s)://…, log://PATH or jsonlog://PATH (Lua scripts are not run)",
             ));
         };
         Ok(Sink {
@@ -277,7 +273,7 @@ struct Delivery {
     /// `throttle_delay`: how long to gather events before a POST of less than a batch.
     throttle: Duration,
     max_retry_delay: Duration,
-    runtime: Runtime,
+    outbound: crate::http::client::Outbound,
 }
 
 impl Delivery {
@@ -321,7 +317,7 @@ impl Delivery {
         let body = bytes::Bytes::from(body);
         let mut delay = FIRST_RETRY_DELAY;
         loop {
-            match post(&self.url, body.clone(), &self.runtime).await {
+            match post(&self.url, body.clone(), &self.outbound).await {
                 Ok(()) => {
                     self.queue
                         .delivered
