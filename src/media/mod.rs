@@ -8,6 +8,7 @@ pub mod aac;
 pub mod audio;
 pub mod bits;
 pub mod directory;
+pub mod fmp4;
 pub mod follow;
 pub mod frame;
 pub mod h264;
