@@ -16,6 +16,7 @@ pub mod h265;
 pub mod hls_pull;
 pub mod input;
 pub mod live;
+pub mod llhls;
 pub mod mpeg2;
 pub mod name;
 pub mod program;
