@@ -1,0 +1,250 @@
+//! The MPEG-DASH live manifest (ISO/IEC 23009-1, DASH-IF IOP live profile): one Period,
+//! an AdaptationSet per track with a `SegmentTemplate` over a `SegmentTimeline`, times
+//! taken from the stream's timeline so that every node serving the stream writes the
+//! same MPD. A pure function of a window snapshot; served with the DASH output (not yet).
+
+use std::fmt::Write;
+
+/// One track of the manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Track {
+    /// `v1`, `a1`… (the representation id and the segment URIs' track name).
+    pub id: String,
+    pub video: bool,
+    /// RFC 6381, e.g. `avc1.64001f`, `mp4a.40.2`.
+    pub codecs: String,
+    pub bandwidth_bps: u64,
+    /// Video picture size.
+    pub width: u32,
+    pub height: u32,
+    /// Audio sample rate.
+    pub sample_rate: u32,
+    /// ISO 639 language of an audio track.
+    pub language: Option<String>,
+    /// Ticks per second of the track's times.
+    pub timescale: u32,
+}
+
+/// One segment of the window, on the track's timescale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Segment {
+    pub start: u64,
+    pub duration: u64,
+}
+
+/// What the manifest is rendered from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Manifest {
+    /// When the stream's timeline started (Unix ms): `availabilityStartTime`.
+    pub availability_start_ms: u64,
+    /// `publishTime` (Unix ms): the newest segment's end on the stream's wall clock —
+    /// not the serving node's clock, so that every node writes the same manifest.
+    pub published_ms: u64,
+    pub segment_duration_ms: u64,
+    /// The window's length: `timeShiftBufferDepth`.
+    pub window_ms: u64,
+    pub tracks: Vec<Track>,
+    /// The window's segments, per track in `tracks` order, oldest first; segment
+    /// numbers are the stream's media sequence numbers, the first is `first_number`.
+    pub segments: Vec<Vec<Segment>>,
+    pub first_number: u64,
+}
+
+/// `PT1.500S`.
+fn duration(ms: u64) -> String {
+    format!("PT{}.{:03}S", ms / 1000, ms % 1000)
+}
+
+/// `2026-12-07T14:13:49.123Z`.
+fn date_time(ms: u64) -> String {
+    chrono::DateTime::from_timestamp_millis(i64::try_from(ms).unwrap_or(i64::MAX))
+        .map(|time| time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
+/// The MPD of `manifest`.
+pub fn render(manifest: &Manifest) -> String {
+    let mut out = String::with_capacity(2048);
+    let _ = write!(
+        out,
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n\
+         <MPD xmlns=\"urn:mpeg:dash:schema:mpd:2011\" profiles=\"urn:mpeg:dash:profile:isoff-live:2011\" \
+         type=\"dynamic\" availabilityStartTime=\"{}\" publishTime=\"{}\" \
+         minimumUpdatePeriod=\"{}\" minBufferTime=\"{}\" timeShiftBufferDepth=\"{}\" \
+         suggestedPresentationDelay=\"{}\">\n\
+         <Period id=\"0\" start=\"PT0S\">\n",
+        date_time(manifest.availability_start_ms),
+        date_time(manifest.published_ms),
+        duration(manifest.segment_duration_ms),
+        duration(manifest.segment_duration_ms * 2),
+        duration(manifest.window_ms),
+        duration(manifest.segment_duration_ms * 3),
+    );
+    for (track, segments) in manifest.tracks.iter().zip(&manifest.segments) {
+        let kind = if track.video { "video" } else { "audio" };
+        let _ = write!(
+            out,
+            "<AdaptationSet id=\"{}\" contentType=\"{kind}\" mimeType=\"{kind}/mp4\" segmentAlignment=\"true\" startWithSAP=\"1\"",
+            xml(&track.id)
+        );
+        if let Some(language) = &track.language {
+            let _ = write!(out, " lang=\"{}\"", xml(language));
+        }
+        out.push_str(">\n");
+        let _ = write!(
+            out,
+            "<SegmentTemplate timescale=\"{}\" initialization=\"init-$RepresentationID$.mp4\" media=\"$RepresentationID$-$Number$.m4s\" startNumber=\"{}\">\n<SegmentTimeline>\n",
+            track.timescale, manifest.first_number
+        );
+        timeline(&mut out, segments);
+        out.push_str("</SegmentTimeline>\n</SegmentTemplate>\n");
+        let _ = write!(
+            out,
+            "<Representation id=\"{}\" codecs=\"{}\" bandwidth=\"{}\"",
+            xml(&track.id),
+            xml(&track.codecs),
+            track.bandwidth_bps
+        );
+        if track.video {
+            let _ = write!(
+                out,
+                " width=\"{}\" height=\"{}\"",
+                track.width, track.height
+            );
+            out.push_str("/>\n");
+        } else {
+            let _ = writeln!(out, " audioSamplingRate=\"{}\"/>", track.sample_rate);
+        }
+        out.push_str("</AdaptationSet>\n");
+    }
+    out.push_str("</Period>\n</MPD>\n");
+    out
+}
+
+/// `<S t d r>` entries: runs of equal durations folded, a gap starts a new `t`.
+fn timeline(out: &mut String, segments: &[Segment]) {
+    let mut index = 0;
+    let mut expected_start: Option<u64> = None;
+    while index < segments.len() {
+        let segment = segments[index];
+        let mut repeat = 0;
+        while let Some(next) = segments.get(index + repeat + 1) {
+            let previous = segments[index + repeat];
+            if next.duration != segment.duration || next.start != previous.start + previous.duration
+            {
+                break;
+            }
+            repeat += 1;
+        }
+        out.push_str("<S");
+        if expected_start != Some(segment.start) {
+            let _ = write!(out, " t=\"{}\"", segment.start);
+        }
+        let _ = write!(out, " d=\"{}\"", segment.duration);
+        if repeat > 0 {
+            let _ = write!(out, " r=\"{repeat}\"");
+        }
+        out.push_str("/>\n");
+        let last = segments[index + repeat];
+        expected_start = Some(last.start + last.duration);
+        index += repeat + 1;
+    }
+}
+
+/// Text safe in an XML attribute.
+fn xml(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest() -> Manifest {
+        let video = Track {
+            id: "v1".into(),
+            video: true,
+            codecs: "avc1.64001f".into(),
+            bandwidth_bps: 2_000_000,
+            width: 1280,
+            height: 720,
+            sample_rate: 0,
+            language: None,
+            timescale: 90_000,
+        };
+        let audio = Track {
+            id: "a1".into(),
+            video: false,
+            codecs: "mp4a.40.2".into(),
+            bandwidth_bps: 128_000,
+            width: 0,
+            height: 0,
+            sample_rate: 48_000,
+            language: Some("eng".into()),
+            timescale: 48_000,
+        };
+        let seg = |start, duration| Segment { start, duration };
+        Manifest {
+            availability_start_ms: 1_796_600_000_000,
+            published_ms: 1_796_600_060_000,
+            segment_duration_ms: 2_000,
+            window_ms: 6_000,
+            tracks: vec![video, audio],
+            segments: vec![
+                vec![
+                    seg(180_000, 180_000),
+                    seg(360_000, 180_000),
+                    seg(540_000, 171_000),
+                ],
+                vec![
+                    seg(96_000, 96_256),
+                    seg(192_256, 95_744),
+                    seg(288_000, 96_000),
+                ],
+            ],
+            first_number: 41,
+        }
+    }
+
+    #[test]
+    fn equal_durations_fold_into_repeats_and_a_change_starts_a_new_entry() {
+        let mpd = render(&manifest());
+        assert!(
+            mpd.contains("<S t=\"180000\" d=\"180000\" r=\"1\"/>\n<S d=\"171000\"/>"),
+            "{mpd}"
+        );
+        assert!(mpd.contains("startNumber=\"41\""));
+        assert!(mpd.contains("type=\"dynamic\" availabilityStartTime=\"2026-"));
+        assert!(mpd.contains("timeShiftBufferDepth=\"PT6.000S\""));
+        assert!(mpd.contains("<Representation id=\"v1\" codecs=\"avc1.64001f\" bandwidth=\"2000000\" width=\"1280\" height=\"720\"/>"));
+        assert!(mpd.contains("lang=\"eng\""));
+        assert!(mpd.contains("audioSamplingRate=\"48000\""));
+    }
+
+    #[test]
+    fn a_gap_in_the_timeline_restates_the_start() {
+        let mut out = String::new();
+        timeline(
+            &mut out,
+            &[
+                Segment {
+                    start: 0,
+                    duration: 10,
+                },
+                Segment {
+                    start: 20,
+                    duration: 10,
+                },
+            ],
+        );
+        assert_eq!(out, "<S t=\"0\" d=\"10\"/>\n<S t=\"20\" d=\"10\"/>\n");
+    }
+
+    #[test]
+    fn the_same_window_renders_the_same_bytes() {
+        assert_eq!(render(&manifest()), render(&manifest()));
+    }
+}
