@@ -20,6 +20,7 @@ pub mod console;
 pub mod defaults;
 pub mod error;
 pub mod events;
+pub mod format;
 pub mod geoip;
 pub mod http;
 pub mod ingest;

@@ -36,12 +36,6 @@ impl<T> Live<T> {
     }
 }
 
-impl<T: Default> Default for Live<T> {
-    fn default() -> Self {
-        Live::new(T::default())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -37,7 +37,6 @@ pub struct LineLog {
 
 #[derive(Debug)]
 struct Inner {
-    path: PathBuf,
     queue: std::sync::RwLock<Option<SyncSender<String>>>,
     dropped: AtomicU64,
     writer: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -57,17 +56,11 @@ impl LineLog {
             .spawn(move || write_lines(writer_path, file, lines))?;
         Ok(LineLog {
             inner: Arc::new(Inner {
-                path: path.to_path_buf(),
                 queue: std::sync::RwLock::new(Some(queue)),
                 dropped: AtomicU64::new(0),
                 writer: std::sync::Mutex::new(Some(writer)),
             }),
         })
-    }
-
-    /// The file's path.
-    pub fn path(&self) -> &Path {
-        &self.inner.path
     }
 
     /// Queues `line` (a newline is added); never blocks.

@@ -441,7 +441,7 @@ async fn reload(
     tracing::info!(
         origin,
         revision = report.revision,
-        streams = %crate::reload::summary(&report.streams),
+        streams = %report.streams.summary(),
         listeners_opened = ?report.listeners_opened,
         listeners_closed = ?report.listeners_closed,
         restart_required = ?report.restart_required,

@@ -94,7 +94,7 @@ impl Session {
 
     /// The session's line in the session log: one JSON object.
     fn log_line(&self, now_ms: u64, reason: &str) -> String {
-        let rfc3339 = crate::http::access_log::rfc3339;
+        let rfc3339 = crate::format::rfc3339;
         serde_json::json!({
             "id": self.id,
             "stream": self.stream,

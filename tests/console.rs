@@ -7,7 +7,7 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use common::{TempDir, basic, free_port, http_get, http_request, member_with, poll_until};
@@ -18,17 +18,8 @@ const KEY: &str = "00112233445566778899aabbccddeeff";
 /// Headless Chromium's `--dump-dom` or `--screenshot` of `url`.
 fn chromium(url: &str, extra: &[&str]) -> String {
     let profile = TempDir::new("chromium-console");
-    let output = Command::new("chromium")
-        .args([
-            "--headless=new",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-extensions",
-            "--disable-background-networking",
-            "--window-size=1400,1600",
-        ])
-        .arg(format!("--user-data-dir={}", profile.0.display()))
+    let output = common::browser::headless(&profile)
+        .arg("--window-size=1400,1600")
         .args(extra)
         .arg(url)
         .stdin(Stdio::null())

@@ -36,20 +36,11 @@ pub async fn overview(State(state): State<ApiState>, request: Request) -> Respon
         .get::<Access>()
         .copied()
         .unwrap_or(Access::None);
-    let notice = request
-        .uri()
-        .query()
-        .and_then(|query| {
-            query
-                .split('&')
-                .find_map(|pair| pair.strip_prefix("notice="))
-        })
-        .map(|text| {
-            url::form_urlencoded::parse(format!("n={text}").as_bytes())
-                .next()
-                .map(|(_, value)| value.into_owned())
-                .unwrap_or_default()
-        });
+    let notice = request.uri().query().and_then(|query| {
+        url::form_urlencoded::parse(query.as_bytes())
+            .find(|(name, _)| name == "notice")
+            .map(|(_, value)| value.into_owned())
+    });
     let body = page::render(&state, access == Access::Edit, notice.as_deref());
     ([(header::CACHE_CONTROL, "no-store")], Html(body)).into_response()
 }
@@ -63,7 +54,7 @@ pub async fn reload(State(state): State<ApiState>, request: Request) -> Response
         Ok(report) => format!(
             "config reloaded (revision {}): streams {}{}",
             report.revision,
-            crate::reload::summary(&report.streams),
+            report.streams.summary(),
             match report.restart_required.is_empty() {
                 true => String::new(),
                 false => format!(

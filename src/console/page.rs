@@ -331,7 +331,7 @@ fn balancers(state: &ApiState, html: &mut String) {
                     .take(MAX_PAGE_DECISIONS)
                     .map(|decision| {
                         vec![
-                            Cell::text(crate::http::access_log::rfc3339(
+                            Cell::text(crate::format::rfc3339(
                                 decision["at_ms"].as_u64().unwrap_or(0),
                             )),
                             Cell::text(text(&decision["stream"])),

@@ -61,6 +61,8 @@ impl Event {
 pub struct Encoded {
     pub name: &'static str,
     pub level: EventLevel,
+    /// When it was emitted, Unix ms (`utc_ms`).
+    pub utc_ms: u64,
     /// The whole event as one JSON object.
     pub json: String,
     object: Map<String, Value>,
@@ -149,7 +151,8 @@ impl EventBus {
             "event_id".into(),
             json!(format!("{:08x}-{sequence}", self.inner.incarnation)),
         );
-        object.insert("utc_ms".into(), json!(self.inner.runtime.wall_clock_ms()));
+        let utc_ms = self.inner.runtime.wall_clock_ms();
+        object.insert("utc_ms".into(), json!(utc_ms));
         object.insert("level".into(), json!(event.level.name()));
         object.insert("server".into(), json!(self.inner.server));
         if let Some(media) = &event.media {
@@ -159,6 +162,7 @@ impl EventBus {
         let encoded = Arc::new(Encoded {
             name: event.name,
             level: event.level,
+            utc_ms,
             json: Value::Object(object.clone()).to_string(),
             object,
         });

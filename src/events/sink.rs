@@ -226,11 +226,7 @@ impl Sink {
 
 /// `2026-12-07T14:13:49.123Z notice ingest_moved media=cam1 {…}` for `log://` files.
 fn text_line(event: &Encoded) -> String {
-    let time = event
-        .field("utc_ms")
-        .and_then(|ms| ms.parse().ok())
-        .map(crate::http::access_log::rfc3339)
-        .unwrap_or_default();
+    let time = crate::format::rfc3339(event.utc_ms);
     let media = event.field("media").unwrap_or_else(|| "-".into());
     format!(
         "{time} {} {} media={media} {}",

@@ -71,7 +71,7 @@ pub async fn log_request(State(state): State<ApiState>, request: Request, next: 
     let duration_ms =
         u64::try_from(runtime.now().duration_since(started).as_millis()).unwrap_or(u64::MAX);
     let line = json!({
-        "time": rfc3339(runtime.wall_clock_ms()),
+        "time": crate::format::rfc3339(runtime.wall_clock_ms()),
         "client": client.map(|ip| ip.to_string()),
         "method": method,
         "path": target,
@@ -83,11 +83,4 @@ pub async fn log_request(State(state): State<ApiState>, request: Request, next: 
     });
     log.write(line.to_string());
     response
-}
-
-/// `2026-12-07T14:13:49.123Z` for Unix ms `at_ms`.
-pub fn rfc3339(at_ms: u64) -> String {
-    chrono::DateTime::from_timestamp_millis(i64::try_from(at_ms).unwrap_or(i64::MAX))
-        .map(|time| time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-        .unwrap_or_default()
 }

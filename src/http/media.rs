@@ -588,7 +588,7 @@ pub async fn player_script() -> Response {
 /// The player page: hls.js where the browser has Media Source Extensions, the browser's
 /// own HLS otherwise (iOS). It loads nothing from any host but this node.
 fn embed(live: &LiveStream) -> Response {
-    let name = html_escape(&live.name);
+    let name = crate::format::escape_markup(&live.name);
     let page = format!(
         r#"<!doctype html>
 <html><head><meta charset="utf-8"><title>{name}</title>
@@ -617,13 +617,6 @@ fn embed(live: &LiveStream) -> Response {
 "#
     );
     with_type(page, "text/html; charset=utf-8", "no-cache").into_response()
-}
-
-fn html_escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 #[cfg(test)]

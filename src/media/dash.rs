@@ -5,6 +5,8 @@
 
 use std::fmt::Write;
 
+use crate::format::{escape_markup, rfc3339};
+
 /// One track of the manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Track {
@@ -55,13 +57,6 @@ fn duration(ms: u64) -> String {
     format!("PT{}.{:03}S", ms / 1000, ms % 1000)
 }
 
-/// `2026-12-07T14:13:49.123Z`.
-fn date_time(ms: u64) -> String {
-    chrono::DateTime::from_timestamp_millis(i64::try_from(ms).unwrap_or(i64::MAX))
-        .map(|time| time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-        .unwrap_or_default()
-}
-
 /// The MPD of `manifest`.
 pub fn render(manifest: &Manifest) -> String {
     let mut out = String::with_capacity(2048);
@@ -73,8 +68,8 @@ pub fn render(manifest: &Manifest) -> String {
          minimumUpdatePeriod=\"{}\" minBufferTime=\"{}\" timeShiftBufferDepth=\"{}\" \
          suggestedPresentationDelay=\"{}\">\n\
          <Period id=\"0\" start=\"PT0S\">\n",
-        date_time(manifest.availability_start_ms),
-        date_time(manifest.published_ms),
+        rfc3339(manifest.availability_start_ms),
+        rfc3339(manifest.published_ms),
         duration(manifest.segment_duration_ms),
         duration(manifest.segment_duration_ms * 2),
         duration(manifest.window_ms),
@@ -85,10 +80,10 @@ pub fn render(manifest: &Manifest) -> String {
         let _ = write!(
             out,
             "<AdaptationSet id=\"{}\" contentType=\"{kind}\" mimeType=\"{kind}/mp4\" segmentAlignment=\"true\" startWithSAP=\"1\"",
-            xml(&track.id)
+            escape_markup(&track.id)
         );
         if let Some(language) = &track.language {
-            let _ = write!(out, " lang=\"{}\"", xml(language));
+            let _ = write!(out, " lang=\"{}\"", escape_markup(language));
         }
         out.push_str(">\n");
         let _ = write!(
@@ -101,8 +96,8 @@ pub fn render(manifest: &Manifest) -> String {
         let _ = write!(
             out,
             "<Representation id=\"{}\" codecs=\"{}\" bandwidth=\"{}\"",
-            xml(&track.id),
-            xml(&track.codecs),
+            escape_markup(&track.id),
+            escape_markup(&track.codecs),
             track.bandwidth_bps
         );
         if track.video {
@@ -149,14 +144,6 @@ fn timeline(out: &mut String, segments: &[Segment]) {
         expected_start = Some(last.start + last.duration);
         index += repeat + 1;
     }
-}
-
-/// Text safe in an XML attribute.
-fn xml(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 #[cfg(test)]

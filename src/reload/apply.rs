@@ -12,7 +12,7 @@ use flotilla_otp::registry::ActorPath;
 use flotilla_otp::supervisor::{ChildSpec, SupervisorError, SupervisorMsg, supervisor_at};
 
 use super::changes::{ConfigChanges, Keyed};
-use super::{ConfigOrigin, KeyedReport, ReloadError, ReloadReport};
+use super::{ConfigOrigin, ReloadError, ReloadReport};
 use crate::auth::AccessRules;
 use crate::config::{Config, LoadedConfig};
 use crate::http::access::AccessPolicy;
@@ -161,10 +161,10 @@ impl Reloader {
         self.apply_balancers(&changes.balancers, &plan).await;
         ReloadReport {
             revision: plan.revision,
-            streams: KeyedReport::from(&changes.streams),
-            templates: KeyedReport::from(&changes.templates),
-            balancers: KeyedReport::from(&changes.balancers),
-            peers: KeyedReport::from(&changes.peers),
+            streams: changes.streams.clone(),
+            templates: changes.templates.clone(),
+            balancers: changes.balancers.clone(),
+            peers: changes.peers.clone(),
             listeners_opened: changes.listeners_added.iter().map(|l| l.label()).collect(),
             listeners_closed: changes
                 .listeners_removed

@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::config::model::HttpListener;
 
 /// Names added, removed and changed between two keyed lists.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Keyed {
     pub added: Vec<String>,
     pub removed: Vec<String>,
@@ -45,6 +45,23 @@ impl Keyed {
 
     pub fn is_empty(&self) -> bool {
         self.added.is_empty() && self.removed.is_empty() && self.changed.is_empty()
+    }
+
+    /// `2 added, 1 removed` (`unchanged` when nothing changed).
+    pub fn summary(&self) -> String {
+        let parts: Vec<String> = [
+            (self.added.len(), "added"),
+            (self.removed.len(), "removed"),
+            (self.changed.len(), "changed"),
+        ]
+        .iter()
+        .filter(|(count, _)| *count > 0)
+        .map(|(count, what)| format!("{count} {what}"))
+        .collect();
+        match parts.is_empty() {
+            true => "unchanged".into(),
+            false => parts.join(", "),
+        }
     }
 }
 

@@ -75,10 +75,10 @@ impl ReloadError {
 pub struct ReloadReport {
     /// The plan revision now running (0 is the config the node started with).
     pub revision: u64,
-    pub streams: KeyedReport,
-    pub templates: KeyedReport,
-    pub balancers: KeyedReport,
-    pub peers: KeyedReport,
+    pub streams: changes::Keyed,
+    pub templates: changes::Keyed,
+    pub balancers: changes::Keyed,
+    pub peers: changes::Keyed,
     pub listeners_opened: Vec<String>,
     pub listeners_closed: Vec<String>,
     /// Access settings (credentials, tokens, policies, limits) changed: they apply to
@@ -88,41 +88,6 @@ pub struct ReloadReport {
     pub restart_required: Vec<String>,
     /// Config warnings of the new file.
     pub warnings: Vec<String>,
-}
-
-/// Names added, removed and changed.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct KeyedReport {
-    pub added: Vec<String>,
-    pub removed: Vec<String>,
-    pub changed: Vec<String>,
-}
-
-impl From<&changes::Keyed> for KeyedReport {
-    fn from(keyed: &changes::Keyed) -> Self {
-        KeyedReport {
-            added: keyed.added.clone(),
-            removed: keyed.removed.clone(),
-            changed: keyed.changed.clone(),
-        }
-    }
-}
-
-/// `2 added, 1 removed` (`unchanged` when nothing changed).
-pub fn summary(keyed: &KeyedReport) -> String {
-    let parts: Vec<String> = [
-        (keyed.added.len(), "added"),
-        (keyed.removed.len(), "removed"),
-        (keyed.changed.len(), "changed"),
-    ]
-    .iter()
-    .filter(|(count, _)| *count > 0)
-    .map(|(count, what)| format!("{count} {what}"))
-    .collect();
-    match parts.is_empty() {
-        true => "unchanged".into(),
-        false => parts.join(", "),
-    }
 }
 
 /// The outcome a requester is told.

@@ -134,6 +134,22 @@ pub fn hlsjs_page(node: SocketAddr, source: &str) -> String {
     )
 }
 
+/// `chromium` headless with the flags every test uses, its profile in `profile`.
+pub fn headless(profile: &TempDir) -> Command {
+    let mut command = Command::new("chromium");
+    command
+        .args([
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-extensions",
+            "--disable-background-networking",
+        ])
+        .arg(format!("--user-data-dir={}", profile.0.display()));
+    command
+}
+
 /// Headless Chromium on one page, killed on drop.
 pub struct Browser {
     child: Child,
@@ -144,19 +160,9 @@ impl Browser {
     pub fn open(url: &str) -> Browser {
         let profile = TempDir::new("chromium");
         // Its own process group: Chromium's renderers and helpers die with it.
-        let child = Command::new("chromium")
+        let child = headless(&profile)
             .process_group(0)
-            .args([
-                "--headless=new",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--no-first-run",
-                "--disable-extensions",
-                "--disable-background-networking",
-                "--autoplay-policy=no-user-gesture-required",
-                "--mute-audio",
-            ])
-            .arg(format!("--user-data-dir={}", profile.0.display()))
+            .args(["--autoplay-policy=no-user-gesture-required", "--mute-audio"])
             .arg(url)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
