@@ -230,13 +230,27 @@ fn peers_join_and_leave_by_reload() {
             .then_some(())
     });
     assert!(joined.is_some(), "b joins a: {:?}", peer_states(a.http));
-    // Both leave each other's config: the links stop and the records go.
-    a.dir.write("flotilla.conf", &alone);
+    // Both leave each other's config, b first (a node that still calls is learnt again
+    // from its call): once b's link to a is gone, a drops b and nothing brings it back.
     b.dir
         .write("flotilla.conf", &format!("{key}peer 127.0.0.2:{port};\n"));
-    for member in [&a, &b] {
-        member.node.as_ref().unwrap().signal("HUP");
-    }
+    b.node.as_ref().unwrap().signal("HUP");
+    let unlinked = poll_until(APPLY_DEADLINE, || {
+        let (_, _, body) = http_get(b.http, "/flotilla/api/actors/node/mesh/peers", &[]).ok()?;
+        let peers: Value = serde_json::from_str(&body).ok()?;
+        // The supervisor is there, without children (an empty list is left out).
+        let childless = peers["children"]
+            .as_array()
+            .is_none_or(|children| children.is_empty());
+        (peers["path"].is_string() && childless).then_some(())
+    });
+    assert!(
+        unlinked.is_some(),
+        "b unlinks a: {}",
+        b.node.as_ref().unwrap().log_tail()
+    );
+    a.dir.write("flotilla.conf", &alone);
+    a.node.as_ref().unwrap().signal("HUP");
     let left = poll_until(APPLY_DEADLINE, || {
         peer_states(a.http).is_empty().then_some(())
     });
