@@ -5,7 +5,7 @@
 //! (`/flotilla/player/hls.js`). It is not copied into this repository: the build takes the
 //! pinned release from the npm registry (`npm pack`, which checks the tarball against
 //! the registry's integrity; the integrity is pinned here too) and embeds its
-//! `dist/hls.light.min.js`. An offline build can point `FLOTILLA_HLSJS` at that file.
+//! `dist/hls.min.js`. An offline build can point `FLOTILLA_HLSJS` at that file.
 //!
 //! Without npm (and without `FLOTILLA_HLSJS`) the build goes on with a warning: the node
 //! then serves an empty script and the page plays through the browser's native HLS only.
@@ -17,16 +17,16 @@ use std::process::Command;
 const HLSJS_VERSION: &str = "1.7.4";
 /// Its tarball's integrity as the npm registry publishes it.
 const HLSJS_INTEGRITY: &str = "sha512-3GlxGdPvT2YHvQYOt+yOzT/DEior/qJVNIylHA77kgeoBTdQQqi70GwefNEUmHQeNGyjC8U62+bruqW/Tpm+tg==";
-/// The build inside the package: without subtitles, alternate audio and DRM, which the
-/// embed page does not use (390 KB instead of 620 KB).
-const HLSJS_FILE: &str = "package/dist/hls.light.min.js";
+/// The build inside the package: the full one (not `hls.light`), since LL-HLS in CMAF
+/// serves audio as an alternate rendition, which the light build leaves out.
+const HLSJS_FILE: &str = "package/dist/hls.min.js";
 
 fn main() {
     build_info();
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-env-changed=FLOTILLA_HLSJS");
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    let target = out.join("hls.light.min.js");
+    let target = out.join("hls.min.js");
     let found = match std::env::var_os("FLOTILLA_HLSJS") {
         Some(path) => std::fs::copy(&path, &target)
             .map(|_| ())

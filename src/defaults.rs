@@ -37,6 +37,10 @@ pub const CLIENTS_TIMEOUT_MS: u64 = 30_000;
 /// How long a viewer's first request waits for a starting stream's first segment.
 pub const STREAM_START_WAIT_MS: u64 = 20_000;
 
+/// LL-HLS part duration (`chunk_duration`) when the config names none: the longest
+/// CMAF part. Low-latency configs set 200–500 ms.
+pub const PART_DURATION_MS: u64 = 1_000;
+
 /// Segments in the live window (`segment_count`), Flussonic's default.
 pub const SEGMENT_COUNT: usize = 4;
 

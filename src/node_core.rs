@@ -230,6 +230,7 @@ impl NodeCore {
             reload,
             access_log: logs.access,
             events: events.clone(),
+            held: Default::default(),
             config: live_config,
             identity: Arc::new(identity),
             access,

@@ -142,6 +142,9 @@ pub fn node_plan(config: &Config, identity: &NodeIdentity) -> NodePlan {
                     segment_count: options
                         .segment_count
                         .map_or(defaults::SEGMENT_COUNT, |count| count as usize),
+                    part_duration_ms: options
+                        .chunk_duration
+                        .map_or(defaults::PART_DURATION_MS, u64::from),
                     clients_timeout_ms: match options.clients_timeout {
                         None => Some(defaults::CLIENTS_TIMEOUT_MS),
                         Some(Timeout::After(seconds)) => Some(seconds.millis),

@@ -41,9 +41,20 @@ pub const MAX_TOKEN_BYTES: usize = 512;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
+    /// HLS in MPEG-TS and LL-HLS in CMAF.
     Hls,
+    /// MPEG-DASH.
+    Dash,
     Mpegts,
     Rtmp,
+}
+
+impl Protocol {
+    /// A session of many short requests (playlists, segments), not one connection: it
+    /// lasts while requests keep coming.
+    pub fn by_requests(self) -> bool {
+        matches!(self, Protocol::Hls | Protocol::Dash)
+    }
 }
 
 /// One viewer session.
@@ -345,7 +356,7 @@ impl SessionTable {
         // know it), so HLS requests then group by client, and connections stand alone.
         let key: Key = match (presented, viewer.protocol) {
             (Some(token), _) => (viewer.stream.into(), format!("t:{token}")),
-            (None, Protocol::Hls) => (
+            (None, protocol) if protocol.by_requests() => (
                 viewer.stream.into(),
                 format!(
                     "c:{}|{}",
@@ -553,7 +564,7 @@ impl Worker for SessionActor {
         let session = &state.1;
         let now_ms = me.runtime().wall_clock_ms();
         let idle_ms = now_ms.saturating_sub(session.last_seen_ms.load(Ordering::Relaxed));
-        if session.protocol == Protocol::Hls && idle_ms > HLS_SESSION_TIMEOUT_MS {
+        if session.protocol.by_requests() && idle_ms > HLS_SESSION_TIMEOUT_MS {
             self.table.close(session);
             me.stop(Some("normal".into()));
         }

@@ -50,6 +50,7 @@ impl SimMedia {
             Packaging {
                 segment_duration_ms: plan.segment_duration_ms,
                 segment_count: plan.segment_count,
+                part_duration_ms: plan.part_duration_ms,
             },
         );
         let running = CaptureGuard::start(&self.world, &self.node, self.incarnation_ms, &plan.name);

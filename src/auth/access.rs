@@ -53,6 +53,7 @@ impl Protocols {
 pub fn protocol_name(protocol: Protocol) -> &'static str {
     match protocol {
         Protocol::Hls => "hls",
+        Protocol::Dash => "dash",
         Protocol::Mpegts => "mpegts",
         Protocol::Rtmp => "rtmp",
     }

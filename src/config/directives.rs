@@ -555,9 +555,9 @@ pub const DIRECTIVES: &[DirectiveInfo] = &[
         "chunk_duration",
         [],
         STREAMISH,
-        Later,
+        Now,
         "chunk_duration 200;",
-        "LL-HLS part duration in milliseconds."
+        "LL-HLS part duration in milliseconds (100 to 10000; default 1000): the longest CMAF part."
     ),
     d!(
         "protocols",

@@ -1022,7 +1022,20 @@ fn read_stream_option(
             }
             set_once(&mut o.segment_count, count, s)
         }
-        "chunk_duration" => set_once(&mut o.chunk_duration, single(s)?, s),
+        "chunk_duration" => {
+            let part_ms: u32 = single(s)?;
+            if !PART_DURATION_RANGE_MS.contains(&part_ms) {
+                return Err(Diagnostic::error(
+                    s.span,
+                    format!(
+                        "chunk_duration must be from {} to {} milliseconds",
+                        PART_DURATION_RANGE_MS.start(),
+                        PART_DURATION_RANGE_MS.end()
+                    ),
+                ));
+            }
+            set_once(&mut o.chunk_duration, part_ms, s)
+        }
         "max_sessions" => set_once(&mut o.max_sessions, single(s)?, s),
         "url_prefix" => set_once(&mut o.url_prefix, single(s)?, s),
         "protocols" => {
@@ -1106,6 +1119,11 @@ fn read_stream_option(
 
 /// Most segments a live window may advertise; each is held in memory per stream.
 pub const MAX_SEGMENT_COUNT: u32 = 100;
+
+/// LL-HLS part durations (`chunk_duration`): below 100 ms a part is a frame or two and
+/// the per-part overhead (a request, a `moof`) outweighs it; above 10 s it is no longer
+/// low latency.
+pub const PART_DURATION_RANGE_MS: std::ops::RangeInclusive<u32> = 100..=10_000;
 
 fn read_stream(reader: &mut Reader, statement: &Statement, ondemand: bool) -> Result<Stream> {
     no_options(statement)?;

@@ -57,6 +57,8 @@ pub struct ApiState {
     pub access_log: Option<crate::logfile::LineLog>,
     /// Where the node's events go (`event_sink`).
     pub events: crate::events::EventBus,
+    /// LL-HLS requests held for a part or playlist update now (bounded).
+    pub held: super::cmaf::HeldRequests,
 }
 
 /// The router of a listener: API routes when `with_api`, and a JSON 404 for the rest.
@@ -332,6 +334,7 @@ mod tests {
             reload: crate::reload::ReloadHandle::channel().0,
             access_log: None,
             events: crate::events::EventBus::none(flotilla_otp::rt::Runtime::deterministic(1, 0)),
+            held: Default::default(),
         }
     }
 

@@ -27,10 +27,12 @@ use super::server::remote_addr;
 use super::transport::{ArrivedOverTls, with_port};
 use crate::balancer::{BalancerRequest, Routed};
 use crate::defaults::STREAM_START_WAIT_MS;
+use crate::media::cmaf::playlist::Resource;
 use crate::media::live::LiveStream;
 use crate::media::window::master_playlist;
 use crate::sessions::{Protocol, Refused, Session, SessionTable, Viewer};
 use axum::body::HttpBody as _;
+use http_body_util::BodyExt;
 use std::time::Duration;
 
 /// Longest request path looked up (names are ≤ 256 bytes, segment names ~30).
@@ -234,8 +236,13 @@ async fn serve_path(state: &ApiState, request: RequestInfo, path: &str) -> Respo
             Protocol::Hls
         }
         other if other.ends_with(".ts") => Protocol::Hls,
-        _ => return not_found(path),
+        other => match crate::media::cmaf::playlist::resource(other) {
+            Some(Resource::Manifest) => Protocol::Dash,
+            Some(_) => Protocol::Hls,
+            None => return not_found(path),
+        },
     };
+    let cmaf = crate::media::cmaf::playlist::resource(&rest);
     let user_agent = request.user_agent.as_str();
     let viewer = Viewer {
         stream: &live.name,
@@ -260,13 +267,33 @@ async fn serve_path(state: &ApiState, request: RequestInfo, path: &str) -> Respo
     };
     live.request(now_ms);
     // Playlists need the first segment; HTTP-MPEG-TS only the first GOP (below).
-    let needs_media = !rest.ends_with(".ts") && rest != "mpegts";
+    let needs_media = !rest.ends_with(".ts") && rest != "mpegts" && cmaf.is_none();
     if needs_media && live.media_playlist("").is_none() {
         // A starting (or on-demand) stream: wait for its first segment, bounded.
         live.wait_ready(Duration::from_millis(STREAM_START_WAIT_MS))
             .await;
     }
     let response = match rest.as_str() {
+        _ if let Some(resource) = cmaf => {
+            let response =
+                super::cmaf::serve(&live, resource, request.query.as_deref(), &state.held).await;
+            let token = token_of(&state, &session);
+            match (token, resource) {
+                (Some((parameter, token)), Resource::Master | Resource::MediaPlaylist { .. }) => {
+                    with_body(response, |body| {
+                        super::token_urls::with_token(body, &parameter, token)
+                    })
+                    .await
+                }
+                (Some((parameter, token)), Resource::Manifest) => {
+                    with_body(response, |body| {
+                        super::token_urls::mpd_with_token(body, &parameter, token)
+                    })
+                    .await
+                }
+                _ => response,
+            }
+        }
         "index.m3u8" | "playlist.m3u8" | "video.m3u8" => {
             let token = token_of(&state, &session);
             master(&live, token.as_ref().map(|(p, t)| (p.as_str(), *t)))
@@ -478,6 +505,21 @@ fn token_of<'s>(state: &ApiState, session: &'s Session) -> Option<(String, &'s s
     Some((state.sessions.token_parameter(), token))
 }
 
+/// `response` with its body rewritten (a successful playlist's, for a token).
+async fn with_body(response: Response, rewrite: impl FnOnce(&[u8]) -> Bytes) -> Response {
+    if !response.status().is_success() {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    // Playlists and manifests are built in memory: collecting them cannot wait.
+    let bytes = match body.collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => Bytes::new(),
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(rewrite(&bytes)))
+}
+
 /// A playlist's body, with the session's token in its URIs.
 fn playlist_body(body: impl AsRef<[u8]> + Into<Body>, token: Option<(&str, &str)>) -> Body {
     match token {
@@ -570,7 +612,7 @@ fn mpegts(
 
 /// The hls.js build the node serves at [`PLAYER_SCRIPT_PATH`] (see build.rs); empty when
 /// the build could not fetch it, and the embed page then plays through native HLS only.
-pub static PLAYER_SCRIPT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/hls.light.min.js"));
+pub static PLAYER_SCRIPT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/hls.min.js"));
 
 /// Where the node serves its player script: from the node itself, so that a page on a
 /// private network plays without reaching any other host.

@@ -13,6 +13,7 @@ pub mod balancer_lane;
 pub mod client;
 pub mod client_ip;
 pub mod cluster;
+pub mod cmaf;
 pub mod cors;
 pub mod fast_path;
 pub mod media;

@@ -1,7 +1,8 @@
 //! The MPEG-DASH live manifest (ISO/IEC 23009-1, DASH-IF IOP live profile): one Period,
 //! an AdaptationSet per track with a `SegmentTemplate` over a `SegmentTimeline`, times
 //! taken from the stream's timeline so that every node serving the stream writes the
-//! same MPD. A pure function of a window snapshot; served with the DASH output (not yet).
+//! same MPD. A pure function of a window snapshot (`media::cmaf::playlist` takes it from a
+//! stream's window).
 
 use std::fmt::Write;
 
@@ -25,6 +26,12 @@ pub struct Track {
     pub language: Option<String>,
     /// Ticks per second of the track's times.
     pub timescale: u32,
+    /// The init segment's URI.
+    pub initialization: String,
+    /// The number of the first segment in `segments` (the stream's media sequence).
+    pub first_number: u64,
+    /// The window's segments of this track, oldest first, on `timescale`.
+    pub segments: Vec<Segment>,
 }
 
 /// One segment of the window, on the track's timescale.
@@ -46,10 +53,6 @@ pub struct Manifest {
     /// The window's length: `timeShiftBufferDepth`.
     pub window_ms: u64,
     pub tracks: Vec<Track>,
-    /// The window's segments, per track in `tracks` order, oldest first; segment
-    /// numbers are the stream's media sequence numbers, the first is `first_number`.
-    pub segments: Vec<Vec<Segment>>,
-    pub first_number: u64,
 }
 
 /// `PT1.500S`.
@@ -75,7 +78,7 @@ pub fn render(manifest: &Manifest) -> String {
         duration(manifest.window_ms),
         duration(manifest.segment_duration_ms * 3),
     );
-    for (track, segments) in manifest.tracks.iter().zip(&manifest.segments) {
+    for track in &manifest.tracks {
         let kind = if track.video { "video" } else { "audio" };
         let _ = write!(
             out,
@@ -88,10 +91,12 @@ pub fn render(manifest: &Manifest) -> String {
         out.push_str(">\n");
         let _ = write!(
             out,
-            "<SegmentTemplate timescale=\"{}\" initialization=\"init-$RepresentationID$.mp4\" media=\"$RepresentationID$-$Number$.m4s\" startNumber=\"{}\">\n<SegmentTimeline>\n",
-            track.timescale, manifest.first_number
+            "<SegmentTemplate timescale=\"{}\" initialization=\"{}\" media=\"$RepresentationID$-$Number$.m4s\" startNumber=\"{}\">\n<SegmentTimeline>\n",
+            track.timescale,
+            escape_markup(&track.initialization),
+            track.first_number
         );
-        timeline(&mut out, segments);
+        timeline(&mut out, &track.segments);
         out.push_str("</SegmentTimeline>\n</SegmentTemplate>\n");
         let _ = write!(
             out,
@@ -151,6 +156,7 @@ mod tests {
     use super::*;
 
     fn manifest() -> Manifest {
+        let seg = |start, duration| Segment { start, duration };
         let video = Track {
             id: "v1".into(),
             video: true,
@@ -161,6 +167,13 @@ mod tests {
             sample_rate: 0,
             language: None,
             timescale: 90_000,
+            initialization: "init-v1-0a0b0c0d.mp4".into(),
+            first_number: 41,
+            segments: vec![
+                seg(180_000, 180_000),
+                seg(360_000, 180_000),
+                seg(540_000, 171_000),
+            ],
         };
         let audio = Track {
             id: "a1".into(),
@@ -172,27 +185,20 @@ mod tests {
             sample_rate: 48_000,
             language: Some("eng".into()),
             timescale: 48_000,
+            initialization: "init-a1-01020304.mp4".into(),
+            first_number: 41,
+            segments: vec![
+                seg(96_000, 96_256),
+                seg(192_256, 95_744),
+                seg(288_000, 96_000),
+            ],
         };
-        let seg = |start, duration| Segment { start, duration };
         Manifest {
             availability_start_ms: 1_796_600_000_000,
             published_ms: 1_796_600_060_000,
             segment_duration_ms: 2_000,
             window_ms: 6_000,
             tracks: vec![video, audio],
-            segments: vec![
-                vec![
-                    seg(180_000, 180_000),
-                    seg(360_000, 180_000),
-                    seg(540_000, 171_000),
-                ],
-                vec![
-                    seg(96_000, 96_256),
-                    seg(192_256, 95_744),
-                    seg(288_000, 96_000),
-                ],
-            ],
-            first_number: 41,
         }
     }
 

@@ -343,6 +343,7 @@ mod tests {
                 program_date_time_ms: NOW_MS + sequence * 1_000,
                 discontinuity: false,
                 data: bytes::Bytes::from_static(&[0x47]),
+                cmaf: Vec::new(),
             });
         }
     }
@@ -358,7 +359,13 @@ mod tests {
         assert!(!capture.relay && !directory.holds(&copy) && directory.holds(&capture));
         assert_eq!(capture.newest_segment().unwrap().sequence, 42);
         let mut window = capture.window.write().unwrap();
-        let next = window.push(NOW_MS + 50_000, 1_000, false, bytes::Bytes::new());
+        let next = window.push(
+            NOW_MS + 50_000,
+            1_000,
+            false,
+            bytes::Bytes::new(),
+            Vec::new(),
+        );
         assert_eq!(next.sequence, 43, "numbers go on");
         assert!(next.discontinuity, "another timeline");
     }

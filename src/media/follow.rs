@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 
+use super::cmaf::{CmafPackager, TrackSegment};
 use super::frame::Frame;
 use super::live::LiveStream;
 use super::program::{Track, Tracks};
@@ -33,6 +34,9 @@ pub struct Cut {
     pub segment: SegmentInfo,
     /// The muxer's state at the first frame of the next segment.
     pub next: MuxState,
+    /// The decode time of the next segment's first frame: where this one's last CMAF
+    /// samples end.
+    pub next_dts: u64,
     pub rendition: Rendition,
 }
 
@@ -57,7 +61,7 @@ impl SegmentInfo {
         }
     }
 
-    fn with_data(self, data: Bytes) -> Segment {
+    fn with_data(self, data: Bytes, cmaf: Vec<TrackSegment>) -> Segment {
         Segment {
             sequence: self.sequence,
             name: self.name,
@@ -65,6 +69,7 @@ impl SegmentInfo {
             program_date_time_ms: self.program_date_time_ms,
             discontinuity: self.discontinuity,
             data,
+            cmaf,
         }
     }
 }
@@ -76,6 +81,16 @@ pub enum FollowEvent {
     Frame { frame: Frame, in_segment: bool },
     /// A segment ended before the next frame.
     Cut(Arc<Cut>),
+}
+
+/// The origin's stream as a subscription starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    pub segment_count: usize,
+    pub discontinuity_sequence: u64,
+    pub part_duration_ms: u64,
+    /// Unix ms of the origin's time zero (see `LiveStream::timeline_origin_ms`).
+    pub timeline_origin_ms: u64,
 }
 
 /// Why a replica refused what its origin sent: the origin is at fault.
@@ -103,17 +118,23 @@ pub struct Replica {
     /// The current subscription has not placed a segment yet: its first one decides
     /// whether it continues what the window holds.
     fresh_subscription: bool,
+    /// Cuts the same CMAF parts as the origin's from the same frames and cuts.
+    cmaf: CmafPackager,
+    /// The origin's part duration.
+    part_duration_ms: u64,
 }
 
 impl Replica {
     pub fn new(live: Arc<LiveStream>) -> Replica {
         Replica {
-            live,
             muxer: Muxer::new(Tracks::SIMPLE_H264_AAC),
             open: None,
             parts: None,
             sequence_offset: 0,
             fresh_subscription: true,
+            cmaf: CmafPackager::new(live.packaging.part_duration_ms),
+            part_duration_ms: live.packaging.part_duration_ms,
+            live,
         }
     }
 
@@ -121,17 +142,21 @@ impl Replica {
         &self.live
     }
 
-    /// A subscription starts: the origin's window shape and rendition. Frames until the
-    /// next `resume` are not part of any segment here.
-    pub fn start(
-        &mut self,
-        segment_count: usize,
-        discontinuity_sequence: u64,
-        rendition: Rendition,
-    ) {
+    /// A subscription starts: the origin's window shape, CMAF part duration, time zero
+    /// and rendition. Frames until the next `resume` are not part of any segment here.
+    pub fn start(&mut self, shape: Shape, rendition: Rendition) {
+        let Shape {
+            segment_count,
+            discontinuity_sequence,
+            part_duration_ms,
+            timeline_origin_ms,
+        } = shape;
         self.open = None;
         self.parts = None;
         self.fresh_subscription = true;
+        self.cmaf = CmafPackager::new(part_duration_ms);
+        self.part_duration_ms = part_duration_ms;
+        self.live.set_timeline_origin(timeline_origin_ms);
         self.live
             .adopt_window(segment_count, discontinuity_sequence);
         self.live.set_rendition(rendition);
@@ -156,7 +181,7 @@ impl Replica {
         }
         data.extend_from_slice(bytes);
         if last {
-            self.place(held, data.freeze());
+            self.place(held, data.freeze(), Vec::new());
         } else {
             self.parts = Some((held, data));
         }
@@ -167,6 +192,8 @@ impl Replica {
     pub fn resume(&mut self, mux: MuxState) -> Result<(), ReplicaError> {
         self.muxer.restore(mux)?;
         self.open = Some(BytesMut::new());
+        // Parts of a segment the subscription lost are dropped with it.
+        self.cmaf = CmafPackager::new(self.part_duration_ms);
         Ok(())
     }
 
@@ -196,6 +223,9 @@ impl Replica {
                 self.open = None;
             } else {
                 open.extend_from_slice(&muxed.bytes);
+                for part in self.cmaf.frame(frame, in_segment) {
+                    self.live.add_part(part);
+                }
             }
         }
         self.live.deliver(frame, &muxed);
@@ -205,8 +235,9 @@ impl Replica {
     /// (A relayed copy is never served on, so nothing follows the replica itself.)
     pub fn cut(&mut self, cut: Cut) -> Result<(), ReplicaError> {
         self.muxer.restore(cut.next)?;
+        let fragments = self.cmaf.cut(cut.next_dts);
         if let Some(open) = self.open.replace(BytesMut::new()) {
-            self.place(cut.segment, open.freeze());
+            self.place(cut.segment, open.freeze(), fragments);
         }
         self.live.set_rendition(cut.rendition);
         Ok(())
@@ -215,7 +246,7 @@ impl Replica {
     /// Adds a segment to the window under this replica's numbering. The first segment
     /// of a subscription decides how the subscription's segments fit the window (see
     /// [`Fit`]); segments already held are skipped by the window itself.
-    fn place(&mut self, info: SegmentInfo, data: Bytes) {
+    fn place(&mut self, info: SegmentInfo, data: Bytes, cmaf: Vec<TrackSegment>) {
         let mut info = info;
         if self.fresh_subscription {
             match self.fit(&info) {
@@ -230,7 +261,7 @@ impl Replica {
             self.fresh_subscription = false;
         }
         info.sequence += self.sequence_offset;
-        self.live.place_segment(info.with_data(data));
+        self.live.place_segment(info.with_data(data, cmaf));
     }
 
     /// How the first segment of a subscription fits what the window holds.
@@ -302,8 +333,12 @@ mod tests {
         fn open(origin: &Arc<LiveStream>, replica: &mut Replica) -> Subscription {
             let (snapshot, events) = origin.subscribe_follow();
             replica.start(
-                snapshot.segment_count,
-                snapshot.discontinuity_sequence,
+                Shape {
+                    segment_count: snapshot.segment_count,
+                    discontinuity_sequence: snapshot.discontinuity_sequence,
+                    part_duration_ms: snapshot.part_duration_ms,
+                    timeline_origin_ms: snapshot.timeline_origin_ms,
+                },
                 snapshot.rendition,
             );
             let mut last_sent = None;
@@ -352,6 +387,7 @@ mod tests {
             Packaging {
                 segment_duration_ms: 2_000,
                 segment_count: 3,
+                part_duration_ms: 200,
             },
         );
         let packager = Packager::new(live.clone());
@@ -409,8 +445,28 @@ mod tests {
             let held = copy.segment(&segment.name).expect("held by the copy");
             assert_eq!(held.sequence, segment.sequence);
             assert!(held.data == segment.data, "{} differs", segment.name);
+            // Cut from the same frames and cuts: the same CMAF fragments.
+            assert!(!held.cmaf.is_empty() && held.cmaf == segment.cmaf);
         }
         assert_eq!(copy.rendition(), origin.rendition());
+        // And so the same LL-HLS playlists and DASH manifest.
+        use crate::media::cmaf::playlist;
+        let shape = playlist::Shape {
+            part_target_ms: 200,
+            segment_count: 3,
+        };
+        for track in [0, 1] {
+            let of = |live: &LiveStream| {
+                live.with_window(|w| playlist::media_playlist(w, track, shape, false))
+            };
+            assert!(of(&origin).is_some());
+            assert_eq!(of(&copy), of(&origin));
+        }
+        let manifest = |live: &LiveStream| {
+            live.with_window(|w| playlist::manifest(w, live.timeline_origin_ms(), 2_000, 3))
+        };
+        assert!(manifest(&origin).is_some());
+        assert_eq!(manifest(&copy), manifest(&origin));
     }
 
     /// A replica that falls behind (its subscription loses events) resumes at the next

@@ -18,6 +18,7 @@ use std::sync::{Arc, OnceLock, RwLock};
 use bytes::Bytes;
 use tokio::sync::broadcast;
 
+use super::cmaf::CmafPackager;
 use super::follow::{Cut, FollowEvent, SegmentInfo};
 use super::frame::{CLOCK_HZ, Frame, ticks_to_ms};
 use super::program::{MAX_TRACKS, Track, Tracks};
@@ -43,14 +44,17 @@ const BITRATE_WINDOW_MS: u64 = 2_000;
 pub struct Packaging {
     pub segment_duration_ms: u64,
     pub segment_count: usize,
+    /// The longest CMAF part (LL-HLS).
+    pub part_duration_ms: u64,
 }
 
 impl Default for Packaging {
-    /// Flussonic's defaults: 5 s segments, 4 in the window.
+    /// Flussonic's defaults: 5 s segments, 4 in the window; 1 s parts.
     fn default() -> Packaging {
         Packaging {
-            segment_duration_ms: 5_000,
-            segment_count: 4,
+            segment_duration_ms: crate::defaults::SEGMENT_DURATION_MS,
+            segment_count: crate::defaults::SEGMENT_COUNT,
+            part_duration_ms: crate::defaults::PART_DURATION_MS,
         }
     }
 }
@@ -106,6 +110,12 @@ pub struct LiveStream {
     follow: Followers<FollowEvent>,
     /// Segments published so far: viewers of a starting stream wait on it.
     published: tokio::sync::watch::Sender<u64>,
+    /// CMAF parts and segments published so far: blocked LL-HLS requests wait on it.
+    parts: tokio::sync::watch::Sender<u64>,
+    /// The Unix ms of the stream's time zero (dts 0 on its timeline): the DASH
+    /// manifest's availability start. 0 until the first frame; a relayed copy takes
+    /// the origin's.
+    timeline_origin_ms: AtomicU64,
     /// GOPs started so far: RTMP players of a starting stream wait on it.
     gops: tokio::sync::watch::Sender<u64>,
     /// Asks an idle on-demand stream to start.
@@ -137,6 +147,8 @@ impl LiveStream {
             facts: RwLock::new(TrackTable::default()),
             follow: Followers::default(),
             published: tokio::sync::watch::channel(0).0,
+            parts: tokio::sync::watch::channel(0).0,
+            timeline_origin_ms: AtomicU64::new(0),
             gops: tokio::sync::watch::channel(0).0,
             demand: tokio::sync::Notify::new(),
             active_input: RwLock::new(None),
@@ -160,7 +172,53 @@ impl LiveStream {
         *live.window.write().unwrap_or_else(|p| p.into_inner()) = window;
         live.set_rendition(previous.rendition());
         live.published.send_replace(segments);
+        live.set_timeline_origin(previous.timeline_origin_ms());
         live
+    }
+
+    /// The Unix ms of the stream's time zero; 0 before its first frame.
+    pub fn timeline_origin_ms(&self) -> u64 {
+        self.timeline_origin_ms.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn set_timeline_origin(&self, unix_ms: u64) {
+        self.timeline_origin_ms.store(unix_ms, Ordering::Relaxed);
+    }
+
+    /// Reads the window (the CMAF outputs render from it under its read lock).
+    pub fn with_window<R>(&self, read: impl FnOnce(&Window) -> R) -> R {
+        read(&self.window.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Waits (at most `limit`) until `ready` holds of the window, re-checking whenever a
+    /// CMAF part or segment is published; false on timeout. The wait holds no thread
+    /// and no lock: a blocked LL-HLS request is a parked future.
+    pub async fn wait_for_window(
+        &self,
+        limit: std::time::Duration,
+        ready: impl Fn(&Window) -> bool,
+    ) -> bool {
+        let mut parts = self.parts.subscribe();
+        let wait = async {
+            loop {
+                if self.with_window(&ready) {
+                    return true;
+                }
+                if parts.changed().await.is_err() {
+                    return false;
+                }
+            }
+        };
+        tokio::time::timeout(limit, wait).await.unwrap_or(false)
+    }
+
+    /// Adds a CMAF part of the segment being written and wakes blocked requests.
+    pub(super) fn add_part(&self, closed: crate::media::cmaf::ClosedPart) {
+        self.window
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .add_part(closed);
+        self.parts.send_modify(|count| *count += 1);
     }
 
     /// Notes a viewer's request at `now_ms`, and asks an idle on-demand stream to start.
@@ -355,6 +413,8 @@ impl LiveStream {
         let snapshot = WindowSnapshot {
             segment_count: self.packaging.segment_count,
             segment_duration_ms: self.packaging.segment_duration_ms,
+            part_duration_ms: self.packaging.part_duration_ms,
+            timeline_origin_ms: self.timeline_origin_ms(),
             discontinuity_sequence: window.discontinuity_sequence(),
             segments: window.held().cloned().collect(),
             rendition: self.rendition(),
@@ -401,6 +461,7 @@ impl LiveStream {
             .push_made(segment);
         if placed {
             self.published.send_modify(|count| *count += 1);
+            self.parts.send_modify(|count| *count += 1);
         }
     }
 
@@ -498,6 +559,7 @@ pub struct Packager {
     live: Arc<LiveStream>,
     muxer: Muxer,
     segmenter: Segmenter,
+    cmaf: CmafPackager,
     /// (Unix ms, dts) of the first frame: maps stream time to wall time for PDT.
     anchor: Option<(u64, u64)>,
     /// Bytes received in the current bitrate window and when it started (dts).
@@ -520,6 +582,7 @@ impl Packager {
     pub fn new(live: Arc<LiveStream>) -> Packager {
         let segment_ms = live.packaging.segment_duration_ms;
         Packager {
+            cmaf: CmafPackager::new(live.packaging.part_duration_ms),
             live,
             muxer: Muxer::new(Tracks::SIMPLE_H264_AAC),
             segmenter: Segmenter::new(segment_ms),
@@ -635,7 +698,11 @@ impl Packager {
         self.live.set_program(self.muxer.tracks());
         self.live.count_frame(frame, now_ms);
         self.measure_bitrate(frame);
-        let (anchor_ms, anchor_dts) = *self.anchor.get_or_insert((now_ms, frame.dts));
+        let (anchor_ms, anchor_dts) = *self.anchor.get_or_insert_with(|| {
+            self.live
+                .set_timeline_origin(now_ms.saturating_sub(ticks_to_ms(frame.dts)));
+            (now_ms, frame.dts)
+        });
         let mux_before = self.muxer.state();
         let muxed = self.muxer.mux(frame);
         if muxed.bytes.is_empty() {
@@ -651,16 +718,28 @@ impl Packager {
         if let Some(sealed) = pushed.sealed {
             let start_ms = anchor_ms + ticks_to_ms(sealed.start_dts.saturating_sub(anchor_dts));
             let duration_ms = ticks_to_ms(sealed.duration_ticks).max(1);
+            let fragments = self.cmaf.cut(frame.dts);
             let mut window = self.live.window.write().unwrap_or_else(|p| p.into_inner());
-            let segment = window.push(start_ms, duration_ms, sealed.discontinuity, sealed.bytes);
+            let segment = window.push(
+                start_ms,
+                duration_ms,
+                sealed.discontinuity,
+                sealed.bytes,
+                fragments,
+            );
             drop(window);
             self.live.published.send_modify(|count| *count += 1);
+            self.live.parts.send_modify(|count| *count += 1);
             // The frame that sealed it opens the next segment: muxed from `mux_before`.
             self.live.follow_cut(Arc::new(Cut {
                 segment: SegmentInfo::of(&segment),
                 next: mux_before,
+                next_dts: frame.dts,
                 rendition: self.live.rendition(),
             }));
+        }
+        for part in self.cmaf.frame(frame, pushed.kept) {
+            self.live.add_part(part);
         }
         self.live.follow_frame(frame, pushed.kept);
     }
@@ -748,6 +827,8 @@ fn publish<T: Clone>(
 pub struct WindowSnapshot {
     pub segment_count: usize,
     pub segment_duration_ms: u64,
+    pub part_duration_ms: u64,
+    pub timeline_origin_ms: u64,
     pub discontinuity_sequence: u64,
     pub segments: Vec<Arc<Segment>>,
     pub rendition: Rendition,
@@ -787,6 +868,7 @@ mod tests {
             Packaging {
                 segment_duration_ms: 2_000,
                 segment_count: 3,
+                part_duration_ms: 200,
             },
         );
         feed_clip(&mut Packager::new(live.clone()), seconds, |_| true);
@@ -882,6 +964,7 @@ mod tests {
             Packaging {
                 segment_duration_ms: 1_000,
                 segment_count: 20,
+                part_duration_ms: 200,
             },
         );
         let mut packager = Packager::new(live.clone());

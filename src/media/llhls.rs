@@ -1,9 +1,8 @@
 //! Low-Latency HLS playlist rules (RFC 8216bis §6.2.5–6.2.6, §4.4.3.7–4.4.5.2): the
 //! delivery directives a client adds to a playlist request, whether a blocked request
 //! can be answered now, must wait, or is refused, and the media playlist with parts,
-//! preload hint, server control and delta updates. Pure functions of a window snapshot;
-//! the packager that fills the window and the request path that waits come with the
-//! LL-HLS output (not served yet).
+//! preload hint, server control, delta updates and rendition reports. Pure functions
+//! of a window snapshot (`media::cmaf::playlist` takes it from a stream's window).
 
 use std::fmt::Write;
 
@@ -118,10 +117,13 @@ pub struct Part {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Segment {
     pub uri: Option<String>,
+    /// Its init segment (`EXT-X-MAP`, written again where it changes).
+    pub init_uri: String,
     pub duration_s: f64,
     pub discontinuity: bool,
-    /// `EXT-X-PROGRAM-DATE-TIME` of its start, RFC 3339.
-    pub program_date_time: String,
+    /// `EXT-X-PROGRAM-DATE-TIME` of its start, RFC 3339 (unknown for the one being
+    /// written until it is sealed).
+    pub program_date_time: Option<String>,
     /// Its parts (listed for the last few segments only).
     pub parts: Vec<Part>,
 }
@@ -129,7 +131,6 @@ pub struct Segment {
 /// The window a playlist is rendered from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Window {
-    pub init_uri: String,
     pub target_duration_s: u32,
     pub part_target_s: f64,
     pub media_sequence: u64,
@@ -137,6 +138,17 @@ pub struct Window {
     pub segments: Vec<Segment>,
     /// The part the next request will find (`EXT-X-PRELOAD-HINT`).
     pub preload_hint: Option<String>,
+    /// Where the stream's other renditions are (`EXT-X-RENDITION-REPORT`).
+    pub rendition_reports: Vec<RenditionReport>,
+}
+
+/// The progress of another rendition of the stream, so that a client switching to it
+/// can ask for the right part at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenditionReport {
+    pub uri: String,
+    pub last_msn: u64,
+    pub last_part: Option<u32>,
 }
 
 /// Segments whose parts are listed (the spec asks for the last three target durations
@@ -164,7 +176,6 @@ pub fn render(window: &Window, skip: bool) -> String {
             window.discontinuity_sequence
         );
     }
-    let _ = writeln!(out, "#EXT-X-MAP:URI=\"{}\"", window.init_uri);
     // Skippable: complete segments whose end is older than `skip_until` from the end.
     let mut skipped = 0;
     if skip {
@@ -183,15 +194,18 @@ pub fn render(window: &Window, skip: bool) -> String {
         }
     }
     let with_parts_from = window.segments.len().saturating_sub(SEGMENTS_WITH_PARTS);
+    let mut init_uri: Option<&str> = None;
     for (index, segment) in window.segments.iter().enumerate().skip(skipped) {
         if segment.discontinuity {
             out.push_str("#EXT-X-DISCONTINUITY\n");
         }
-        let _ = writeln!(
-            out,
-            "#EXT-X-PROGRAM-DATE-TIME:{}",
-            segment.program_date_time
-        );
+        if init_uri != Some(segment.init_uri.as_str()) {
+            let _ = writeln!(out, "#EXT-X-MAP:URI=\"{}\"", segment.init_uri);
+            init_uri = Some(&segment.init_uri);
+        }
+        if let Some(date) = &segment.program_date_time {
+            let _ = writeln!(out, "#EXT-X-PROGRAM-DATE-TIME:{date}");
+        }
         if index >= with_parts_from {
             for part in &segment.parts {
                 let _ = write!(
@@ -211,6 +225,17 @@ pub fn render(window: &Window, skip: bool) -> String {
     }
     if let Some(hint) = &window.preload_hint {
         let _ = writeln!(out, "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{hint}\"");
+    }
+    for report in &window.rendition_reports {
+        let _ = write!(
+            out,
+            "#EXT-X-RENDITION-REPORT:URI=\"{}\",LAST-MSN={}",
+            report.uri, report.last_msn
+        );
+        if let Some(part) = report.last_part {
+            let _ = write!(out, ",LAST-PART={part}");
+        }
+        out.push('\n');
     }
     out
 }
@@ -272,7 +297,6 @@ mod tests {
             independent: i == 0,
         };
         Window {
-            init_uri: "init.mp4".into(),
             target_duration_s: 1,
             part_target_s: 0.2,
             media_sequence: 100,
@@ -280,15 +304,21 @@ mod tests {
             segments: (0..segments)
                 .map(|n| Segment {
                     uri: (n + 1 < segments).then(|| format!("s{n}.m4s")),
+                    init_uri: "init.mp4".into(),
                     duration_s: 1.0,
                     discontinuity: false,
-                    program_date_time: format!("2026-12-07T00:00:{n:02}.000Z"),
+                    program_date_time: Some(format!("2026-12-07T00:00:{n:02}.000Z")),
                     parts: (0..if n + 1 < segments { 5 } else { 2 })
                         .map(|i| part(n, i))
                         .collect(),
                 })
                 .collect(),
             preload_hint: Some(format!("s{}.2.m4s", segments - 1)),
+            rendition_reports: vec![RenditionReport {
+                uri: "a1.ll.m3u8".into(),
+                last_msn: 100 + segments as u64 - 1,
+                last_part: Some(1),
+            }],
         }
     }
 
@@ -302,7 +332,11 @@ mod tests {
         assert!(!text.contains("s4.0.m4s"));
         assert!(text.contains("#EXT-X-PART:DURATION=0.200,URI=\"s5.0.m4s\",INDEPENDENT=YES"));
         assert!(text.contains("URI=\"s7.1.m4s\"\n"));
-        assert!(text.ends_with("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"s7.2.m4s\"\n"));
+        assert!(text.contains("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"s7.2.m4s\"\n"));
+        assert!(
+            text.ends_with("#EXT-X-RENDITION-REPORT:URI=\"a1.ll.m3u8\",LAST-MSN=107,LAST-PART=1\n")
+        );
+        assert_eq!(text.matches("#EXT-X-MAP").count(), 1);
         assert_eq!(text.matches("#EXTINF").count(), 7);
         // Every part is within the part target.
         assert!(!text.contains("DURATION=0.3"));

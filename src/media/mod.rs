@@ -7,6 +7,7 @@
 pub mod aac;
 pub mod audio;
 pub mod bits;
+pub mod cmaf;
 pub mod dash;
 pub mod directory;
 pub mod fmp4;

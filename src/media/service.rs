@@ -96,6 +96,7 @@ impl MediaService {
         let packaging = Packaging {
             segment_duration_ms: plan.segment_duration_ms,
             segment_count: plan.segment_count,
+            part_duration_ms: plan.part_duration_ms,
         };
         let live = self.directory.get_or_create_following(
             &plan.name,

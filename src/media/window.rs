@@ -10,6 +10,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+use super::cmaf::{ClosedPart, Part, TrackInit, TrackSegment};
 use bytes::Bytes;
 use chrono::{DateTime, Datelike, FixedOffset, Timelike};
 use m3u8_rs::{MasterPlaylist, MediaPlaylist, MediaSegment, Resolution, VariantStream};
@@ -27,6 +28,55 @@ pub struct Segment {
     /// The segment follows a source switch or timestamp jump.
     pub discontinuity: bool,
     pub data: Bytes,
+    /// The same media as CMAF fragments, per track (see `media::cmaf`); none for a
+    /// stream whose codecs have no CMAF packaging.
+    pub cmaf: Vec<TrackSegment>,
+}
+
+impl Segment {
+    /// This segment's CMAF fragments of `track`.
+    pub fn cmaf_track(&self, track: u8) -> Option<&TrackSegment> {
+        self.cmaf.iter().find(|t| t.track() == track)
+    }
+}
+
+/// The CMAF parts of the segment being written, per track: LL-HLS lists and serves them
+/// before the segment is sealed.
+#[derive(Debug, Clone, Default)]
+pub struct OpenParts {
+    tracks: Vec<(Arc<TrackInit>, Vec<Arc<Part>>)>,
+}
+
+impl OpenParts {
+    /// `track`'s init and its parts so far.
+    pub fn track(&self, track: u8) -> Option<(&Arc<TrackInit>, &[Arc<Part>])> {
+        self.tracks
+            .iter()
+            .find(|(init, _)| init.track == track)
+            .map(|(init, parts)| (init, &parts[..]))
+    }
+
+    /// Adds a part; a part that does not follow the track's last one (a packager that
+    /// started over) starts the track's list anew.
+    fn add(&mut self, closed: ClosedPart) {
+        let track = closed.init.track;
+        match self.tracks.iter_mut().find(|(init, _)| init.track == track) {
+            Some((init, parts)) if parts.len() == closed.index && *init == closed.init => {
+                parts.push(closed.part)
+            }
+            Some(entry) => *entry = (closed.init, vec![closed.part]),
+            None => self.tracks.push((closed.init, vec![closed.part])),
+        }
+        self.tracks.sort_by_key(|(init, _)| init.track);
+    }
+
+    fn held_bytes(&self) -> u64 {
+        self.tracks
+            .iter()
+            .flat_map(|(_, parts)| parts)
+            .map(|part| part.data.len() as u64)
+            .sum()
+    }
 }
 
 /// The window of one stream.
@@ -42,6 +92,8 @@ pub struct Window {
     discontinuity_sequence: u64,
     /// The next segment starts a new timeline (another source took over the window).
     next_is_discontinuity: bool,
+    /// The CMAF parts of segment `next_sequence`, the one being written.
+    open: OpenParts,
 }
 
 /// Extra segments kept beyond the advertised ones, for players that fetched the playlist
@@ -65,7 +117,30 @@ fn utc_path(unix_ms: u64) -> String {
 impl Window {
     /// Bytes of the segments kept.
     pub fn held_bytes(&self) -> u64 {
-        self.segments.iter().map(|s| s.data.len() as u64).sum()
+        let segments: u64 = self
+            .segments
+            .iter()
+            .map(|s| {
+                let cmaf: usize = s.cmaf.iter().map(|t| t.data.len()).sum();
+                (s.data.len() + cmaf) as u64
+            })
+            .sum();
+        segments + self.open.held_bytes()
+    }
+
+    /// The sequence number the segment being written will have.
+    pub fn next_sequence(&self) -> u64 {
+        self.next_sequence
+    }
+
+    /// The CMAF parts of the segment being written.
+    pub fn open_parts(&self) -> &OpenParts {
+        &self.open
+    }
+
+    /// Adds a CMAF part of the segment being written.
+    pub fn add_part(&mut self, closed: ClosedPart) {
+        self.open.add(closed);
     }
 
     pub fn new(segment_count: usize) -> Window {
@@ -80,6 +155,7 @@ impl Window {
             next_sequence: 0,
             discontinuity_sequence: 0,
             next_is_discontinuity: false,
+            open: OpenParts::default(),
         }
     }
 
@@ -90,6 +166,7 @@ impl Window {
         duration_ms: u64,
         discontinuity: bool,
         data: Bytes,
+        cmaf: Vec<TrackSegment>,
     ) -> Arc<Segment> {
         let sequence = self.next_sequence;
         let mut name = format!(
@@ -111,6 +188,7 @@ impl Window {
             program_date_time_ms,
             discontinuity,
             data,
+            cmaf,
         };
         self.push_made(segment);
         self.segments.back().expect("just pushed").clone()
@@ -135,7 +213,7 @@ impl Window {
     }
 
     /// The segments held, oldest first.
-    pub fn held(&self) -> impl Iterator<Item = &Arc<Segment>> {
+    pub fn held(&self) -> impl DoubleEndedIterator<Item = &Arc<Segment>> {
         self.segments.iter()
     }
 
@@ -166,6 +244,7 @@ impl Window {
         }
         segment.discontinuity |= std::mem::take(&mut self.next_is_discontinuity);
         self.next_sequence = segment.sequence + 1;
+        self.open = OpenParts::default();
         self.segments.push_back(Arc::new(segment));
         while self.segments.len() > self.retained {
             if let Some(old) = self.segments.pop_front()
@@ -285,9 +364,9 @@ mod tests {
     #[test]
     fn segment_names_follow_flussonic() {
         let mut window = Window::new(3);
-        let segment = window.push(T0, 5_000, false, Bytes::new());
+        let segment = window.push(T0, 5_000, false, Bytes::new(), Vec::new());
         assert_eq!(segment.name, "2025/11/21/07/06/37-05000.ts");
-        let twin = window.push(T0 + 200, 5_000, false, Bytes::new());
+        let twin = window.push(T0 + 200, 5_000, false, Bytes::new(), Vec::new());
         assert_ne!(twin.name, segment.name, "names stay unique");
         assert!(window.find(&segment.name).is_some());
     }
@@ -296,7 +375,7 @@ mod tests {
     fn the_window_advertises_the_newest_segments_and_keeps_extra() {
         let mut window = Window::new(3);
         for i in 0..10 {
-            window.push(T0 + i * 4_000, 4_000, i == 2, Bytes::new());
+            window.push(T0 + i * 4_000, 4_000, i == 2, Bytes::new(), Vec::new());
         }
         let playlist = window.media_playlist("");
         let parsed = m3u8_rs::parse_media_playlist_res(playlist.as_bytes()).unwrap();
@@ -325,8 +404,8 @@ mod tests {
     #[test]
     fn target_duration_covers_the_longest_segment() {
         let mut window = Window::new(4);
-        window.push(T0, 4_000, false, Bytes::new());
-        window.push(T0 + 4_000, 6_400, false, Bytes::new());
+        window.push(T0, 4_000, false, Bytes::new(), Vec::new());
+        window.push(T0 + 4_000, 6_400, false, Bytes::new(), Vec::new());
         let parsed =
             m3u8_rs::parse_media_playlist_res(window.media_playlist("").as_bytes()).unwrap();
         assert_eq!(parsed.target_duration, 7);

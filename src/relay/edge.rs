@@ -14,7 +14,7 @@ use flotilla_otp::rt::Runtime;
 
 use super::{Feed, RelayError, Upstream};
 use crate::error::{Classified, Fault};
-use crate::media::follow::{Cut, Replica, SegmentInfo};
+use crate::media::follow::{Cut, Replica, SegmentInfo, Shape};
 use crate::media::live::RELAYED_FROM_PREFIX;
 use crate::mesh::wire::relay::{RelayHead, SegmentMeta};
 
@@ -125,15 +125,19 @@ async fn pump(
             RelayHead::Start {
                 segment_count,
                 discontinuity_sequence,
+                part_duration_ms,
+                timeline_origin_ms,
                 rendition,
                 ..
             } if !started => {
                 started = true;
-                replica.start(
-                    segment_count as usize,
+                let shape = Shape {
+                    segment_count: segment_count as usize,
                     discontinuity_sequence,
-                    rendition.into(),
-                );
+                    part_duration_ms,
+                    timeline_origin_ms,
+                };
+                replica.start(shape, rendition.into());
                 Ok(())
             }
             _ if !started => Err(protocol("a subscription must begin with Start")),
@@ -156,11 +160,13 @@ async fn pump(
             RelayHead::Cut {
                 meta,
                 next,
+                next_dts,
                 rendition,
             } => replica
                 .cut(Cut {
                     segment: info_of(meta),
                     next,
+                    next_dts,
                     rendition: rendition.into(),
                 })
                 .map_err(bad_media),

@@ -154,6 +154,8 @@ async fn send_start(
             segment_count: snapshot.segment_count as u32,
             segment_duration_ms: snapshot.segment_duration_ms,
             discontinuity_sequence: snapshot.discontinuity_sequence,
+            part_duration_ms: snapshot.part_duration_ms,
+            timeline_origin_ms: snapshot.timeline_origin_ms,
             rendition: WireRendition::from(&snapshot.rendition),
         },
         payload: bytes::Bytes::new(),
@@ -205,6 +207,7 @@ fn cut_frame(cut: &Cut) -> RelayFrame {
         head: RelayHead::Cut {
             meta: meta_of(&cut.segment),
             next: cut.next,
+            next_dts: cut.next_dts,
             rendition: WireRendition::from(&cut.rendition),
         },
         payload: bytes::Bytes::new(),

@@ -132,6 +132,7 @@ impl RelayStarter {
             },
             segment_duration_ms: crate::defaults::SEGMENT_DURATION_MS,
             segment_count: crate::defaults::SEGMENT_COUNT,
+            part_duration_ms: crate::defaults::PART_DURATION_MS,
             clients_timeout_ms: match options.and_then(|o| o.clients_timeout) {
                 Some(Timeout::After(seconds)) => Some(seconds.millis),
                 // A relay never outlives its viewers for ever: the default applies.

@@ -49,8 +49,7 @@ impl RtmpContext {
         &self,
         name: &str,
         input: &str,
-        segment_duration_ms: u64,
-        segment_count: usize,
+        packaging: crate::media::live::Packaging,
         relay: bool,
     ) -> Result<(), StreamStartError> {
         let supervisor = supervisor_at(&self.node, &ActorPath::root().child("streams"))
@@ -67,8 +66,9 @@ impl RtmpContext {
             cluster_ingest: false,
             capture_at: None,
             source_timeout_ms: crate::defaults::SOURCE_TIMEOUT_MS,
-            segment_duration_ms,
-            segment_count,
+            segment_duration_ms: packaging.segment_duration_ms,
+            segment_count: packaging.segment_count,
+            part_duration_ms: packaging.part_duration_ms,
             clients_timeout_ms: None,
             retry_limit: None,
             ephemeral: true,

@@ -62,20 +62,19 @@ impl RtmpContext {
     /// Starts a template's stream for a publisher of `name` (logged when it fails).
     pub async fn start_template_stream(&self, name: &str, template: &Template) {
         let options = &template.options;
-        let segment_duration_ms = options
-            .segment_duration
-            .map_or(crate::defaults::SEGMENT_DURATION_MS, |d| d.millis);
-        let segment_count = options
-            .segment_count
-            .map_or(crate::defaults::SEGMENT_COUNT, |c| c as usize);
+        let packaging = crate::media::live::Packaging {
+            segment_duration_ms: options
+                .segment_duration
+                .map_or(crate::defaults::SEGMENT_DURATION_MS, |d| d.millis),
+            segment_count: options
+                .segment_count
+                .map_or(crate::defaults::SEGMENT_COUNT, |c| c as usize),
+            part_duration_ms: options
+                .chunk_duration
+                .map_or(crate::defaults::PART_DURATION_MS, u64::from),
+        };
         match self
-            .start_ephemeral_stream(
-                name,
-                "publish://",
-                segment_duration_ms,
-                segment_count,
-                false,
-            )
+            .start_ephemeral_stream(name, "publish://", packaging, false)
             .await
         {
             Ok(()) => {

@@ -53,6 +53,8 @@ pub struct StreamPlan {
     pub segment_duration_ms: u64,
     /// Segments advertised in the HLS window.
     pub segment_count: usize,
+    /// LL-HLS part duration: the longest CMAF part.
+    pub part_duration_ms: u64,
     /// On-demand: how long the stream outlives its last viewer (`None`: forever).
     pub clients_timeout_ms: Option<u64>,
     /// On-demand: failed starts before the stream waits for the next viewer (`None`:
@@ -320,6 +322,7 @@ mod tests {
                     source_timeout_ms: 10_000,
                     segment_duration_ms: 5_000,
                     segment_count: 4,
+                    part_duration_ms: 1_000,
                     clients_timeout_ms: Some(30_000),
                     retry_limit: None,
                     ephemeral: false,
@@ -334,6 +337,7 @@ mod tests {
                     source_timeout_ms: 10_000,
                     segment_duration_ms: 5_000,
                     segment_count: 4,
+                    part_duration_ms: 1_000,
                     clients_timeout_ms: Some(30_000),
                     retry_limit: None,
                     ephemeral: false,
@@ -508,6 +512,7 @@ mod ingest_tests {
                 source_timeout_ms: 10_000,
                 segment_duration_ms: 1_000,
                 segment_count: 4,
+                part_duration_ms: 1_000,
                 clients_timeout_ms: None,
                 retry_limit: None,
                 ephemeral: false,

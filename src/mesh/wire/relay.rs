@@ -84,6 +84,10 @@ pub enum RelayHead {
         segment_duration_ms: u64,
         /// Discontinuities that already left the origin's window.
         discontinuity_sequence: u64,
+        /// The longest CMAF part the origin cuts.
+        part_duration_ms: u64,
+        /// Unix ms of the origin's time zero (the DASH availability start).
+        timeline_origin_ms: u64,
         rendition: WireRendition,
     },
     /// A part of a whole segment (payload: its bytes from `offset`); `last` ends it.
@@ -106,10 +110,11 @@ pub enum RelayHead {
         pts_offset: i64,
     },
     /// The frames since the last `Resume` or `Cut` make the segment `meta`; the next
-    /// one starts muxed from `next`.
+    /// one starts muxed from `next`, with a frame at `next_dts`.
     Cut {
         meta: SegmentMeta,
         next: MuxState,
+        next_dts: u64,
         rendition: WireRendition,
     },
     /// The origin ends the subscription (the stream stopped or is not there).
@@ -334,11 +339,16 @@ fn validate(frame: &RelayFrame) -> Result<(), WireError> {
     match &frame.head {
         RelayHead::Start {
             segment_count,
+            part_duration_ms,
             rendition: shape,
             ..
         } => {
             if *segment_count == 0 || *segment_count > crate::config::schema::MAX_SEGMENT_COUNT {
                 return Err(WireError::Limit("segment count out of range"));
+            }
+            let parts = crate::config::schema::PART_DURATION_RANGE_MS;
+            if !(u64::from(*parts.start())..=u64::from(*parts.end())).contains(part_duration_ms) {
+                return Err(WireError::Limit("part duration out of range"));
             }
             rendition(shape)?;
             no_payload(frame)
@@ -376,6 +386,7 @@ fn validate(frame: &RelayFrame) -> Result<(), WireError> {
             meta,
             next,
             rendition: shape,
+            ..
         } => {
             segment_name(&meta.name)?;
             mux(next)?;
@@ -429,6 +440,7 @@ mod tests {
             head: RelayHead::Cut {
                 meta: meta("2026/12/07/10/00/00-02000.ts"),
                 next: MuxState::default(),
+                next_dts: 180_000,
                 rendition: WireRendition::default(),
             },
             payload: Bytes::new(),
