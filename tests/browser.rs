@@ -9,7 +9,9 @@ mod common;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::browser::{Browser, PageServer, hlsjs_page};
+use common::browser::{
+    Browser, PageServer, dashjs_page, dashjs_script, hlsjs_page, hlsjs_page_with,
+};
 use common::ffmpeg::Ffmpeg;
 use common::{Node, free_port, http_get, member, poll_until, shared_config};
 
@@ -28,15 +30,20 @@ fn wait_for_status(at: SocketAddr, path: &str, wanted: u16) {
 
 /// Reads the page's reports until the video has played `seconds`; returns the last
 /// report. Panics with the report on any hls.js error event or when time runs out.
-#[allow(clippy::disallowed_methods)] // A real browser plays in real time.
 fn plays_without_errors(page: &PageServer, seconds: f64) -> serde_json::Value {
+    plays_in(page, "hlsjs", seconds)
+}
+
+/// Like [`plays_without_errors`], for the player the page reports as `player`.
+#[allow(clippy::disallowed_methods)] // A real browser plays in real time.
+fn plays_in(page: &PageServer, player: &str, seconds: f64) -> serde_json::Value {
     let start = Instant::now();
     let mut last = serde_json::Value::Null;
     while start.elapsed() < PLAYBACK_DEADLINE {
         let Some(report) = page.next_report(Duration::from_secs(5)) else {
             continue;
         };
-        assert_eq!(report["hlsjs"], true, "hls.js did not load: {report}");
+        assert_eq!(report[player], true, "{player} did not load: {report}");
         let errors = report["errors"].as_array().cloned().unwrap_or_default();
         assert!(errors.is_empty(), "the player saw errors: {report}");
         if report["time"].as_f64().unwrap_or(0.0) >= seconds {
@@ -117,4 +124,56 @@ fn the_player_page_loads_its_script_from_the_node_only() {
     // The embedded hls.js build, not an empty stand-in.
     assert!(script.len() > 100_000, "{} bytes", script.len());
     assert!(script.contains("Hls"));
+}
+
+/// A published stream as LL-HLS in CMAF (1 s segments, 200 ms parts) for hls.js in
+/// low-latency mode: 30 s of playback without an error event, the playhead close to
+/// the live edge.
+#[test]
+fn hlsjs_plays_ll_hls_in_low_latency_mode_for_30_s() {
+    let (http, rtmp) = (free_port(), free_port());
+    let at = SocketAddr::from(([127, 0, 0, 1], http));
+    let config = format!(
+        "http 127.0.0.1:{http};\nrtmp 127.0.0.1:{rtmp};\n\
+         template live {{ prefix live; segment_duration 1; chunk_duration 200; }}\n"
+    );
+    let _node = Node::start(&config, at, &[], &[]);
+    let _publisher = Ffmpeg::publish_pattern(&format!("rtmp://127.0.0.1:{rtmp}/live/ll"), 0.0);
+    wait_for_status(at, "/live/ll/index.ll.m3u8", 200);
+    let page = PageServer::start(hlsjs_page_with(
+        at,
+        &format!("http://{at}/live/ll/index.ll.m3u8"),
+        "{ lowLatencyMode: true }",
+    ));
+    let _browser = Browser::open(&format!("{}/", page.origin));
+    let report = plays_in(&page, "hlsjs", 30.0);
+    assert!(report["videoWidth"].as_u64() == Some(320), "{report}");
+    let latency = report["latency"].as_f64().unwrap_or(f64::MAX);
+    assert!(
+        latency < 4.0,
+        "hls.js plays {latency} s behind the live edge: {report}"
+    );
+}
+
+/// The same stream as DASH for dash.js (from the npm registry, served by the test's
+/// page server): 30 s of playback without an error event.
+#[test]
+fn dashjs_plays_the_dash_manifest_for_30_s() {
+    let script = std::sync::Arc::new(dashjs_script());
+    let (http, rtmp) = (free_port(), free_port());
+    let at = SocketAddr::from(([127, 0, 0, 1], http));
+    let config = format!(
+        "http 127.0.0.1:{http};\nrtmp 127.0.0.1:{rtmp};\n\
+         template live {{ prefix live; segment_duration 1; }}\n"
+    );
+    let _node = Node::start(&config, at, &[], &[]);
+    let _publisher = Ffmpeg::publish_pattern(&format!("rtmp://127.0.0.1:{rtmp}/live/dash"), 0.0);
+    wait_for_status(at, "/live/dash/index.mpd", 200);
+    let page = PageServer::with_scripts(
+        dashjs_page(&format!("http://{at}/live/dash/index.mpd")),
+        vec![("dash.all.min.js", script)],
+    );
+    let _browser = Browser::open(&format!("{}/", page.origin));
+    let report = plays_in(&page, "dashjs", 30.0);
+    assert!(report["videoWidth"].as_u64() == Some(320), "{report}");
 }

@@ -344,3 +344,80 @@ fn a_relaying_node_that_becomes_the_capturer_keeps_its_viewers_playlist() {
     let (played, errors) = player.join().unwrap();
     assert!(played, "ffmpeg across the takeover: {errors}");
 }
+
+/// The sealed part of an LL-HLS playlist: everything up to its last complete segment
+/// (the parts of the segment being written, the preload hint and the rendition reports
+/// move from one moment to the next).
+fn sealed_part(playlist: &str) -> Option<String> {
+    let end = playlist.rfind(".m4s\n")? + ".m4s\n".len();
+    Some(playlist[..end].to_string())
+}
+
+/// An edge relaying a stream serves the origin's LL-HLS playlists and DASH manifest
+/// text for text, and its init segments, segments and parts byte for byte: a viewer
+/// behind a load balancer may take each request from either node.
+#[test]
+fn edges_serve_the_origins_ll_hls_and_dash_byte_for_byte() {
+    let (port, rtmp) = (free_port(), free_port());
+    let config = shared_config(port, KEY, &[25, 26]) + "cluster_play relay;\n";
+    let origin = member(25, "origin", port, rtmp, &config);
+    let edge = member(26, "edge", port, rtmp, &config);
+    let _publisher = Ffmpeg::publish_clip(&format!("rtmp://{}/live/ll", origin.rtmp));
+    for at in [origin.http, edge.http] {
+        poll_until(Duration::from_secs(30), || {
+            let (status, _, _) = http_get(at, "/live/ll/index.ll.m3u8", &[]).ok()?;
+            (status == 200).then_some(())
+        })
+        .unwrap_or_else(|| panic!("no LL-HLS on {at}"));
+    }
+    for track in ["v1", "a1"] {
+        let path = format!("/live/ll/{track}.ll.m3u8");
+        let same = poll_until(Duration::from_secs(20), || {
+            let (_, _, on_origin) = http_get(origin.http, &path, &[]).ok()?;
+            let (_, _, on_edge) = http_get(edge.http, &path, &[]).ok()?;
+            let sealed = sealed_part(&on_origin)?;
+            let full = sealed.matches("#EXTINF").count() >= 3;
+            (full && Some(&sealed) == sealed_part(&on_edge).as_ref()).then_some(on_origin)
+        })
+        .unwrap_or_else(|| panic!("{path} differs between the origin and the edge"));
+        let uris: Vec<&str> = same
+            .lines()
+            .filter_map(|line| {
+                if line.starts_with('#') {
+                    line.split("URI=\"").nth(1)?.split('"').next()
+                } else {
+                    Some(line)
+                }
+            })
+            .filter(|uri| uri.ends_with(".m4s") || uri.ends_with(".mp4"))
+            .collect();
+        assert!(uris.len() >= 5, "{same}");
+        for uri in uris {
+            let path = format!("/live/ll/{uri}");
+            let (status, from_origin) = http_get_bytes(origin.http, &path).unwrap();
+            assert_eq!(status, 200, "{path} on the origin");
+            let (status, from_edge) = http_get_bytes(edge.http, &path).unwrap();
+            assert_eq!(status, 200, "{path} on the edge");
+            assert!(from_edge == from_origin, "{path} differs");
+        }
+    }
+    let mut last = (String::new(), String::new());
+    let same = poll_until(Duration::from_secs(20), || {
+        let (_, _, on_origin) = http_get(origin.http, "/live/ll/index.mpd", &[]).ok()?;
+        let (_, _, on_edge) = http_get(edge.http, "/live/ll/index.mpd", &[]).ok()?;
+        let same = on_origin.contains("<SegmentTimeline>") && on_origin == on_edge;
+        last = (on_origin, on_edge);
+        same.then_some(())
+    });
+    assert!(
+        same.is_some(),
+        "the DASH manifests differ:\n{}\n---\n{}",
+        last.0,
+        last.1
+    );
+    let probed = ffprobe_streams(&format!("http://{}/live/ll/index.mpd", edge.http));
+    assert!(
+        probed.contains("h264") && probed.contains("aac"),
+        "{probed}"
+    );
+}

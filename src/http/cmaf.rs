@@ -113,14 +113,16 @@ fn media(live: &LiveStream, data: Bytes, audio: bool) -> Response {
 
 fn shape(live: &LiveStream) -> Shape {
     Shape {
-        part_target_ms: live.packaging.part_duration_ms,
+        part_target_ms: live.part_target_ms(),
         segment_count: live.packaging.segment_count,
     }
 }
 
-/// How long a held request may wait.
+/// How long a held request may wait: three of the window's longest segments (at least
+/// a second each).
 fn hold_limit(live: &LiveStream) -> Duration {
-    Duration::from_millis(HOLD_SEGMENTS * live.packaging.segment_duration_ms.max(1_000))
+    let longest_ms = live.with_window(|w| w.advertised().map(|s| s.duration_ms).max());
+    Duration::from_millis(HOLD_SEGMENTS * longest_ms.unwrap_or(0).max(1_000))
 }
 
 /// Waits, holding one of the node's slots, until `ready` holds of the window (or the
@@ -152,8 +154,7 @@ pub async fn serve(
     match resource {
         Resource::Master => {
             let start = Duration::from_millis(STREAM_START_WAIT_MS);
-            live.wait_for_window(start, |w| !playlist::tracks(w).is_empty())
-                .await;
+            live.wait_for_window(start, has_sealed_cmaf).await;
             let bandwidth = live.rendition().bandwidth_bps;
             match live.with_window(|w| playlist::master_playlist(w, bandwidth)) {
                 Some(body) => typed(body, PLAYLIST_TYPE, "no-cache"),
@@ -163,15 +164,9 @@ pub async fn serve(
         Resource::MediaPlaylist { track } => media_playlist(live, track, query, held).await,
         Resource::Manifest => {
             let start = Duration::from_millis(STREAM_START_WAIT_MS);
-            live.wait_for_window(start, |w| w.held().any(|s| !s.cmaf.is_empty()))
-                .await;
+            live.wait_for_window(start, has_sealed_cmaf).await;
             let manifest = live.with_window(|w| {
-                playlist::manifest(
-                    w,
-                    live.timeline_origin_ms(),
-                    live.packaging.segment_duration_ms,
-                    live.packaging.segment_count,
-                )
+                playlist::manifest(w, live.timeline_origin_ms(), live.packaging.segment_count)
             });
             match manifest {
                 Some(body) => typed(body, MPD_TYPE, "no-cache"),
@@ -225,6 +220,12 @@ pub async fn serve(
     }
 }
 
+/// The window has a sealed segment with CMAF fragments: playlists and manifests can
+/// be served (a player starts from complete segments).
+fn has_sealed_cmaf(window: &Window) -> bool {
+    window.held().any(|segment| !segment.cmaf.is_empty())
+}
+
 fn no_cmaf(live: &LiveStream) -> Response {
     let codecs = live.rendition().codecs.join(", ");
     if live.media_playlist("").is_some() {
@@ -268,9 +269,10 @@ async fn media_playlist(
             }
         }
     }
-    if directives.msn.is_none() && live.with_window(|w| playlist::tracks(w).is_empty()) {
+    if directives.msn.is_none() {
+        // A starting stream: players need a complete segment to start from.
         let start = Duration::from_millis(STREAM_START_WAIT_MS);
-        live.wait_for_window(start, |w| !playlist::tracks(w).is_empty())
+        live.wait_for_window(start, |w| w.held().any(|s| s.cmaf_track(track).is_some()))
             .await;
     }
     let shape = shape(live);

@@ -20,10 +20,10 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 
-use super::cmaf::{CmafPackager, TrackSegment};
+use super::cmaf::{CmafPackager, PartSpan, TrackInit, TrackSegment};
 use super::frame::Frame;
 use super::live::LiveStream;
-use super::program::{Track, Tracks};
+use super::program::{MAX_TRACKS, Track, Tracks};
 use super::segmenter::MAX_SEGMENT_BYTES;
 use super::ts::mux::{BadMuxState, MuxState, Muxer};
 use super::window::{Rendition, Segment};
@@ -93,6 +93,31 @@ pub struct Shape {
     pub timeline_origin_ms: u64,
 }
 
+/// One track's CMAF fragments of a whole segment, as they start arriving.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FragmentsHead {
+    pub sequence: u64,
+    pub track: u8,
+    /// Decode time of the first sample and the duration, in the track's timescale.
+    pub start: u64,
+    pub duration: u64,
+    /// (bytes, duration, independent) of each part, in order.
+    pub parts: Vec<(u32, u64, bool)>,
+}
+
+/// CMAF fragments of whole segments: they arrive before the segment's TS bytes and go
+/// into the window with them.
+#[derive(Debug, Default)]
+struct WholeFragments {
+    /// The last init received per track.
+    inits: [Option<Arc<TrackInit>>; MAX_TRACKS],
+    /// The segment whose fragments are gathered, and those complete so far.
+    sequence: Option<u64>,
+    tracks: Vec<TrackSegment>,
+    /// A track's fragments arriving in parts.
+    open: Option<(FragmentsHead, BytesMut)>,
+}
+
 /// Why a replica refused what its origin sent: the origin is at fault.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReplicaError {
@@ -100,6 +125,10 @@ pub enum ReplicaError {
     Mux(#[from] BadMuxState),
     #[error("segment {0} arrived out of order or grew past {MAX_SEGMENT_BYTES} bytes")]
     SegmentParts(u64),
+    #[error(
+        "the CMAF fragments of segment {0} arrived without their init, out of order or not as long as their parts"
+    )]
+    Fragments(u64),
 }
 
 /// The packager of a stream this node relays: it rebuilds the origin's segments from the
@@ -122,6 +151,7 @@ pub struct Replica {
     cmaf: CmafPackager,
     /// The origin's part duration.
     part_duration_ms: u64,
+    whole: WholeFragments,
 }
 
 impl Replica {
@@ -134,6 +164,7 @@ impl Replica {
             fresh_subscription: true,
             cmaf: CmafPackager::new(live.packaging.part_duration_ms),
             part_duration_ms: live.packaging.part_duration_ms,
+            whole: WholeFragments::default(),
             live,
         }
     }
@@ -154,8 +185,10 @@ impl Replica {
         self.open = None;
         self.parts = None;
         self.fresh_subscription = true;
+        self.whole = WholeFragments::default();
         self.cmaf = CmafPackager::new(part_duration_ms);
         self.part_duration_ms = part_duration_ms;
+        self.live.set_part_target(part_duration_ms);
         self.live.set_timeline_origin(timeline_origin_ms);
         self.live
             .adopt_window(segment_count, discontinuity_sequence);
@@ -181,10 +214,86 @@ impl Replica {
         }
         data.extend_from_slice(bytes);
         if last {
-            self.place(held, data.freeze(), Vec::new());
+            let fragments = match self.whole.sequence.take() {
+                Some(of) if of == held.sequence => std::mem::take(&mut self.whole.tracks),
+                _ => Vec::new(),
+            };
+            self.whole.tracks.clear();
+            self.place(held, data.freeze(), fragments);
         } else {
             self.parts = Some((held, data));
         }
+        Ok(())
+    }
+
+    /// A track's CMAF init: the next whole fragments of that track are in it.
+    pub fn cmaf_init(&mut self, init: TrackInit) {
+        if let Some(slot) = self.whole.inits.get_mut(usize::from(init.track)) {
+            *slot = Some(Arc::new(init));
+        }
+    }
+
+    /// One part of a track's CMAF fragments of a whole segment (before its TS bytes).
+    pub fn fragments_part(
+        &mut self,
+        head: FragmentsHead,
+        offset: u64,
+        last: bool,
+        bytes: &[u8],
+    ) -> Result<(), ReplicaError> {
+        let sequence = head.sequence;
+        let refused = ReplicaError::Fragments(sequence);
+        let whole = &mut self.whole;
+        if whole.sequence != Some(sequence) {
+            whole.sequence = Some(sequence);
+            whole.tracks.clear();
+            whole.open = None;
+        }
+        let (held, mut data) = match whole.open.take() {
+            Some((held, data)) if held == head && data.len() as u64 == offset => (held, data),
+            None if offset == 0 => (head, BytesMut::new()),
+            _ => return Err(refused),
+        };
+        let total: u64 = held.parts.iter().map(|(len, _, _)| u64::from(*len)).sum();
+        if data.len() as u64 + bytes.len() as u64 > total {
+            return Err(refused);
+        }
+        data.extend_from_slice(bytes);
+        if !last {
+            whole.open = Some((held, data));
+            return Ok(());
+        }
+        let init = whole
+            .inits
+            .get(usize::from(held.track))
+            .cloned()
+            .flatten()
+            .ok_or(refused.clone())?;
+        if data.len() as u64 != total {
+            return Err(refused);
+        }
+        let mut offset = 0;
+        let parts = held
+            .parts
+            .iter()
+            .map(|&(len, duration, independent)| {
+                let span = PartSpan {
+                    offset,
+                    len: len as usize,
+                    duration,
+                    independent,
+                };
+                offset += len as usize;
+                span
+            })
+            .collect();
+        whole.tracks.push(TrackSegment {
+            init,
+            start: held.start,
+            duration: held.duration,
+            data: data.freeze(),
+            parts,
+        });
         Ok(())
     }
 
@@ -343,9 +452,7 @@ mod tests {
             );
             let mut last_sent = None;
             for segment in &snapshot.segments {
-                replica
-                    .segment_part(SegmentInfo::of(segment), 0, true, &segment.data)
-                    .unwrap();
+                send_whole(replica, segment);
                 last_sent = Some(segment.sequence);
             }
             Subscription {
@@ -360,9 +467,7 @@ mod tests {
                 match event {
                     FollowEvent::Cut(cut) if !self.synced => {
                         for segment in origin.segments_after(self.last_sent) {
-                            replica
-                                .segment_part(SegmentInfo::of(&segment), 0, true, &segment.data)
-                                .unwrap();
+                            send_whole(replica, &segment);
                             self.last_sent = Some(segment.sequence);
                         }
                         replica.resume(cut.next).unwrap();
@@ -379,6 +484,35 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A whole segment as `relay::origin` sends it: each track's init and fragments,
+    /// then the TS bytes.
+    fn send_whole(replica: &mut Replica, segment: &Segment) {
+        for fragments in &segment.cmaf {
+            replica.cmaf_init(TrackInit::clone(&fragments.init));
+            let head = FragmentsHead {
+                sequence: segment.sequence,
+                track: fragments.track(),
+                start: fragments.start,
+                duration: fragments.duration,
+                parts: fragments
+                    .parts
+                    .iter()
+                    .map(|p| (p.len as u32, p.duration, p.independent))
+                    .collect(),
+            };
+            let (first, rest) = fragments.data.split_at(fragments.data.len() / 2);
+            replica
+                .fragments_part(head.clone(), 0, false, first)
+                .unwrap();
+            replica
+                .fragments_part(head, first.len() as u64, true, rest)
+                .unwrap();
+        }
+        replica
+            .segment_part(SegmentInfo::of(segment), 0, true, &segment.data)
+            .unwrap();
     }
 
     fn origin() -> (Arc<LiveStream>, Packager) {
@@ -431,6 +565,26 @@ mod tests {
         play(&mut clip, &mut packager, None, 5);
         let (copy, mut replica) = copy();
         let mut subscription = Subscription::open(&origin, &mut replica);
+        use crate::media::cmaf::playlist;
+        let shape = playlist::Shape {
+            part_target_ms: 200,
+            segment_count: 3,
+        };
+        let ll_hls = |live: &LiveStream, track| {
+            live.with_window(|w| playlist::media_playlist(w, track, shape, false))
+        };
+        play(
+            &mut clip,
+            &mut packager,
+            Some((&mut subscription, &mut replica)),
+            8,
+        );
+        // Soon after it subscribed (segments it got whole, the open segment's parts cut
+        // here): the origin's LL-HLS playlists, text for text.
+        for track in [0, 1] {
+            assert!(ll_hls(&origin, track).is_some());
+            assert_eq!(ll_hls(&copy, track), ll_hls(&origin, track));
+        }
         play(
             &mut clip,
             &mut packager,
@@ -450,20 +604,11 @@ mod tests {
         }
         assert_eq!(copy.rendition(), origin.rendition());
         // And so the same LL-HLS playlists and DASH manifest.
-        use crate::media::cmaf::playlist;
-        let shape = playlist::Shape {
-            part_target_ms: 200,
-            segment_count: 3,
-        };
         for track in [0, 1] {
-            let of = |live: &LiveStream| {
-                live.with_window(|w| playlist::media_playlist(w, track, shape, false))
-            };
-            assert!(of(&origin).is_some());
-            assert_eq!(of(&copy), of(&origin));
+            assert_eq!(ll_hls(&copy, track), ll_hls(&origin, track));
         }
         let manifest = |live: &LiveStream| {
-            live.with_window(|w| playlist::manifest(w, live.timeline_origin_ms(), 2_000, 3))
+            live.with_window(|w| playlist::manifest(w, live.timeline_origin_ms(), 3))
         };
         assert!(manifest(&origin).is_some());
         assert_eq!(manifest(&copy), manifest(&origin));

@@ -116,6 +116,9 @@ pub struct LiveStream {
     /// manifest's availability start. 0 until the first frame; a relayed copy takes
     /// the origin's.
     timeline_origin_ms: AtomicU64,
+    /// The longest CMAF part: this node's `chunk_duration`, or a relayed copy's origin's
+    /// (its parts are the origin's).
+    part_target_ms: AtomicU64,
     /// GOPs started so far: RTMP players of a starting stream wait on it.
     gops: tokio::sync::watch::Sender<u64>,
     /// Asks an idle on-demand stream to start.
@@ -149,6 +152,7 @@ impl LiveStream {
             published: tokio::sync::watch::channel(0).0,
             parts: tokio::sync::watch::channel(0).0,
             timeline_origin_ms: AtomicU64::new(0),
+            part_target_ms: AtomicU64::new(packaging.part_duration_ms),
             gops: tokio::sync::watch::channel(0).0,
             demand: tokio::sync::Notify::new(),
             active_input: RwLock::new(None),
@@ -183,6 +187,15 @@ impl LiveStream {
 
     pub(super) fn set_timeline_origin(&self, unix_ms: u64) {
         self.timeline_origin_ms.store(unix_ms, Ordering::Relaxed);
+    }
+
+    /// The longest CMAF part (LL-HLS's PART-TARGET).
+    pub fn part_target_ms(&self) -> u64 {
+        self.part_target_ms.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn set_part_target(&self, part_ms: u64) {
+        self.part_target_ms.store(part_ms, Ordering::Relaxed);
     }
 
     /// Reads the window (the CMAF outputs render from it under its read lock).

@@ -14,7 +14,7 @@ use flotilla_otp::rt::Runtime;
 
 use super::{Feed, RelayError, Upstream};
 use crate::error::{Classified, Fault};
-use crate::media::follow::{Cut, Replica, SegmentInfo, Shape};
+use crate::media::follow::{Cut, FragmentsHead, Replica, SegmentInfo, Shape};
 use crate::media::live::RELAYED_FROM_PREFIX;
 use crate::mesh::wire::relay::{RelayHead, SegmentMeta};
 
@@ -146,6 +146,36 @@ async fn pump(
                 progressed |= last;
                 replica
                     .segment_part(info_of(meta), offset, last, &frame.payload)
+                    .map_err(bad_media)
+            }
+            RelayHead::Init { init } => {
+                let init = init
+                    .to_init()
+                    .expect("an Init with a known codec (checked by the wire)");
+                replica.cmaf_init(init);
+                Ok(())
+            }
+            RelayHead::Fragments {
+                sequence,
+                track,
+                start,
+                duration,
+                parts,
+                offset,
+                last,
+            } => {
+                let head = FragmentsHead {
+                    sequence,
+                    track,
+                    start,
+                    duration,
+                    parts: parts
+                        .iter()
+                        .map(|part| (part.len, part.duration, part.independent))
+                        .collect(),
+                };
+                replica
+                    .fragments_part(head, offset, last, &frame.payload)
                     .map_err(bad_media)
             }
             RelayHead::Resume { mux } => replica.resume(mux).map_err(bad_media),

@@ -10,7 +10,7 @@ use crate::media::follow::{Cut, FollowEvent};
 use crate::media::live::{LiveStream, WindowSnapshot};
 use crate::media::window::Segment;
 use crate::mesh::wire::relay::{
-    RelayFrame, RelayHead, SEGMENT_PART_BYTES, SegmentMeta, WireRendition,
+    RelayFrame, RelayHead, SEGMENT_PART_BYTES, SegmentMeta, WireInit, WirePart, WireRendition,
 };
 
 /// How often a subscription with nothing to send checks that its stream is still here.
@@ -179,8 +179,49 @@ fn meta_of(info: &crate::media::follow::SegmentInfo) -> SegmentMeta {
     }
 }
 
-/// A whole segment, in parts of at most [`SEGMENT_PART_BYTES`].
+/// A whole segment, in parts of at most [`SEGMENT_PART_BYTES`]: its CMAF fragments
+/// (each track's init, then its bytes), then its TS bytes.
 async fn send_segment(sink: &mut impl RelaySink, segment: &Segment) -> Result<(), SinkError> {
+    for fragments in &segment.cmaf {
+        sink.send(RelayFrame {
+            head: RelayHead::Init {
+                init: WireInit::from(fragments.init.as_ref()),
+            },
+            payload: bytes::Bytes::new(),
+        })
+        .await?;
+        let parts: Vec<WirePart> = fragments
+            .parts
+            .iter()
+            .map(|span| WirePart {
+                len: span.len as u32,
+                duration: span.duration,
+                independent: span.independent,
+            })
+            .collect();
+        let mut offset = 0;
+        loop {
+            let end = (offset + SEGMENT_PART_BYTES).min(fragments.data.len());
+            let last = end == fragments.data.len();
+            sink.send(RelayFrame {
+                head: RelayHead::Fragments {
+                    sequence: segment.sequence,
+                    track: fragments.track(),
+                    start: fragments.start,
+                    duration: fragments.duration,
+                    parts: parts.clone(),
+                    offset: offset as u64,
+                    last,
+                },
+                payload: fragments.data.slice(offset..end),
+            })
+            .await?;
+            if last {
+                break;
+            }
+            offset = end;
+        }
+    }
     let meta = meta_of(&crate::media::follow::SegmentInfo::of(segment));
     let mut offset = 0;
     loop {

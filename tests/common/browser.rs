@@ -20,25 +20,32 @@ const MAX_REPORT_BYTES: usize = 64 * 1024;
 /// How long the page server waits for one request's bytes.
 const PAGE_SERVER_READ_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Serves one HTML page at `/` on 127.0.0.1 (its own origin) and collects the JSON the
-/// page POSTs to `/report`.
+/// Serves one HTML page at `/` on 127.0.0.1 (its own origin), and scripts beside it,
+/// and collects the JSON the page POSTs to `/report`.
 pub struct PageServer {
     pub origin: String,
     pub reports: mpsc::Receiver<serde_json::Value>,
 }
 
+/// A script the page server serves at `/NAME`.
+pub type Script = (&'static str, std::sync::Arc<Vec<u8>>);
+
 impl PageServer {
     pub fn start(html: String) -> PageServer {
+        PageServer::with_scripts(html, Vec::new())
+    }
+
+    pub fn with_scripts(html: String, scripts: Vec<Script>) -> PageServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let origin = format!("http://{}", listener.local_addr().unwrap());
         let (sender, reports) = mpsc::channel();
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
-                let html = html.clone();
+                let (html, scripts) = (html.clone(), scripts.clone());
                 let sender = sender.clone();
                 std::thread::spawn(move || {
-                    let _ = serve_one(stream, &html, &sender);
+                    let _ = serve_one(stream, &html, &scripts, &sender);
                 });
             }
         });
@@ -54,6 +61,7 @@ impl PageServer {
 fn serve_one(
     stream: TcpStream,
     html: &str,
+    scripts: &[Script],
     reports: &mpsc::Sender<serde_json::Value>,
 ) -> std::io::Result<()> {
     stream.set_read_timeout(Some(PAGE_SERVER_READ_TIMEOUT))?;
@@ -89,6 +97,17 @@ fn serve_one(
              Content-Length: {}\r\nConnection: close\r\n\r\n{html}",
             html.len()
         )?;
+    } else if let Some((_, script)) = scripts
+        .iter()
+        .find(|(name, _)| request_line.starts_with(&format!("GET /{name} ")))
+    {
+        write!(
+            writer,
+            "HTTP/1.1 200 OK\r\nContent-Type: text/javascript\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n",
+            script.len()
+        )?;
+        writer.write_all(script)?;
     } else {
         writer.write_all(
             b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
@@ -101,6 +120,13 @@ fn serve_one(
 /// every second: the playback position, every hls.js error event, whether hls.js is in
 /// use. The report goes to the page's own origin.
 pub fn hlsjs_page(node: SocketAddr, source: &str) -> String {
+    hlsjs_page_with(node, source, "{}")
+}
+
+/// [`hlsjs_page`] with an hls.js config (a JavaScript object literal); the reports add
+/// hls.js's latency (from the live edge) and the wall-clock distance from the playing
+/// position's program date.
+pub fn hlsjs_page_with(node: SocketAddr, source: &str, config: &str) -> String {
     format!(
         r#"<!doctype html>
 <html><body>
@@ -113,7 +139,8 @@ pub fn hlsjs_page(node: SocketAddr, source: &str) -> String {
   window.addEventListener('error', (e) => errors.push({{ type: 'page', details: String(e.message) }}));
   if (window.Hls && Hls.isSupported()) {{
     hlsjs = true;
-    const hls = new Hls();
+    const hls = new Hls({config});
+    window.player = hls;
     hls.on(Hls.Events.ERROR, (event, data) => {{
       errors.push({{ type: data.type, details: data.details, fatal: data.fatal,
                      error: data.error ? String(data.error) : null,
@@ -125,13 +152,79 @@ pub fn hlsjs_page(node: SocketAddr, source: &str) -> String {
   setInterval(() => {{
     fetch('/report', {{ method: 'POST', body: JSON.stringify({{
       hlsjs, time: video.currentTime, errors, paused: video.paused,
-      videoWidth: video.videoWidth, readyState: video.readyState
+      videoWidth: video.videoWidth, readyState: video.readyState,
+      latency: window.player ? window.player.latency : null,
+      behind_program_date_ms: window.player && window.player.playingDate
+        ? Date.now() - window.player.playingDate.getTime() : null
     }}) }}).catch(() => {{}});
   }}, 1000);
 </script>
 </body></html>
 "#
     )
+}
+
+/// A page that plays the DASH manifest `source` with dash.js (served by the page server
+/// at `/dash.all.min.js`) and reports like [`hlsjs_page`]: position, every dash.js error
+/// event, its live latency.
+pub fn dashjs_page(source: &str) -> String {
+    format!(
+        r#"<!doctype html>
+<html><body>
+<video id="v" muted autoplay playsinline></video>
+<script src="/dash.all.min.js"></script>
+<script>
+  const video = document.getElementById('v');
+  const errors = [];
+  let dashjs_loaded = false;
+  window.addEventListener('error', (e) => errors.push({{ type: 'page', details: String(e.message) }}));
+  if (window.dashjs) {{
+    dashjs_loaded = true;
+    window.player = dashjs.MediaPlayer().create();
+    window.player.on(dashjs.MediaPlayer.events.ERROR, (e) => {{
+      errors.push({{ type: 'dash', details: JSON.stringify(e.error || e) }});
+    }});
+    window.player.initialize(video, {source:?}, true);
+  }}
+  setInterval(() => {{
+    fetch('/report', {{ method: 'POST', body: JSON.stringify({{
+      dashjs: dashjs_loaded, time: video.currentTime, errors, paused: video.paused,
+      videoWidth: video.videoWidth, readyState: video.readyState,
+      latency: window.player && window.player.getCurrentLiveLatency ? window.player.getCurrentLiveLatency() : null
+    }}) }}).catch(() => {{}});
+  }}, 1000);
+</script>
+</body></html>
+"#
+    )
+}
+
+/// The dash.js release the DASH tests play with (BSD-3-Clause, DASH Industry Forum).
+pub const DASHJS_VERSION: &str = "4.7.4";
+
+/// dash.js's player script, from the npm registry (`npm pack` checks the tarball's
+/// integrity against the registry); never from a CDN.
+pub fn dashjs_script() -> Vec<u8> {
+    let dir = TempDir::new("dashjs");
+    let packed = Command::new("npm")
+        .args(["pack", "--silent", &format!("dashjs@{DASHJS_VERSION}")])
+        .current_dir(&dir.0)
+        .output()
+        .expect("npm is installed by scripts/test.sh");
+    assert!(
+        packed.status.success(),
+        "npm pack dashjs: {}",
+        String::from_utf8_lossy(&packed.stderr)
+    );
+    let tarball = format!("dashjs-{DASHJS_VERSION}.tgz");
+    let file = "package/dist/dash.all.min.js";
+    let extracted = Command::new("tar")
+        .args(["-xzf", &tarball, file])
+        .current_dir(&dir.0)
+        .status()
+        .expect("tar runs");
+    assert!(extracted.success(), "{file} is not in {tarball}");
+    std::fs::read(dir.0.join(file)).expect("dash.js extracted")
 }
 
 /// `chromium` headless with the flags every test uses, its profile in `profile`.

@@ -169,11 +169,12 @@ pub fn tracks(window: &Window) -> Vec<std::sync::Arc<TrackInit>> {
     inits
 }
 
-/// `track`'s LL-HLS media playlist; `None` while the window has nothing of it.
+/// `track`'s LL-HLS media playlist; `None` while the window has no sealed segment of it.
 pub fn media_playlist(window: &Window, track: u8, shape: Shape, skip: bool) -> Option<String> {
     let sealed = run(window, track, shape.segment_count, false);
     let open = window.open_parts().track(track);
-    if sealed.is_empty() && open.is_none() {
+    if sealed.is_empty() {
+        // Players start from a complete segment.
         return None;
     }
     let mut segments: Vec<llhls::Segment> = sealed
@@ -313,7 +314,6 @@ pub fn master_playlist(window: &Window, bandwidth_bps: u64) -> Option<String> {
 pub fn manifest(
     window: &Window,
     availability_start_ms: u64,
-    segment_duration_ms: u64,
     segment_count: usize,
 ) -> Option<String> {
     let newest = window.held().last()?;
@@ -356,6 +356,15 @@ pub fn manifest(
         });
     }
     let window_ms: u64 = window.advertised().map(|segment| segment.duration_ms).sum();
+    // The window's longest segment in whole seconds: the same on every node serving it.
+    let segment_duration_ms = window
+        .advertised()
+        .map(|segment| segment.duration_ms)
+        .max()
+        .unwrap_or(0)
+        .div_ceil(1000)
+        .max(1)
+        * 1000;
     Some(dash::render(&dash::Manifest {
         availability_start_ms,
         published_ms: newest.program_date_time_ms + newest.duration_ms,

@@ -100,6 +100,31 @@ impl TrackInit {
         }))
     }
 
+    /// An init from its parts (one that travelled between nodes); its version is the
+    /// digest of `bytes`, as on the node that made it.
+    pub fn from_parts(
+        track: u8,
+        codec: Codec,
+        timescale: u32,
+        codec_string: String,
+        (width, height): (u32, u32),
+        (sample_rate, channels): (u32, u8),
+        bytes: Bytes,
+    ) -> TrackInit {
+        TrackInit {
+            track,
+            codec,
+            timescale,
+            codec_string,
+            width,
+            height,
+            sample_rate,
+            channels,
+            version: digest(&bytes),
+            bytes,
+        }
+    }
+
     /// Whether this init describes `frame` as well: the same codec and configuration.
     /// Audio frames are compared by their header; video keyframes by their parameter
     /// sets (other video frames carry none and always fit).

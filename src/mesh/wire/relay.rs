@@ -16,6 +16,7 @@ use bytes::{Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 
 use super::{MAX_TEXT_BYTES, WireError};
+use crate::media::cmaf::TrackInit;
 use crate::media::frame::{Codec, Frame, MAX_FRAME_BYTES, VIDEO_TRACK};
 use crate::media::program::{Language, MAX_TRACKS};
 use crate::media::ts::mux::MuxState;
@@ -30,6 +31,10 @@ pub const MAX_HEAD_BYTES: usize = 16 * 1024;
 pub const SEGMENT_PART_BYTES: usize = 1024 * 1024;
 /// Longest segment name (Flussonic's `YYYY/MM/DD/HH/MM/SS-DDDDD-SEQ.ts` is ~40 bytes).
 pub const MAX_SEGMENT_NAME_BYTES: usize = 128;
+/// Largest CMAF init segment a relay frame carries (an init with big parameter sets is
+/// about 1 KiB).
+pub const MAX_INIT_BYTES: usize = 8 * 1024;
+
 /// Most codec strings a rendition names, and the longest one.
 pub const MAX_CODECS: usize = 8;
 pub const MAX_CODEC_BYTES: usize = 64;
@@ -75,6 +80,60 @@ impl From<WireRendition> for Rendition {
     }
 }
 
+/// A track's CMAF init segment as it travels (see `media::cmaf::TrackInit`; its version
+/// is the digest of `bytes`, computed again on arrival).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireInit {
+    pub track: u8,
+    pub codec: u8,
+    pub timescale: u32,
+    pub codec_string: String,
+    pub width: u32,
+    pub height: u32,
+    pub sample_rate: u32,
+    pub channels: u8,
+    pub bytes: Vec<u8>,
+}
+
+impl From<&TrackInit> for WireInit {
+    fn from(init: &TrackInit) -> WireInit {
+        WireInit {
+            track: init.track,
+            codec: codec_number(init.codec),
+            timescale: init.timescale,
+            codec_string: init.codec_string.clone(),
+            width: init.width,
+            height: init.height,
+            sample_rate: init.sample_rate,
+            channels: init.channels,
+            bytes: init.bytes.to_vec(),
+        }
+    }
+}
+
+impl WireInit {
+    /// The init it carries (checked by the wire: a known codec).
+    pub fn to_init(&self) -> Option<TrackInit> {
+        Some(TrackInit::from_parts(
+            self.track,
+            codec_of(self.codec)?,
+            self.timescale,
+            self.codec_string.clone(),
+            (self.width, self.height),
+            (self.sample_rate, self.channels),
+            Bytes::copy_from_slice(&self.bytes),
+        ))
+    }
+}
+
+/// A part of a whole segment's CMAF fragments: its length and duration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WirePart {
+    pub len: u32,
+    pub duration: u64,
+    pub independent: bool,
+}
+
 /// What a relay frame is. Frames with a payload say so.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RelayHead {
@@ -93,6 +152,20 @@ pub enum RelayHead {
     /// A part of a whole segment (payload: its bytes from `offset`); `last` ends it.
     Segment {
         meta: SegmentMeta,
+        offset: u64,
+        last: bool,
+    },
+    /// A track's CMAF init: the next `Fragments` of that track are in it.
+    Init { init: WireInit },
+    /// One track's CMAF fragments of the whole segment `sequence` (payload: its bytes
+    /// from `offset`; `last` ends them), sent before that segment's `Segment` parts;
+    /// `parts` tile the bytes.
+    Fragments {
+        sequence: u64,
+        track: u8,
+        start: u64,
+        duration: u64,
+        parts: Vec<WirePart>,
         offset: u64,
         last: bool,
     },
@@ -360,6 +433,37 @@ fn validate(frame: &RelayFrame) -> Result<(), WireError> {
                 || frame.payload.len() > SEGMENT_PART_BYTES
             {
                 return Err(WireError::Limit("segment too large"));
+            }
+            Ok(())
+        }
+        RelayHead::Init { init } => {
+            let known = codec_of(init.codec)
+                .is_some_and(|codec| codec.is_video() == (init.track == VIDEO_TRACK));
+            if !known
+                || usize::from(init.track) >= MAX_TRACKS
+                || init.timescale == 0
+                || init.bytes.len() > MAX_INIT_BYTES
+                || init.codec_string.len() > MAX_CODEC_BYTES
+            {
+                return Err(WireError::Malformed("a CMAF init out of range".into()));
+            }
+            no_payload(frame)
+        }
+        RelayHead::Fragments {
+            track,
+            parts,
+            offset,
+            ..
+        } => {
+            let total: u64 = parts.iter().map(|part| u64::from(part.len)).sum();
+            if usize::from(*track) >= MAX_TRACKS
+                || parts.is_empty()
+                || parts.len() > crate::media::cmaf::packager::MAX_PARTS_PER_SEGMENT
+                || total > crate::media::segmenter::MAX_SEGMENT_BYTES as u64
+                || offset.saturating_add(frame.payload.len() as u64) > total
+                || frame.payload.len() > SEGMENT_PART_BYTES
+            {
+                return Err(WireError::Limit("CMAF fragments out of range"));
             }
             Ok(())
         }
