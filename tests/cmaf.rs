@@ -180,3 +180,56 @@ fn ll_hls_follows_the_spec_over_blocking_reloads_and_ffprobe_reads_every_output(
     assert_eq!(status, 200);
     assert!(!skipped.contains("#EXT-X-SKIP"), "{skipped}");
 }
+
+/// An H.265 + AAC source (an MPEG-TS file input): its LL-HLS and DASH carry the video as
+/// `hvc1` with its `hvcC`, and ffmpeg decodes both without an error.
+#[test]
+fn h265_reaches_ll_hls_and_dash_and_ffmpeg_decodes_it() {
+    let dir = common::TempDir::new("cmaf-hevc");
+    let clip = dir.0.join("hevc.ts");
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-y"])
+        .args(["-f", "lavfi", "-i", "testsrc=size=320x240:rate=25"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+        .args(["-t", "4", "-c:v", "libx265", "-pix_fmt", "yuv420p"])
+        .args(["-x265-params", "keyint=25:log-level=error", "-c:a", "aac"])
+        .args(["-f", "mpegts"])
+        .arg(&clip)
+        .stdin(std::process::Stdio::null())
+        .status()
+        .expect("ffmpeg is installed by scripts/test.sh");
+    assert!(status.success());
+    let http = free_port();
+    let at = SocketAddr::from(([127, 0, 0, 1], http));
+    let config = format!(
+        "http 127.0.0.1:{http};\nstream hevc {{ input file://{}; segment_duration 1; chunk_duration 250; }}\n",
+        clip.display()
+    );
+    let node = Node::start(&config, at, &[], &[]);
+    let ready = poll_until(FIRST_PARTS_DEADLINE, || {
+        let (status, _, body) = http_get(at, "/hevc/index.ll.m3u8", &[]).ok()?;
+        (status == 200).then_some(body)
+    })
+    .unwrap_or_else(|| panic!("no LL-HLS: {}", node.log_tail()));
+    assert!(ready.contains("CODECS=\"hvc1.1.6.L"), "{ready}");
+    for url in [
+        format!("http://{at}/hevc/index.ll.m3u8"),
+        format!("http://{at}/hevc/index.mpd"),
+    ] {
+        let probed = ffprobe_streams(&url);
+        assert!(
+            probed.contains("codec_name=hevc|width=320|height=240") && probed.contains("aac"),
+            "{url}: {probed}"
+        );
+        let decoded = std::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-i", &url, "-t", "2", "-f", "null", "-"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("ffmpeg runs");
+        assert!(
+            decoded.status.success() && decoded.stderr.is_empty(),
+            "{url}: {}",
+            String::from_utf8_lossy(&decoded.stderr)
+        );
+    }
+}

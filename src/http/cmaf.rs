@@ -36,12 +36,27 @@ pub const MAX_HELD_REQUESTS: usize = 50_000;
 const HOLD_SEGMENTS: u64 = 3;
 
 /// The node's count of held requests (one per node, in its HTTP state).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct HeldRequests {
     held: Arc<AtomicUsize>,
+    limit: usize,
+}
+
+impl Default for HeldRequests {
+    fn default() -> HeldRequests {
+        HeldRequests::with_limit(MAX_HELD_REQUESTS)
+    }
 }
 
 impl HeldRequests {
+    /// At most `limit` held at once.
+    pub fn with_limit(limit: usize) -> HeldRequests {
+        HeldRequests {
+            held: Arc::default(),
+            limit,
+        }
+    }
+
     /// Held now.
     pub fn count(&self) -> usize {
         self.held.load(Ordering::Relaxed)
@@ -52,7 +67,7 @@ impl HeldRequests {
         let taken = self
             .held
             .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |held| {
-                (held < MAX_HELD_REQUESTS).then_some(held + 1)
+                (held < self.limit).then_some(held + 1)
             })
             .is_ok();
         taken.then(|| HeldSlot {
@@ -137,7 +152,8 @@ async fn hold(
     }
     let Some(_slot) = held.take() else {
         return Err(unavailable(format!(
-            "this node holds {MAX_HELD_REQUESTS} waiting requests already; retry shortly"
+            "this node holds {} waiting requests already; retry shortly",
+            held.limit
         )));
     };
     live.wait_for_window(hold_limit(live), ready).await;
@@ -233,7 +249,7 @@ fn no_cmaf(live: &LiveStream) -> Response {
         error_response(
             StatusCode::NOT_FOUND,
             format!(
-                "stream {} carries no track with CMAF packaging (H.264, AAC); its codecs: {codecs}; play its MPEG-TS HLS (index.m3u8)",
+                "stream {} carries no track with CMAF packaging (H.264, H.265, AAC); its codecs: {codecs}; play its MPEG-TS HLS (index.m3u8)",
                 live.name
             ),
         )
@@ -323,5 +339,77 @@ async fn part(
     match found {
         Some((data, audio)) => media(live, data, audio),
         None => missing(live, "this part"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::frame::CLOCK_HZ;
+    use crate::media::live::{Packager, Packaging, TICKS_PER_MS};
+    use crate::media::source::ClipFrames;
+
+    const START_MS: u64 = 1_700_000_000_000;
+
+    /// Feeds the clip up to `to_s` seconds.
+    fn feed(packager: &mut Packager, clip: &mut ClipFrames, to_s: u64) {
+        loop {
+            let (frame, discontinuity) = clip.next_frame();
+            packager.push(&frame, discontinuity, START_MS + frame.dts / TICKS_PER_MS);
+            if frame.dts > to_s * CLOCK_HZ {
+                return;
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn held_requests_are_bounded_answered_when_the_part_comes_and_far_ones_refused() {
+        let live = LiveStream::new(
+            "held",
+            Packaging {
+                segment_duration_ms: 1_000,
+                segment_count: 3,
+                part_duration_ms: 200,
+            },
+        );
+        let mut packager = Packager::new(live.clone());
+        let mut clip = ClipFrames::new(crate::media::TEST_CLIP_TS).unwrap();
+        feed(&mut packager, &mut clip, 3);
+        let held = HeldRequests::with_limit(2);
+        let progress = live.with_window(|w| playlist::progress(w, 0));
+        let next = Resource::Part {
+            track: 0,
+            sequence: progress.last_msn,
+            index: progress.parts_of_last,
+        };
+        let waiters: Vec<_> = (0..2)
+            .map(|_| {
+                let (live, held) = (live.clone(), held.clone());
+                tokio::spawn(async move { serve(&live, next, None, &held).await.status() })
+            })
+            .collect();
+        while held.count() < 2 {
+            tokio::task::yield_now().await;
+        }
+        // The bound is reached: the next one is answered at once, not queued.
+        let refused = serve(&live, next, None, &held).await;
+        assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(refused.headers().contains_key(header::RETRY_AFTER));
+        // More than two segments ahead: 400 at once, holding nothing.
+        let query = format!("_HLS_msn={}", progress.last_msn + 3);
+        let far = serve(
+            &live,
+            Resource::MediaPlaylist { track: 0 },
+            Some(&query),
+            &held,
+        )
+        .await;
+        assert_eq!(far.status(), StatusCode::BAD_REQUEST);
+        // The part comes: both held requests get it.
+        feed(&mut packager, &mut clip, 4);
+        for waiter in waiters {
+            assert_eq!(waiter.await.unwrap(), StatusCode::OK);
+        }
+        assert_eq!(held.count(), 0);
     }
 }

@@ -41,15 +41,46 @@ pub fn parameter_sets(access_unit: &[u8]) -> Vec<u8> {
 /// Video info from the first SPS of an access unit, if it has one that parses.
 pub fn video_info(access_unit: &[u8]) -> Option<VideoInfo> {
     let sps = nal_units(access_unit).find(|nal| nal_type(nal) == NAL_SPS)?;
-    parse_sps(sps.get(2..)?)
+    let (facts, codec) = parse_sps(sps.get(2..)?)?;
+    Some(VideoInfo {
+        width: facts.width,
+        height: facts.height,
+        codec: Some(codec),
+    })
 }
 
-fn parse_sps(payload: &[u8]) -> Option<VideoInfo> {
+/// What an SPS says that a decoder configuration record (`hvcC`) repeats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpsFacts {
+    pub width: u32,
+    pub height: u32,
+    /// general_profile_space … general_level_idc: the 12 bytes `hvcC` copies.
+    pub general_profile_tier_level: [u8; 12],
+    pub max_sub_layers_minus1: u8,
+    pub temporal_id_nesting: bool,
+    pub chroma_format_idc: u8,
+    pub bit_depth_luma_minus8: u8,
+    pub bit_depth_chroma_minus8: u8,
+}
+
+/// The facts of the first SPS of an access unit, if it has one that parses.
+pub fn sps_facts(access_unit: &[u8]) -> Option<SpsFacts> {
+    let sps = nal_units(access_unit).find(|nal| nal_type(nal) == NAL_SPS)?;
+    parse_sps(sps.get(2..)?).map(|(facts, _)| facts)
+}
+
+fn parse_sps(payload: &[u8]) -> Option<(SpsFacts, String)> {
     let mut bits = BitReader::rbsp(payload);
     bits.skip(4)?; // sps_video_parameter_set_id
     let max_sub_layers_minus1 = bits.bits(3)?;
-    bits.skip(1)?; // sps_temporal_id_nesting_flag
-    // profile_tier_level(1, max_sub_layers_minus1)
+    let temporal_id_nesting = bits.bit()?;
+    // The general profile, tier and level: 12 whole bytes, copied as they are too.
+    let mut general_profile_tier_level = [0u8; 12];
+    let mut ptl = BitReader::rbsp(payload);
+    ptl.skip(8)?;
+    for byte in &mut general_profile_tier_level {
+        *byte = ptl.bits(8)? as u8;
+    }
     let profile_space = bits.bits(2)?;
     let tier_high = bits.bit()?;
     let profile_idc = bits.bits(5)?;
@@ -93,23 +124,29 @@ fn parse_sps(payload: &[u8]) -> Option<VideoInfo> {
     if width == 0 || height == 0 {
         return None;
     }
-    Some(VideoInfo {
+    let bit_depth_luma_minus8 = u8::try_from(bits.ue()?).ok().filter(|d| *d <= 8)?;
+    let bit_depth_chroma_minus8 = u8::try_from(bits.ue()?).ok().filter(|d| *d <= 8)?;
+    let facts = SpsFacts {
         width,
         height,
-        codec: Some(codec_string(
-            profile_space,
-            tier_high,
-            profile_idc,
-            compatibility,
-            constraints,
-            level_idc,
-        )),
-    })
+        general_profile_tier_level,
+        max_sub_layers_minus1: max_sub_layers_minus1 as u8,
+        temporal_id_nesting,
+        chroma_format_idc: chroma_format_idc.min(3) as u8,
+        bit_depth_luma_minus8,
+        bit_depth_chroma_minus8,
+    };
+    let codec = codec_string(
+        profile_space,
+        tier_high,
+        profile_idc,
+        compatibility,
+        constraints,
+        level_idc,
+    );
+    Some((facts, codec))
 }
 
-/// `hvc1.[A|B|C]PROFILE.COMPAT.{L|H}LEVEL[.CONSTRAINT…]` (ISO/IEC 14496-15 E.3): the
-/// compatibility flags bit-reversed in hex, constraint bytes in hex without trailing zero
-/// bytes.
 fn codec_string(
     profile_space: u32,
     tier_high: bool,

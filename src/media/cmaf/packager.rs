@@ -30,7 +30,7 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 
 use super::track_init::{AAC_FRAME_SAMPLES, TrackInit};
-use crate::media::fmp4::{Sample, TrackRun, aac, avc, fragment};
+use crate::media::fmp4::{Sample, TrackRun, aac, avc, fragment, hevc};
 use crate::media::frame::{CLOCK_HZ, Codec, Frame};
 use crate::media::program::MAX_TRACKS;
 
@@ -311,6 +311,7 @@ fn video_run(frames: &[Frame], boundary_dts: u64, interval: u64) -> (TrackRun, u
         let before = data.len();
         match frame.codec {
             Codec::H264 => avc::length_prefixed(&frame.data, &mut data),
+            Codec::H265 => hevc::length_prefixed(&frame.data, &mut data),
             _ => data.extend_from_slice(&frame.data),
         }
         let next = frames.get(index + 1).map_or(boundary_dts, |next| next.dts);

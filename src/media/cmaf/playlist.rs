@@ -377,6 +377,25 @@ pub fn manifest(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_request_path_is_named_or_refused_without_panicking(path in ".{0,64}") {
+            let _ = resource(&path);
+            let _ = llhls::directives(Some(&path));
+        }
+
+        #[test]
+        fn every_name_written_parses_back(track in 0u8..8, sequence in any::<u64>(), index in 0usize..600) {
+            prop_assert_eq!(resource(&segment_name(track, sequence)), Some(Resource::Segment { track, sequence }));
+            prop_assert_eq!(
+                resource(&part_name(track, sequence, index)),
+                Some(Resource::Part { track, sequence, index: index as u32 })
+            );
+            prop_assert_eq!(resource(&playlist_name(track)), Some(Resource::MediaPlaylist { track }));
+        }
+    }
 
     #[test]
     fn names_parse_back_and_strangers_do_not() {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::media::fmp4::{TrackConfig, TrackKind, aac, avc, init_segment};
+use crate::media::fmp4::{TrackConfig, TrackKind, aac, avc, hevc, init_segment};
 use crate::media::frame::{CLOCK_HZ, Codec, Frame, VIDEO_TRACK};
 
 /// Video times stay on the stream's 90 kHz clock.
@@ -40,6 +40,7 @@ impl TrackInit {
     /// The init of `frame`'s track, from what the frame carries; `None` when it cannot
     /// start a track (a video frame without parameter sets) or its codec has no CMAF
     /// packaging here (MPEG-2 video, MPEG audio, AC-3, E-AC-3: served over TS only).
+    /// H.264 and H.265 video, AAC audio.
     pub fn of(frame: &Frame) -> Option<Arc<TrackInit>> {
         let (kind, timescale, codec_string, width, height, sample_rate, channels) =
             match frame.codec {
@@ -50,6 +51,24 @@ impl TrackInit {
                         width: u16::try_from(info.width).ok()?,
                         height: u16::try_from(info.height).ok()?,
                         avcc,
+                    };
+                    (
+                        kind,
+                        VIDEO_TIMESCALE,
+                        info.codec?,
+                        info.width,
+                        info.height,
+                        0,
+                        0,
+                    )
+                }
+                Codec::H265 if frame.keyframe && frame.track == VIDEO_TRACK => {
+                    let info = crate::media::h265::video_info(&frame.data)?;
+                    let hvcc = hevc::decoder_configuration(&frame.data)?;
+                    let kind = TrackKind::Hevc {
+                        width: u16::try_from(info.width).ok()?,
+                        height: u16::try_from(info.height).ok()?,
+                        hvcc,
                     };
                     (
                         kind,

@@ -16,6 +16,13 @@ pub enum TrackKind {
         /// The AVCDecoderConfigurationRecord ([`super::avc::decoder_configuration`]).
         avcc: Bytes,
     },
+    /// H.265 (`hvc1`): parameter sets in the `hvcC` record, not in the samples.
+    Hevc {
+        width: u16,
+        height: u16,
+        /// The HEVCDecoderConfigurationRecord ([`super::hevc::decoder_configuration`]).
+        hvcc: Bytes,
+    },
     /// AAC (`mp4a`).
     Aac {
         sample_rate: u32,
@@ -83,7 +90,9 @@ pub fn init_segment(tracks: &[TrackConfig]) -> Bytes {
 
 fn trak(out: &mut BytesMut, track: &TrackConfig) {
     let (width, height, audio) = match &track.kind {
-        TrackKind::Avc { width, height, .. } => (*width, *height, false),
+        TrackKind::Avc { width, height, .. } | TrackKind::Hevc { width, height, .. } => {
+            (*width, *height, false)
+        }
         TrackKind::Aac { .. } => (0, 0, true),
     };
     write_box(out, b"trak", |out| {
@@ -161,21 +170,12 @@ fn sample_entry(out: &mut BytesMut, kind: &TrackKind) {
             width,
             height,
             avcc,
-        } => write_box(out, b"avc1", |out| {
-            out.put_bytes(0, 6);
-            out.put_u16(1); // data reference index
-            out.put_bytes(0, 16);
-            out.put_u16(*width);
-            out.put_u16(*height);
-            out.put_u32(0x0048_0000); // 72 dpi
-            out.put_u32(0x0048_0000);
-            out.put_u32(0);
-            out.put_u16(1); // frames per sample
-            out.put_bytes(0, 32); // compressor name
-            out.put_u16(0x0018); // depth
-            out.put_i16(-1);
-            write_box(out, b"avcC", |out| out.put_slice(avcc));
-        }),
+        } => visual_entry(out, (b"avc1", b"avcC"), (*width, *height), avcc),
+        TrackKind::Hevc {
+            width,
+            height,
+            hvcc,
+        } => visual_entry(out, (b"hvc1", b"hvcC"), (*width, *height), hvcc),
         TrackKind::Aac {
             sample_rate,
             channels,
@@ -193,6 +193,30 @@ fn sample_entry(out: &mut BytesMut, kind: &TrackKind) {
             write_full_box(out, b"esds", 0, 0, |out| esds(out, asc));
         }),
     }
+}
+
+/// A video sample entry (`kind`) with its decoder configuration box (`config_box`).
+fn visual_entry(
+    out: &mut BytesMut,
+    (kind, config_box): (&[u8; 4], &[u8; 4]),
+    (width, height): (u16, u16),
+    config: &[u8],
+) {
+    write_box(out, kind, |out| {
+        out.put_bytes(0, 6);
+        out.put_u16(1); // data reference index
+        out.put_bytes(0, 16);
+        out.put_u16(width);
+        out.put_u16(height);
+        out.put_u32(0x0048_0000); // 72 dpi
+        out.put_u32(0x0048_0000);
+        out.put_u32(0);
+        out.put_u16(1); // frames per sample
+        out.put_bytes(0, 32); // compressor name
+        out.put_u16(0x0018); // depth
+        out.put_i16(-1);
+        write_box(out, config_box, |out| out.put_slice(config));
+    });
 }
 
 /// The MPEG-4 elementary stream descriptor of an AAC track (ISO/IEC 14496-1 §7.2.6).

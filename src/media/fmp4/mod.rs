@@ -2,13 +2,14 @@
 //! fragments that HLS with fMP4 segments, LL-HLS parts and DASH all serve. Pure byte
 //! builders: the packager decides what goes in which fragment.
 //!
-//! H.264 (`avc1`, parameter sets in `avcC`) and AAC (`mp4a` with its
-//! AudioSpecificConfig) so far.
+//! H.264 (`avc1`, parameter sets in `avcC`), H.265 (`hvc1`, parameter sets in `hvcC`)
+//! and AAC (`mp4a` with its AudioSpecificConfig).
 
 pub mod aac;
 pub mod avc;
 pub mod boxes;
 pub mod fragment;
+pub mod hevc;
 pub mod init;
 
 pub use fragment::{Sample, TrackRun, fragment};

@@ -565,6 +565,71 @@ mod tests {
         assert!(whole(&audio).len() <= 2048 + 32, "{}", whole(&audio).len());
     }
 
+    fn init(track: u8, codec: u8, bytes: usize) -> RelayHead {
+        RelayHead::Init {
+            init: WireInit {
+                track,
+                codec,
+                timescale: 90_000,
+                codec_string: "avc1.64001f".into(),
+                width: 640,
+                height: 360,
+                sample_rate: 0,
+                channels: 0,
+                bytes: vec![7; bytes],
+            },
+        }
+    }
+
+    fn fragments(parts: Vec<WirePart>, offset: u64) -> RelayHead {
+        RelayHead::Fragments {
+            sequence: 9,
+            track: 0,
+            start: 900_000,
+            duration: 90_000,
+            parts,
+            offset,
+            last: true,
+        }
+    }
+
+    const PART: WirePart = WirePart {
+        len: 4,
+        duration: 18_000,
+        independent: true,
+    };
+
+    #[test]
+    fn cmaf_inits_and_fragments_round_trip_and_stay_in_bounds() {
+        let frame = RelayFrame {
+            head: init(0, 1, 700),
+            payload: Bytes::new(),
+        };
+        let decoded = decode(&whole(&frame)).unwrap();
+        assert_eq!(decoded, frame);
+        let RelayHead::Init { init: wire } = &decoded.head else {
+            unreachable!()
+        };
+        let back = wire.to_init().unwrap();
+        assert_eq!(WireInit::from(&back), *wire);
+        let frame = RelayFrame {
+            head: fragments(vec![PART, PART], 0),
+            payload: Bytes::from_static(b"12345678"),
+        };
+        assert_eq!(decode(&whole(&frame)).unwrap(), frame);
+        let refused = [
+            (init(0, 2, 10), Bytes::new()), // audio on the video track
+            (init(0, 1, MAX_INIT_BYTES + 1), Bytes::new()), // an init too large
+            (init(0, 99, 10), Bytes::new()), // an unknown codec
+            (fragments(vec![], 0), Bytes::new()), // no parts
+            (fragments(vec![PART], 2), Bytes::from_static(b"1234")), // past the parts
+        ];
+        for (head, payload) in refused {
+            let frame = RelayFrame { head, payload };
+            assert!(encode(&frame).is_err(), "{frame:?}");
+        }
+    }
+
     #[test]
     fn refuses_what_a_peer_must_not_send() {
         let with = |head: RelayHead, payload: &'static [u8]| RelayFrame {
