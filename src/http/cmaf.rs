@@ -382,10 +382,13 @@ mod tests {
             sequence: progress.last_msn,
             index: progress.parts_of_last,
         };
+        let runtime = flotilla_otp::rt::Runtime::deterministic(7, START_MS);
         let waiters: Vec<_> = (0..2)
             .map(|_| {
                 let (live, held) = (live.clone(), held.clone());
-                tokio::spawn(async move { serve(&live, next, None, &held).await.status() })
+                runtime.spawn("held-request", async move {
+                    serve(&live, next, None, &held).await.status()
+                })
             })
             .collect();
         while held.count() < 2 {
