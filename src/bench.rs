@@ -6,7 +6,12 @@
 //!   every new segment, at real-time pace (one playlist refresh per target duration);
 //!   segment latency is the time from request to the last byte;
 //! - `mpegts`: each viewer reads `/test/mpegts` continuously;
-//! - `rtmp`: each viewer plays `rtmp://…/static/test` with flotilla's own client.
+//! - `rtmp`: each viewer plays `rtmp://…/static/test` with flotilla's own client;
+//! - `llhls`: each viewer follows the video track's LL-HLS as a low-latency player does,
+//!   on two connections: blocking playlist reloads (`_HLS_msn`/`_HLS_part`) on one, the
+//!   next part (the preload hint, held by the node until it exists) on the other. Part
+//!   latency is how long after the first viewer to get a part each viewer gets it: the
+//!   delay a node under load adds to a part that is ready (1 s segments, 200 ms parts).
 //!
 //! Reports viewers held to the end, p50/p99/max segment latency (HLS), bytes delivered,
 //! process CPU and peak RSS (node and load generator together: a conservative figure).
@@ -90,6 +95,7 @@ pub enum Protocol {
     Hls,
     Mpegts,
     Rtmp,
+    Llhls,
 }
 
 #[derive(Default)]
@@ -150,9 +156,13 @@ pub fn run(
             None => {
                 let http_port = free_port()?;
                 let rtmp_port = free_port()?;
+                let packaging = match protocol {
+                    Protocol::Llhls => "segment_duration 1; segment_count 4; chunk_duration 200;",
+                    _ => "segment_duration 2; segment_count 4;",
+                };
                 let text = format!(
                     "http 127.0.0.1:{http_port};\nrtmp 127.0.0.1:{rtmp_port};\nloglevel error;\n\
-                     stream test {{ input test://; segment_duration 2; segment_count 4; }}\n"
+                     stream test {{ input test://; {packaging} }}\n"
                 );
                 let loaded = config::load_str("<bench>", &text)?;
                 let identity = NodeIdentity::resolve(&loaded.config, Some("bench"), None);
@@ -167,6 +177,7 @@ pub fn run(
 
         let totals = Arc::new(Totals::default());
         let latencies = Arc::new(std::sync::Mutex::new(Vec::<u32>::with_capacity(viewers * 16)));
+        let parts = Arc::new(std::sync::Mutex::new(Vec::<PartSeen>::new()));
         let started = Instant::now();
         let cpu_start = cpu_seconds(&node_pid);
         let generator_cpu_start = cpu_seconds("self");
@@ -174,7 +185,7 @@ pub fn run(
         let mut tasks = Vec::with_capacity(viewers);
         for index in 0..viewers {
             let delay = Duration::from_millis(ramp_s * 1000 * index as u64 / viewers.max(1) as u64);
-            let (totals, latencies) = (totals.clone(), latencies.clone());
+            let (totals, latencies, parts) = (totals.clone(), latencies.clone(), parts.clone());
             tasks.push(tokio::spawn(async move {
                 tokio::time::sleep(delay).await;
                 totals.viewers_running.fetch_add(1, Ordering::Relaxed);
@@ -182,6 +193,9 @@ pub fn run(
                     Protocol::Hls => hls_viewer(http, index, deadline, &totals, &latencies).await,
                     Protocol::Mpegts => mpegts_viewer(http, deadline, &totals).await,
                     Protocol::Rtmp => rtmp_viewer(rtmp_port, deadline, &totals).await,
+                    Protocol::Llhls => {
+                        llhls_viewer(http, index, (started, deadline), &totals, &parts).await
+                    }
                 };
                 totals.viewers_running.fetch_sub(1, Ordering::Relaxed);
                 if result.is_err() {
@@ -224,6 +238,10 @@ pub fn run(
                 percentile(0.99) as f64 / 1000.0,
                 *latencies.last().unwrap_or(&0) as f64 / 1000.0
             );
+        }
+        let parts = std::mem::take(&mut *parts.lock().unwrap_or_else(|p| p.into_inner()));
+        if !parts.is_empty() {
+            report_part_latency(parts);
         }
         let whose = if node_pid == "self" { "node+generator" } else { "node" };
         println!(
@@ -395,4 +413,118 @@ async fn rtmp_viewer(port: u16, deadline: Instant, totals: &Totals) -> Result<()
             .fetch_add(frame.data.len() as u64, Ordering::Relaxed);
     }
     Ok(())
+}
+
+/// One part one LL-HLS viewer received: which, and when (µs since the run started).
+#[derive(Debug, Clone, Copy)]
+struct PartSeen {
+    msn: u64,
+    part: u32,
+    at_us: u64,
+}
+
+/// Prints how long after the first viewer to get each part the others got it.
+fn report_part_latency(parts: Vec<PartSeen>) {
+    let mut first: std::collections::HashMap<(u64, u32), u64> = Default::default();
+    for seen in &parts {
+        first
+            .entry((seen.msn, seen.part))
+            .and_modify(|at| *at = (*at).min(seen.at_us))
+            .or_insert(seen.at_us);
+    }
+    let mut behind: Vec<u64> = parts
+        .iter()
+        .map(|seen| seen.at_us - first[&(seen.msn, seen.part)])
+        .collect();
+    behind.sort_unstable();
+    let percentile = |p: f64| behind[((behind.len() as f64 * p) as usize).min(behind.len() - 1)];
+    println!(
+        "parts={} distinct={} part_latency_after_first_viewer p50={:.1}ms p99={:.1}ms max={:.1}ms",
+        behind.len(),
+        first.len(),
+        percentile(0.50) as f64 / 1000.0,
+        percentile(0.99) as f64 / 1000.0,
+        *behind.last().unwrap_or(&0) as f64 / 1000.0
+    );
+}
+
+/// The (msn, part) a playlist's preload hint names (`v1-MSN.PART.m4s`).
+fn preload_hint(playlist: &[u8]) -> Option<(u64, u32)> {
+    let text = std::str::from_utf8(playlist).ok()?;
+    let line = text
+        .lines()
+        .find(|line| line.starts_with("#EXT-X-PRELOAD-HINT:"))?;
+    let uri = line.split("URI=\"").nth(1)?.split(['"', '?']).next()?;
+    let (msn, part) = uri
+        .strip_prefix("v1-")?
+        .strip_suffix(".m4s")?
+        .split_once('.')?;
+    Some((msn.parse().ok()?, part.parse().ok()?))
+}
+
+async fn llhls_viewer(
+    http: SocketAddr,
+    index: usize,
+    (started, deadline): (Instant, Instant),
+    totals: &Totals,
+    parts: &std::sync::Mutex<Vec<PartSeen>>,
+) -> Result<(), BenchError> {
+    let token = format!("token=viewer{index}");
+    let mut playlists = Connection::open(http).await?;
+    let (status, body) = playlists.get(&format!("/test/v1.ll.m3u8?{token}")).await?;
+    if status != 200 {
+        return Err(BenchError::Status {
+            what: "playlist",
+            status,
+        });
+    }
+    let (msn, part) = preload_hint(&body).ok_or(BenchError::BadPlaylist)?;
+    let reloads = async {
+        let (mut msn, mut part) = (msn, part);
+        while Instant::now() < deadline {
+            let path = format!("/test/v1.ll.m3u8?_HLS_msn={msn}&_HLS_part={part}&{token}");
+            let (status, body) = playlists.get(&path).await?;
+            if status != 200 {
+                return Err(BenchError::Status {
+                    what: "playlist",
+                    status,
+                });
+            }
+            (msn, part) = preload_hint(&body).ok_or(BenchError::BadPlaylist)?;
+        }
+        Ok(())
+    };
+    let fetches = async {
+        let mut connection = Connection::open(http).await?;
+        let (mut msn, mut part) = (msn, part);
+        let mut mine = Vec::new();
+        while Instant::now() < deadline {
+            let path = format!("/test/v1-{msn}.{part}.m4s?{token}");
+            let (status, _, length) = connection.get_body(&path, false).await?;
+            match status {
+                200 => {
+                    mine.push(PartSeen {
+                        msn,
+                        part,
+                        at_us: started.elapsed().as_micros() as u64,
+                    });
+                    totals.segments.fetch_add(1, Ordering::Relaxed);
+                    totals.bytes.fetch_add(length, Ordering::Relaxed);
+                    part += 1;
+                }
+                // The segment was sealed with fewer parts: the next one's first.
+                404 => (msn, part) = (msn + 1, 0),
+                status => {
+                    return Err(BenchError::Status {
+                        what: "part",
+                        status,
+                    });
+                }
+            }
+        }
+        parts.lock().unwrap_or_else(|p| p.into_inner()).extend(mine);
+        Ok::<(), BenchError>(())
+    };
+    let (reloaded, fetched) = tokio::join!(reloads, fetches);
+    reloaded.and(fetched)
 }

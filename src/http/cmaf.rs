@@ -22,7 +22,7 @@ use bytes::Bytes;
 use super::api::error_response;
 use crate::defaults::STREAM_START_WAIT_MS;
 use crate::media::cmaf::playlist::{self, Resource, Shape};
-use crate::media::live::LiveStream;
+use crate::media::live::{LiveStream, RenderedKey};
 use crate::media::llhls::{self, Readiness};
 use crate::media::window::Window;
 
@@ -172,7 +172,9 @@ pub async fn serve(
             let start = Duration::from_millis(STREAM_START_WAIT_MS);
             live.wait_for_window(start, has_sealed_cmaf).await;
             let bandwidth = live.rendition().bandwidth_bps;
-            match live.with_window(|w| playlist::master_playlist(w, bandwidth)) {
+            match live.rendered(RenderedKey::Master, |w| {
+                playlist::master_playlist(w, bandwidth)
+            }) {
                 Some(body) => typed(body, PLAYLIST_TYPE, "no-cache"),
                 None => no_cmaf(live),
             }
@@ -181,8 +183,10 @@ pub async fn serve(
         Resource::Manifest => {
             let start = Duration::from_millis(STREAM_START_WAIT_MS);
             live.wait_for_window(start, has_sealed_cmaf).await;
-            let manifest = live.with_window(|w| {
-                playlist::manifest(w, live.timeline_origin_ms(), live.packaging.segment_count)
+            let origin_ms = live.timeline_origin_ms();
+            let count = live.packaging.segment_count;
+            let manifest = live.rendered(RenderedKey::Manifest, |w| {
+                playlist::manifest(w, origin_ms, count)
             });
             match manifest {
                 Some(body) => typed(body, MPD_TYPE, "no-cache"),
@@ -292,7 +296,13 @@ async fn media_playlist(
             .await;
     }
     let shape = shape(live);
-    match live.with_window(|w| playlist::media_playlist(w, track, shape, directives.skip)) {
+    let key = RenderedKey::Playlist {
+        track,
+        skip: directives.skip,
+    };
+    match live.rendered(key, |w| {
+        playlist::media_playlist(w, track, shape, directives.skip)
+    }) {
         Some(body) => typed(body, PLAYLIST_TYPE, "no-cache"),
         None => missing(live, "this track"),
     }

@@ -112,6 +112,10 @@ pub struct LiveStream {
     published: tokio::sync::watch::Sender<u64>,
     /// CMAF parts and segments published so far: blocked LL-HLS requests wait on it.
     parts: tokio::sync::watch::Sender<u64>,
+    /// Texts rendered from the window (LL-HLS playlists, the DASH manifest), each with
+    /// the `parts` count it was rendered at: rendered once per change and shared by every
+    /// request until the next part, as the media bytes are.
+    rendered: RwLock<Vec<Rendered>>,
     /// The Unix ms of the stream's time zero (dts 0 on its timeline): the DASH
     /// manifest's availability start. 0 until the first frame; a relayed copy takes
     /// the origin's.
@@ -151,6 +155,7 @@ impl LiveStream {
             follow: Followers::default(),
             published: tokio::sync::watch::channel(0).0,
             parts: tokio::sync::watch::channel(0).0,
+            rendered: RwLock::new(Vec::new()),
             timeline_origin_ms: AtomicU64::new(0),
             part_target_ms: AtomicU64::new(packaging.part_duration_ms),
             gops: tokio::sync::watch::channel(0).0,
@@ -223,6 +228,37 @@ impl LiveStream {
             }
         };
         tokio::time::timeout(limit, wait).await.unwrap_or(false)
+    }
+
+    /// The text `key` names, rendered from the window by `render` at most once per CMAF
+    /// part or segment published (at most [`MAX_RENDERED_TEXTS`] kept). A text rendered
+    /// a moment after a part came is kept under that part's count: a request then gets
+    /// the same or a newer text, never an older one.
+    pub fn rendered(
+        &self,
+        key: RenderedKey,
+        render: impl FnOnce(&Window) -> Option<String>,
+    ) -> Option<Bytes> {
+        let generation = *self.parts.borrow();
+        let kept = self.rendered.read().unwrap_or_else(|p| p.into_inner());
+        if let Some(found) = kept
+            .iter()
+            .find(|r| r.key == key && r.generation == generation)
+        {
+            return Some(found.text.clone());
+        }
+        drop(kept);
+        let text = Bytes::from(self.with_window(render)?);
+        let mut kept = self.rendered.write().unwrap_or_else(|p| p.into_inner());
+        kept.retain(|r| r.key != key && r.generation == generation);
+        if kept.len() < MAX_RENDERED_TEXTS {
+            kept.push(Rendered {
+                key,
+                generation,
+                text: text.clone(),
+            });
+        }
+        Some(text)
     }
 
     /// Adds a CMAF part of the segment being written and wakes blocked requests.
@@ -833,6 +869,25 @@ fn publish<T: Clone>(
         gop.push(item.clone());
     }
     followers.send(item);
+}
+
+/// What a rendered text is: a track's LL-HLS playlist (whole or a delta update), the
+/// LL-HLS master, or the DASH manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RenderedKey {
+    Playlist { track: u8, skip: bool },
+    Master,
+    Manifest,
+}
+
+/// Most texts kept per stream: two playlists per track, the master and the manifest.
+pub const MAX_RENDERED_TEXTS: usize = 2 * MAX_TRACKS + 2;
+
+#[derive(Debug)]
+struct Rendered {
+    key: RenderedKey,
+    generation: u64,
+    text: Bytes,
 }
 
 /// A stream's window as a relaying node first receives it.

@@ -222,6 +222,8 @@ impl Window {
     /// discontinuity.
     pub fn continue_with_new_timeline(&mut self) {
         self.next_is_discontinuity = !self.segments.is_empty();
+        // The segment being written was the old source's: its parts go with it.
+        self.open = OpenParts::default();
     }
 
     /// Adds a segment made elsewhere (a relayed stream's, with the origin's name and
