@@ -126,20 +126,27 @@ fn the_player_page_loads_its_script_from_the_node_only() {
     assert!(script.contains("Hls"));
 }
 
+/// A node with an ffmpeg RTMP publish of `live/NAME` (1 s segments, 200 ms parts),
+/// once its `entry` (a playlist or manifest) answers 200.
+fn publish_live(name: &str, entry: &str) -> (Node, SocketAddr, Ffmpeg) {
+    let (http, rtmp) = (free_port(), free_port());
+    let at = SocketAddr::from(([127, 0, 0, 1], http));
+    let config = format!(
+        "http 127.0.0.1:{http};\nrtmp 127.0.0.1:{rtmp};\nloglevel error;\n\
+         template live {{ prefix live; segment_duration 1; chunk_duration 200; }}\n"
+    );
+    let node = Node::start(&config, at, &[], &[]);
+    let publisher = Ffmpeg::publish_pattern(&format!("rtmp://127.0.0.1:{rtmp}/live/{name}"), 0.0);
+    wait_for_status(at, &format!("/live/{name}/{entry}"), 200);
+    (node, at, publisher)
+}
+
 /// A published stream as LL-HLS in CMAF (1 s segments, 200 ms parts) for hls.js in
 /// low-latency mode: 30 s of playback without an error event, the playhead close to
 /// the live edge.
 #[test]
 fn hlsjs_plays_ll_hls_in_low_latency_mode_for_30_s() {
-    let (http, rtmp) = (free_port(), free_port());
-    let at = SocketAddr::from(([127, 0, 0, 1], http));
-    let config = format!(
-        "http 127.0.0.1:{http};\nrtmp 127.0.0.1:{rtmp};\n\
-         template live {{ prefix live; segment_duration 1; chunk_duration 200; }}\n"
-    );
-    let _node = Node::start(&config, at, &[], &[]);
-    let _publisher = Ffmpeg::publish_pattern(&format!("rtmp://127.0.0.1:{rtmp}/live/ll"), 0.0);
-    wait_for_status(at, "/live/ll/index.ll.m3u8", 200);
+    let (_node, at, _publisher) = publish_live("ll", "index.ll.m3u8");
     let page = PageServer::start(hlsjs_page_with(
         at,
         &format!("http://{at}/live/ll/index.ll.m3u8"),
@@ -160,15 +167,7 @@ fn hlsjs_plays_ll_hls_in_low_latency_mode_for_30_s() {
 #[test]
 fn dashjs_plays_the_dash_manifest_for_30_s() {
     let script = std::sync::Arc::new(dashjs_script());
-    let (http, rtmp) = (free_port(), free_port());
-    let at = SocketAddr::from(([127, 0, 0, 1], http));
-    let config = format!(
-        "http 127.0.0.1:{http};\nrtmp 127.0.0.1:{rtmp};\n\
-         template live {{ prefix live; segment_duration 1; }}\n"
-    );
-    let _node = Node::start(&config, at, &[], &[]);
-    let _publisher = Ffmpeg::publish_pattern(&format!("rtmp://127.0.0.1:{rtmp}/live/dash"), 0.0);
-    wait_for_status(at, "/live/dash/index.mpd", 200);
+    let (_node, at, _publisher) = publish_live("dash", "index.mpd");
     let page = PageServer::with_scripts(
         dashjs_page(&format!("http://{at}/live/dash/index.mpd")),
         vec![("dash.all.min.js", script)],
@@ -191,15 +190,7 @@ fn llhls_latency_in_chromium() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(60.0);
-    let (http, rtmp) = (free_port(), free_port());
-    let at = SocketAddr::from(([127, 0, 0, 1], http));
-    let config = format!(
-        "http 127.0.0.1:{http};\nrtmp 127.0.0.1:{rtmp};\nloglevel error;\n\
-         template live {{ prefix live; segment_duration 1; chunk_duration 200; }}\n"
-    );
-    let _node = Node::start(&config, at, &[], &[]);
-    let _publisher = Ffmpeg::publish_pattern(&format!("rtmp://127.0.0.1:{rtmp}/live/ll"), 0.0);
-    wait_for_status(at, "/live/ll/index.ll.m3u8", 200);
+    let (_node, at, _publisher) = publish_live("ll", "index.ll.m3u8");
     let page = PageServer::start(hlsjs_page_with(
         at,
         &format!("http://{at}/live/ll/index.ll.m3u8"),

@@ -14,12 +14,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use bytes::Bytes;
 
 use super::api::error_response;
+use super::media::with_type;
 use crate::defaults::STREAM_START_WAIT_MS;
 use crate::media::cmaf::playlist::{self, Resource, Shape};
 use crate::media::live::{LiveStream, RenderedKey};
@@ -90,18 +90,6 @@ impl Drop for HeldSlot {
 const PLAYLIST_TYPE: &str = "application/vnd.apple.mpegurl";
 const MPD_TYPE: &str = "application/dash+xml";
 
-fn typed(body: impl Into<Body>, content_type: &'static str, cache: &'static str) -> Response {
-    let mut response = Response::new(body.into());
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
-    headers.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
-    response
-}
-
 fn unavailable(why: String) -> Response {
     let mut response = error_response(StatusCode::SERVICE_UNAVAILABLE, why);
     response
@@ -123,7 +111,7 @@ fn media(live: &LiveStream, data: Bytes, audio: bool) -> Response {
         .bytes_out
         .fetch_add(data.len() as u64, Ordering::Relaxed);
     let kind = if audio { "audio/mp4" } else { "video/mp4" };
-    typed(data, kind, "max-age=3600")
+    with_type(data, kind, "max-age=3600")
 }
 
 fn shape(live: &LiveStream) -> Shape {
@@ -175,7 +163,7 @@ pub async fn serve(
             match live.rendered(RenderedKey::Master, |w| {
                 playlist::master_playlist(w, bandwidth)
             }) {
-                Some(body) => typed(body, PLAYLIST_TYPE, "no-cache"),
+                Some(body) => with_type(body, PLAYLIST_TYPE, "no-cache"),
                 None => no_cmaf(live),
             }
         }
@@ -189,7 +177,7 @@ pub async fn serve(
                 playlist::manifest(w, origin_ms, count)
             });
             match manifest {
-                Some(body) => typed(body, MPD_TYPE, "no-cache"),
+                Some(body) => with_type(body, MPD_TYPE, "no-cache"),
                 None => no_cmaf(live),
             }
         }
@@ -303,7 +291,7 @@ async fn media_playlist(
     match live.rendered(key, |w| {
         playlist::media_playlist(w, track, shape, directives.skip)
     }) {
-        Some(body) => typed(body, PLAYLIST_TYPE, "no-cache"),
+        Some(body) => with_type(body, PLAYLIST_TYPE, "no-cache"),
         None => missing(live, "this track"),
     }
 }

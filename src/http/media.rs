@@ -458,7 +458,12 @@ fn elsewhere(state: &ApiState, path: &str, query: Option<&str>, scheme: ViewerSc
     }
 }
 
-fn with_type(body: impl Into<Body>, content_type: &'static str, cache: &'static str) -> Response {
+/// A response of `content_type` with `cache` as its Cache-Control, open to any origin.
+pub(crate) fn with_type(
+    body: impl Into<Body>,
+    content_type: &'static str,
+    cache: &'static str,
+) -> Response {
     let mut response = Response::new(body.into());
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));

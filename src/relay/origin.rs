@@ -199,41 +199,40 @@ async fn send_segment(sink: &mut impl RelaySink, segment: &Segment) -> Result<()
                 independent: span.independent,
             })
             .collect();
-        let mut offset = 0;
-        loop {
-            let end = (offset + SEGMENT_PART_BYTES).min(fragments.data.len());
-            let last = end == fragments.data.len();
-            sink.send(RelayFrame {
-                head: RelayHead::Fragments {
-                    sequence: segment.sequence,
-                    track: fragments.track(),
-                    start: fragments.start,
-                    duration: fragments.duration,
-                    parts: parts.clone(),
-                    offset: offset as u64,
-                    last,
-                },
-                payload: fragments.data.slice(offset..end),
-            })
-            .await?;
-            if last {
-                break;
-            }
-            offset = end;
-        }
+        let head = |offset: usize, last: bool| RelayHead::Fragments {
+            sequence: segment.sequence,
+            track: fragments.track(),
+            start: fragments.start,
+            duration: fragments.duration,
+            parts: parts.clone(),
+            offset: offset as u64,
+            last,
+        };
+        send_in_parts(sink, &fragments.data, head).await?;
     }
     let meta = meta_of(&crate::media::follow::SegmentInfo::of(segment));
+    let head = |offset: usize, last: bool| RelayHead::Segment {
+        meta: meta.clone(),
+        offset: offset as u64,
+        last,
+    };
+    send_in_parts(sink, &segment.data, head).await
+}
+
+/// `data` in relay frames of at most [`SEGMENT_PART_BYTES`], each headed by
+/// `head(offset, last)`.
+async fn send_in_parts(
+    sink: &mut impl RelaySink,
+    data: &bytes::Bytes,
+    head: impl Fn(usize, bool) -> RelayHead,
+) -> Result<(), SinkError> {
     let mut offset = 0;
     loop {
-        let end = (offset + SEGMENT_PART_BYTES).min(segment.data.len());
-        let last = end == segment.data.len();
+        let end = (offset + SEGMENT_PART_BYTES).min(data.len());
+        let last = end == data.len();
         sink.send(RelayFrame {
-            head: RelayHead::Segment {
-                meta: meta.clone(),
-                offset: offset as u64,
-                last,
-            },
-            payload: segment.data.slice(offset..end),
+            head: head(offset, last),
+            payload: data.slice(offset..end),
         })
         .await?;
         if last {

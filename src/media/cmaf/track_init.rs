@@ -42,43 +42,32 @@ impl TrackInit {
     /// packaging here (MPEG-2 video, MPEG audio, AC-3, E-AC-3: served over TS only).
     /// H.264 and H.265 video, AAC audio.
     pub fn of(frame: &Frame) -> Option<Arc<TrackInit>> {
+        let video = frame.keyframe && frame.track == VIDEO_TRACK;
         let (kind, timescale, codec_string, width, height, sample_rate, channels) =
             match frame.codec {
-                Codec::H264 if frame.keyframe && frame.track == VIDEO_TRACK => {
-                    let info = crate::media::h264::video_info(&frame.data)?;
-                    let avcc = avc::decoder_configuration(&frame.data)?;
-                    let kind = TrackKind::Avc {
-                        width: u16::try_from(info.width).ok()?,
-                        height: u16::try_from(info.height).ok()?,
-                        avcc,
+                Codec::H264 | Codec::H265 if video => {
+                    let info = crate::media::video::info(frame.codec, &frame.data)?;
+                    let (width, height) = (
+                        u16::try_from(info.width).ok()?,
+                        u16::try_from(info.height).ok()?,
+                    );
+                    let kind = if frame.codec == Codec::H264 {
+                        let avcc = avc::decoder_configuration(&frame.data)?;
+                        TrackKind::Avc {
+                            width,
+                            height,
+                            avcc,
+                        }
+                    } else {
+                        let hvcc = hevc::decoder_configuration(&frame.data)?;
+                        TrackKind::Hevc {
+                            width,
+                            height,
+                            hvcc,
+                        }
                     };
-                    (
-                        kind,
-                        VIDEO_TIMESCALE,
-                        info.codec?,
-                        info.width,
-                        info.height,
-                        0,
-                        0,
-                    )
-                }
-                Codec::H265 if frame.keyframe && frame.track == VIDEO_TRACK => {
-                    let info = crate::media::h265::video_info(&frame.data)?;
-                    let hvcc = hevc::decoder_configuration(&frame.data)?;
-                    let kind = TrackKind::Hevc {
-                        width: u16::try_from(info.width).ok()?,
-                        height: u16::try_from(info.height).ok()?,
-                        hvcc,
-                    };
-                    (
-                        kind,
-                        VIDEO_TIMESCALE,
-                        info.codec?,
-                        info.width,
-                        info.height,
-                        0,
-                        0,
-                    )
+                    let (width, height) = (info.width, info.height);
+                    (kind, VIDEO_TIMESCALE, info.codec?, width, height, 0, 0)
                 }
                 Codec::Aac => {
                     let header = crate::media::aac::parse_header(&frame.data)?;
@@ -88,15 +77,9 @@ impl TrackInit {
                         channels: u16::from(header.channels),
                         asc,
                     };
-                    (
-                        kind,
-                        header.sample_rate,
-                        crate::media::aac::codec_string(&header).to_string(),
-                        0,
-                        0,
-                        header.sample_rate,
-                        header.channels,
-                    )
+                    let codec_string = crate::media::aac::codec_string(&header).to_string();
+                    let rate = header.sample_rate;
+                    (kind, rate, codec_string, 0, 0, rate, header.channels)
                 }
                 _ => return None,
             };
@@ -105,22 +88,19 @@ impl TrackInit {
             timescale,
             kind,
         }]);
-        Some(Arc::new(TrackInit {
-            track: frame.track,
-            codec: frame.codec,
+        Some(Arc::new(TrackInit::from_parts(
+            frame.track,
+            frame.codec,
             timescale,
             codec_string,
-            width,
-            height,
-            sample_rate,
-            channels,
-            version: digest(&bytes),
+            (width, height),
+            (sample_rate, channels),
             bytes,
-        }))
+        )))
     }
 
-    /// An init from its parts (one that travelled between nodes); its version is the
-    /// digest of `bytes`, as on the node that made it.
+    /// An init from its parts (one made here, or one that travelled between nodes); its
+    /// version is the digest of `bytes`, as on the node that made it.
     pub fn from_parts(
         track: u8,
         codec: Codec,
