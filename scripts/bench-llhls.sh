@@ -4,7 +4,7 @@
 #    RTMP publish by ffmpeg (1 s segments, 200 ms parts) for DURATION_S; the playhead's
 #    distance from the live edge and from the wall clock (the program date of the frame
 #    on screen is when it reached the node), median and p95 — the ignored test
-#    `llhls_latency_in_chromium` in tests/browser.rs;
+#    `llhls_latency_in_chromium` in tests/browser_cmaf.rs;
 # 2. VIEWERS LL-HLS viewers on one node (`flotilla bench --protocol llhls`, node and load
 #    generator in one process, the built-in test stream with 1 s segments and 200 ms
 #    parts): each viewer holds a blocking playlist reload and the hinted part; the part
@@ -20,7 +20,7 @@ cd "$(dirname "$0")/.."
 DURATION="${1:-60}"
 VIEWERS="${2:-10000}"
 echo "== latency in Chromium ($DURATION s)"
-FLOTILLA_BENCH_SECONDS="$DURATION" cargo test --release --quiet --test browser \
+FLOTILLA_BENCH_SECONDS="$DURATION" cargo test --release --quiet --test browser_cmaf \
     -- --ignored --exact llhls_latency_in_chromium --nocapture 2>&1 | grep -E "llhls_latency|panicked|error" || true
 if [ -n "${FLOTILLA:-}" ]; then
     BIN="$FLOTILLA"

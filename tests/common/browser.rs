@@ -11,9 +11,9 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use super::TempDir;
+use super::{TempDir, http_get, poll_until};
 
 /// Largest report a page may POST.
 const MAX_REPORT_BYTES: usize = 64 * 1024;
@@ -271,11 +271,52 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-KILL")
-            .arg(format!("-{}", self.child.id()))
+        // Chromium's whole process group. Through bash's builtin: procps' `kill -KILL
+        // -PGID` reads some group numbers as options and signals every process (-1).
+        let _ = Command::new("bash")
+            .arg("-c")
+            .arg(format!("kill -KILL -- -{}", self.child.id()))
             .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// How long the playback a test asks for may take, start-up included.
+const PLAYBACK_DEADLINE: Duration = Duration::from_secs(60);
+/// How long a published stream may take to have its first segment.
+const FIRST_SEGMENT_DEADLINE: Duration = Duration::from_secs(20);
+
+/// Waits until `path` on `at` answers `wanted`.
+pub fn wait_for_status(at: SocketAddr, path: &str, wanted: u16) {
+    let answered = poll_until(FIRST_SEGMENT_DEADLINE, || {
+        matches!(http_get(at, path, &[]), Ok((status, _, _)) if status == wanted).then_some(())
+    });
+    assert!(answered.is_some(), "{path} on {at} never answered {wanted}");
+}
+
+/// Reads the page's reports until the video has played `seconds`; returns the last
+/// report. Panics with the report on any hls.js error event or when time runs out.
+pub fn plays_without_errors(page: &PageServer, seconds: f64) -> serde_json::Value {
+    plays_in(page, "hlsjs", seconds)
+}
+
+/// Like [`plays_without_errors`], for the player the page reports as `player`.
+#[allow(clippy::disallowed_methods)] // A real browser plays in real time.
+pub fn plays_in(page: &PageServer, player: &str, seconds: f64) -> serde_json::Value {
+    let start = Instant::now();
+    let mut last = serde_json::Value::Null;
+    while start.elapsed() < PLAYBACK_DEADLINE {
+        let Some(report) = page.next_report(Duration::from_secs(5)) else {
+            continue;
+        };
+        assert_eq!(report[player], true, "{player} did not load: {report}");
+        let errors = report["errors"].as_array().cloned().unwrap_or_default();
+        assert!(errors.is_empty(), "the player saw errors: {report}");
+        if report["time"].as_f64().unwrap_or(0.0) >= seconds {
+            return report;
+        }
+        last = report;
+    }
+    panic!("the video did not play {seconds} s in time; last report: {last}");
 }
