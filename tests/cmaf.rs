@@ -233,3 +233,47 @@ fn h265_reaches_ll_hls_and_dash_and_ffmpeg_decodes_it() {
         );
     }
 }
+
+/// A stream with no codec CMAF carries (MPEG-2 video, MP2 audio): its CMAF URLs answer
+/// 404 with the reason as soon as it has a segment, not after a wait; TS HLS plays.
+#[test]
+#[allow(clippy::disallowed_methods)] // How long the answer takes is what is checked.
+fn a_stream_without_cmaf_codecs_says_so_at_once() {
+    let dir = common::TempDir::new("cmaf-none");
+    let clip = dir.0.join("mpeg2.ts");
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-y"])
+        .args(["-f", "lavfi", "-i", "testsrc=size=320x240:rate=25"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+        .args(["-t", "4", "-c:v", "mpeg2video", "-g", "25", "-c:a", "mp2"])
+        .args(["-f", "mpegts"])
+        .arg(&clip)
+        .stdin(std::process::Stdio::null())
+        .status()
+        .expect("ffmpeg is installed by scripts/test.sh");
+    assert!(status.success());
+    let http = free_port();
+    let at = SocketAddr::from(([127, 0, 0, 1], http));
+    let config = format!(
+        "http 127.0.0.1:{http};\nstream old {{ input file://{}; segment_duration 1; }}\n",
+        clip.display()
+    );
+    let node = Node::start(&config, at, &[], &[]);
+    poll_until(FIRST_PARTS_DEADLINE, || {
+        let (status, _, _) = http_get(at, "/old/index.m3u8", &[]).ok()?;
+        (status == 200).then_some(())
+    })
+    .unwrap_or_else(|| panic!("no TS HLS: {}", node.log_tail()));
+    for path in ["/old/index.ll.m3u8", "/old/index.mpd", "/old/v1.ll.m3u8"] {
+        let asked = Instant::now();
+        let (status, _, body) = http_get(at, path, &[]).unwrap();
+        assert_eq!(status, 404, "{path}: {body}");
+        assert!(asked.elapsed() < Duration::from_secs(2), "{path} waited");
+        if !path.contains("v1") {
+            assert!(
+                body.contains("no track with CMAF packaging"),
+                "{path}: {body}"
+            );
+        }
+    }
+}

@@ -11,7 +11,7 @@
 //! with 400 at once (RFC 8216bis §6.2.5.2).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::http::{HeaderValue, StatusCode, header};
@@ -39,6 +39,8 @@ const HOLD_SEGMENTS: u64 = 3;
 #[derive(Debug, Clone)]
 pub struct HeldRequests {
     held: Arc<AtomicUsize>,
+    /// Requests answered with 503 at the bound, since the node started.
+    refused: Arc<AtomicU64>,
     limit: usize,
 }
 
@@ -53,6 +55,7 @@ impl HeldRequests {
     pub fn with_limit(limit: usize) -> HeldRequests {
         HeldRequests {
             held: Arc::default(),
+            refused: Arc::default(),
             limit,
         }
     }
@@ -60,6 +63,11 @@ impl HeldRequests {
     /// Held now.
     pub fn count(&self) -> usize {
         self.held.load(Ordering::Relaxed)
+    }
+
+    /// Answered with 503 at the bound since the node started.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
     }
 
     /// A slot to hold one request, or `None` at the bound.
@@ -139,6 +147,7 @@ async fn hold(
         return Ok(());
     }
     let Some(_slot) = held.take() else {
+        held.refused.fetch_add(1, Ordering::Relaxed);
         return Err(unavailable(format!(
             "this node holds {} waiting requests already; retry shortly",
             held.limit
@@ -158,7 +167,7 @@ pub async fn serve(
     match resource {
         Resource::Master => {
             let start = Duration::from_millis(STREAM_START_WAIT_MS);
-            live.wait_for_window(start, has_sealed_cmaf).await;
+            live.wait_for_window(start, has_sealed_segment).await;
             let bandwidth = live.rendition().bandwidth_bps;
             match live.rendered(RenderedKey::Master, |w| {
                 playlist::master_playlist(w, bandwidth)
@@ -170,7 +179,7 @@ pub async fn serve(
         Resource::MediaPlaylist { track } => media_playlist(live, track, query, held).await,
         Resource::Manifest => {
             let start = Duration::from_millis(STREAM_START_WAIT_MS);
-            live.wait_for_window(start, has_sealed_cmaf).await;
+            live.wait_for_window(start, has_sealed_segment).await;
             let origin_ms = live.timeline_origin_ms();
             let count = live.packaging.segment_count;
             let manifest = live.rendered(RenderedKey::Manifest, |w| {
@@ -228,10 +237,11 @@ pub async fn serve(
     }
 }
 
-/// The window has a sealed segment with CMAF fragments: playlists and manifests can
-/// be served (a player starts from complete segments).
-fn has_sealed_cmaf(window: &Window) -> bool {
-    window.held().any(|segment| !segment.cmaf.is_empty())
+/// The window has a sealed segment: playlists and manifests can be served (a player
+/// starts from complete segments), or the stream is known to have no CMAF (its
+/// segments carry none) and the request is answered so at once.
+fn has_sealed_segment(window: &Window) -> bool {
+    window.held().next().is_some()
 }
 
 fn no_cmaf(live: &LiveStream) -> Response {
@@ -280,8 +290,7 @@ async fn media_playlist(
     if directives.msn.is_none() {
         // A starting stream: players need a complete segment to start from.
         let start = Duration::from_millis(STREAM_START_WAIT_MS);
-        live.wait_for_window(start, |w| w.held().any(|s| s.cmaf_track(track).is_some()))
-            .await;
+        live.wait_for_window(start, has_sealed_segment).await;
     }
     let shape = shape(live);
     let key = RenderedKey::Playlist {
@@ -395,6 +404,7 @@ mod tests {
         // The bound is reached: the next one is answered at once, not queued.
         let refused = serve(&live, next, None, &held).await;
         assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(held.refused(), 1);
         assert!(refused.headers().contains_key(header::RETRY_AFTER));
         // More than two segments ahead: 400 at once, holding nothing.
         let query = format!("_HLS_msn={}", progress.last_msn + 3);

@@ -180,8 +180,25 @@ pub fn flotilla(state: &ApiState) -> Vec<Family> {
     families.push(balancers(state));
     families.extend(event_sinks(state));
     families.push(log_lines_dropped(state));
+    families.extend(held_requests(state));
     families.extend(actors(state, now_ms));
     families
+}
+
+/// LL-HLS requests held for a part or a playlist update, and those refused at the bound.
+fn held_requests(state: &ApiState) -> Vec<Family> {
+    vec![
+        Family::gauge(
+            "flotilla_llhls_held_requests",
+            "LL-HLS requests held now for a part or a playlist update.",
+        )
+        .with(Vec::new(), state.held.count() as f64),
+        Family::counter(
+            "flotilla_llhls_held_refused",
+            "LL-HLS requests answered 503 because the node held its bound of waiting requests.",
+        )
+        .with(Vec::new(), state.held.refused() as f64),
+    ]
 }
 
 /// Viewer sessions by stream and protocol.

@@ -355,6 +355,10 @@ pub fn manifest(
             segments,
         });
     }
+    if tracks.is_empty() {
+        // The stream's newest segment has no CMAF: no codec of it has a packaging.
+        return None;
+    }
     let window_ms: u64 = window.advertised().map(|segment| segment.duration_ms).sum();
     // The window's longest segment in whole seconds: the same on every node serving it.
     let segment_duration_ms = window
