@@ -13,10 +13,10 @@ use common::browser::{
     Browser, PageServer, dashjs_page, dashjs_script, hlsjs_page_with, plays_in, wait_for_status,
 };
 use common::ffmpeg::Ffmpeg;
-use common::{Node, free_port};
+use common::{Node, free_port, http_get, poll_until};
 
 /// A node with an ffmpeg RTMP publish of `live/NAME` (1 s segments, 200 ms parts),
-/// once its `entry` (a playlist or manifest) answers 200.
+/// once its `entry` (a playlist or manifest) answers 200 and it has run a few seconds.
 fn publish_live(name: &str, entry: &str) -> (Node, SocketAddr, Ffmpeg) {
     let (http, rtmp) = (free_port(), free_port());
     let at = SocketAddr::from(([127, 0, 0, 1], http));
@@ -27,6 +27,14 @@ fn publish_live(name: &str, entry: &str) -> (Node, SocketAddr, Ffmpeg) {
     let node = Node::start(&config, at, &[], &[]);
     let publisher = Ffmpeg::publish_pattern(&format!("rtmp://127.0.0.1:{rtmp}/live/{name}"), 0.0);
     wait_for_status(at, &format!("/live/{name}/{entry}"), 200);
+    // The viewer joins a running stream (three complete segments), as viewers do. One
+    // that joins within the stream's first second may see hls.js nudge over a hole: the
+    // first segment's audio can start a few frames before its first video keyframe.
+    let running = poll_until(Duration::from_secs(20), || {
+        let (_, _, playlist) = http_get(at, &format!("/live/{name}/v1.ll.m3u8"), &[]).ok()?;
+        (playlist.matches("#EXTINF").count() >= 3).then_some(())
+    });
+    assert!(running.is_some(), "{}", node.log_tail());
     (node, at, publisher)
 }
 

@@ -22,7 +22,10 @@
 //!    keyframe opening it). A frame that does not fit it (a codec or configuration
 //!    change inside a segment) is left out until the next segment, which starts with
 //!    the new init.
-//! 5. A track whose codec has no CMAF packaging, or whose first video frame in the
+//! 5. A part is marked independent where a player may start: a video part that starts
+//!    with a keyframe; an audio part only when it opens its segment, so that a player
+//!    joining mid-segment does not start audio before the video it can decode.
+//! 6. A track whose codec has no CMAF packaging, or whose first video frame in the
 //!    segment is not a keyframe, has no fragments in that segment.
 
 use std::sync::Arc;
@@ -47,7 +50,8 @@ pub struct Part {
     pub start: u64,
     /// In the track's timescale.
     pub duration: u64,
-    /// It starts with a video keyframe (every audio part does).
+    /// A player may start at it: video, a part that starts with a keyframe; audio, a
+    /// segment's first part (where video can start too).
     pub independent: bool,
 }
 
@@ -239,7 +243,13 @@ impl TrackPacker {
             data: fragment(sequence, std::slice::from_ref(&run)),
             start: run.base_decode_time,
             duration,
-            independent: frames[0].keyframe,
+            // Video: a part that starts with a keyframe. Audio: every frame could start
+            // one, but only a segment's first part is marked, so that a player joining
+            // mid-segment starts audio where it can start video, without a hole.
+            independent: match self.init.codec {
+                Codec::Aac => self.parts.is_empty(),
+                _ => frames[0].keyframe,
+            },
         });
         self.parts.push(part.clone());
         ClosedPart {
@@ -394,6 +404,9 @@ mod tests {
                 assert_eq!(last.offset + last.len, track.data.len());
                 assert_eq!(track.parts[0].offset, 0);
                 assert!(track.parts[0].independent);
+                if !track.init.codec.is_video() {
+                    assert!(track.parts[1..].iter().all(|p| !p.independent));
+                }
             }
         }
         // Segment N+1's video starts where segment N's ends.
