@@ -181,24 +181,44 @@ fn ll_hls_follows_the_spec_over_blocking_reloads_and_ffprobe_reads_every_output(
     assert!(!skipped.contains("#EXT-X-SKIP"), "{skipped}");
 }
 
-/// An H.265 + AAC source (an MPEG-TS file input): its LL-HLS and DASH carry the video as
-/// `hvc1` with its `hvcC`, and ffmpeg decodes both without an error.
-#[test]
-fn h265_reaches_ll_hls_and_dash_and_ffmpeg_decodes_it() {
-    let dir = common::TempDir::new("cmaf-hevc");
-    let clip = dir.0.join("hevc.ts");
+/// A 4 s MPEG-TS clip of a 320×240 test pattern and a tone in `dir`, encoded with
+/// `codecs` (ffmpeg's codec arguments).
+fn make_clip(dir: &common::TempDir, name: &str, codecs: &[&str]) -> std::path::PathBuf {
+    let clip = dir.0.join(format!("{name}.ts"));
     let status = std::process::Command::new("ffmpeg")
         .args(["-v", "error", "-y"])
         .args(["-f", "lavfi", "-i", "testsrc=size=320x240:rate=25"])
         .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
-        .args(["-t", "4", "-c:v", "libx265", "-pix_fmt", "yuv420p"])
-        .args(["-x265-params", "keyint=25:log-level=error", "-c:a", "aac"])
+        .args(["-t", "4"])
+        .args(codecs)
         .args(["-f", "mpegts"])
         .arg(&clip)
         .stdin(std::process::Stdio::null())
         .status()
         .expect("ffmpeg is installed by scripts/test.sh");
-    assert!(status.success());
+    assert!(status.success(), "ffmpeg made no {name} clip");
+    clip
+}
+
+/// An H.265 + AAC source (an MPEG-TS file input): its LL-HLS and DASH carry the video as
+/// `hvc1` with its `hvcC`, and ffmpeg decodes both without an error.
+#[test]
+fn h265_reaches_ll_hls_and_dash_and_ffmpeg_decodes_it() {
+    let dir = common::TempDir::new("cmaf-hevc");
+    let clip = make_clip(
+        &dir,
+        "hevc",
+        &[
+            "-c:v",
+            "libx265",
+            "-pix_fmt",
+            "yuv420p",
+            "-x265-params",
+            "keyint=25:log-level=error",
+            "-c:a",
+            "aac",
+        ],
+    );
     let http = free_port();
     let at = SocketAddr::from(([127, 0, 0, 1], http));
     let config = format!(
@@ -240,18 +260,11 @@ fn h265_reaches_ll_hls_and_dash_and_ffmpeg_decodes_it() {
 #[allow(clippy::disallowed_methods)] // How long the answer takes is what is checked.
 fn a_stream_without_cmaf_codecs_says_so_at_once() {
     let dir = common::TempDir::new("cmaf-none");
-    let clip = dir.0.join("mpeg2.ts");
-    let status = std::process::Command::new("ffmpeg")
-        .args(["-v", "error", "-y"])
-        .args(["-f", "lavfi", "-i", "testsrc=size=320x240:rate=25"])
-        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
-        .args(["-t", "4", "-c:v", "mpeg2video", "-g", "25", "-c:a", "mp2"])
-        .args(["-f", "mpegts"])
-        .arg(&clip)
-        .stdin(std::process::Stdio::null())
-        .status()
-        .expect("ffmpeg is installed by scripts/test.sh");
-    assert!(status.success());
+    let clip = make_clip(
+        &dir,
+        "mpeg2",
+        &["-c:v", "mpeg2video", "-g", "25", "-c:a", "mp2"],
+    );
     let http = free_port();
     let at = SocketAddr::from(([127, 0, 0, 1], http));
     let config = format!(

@@ -229,20 +229,19 @@ async fn serve_path(state: &ApiState, request: RequestInfo, path: &str) -> Respo
         return redirect;
     }
     let rest = rest.to_string();
-    let protocol = match rest.as_str() {
-        "embed.html" => return embed(&live),
-        "mpegts" => Protocol::Mpegts,
-        "index.m3u8" | "playlist.m3u8" | "video.m3u8" | "tracks-v1a1/mono.m3u8" | "mono.m3u8" => {
-            Protocol::Hls
-        }
-        other if other.ends_with(".ts") => Protocol::Hls,
-        other => match crate::media::cmaf::playlist::resource(other) {
-            Some(Resource::Manifest) => Protocol::Dash,
-            Some(_) => Protocol::Hls,
-            None => return not_found(path),
-        },
-    };
     let cmaf = crate::media::cmaf::playlist::resource(&rest);
+    let protocol = match (rest.as_str(), cmaf) {
+        ("embed.html", _) => return embed(&live),
+        ("mpegts", _) => Protocol::Mpegts,
+        (_, Some(Resource::Manifest)) => Protocol::Dash,
+        (_, Some(_)) => Protocol::Hls,
+        (
+            "index.m3u8" | "playlist.m3u8" | "video.m3u8" | "tracks-v1a1/mono.m3u8" | "mono.m3u8",
+            _,
+        ) => Protocol::Hls,
+        (other, _) if other.ends_with(".ts") => Protocol::Hls,
+        _ => return not_found(path),
+    };
     let user_agent = request.user_agent.as_str();
     let viewer = Viewer {
         stream: &live.name,

@@ -56,6 +56,11 @@ impl OpenParts {
             .map(|(init, parts)| (init, &parts[..]))
     }
 
+    /// The init of every track with parts, by track number.
+    pub fn inits(&self) -> impl Iterator<Item = &Arc<TrackInit>> {
+        self.tracks.iter().map(|(init, _)| init)
+    }
+
     /// Adds a part; a part that does not follow the track's last one (a packager that
     /// started over) starts the track's list anew.
     fn add(&mut self, closed: ClosedPart) {

@@ -111,8 +111,6 @@ struct TrackPacker {
     next_audio_time: Option<u64>,
     /// The segment's closed parts.
     parts: Vec<Arc<Part>>,
-    /// Frames that did not fit the init were left out (logged once per segment).
-    misfit: bool,
 }
 
 /// The CMAF packager of one stream (see the module header).
@@ -167,12 +165,11 @@ impl CmafPackager {
                 interval: 0,
                 next_audio_time: None,
                 parts: Vec::new(),
-                misfit: false,
             });
             return None;
         };
         if !packer.init.fits(frame) {
-            packer.misfit = true;
+            // Left out until the next segment, which starts with the new init.
             return None;
         }
         let part_start = packer.frames.first().map_or(frame.dts, |first| first.dts);
@@ -192,16 +189,6 @@ impl CmafPackager {
         closed
     }
 
-    /// Frames of the open segment that were left out for not fitting their track's
-    /// init, by track (for a log line), and forgets them.
-    pub fn take_misfits(&mut self) -> Vec<u8> {
-        self.tracks
-            .iter_mut()
-            .flatten()
-            .filter_map(|packer| std::mem::take(&mut packer.misfit).then_some(packer.init.track))
-            .collect()
-    }
-
     /// The segment ended; `next_dts` is the decode time of the frame that opens the
     /// next one. Returns each track's fragments, by track number.
     pub fn cut(&mut self, next_dts: u64) -> Vec<TrackSegment> {
@@ -218,14 +205,6 @@ impl CmafPackager {
             }
         }
         sealed
-    }
-
-    /// The parts of the open segment so far, per track.
-    pub fn open_parts(&self) -> impl Iterator<Item = (&Arc<TrackInit>, &[Arc<Part>])> {
-        self.tracks
-            .iter()
-            .flatten()
-            .map(|packer| (&packer.init, &packer.parts[..]))
     }
 }
 

@@ -157,12 +157,10 @@ pub fn tracks(window: &Window) -> Vec<std::sync::Arc<TrackInit>> {
         .last()
         .map(|s| s.cmaf.iter().map(|t| t.init.clone()).collect())
         .unwrap_or_default();
-    for track in 0..crate::media::program::MAX_TRACKS as u8 {
-        if let Some((init, _)) = window.open_parts().track(track) {
-            match inits.iter_mut().find(|i| i.track == track) {
-                Some(known) => *known = init.clone(),
-                None => inits.push(init.clone()),
-            }
+    for init in window.open_parts().inits() {
+        match inits.iter_mut().find(|known| known.track == init.track) {
+            Some(known) => *known = init.clone(),
+            None => inits.push(init.clone()),
         }
     }
     inits.sort_by_key(|init| init.track);
