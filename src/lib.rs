@@ -44,3 +44,4 @@ pub mod source;
 pub mod srt;
 pub mod stats;
 pub mod tls;
+pub mod webrtc;

@@ -226,7 +226,23 @@ impl NodeCore {
         );
         let reload_mesh = mesh.clone();
         let (reload, reload_queue) = crate::reload::ReloadHandle::channel();
+        let webrtc = crate::webrtc::WebRtc::new(
+            crate::webrtc::Settings {
+                ports: config
+                    .webrtc_ports
+                    .unwrap_or(crate::webrtc::ports::DEFAULT_PORTS),
+                address: config.webrtc_address,
+            },
+            context.runtime.clone(),
+        )
+        .map(|engine| crate::http::webrtc::WebRtcSide {
+            engine,
+            publishing: rtmp.clone(),
+        })
+        .inspect_err(|error| tracing::error!(%error, "WebRTC (WHIP/WHEP) is off"))
+        .ok();
         let state = ApiState {
+            webrtc,
             reload,
             access_log: logs.access,
             events: events.clone(),

@@ -47,6 +47,8 @@ pub enum Protocol {
     Dash,
     Mpegts,
     Rtmp,
+    /// WebRTC play (WHEP): one peer connection.
+    Webrtc,
 }
 
 impl Protocol {

@@ -56,6 +56,7 @@ pub fn protocol_name(protocol: Protocol) -> &'static str {
         Protocol::Dash => "dash",
         Protocol::Mpegts => "mpegts",
         Protocol::Rtmp => "rtmp",
+        Protocol::Webrtc => "webrtc",
     }
 }
 

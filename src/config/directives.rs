@@ -187,6 +187,22 @@ pub const DIRECTIVES: &[DirectiveInfo] = &[
         "UDP port of the QUIC cluster mesh (default: the first `http` port)."
     ),
     d!(
+        "webrtc_ports",
+        [],
+        &[G],
+        Now,
+        "webrtc_ports 20000-20999;",
+        "flotilla: UDP ports WebRTC peer connections (WHIP publishers, WHEP viewers) take, one each (default 20000-29999)."
+    ),
+    d!(
+        "webrtc_address",
+        [],
+        &[G],
+        Now,
+        "webrtc_address 203.0.113.7;",
+        "flotilla: the address WebRTC clients send media to, for a node behind NAT (default: the address the client's route reaches this node at)."
+    ),
+    d!(
         "cluster_ingest_minority_restraint",
         [],
         &[G],

@@ -35,6 +35,11 @@ pub struct Config {
     pub tls_key: Option<String>,
     /// UDP port of the QUIC mesh; defaults to the first `http` listener's port.
     pub cluster_port: Option<u16>,
+    /// The UDP ports WebRTC peer connections take one each (`webrtc_ports FIRST-LAST;`).
+    pub webrtc_ports: Option<PortRange>,
+    /// The address WebRTC clients are told to send media to (`webrtc_address IP;`), for a
+    /// node behind NAT; by default the address the client's route reaches this node at.
+    pub webrtc_address: Option<std::net::IpAddr>,
     /// RTMP players of a peer's stream get the RTMP 302 instead of a relay.
     pub rtmp_redirect: Option<bool>,
     /// Viewers of a stream another node has: relayed here or redirected (default).
@@ -536,4 +541,28 @@ pub struct Dvr {
     pub storage_limit: Option<ByteSize>,
     pub expiration: Option<Seconds>,
     pub copies: Option<u32>,
+}
+
+/// An inclusive range of ports (`FIRST-LAST`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct PortRange {
+    pub first: u16,
+    pub last: u16,
+}
+
+impl PortRange {
+    /// How many ports the range holds.
+    pub fn len(&self) -> usize {
+        usize::from(self.last - self.first) + 1
+    }
+
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+}
+
+impl std::fmt::Display for PortRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.first, self.last)
+    }
 }

@@ -128,6 +128,12 @@ impl Printer {
         self.value("tls_certificate", &c.tls_certificate);
         self.value("tls_key", &c.tls_key);
         self.value("cluster_port", &c.cluster_port);
+        if let Some(ports) = c.webrtc_ports {
+            self.line("webrtc_ports", &[ports.to_string()]);
+        }
+        if let Some(address) = c.webrtc_address {
+            self.line("webrtc_address", &[address.to_string()]);
+        }
         self.value(
             "cluster_ingest_minority_restraint",
             &c.cluster_ingest_minority_restraint,

@@ -249,6 +249,21 @@ fn required_block(statement: &Statement) -> Result<&[Statement]> {
 }
 
 /// Parses `host`, `host:port`, `[v6]:port` or a bare IPv6 address.
+/// `FIRST-LAST`: an inclusive range of non-zero ports, first ≤ last.
+fn parse_port_range(text: &str, span: Span) -> Result<crate::config::model::PortRange> {
+    let bad = || {
+        Diagnostic::error(span, format!("`{text}` is not a port range"))
+            .help("write FIRST-LAST, e.g. `20000-20999`: ports 1..65535, FIRST ≤ LAST")
+    };
+    let (first, last) = text.split_once('-').ok_or_else(bad)?;
+    let first: u16 = first.trim().parse().map_err(|_| bad())?;
+    let last: u16 = last.trim().parse().map_err(|_| bad())?;
+    if first == 0 || first > last {
+        return Err(bad());
+    }
+    Ok(crate::config::model::PortRange { first, last })
+}
+
 pub fn parse_host_port(text: &str, span: Span) -> Result<HostPort> {
     let error = || {
         Diagnostic::error(span, format!("`{text}` is not a host or host:port"))
@@ -447,6 +462,25 @@ fn read_global_statement(
                 ));
             }
             set_once(&mut c.cluster_port, port, statement)
+        }
+        "webrtc_ports" => {
+            let (text, span) = positionals(statement, 1, 1, "FIRST-LAST (UDP ports)")?.remove(0);
+            let ports = parse_port_range(&text, span)?;
+            set_once(&mut c.webrtc_ports, ports, statement)
+        }
+        "webrtc_address" => {
+            let (text, span) = positionals(statement, 1, 1, "an IP address")?.remove(0);
+            let address = text.parse::<std::net::IpAddr>().map_err(|_| {
+                Diagnostic::error(span, format!("`{text}` is not an IP address"))
+                    .help("WebRTC clients are given this address in the SDP answer: an IPv4 or IPv6 address, no name, no port")
+            })?;
+            if address.is_unspecified() || address.is_multicast() {
+                return Err(Diagnostic::error(
+                    span,
+                    format!("`{address}` cannot be sent media to"),
+                ));
+            }
+            set_once(&mut c.webrtc_address, address, statement)
         }
         "cluster_ingest_minority_restraint" => set_once(
             &mut c.cluster_ingest_minority_restraint,

@@ -59,6 +59,8 @@ pub struct ApiState {
     pub events: crate::events::EventBus,
     /// LL-HLS requests held for a part or playlist update now (bounded).
     pub held: super::cmaf::HeldRequests,
+    /// WHIP/WHEP (none when the node could not set WebRTC up).
+    pub webrtc: Option<super::webrtc::WebRtcSide>,
 }
 
 /// The router of a listener: API routes when `with_api`, and a JSON 404 for the rest.
@@ -335,6 +337,7 @@ mod tests {
             access_log: None,
             events: crate::events::EventBus::none(flotilla_otp::rt::Runtime::deterministic(1, 0)),
             held: Default::default(),
+            webrtc: None,
         }
     }
 

@@ -34,8 +34,9 @@ const DEFAULT_ALLOWED_HEADERS: &str = "Authorization, Content-Type, Range";
 /// Methods a cross-origin page may use: players GET and HEAD; API clients also write.
 const ALLOWED_METHODS: &str = "GET, HEAD, POST, PUT, DELETE, OPTIONS";
 
-/// Response headers a page may read besides the simple ones (players size downloads).
-const EXPOSED_HEADERS: &str = "Content-Length, Content-Range, Date, Server";
+/// Response headers a page may read besides the simple ones (players size downloads;
+/// WHIP/WHEP clients read the resource URL from `Location`).
+const EXPOSED_HEADERS: &str = "Content-Length, Content-Range, Date, Server, Location";
 
 /// Which page origins may read this node's responses.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -100,6 +100,16 @@ pub async fn serve(State(state): State<ApiState>, request: Request) -> Response 
         scheme,
         tls_port: over_tls.map(|arrived| arrived.port),
     };
+    if let Some(target) = super::webrtc::target(&local) {
+        let asked = super::webrtc::Asked {
+            client: info.ip,
+            query: info.query.clone(),
+            user_agent: info.user_agent.clone(),
+            referer: info.referer.clone(),
+            scheme: info.viewer_scheme(),
+        };
+        return super::webrtc::serve(&state, asked, target, request).await;
+    }
     drop(request);
     serve_path(&state, info, &local).await
 }
@@ -130,7 +140,7 @@ struct RequestInfo {
 
 /// How the viewer reached this node, for redirects that keep it.
 #[derive(Debug, Clone, Copy)]
-struct ViewerScheme {
+pub struct ViewerScheme {
     name: &'static str,
     /// Set when the viewer came to this node's own `https` listener (on this port).
     tls_port: Option<u16>,
@@ -177,58 +187,18 @@ async fn serve_path(state: &ApiState, request: RequestInfo, path: &str) -> Respo
     if !matches!(request.method, Method::GET | Method::HEAD) {
         return not_found(path);
     }
-    let trimmed = path.trim_start_matches('/');
-    if trimmed
-        .split('/')
-        .any(|segment| segment == ".." || segment == ".")
+    let (live, rest) = match locate(
+        &state,
+        path,
+        request.query.as_deref(),
+        request.viewer_scheme(),
+    )
+    .await
     {
-        return error_response(StatusCode::BAD_REQUEST, "path traversal is not allowed");
-    }
-    if trimmed.len() > MAX_MEDIA_PATH_BYTES
-        || !trimmed.bytes().all(crate::media::name::allowed_byte)
-    {
-        return error_response(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "not a stream path: a stream name is {}",
-                crate::media::name::STREAM_NAME_RULE
-            ),
-        );
-    }
-    let resolved = match state.directory.resolve(trimmed) {
-        Some(found) => Some(found),
-        None => relayed(&state, trimmed).await,
+        Ok(found) => found,
+        Err(response) => return response,
     };
-    let Some((live, rest)) = resolved else {
-        return elsewhere(
-            &state,
-            path,
-            request.query.as_deref(),
-            request.viewer_scheme(),
-        );
-    };
-    // A cluster_ingest stream is served by its current capturer only (highest epoch); a
-    // relayed copy follows whoever that is.
     let now_ms = state.node.runtime.wall_clock_ms();
-    if !live.relay
-        && crate::ingest::superseded(
-            &state.ingest,
-            state.mesh.as_ref().map(|mesh| mesh.view()),
-            &live.name,
-            now_ms,
-            &state.identity.id,
-        )
-        && let Elsewhere::Redirect(redirect) = redirect_to_peer(
-            &state,
-            path,
-            request.query.as_deref(),
-            request.viewer_scheme(),
-        )
-    {
-        // Past the hop limit a superseded capturer still serves what it has.
-        return redirect;
-    }
-    let rest = rest.to_string();
     let cmaf = crate::media::cmaf::playlist::resource(&rest);
     let protocol = match (rest.as_str(), cmaf) {
         ("embed.html", _) => return embed(&live),
@@ -321,6 +291,62 @@ async fn serve_path(state: &ApiState, request: RequestInfo, path: &str) -> Respo
     let bytes = response.body().size_hint().exact().unwrap_or(0);
     session.touch(now_ms, bytes);
     response
+}
+
+/// The stream `path` names and the rest of the path: this node's, or a peer's relayed
+/// here; else the answer for a stream this node does not serve (a redirect to the peer
+/// that has it, or 404). A superseded cluster_ingest copy redirects to the capturer.
+pub async fn locate(
+    state: &ApiState,
+    path: &str,
+    query: Option<&str>,
+    scheme: ViewerScheme,
+) -> Result<(std::sync::Arc<LiveStream>, String), Response> {
+    let trimmed = path.trim_start_matches('/');
+    if trimmed
+        .split('/')
+        .any(|segment| segment == ".." || segment == ".")
+    {
+        return Err(error_response(
+            StatusCode::BAD_REQUEST,
+            "path traversal is not allowed",
+        ));
+    }
+    if trimmed.len() > MAX_MEDIA_PATH_BYTES
+        || !trimmed.bytes().all(crate::media::name::allowed_byte)
+    {
+        return Err(error_response(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "not a stream path: a stream name is {}",
+                crate::media::name::STREAM_NAME_RULE
+            ),
+        ));
+    }
+    let resolved = match state.directory.resolve(trimmed) {
+        Some(found) => Some(found),
+        None => relayed(state, trimmed).await,
+    };
+    let Some((live, rest)) = resolved else {
+        return Err(elsewhere(state, path, query, scheme));
+    };
+    // A cluster_ingest stream is served by its current capturer only (highest epoch); a
+    // relayed copy follows whoever that is.
+    let now_ms = state.node.runtime.wall_clock_ms();
+    if !live.relay
+        && crate::ingest::superseded(
+            &state.ingest,
+            state.mesh.as_ref().map(|mesh| mesh.view()),
+            &live.name,
+            now_ms,
+            &state.identity.id,
+        )
+        && let Elsewhere::Redirect(redirect) = redirect_to_peer(state, path, query, scheme)
+    {
+        // Past the hop limit a superseded capturer still serves what it has.
+        return Err(redirect);
+    }
+    Ok((live, rest.to_string()))
 }
 
 /// A stream another node has, relayed here when the node (or the stream) plays peers'

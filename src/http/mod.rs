@@ -27,5 +27,6 @@ pub mod streams;
 pub mod token_urls;
 pub mod trace;
 pub mod transport;
+pub mod webrtc;
 
 pub use server::{HttpLimits, serve};

@@ -206,6 +206,7 @@ fn flussonic_codec(codec: crate::media::frame::Codec) -> &'static str {
         Codec::MpegAudio => "mp2a",
         Codec::Ac3 => "ac3",
         Codec::Eac3 => "eac3",
+        Codec::Opus => "opus",
     }
 }
 

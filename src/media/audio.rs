@@ -16,7 +16,7 @@ pub struct AudioInfo {
     pub channels: u8,
     /// Samples per channel in one frame.
     pub samples_per_frame: u32,
-    /// RFC 6381 codec string (`mp4a.40.2`, `mp4a.40.34`, `ac-3`, `ec-3`).
+    /// RFC 6381 codec string (`mp4a.40.2`, `mp4a.40.34`, `ac-3`, `ec-3`, `opus`).
     pub codec: &'static str,
 }
 
@@ -34,9 +34,42 @@ pub fn info(codec: Codec, data: &[u8]) -> Option<AudioInfo> {
         }
         Codec::MpegAudio => mpeg_audio(data),
         Codec::Ac3 | Codec::Eac3 => dolby(data),
+        Codec::Opus => opus(data),
         Codec::H264 | Codec::H265 | Codec::Mpeg2Video => None,
     }
 }
+
+/// Opus (RFC 6716 3.1): the TOC byte gives the duration of one frame and the frame count
+/// code how many frames the packet holds. Opus always decodes at 48 kHz; a WebRTC Opus
+/// track is always declared stereo (RFC 7587 7), mono packets included.
+fn opus(data: &[u8]) -> Option<AudioInfo> {
+    let toc = *data.first()?;
+    let config = toc >> 3;
+    // Frame sizes in samples at 48 kHz of each configuration range.
+    let frame_samples: u32 = match config {
+        0..=11 => [480, 960, 1920, 2880][usize::from(config % 4)],
+        12..=15 => [480, 960][usize::from(config % 2)],
+        _ => [120, 240, 480, 960][usize::from(config % 4)],
+    };
+    let frames = match toc & 0x03 {
+        0 => 1,
+        1 | 2 => 2,
+        _ => u32::from(*data.get(1)? & 0x3f),
+    };
+    // RFC 6716 3.2.5: at most 120 ms of audio in one packet.
+    if frames == 0 || frames * frame_samples > 5760 {
+        return None;
+    }
+    Some(AudioInfo {
+        sample_rate: OPUS_SAMPLE_RATE,
+        channels: 2,
+        samples_per_frame: frames * frame_samples,
+        codec: "opus",
+    })
+}
+
+/// The one rate Opus decodes at.
+pub const OPUS_SAMPLE_RATE: u32 = 48_000;
 
 /// MPEG-1/2/2.5 audio frame header (ISO/IEC 11172-3 2.4.1.3).
 fn mpeg_audio(data: &[u8]) -> Option<AudioInfo> {

@@ -33,11 +33,14 @@ pub enum Codec {
     Ac3,
     /// Dolby Digital Plus (E-AC-3); data is one or more sync frames.
     Eac3,
+    /// Opus (WebRTC's audio); data is one Opus packet as RTP carries it (TOC byte first,
+    /// no framing), always at 48 kHz.
+    Opus,
 }
 
 impl Codec {
     /// Every codec carried.
-    pub const ALL: [Codec; 7] = [
+    pub const ALL: [Codec; 8] = [
         Codec::H264,
         Codec::H265,
         Codec::Mpeg2Video,
@@ -45,6 +48,7 @@ impl Codec {
         Codec::MpegAudio,
         Codec::Ac3,
         Codec::Eac3,
+        Codec::Opus,
     ];
 
     pub fn is_video(self) -> bool {
@@ -61,6 +65,7 @@ impl Codec {
             Codec::MpegAudio => "MPEG audio (MP2/MP3)",
             Codec::Ac3 => "AC-3",
             Codec::Eac3 => "E-AC-3",
+            Codec::Opus => "Opus",
         }
     }
 }

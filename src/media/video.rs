@@ -13,7 +13,7 @@ pub fn is_keyframe(codec: Codec, data: &[u8]) -> bool {
         Codec::H264 => h264::is_keyframe(data),
         Codec::H265 => h265::is_keyframe(data),
         Codec::Mpeg2Video => mpeg2::is_keyframe(data),
-        Codec::Aac | Codec::MpegAudio | Codec::Ac3 | Codec::Eac3 => true,
+        Codec::Aac | Codec::MpegAudio | Codec::Ac3 | Codec::Eac3 | Codec::Opus => true,
     }
 }
 
@@ -23,7 +23,7 @@ pub fn info(codec: Codec, data: &[u8]) -> Option<VideoInfo> {
         Codec::H264 => h264::video_info(data),
         Codec::H265 => h265::video_info(data),
         Codec::Mpeg2Video => mpeg2::video_info(data),
-        Codec::Aac | Codec::MpegAudio | Codec::Ac3 | Codec::Eac3 => None,
+        Codec::Aac | Codec::MpegAudio | Codec::Ac3 | Codec::Eac3 | Codec::Opus => None,
     }
 }
 

@@ -301,7 +301,12 @@ pub fn packetize(frame: &Frame) -> Vec<(Bytes, u32)> {
                 (out.freeze(), offset_ms as u32)
             })
             .collect(),
-        Codec::H265 | Codec::Mpeg2Video | Codec::MpegAudio | Codec::Ac3 | Codec::Eac3 => Vec::new(),
+        Codec::H265
+        | Codec::Mpeg2Video
+        | Codec::MpegAudio
+        | Codec::Ac3
+        | Codec::Eac3
+        | Codec::Opus => Vec::new(),
     }
 }
 

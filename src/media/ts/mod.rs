@@ -21,6 +21,8 @@ pub const AUDIO_PID: u16 = ELEMENTARY_PID_BASE + 1;
 /// ISO 13818-1 stream types of the two most common codecs.
 pub const STREAM_TYPE_H264: u8 = 0x1b;
 pub const STREAM_TYPE_ADTS_AAC: u8 = 0x0f;
+/// PES private data: what Opus is carried as, named by a registration descriptor.
+pub const STREAM_TYPE_PRIVATE_DATA: u8 = 0x06;
 
 /// The stream type flotilla writes for `codec` (ISO 13818-1 Table 2-34; ATSC A/52 for
 /// AC-3 and E-AC-3, what ffmpeg and Apple's HLS tools write too).
@@ -33,5 +35,8 @@ pub fn stream_type(codec: Codec) -> u8 {
         Codec::MpegAudio => 0x03,
         Codec::Ac3 => 0x81,
         Codec::Eac3 => 0x87,
+        // Opus in MPEG-TS (the Opus project's ETSI draft, as ffmpeg writes and reads it):
+        // PES private data, named by its registration descriptor.
+        Codec::Opus => STREAM_TYPE_PRIVATE_DATA,
     }
 }

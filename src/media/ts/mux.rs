@@ -176,6 +176,19 @@ impl Muxer {
                     tag: 0x05,
                     data: b"EAC3".to_vec(),
                 }),
+                // Opus in MPEG-TS: the registration descriptor, then the extension
+                // descriptor (tag extension 0x80) with the channel configuration; a
+                // WebRTC Opus track is stereo.
+                Codec::Opus => {
+                    descriptors.push(Descriptor {
+                        tag: 0x05,
+                        data: b"Opus".to_vec(),
+                    });
+                    descriptors.push(Descriptor {
+                        tag: 0x7f,
+                        data: vec![0x80, 2],
+                    });
+                }
                 _ => {}
             }
             if let Some(language) = track.language {
@@ -261,8 +274,15 @@ impl Muxer {
         let stream_id = match frame.codec {
             codec if codec.is_video() => StreamId::new(StreamId::VIDEO_MIN),
             // Dolby audio goes in private_stream_1; MPEG audio ids count up per track.
-            Codec::Ac3 | Codec::Eac3 => StreamId::new(0xbd),
+            Codec::Ac3 | Codec::Eac3 | Codec::Opus => StreamId::new(0xbd),
             _ => StreamId::new(StreamId::AUDIO_MIN + frame.track.saturating_sub(1) % 32),
+        };
+        let opus_framed;
+        let data: &[u8] = if frame.codec == Codec::Opus {
+            opus_framed = opus_access_unit(&frame.data);
+            &opus_framed
+        } else {
+            &frame.data
         };
         let carries_pcr = frame.track == self.pcr_track();
         let pts = frame.pts % WRAP_TICKS;
@@ -283,7 +303,7 @@ impl Muxer {
             escr: None,
         };
         let optional = optional_header_len(has_dts);
-        let total = optional + frame.data.len();
+        let total = optional + data.len();
         // 0 means "unbounded", allowed for video only; audio frames are far below 64 KiB.
         let pes_packet_len = if total > 0xFFFF { 0 } else { total as u16 };
         let adaptation_field = carries_pcr.then(|| AdaptationField {
@@ -301,7 +321,7 @@ impl Muxer {
             extension: None,
         });
         let room = 184 - if carries_pcr { PCR_FIELD_BYTES } else { 0 } - (6 + optional);
-        let first = frame.data.len().min(room);
+        let first = data.len().min(room);
         let counter = &mut self.elementary[usize::from(frame.track) % MAX_TRACKS];
         out.write_ts_packet(&TsPacket {
             header: Self::header(pid, counter),
@@ -309,10 +329,10 @@ impl Muxer {
             payload: Some(TsPayload::PesStart(Pes {
                 header,
                 pes_packet_len,
-                data: TsBytes::new(&frame.data[..first])?,
+                data: TsBytes::new(&data[..first])?,
             })),
         })?;
-        for piece in frame.data[first..].chunks(TsBytes::MAX_SIZE) {
+        for piece in data[first..].chunks(TsBytes::MAX_SIZE) {
             out.write_ts_packet(&TsPacket {
                 header: Self::header(pid, counter),
                 adaptation_field: None,
@@ -321,4 +341,19 @@ impl Muxer {
         }
         Ok(())
     }
+}
+
+/// An Opus packet as MPEG-TS carries it: the control header (prefix 0x3ff, no trim or
+/// extension flags) and the packet's size in 255-steps before the packet.
+fn opus_access_unit(packet: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(packet.len() + 3 + packet.len() / 255);
+    out.extend_from_slice(&[0x7f, 0xe0]);
+    let mut size = packet.len();
+    while size >= 255 {
+        out.push(0xff);
+        size -= 255;
+    }
+    out.push(size as u8);
+    out.extend_from_slice(packet);
+    out
 }

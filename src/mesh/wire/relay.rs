@@ -265,6 +265,7 @@ fn codec_number(codec: Codec) -> u8 {
         Codec::MpegAudio => 5,
         Codec::Ac3 => 6,
         Codec::Eac3 => 7,
+        Codec::Opus => 8,
     }
 }
 
@@ -277,6 +278,7 @@ fn codec_of(number: u8) -> Option<Codec> {
         5 => Some(Codec::MpegAudio),
         6 => Some(Codec::Ac3),
         7 => Some(Codec::Eac3),
+        8 => Some(Codec::Opus),
         _ => None,
     }
 }
