@@ -112,10 +112,15 @@ impl TrackTable {
 
     /// The CODECS attribute's codec strings (video first, each audio codec once), or
     /// none at all when a track's is unknown: a wrong or partial CODECS makes players
-    /// refuse a stream they could play, an absent one does not.
+    /// refuse a stream they could play, an absent one does not. Opus is left out: HLS
+    /// has no Opus in MPEG-TS, and players (hls.js, Safari) play the video of a segment
+    /// and skip the Opus stream they do not know, but refuse a variant that names it.
     pub fn codec_strings(&self) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
         for (_, facts) in self.iter() {
+            if facts.codec == super::frame::Codec::Opus {
+                continue;
+            }
             let Some(codec) = &facts.codec_string else {
                 return Vec::new();
             };

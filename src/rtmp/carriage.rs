@@ -7,7 +7,9 @@
 //! ends that player with the reason. Of several audio tracks, the player gets the first
 //! AAC one (RTMP has no second audio track): the others are there for HLS and
 //! HTTP-MPEG-TS viewers. Enhanced RTMP (HEVC in FLV) is not spoken: players of HEVC
-//! streams use HLS or HTTP-MPEG-TS.
+//! streams use HLS or HTTP-MPEG-TS. Opus (a WebRTC publisher's audio) has no place in
+//! FLV either, and no transcoder makes AAC of it: an RTMP player of an H.264 + Opus
+//! stream gets its video, as browsers' WHIP streams are mostly watched for.
 
 use crate::media::frame::{Codec, Frame, VIDEO_TRACK};
 use crate::media::program::Tracks;
@@ -52,7 +54,10 @@ impl RtmpTracks {
             .audio()
             .find(|(_, track)| track.codec == Codec::Aac)
             .map(|(number, _)| number);
-        if audio.is_none() && program.has_audio() {
+        let opus_only = program
+            .audio()
+            .all(|(_, track)| track.codec == Codec::Opus);
+        if audio.is_none() && program.has_audio() && !(opus_only && program.has_video()) {
             let mut audio_only = Tracks::EMPTY;
             for (number, track) in program.audio() {
                 audio_only.set(number, track);
@@ -88,6 +93,30 @@ impl RtmpTracks {
 mod tests {
     use super::*;
     use crate::media::program::{Language, Track};
+
+    #[test]
+    fn an_opus_stream_plays_its_video() {
+        let whip = Tracks::simple(Some(Codec::H264), Some(Codec::Opus));
+        let carried = RtmpTracks::of(&whip).unwrap();
+        assert_eq!(
+            carried,
+            RtmpTracks {
+                video: true,
+                audio: None
+            }
+        );
+        let opus = Frame {
+            codec: Codec::Opus,
+            track: crate::media::frame::FIRST_AUDIO_TRACK,
+            dts: 0,
+            pts: 0,
+            keyframe: true,
+            data: bytes::Bytes::from_static(&[0x78]),
+        };
+        assert_eq!(carried.plays(&opus), Ok(false));
+        let opus_alone = Tracks::simple(None, Some(Codec::Opus));
+        assert!(RtmpTracks::of(&opus_alone).is_err());
+    }
 
     #[test]
     fn hevc_is_refused_and_the_first_aac_track_is_played() {

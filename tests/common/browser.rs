@@ -251,11 +251,17 @@ pub struct Browser {
 
 impl Browser {
     pub fn open(url: &str) -> Browser {
+        Browser::open_with(url, &[])
+    }
+
+    /// A browser with `flags` besides the usual ones.
+    pub fn open_with(url: &str, flags: &[&str]) -> Browser {
         let profile = TempDir::new("chromium");
         // Its own process group: Chromium's renderers and helpers die with it.
         let child = headless(&profile)
             .process_group(0)
             .args(["--autoplay-policy=no-user-gesture-required", "--mute-audio"])
+            .args(flags)
             .arg(url)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
