@@ -93,6 +93,7 @@ fn page(steps: &str) -> String {
 
 /// Reads reports until `done` holds of one; panics with the last report on a page
 /// error or when `deadline` passes.
+#[allow(clippy::disallowed_methods)] // A real browser runs in real time.
 fn wait_for(
     page: &PageServer,
     deadline: Duration,
@@ -116,6 +117,7 @@ fn wait_for(
 }
 
 /// Plays for `seconds`: frames keep being decoded and the connection stays up.
+#[allow(clippy::disallowed_methods)] // A real browser runs in real time.
 fn keeps_playing(page: &PageServer, seconds: u64) -> serde_json::Value {
     let start = wait_for(page, CONNECT_DEADLINE, "a first decoded frame", |r| {
         r["framesDecoded"].as_u64().unwrap_or(0) > 0
