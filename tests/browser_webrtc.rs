@@ -88,7 +88,9 @@ async function run(steps) {
 "#;
 
 fn page(steps: &str) -> String {
-    format!("<!doctype html><html><body><script>{CLIENTS}\nrun(async () => {{ {steps} }});</script></body></html>")
+    format!(
+        "<!doctype html><html><body><script>{CLIENTS}\nrun(async () => {{ {steps} }});</script></body></html>"
+    )
 }
 
 /// Reads reports until `done` holds of one; panics with the last report on a page
@@ -162,7 +164,11 @@ fn a_browsers_whip_stream_plays_over_hls_mpegts_and_whep() {
 
     wait_for_status(at, "/live/index.m3u8", 200);
     let hls = ffprobe_streams(&format!("http://{at}/live/index.m3u8"));
-    assert!(hls.contains("codec_name=h264"), "{hls}\n{}", node.log_tail());
+    assert!(
+        hls.contains("codec_name=h264"),
+        "{hls}\n{}",
+        node.log_tail()
+    );
     let mpegts = ffprobe_streams(&format!("http://{at}/live/mpegts"));
     assert!(
         mpegts.contains("codec_name=h264") && mpegts.contains("codec_name=opus"),
@@ -192,7 +198,10 @@ fn an_rtmp_stream_plays_over_whep_in_chromium() {
     assert_eq!(last["frameWidth"], 320, "{last}");
     assert_eq!(last["audioPackets"].as_u64().unwrap_or(0), 0, "{last}");
     let first_frame_ms = last["firstFrameMs"].as_f64().unwrap_or(f64::MAX);
-    assert!(first_frame_ms < 5_000.0, "first frame after {first_frame_ms} ms: {last}");
+    assert!(
+        first_frame_ms < 5_000.0,
+        "first frame after {first_frame_ms} ms: {last}"
+    );
 }
 
 /// A WHEP POST to a balancer is redirected (307) to a server of the cluster; the
@@ -216,7 +225,10 @@ fn a_balancers_whep_redirect_is_followed_and_plays() {
         let (status, head, _) = http_post(balancer.http, "/lb/news/whep", &[]).ok()?;
         (status == 307 && head.contains(&format!("127.0.0.2:{port}/news/whep"))).then_some(())
     });
-    assert!(redirected.is_some(), "the balancer sends WHEP to the server");
+    assert!(
+        redirected.is_some(),
+        "the balancer sends WHEP to the server"
+    );
     let page = PageServer::start(page(&format!(
         "await whep('http://{}/lb/news/whep');",
         balancer.http

@@ -54,9 +54,7 @@ impl RtmpTracks {
             .audio()
             .find(|(_, track)| track.codec == Codec::Aac)
             .map(|(number, _)| number);
-        let opus_only = program
-            .audio()
-            .all(|(_, track)| track.codec == Codec::Opus);
+        let opus_only = program.audio().all(|(_, track)| track.codec == Codec::Opus);
         if audio.is_none() && program.has_audio() && !(opus_only && program.has_video()) {
             let mut audio_only = Tracks::EMPTY;
             for (number, track) in program.audio() {
