@@ -181,6 +181,7 @@ pub fn flotilla(state: &ApiState) -> Vec<Family> {
     families.extend(event_sinks(state));
     families.push(log_lines_dropped(state));
     families.extend(held_requests(state));
+    families.extend(webrtc(state));
     families.extend(actors(state, now_ms));
     families
 }
@@ -198,6 +199,41 @@ fn held_requests(state: &ApiState) -> Vec<Family> {
             "LL-HLS requests answered 503 because the node held its bound of waiting requests.",
         )
         .with(Vec::new(), state.held.refused() as f64),
+    ]
+}
+
+/// WebRTC peer connections by side, and what the node refused or ignored.
+fn webrtc(state: &ApiState) -> Vec<Family> {
+    let Some(side) = &state.webrtc else {
+        return Vec::new();
+    };
+    let engine = &side.engine;
+    let counters = engine.counters();
+    let mut running = Family::gauge(
+        "flotilla_webrtc_peer_connections",
+        "WebRTC peer connections running: WHIP publishers and WHEP viewers.",
+    );
+    for kind in [crate::webrtc::Kind::Whip, crate::webrtc::Kind::Whep] {
+        running = running.with(
+            vec![("kind", kind.path_word().into())],
+            engine.running(kind) as f64,
+        );
+    }
+    vec![
+        running,
+        Family::counter(
+            "flotilla_webrtc_refused",
+            "WHIP/WHEP offers refused for the node's sake (no free port, too many connections).",
+        )
+        .with(Vec::new(), counters.refused.load(Ordering::Relaxed) as f64),
+        Family::counter(
+            "flotilla_webrtc_stray_datagrams",
+            "Datagrams at a peer connection's port that were not its peer's (ignored).",
+        )
+        .with(
+            Vec::new(),
+            counters.stray_datagrams.load(Ordering::Relaxed) as f64,
+        ),
     ]
 }
 

@@ -26,6 +26,7 @@ pub mod ports;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use flotilla_otp::rt::Runtime;
@@ -108,8 +109,18 @@ pub struct WebRtc {
     inner: Arc<Inner>,
 }
 
+/// What the node's peer connections add up to, for the metrics.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Offers that got no peer connection for the node's sake (no port, too many).
+    pub refused: AtomicU64,
+    /// Datagrams that reached a peer connection's port and were not its peer's.
+    pub stray_datagrams: AtomicU64,
+}
+
 struct Inner {
     settings: Settings,
+    counters: Arc<Counters>,
     crypto: Arc<CryptoProvider>,
     certificate: DtlsCert,
     runtime: Runtime,
@@ -136,6 +147,7 @@ impl WebRtc {
         Ok(WebRtc {
             inner: Arc::new(Inner {
                 settings,
+                counters: Arc::default(),
                 crypto,
                 certificate,
                 runtime,
@@ -152,6 +164,11 @@ impl WebRtc {
             .count()
     }
 
+    /// The node's totals.
+    pub fn counters(&self) -> &Counters {
+        &self.inner.counters
+    }
+
     fn resources(&self) -> std::sync::MutexGuard<'_, HashMap<String, Resource>> {
         self.inner
             .resources
@@ -162,6 +179,22 @@ impl WebRtc {
     /// Answers `offer` from `client` and runs the peer connection with `role` (made by
     /// `role` once the media is known), calling `on_end` when it ends.
     pub fn open(
+        &self,
+        stream: &str,
+        kind: Kind,
+        client: IpAddr,
+        offer: SdpOffer,
+        role: Role,
+        on_end: OnEnd,
+    ) -> Result<Answer, WebRtcError> {
+        let opened = self.answer(stream, kind, client, offer, role, on_end);
+        if opened.as_ref().is_err_and(|error| !error.client_fault()) {
+            self.inner.counters.refused.fetch_add(1, Ordering::Relaxed);
+        }
+        opened
+    }
+
+    fn answer(
         &self,
         stream: &str,
         kind: Kind,
@@ -226,7 +259,7 @@ impl WebRtc {
             runtime: runtime.clone(),
             close: closed,
             role,
-            stray_datagrams: 0,
+            counters: self.inner.counters.clone(),
         };
         let this = self.clone();
         let resource = id.clone();

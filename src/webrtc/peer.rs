@@ -59,8 +59,9 @@ pub struct Peer {
     /// Set by a DELETE of the resource.
     pub close: watch::Receiver<bool>,
     pub role: Role,
-    /// Datagrams no part of this connection accepted (not STUN for it, not from its peer).
-    pub stray_datagrams: u64,
+    /// The node's totals (datagrams no part of this connection accepted: not STUN for
+    /// it, not from its peer).
+    pub counters: std::sync::Arc<super::Counters>,
 }
 
 impl Peer {
@@ -136,12 +137,16 @@ impl Peer {
         now: std::time::Instant,
     ) -> Result<(), Ended> {
         let Ok(receive) = Receive::new(Protocol::Udp, source, self.local, datagram) else {
-            self.stray_datagrams += 1;
+            self.counters
+                .stray_datagrams
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return Ok(());
         };
         let input = Input::Receive(now, receive);
         if !self.rtc.accepts(&input) {
-            self.stray_datagrams += 1;
+            self.counters
+                .stray_datagrams
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return Ok(());
         }
         self.rtc
