@@ -241,3 +241,33 @@ fn a_balancers_whep_redirect_is_followed_and_plays() {
         "the resource lives on the server: {last}"
     );
 }
+
+/// WHEP on a node that relays the stream from its owner (`cluster_play relay`): a
+/// browser publishes over WHIP to the origin (into a template's stream), and plays the
+/// edge's relayed copy over WHEP, video and Opus audio.
+#[test]
+fn whep_plays_a_relayed_copy_of_a_whip_stream() {
+    const KEY: &str = "shared-cluster-key-for-tests-0123456789";
+    let (port, rtmp) = (free_port(), free_port());
+    let config = shared_config(port, KEY, &[41, 42]) + "cluster_play relay;\n";
+    let origin = member(41, "origin", port, rtmp, &config);
+    let edge = member(42, "edge", port, rtmp, &config);
+    let page = PageServer::start(page(&format!(
+        "await whip('http://{}/live/web/whip'); \
+         await new Promise((done) => setTimeout(done, 4000)); \
+         await whep('http://{}/live/web/whep');",
+        origin.http, edge.http
+    )));
+    let _browser = Browser::open_with(&format!("{}/", page.origin), &WEBRTC_FLAGS);
+    let report = wait_for(&page, CONNECT_DEADLINE, "WHEP audio and video from the edge", |r| {
+        r["framesDecoded"].as_u64().unwrap_or(0) > 0 && r["audioPackets"].as_u64().unwrap_or(0) > 0
+    });
+    let resource = report["whepResource"].as_str().unwrap_or_default();
+    assert!(
+        resource.starts_with(&format!("http://{}/live/web/whep/", edge.http)),
+        "played on the edge, not redirected: {report}"
+    );
+    keeps_playing(&page, 10);
+    let (_, _, streams) = http_get(edge.http, "/streamer/api/v3/streams", &[]).unwrap();
+    assert!(streams.contains("\"relayed\":true"), "{streams}");
+}

@@ -84,7 +84,8 @@ fn node() -> (Node, SocketAddr) {
     let at = SocketAddr::from(([127, 0, 0, 1], http));
     let config = format!(
         "http 127.0.0.1:{http};\nwebrtc_ports 46000-46099;\n\
-         stream live {{ input publish://; }}\nstream other {{ input publish://; }}\n"
+         stream live {{ input publish://; }}\nstream other {{ input publish://; }}\n\
+         stream nowebrtc {{ input test://; protocols -webrtc; }}\n"
     );
     (Node::start(&config, at, &[], &[]), at)
 }
@@ -124,6 +125,15 @@ fn bad_requests_get_an_http_error_that_says_why() {
         sdp.as_bytes(),
     );
     assert_eq!(status, 404, "{body}");
+    // A viewer the stream's rules refuse, as over any protocol.
+    let (status, _, body) = request(
+        at,
+        "POST",
+        "/nowebrtc/whep",
+        "application/sdp",
+        offer(Direction::RecvOnly).as_bytes(),
+    );
+    assert_eq!(status, 403, "{body}");
     let (status, _, _) = request(at, "DELETE", "/live/whip/00ff00ff", "application/sdp", b"");
     assert_eq!(status, 404);
     let (status, head, _) = request(

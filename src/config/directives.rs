@@ -581,7 +581,7 @@ pub const DIRECTIVES: &[DirectiveInfo] = &[
         STREAMISH,
         Now,
         "protocols -rtmp -dash;",
-        "Allowed play protocols (hls — TS HLS and LL-HLS —, dash, mpegts/tshttp, rtmp are served): names list the only ones allowed, `-name` denies one (then all others are allowed). A refused viewer gets 403 (RTMP: NetStream.Play.Failed)."
+        "Allowed play protocols (hls — TS HLS and LL-HLS —, dash, mpegts/tshttp, rtmp, webrtc — WHEP — are served): names list the only ones allowed, `-name` denies one (then all others are allowed). A refused viewer gets 403 (RTMP: NetStream.Play.Failed)."
     ),
     d!(
         "prepush",
