@@ -13,6 +13,10 @@
 //!   latency is how long after the first viewer to get a part each viewer gets it: the
 //!   delay a node under load adds to a part that is ready (1 s segments, 200 ms parts).
 //!
+//! - `webrtc`: each viewer plays `/test/whep` with flotilla's own WHEP client (str0m,
+//!   decrypting and depacketizing, not decoding); the time from its offer to its first
+//!   whole picture is its time to first frame.
+//!
 //! Reports viewers held to the end, p50/p99/max segment latency (HLS), bytes delivered,
 //! process CPU and peak RSS (node and load generator together: a conservative figure).
 
@@ -72,6 +76,9 @@ pub enum BenchError {
     /// An RTMP viewer failed.
     #[error("{0}")]
     Rtmp(#[from] ClientError),
+    /// A WebRTC viewer failed (the node refused or the connection broke).
+    #[error("{0}")]
+    Webrtc(#[from] crate::webrtc::client::ClientError),
 }
 
 impl Classified for BenchError {
@@ -85,6 +92,7 @@ impl Classified for BenchError {
             | BenchError::BadPlaylist
             | BenchError::StreamStopped => Fault::Peer,
             BenchError::Rtmp(error) => error.fault(),
+            BenchError::Webrtc(_) => Fault::Peer,
         }
     }
 }
@@ -96,6 +104,7 @@ pub enum Protocol {
     Mpegts,
     Rtmp,
     Llhls,
+    Webrtc,
 }
 
 #[derive(Default)]
@@ -196,6 +205,7 @@ pub fn run(
                     Protocol::Llhls => {
                         llhls_viewer(http, index, (started, deadline), &totals, &parts).await
                     }
+                    Protocol::Webrtc => webrtc_viewer(http, deadline, &totals, &latencies).await,
                 };
                 totals.viewers_running.fetch_sub(1, Ordering::Relaxed);
                 if result.is_err() {
@@ -204,6 +214,7 @@ pub fn run(
                 result.is_ok()
             }));
         }
+        let rss_before = rss_bytes(&node_pid);
         let mut peak_rss = 0;
         let mut peak_concurrent = 0;
         while Instant::now() < deadline {
@@ -231,7 +242,14 @@ pub fn run(
             totals.bytes.load(Ordering::Relaxed) as f64 / 1e6,
             totals.bytes.load(Ordering::Relaxed) as f64 * 8.0 / elapsed / 1e6
         );
-        if !latencies.is_empty() {
+        if !latencies.is_empty() && matches!(protocol, Protocol::Webrtc) {
+            println!(
+                "time_to_first_frame p50={:.1}ms p99={:.1}ms max={:.1}ms",
+                percentile(0.50) as f64 / 1000.0,
+                percentile(0.99) as f64 / 1000.0,
+                *latencies.last().unwrap_or(&0) as f64 / 1000.0
+            );
+        } else if !latencies.is_empty() {
             println!(
                 "segment_latency p50={:.1}ms p99={:.1}ms max={:.1}ms",
                 percentile(0.50) as f64 / 1000.0,
@@ -245,8 +263,10 @@ pub fn run(
         }
         let whose = if node_pid == "self" { "node+generator" } else { "node" };
         println!(
-            "{whose}: cpu={cpu:.0}% (100% = one core) peak_rss={:.0}MiB; generator cpu={generator_cpu:.0}%",
-            peak_rss as f64 / 1048576.0
+            "{whose}: cpu={cpu:.0}% (100% = one core) peak_rss={:.0}MiB (before the viewers {:.0}MiB, {:.0}KiB per viewer); generator cpu={generator_cpu:.0}%",
+            peak_rss as f64 / 1048576.0,
+            rss_before as f64 / 1048576.0,
+            peak_rss.saturating_sub(rss_before) as f64 / 1024.0 / viewers.max(1) as f64
         );
         if let (Some(stop), Some(task)) = (stop, node_task) {
             let _ = stop.send(true);
@@ -320,6 +340,28 @@ impl Connection {
             .await
             .map(|(status, body, _)| (status, body))
     }
+}
+
+/// One WHEP viewer until `deadline`; its time to first frame (µs) goes to `latencies`.
+async fn webrtc_viewer(
+    http: SocketAddr,
+    deadline: Instant,
+    totals: &Totals,
+    latencies: &std::sync::Mutex<Vec<u32>>,
+) -> Result<(), BenchError> {
+    let watched = crate::webrtc::client::watch(http, "/test/whep", deadline).await?;
+    totals.bytes.fetch_add(watched.bytes, Ordering::Relaxed);
+    totals
+        .segments
+        .fetch_add(watched.pictures, Ordering::Relaxed);
+    let Some(first) = watched.first_picture else {
+        return Err(BenchError::StreamStopped);
+    };
+    latencies
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(first.as_micros().min(u128::from(u32::MAX)) as u32);
+    Ok(())
 }
 
 async fn hls_viewer(

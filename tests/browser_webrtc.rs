@@ -59,6 +59,13 @@ async function whep(url) {
   state.whepResource = await negotiate(pc, url);
   state.whepPc = pc;
   state.whepStarted = started;
+  // The first decoded frame, to within 10 ms.
+  const first = setInterval(async () => {
+    let decoded = 0;
+    (await pc.getStats()).forEach((s) => { if (s.type === 'inbound-rtp' && s.kind === 'video') decoded = s.framesDecoded || 0; });
+    if (decoded > 0 && state.firstFrameMs === undefined) state.firstFrameMs = performance.now() - started;
+    if (state.firstFrameMs !== undefined) clearInterval(first);
+  }, 10);
 }
 async function stats() {
   const out = { errors: state.errors, whepResource: state.whepResource || null };
@@ -72,7 +79,6 @@ async function stats() {
       if (s.kind === 'video') {
         out.framesDecoded = s.framesDecoded || 0;
         out.frameWidth = s.frameWidth || 0;
-        if (out.framesDecoded > 0 && state.firstFrameMs === undefined) state.firstFrameMs = performance.now() - state.whepStarted;
       } else {
         out.audioPackets = s.packetsReceived || 0;
       }
@@ -259,9 +265,15 @@ fn whep_plays_a_relayed_copy_of_a_whip_stream() {
         origin.http, edge.http
     )));
     let _browser = Browser::open_with(&format!("{}/", page.origin), &WEBRTC_FLAGS);
-    let report = wait_for(&page, CONNECT_DEADLINE, "WHEP audio and video from the edge", |r| {
-        r["framesDecoded"].as_u64().unwrap_or(0) > 0 && r["audioPackets"].as_u64().unwrap_or(0) > 0
-    });
+    let report = wait_for(
+        &page,
+        CONNECT_DEADLINE,
+        "WHEP audio and video from the edge",
+        |r| {
+            r["framesDecoded"].as_u64().unwrap_or(0) > 0
+                && r["audioPackets"].as_u64().unwrap_or(0) > 0
+        },
+    );
     let resource = report["whepResource"].as_str().unwrap_or_default();
     assert!(
         resource.starts_with(&format!("http://{}/live/web/whep/", edge.http)),
@@ -270,4 +282,38 @@ fn whep_plays_a_relayed_copy_of_a_whip_stream() {
     keeps_playing(&page, 10);
     let (_, _, streams) = http_get(edge.http, "/streamer/api/v3/streams", &[]).unwrap();
     assert!(streams.contains("\"relayed\":true"), "{streams}");
+}
+
+/// A benchmark, not a check (`scripts/bench-webrtc.sh` runs it): WHEP time to first
+/// frame in Chromium, from the offer to the first decoded frame, for 10 viewers one after
+/// another on one page, of an RTMP publish by ffmpeg (25 fps, a keyframe every 2 s).
+#[test]
+#[ignore]
+fn whep_time_to_first_frame_in_chromium() {
+    let (http, rtmp) = (free_port(), free_port());
+    let at = SocketAddr::from(([127, 0, 0, 1], http));
+    let config = format!(
+        "http 127.0.0.1:{http};\nrtmp 127.0.0.1:{rtmp};\nloglevel error;\n\
+         template live {{ prefix live; segment_duration 2; }}\n"
+    );
+    let _node = Node::start(&config, at, &[], &[]);
+    let _publisher = Ffmpeg::publish_pattern(&format!("rtmp://127.0.0.1:{rtmp}/live/ttff"), 0.0);
+    wait_for_status(at, "/live/ttff/index.m3u8", 200);
+    let mut firsts = Vec::new();
+    for _ in 0..10 {
+        let page = PageServer::start(page(&format!("await whep('http://{at}/live/ttff/whep');")));
+        let _browser = Browser::open_with(&format!("{}/", page.origin), &WEBRTC_FLAGS);
+        let report = wait_for(&page, CONNECT_DEADLINE, "a first frame", |r| {
+            r["firstFrameMs"].as_f64().is_some()
+        });
+        firsts.push(report["firstFrameMs"].as_f64().unwrap_or(f64::MAX));
+    }
+    firsts.sort_by(f64::total_cmp);
+    println!(
+        "whep_first_frame_ms in Chromium over {} viewers: min {:.0}, median {:.0}, max {:.0}",
+        firsts.len(),
+        firsts[0],
+        firsts[firsts.len() / 2],
+        firsts[firsts.len() - 1]
+    );
 }

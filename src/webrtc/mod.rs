@@ -17,6 +17,7 @@
 //! within [`peer::CONNECT_TIMEOUT`], or its stream stops. The DTLS certificate is made
 //! once per node at start (str0m's OpenSSL backend).
 
+pub mod client;
 pub mod clock;
 pub mod ingest;
 pub mod offer;
