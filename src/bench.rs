@@ -349,7 +349,13 @@ async fn webrtc_viewer(
     totals: &Totals,
     latencies: &std::sync::Mutex<Vec<u32>>,
 ) -> Result<(), BenchError> {
-    let watched = crate::webrtc::client::watch(http, "/test/whep", deadline).await?;
+    let watched = crate::webrtc::client::watch(
+        http,
+        "/test/whep",
+        deadline,
+        crate::webrtc::client::Transport::Udp,
+    )
+    .await?;
     totals.bytes.fetch_add(watched.bytes, Ordering::Relaxed);
     totals
         .segments

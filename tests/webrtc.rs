@@ -85,7 +85,8 @@ fn node() -> (Node, SocketAddr) {
     let config = format!(
         "http 127.0.0.1:{http};\nwebrtc_ports 46000-46099;\n\
          stream live {{ input publish://; }}\nstream other {{ input publish://; }}\n\
-         stream nowebrtc {{ input test://; protocols -webrtc; }}\n"
+         stream nowebrtc {{ input test://; protocols -webrtc; }}\n\
+         stream tv {{ input test://; }}\n"
     );
     (Node::start(&config, at, &[], &[]), at)
 }
@@ -255,4 +256,38 @@ fn a_client_that_never_connects_is_let_go() {
     );
     let (status, _, _) = request(at, "DELETE", &location, "application/sdp", b"");
     assert_eq!(status, 404, "the unconnected resource ended");
+}
+
+/// flotilla's own WHEP client plays the test stream over UDP, and over ICE-TCP alone (a
+/// client whose UDP is blocked): pictures arrive either way.
+#[test]
+fn whep_plays_over_udp_and_over_ice_tcp() {
+    use flotilla::webrtc::client::{Transport, watch};
+    let (node, at) = node();
+    wait_for_status(at, "/tv/index.m3u8");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for transport in [Transport::Udp, Transport::Tcp] {
+        #[allow(clippy::disallowed_methods)] // The client's own clock, outside any node.
+        let until = std::time::Instant::now() + Duration::from_secs(4);
+        let watched = runtime
+            .block_on(watch(at, "/tv/whep", until, transport))
+            .unwrap_or_else(|error| panic!("{transport:?}: {error}\n{}", node.log_tail()));
+        assert!(
+            watched.pictures >= 25,
+            "{transport:?}: {watched:?}\n{}",
+            node.log_tail()
+        );
+        assert!(watched.first_picture.is_some(), "{watched:?}");
+    }
+}
+
+fn wait_for_status(at: SocketAddr, path: &str) {
+    let ready = poll_until(Duration::from_secs(20), || {
+        let (status, _, _) = http_get(at, path, &[]).ok()?;
+        (status == 200).then_some(())
+    });
+    assert!(ready.is_some(), "{path} never answered 200");
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use str0m::change::SdpAnswer;
 use str0m::media::{Direction, MediaKind};
-use str0m::net::{Protocol, Receive};
+use str0m::net::{Protocol, Receive, TcpType};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
@@ -46,16 +46,43 @@ pub struct Watched {
     pub bytes: u64,
 }
 
+/// How the viewer's media travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Udp,
+    /// ICE over TCP only (an active candidate), as a client behind a UDP-blocking
+    /// firewall.
+    Tcp,
+}
+
 /// Plays `path` (`/NAME/whep`) on the node at `http` until `until`.
-pub async fn watch(http: SocketAddr, path: &str, until: Instant) -> Result<Watched, ClientError> {
+pub async fn watch(
+    http: SocketAddr,
+    path: &str,
+    until: Instant,
+    transport: Transport,
+) -> Result<Watched, ClientError> {
     let started = Instant::now();
     let socket = UdpSocket::bind(SocketAddr::new(http.ip(), 0)).await?;
-    let local = socket.local_addr()?;
     let mut rtc = Rtc::builder()
         .set_crypto_provider(Arc::new(str0m::crypto::from_feature_flags()))
         .build(started);
-    let candidate = Candidate::host(local, "udp").map_err(|e| ClientError::Rtc(e.to_string()))?;
+    let local = match transport {
+        Transport::Udp => socket.local_addr()?,
+        // RFC 6544: an active candidate's port is 9 (discard).
+        Transport::Tcp => SocketAddr::new(http.ip(), 9),
+    };
+    let candidate = match transport {
+        Transport::Udp => Candidate::host(local, "udp"),
+        Transport::Tcp => Candidate::builder()
+            .tcp()
+            .host(local)
+            .tcptype(TcpType::Active)
+            .build(),
+    }
+    .map_err(|e| ClientError::Rtc(e.to_string()))?;
     rtc.add_local_candidate(candidate);
+    let mut tcp: Option<(TcpStream, SocketAddr, Vec<u8>)> = None;
     let mut change = rtc.sdp_api();
     change.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
     change.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
@@ -76,6 +103,7 @@ pub async fn watch(http: SocketAddr, path: &str, until: Instant) -> Result<Watch
 
     let mut watched = Watched::default();
     let mut buffer = vec![0u8; 2048];
+    let mut tcp_buffer = vec![0u8; 16 * 1024];
     while Instant::now() < until {
         let wake = loop {
             match rtc
@@ -83,6 +111,19 @@ pub async fn watch(http: SocketAddr, path: &str, until: Instant) -> Result<Watch
                 .map_err(|e| ClientError::Rtc(e.to_string()))?
             {
                 Output::Timeout(at) => break at,
+                Output::Transmit(transmit) if transmit.proto == Protocol::Tcp => {
+                    if tcp.is_none() {
+                        let stream = TcpStream::connect(transmit.destination).await?;
+                        tcp = Some((stream, transmit.destination, Vec::new()));
+                    }
+                    if let Some((stream, server, _)) = &mut tcp
+                        && *server == transmit.destination
+                    {
+                        let mut framed = (transmit.contents.len() as u16).to_be_bytes().to_vec();
+                        framed.extend_from_slice(&transmit.contents);
+                        stream.write_all(&framed).await?;
+                    }
+                }
                 Output::Transmit(transmit) => {
                     let _ = socket.try_send_to(&transmit.contents, transmit.destination);
                 }
@@ -111,6 +152,25 @@ pub async fn watch(http: SocketAddr, path: &str, until: Instant) -> Result<Watch
                         .map_err(|e| ClientError::Rtc(e.to_string()))?;
                 }
             }
+            read = read_tcp(&mut tcp, &mut tcp_buffer) => {
+                let length = read?;
+                let Some((_, server, inbound)) = &mut tcp else { continue };
+                if length == 0 {
+                    return Err(ClientError::Rtc("the node closed the ICE-TCP connection".into()));
+                }
+                inbound.extend_from_slice(&tcp_buffer[..length]);
+                while inbound.len() >= 2 {
+                    let size = usize::from(u16::from_be_bytes([inbound[0], inbound[1]]));
+                    if inbound.len() < 2 + size {
+                        break;
+                    }
+                    let packet: Vec<u8> = inbound.drain(..2 + size).skip(2).collect();
+                    if let Ok(receive) = Receive::new(Protocol::Tcp, *server, local, &packet) {
+                        rtc.handle_input(Input::Receive(Instant::now(), receive))
+                            .map_err(|e| ClientError::Rtc(e.to_string()))?;
+                    }
+                }
+            }
             () = tokio::time::sleep(wait) => {
                 rtc.handle_input(Input::Timeout(Instant::now()))
                     .map_err(|e| ClientError::Rtc(e.to_string()))?;
@@ -121,6 +181,17 @@ pub async fn watch(http: SocketAddr, path: &str, until: Instant) -> Result<Watch
         }
     }
     Ok(watched)
+}
+
+/// Reads from the ICE-TCP connection (never, before it is open).
+async fn read_tcp(
+    tcp: &mut Option<(TcpStream, SocketAddr, Vec<u8>)>,
+    buffer: &mut [u8],
+) -> std::io::Result<usize> {
+    match tcp {
+        Some((stream, _, _)) => stream.read(buffer).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// POSTs the offer; the answer's SDP.

@@ -24,6 +24,7 @@ pub mod offer;
 pub mod outlet;
 pub mod peer;
 pub mod ports;
+pub mod tcp;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -34,6 +35,7 @@ use flotilla_otp::rt::Runtime;
 use futures_util::future::BoxFuture;
 use str0m::change::SdpOffer;
 use str0m::config::{CryptoProvider, DtlsCert};
+use str0m::net::TcpType;
 use str0m::{Candidate, IceCreds, Rtc};
 use tokio::sync::watch;
 
@@ -43,6 +45,11 @@ use peer::{Ended, Peer, Role};
 /// Most peer connections a node runs at once (WHIP and WHEP together); the port range
 /// bounds them too.
 pub const MAX_PEER_CONNECTIONS: usize = 10_000;
+
+/// Video packets a peer connection keeps for resends (NACK): ~1.9 s of a 2 Mbit/s stream,
+/// ~0.5 s of an 8 Mbit/s one — beyond any round trip a resend is still useful for. str0m's
+/// default (1,000) costs 1.2 MB per viewer.
+pub const RESEND_HISTORY_PACKETS: usize = 400;
 
 /// Which side a resource is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -235,10 +242,28 @@ impl WebRtc {
             .clear_codecs()
             .enable_h264(true)
             .enable_opus(true, false)
+            .set_send_buffer_video(RESEND_HISTORY_PACKETS)
             .build(runtime.now().into_std());
         let candidate = Candidate::host(local, "udp")
             .map_err(|error| WebRtcError::NoAddress(error.to_string()))?;
         rtc.add_local_candidate(candidate);
+        // ICE over TCP on the same port number, when its TCP side is free.
+        let tcp = match ports::listen_tcp(port, address) {
+            Ok(listener) => {
+                let candidate = Candidate::builder()
+                    .tcp()
+                    .host(local)
+                    .tcptype(TcpType::Passive)
+                    .build()
+                    .map_err(|error| WebRtcError::NoAddress(error.to_string()))?;
+                rtc.add_local_candidate(candidate);
+                Some((tcp::TcpLink::new(listener), local))
+            }
+            Err(error) => {
+                tracing::debug!(port, %error, "no ICE-TCP candidate: the port's TCP side is taken");
+                None
+            }
+        };
         let answer = rtc
             .sdp_api()
             .accept_offer(offer)
@@ -257,6 +282,7 @@ impl WebRtc {
             rtc,
             socket,
             local,
+            tcp,
             runtime: runtime.clone(),
             close: closed,
             role,

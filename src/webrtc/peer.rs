@@ -17,6 +17,7 @@ use tokio::sync::watch;
 
 use super::ingest::Ingest;
 use super::outlet::Outlet;
+use super::tcp::TcpLink;
 
 /// Longest a client has, after the answer, to finish ICE and DTLS.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -55,6 +56,9 @@ pub struct Peer {
     pub socket: UdpSocket,
     /// The candidate the client was given: datagrams arrive to it.
     pub local: SocketAddr,
+    /// ICE over TCP on the same port, and its candidate (none when the port's TCP side
+    /// was taken).
+    pub tcp: Option<(TcpLink, SocketAddr)>,
     pub runtime: Runtime,
     /// Set by a DELETE of the resource.
     pub close: watch::Receiver<bool>,
@@ -101,13 +105,17 @@ impl Peer {
                 received = self.socket.recv_from(&mut buffer) => match received {
                     Ok((length, source)) => {
                         let now = self.runtime.now().into_std();
-                        self.receive(&buffer[..length], source, now)
+                        self.receive(&buffer[..length], source, Protocol::Udp, now)
                     }
                     Err(error) => {
                         tracing::debug!(%error, "webrtc socket read failed");
                         Ok(())
                     }
                 },
+                (packet, source) = receive_tcp(&mut self.tcp) => {
+                    let now = self.runtime.now().into_std();
+                    self.receive(&packet, source, Protocol::Tcp, now)
+                }
                 () = tokio::time::sleep(wait) => {
                     let now = self.runtime.now().into_std();
                     self.rtc
@@ -129,14 +137,19 @@ impl Peer {
         }
     }
 
-    /// One datagram from `source`: to the `Rtc` when it is this connection's.
+    /// One packet from `source`: to the `Rtc` when it is this connection's.
     fn receive(
         &mut self,
         datagram: &[u8],
         source: SocketAddr,
+        protocol: Protocol,
         now: std::time::Instant,
     ) -> Result<(), Ended> {
-        let Ok(receive) = Receive::new(Protocol::Udp, source, self.local, datagram) else {
+        let destination = match (&self.tcp, protocol) {
+            (Some((_, local_tcp)), Protocol::Tcp) => *local_tcp,
+            _ => self.local,
+        };
+        let Ok(receive) = Receive::new(protocol, source, destination, datagram) else {
             self.counters
                 .stray_datagrams
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -164,12 +177,17 @@ impl Peer {
                 .map_err(|error| Ended::Failed(error.to_string()))?;
             match output {
                 Output::Timeout(at) => return Ok(at),
-                Output::Transmit(transmit) => {
-                    // A full socket buffer drops the datagram, as the network would.
-                    let _ = self
-                        .socket
-                        .try_send_to(&transmit.contents, transmit.destination);
-                }
+                Output::Transmit(transmit) => match (transmit.proto, &mut self.tcp) {
+                    (Protocol::Tcp, Some((link, _))) => {
+                        link.send(&transmit.contents, transmit.destination);
+                    }
+                    _ => {
+                        // A full socket buffer drops the datagram, as the network would.
+                        let _ = self
+                            .socket
+                            .try_send_to(&transmit.contents, transmit.destination);
+                    }
+                },
                 Output::Event(event) => {
                     let now = self.runtime.now().into_std();
                     match &event {
@@ -186,6 +204,14 @@ impl Peer {
                 }
             }
         }
+    }
+}
+
+/// The next packet over ICE-TCP (never, without it).
+async fn receive_tcp(tcp: &mut Option<(TcpLink, SocketAddr)>) -> (Vec<u8>, SocketAddr) {
+    match tcp {
+        Some((link, _)) => link.receive().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -46,6 +46,18 @@ pub fn bind(
     Err(last_error.unwrap_or_else(|| std::io::Error::other("the WebRTC port range is empty")))
 }
 
+/// A TCP listener on `port` (the peer connection's UDP port number), on every address of
+/// `candidate`'s family: ICE over TCP for clients without UDP.
+pub fn listen_tcp(port: u16, candidate: IpAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let any = match candidate {
+        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+    };
+    let listener = std::net::TcpListener::bind(SocketAddr::new(any, port))?;
+    listener.set_nonblocking(true)?;
+    tokio::net::TcpListener::from_std(listener)
+}
+
 /// The address of this host that `client`'s packets reach it at: the source address the
 /// routing table picks towards the client (no packet is sent).
 pub fn route_towards(client: IpAddr) -> std::io::Result<IpAddr> {
