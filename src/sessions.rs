@@ -430,6 +430,14 @@ impl SessionTable {
         Ok(session)
     }
 
+    /// Admits `viewer` and authorizes its first request: the session, or why not.
+    pub async fn admit_authorized(&self, viewer: &Viewer<'_>) -> Result<Arc<Session>, Refused> {
+        let session = self.admit(viewer)?;
+        self.authorize(&session, viewer.referer, viewer.query)
+            .await
+            .map(|()| session)
+    }
+
     /// Authorizes a request of `session` under its stream's play policy, if it has one:
     /// the session's cached answer, or the backend's (once per session). A refused
     /// session is closed and remembered, so its next requests are refused at once.

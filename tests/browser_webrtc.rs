@@ -93,7 +93,7 @@ async function run(steps) {
 }
 "#;
 
-fn page(steps: &str) -> String {
+fn page_html(steps: &str) -> String {
     format!(
         "<!doctype html><html><body><script>{CLIENTS}\nrun(async () => {{ {steps} }});</script></body></html>"
     )
@@ -156,7 +156,7 @@ fn a_browsers_whip_stream_plays_over_hls_mpegts_and_whep() {
         "http 127.0.0.1:{http};\nloglevel error;\nstream live {{ input publish://; segment_duration 2; }}\n"
     );
     let node = Node::start(&config, at, &[], &[]);
-    let page = PageServer::start(page(&format!(
+    let page = PageServer::start(page_html(&format!(
         "await whip('http://{at}/live/whip'); \
          await new Promise((done) => setTimeout(done, 3000)); \
          await whep('http://{at}/live/whep');"
@@ -198,7 +198,9 @@ fn an_rtmp_stream_plays_over_whep_in_chromium() {
     let _node = Node::start(&config, at, &[], &[]);
     let _publisher = Ffmpeg::publish_pattern(&format!("rtmp://127.0.0.1:{rtmp}/live/rtmp"), 0.0);
     wait_for_status(at, "/live/rtmp/index.m3u8", 200);
-    let page = PageServer::start(page(&format!("await whep('http://{at}/live/rtmp/whep');")));
+    let page = PageServer::start(page_html(&format!(
+        "await whep('http://{at}/live/rtmp/whep');"
+    )));
     let _browser = Browser::open_with(&format!("{}/", page.origin), &WEBRTC_FLAGS);
     let last = keeps_playing(&page, 20);
     assert_eq!(last["frameWidth"], 320, "{last}");
@@ -210,10 +212,10 @@ fn an_rtmp_stream_plays_over_whep_in_chromium() {
     );
 }
 
-/// A WHEP POST to a balancer is redirected (307) to a server of the cluster; the
-/// browser follows with its offer and plays from that server.
+/// WHIP and WHEP POSTs to a balancer are redirected (307) to a server of the cluster;
+/// the browser follows with its offer, publishes there, and plays from there.
 #[test]
-fn a_balancers_whep_redirect_is_followed_and_plays() {
+fn a_balancers_whip_and_whep_redirects_are_followed() {
     const KEY: &str = "shared-cluster-key-for-tests-0123456789";
     let (port, rtmp) = (free_port(), free_port());
     let mut config = format!("cluster_key {KEY};\n");
@@ -223,6 +225,7 @@ fn a_balancers_whep_redirect_is_followed_and_plays() {
         ));
     }
     config.push_str("stream news { input test://; segment_duration 1; }\n");
+    config.push_str("template live { prefix live; segment_duration 1; }\n");
     config.push_str(&format!("balancer lb {{ server 127.0.0.2:{port}; }}\n"));
     let balancer = member(1, "balancer", port, rtmp, &config);
     let server = member(2, "server", port, rtmp, &config);
@@ -235,16 +238,41 @@ fn a_balancers_whep_redirect_is_followed_and_plays() {
         redirected.is_some(),
         "the balancer sends WHEP to the server"
     );
-    let page = PageServer::start(page(&format!(
+    let page = PageServer::start(page_html(&format!(
         "await whep('http://{}/lb/news/whep');",
         balancer.http
     )));
-    let _browser = Browser::open_with(&format!("{}/", page.origin), &WEBRTC_FLAGS);
+    let browser = Browser::open_with(&format!("{}/", page.origin), &WEBRTC_FLAGS);
     let last = keeps_playing(&page, 10);
     let resource = last["whepResource"].as_str().unwrap_or_default();
     assert!(
         resource.starts_with(&format!("http://127.0.0.2:{port}/news/whep/")),
         "the resource lives on the server: {last}"
+    );
+    drop(browser);
+
+    // A browser's WHIP publish through the balancer, played back through it.
+    let round_trip = PageServer::start(page_html(&format!(
+        "await whip('http://{0}/lb/live/web/whip'); \
+         await new Promise((done) => setTimeout(done, 3000)); \
+         await whep('http://{0}/lb/live/web/whep');",
+        balancer.http
+    )));
+    let _browser = Browser::open_with(&format!("{}/", round_trip.origin), &WEBRTC_FLAGS);
+    let report = wait_for(
+        &round_trip,
+        CONNECT_DEADLINE,
+        "WHEP of the WHIP stream",
+        |r| {
+            r["framesDecoded"].as_u64().unwrap_or(0) > 0
+                && r["audioPackets"].as_u64().unwrap_or(0) > 0
+        },
+    );
+    assert_eq!(report["whipState"], "connected", "{report}");
+    let (_, _, streams) = http_get(server.http, "/streamer/api/v3/streams", &[]).unwrap();
+    assert!(
+        streams.contains("\"live/web\""),
+        "published on the server: {streams}"
     );
 }
 
@@ -258,7 +286,7 @@ fn whep_plays_a_relayed_copy_of_a_whip_stream() {
     let config = shared_config(port, KEY, &[41, 42]) + "cluster_play relay;\n";
     let origin = member(41, "origin", port, rtmp, &config);
     let edge = member(42, "edge", port, rtmp, &config);
-    let page = PageServer::start(page(&format!(
+    let page = PageServer::start(page_html(&format!(
         "await whip('http://{}/live/web/whip'); \
          await new Promise((done) => setTimeout(done, 4000)); \
          await whep('http://{}/live/web/whep');",
@@ -301,7 +329,9 @@ fn whep_time_to_first_frame_in_chromium() {
     wait_for_status(at, "/live/ttff/index.m3u8", 200);
     let mut firsts = Vec::new();
     for _ in 0..10 {
-        let page = PageServer::start(page(&format!("await whep('http://{at}/live/ttff/whep');")));
+        let page = PageServer::start(page_html(&format!(
+            "await whep('http://{at}/live/ttff/whep');"
+        )));
         let _browser = Browser::open_with(&format!("{}/", page.origin), &WEBRTC_FLAGS);
         let report = wait_for(&page, CONNECT_DEADLINE, "a first frame", |r| {
             r["firstFrameMs"].as_f64().is_some()

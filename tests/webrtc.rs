@@ -6,8 +6,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,7 +28,7 @@ fn offer(direction: Direction) -> String {
     offer.to_sdp_string()
 }
 
-/// One request with a body: (status, head, body).
+/// One request with a body: (status, head, body); status 0 when there was no answer.
 fn request(
     at: SocketAddr,
     method: &str,
@@ -37,27 +36,11 @@ fn request(
     content_type: &str,
     body: &[u8],
 ) -> (u16, String, String) {
-    let mut stream = TcpStream::connect_timeout(&at, Duration::from_secs(5)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {at}\r\nConnection: close\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).unwrap();
-    // A refused body may not be read: the answer comes anyway.
-    let _ = stream.write_all(body);
-    let mut response = Vec::new();
-    let _ = stream.read_to_end(&mut response);
-    let response = String::from_utf8_lossy(&response).to_string();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or(0);
-    (status, head.to_string(), body.to_string())
+    http_exchange(method, at, path, &[("Content-Type", content_type)], body).unwrap_or((
+        0,
+        String::new(),
+        String::new(),
+    ))
 }
 
 fn header<'h>(head: &'h str, name: &str) -> Option<&'h str> {

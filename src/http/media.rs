@@ -221,15 +221,7 @@ async fn serve_path(state: &ApiState, request: RequestInfo, path: &str) -> Respo
         query: request.query.as_deref(),
         referer: request.referer.as_deref(),
     };
-    let admitted = match state.sessions.admit(&viewer) {
-        Ok(session) => state
-            .sessions
-            .authorize(&session, viewer.referer, viewer.query)
-            .await
-            .map(|()| session),
-        Err(refused) => Err(refused),
-    };
-    let session = match admitted {
+    let session = match state.sessions.admit_authorized(&viewer).await {
         Ok(session) => session,
         Err(Refused::Redirect(location)) => return redirect(302, &location),
         Err(refused) => return error_response(StatusCode::FORBIDDEN, refused.to_string()),

@@ -297,15 +297,7 @@ async fn play(
         query: asked.query.as_deref(),
         referer: asked.referer.as_deref(),
     };
-    let admitted = match state.sessions.admit(&viewer) {
-        Ok(session) => state
-            .sessions
-            .authorize(&session, viewer.referer, viewer.query)
-            .await
-            .map(|()| session),
-        Err(refused) => Err(refused),
-    };
-    let session = match admitted {
+    let session = match state.sessions.admit_authorized(&viewer).await {
         Ok(session) => session,
         Err(Refused::Redirect(location)) => return super::media::redirect(307, &location),
         Err(refused) => return error_response(StatusCode::FORBIDDEN, refused.to_string()),

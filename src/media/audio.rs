@@ -168,6 +168,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn reads_opus_tocs() {
+        // Config 31 (CELT FB 20 ms), one frame: what browsers send.
+        let celt = info(Codec::Opus, &[0xf8, 0xff, 0xfe]).unwrap();
+        assert_eq!((celt.sample_rate, celt.samples_per_frame), (48_000, 960));
+        assert_eq!(celt.codec, "opus");
+        // Config 15 (hybrid FB 20 ms), two frames (code 1): 40 ms.
+        let hybrid = info(Codec::Opus, &[0x79, 0, 0]).unwrap();
+        assert_eq!(hybrid.samples_per_frame, 1920);
+        // Config 1 (SILK NB 20 ms), code 3 with 3 frames: 60 ms.
+        assert_eq!(
+            info(Codec::Opus, &[0x0b, 0x03]).unwrap().samples_per_frame,
+            2880
+        );
+        // Code 3 with 0 frames, or more than 120 ms of audio: not a packet.
+        assert!(info(Codec::Opus, &[0x0b, 0x00]).is_none());
+        assert!(info(Codec::Opus, &[0x1b, 0x07]).is_none());
+        assert!(info(Codec::Opus, &[]).is_none());
+    }
+
+    #[test]
     fn reads_mp2_mp3_ac3_and_eac3_headers() {
         // MPEG-1 layer II, 48 kHz, stereo.
         let mp2 = info(Codec::MpegAudio, &[0xff, 0xfd, 0x84, 0x04]).unwrap();

@@ -226,6 +226,8 @@ fn restart_only(old: &Config, new: &Config) -> Vec<String> {
         tls_certificate,
         tls_key,
         cluster_port,
+        webrtc_ports,
+        webrtc_address,
         rtmp_redirect,
         cluster_ingest_minority_restraint,
         loglevel,

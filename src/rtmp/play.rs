@@ -130,16 +130,7 @@ impl Connection {
             query: key.split_once('?').map(|(_, query)| query),
             referer: None,
         };
-        let admitted = match self.context.sessions.admit(&viewer) {
-            Ok(session) => self
-                .context
-                .sessions
-                .authorize(&session, None, viewer.query)
-                .await
-                .map(|()| session),
-            Err(refused) => Err(refused),
-        };
-        let session = match admitted {
+        let session = match self.context.sessions.admit_authorized(&viewer).await {
             Ok(session) => session,
             Err(refused) => {
                 let reason = refused.to_string();

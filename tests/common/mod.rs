@@ -324,17 +324,31 @@ pub fn http_request(
     path: &str,
     headers: &[(&str, &str)],
 ) -> std::io::Result<(u16, String, String)> {
+    http_exchange(method, addr, path, headers, b"")
+}
+
+/// A request with `body` (sent with its Content-Length unless it is an empty GET):
+/// (status, head, body). A body the server refuses before reading it all still gets
+/// the server's answer.
+pub fn http_exchange(
+    method: &str,
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<(u16, String, String)> {
     let mut stream = TcpStream::connect_timeout(&addr, REQUEST_DEADLINE)?;
     stream.set_read_timeout(Some(REQUEST_DEADLINE))?;
     let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    if method != "GET" {
-        request.push_str("Content-Length: 0\r\n");
+    if method != "GET" || !body.is_empty() {
+        request.push_str(&format!("Content-Length: {}\r\n", body.len()));
     }
     for (name, value) in headers {
         request.push_str(&format!("{name}: {value}\r\n"));
     }
     request.push_str("\r\n");
     stream.write_all(request.as_bytes())?;
+    let _ = stream.write_all(body);
     let mut response = Vec::new();
     stream.read_to_end(&mut response)?;
     let response = String::from_utf8_lossy(&response).to_string();

@@ -357,3 +357,21 @@ fn opus_access_unit(packet: &[u8]) -> Vec<u8> {
     out.extend_from_slice(packet);
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opus_packets_get_the_control_header_and_their_size_in_255_steps() {
+        assert_eq!(opus_access_unit(&[1, 2, 3]), vec![0x7f, 0xe0, 3, 1, 2, 3]);
+        let long = vec![9u8; 600];
+        let framed = opus_access_unit(&long);
+        assert_eq!(&framed[..5], &[0x7f, 0xe0, 0xff, 0xff, 90]);
+        assert_eq!(framed.len(), 5 + 600);
+        assert_eq!(
+            opus_access_unit(&vec![0u8; 255])[..4],
+            [0x7f, 0xe0, 0xff, 0]
+        );
+    }
+}
