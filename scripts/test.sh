@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 
 # Tools the tests drive as real clients. Listed here, installed only when missing.
 needed_packages=()
+# The build itself: str0m's DTLS (WebRTC) links the system's OpenSSL.
+pkg-config --exists openssl 2>/dev/null || needed_packages+=(libssl-dev pkg-config)
 command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || needed_packages+=(ffmpeg)
 # A load balancer in front of a cluster (tests/haproxy.rs).
 command -v haproxy >/dev/null || needed_packages+=(haproxy)
@@ -32,7 +34,8 @@ command -v srt-live-transmit >/dev/null || needed_packages+=(srt-tools)
 command -v curl >/dev/null || needed_packages+=(curl)
 # `script` gives the shell test a pseudo-terminal.
 command -v script >/dev/null || needed_packages+=(util-linux)
-# Players: hls.js (embedded by the build from the npm registry) in headless Chromium.
+# Players: hls.js (embedded by the build from the npm registry) in headless Chromium,
+# which is also the WebRTC client (WHIP with its fake camera, WHEP) of tests/browser_webrtc.rs.
 command -v chromium >/dev/null || needed_packages+=(chromium)
 command -v npm >/dev/null || needed_packages+=(nodejs npm)
 if ((${#needed_packages[@]})); then

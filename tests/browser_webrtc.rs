@@ -147,7 +147,8 @@ fn keeps_playing(page: &PageServer, seconds: u64) -> serde_json::Value {
 }
 
 /// A browser publishes over WHIP; the stream plays over HLS and HTTP-MPEG-TS (ffprobe:
-/// H.264, and Opus in the MPEG-TS) and, in the same browser, over WHEP with its audio.
+/// H.264, and Opus in the MPEG-TS), LL-HLS and DASH (H.264 and Opus in CMAF) and, in the
+/// same browser, over WHEP with its audio.
 #[test]
 fn a_browsers_whip_stream_plays_over_hls_mpegts_and_whep() {
     let http = free_port();
@@ -180,6 +181,13 @@ fn a_browsers_whip_stream_plays_over_hls_mpegts_and_whep() {
         mpegts.contains("codec_name=h264") && mpegts.contains("codec_name=opus"),
         "{mpegts}"
     );
+    for cmaf in ["index.ll.m3u8", "index.mpd"] {
+        let probed = ffprobe_streams(&format!("http://{at}/live/{cmaf}"));
+        assert!(
+            probed.contains("codec_name=h264") && probed.contains("codec_name=opus"),
+            "{cmaf}: {probed}"
+        );
+    }
     // The viewer's session is counted like any other protocol's.
     let (_, _, sessions) = http_get(at, "/streamer/api/v3/sessions", &[]).unwrap();
     assert!(sessions.contains("\"webrtc\""), "{sessions}");
@@ -346,4 +354,38 @@ fn whep_time_to_first_frame_in_chromium() {
         firsts[firsts.len() / 2],
         firsts[firsts.len() - 1]
     );
+}
+
+/// A browser's WHIP stream (H.264 + Opus) plays in hls.js over LL-HLS: Opus in fMP4
+/// beside the video, 15 s without an error event.
+#[test]
+fn a_browsers_whip_stream_plays_in_hlsjs_over_ll_hls() {
+    let http = free_port();
+    let at = SocketAddr::from(([127, 0, 0, 1], http));
+    let config = format!(
+        "http 127.0.0.1:{http};\nloglevel error;\n\
+         stream live {{ input publish://; segment_duration 1; chunk_duration 200; }}\n"
+    );
+    let node = Node::start(&config, at, &[], &[]);
+    let publishing = PageServer::start(page_html(&format!("await whip('http://{at}/live/whip');")));
+    let _publisher = Browser::open_with(&format!("{}/", publishing.origin), &WEBRTC_FLAGS);
+    let running = poll_until(Duration::from_secs(30), || {
+        let (_, _, playlist) = http_get(at, "/live/a1.ll.m3u8", &[]).ok()?;
+        (playlist.matches("#EXTINF").count() >= 3).then_some(())
+    });
+    assert!(
+        running.is_some(),
+        "no Opus LL-HLS playlist\n{}",
+        node.log_tail()
+    );
+    let (_, _, master) = http_get(at, "/live/index.ll.m3u8", &[]).unwrap();
+    assert!(master.contains("opus"), "{master}");
+    let player = PageServer::start(common::browser::hlsjs_page_with(
+        at,
+        &format!("http://{at}/live/index.ll.m3u8"),
+        "{ lowLatencyMode: true }",
+    ));
+    let _viewer = Browser::open(&format!("{}/", player.origin));
+    let report = common::browser::plays_in(&player, "hlsjs", 15.0);
+    assert_eq!(report["videoWidth"], 640, "{report}");
 }

@@ -14,7 +14,8 @@
 //!    segment end closes every track's part. Audio frames holding several AAC frames
 //!    are cut one AAC frame at a time.
 //! 2. A video part's last sample lasts until the frame that closed it (or the next
-//!    segment's first frame); an AAC sample is 1,024 ticks of the sample rate.
+//!    segment's first frame); an AAC sample is 1,024 ticks of the sample rate, an Opus
+//!    sample (one packet) what its TOC says at 48 kHz.
 //! 3. Within a segment, audio decode times run on from part to part; each segment
 //!    starts its audio at its first frame's time (a replica starts at a segment
 //!    boundary and must agree with the origin).
@@ -41,6 +42,10 @@ use crate::media::program::MAX_TRACKS;
 /// 100 ms; past this (a source with runaway timestamps) parts are no longer cut and the
 /// rest of the segment is one part.
 pub const MAX_PARTS_PER_SEGMENT: usize = 600;
+
+/// The duration of an Opus packet whose TOC does not parse (the ingest checks them; a
+/// relayed one is taken as sent): 20 ms at 48 kHz, what WebRTC senders use.
+const OPUS_DEFAULT_SAMPLES: u32 = 960;
 
 /// One part: a `moof` + `mdat` of one track.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -213,7 +218,7 @@ impl TrackPacker {
     fn close_part(&mut self, boundary_dts: u64) -> ClosedPart {
         let frames = std::mem::take(&mut self.frames);
         let (run, duration) = match self.init.codec {
-            Codec::Aac => self.audio_run(&frames),
+            Codec::Aac | Codec::Opus => self.audio_run(&frames),
             _ => video_run(&frames, boundary_dts, self.interval),
         };
         // Fragment numbers grow with time: 10 ms units of the part's first frame.
@@ -226,7 +231,7 @@ impl TrackPacker {
             // one, but only a segment's first part is marked, so that a player joining
             // mid-segment starts audio where it can start video, without a hole.
             independent: match self.init.codec {
-                Codec::Aac => self.parts.is_empty(),
+                Codec::Aac | Codec::Opus => self.parts.is_empty(),
                 _ => frames[0].keyframe,
             },
         });
@@ -246,6 +251,19 @@ impl TrackPacker {
         let mut data = BytesMut::new();
         let mut samples = Vec::new();
         for frame in frames {
+            if self.init.codec == Codec::Opus {
+                // One packet per sample, lasting what its TOC says (20 ms from browsers).
+                let duration = crate::media::audio::info(Codec::Opus, &frame.data)
+                    .map_or(OPUS_DEFAULT_SAMPLES, |info| info.samples_per_frame);
+                data.extend_from_slice(&frame.data);
+                samples.push(Sample {
+                    duration,
+                    size: frame.data.len() as u32,
+                    sync: true,
+                    composition_offset: 0,
+                });
+                continue;
+            }
             for raw in aac::raw_frames(&frame.data) {
                 data.extend_from_slice(raw);
                 samples.push(Sample {
@@ -256,7 +274,10 @@ impl TrackPacker {
                 });
             }
         }
-        let duration = samples.len() as u64 * u64::from(AAC_FRAME_SAMPLES);
+        let duration: u64 = samples
+            .iter()
+            .map(|sample| u64::from(sample.duration))
+            .sum();
         self.next_audio_time = Some(start + duration);
         let run = TrackRun {
             track_id: 1,

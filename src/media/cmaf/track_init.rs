@@ -40,7 +40,7 @@ impl TrackInit {
     /// The init of `frame`'s track, from what the frame carries; `None` when it cannot
     /// start a track (a video frame without parameter sets) or its codec has no CMAF
     /// packaging here (MPEG-2 video, MPEG audio, AC-3, E-AC-3: served over TS only).
-    /// H.264 and H.265 video, AAC audio.
+    /// H.264 and H.265 video, AAC and Opus audio.
     pub fn of(frame: &Frame) -> Option<Arc<TrackInit>> {
         let video = frame.keyframe && frame.track == VIDEO_TRACK;
         let (kind, timescale, codec_string, width, height, sample_rate, channels) =
@@ -80,6 +80,22 @@ impl TrackInit {
                     let codec_string = crate::media::aac::codec_string(&header).to_string();
                     let rate = header.sample_rate;
                     (kind, rate, codec_string, 0, 0, rate, header.channels)
+                }
+                Codec::Opus => {
+                    let info = crate::media::audio::info(Codec::Opus, &frame.data)?;
+                    let rate = crate::media::audio::OPUS_SAMPLE_RATE;
+                    let kind = TrackKind::Opus {
+                        channels: info.channels,
+                    };
+                    (
+                        kind,
+                        rate,
+                        info.codec.to_string(),
+                        0,
+                        0,
+                        rate,
+                        info.channels,
+                    )
                 }
                 _ => return None,
             };
@@ -135,6 +151,8 @@ impl TrackInit {
             Codec::Aac => crate::media::aac::parse_header(&frame.data).is_some_and(|header| {
                 header.sample_rate == self.sample_rate && header.channels == self.channels
             }),
+            // One configuration: 48 kHz, stereo as WebRTC declares it.
+            Codec::Opus => true,
             _ if frame.keyframe => {
                 TrackInit::of(frame).is_none_or(|other| other.version == self.version)
             }
@@ -185,6 +203,34 @@ mod tests {
         for bad in ["v2", "a0", "a01", "a", "a99999", "x1", ""] {
             assert_eq!(track_of_name(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn an_opus_frame_gives_an_opus_init_with_its_dops_box() {
+        let frame = Frame {
+            codec: Codec::Opus,
+            track: crate::media::frame::FIRST_AUDIO_TRACK,
+            dts: 0,
+            pts: 0,
+            keyframe: true,
+            data: Bytes::from_static(&[0xf8, 0xff, 0xfe]),
+        };
+        let init = TrackInit::of(&frame).unwrap();
+        assert_eq!(init.codec_string, "opus");
+        assert_eq!(
+            (init.timescale, init.sample_rate, init.channels),
+            (48_000, 48_000, 2)
+        );
+        let at = |name: &[u8]| init.bytes.windows(4).position(|w| w == name);
+        let entry = at(b"Opus").expect("an Opus sample entry");
+        let dops = at(b"dOps").expect("a dOps box");
+        assert!(dops > entry);
+        // Version 0, 2 channels, pre-skip 0, 48 kHz input, gain 0, mapping family 0.
+        assert_eq!(
+            &init.bytes[dops + 4..dops + 15],
+            &[0, 2, 0, 0, 0, 0, 0xbb, 0x80, 0, 0, 0]
+        );
+        assert!(init.fits(&frame));
     }
 
     #[test]

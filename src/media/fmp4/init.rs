@@ -30,6 +30,9 @@ pub enum TrackKind {
         /// The AudioSpecificConfig ([`super::aac::audio_specific_config`]).
         asc: Bytes,
     },
+    /// Opus (`Opus` with its `dOps` box, "Encapsulation of Opus in ISO Base Media File
+    /// Format"): always 48 kHz.
+    Opus { channels: u8 },
 }
 
 /// One track of the init segment.
@@ -93,7 +96,7 @@ fn trak(out: &mut BytesMut, track: &TrackConfig) {
         TrackKind::Avc { width, height, .. } | TrackKind::Hevc { width, height, .. } => {
             (*width, *height, false)
         }
-        TrackKind::Aac { .. } => (0, 0, true),
+        TrackKind::Aac { .. } | TrackKind::Opus { .. } => (0, 0, true),
     };
     write_box(out, b"trak", |out| {
         // Flags: enabled, in movie.
@@ -191,6 +194,24 @@ fn sample_entry(out: &mut BytesMut, kind: &TrackKind) {
             // decoder reads the AudioSpecificConfig.
             out.put_u32((sample_rate & 0xffff) << 16);
             write_full_box(out, b"esds", 0, 0, |out| esds(out, asc));
+        }),
+        TrackKind::Opus { channels } => write_box(out, b"Opus", |out| {
+            out.put_bytes(0, 6);
+            out.put_u16(1); // data reference index
+            out.put_bytes(0, 8);
+            out.put_u16(u16::from(*channels));
+            out.put_u16(16); // sample size
+            out.put_u32(0);
+            out.put_u32(48_000 << 16);
+            write_box(out, b"dOps", |out| {
+                out.put_u8(0); // version
+                out.put_u8(*channels);
+                // Pre-skip: a WebRTC sender does not say its encoder's; none is trimmed.
+                out.put_u16(0);
+                out.put_u32(48_000); // input sample rate
+                out.put_i16(0); // output gain
+                out.put_u8(0); // channel mapping family 0: mono or stereo
+            });
         }),
     }
 }
