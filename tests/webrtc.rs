@@ -43,6 +43,12 @@ fn request(
     ))
 }
 
+/// A publisher's offer POSTed to `path`.
+fn publish(at: SocketAddr, path: &str) -> (u16, String, String) {
+    let sdp = offer(Direction::SendOnly);
+    request(at, "POST", path, "application/sdp", sdp.as_bytes())
+}
+
 fn header<'h>(head: &'h str, name: &str) -> Option<&'h str> {
     head.lines().find_map(|line| {
         let (key, value) = line.split_once(':')?;
@@ -145,13 +151,7 @@ fn bad_requests_get_an_http_error_that_says_why() {
 #[test]
 fn a_whip_resource_survives_garbage_and_is_deleted_once() {
     let (node, at) = node();
-    let (status, head, answer) = request(
-        at,
-        "POST",
-        "/live/whip",
-        "application/sdp",
-        offer(Direction::SendOnly).as_bytes(),
-    );
+    let (status, head, answer) = publish(at, "/live/whip");
     assert_eq!(status, 201, "{head}\n{answer}");
     assert!(
         header(&head, "content-type") == Some("application/sdp"),
@@ -176,13 +176,7 @@ fn a_whip_resource_survives_garbage_and_is_deleted_once() {
             stranger.send_to(datagram, target).unwrap();
         }
     }
-    let (status, _, body) = request(
-        at,
-        "POST",
-        "/live/whip",
-        "application/sdp",
-        offer(Direction::SendOnly).as_bytes(),
-    );
+    let (status, _, body) = publish(at, "/live/whip");
     assert_eq!(
         status, 409,
         "the first publisher still holds the stream: {body}"
@@ -193,13 +187,7 @@ fn a_whip_resource_survives_garbage_and_is_deleted_once() {
     let (status, _, _) = request(at, "DELETE", &location, "application/sdp", b"");
     assert_eq!(status, 404);
     let retaken = poll_until(Duration::from_secs(5), || {
-        let (status, head, _) = request(
-            at,
-            "POST",
-            "/live/whip",
-            "application/sdp",
-            offer(Direction::SendOnly).as_bytes(),
-        );
+        let (status, head, _) = publish(at, "/live/whip");
         (status == 201).then(|| header(&head, "location").map(str::to_string))?
     });
     let retaken = retaken.expect("the stream takes a new publisher once the first is deleted");
@@ -214,23 +202,11 @@ fn a_whip_resource_survives_garbage_and_is_deleted_once() {
 #[test]
 fn a_client_that_never_connects_is_let_go() {
     let (_node, at) = node();
-    let (status, head, _) = request(
-        at,
-        "POST",
-        "/other/whip",
-        "application/sdp",
-        offer(Direction::SendOnly).as_bytes(),
-    );
+    let (status, head, _) = publish(at, "/other/whip");
     assert_eq!(status, 201, "{head}");
     let location = header(&head, "location").unwrap().to_string();
     let freed = poll_until(Duration::from_secs(25), || {
-        let (status, head, _) = request(
-            at,
-            "POST",
-            "/other/whip",
-            "application/sdp",
-            offer(Direction::SendOnly).as_bytes(),
-        );
+        let (status, head, _) = publish(at, "/other/whip");
         (status == 201).then(|| header(&head, "location").map(str::to_string))?
     });
     assert!(

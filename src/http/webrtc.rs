@@ -29,7 +29,7 @@ use crate::sessions::{Protocol, Refused, Viewer};
 use crate::webrtc::offer::{self, MAX_OFFER_BYTES, OfferError};
 use crate::webrtc::outlet::{Outlet, WhepTracks};
 use crate::webrtc::peer::Role;
-use crate::webrtc::{Kind, WebRtc, WebRtcError};
+use crate::webrtc::{Kind, Offered, WebRtc, WebRtcError};
 
 /// Longest a WHEP viewer waits for a starting stream's first GOP.
 const START_WAIT: std::time::Duration =
@@ -246,10 +246,15 @@ async fn publish(
         }
         .boxed()
     });
-    match side
-        .engine
-        .open(name, Kind::Whip, client, offer, role, on_end)
-    {
+    let offered = Offered {
+        stream: name.to_string(),
+        kind: Kind::Whip,
+        client,
+        offer,
+        role,
+        on_end,
+    };
+    match side.engine.open(offered) {
         Ok(answer) => {
             tracing::info!(stream = %name, %client, resource = %answer.id, "whip publisher attached");
             created(name, Kind::Whip, answer)
@@ -316,14 +321,15 @@ async fn play(
     };
     let outlet = Outlet::new(live.clone(), session, state.sessions.clone(), carried);
     let on_end: crate::webrtc::OnEnd = Box::new(|_, _| async {}.boxed());
-    match side.engine.open(
-        &live.name,
-        Kind::Whep,
+    let offered = Offered {
+        stream: live.name.clone(),
+        kind: Kind::Whep,
         client,
         offer,
-        Role::Outlet(outlet),
+        role: Role::Outlet(outlet),
         on_end,
-    ) {
+    };
+    match side.engine.open(offered) {
         Ok(answer) => created(&live.name, Kind::Whep, answer),
         Err(error) => refused(error),
     }

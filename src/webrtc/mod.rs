@@ -141,6 +141,16 @@ struct Resource {
     close: watch::Sender<bool>,
 }
 
+/// A client's offer and what its peer connection is for.
+pub struct Offered {
+    pub stream: String,
+    pub kind: Kind,
+    pub client: IpAddr,
+    pub offer: SdpOffer,
+    pub role: Role,
+    pub on_end: OnEnd,
+}
+
 /// What runs when a peer connection ends: given why, and its role back.
 pub type OnEnd = Box<dyn FnOnce(Ended, Role) -> BoxFuture<'static, ()> + Send>;
 
@@ -184,33 +194,25 @@ impl WebRtc {
             .unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Answers `offer` from `client` and runs the peer connection with `role` (made by
-    /// `role` once the media is known), calling `on_end` when it ends.
-    pub fn open(
-        &self,
-        stream: &str,
-        kind: Kind,
-        client: IpAddr,
-        offer: SdpOffer,
-        role: Role,
-        on_end: OnEnd,
-    ) -> Result<Answer, WebRtcError> {
-        let opened = self.answer(stream, kind, client, offer, role, on_end);
-        if opened.as_ref().is_err_and(|error| !error.client_fault()) {
-            self.inner.counters.refused.fetch_add(1, Ordering::Relaxed);
-        }
-        opened
+    /// Answers the client's offer and runs the peer connection with its role, calling
+    /// `on_end` when it ends.
+    pub fn open(&self, offered: Offered) -> Result<Answer, WebRtcError> {
+        self.answer(offered).inspect_err(|error| {
+            if !error.client_fault() {
+                self.inner.counters.refused.fetch_add(1, Ordering::Relaxed);
+            }
+        })
     }
 
-    fn answer(
-        &self,
-        stream: &str,
-        kind: Kind,
-        client: IpAddr,
-        offer: SdpOffer,
-        role: Role,
-        on_end: OnEnd,
-    ) -> Result<Answer, WebRtcError> {
+    fn answer(&self, offered: Offered) -> Result<Answer, WebRtcError> {
+        let Offered {
+            stream,
+            kind,
+            client,
+            offer,
+            role,
+            on_end,
+        } = offered;
         let running = self.resources().len();
         if running >= MAX_PEER_CONNECTIONS {
             return Err(WebRtcError::Full(running));
@@ -273,7 +275,7 @@ impl WebRtc {
         self.resources().insert(
             id.clone(),
             Resource {
-                stream: stream.to_string(),
+                stream: stream.clone(),
                 kind,
                 close,
             },
@@ -290,7 +292,6 @@ impl WebRtc {
         };
         let this = self.clone();
         let resource = id.clone();
-        let stream = stream.to_string();
         runtime.spawn("webrtc-peer", async move {
             let (ended, role) = peer.run().await;
             this.resources().remove(&resource);
