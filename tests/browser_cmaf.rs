@@ -10,7 +10,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::browser::{
-    Browser, PageServer, dashjs_page, dashjs_script, hlsjs_page_with, plays_in, wait_for_status,
+    Browser, LOW_LATENCY_STALLS_TOLERATED, PageServer, dashjs_page, dashjs_script, hlsjs_page_with,
+    plays_in, plays_in_tolerating, wait_for_status,
 };
 use common::ffmpeg::Ffmpeg;
 use common::{Node, free_port, http_get, poll_until};
@@ -50,7 +51,7 @@ fn hlsjs_plays_ll_hls_in_low_latency_mode_for_30_s() {
         "{ lowLatencyMode: true }",
     ));
     let _browser = Browser::open(&format!("{}/", page.origin));
-    let report = plays_in(&page, "hlsjs", 30.0);
+    let report = plays_in_tolerating(&page, "hlsjs", 30.0, LOW_LATENCY_STALLS_TOLERATED);
     assert!(report["videoWidth"].as_u64() == Some(320), "{report}");
     let latency = report["latency"].as_f64().unwrap_or(f64::MAX);
     assert!(

@@ -386,6 +386,11 @@ fn a_browsers_whip_stream_plays_in_hlsjs_over_ll_hls() {
         "{ lowLatencyMode: true }",
     ));
     let _viewer = Browser::open(&format!("{}/", player.origin));
-    let report = common::browser::plays_in(&player, "hlsjs", 15.0);
+    let report = common::browser::plays_in_tolerating(
+        &player,
+        "hlsjs",
+        15.0,
+        common::browser::LOW_LATENCY_STALLS_TOLERATED,
+    );
     assert_eq!(report["videoWidth"], 640, "{report}");
 }
