@@ -46,10 +46,11 @@ use peer::{Ended, Peer, Role};
 /// bounds them too.
 pub const MAX_PEER_CONNECTIONS: usize = 10_000;
 
-/// Video packets a peer connection keeps for resends (NACK): ~1.9 s of a 2 Mbit/s stream,
-/// ~0.5 s of an 8 Mbit/s one — beyond any round trip a resend is still useful for. str0m's
-/// default (1,000) costs 1.2 MB per viewer.
-pub const RESEND_HISTORY_PACKETS: usize = 400;
+/// Video packets a peer connection keeps: str0m queues a written picture's packets in the
+/// same buffer that serves resends (NACK), so it must hold the largest keyframe whole —
+/// 1,000 packets, 1.2 MB (a 1080p keyframe at high quality is 300–800 KB) — and it is
+/// then ~5 s of a 2 Mbit/s stream for resends. It is most of a viewer's memory.
+pub const RESEND_HISTORY_PACKETS: usize = 1_000;
 
 /// Which side a resource is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
