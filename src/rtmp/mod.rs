@@ -12,3 +12,4 @@ mod play;
 mod publish;
 pub mod redirect;
 pub mod server;
+pub mod shared;
