@@ -12,6 +12,7 @@
 //! not by the stream: a node capturing hundreds of streams that nobody watches here
 //! (the usual case for a cluster_ingest capturer) holds no viewer rings at all.
 
+use crate::rtmp::shared::{PlayedFrame, SharedFrame};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 
@@ -96,8 +97,8 @@ pub struct LiveStream {
     rendition: RwLock<Rendition>,
     chunks: Followers<Bytes>,
     /// The frames of the current GOP and the live frames, for RTMP players.
-    gop_frames: RwLock<Vec<Frame>>,
-    frames: Followers<Frame>,
+    gop_frames: RwLock<Vec<SharedFrame>>,
+    frames: Followers<SharedFrame>,
     /// The latest frame of each audio track, for the AAC sequence header of joining
     /// RTMP players.
     last_audio: RwLock<[Option<Frame>; MAX_TRACKS]>,
@@ -415,7 +416,13 @@ impl LiveStream {
 
     /// Subscribes an RTMP player: the current GOP's frames, the latest frame of each
     /// audio track (for its codec configuration), then every frame after them.
-    pub fn subscribe_frames(&self) -> (Vec<Frame>, Vec<Frame>, broadcast::Receiver<Frame>) {
+    pub fn subscribe_frames(
+        &self,
+    ) -> (
+        Vec<SharedFrame>,
+        Vec<Frame>,
+        broadcast::Receiver<SharedFrame>,
+    ) {
         let gop = self.gop_frames.read().unwrap_or_else(|p| p.into_inner());
         let receiver = self.frames.subscribe();
         let audio = self
@@ -567,9 +574,9 @@ impl LiveStream {
         publish(
             &self.gop_frames,
             &self.frames,
-            frame.clone(),
+            PlayedFrame::shared(frame.clone()),
             frame.starts_gop(),
-            |f: &Frame| f.data.len(),
+            |f: &SharedFrame| f.data.len(),
         );
         if frame.starts_gop() {
             self.gops.send_modify(|count| *count += 1);

@@ -12,7 +12,7 @@ use super::error::RtmpError;
 use super::flv;
 use super::names::{is_redirected, stream_name};
 use super::server::{Connection, Role};
-use crate::media::frame::Frame;
+use super::shared::SharedFrame;
 use crate::sessions::{Protocol, Viewer};
 
 /// What a play request finds.
@@ -179,7 +179,8 @@ impl Connection {
             .send_metadata(stream_id, &metadata)
             .map_err(RtmpError::Play)?;
         self.write(&packet.bytes).await?;
-        let (video_header, audio_header) = flv::sequence_headers(gop.first(), audio.as_ref());
+        let (video_header, audio_header) =
+            flv::sequence_headers(gop.first().map(|shared| &shared.frame), audio.as_ref());
         if let Some(header) = video_header {
             let packet = self
                 .session
@@ -210,7 +211,9 @@ impl Connection {
         Ok(())
     }
 
-    pub(super) async fn play_frame(&mut self, frame: &Frame) -> Result<(), RtmpError> {
+    /// Sends one frame: the stream's shared chunks of each of its messages behind this
+    /// player's own header (its timestamps start at 0).
+    pub(super) async fn play_frame(&mut self, frame: &SharedFrame) -> Result<(), RtmpError> {
         let Role::Playing {
             stream_id,
             live,
@@ -233,32 +236,30 @@ impl Connection {
         }
         let base = *base_dts.get_or_insert(frame.dts);
         let track = usize::from(!frame.codec.is_video());
-        let mut packets = Vec::new();
-        for (body, offset_ms) in flv::packetize(frame) {
-            // Timestamps never go back per track: rml_rtmp sends wrapping deltas.
-            let ms =
-                (((frame.dts.saturating_sub(base)) / 90) as u32 + offset_ms).max(last_ms[track]);
+        let stream_id = *stream_id;
+        let mut writes = Vec::with_capacity(1);
+        for message in frame.messages() {
+            // Timestamps never go back per track.
+            let ms = (((frame.dts.saturating_sub(base)) / 90) as u32 + message.offset_ms)
+                .max(last_ms[track]);
             last_ms[track] = ms;
-            let timestamp = RtmpTimestamp::new(ms);
-            let length = body.len() as u64;
-            let packet = if frame.codec.is_video() {
-                self.session
-                    .send_video_data(*stream_id, body, timestamp, !frame.keyframe)
-            } else {
-                self.session
-                    .send_audio_data(*stream_id, body, timestamp, false)
-            }
-            .map_err(RtmpError::Play)?;
+            let length = u64::from(message.length);
             live.counters
                 .bytes_out
                 .fetch_add(length, std::sync::atomic::Ordering::Relaxed);
             session
                 .bytes
                 .fetch_add(length, std::sync::atomic::Ordering::Relaxed);
-            packets.push(packet.bytes);
+            writes.push(match message.header(ms, stream_id) {
+                Some(header) => (Some(header), message.chunks.clone()),
+                None => (None, message.chunks_for(ms, stream_id)),
+            });
         }
-        for bytes in packets {
-            self.write(&bytes).await?;
+        for (header, chunks) in writes {
+            match header {
+                Some(header) => self.write_message(&header, &chunks).await?,
+                None => self.write(&chunks).await?,
+            }
         }
         Ok(())
     }

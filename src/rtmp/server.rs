@@ -35,7 +35,7 @@ use crate::accept::AcceptFailures;
 use crate::config::model::Template;
 use crate::error::Classified;
 use crate::media::directory::{Directory, Publisher};
-use crate::media::frame::{Codec, Frame};
+use crate::media::frame::Codec;
 use crate::media::live::LiveStream;
 use crate::media::program::Tracks;
 use crate::sessions::{Session, SessionTable};
@@ -172,7 +172,7 @@ pub async fn serve(
 /// What woke a playing connection.
 enum Next {
     Read(std::io::Result<usize>),
-    Frame(Result<Frame, broadcast::error::RecvError>),
+    Frame(Result<super::shared::SharedFrame, broadcast::error::RecvError>),
 }
 
 /// What a connection is doing.
@@ -195,7 +195,7 @@ pub(super) enum Role {
         stream_id: u32,
         live: Arc<LiveStream>,
         session: Arc<Session>,
-        frames: broadcast::Receiver<Frame>,
+        frames: broadcast::Receiver<super::shared::SharedFrame>,
         /// The tracks the player gets (see `carriage`).
         carried: super::carriage::RtmpTracks,
         base_dts: Option<u64>,
@@ -305,6 +305,32 @@ impl Connection {
             .map_err(|_| RtmpError::Malformed)?
             .map_err(RtmpError::Protocol)?;
         self.handle_results(results).await
+    }
+
+    /// Writes a player's own header and the stream's shared chunks, in one vectored
+    /// write when the socket takes it all.
+    pub(super) async fn write_message(
+        &mut self,
+        header: &[u8],
+        chunks: &[u8],
+    ) -> Result<(), RtmpError> {
+        let socket = &mut self.socket;
+        let written = async {
+            let mut slices = [std::io::IoSlice::new(header), std::io::IoSlice::new(chunks)];
+            let mut remaining = &mut slices[..];
+            while !remaining.is_empty() {
+                let written = socket.write_vectored(remaining).await?;
+                if written == 0 {
+                    return Err(std::io::ErrorKind::WriteZero.into());
+                }
+                std::io::IoSlice::advance_slices(&mut remaining, written);
+            }
+            Ok(())
+        };
+        tokio::time::timeout(WRITE_TIMEOUT, written)
+            .await
+            .map_err(|_| RtmpError::WriteBlocked)?
+            .map_err(RtmpError::Write)
     }
 
     pub(super) async fn write(&mut self, bytes: &[u8]) -> Result<(), RtmpError> {

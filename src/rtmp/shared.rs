@@ -14,7 +14,11 @@
 //! chunk, which a shared buffer cannot carry: such a player's chunks are cut for it alone
 //! ([`SharedMessage::chunks_for`]), after 4.6 hours of one session.
 
+use std::sync::{Arc, OnceLock};
+
 use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::media::frame::Frame;
 
 /// The chunk size players are sent media in: what rml_rtmp's server session announces
 /// (`SetChunkSize`) to every connection.
@@ -98,6 +102,49 @@ impl SharedMessage {
             out.put_slice(piece);
         }
         out.freeze()
+    }
+}
+
+/// A frame as a stream's followers get it: the frame, and its RTMP messages, chunked by
+/// the first RTMP player that needs them and then shared by all.
+#[derive(Debug)]
+pub struct PlayedFrame {
+    pub frame: Frame,
+    messages: OnceLock<Vec<SharedMessage>>,
+}
+
+/// What a stream's frame followers receive.
+pub type SharedFrame = Arc<PlayedFrame>;
+
+impl PlayedFrame {
+    pub fn shared(frame: Frame) -> SharedFrame {
+        Arc::new(PlayedFrame {
+            frame,
+            messages: OnceLock::new(),
+        })
+    }
+
+    /// The frame's RTMP messages (none for a codec FLV does not carry).
+    pub fn messages(&self) -> &[SharedMessage] {
+        self.messages.get_or_init(|| {
+            let type_id = if self.frame.codec.is_video() {
+                VIDEO_MESSAGE
+            } else {
+                AUDIO_MESSAGE
+            };
+            super::flv::packetize(&self.frame)
+                .into_iter()
+                .map(|(body, offset_ms)| SharedMessage::new(type_id, body, offset_ms))
+                .collect()
+        })
+    }
+}
+
+impl std::ops::Deref for PlayedFrame {
+    type Target = Frame;
+
+    fn deref(&self) -> &Frame {
+        &self.frame
     }
 }
 

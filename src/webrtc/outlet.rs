@@ -73,7 +73,7 @@ pub struct Outlet {
     pub session: Arc<Session>,
     pub sessions: SessionTable,
     carried: WhepTracks,
-    frames: broadcast::Receiver<Frame>,
+    frames: broadcast::Receiver<crate::rtmp::shared::SharedFrame>,
     /// The starting GOP's pictures, sent first.
     burst: VecDeque<Frame>,
     video: Option<(Mid, Pt)>,
@@ -99,6 +99,7 @@ impl Outlet {
             .into_iter()
             .filter(|frame| frame.track == VIDEO_TRACK)
             .skip_while(|frame| !frame.starts_gop())
+            .map(|shared| shared.frame.clone())
             .collect();
         Outlet {
             live,
@@ -146,9 +147,9 @@ impl Outlet {
         }
         loop {
             match self.frames.recv().await {
-                Ok(frame) => {
+                Ok(shared) => {
                     return Ok(Next {
-                        frame,
+                        frame: shared.frame.clone(),
                         burst: false,
                     });
                 }
