@@ -223,7 +223,7 @@ fn a_client_that_never_connects_is_let_go() {
 fn whep_plays_over_udp_and_over_ice_tcp() {
     use flotilla::webrtc::client::{Transport, watch};
     let (node, at) = node();
-    wait_for_status(at, "/tv/index.m3u8");
+    common::browser::wait_for_status(at, "/tv/index.m3u8", 200);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -241,12 +241,4 @@ fn whep_plays_over_udp_and_over_ice_tcp() {
         );
         assert!(watched.first_picture.is_some(), "{watched:?}");
     }
-}
-
-fn wait_for_status(at: SocketAddr, path: &str) {
-    let ready = poll_until(Duration::from_secs(20), || {
-        let (status, _, _) = http_get(at, path, &[]).ok()?;
-        (status == 200).then_some(())
-    });
-    assert!(ready.is_some(), "{path} never answered 200");
 }

@@ -45,7 +45,6 @@ pub struct SharedMessage {
     pub offset_ms: u32,
     /// The payload's chunks without the first chunk's header.
     pub chunks: Bytes,
-    body: Bytes,
 }
 
 impl SharedMessage {
@@ -64,7 +63,6 @@ impl SharedMessage {
             length: body.len() as u32,
             offset_ms,
             chunks: chunks.freeze(),
-            body,
         }
     }
 
@@ -87,19 +85,27 @@ impl SharedMessage {
     /// 4-byte extended timestamp after the type-0 header and after every type-3 one.
     pub fn chunks_for(&self, ms: u32, stream_id: u32) -> Bytes {
         let csid = csid_of(self.type_id);
-        let mut out = BytesMut::with_capacity(self.body.len() + 16 + self.body.len() / 1000);
+        let mut out = BytesMut::with_capacity(self.chunks.len() + 16 + self.chunks.len() / 1000);
         out.put_u8(csid);
         out.put_slice(&MAX_PLAIN_TIMESTAMP.to_be_bytes()[1..]);
         out.put_slice(&self.length.to_be_bytes()[1..]);
         out.put_u8(self.type_id);
         out.put_u32_le(stream_id);
         out.put_u32(ms);
-        for (index, piece) in self.body.chunks(CHUNK_SIZE).enumerate() {
-            if index > 0 {
+        // The shared pieces, each after the first behind its type-3 byte, which is
+        // followed here by the extended timestamp.
+        let mut rest = &self.chunks[..];
+        let mut first = true;
+        while !rest.is_empty() {
+            if !first {
                 out.put_u8(0xc0 | csid);
                 out.put_u32(ms);
+                rest = &rest[1..];
             }
-            out.put_slice(piece);
+            let piece = rest.len().min(CHUNK_SIZE);
+            out.put_slice(&rest[..piece]);
+            rest = &rest[piece..];
+            first = false;
         }
         out.freeze()
     }

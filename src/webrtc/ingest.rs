@@ -24,7 +24,7 @@ use crate::media::directory::{Published, Publisher};
 use crate::media::frame::{
     CLOCK_HZ, Codec, FIRST_AUDIO_TRACK, Frame, MAX_FRAME_BYTES, VIDEO_TRACK,
 };
-use crate::media::h264::{self, NAL_PPS, NAL_SPS};
+use crate::media::h264::{self, NAL_IDR, NAL_PPS, NAL_SPS};
 use crate::media::program::Tracks;
 
 /// Least time between two keyframe requests to the publisher.
@@ -119,8 +119,10 @@ impl Ingest {
             if !data.contiguous {
                 self.awaiting_keyframe = true;
             }
-            let keyframe = h264::is_keyframe(&data.data);
-            self.remember_parameter_sets(&data.data);
+            // One scan of the access unit's NAL units for all three questions.
+            let nals: Vec<&[u8]> = h264::nal_units(&data.data).collect();
+            let keyframe = nals.iter().any(|nal| h264::nal_type(nal) == NAL_IDR);
+            let has_sps = self.remember_parameter_sets(&nals);
             if self.awaiting_keyframe && !keyframe {
                 self.request_keyframe(rtc, now);
                 return Ok(());
@@ -141,7 +143,7 @@ impl Ingest {
                 dts,
                 pts: dts,
                 keyframe,
-                data: self.with_parameter_sets(&data.data, keyframe),
+                data: self.with_parameter_sets(&data.data, keyframe && !has_sps),
             }
         } else {
             let dts = self.audio_clock.ticks(numer, rate, arrival_ticks);
@@ -157,27 +159,29 @@ impl Ingest {
         self.send(Published::Frame(frame))
     }
 
-    /// Keeps the SPS and PPS of an access unit that has both.
-    fn remember_parameter_sets(&mut self, access_unit: &[u8]) {
-        let sets: Vec<&[u8]> = h264::nal_units(access_unit)
-            .filter(|nal| matches!(h264::nal_type(nal), NAL_SPS | NAL_PPS))
-            .collect();
-        let has = |kind| sets.iter().any(|nal| h264::nal_type(nal) == kind);
-        if has(NAL_SPS) && has(NAL_PPS) {
+    /// Keeps the SPS and PPS of an access unit (its NAL units) that has both; whether it
+    /// has an SPS.
+    fn remember_parameter_sets(&mut self, nals: &[&[u8]]) -> bool {
+        let has = |kind| nals.iter().any(|nal| h264::nal_type(nal) == kind);
+        let has_sps = has(NAL_SPS);
+        if has_sps && has(NAL_PPS) {
             let mut joined = Vec::new();
-            for nal in sets {
+            for nal in nals
+                .iter()
+                .filter(|nal| matches!(h264::nal_type(nal), NAL_SPS | NAL_PPS))
+            {
                 joined.extend_from_slice(&[0, 0, 0, 1]);
                 joined.extend_from_slice(nal);
             }
             self.parameter_sets = Bytes::from(joined);
         }
+        has_sps
     }
 
-    /// The access unit, with the last parameter sets before it when it is a keyframe that
-    /// lacks them.
-    fn with_parameter_sets(&self, access_unit: &[u8], keyframe: bool) -> Bytes {
-        let has_sps = h264::nal_units(access_unit).any(|nal| h264::nal_type(nal) == NAL_SPS);
-        if !keyframe || has_sps || self.parameter_sets.is_empty() {
+    /// The access unit, with the last parameter sets before it when `lacks_sets` (a
+    /// keyframe without them).
+    fn with_parameter_sets(&self, access_unit: &[u8], lacks_sets: bool) -> Bytes {
+        if !lacks_sets || self.parameter_sets.is_empty() {
             return Bytes::copy_from_slice(access_unit);
         }
         let mut joined = Vec::with_capacity(self.parameter_sets.len() + access_unit.len());

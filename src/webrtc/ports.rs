@@ -28,10 +28,7 @@ pub fn bind(
     start: usize,
     candidate: IpAddr,
 ) -> std::io::Result<tokio::net::UdpSocket> {
-    let any = match candidate {
-        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
-    };
+    let any = unspecified(candidate);
     let mut last_error = None;
     for attempt in 0..range.len().min(MAX_BIND_ATTEMPTS) {
         let port = range.first + ((start + attempt) % range.len()) as u16;
@@ -49,10 +46,7 @@ pub fn bind(
 /// A TCP listener on `port` (the peer connection's UDP port number), on every address of
 /// `candidate`'s family: ICE over TCP for clients without UDP.
 pub fn listen_tcp(port: u16, candidate: IpAddr) -> std::io::Result<tokio::net::TcpListener> {
-    let any = match candidate {
-        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
-    };
+    let any = unspecified(candidate);
     let listener = std::net::TcpListener::bind(SocketAddr::new(any, port))?;
     listener.set_nonblocking(true)?;
     tokio::net::TcpListener::from_std(listener)
@@ -61,13 +55,18 @@ pub fn listen_tcp(port: u16, candidate: IpAddr) -> std::io::Result<tokio::net::T
 /// The address of this host that `client`'s packets reach it at: the source address the
 /// routing table picks towards the client (no packet is sent).
 pub fn route_towards(client: IpAddr) -> std::io::Result<IpAddr> {
-    let any = match client {
-        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
-    };
+    let any = unspecified(client);
     let probe = std::net::UdpSocket::bind(SocketAddr::new(any, 0))?;
     probe.connect(SocketAddr::new(client, 9))?;
     Ok(probe.local_addr()?.ip())
+}
+
+/// Every address of `address`'s family (what the sockets bind to).
+fn unspecified(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+    }
 }
 
 #[cfg(test)]
