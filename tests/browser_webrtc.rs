@@ -386,11 +386,12 @@ fn a_browsers_whip_stream_plays_in_hlsjs_over_ll_hls() {
         "{ lowLatencyMode: true }",
     ));
     let _viewer = Browser::open(&format!("{}/", player.origin));
-    let report = common::browser::plays_in_tolerating(
+    let report = common::browser::plays_recovering_from(
         &player,
         "hlsjs",
         15.0,
-        common::browser::LOW_LATENCY_STALLS_TOLERATED,
+        2 * common::browser::LOW_LATENCY_STALLS_TOLERATED,
+        &common::browser::WEBRTC_SOURCE_RECOVERIES,
     );
     assert_eq!(report["videoWidth"], 640, "{report}");
 }

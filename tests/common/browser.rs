@@ -317,13 +317,28 @@ pub fn plays_in(page: &PageServer, player: &str, seconds: f64) -> serde_json::Va
 /// can come a moment late. A fatal error, any other error, or more stalls still fail.
 pub const LOW_LATENCY_STALLS_TOLERATED: usize = 2;
 
+/// A live WebRTC source's frames come from a browser's encoder, which skips some on a
+/// loaded machine: a player may also seek over the hole (non-fatal) and go on.
+pub const WEBRTC_SOURCE_RECOVERIES: [&str; 2] = ["bufferStalledError", "bufferSeekOverHole"];
+
 /// [`plays_in`], allowing up to `stalls` recovered (non-fatal) buffer stalls.
-#[allow(clippy::disallowed_methods)] // A real browser plays in real time.
 pub fn plays_in_tolerating(
     page: &PageServer,
     player: &str,
     seconds: f64,
     stalls: usize,
+) -> serde_json::Value {
+    plays_recovering_from(page, player, seconds, stalls, &["bufferStalledError"])
+}
+
+/// [`plays_in`], allowing up to `count` recovered (non-fatal) errors of the `kinds`.
+#[allow(clippy::disallowed_methods)] // A real browser plays in real time.
+pub fn plays_recovering_from(
+    page: &PageServer,
+    player: &str,
+    seconds: f64,
+    count: usize,
+    kinds: &[&str],
 ) -> serde_json::Value {
     let start = Instant::now();
     let mut last = serde_json::Value::Null;
@@ -333,10 +348,13 @@ pub fn plays_in_tolerating(
         };
         assert_eq!(report[player], true, "{player} did not load: {report}");
         let errors = report["errors"].as_array().cloned().unwrap_or_default();
-        let recovered_stall = |error: &serde_json::Value| {
-            error["details"] == "bufferStalledError" && error["fatal"] == false
+        let recovered = |error: &serde_json::Value| {
+            error["fatal"] == false
+                && error["details"]
+                    .as_str()
+                    .is_some_and(|details| kinds.contains(&details))
         };
-        let tolerated = errors.len() <= stalls && errors.iter().all(recovered_stall);
+        let tolerated = errors.len() <= count && errors.iter().all(recovered);
         assert!(tolerated, "the player saw errors: {report}");
         if report["time"].as_f64().unwrap_or(0.0) >= seconds {
             return report;
