@@ -15,8 +15,7 @@ pub mod sink;
 pub mod watch;
 pub mod webhook;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use flotilla_otp::rt::Runtime;
 use serde_json::{Map, Value, json};
@@ -94,7 +93,10 @@ struct Inner {
     server: String,
     /// This run of the node, so that (server, event_id) never repeats across restarts.
     incarnation: u64,
-    sequence: AtomicU64,
+    /// The last event's number. Held while an event is numbered *and* handed to the
+    /// sinks, so that two threads emitting at once cannot queue them out of `event_id`
+    /// order (a receiver relies on it; the section is an encode and a queue push).
+    sequence: Mutex<u64>,
     sinks: Vec<sink::Sink>,
     runtime: Runtime,
 }
@@ -127,7 +129,7 @@ impl EventBus {
             inner: Arc::new(Inner {
                 server: server.to_string(),
                 incarnation: runtime.random_u64() & 0xffff_ffff,
-                sequence: AtomicU64::new(0),
+                sequence: Mutex::new(0),
                 sinks,
                 runtime,
             }),
@@ -144,7 +146,13 @@ impl EventBus {
         if self.inner.sinks.is_empty() {
             return;
         }
-        let sequence = self.inner.sequence.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut last = self
+            .inner
+            .sequence
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        *last += 1;
+        let sequence = *last;
         let mut object = Map::new();
         object.insert("event".into(), json!(event.name));
         object.insert(
@@ -169,6 +177,7 @@ impl EventBus {
         for sink in &self.inner.sinks {
             sink.offer(&encoded);
         }
+        drop(last);
     }
 
     /// Each sink's counters, for the metrics.
@@ -186,5 +195,63 @@ impl EventBus {
             let left = deadline.saturating_duration_since(self.inner.runtime.now());
             sink.wait_drained(left).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Threads emitting at once still queue events in `event_id` order: a receiver may
+    /// take a smaller id after a larger one as a replay, never as news.
+    #[test]
+    fn events_emitted_from_many_threads_reach_a_sink_in_id_order() {
+        const THREADS: usize = 8;
+        const EVENTS_PER_THREAD: usize = 500;
+        let dir = std::env::temp_dir().join(format!(
+            "flotilla-events-order-{}-{}",
+            std::process::id(),
+            Runtime::production().random_u64()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("events.jsonl");
+        let config = EventSink {
+            name: "file".into(),
+            urls: vec![format!("jsonlog://{}", path.display())],
+            ..EventSink::default()
+        };
+        let bus = EventBus::start("n1", Runtime::production(), &[config], |p| p.into()).unwrap();
+        std::thread::scope(|scope| {
+            for _ in 0..THREADS {
+                scope.spawn(|| {
+                    for _ in 0..EVENTS_PER_THREAD {
+                        bus.emit(Event::new("probe", EventLevel::Info));
+                    }
+                });
+            }
+        });
+        for sink in &bus.inner.sinks {
+            sink.close();
+        }
+        let wanted = THREADS * EVENTS_PER_THREAD;
+        let mut lines = String::new();
+        for _ in 0..500 {
+            lines = std::fs::read_to_string(&path).unwrap_or_default();
+            if lines.lines().count() >= wanted {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let ids: Vec<u64> = lines
+            .lines()
+            .map(|line| {
+                let event: Value = serde_json::from_str(line).unwrap();
+                let id = event["event_id"].as_str().unwrap();
+                id.split_once('-').unwrap().1.parse().unwrap()
+            })
+            .collect();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(ids.len(), wanted, "every event written");
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "out of order: {ids:?}");
     }
 }
