@@ -145,7 +145,14 @@ pub struct Target {
     /// A running node (`HOST:HTTP_PORT`, `HOST:RTMP_PORT`, its pid for CPU and RSS);
     /// `None` starts one in this process.
     pub external: Option<(SocketAddr, u16, u32)>,
+    /// RTMP players that start playing before the viewers and then never read: what a
+    /// stalled player costs the others.
+    pub stalled: usize,
 }
+
+/// How long a played frame counts as the player's start-up (the current GOP arrives
+/// at once, ahead of real time) rather than its steady delay.
+const RTMP_WARM_UP: Duration = Duration::from_secs(3);
 
 /// Runs the benchmark and prints its report.
 pub fn run(
@@ -187,6 +194,18 @@ pub fn run(
         let totals = Arc::new(Totals::default());
         let latencies = Arc::new(std::sync::Mutex::new(Vec::<u32>::with_capacity(viewers * 16)));
         let parts = Arc::new(std::sync::Mutex::new(Vec::<PartSeen>::new()));
+        let deadline_of_all = Instant::now() + Duration::from_secs(duration_s + ramp_s);
+        let mut stalled = Vec::with_capacity(target.stalled);
+        for _ in 0..target.stalled {
+            stalled.push(tokio::spawn(stalled_rtmp_player(rtmp_port, deadline_of_all)));
+        }
+        let mut stalled_playing = 0;
+        for player in stalled {
+            stalled_playing += usize::from(player.await.unwrap_or(false));
+        }
+        if target.stalled > 0 {
+            println!("stalled RTMP players playing and not reading: {stalled_playing} of {}", target.stalled);
+        }
         let started = Instant::now();
         let cpu_start = cpu_seconds(&node_pid);
         let generator_cpu_start = cpu_seconds("self");
@@ -201,7 +220,7 @@ pub fn run(
                 let result = match protocol {
                     Protocol::Hls => hls_viewer(http, index, deadline, &totals, &latencies).await,
                     Protocol::Mpegts => mpegts_viewer(http, deadline, &totals).await,
-                    Protocol::Rtmp => rtmp_viewer(rtmp_port, deadline, &totals).await,
+                    Protocol::Rtmp => rtmp_viewer(rtmp_port, deadline, &totals, &latencies).await,
                     Protocol::Llhls => {
                         llhls_viewer(http, index, (started, deadline), &totals, &parts).await
                     }
@@ -245,6 +264,13 @@ pub fn run(
         if !latencies.is_empty() && matches!(protocol, Protocol::Webrtc) {
             println!(
                 "time_to_first_frame p50={:.1}ms p99={:.1}ms max={:.1}ms",
+                percentile(0.50) as f64 / 1000.0,
+                percentile(0.99) as f64 / 1000.0,
+                *latencies.last().unwrap_or(&0) as f64 / 1000.0
+            );
+        } else if !latencies.is_empty() && matches!(protocol, Protocol::Rtmp) {
+            println!(
+                "behind_the_stream (per player, the most a frame came later than the player's most punctual one) p50={:.1}ms p99={:.1}ms max={:.1}ms",
                 percentile(0.50) as f64 / 1000.0,
                 percentile(0.99) as f64 / 1000.0,
                 *latencies.last().unwrap_or(&0) as f64 / 1000.0
@@ -449,18 +475,59 @@ async fn mpegts_viewer(
     Ok(())
 }
 
-async fn rtmp_viewer(port: u16, deadline: Instant, totals: &Totals) -> Result<(), BenchError> {
+/// An RTMP player: counts what it receives, and reports how much later than its most
+/// punctual frame (arrival less decode time) any frame after the warm-up arrived.
+async fn rtmp_viewer(
+    port: u16,
+    deadline: Instant,
+    totals: &Totals,
+    behind: &std::sync::Mutex<Vec<u32>>,
+) -> Result<(), BenchError> {
     let mut client =
         crate::rtmp::client::RtmpClient::connect(&format!("127.0.0.1:{port}"), "static").await?;
     client.play("test").await?;
+    let started = Instant::now();
     let mut depacketizer = crate::rtmp::flv::Depacketizer::new();
+    // Arrival less decode time, µs: the least and the most seen after the warm-up.
+    let (mut punctual, mut latest) = (i64::MAX, i64::MIN);
     while Instant::now() < deadline {
         let frame = client.next_frame(&mut depacketizer).await?;
         totals
             .bytes
             .fetch_add(frame.data.len() as u64, Ordering::Relaxed);
+        let arrived = started.elapsed();
+        if arrived >= RTMP_WARM_UP {
+            let offset = arrived.as_micros() as i64 - (frame.dts * 100 / 9) as i64;
+            punctual = punctual.min(offset);
+            latest = latest.max(offset);
+        }
+    }
+    if latest >= punctual {
+        behind
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((latest - punctual).min(u32::MAX as i64) as u32);
     }
     Ok(())
+}
+
+/// An RTMP player that starts playing and then never reads, holding its connection
+/// until `deadline` (or until the node drops it); whether it got to play.
+async fn stalled_rtmp_player(port: u16, deadline: Instant) -> bool {
+    let Ok(mut client) =
+        crate::rtmp::client::RtmpClient::connect(&format!("127.0.0.1:{port}"), "static").await
+    else {
+        return false;
+    };
+    if client.play("test").await.is_err() {
+        return false;
+    }
+    // The player is held, not read, on a task of its own.
+    tokio::spawn(async move {
+        tokio::time::sleep_until(deadline.into()).await;
+        drop(client);
+    });
+    true
 }
 
 /// One part one LL-HLS viewer received: which, and when (µs since the run started).

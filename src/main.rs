@@ -112,6 +112,9 @@ enum Command {
         /// With --http: the node's pid, to report its CPU and memory.
         #[arg(long)]
         pid: Option<u32>,
+        /// RTMP players that start playing before the viewers and never read.
+        #[arg(long, default_value_t = 0)]
+        stalled: usize,
     },
 }
 
@@ -149,6 +152,7 @@ fn main() -> ExitCode {
             http,
             rtmp_port,
             pid,
+            stalled,
         } => flotilla::bench::run(
             protocol,
             viewers,
@@ -156,6 +160,7 @@ fn main() -> ExitCode {
             ramp,
             flotilla::bench::Target {
                 external: http.map(|http| (http, rtmp_port, pid.unwrap_or(0))),
+                stalled,
             },
         )
         .map_err(|reason| NodeError::Local {

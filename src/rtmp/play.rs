@@ -208,6 +208,13 @@ impl Connection {
         for frame in gop {
             self.play_frame(&frame).await?;
         }
+        // From here on the player gets a stream of messages, most of them small (audio
+        // frames, the pictures between keyframes): the kernel may coalesce them while
+        // earlier bytes are unacknowledged (Nagle), as nginx-rtmp's players get them —
+        // a fraction of the segments, and of the CPU, per delivered bit. The commands
+        // before this point went out at once (TCP_NODELAY), so nothing in the connect
+        // and play exchange waits for a delayed ACK.
+        let _ = self.socket.tcp().set_nodelay(false);
         Ok(())
     }
 

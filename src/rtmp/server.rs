@@ -50,8 +50,12 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const MAX_CONNECTIONS: usize = 10_000;
 /// Time a template stream gets to open its publish point after being started.
 pub(super) const TEMPLATE_START_TIMEOUT: Duration = Duration::from_secs(5);
-/// Size of one socket read.
+/// Size of one socket read of a publisher (its media arrives in large reads).
 const READ_BUFFER_BYTES: usize = 64 * 1024;
+/// Size of one socket read before a connection publishes: commands, and a player's
+/// acknowledgements for the rest of its life. Thousands of players each holding a
+/// publisher's buffer would cost tens of KiB of memory apiece for nothing.
+const CONTROL_READ_BUFFER_BYTES: usize = 1024;
 /// Outbound chunk size this server announces (rml_rtmp sends Set Chunk Size at start).
 pub(super) const CHUNK_SIZE_BYTES: u32 = 4096;
 /// After a redirect the connection waits this long for the player to leave (closing at
@@ -79,8 +83,22 @@ pub struct RtmpContext {
 }
 
 /// The byte stream of one RTMP connection: a TCP socket, or TLS over one (`rtmps`).
-pub trait RtmpIo: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
-impl<S: AsyncRead + AsyncWrite + Unpin + Send + Sync> RtmpIo for S {}
+pub trait RtmpIo: AsyncRead + AsyncWrite + Unpin + Send + Sync {
+    /// The TCP connection underneath (its socket options).
+    fn tcp(&self) -> &TcpStream;
+}
+
+impl RtmpIo for crate::http::rewind::Rewound<TcpStream> {
+    fn tcp(&self) -> &TcpStream {
+        self.inner()
+    }
+}
+
+impl RtmpIo for tokio_rustls::server::TlsStream<crate::http::rewind::Rewound<TcpStream>> {
+    fn tcp(&self) -> &TcpStream {
+        self.get_ref().0.inner()
+    }
+}
 
 /// How the connections of one RTMP listener arrive.
 #[derive(Clone, Default)]
@@ -248,7 +266,7 @@ impl Connection {
         remote: SocketAddr,
     ) -> Result<(), RtmpError> {
         self.input(&first).await?;
-        let mut buffer = vec![0u8; READ_BUFFER_BYTES];
+        let mut buffer = vec![0u8; CONTROL_READ_BUFFER_BYTES];
         loop {
             if let Role::Playing { frames, .. } = &mut self.role {
                 let next = tokio::select! {
@@ -278,6 +296,9 @@ impl Connection {
                     Ok(Ok(length)) if length > 0 => continue,
                     _ => return Ok(()),
                 }
+            }
+            if matches!(self.role, Role::Publishing { .. }) && buffer.len() < READ_BUFFER_BYTES {
+                buffer.resize(READ_BUFFER_BYTES, 0);
             }
             let idle = matches!(self.role, Role::Idle);
             let read = if idle {
