@@ -17,8 +17,10 @@
 #    delivered per second of server CPU (= Gbit/s per core), and memory per player (peak
 #    RSS less RSS before the players). nginx-rtmp runs one worker (its live streams are
 #    per worker without `rtmp_auto_push`).
-# 2. segment: GETs/s of one HLS TS segment (~0.5 MB), wrk -t2 -c64, 10 s;
-# 3. playlist: GETs/s of the media playlist, wrk -t2 -c64, 10 s;
+# 2. segment: GETs/s of one HLS TS segment (~0.5 MB), wrk -t2 -c64, 10 s; nginx serves a
+#    copy of the same segment;
+# 3. playlist: GETs/s of the media playlist, wrk -t2 -c64, 10 s; nginx serves a copy of
+#    flotilla's (the same bytes);
 # 4. hls: HLS_VIEWERS paced viewers (`flotilla bench --protocol hls`, one connection and
 #    session each, playlist + every new segment) for 40 s: Gbit/s per server core.
 # nginx serves HTTP with 2 workers (`worker_processes auto` here), `sendfile on`.
@@ -200,19 +202,25 @@ bench() {
     echo "RESULT $per_core $kib $errors"
 }
 
-# get SERVER MEASURE: wrk against one file; "RESULT rps cpu_us_per_request"
+# get SERVER MEASURE: wrk against one file; "RESULT rps cpu_us_per_request". nginx
+# serves the same bytes as flotilla: a copy of flotilla's newest segment, or of its
+# media playlist, taken just before.
 get() {
-    local server="$1" measure="$2" base file url pids before after out requests rps per
-    if [ "$server" = flotilla ]; then
-        base="http://127.0.0.1:$FL_HTTP/test/tracks-v1a1"
-    else
-        base="http://127.0.0.1:$NG_HTTP/test/tracks-v1a1"
-    fi
+    local server="$1" measure="$2" name url pids before after out requests rps per
+    local live="http://127.0.0.1:$FL_HTTP/test/tracks-v1a1"
     if [ "$measure" = playlist ]; then
-        url="$base/mono.m3u8"
+        name=mono.m3u8
     else
-        # The newest segment now: it stays in either window (8 × 2 s) through the run.
-        url="$base/$(newest_segment "$base/mono.m3u8")"
+        # The newest segment now: it stays in the window (8 × 2 s) through the run.
+        name=$(newest_segment "$live/mono.m3u8")
+    fi
+    if [ "$server" = flotilla ]; then
+        url="$live/$name"
+    else
+        mkdir -p "$WWW/copy"
+        curl -sf --create-dirs -o "$WWW/copy/$name" "$live/$name"
+        chmod -R a+rX "$WWW/copy"
+        url="http://127.0.0.1:$NG_HTTP/copy/$name"
     fi
     pids=$(pids_of "$server" "$measure")
     # shellcheck disable=SC2086

@@ -241,7 +241,7 @@ impl NodeCore {
         })
         .inspect_err(|error| tracing::error!(%error, "WebRTC (WHIP/WHEP) is off"))
         .ok();
-        let state = ApiState {
+        let state = ApiState::new(crate::http::api::ApiShared {
             webrtc,
             reload,
             access_log: logs.access,
@@ -259,7 +259,7 @@ impl NodeCore {
             balancers,
             relays,
             sources,
-        };
+        });
         if events.is_active() {
             let watcher = crate::events::watch::Watcher {
                 bus: events.clone(),

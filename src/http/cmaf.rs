@@ -246,7 +246,7 @@ fn has_sealed_segment(window: &Window) -> bool {
 
 fn no_cmaf(live: &LiveStream) -> Response {
     let codecs = live.rendition().codecs.join(", ");
-    if live.media_playlist("").is_some() {
+    if live.has_media() {
         // Media flows but none of it has CMAF packaging.
         error_response(
             StatusCode::NOT_FOUND,

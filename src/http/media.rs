@@ -229,7 +229,7 @@ async fn serve_path(state: &ApiState, request: RequestInfo, path: &str) -> Respo
     live.request(now_ms);
     // Playlists need the first segment; HTTP-MPEG-TS only the first GOP (below).
     let needs_media = !rest.ends_with(".ts") && rest != "mpegts" && cmaf.is_none();
-    if needs_media && live.media_playlist("").is_none() {
+    if needs_media && !live.has_media() {
         // A starting (or on-demand) stream: wait for its first segment, bounded.
         live.wait_ready(Duration::from_millis(STREAM_START_WAIT_MS))
             .await;
@@ -506,7 +506,7 @@ fn starting(live: &LiveStream) -> Response {
 const PLAYLIST_TYPE: &str = "application/vnd.apple.mpegurl";
 
 fn master(live: &LiveStream, token: Option<(&str, &str)>) -> Response {
-    if live.media_playlist("").is_none() {
+    if !live.has_media() {
         return starting(live);
     }
     let body = master_playlist(&live.rendition(), MEDIA_PLAYLIST);
@@ -514,7 +514,7 @@ fn master(live: &LiveStream, token: Option<(&str, &str)>) -> Response {
 }
 
 fn media_playlist(live: &LiveStream, token: Option<(&str, &str)>) -> Response {
-    match live.media_playlist("") {
+    match live.media_playlist() {
         Some(body) => with_type(playlist_body(body, token), PLAYLIST_TYPE, "no-cache"),
         None => starting(live),
     }

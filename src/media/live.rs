@@ -324,9 +324,18 @@ impl LiveStream {
     }
 
     /// The media playlist (see [`Window::media_playlist`]); `None` before the first segment.
-    pub fn media_playlist(&self, prefix: &str) -> Option<String> {
+    pub fn media_playlist(&self) -> Option<Bytes> {
         let window = self.window.read().unwrap_or_else(|p| p.into_inner());
-        (!window.is_empty()).then(|| window.media_playlist(prefix))
+        (!window.is_empty()).then(|| window.shared_media_playlist())
+    }
+
+    /// Whether the window has a segment yet (a playlist to serve).
+    pub fn has_media(&self) -> bool {
+        !self
+            .window
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
     }
 
     /// What the master playlist advertises.
@@ -953,8 +962,8 @@ mod tests {
     #[test]
     fn the_test_clip_fills_a_window_of_two_second_segments() {
         let live = package(20);
-        let playlist = live.media_playlist("").unwrap();
-        let parsed = m3u8_rs::parse_media_playlist_res(playlist.as_bytes()).unwrap();
+        let playlist = live.media_playlist().unwrap();
+        let parsed = m3u8_rs::parse_media_playlist_res(&playlist).unwrap();
         assert_eq!(parsed.segments.len(), 3);
         for segment in &parsed.segments {
             assert!(
@@ -1051,8 +1060,8 @@ mod tests {
     }
 
     fn segments_of(live: &LiveStream) -> Vec<(bool, Bytes)> {
-        let playlist = live.media_playlist("").unwrap();
-        let parsed = m3u8_rs::parse_media_playlist_res(playlist.as_bytes()).unwrap();
+        let playlist = live.media_playlist().unwrap();
+        let parsed = m3u8_rs::parse_media_playlist_res(&playlist).unwrap();
         parsed
             .segments
             .iter()

@@ -99,6 +99,10 @@ pub struct Window {
     next_is_discontinuity: bool,
     /// The CMAF parts of segment `next_sequence`, the one being written.
     open: OpenParts,
+    /// The media playlist as every viewer gets it, rendered at most once per change of
+    /// the segments (every `&mut` method that changes them resets it): thousands of
+    /// viewers reload the same playlist, and rendering costs more than serving.
+    rendered: std::sync::OnceLock<bytes::Bytes>,
 }
 
 /// Extra segments kept beyond the advertised ones, for players that fetched the playlist
@@ -161,6 +165,7 @@ impl Window {
             discontinuity_sequence: 0,
             next_is_discontinuity: false,
             open: OpenParts::default(),
+            rendered: std::sync::OnceLock::new(),
         }
     }
 
@@ -207,6 +212,7 @@ impl Window {
             return;
         }
         let segment_count = segment_count.max(1);
+        self.rendered = std::sync::OnceLock::new();
         self.advertised = segment_count;
         self.retained = segment_count + RETAINED_EXTRA_SEGMENTS;
         self.discontinuity_sequence = discontinuity_sequence;
@@ -237,6 +243,7 @@ impl Window {
     /// segment past a gap in the numbers (some never arrived here) starts the window
     /// afresh, since a playlist numbers its segments by position.
     pub fn push_made(&mut self, segment: Segment) -> bool {
+        self.rendered = std::sync::OnceLock::new();
         let mut segment = segment;
         if segment.sequence < self.next_sequence {
             return false;
@@ -277,6 +284,14 @@ impl Window {
 
     pub fn is_empty(&self) -> bool {
         self.segments.is_empty()
+    }
+
+    /// The live media playlist with segment names as they are, shared: rendered once
+    /// per change of the window.
+    pub fn shared_media_playlist(&self) -> bytes::Bytes {
+        self.rendered
+            .get_or_init(|| bytes::Bytes::from(self.media_playlist("")))
+            .clone()
     }
 
     /// The live media playlist. `prefix` is put before each segment name (`url_prefix`).
@@ -406,6 +421,29 @@ mod tests {
                 .find(&format!("{}-04000.ts", utc_path(T0 + 4 * 4_000)))
                 .is_none()
         );
+    }
+
+    /// The shared playlist is rendered once per change and never outlives one.
+    #[test]
+    fn the_shared_playlist_follows_every_change_of_the_window() {
+        let mut window = Window::new(2);
+        window.push(T0, 2_000, false, Bytes::new(), Vec::new());
+        let first = window.shared_media_playlist();
+        assert_eq!(first, window.media_playlist(""));
+        assert_eq!(
+            first.as_ptr(),
+            window.shared_media_playlist().as_ptr(),
+            "rendered once, shared"
+        );
+        let pushed = window.push(T0 + 2_000, 2_000, false, Bytes::new(), Vec::new());
+        let second = window.shared_media_playlist();
+        assert_eq!(second, window.media_playlist(""));
+        assert!(std::str::from_utf8(&second).unwrap().contains(&pushed.name));
+        let mut adopted = Window::new(3);
+        let before = adopted.shared_media_playlist();
+        adopted.adopt(1, 5);
+        assert_ne!(adopted.shared_media_playlist(), before);
+        assert_eq!(adopted.shared_media_playlist(), adopted.media_playlist(""));
     }
 
     #[test]
