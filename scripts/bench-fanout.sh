@@ -211,8 +211,7 @@ get() {
     if [ "$measure" = playlist ]; then
         name=mono.m3u8
     else
-        # The newest segment now: it stays in the window (8 × 2 s) through the run.
-        name=$(newest_segment "$live/mono.m3u8")
+        name=$SEGMENT
     fi
     if [ "$server" = flotilla ]; then
         url="$live/$name"
@@ -246,6 +245,9 @@ measure_once() { # SERVER MEASURE
 echo "== $("$BIN" --version 2>/dev/null || echo flotilla) ($BIN); $(nginx -v 2>&1 | sed 's/.*: //') + nginx-rtmp $(dpkg-query -W -f '${Version}' libnginx-mod-rtmp 2>/dev/null || echo '?'); $(wrk --version 2>&1 | head -n 1 | cut -d' ' -f1-2)"
 declare -A FL NG FLX NGX RATIO
 for round in $(seq 1 "$ROUNDS"); do
+    # The round's segment, for both servers: the newest now stays in flotilla's window
+    # (8 × 2 s) through the round's two wrk runs.
+    SEGMENT=$(newest_segment "$FL_PLAYLIST")
     echo "== round $round ($( (( round % 2 )) && echo "flotilla first" || echo "nginx first"))"
     for measure in "${MEASURES[@]}"; do
         if (( round % 2 )); then
