@@ -245,11 +245,11 @@ measure_once() { # SERVER MEASURE
 echo "== $("$BIN" --version 2>/dev/null || echo flotilla) ($BIN); $(nginx -v 2>&1 | sed 's/.*: //') + nginx-rtmp $(dpkg-query -W -f '${Version}' libnginx-mod-rtmp 2>/dev/null || echo '?'); $(wrk --version 2>&1 | head -n 1 | cut -d' ' -f1-2)"
 declare -A FL NG FLX NGX RATIO
 for round in $(seq 1 "$ROUNDS"); do
-    # The round's segment, for both servers: the newest now stays in flotilla's window
-    # (8 × 2 s) through the round's two wrk runs.
-    SEGMENT=$(newest_segment "$FL_PLAYLIST")
     echo "== round $round ($( (( round % 2 )) && echo "flotilla first" || echo "nginx first"))"
     for measure in "${MEASURES[@]}"; do
+        # The segment both servers serve: the newest now stays in flotilla's window
+        # (8 × 2 s) through the two wrk runs.
+        SEGMENT=$(newest_segment "$FL_PLAYLIST")
         if (( round % 2 )); then
             ours=$(measure_once flotilla "$measure"); theirs=$(measure_once nginx "$measure")
         else
