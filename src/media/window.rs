@@ -286,16 +286,15 @@ impl Window {
         self.segments.is_empty()
     }
 
-    /// The live media playlist with segment names as they are, shared: rendered once
-    /// per change of the window.
+    /// The live media playlist, shared: rendered once per change of the window.
     pub fn shared_media_playlist(&self) -> bytes::Bytes {
         self.rendered
-            .get_or_init(|| bytes::Bytes::from(self.media_playlist("")))
+            .get_or_init(|| bytes::Bytes::from(self.media_playlist()))
             .clone()
     }
 
-    /// The live media playlist. `prefix` is put before each segment name (`url_prefix`).
-    pub fn media_playlist(&self, prefix: &str) -> String {
+    /// The live media playlist, rendered now (see [`Window::shared_media_playlist`]).
+    pub fn media_playlist(&self) -> String {
         let advertised: Vec<&Arc<Segment>> = self.advertised().collect();
         let first_sequence = advertised
             .first()
@@ -317,7 +316,7 @@ impl Window {
             segments: advertised
                 .iter()
                 .map(|segment| MediaSegment {
-                    uri: format!("{prefix}{}", segment.name),
+                    uri: segment.name.clone(),
                     duration: segment.duration_ms as f32 / 1000.0,
                     discontinuity: segment.discontinuity,
                     program_date_time: DateTime::from_timestamp_millis(
@@ -399,7 +398,7 @@ mod tests {
         for i in 0..10 {
             window.push(T0 + i * 4_000, 4_000, i == 2, Bytes::new(), Vec::new());
         }
-        let playlist = window.media_playlist("");
+        let playlist = window.media_playlist();
         let parsed = m3u8_rs::parse_media_playlist_res(playlist.as_bytes()).unwrap();
         assert_eq!(parsed.media_sequence, 7);
         assert_eq!(parsed.segments.len(), 3);
@@ -429,7 +428,7 @@ mod tests {
         let mut window = Window::new(2);
         window.push(T0, 2_000, false, Bytes::new(), Vec::new());
         let first = window.shared_media_playlist();
-        assert_eq!(first, window.media_playlist(""));
+        assert_eq!(first, window.media_playlist());
         assert_eq!(
             first.as_ptr(),
             window.shared_media_playlist().as_ptr(),
@@ -437,13 +436,13 @@ mod tests {
         );
         let pushed = window.push(T0 + 2_000, 2_000, false, Bytes::new(), Vec::new());
         let second = window.shared_media_playlist();
-        assert_eq!(second, window.media_playlist(""));
+        assert_eq!(second, window.media_playlist());
         assert!(std::str::from_utf8(&second).unwrap().contains(&pushed.name));
         let mut adopted = Window::new(3);
         let before = adopted.shared_media_playlist();
         adopted.adopt(1, 5);
         assert_ne!(adopted.shared_media_playlist(), before);
-        assert_eq!(adopted.shared_media_playlist(), adopted.media_playlist(""));
+        assert_eq!(adopted.shared_media_playlist(), adopted.media_playlist());
     }
 
     #[test]
@@ -451,8 +450,7 @@ mod tests {
         let mut window = Window::new(4);
         window.push(T0, 4_000, false, Bytes::new(), Vec::new());
         window.push(T0 + 4_000, 6_400, false, Bytes::new(), Vec::new());
-        let parsed =
-            m3u8_rs::parse_media_playlist_res(window.media_playlist("").as_bytes()).unwrap();
+        let parsed = m3u8_rs::parse_media_playlist_res(window.media_playlist().as_bytes()).unwrap();
         assert_eq!(parsed.target_duration, 7);
     }
 
