@@ -59,7 +59,7 @@ fn get_bytes(at: SocketAddr, path: &str) -> (u16, Vec<u8>) {
 
 #[test]
 fn hls_serves_a_valid_live_window_of_the_test_source() {
-    let (_node, at) = test_node();
+    let (node, at) = test_node();
     let media = wait_for_playlist(at, "/test/tracks-v1a1/mono.m3u8", 3);
     assert_eq!(media.segments.len(), 3, "segment_count");
     assert!(media.target_duration >= 1 && media.target_duration <= 2);
@@ -106,6 +106,15 @@ fn hls_serves_a_valid_live_window_of_the_test_source() {
         );
         assert_eq!(demuxer.stats.dropped_pes, 0);
     }
+
+    // The segments just served live in sealed memory files (sent with sendfile), one
+    // per segment held.
+    let sealed = std::fs::read_dir(format!("/proc/{}/fd", node.child.id()))
+        .unwrap()
+        .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+        .filter(|target| target.to_string_lossy().contains("memfd:flotilla-segment"))
+        .count();
+    assert!(sealed >= media.segments.len(), "{sealed} sealed segment files");
 }
 
 #[test]

@@ -20,6 +20,7 @@ pub mod media;
 pub mod metrics;
 pub mod opening;
 pub mod rewind;
+pub mod sendfile;
 pub mod server;
 pub mod shed;
 pub mod sources;

@@ -252,10 +252,11 @@ impl Connection {
                 }
             }
         }
-        let stream = Rewound::new(replay, stream);
         let Some(tls) = self.transport.tls.clone() else {
+            let stream = Rewound::new(replay, super::sendfile::SendfileTcp::new(stream));
             return self.serve_http(stream, builder, None).await;
         };
+        let stream = Rewound::new(replay, stream);
         let port = stream.inner().local_addr().map_or(0, |addr| addr.port());
         let handshake = tokio::select! {
             handshake = crate::tls::handshake(tls, stream) => handshake,

@@ -519,6 +519,12 @@ impl LiveStream {
     /// Adds a segment made elsewhere (see [`Window::push_made`]) and wakes viewers
     /// waiting for the stream's first one.
     pub(super) fn place_segment(&self, segment: Segment) {
+        let (data, cmaf) = super::sealed::seal_segment(segment.data, segment.cmaf);
+        let segment = Segment {
+            data,
+            cmaf,
+            ..segment
+        };
         let placed = self
             .window
             .write()
@@ -784,12 +790,14 @@ impl Packager {
             let start_ms = anchor_ms + ticks_to_ms(sealed.start_dts.saturating_sub(anchor_dts));
             let duration_ms = ticks_to_ms(sealed.duration_ticks).max(1);
             let fragments = self.cmaf.cut(frame.dts);
+            // Into a sealed file before the window's lock: every viewer is sent its pages.
+            let (bytes, fragments) = super::sealed::seal_segment(sealed.bytes, fragments);
             let mut window = self.live.window.write().unwrap_or_else(|p| p.into_inner());
             let segment = window.push(
                 start_ms,
                 duration_ms,
                 sealed.discontinuity,
-                sealed.bytes,
+                bytes,
                 fragments,
             );
             drop(window);

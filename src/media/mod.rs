@@ -23,6 +23,7 @@ pub mod mpeg2;
 pub mod name;
 pub mod program;
 pub mod rtsp_pull;
+pub mod sealed;
 pub mod segmenter;
 pub mod service;
 pub mod source;

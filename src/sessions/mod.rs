@@ -9,11 +9,15 @@
 //! shell show every viewer; an HLS session's actor closes it after
 //! [`HLS_SESSION_TIMEOUT_MS`] without requests.
 //!
-//! Keys: a session with a token is (stream, token); without one, HLS requests are
-//! grouped by (stream, IP, user agent), while an HTTP-MPEG-TS or RTMP connection is a
-//! session of its own.
+//! Keys (`key`): a session with a token is (stream, token); without one, HLS requests
+//! are grouped by (stream, IP, user agent), while an HTTP-MPEG-TS or RTMP connection is
+//! a session of its own. A request finds its session under the table's read lock with
+//! the request's own strings: requests never wait on each other, nothing is allocated
+//! for a session that exists, and only opening or closing a session takes the write
+//! lock.
 
-use std::collections::HashMap;
+pub mod key;
+
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -30,6 +34,7 @@ use crate::config::Config;
 use crate::config::model::AutoToken;
 use crate::live::Live;
 use crate::media::directory::Directory;
+use key::{IdentityView, KeyView, SessionKey};
 
 /// An HLS session without a request for this long is over.
 pub const HLS_SESSION_TIMEOUT_MS: u64 = 30_000;
@@ -73,9 +78,8 @@ pub struct Session {
     pub bytes: AtomicU64,
     /// The session's play authorization (streams with `on_play`/`auth`).
     pub authorization: tokio::sync::Mutex<Authorization>,
-    /// How a refusal of this session is remembered (its key); `None` for a connection
-    /// without a token, which no later request can be.
-    refusal_key: Option<String>,
+    /// Its key in the table.
+    key: SessionKey,
 }
 
 impl Session {
@@ -170,12 +174,10 @@ pub struct Viewer<'a> {
     pub referer: Option<&'a str>,
 }
 
-type Key = (String, String);
-
 /// The node's sessions.
 #[derive(Clone)]
 pub struct SessionTable {
-    inner: Arc<RwLock<HashMap<Key, Arc<Session>>>>,
+    inner: Arc<RwLock<hashbrown::HashMap<SessionKey, Arc<Session>>>>,
     node: NodeContext,
     directory: Directory,
     /// Token and limit settings of the config: replaced by a reload.
@@ -342,53 +344,50 @@ impl SessionTable {
         if presented.is_some_and(|t| t.len() > MAX_TOKEN_BYTES) {
             return Err(Refused::BadToken);
         }
-        let token = match (presented, settings.auto_token) {
-            (Some(token), _) => Some(token.to_string()),
-            (None, AutoToken::Disabled) => {
-                return Err(Refused::TokenRequired(settings.token_parameter.clone()));
-            }
-            (None, AutoToken::Uuid) => Some(format!(
-                "{:032x}",
-                u128::from(self.node.runtime.random_u64()) << 64
-                    | u128::from(self.node.runtime.random_u64())
-            )),
-            (None, AutoToken::Blank) => None,
-        };
         // A presented token names the session; a generated one cannot (the player does not
         // know it), so HLS requests then group by client, and connections stand alone.
-        let key: Key = match (presented, viewer.protocol) {
-            (Some(token), _) => (viewer.stream.into(), format!("t:{token}")),
-            (None, protocol) if protocol.by_requests() => (
-                viewer.stream.into(),
-                format!(
-                    "c:{}|{}",
-                    viewer.ip.map_or_else(String::new, |ip| ip.to_string()),
-                    viewer.user_agent
-                ),
-            ),
-            (None, _) => (
-                viewer.stream.into(),
-                format!("x:{}", self.node.runtime.random_u64()),
-            ),
+        let identity = match presented {
+            Some(token) => IdentityView::Token(token),
+            None if matches!(settings.auto_token, AutoToken::Disabled) => {
+                return Err(Refused::TokenRequired(settings.token_parameter.clone()));
+            }
+            None if viewer.protocol.by_requests() => {
+                IdentityView::Client(viewer.ip, viewer.user_agent)
+            }
+            None => IdentityView::Connection(self.node.runtime.random_u64()),
+        };
+        let view = KeyView {
+            stream: viewer.stream,
+            identity,
         };
         if let Some(existing) = self
             .inner
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
+            .get(&view)
         {
             existing.touch(now_ms, 0);
             return Ok(existing.clone());
         }
-        let refusal_key = (!key.1.starts_with("x:")).then(|| key.1.clone());
+        let key = view.to_key();
+        let refusal_key = key.refusal_key();
         if access.play.is_some()
             && let Some(refusal_key) = &refusal_key
             && self.gate.refused(viewer.stream, refusal_key, now_ms)
         {
             return Err(Refused::Denied);
         }
+        let token = match (presented, settings.auto_token) {
+            (Some(token), _) => Some(token.to_string()),
+            (None, AutoToken::Uuid) => Some(format!(
+                "{:032x}",
+                u128::from(self.node.runtime.random_u64()) << 64
+                    | u128::from(self.node.runtime.random_u64())
+            )),
+            (None, _) => None,
+        };
         let mut sessions = self.inner.write().unwrap_or_else(|p| p.into_inner());
-        if let Some(existing) = sessions.get(&key) {
+        if let Some(existing) = sessions.get(&view) {
             return Ok(existing.clone());
         }
         if let Some(max) = settings.max_sessions
@@ -416,9 +415,9 @@ impl SessionTable {
             last_seen_ms: AtomicU64::new(now_ms),
             bytes: AtomicU64::new(0),
             authorization: tokio::sync::Mutex::default(),
-            refusal_key,
+            key: key.clone(),
         });
-        sessions.insert(key.clone(), session.clone());
+        sessions.insert(key, session.clone());
         drop(sessions);
         if let Some(live) = self.directory.get(viewer.stream) {
             live.counters.clients.fetch_add(1, Ordering::Relaxed);
@@ -426,7 +425,7 @@ impl SessionTable {
         if let Some(events) = &self.events {
             events.emit(session.event("play_opened", now_ms));
         }
-        self.start_actor(key, session.clone());
+        self.start_actor(session.clone());
         Ok(session)
     }
 
@@ -472,8 +471,8 @@ impl SessionTable {
             Ok(()) => return Ok(()),
             Err(denied) => denied,
         };
-        if let Some(key) = &session.refusal_key {
-            self.gate.remember_refused(&session.stream, key, now_ms);
+        if let Some(key) = session.key.refusal_key() {
+            self.gate.remember_refused(&session.stream, &key, now_ms);
         }
         self.close(session);
         match denied {
@@ -489,11 +488,13 @@ impl SessionTable {
     pub fn close(&self, session: &Session) {
         let removed = {
             let mut sessions = self.inner.write().unwrap_or_else(|p| p.into_inner());
-            let key = sessions
-                .iter()
-                .find(|(_, s)| s.id == session.id)
-                .map(|(k, _)| k.clone());
-            key.and_then(|key| sessions.remove(&key))
+            // Only this session: another may hold its key since (it closed before).
+            let current = sessions
+                .get(&session.key.view())
+                .is_some_and(|current| current.id == session.id);
+            current
+                .then(|| sessions.remove(&session.key.view()))
+                .flatten()
         };
         if removed.is_some() {
             if let Some(events) = &self.events {
@@ -514,7 +515,7 @@ impl SessionTable {
     }
 
     /// Starts the session's actor without waiting for it (the request goes on).
-    fn start_actor(&self, key: Key, session: Arc<Session>) {
+    fn start_actor(&self, session: Arc<Session>) {
         let Some(supervisor) = self.sessions_supervisor() else {
             return;
         };
@@ -522,8 +523,7 @@ impl SessionTable {
             table: self.clone(),
         };
         let id = session.id.clone();
-        let args = (key, session);
-        let spec = worker_child(id, actor, move || args.clone()).restart(Restart::Temporary);
+        let spec = worker_child(id, actor, move || session.clone()).restart(Restart::Temporary);
         let (reply, _ignored) = ractor::concurrency::oneshot();
         let _ = supervisor.cast(SupervisorMsg::StartChild(spec, reply.into()));
     }
@@ -549,8 +549,8 @@ pub enum SessionMsg {
 
 impl Worker for SessionActor {
     type Msg = SessionMsg;
-    type State = (Key, Arc<Session>);
-    type Args = (Key, Arc<Session>);
+    type State = Arc<Session>;
+    type Args = Arc<Session>;
 
     fn kind(&self) -> &'static str {
         "session"
@@ -571,7 +571,7 @@ impl Worker for SessionActor {
         _message: SessionMsg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        let session = &state.1;
+        let session = &*state;
         let now_ms = me.runtime().wall_clock_ms();
         let idle_ms = now_ms.saturating_sub(session.last_seen_ms.load(Ordering::Relaxed));
         if session.protocol.by_requests() && idle_ms > HLS_SESSION_TIMEOUT_MS {
@@ -582,7 +582,7 @@ impl Worker for SessionActor {
     }
 
     fn summary(&self, state: &Self::State) -> String {
-        state.1.summary(self.table.node.runtime.wall_clock_ms())
+        state.summary(self.table.node.runtime.wall_clock_ms())
     }
 }
 
