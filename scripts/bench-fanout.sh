@@ -23,19 +23,23 @@
 #    flotilla's (the same bytes);
 # 4. hls: HLS_VIEWERS paced viewers (`flotilla bench --protocol hls`, one connection and
 #    session each, playlist + every new segment) for 40 s: Gbit/s per server core.
+# 5. mpegts: RTMP_PLAYERS HTTP-MPEG-TS viewers of flotilla (`/test/mpegts`) against as
+#    many RTMP players of nginx-rtmp, for 25 s: Gbit/s per server core. nginx has no live
+#    HTTP-MPEG-TS; an RTMP player is the same kind of viewer (the stream, paced by the
+#    source, on one TCP connection), and nginx-rtmp is what a user runs for it.
 # nginx serves HTTP with 2 workers (`worker_processes auto` here), `sendfile on`.
 # Server CPU is utime + stime of the server's processes (/proc) over the run; the load
 # generator shares the two cores, which is why rounds are paired.
 #
 # Environment: FLOTILLA=PATH runs that binary instead of building `--profile lto`;
-# MEASURES="rtmp segment playlist hls" picks measures; WARM_UP_S (default 90) is how long
+# MEASURES="rtmp mpegts segment playlist hls" picks measures; WARM_UP_S (default 90) is how long
 # both servers run their stream before the first measure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS="${1:-3}"
 RTMP_PLAYERS="${2:-1000}"
 HLS_VIEWERS="${3:-5000}"
-read -r -a MEASURES <<< "${MEASURES:-rtmp segment playlist hls}"
+read -r -a MEASURES <<< "${MEASURES:-rtmp mpegts segment playlist hls}"
 RTMP_SECONDS=25
 WRK_SECONDS=10
 HLS_SECONDS=40
@@ -177,7 +181,7 @@ cpu_ticks() {
 pids_of() { # SERVER MEASURE: the processes that do the serving
     case "$1,$2" in
         flotilla,*) echo "$FLOTILLA_PID" ;;
-        nginx,rtmp) echo "$NGINX_RTMP_WORKER" ;;
+        nginx,rtmp | nginx,mpegts) echo "$NGINX_RTMP_WORKER" ;;
         nginx,*) echo "$NGINX_HTTP_WORKERS" ;;
     esac
 }
@@ -237,6 +241,13 @@ get() {
 measure_once() { # SERVER MEASURE
     case "$2" in
         rtmp) bench "$1" rtmp "$RTMP_PLAYERS" "$RTMP_SECONDS" ;;
+        mpegts)
+            if [ "$1" = flotilla ]; then
+                bench flotilla mpegts "$RTMP_PLAYERS" "$RTMP_SECONDS"
+            else
+                bench nginx rtmp "$RTMP_PLAYERS" "$RTMP_SECONDS"
+            fi
+            ;;
         hls) bench "$1" hls "$HLS_VIEWERS" "$HLS_SECONDS" ;;
         segment | playlist) get "$1" "$2" ;;
     esac
@@ -265,7 +276,7 @@ median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print (NR % 2) 
 column_of() { local -n values="$1"; local round; for round in $(seq 1 "$ROUNDS"); do echo "${values[$2,$round]}"; done; }
 unit_of() {
     case "$1" in
-        rtmp | hls) echo "Gbit/s per core (KiB/viewer)" ;;
+        rtmp | hls | mpegts) echo "Gbit/s per core (KiB/viewer)" ;;
         *) echo "req/s (server µs/req)" ;;
     esac
 }

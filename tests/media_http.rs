@@ -114,7 +114,10 @@ fn hls_serves_a_valid_live_window_of_the_test_source() {
         .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
         .filter(|target| target.to_string_lossy().contains("memfd:flotilla-segment"))
         .count();
-    assert!(sealed >= media.segments.len(), "{sealed} sealed segment files");
+    assert!(
+        sealed >= media.segments.len(),
+        "{sealed} sealed segment files"
+    );
 }
 
 #[test]

@@ -38,7 +38,7 @@ use key::{IdentityView, KeyView, SessionKey};
 
 /// An HLS session without a request for this long is over.
 pub const HLS_SESSION_TIMEOUT_MS: u64 = 30_000;
-/// How often a session actor checks its session (and refreshes its summary).
+/// How often an HLS or DASH session's actor checks whether it went idle.
 const SESSION_TICK: Duration = Duration::from_secs(5);
 /// Longest token accepted (real tokens are < 100 bytes).
 pub const MAX_TOKEN_BYTES: usize = 512;
@@ -561,7 +561,11 @@ impl Worker for SessionActor {
         me: &Handle<SessionMsg>,
         args: Self::Args,
     ) -> Result<Self::State, ActorProcessingErr> {
-        me.send_interval(SESSION_TICK, || SessionMsg::Tick);
+        // Only a session of requests can go idle; a connection's ends with it (and so
+        // costs no timer while it plays).
+        if args.protocol.by_requests() {
+            me.send_interval(SESSION_TICK, || SessionMsg::Tick);
+        }
         Ok(args)
     }
 
@@ -581,8 +585,11 @@ impl Worker for SessionActor {
         Ok(())
     }
 
-    fn summary(&self, state: &Self::State) -> String {
-        state.summary(self.table.node.runtime.wall_clock_ms())
+    /// Written when asked: a playing session's bytes and duration change without messages.
+    fn summary_probe(&self, state: &Self::State) -> Option<flotilla_otp::registry::SummaryProbe> {
+        let session = state.clone();
+        let runtime = self.table.node.runtime.clone();
+        Some(Arc::new(move || session.summary(runtime.wall_clock_ms())))
     }
 }
 

@@ -129,6 +129,12 @@ pub type FailureInjector = Arc<dyn Fn(String) -> bool + Send + Sync>;
 /// actor owns on purpose, not every allocation made on its behalf.
 pub type MemoryProbe = Arc<dyn Fn() -> u64 + Send + Sync>;
 
+/// Writes an actor's one-line summary when someone asks (the shell, the tree API),
+/// instead of the actor refreshing it after every message: for actors whose state
+/// changes without messages (a viewer session's bytes), so they need no timer to keep
+/// their line current. Read with the entry unlocked.
+pub type SummaryProbe = Arc<dyn Fn() -> String + Send + Sync>;
+
 /// Counters updated on the message path without locks.
 #[derive(Debug, Default)]
 pub struct Counters {
@@ -180,6 +186,8 @@ struct EntryState {
     summary: String,
     injector: Option<FailureInjector>,
     memory: Option<MemoryProbe>,
+    /// Writes the summary on demand; `summary` is unused while one is set.
+    summary_probe: Option<SummaryProbe>,
     /// A typed handle to the actor (`Handle<M>`), for lookups by path.
     handle: Option<Arc<dyn Any + Send + Sync>>,
     /// The tracers' channel, created by the first one.
@@ -292,6 +300,11 @@ impl Entry {
         self.state().injector = Some(injector);
     }
 
+    /// Installs (or, with `None`, removes) how the current incarnation writes its summary.
+    pub fn set_summary_probe(&self, probe: Option<SummaryProbe>) {
+        self.state().summary_probe = probe;
+    }
+
     /// Installs (or, with `None`, removes) how the current incarnation reports its memory.
     pub fn set_memory_probe(&self, probe: Option<MemoryProbe>) {
         self.state().memory = probe;
@@ -344,6 +357,7 @@ impl Entry {
         let state = self.state();
         let started_at_ms = self.started_at_ms.load(Ordering::Relaxed);
         let probe = state.memory.clone();
+        let summary_probe = state.summary_probe.clone();
         let mut info = ActorInfo {
             path: self.path.clone(),
             kind: self.kind,
@@ -362,6 +376,9 @@ impl Entry {
         // The probe reads the actor's buffers: never with this entry locked.
         drop(state);
         info.memory_bytes = probe.map(|probe| probe());
+        if let Some(summary) = summary_probe {
+            info.summary = one_line(&summary());
+        }
         info
     }
 }
@@ -466,6 +483,7 @@ impl Registry {
                         summary: String::new(),
                         injector: None,
                         memory: None,
+                        summary_probe: None,
                         handle: None,
                         tracers: None,
                     }),
@@ -601,6 +619,25 @@ mod tests {
             .map(|i| i.path.to_string())
             .collect();
         assert_eq!(left, vec!["node", "node/mesh", "node/streams-x"]);
+    }
+
+    /// A probed summary is written when asked, so it is current without messages.
+    #[test]
+    fn a_summary_probe_answers_for_the_actor_when_asked() {
+        let registry = Registry::default();
+        let path = ActorPath::root().child("session");
+        let entry = registry.ensure(&path, "session", None);
+        entry.set_summary("stale");
+        let bytes = Arc::new(std::sync::atomic::AtomicU64::new(1));
+        let read = bytes.clone();
+        entry.set_summary_probe(Some(Arc::new(move || {
+            format!("bytes {}\nsecond line", read.load(Ordering::Relaxed))
+        })));
+        assert_eq!(entry.info(0).summary, "bytes 1");
+        bytes.store(42, Ordering::Relaxed);
+        assert_eq!(entry.info(0).summary, "bytes 42");
+        entry.set_summary_probe(None);
+        assert_eq!(entry.info(0).summary, "stale");
     }
 
     #[test]

@@ -56,6 +56,12 @@ pub trait Worker: Send + Sync + 'static {
         String::new()
     }
 
+    /// How this incarnation writes its summary when asked (see
+    /// [`crate::registry::SummaryProbe`]); `None`: [`Worker::summary`] after each message.
+    fn summary_probe(&self, _state: &Self::State) -> Option<crate::registry::SummaryProbe> {
+        None
+    }
+
     /// How this incarnation reports the bytes it holds (`None`: it does not).
     fn memory_probe(&self, _state: &Self::State) -> Option<crate::registry::MemoryProbe> {
         None
@@ -172,6 +178,8 @@ pub struct ManagedState<W: Worker> {
     inner: W::State,
     me: Handle<W::Msg>,
     entry: Arc<Entry>,
+    /// Its summary is written on demand (a probe), not after each message.
+    probed_summary: bool,
 }
 
 impl<W: Worker> Actor for Managed<W> {
@@ -196,9 +204,19 @@ impl<W: Worker> Actor for Managed<W> {
             target.counters.enqueued.fetch_add(1, Ordering::Relaxed);
             target.actor.send_message(Envelope::Fail(reason)).is_ok()
         }));
-        entry.set_summary(&self.worker.summary(&inner));
+        let summary_probe = self.worker.summary_probe(&inner);
+        let probed_summary = summary_probe.is_some();
+        if !probed_summary {
+            entry.set_summary(&self.worker.summary(&inner));
+        }
+        entry.set_summary_probe(summary_probe);
         entry.set_memory_probe(self.worker.memory_probe(&inner));
-        Ok(ManagedState { inner, me, entry })
+        Ok(ManagedState {
+            inner,
+            me,
+            entry,
+            probed_summary,
+        })
     }
 
     async fn handle(
@@ -216,7 +234,9 @@ impl<W: Worker> Actor for Managed<W> {
             Envelope::Fail(reason) => Err(format!("failure injected: {reason}").into()),
         };
         state.entry.mark_handled();
-        state.entry.set_summary(&self.worker.summary(&state.inner));
+        if !state.probed_summary {
+            state.entry.set_summary(&self.worker.summary(&state.inner));
+        }
         result
     }
 
