@@ -258,14 +258,16 @@ impl Connection {
         };
         let stream = Rewound::new(replay, stream);
         let port = stream.inner().local_addr().map_or(0, |addr| addr.port());
+        // The TLS handshake and the TLS connection are boxed: a task keeps room for its
+        // largest await for as long as it lives, and plain connections (most viewers)
+        // would otherwise carry ~6 KiB for TLS they never use.
         let handshake = tokio::select! {
-            handshake = crate::tls::handshake(tls, stream) => handshake,
+            handshake = Box::pin(crate::tls::handshake(tls, stream)) => handshake,
             () = self.waiting.1.shed() => return,
         };
         match handshake {
             Ok(stream) => {
-                self.serve_http(stream, builder, Some(ArrivedOverTls { port }))
-                    .await;
+                Box::pin(self.serve_http(stream, builder, Some(ArrivedOverTls { port }))).await;
             }
             Err(error) => {
                 tracing::debug!(remote = %self.remote, %error, "tls connection closed");

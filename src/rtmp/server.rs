@@ -174,7 +174,8 @@ pub async fn serve(
         let counted = crate::stats::OpenConnection::open(&transport.open, |c| &c.rtmp);
         runtime.spawn("rtmp-connection", async move {
             let _counted = counted;
-            let opened = transport.open(socket, remote).await;
+            // Boxed for the same reason as the handshake (a PROXY header, TLS).
+            let opened = Box::pin(transport.open(socket, remote)).await;
             let result = match opened {
                 Ok((stream, client)) => Connection::run(context, stream, client).await,
                 Err(reason) => Err(reason),
@@ -237,10 +238,12 @@ impl Connection {
         mut socket: Box<dyn RtmpIo>,
         remote: SocketAddr,
     ) -> Result<(), RtmpError> {
-        let remaining = tokio::time::timeout(
+        // Boxed: the handshake's buffers (~6 KiB) are needed only until it ends, and a
+        // task keeps room for its largest await for as long as it lives (a player: hours).
+        let remaining = Box::pin(tokio::time::timeout(
             HANDSHAKE_TIMEOUT,
             super::handshake::run(&mut socket, PeerType::Server),
-        )
+        ))
         .await
         .map_err(|_| RtmpError::HandshakeTimeout)??;
         let mut config = ServerSessionConfig::new();
