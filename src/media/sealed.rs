@@ -27,6 +27,21 @@ use super::cmaf::TrackSegment;
 /// that make, map and unmap a file (and a file takes at least a page).
 pub const SEAL_MIN_BYTES: usize = 32 * 1024;
 
+/// At most this share (1/N) of the process's descriptor limit (`RLIMIT_NOFILE`) is held
+/// by sealed files: each holds a descriptor for as long as its segment is in a window,
+/// and connections must still find descriptors (1,024 under a default `ulimit -n` is
+/// 256 files; the systemd unit's 1,048,576 is never reached). Beyond it, segments stay
+/// in ordinary memory and are served by copy.
+pub const SEALED_SHARE_OF_DESCRIPTORS: u64 = 4;
+
+/// How many sealed files may be open at once now (see [`SEALED_SHARE_OF_DESCRIPTORS`]).
+fn sealed_files_allowed() -> usize {
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .unwrap_or(u64::MAX);
+    usize::try_from(limit / SEALED_SHARE_OF_DESCRIPTORS).unwrap_or(usize::MAX)
+}
+
 /// A mapped sealed file: the owner of the bytes handed out.
 struct SealedFile {
     map: memmap2::Mmap,
@@ -66,6 +81,13 @@ fn mappings() -> &'static RwLock<BTreeMap<usize, Mapping>> {
 pub fn seal(pieces: &[&[u8]]) -> Option<Bytes> {
     let len: usize = pieces.iter().map(|piece| piece.len()).sum();
     if len < SEAL_MIN_BYTES {
+        return None;
+    }
+    if mappings().read().unwrap_or_else(|p| p.into_inner()).len() >= sealed_files_allowed() {
+        tracing::debug!(
+            len,
+            "segment kept in memory: sealed files at their share of descriptors"
+        );
         return None;
     }
     match sealed_file(pieces) {
@@ -163,6 +185,14 @@ mod tests {
         let (_, offset) = file_behind(&tail).expect("found");
         assert_eq!(offset, SEAL_MIN_BYTES as u64);
         assert!(file_behind(&first).is_none(), "ordinary memory");
+    }
+
+    #[test]
+    fn sealed_files_take_a_quarter_of_the_descriptor_limit_at_most() {
+        let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+            .current
+            .expect("a finite limit under test");
+        assert_eq!(sealed_files_allowed() as u64, limit / 4);
     }
 
     #[test]
