@@ -391,7 +391,7 @@ fn a_browsers_whip_stream_plays_in_hlsjs_over_ll_hls() {
         "hlsjs",
         15.0,
         2 * common::browser::LOW_LATENCY_STALLS_TOLERATED,
-        &common::browser::WEBRTC_SOURCE_RECOVERIES,
+        &common::browser::LOW_LATENCY_RECOVERIES,
     );
     assert_eq!(report["videoWidth"], 640, "{report}");
 }
