@@ -37,10 +37,6 @@ impl SendfileTcp {
         SendfileTcp { stream }
     }
 
-    pub fn get_ref(&self) -> &TcpStream {
-        &self.stream
-    }
-
     /// Runs `write` once the socket may take bytes, until it does not answer WouldBlock.
     fn poll_write_with(
         &self,

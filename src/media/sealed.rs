@@ -90,7 +90,7 @@ pub fn seal(pieces: &[&[u8]]) -> Option<Bytes> {
         );
         return None;
     }
-    match sealed_file(pieces) {
+    match sealed_file(pieces, len) {
         Ok(bytes) => Some(bytes),
         Err(error) => {
             tracing::debug!(%error, len, "segment kept in memory: no sealed file");
@@ -99,7 +99,8 @@ pub fn seal(pieces: &[&[u8]]) -> Option<Bytes> {
     }
 }
 
-fn sealed_file(pieces: &[&[u8]]) -> std::io::Result<Bytes> {
+/// `pieces`, `len` bytes in all, in a new sealed file, mapped and registered.
+fn sealed_file(pieces: &[&[u8]], len: usize) -> std::io::Result<Bytes> {
     use rustix::fs::{MemfdFlags, SealFlags};
     let fd = rustix::fs::memfd_create(
         "flotilla-segment",
@@ -109,7 +110,6 @@ fn sealed_file(pieces: &[&[u8]]) -> std::io::Result<Bytes> {
     // Sized before it is written: a kernel allowed to back memory files with large
     // pages (`shmem_enabled` `within_size`) uses them only within the file's size, and
     // large pages make fewer, larger pieces for `sendfile` to hand to the socket.
-    let len: usize = pieces.iter().map(|piece| piece.len()).sum();
     file.set_len(len as u64)?;
     for piece in pieces {
         file.write_all(piece)?;

@@ -28,7 +28,7 @@ pub struct SessionKey {
 
 /// [`Identity`] borrowed from a request. Its variants and fields mirror `Identity`'s, in
 /// the same order: their derived hashes are equal.
-#[derive(Debug, Clone, Copy, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum IdentityView<'a> {
     Token(&'a str),
     Client(Option<IpAddr>, &'a str),
@@ -36,7 +36,7 @@ pub enum IdentityView<'a> {
 }
 
 /// [`SessionKey`] borrowed from a request (fields in the same order: equal hashes).
-#[derive(Debug, Clone, Copy, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct KeyView<'a> {
     pub stream: &'a str,
     pub identity: IdentityView<'a>,
@@ -44,15 +44,7 @@ pub struct KeyView<'a> {
 
 impl hashbrown::Equivalent<SessionKey> for KeyView<'_> {
     fn equivalent(&self, key: &SessionKey) -> bool {
-        self.stream == key.stream
-            && match (self.identity, &key.identity) {
-                (IdentityView::Token(view), Identity::Token(token)) => view == token,
-                (IdentityView::Client(ip, agent), Identity::Client(key_ip, key_agent)) => {
-                    ip == *key_ip && agent == key_agent
-                }
-                (IdentityView::Connection(view), Identity::Connection(number)) => view == *number,
-                _ => false,
-            }
+        *self == key.view()
     }
 }
 
@@ -75,18 +67,26 @@ impl SessionKey {
     pub fn view(&self) -> KeyView<'_> {
         KeyView {
             stream: &self.stream,
-            identity: match &self.identity {
-                Identity::Token(token) => IdentityView::Token(token),
-                Identity::Client(ip, agent) => IdentityView::Client(*ip, agent),
-                Identity::Connection(number) => IdentityView::Connection(*number),
-            },
+            identity: self.identity.view(),
+        }
+    }
+}
+
+impl Identity {
+    /// This identity borrowed, as a request presents it.
+    pub fn view(&self) -> IdentityView<'_> {
+        match self {
+            Identity::Token(token) => IdentityView::Token(token),
+            Identity::Client(ip, agent) => IdentityView::Client(*ip, agent),
+            Identity::Connection(number) => IdentityView::Connection(*number),
         }
     }
 
-    /// How a refusal of this session is remembered (`crate::auth::Gate::refused`):
-    /// `None` for a connection of its own, which no later request can be.
+    /// How a refusal of a session with this identity is remembered
+    /// (`crate::auth::Gate::refused`): `None` for a connection of its own, which no later
+    /// request can be.
     pub fn refusal_key(&self) -> Option<String> {
-        match &self.identity {
+        match self {
             Identity::Token(token) => Some(format!("t:{token}")),
             Identity::Client(ip, agent) => Some(format!(
                 "c:{}|{agent}",
@@ -131,17 +131,13 @@ mod tests {
 
     #[test]
     fn a_connection_of_its_own_is_never_remembered_as_refused() {
-        let key = |identity| SessionKey {
-            stream: "cam".into(),
-            identity,
-        };
-        assert_eq!(key(Identity::Connection(7)).refusal_key(), None);
+        assert_eq!(Identity::Connection(7).refusal_key(), None);
         assert_eq!(
-            key(Identity::Token("abc".into())).refusal_key().as_deref(),
+            Identity::Token("abc".into()).refusal_key().as_deref(),
             Some("t:abc")
         );
         assert_eq!(
-            key(Identity::Client(Some([10, 0, 0, 1].into()), "vlc".into()))
+            Identity::Client(Some([10, 0, 0, 1].into()), "vlc".into())
                 .refusal_key()
                 .as_deref(),
             Some("c:10.0.0.1|vlc")

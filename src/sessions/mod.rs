@@ -34,7 +34,7 @@ use crate::config::Config;
 use crate::config::model::AutoToken;
 use crate::live::Live;
 use crate::media::directory::Directory;
-use key::{IdentityView, KeyView, SessionKey};
+use key::{Identity, IdentityView, KeyView, SessionKey};
 
 /// An HLS session without a request for this long is over.
 pub const HLS_SESSION_TIMEOUT_MS: u64 = 30_000;
@@ -78,11 +78,19 @@ pub struct Session {
     pub bytes: AtomicU64,
     /// The session's play authorization (streams with `on_play`/`auth`).
     pub authorization: tokio::sync::Mutex<Authorization>,
-    /// Its key in the table.
-    key: SessionKey,
+    /// Who the viewer is: with `stream`, its key in the table.
+    identity: Identity,
 }
 
 impl Session {
+    /// Its key in the table, borrowed.
+    fn key_view(&self) -> KeyView<'_> {
+        KeyView {
+            stream: &self.stream,
+            identity: self.identity.view(),
+        }
+    }
+
     /// Records activity of `bytes` at `now_ms`.
     pub fn touch(&self, now_ms: u64, bytes: u64) {
         self.last_seen_ms.fetch_max(now_ms, Ordering::Relaxed);
@@ -370,7 +378,7 @@ impl SessionTable {
             return Ok(existing.clone());
         }
         let key = view.to_key();
-        let refusal_key = key.refusal_key();
+        let refusal_key = key.identity.refusal_key();
         if access.play.is_some()
             && let Some(refusal_key) = &refusal_key
             && self.gate.refused(viewer.stream, refusal_key, now_ms)
@@ -415,7 +423,7 @@ impl SessionTable {
             last_seen_ms: AtomicU64::new(now_ms),
             bytes: AtomicU64::new(0),
             authorization: tokio::sync::Mutex::default(),
-            key: key.clone(),
+            identity: key.identity.clone(),
         });
         sessions.insert(key, session.clone());
         drop(sessions);
@@ -471,7 +479,7 @@ impl SessionTable {
             Ok(()) => return Ok(()),
             Err(denied) => denied,
         };
-        if let Some(key) = session.key.refusal_key() {
+        if let Some(key) = session.identity.refusal_key() {
             self.gate.remember_refused(&session.stream, &key, now_ms);
         }
         self.close(session);
@@ -490,10 +498,10 @@ impl SessionTable {
             let mut sessions = self.inner.write().unwrap_or_else(|p| p.into_inner());
             // Only this session: another may hold its key since (it closed before).
             let current = sessions
-                .get(&session.key.view())
+                .get(&session.key_view())
                 .is_some_and(|current| current.id == session.id);
             current
-                .then(|| sessions.remove(&session.key.view()))
+                .then(|| sessions.remove(&session.key_view()))
                 .flatten()
         };
         if removed.is_some() {
